@@ -1,0 +1,402 @@
+//! The plugin configuration: parsed once from JSON, then validated completely.
+//!
+//! Parsing rejects unknown fields and wrong types; validation checks values and
+//! cross-references. Every error names where the problem is, never the value found there, so
+//! a secret typed into the wrong field cannot reach Envoy's log.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Deserialize;
+
+use crate::credentials::SecretVerifier;
+use crate::routes::{Access, PathTemplate, RouteRule, RouteTable};
+use crate::scope::{is_scope_token, scope_id, ScopeId, ScopeSet};
+use crate::store::bucket_count_for;
+
+pub const DEFAULT_ACCESS_VALIDITY_SECS: i64 = 3600;
+pub const DEFAULT_REFRESH_VALIDITY_SECS: i64 = 86400;
+const DEFAULT_MAX_BODY_BYTES: usize = 8192;
+const DEFAULT_STORE_CAPACITY: u32 = 10_000;
+const MAX_STORE_CAPACITY: u32 = 1 << 24;
+/// The store keeps names in one length byte.
+const MAX_NAME_BYTES: usize = 255;
+/// The store keeps scope lists in one count byte (0xFF is reserved).
+const MAX_SCOPES: usize = 254;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    ClientCredentials,
+    Password,
+    RefreshToken,
+}
+
+impl GrantType {
+    pub fn from_param(value: &str) -> Option<GrantType> {
+        match value {
+            "client_credentials" => Some(GrantType::ClientCredentials),
+            "password" => Some(GrantType::Password),
+            "refresh_token" => Some(GrantType::RefreshToken),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_realm")]
+    realm: String,
+    #[serde(default = "default_token_endpoint")]
+    token_endpoint: String,
+    #[serde(default = "default_access_validity")]
+    access_token_validity_secs: i64,
+    #[serde(default = "default_refresh_validity")]
+    refresh_token_validity_secs: i64,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: usize,
+    #[serde(default)]
+    forward_authorization: bool,
+    #[serde(default)]
+    store: RawStore,
+    applications: Vec<RawApplication>,
+    #[serde(default)]
+    users: Vec<RawUser>,
+    #[serde(default)]
+    resources: Vec<RawResource>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    capacity: u32,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore { capacity: DEFAULT_STORE_CAPACITY }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApplication {
+    consumer_key: String,
+    consumer_secret: Option<String>,
+    consumer_secret_hash: Option<String>,
+    #[serde(default = "default_grant_types")]
+    grant_types: Vec<GrantType>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    access_token_validity_secs: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    username: String,
+    password: Option<String>,
+    password_hash: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResource {
+    methods: Vec<String>,
+    path: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    public: bool,
+}
+
+fn default_realm() -> String {
+    "tokengate".to_owned()
+}
+fn default_token_endpoint() -> String {
+    "/token".to_owned()
+}
+fn default_access_validity() -> i64 {
+    DEFAULT_ACCESS_VALIDITY_SECS
+}
+fn default_refresh_validity() -> i64 {
+    DEFAULT_REFRESH_VALIDITY_SECS
+}
+fn default_max_body_bytes() -> usize {
+    DEFAULT_MAX_BODY_BYTES
+}
+fn default_grant_types() -> Vec<GrantType> {
+    // RFC 9700 §2.4: the password grant is never on unless an application asks for it.
+    vec![GrantType::ClientCredentials]
+}
+
+/// How long a token lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    Seconds(u64),
+    /// The seeds' negative validity: the token never expires (it can still be revoked).
+    Never,
+}
+
+impl Validity {
+    pub fn expires_at(self, now: u64) -> u64 {
+        match self {
+            Validity::Seconds(secs) => now.saturating_add(secs),
+            Validity::Never => crate::store::NEVER_EXPIRES,
+        }
+    }
+}
+
+pub struct Application {
+    pub consumer_key: String,
+    pub verifier: SecretVerifier,
+    /// Changes whenever the key or secret changes; tokens remember it.
+    pub fingerprint: u32,
+    pub grant_types: BTreeSet<GrantType>,
+    pub scopes: ScopeSet,
+    pub access_validity: Validity,
+}
+
+pub struct User {
+    pub username: String,
+    pub verifier: SecretVerifier,
+    pub fingerprint: u32,
+    pub scopes: ScopeSet,
+}
+
+/// A validated configuration: everything the gateway needs, precomputed.
+pub struct Config {
+    pub realm: String,
+    pub token_endpoint: String,
+    pub refresh_validity_secs: u64,
+    pub max_body_bytes: usize,
+    pub forward_authorization: bool,
+    pub store_capacity: u32,
+    pub bucket_count: u32,
+    pub applications: HashMap<String, Application>,
+    pub users: HashMap<String, User>,
+    pub routes: RouteTable,
+    /// Every configured scope by its stored id.
+    pub scope_names: HashMap<ScopeId, String>,
+    /// Checked when a client or user is unknown, so that case costs what a wrong secret costs.
+    pub decoy_client_verifier: SecretVerifier,
+    pub decoy_user_verifier: SecretVerifier,
+}
+
+/// A configuration problem, phrased for one log line. Never contains a configured value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn problem(at: impl std::fmt::Display, what: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("{at}: {what}"))
+}
+
+impl Config {
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+        let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            // serde's "invalid type/value" messages quote the offending value: describe it
+            // by position instead, in case it is a secret typed into the wrong field.
+            let what = if inner.is_data() && !inner.to_string().starts_with("unknown field")
+                && !inner.to_string().starts_with("missing field")
+                && !inner.to_string().starts_with("unknown variant")
+            {
+                format!("wrong type or value at line {} column {}", inner.line(), inner.column())
+            } else {
+                inner.to_string()
+            };
+            if path == "." { ConfigError(what) } else { problem(path, what) }
+        })?;
+        Config::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        if raw.realm.is_empty() || !raw.realm.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+            return Err(problem("realm", "must be printable ASCII without '\"' or '\\'"));
+        }
+        if !raw.token_endpoint.starts_with('/') || raw.token_endpoint.contains(['?', '#', ' ']) {
+            return Err(problem("token_endpoint", "must be a path starting with '/'"));
+        }
+        let access_validity = validity("access_token_validity_secs", raw.access_token_validity_secs)?;
+        let refresh_validity_secs = match raw.refresh_token_validity_secs {
+            secs if secs > 0 => secs.unsigned_abs(),
+            _ => return Err(problem("refresh_token_validity_secs", "must be a positive number of seconds")),
+        };
+        if !(256..=1 << 20).contains(&raw.max_body_bytes) {
+            return Err(problem("max_body_bytes", "must be between 256 and 1048576"));
+        }
+        if !(1..=MAX_STORE_CAPACITY).contains(&raw.store.capacity) {
+            return Err(problem("store.capacity", format!("must be between 1 and {MAX_STORE_CAPACITY}")));
+        }
+        if raw.applications.is_empty() {
+            return Err(problem("applications", "at least one application is needed"));
+        }
+
+        let mut scope_names: HashMap<ScopeId, String> = HashMap::new();
+        let mut register_scopes = |at: &str, names: &[String]| -> Result<ScopeSet, ConfigError> {
+            if names.len() > MAX_SCOPES {
+                return Err(problem(at, format!("at most {MAX_SCOPES} scopes")));
+            }
+            for (i, name) in names.iter().enumerate() {
+                if !is_scope_token(name) {
+                    return Err(problem(format!("{at}[{i}]"), "not a valid scope (RFC 6749 §3.3)"));
+                }
+                let id = scope_id(name);
+                match scope_names.get(&id) {
+                    Some(existing) if existing != name => {
+                        return Err(problem(format!("{at}[{i}]"), "scope name collides with another scope's id; rename it"));
+                    }
+                    _ => {
+                        scope_names.insert(id, name.clone());
+                    }
+                }
+            }
+            Ok(ScopeSet::from_names(names.iter().cloned()))
+        };
+
+        let mut applications = HashMap::new();
+        let mut grantable = ScopeSet::default();
+        for (i, app) in raw.applications.into_iter().enumerate() {
+            let at = format!("applications[{i}]");
+            check_name(&format!("{at}.consumer_key"), &app.consumer_key)?;
+            let verifier = verifier(&at, "consumer_secret", app.consumer_secret, app.consumer_secret_hash)?;
+            if app.grant_types.is_empty() {
+                return Err(problem(format!("{at}.grant_types"), "at least one grant type is needed"));
+            }
+            let grant_types: BTreeSet<GrantType> = app.grant_types.iter().copied().collect();
+            if grant_types.len() != app.grant_types.len() {
+                return Err(problem(format!("{at}.grant_types"), "lists a grant type twice"));
+            }
+            if grant_types == BTreeSet::from([GrantType::RefreshToken]) {
+                return Err(problem(format!("{at}.grant_types"), "refresh_token alone can never be used: add password"));
+            }
+            let scopes = register_scopes(&format!("{at}.scopes"), &app.scopes)?;
+            grantable = ScopeSet::from_names(grantable.iter().chain(scopes.iter()).map(str::to_owned));
+            let access_validity = match app.access_token_validity_secs {
+                Some(secs) => validity(&format!("{at}.access_token_validity_secs"), secs)?,
+                None => access_validity,
+            };
+            let application = Application {
+                fingerprint: verifier.fingerprint(&app.consumer_key),
+                consumer_key: app.consumer_key.clone(),
+                verifier,
+                grant_types,
+                scopes,
+                access_validity,
+            };
+            if applications.insert(app.consumer_key, application).is_some() {
+                return Err(problem(format!("{at}.consumer_key"), "the same consumer_key appears twice"));
+            }
+        }
+
+        let mut users = HashMap::new();
+        for (i, user) in raw.users.into_iter().enumerate() {
+            let at = format!("users[{i}]");
+            check_name(&format!("{at}.username"), &user.username)?;
+            let verifier = verifier(&at, "password", user.password, user.password_hash)?;
+            let scopes = register_scopes(&format!("{at}.scopes"), &user.scopes)?;
+            let entry = User { fingerprint: verifier.fingerprint(&user.username), username: user.username.clone(), verifier, scopes };
+            if users.insert(user.username, entry).is_some() {
+                return Err(problem(format!("{at}.username"), "the same username appears twice"));
+            }
+        }
+
+        let mut rules = Vec::with_capacity(raw.resources.len());
+        let mut seen = BTreeSet::new();
+        for (i, resource) in raw.resources.into_iter().enumerate() {
+            let at = format!("resources[{i}]");
+            let template = PathTemplate::parse(&resource.path).map_err(|e| problem(format!("{at}.path"), e.0))?;
+            if template.matches(&raw.token_endpoint) {
+                return Err(problem(format!("{at}.path"), "overlaps the token endpoint"));
+            }
+            if resource.methods.is_empty() {
+                return Err(problem(format!("{at}.methods"), "at least one method is needed"));
+            }
+            for (j, method) in resource.methods.iter().enumerate() {
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(problem(format!("{at}.methods[{j}]"), "an HTTP method in capitals, like GET"));
+                }
+                if !seen.insert((method.clone(), resource.path.clone())) {
+                    return Err(problem(format!("{at}.methods[{j}]"), "this method and path are listed twice"));
+                }
+            }
+            let access = if resource.public {
+                if !resource.scopes.is_empty() {
+                    return Err(problem(format!("{at}.scopes"), "a public resource needs no scopes"));
+                }
+                Access::Public
+            } else {
+                let scopes = register_scopes(&format!("{at}.scopes"), &resource.scopes)?;
+                if let Some(j) = resource.scopes.iter().position(|name| !grantable.contains(name)) {
+                    return Err(problem(format!("{at}.scopes[{j}]"), "no application can be granted this scope"));
+                }
+                Access::scopes(scopes.iter().map(str::to_owned))
+            };
+            rules.push(RouteRule { methods: resource.methods, template, access });
+        }
+
+        Ok(Config {
+            realm: raw.realm,
+            token_endpoint: raw.token_endpoint,
+            refresh_validity_secs,
+            max_body_bytes: raw.max_body_bytes,
+            forward_authorization: raw.forward_authorization,
+            store_capacity: raw.store.capacity,
+            bucket_count: bucket_count_for(raw.store.capacity),
+            applications,
+            users,
+            routes: RouteTable::new(rules),
+            scope_names,
+            decoy_client_verifier: SecretVerifier::from_plaintext("tokengate-decoy"),
+            decoy_user_verifier: decoy_user_verifier(),
+        })
+    }
+
+    /// The names of stored scope ids, skipping any this config no longer knows.
+    pub fn scope_set(&self, ids: &[ScopeId]) -> ScopeSet {
+        ScopeSet::from_names(ids.iter().filter_map(|id| self.scope_names.get(id)).cloned())
+    }
+}
+
+/// A decoy with the cost of a typical configured password hash, for unknown usernames.
+fn decoy_user_verifier() -> SecretVerifier {
+    SecretVerifier::Pbkdf2Sha256 { iterations: 10_000, salt: b"tokengate-decoy".to_vec(), digest: vec![0; 32] }
+}
+
+fn validity(at: &str, secs: i64) -> Result<Validity, ConfigError> {
+    match secs {
+        0 => Err(problem(at, "0 is not a validity: use a positive number of seconds, or -1 for never")),
+        secs if secs < 0 => Ok(Validity::Never),
+        secs => Ok(Validity::Seconds(secs.unsigned_abs())),
+    }
+}
+
+fn check_name(at: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
+        return Err(problem(at, format!("must be 1 to {MAX_NAME_BYTES} bytes without control characters")));
+    }
+    Ok(())
+}
+
+fn verifier(at: &str, field: &str, plain: Option<String>, hash: Option<String>) -> Result<SecretVerifier, ConfigError> {
+    match (plain, hash) {
+        (Some(plain), None) if !plain.is_empty() => Ok(SecretVerifier::from_plaintext(&plain)),
+        (Some(_), None) => Err(problem(format!("{at}.{field}"), "must not be empty")),
+        (None, Some(hash)) => SecretVerifier::parse(&hash).map_err(|e| problem(format!("{at}.{field}_hash"), e.0)),
+        (Some(_), Some(_)) => Err(problem(at, format!("give {field} or {field}_hash, not both"))),
+        (None, None) => Err(problem(at, format!("{field} or {field}_hash is needed"))),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,44 @@
+//! Envoy's implementations of the [`crate::host`] traits.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::Status;
+
+use crate::host::{Clock, SharedStore, StoreError};
+
+/// Proxy-wasm shared data: one map per `vm_id`, seen by every worker thread.
+pub struct EnvoySharedData;
+
+impl SharedStore for EnvoySharedData {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        match hostcalls::get_shared_data(key) {
+            Ok((None, None)) => Ok(None),
+            // A key written with an empty value exists: its cas is what a later write needs.
+            Ok((value, Some(cas))) => Ok(Some((value.unwrap_or_default(), cas))),
+            Ok((Some(value), None)) => Ok(Some((value, 0))),
+            Err(_) => Err(StoreError::Unavailable),
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        match hostcalls::set_shared_data(key, Some(value), Some(cas)) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(StoreError::CasMismatch),
+            Err(_) => Err(StoreError::Unavailable),
+        }
+    }
+}
+
+/// Envoy's wall clock.
+pub struct EnvoyClock;
+
+impl Clock for EnvoyClock {
+    fn now_secs(&self) -> u64 {
+        match hostcalls::get_current_time().map(|now| now.duration_since(UNIX_EPOCH)) {
+            Ok(Ok(since_epoch)) => since_epoch.as_secs(),
+            // Fail closed: with no clock every token counts as expired.
+            _ => Duration::MAX.as_secs(),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! One per HTTP stream: reads the request, asks the gateway, applies the outcome.
+
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType, MapType};
+
+use super::envoy_host::{EnvoyClock, EnvoySharedData};
+use crate::config::Config;
+use crate::gateway::{split_path, ApiRequest, Forward, Gateway, Host, Outcome, Response, TokenRequest};
+use crate::host::SystemRandomness;
+
+pub struct GatewayRequest {
+    context_id: u32,
+    config: Rc<Config>,
+    /// Set while a token endpoint request waits for its body.
+    pending_token_request: Option<PendingTokenRequest>,
+}
+
+struct PendingTokenRequest {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+    content_type: Option<String>,
+}
+
+fn request_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten()
+}
+
+impl GatewayRequest {
+    pub fn new(context_id: u32, config: Rc<Config>) -> Self {
+        GatewayRequest { context_id, config, pending_token_request: None }
+    }
+
+    fn gateway(&self) -> Gateway<'_> {
+        Gateway::new(&self.config, Host { shared: &EnvoySharedData, random: &SystemRandomness, clock: &EnvoyClock })
+    }
+
+    /// Sends a local reply. The stream must then stay paused: the reply ends it, and
+    /// continuing would also send the request upstream.
+    fn respond(&self, response: &Response) -> Action {
+        let headers: Vec<(&str, &str)> = response.headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+        if let Err(status) = hostcalls::send_http_response(u32::from(response.status), headers, Some(&response.body)) {
+            log::error!("#{} cannot send a local reply: {status:?}", self.context_id);
+        }
+        Action::Pause
+    }
+
+    fn forward(&self, forward: &Forward) -> Action {
+        let removed = forward
+            .remove_headers
+            .iter()
+            .all(|name| hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None).is_ok());
+        let added = forward
+            .set_headers
+            .iter()
+            .all(|(name, value)| hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_ok());
+        if removed && added {
+            return Action::Continue;
+        }
+        // Never forward a request whose identity headers could not be set or stripped.
+        log::error!("#{} cannot rewrite request headers; refusing the request", self.context_id);
+        let unavailable = Response { status: 503, headers: Vec::new(), body: b"{\"error\":\"temporarily_unavailable\"}".to_vec() };
+        self.respond(&unavailable)
+    }
+
+    fn answer_token_request(&self, pending: &PendingTokenRequest, body: &[u8]) -> Action {
+        let (_, query) = split_path(&pending.path);
+        let request = TokenRequest {
+            method: &pending.method,
+            query,
+            authorization: pending.authorization.as_deref(),
+            content_type: pending.content_type.as_deref(),
+            body,
+        };
+        let response = self.gateway().token_endpoint(&request);
+        self.respond(&response)
+    }
+}
+
+impl Context for GatewayRequest {}
+
+impl HttpContext for GatewayRequest {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let method = request_header(":method").unwrap_or_default();
+        let path = request_header(":path").unwrap_or_default();
+        let authorization = request_header("authorization");
+        if self.gateway().is_token_endpoint(&path) {
+            let pending = PendingTokenRequest { method, path, authorization, content_type: request_header("content-type") };
+            if end_of_stream {
+                return self.answer_token_request(&pending, &[]);
+            }
+            // Wait for the whole body: the parameters are in it.
+            self.pending_token_request = Some(pending);
+            return Action::Pause;
+        }
+        let request = ApiRequest { method: &method, path: &path, authorization: authorization.as_deref() };
+        match self.gateway().authorize(&request) {
+            Outcome::Forward(forward) => self.forward(&forward),
+            Outcome::Respond(response) => self.respond(&response),
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.pending_token_request.is_none() {
+            return Action::Continue;
+        }
+        if body_size > self.config.max_body_bytes {
+            self.pending_token_request = None;
+            let response = self.gateway().body_too_large();
+            return self.respond(&response);
+        }
+        if !end_of_stream {
+            // Pause here means "buffer": Envoy keeps the body until the last chunk arrives.
+            return Action::Pause;
+        }
+        let Some(pending) = self.pending_token_request.take() else { return Action::Continue };
+        let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
+            Ok(body) => body.unwrap_or_default(),
+            Err(status) => {
+                log::error!("#{} cannot read the request body: {status:?}", self.context_id);
+                Vec::new()
+            }
+        };
+        self.answer_token_request(&pending, &body)
+    }
+}

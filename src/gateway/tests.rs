@@ -1,0 +1,359 @@
+use super::*;
+use crate::config::tests::DEMO;
+use crate::credentials::encode_basic_credentials;
+use crate::host::{ManualClock, MemoryStore, SystemRandomness};
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+struct Rig {
+    config: Config,
+    shared: MemoryStore,
+    clock: ManualClock,
+}
+
+impl Rig {
+    fn demo() -> Rig {
+        Rig::with_config(DEMO)
+    }
+
+    fn with_config(json: &str) -> Rig {
+        let config = Config::from_json(json.as_bytes()).unwrap();
+        let rig = Rig { config, shared: MemoryStore::default(), clock: ManualClock::at(1_700_000_000) };
+        TokenStore::new(&rig.shared, &SystemRandomness, rig.config.bucket_count).initialize().unwrap();
+        rig
+    }
+
+    fn gateway(&self) -> Gateway<'_> {
+        Gateway::new(&self.config, Host { shared: &self.shared, random: &SystemRandomness, clock: &self.clock })
+    }
+
+    fn token_request(&self, method: &str, query: Option<&str>, authorization: Option<&str>, content_type: Option<&str>, body: &str) -> Reply {
+        let request = TokenRequest { method, query, authorization, content_type, body: body.as_bytes() };
+        Reply(self.gateway().token_endpoint(&request))
+    }
+
+    /// A well-formed POST /token as the demo app.
+    fn token(&self, body: &str) -> Reply {
+        let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
+        self.token_request("POST", None, Some(&basic), Some(FORM), body)
+    }
+
+    fn access_token(&self, body: &str) -> String {
+        let reply = self.token(body);
+        assert_eq!(reply.0.status, 200, "{}", reply.text());
+        reply.field("access_token")
+    }
+
+    fn call(&self, method: &str, path: &str, authorization: Option<&str>) -> Outcome {
+        self.gateway().authorize(&ApiRequest { method, path, authorization })
+    }
+
+    fn call_with_token(&self, method: &str, path: &str, token: &str) -> Outcome {
+        self.call(method, path, Some(&format!("Bearer {token}")))
+    }
+}
+
+struct Reply(Response);
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.body).into_owned()
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.body).unwrap()
+    }
+    fn field(&self, name: &str) -> String {
+        self.json()[name].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+fn status_of(outcome: &Outcome) -> u16 {
+    match outcome {
+        Outcome::Respond(response) => response.status,
+        Outcome::Forward(_) => 200,
+    }
+}
+
+fn challenge_of(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Respond(response) => response.header("www-authenticate").unwrap_or_default().to_owned(),
+        Outcome::Forward(_) => String::new(),
+    }
+}
+
+#[test]
+fn token_endpoint_errors_follow_rfc_6749() {
+    let rig = Rig::demo();
+    let good = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
+    let wrong = format!("Basic {}", encode_basic_credentials("demo-app", "nope"));
+    let unknown = format!("Basic {}", encode_basic_credentials("ghost", "demo-secret"));
+    let cc = "grant_type=client_credentials";
+    // (method, query, authorization, content type, body) -> (status, error)
+    let table: Vec<(&str, Option<&str>, Option<&str>, Option<&str>, &str, u16, &str)> = vec![
+        ("GET", None, Some(&good), Some(FORM), cc, 405, "invalid_request"),
+        ("PUT", None, Some(&good), Some(FORM), cc, 405, "invalid_request"),
+        ("POST", None, Some(&good), Some("application/json"), "{}", 400, "invalid_request"),
+        ("POST", None, Some(&good), Some("multipart/form-data; boundary=x"), cc, 400, "invalid_request"),
+        ("POST", None, Some(&good), None, cc, 400, "invalid_request"),
+        ("POST", Some("client_secret=demo-secret"), Some(&good), Some(FORM), cc, 400, "invalid_request"),
+        ("POST", Some("client_id=demo-app"), Some(&good), Some(FORM), cc, 400, "invalid_request"),
+        ("POST", None, Some(&good), Some(FORM), "", 400, "invalid_request"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=", 400, "invalid_request"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&grant_type=client_credentials", 400, "invalid_request"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&scope=%FF", 400, "invalid_request"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&x=%G1", 400, "invalid_request"),
+        ("POST", None, None, Some(FORM), cc, 401, "invalid_client"),
+        ("POST", None, Some(&wrong), Some(FORM), cc, 401, "invalid_client"),
+        ("POST", None, Some(&unknown), Some(FORM), cc, 401, "invalid_client"),
+        ("POST", None, Some("Bearer abc"), Some(FORM), cc, 401, "invalid_client"),
+        ("POST", None, Some("Basic !!!"), Some(FORM), cc, 401, "invalid_client"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&client_secret=demo-secret", 400, "invalid_request"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&client_id=other", 400, "invalid_request"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=authorization_code&code=x", 400, "unsupported_grant_type"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&scope=admin", 400, "invalid_scope"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&scope=orders:read%20%20orders:write", 400, "invalid_scope"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=password&password=admin", 400, "invalid_request"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=password&username=admin", 400, "invalid_request"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=password&username=admin&password=wrong", 400, "invalid_grant"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=password&username=nobody&password=admin", 400, "invalid_grant"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=refresh_token", 400, "invalid_request"),
+        ("POST", None, Some(&good), Some(FORM), "grant_type=refresh_token&refresh_token=garbage", 400, "invalid_grant"),
+    ];
+    for (method, query, authorization, content_type, body, status, error) in table {
+        let reply = rig.token_request(method, query, authorization, content_type, body);
+        let context = format!("{method} ?{query:?} {authorization:?} {content_type:?} {body:?} -> {} {}", reply.0.status, reply.text());
+        assert_eq!(reply.0.status, status, "{context}");
+        assert_eq!(reply.field("error"), error, "{context}");
+        assert_eq!(reply.0.header("cache-control"), Some("no-store"), "{context}");
+        assert_eq!(reply.0.header("pragma"), Some("no-cache"), "{context}");
+        let description = reply.field("error_description");
+        assert!(description.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'), "{context}");
+        assert!(!description.contains("demo-secret") && !description.contains("nobody"), "{context}");
+        match status {
+            401 => assert_eq!(reply.0.header("www-authenticate"), Some("Basic realm=\"tokengate\""), "{context}"),
+            405 => assert_eq!(reply.0.header("allow"), Some("POST"), "{context}"),
+            _ => assert_eq!(reply.0.header("www-authenticate"), None, "{context}"),
+        }
+    }
+}
+
+#[test]
+fn unknown_client_and_wrong_secret_get_identical_replies() {
+    let rig = Rig::demo();
+    let wrong = format!("Basic {}", encode_basic_credentials("demo-app", "nope"));
+    let unknown = format!("Basic {}", encode_basic_credentials("ghost", "nope"));
+    let a = rig.token_request("POST", None, Some(&wrong), Some(FORM), "grant_type=client_credentials");
+    let b = rig.token_request("POST", None, Some(&unknown), Some(FORM), "grant_type=client_credentials");
+    let c = rig.token_request("POST", None, None, Some(FORM), "grant_type=client_credentials");
+    assert_eq!(a.0, b.0);
+    assert_eq!(a.0, c.0);
+}
+
+#[test]
+fn content_type_is_matched_case_insensitively_with_parameters() {
+    let rig = Rig::demo();
+    let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
+    for content_type in ["application/x-www-form-urlencoded;charset=UTF-8", "Application/X-WWW-Form-Urlencoded ; charset=utf-8"] {
+        let reply = rig.token_request("POST", None, Some(&basic), Some(content_type), "grant_type=client_credentials");
+        assert_eq!(reply.0.status, 200, "{content_type}: {}", reply.text());
+    }
+}
+
+#[test]
+fn client_credentials_issue_an_access_token_without_refresh() {
+    let rig = Rig::demo();
+    let reply = rig.token("grant_type=client_credentials&unknown_param=ignored");
+    assert_eq!(reply.0.status, 200, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["scope"], "orders:read orders:write");
+    assert!(body.get("refresh_token").is_none());
+    assert_eq!(reply.0.header("cache-control"), Some("no-store"));
+    assert_eq!(reply.0.header("pragma"), Some("no-cache"));
+    assert!(body["access_token"].as_str().unwrap().len() >= 32);
+}
+
+#[test]
+fn the_seeds_password_grant_issues_a_refresh_token_with_narrowed_scope() {
+    let rig = Rig::demo();
+    let reply = rig.token("grant_type=password&username=admin&password=admin&scope=orders:read");
+    assert_eq!(reply.0.status, 200, "{}", reply.text());
+    assert_eq!(reply.field("scope"), "orders:read");
+    assert!(!reply.field("refresh_token").is_empty());
+}
+
+#[test]
+fn bearer_checks_follow_rfc_6750() {
+    let rig = Rig::demo();
+    let read_only = rig.access_token("grant_type=client_credentials&scope=orders:read");
+    // (method, path, authorization) -> (status, challenge must contain)
+    let bearer = format!("Bearer {read_only}");
+    let lower = format!("bearer {read_only}");
+    let table: Vec<(&str, &str, Option<&str>, u16, &str)> = vec![
+        ("GET", "/api/orders", Some(&bearer), 200, ""),
+        ("GET", "/api/orders?page=2", Some(&bearer), 200, ""),
+        ("GET", "/api/orders/42", Some(&lower), 200, ""),
+        ("GET", "/api/public/ping", None, 200, ""),
+        ("GET", "/api/orders", None, 401, "Bearer realm=\"tokengate\""),
+        ("GET", "/api/orders", Some("Basic ZGVtby1hcHA6ZGVtby1zZWNyZXQ="), 401, "Bearer realm=\"tokengate\""),
+        ("GET", "/api/orders", Some("Bearer"), 400, "error=\"invalid_request\""),
+        ("GET", "/api/orders", Some("Bearer a b"), 400, "error=\"invalid_request\""),
+        ("GET", "/api/orders", Some("Bearer t\u{f6}ken"), 400, "error=\"invalid_request\""),
+        ("GET", "/api/orders", Some("Bearer AAAA"), 401, "error=\"invalid_token\""),
+        ("GET", "/api/orders?access_token=x", None, 400, "error=\"invalid_request\""),
+        ("POST", "/api/orders", Some(&bearer), 403, "scope=\"orders:write\""),
+        ("DELETE", "/api/orders", Some(&bearer), 405, ""),
+        ("GET", "/api/unknown", Some(&bearer), 404, ""),
+    ];
+    for (method, path, authorization, status, challenge) in table {
+        let outcome = rig.call(method, path, authorization);
+        assert_eq!(status_of(&outcome), status, "{method} {path} {authorization:?}: {outcome:?}");
+        assert!(challenge_of(&outcome).contains(challenge), "{method} {path}: {outcome:?}");
+    }
+    // No credentials: the challenge carries no error attribute (RFC 6750 §3.1).
+    assert!(!challenge_of(&rig.call("GET", "/api/orders", None)).contains("error"));
+}
+
+#[test]
+fn forwarded_requests_carry_identity_and_lose_the_token() {
+    let rig = Rig::demo();
+    let token = rig.access_token("grant_type=password&username=admin&password=admin");
+    let Outcome::Forward(forward) = rig.call_with_token("GET", "/api/orders/7", &token) else { panic!("not forwarded") };
+    for header in ["authorization", CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER] {
+        assert!(forward.remove_headers.contains(&header), "{header} is not stripped");
+    }
+    assert_eq!(
+        forward.set_headers,
+        vec![
+            (CLIENT_ID_HEADER, "demo-app".to_owned()),
+            (USERNAME_HEADER, "admin".to_owned()),
+            (SCOPE_HEADER, "orders:read orders:write".to_owned())
+        ]
+    );
+    // Public resources strip spoofed identity headers too, and set none.
+    let Outcome::Forward(public) = rig.call("GET", "/api/public/ping", None) else { panic!("not forwarded") };
+    assert!(public.remove_headers.contains(&CLIENT_ID_HEADER));
+    assert!(public.set_headers.is_empty());
+}
+
+#[test]
+fn tokens_expire() {
+    let rig = Rig::demo();
+    let token = rig.access_token("grant_type=client_credentials");
+    rig.clock.advance(3599);
+    assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &token)), 200);
+    rig.clock.advance(1);
+    let outcome = rig.call_with_token("GET", "/api/orders", &token);
+    assert_eq!(status_of(&outcome), 401);
+    assert!(challenge_of(&outcome).contains("invalid_token"));
+}
+
+#[test]
+fn never_expiring_tokens_have_no_expires_in() {
+    let json = DEMO.replace("\"scopes\": [\"orders:read\", \"orders:write\"] }\n  ]", "\"scopes\": [\"orders:read\", \"orders:write\"], \"access_token_validity_secs\": -1 }\n  ]");
+    let rig = Rig::with_config(&json);
+    let reply = rig.token("grant_type=client_credentials");
+    assert!(reply.json().get("expires_in").is_none(), "{}", reply.text());
+    rig.clock.advance(10 * 365 * 86400);
+    assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &reply.field("access_token"))), 200);
+}
+
+#[test]
+fn refresh_keeps_the_grant_scope_and_narrows_only_the_access_token() {
+    let rig = Rig::demo();
+    let first = rig.token("grant_type=password&username=admin&password=admin");
+    let refresh = first.field("refresh_token");
+    let narrowed = rig.token(&format!("grant_type=refresh_token&refresh_token={refresh}&scope=orders:read"));
+    assert_eq!(narrowed.0.status, 200, "{}", narrowed.text());
+    assert_eq!(narrowed.field("scope"), "orders:read");
+    assert_eq!(status_of(&rig.call_with_token("POST", "/api/orders", &narrowed.field("access_token"))), 403);
+    // The rotated refresh token still carries the full grant.
+    let full = rig.token(&format!("grant_type=refresh_token&refresh_token={}", narrowed.field("refresh_token")));
+    assert_eq!(full.field("scope"), "orders:read orders:write");
+    assert_eq!(status_of(&rig.call_with_token("POST", "/api/orders", &full.field("access_token"))), 200);
+    // Asking for more than the grant holds is invalid_scope.
+    let wider = rig.token(&format!("grant_type=refresh_token&refresh_token={}&scope=orders:admin", full.field("refresh_token")));
+    assert_eq!(wider.field("error"), "invalid_scope");
+}
+
+#[test]
+fn a_reused_refresh_token_kills_every_token_of_the_grant() {
+    let rig = Rig::demo();
+    let first = rig.token("grant_type=password&username=admin&password=admin");
+    let old_refresh = first.field("refresh_token");
+    let second = rig.token(&format!("grant_type=refresh_token&refresh_token={old_refresh}"));
+    assert_eq!(second.0.status, 200);
+    let reuse = rig.token(&format!("grant_type=refresh_token&refresh_token={old_refresh}"));
+    assert_eq!(reuse.field("error"), "invalid_grant");
+    for token in [first.field("access_token"), second.field("access_token")] {
+        assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &token)), 401);
+    }
+    let newest = rig.token(&format!("grant_type=refresh_token&refresh_token={}", second.field("refresh_token")));
+    assert_eq!(newest.field("error"), "invalid_grant");
+}
+
+#[test]
+fn applications_without_a_grant_type_are_unauthorized_for_it() {
+    let json = DEMO.replace("\"grant_types\": [\"client_credentials\", \"password\", \"refresh_token\"]", "\"grant_types\": [\"client_credentials\"]");
+    let rig = Rig::with_config(&json);
+    let reply = rig.token("grant_type=password&username=admin&password=admin");
+    assert_eq!((reply.0.status, reply.field("error")), (400, "unauthorized_client".to_owned()));
+}
+
+#[test]
+fn password_grant_without_refresh_permission_issues_no_refresh_token() {
+    let json = DEMO.replace("\"grant_types\": [\"client_credentials\", \"password\", \"refresh_token\"]", "\"grant_types\": [\"password\"]");
+    let rig = Rig::with_config(&json);
+    let reply = rig.token("grant_type=password&username=admin&password=admin");
+    assert_eq!(reply.0.status, 200);
+    assert!(reply.json().get("refresh_token").is_none());
+}
+
+#[test]
+fn a_config_that_changes_a_secret_or_password_ends_old_tokens() {
+    let rig = Rig::demo();
+    let app_token = rig.access_token("grant_type=client_credentials");
+    let user_token = rig.access_token("grant_type=password&username=admin&password=admin");
+    // A reloaded config over the same shared data, as after an Envoy config update.
+    let status_under = |json: &str, token: &str| {
+        let config = Config::from_json(json.as_bytes()).unwrap();
+        let gateway = Gateway::new(&config, Host { shared: &rig.shared, random: &SystemRandomness, clock: &rig.clock });
+        let authorization = format!("Bearer {token}");
+        status_of(&gateway.authorize(&ApiRequest { method: "GET", path: "/api/orders", authorization: Some(&authorization) }))
+    };
+    let new_password = DEMO.replace("\"password\": \"admin\"", "\"password\": \"changed\"");
+    assert_eq!(status_under(&new_password, &app_token), 200);
+    assert_eq!(status_under(&new_password, &user_token), 401);
+    let new_secret = DEMO.replace("demo-secret", "rotated-secret");
+    assert_eq!(status_under(&new_secret, &app_token), 401);
+    let without_user = DEMO.replace("\"username\": \"admin\"", "\"username\": \"someone-else\"");
+    assert_eq!(status_under(&without_user, &user_token), 401);
+    assert_eq!(status_under(DEMO, &app_token), 200);
+}
+
+#[test]
+fn a_full_store_answers_503_and_keeps_existing_tokens() {
+    let json = DEMO.replacen('{', "{ \"store\": { \"capacity\": 8 },", 1);
+    let rig = Rig::with_config(&json);
+    let tokens: Vec<String> = (0..8).map(|_| rig.access_token("grant_type=client_credentials")).collect();
+    let full = rig.token("grant_type=client_credentials");
+    assert_eq!((full.0.status, full.field("error")), (503, "temporarily_unavailable".to_owned()));
+    assert_eq!(full.0.header("cache-control"), Some("no-store"));
+    for token in &tokens {
+        assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", token)), 200);
+    }
+}
+
+#[test]
+fn credentials_with_unreserved_punctuation_work_raw_and_form_encoded() {
+    let json = DEMO.replace("\"consumer_key\": \"demo-app\", \"consumer_secret\": \"demo-secret\"", "\"consumer_key\": \"my.app_1\", \"consumer_secret\": \"s-e.c_r~t\"");
+    let rig = Rig::with_config(&json);
+    use base64::Engine;
+    let raw = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("my.app_1:s-e.c_r~t"));
+    let encoded = format!("Basic {}", encode_basic_credentials("my.app_1", "s-e.c_r~t"));
+    for header in [raw, encoded] {
+        let reply = rig.token_request("POST", None, Some(&header), Some(FORM), "grant_type=client_credentials");
+        assert_eq!(reply.0.status, 200, "{header}: {}", reply.text());
+    }
+}

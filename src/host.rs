@@ -1,0 +1,140 @@
+//! What the pure logic needs from its host, as small traits, plus an in-memory host for tests.
+//!
+//! The proxy-wasm glue implements these with Envoy's shared data, clock and WASI randomness;
+//! native tests use [`MemoryStore`], which reproduces Envoy's shared-data semantics.
+
+/// A shared-data failure the logic must handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// The key changed since it was read: read again and retry.
+    CasMismatch,
+    /// Any other host failure.
+    Unavailable,
+}
+
+/// Envoy's shared data: a process-wide key/value map per `vm_id`.
+///
+/// Semantics (as Envoy implements them): `get` returns the value and its cas; `set` with a
+/// non-zero cas fails with `CasMismatch` if the key exists with another cas; a cas of 0, or a
+/// key that does not exist yet, writes unconditionally. Keys can never be deleted.
+pub trait SharedStore {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError>;
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError>;
+}
+
+pub trait Clock {
+    /// Seconds since the Unix epoch.
+    fn now_secs(&self) -> u64;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RandomUnavailable;
+
+pub trait Randomness {
+    /// Fills `buf` from a cryptographically secure source.
+    fn fill(&self, buf: &mut [u8]) -> Result<(), RandomUnavailable>;
+}
+
+/// The operating system's (or WASI's) secure random source.
+pub struct SystemRandomness;
+
+impl Randomness for SystemRandomness {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), RandomUnavailable> {
+        getrandom::fill(buf).map_err(|_| RandomUnavailable)
+    }
+}
+
+/// An in-memory [`SharedStore`] with Envoy's semantics, for native tests and benches.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: std::sync::Mutex<MemoryStoreInner>,
+}
+
+#[derive(Default)]
+struct MemoryStoreInner {
+    entries: std::collections::HashMap<String, (Vec<u8>, u32)>,
+    /// Like Envoy's, one counter for the whole map: a cas never repeats across keys.
+    next_cas: u32,
+}
+
+impl MemoryStore {
+    pub fn key_count(&self) -> usize {
+        self.inner.lock().map(|inner| inner.entries.len()).unwrap_or(0)
+    }
+
+    /// Total bytes of keys and values: what Envoy would hold, before its own overhead.
+    pub fn stored_bytes(&self) -> usize {
+        self.inner
+            .lock()
+            .map(|inner| inner.entries.iter().map(|(k, (v, _))| k.len() + v.len()).sum())
+            .unwrap_or(0)
+    }
+}
+
+impl SharedStore for MemoryStore {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        let inner = self.inner.lock().map_err(|_| StoreError::Unavailable)?;
+        Ok(inner.entries.get(key).cloned())
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().map_err(|_| StoreError::Unavailable)?;
+        if let Some((_, current)) = inner.entries.get(key) {
+            if cas != 0 && cas != *current {
+                return Err(StoreError::CasMismatch);
+            }
+        }
+        inner.next_cas = inner.next_cas.wrapping_add(1).max(1);
+        let next = inner.next_cas;
+        inner.entries.insert(key.to_owned(), (value.to_vec(), next));
+        Ok(())
+    }
+}
+
+/// A clock tests can move.
+#[derive(Default)]
+pub struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    pub fn at(secs: u64) -> Self {
+        ManualClock(std::sync::atomic::AtomicU64::new(secs))
+    }
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_secs(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_checks_cas_only_on_existing_keys() {
+        let store = MemoryStore::default();
+        // A missing key is written whatever cas is given: there is no insert-if-absent.
+        store.set("k", b"one", 12345).unwrap();
+        let (value, cas) = store.get("k").unwrap().unwrap();
+        assert_eq!(value, b"one");
+        assert_eq!(store.set("k", b"two", cas.wrapping_add(1)), Err(StoreError::CasMismatch));
+        store.set("k", b"two", cas).unwrap();
+        assert_eq!(store.set("k", b"three", cas), Err(StoreError::CasMismatch));
+        // cas 0 overwrites unconditionally, as in Envoy.
+        store.set("k", b"four", 0).unwrap();
+        assert_eq!(store.get("k").unwrap().unwrap().0, b"four");
+    }
+
+    #[test]
+    fn memory_store_cannot_delete() {
+        let store = MemoryStore::default();
+        store.set("k", b"value", 0).unwrap();
+        store.set("k", b"", 0).unwrap();
+        assert_eq!(store.key_count(), 1);
+        assert_eq!(store.get("k").unwrap().map(|(v, _)| v), Some(Vec::new()));
+    }
+}

@@ -1,0 +1,200 @@
+//! API resources: an HTTP method plus a path template, and what a request needs to reach it.
+
+use crate::scope::{scope_id, ScopeId};
+
+/// One segment of a path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    /// `{name}`: exactly one non-empty segment.
+    Parameter,
+    /// A final `*`: any remainder, including none.
+    Rest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTemplate {
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError(pub &'static str);
+
+impl PathTemplate {
+    pub fn parse(template: &str) -> Result<Self, TemplateError> {
+        let body = template.strip_prefix('/').ok_or(TemplateError("must start with '/'"))?;
+        if template.contains(['?', '#']) {
+            return Err(TemplateError("must not contain '?' or '#'"));
+        }
+        let raw: Vec<&str> = if body.is_empty() { Vec::new() } else { body.split('/').collect() };
+        let last = raw.len().saturating_sub(1);
+        let mut segments = Vec::with_capacity(raw.len());
+        for (index, part) in raw.iter().enumerate() {
+            let segment = if *part == "*" {
+                if index != last {
+                    return Err(TemplateError("'*' may only be the last segment"));
+                }
+                Segment::Rest
+            } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(TemplateError("a parameter is {name} with letters, digits or '_'"));
+                }
+                Segment::Parameter
+            } else if part.is_empty() {
+                return Err(TemplateError("empty segment ('//' or a trailing '/')"));
+            } else if part.contains(['{', '}', '*']) || *part == "." || *part == ".." {
+                return Err(TemplateError("a literal segment must not contain '{', '}', '*' or be a dot segment"));
+            } else {
+                Segment::Literal((*part).to_owned())
+            };
+            segments.push(segment);
+        }
+        Ok(PathTemplate { segments })
+    }
+
+    /// Matches a request path (query string already removed).
+    pub fn matches(&self, path: &str) -> bool {
+        let Some(body) = path.strip_prefix('/') else { return false };
+        let mut parts = body.split('/');
+        for segment in &self.segments {
+            match segment {
+                Segment::Rest => return true,
+                Segment::Literal(literal) => {
+                    if parts.next() != Some(literal.as_str()) {
+                        return false;
+                    }
+                }
+                Segment::Parameter => match parts.next() {
+                    Some(part) if !part.is_empty() => {}
+                    _ => return false,
+                },
+            }
+        }
+        // "/" splits into one empty part; a template with no segments matches only that.
+        match parts.next() {
+            None => true,
+            Some("") => self.segments.is_empty() && parts.next().is_none(),
+            Some(_) => false,
+        }
+    }
+}
+
+/// What a matched resource asks of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed.
+    Public,
+    /// A valid token holding every one of these scopes.
+    Scopes { names: Vec<String>, ids: Vec<ScopeId> },
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteRule {
+    pub methods: Vec<String>,
+    pub template: PathTemplate,
+    pub access: Access,
+}
+
+impl Access {
+    pub fn scopes<I: IntoIterator<Item = String>>(names: I) -> Access {
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort();
+        names.dedup();
+        let ids = names.iter().map(|name| scope_id(name)).collect();
+        Access::Scopes { names, ids }
+    }
+}
+
+/// The outcome of matching a request against the route table.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RouteMatch<'a> {
+    Found(&'a Access),
+    /// The path matches some resource but not with this method: the methods that would.
+    MethodNotAllowed(Vec<&'a str>),
+    NotFound,
+}
+
+/// Rules in configuration order; the first whose method and path match wins.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    rules: Vec<RouteRule>,
+}
+
+impl RouteTable {
+    pub fn new(rules: Vec<RouteRule>) -> Self {
+        RouteTable { rules }
+    }
+
+    pub fn find(&self, method: &str, path: &str) -> RouteMatch<'_> {
+        let mut allowed: Vec<&str> = Vec::new();
+        for rule in &self.rules {
+            if !rule.template.matches(path) {
+                continue;
+            }
+            if rule.methods.iter().any(|m| m == method) {
+                return RouteMatch::Found(&rule.access);
+            }
+            allowed.extend(rule.methods.iter().map(String::as_str));
+        }
+        if allowed.is_empty() {
+            RouteMatch::NotFound
+        } else {
+            allowed.sort_unstable();
+            allowed.dedup();
+            RouteMatch::MethodNotAllowed(allowed)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(text: &str) -> PathTemplate {
+        PathTemplate::parse(text).unwrap()
+    }
+
+    #[test]
+    fn literal_parameter_and_rest_segments() {
+        let cases = [
+            ("/api/orders", "/api/orders", true),
+            ("/api/orders", "/api/orders/", false),
+            ("/api/orders", "/api/orders/1", false),
+            ("/api/orders", "/api/order", false),
+            ("/api/orders/{id}", "/api/orders/42", true),
+            ("/api/orders/{id}", "/api/orders/", false),
+            ("/api/orders/{id}", "/api/orders", false),
+            ("/api/orders/{id}", "/api/orders/42/items", false),
+            ("/static/*", "/static", true),
+            ("/static/*", "/static/", true),
+            ("/static/*", "/static/app/main.js", true),
+            ("/static/*", "/staticx", false),
+            ("/*", "/anything/at/all", true),
+            ("/", "/", true),
+            ("/", "/x", false),
+        ];
+        for (tpl, path, expected) in cases {
+            assert_eq!(template(tpl).matches(path), expected, "{tpl} vs {path}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_templates() {
+        for bad in ["", "api", "/a//b", "/a/", "/a/*/b", "/a/{}", "/a/{b-c}", "/a/x{y}", "/a?b", "/a/..", "/a/**"] {
+            assert!(PathTemplate::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn first_matching_rule_wins_and_wrong_method_is_reported() {
+        let table = RouteTable::new(vec![
+            RouteRule { methods: vec!["GET".into()], template: template("/api/orders"), access: Access::scopes(["r".to_owned()]) },
+            RouteRule { methods: vec!["POST".into()], template: template("/api/orders"), access: Access::scopes(["w".to_owned()]) },
+            RouteRule { methods: vec!["GET".into()], template: template("/api/public/ping"), access: Access::Public },
+        ]);
+        assert_eq!(table.find("POST", "/api/orders"), RouteMatch::Found(&Access::scopes(["w".to_owned()])));
+        assert_eq!(table.find("GET", "/api/public/ping"), RouteMatch::Found(&Access::Public));
+        assert_eq!(table.find("DELETE", "/api/orders"), RouteMatch::MethodNotAllowed(vec!["GET", "POST"]));
+        assert_eq!(table.find("GET", "/nowhere"), RouteMatch::NotFound);
+    }
+}

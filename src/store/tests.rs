@@ -1,0 +1,300 @@
+use super::*;
+use crate::host::{MemoryStore, SystemRandomness};
+
+const NOW: u64 = 1_700_000_000;
+
+fn owner(client: &str) -> GrantOwner {
+    GrantOwner { client_id: client.to_owned(), client_fingerprint: 7, user: None }
+}
+
+fn cc_grant(client: &str, expires_in: u64) -> NewGrant {
+    NewGrant { owner: owner(client), scopes: vec![1, 2], access_expires_at: NOW + expires_in, refresh_expires_at: None }
+}
+
+fn password_grant(client: &str) -> NewGrant {
+    NewGrant {
+        owner: GrantOwner { user: Some(("admin".to_owned(), 9)), ..owner(client) },
+        scopes: vec![1, 2],
+        access_expires_at: NOW + 3600,
+        refresh_expires_at: Some(NOW + 86400),
+    }
+}
+
+fn keep_scope(_: &GrantRecord) -> Result<RefreshPlan, RefreshRefusal> {
+    Ok(RefreshPlan { access_scopes: None, access_expires_at: NOW + 3600, refresh_expires_at: NOW + 86400 })
+}
+
+struct Fixture {
+    shared: MemoryStore,
+    bucket_count: u32,
+}
+
+impl Fixture {
+    fn with_capacity(capacity: u32) -> Self {
+        let fixture = Fixture { shared: MemoryStore::default(), bucket_count: bucket_count_for(capacity) };
+        fixture.store().initialize().unwrap();
+        fixture
+    }
+    fn store(&self) -> TokenStore<'_> {
+        TokenStore::new(&self.shared, &SystemRandomness, self.bucket_count)
+    }
+}
+
+#[test]
+fn records_round_trip_through_the_bucket_encoding() {
+    let record = GrantRecord {
+        tag: [1, 2, 3, 4, 5, 6, 7, 8],
+        owner: GrantOwner { client_id: "demo-app".into(), client_fingerprint: 0xdead_beef, user: Some(("ädmin".into(), 3)) },
+        scopes: vec![10, 20, 30],
+        refresh: Some(RefreshEntry { hash: [9; 16], expires_at: NEVER_EXPIRES }),
+        access: vec![
+            AccessEntry { hash: [4; 16], expires_at: 5, scopes: None },
+            AccessEntry { hash: [5; 16], expires_at: 6, scopes: Some(vec![10]) },
+            AccessEntry { hash: [6; 16], expires_at: 7, scopes: Some(vec![]) },
+        ],
+    };
+    let bucket = encode_bucket(&[record.clone(), record.clone()]);
+    assert_eq!(decode_bucket(&bucket), vec![record.clone(), record]);
+}
+
+#[test]
+fn truncated_or_garbage_buckets_decode_without_panicking() {
+    let record = GrantRecord {
+        tag: [0; 8],
+        owner: owner("a"),
+        scopes: vec![1],
+        refresh: None,
+        access: vec![AccessEntry { hash: [1; 16], expires_at: 1, scopes: None }],
+    };
+    let bucket = encode_bucket(&[record]);
+    for cut in 0..bucket.len() {
+        let _ = decode_bucket(&bucket[..cut]);
+    }
+    for garbage in [&[][..], &[0xff; 40][..], &[1, 0xff, 0xff, 1][..], &[1, 0, 3, 0, 0, 0][..]] {
+        assert!(decode_bucket(garbage).is_empty());
+    }
+}
+
+#[test]
+fn initialize_creates_each_bucket_once_and_never_wipes_one() {
+    let fixture = Fixture::with_capacity(64);
+    assert_eq!(fixture.shared.key_count(), 8 + 1);
+    let issued = fixture.store().issue(cc_grant("a", 60), NOW).unwrap();
+    // A second VM starting (a worker, or a config reload) must not clear what is stored.
+    assert_eq!(fixture.store().initialize().unwrap(), 0);
+    assert!(fixture.store().find_access(&issued.access_token, NOW).is_ok());
+    // A larger capacity adds buckets and keeps the old ones.
+    let bigger = TokenStore::new(&fixture.shared, &SystemRandomness, 16);
+    assert_eq!(bigger.initialize().unwrap(), 8);
+    assert!(bigger.find_access(&issued.access_token, NOW).is_ok());
+}
+
+#[test]
+fn issued_access_tokens_are_found_until_they_expire() {
+    let fixture = Fixture::with_capacity(100);
+    let issued = fixture.store().issue(cc_grant("demo-app", 60), NOW).unwrap();
+    assert!(issued.refresh_token.is_none());
+    let grant = fixture.store().find_access(&issued.access_token, NOW + 59).unwrap();
+    assert_eq!(grant.owner, owner("demo-app"));
+    assert_eq!(grant.scopes, vec![1, 2]);
+    assert_eq!(fixture.store().find_access(&issued.access_token, NOW + 60), Err(LookupError::Expired));
+}
+
+#[test]
+fn unknown_and_foreign_tokens_are_unknown() {
+    let fixture = Fixture::with_capacity(100);
+    let issued = fixture.store().issue(cc_grant("a", 60), NOW).unwrap();
+    let mut tampered = issued.access_token.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    for token in ["", "garbage", tampered.as_str()] {
+        assert_eq!(fixture.store().find_access(token, NOW), Err(LookupError::Unknown), "{token}");
+    }
+    // A refresh token is not an access token.
+    let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
+    assert_eq!(fixture.store().find_access(&refresh, NOW), Err(LookupError::Unknown));
+}
+
+#[test]
+fn a_bucket_index_beyond_the_table_is_unknown_not_a_panic() {
+    let small = Fixture::with_capacity(8);
+    let big = Fixture::with_capacity(8 * 1000);
+    // Issue in a big table until a token lands past the small table's single bucket.
+    let token = (0..100)
+        .map(|_| big.store().issue(cc_grant("a", 60), NOW).unwrap().access_token)
+        .find(|token| matches!(ParsedToken::parse(token), Some(ParsedToken::Access { bucket, .. }) if bucket > 0))
+        .unwrap();
+    assert_eq!(small.store().find_access(&token, NOW), Err(LookupError::Unknown));
+}
+
+#[test]
+fn a_full_store_refuses_new_grants_and_keeps_the_old_ones() {
+    let fixture = Fixture::with_capacity(8);
+    let tokens: Vec<String> =
+        (0..8).map(|_| fixture.store().issue(cc_grant("a", 60), NOW).unwrap().access_token).collect();
+    assert_eq!(fixture.store().issue(cc_grant("a", 60), NOW).err(), Some(IssueError::Full));
+    for token in &tokens {
+        assert!(fixture.store().find_access(token, NOW).is_ok());
+    }
+    // Once they expire, their slots are reclaimed by the next write.
+    assert!(fixture.store().issue(cc_grant("a", 60), NOW + 61).is_ok());
+}
+
+#[test]
+fn key_count_is_bounded_however_many_tokens_expire() {
+    let fixture = Fixture::with_capacity(1000);
+    let keys_before = fixture.shared.key_count();
+    for round in 0..50u64 {
+        for _ in 0..500 {
+            fixture.store().issue(cc_grant("a", 10), NOW + round * 100).unwrap();
+        }
+    }
+    assert_eq!(fixture.shared.key_count(), keys_before);
+}
+
+#[test]
+fn refresh_rotates_and_the_old_token_is_dead() {
+    let fixture = Fixture::with_capacity(100);
+    let first = fixture.store().issue(password_grant("a"), NOW).unwrap();
+    let old_refresh = first.refresh_token.unwrap();
+    let second = fixture.store().refresh(&old_refresh, "a", NOW + 10, keep_scope).unwrap();
+    let new_refresh = second.refresh_token.clone().unwrap();
+    assert_ne!(new_refresh, old_refresh);
+    // Both access tokens work: rotation does not cut the previous access token short.
+    assert!(fixture.store().find_access(&first.access_token, NOW + 10).is_ok());
+    assert!(fixture.store().find_access(&second.access_token, NOW + 10).is_ok());
+    // The new refresh token works once more.
+    assert!(fixture.store().refresh(&new_refresh, "a", NOW + 20, keep_scope).is_ok());
+}
+
+#[test]
+fn reusing_a_rotated_refresh_token_revokes_the_whole_grant() {
+    let fixture = Fixture::with_capacity(100);
+    let first = fixture.store().issue(password_grant("a"), NOW).unwrap();
+    let old_refresh = first.refresh_token.unwrap();
+    let second = fixture.store().refresh(&old_refresh, "a", NOW, keep_scope).unwrap();
+    assert_eq!(fixture.store().refresh(&old_refresh, "a", NOW, keep_scope).err(), Some(RefreshError::ReuseDetected));
+    assert_eq!(fixture.store().find_access(&first.access_token, NOW), Err(LookupError::Unknown));
+    assert_eq!(fixture.store().find_access(&second.access_token, NOW), Err(LookupError::Unknown));
+    let newest = second.refresh_token.unwrap();
+    assert_eq!(fixture.store().refresh(&newest, "a", NOW, keep_scope).err(), Some(RefreshError::InvalidGrant));
+}
+
+#[test]
+fn another_clients_refresh_token_is_refused_and_left_working() {
+    let fixture = Fixture::with_capacity(100);
+    let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
+    assert_eq!(fixture.store().refresh(&refresh, "b", NOW, keep_scope).err(), Some(RefreshError::InvalidGrant));
+    assert!(fixture.store().refresh(&refresh, "a", NOW, keep_scope).is_ok());
+}
+
+#[test]
+fn expired_refresh_tokens_are_refused() {
+    let fixture = Fixture::with_capacity(100);
+    let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
+    assert_eq!(fixture.store().refresh(&refresh, "a", NOW + 86400, keep_scope).err(), Some(RefreshError::InvalidGrant));
+}
+
+#[test]
+fn a_refused_refresh_changes_nothing() {
+    let fixture = Fixture::with_capacity(100);
+    let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
+    let refuse = |_: &GrantRecord| Err(RefreshRefusal::InvalidScope);
+    assert_eq!(fixture.store().refresh(&refresh, "a", NOW, refuse).err(), Some(RefreshError::Refused(RefreshRefusal::InvalidScope)));
+    assert!(fixture.store().refresh(&refresh, "a", NOW, keep_scope).is_ok());
+}
+
+#[test]
+fn a_grant_keeps_at_most_four_access_tokens() {
+    let fixture = Fixture::with_capacity(100);
+    let first = fixture.store().issue(password_grant("a"), NOW).unwrap();
+    let mut refresh = first.refresh_token.unwrap();
+    let mut access = vec![first.access_token];
+    for i in 1..=MAX_ACCESS_TOKENS_PER_GRANT as u64 {
+        let plan = move |_: &GrantRecord| {
+            Ok(RefreshPlan { access_scopes: Some(vec![1]), access_expires_at: NOW + 3600 + i, refresh_expires_at: NOW + 86400 })
+        };
+        let next = fixture.store().refresh(&refresh, "a", NOW, plan).unwrap();
+        refresh = next.refresh_token.unwrap();
+        access.push(next.access_token);
+    }
+    // The one expiring first (the original) made room; the narrowed ones keep their scope.
+    assert_eq!(fixture.store().find_access(&access[0], NOW), Err(LookupError::Unknown));
+    for token in &access[1..] {
+        assert_eq!(fixture.store().find_access(token, NOW).unwrap().scopes, vec![1]);
+    }
+}
+
+/// Interleaves two refreshes of the same token the way two Envoy workers can: both read the
+/// bucket before either writes.
+struct RacingStore<'a> {
+    inner: &'a MemoryStore,
+    /// A write to run right after the first read, as if another worker got there first.
+    intrude: std::cell::RefCell<Option<Box<dyn FnOnce() + 'a>>>,
+}
+
+impl SharedStore for RacingStore<'_> {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        let value = self.inner.get(key);
+        if let Some(intrude) = self.intrude.borrow_mut().take() {
+            intrude();
+        }
+        value
+    }
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        self.inner.set(key, value, cas)
+    }
+}
+
+#[test]
+fn the_loser_of_a_concurrent_refresh_gets_invalid_grant_and_the_winner_keeps_its_tokens() {
+    let fixture = Fixture::with_capacity(100);
+    let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
+    let winner = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let racing = RacingStore { inner: &fixture.shared, intrude: Default::default() };
+    {
+        let (winner, refresh, shared, buckets) = (winner.clone(), refresh.clone(), &fixture.shared, fixture.bucket_count);
+        *racing.intrude.borrow_mut() = Some(Box::new(move || {
+            let store = TokenStore::new(shared, &SystemRandomness, buckets);
+            *winner.borrow_mut() = Some(store.refresh(&refresh, "a", NOW, keep_scope).unwrap());
+        }));
+    }
+    let loser = TokenStore::new(&racing, &SystemRandomness, fixture.bucket_count);
+    assert_eq!(loser.refresh(&refresh, "a", NOW, keep_scope).err(), Some(RefreshError::InvalidGrant));
+    let winner = winner.borrow_mut().take().unwrap();
+    assert!(fixture.store().find_access(&winner.access_token, NOW).is_ok());
+    assert!(fixture.store().refresh(&winner.refresh_token.unwrap(), "a", NOW, keep_scope).is_ok());
+}
+
+#[test]
+fn concurrent_issues_into_one_bucket_all_land() {
+    // Capacity 8 is one bucket: every issue below races for the same key.
+    let fixture = Fixture::with_capacity(8);
+    let racing = RacingStore { inner: &fixture.shared, intrude: Default::default() };
+    let intruder_token = std::rc::Rc::new(std::cell::RefCell::new(None));
+    {
+        let (slot, shared, buckets) = (intruder_token.clone(), &fixture.shared, fixture.bucket_count);
+        *racing.intrude.borrow_mut() = Some(Box::new(move || {
+            let store = TokenStore::new(shared, &SystemRandomness, buckets);
+            *slot.borrow_mut() = Some(store.issue(cc_grant("b", 60), NOW).unwrap().access_token);
+        }));
+    }
+    let mine = TokenStore::new(&racing, &SystemRandomness, fixture.bucket_count).issue(cc_grant("a", 60), NOW).unwrap();
+    let theirs = intruder_token.borrow_mut().take().unwrap();
+    assert_eq!(fixture.store().find_access(&mine.access_token, NOW).unwrap().owner.client_id, "a");
+    assert_eq!(fixture.store().find_access(&theirs, NOW).unwrap().owner.client_id, "b");
+}
+
+#[test]
+fn stored_bytes_per_grant_stay_small() {
+    let fixture = Fixture::with_capacity(8000);
+    let before = fixture.shared.stored_bytes();
+    for _ in 0..4000 {
+        fixture.store().issue(cc_grant("demo-app", 3600), NOW).unwrap();
+    }
+    let per_grant = (fixture.shared.stored_bytes() - before) / 4000;
+    // A client-credentials grant: 8 tag + 8 fingerprints + 9 client + 1 user + 1 refresh flag
+    // + 9 scopes + 1 count + 25 access entry + 2 length = 64 bytes.
+    assert_eq!(per_grant, 64, "bytes per stored grant");
+}
