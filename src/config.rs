@@ -207,7 +207,8 @@ impl Config {
             let inner = error.into_inner();
             // serde's "invalid type/value" messages quote the offending value: describe it
             // by position instead, in case it is a secret typed into the wrong field.
-            let what = if inner.is_data() && !inner.to_string().starts_with("unknown field")
+            let what = if inner.is_data()
+                && !inner.to_string().starts_with("unknown field")
                 && !inner.to_string().starts_with("missing field")
                 && !inner.to_string().starts_with("unknown variant")
             {
@@ -215,13 +216,19 @@ impl Config {
             } else {
                 inner.to_string()
             };
-            if path == "." { ConfigError(what) } else { problem(path, what) }
+            if path == "." {
+                ConfigError(what)
+            } else {
+                problem(path, what)
+            }
         })?;
         Config::validate(raw)
     }
 
     fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
-        if raw.realm.is_empty() || !raw.realm.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+        if raw.realm.is_empty()
+            || !raw.realm.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        {
             return Err(problem("realm", "must be printable ASCII without '\"' or '\\'"));
         }
         if !raw.token_endpoint.starts_with('/') || raw.token_endpoint.contains(['?', '#', ' ']) {
@@ -254,7 +261,10 @@ impl Config {
                 let id = scope_id(name);
                 match scope_names.get(&id) {
                     Some(existing) if existing != name => {
-                        return Err(problem(format!("{at}[{i}]"), "scope name collides with another scope's id; rename it"));
+                        return Err(problem(
+                            format!("{at}[{i}]"),
+                            "scope name collides with another scope's id; rename it",
+                        ));
                     }
                     _ => {
                         scope_names.insert(id, name.clone());
@@ -278,7 +288,10 @@ impl Config {
                 return Err(problem(format!("{at}.grant_types"), "lists a grant type twice"));
             }
             if grant_types == BTreeSet::from([GrantType::RefreshToken]) {
-                return Err(problem(format!("{at}.grant_types"), "refresh_token alone can never be used: add password"));
+                return Err(problem(
+                    format!("{at}.grant_types"),
+                    "refresh_token alone can never be used: add password",
+                ));
             }
             let scopes = register_scopes(&format!("{at}.scopes"), &app.scopes)?;
             grantable = ScopeSet::from_names(grantable.iter().chain(scopes.iter()).map(str::to_owned));
@@ -305,7 +318,12 @@ impl Config {
             check_name(&format!("{at}.username"), &user.username)?;
             let verifier = verifier(&at, "password", user.password, user.password_hash)?;
             let scopes = register_scopes(&format!("{at}.scopes"), &user.scopes)?;
-            let entry = User { fingerprint: verifier.fingerprint(&user.username), username: user.username.clone(), verifier, scopes };
+            let entry = User {
+                fingerprint: verifier.fingerprint(&user.username),
+                username: user.username.clone(),
+                verifier,
+                scopes,
+            };
             if users.insert(user.username, entry).is_some() {
                 return Err(problem(format!("{at}.username"), "the same username appears twice"));
             }
@@ -315,7 +333,8 @@ impl Config {
         let mut seen = BTreeSet::new();
         for (i, resource) in raw.resources.into_iter().enumerate() {
             let at = format!("resources[{i}]");
-            let template = PathTemplate::parse(&resource.path).map_err(|e| problem(format!("{at}.path"), e.0))?;
+            let template =
+                PathTemplate::parse(&resource.path).map_err(|e| problem(format!("{at}.path"), e.0))?;
             if template.matches(&raw.token_endpoint) {
                 return Err(problem(format!("{at}.path"), "overlaps the token endpoint"));
             }
@@ -324,10 +343,16 @@ impl Config {
             }
             for (j, method) in resource.methods.iter().enumerate() {
                 if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-                    return Err(problem(format!("{at}.methods[{j}]"), "an HTTP method in capitals, like GET"));
+                    return Err(problem(
+                        format!("{at}.methods[{j}]"),
+                        "an HTTP method in capitals, like GET",
+                    ));
                 }
                 if !seen.insert((method.clone(), resource.path.clone())) {
-                    return Err(problem(format!("{at}.methods[{j}]"), "this method and path are listed twice"));
+                    return Err(problem(
+                        format!("{at}.methods[{j}]"),
+                        "this method and path are listed twice",
+                    ));
                 }
             }
             let access = if resource.public {
@@ -338,7 +363,10 @@ impl Config {
             } else {
                 let scopes = register_scopes(&format!("{at}.scopes"), &resource.scopes)?;
                 if let Some(j) = resource.scopes.iter().position(|name| !grantable.contains(name)) {
-                    return Err(problem(format!("{at}.scopes[{j}]"), "no application can be granted this scope"));
+                    return Err(problem(
+                        format!("{at}.scopes[{j}]"),
+                        "no application can be granted this scope",
+                    ));
                 }
                 Access::scopes(scopes.iter().map(str::to_owned))
             };
@@ -370,7 +398,11 @@ impl Config {
 
 /// A decoy with the cost of a typical configured password hash, for unknown usernames.
 fn decoy_user_verifier() -> SecretVerifier {
-    SecretVerifier::Pbkdf2Sha256 { iterations: 10_000, salt: b"tokengate-decoy".to_vec(), digest: vec![0; 32] }
+    SecretVerifier::Pbkdf2Sha256 {
+        iterations: 10_000,
+        salt: b"tokengate-decoy".to_vec(),
+        digest: vec![0; 32],
+    }
 }
 
 fn validity(at: &str, secs: i64) -> Result<Validity, ConfigError> {
@@ -388,11 +420,18 @@ fn check_name(at: &str, name: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn verifier(at: &str, field: &str, plain: Option<String>, hash: Option<String>) -> Result<SecretVerifier, ConfigError> {
+fn verifier(
+    at: &str,
+    field: &str,
+    plain: Option<String>,
+    hash: Option<String>,
+) -> Result<SecretVerifier, ConfigError> {
     match (plain, hash) {
         (Some(plain), None) if !plain.is_empty() => Ok(SecretVerifier::from_plaintext(&plain)),
         (Some(_), None) => Err(problem(format!("{at}.{field}"), "must not be empty")),
-        (None, Some(hash)) => SecretVerifier::parse(&hash).map_err(|e| problem(format!("{at}.{field}_hash"), e.0)),
+        (None, Some(hash)) => {
+            SecretVerifier::parse(&hash).map_err(|e| problem(format!("{at}.{field}_hash"), e.0))
+        }
         (Some(_), Some(_)) => Err(problem(at, format!("give {field} or {field}_hash, not both"))),
         (None, None) => Err(problem(at, format!("{field} or {field}_hash is needed"))),
     }

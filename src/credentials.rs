@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::form::decode_component;
+use crate::scope::leading_u32;
 
 /// Standard base64 that accepts input with or without `=` padding, so unpadded Basic
 /// credentials are accepted consistently (checklist §1.10).
@@ -44,9 +45,7 @@ pub fn parse_basic_authorization(header: &str) -> Result<ClientCredentials, Basi
     if encoded.is_empty() {
         return Err(BasicError::Malformed);
     }
-    let decoded = BASE64_PADDING_OPTIONAL
-        .decode(encoded)
-        .map_err(|_| BasicError::Malformed)?;
+    let decoded = BASE64_PADDING_OPTIONAL.decode(encoded).map_err(|_| BasicError::Malformed)?;
     if std::str::from_utf8(&decoded).is_err() {
         return Err(BasicError::Malformed);
     }
@@ -57,7 +56,11 @@ pub fn parse_basic_authorization(header: &str) -> Result<ClientCredentials, Basi
     let consumer_secret = decode_component(raw_secret).map_err(|_| BasicError::Malformed)?;
     // RFC 7617 §2: user-id and password must not contain control characters.
     let has_control = |text: &str| text.chars().any(char::is_control);
-    if consumer_key.is_empty() || consumer_secret.is_empty() || has_control(&consumer_key) || has_control(&consumer_secret) {
+    if consumer_key.is_empty()
+        || consumer_secret.is_empty()
+        || has_control(&consumer_key)
+        || has_control(&consumer_secret)
+    {
         return Err(BasicError::Malformed);
     }
     Ok(ClientCredentials { consumer_key, consumer_secret })
@@ -154,8 +157,7 @@ impl SecretVerifier {
                 hasher.update(digest);
             }
         }
-        let out = hasher.finalize();
-        u32::from_be_bytes([out[0], out[1], out[2], out[3]])
+        leading_u32(&hasher.finalize())
     }
 }
 
@@ -223,7 +225,8 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_through_parsing() {
-        for (key, secret) in [("cli ent+1", "s3cr:et+%/="), ("demo-app", "a-b.c_d~e"), ("ключ", "пароль")] {
+        for (key, secret) in [("cli ent+1", "s3cr:et+%/="), ("demo-app", "a-b.c_d~e"), ("ключ", "пароль")]
+        {
             let header = format!("Basic {}", encode_basic_credentials(key, secret));
             assert_eq!(parse(&header), ok(key, secret));
         }
@@ -234,7 +237,8 @@ mod tests {
         // The seeds' own example pair: form-encoding changes nothing for unreserved characters.
         assert_eq!(
             encode_basic_credentials("wU62DjlyDBnq87GlBwplfqvmAbAa", "ksdSdoefDDP7wpaElfqvmjDue"),
-            base64::engine::general_purpose::STANDARD.encode("wU62DjlyDBnq87GlBwplfqvmAbAa:ksdSdoefDDP7wpaElfqvmjDue")
+            base64::engine::general_purpose::STANDARD
+                .encode("wU62DjlyDBnq87GlBwplfqvmAbAa:ksdSdoefDDP7wpaElfqvmjDue")
         );
     }
 

@@ -29,10 +29,7 @@ pub fn decode_component(raw: &[u8]) -> Result<String, FormError> {
     } else {
         Cow::Borrowed(raw)
     };
-    percent_decode(&plus_as_space)
-        .decode_utf8()
-        .map(Cow::into_owned)
-        .map_err(|_| FormError::InvalidUtf8)
+    percent_decode(&plus_as_space).decode_utf8().map(Cow::into_owned).map_err(|_| FormError::InvalidUtf8)
 }
 
 fn percent_escapes_are_well_formed(raw: &[u8]) -> bool {
@@ -113,10 +110,7 @@ mod tests {
 
     #[test]
     fn refuses_repeated_parameters_even_unknown_ones() {
-        assert_eq!(
-            FormParams::parse(b"grant_type=a&grant_type=a"),
-            Err(FormError::RepeatedParameter)
-        );
+        assert_eq!(FormParams::parse(b"grant_type=a&grant_type=a"), Err(FormError::RepeatedParameter));
         assert_eq!(FormParams::parse(b"x=1&x=2"), Err(FormError::RepeatedParameter));
     }
 

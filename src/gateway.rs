@@ -3,12 +3,11 @@
 //! Nothing here knows about proxy-wasm. The filter glue reads the request into
 //! [`TokenRequest`] or [`ApiRequest`], calls [`Gateway`], and turns the outcome into host calls.
 
-use serde_json::json;
-
 use crate::config::{Application, Config, GrantType, User};
 use crate::credentials::{parse_basic_authorization, BasicError, ClientCredentials};
 use crate::form::{query_parameter_names, FormError, FormParams};
 use crate::host::{Clock, Randomness, SharedStore};
+use crate::messages::{ErrorResponse, TokenResponse};
 use crate::routes::{Access, RouteMatch};
 use crate::scope::ScopeSet;
 use crate::store::{
@@ -92,8 +91,11 @@ const fn oauth_error(status: u16, code: &'static str, description: &'static str)
     OAuthError { status, code, description }
 }
 
-const CLIENT_AUTH_FAILED: OAuthError =
-    oauth_error(401, "invalid_client", "client authentication failed: send Authorization: Basic base64(consumer-key:consumer-secret)");
+const CLIENT_AUTH_FAILED: OAuthError = oauth_error(
+    401,
+    "invalid_client",
+    "client authentication failed: send Authorization: Basic base64(consumer-key:consumer-secret)",
+);
 const STORE_UNAVAILABLE: OAuthError =
     oauth_error(503, "temporarily_unavailable", "the token store is unavailable; try again later");
 
@@ -107,7 +109,11 @@ pub fn split_path(path_and_query: &str) -> (&str, Option<&str>) {
 
 impl<'a> Gateway<'a> {
     pub fn new(config: &'a Config, host: Host<'a>) -> Self {
-        Gateway { config, store: TokenStore::new(host.shared, host.random, config.bucket_count), clock: host.clock }
+        Gateway {
+            config,
+            store: TokenStore::new(host.shared, host.random, config.bucket_count),
+            clock: host.clock,
+        }
     }
 
     pub fn is_token_endpoint(&self, path_and_query: &str) -> bool {
@@ -124,30 +130,42 @@ impl<'a> Gateway<'a> {
 
     pub fn token_endpoint(&self, request: &TokenRequest) -> Response {
         match self.issue_tokens(request) {
-            Ok(body) => token_response(200, Vec::new(), body.to_string()),
+            Ok(body) => token_response(200, Vec::new(), serde_json::to_vec(&body).unwrap_or_default()),
             Err(error) => self.error_response(&error),
         }
     }
 
-    fn issue_tokens(&self, request: &TokenRequest) -> Result<serde_json::Value, OAuthError> {
+    fn issue_tokens(&self, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
         if request.method != "POST" {
             return Err(oauth_error(405, "invalid_request", "the token endpoint accepts only POST"));
         }
-        const SECRET_PARAMETERS: [&str; 5] = ["client_id", "client_secret", "username", "password", "refresh_token"];
+        const SECRET_PARAMETERS: [&str; 5] =
+            ["client_id", "client_secret", "username", "password", "refresh_token"];
         if let Some(query) = request.query {
             if query_parameter_names(query).any(|name| SECRET_PARAMETERS.contains(&name.as_ref())) {
-                return Err(oauth_error(400, "invalid_request", "credentials must be sent in the body, not in the URL"));
+                return Err(oauth_error(
+                    400,
+                    "invalid_request",
+                    "credentials must be sent in the body, not in the URL",
+                ));
             }
         }
         if !request.content_type.is_some_and(is_form_content_type) {
-            return Err(oauth_error(400, "invalid_request", "the content type must be application/x-www-form-urlencoded"));
+            return Err(oauth_error(
+                400,
+                "invalid_request",
+                "the content type must be application/x-www-form-urlencoded",
+            ));
         }
         let form = FormParams::parse(request.body).map_err(|error| match error {
             FormError::RepeatedParameter => oauth_error(400, "invalid_request", "a parameter is repeated"),
-            FormError::BadPercentEncoding => oauth_error(400, "invalid_request", "the body is not valid form encoding"),
+            FormError::BadPercentEncoding => {
+                oauth_error(400, "invalid_request", "the body is not valid form encoding")
+            }
             FormError::InvalidUtf8 => oauth_error(400, "invalid_request", "the body is not valid UTF-8"),
         })?;
-        let grant_type = form.get("grant_type").ok_or(oauth_error(400, "invalid_request", "grant_type is missing"))?;
+        let grant_type =
+            form.get("grant_type").ok_or(oauth_error(400, "invalid_request", "grant_type is missing"))?;
 
         let credentials = match request.authorization.map(parse_basic_authorization) {
             Some(Ok(credentials)) => credentials,
@@ -158,32 +176,54 @@ impl<'a> Gateway<'a> {
             return Err(oauth_error(400, "invalid_request", "use HTTP Basic or client_secret, not both"));
         }
         if form.get("client_id").is_some_and(|id| id != credentials.consumer_key) {
-            return Err(oauth_error(400, "invalid_request", "client_id does not match the authenticated client"));
+            return Err(oauth_error(
+                400,
+                "invalid_request",
+                "client_id does not match the authenticated client",
+            ));
         }
         let app = self.authenticate_client(&credentials).ok_or(CLIENT_AUTH_FAILED)?;
 
-        let grant = GrantType::from_param(grant_type)
-            .ok_or(oauth_error(400, "unsupported_grant_type", "the grant type is not supported"))?;
+        let grant = GrantType::from_param(grant_type).ok_or(oauth_error(
+            400,
+            "unsupported_grant_type",
+            "the grant type is not supported",
+        ))?;
         if !app.grant_types.contains(&grant) {
-            return Err(oauth_error(400, "unauthorized_client", "this application may not use this grant type"));
+            return Err(oauth_error(
+                400,
+                "unauthorized_client",
+                "this application may not use this grant type",
+            ));
         }
         let requested = match form.get("scope") {
-            Some(text) => Some(ScopeSet::parse(text).map_err(|_| oauth_error(400, "invalid_scope", "the scope is malformed"))?),
+            Some(text) => Some(
+                ScopeSet::parse(text)
+                    .map_err(|_| oauth_error(400, "invalid_scope", "the scope is malformed"))?,
+            ),
             None => None,
         };
         let now = self.clock.now_secs();
         match grant {
             GrantType::ClientCredentials => {
                 let scopes = narrow(requested, &app.scopes)?;
-                let owner = GrantOwner { client_id: app.consumer_key.clone(), client_fingerprint: app.fingerprint, user: None };
+                let owner = GrantOwner {
+                    client_id: app.consumer_key.clone(),
+                    client_fingerprint: app.fingerprint,
+                    user: None,
+                };
                 self.issue_grant(app, owner, scopes, None, now)
             }
             GrantType::Password => {
-                let username = form.get("username").ok_or(oauth_error(400, "invalid_request", "username is missing"))?;
-                let password = form.get("password").ok_or(oauth_error(400, "invalid_request", "password is missing"))?;
-                let user = self
-                    .authenticate_user(username, password)
-                    .ok_or(oauth_error(400, "invalid_grant", "the username or password is wrong"))?;
+                let username =
+                    form.get("username").ok_or(oauth_error(400, "invalid_request", "username is missing"))?;
+                let password =
+                    form.get("password").ok_or(oauth_error(400, "invalid_request", "password is missing"))?;
+                let user = self.authenticate_user(username, password).ok_or(oauth_error(
+                    400,
+                    "invalid_grant",
+                    "the username or password is wrong",
+                ))?;
                 let scopes = narrow(requested, &app.scopes.intersection(&user.scopes))?;
                 let owner = GrantOwner {
                     client_id: app.consumer_key.clone(),
@@ -197,9 +237,11 @@ impl<'a> Gateway<'a> {
                 self.issue_grant(app, owner, scopes, refresh_expires_at, now)
             }
             GrantType::RefreshToken => {
-                let token = form
-                    .get("refresh_token")
-                    .ok_or(oauth_error(400, "invalid_request", "refresh_token is missing"))?;
+                let token = form.get("refresh_token").ok_or(oauth_error(
+                    400,
+                    "invalid_request",
+                    "refresh_token is missing",
+                ))?;
                 self.refresh_grant(app, token, requested.as_ref(), now)
             }
         }
@@ -236,11 +278,13 @@ impl<'a> Gateway<'a> {
         scopes: ScopeSet,
         refresh_expires_at: Option<u64>,
         now: u64,
-    ) -> Result<serde_json::Value, OAuthError> {
+    ) -> Result<TokenResponse, OAuthError> {
         let access_expires_at = app.access_validity.expires_at(now);
         let grant = NewGrant { owner, scopes: scopes.ids(), access_expires_at, refresh_expires_at };
         let issued = self.store.issue(grant, now).map_err(|error| match error {
-            IssueError::Full => oauth_error(503, "temporarily_unavailable", "the token store is full; try again later"),
+            IssueError::Full => {
+                oauth_error(503, "temporarily_unavailable", "the token store is full; try again later")
+            }
             IssueError::Random | IssueError::Store(_) => STORE_UNAVAILABLE,
         })?;
         Ok(token_body(issued, &scopes, access_expires_at, now))
@@ -252,8 +296,9 @@ impl<'a> Gateway<'a> {
         token: &str,
         requested: Option<&ScopeSet>,
         now: u64,
-    ) -> Result<serde_json::Value, OAuthError> {
-        let invalid_grant = oauth_error(400, "invalid_grant", "the refresh token is invalid, expired or revoked");
+    ) -> Result<TokenResponse, OAuthError> {
+        let invalid_grant =
+            oauth_error(400, "invalid_grant", "the refresh token is invalid, expired or revoked");
         let mut granted = ScopeSet::default();
         let mut access_expires_at = 0;
         let decide = |record: &GrantRecord| -> Result<RefreshPlan, RefreshRefusal> {
@@ -262,7 +307,9 @@ impl<'a> Gateway<'a> {
             // The grant keeps its scope; the access token may narrow it (RFC 6749 §6).
             let grant_scopes = self.config.scope_set(&record.scopes).intersection(&allowed);
             let access_scopes = match requested {
-                Some(requested) if !requested.is_subset(&grant_scopes) => return Err(RefreshRefusal::InvalidScope),
+                Some(requested) if !requested.is_subset(&grant_scopes) => {
+                    return Err(RefreshRefusal::InvalidScope)
+                }
                 Some(requested) => requested.clone(),
                 None => grant_scopes,
             };
@@ -281,7 +328,9 @@ impl<'a> Gateway<'a> {
                 Err(oauth_error(400, "invalid_scope", "the scope exceeds the grant's scope"))
             }
             Err(
-                RefreshError::InvalidGrant | RefreshError::ReuseDetected | RefreshError::Refused(RefreshRefusal::InvalidGrant),
+                RefreshError::InvalidGrant
+                | RefreshError::ReuseDetected
+                | RefreshError::Refused(RefreshRefusal::InvalidGrant),
             ) => Err(invalid_grant),
             Err(RefreshError::Random | RefreshError::Store(_)) => Err(STORE_UNAVAILABLE),
         }
@@ -311,8 +360,7 @@ impl<'a> Gateway<'a> {
         if error.status == 405 {
             headers.push(("allow", "POST".to_owned()));
         }
-        let body = json!({ "error": error.code, "error_description": error.description });
-        token_response(error.status, headers, body.to_string())
+        token_response(error.status, headers, ErrorResponse::new(error.code, error.description).to_json())
     }
 
     // -----------------------------------------------------------------------------------------
@@ -322,16 +370,29 @@ impl<'a> Gateway<'a> {
         let (path, query) = split_path(request.path);
         // RFC 6750 §2.3: tokens in URLs leak into logs; refuse them outright.
         if query.is_some_and(|query| query_parameter_names(query).any(|name| name == "access_token")) {
-            return Outcome::Respond(self.bearer_error(400, "invalid_request", "send the token in the Authorization header, not the URL", None));
+            return Outcome::Respond(self.bearer_error(
+                400,
+                "invalid_request",
+                "send the token in the Authorization header, not the URL",
+                None,
+            ));
         }
         let access = match self.config.routes.find(request.method, path) {
             RouteMatch::Found(access) => access,
             RouteMatch::NotFound => {
-                return Outcome::Respond(json_response(404, Vec::new(), json!({ "error": "not_found" })));
+                return Outcome::Respond(json_response(
+                    404,
+                    Vec::new(),
+                    ErrorResponse::bare("not_found").to_json(),
+                ));
             }
             RouteMatch::MethodNotAllowed(methods) => {
                 let headers = vec![("allow", methods.join(", "))];
-                return Outcome::Respond(json_response(405, headers, json!({ "error": "method_not_allowed" })));
+                return Outcome::Respond(json_response(
+                    405,
+                    headers,
+                    ErrorResponse::bare("method_not_allowed").to_json(),
+                ));
             }
         };
         let required = match access {
@@ -341,29 +402,58 @@ impl<'a> Gateway<'a> {
         let token = match request.authorization.map(bearer_token) {
             None | Some(Err(BearerError::OtherScheme)) => return Outcome::Respond(self.bearer_challenge()),
             Some(Err(BearerError::Malformed)) => {
-                return Outcome::Respond(self.bearer_error(400, "invalid_request", "the Authorization header is malformed", None));
+                return Outcome::Respond(self.bearer_error(
+                    400,
+                    "invalid_request",
+                    "the Authorization header is malformed",
+                    None,
+                ));
             }
             Some(Ok(token)) => token,
         };
         let grant = match self.store.find_access(token, self.clock.now_secs()) {
             Ok(grant) => grant,
             Err(LookupError::Unknown) => {
-                return Outcome::Respond(self.bearer_error(401, "invalid_token", "the access token is unknown or revoked", None));
+                return Outcome::Respond(self.bearer_error(
+                    401,
+                    "invalid_token",
+                    "the access token is unknown or revoked",
+                    None,
+                ));
             }
             Err(LookupError::Expired) => {
-                return Outcome::Respond(self.bearer_error(401, "invalid_token", "the access token expired", None));
+                return Outcome::Respond(self.bearer_error(
+                    401,
+                    "invalid_token",
+                    "the access token expired",
+                    None,
+                ));
             }
             Err(LookupError::Store(_)) => {
-                return Outcome::Respond(json_response(503, Vec::new(), json!({ "error": "temporarily_unavailable" })));
+                return Outcome::Respond(json_response(
+                    503,
+                    Vec::new(),
+                    ErrorResponse::bare("temporarily_unavailable").to_json(),
+                ));
             }
         };
         let Some(allowed) = self.still_allowed_scopes(&grant.owner) else {
-            return Outcome::Respond(self.bearer_error(401, "invalid_token", "the access token is unknown or revoked", None));
+            return Outcome::Respond(self.bearer_error(
+                401,
+                "invalid_token",
+                "the access token is unknown or revoked",
+                None,
+            ));
         };
         let held = self.config.scope_set(&grant.scopes).intersection(&allowed);
         if !required.iter().all(|name| held.contains(name)) {
             let scope = required.join(" ");
-            return Outcome::Respond(self.bearer_error(403, "insufficient_scope", "the access token lacks a required scope", Some(scope)));
+            return Outcome::Respond(self.bearer_error(
+                403,
+                "insufficient_scope",
+                "the access token lacks a required scope",
+                Some(scope),
+            ));
         }
         Outcome::Forward(self.forward(Some((&grant.owner, &held))))
     }
@@ -391,15 +481,15 @@ impl<'a> Gateway<'a> {
     }
 
     fn bearer_error(&self, status: u16, code: &str, description: &str, scope: Option<String>) -> Response {
-        let mut challenge = format!("Bearer realm=\"{}\", error=\"{code}\", error_description=\"{description}\"", self.config.realm);
+        let mut challenge = format!(
+            "Bearer realm=\"{}\", error=\"{code}\", error_description=\"{description}\"",
+            self.config.realm
+        );
         if let Some(scope) = &scope {
             challenge.push_str(&format!(", scope=\"{scope}\""));
         }
-        let mut body = json!({ "error": code, "error_description": description });
-        if let Some(scope) = scope {
-            body["scope"] = json!(scope);
-        }
-        json_response(status, vec![("www-authenticate", challenge)], body)
+        let body = ErrorResponse { scope, ..ErrorResponse::new(code, description) };
+        json_response(status, vec![("www-authenticate", challenge)], body.to_json())
     }
 }
 
@@ -407,37 +497,34 @@ impl<'a> Gateway<'a> {
 fn narrow(requested: Option<ScopeSet>, allowed: &ScopeSet) -> Result<ScopeSet, OAuthError> {
     match requested {
         Some(requested) if requested.is_subset(allowed) => Ok(requested),
-        Some(_) => Err(oauth_error(400, "invalid_scope", "the scope exceeds what this client may be granted")),
+        Some(_) => {
+            Err(oauth_error(400, "invalid_scope", "the scope exceeds what this client may be granted"))
+        }
         None => Ok(allowed.clone()),
     }
 }
 
-fn token_body(issued: IssuedTokens, scopes: &ScopeSet, access_expires_at: u64, now: u64) -> serde_json::Value {
-    let mut body = json!({
-        "access_token": issued.access_token,
-        "token_type": "Bearer",
-        "scope": scopes.to_string(),
-    });
-    if access_expires_at != NEVER_EXPIRES {
-        body["expires_in"] = json!(access_expires_at.saturating_sub(now));
+fn token_body(issued: IssuedTokens, scopes: &ScopeSet, access_expires_at: u64, now: u64) -> TokenResponse {
+    TokenResponse {
+        access_token: issued.access_token,
+        token_type: "Bearer".to_owned(),
+        expires_in: (access_expires_at != NEVER_EXPIRES).then(|| access_expires_at.saturating_sub(now)),
+        refresh_token: issued.refresh_token,
+        scope: Some(scopes.to_string()),
     }
-    if let Some(refresh) = issued.refresh_token {
-        body["refresh_token"] = json!(refresh);
-    }
-    body
 }
 
 /// Every token endpoint response, errors included, must not be cached (RFC 6749 §5.1).
-fn token_response(status: u16, mut headers: Vec<(&'static str, String)>, body: String) -> Response {
+fn token_response(status: u16, mut headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Response {
     headers.push(("content-type", "application/json".to_owned()));
     headers.push(("cache-control", "no-store".to_owned()));
     headers.push(("pragma", "no-cache".to_owned()));
-    Response { status, headers, body: body.into_bytes() }
+    Response { status, headers, body }
 }
 
-fn json_response(status: u16, mut headers: Vec<(&'static str, String)>, body: serde_json::Value) -> Response {
+fn json_response(status: u16, mut headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Response {
     headers.push(("content-type", "application/json".to_owned()));
-    Response { status, headers, body: body.to_string().into_bytes() }
+    Response { status, headers, body }
 }
 
 /// `application/x-www-form-urlencoded`, any case, parameters such as `charset` allowed.
@@ -461,7 +548,9 @@ fn bearer_token(header: &str) -> Result<&str, BearerError> {
     let token = rest.trim_matches(' ');
     let body = token.trim_end_matches('=');
     let is_b64token = !body.is_empty()
-        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
     if is_b64token {
         Ok(token)
     } else {

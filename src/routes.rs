@@ -43,7 +43,9 @@ impl PathTemplate {
             } else if part.is_empty() {
                 return Err(TemplateError("empty segment ('//' or a trailing '/')"));
             } else if part.contains(['{', '}', '*']) || *part == "." || *part == ".." {
-                return Err(TemplateError("a literal segment must not contain '{', '}', '*' or be a dot segment"));
+                return Err(TemplateError(
+                    "a literal segment must not contain '{', '}', '*' or be a dot segment",
+                ));
             } else {
                 Segment::Literal((*part).to_owned())
             };
@@ -54,7 +56,9 @@ impl PathTemplate {
 
     /// Matches a request path (query string already removed).
     pub fn matches(&self, path: &str) -> bool {
-        let Some(body) = path.strip_prefix('/') else { return false };
+        let Some(body) = path.strip_prefix('/') else {
+            return false;
+        };
         let mut parts = body.split('/');
         for segment in &self.segments {
             match segment {
@@ -180,7 +184,9 @@ mod tests {
 
     #[test]
     fn refuses_bad_templates() {
-        for bad in ["", "api", "/a//b", "/a/", "/a/*/b", "/a/{}", "/a/{b-c}", "/a/x{y}", "/a?b", "/a/..", "/a/**"] {
+        for bad in
+            ["", "api", "/a//b", "/a/", "/a/*/b", "/a/{}", "/a/{b-c}", "/a/x{y}", "/a?b", "/a/..", "/a/**"]
+        {
             assert!(PathTemplate::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -188,9 +194,21 @@ mod tests {
     #[test]
     fn first_matching_rule_wins_and_wrong_method_is_reported() {
         let table = RouteTable::new(vec![
-            RouteRule { methods: vec!["GET".into()], template: template("/api/orders"), access: Access::scopes(["r".to_owned()]) },
-            RouteRule { methods: vec!["POST".into()], template: template("/api/orders"), access: Access::scopes(["w".to_owned()]) },
-            RouteRule { methods: vec!["GET".into()], template: template("/api/public/ping"), access: Access::Public },
+            RouteRule {
+                methods: vec!["GET".into()],
+                template: template("/api/orders"),
+                access: Access::scopes(["r".to_owned()]),
+            },
+            RouteRule {
+                methods: vec!["POST".into()],
+                template: template("/api/orders"),
+                access: Access::scopes(["w".to_owned()]),
+            },
+            RouteRule {
+                methods: vec!["GET".into()],
+                template: template("/api/public/ping"),
+                access: Access::Public,
+            },
         ]);
         assert_eq!(table.find("POST", "/api/orders"), RouteMatch::Found(&Access::scopes(["w".to_owned()])));
         assert_eq!(table.find("GET", "/api/public/ping"), RouteMatch::Found(&Access::Public));

@@ -12,16 +12,18 @@ use sha2::{Digest, Sha256};
 pub type ScopeId = u32;
 
 pub fn scope_id(name: &str) -> ScopeId {
-    let digest = Sha256::digest(name.as_bytes());
-    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+    leading_u32(&Sha256::digest(name.as_bytes()))
+}
+
+/// The first four bytes of a digest as a number.
+pub(crate) fn leading_u32(digest: &[u8]) -> u32 {
+    digest.first_chunk::<4>().map_or(0, |bytes| u32::from_be_bytes(*bytes))
 }
 
 /// True when `name` is a scope-token: 1*( %x21 / %x23-5B / %x5D-7E ).
 pub fn is_scope_token(name: &str) -> bool {
     !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+        && name.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 /// A set of scope names, kept sorted so responses and headers are stable.

@@ -15,8 +15,7 @@
 use crate::host::{RandomUnavailable, Randomness, SharedStore, StoreError};
 use crate::scope::ScopeId;
 use crate::token::{
-    grant_tag, mint_access_token, mint_refresh_token, new_grant_id, GrantTag, ParsedToken,
-    TokenHash,
+    grant_tag, mint_access_token, mint_refresh_token, new_grant_id, GrantTag, ParsedToken, TokenHash,
 };
 
 /// Grants per bucket. Small enough that a bucket read copies well under a kilobyte.
@@ -92,7 +91,9 @@ impl GrantRecord {
 
     fn add_access(&mut self, entry: AccessEntry) {
         if self.access.len() >= MAX_ACCESS_TOKENS_PER_GRANT {
-            if let Some(soonest) = (0..self.access.len()).min_by_key(|&i| self.access.get(i).map(|e| e.expires_at)) {
+            if let Some(soonest) =
+                (0..self.access.len()).min_by_key(|&i| self.access.get(i).map(|e| e.expires_at))
+            {
                 self.access.remove(soonest);
             }
         }
@@ -385,7 +386,9 @@ impl<'h> TokenStore<'h> {
             return Err(LookupError::Unknown);
         };
         for raw in bucket_records(&bytes) {
-            let Some(record) = GrantRecord::decode(raw) else { continue };
+            let Some(record) = GrantRecord::decode(raw) else {
+                continue;
+            };
             if let Some(entry) = record.access.iter().find(|entry| entry.hash == hash) {
                 if entry.expires_at <= now {
                     return Err(LookupError::Expired);
@@ -413,8 +416,14 @@ impl<'h> TokenStore<'h> {
                 tag: grant_tag(&grant_id),
                 owner: grant.owner.clone(),
                 scopes: grant.scopes.clone(),
-                refresh: refresh.as_ref().map(|(token, expires_at)| RefreshEntry { hash: token.hash, expires_at: *expires_at }),
-                access: vec![AccessEntry { hash: access.hash, expires_at: grant.access_expires_at, scopes: None }],
+                refresh: refresh
+                    .as_ref()
+                    .map(|(token, expires_at)| RefreshEntry { hash: token.hash, expires_at: *expires_at }),
+                access: vec![AccessEntry {
+                    hash: access.hash,
+                    expires_at: grant.access_expires_at,
+                    scopes: None,
+                }],
             };
             let stored = self.update_bucket(bucket, now, |records| {
                 if records.len() >= SLOTS_PER_BUCKET {
@@ -473,11 +482,17 @@ impl<'h> TokenStore<'h> {
             }
             let plan = decide(&*record).map_err(RefreshError::Refused)?;
             record.refresh = Some(RefreshEntry { hash: refresh.hash, expires_at: plan.refresh_expires_at });
-            record.add_access(AccessEntry { hash: access.hash, expires_at: plan.access_expires_at, scopes: plan.access_scopes });
+            record.add_access(AccessEntry {
+                hash: access.hash,
+                expires_at: plan.access_expires_at,
+                scopes: plan.access_scopes,
+            });
             Ok(Ok(()))
         });
         match outcome {
-            Ok(Some(Ok(()))) => Ok(IssuedTokens { access_token: access.text, refresh_token: Some(refresh.text) }),
+            Ok(Some(Ok(()))) => {
+                Ok(IssuedTokens { access_token: access.text, refresh_token: Some(refresh.text) })
+            }
             Ok(Some(Err(reuse))) => Err(reuse),
             Ok(None) => Err(RefreshError::InvalidGrant),
             Err(error) => Err(error),

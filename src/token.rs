@@ -119,7 +119,10 @@ mod tests {
         let token = mint_access_token(7, &SystemRandomness).unwrap();
         assert_eq!(token.text.len(), 39);
         assert!(token.text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_eq!(ParsedToken::parse(&token.text), Some(ParsedToken::Access { bucket: 7, hash: token.hash }));
+        assert_eq!(
+            ParsedToken::parse(&token.text),
+            Some(ParsedToken::Access { bucket: 7, hash: token.hash })
+        );
     }
 
     #[test]
@@ -145,7 +148,15 @@ mod tests {
         let access = mint_access_token(1, &SystemRandomness).unwrap().text;
         let truncated = &access[..access.len() - 1];
         let long = "A".repeat(200);
-        for text in ["", "abc", "not a token", truncated, long.as_str(), "AQAAAAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "AwAAAAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+        for text in [
+            "",
+            "abc",
+            "not a token",
+            truncated,
+            long.as_str(),
+            "AQAAAAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "AwAAAAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
             assert_eq!(ParsedToken::parse(text), None, "{text:?}");
         }
     }

@@ -65,33 +65,87 @@ fn invalid_configs_are_refused_with_a_clear_message() {
         ("{".into(), "EOF"),
         ("[]".into(), "wrong type or value at line 1 column 2"),
         (demo_with(|v| v["bogus"] = true.into()), "unknown field `bogus`"),
-        (demo_with(|v| v["applications"][0]["colour"] = "red".into()), "applications[0].colour: unknown field `colour`"),
-        (demo_with(|v| v["applications"][0]["grant_types"][0] = "implicit".into()), "applications[0].grant_types[0]: unknown variant `implicit`"),
-        (demo_with(|v| v["applications"][0]["consumer_secret"] = "".into()), "applications[0].consumer_secret: must not be empty"),
-        (demo_with(|v| {
-            v["applications"][0].as_object_mut().unwrap().remove("consumer_secret");
-        }), "applications[0]: consumer_secret or consumer_secret_hash is needed"),
-        (demo_with(|v| v["applications"][0]["consumer_secret_hash"] = "sha256$x$y".into()), "applications[0]: give consumer_secret or consumer_secret_hash, not both"),
-        (demo_with(|v| {
-            let app = v["applications"][0].clone();
-            v["applications"].as_array_mut().unwrap().push(app);
-        }), "applications[1].consumer_key: the same consumer_key appears twice"),
-        (demo_with(|v| v["applications"][0]["scopes"][0] = "bad scope".into()), "applications[0].scopes[0]: not a valid scope"),
-        (demo_with(|v| v["applications"][0]["access_token_validity_secs"] = 0.into()), "applications[0].access_token_validity_secs: 0 is not a validity"),
-        (demo_with(|v| v["applications"][0]["grant_types"] = serde_json::json!(["refresh_token"])), "refresh_token alone"),
-        (demo_with(|v| v["applications"][0]["grant_types"] = serde_json::json!([])), "at least one grant type"),
+        (
+            demo_with(|v| v["applications"][0]["colour"] = "red".into()),
+            "applications[0].colour: unknown field `colour`",
+        ),
+        (
+            demo_with(|v| v["applications"][0]["grant_types"][0] = "implicit".into()),
+            "applications[0].grant_types[0]: unknown variant `implicit`",
+        ),
+        (
+            demo_with(|v| v["applications"][0]["consumer_secret"] = "".into()),
+            "applications[0].consumer_secret: must not be empty",
+        ),
+        (
+            demo_with(|v| {
+                v["applications"][0].as_object_mut().unwrap().remove("consumer_secret");
+            }),
+            "applications[0]: consumer_secret or consumer_secret_hash is needed",
+        ),
+        (
+            demo_with(|v| v["applications"][0]["consumer_secret_hash"] = "sha256$x$y".into()),
+            "applications[0]: give consumer_secret or consumer_secret_hash, not both",
+        ),
+        (
+            demo_with(|v| {
+                let app = v["applications"][0].clone();
+                v["applications"].as_array_mut().unwrap().push(app);
+            }),
+            "applications[1].consumer_key: the same consumer_key appears twice",
+        ),
+        (
+            demo_with(|v| v["applications"][0]["scopes"][0] = "bad scope".into()),
+            "applications[0].scopes[0]: not a valid scope",
+        ),
+        (
+            demo_with(|v| v["applications"][0]["access_token_validity_secs"] = 0.into()),
+            "applications[0].access_token_validity_secs: 0 is not a validity",
+        ),
+        (
+            demo_with(|v| v["applications"][0]["grant_types"] = serde_json::json!(["refresh_token"])),
+            "refresh_token alone",
+        ),
+        (
+            demo_with(|v| v["applications"][0]["grant_types"] = serde_json::json!([])),
+            "at least one grant type",
+        ),
         (demo_with(|v| v["applications"] = serde_json::json!([])), "applications: at least one application"),
-        (demo_with(|v| v["users"][0]["password_hash"] = "md5$x".into()), "users[0]: give password or password_hash, not both"),
-        (demo_with(|v| v["resources"][0]["scopes"][0] = "orders:delete".into()), "resources[0].scopes[0]: no application can be granted this scope"),
-        (demo_with(|v| v["resources"][0]["path"] = "api/orders".into()), "resources[0].path: must start with '/'"),
-        (demo_with(|v| v["resources"][0]["path"] = "/token".into()), "resources[0].path: overlaps the token endpoint"),
-        (demo_with(|v| v["resources"][0]["methods"][0] = "get".into()), "resources[0].methods[0]: an HTTP method in capitals"),
-        (demo_with(|v| v["resources"][1]["path"] = "/api/orders".into()), "resources[1].methods[0]: this method and path are listed twice"),
-        (demo_with(|v| v["resources"][3]["scopes"] = serde_json::json!(["orders:read"])), "resources[3].scopes: a public resource needs no scopes"),
+        (
+            demo_with(|v| v["users"][0]["password_hash"] = "md5$x".into()),
+            "users[0]: give password or password_hash, not both",
+        ),
+        (
+            demo_with(|v| v["resources"][0]["scopes"][0] = "orders:delete".into()),
+            "resources[0].scopes[0]: no application can be granted this scope",
+        ),
+        (
+            demo_with(|v| v["resources"][0]["path"] = "api/orders".into()),
+            "resources[0].path: must start with '/'",
+        ),
+        (
+            demo_with(|v| v["resources"][0]["path"] = "/token".into()),
+            "resources[0].path: overlaps the token endpoint",
+        ),
+        (
+            demo_with(|v| v["resources"][0]["methods"][0] = "get".into()),
+            "resources[0].methods[0]: an HTTP method in capitals",
+        ),
+        (
+            demo_with(|v| v["resources"][1]["path"] = "/api/orders".into()),
+            "resources[1].methods[0]: this method and path are listed twice",
+        ),
+        (
+            demo_with(|v| v["resources"][3]["scopes"] = serde_json::json!(["orders:read"])),
+            "resources[3].scopes: a public resource needs no scopes",
+        ),
         (demo_with(|v| v["store"] = serde_json::json!({"capacity": 0})), "store.capacity: must be between 1"),
         (demo_with(|v| v["realm"] = "a\"b".into()), "realm: must be printable ASCII"),
         (demo_with(|v| v["token_endpoint"] = "token".into()), "token_endpoint: must be a path"),
-        (demo_with(|v| v["refresh_token_validity_secs"] = (-5).into()), "refresh_token_validity_secs: must be a positive"),
+        (
+            demo_with(|v| v["refresh_token_validity_secs"] = (-5).into()),
+            "refresh_token_validity_secs: must be a positive",
+        ),
     ];
     for (json, expected) in table {
         let message = error_of(&json);
@@ -122,9 +176,11 @@ fn hashed_secrets_and_passwords_are_accepted() {
     // both computed with Python's hashlib.
     let json = demo_with(|v| {
         v["applications"][0].as_object_mut().unwrap().remove("consumer_secret");
-        v["applications"][0]["consumer_secret_hash"] = "sha256$c2FsdA==$LQO8MKPHuIGU2KjPYT4rewzl0H9eA4NlRWhKiiHq5Ho=".into();
+        v["applications"][0]["consumer_secret_hash"] =
+            "sha256$c2FsdA==$LQO8MKPHuIGU2KjPYT4rewzl0H9eA4NlRWhKiiHq5Ho=".into();
         v["users"][0].as_object_mut().unwrap().remove("password");
-        v["users"][0]["password_hash"] = "pbkdf2-sha256$1000$cGVwcGVyLXNhbHQ=$0dZ8qQvCYigm7icDoOyfqJrPCA8XbmBUrJiEMqnHWd8=".into();
+        v["users"][0]["password_hash"] =
+            "pbkdf2-sha256$1000$cGVwcGVyLXNhbHQ=$0dZ8qQvCYigm7icDoOyfqJrPCA8XbmBUrJiEMqnHWd8=".into();
     });
     let config = Config::from_json(json.as_bytes()).unwrap();
     assert!(config.applications["demo-app"].verifier.verify("s3cret"));

@@ -35,14 +35,20 @@ impl GatewayRequest {
     }
 
     fn gateway(&self) -> Gateway<'_> {
-        Gateway::new(&self.config, Host { shared: &EnvoySharedData, random: &SystemRandomness, clock: &EnvoyClock })
+        Gateway::new(
+            &self.config,
+            Host { shared: &EnvoySharedData, random: &SystemRandomness, clock: &EnvoyClock },
+        )
     }
 
     /// Sends a local reply. The stream must then stay paused: the reply ends it, and
     /// continuing would also send the request upstream.
     fn respond(&self, response: &Response) -> Action {
-        let headers: Vec<(&str, &str)> = response.headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
-        if let Err(status) = hostcalls::send_http_response(u32::from(response.status), headers, Some(&response.body)) {
+        let headers: Vec<(&str, &str)> =
+            response.headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+        if let Err(status) =
+            hostcalls::send_http_response(u32::from(response.status), headers, Some(&response.body))
+        {
             log::error!("#{} cannot send a local reply: {status:?}", self.context_id);
         }
         Action::Pause
@@ -53,16 +59,19 @@ impl GatewayRequest {
             .remove_headers
             .iter()
             .all(|name| hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None).is_ok());
-        let added = forward
-            .set_headers
-            .iter()
-            .all(|(name, value)| hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_ok());
+        let added = forward.set_headers.iter().all(|(name, value)| {
+            hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_ok()
+        });
         if removed && added {
             return Action::Continue;
         }
         // Never forward a request whose identity headers could not be set or stripped.
         log::error!("#{} cannot rewrite request headers; refusing the request", self.context_id);
-        let unavailable = Response { status: 503, headers: Vec::new(), body: b"{\"error\":\"temporarily_unavailable\"}".to_vec() };
+        let unavailable = Response {
+            status: 503,
+            headers: Vec::new(),
+            body: b"{\"error\":\"temporarily_unavailable\"}".to_vec(),
+        };
         self.respond(&unavailable)
     }
 
@@ -88,7 +97,12 @@ impl HttpContext for GatewayRequest {
         let path = request_header(":path").unwrap_or_default();
         let authorization = request_header("authorization");
         if self.gateway().is_token_endpoint(&path) {
-            let pending = PendingTokenRequest { method, path, authorization, content_type: request_header("content-type") };
+            let pending = PendingTokenRequest {
+                method,
+                path,
+                authorization,
+                content_type: request_header("content-type"),
+            };
             if end_of_stream {
                 return self.answer_token_request(&pending, &[]);
             }
@@ -116,7 +130,9 @@ impl HttpContext for GatewayRequest {
             // Pause here means "buffer": Envoy keeps the body until the last chunk arrives.
             return Action::Pause;
         }
-        let Some(pending) = self.pending_token_request.take() else { return Action::Continue };
+        let Some(pending) = self.pending_token_request.take() else {
+            return Action::Continue;
+        };
         let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
             Ok(body) => body.unwrap_or_default(),
             Err(status) => {

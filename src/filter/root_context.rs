@@ -34,7 +34,8 @@ impl RootContext for GatewayRoot {
     /// Returning false makes Envoy refuse the configuration, so every problem ends here with
     /// one log line that names it (and never a configured value).
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, plugin_configuration_size) {
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, plugin_configuration_size)
+        {
             Ok(Some(bytes)) => bytes,
             Ok(None) => {
                 log::error!("#{} invalid configuration: the plugin configuration is empty", self.context_id);

@@ -24,10 +24,20 @@ impl Rig {
     }
 
     fn gateway(&self) -> Gateway<'_> {
-        Gateway::new(&self.config, Host { shared: &self.shared, random: &SystemRandomness, clock: &self.clock })
+        Gateway::new(
+            &self.config,
+            Host { shared: &self.shared, random: &SystemRandomness, clock: &self.clock },
+        )
     }
 
-    fn token_request(&self, method: &str, query: Option<&str>, authorization: Option<&str>, content_type: Option<&str>, body: &str) -> Reply {
+    fn token_request(
+        &self,
+        method: &str,
+        query: Option<&str>,
+        authorization: Option<&str>,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Reply {
         let request = TokenRequest { method, query, authorization, content_type, body: body.as_bytes() };
         Reply(self.gateway().token_endpoint(&request))
     }
@@ -99,38 +109,135 @@ fn token_endpoint_errors_follow_rfc_6749() {
         ("POST", Some("client_id=demo-app"), Some(&good), Some(FORM), cc, 400, "invalid_request"),
         ("POST", None, Some(&good), Some(FORM), "", 400, "invalid_request"),
         ("POST", None, Some(&good), Some(FORM), "grant_type=", 400, "invalid_request"),
-        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&grant_type=client_credentials", 400, "invalid_request"),
-        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&scope=%FF", 400, "invalid_request"),
-        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&x=%G1", 400, "invalid_request"),
+        (
+            "POST",
+            None,
+            Some(&good),
+            Some(FORM),
+            "grant_type=client_credentials&grant_type=client_credentials",
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            None,
+            Some(&good),
+            Some(FORM),
+            "grant_type=client_credentials&scope=%FF",
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            None,
+            Some(&good),
+            Some(FORM),
+            "grant_type=client_credentials&x=%G1",
+            400,
+            "invalid_request",
+        ),
         ("POST", None, None, Some(FORM), cc, 401, "invalid_client"),
         ("POST", None, Some(&wrong), Some(FORM), cc, 401, "invalid_client"),
         ("POST", None, Some(&unknown), Some(FORM), cc, 401, "invalid_client"),
         ("POST", None, Some("Bearer abc"), Some(FORM), cc, 401, "invalid_client"),
         ("POST", None, Some("Basic !!!"), Some(FORM), cc, 401, "invalid_client"),
-        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&client_secret=demo-secret", 400, "invalid_request"),
-        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&client_id=other", 400, "invalid_request"),
-        ("POST", None, Some(&good), Some(FORM), "grant_type=authorization_code&code=x", 400, "unsupported_grant_type"),
-        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&scope=admin", 400, "invalid_scope"),
-        ("POST", None, Some(&good), Some(FORM), "grant_type=client_credentials&scope=orders:read%20%20orders:write", 400, "invalid_scope"),
+        (
+            "POST",
+            None,
+            Some(&good),
+            Some(FORM),
+            "grant_type=client_credentials&client_secret=demo-secret",
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            None,
+            Some(&good),
+            Some(FORM),
+            "grant_type=client_credentials&client_id=other",
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            None,
+            Some(&good),
+            Some(FORM),
+            "grant_type=authorization_code&code=x",
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            "POST",
+            None,
+            Some(&good),
+            Some(FORM),
+            "grant_type=client_credentials&scope=admin",
+            400,
+            "invalid_scope",
+        ),
+        (
+            "POST",
+            None,
+            Some(&good),
+            Some(FORM),
+            "grant_type=client_credentials&scope=orders:read%20%20orders:write",
+            400,
+            "invalid_scope",
+        ),
         ("POST", None, Some(&good), Some(FORM), "grant_type=password&password=admin", 400, "invalid_request"),
         ("POST", None, Some(&good), Some(FORM), "grant_type=password&username=admin", 400, "invalid_request"),
-        ("POST", None, Some(&good), Some(FORM), "grant_type=password&username=admin&password=wrong", 400, "invalid_grant"),
-        ("POST", None, Some(&good), Some(FORM), "grant_type=password&username=nobody&password=admin", 400, "invalid_grant"),
+        (
+            "POST",
+            None,
+            Some(&good),
+            Some(FORM),
+            "grant_type=password&username=admin&password=wrong",
+            400,
+            "invalid_grant",
+        ),
+        (
+            "POST",
+            None,
+            Some(&good),
+            Some(FORM),
+            "grant_type=password&username=nobody&password=admin",
+            400,
+            "invalid_grant",
+        ),
         ("POST", None, Some(&good), Some(FORM), "grant_type=refresh_token", 400, "invalid_request"),
-        ("POST", None, Some(&good), Some(FORM), "grant_type=refresh_token&refresh_token=garbage", 400, "invalid_grant"),
+        (
+            "POST",
+            None,
+            Some(&good),
+            Some(FORM),
+            "grant_type=refresh_token&refresh_token=garbage",
+            400,
+            "invalid_grant",
+        ),
     ];
     for (method, query, authorization, content_type, body, status, error) in table {
         let reply = rig.token_request(method, query, authorization, content_type, body);
-        let context = format!("{method} ?{query:?} {authorization:?} {content_type:?} {body:?} -> {} {}", reply.0.status, reply.text());
+        let context = format!(
+            "{method} ?{query:?} {authorization:?} {content_type:?} {body:?} -> {} {}",
+            reply.0.status,
+            reply.text()
+        );
         assert_eq!(reply.0.status, status, "{context}");
         assert_eq!(reply.field("error"), error, "{context}");
         assert_eq!(reply.0.header("cache-control"), Some("no-store"), "{context}");
         assert_eq!(reply.0.header("pragma"), Some("no-cache"), "{context}");
         let description = reply.field("error_description");
-        assert!(description.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'), "{context}");
+        assert!(
+            description.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'),
+            "{context}"
+        );
         assert!(!description.contains("demo-secret") && !description.contains("nobody"), "{context}");
         match status {
-            401 => assert_eq!(reply.0.header("www-authenticate"), Some("Basic realm=\"tokengate\""), "{context}"),
+            401 => {
+                assert_eq!(reply.0.header("www-authenticate"), Some("Basic realm=\"tokengate\""), "{context}")
+            }
             405 => assert_eq!(reply.0.header("allow"), Some("POST"), "{context}"),
             _ => assert_eq!(reply.0.header("www-authenticate"), None, "{context}"),
         }
@@ -153,8 +260,17 @@ fn unknown_client_and_wrong_secret_get_identical_replies() {
 fn content_type_is_matched_case_insensitively_with_parameters() {
     let rig = Rig::demo();
     let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
-    for content_type in ["application/x-www-form-urlencoded;charset=UTF-8", "Application/X-WWW-Form-Urlencoded ; charset=utf-8"] {
-        let reply = rig.token_request("POST", None, Some(&basic), Some(content_type), "grant_type=client_credentials");
+    for content_type in [
+        "application/x-www-form-urlencoded;charset=UTF-8",
+        "Application/X-WWW-Form-Urlencoded ; charset=utf-8",
+    ] {
+        let reply = rig.token_request(
+            "POST",
+            None,
+            Some(&basic),
+            Some(content_type),
+            "grant_type=client_credentials",
+        );
         assert_eq!(reply.0.status, 200, "{content_type}: {}", reply.text());
     }
 }
@@ -219,7 +335,9 @@ fn bearer_checks_follow_rfc_6750() {
 fn forwarded_requests_carry_identity_and_lose_the_token() {
     let rig = Rig::demo();
     let token = rig.access_token("grant_type=password&username=admin&password=admin");
-    let Outcome::Forward(forward) = rig.call_with_token("GET", "/api/orders/7", &token) else { panic!("not forwarded") };
+    let Outcome::Forward(forward) = rig.call_with_token("GET", "/api/orders/7", &token) else {
+        panic!("not forwarded")
+    };
     for header in ["authorization", CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER] {
         assert!(forward.remove_headers.contains(&header), "{header} is not stripped");
     }
@@ -251,7 +369,10 @@ fn tokens_expire() {
 
 #[test]
 fn never_expiring_tokens_have_no_expires_in() {
-    let json = DEMO.replace("\"scopes\": [\"orders:read\", \"orders:write\"] }\n  ]", "\"scopes\": [\"orders:read\", \"orders:write\"], \"access_token_validity_secs\": -1 }\n  ]");
+    let json = DEMO.replace(
+        "\"scopes\": [\"orders:read\", \"orders:write\"] }\n  ]",
+        "\"scopes\": [\"orders:read\", \"orders:write\"], \"access_token_validity_secs\": -1 }\n  ]",
+    );
     let rig = Rig::with_config(&json);
     let reply = rig.token("grant_type=client_credentials");
     assert!(reply.json().get("expires_in").is_none(), "{}", reply.text());
@@ -269,11 +390,15 @@ fn refresh_keeps_the_grant_scope_and_narrows_only_the_access_token() {
     assert_eq!(narrowed.field("scope"), "orders:read");
     assert_eq!(status_of(&rig.call_with_token("POST", "/api/orders", &narrowed.field("access_token"))), 403);
     // The rotated refresh token still carries the full grant.
-    let full = rig.token(&format!("grant_type=refresh_token&refresh_token={}", narrowed.field("refresh_token")));
+    let full =
+        rig.token(&format!("grant_type=refresh_token&refresh_token={}", narrowed.field("refresh_token")));
     assert_eq!(full.field("scope"), "orders:read orders:write");
     assert_eq!(status_of(&rig.call_with_token("POST", "/api/orders", &full.field("access_token"))), 200);
     // Asking for more than the grant holds is invalid_scope.
-    let wider = rig.token(&format!("grant_type=refresh_token&refresh_token={}&scope=orders:admin", full.field("refresh_token")));
+    let wider = rig.token(&format!(
+        "grant_type=refresh_token&refresh_token={}&scope=orders:admin",
+        full.field("refresh_token")
+    ));
     assert_eq!(wider.field("error"), "invalid_scope");
 }
 
@@ -289,13 +414,17 @@ fn a_reused_refresh_token_kills_every_token_of_the_grant() {
     for token in [first.field("access_token"), second.field("access_token")] {
         assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &token)), 401);
     }
-    let newest = rig.token(&format!("grant_type=refresh_token&refresh_token={}", second.field("refresh_token")));
+    let newest =
+        rig.token(&format!("grant_type=refresh_token&refresh_token={}", second.field("refresh_token")));
     assert_eq!(newest.field("error"), "invalid_grant");
 }
 
 #[test]
 fn applications_without_a_grant_type_are_unauthorized_for_it() {
-    let json = DEMO.replace("\"grant_types\": [\"client_credentials\", \"password\", \"refresh_token\"]", "\"grant_types\": [\"client_credentials\"]");
+    let json = DEMO.replace(
+        "\"grant_types\": [\"client_credentials\", \"password\", \"refresh_token\"]",
+        "\"grant_types\": [\"client_credentials\"]",
+    );
     let rig = Rig::with_config(&json);
     let reply = rig.token("grant_type=password&username=admin&password=admin");
     assert_eq!((reply.0.status, reply.field("error")), (400, "unauthorized_client".to_owned()));
@@ -303,7 +432,10 @@ fn applications_without_a_grant_type_are_unauthorized_for_it() {
 
 #[test]
 fn password_grant_without_refresh_permission_issues_no_refresh_token() {
-    let json = DEMO.replace("\"grant_types\": [\"client_credentials\", \"password\", \"refresh_token\"]", "\"grant_types\": [\"password\"]");
+    let json = DEMO.replace(
+        "\"grant_types\": [\"client_credentials\", \"password\", \"refresh_token\"]",
+        "\"grant_types\": [\"password\"]",
+    );
     let rig = Rig::with_config(&json);
     let reply = rig.token("grant_type=password&username=admin&password=admin");
     assert_eq!(reply.0.status, 200);
@@ -318,9 +450,14 @@ fn a_config_that_changes_a_secret_or_password_ends_old_tokens() {
     // A reloaded config over the same shared data, as after an Envoy config update.
     let status_under = |json: &str, token: &str| {
         let config = Config::from_json(json.as_bytes()).unwrap();
-        let gateway = Gateway::new(&config, Host { shared: &rig.shared, random: &SystemRandomness, clock: &rig.clock });
+        let gateway =
+            Gateway::new(&config, Host { shared: &rig.shared, random: &SystemRandomness, clock: &rig.clock });
         let authorization = format!("Bearer {token}");
-        status_of(&gateway.authorize(&ApiRequest { method: "GET", path: "/api/orders", authorization: Some(&authorization) }))
+        status_of(&gateway.authorize(&ApiRequest {
+            method: "GET",
+            path: "/api/orders",
+            authorization: Some(&authorization),
+        }))
     };
     let new_password = DEMO.replace("\"password\": \"admin\"", "\"password\": \"changed\"");
     assert_eq!(status_under(&new_password, &app_token), 200);
@@ -347,13 +484,17 @@ fn a_full_store_answers_503_and_keeps_existing_tokens() {
 
 #[test]
 fn credentials_with_unreserved_punctuation_work_raw_and_form_encoded() {
-    let json = DEMO.replace("\"consumer_key\": \"demo-app\", \"consumer_secret\": \"demo-secret\"", "\"consumer_key\": \"my.app_1\", \"consumer_secret\": \"s-e.c_r~t\"");
+    let json = DEMO.replace(
+        "\"consumer_key\": \"demo-app\", \"consumer_secret\": \"demo-secret\"",
+        "\"consumer_key\": \"my.app_1\", \"consumer_secret\": \"s-e.c_r~t\"",
+    );
     let rig = Rig::with_config(&json);
     use base64::Engine;
     let raw = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("my.app_1:s-e.c_r~t"));
     let encoded = format!("Basic {}", encode_basic_credentials("my.app_1", "s-e.c_r~t"));
     for header in [raw, encoded] {
-        let reply = rig.token_request("POST", None, Some(&header), Some(FORM), "grant_type=client_credentials");
+        let reply =
+            rig.token_request("POST", None, Some(&header), Some(FORM), "grant_type=client_credentials");
         assert_eq!(reply.0.status, 200, "{header}: {}", reply.text());
     }
 }

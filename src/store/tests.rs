@@ -8,7 +8,12 @@ fn owner(client: &str) -> GrantOwner {
 }
 
 fn cc_grant(client: &str, expires_in: u64) -> NewGrant {
-    NewGrant { owner: owner(client), scopes: vec![1, 2], access_expires_at: NOW + expires_in, refresh_expires_at: None }
+    NewGrant {
+        owner: owner(client),
+        scopes: vec![1, 2],
+        access_expires_at: NOW + expires_in,
+        refresh_expires_at: None,
+    }
 }
 
 fn password_grant(client: &str) -> NewGrant {
@@ -44,7 +49,11 @@ impl Fixture {
 fn records_round_trip_through_the_bucket_encoding() {
     let record = GrantRecord {
         tag: [1, 2, 3, 4, 5, 6, 7, 8],
-        owner: GrantOwner { client_id: "demo-app".into(), client_fingerprint: 0xdead_beef, user: Some(("ädmin".into(), 3)) },
+        owner: GrantOwner {
+            client_id: "demo-app".into(),
+            client_fingerprint: 0xdead_beef,
+            user: Some(("ädmin".into(), 3)),
+        },
         scopes: vec![10, 20, 30],
         refresh: Some(RefreshEntry { hash: [9; 16], expires_at: NEVER_EXPIRES }),
         access: vec![
@@ -174,18 +183,27 @@ fn reusing_a_rotated_refresh_token_revokes_the_whole_grant() {
     let first = fixture.store().issue(password_grant("a"), NOW).unwrap();
     let old_refresh = first.refresh_token.unwrap();
     let second = fixture.store().refresh(&old_refresh, "a", NOW, keep_scope).unwrap();
-    assert_eq!(fixture.store().refresh(&old_refresh, "a", NOW, keep_scope).err(), Some(RefreshError::ReuseDetected));
+    assert_eq!(
+        fixture.store().refresh(&old_refresh, "a", NOW, keep_scope).err(),
+        Some(RefreshError::ReuseDetected)
+    );
     assert_eq!(fixture.store().find_access(&first.access_token, NOW), Err(LookupError::Unknown));
     assert_eq!(fixture.store().find_access(&second.access_token, NOW), Err(LookupError::Unknown));
     let newest = second.refresh_token.unwrap();
-    assert_eq!(fixture.store().refresh(&newest, "a", NOW, keep_scope).err(), Some(RefreshError::InvalidGrant));
+    assert_eq!(
+        fixture.store().refresh(&newest, "a", NOW, keep_scope).err(),
+        Some(RefreshError::InvalidGrant)
+    );
 }
 
 #[test]
 fn another_clients_refresh_token_is_refused_and_left_working() {
     let fixture = Fixture::with_capacity(100);
     let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
-    assert_eq!(fixture.store().refresh(&refresh, "b", NOW, keep_scope).err(), Some(RefreshError::InvalidGrant));
+    assert_eq!(
+        fixture.store().refresh(&refresh, "b", NOW, keep_scope).err(),
+        Some(RefreshError::InvalidGrant)
+    );
     assert!(fixture.store().refresh(&refresh, "a", NOW, keep_scope).is_ok());
 }
 
@@ -193,7 +211,10 @@ fn another_clients_refresh_token_is_refused_and_left_working() {
 fn expired_refresh_tokens_are_refused() {
     let fixture = Fixture::with_capacity(100);
     let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
-    assert_eq!(fixture.store().refresh(&refresh, "a", NOW + 86400, keep_scope).err(), Some(RefreshError::InvalidGrant));
+    assert_eq!(
+        fixture.store().refresh(&refresh, "a", NOW + 86400, keep_scope).err(),
+        Some(RefreshError::InvalidGrant)
+    );
 }
 
 #[test]
@@ -201,7 +222,10 @@ fn a_refused_refresh_changes_nothing() {
     let fixture = Fixture::with_capacity(100);
     let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
     let refuse = |_: &GrantRecord| Err(RefreshRefusal::InvalidScope);
-    assert_eq!(fixture.store().refresh(&refresh, "a", NOW, refuse).err(), Some(RefreshError::Refused(RefreshRefusal::InvalidScope)));
+    assert_eq!(
+        fixture.store().refresh(&refresh, "a", NOW, refuse).err(),
+        Some(RefreshError::Refused(RefreshRefusal::InvalidScope))
+    );
     assert!(fixture.store().refresh(&refresh, "a", NOW, keep_scope).is_ok());
 }
 
@@ -213,7 +237,11 @@ fn a_grant_keeps_at_most_four_access_tokens() {
     let mut access = vec![first.access_token];
     for i in 1..=MAX_ACCESS_TOKENS_PER_GRANT as u64 {
         let plan = move |_: &GrantRecord| {
-            Ok(RefreshPlan { access_scopes: Some(vec![1]), access_expires_at: NOW + 3600 + i, refresh_expires_at: NOW + 86400 })
+            Ok(RefreshPlan {
+                access_scopes: Some(vec![1]),
+                access_expires_at: NOW + 3600 + i,
+                refresh_expires_at: NOW + 86400,
+            })
         };
         let next = fixture.store().refresh(&refresh, "a", NOW, plan).unwrap();
         refresh = next.refresh_token.unwrap();
@@ -254,7 +282,8 @@ fn the_loser_of_a_concurrent_refresh_gets_invalid_grant_and_the_winner_keeps_its
     let winner = std::rc::Rc::new(std::cell::RefCell::new(None));
     let racing = RacingStore { inner: &fixture.shared, intrude: Default::default() };
     {
-        let (winner, refresh, shared, buckets) = (winner.clone(), refresh.clone(), &fixture.shared, fixture.bucket_count);
+        let (winner, refresh, shared, buckets) =
+            (winner.clone(), refresh.clone(), &fixture.shared, fixture.bucket_count);
         *racing.intrude.borrow_mut() = Some(Box::new(move || {
             let store = TokenStore::new(shared, &SystemRandomness, buckets);
             *winner.borrow_mut() = Some(store.refresh(&refresh, "a", NOW, keep_scope).unwrap());
@@ -280,7 +309,9 @@ fn concurrent_issues_into_one_bucket_all_land() {
             *slot.borrow_mut() = Some(store.issue(cc_grant("b", 60), NOW).unwrap().access_token);
         }));
     }
-    let mine = TokenStore::new(&racing, &SystemRandomness, fixture.bucket_count).issue(cc_grant("a", 60), NOW).unwrap();
+    let mine = TokenStore::new(&racing, &SystemRandomness, fixture.bucket_count)
+        .issue(cc_grant("a", 60), NOW)
+        .unwrap();
     let theirs = intruder_token.borrow_mut().take().unwrap();
     assert_eq!(fixture.store().find_access(&mine.access_token, NOW).unwrap().owner.client_id, "a");
     assert_eq!(fixture.store().find_access(&theirs, NOW).unwrap().owner.client_id, "b");

@@ -1,0 +1,50 @@
+//! The JSON bodies the gateway sends: RFC 6749 §5.1 token responses and §5.2 errors.
+//!
+//! One definition serves both sides: the gateway serialises them, and clients (the browser
+//! package) deserialise them, so the two cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    /// Seconds until the access token expires; absent for tokens that never expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// An error response (RFC 6749 §5.2, and RFC 6750 §3 for resource errors).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+    /// The scope a resource needs, with `insufficient_scope`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl ErrorResponse {
+    pub fn new(error: &str, description: &str) -> Self {
+        ErrorResponse {
+            error: error.to_owned(),
+            error_description: Some(description.to_owned()),
+            scope: None,
+        }
+    }
+
+    /// An error with no description (the error code says it all).
+    pub fn bare(error: &str) -> Self {
+        ErrorResponse { error: error.to_owned(), error_description: None, scope: None }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
