@@ -9,9 +9,13 @@ use std::collections::{BTreeSet, HashMap};
 use serde::Deserialize;
 
 use crate::credentials::SecretVerifier;
+use crate::registry::client_bucket_count_for;
 use crate::routes::{Access, PathTemplate, RouteRule, RouteTable};
 use crate::scope::{is_scope_token, scope_id, ScopeId, ScopeSet};
 use crate::store::bucket_count_for;
+
+/// Where RFC 8414 metadata is served.
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 pub const DEFAULT_ACCESS_VALIDITY_SECS: i64 = 3600;
 pub const DEFAULT_REFRESH_VALIDITY_SECS: i64 = 86400;
@@ -32,13 +36,20 @@ pub enum GrantType {
 }
 
 impl GrantType {
-    pub fn from_param(value: &str) -> Option<GrantType> {
-        match value {
-            "client_credentials" => Some(GrantType::ClientCredentials),
-            "password" => Some(GrantType::Password),
-            "refresh_token" => Some(GrantType::RefreshToken),
-            _ => None,
+    pub const ALL: [GrantType; 3] =
+        [GrantType::ClientCredentials, GrantType::Password, GrantType::RefreshToken];
+
+    /// The `grant_type` parameter value (RFC 6749).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::Password => "password",
+            GrantType::RefreshToken => "refresh_token",
         }
+    }
+
+    pub fn from_param(value: &str) -> Option<GrantType> {
+        GrantType::ALL.into_iter().find(|grant| grant.as_str() == value)
     }
 }
 
@@ -47,8 +58,14 @@ impl GrantType {
 struct RawConfig {
     #[serde(default = "default_realm")]
     realm: String,
+    issuer: Option<String>,
     #[serde(default = "default_token_endpoint")]
     token_endpoint: String,
+    #[serde(default = "default_revocation_endpoint")]
+    revocation_endpoint: String,
+    #[serde(default = "default_introspection_endpoint")]
+    introspection_endpoint: String,
+    registration: Option<RawRegistration>,
     #[serde(default = "default_access_validity")]
     access_token_validity_secs: i64,
     #[serde(default = "default_refresh_validity")]
@@ -64,6 +81,19 @@ struct RawConfig {
     users: Vec<RawUser>,
     #[serde(default)]
     resources: Vec<RawResource>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistration {
+    #[serde(default = "default_registration_endpoint")]
+    endpoint: String,
+    #[serde(default = "default_registration_capacity")]
+    capacity: u32,
+    #[serde(default = "default_grant_types")]
+    grant_types: Vec<GrantType>,
+    #[serde(default)]
+    scopes: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +119,9 @@ struct RawApplication {
     #[serde(default)]
     scopes: Vec<String>,
     access_token_validity_secs: Option<i64>,
+    /// May introspect any token (a resource server), not only its own.
+    #[serde(default)]
+    introspect: bool,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +132,9 @@ struct RawUser {
     password_hash: Option<String>,
     #[serde(default)]
     scopes: Vec<String>,
+    /// May register, re-key and delete applications.
+    #[serde(default)]
+    admin: bool,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +153,18 @@ fn default_realm() -> String {
 }
 fn default_token_endpoint() -> String {
     "/token".to_owned()
+}
+fn default_revocation_endpoint() -> String {
+    "/revoke".to_owned()
+}
+fn default_introspection_endpoint() -> String {
+    "/introspect".to_owned()
+}
+fn default_registration_endpoint() -> String {
+    "/client-registration/v0.17/register".to_owned()
+}
+fn default_registration_capacity() -> u32 {
+    1024
 }
 fn default_access_validity() -> i64 {
     DEFAULT_ACCESS_VALIDITY_SECS
@@ -149,6 +197,7 @@ impl Validity {
     }
 }
 
+#[derive(Clone)]
 pub struct Application {
     pub consumer_key: String,
     pub verifier: SecretVerifier,
@@ -157,6 +206,7 @@ pub struct Application {
     pub grant_types: BTreeSet<GrantType>,
     pub scopes: ScopeSet,
     pub access_validity: Validity,
+    pub can_introspect: bool,
 }
 
 pub struct User {
@@ -164,12 +214,31 @@ pub struct User {
     pub verifier: SecretVerifier,
     pub fingerprint: u32,
     pub scopes: ScopeSet,
+    pub is_admin: bool,
+}
+
+/// Dynamic client registration, when enabled.
+pub struct RegistrationConfig {
+    pub endpoint: String,
+    pub capacity: u32,
+    pub bucket_count: u32,
+    /// Grant types a registration may ask for.
+    pub grant_types: BTreeSet<GrantType>,
+    /// Scopes every registered application may be granted.
+    pub scopes: ScopeSet,
 }
 
 /// A validated configuration: everything the gateway needs, precomputed.
 pub struct Config {
     pub realm: String,
+    /// The RFC 8414 issuer; metadata is served only when it is set.
+    pub issuer: Option<String>,
     pub token_endpoint: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
+    pub registration: Option<RegistrationConfig>,
+    /// Access token lifetime for registered applications.
+    pub default_access_validity: Validity,
     pub refresh_validity_secs: u64,
     pub max_body_bytes: usize,
     pub forward_authorization: bool,
@@ -231,8 +300,25 @@ impl Config {
         {
             return Err(problem("realm", "must be printable ASCII without '\"' or '\\'"));
         }
-        if !raw.token_endpoint.starts_with('/') || raw.token_endpoint.contains(['?', '#', ' ']) {
-            return Err(problem("token_endpoint", "must be a path starting with '/'"));
+        if let Some(issuer) = &raw.issuer {
+            check_issuer(issuer)?;
+        }
+        let mut endpoints = vec![
+            ("token_endpoint", raw.token_endpoint.clone()),
+            ("revocation_endpoint", raw.revocation_endpoint.clone()),
+            ("introspection_endpoint", raw.introspection_endpoint.clone()),
+            ("metadata endpoint", METADATA_PATH.to_owned()),
+        ];
+        if let Some(registration) = &raw.registration {
+            endpoints.push(("registration.endpoint", registration.endpoint.clone()));
+        }
+        for (i, (name, path)) in endpoints.iter().enumerate() {
+            if !path.starts_with('/') || path.contains(['?', '#', ' ', '{', '}', '*']) {
+                return Err(problem(name, "must be a path starting with '/'"));
+            }
+            if endpoints.iter().take(i).any(|(_, other)| other == path) {
+                return Err(problem(name, "is the same path as another endpoint"));
+            }
         }
         let access_validity = validity("access_token_validity_secs", raw.access_token_validity_secs)?;
         let refresh_validity_secs = match raw.refresh_token_validity_secs {
@@ -306,6 +392,7 @@ impl Config {
                 grant_types,
                 scopes,
                 access_validity,
+                can_introspect: app.introspect,
             };
             if applications.insert(app.consumer_key, application).is_some() {
                 return Err(problem(format!("{at}.consumer_key"), "the same consumer_key appears twice"));
@@ -323,11 +410,36 @@ impl Config {
                 username: user.username.clone(),
                 verifier,
                 scopes,
+                is_admin: user.admin,
             };
             if users.insert(user.username, entry).is_some() {
                 return Err(problem(format!("{at}.username"), "the same username appears twice"));
             }
         }
+
+        let registration = match raw.registration {
+            None => None,
+            Some(registration) => {
+                let scopes = register_scopes("registration.scopes", &registration.scopes)?;
+                grantable = ScopeSet::from_names(grantable.iter().chain(scopes.iter()).map(str::to_owned));
+                if !(1..=MAX_STORE_CAPACITY).contains(&registration.capacity) {
+                    return Err(problem(
+                        "registration.capacity",
+                        format!("must be between 1 and {MAX_STORE_CAPACITY}"),
+                    ));
+                }
+                if !users.values().any(|user| user.is_admin) {
+                    return Err(problem("registration", "no user is an admin, so nobody could register"));
+                }
+                Some(RegistrationConfig {
+                    endpoint: registration.endpoint,
+                    capacity: registration.capacity,
+                    bucket_count: client_bucket_count_for(registration.capacity),
+                    grant_types: registration.grant_types.into_iter().collect(),
+                    scopes,
+                })
+            }
+        };
 
         let mut rules = Vec::with_capacity(raw.resources.len());
         let mut seen = BTreeSet::new();
@@ -335,8 +447,8 @@ impl Config {
             let at = format!("resources[{i}]");
             let template =
                 PathTemplate::parse(&resource.path).map_err(|e| problem(format!("{at}.path"), e.0))?;
-            if template.matches(&raw.token_endpoint) {
-                return Err(problem(format!("{at}.path"), "overlaps the token endpoint"));
+            if let Some((name, _)) = endpoints.iter().find(|(_, path)| template.matches(path)) {
+                return Err(problem(format!("{at}.path"), format!("overlaps the {name}")));
             }
             if resource.methods.is_empty() {
                 return Err(problem(format!("{at}.methods"), "at least one method is needed"));
@@ -375,7 +487,12 @@ impl Config {
 
         Ok(Config {
             realm: raw.realm,
+            issuer: raw.issuer,
             token_endpoint: raw.token_endpoint,
+            revocation_endpoint: raw.revocation_endpoint,
+            introspection_endpoint: raw.introspection_endpoint,
+            registration,
+            default_access_validity: access_validity,
             refresh_validity_secs,
             max_body_bytes: raw.max_body_bytes,
             forward_authorization: raw.forward_authorization,
@@ -411,6 +528,22 @@ fn validity(at: &str, secs: i64) -> Result<Validity, ConfigError> {
         secs if secs < 0 => Ok(Validity::Never),
         secs => Ok(Validity::Seconds(secs.unsigned_abs())),
     }
+}
+
+/// RFC 8414 §2: https, no query or fragment. Plain http is allowed on loopback only, for demos.
+fn check_issuer(issuer: &str) -> Result<(), ConfigError> {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    let is_loopback = loopback.iter().any(|prefix| {
+        issuer.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+    });
+    let host_part = issuer.strip_prefix("https://").map(|rest| rest.split('/').next().unwrap_or_default());
+    if !(is_loopback || host_part.is_some_and(|host| !host.is_empty())) {
+        return Err(problem("issuer", "must be an https URL (plain http only on loopback)"));
+    }
+    if issuer.contains(['?', '#', ' ']) || issuer.ends_with('/') {
+        return Err(problem("issuer", "must have no query, fragment or trailing '/'"));
+    }
+    Ok(())
 }
 
 fn check_name(at: &str, name: &str) -> Result<(), ConfigError> {

@@ -7,7 +7,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::form::decode_component;
+use crate::form::{decode_component, FormError};
 use crate::scope::leading_u32;
 
 /// Standard base64 that accepts input with or without `=` padding, so unpadded Basic
@@ -32,6 +32,24 @@ pub enum BasicError {
     Malformed,
 }
 
+/// Why the credentials after `Basic ` cannot be decoded. The gateway folds all of these into
+/// [`BasicError::Malformed`] (one answer for every failure); the browser package names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsError {
+    /// Not standard base64 (padding optional).
+    BadBase64,
+    /// The decoded text has no `:` between key and secret.
+    NoColon,
+    /// The decoded bytes, or a half after form-decoding, are not UTF-8.
+    NotUtf8,
+    /// A `%` in a half is not followed by two hex digits.
+    BadPercentEncoding,
+    EmptyKey,
+    EmptySecret,
+    /// A control character in the key or secret (RFC 7617 §2).
+    ControlCharacter,
+}
+
 /// Decodes `Authorization: Basic base64(form-encode(key) ":" form-encode(secret))`.
 ///
 /// The two halves are form-decoded after splitting at the first colon, as §2.3.1 requires;
@@ -41,29 +59,49 @@ pub fn parse_basic_authorization(header: &str) -> Result<ClientCredentials, Basi
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(BasicError::NotBasic);
     }
-    let encoded = rest.trim_start_matches(' ');
-    if encoded.is_empty() {
-        return Err(BasicError::Malformed);
+    decode_basic_credentials(rest.trim_start_matches(' ')).map_err(|_| BasicError::Malformed)
+}
+
+/// Decodes what follows `Basic `: base64, split at the first colon, form-decode each half.
+pub fn decode_basic_credentials(encoded: &str) -> Result<ClientCredentials, CredentialsError> {
+    let decoded = BASE64_PADDING_OPTIONAL.decode(encoded).map_err(|_| CredentialsError::BadBase64)?;
+    if decoded.is_empty() {
+        return Err(CredentialsError::BadBase64);
     }
-    let decoded = BASE64_PADDING_OPTIONAL.decode(encoded).map_err(|_| BasicError::Malformed)?;
     if std::str::from_utf8(&decoded).is_err() {
-        return Err(BasicError::Malformed);
+        return Err(CredentialsError::NotUtf8);
     }
-    let colon = decoded.iter().position(|&b| b == b':').ok_or(BasicError::Malformed)?;
+    let colon = decoded.iter().position(|&b| b == b':').ok_or(CredentialsError::NoColon)?;
     let (raw_key, colon_and_secret) = decoded.split_at(colon);
     let raw_secret = colon_and_secret.get(1..).unwrap_or_default();
-    let consumer_key = decode_component(raw_key).map_err(|_| BasicError::Malformed)?;
-    let consumer_secret = decode_component(raw_secret).map_err(|_| BasicError::Malformed)?;
+    let form_error = |error| match error {
+        FormError::InvalidUtf8 => CredentialsError::NotUtf8,
+        FormError::BadPercentEncoding | FormError::RepeatedParameter => CredentialsError::BadPercentEncoding,
+    };
+    let consumer_key = decode_component(raw_key).map_err(form_error)?;
+    let consumer_secret = decode_component(raw_secret).map_err(form_error)?;
+    if consumer_key.is_empty() {
+        return Err(CredentialsError::EmptyKey);
+    }
+    if consumer_secret.is_empty() {
+        return Err(CredentialsError::EmptySecret);
+    }
     // RFC 7617 §2: user-id and password must not contain control characters.
     let has_control = |text: &str| text.chars().any(char::is_control);
-    if consumer_key.is_empty()
-        || consumer_secret.is_empty()
-        || has_control(&consumer_key)
-        || has_control(&consumer_secret)
-    {
-        return Err(BasicError::Malformed);
+    if has_control(&consumer_key) || has_control(&consumer_secret) {
+        return Err(CredentialsError::ControlCharacter);
     }
     Ok(ClientCredentials { consumer_key, consumer_secret })
+}
+
+/// True when `token` is an RFC 6750 §2.1 b64token: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
+/// "+" / "/" ) *"="`, the only token syntax a Bearer header may carry.
+pub fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
 /// How a configured secret or password is checked. Only digests are kept in memory.

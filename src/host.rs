@@ -3,6 +3,8 @@
 //! The proxy-wasm glue implements these with Envoy's shared data, clock and WASI randomness;
 //! native tests use [`MemoryStore`], which reproduces Envoy's shared-data semantics.
 
+use crate::metrics::Metric;
+
 /// A shared-data failure the logic must handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreError {
@@ -33,6 +35,45 @@ pub struct RandomUnavailable;
 pub trait Randomness {
     /// Fills `buf` from a cryptographically secure source.
     fn fill(&self, buf: &mut [u8]) -> Result<(), RandomUnavailable>;
+}
+
+/// Where the logic reports its stats (see [`crate::metrics`]).
+pub trait Metrics {
+    /// Adds `delta` to a counter or gauge.
+    fn add(&self, metric: Metric, delta: i64);
+    /// Sets a gauge.
+    fn set(&self, metric: Metric, value: u64);
+}
+
+/// Discards every stat.
+pub struct NoMetrics;
+
+impl Metrics for NoMetrics {
+    fn add(&self, _: Metric, _: i64) {}
+    fn set(&self, _: Metric, _: u64) {}
+}
+
+/// Keeps stats in memory, for tests.
+#[derive(Default)]
+pub struct RecordedMetrics(std::sync::Mutex<std::collections::HashMap<Metric, i64>>);
+
+impl RecordedMetrics {
+    pub fn get(&self, metric: Metric) -> i64 {
+        self.0.lock().map(|values| values.get(&metric).copied().unwrap_or(0)).unwrap_or(0)
+    }
+}
+
+impl Metrics for RecordedMetrics {
+    fn add(&self, metric: Metric, delta: i64) {
+        if let Ok(mut values) = self.0.lock() {
+            *values.entry(metric).or_insert(0) += delta;
+        }
+    }
+    fn set(&self, metric: Metric, value: u64) {
+        if let Ok(mut values) = self.0.lock() {
+            values.insert(metric, i64::try_from(value).unwrap_or(i64::MAX));
+        }
+    }
 }
 
 /// The operating system's (or WASI's) secure random source.

@@ -19,12 +19,15 @@
 #[cfg(all(feature = "filter", feature = "web"))]
 compile_error!("features `filter` and `web` build different artifacts; enable only one");
 
+pub mod buckets;
 pub mod config;
 pub mod credentials;
 pub mod form;
 pub mod gateway;
 pub mod host;
 pub mod messages;
+pub mod metrics;
+pub mod registry;
 pub mod routes;
 pub mod scope;
 pub mod store;

@@ -129,6 +129,14 @@ impl RouteTable {
         RouteTable { rules }
     }
 
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     pub fn find(&self, method: &str, path: &str) -> RouteMatch<'_> {
         let mut allowed: Vec<&str> = Vec::new();
         for rule in &self.rules {

@@ -1,18 +1,15 @@
-//! The token store: grants kept in a fixed table of shared-data buckets.
+//! The token store: grants kept in a [`BucketTable`] of shared-data buckets.
 //!
-//! Envoy can never delete a shared-data key, so one key per token would grow without bound.
-//! Instead the store owns `bucket_count` keys, `tokengate/b/<index>`, created once at start-up
-//! and rewritten with compare-and-swap. Each bucket holds up to [`SLOTS_PER_BUCKET`] grant
-//! records. A grant is what one successful `/token` call creates: its client, user, scope, its
-//! current refresh token and its live access tokens. Every token names its bucket (see
+//! A grant is what one successful `/token` call creates: its client, user, scope, its current
+//! refresh token and its live access tokens. Every token names its bucket (see
 //! [`crate::token`]), so validating a token is one shared-data read and a scan of a few
-//! hundred bytes, with no JSON and no per-token keys.
-//!
-//! Expired access tokens and dead grants are dropped whenever their bucket is rewritten, so
-//! memory follows the live grants; when every bucket tried for a new grant is full of live
+//! hundred bytes, with no JSON and no per-token keys. Each bucket holds up to
+//! [`SLOTS_PER_BUCKET`] grants; when every bucket tried for a new grant is full of live
 //! grants, issuing fails with [`IssueError::Full`] and nothing stored is touched.
 
-use crate::host::{RandomUnavailable, Randomness, SharedStore, StoreError};
+use crate::buckets::{put_scopes, put_short_bytes, records_of, BucketTable, Reader, Record, Updated};
+use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
+use crate::metrics::Metric;
 use crate::scope::ScopeId;
 use crate::token::{
     grant_tag, mint_access_token, mint_refresh_token, new_grant_id, GrantTag, ParsedToken, TokenHash,
@@ -24,19 +21,12 @@ pub const SLOTS_PER_BUCKET: usize = 8;
 pub const MAX_ACCESS_TOKENS_PER_GRANT: usize = 4;
 /// Random buckets tried for a new grant before the store counts as full.
 const BUCKET_PROBES: usize = 4;
-/// Compare-and-swap attempts on one bucket before giving up on it.
-const CAS_ATTEMPTS: usize = 16;
 /// Expiry meaning "never" (the seeds' negative validity).
 pub const NEVER_EXPIRES: u64 = u64::MAX;
-
-const BUCKET_FORMAT: u8 = 1;
-const META_KEY: &str = "tokengate/meta";
 /// Marks an access token whose scope is the grant's scope, to save repeating it.
 const SAME_SCOPE_AS_GRANT: u8 = 0xFF;
-
-pub fn bucket_key(index: u32) -> String {
-    format!("tokengate/b/{index}")
-}
+/// The bucket table's name: keys are `tokengate/grants/<index>`.
+const TABLE: &str = "grants";
 
 /// Buckets needed for `capacity` grants.
 pub fn bucket_count_for(capacity: u32) -> u32 {
@@ -49,6 +39,7 @@ pub fn bucket_count_for(capacity: u32) -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessEntry {
     pub hash: TokenHash,
+    pub issued_at: u64,
     pub expires_at: u64,
     /// `None`: the grant's scope.
     pub scopes: Option<Vec<ScopeId>>,
@@ -57,6 +48,7 @@ pub struct AccessEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshEntry {
     pub hash: TokenHash,
+    pub issued_at: u64,
     pub expires_at: u64,
 }
 
@@ -80,29 +72,43 @@ pub struct GrantRecord {
 }
 
 impl GrantRecord {
-    /// Drops expired access tokens and an expired refresh token; false when nothing is left.
-    fn prune(&mut self, now: u64) -> bool {
-        self.access.retain(|entry| entry.expires_at > now);
-        if self.refresh.as_ref().is_some_and(|refresh| refresh.expires_at <= now) {
-            self.refresh = None;
-        }
-        self.refresh.is_some() || !self.access.is_empty()
+    fn is_empty(&self) -> bool {
+        self.refresh.is_none() && self.access.is_empty()
     }
 
     fn add_access(&mut self, entry: AccessEntry) {
         if self.access.len() >= MAX_ACCESS_TOKENS_PER_GRANT {
-            if let Some(soonest) =
-                (0..self.access.len()).min_by_key(|&i| self.access.get(i).map(|e| e.expires_at))
-            {
+            let soonest = self.access.iter().enumerate().min_by_key(|(_, e)| e.expires_at).map(|(i, _)| i);
+            if let Some(soonest) = soonest {
                 self.access.remove(soonest);
             }
         }
         self.access.push(entry);
     }
+}
+
+/// Layout: `tag(8) client_fp(4) user_fp(4) client(len8) user(len8, empty = none)
+/// refresh?(flag, hash 16, issued 8, expires 8) scopes(count8, u32…)
+/// access(count8, {hash 16, issued 8, expires 8, scopes or 0xFF = the grant's})`.
+impl Record for GrantRecord {
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let view = GrantView::parse(bytes)?;
+        let access = view.access().map(|entry| entry.to_owned()).collect::<Option<Vec<_>>>()?;
+        let user = (!view.user.is_empty()).then(|| (view.user.to_owned(), view.user_fingerprint));
+        Some(GrantRecord {
+            tag: view.tag,
+            owner: GrantOwner {
+                client_id: view.client.to_owned(),
+                client_fingerprint: view.client_fingerprint,
+                user,
+            },
+            scopes: Reader(view.scopes).scopes()?,
+            refresh: view.refresh,
+            access,
+        })
+    }
 
     fn encode_into(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(&[0, 0]); // length, patched below
         out.extend_from_slice(&self.tag);
         out.extend_from_slice(&self.owner.client_fingerprint.to_be_bytes());
         let (user_name, user_fingerprint) = match &self.owner.user {
@@ -116,142 +122,125 @@ impl GrantRecord {
             Some(refresh) => {
                 out.push(1);
                 out.extend_from_slice(&refresh.hash);
+                out.extend_from_slice(&refresh.issued_at.to_be_bytes());
                 out.extend_from_slice(&refresh.expires_at.to_be_bytes());
             }
             None => out.push(0),
         }
         put_scopes(out, &self.scopes);
-        out.push(self.access.len() as u8);
-        for entry in &self.access {
+        out.push(self.access.len().min(MAX_ACCESS_TOKENS_PER_GRANT) as u8);
+        for entry in self.access.iter().take(MAX_ACCESS_TOKENS_PER_GRANT) {
             out.extend_from_slice(&entry.hash);
+            out.extend_from_slice(&entry.issued_at.to_be_bytes());
             out.extend_from_slice(&entry.expires_at.to_be_bytes());
             match &entry.scopes {
                 None => out.push(SAME_SCOPE_AS_GRANT),
                 Some(scopes) => put_scopes(out, scopes),
             }
         }
-        let len = (out.len() - start - 2) as u16;
-        if let Some(slot) = out.get_mut(start..start + 2) {
-            slot.copy_from_slice(&len.to_be_bytes());
-        }
     }
 
-    fn decode(bytes: &[u8]) -> Option<GrantRecord> {
+    fn prune(&mut self, now: u64) -> bool {
+        self.access.retain(|entry| entry.expires_at > now);
+        if self.refresh.as_ref().is_some_and(|refresh| refresh.expires_at <= now) {
+            self.refresh = None;
+        }
+        !self.is_empty()
+    }
+}
+
+/// A grant record read in place, without allocating: what the validation hot path uses.
+struct GrantView<'a> {
+    tag: GrantTag,
+    client_fingerprint: u32,
+    user_fingerprint: u32,
+    client: &'a str,
+    user: &'a str,
+    refresh: Option<RefreshEntry>,
+    /// The encoded scope list (count byte included).
+    scopes: &'a [u8],
+    access_count: u8,
+    access: &'a [u8],
+}
+
+struct AccessView<'a> {
+    hash: TokenHash,
+    issued_at: u64,
+    expires_at: u64,
+    /// The encoded scope list, or `None` for the grant's.
+    scopes: Option<&'a [u8]>,
+}
+
+impl<'a> GrantView<'a> {
+    fn parse(bytes: &'a [u8]) -> Option<GrantView<'a>> {
         let mut r = Reader(bytes);
         let tag = r.array::<8>()?;
         let client_fingerprint = r.u32()?;
         let user_fingerprint = r.u32()?;
-        let client_id = r.short_string()?;
-        let user_name = r.short_string()?;
+        let client_len = r.u8()?;
+        let client = std::str::from_utf8(r.take(usize::from(client_len))?).ok()?;
+        let user_len = r.u8()?;
+        let user = std::str::from_utf8(r.take(usize::from(user_len))?).ok()?;
         let refresh = match r.u8()? {
             0 => None,
-            1 => Some(RefreshEntry { hash: r.array::<16>()?, expires_at: r.u64()? }),
+            1 => Some(RefreshEntry { hash: r.array()?, issued_at: r.u64()?, expires_at: r.u64()? }),
             _ => return None,
         };
-        let scopes = r.scopes()?;
+        let scopes = take_scope_list(&mut r)?;
         let access_count = r.u8()?;
-        let mut access = Vec::with_capacity(usize::from(access_count));
-        for _ in 0..access_count {
-            let hash = r.array::<16>()?;
+        Some(GrantView {
+            tag,
+            client_fingerprint,
+            user_fingerprint,
+            client,
+            user,
+            refresh,
+            scopes,
+            access_count,
+            access: r.0,
+        })
+    }
+
+    /// The access entries; a malformed one ends the iteration with `None`.
+    fn access(&self) -> impl Iterator<Item = AccessView<'a>> + '_ {
+        let mut r = Reader(self.access);
+        (0..self.access_count).map_while(move |_| {
+            let hash = r.array()?;
+            let issued_at = r.u64()?;
             let expires_at = r.u64()?;
             let scopes = if r.peek()? == SAME_SCOPE_AS_GRANT {
                 r.u8()?;
                 None
             } else {
-                Some(r.scopes()?)
+                Some(take_scope_list(&mut r)?)
             };
-            access.push(AccessEntry { hash, expires_at, scopes });
-        }
-        let user = if user_name.is_empty() { None } else { Some((user_name, user_fingerprint)) };
-        Some(GrantRecord {
-            tag,
-            owner: GrantOwner { client_id, client_fingerprint, user },
-            scopes,
-            refresh,
-            access,
+            Some(AccessView { hash, issued_at, expires_at, scopes })
         })
     }
-}
 
-fn put_short_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Config validation keeps ids and names under 256 bytes.
-    let len = bytes.len().min(255);
-    out.push(len as u8);
-    out.extend_from_slice(bytes.get(..len).unwrap_or_default());
-}
-
-fn put_scopes(out: &mut Vec<u8>, scopes: &[ScopeId]) {
-    // Config validation keeps scope lists under 255 entries (0xFF is the "same as grant" mark).
-    let count = scopes.len().min(254);
-    out.push(count as u8);
-    for scope in scopes.iter().take(count) {
-        out.extend_from_slice(&scope.to_be_bytes());
-    }
-}
-
-/// A bounds-checked cursor: every read returns `None` past the end instead of panicking.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
+    fn owner(&self) -> GrantOwner {
+        GrantOwner {
+            client_id: self.client.to_owned(),
+            client_fingerprint: self.client_fingerprint,
+            user: (!self.user.is_empty()).then(|| (self.user.to_owned(), self.user_fingerprint)),
         }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Some(head)
-    }
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-    fn peek(&self) -> Option<u8> {
-        self.0.first().copied()
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.array::<1>()?[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_be_bytes(self.array()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes(self.array()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_be_bytes(self.array()?))
-    }
-    fn short_string(&mut self) -> Option<String> {
-        let len = self.u8()?;
-        String::from_utf8(self.take(usize::from(len))?.to_vec()).ok()
-    }
-    fn scopes(&mut self) -> Option<Vec<ScopeId>> {
-        let count = self.u8()?;
-        (0..count).map(|_| self.u32()).collect()
     }
 }
 
-/// The records of one bucket, as bytes: `format ‖ (u16 length ‖ record)*`.
-fn bucket_records(bucket: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut reader = Reader(match bucket.split_first() {
-        Some((&BUCKET_FORMAT, rest)) => rest,
-        _ => &[],
-    });
-    std::iter::from_fn(move || {
-        let len = reader.u16()?;
-        reader.take(usize::from(len))
-    })
-}
-
-fn decode_bucket(bucket: &[u8]) -> Vec<GrantRecord> {
-    bucket_records(bucket).filter_map(GrantRecord::decode).collect()
-}
-
-fn encode_bucket(records: &[GrantRecord]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + records.len() * 96);
-    out.push(BUCKET_FORMAT);
-    for record in records {
-        record.encode_into(&mut out);
+impl AccessView<'_> {
+    fn to_owned(&self) -> Option<AccessEntry> {
+        let scopes = match self.scopes {
+            None => None,
+            Some(encoded) => Some(Reader(encoded).scopes()?),
+        };
+        Some(AccessEntry { hash: self.hash, issued_at: self.issued_at, expires_at: self.expires_at, scopes })
     }
-    out
+}
+
+/// Takes an encoded scope list (count byte and ids) as one slice.
+fn take_scope_list<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
+    let count = usize::from(r.peek()?);
+    r.take(1 + 4 * count)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,6 +276,12 @@ impl From<RandomUnavailable> for IssueError {
     }
 }
 
+impl From<StoreError> for IssueError {
+    fn from(error: StoreError) -> Self {
+        IssueError::Store(error)
+    }
+}
+
 /// A grant about to be issued.
 pub struct NewGrant {
     pub owner: GrantOwner,
@@ -315,10 +310,16 @@ pub enum RefreshError {
     InvalidGrant,
     /// A used refresh token came back: the grant has been revoked (RFC 9700 §4.14.2).
     ReuseDetected,
-    /// The caller's decision refused it (for example `invalid_scope`): passed back unchanged.
+    /// The caller's decision refused it: passed back unchanged, nothing stored changes.
     Refused(RefreshRefusal),
     Random,
     Store(StoreError),
+}
+
+impl From<StoreError> for RefreshError {
+    fn from(error: StoreError) -> Self {
+        RefreshError::Store(error)
+    }
 }
 
 /// Why the caller refused a refresh; see [`TokenStore::refresh`].
@@ -328,76 +329,131 @@ pub enum RefreshRefusal {
     InvalidScope,
 }
 
+/// The result of a revocation request (RFC 7009).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    Revoked,
+    /// Unknown, already revoked or expired: nothing to do.
+    Unknown,
+    /// The token belongs to another client; it was left alone.
+    NotOwner,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+/// An active token as introspection reports it (RFC 7662).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenDescription {
+    pub kind: TokenKind,
+    pub owner: GrantOwner,
+    pub scopes: Vec<ScopeId>,
+    pub issued_at: u64,
+    pub expires_at: u64,
+}
+
 /// The store as the gateway uses it. Borrowing the host pieces keeps it cheap to build per
 /// request.
 pub struct TokenStore<'h> {
-    shared: &'h dyn SharedStore,
+    table: BucketTable<'h>,
     random: &'h dyn Randomness,
-    bucket_count: u32,
+    metrics: &'h dyn Metrics,
 }
 
 impl<'h> TokenStore<'h> {
-    pub fn new(shared: &'h dyn SharedStore, random: &'h dyn Randomness, bucket_count: u32) -> Self {
-        TokenStore { shared, random, bucket_count: bucket_count.max(1) }
+    pub fn new(
+        shared: &'h dyn SharedStore,
+        random: &'h dyn Randomness,
+        metrics: &'h dyn Metrics,
+        bucket_count: u32,
+    ) -> Self {
+        TokenStore { table: BucketTable::new(shared, TABLE, bucket_count), random, metrics }
     }
 
-    /// Creates the buckets that do not exist yet. Returns how many were created.
-    ///
-    /// Shared data has no insert-if-absent: a write to a missing key always succeeds, and a
-    /// second "create" would wipe a bucket someone already wrote grants into. So only this
-    /// function ever writes a missing key, request paths treat a missing bucket as unusable,
-    /// and it runs from `on_configure`, which Envoy calls on the main thread before any worker
-    /// serves a request with the new config. The meta key remembers how many buckets exist, so
-    /// worker VMs skip the loop.
+    /// Creates missing buckets; see [`BucketTable::initialize`] for why only start-up may.
     pub fn initialize(&self) -> Result<u32, StoreError> {
-        let existing = match self.shared.get(META_KEY)? {
-            Some((value, _)) => value.as_slice().try_into().map(u32::from_be_bytes).unwrap_or(0),
-            None => 0,
-        };
-        if existing >= self.bucket_count {
-            return Ok(0);
-        }
-        let empty = encode_bucket(&[]);
-        let mut created = 0;
-        for index in existing..self.bucket_count {
-            let key = bucket_key(index);
-            if self.shared.get(&key)?.is_none() {
-                self.shared.set(&key, &empty, 0)?;
-                created += 1;
+        self.table.initialize()
+    }
+
+    pub fn bucket_count(&self) -> u32 {
+        self.table.count()
+    }
+
+    /// [`BucketTable::update`], keeping the live-grants gauge in step.
+    fn update<T, E: From<StoreError>>(
+        &self,
+        index: u32,
+        now: u64,
+        change: impl FnMut(&mut Vec<GrantRecord>) -> Result<T, E>,
+    ) -> Result<Option<T>, E> {
+        let updated = self.table.update(index, now, change)?;
+        Ok(updated.map(|Updated { value, records_delta }| {
+            if records_delta != 0 {
+                self.metrics.add(Metric::StoreGrants, records_delta);
             }
-        }
-        self.shared.set(META_KEY, &self.bucket_count.to_be_bytes(), 0)?;
-        Ok(created)
+            value
+        }))
     }
 
-    fn read_bucket(&self, index: u32) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-        if index >= self.bucket_count {
-            return Ok(None);
-        }
-        self.shared.get(&bucket_key(index))
-    }
-
-    /// Finds the grant behind an access token. One shared-data read.
+    /// Finds the grant behind an access token: one shared-data read, and a scan that only
+    /// allocates for the token it finds.
     pub fn find_access(&self, token: &str, now: u64) -> Result<AccessGrant, LookupError> {
         let Some(ParsedToken::Access { bucket, hash }) = ParsedToken::parse(token) else {
             return Err(LookupError::Unknown);
         };
-        let Some((bytes, _)) = self.read_bucket(bucket).map_err(LookupError::Store)? else {
+        let Some(bytes) = self.table.read(bucket).map_err(LookupError::Store)? else {
             return Err(LookupError::Unknown);
         };
-        for raw in bucket_records(&bytes) {
-            let Some(record) = GrantRecord::decode(raw) else {
-                continue;
-            };
-            if let Some(entry) = record.access.iter().find(|entry| entry.hash == hash) {
-                if entry.expires_at <= now {
-                    return Err(LookupError::Expired);
-                }
-                let scopes = entry.scopes.clone().unwrap_or_else(|| record.scopes.clone());
-                return Ok(AccessGrant { owner: record.owner, scopes, expires_at: entry.expires_at });
+        for view in records_of(&bytes).filter_map(GrantView::parse) {
+            let Some(entry) = view.access().find(|entry| entry.hash == hash) else { continue };
+            if entry.expires_at <= now {
+                return Err(LookupError::Expired);
             }
+            let scopes = Reader(entry.scopes.unwrap_or(view.scopes)).scopes().ok_or(LookupError::Unknown)?;
+            return Ok(AccessGrant { owner: view.owner(), scopes, expires_at: entry.expires_at });
         }
         Err(LookupError::Unknown)
+    }
+
+    /// Describes an active access or refresh token, for introspection; `None` when it is not.
+    pub fn describe(&self, token: &str, now: u64) -> Result<Option<TokenDescription>, StoreError> {
+        let (bucket, kind, hash, tag) = match ParsedToken::parse(token) {
+            Some(ParsedToken::Access { bucket, hash }) => (bucket, TokenKind::Access, hash, None),
+            Some(ParsedToken::Refresh { bucket, grant_id, hash }) => {
+                (bucket, TokenKind::Refresh, hash, Some(grant_tag(&grant_id)))
+            }
+            None => return Ok(None),
+        };
+        let Some(bytes) = self.table.read(bucket)? else { return Ok(None) };
+        for record in records_of(&bytes).filter_map(GrantRecord::decode) {
+            let found = match tag {
+                None => record.access.iter().find(|entry| entry.hash == hash).map(|entry| {
+                    let scopes = entry.scopes.clone().unwrap_or_else(|| record.scopes.clone());
+                    (scopes, entry.issued_at, entry.expires_at)
+                }),
+                Some(tag) => record
+                    .refresh
+                    .as_ref()
+                    .filter(|refresh| record.tag == tag && refresh.hash == hash)
+                    .map(|refresh| (record.scopes.clone(), refresh.issued_at, refresh.expires_at)),
+            };
+            if let Some((scopes, issued_at, expires_at)) = found {
+                if expires_at <= now {
+                    return Ok(None);
+                }
+                return Ok(Some(TokenDescription {
+                    kind,
+                    owner: record.owner,
+                    scopes,
+                    issued_at,
+                    expires_at,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// Stores a new grant in a random bucket with room and returns its tokens.
@@ -406,7 +462,7 @@ impl<'h> TokenStore<'h> {
         for _ in 0..BUCKET_PROBES {
             let mut pick = [0u8; 4];
             self.random.fill(&mut pick)?;
-            let bucket = u32::from_be_bytes(pick) % self.bucket_count;
+            let bucket = u32::from_be_bytes(pick) % self.table.count();
             let access = mint_access_token(bucket, self.random)?;
             let refresh = match grant.refresh_expires_at {
                 Some(expires_at) => Some((mint_refresh_token(bucket, &grant_id, self.random)?, expires_at)),
@@ -416,16 +472,19 @@ impl<'h> TokenStore<'h> {
                 tag: grant_tag(&grant_id),
                 owner: grant.owner.clone(),
                 scopes: grant.scopes.clone(),
-                refresh: refresh
-                    .as_ref()
-                    .map(|(token, expires_at)| RefreshEntry { hash: token.hash, expires_at: *expires_at }),
+                refresh: refresh.as_ref().map(|(token, expires_at)| RefreshEntry {
+                    hash: token.hash,
+                    issued_at: now,
+                    expires_at: *expires_at,
+                }),
                 access: vec![AccessEntry {
                     hash: access.hash,
+                    issued_at: now,
                     expires_at: grant.access_expires_at,
                     scopes: None,
                 }],
             };
-            let stored = self.update_bucket(bucket, now, |records| {
+            let stored = self.update(bucket, now, |records| {
                 if records.len() >= SLOTS_PER_BUCKET {
                     return Ok(false);
                 }
@@ -463,11 +522,10 @@ impl<'h> TokenStore<'h> {
         let access = mint_access_token(bucket, self.random).map_err(|_| RefreshError::Random)?;
         let refresh = mint_refresh_token(bucket, &grant_id, self.random).map_err(|_| RefreshError::Random)?;
         let mut first_read = true;
-        let outcome = self.update_bucket(bucket, now, |records| {
+        let outcome = self.update(bucket, now, |records| {
             let was_first_read = std::mem::replace(&mut first_read, false);
-            let Some(position) = records.iter().position(|record| record.tag == tag) else {
-                return Err(RefreshError::InvalidGrant);
-            };
+            let position =
+                records.iter().position(|record| record.tag == tag).ok_or(RefreshError::InvalidGrant)?;
             let record = records.get_mut(position).ok_or(RefreshError::InvalidGrant)?;
             if record.owner.client_id != client_id {
                 return Err(RefreshError::InvalidGrant);
@@ -481,9 +539,14 @@ impl<'h> TokenStore<'h> {
                 return Ok(Err(RefreshError::ReuseDetected));
             }
             let plan = decide(&*record).map_err(RefreshError::Refused)?;
-            record.refresh = Some(RefreshEntry { hash: refresh.hash, expires_at: plan.refresh_expires_at });
+            record.refresh = Some(RefreshEntry {
+                hash: refresh.hash,
+                issued_at: now,
+                expires_at: plan.refresh_expires_at,
+            });
             record.add_access(AccessEntry {
                 hash: access.hash,
+                issued_at: now,
                 expires_at: plan.access_expires_at,
                 scopes: plan.access_scopes,
             });
@@ -499,47 +562,63 @@ impl<'h> TokenStore<'h> {
         }
     }
 
-    /// Reads a bucket, prunes it, lets `change` edit its records, and writes it back with
-    /// compare-and-swap, retrying on conflicts. `Ok(None)`: the bucket does not exist.
-    ///
-    /// Each attempt starts from a fresh read, so `change` must be safe to run more than once.
-    fn update_bucket<T, E: From<StoreError>>(
-        &self,
-        index: u32,
-        now: u64,
-        mut change: impl FnMut(&mut Vec<GrantRecord>) -> Result<T, E>,
-    ) -> Result<Option<T>, E> {
-        for _ in 0..CAS_ATTEMPTS {
-            let Some((bytes, cas)) = self.read_bucket(index).map_err(E::from)? else {
-                return Ok(None);
-            };
-            let mut records = decode_bucket(&bytes);
-            records.retain_mut(|record| record.prune(now));
-            let result = change(&mut records)?;
-            let encoded = encode_bucket(&records);
-            if encoded == bytes {
-                return Ok(Some(result));
+    /// Revokes a token of `client_id` (RFC 7009 §2.1). An access token goes alone; a refresh
+    /// token takes its whole grant, the access tokens issued from it included.
+    pub fn revoke(&self, token: &str, client_id: &str, now: u64) -> Result<Revocation, StoreError> {
+        let (bucket, target) = match ParsedToken::parse(token) {
+            Some(ParsedToken::Access { bucket, hash }) => (bucket, RevokeTarget::Access(hash)),
+            Some(ParsedToken::Refresh { bucket, grant_id, .. }) => {
+                (bucket, RevokeTarget::Grant(grant_tag(&grant_id)))
             }
-            match self.shared.set(&bucket_key(index), &encoded, cas) {
-                Ok(()) => return Ok(Some(result)),
-                Err(StoreError::CasMismatch) => continue,
-                Err(other) => return Err(E::from(other)),
+            None => return Ok(Revocation::Unknown),
+        };
+        let outcome = self.update(bucket, now, |records| {
+            let position = records.iter().position(|record| match target {
+                RevokeTarget::Access(hash) => record.access.iter().any(|entry| entry.hash == hash),
+                RevokeTarget::Grant(tag) => record.tag == tag,
+            });
+            let Some(position) = position else { return Ok::<_, StoreError>(Revocation::Unknown) };
+            let Some(record) = records.get_mut(position) else { return Ok(Revocation::Unknown) };
+            if record.owner.client_id != client_id {
+                return Ok(Revocation::NotOwner);
             }
+            match target {
+                RevokeTarget::Access(hash) => record.access.retain(|entry| entry.hash != hash),
+                RevokeTarget::Grant(_) => record.access.clear(),
+            }
+            if matches!(target, RevokeTarget::Grant(_)) || record.is_empty() {
+                records.remove(position);
+            }
+            Ok(Revocation::Revoked)
+        })?;
+        Ok(outcome.unwrap_or(Revocation::Unknown))
+    }
+
+    /// Sweeps the next slice of `count` buckets, if no other VM claimed it first.
+    pub fn sweep_next(&self, count: u32, now: u64) -> Result<(), StoreError> {
+        if let Some(first) = self.table.claim_sweep_slice(count)? {
+            self.sweep(first, count, now)?;
         }
-        Err(E::from(StoreError::CasMismatch))
+        Ok(())
+    }
+
+    /// Rewrites buckets `first..first + count` (wrapping), dropping what has expired. Returns
+    /// the index to continue from.
+    pub fn sweep(&self, first: u32, count: u32, now: u64) -> Result<u32, StoreError> {
+        let total = self.table.count();
+        let mut index = first % total;
+        for _ in 0..count.min(total) {
+            self.update(index, now, |_| Ok::<(), StoreError>(()))?;
+            index = (index + 1) % total;
+        }
+        Ok(index)
     }
 }
 
-impl From<StoreError> for IssueError {
-    fn from(error: StoreError) -> Self {
-        IssueError::Store(error)
-    }
-}
-
-impl From<StoreError> for RefreshError {
-    fn from(error: StoreError) -> Self {
-        RefreshError::Store(error)
-    }
+#[derive(Clone, Copy)]
+enum RevokeTarget {
+    Access(TokenHash),
+    Grant(GrantTag),
 }
 
 #[cfg(test)]

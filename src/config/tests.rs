@@ -125,7 +125,7 @@ fn invalid_configs_are_refused_with_a_clear_message() {
         ),
         (
             demo_with(|v| v["resources"][0]["path"] = "/token".into()),
-            "resources[0].path: overlaps the token endpoint",
+            "resources[0].path: overlaps the token_endpoint",
         ),
         (
             demo_with(|v| v["resources"][0]["methods"][0] = "get".into()),
@@ -185,4 +185,59 @@ fn hashed_secrets_and_passwords_are_accepted() {
     let config = Config::from_json(json.as_bytes()).unwrap();
     assert!(config.applications["demo-app"].verifier.verify("s3cret"));
     assert!(config.users["admin"].verifier.verify("admin"));
+}
+
+/// The demo config with the lifecycle features on: an issuer, a resource server that may
+/// introspect, and registration by an admin.
+pub(crate) fn demo_with_lifecycle() -> String {
+    demo_with(|v| {
+        v["issuer"] = "http://127.0.0.1:8080".into();
+        v["users"][0]["admin"] = true.into();
+        v["users"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"username": "viewer", "password": "viewer"}));
+        v["applications"].as_array_mut().unwrap().push(serde_json::json!({
+            "consumer_key": "orders-service", "consumer_secret": "rs-secret", "introspect": true
+        }));
+        v["registration"] = serde_json::json!({
+            "grant_types": ["client_credentials", "password", "refresh_token"],
+            "scopes": ["orders:read"]
+        });
+    })
+}
+
+#[test]
+fn lifecycle_settings_are_validated() {
+    let config = Config::from_json(demo_with_lifecycle().as_bytes()).unwrap();
+    assert_eq!(config.revocation_endpoint, "/revoke");
+    assert_eq!(config.introspection_endpoint, "/introspect");
+    assert_eq!(config.registration.as_ref().unwrap().endpoint, "/client-registration/v0.17/register");
+    assert!(config.applications["orders-service"].can_introspect);
+    assert!(config.users["admin"].is_admin);
+
+    let table: Vec<(String, &str)> = vec![
+        (demo_with(|v| v["issuer"] = "http://example.com".into()), "issuer: must be an https URL"),
+        (demo_with(|v| v["issuer"] = "https://example.com/?x".into()), "issuer: must have no query"),
+        (
+            demo_with(|v| v["issuer"] = "https://example.com/".into()),
+            "issuer: must have no query, fragment or trailing",
+        ),
+        (
+            demo_with(|v| v["revocation_endpoint"] = "/token".into()),
+            "revocation_endpoint: is the same path as another endpoint",
+        ),
+        (demo_with(|v| v["registration"] = serde_json::json!({})), "registration: no user is an admin"),
+        (
+            demo_with(|v| v["resources"][0]["path"] = "/introspect".into()),
+            "resources[0].path: overlaps the introspection_endpoint",
+        ),
+    ];
+    for (json, expected) in table {
+        let message = error_of(&json);
+        assert!(message.contains(expected), "got: {message}\n  want: {expected}");
+    }
+    for good in ["https://auth.example.com", "https://auth.example.com/tenant", "http://localhost:8080"] {
+        assert!(Config::from_json(demo_with(|v| v["issuer"] = good.into()).as_bytes()).is_ok(), "{good}");
+    }
 }

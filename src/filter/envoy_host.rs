@@ -3,9 +3,10 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::Status;
+use proxy_wasm::types::{MetricType, Status};
 
-use crate::host::{Clock, SharedStore, StoreError};
+use crate::host::{Clock, Metrics, SharedStore, StoreError};
+use crate::metrics::{Metric, MetricKind};
 
 /// Proxy-wasm shared data: one map per `vm_id`, seen by every worker thread.
 pub struct EnvoySharedData;
@@ -39,6 +40,46 @@ impl Clock for EnvoyClock {
             Ok(Ok(since_epoch)) => since_epoch.as_secs(),
             // Fail closed: with no clock every token counts as expired.
             _ => Duration::MAX.as_secs(),
+        }
+    }
+}
+
+/// Proxy-wasm metrics: defined once per VM; Envoy keeps one stat per name for the process.
+pub struct EnvoyMetrics {
+    ids: Vec<(Metric, u32)>,
+}
+
+impl EnvoyMetrics {
+    pub fn define() -> Result<Self, Status> {
+        let ids = Metric::ALL
+            .iter()
+            .map(|&metric| {
+                let kind = match metric.kind() {
+                    MetricKind::Counter => MetricType::Counter,
+                    MetricKind::Gauge => MetricType::Gauge,
+                };
+                hostcalls::define_metric(kind, metric.name()).map(|id| (metric, id))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(EnvoyMetrics { ids })
+    }
+
+    fn id(&self, metric: Metric) -> Option<u32> {
+        self.ids.iter().find(|(m, _)| *m == metric).map(|(_, id)| *id)
+    }
+}
+
+/// Stats are best effort: a failed update is not worth failing a request for.
+impl Metrics for EnvoyMetrics {
+    fn add(&self, metric: Metric, delta: i64) {
+        if let Some(id) = self.id(metric) {
+            let _ = hostcalls::increment_metric(id, delta);
+        }
+    }
+
+    fn set(&self, metric: Metric, value: u64) {
+        if let Some(id) = self.id(metric) {
+            let _ = hostcalls::record_metric(id, value);
         }
     }
 }

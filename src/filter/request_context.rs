@@ -6,19 +6,21 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use super::envoy_host::{EnvoyClock, EnvoySharedData};
+use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use crate::config::Config;
-use crate::gateway::{split_path, ApiRequest, Forward, Gateway, Host, Outcome, Response, TokenRequest};
+use crate::gateway::{ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Host, Outcome, Response};
 use crate::host::SystemRandomness;
 
 pub struct GatewayRequest {
     context_id: u32,
     config: Rc<Config>,
-    /// Set while a token endpoint request waits for its body.
-    pending_token_request: Option<PendingTokenRequest>,
+    metrics: Rc<EnvoyMetrics>,
+    /// Set while a request to one of the gateway's endpoints waits for its body.
+    pending: Option<PendingEndpointRequest>,
 }
 
-struct PendingTokenRequest {
+struct PendingEndpointRequest {
+    endpoint: Endpoint,
     method: String,
     path: String,
     authorization: Option<String>,
@@ -30,15 +32,18 @@ fn request_header(name: &str) -> Option<String> {
 }
 
 impl GatewayRequest {
-    pub fn new(context_id: u32, config: Rc<Config>) -> Self {
-        GatewayRequest { context_id, config, pending_token_request: None }
+    pub fn new(context_id: u32, config: Rc<Config>, metrics: Rc<EnvoyMetrics>) -> Self {
+        GatewayRequest { context_id, config, metrics, pending: None }
     }
 
     fn gateway(&self) -> Gateway<'_> {
-        Gateway::new(
-            &self.config,
-            Host { shared: &EnvoySharedData, random: &SystemRandomness, clock: &EnvoyClock },
-        )
+        let host = Host {
+            shared: &EnvoySharedData,
+            random: &SystemRandomness,
+            clock: &EnvoyClock,
+            metrics: &*self.metrics,
+        };
+        Gateway::new(&self.config, host)
     }
 
     /// Sends a local reply. The stream must then stay paused: the reply ends it, and
@@ -75,16 +80,15 @@ impl GatewayRequest {
         self.respond(&unavailable)
     }
 
-    fn answer_token_request(&self, pending: &PendingTokenRequest, body: &[u8]) -> Action {
-        let (_, query) = split_path(&pending.path);
-        let request = TokenRequest {
+    fn serve(&self, pending: &PendingEndpointRequest, body: &[u8]) -> Action {
+        let request = EndpointRequest {
             method: &pending.method,
-            query,
+            path: &pending.path,
             authorization: pending.authorization.as_deref(),
             content_type: pending.content_type.as_deref(),
             body,
         };
-        let response = self.gateway().token_endpoint(&request);
+        let response = self.gateway().serve(&pending.endpoint, &request);
         self.respond(&response)
     }
 }
@@ -96,18 +100,14 @@ impl HttpContext for GatewayRequest {
         let method = request_header(":method").unwrap_or_default();
         let path = request_header(":path").unwrap_or_default();
         let authorization = request_header("authorization");
-        if self.gateway().is_token_endpoint(&path) {
-            let pending = PendingTokenRequest {
-                method,
-                path,
-                authorization,
-                content_type: request_header("content-type"),
-            };
+        if let Some(endpoint) = self.gateway().endpoint(&path) {
+            let content_type = request_header("content-type");
+            let pending = PendingEndpointRequest { endpoint, method, path, authorization, content_type };
             if end_of_stream {
-                return self.answer_token_request(&pending, &[]);
+                return self.serve(&pending, &[]);
             }
             // Wait for the whole body: the parameters are in it.
-            self.pending_token_request = Some(pending);
+            self.pending = Some(pending);
             return Action::Pause;
         }
         let request = ApiRequest { method: &method, path: &path, authorization: authorization.as_deref() };
@@ -118,11 +118,11 @@ impl HttpContext for GatewayRequest {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.pending_token_request.is_none() {
+        if self.pending.is_none() {
             return Action::Continue;
         }
         if body_size > self.config.max_body_bytes {
-            self.pending_token_request = None;
+            self.pending = None;
             let response = self.gateway().body_too_large();
             return self.respond(&response);
         }
@@ -130,9 +130,7 @@ impl HttpContext for GatewayRequest {
             // Pause here means "buffer": Envoy keeps the body until the last chunk arrives.
             return Action::Pause;
         }
-        let Some(pending) = self.pending_token_request.take() else {
-            return Action::Continue;
-        };
+        let Some(pending) = self.pending.take() else { return Action::Continue };
         let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
             Ok(body) => body.unwrap_or_default(),
             Err(status) => {
@@ -140,6 +138,6 @@ impl HttpContext for GatewayRequest {
                 Vec::new()
             }
         };
-        self.answer_token_request(&pending, &body)
+        self.serve(&pending, &body)
     }
 }

@@ -1,25 +1,34 @@
-//! One per VM (the main thread's and each worker's): owns the parsed configuration.
+//! One per VM (the main thread's and each worker's): owns the parsed configuration, creates
+//! the token store at start-up and sweeps expired grants on a timer.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
-use super::envoy_host::EnvoySharedData;
+use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use super::request_context::GatewayRequest;
 use crate::config::Config;
-use crate::host::SystemRandomness;
-use crate::store::TokenStore;
+use crate::gateway::{Gateway, Host};
+use crate::host::{Metrics, SystemRandomness};
+use crate::metrics::Metric;
+
+/// How often each VM sweeps a slice of the store.
+const SWEEP_PERIOD: Duration = Duration::from_secs(1);
+/// A slice is this fraction of the table, so one VM alone sweeps it all in two minutes.
+const SWEEP_SLICES: u32 = 120;
 
 pub struct GatewayRoot {
     context_id: u32,
     config: Option<Rc<Config>>,
+    metrics: Option<Rc<EnvoyMetrics>>,
 }
 
 impl GatewayRoot {
     pub fn new(context_id: u32) -> Self {
-        GatewayRoot { context_id, config: None }
+        GatewayRoot { context_id, config: None, metrics: None }
     }
 }
 
@@ -53,33 +62,65 @@ impl RootContext for GatewayRoot {
                 return false;
             }
         };
-        let store = TokenStore::new(&EnvoySharedData, &SystemRandomness, config.bucket_count);
-        match store.initialize() {
+        let metrics = match EnvoyMetrics::define() {
+            Ok(metrics) => Rc::new(metrics),
+            Err(status) => {
+                log::error!("#{} cannot define metrics: {status:?}", self.context_id);
+                return false;
+            }
+        };
+        metrics.set(Metric::StoreCapacity, u64::from(config.store_capacity));
+        let host = Host {
+            shared: &EnvoySharedData,
+            random: &SystemRandomness,
+            clock: &EnvoyClock,
+            metrics: &*metrics,
+        };
+        match Gateway::new(&config, host).initialize_store() {
             Ok(0) => {}
-            Ok(created) => log::info!(
-                "#{} token store: created {created} buckets for {} grants",
-                self.context_id,
-                config.store_capacity
-            ),
+            Ok(created) => log::info!("#{} token store: created {created} buckets", self.context_id),
             Err(error) => {
                 log::error!("#{} cannot initialise the token store: {error:?}", self.context_id);
                 return false;
             }
         }
+        if let Err(status) = hostcalls::set_tick_period(SWEEP_PERIOD) {
+            log::warn!(
+                "#{} no sweep timer ({status:?}): expired grants are reclaimed only on writes",
+                self.context_id
+            );
+        }
         log::info!(
-            "#{} configured: {} applications, {} users, token endpoint {}",
+            "#{} configured: {} applications, {} users, {} resources, store capacity {}",
             self.context_id,
             config.applications.len(),
             config.users.len(),
-            config.token_endpoint
+            config.routes.len(),
+            config.store_capacity
         );
         self.config = Some(Rc::new(config));
+        self.metrics = Some(metrics);
         true
+    }
+
+    fn on_tick(&mut self) {
+        let (Some(config), Some(metrics)) = (&self.config, &self.metrics) else { return };
+        let host = Host {
+            shared: &EnvoySharedData,
+            random: &SystemRandomness,
+            clock: &EnvoyClock,
+            metrics: &**metrics,
+        };
+        let slice = config.bucket_count.div_ceil(SWEEP_SLICES).max(1);
+        if let Err(error) = Gateway::new(config, host).sweep_step(slice) {
+            log::warn!("#{} sweep failed: {error:?}", self.context_id);
+        }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let config = Rc::clone(self.config.as_ref()?);
-        Some(Box::new(GatewayRequest::new(context_id, config)))
+        let metrics = Rc::clone(self.metrics.as_ref()?);
+        Some(Box::new(GatewayRequest::new(context_id, config, metrics)))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -1,7 +1,8 @@
 use super::*;
 use crate::config::tests::DEMO;
 use crate::credentials::encode_basic_credentials;
-use crate::host::{ManualClock, MemoryStore, SystemRandomness};
+use crate::host::{ManualClock, MemoryStore, RecordedMetrics, SystemRandomness};
+use crate::metrics::Metric;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -9,6 +10,7 @@ struct Rig {
     config: Config,
     shared: MemoryStore,
     clock: ManualClock,
+    metrics: RecordedMetrics,
 }
 
 impl Rig {
@@ -18,16 +20,22 @@ impl Rig {
 
     fn with_config(json: &str) -> Rig {
         let config = Config::from_json(json.as_bytes()).unwrap();
-        let rig = Rig { config, shared: MemoryStore::default(), clock: ManualClock::at(1_700_000_000) };
-        TokenStore::new(&rig.shared, &SystemRandomness, rig.config.bucket_count).initialize().unwrap();
+        let rig = Rig {
+            config,
+            shared: MemoryStore::default(),
+            clock: ManualClock::at(1_700_000_000),
+            metrics: RecordedMetrics::default(),
+        };
+        rig.gateway().initialize_store().unwrap();
         rig
     }
 
+    fn host(&self) -> Host<'_> {
+        Host { shared: &self.shared, random: &SystemRandomness, clock: &self.clock, metrics: &self.metrics }
+    }
+
     fn gateway(&self) -> Gateway<'_> {
-        Gateway::new(
-            &self.config,
-            Host { shared: &self.shared, random: &SystemRandomness, clock: &self.clock },
-        )
+        Gateway::new(&self.config, self.host())
     }
 
     fn token_request(
@@ -38,8 +46,31 @@ impl Rig {
         content_type: Option<&str>,
         body: &str,
     ) -> Reply {
-        let request = TokenRequest { method, query, authorization, content_type, body: body.as_bytes() };
-        Reply(self.gateway().token_endpoint(&request))
+        let path = match query {
+            Some(query) => format!("/token?{query}"),
+            None => "/token".to_owned(),
+        };
+        self.endpoint(method, &path, authorization, content_type, body)
+    }
+
+    fn endpoint(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Reply {
+        let gateway = self.gateway();
+        let endpoint = gateway.endpoint(path).expect("an endpoint path");
+        let request = EndpointRequest { method, path, authorization, content_type, body: body.as_bytes() };
+        Reply(gateway.serve(&endpoint, &request))
+    }
+
+    /// A form POST to one of the endpoints, authenticated as `key`/`secret`.
+    fn post_as(&self, key: &str, secret: &str, path: &str, body: &str) -> Reply {
+        let basic = format!("Basic {}", encode_basic_credentials(key, secret));
+        self.endpoint("POST", path, Some(&basic), Some(FORM), body)
     }
 
     /// A well-formed POST /token as the demo app.
@@ -450,8 +481,7 @@ fn a_config_that_changes_a_secret_or_password_ends_old_tokens() {
     // A reloaded config over the same shared data, as after an Envoy config update.
     let status_under = |json: &str, token: &str| {
         let config = Config::from_json(json.as_bytes()).unwrap();
-        let gateway =
-            Gateway::new(&config, Host { shared: &rig.shared, random: &SystemRandomness, clock: &rig.clock });
+        let gateway = Gateway::new(&config, rig.host());
         let authorization = format!("Bearer {token}");
         status_of(&gateway.authorize(&ApiRequest {
             method: "GET",
@@ -496,5 +526,239 @@ fn credentials_with_unreserved_punctuation_work_raw_and_form_encoded() {
         let reply =
             rig.token_request("POST", None, Some(&header), Some(FORM), "grant_type=client_credentials");
         assert_eq!(reply.0.status, 200, "{header}: {}", reply.text());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revocation, introspection, metadata, registration
+
+fn lifecycle_rig() -> Rig {
+    Rig::with_config(&crate::config::tests::demo_with_lifecycle())
+}
+
+#[test]
+fn revocation_follows_rfc_7009() {
+    let rig = lifecycle_rig();
+    let issued = rig.token("grant_type=password&username=admin&password=admin");
+    let access = issued.field("access_token");
+    let refresh = issued.field("refresh_token");
+    let other_app = rig.access_token("grant_type=client_credentials");
+    // (who, body) -> (status, error)
+    let table: Vec<((&str, &str), String, u16, &str)> = vec![
+        (("demo-app", "wrong"), format!("token={access}"), 401, "invalid_client"),
+        (("demo-app", "demo-secret"), "token_type_hint=access_token".into(), 400, "invalid_request"),
+        (("demo-app", "demo-secret"), "token=never-issued".into(), 200, ""),
+        (("orders-service", "rs-secret"), format!("token={other_app}"), 400, "unauthorized_client"),
+        // A wrong hint still finds the token.
+        (("demo-app", "demo-secret"), format!("token={access}&token_type_hint=refresh_token"), 200, ""),
+        (("demo-app", "demo-secret"), format!("token={access}"), 200, ""),
+    ];
+    for ((key, secret), body, status, error) in table {
+        let reply = rig.post_as(key, secret, "/revoke", &body);
+        assert_eq!(reply.0.status, status, "{key} {body}: {}", reply.text());
+        assert_eq!(reply.field("error"), error, "{key} {body}");
+        assert_eq!(reply.0.header("cache-control"), Some("no-store"));
+    }
+    assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &access)), 401);
+    // The other application's token was left working.
+    assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &other_app)), 200);
+    // Revoking the refresh token ends the grant: the access tokens refreshed from it too.
+    let refreshed = rig.token(&format!("grant_type=refresh_token&refresh_token={refresh}"));
+    let new_refresh = refreshed.field("refresh_token");
+    assert_eq!(
+        rig.post_as("demo-app", "demo-secret", "/revoke", &format!("token={new_refresh}")).0.status,
+        200
+    );
+    assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &refreshed.field("access_token"))), 401);
+    assert_eq!(
+        rig.token(&format!("grant_type=refresh_token&refresh_token={new_refresh}")).field("error"),
+        "invalid_grant"
+    );
+    assert_eq!(rig.metrics.get(Metric::Revocations), 2);
+}
+
+#[test]
+fn introspection_follows_rfc_7662() {
+    let rig = lifecycle_rig();
+    let issued = rig.token("grant_type=password&username=admin&password=admin&scope=orders:read");
+    let access = issued.field("access_token");
+    // The owner and a resource server marked `introspect` see it; another application does not.
+    for (key, secret) in [("demo-app", "demo-secret"), ("orders-service", "rs-secret")] {
+        let reply = rig.post_as(key, secret, "/introspect", &format!("token={access}"));
+        let body = reply.json();
+        assert_eq!(body["active"], true, "{key}: {body}");
+        assert_eq!(body["scope"], "orders:read");
+        assert_eq!(body["client_id"], "demo-app");
+        assert_eq!(body["username"], "admin");
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["iat"], 1_700_000_000u64);
+        assert_eq!(body["exp"], 1_700_003_600u64);
+    }
+    let rs_token = rig
+        .post_as("orders-service", "rs-secret", "/token", "grant_type=client_credentials")
+        .field("access_token");
+    let foreign = rig.post_as("demo-app", "demo-secret", "/introspect", &format!("token={rs_token}"));
+    assert_eq!(foreign.text(), r#"{"active":false}"#);
+    // Unknown, malformed, revoked, expired: exactly {"active":false}.
+    assert_eq!(
+        rig.post_as("demo-app", "demo-secret", "/introspect", "token=garbage").text(),
+        r#"{"active":false}"#
+    );
+    rig.post_as("demo-app", "demo-secret", "/revoke", &format!("token={access}"));
+    assert_eq!(
+        rig.post_as("demo-app", "demo-secret", "/introspect", &format!("token={access}")).text(),
+        r#"{"active":false}"#
+    );
+    let short = rig.access_token("grant_type=client_credentials");
+    rig.clock.advance(3600);
+    assert_eq!(
+        rig.post_as("demo-app", "demo-secret", "/introspect", &format!("token={short}")).text(),
+        r#"{"active":false}"#
+    );
+    // Callers must authenticate; a missing token is a bad request.
+    assert_eq!(rig.post_as("demo-app", "nope", "/introspect", "token=x").0.status, 401);
+    assert_eq!(rig.post_as("demo-app", "demo-secret", "/introspect", "").field("error"), "invalid_request");
+}
+
+#[test]
+fn metadata_follows_rfc_8414() {
+    let rig = lifecycle_rig();
+    let reply = rig.endpoint("GET", "/.well-known/oauth-authorization-server", None, None, "");
+    assert_eq!(reply.0.status, 200);
+    let body = reply.json();
+    assert_eq!(body["issuer"], "http://127.0.0.1:8080");
+    assert_eq!(body["token_endpoint"], "http://127.0.0.1:8080/token");
+    assert_eq!(body["revocation_endpoint"], "http://127.0.0.1:8080/revoke");
+    assert_eq!(body["introspection_endpoint"], "http://127.0.0.1:8080/introspect");
+    assert_eq!(body["registration_endpoint"], "http://127.0.0.1:8080/client-registration/v0.17/register");
+    assert_eq!(
+        body["grant_types_supported"],
+        serde_json::json!(["client_credentials", "password", "refresh_token"])
+    );
+    assert_eq!(body["scopes_supported"], serde_json::json!(["orders:read", "orders:write"]));
+    assert_eq!(body["token_endpoint_auth_methods_supported"], serde_json::json!(["client_secret_basic"]));
+    assert_eq!(body["response_types_supported"], serde_json::json!([]));
+    assert_eq!(rig.endpoint("POST", "/.well-known/oauth-authorization-server", None, None, "").0.status, 405);
+    // No issuer configured: no metadata.
+    assert_eq!(
+        Rig::demo().endpoint("GET", "/.well-known/oauth-authorization-server", None, None, "").0.status,
+        404
+    );
+}
+
+const REGISTER: &str = "/client-registration/v0.17/register";
+
+fn register(rig: &Rig, who: (&str, &str), content_type: &str, body: &str) -> Reply {
+    let basic = format!("Basic {}", encode_basic_credentials(who.0, who.1));
+    rig.endpoint("POST", REGISTER, Some(&basic), Some(content_type), body)
+}
+
+#[test]
+fn registration_answers_like_wso2_and_the_application_works_at_once() {
+    let rig = lifecycle_rig();
+    let payload = r#"{"callbackUrl":"www.google.lk","clientName":"rest_api_admin","owner":"admin","grantType":"password refresh_token","saasApp":true}"#;
+    let reply = register(&rig, ("admin", "admin"), "application/json", payload);
+    assert_eq!(reply.0.status, 201, "{}", reply.text());
+    assert_eq!(reply.0.header("cache-control"), Some("no-store"));
+    let body = reply.json();
+    let (client_id, secret) = (body["clientId"].as_str().unwrap(), body["clientSecret"].as_str().unwrap());
+    assert_eq!(body["clientName"], "rest_api_admin");
+    assert_eq!(body["callBackURL"], "www.google.lk");
+    assert_eq!(body["isSaasApplication"], true);
+    assert_eq!(body["appOwner"], "admin");
+    let inner: serde_json::Value = serde_json::from_str(body["jsonString"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["grant_types"], "password refresh_token");
+    assert_eq!(inner["client_name"], "rest_api_admin");
+    for id in [client_id, secret] {
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)), "{id}");
+    }
+    // The new application gets tokens at once, with the registration's scopes and grants.
+    let token = rig.post_as(client_id, secret, "/token", "grant_type=password&username=admin&password=admin");
+    assert_eq!(token.0.status, 200, "{}", token.text());
+    assert_eq!(token.field("scope"), "orders:read");
+    let access = token.field("access_token");
+    assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &access)), 200);
+    let cc = rig.post_as(client_id, secret, "/token", "grant_type=client_credentials");
+    assert_eq!(cc.field("error"), "unauthorized_client");
+
+    // A new secret ends the old tokens and the old secret.
+    let basic = format!("Basic {}", encode_basic_credentials("admin", "admin"));
+    let rekeyed = rig.endpoint("POST", &format!("{REGISTER}/{client_id}/secret"), Some(&basic), None, "");
+    assert_eq!(rekeyed.0.status, 200, "{}", rekeyed.text());
+    let new_secret = rekeyed.field("clientSecret");
+    assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &access)), 401);
+    assert_eq!(
+        rig.post_as(client_id, secret, "/token", "grant_type=password&username=admin&password=admin")
+            .0
+            .status,
+        401
+    );
+    let fresh =
+        rig.post_as(client_id, &new_secret, "/token", "grant_type=password&username=admin&password=admin");
+    assert_eq!(fresh.0.status, 200);
+
+    // Deleting ends the application and its tokens.
+    let described = rig.endpoint("GET", &format!("{REGISTER}/{client_id}"), Some(&basic), None, "");
+    assert_eq!(described.field("clientName"), "rest_api_admin");
+    assert!(described.json().get("clientSecret").is_none());
+    assert_eq!(
+        rig.endpoint("DELETE", &format!("{REGISTER}/{client_id}"), Some(&basic), None, "").0.status,
+        204
+    );
+    assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &fresh.field("access_token"))), 401);
+    assert_eq!(rig.post_as(client_id, &new_secret, "/token", "grant_type=client_credentials").0.status, 401);
+    assert_eq!(
+        rig.endpoint("DELETE", &format!("{REGISTER}/{client_id}"), Some(&basic), None, "").0.status,
+        404
+    );
+    assert_eq!(rig.metrics.get(Metric::RegisteredClients), 0);
+    assert_eq!(rig.metrics.get(Metric::Registrations), 1);
+}
+
+#[test]
+fn bad_registrations_get_clear_4xx_errors() {
+    let rig = lifecycle_rig();
+    let good = r#"{"clientName":"shop","grantType":"client_credentials"}"#;
+    assert_eq!(register(&rig, ("admin", "admin"), "application/json", good).0.status, 201);
+    let table: Vec<((&str, &str), &str, &str, u16, &str)> = vec![
+        (("admin", "wrong"), "application/json", good, 401, "invalid_client"),
+        (("viewer", "viewer"), "application/json", good, 403, "access_denied"),
+        (("demo-app", "demo-secret"), "application/json", good, 401, "invalid_client"),
+        (("admin", "admin"), "application/x-www-form-urlencoded", good, 400, "invalid_request"),
+        (("admin", "admin"), "application/json", "{not json", 400, "invalid_client_metadata"),
+        (
+            ("admin", "admin"),
+            "application/json",
+            r#"{"grantType":"password"}"#,
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            ("admin", "admin"),
+            "application/json",
+            r#"{"clientName":"x","grantType":"implicit"}"#,
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            ("admin", "admin"),
+            "application/json",
+            r#"{"clientName":"x","grantType":""}"#,
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            ("admin", "admin"),
+            "application/json",
+            r#"{"clientName":"x\u0000","grantType":"password"}"#,
+            400,
+            "invalid_client_metadata",
+        ),
+        (("admin", "admin"), "application/json", good, 409, "invalid_client_metadata"),
+    ];
+    for (who, content_type, body, status, error) in table {
+        let reply = register(&rig, who, content_type, body);
+        assert_eq!(reply.0.status, status, "{who:?} {body}: {}", reply.text());
+        assert_eq!(reply.field("error"), error, "{who:?} {body}");
     }
 }

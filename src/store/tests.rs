@@ -1,5 +1,6 @@
 use super::*;
-use crate::host::{MemoryStore, SystemRandomness};
+use crate::buckets::{decode_bucket, encode_bucket};
+use crate::host::{MemoryStore, NoMetrics, RecordedMetrics, SystemRandomness};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -41,7 +42,7 @@ impl Fixture {
         fixture
     }
     fn store(&self) -> TokenStore<'_> {
-        TokenStore::new(&self.shared, &SystemRandomness, self.bucket_count)
+        TokenStore::new(&self.shared, &SystemRandomness, &NoMetrics, self.bucket_count)
     }
 }
 
@@ -55,15 +56,15 @@ fn records_round_trip_through_the_bucket_encoding() {
             user: Some(("ädmin".into(), 3)),
         },
         scopes: vec![10, 20, 30],
-        refresh: Some(RefreshEntry { hash: [9; 16], expires_at: NEVER_EXPIRES }),
+        refresh: Some(RefreshEntry { hash: [9; 16], issued_at: 1, expires_at: NEVER_EXPIRES }),
         access: vec![
-            AccessEntry { hash: [4; 16], expires_at: 5, scopes: None },
-            AccessEntry { hash: [5; 16], expires_at: 6, scopes: Some(vec![10]) },
-            AccessEntry { hash: [6; 16], expires_at: 7, scopes: Some(vec![]) },
+            AccessEntry { hash: [4; 16], issued_at: 1, expires_at: 5, scopes: None },
+            AccessEntry { hash: [5; 16], issued_at: 2, expires_at: 6, scopes: Some(vec![10]) },
+            AccessEntry { hash: [6; 16], issued_at: 3, expires_at: 7, scopes: Some(vec![]) },
         ],
     };
     let bucket = encode_bucket(&[record.clone(), record.clone()]);
-    assert_eq!(decode_bucket(&bucket), vec![record.clone(), record]);
+    assert_eq!(decode_bucket::<GrantRecord>(&bucket), vec![record.clone(), record]);
 }
 
 #[test]
@@ -73,27 +74,27 @@ fn truncated_or_garbage_buckets_decode_without_panicking() {
         owner: owner("a"),
         scopes: vec![1],
         refresh: None,
-        access: vec![AccessEntry { hash: [1; 16], expires_at: 1, scopes: None }],
+        access: vec![AccessEntry { hash: [1; 16], issued_at: 0, expires_at: 1, scopes: None }],
     };
     let bucket = encode_bucket(&[record]);
     for cut in 0..bucket.len() {
-        let _ = decode_bucket(&bucket[..cut]);
+        let _ = decode_bucket::<GrantRecord>(&bucket[..cut]);
     }
     for garbage in [&[][..], &[0xff; 40][..], &[1, 0xff, 0xff, 1][..], &[1, 0, 3, 0, 0, 0][..]] {
-        assert!(decode_bucket(garbage).is_empty());
+        assert!(decode_bucket::<GrantRecord>(garbage).is_empty());
     }
 }
 
 #[test]
 fn initialize_creates_each_bucket_once_and_never_wipes_one() {
     let fixture = Fixture::with_capacity(64);
-    assert_eq!(fixture.shared.key_count(), 8 + 1);
+    assert_eq!(fixture.shared.key_count(), 8 + 2, "buckets, the count and the sweep cursor");
     let issued = fixture.store().issue(cc_grant("a", 60), NOW).unwrap();
     // A second VM starting (a worker, or a config reload) must not clear what is stored.
     assert_eq!(fixture.store().initialize().unwrap(), 0);
     assert!(fixture.store().find_access(&issued.access_token, NOW).is_ok());
     // A larger capacity adds buckets and keeps the old ones.
-    let bigger = TokenStore::new(&fixture.shared, &SystemRandomness, 16);
+    let bigger = TokenStore::new(&fixture.shared, &SystemRandomness, &NoMetrics, 16);
     assert_eq!(bigger.initialize().unwrap(), 8);
     assert!(bigger.find_access(&issued.access_token, NOW).is_ok());
 }
@@ -285,11 +286,11 @@ fn the_loser_of_a_concurrent_refresh_gets_invalid_grant_and_the_winner_keeps_its
         let (winner, refresh, shared, buckets) =
             (winner.clone(), refresh.clone(), &fixture.shared, fixture.bucket_count);
         *racing.intrude.borrow_mut() = Some(Box::new(move || {
-            let store = TokenStore::new(shared, &SystemRandomness, buckets);
+            let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, buckets);
             *winner.borrow_mut() = Some(store.refresh(&refresh, "a", NOW, keep_scope).unwrap());
         }));
     }
-    let loser = TokenStore::new(&racing, &SystemRandomness, fixture.bucket_count);
+    let loser = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, fixture.bucket_count);
     assert_eq!(loser.refresh(&refresh, "a", NOW, keep_scope).err(), Some(RefreshError::InvalidGrant));
     let winner = winner.borrow_mut().take().unwrap();
     assert!(fixture.store().find_access(&winner.access_token, NOW).is_ok());
@@ -305,11 +306,11 @@ fn concurrent_issues_into_one_bucket_all_land() {
     {
         let (slot, shared, buckets) = (intruder_token.clone(), &fixture.shared, fixture.bucket_count);
         *racing.intrude.borrow_mut() = Some(Box::new(move || {
-            let store = TokenStore::new(shared, &SystemRandomness, buckets);
+            let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, buckets);
             *slot.borrow_mut() = Some(store.issue(cc_grant("b", 60), NOW).unwrap().access_token);
         }));
     }
-    let mine = TokenStore::new(&racing, &SystemRandomness, fixture.bucket_count)
+    let mine = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, fixture.bucket_count)
         .issue(cc_grant("a", 60), NOW)
         .unwrap();
     let theirs = intruder_token.borrow_mut().take().unwrap();
@@ -326,6 +327,68 @@ fn stored_bytes_per_grant_stay_small() {
     }
     let per_grant = (fixture.shared.stored_bytes() - before) / 4000;
     // A client-credentials grant: 8 tag + 8 fingerprints + 9 client + 1 user + 1 refresh flag
-    // + 9 scopes + 1 count + 25 access entry + 2 length = 64 bytes.
-    assert_eq!(per_grant, 64, "bytes per stored grant");
+    // + 9 scopes + 1 count + 33 access entry + 2 length = 72 bytes.
+    assert_eq!(per_grant, 72, "bytes per stored grant");
+}
+
+#[test]
+fn revoking_an_access_token_leaves_the_rest_of_the_grant() {
+    let fixture = Fixture::with_capacity(100);
+    let first = fixture.store().issue(password_grant("a"), NOW).unwrap();
+    let refresh = first.refresh_token.unwrap();
+    let second = fixture.store().refresh(&refresh, "a", NOW, keep_scope).unwrap();
+    assert_eq!(fixture.store().revoke(&first.access_token, "b", NOW), Ok(Revocation::NotOwner));
+    assert!(fixture.store().find_access(&first.access_token, NOW).is_ok());
+    assert_eq!(fixture.store().revoke(&first.access_token, "a", NOW), Ok(Revocation::Revoked));
+    assert_eq!(fixture.store().find_access(&first.access_token, NOW), Err(LookupError::Unknown));
+    assert!(fixture.store().find_access(&second.access_token, NOW).is_ok());
+    assert_eq!(fixture.store().revoke(&first.access_token, "a", NOW), Ok(Revocation::Unknown));
+}
+
+#[test]
+fn revoking_a_refresh_token_ends_the_whole_grant() {
+    let fixture = Fixture::with_capacity(100);
+    let issued = fixture.store().issue(password_grant("a"), NOW).unwrap();
+    let refresh = issued.refresh_token.unwrap();
+    assert_eq!(fixture.store().revoke(&refresh, "b", NOW), Ok(Revocation::NotOwner));
+    assert_eq!(fixture.store().revoke(&refresh, "a", NOW), Ok(Revocation::Revoked));
+    assert_eq!(fixture.store().find_access(&issued.access_token, NOW), Err(LookupError::Unknown));
+    assert_eq!(
+        fixture.store().refresh(&refresh, "a", NOW, keep_scope).err(),
+        Some(RefreshError::InvalidGrant)
+    );
+    assert_eq!(fixture.store().revoke("garbage", "a", NOW), Ok(Revocation::Unknown));
+}
+
+#[test]
+fn describe_reports_active_tokens_only() {
+    let fixture = Fixture::with_capacity(100);
+    let issued = fixture.store().issue(password_grant("a"), NOW).unwrap();
+    let access = fixture.store().describe(&issued.access_token, NOW + 1).unwrap().unwrap();
+    assert_eq!((access.kind, access.issued_at, access.expires_at), (TokenKind::Access, NOW, NOW + 3600));
+    assert_eq!(access.owner.user, Some(("admin".to_owned(), 9)));
+    let refresh = fixture.store().describe(issued.refresh_token.as_deref().unwrap(), NOW).unwrap().unwrap();
+    assert_eq!((refresh.kind, refresh.expires_at), (TokenKind::Refresh, NOW + 86400));
+    assert_eq!(fixture.store().describe(&issued.access_token, NOW + 3600).unwrap(), None);
+    assert_eq!(fixture.store().describe("garbage", NOW).unwrap(), None);
+}
+
+#[test]
+fn sweeping_reclaims_expired_grants_and_the_gauge_follows() {
+    let metrics = RecordedMetrics::default();
+    let fixture = Fixture::with_capacity(800);
+    let store = TokenStore::new(&fixture.shared, &SystemRandomness, &metrics, fixture.bucket_count);
+    let empty_size = fixture.shared.stored_bytes();
+    for _ in 0..300 {
+        store.issue(cc_grant("a", 10), NOW).unwrap();
+    }
+    let live = store.issue(cc_grant("a", 1000), NOW).unwrap();
+    assert_eq!(metrics.get(Metric::StoreGrants), 301);
+    // Two half sweeps cover the table once.
+    let next = store.sweep(0, fixture.bucket_count / 2, NOW + 11).unwrap();
+    assert_eq!(store.sweep(next, fixture.bucket_count - next, NOW + 11).unwrap(), 0);
+    assert_eq!(metrics.get(Metric::StoreGrants), 1);
+    // 72 bytes for a grant of "demo-app", 65 for one of "a".
+    assert_eq!(fixture.shared.stored_bytes() - empty_size, 65, "only the live grant is left");
+    assert!(store.find_access(&live.access_token, NOW + 11).is_ok());
 }

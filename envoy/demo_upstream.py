@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Demo upstream for tokengate: shows what the gateway forwarded.
+
+Answers every request, whatever its method or path, with 200 and a JSON echo:
+
+    {"method": "GET", "path": "/api/orders?x=1",
+     "headers": {"x-tokengate-client-id": "demo-app", ...},
+     "authorization_forwarded": false}
+
+Only the x-tokengate-* identity headers are echoed: they are what the gateway
+promises to set (and to strip when a client sends them), and echoing nothing
+else keeps tokens and cookies out of the demo output. A header that arrives
+more than once is echoed with its values joined by ", ", so a spoofed copy
+that survived next to the real one is visible.
+
+Usage: demo_upstream.py [PORT]   (default 8081, 0 picks a free port)
+It listens on 127.0.0.1 only and prints one line, "listening on HOST:PORT",
+once it accepts connections; the e2e harness reads the port from that line.
+Standard library only, so it runs wherever Envoy's Python runs.
+"""
+
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 8081
+IDENTITY_HEADER_PREFIX = "x-tokengate-"
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keeps Envoy's upstream connections alive between requests.
+    protocol_version = "HTTP/1.1"
+    server_version = "tokengate-demo-upstream"
+
+    def __getattr__(self, name):
+        # BaseHTTPRequestHandler dispatches METHOD to do_METHOD; answering any
+        # name that starts with do_ makes every method, even an unusual one,
+        # reach the echo instead of a 501.
+        if name.startswith("do_"):
+            return self._echo
+        raise AttributeError(name)
+
+    def _echo(self):
+        self._discard_body()
+        identity = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            if key.startswith(IDENTITY_HEADER_PREFIX):
+                identity[key] = f"{identity[key]}, {value}" if key in identity else value
+        body = json.dumps(
+            {
+                "method": self.command,
+                "path": self.path,
+                "headers": identity,
+                "authorization_forwarded": "authorization" in (k.lower() for k in self.headers.keys()),
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _discard_body(self):
+        # Read the request body so the next request on a kept-alive connection
+        # starts at a message boundary. Envoy sends Content-Length, or chunked
+        # encoding for a body of unknown length.
+        length = self.headers.get("Content-Length")
+        if length is not None:
+            self.rfile.read(int(length))
+        elif "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                self.rfile.read(size + 2)  # chunk data and its CRLF
+                if size == 0:
+                    break
+
+    def log_message(self, format, *args):
+        # Quiet: the e2e tests read Envoy's log, not one line per request here.
+        pass
+
+
+def main(argv):
+    port = int(argv[1]) if len(argv) > 1 else DEFAULT_PORT
+    server = ThreadingHTTPServer((HOST, port), EchoHandler)
+    server.daemon_threads = True
+    print(f"listening on {HOST}:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,332 @@
+//! A fixed table of shared-data keys ("buckets"), each holding a few records, rewritten with
+//! compare-and-swap. The token store and the client registry are both built on it.
+//!
+//! Envoy can never delete a shared-data key, so one key per record would grow without bound.
+//! A table owns `count` keys, `tokengate/<name>/<index>`, created once and rewritten in place;
+//! records that have expired are dropped whenever their bucket is rewritten, so memory follows
+//! the live records and the key count never changes.
+//!
+//! Shared data has no insert-if-absent: a write to a missing key always succeeds, so a second
+//! "create" could wipe a bucket another worker already wrote records into. Only
+//! [`BucketTable::initialize`] ever writes a missing key; it runs from `on_configure`, which
+//! Envoy calls on the main thread before any worker serves the new config, and request paths
+//! treat a missing bucket as unusable. A meta key remembers how many buckets exist, so worker
+//! VMs and config reloads skip the loop, and a larger table keeps the old buckets.
+
+use crate::host::{SharedStore, StoreError};
+use crate::scope::ScopeId;
+
+const BUCKET_FORMAT: u8 = 1;
+/// Compare-and-swap attempts on one bucket before giving up on it.
+const CAS_ATTEMPTS: usize = 16;
+
+/// A record kept in a bucket.
+pub trait Record: Sized + Clone {
+    fn decode(bytes: &[u8]) -> Option<Self>;
+    fn encode_into(&self, out: &mut Vec<u8>);
+    /// Drops whatever has expired at `now`; false when nothing worth keeping is left.
+    fn prune(&mut self, now: u64) -> bool;
+}
+
+/// The outcome of a successful [`BucketTable::update`].
+pub struct Updated<T> {
+    pub value: T,
+    /// Records after the update minus records before (pruning included), for gauges.
+    pub records_delta: i64,
+}
+
+pub struct BucketTable<'h> {
+    shared: &'h dyn SharedStore,
+    name: &'static str,
+    count: u32,
+}
+
+impl<'h> BucketTable<'h> {
+    pub fn new(shared: &'h dyn SharedStore, name: &'static str, count: u32) -> Self {
+        BucketTable { shared, name, count: count.max(1) }
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    fn key(&self, index: u32) -> String {
+        format!("tokengate/{}/{index}", self.name)
+    }
+
+    /// Creates the buckets that do not exist yet; returns how many it created.
+    pub fn initialize(&self) -> Result<u32, StoreError> {
+        let meta_key = format!("tokengate/{}/count", self.name);
+        let existing = match self.shared.get(&meta_key)? {
+            Some((value, _)) => value.as_slice().try_into().map(u32::from_be_bytes).unwrap_or(0),
+            None => 0,
+        };
+        if existing >= self.count {
+            return Ok(0);
+        }
+        let empty = encode_bucket::<NoRecord>(&[]);
+        let mut created = 0;
+        for index in existing..self.count {
+            let key = self.key(index);
+            if self.shared.get(&key)?.is_none() {
+                self.shared.set(&key, &empty, 0)?;
+                created += 1;
+            }
+        }
+        let cursor_key = self.sweep_cursor_key();
+        if self.shared.get(&cursor_key)?.is_none() {
+            self.shared.set(&cursor_key, &0u32.to_be_bytes(), 0)?;
+        }
+        self.shared.set(&meta_key, &self.count.to_be_bytes(), 0)?;
+        Ok(created)
+    }
+
+    fn sweep_cursor_key(&self) -> String {
+        format!("tokengate/{}/sweep", self.name)
+    }
+
+    /// Claims the next `count` buckets to sweep: every VM sweeps from a timer, and the shared
+    /// cursor (advanced with compare-and-swap) hands each slice to exactly one of them.
+    /// `None` when another VM advanced the cursor first; it will try again next tick.
+    pub fn claim_sweep_slice(&self, count: u32) -> Result<Option<u32>, StoreError> {
+        let key = self.sweep_cursor_key();
+        let Some((value, cas)) = self.shared.get(&key)? else { return Ok(None) };
+        let start = value.as_slice().try_into().map(u32::from_be_bytes).unwrap_or(0) % self.count;
+        let next = ((u64::from(start) + u64::from(count)) % u64::from(self.count)) as u32;
+        match self.shared.set(&key, &next.to_be_bytes(), cas) {
+            Ok(()) => Ok(Some(start)),
+            Err(StoreError::CasMismatch) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The bucket's bytes, or `None` when it is outside the table or does not exist.
+    pub fn read(&self, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.read_with_cas(index)?.map(|(bytes, _)| bytes))
+    }
+
+    fn read_with_cas(&self, index: u32) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        if index >= self.count {
+            return Ok(None);
+        }
+        self.shared.get(&self.key(index))
+    }
+
+    /// Reads a bucket, prunes its records, lets `change` edit them, and writes the bucket back
+    /// with compare-and-swap, retrying from a fresh read on conflict (so `change` must be safe
+    /// to run more than once). `Ok(None)`: the bucket does not exist. Nothing is written when
+    /// `change` fails or leaves the bytes as they were.
+    pub fn update<R: Record, T, E: From<StoreError>>(
+        &self,
+        index: u32,
+        now: u64,
+        mut change: impl FnMut(&mut Vec<R>) -> Result<T, E>,
+    ) -> Result<Option<Updated<T>>, E> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some((bytes, cas)) = self.read_with_cas(index)? else {
+                return Ok(None);
+            };
+            let mut records: Vec<R> = records_of(&bytes).filter_map(R::decode).collect();
+            let before = records.len();
+            records.retain_mut(|record| record.prune(now));
+            let value = change(&mut records)?;
+            let records_delta = records.len() as i64 - before as i64;
+            let encoded = encode_bucket(&records);
+            if encoded == bytes {
+                return Ok(Some(Updated { value, records_delta }));
+            }
+            match self.shared.set(&self.key(index), &encoded, cas) {
+                Ok(()) => return Ok(Some(Updated { value, records_delta })),
+                Err(StoreError::CasMismatch) => continue,
+                Err(other) => return Err(E::from(other)),
+            }
+        }
+        Err(E::from(StoreError::CasMismatch))
+    }
+}
+
+/// The records of one bucket, as bytes: `format ‖ (u16 length ‖ record)*`.
+pub fn records_of(bucket: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut reader = Reader(match bucket.split_first() {
+        Some((&BUCKET_FORMAT, rest)) => rest,
+        _ => &[],
+    });
+    std::iter::from_fn(move || {
+        let len = reader.u16()?;
+        reader.take(usize::from(len))
+    })
+}
+
+pub fn encode_bucket<R: Record>(records: &[R]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + records.len() * 96);
+    out.push(BUCKET_FORMAT);
+    for record in records {
+        let start = out.len();
+        out.extend_from_slice(&[0, 0]);
+        record.encode_into(&mut out);
+        let len = out.len() - start - 2;
+        match (u16::try_from(len), out.get_mut(start..start + 2)) {
+            (Ok(len), Some(prefix)) => prefix.copy_from_slice(&len.to_be_bytes()),
+            // Config limits keep records far below 64 KiB; drop one that is not, rather than
+            // write a bucket no reader could parse.
+            _ => out.truncate(start),
+        }
+    }
+    out
+}
+
+pub fn decode_bucket<R: Record>(bucket: &[u8]) -> Vec<R> {
+    records_of(bucket).filter_map(R::decode).collect()
+}
+
+/// Stands in for a record type where none is needed (an empty bucket).
+#[derive(Clone)]
+enum NoRecord {}
+
+impl Record for NoRecord {
+    fn decode(_: &[u8]) -> Option<Self> {
+        None
+    }
+    fn encode_into(&self, _: &mut Vec<u8>) {
+        match *self {}
+    }
+    fn prune(&mut self, _: u64) -> bool {
+        match *self {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding helpers for records
+
+/// Writes up to 255 bytes behind a length byte (config validation keeps names shorter).
+pub fn put_short_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = bytes.len().min(255);
+    out.push(len as u8);
+    out.extend_from_slice(bytes.get(..len).unwrap_or_default());
+}
+
+/// The most scope ids a list holds; 0xFF is left free as a marker.
+pub const MAX_SCOPE_IDS: usize = 254;
+
+pub fn put_scopes(out: &mut Vec<u8>, scopes: &[ScopeId]) {
+    let count = scopes.len().min(MAX_SCOPE_IDS);
+    out.push(count as u8);
+    for scope in scopes.iter().take(count) {
+        out.extend_from_slice(&scope.to_be_bytes());
+    }
+}
+
+/// A bounds-checked cursor: every read returns `None` past the end instead of panicking.
+pub struct Reader<'a>(pub &'a [u8]);
+
+impl<'a> Reader<'a> {
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Some(head)
+    }
+    pub fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+    pub fn peek(&self) -> Option<u8> {
+        self.0.first().copied()
+    }
+    pub fn u8(&mut self) -> Option<u8> {
+        self.array::<1>().map(|[byte]| byte)
+    }
+    pub fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_be_bytes(self.array()?))
+    }
+    pub fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_be_bytes(self.array()?))
+    }
+    pub fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.array()?))
+    }
+    pub fn short_string(&mut self) -> Option<String> {
+        let len = self.u8()?;
+        String::from_utf8(self.take(usize::from(len))?.to_vec()).ok()
+    }
+    pub fn scopes(&mut self) -> Option<Vec<ScopeId>> {
+        let count = self.u8()?;
+        (0..count).map(|_| self.u32()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::MemoryStore;
+
+    /// A record that is a number and an expiry.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Note(u32, u64);
+
+    impl Record for Note {
+        fn decode(bytes: &[u8]) -> Option<Self> {
+            let mut r = Reader(bytes);
+            Some(Note(r.u32()?, r.u64()?))
+        }
+        fn encode_into(&self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.0.to_be_bytes());
+            out.extend_from_slice(&self.1.to_be_bytes());
+        }
+        fn prune(&mut self, now: u64) -> bool {
+            self.1 > now
+        }
+    }
+
+    fn push(note: Note) -> impl FnMut(&mut Vec<Note>) -> Result<(), StoreError> {
+        move |records| {
+            records.push(note.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn initialize_creates_buckets_once_and_grows_without_wiping() {
+        let shared = MemoryStore::default();
+        let table = BucketTable::new(&shared, "t", 4);
+        assert_eq!(table.initialize().unwrap(), 4);
+        table.update(2, 0, push(Note(1, 10))).unwrap();
+        assert_eq!(table.initialize().unwrap(), 0);
+        let bigger = BucketTable::new(&shared, "t", 6);
+        assert_eq!(bigger.initialize().unwrap(), 2);
+        assert_eq!(decode_bucket::<Note>(&bigger.read(2).unwrap().unwrap()), vec![Note(1, 10)]);
+        assert_eq!(shared.key_count(), 6 + 2, "buckets, the count and the sweep cursor");
+    }
+
+    #[test]
+    fn missing_and_out_of_range_buckets_are_not_written() {
+        let shared = MemoryStore::default();
+        let table = BucketTable::new(&shared, "t", 4);
+        assert!(table.update(1, 0, push(Note(1, 10))).unwrap().is_none());
+        table.initialize().unwrap();
+        assert!(table.update(4, 0, push(Note(1, 10))).unwrap().is_none());
+        assert_eq!(table.read(4).unwrap(), None);
+        assert_eq!(shared.key_count(), 4 + 2);
+    }
+
+    #[test]
+    fn updates_prune_expired_records_and_report_the_change() {
+        let shared = MemoryStore::default();
+        let table = BucketTable::new(&shared, "t", 1);
+        table.initialize().unwrap();
+        for (id, expiry) in [(1, 5), (2, 50), (3, 6)] {
+            assert_eq!(table.update(0, 0, push(Note(id, expiry))).unwrap().unwrap().records_delta, 1);
+        }
+        let updated = table.update(0, 10, push(Note(4, 60))).unwrap().unwrap();
+        assert_eq!(updated.records_delta, 1 - 2);
+        assert_eq!(decode_bucket::<Note>(&table.read(0).unwrap().unwrap()), vec![Note(2, 50), Note(4, 60)]);
+    }
+
+    #[test]
+    fn garbage_buckets_read_as_empty() {
+        for garbage in [&[][..], &[0xff; 40][..], &[1, 0xff, 0xff, 1][..], &[1, 0, 3, 0, 0, 0][..]] {
+            assert!(decode_bucket::<Note>(garbage).is_empty());
+        }
+    }
+}

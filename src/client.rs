@@ -1,0 +1,445 @@
+//! The client's side of the gateway: what a front-end app sends to `/token` and what it makes of
+//! the answer. The browser package (`web`) is a thin wrapper over this module.
+//!
+//! Everything here is built from the gateway's own pieces (Basic decoding, form encoding, scope
+//! grammar, grant names, the token response structs), so an app using the package and the
+//! gateway can never disagree on the wire format.
+
+use crate::config::GrantType;
+use crate::credentials::{self, is_b64token, CredentialsError};
+use crate::messages::{ErrorResponse, TokenResponse};
+use crate::scope::ScopeSet;
+
+/// The content type of a `/token` request body.
+pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// Every way a client-side call can fail.
+///
+/// [`ClientError::code`] is stable and meant for programs; the package's own codes never collide
+/// with RFC 6749 §5.2 error codes, so a code such as `invalid_grant` always means the server said
+/// so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    /// Basic credentials that cannot be encoded or decoded.
+    Credentials(CredentialsError),
+    /// Not an RFC 6750 b64token.
+    MalformedBearerToken,
+    /// A token request without a parameter its grant needs.
+    MissingParameter { grant: Option<GrantType>, parameter: &'static str },
+    /// A token request with a parameter its grant does not take.
+    UnexpectedParameter { grant: GrantType, parameter: &'static str },
+    /// A grant type the gateway does not implement.
+    UnknownGrantType,
+    /// A scope that is not scope-tokens separated by single spaces (RFC 6749 §3.3).
+    MalformedScope,
+    /// A token endpoint response that is not JSON.
+    NotJson,
+    /// JSON that is neither a token response nor an error response, or one with a bad field.
+    InvalidTokenResponse(&'static str),
+    /// A token type other than Bearer.
+    UnsupportedTokenType,
+    /// The server's own error response (RFC 6749 §5.2).
+    Server(ErrorResponse),
+}
+
+impl ClientError {
+    pub fn code(&self) -> &str {
+        match self {
+            ClientError::Credentials(error) => match error {
+                CredentialsError::BadBase64 => "bad_base64",
+                CredentialsError::NoColon => "no_colon",
+                CredentialsError::NotUtf8 => "not_utf8",
+                CredentialsError::BadPercentEncoding => "bad_percent_encoding",
+                CredentialsError::EmptyKey => "empty_consumer_key",
+                CredentialsError::EmptySecret => "empty_consumer_secret",
+                CredentialsError::ControlCharacter => "control_character",
+            },
+            ClientError::MalformedBearerToken => "malformed_bearer_token",
+            ClientError::MissingParameter { .. } => "missing_parameter",
+            ClientError::UnexpectedParameter { .. } => "unexpected_parameter",
+            ClientError::UnknownGrantType => "unknown_grant_type",
+            ClientError::MalformedScope => "malformed_scope",
+            ClientError::NotJson => "not_json",
+            ClientError::InvalidTokenResponse(_) => "invalid_token_response",
+            ClientError::UnsupportedTokenType => "unsupported_token_type",
+            ClientError::Server(response) => &response.error,
+        }
+    }
+
+    /// A sentence for people. Never contains a secret or a token.
+    pub fn message(&self) -> String {
+        match self {
+            ClientError::Credentials(error) => match error {
+                CredentialsError::BadBase64 => "the credentials are not standard base64".to_owned(),
+                CredentialsError::NoColon => {
+                    "the decoded credentials have no ':' between consumer key and secret".to_owned()
+                }
+                CredentialsError::NotUtf8 => "the decoded credentials are not UTF-8 text".to_owned(),
+                CredentialsError::BadPercentEncoding => {
+                    "the decoded credentials have a '%' not followed by two hex digits".to_owned()
+                }
+                CredentialsError::EmptyKey => "the consumer key is empty".to_owned(),
+                CredentialsError::EmptySecret => "the consumer secret is empty".to_owned(),
+                CredentialsError::ControlCharacter => {
+                    "the consumer key or secret contains a control character".to_owned()
+                }
+            },
+            ClientError::MalformedBearerToken => {
+                "an access token is letters, digits and -._~+/ with optional trailing '='".to_owned()
+            }
+            ClientError::MissingParameter { grant: None, parameter } => format!("{parameter} is required"),
+            ClientError::MissingParameter { grant: Some(grant), parameter } => {
+                format!("a {} grant needs {parameter}", grant.as_str())
+            }
+            ClientError::UnexpectedParameter { grant, parameter } => {
+                format!("a {} grant does not take {parameter}", grant.as_str())
+            }
+            ClientError::UnknownGrantType => format!(
+                "the grant type must be one of {}",
+                GrantType::ALL.map(GrantType::as_str).join(", ")
+            ),
+            ClientError::MalformedScope => {
+                "a scope is scope-tokens separated by single spaces (no quotes, backslashes, \
+                 control or non-ASCII characters)"
+                    .to_owned()
+            }
+            ClientError::NotJson => "the token endpoint's response is not JSON".to_owned(),
+            ClientError::InvalidTokenResponse(what) => format!("the token response is invalid: {what}"),
+            ClientError::UnsupportedTokenType => "the token type is not Bearer".to_owned(),
+            ClientError::Server(response) => match &response.error_description {
+                Some(description) => format!("the server refused: {} ({description})", response.error),
+                None => format!("the server refused: {}", response.error),
+            },
+        }
+    }
+}
+
+impl From<CredentialsError> for ClientError {
+    fn from(error: CredentialsError) -> Self {
+        ClientError::Credentials(error)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials and Authorization headers
+
+/// What goes after `Basic `: RFC 6749 §2.3.1 form-encodes key and secret, joins them with `:`
+/// and base64s the result. For keys and secrets made of `A-Z a-z 0-9 - . _ ~` (what tokengate
+/// issues) that is plain base64 of `key:secret`.
+///
+/// Refuses what the gateway would refuse (empty halves, control characters), so a pair that
+/// encodes is a pair the gateway can decode.
+pub fn encode_credentials(consumer_key: &str, consumer_secret: &str) -> Result<String, ClientError> {
+    let encoded = credentials::encode_basic_credentials(consumer_key, consumer_secret);
+    decode_credentials(&encoded)?;
+    Ok(encoded)
+}
+
+/// The reverse of [`encode_credentials`], with the gateway's own decoder.
+pub fn decode_credentials(encoded: &str) -> Result<(String, String), ClientError> {
+    let decoded = credentials::decode_basic_credentials(encoded)?;
+    Ok((decoded.consumer_key, decoded.consumer_secret))
+}
+
+pub fn basic_authorization(consumer_key: &str, consumer_secret: &str) -> Result<String, ClientError> {
+    Ok(format!("Basic {}", encode_credentials(consumer_key, consumer_secret)?))
+}
+
+pub fn bearer_authorization(access_token: &str) -> Result<String, ClientError> {
+    if !is_b64token(access_token) {
+        return Err(ClientError::MalformedBearerToken);
+    }
+    Ok(format!("Bearer {access_token}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token requests
+
+/// A grant as the client asks for it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Grant {
+    ClientCredentials,
+    Password { username: String, password: String },
+    RefreshToken { refresh_token: String },
+}
+
+/// A complete `/token` request: a grant and, optionally, a narrower scope than the default.
+/// Deliberately not `Debug`: it holds a password or a refresh token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GrantRequest {
+    pub grant: Grant,
+    pub scope: Option<ScopeSet>,
+}
+
+/// Loose input, as a form or a JavaScript object gives it. Empty strings count as absent, as
+/// they do on the server (RFC 6749 §3.2).
+#[derive(Default, Clone, Copy)]
+pub struct GrantRequestInput<'a> {
+    pub grant_type: Option<&'a str>,
+    pub username: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub refresh_token: Option<&'a str>,
+    pub scope: Option<ScopeInput<'a>>,
+}
+
+/// A scope given as one space-separated string or as a list of names.
+#[derive(Clone, Copy)]
+pub enum ScopeInput<'a> {
+    Text(&'a str),
+    Names(&'a [String]),
+}
+
+impl ScopeInput<'_> {
+    /// `None` for an empty scope (the server's default applies).
+    pub fn parse(self) -> Result<Option<ScopeSet>, ClientError> {
+        let set = match self {
+            ScopeInput::Text("") => return Ok(None),
+            ScopeInput::Text(text) => ScopeSet::parse(text).map_err(|_| ClientError::MalformedScope)?,
+            ScopeInput::Names(names) => {
+                // Each name alone must parse: a name with a space in it is two names, which the
+                // caller did not mean.
+                let mut set = Vec::with_capacity(names.len());
+                for name in names {
+                    let single = ScopeSet::parse(name).map_err(|_| ClientError::MalformedScope)?;
+                    if single.iter().count() != 1 {
+                        return Err(ClientError::MalformedScope);
+                    }
+                    set.push(name.as_str());
+                }
+                ScopeSet::from_names(set)
+            }
+        };
+        Ok((!set.is_empty()).then_some(set))
+    }
+}
+
+impl GrantRequest {
+    /// Checks the input before anything is sent: a grant type the gateway knows, the
+    /// parameters that grant needs, none it does not take, and a well-formed scope.
+    pub fn from_input(input: &GrantRequestInput) -> Result<GrantRequest, ClientError> {
+        let present = |value: Option<&str>| value.filter(|value| !value.is_empty());
+        let grant_type = present(input.grant_type)
+            .ok_or(ClientError::MissingParameter { grant: None, parameter: "the grant type" })?;
+        let grant_type = GrantType::from_param(grant_type).ok_or(ClientError::UnknownGrantType)?;
+        let needs = |value: Option<&str>, parameter| {
+            present(value)
+                .map(str::to_owned)
+                .ok_or(ClientError::MissingParameter { grant: Some(grant_type), parameter })
+        };
+        let refuse = |value: Option<&str>, parameter| match present(value) {
+            Some(_) => Err(ClientError::UnexpectedParameter { grant: grant_type, parameter }),
+            None => Ok(()),
+        };
+        let grant = match grant_type {
+            GrantType::ClientCredentials => {
+                refuse(input.username, "a username")?;
+                refuse(input.password, "a password")?;
+                refuse(input.refresh_token, "a refresh token")?;
+                Grant::ClientCredentials
+            }
+            GrantType::Password => {
+                refuse(input.refresh_token, "a refresh token")?;
+                Grant::Password {
+                    username: needs(input.username, "a username")?,
+                    password: needs(input.password, "a password")?,
+                }
+            }
+            GrantType::RefreshToken => {
+                refuse(input.username, "a username")?;
+                refuse(input.password, "a password")?;
+                Grant::RefreshToken { refresh_token: needs(input.refresh_token, "a refresh token")? }
+            }
+        };
+        let scope = match input.scope {
+            Some(scope) => scope.parse()?,
+            None => None,
+        };
+        Ok(GrantRequest { grant, scope })
+    }
+
+    pub fn grant_type(&self) -> GrantType {
+        match self.grant {
+            Grant::ClientCredentials => GrantType::ClientCredentials,
+            Grant::Password { .. } => GrantType::Password,
+            Grant::RefreshToken { .. } => GrantType::RefreshToken,
+        }
+    }
+
+    /// The `application/x-www-form-urlencoded` body, `grant_type` first.
+    pub fn form_body(&self) -> String {
+        let mut params: Vec<(&str, String)> = vec![("grant_type", self.grant_type().as_str().to_owned())];
+        match &self.grant {
+            Grant::ClientCredentials => {}
+            Grant::Password { username, password } => {
+                params.push(("username", username.clone()));
+                params.push(("password", password.clone()));
+            }
+            Grant::RefreshToken { refresh_token } => params.push(("refresh_token", refresh_token.clone())),
+        }
+        if let Some(scope) = &self.scope {
+            params.push(("scope", scope.to_string()));
+        }
+        let pairs: Vec<String> = params
+            .iter()
+            .map(|(name, value)| format!("{name}={}", credentials::form_encode(value)))
+            .collect();
+        pairs.join("&")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token responses
+
+/// A successful token response, checked, with its expiry pinned to a clock.
+/// Deliberately not `Debug`: it holds tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSet {
+    pub access_token: String,
+    pub token_type: String,
+    /// Seconds the token was valid for when issued; `None` for a token that never expires.
+    pub expires_in: Option<u64>,
+    /// Milliseconds since the Unix epoch at which the access token expires.
+    pub expires_at_ms: Option<u64>,
+    pub refresh_token: Option<String>,
+    /// The granted scope; `None` when the server left it out (RFC 6749 §5.1 allows that when
+    /// it equals the requested scope; tokengate always sends it).
+    pub scope: Option<ScopeSet>,
+}
+
+/// Reads a `/token` response body. `now_ms` (milliseconds since the Unix epoch) is when it
+/// arrived, to turn `expires_in` into an instant.
+///
+/// An RFC 6749 §5.2 error body becomes [`ClientError::Server`] with the server's code, whatever
+/// the HTTP status was, so a caller can hand over the body without looking at the status first.
+pub fn parse_token_response(json: &str, now_ms: u64) -> Result<TokenSet, ClientError> {
+    // An error body has `error`; a success never does. Reading the error first means a body
+    // with both is treated as the failure it claims to be.
+    if let Ok(error) = serde_json::from_str::<ErrorResponse>(json) {
+        return Err(ClientError::Server(error));
+    }
+    let response: TokenResponse = serde_json::from_str(json).map_err(|error| {
+        if error.is_syntax() || error.is_eof() {
+            ClientError::NotJson
+        } else {
+            ClientError::InvalidTokenResponse("it needs access_token and token_type strings")
+        }
+    })?;
+    TokenSet::from_response(response, now_ms)
+}
+
+impl TokenSet {
+    pub fn from_response(response: TokenResponse, now_ms: u64) -> Result<TokenSet, ClientError> {
+        if !response.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(ClientError::UnsupportedTokenType);
+        }
+        if !is_b64token(&response.access_token) {
+            return Err(ClientError::InvalidTokenResponse("access_token is not a b64token"));
+        }
+        if response.refresh_token.as_deref().is_some_and(|token| !is_b64token(token)) {
+            return Err(ClientError::InvalidTokenResponse("refresh_token is not a b64token"));
+        }
+        let scope = match response.scope.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(
+                ScopeSet::parse(text)
+                    .map_err(|_| ClientError::InvalidTokenResponse("scope is not a list of scope-tokens"))?,
+            ),
+        };
+        Ok(TokenSet {
+            expires_at_ms: response.expires_in.map(|secs| now_ms.saturating_add(secs.saturating_mul(1000))),
+            access_token: response.access_token,
+            token_type: response.token_type,
+            expires_in: response.expires_in,
+            refresh_token: response.refresh_token,
+            scope,
+        })
+    }
+
+    /// True when the token holds every scope in `required` (always for an empty `required`).
+    pub fn has_scopes(&self, required: &ScopeSet) -> bool {
+        required.is_empty() || self.scope.as_ref().is_some_and(|granted| required.is_subset(granted))
+    }
+
+    /// True when the token has expired at `now_ms`, or will within `skew_ms` (refresh a little
+    /// early to allow for clock skew and the request's own travel time).
+    pub fn is_expired(&self, now_ms: u64, skew_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| now_ms.saturating_add(skew_ms) >= at)
+    }
+
+    /// Milliseconds left at `now_ms` (0 once expired); `None` for a token that never expires.
+    pub fn remaining_ms(&self, now_ms: u64) -> Option<u64> {
+        self.expires_at_ms.map(|at| at.saturating_sub(now_ms))
+    }
+
+    /// The request that trades this set's refresh token for a new set, keeping `scope` (or the
+    /// grant's original scope when `None`).
+    pub fn refresh_request(&self, scope: Option<ScopeSet>) -> Option<GrantRequest> {
+        let refresh_token = self.refresh_token.clone()?;
+        Some(GrantRequest { grant: Grant::RefreshToken { refresh_token }, scope })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::form::FormParams;
+
+    #[test]
+    fn every_grant_type_the_gateway_knows_is_accepted() {
+        for grant in GrantType::ALL {
+            let input = GrantRequestInput {
+                grant_type: Some(grant.as_str()),
+                username: (grant == GrantType::Password).then_some("u"),
+                password: (grant == GrantType::Password).then_some("p"),
+                refresh_token: (grant == GrantType::RefreshToken).then_some("r"),
+                scope: None,
+            };
+            let request = GrantRequest::from_input(&input).unwrap();
+            assert_eq!(request.grant_type(), grant);
+        }
+    }
+
+    #[test]
+    fn the_gateways_form_parser_reads_back_every_body() {
+        let names = ["orders:write".to_owned(), "orders:read".to_owned()];
+        let input = GrantRequestInput {
+            grant_type: Some("password"),
+            username: Some("ädmin & co"),
+            password: Some("p=a+s%s w:d"),
+            scope: Some(ScopeInput::Names(&names)),
+            ..Default::default()
+        };
+        let body = GrantRequest::from_input(&input).unwrap().form_body();
+        let params = FormParams::parse(body.as_bytes()).unwrap();
+        assert_eq!(params.get("grant_type"), Some("password"));
+        assert_eq!(params.get("username"), Some("ädmin & co"));
+        assert_eq!(params.get("password"), Some("p=a+s%s w:d"));
+        assert_eq!(params.get("scope"), Some("orders:read orders:write"));
+    }
+
+    #[test]
+    fn a_refresh_request_keeps_the_refresh_token() {
+        let set = parse_token_response(
+            r#"{"access_token":"a","token_type":"Bearer","refresh_token":"r-1"}"#,
+            0,
+        )
+        .unwrap();
+        let body = set.refresh_request(None).unwrap().form_body();
+        assert_eq!(body, "grant_type=refresh_token&refresh_token=r-1");
+        let no_refresh =
+            parse_token_response(r#"{"access_token":"a","token_type":"Bearer"}"#, 0).unwrap();
+        assert!(no_refresh.refresh_request(None).is_none());
+    }
+
+    #[test]
+    fn remaining_time_counts_down_and_stops_at_zero() {
+        let set = parse_token_response(
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":2}"#,
+            1_000,
+        )
+        .unwrap();
+        assert_eq!(set.remaining_ms(1_000), Some(2_000));
+        assert_eq!(set.remaining_ms(2_500), Some(500));
+        assert_eq!(set.remaining_ms(9_000), Some(0));
+    }
+}

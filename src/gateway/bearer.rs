@@ -1,0 +1,153 @@
+//! Bearer checks on every request that is not for one of the gateway's endpoints (RFC 6750).
+
+use super::{json_response, split_path, ApiRequest, Forward, Gateway, Outcome, Response};
+use crate::form::query_parameter_names;
+use crate::messages::ErrorResponse;
+use crate::metrics::{DenyReason, Metric};
+use crate::routes::{Access, RouteMatch};
+use crate::scope::ScopeSet;
+use crate::store::{GrantOwner, LookupError};
+
+/// Headers that carry the caller's identity upstream. The filter sets them; any copy a client
+/// sends is removed first, so upstreams can trust them (RFC 9700 §4.13).
+pub const CLIENT_ID_HEADER: &str = "x-tokengate-client-id";
+pub const USERNAME_HEADER: &str = "x-tokengate-username";
+pub const SCOPE_HEADER: &str = "x-tokengate-scope";
+const IDENTITY_HEADERS: [&str; 3] = [CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER];
+
+impl<'a> Gateway<'a> {
+    pub fn authorize(&self, request: &ApiRequest) -> Outcome {
+        let outcome = self.check_bearer(request);
+        match &outcome {
+            Ok(_) => self.metrics.add(Metric::RequestsAllowed, 1),
+            Err((reason, _)) => self.metrics.add(Metric::RequestsDenied(*reason), 1),
+        }
+        match outcome {
+            Ok(forward) => Outcome::Forward(forward),
+            Err((_, response)) => Outcome::Respond(response),
+        }
+    }
+
+    fn check_bearer(&self, request: &ApiRequest) -> Result<Forward, (DenyReason, Response)> {
+        let (path, query) = split_path(request.path);
+        // RFC 6750 §2.3: tokens in URLs leak into logs; refuse them outright.
+        if query.is_some_and(|query| query_parameter_names(query).any(|name| name == "access_token")) {
+            let description = "send the token in the Authorization header, not the URL";
+            return Err((
+                DenyReason::InvalidRequest,
+                self.bearer_error(400, "invalid_request", description, None),
+            ));
+        }
+        let required = match self.config.routes.find(request.method, path) {
+            RouteMatch::Found(Access::Public) => return Ok(self.forward(None)),
+            RouteMatch::Found(Access::Scopes { names, .. }) => names,
+            RouteMatch::NotFound => {
+                let body = ErrorResponse::bare("not_found").to_json();
+                return Err((DenyReason::NoSuchResource, json_response(404, Vec::new(), body)));
+            }
+            RouteMatch::MethodNotAllowed(methods) => {
+                let body = ErrorResponse::bare("method_not_allowed").to_json();
+                let headers = vec![("allow", methods.join(", "))];
+                return Err((DenyReason::NoSuchResource, json_response(405, headers, body)));
+            }
+        };
+        let token = match request.authorization.map(bearer_token) {
+            None | Some(Err(BearerError::OtherScheme)) => {
+                return Err((DenyReason::MissingToken, self.bearer_challenge()));
+            }
+            Some(Err(BearerError::Malformed)) => {
+                let description = "the Authorization header is malformed";
+                return Err((
+                    DenyReason::InvalidRequest,
+                    self.bearer_error(400, "invalid_request", description, None),
+                ));
+            }
+            Some(Ok(token)) => token,
+        };
+        let invalid_token = |description| {
+            (DenyReason::InvalidToken, self.bearer_error(401, "invalid_token", description, None))
+        };
+        let unavailable = || {
+            let body = ErrorResponse::bare("temporarily_unavailable").to_json();
+            (DenyReason::InvalidToken, json_response(503, Vec::new(), body))
+        };
+        let grant = match self.store.find_access(token, self.clock.now_secs()) {
+            Ok(grant) => grant,
+            Err(LookupError::Unknown) => return Err(invalid_token("the access token is unknown or revoked")),
+            Err(LookupError::Expired) => return Err(invalid_token("the access token expired")),
+            Err(LookupError::Store(_)) => return Err(unavailable()),
+        };
+        let allowed = match self.still_allowed_scopes(&grant.owner) {
+            Ok(Some(allowed)) => allowed,
+            Ok(None) => return Err(invalid_token("the access token is unknown or revoked")),
+            Err(_) => return Err(unavailable()),
+        };
+        let held = self.config.scope_set(&grant.scopes).intersection(&allowed);
+        if !required.iter().all(|name| held.contains(name)) {
+            let description = "the access token lacks a required scope";
+            let response =
+                self.bearer_error(403, "insufficient_scope", description, Some(required.join(" ")));
+            return Err((DenyReason::InsufficientScope, response));
+        }
+        Ok(self.forward(Some((&grant.owner, &held))))
+    }
+
+    fn forward(&self, identity: Option<(&GrantOwner, &ScopeSet)>) -> Forward {
+        let mut remove_headers = IDENTITY_HEADERS.to_vec();
+        if !self.config.forward_authorization {
+            remove_headers.push("authorization");
+        }
+        let mut set_headers = Vec::new();
+        if let Some((owner, scopes)) = identity {
+            set_headers.push((CLIENT_ID_HEADER, owner.client_id.clone()));
+            if let Some((username, _)) = &owner.user {
+                set_headers.push((USERNAME_HEADER, username.clone()));
+            }
+            set_headers.push((SCOPE_HEADER, scopes.to_string()));
+        }
+        Forward { remove_headers, set_headers }
+    }
+
+    /// RFC 6750 §3: no credentials, so no error code, just the challenge.
+    fn bearer_challenge(&self) -> Response {
+        let challenge = format!("Bearer realm=\"{}\"", self.config.realm);
+        Response { status: 401, headers: vec![("www-authenticate", challenge)], body: Vec::new() }
+    }
+
+    fn bearer_error(&self, status: u16, code: &str, description: &str, scope: Option<String>) -> Response {
+        let mut challenge = format!(
+            "Bearer realm=\"{}\", error=\"{code}\", error_description=\"{description}\"",
+            self.config.realm
+        );
+        if let Some(scope) = &scope {
+            challenge.push_str(&format!(", scope=\"{scope}\""));
+        }
+        let body = ErrorResponse { scope, ..ErrorResponse::new(code, description) };
+        json_response(status, vec![("www-authenticate", challenge)], body.to_json())
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum BearerError {
+    OtherScheme,
+    Malformed,
+}
+
+/// The token of `Authorization: Bearer <b64token>` (RFC 6750 §2.1), scheme in any case.
+fn bearer_token(header: &str) -> Result<&str, BearerError> {
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(BearerError::OtherScheme);
+    }
+    let token = rest.trim_matches(' ');
+    let body = token.trim_end_matches('=');
+    let is_b64token = !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
+    if is_b64token {
+        Ok(token)
+    } else {
+        Err(BearerError::Malformed)
+    }
+}

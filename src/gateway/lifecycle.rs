@@ -1,0 +1,94 @@
+//! Revocation (RFC 7009) and introspection (RFC 7662).
+
+use serde::Serialize;
+
+use super::{no_store_json, oauth_error, EndpointRequest, Gateway, OAuthError, Response};
+use crate::metrics::Metric;
+use crate::store::{Revocation, TokenKind, NEVER_EXPIRES};
+
+/// An RFC 7662 §2.2 response. An inactive token is `{"active":false}` and nothing else.
+#[derive(Serialize, Default)]
+struct Introspection {
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+}
+
+impl<'a> Gateway<'a> {
+    /// `POST /revoke`: the application revokes one of its own tokens. Unknown tokens get 200
+    /// too (RFC 7009 §2.2), so revocation cannot be used to probe for tokens; a token of
+    /// another application is refused and left working (§2.1).
+    pub(super) fn revocation_endpoint(&self, request: &EndpointRequest) -> Response {
+        match self.revoke(request) {
+            Ok(()) => no_store_json(200, Vec::new(), b"{}".to_vec()),
+            Err(error) => self.oauth_error_response(&error),
+        }
+    }
+
+    fn revoke(&self, request: &EndpointRequest) -> Result<(), OAuthError> {
+        let form = self.read_form(request)?;
+        let app = self.authenticate_client(request, &form)?;
+        let token = form.get("token").ok_or(oauth_error(400, "invalid_request", "token is missing"))?;
+        // token_type_hint is only a hint (§2.1): the token's own format says what it is, so
+        // a wrong or unknown hint changes nothing.
+        match self.store.revoke(token, &app.consumer_key, self.clock.now_secs())? {
+            Revocation::Revoked => {
+                self.metrics.add(Metric::Revocations, 1);
+                Ok(())
+            }
+            Revocation::Unknown => Ok(()),
+            Revocation::NotOwner => {
+                Err(oauth_error(400, "unauthorized_client", "the token was not issued to this client"))
+            }
+        }
+    }
+
+    /// `POST /introspect`: what a resource server may know about a token. Callers must
+    /// authenticate; an application sees its own tokens, and one marked `introspect` (a
+    /// resource server) sees every token.
+    pub(super) fn introspection_endpoint(&self, request: &EndpointRequest) -> Response {
+        match self.introspect(request) {
+            Ok(body) => no_store_json(200, Vec::new(), serde_json::to_vec(&body).unwrap_or_default()),
+            Err(error) => self.oauth_error_response(&error),
+        }
+    }
+
+    fn introspect(&self, request: &EndpointRequest) -> Result<Introspection, OAuthError> {
+        let form = self.read_form(request)?;
+        let caller = self.authenticate_client(request, &form)?;
+        let token = form.get("token").ok_or(oauth_error(400, "invalid_request", "token is missing"))?;
+        self.metrics.add(Metric::Introspections, 1);
+        let Some(described) = self.store.describe(token, self.clock.now_secs())? else {
+            return Ok(Introspection::default());
+        };
+        if !caller.can_introspect && described.owner.client_id != caller.consumer_key {
+            return Ok(Introspection::default());
+        }
+        let Some(allowed) = self.still_allowed_scopes(&described.owner)? else {
+            return Ok(Introspection::default());
+        };
+        let scope = self.config.scope_set(&described.scopes).intersection(&allowed);
+        Ok(Introspection {
+            active: true,
+            scope: Some(scope.to_string()),
+            client_id: Some(described.owner.client_id),
+            username: described.owner.user.map(|(username, _)| username),
+            token_type: Some(match described.kind {
+                TokenKind::Access => "Bearer",
+                TokenKind::Refresh => "refresh_token",
+            }),
+            exp: (described.expires_at != NEVER_EXPIRES).then_some(described.expires_at),
+            iat: Some(described.issued_at),
+        })
+    }
+}

@@ -1,0 +1,62 @@
+//! Authorization server metadata (RFC 8414), from the configuration.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::{json_response, EndpointRequest, Gateway, Response};
+use crate::config::GrantType;
+use crate::messages::ErrorResponse;
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    issuer: &'a str,
+    token_endpoint: String,
+    revocation_endpoint: String,
+    introspection_endpoint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration_endpoint: Option<String>,
+    grant_types_supported: Vec<&'static str>,
+    scopes_supported: Vec<&'a str>,
+    token_endpoint_auth_methods_supported: [&'static str; 1],
+    revocation_endpoint_auth_methods_supported: [&'static str; 1],
+    introspection_endpoint_auth_methods_supported: [&'static str; 1],
+    /// RFC 8414 §2 requires it; with no authorization endpoint there are none.
+    response_types_supported: [&'static str; 0],
+}
+
+impl<'a> Gateway<'a> {
+    /// `GET /.well-known/oauth-authorization-server`, served when `issuer` is configured.
+    pub(super) fn metadata_endpoint(&self, request: &EndpointRequest) -> Response {
+        let Some(issuer) = self.config.issuer.as_deref() else {
+            return json_response(404, Vec::new(), ErrorResponse::bare("not_found").to_json());
+        };
+        if request.method != "GET" && request.method != "HEAD" {
+            let body = ErrorResponse::bare("method_not_allowed").to_json();
+            return json_response(405, vec![("allow", "GET, HEAD".to_owned())], body);
+        }
+        let config = self.config;
+        let mut grants: BTreeSet<GrantType> =
+            config.applications.values().flat_map(|app| app.grant_types.iter().copied()).collect();
+        let mut scopes: BTreeSet<&str> =
+            config.applications.values().flat_map(|app| app.scopes.iter()).collect();
+        if let Some(registration) = &config.registration {
+            grants.extend(registration.grant_types.iter().copied());
+            scopes.extend(registration.scopes.iter());
+        }
+        let metadata = Metadata {
+            issuer,
+            token_endpoint: format!("{issuer}{}", config.token_endpoint),
+            revocation_endpoint: format!("{issuer}{}", config.revocation_endpoint),
+            introspection_endpoint: format!("{issuer}{}", config.introspection_endpoint),
+            registration_endpoint: config.registration.as_ref().map(|r| format!("{issuer}{}", r.endpoint)),
+            grant_types_supported: grants.into_iter().map(GrantType::as_str).collect(),
+            scopes_supported: scopes.into_iter().collect(),
+            token_endpoint_auth_methods_supported: ["client_secret_basic"],
+            revocation_endpoint_auth_methods_supported: ["client_secret_basic"],
+            introspection_endpoint_auth_methods_supported: ["client_secret_basic"],
+            response_types_supported: [],
+        };
+        json_response(200, Vec::new(), serde_json::to_vec(&metadata).unwrap_or_default())
+    }
+}

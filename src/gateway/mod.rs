@@ -1,0 +1,381 @@
+//! The gateway's decisions: a request goes in, a [`Response`] or [`Outcome`] comes out.
+//!
+//! Nothing here knows about proxy-wasm. The filter glue asks [`Gateway::endpoint`] whether a
+//! path is one of the gateway's own endpoints; if so it reads the body and calls
+//! [`Gateway::serve`], otherwise it calls [`Gateway::authorize`]. One file per concern:
+//! `token.rs` (RFC 6749), `bearer.rs` (RFC 6750), `lifecycle.rs` (RFC 7009, 7662),
+//! `metadata.rs` (RFC 8414), `registration.rs` (WSO2 dynamic client registration).
+
+mod bearer;
+mod lifecycle;
+mod metadata;
+mod registration;
+mod token;
+
+use std::borrow::Cow;
+
+use crate::config::{Application, Config, User, METADATA_PATH};
+use crate::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
+use crate::form::{query_parameter_names, FormError, FormParams};
+use crate::host::{Clock, Metrics, Randomness, SharedStore, StoreError};
+use crate::messages::ErrorResponse;
+use crate::registry::{ClientRecord, ClientRegistry};
+use crate::scope::ScopeSet;
+use crate::store::{GrantOwner, TokenStore};
+
+pub use bearer::{CLIENT_ID_HEADER, SCOPE_HEADER, USERNAME_HEADER};
+
+/// A reply the gateway sends itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Changes to a request that goes on upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Forward {
+    pub remove_headers: Vec<&'static str>,
+    pub set_headers: Vec<(&'static str, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Respond(Response),
+    Forward(Forward),
+}
+
+/// One of the gateway's own endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Token,
+    Revocation,
+    Introspection,
+    Metadata,
+    /// The registration endpoint itself.
+    Registration,
+    /// `<registration endpoint>/<client id>`.
+    RegisteredClient(String),
+    /// `<registration endpoint>/<client id>/secret`.
+    RegisteredClientSecret(String),
+}
+
+/// A request to one of the gateway's endpoints, body included.
+pub struct EndpointRequest<'a> {
+    pub method: &'a str,
+    /// The `:path` pseudo-header: path and query.
+    pub path: &'a str,
+    pub authorization: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// Any other request: only its headers matter.
+pub struct ApiRequest<'a> {
+    pub method: &'a str,
+    /// The `:path` pseudo-header: path and query.
+    pub path: &'a str,
+    pub authorization: Option<&'a str>,
+}
+
+/// The host pieces the gateway works with.
+pub struct Host<'h> {
+    pub shared: &'h dyn SharedStore,
+    pub random: &'h dyn Randomness,
+    pub clock: &'h dyn Clock,
+    pub metrics: &'h dyn Metrics,
+}
+
+pub struct Gateway<'a> {
+    config: &'a Config,
+    store: TokenStore<'a>,
+    registry: Option<ClientRegistry<'a>>,
+    clock: &'a dyn Clock,
+    metrics: &'a dyn Metrics,
+}
+
+/// An OAuth error: the code and a fixed description that never echoes input (RFC 6749 §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OAuthError {
+    status: u16,
+    code: &'static str,
+    description: &'static str,
+}
+
+const fn oauth_error(status: u16, code: &'static str, description: &'static str) -> OAuthError {
+    OAuthError { status, code, description }
+}
+
+const CLIENT_AUTH_FAILED: OAuthError = oauth_error(
+    401,
+    "invalid_client",
+    "client authentication failed: send Authorization: Basic base64(consumer-key:consumer-secret)",
+);
+const STORE_UNAVAILABLE: OAuthError =
+    oauth_error(503, "temporarily_unavailable", "the token store is unavailable; try again later");
+
+impl From<StoreError> for OAuthError {
+    fn from(_: StoreError) -> Self {
+        STORE_UNAVAILABLE
+    }
+}
+
+/// Splits `/path?query` into the path and the query.
+pub fn split_path(path_and_query: &str) -> (&str, Option<&str>) {
+    match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    }
+}
+
+impl<'a> Gateway<'a> {
+    pub fn new(config: &'a Config, host: Host<'a>) -> Self {
+        Gateway {
+            config,
+            store: TokenStore::new(host.shared, host.random, host.metrics, config.bucket_count),
+            registry: config.registration.as_ref().map(|registration| {
+                ClientRegistry::new(host.shared, host.random, host.metrics, registration.bucket_count)
+            }),
+            clock: host.clock,
+            metrics: host.metrics,
+        }
+    }
+
+    /// Creates the store's buckets. Only for `on_configure` (see [`crate::buckets`]).
+    pub fn initialize_store(&self) -> Result<u32, StoreError> {
+        let registry_created = match &self.registry {
+            Some(registry) => registry.initialize()?,
+            None => 0,
+        };
+        Ok(self.store.initialize()? + registry_created)
+    }
+
+    /// Sweeps the next slice of the token store (called from a timer on every VM).
+    pub fn sweep_step(&self, buckets: u32) -> Result<(), StoreError> {
+        self.store.sweep_next(buckets, self.clock.now_secs())
+    }
+
+    /// Which of the gateway's own endpoints `path_and_query` names, if any.
+    pub fn endpoint(&self, path_and_query: &str) -> Option<Endpoint> {
+        let (path, _) = split_path(path_and_query);
+        let config = self.config;
+        if path == config.token_endpoint {
+            return Some(Endpoint::Token);
+        }
+        if path == config.revocation_endpoint {
+            return Some(Endpoint::Revocation);
+        }
+        if path == config.introspection_endpoint {
+            return Some(Endpoint::Introspection);
+        }
+        if path == METADATA_PATH {
+            return Some(Endpoint::Metadata);
+        }
+        let registration = config.registration.as_ref()?;
+        let rest = path.strip_prefix(registration.endpoint.as_str())?;
+        match rest.strip_prefix('/').map(|rest| rest.split('/').collect::<Vec<_>>()).as_deref() {
+            None if rest.is_empty() => Some(Endpoint::Registration),
+            Some([client_id]) if !client_id.is_empty() => {
+                Some(Endpoint::RegisteredClient((*client_id).to_owned()))
+            }
+            Some([client_id, "secret"]) if !client_id.is_empty() => {
+                Some(Endpoint::RegisteredClientSecret((*client_id).to_owned()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Answers a request to one of the gateway's endpoints.
+    pub fn serve(&self, endpoint: &Endpoint, request: &EndpointRequest) -> Response {
+        match endpoint {
+            Endpoint::Token => self.token_endpoint(request),
+            Endpoint::Revocation => self.revocation_endpoint(request),
+            Endpoint::Introspection => self.introspection_endpoint(request),
+            Endpoint::Metadata => self.metadata_endpoint(request),
+            Endpoint::Registration => self.registration_endpoint(request),
+            Endpoint::RegisteredClient(client_id) => self.registered_client_endpoint(request, client_id),
+            Endpoint::RegisteredClientSecret(client_id) => {
+                self.regenerate_secret_endpoint(request, client_id)
+            }
+        }
+    }
+
+    /// The reply to an endpoint request whose body exceeds `max_body_bytes`.
+    pub fn body_too_large(&self) -> Response {
+        self.oauth_error_response(&oauth_error(413, "invalid_request", "the request body is too large"))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Shared by the form endpoints (/token, /revoke, /introspect)
+
+    /// Checks method, URL and content type, and parses the form body (RFC 6749 §3.2, App. B).
+    fn read_form(&self, request: &EndpointRequest) -> Result<FormParams, OAuthError> {
+        if request.method != "POST" {
+            return Err(oauth_error(405, "invalid_request", "this endpoint accepts only POST"));
+        }
+        const SECRET_PARAMETERS: [&str; 6] =
+            ["client_id", "client_secret", "username", "password", "refresh_token", "token"];
+        if let (_, Some(query)) = split_path(request.path) {
+            if query_parameter_names(query).any(|name| SECRET_PARAMETERS.contains(&name.as_ref())) {
+                return Err(oauth_error(
+                    400,
+                    "invalid_request",
+                    "credentials and tokens must be sent in the body, not in the URL",
+                ));
+            }
+        }
+        if !request
+            .content_type
+            .is_some_and(|value| media_type_is(value, "application/x-www-form-urlencoded"))
+        {
+            return Err(oauth_error(
+                400,
+                "invalid_request",
+                "the content type must be application/x-www-form-urlencoded",
+            ));
+        }
+        FormParams::parse(request.body).map_err(|error| match error {
+            FormError::RepeatedParameter => oauth_error(400, "invalid_request", "a parameter is repeated"),
+            FormError::BadPercentEncoding => {
+                oauth_error(400, "invalid_request", "the body is not valid form encoding")
+            }
+            FormError::InvalidUtf8 => oauth_error(400, "invalid_request", "the body is not valid UTF-8"),
+        })
+    }
+
+    /// Authenticates the calling application with HTTP Basic (RFC 6749 §2.3.1).
+    fn authenticate_client(
+        &self,
+        request: &EndpointRequest,
+        form: &FormParams,
+    ) -> Result<Cow<'a, Application>, OAuthError> {
+        let credentials: ClientCredentials = request
+            .authorization
+            .and_then(|header| parse_basic_authorization(header).ok())
+            .ok_or(CLIENT_AUTH_FAILED)?;
+        // RFC 6749 §2.3: one authentication method per request.
+        if form.was_sent("client_secret") {
+            return Err(oauth_error(400, "invalid_request", "use HTTP Basic or client_secret, not both"));
+        }
+        if form.get("client_id").is_some_and(|id| id != credentials.consumer_key) {
+            return Err(oauth_error(
+                400,
+                "invalid_request",
+                "client_id does not match the authenticated client",
+            ));
+        }
+        let app = self.application(&credentials.consumer_key)?;
+        match app {
+            Some(app) if app.verifier.verify(&credentials.consumer_secret) => Ok(app),
+            Some(_) => Err(CLIENT_AUTH_FAILED),
+            None => {
+                // An unknown key costs what a wrong secret costs (RFC 6749 §10.10).
+                self.config.decoy_client_verifier.verify(&credentials.consumer_secret);
+                Err(CLIENT_AUTH_FAILED)
+            }
+        }
+    }
+
+    /// Checks a username and password; an unknown user is checked against a decoy.
+    fn authenticate_user(&self, username: &str, password: &str) -> Option<&'a User> {
+        match self.config.users.get(username) {
+            Some(user) if user.verifier.verify(password) => Some(user),
+            Some(_) => None,
+            None => {
+                self.config.decoy_user_verifier.verify(password);
+                None
+            }
+        }
+    }
+
+    /// A configured application, or a registered one (one shared-data read).
+    fn application(&self, consumer_key: &str) -> Result<Option<Cow<'a, Application>>, StoreError> {
+        if let Some(app) = self.config.applications.get(consumer_key) {
+            return Ok(Some(Cow::Borrowed(app)));
+        }
+        let (Some(registry), Some(registration)) = (&self.registry, &self.config.registration) else {
+            return Ok(None);
+        };
+        let Some(record) = registry.find(consumer_key)? else { return Ok(None) };
+        Ok(Some(Cow::Owned(self.registered_application(record, &registration.scopes))))
+    }
+
+    fn registered_application(&self, record: ClientRecord, scopes: &ScopeSet) -> Application {
+        let verifier: SecretVerifier = record.verifier();
+        let allowed = self.config.registration.as_ref().map(|r| &r.grant_types);
+        Application {
+            fingerprint: verifier.fingerprint(&record.client_id),
+            grant_types: record
+                .registration
+                .grant_types
+                .iter()
+                .filter(|grant| allowed.is_some_and(|allowed| allowed.contains(grant)))
+                .copied()
+                .collect(),
+            consumer_key: record.client_id,
+            verifier,
+            scopes: scopes.clone(),
+            access_validity: self.config.default_access_validity,
+            can_introspect: false,
+        }
+    }
+
+    /// The scopes a grant's owner may still hold under the current config; `None` when the
+    /// application or user is gone or their credentials changed since the grant was issued.
+    fn still_allowed_scopes(&self, owner: &GrantOwner) -> Result<Option<ScopeSet>, StoreError> {
+        let Some(app) = self.application(&owner.client_id)? else { return Ok(None) };
+        if app.fingerprint != owner.client_fingerprint {
+            return Ok(None);
+        }
+        Ok(match &owner.user {
+            None => Some(app.scopes.clone()),
+            Some((username, fingerprint)) => self
+                .config
+                .users
+                .get(username)
+                .filter(|user| user.fingerprint == *fingerprint)
+                .map(|user| app.scopes.intersection(&user.scopes)),
+        })
+    }
+
+    /// An RFC 6749 §5.2 error response, with the Basic challenge on 401 and `Allow` on 405.
+    fn oauth_error_response(&self, error: &OAuthError) -> Response {
+        let mut headers = Vec::new();
+        if error.status == 401 {
+            headers.push(("www-authenticate", format!("Basic realm=\"{}\"", self.config.realm)));
+        }
+        if error.status == 405 {
+            headers.push(("allow", "POST".to_owned()));
+        }
+        no_store_json(error.status, headers, ErrorResponse::new(error.code, error.description).to_json())
+    }
+}
+
+/// A JSON response that must not be cached: tokens, secrets, and errors about them
+/// (RFC 6749 §5.1).
+fn no_store_json(status: u16, mut headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Response {
+    headers.push(("content-type", "application/json".to_owned()));
+    headers.push(("cache-control", "no-store".to_owned()));
+    headers.push(("pragma", "no-cache".to_owned()));
+    Response { status, headers, body }
+}
+
+fn json_response(status: u16, mut headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Response {
+    headers.push(("content-type", "application/json".to_owned()));
+    Response { status, headers, body }
+}
+
+/// True when a Content-Type header names `media_type`, in any case, parameters allowed.
+fn media_type_is(value: &str, media_type: &str) -> bool {
+    value.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case(media_type)
+}
+
+#[cfg(test)]
+mod tests;

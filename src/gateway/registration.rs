@@ -1,0 +1,222 @@
+//! Dynamic client registration as WSO2 API Manager's `client-registration/v0.17` does it
+//! (seed 004), plus the administrator's re-key and delete:
+//!
+//! | request | does |
+//! |---|---|
+//! | `POST <endpoint>` (JSON) | registers an application, answers its id and secret (201) |
+//! | `GET <endpoint>/<client id>` | describes a registered application (no secret) |
+//! | `POST <endpoint>/<client id>/secret` | replaces its secret: its tokens stop working |
+//! | `DELETE <endpoint>/<client id>` | deletes it: its tokens stop working (204) |
+//!
+//! Every call authenticates with HTTP Basic as a user marked `admin` in the configuration.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    json_response, media_type_is, no_store_json, oauth_error, EndpointRequest, Gateway, OAuthError, Response,
+};
+use crate::config::{GrantType, User};
+use crate::credentials::parse_basic_authorization;
+use crate::messages::ErrorResponse;
+use crate::metrics::Metric;
+use crate::registry::{ClientRecord, ClientRegistry, Registration, RegistryError};
+
+/// The request body of seed 004. Unknown fields are ignored, as WSO2 does.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegistrationRequest {
+    client_name: Option<String>,
+    owner: Option<String>,
+    #[serde(default)]
+    callback_url: String,
+    #[serde(default)]
+    grant_type: String,
+    #[serde(default)]
+    saas_app: bool,
+}
+
+/// The response body of seed 004.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RegistrationResponse {
+    client_id: String,
+    client_name: String,
+    #[serde(rename = "callBackURL")]
+    callback_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+    is_saas_application: bool,
+    app_owner: String,
+    json_string: String,
+}
+
+/// The inner `jsonString` of seed 004: the OAuth view of the same application.
+#[derive(Serialize)]
+struct RegistrationJsonString<'a> {
+    username: &'a str,
+    redirect_uris: &'a str,
+    client_name: &'a str,
+    grant_types: String,
+}
+
+const NOT_FOUND: OAuthError = oauth_error(404, "not_found", "no registered application has this id");
+const ADMIN_AUTH_FAILED: OAuthError =
+    oauth_error(401, "invalid_client", "authenticate with HTTP Basic as an administrator");
+
+impl<'a> Gateway<'a> {
+    pub(super) fn registration_endpoint(&self, request: &EndpointRequest) -> Response {
+        self.answer(self.register(request))
+    }
+
+    pub(super) fn registered_client_endpoint(&self, request: &EndpointRequest, client_id: &str) -> Response {
+        let result = self.authenticate_admin(request).and_then(|(registry, _)| match request.method {
+            "GET" => {
+                let record = registry.find(client_id)?.ok_or(NOT_FOUND)?;
+                Ok((200, Some(registration_response(record, None))))
+            }
+            "DELETE" => {
+                registry.delete(client_id, self.clock.now_secs()).map_err(registry_error)?;
+                Ok((204, None))
+            }
+            _ => Err(oauth_error(405, "invalid_request", "use GET or DELETE")),
+        });
+        self.answer(result)
+    }
+
+    pub(super) fn regenerate_secret_endpoint(&self, request: &EndpointRequest, client_id: &str) -> Response {
+        let result = self.authenticate_admin(request).and_then(|(registry, _)| {
+            if request.method != "POST" {
+                return Err(oauth_error(405, "invalid_request", "use POST"));
+            }
+            let registered =
+                registry.regenerate_secret(client_id, self.clock.now_secs()).map_err(registry_error)?;
+            Ok((200, Some(registration_response(registered.record, Some(registered.secret)))))
+        });
+        self.answer(result)
+    }
+
+    fn answer(&self, result: Result<(u16, Option<RegistrationResponse>), OAuthError>) -> Response {
+        match result {
+            Ok((status, Some(body))) => {
+                no_store_json(status, Vec::new(), serde_json::to_vec(&body).unwrap_or_default())
+            }
+            Ok((status, None)) => Response { status, headers: Vec::new(), body: Vec::new() },
+            Err(error) if error.status == 405 => {
+                let body = ErrorResponse::new(error.code, error.description).to_json();
+                json_response(405, vec![("allow", "GET, POST, DELETE".to_owned())], body)
+            }
+            Err(error) => self.oauth_error_response(&error),
+        }
+    }
+
+    fn register(&self, request: &EndpointRequest) -> Result<(u16, Option<RegistrationResponse>), OAuthError> {
+        let (registry, admin) = self.authenticate_admin(request)?;
+        if request.method != "POST" {
+            return Err(oauth_error(405, "invalid_request", "use POST"));
+        }
+        if !request.content_type.is_some_and(|value| media_type_is(value, "application/json")) {
+            return Err(oauth_error(400, "invalid_request", "the content type must be application/json"));
+        }
+        let payload: RegistrationRequest = serde_json::from_slice(request.body).map_err(|_| {
+            oauth_error(400, "invalid_client_metadata", "the body is not a valid registration request")
+        })?;
+        let name = payload.client_name.filter(|name| !name.is_empty()).ok_or(oauth_error(
+            400,
+            "invalid_client_metadata",
+            "clientName is missing",
+        ))?;
+        let owner = payload.owner.filter(|owner| !owner.is_empty()).unwrap_or_else(|| admin.username.clone());
+        for text in [&name, &owner, &payload.callback_url] {
+            if text.len() > 255 || text.chars().any(char::is_control) {
+                return Err(oauth_error(
+                    400,
+                    "invalid_client_metadata",
+                    "clientName, owner and callbackUrl must be at most 255 bytes without control characters",
+                ));
+            }
+        }
+        let allowed = self.config.registration.as_ref().map(|r| &r.grant_types);
+        let mut grant_types = BTreeSet::new();
+        for name in payload.grant_type.split(' ').filter(|name| !name.is_empty()) {
+            let grant = GrantType::from_param(name)
+                .filter(|grant| allowed.is_some_and(|allowed| allowed.contains(grant)))
+                .ok_or(oauth_error(
+                    400,
+                    "invalid_client_metadata",
+                    "a grant type is unknown or not allowed here",
+                ))?;
+            grant_types.insert(grant);
+        }
+        if grant_types.is_empty() {
+            return Err(oauth_error(400, "invalid_client_metadata", "grantType names no grant type"));
+        }
+        let registration = Registration {
+            name,
+            owner,
+            callback_url: payload.callback_url,
+            grant_types,
+            saas: payload.saas_app,
+        };
+        let registered = registry.register(registration, self.clock.now_secs()).map_err(registry_error)?;
+        self.metrics.add(Metric::Registrations, 1);
+        Ok((201, Some(registration_response(registered.record, Some(registered.secret)))))
+    }
+
+    /// An administrator's HTTP Basic credentials (a user, not an application).
+    fn authenticate_admin(
+        &self,
+        request: &EndpointRequest,
+    ) -> Result<(&ClientRegistry<'a>, &'a User), OAuthError> {
+        let registry = self.registry.as_ref().ok_or(NOT_FOUND)?;
+        let credentials = request
+            .authorization
+            .and_then(|header| parse_basic_authorization(header).ok())
+            .ok_or(ADMIN_AUTH_FAILED)?;
+        let user = self
+            .authenticate_user(&credentials.consumer_key, &credentials.consumer_secret)
+            .ok_or(ADMIN_AUTH_FAILED)?;
+        if !user.is_admin {
+            return Err(oauth_error(403, "access_denied", "only administrators may manage applications"));
+        }
+        Ok((registry, user))
+    }
+}
+
+fn registry_error(error: RegistryError) -> OAuthError {
+    match error {
+        RegistryError::Duplicate => oauth_error(
+            409,
+            "invalid_client_metadata",
+            "this owner already has an application with this name",
+        ),
+        RegistryError::NotFound => NOT_FOUND,
+        RegistryError::Full => {
+            oauth_error(503, "temporarily_unavailable", "no room for more registered applications")
+        }
+        RegistryError::Random | RegistryError::Store(_) => super::STORE_UNAVAILABLE,
+    }
+}
+
+fn registration_response(record: ClientRecord, secret: Option<String>) -> RegistrationResponse {
+    let registration = record.registration;
+    let grant_types =
+        registration.grant_types.iter().map(|grant| grant.as_str()).collect::<Vec<_>>().join(" ");
+    let json_string = serde_json::to_string(&RegistrationJsonString {
+        username: &registration.owner,
+        redirect_uris: &registration.callback_url,
+        client_name: &registration.name,
+        grant_types,
+    })
+    .unwrap_or_default();
+    RegistrationResponse {
+        client_id: record.client_id,
+        client_name: registration.name,
+        callback_url: registration.callback_url,
+        client_secret: secret,
+        is_saas_application: registration.saas,
+        app_owner: registration.owner,
+        json_string,
+    }
+}

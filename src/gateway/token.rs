@@ -1,0 +1,188 @@
+//! The token endpoint (RFC 6749 §3.2, §4.3, §4.4, §6).
+
+use super::{no_store_json, oauth_error, EndpointRequest, Gateway, OAuthError, Response, STORE_UNAVAILABLE};
+use crate::config::{Application, GrantType};
+use crate::messages::TokenResponse;
+use crate::metrics::Metric;
+use crate::scope::ScopeSet;
+use crate::store::{
+    GrantOwner, GrantRecord, IssueError, IssuedTokens, NewGrant, RefreshError, RefreshPlan, RefreshRefusal,
+    NEVER_EXPIRES,
+};
+
+impl<'a> Gateway<'a> {
+    pub(super) fn token_endpoint(&self, request: &EndpointRequest) -> Response {
+        match self.issue_tokens(request) {
+            Ok((grant, body)) => {
+                self.metrics.add(Metric::TokensIssued(grant), 1);
+                no_store_json(200, Vec::new(), serde_json::to_vec(&body).unwrap_or_default())
+            }
+            Err(error) => {
+                self.metrics.add(Metric::TokenErrors, 1);
+                self.oauth_error_response(&error)
+            }
+        }
+    }
+
+    fn issue_tokens(&self, request: &EndpointRequest) -> Result<(GrantType, TokenResponse), OAuthError> {
+        let form = self.read_form(request)?;
+        let grant_type =
+            form.get("grant_type").ok_or(oauth_error(400, "invalid_request", "grant_type is missing"))?;
+        let app = self.authenticate_client(request, &form)?;
+        let grant = GrantType::from_param(grant_type).ok_or(oauth_error(
+            400,
+            "unsupported_grant_type",
+            "the grant type is not supported",
+        ))?;
+        if !app.grant_types.contains(&grant) {
+            return Err(oauth_error(
+                400,
+                "unauthorized_client",
+                "this application may not use this grant type",
+            ));
+        }
+        let requested = match form.get("scope") {
+            Some(text) => Some(
+                ScopeSet::parse(text)
+                    .map_err(|_| oauth_error(400, "invalid_scope", "the scope is malformed"))?,
+            ),
+            None => None,
+        };
+        let now = self.clock.now_secs();
+        let body = match grant {
+            GrantType::ClientCredentials => {
+                let scopes = narrow(requested, &app.scopes)?;
+                let owner = GrantOwner {
+                    client_id: app.consumer_key.clone(),
+                    client_fingerprint: app.fingerprint,
+                    user: None,
+                };
+                self.issue_grant(&app, owner, scopes, None, now)?
+            }
+            GrantType::Password => {
+                let username =
+                    form.get("username").ok_or(oauth_error(400, "invalid_request", "username is missing"))?;
+                let password =
+                    form.get("password").ok_or(oauth_error(400, "invalid_request", "password is missing"))?;
+                let user = self.authenticate_user(username, password).ok_or(oauth_error(
+                    400,
+                    "invalid_grant",
+                    "the username or password is wrong",
+                ))?;
+                let scopes = narrow(requested, &app.scopes.intersection(&user.scopes))?;
+                let owner = GrantOwner {
+                    client_id: app.consumer_key.clone(),
+                    client_fingerprint: app.fingerprint,
+                    user: Some((user.username.clone(), user.fingerprint)),
+                };
+                // A refresh token only for applications allowed to use it.
+                let refresh_expires_at = app
+                    .grant_types
+                    .contains(&GrantType::RefreshToken)
+                    .then(|| now.saturating_add(self.config.refresh_validity_secs));
+                self.issue_grant(&app, owner, scopes, refresh_expires_at, now)?
+            }
+            GrantType::RefreshToken => {
+                let token = form.get("refresh_token").ok_or(oauth_error(
+                    400,
+                    "invalid_request",
+                    "refresh_token is missing",
+                ))?;
+                self.refresh_grant(&app, token, requested.as_ref(), now)?
+            }
+        };
+        Ok((grant, body))
+    }
+
+    fn issue_grant(
+        &self,
+        app: &Application,
+        owner: GrantOwner,
+        scopes: ScopeSet,
+        refresh_expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let access_expires_at = app.access_validity.expires_at(now);
+        let grant = NewGrant { owner, scopes: scopes.ids(), access_expires_at, refresh_expires_at };
+        let issued = self.store.issue(grant, now).map_err(|error| match error {
+            IssueError::Full => {
+                self.metrics.add(Metric::StoreFull, 1);
+                oauth_error(503, "temporarily_unavailable", "the token store is full; try again later")
+            }
+            IssueError::Random | IssueError::Store(_) => STORE_UNAVAILABLE,
+        })?;
+        Ok(token_body(issued, &scopes, access_expires_at, now))
+    }
+
+    fn refresh_grant(
+        &self,
+        app: &Application,
+        token: &str,
+        requested: Option<&ScopeSet>,
+        now: u64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let invalid_grant =
+            oauth_error(400, "invalid_grant", "the refresh token is invalid, expired or revoked");
+        let mut granted = ScopeSet::default();
+        let mut access_expires_at = 0;
+        let decide = |record: &GrantRecord| -> Result<RefreshPlan, RefreshRefusal> {
+            // Credentials changed or removed since the grant: the grant is dead.
+            let allowed = match self.still_allowed_scopes(&record.owner) {
+                Ok(Some(allowed)) => allowed,
+                Ok(None) | Err(_) => return Err(RefreshRefusal::InvalidGrant),
+            };
+            // The grant keeps its scope; the access token may narrow it (RFC 6749 §6).
+            let grant_scopes = self.config.scope_set(&record.scopes).intersection(&allowed);
+            let access_scopes = match requested {
+                Some(requested) if !requested.is_subset(&grant_scopes) => {
+                    return Err(RefreshRefusal::InvalidScope)
+                }
+                Some(requested) => requested.clone(),
+                None => grant_scopes,
+            };
+            access_expires_at = app.access_validity.expires_at(now);
+            let plan = RefreshPlan {
+                access_scopes: Some(access_scopes.ids()),
+                access_expires_at,
+                refresh_expires_at: now.saturating_add(self.config.refresh_validity_secs),
+            };
+            granted = access_scopes;
+            Ok(plan)
+        };
+        match self.store.refresh(token, &app.consumer_key, now, decide) {
+            Ok(issued) => Ok(token_body(issued, &granted, access_expires_at, now)),
+            Err(RefreshError::Refused(RefreshRefusal::InvalidScope)) => {
+                Err(oauth_error(400, "invalid_scope", "the scope exceeds the grant's scope"))
+            }
+            Err(RefreshError::ReuseDetected) => {
+                self.metrics.add(Metric::RefreshReuseDetected, 1);
+                Err(invalid_grant)
+            }
+            Err(RefreshError::InvalidGrant | RefreshError::Refused(RefreshRefusal::InvalidGrant)) => {
+                Err(invalid_grant)
+            }
+            Err(RefreshError::Random | RefreshError::Store(_)) => Err(STORE_UNAVAILABLE),
+        }
+    }
+}
+
+/// The requested scope if it is within `allowed`, else all of `allowed`.
+fn narrow(requested: Option<ScopeSet>, allowed: &ScopeSet) -> Result<ScopeSet, OAuthError> {
+    match requested {
+        Some(requested) if requested.is_subset(allowed) => Ok(requested),
+        Some(_) => {
+            Err(oauth_error(400, "invalid_scope", "the scope exceeds what this client may be granted"))
+        }
+        None => Ok(allowed.clone()),
+    }
+}
+
+fn token_body(issued: IssuedTokens, scopes: &ScopeSet, access_expires_at: u64, now: u64) -> TokenResponse {
+    TokenResponse {
+        access_token: issued.access_token,
+        token_type: "Bearer".to_owned(),
+        expires_in: (access_expires_at != NEVER_EXPIRES).then(|| access_expires_at.saturating_sub(now)),
+        refresh_token: issued.refresh_token,
+        scope: Some(scopes.to_string()),
+    }
+}

@@ -1,0 +1,118 @@
+//! The stats the filter publishes through proxy-wasm metrics (Envoy's `/stats`).
+//!
+//! Envoy prefixes custom wasm metrics with `wasmcustom.`, so `tokengate.tokens_issued.password`
+//! shows up as `wasmcustom.tokengate.tokens_issued.password` (and in `/stats/prometheus` as
+//! `envoy_wasmcustom_tokengate_tokens_issued_password`). Counters and gauges are process-wide:
+//! every worker's VM adds to the same one.
+
+use crate::config::GrantType;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+}
+
+/// Why a request to a resource was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenyReason {
+    MissingToken,
+    InvalidRequest,
+    InvalidToken,
+    InsufficientScope,
+    NoSuchResource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    TokensIssued(GrantType),
+    /// `/token` requests answered with an error.
+    TokenErrors,
+    RefreshReuseDetected,
+    RequestsAllowed,
+    RequestsDenied(DenyReason),
+    Revocations,
+    Introspections,
+    Registrations,
+    /// `/token` refused because the store had no room.
+    StoreFull,
+    /// Gauge: live grants in the store (changes as grants are added, revoked and swept).
+    StoreGrants,
+    /// Gauge: how many grants the store can hold.
+    StoreCapacity,
+    /// Gauge: applications added by dynamic client registration.
+    RegisteredClients,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 18] = [
+        Metric::TokensIssued(GrantType::ClientCredentials),
+        Metric::TokensIssued(GrantType::Password),
+        Metric::TokensIssued(GrantType::RefreshToken),
+        Metric::TokenErrors,
+        Metric::RefreshReuseDetected,
+        Metric::RequestsAllowed,
+        Metric::RequestsDenied(DenyReason::MissingToken),
+        Metric::RequestsDenied(DenyReason::InvalidRequest),
+        Metric::RequestsDenied(DenyReason::InvalidToken),
+        Metric::RequestsDenied(DenyReason::InsufficientScope),
+        Metric::RequestsDenied(DenyReason::NoSuchResource),
+        Metric::Revocations,
+        Metric::Introspections,
+        Metric::Registrations,
+        Metric::StoreFull,
+        Metric::StoreGrants,
+        Metric::StoreCapacity,
+        Metric::RegisteredClients,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::TokensIssued(GrantType::ClientCredentials) => {
+                "tokengate.tokens_issued.client_credentials"
+            }
+            Metric::TokensIssued(GrantType::Password) => "tokengate.tokens_issued.password",
+            Metric::TokensIssued(GrantType::RefreshToken) => "tokengate.tokens_issued.refresh_token",
+            Metric::TokenErrors => "tokengate.token_errors",
+            Metric::RefreshReuseDetected => "tokengate.refresh_reuse_detected",
+            Metric::RequestsAllowed => "tokengate.requests_allowed",
+            Metric::RequestsDenied(DenyReason::MissingToken) => "tokengate.requests_denied.missing_token",
+            Metric::RequestsDenied(DenyReason::InvalidRequest) => "tokengate.requests_denied.invalid_request",
+            Metric::RequestsDenied(DenyReason::InvalidToken) => "tokengate.requests_denied.invalid_token",
+            Metric::RequestsDenied(DenyReason::InsufficientScope) => {
+                "tokengate.requests_denied.insufficient_scope"
+            }
+            Metric::RequestsDenied(DenyReason::NoSuchResource) => {
+                "tokengate.requests_denied.no_such_resource"
+            }
+            Metric::Revocations => "tokengate.revocations",
+            Metric::Introspections => "tokengate.introspections",
+            Metric::Registrations => "tokengate.registrations",
+            Metric::StoreFull => "tokengate.store_full",
+            Metric::StoreGrants => "tokengate.store_grants",
+            Metric::StoreCapacity => "tokengate.store_capacity",
+            Metric::RegisteredClients => "tokengate.registered_clients",
+        }
+    }
+
+    pub fn kind(self) -> MetricKind {
+        match self {
+            Metric::StoreGrants | Metric::StoreCapacity | Metric::RegisteredClients => MetricKind::Gauge,
+            _ => MetricKind::Counter,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_prometheus_friendly() {
+        let mut names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 18);
+        assert!(names.iter().all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_')));
+    }
+}

