@@ -101,7 +101,11 @@ def test_demo_config_shape():
     address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
     assert address == {"address": "127.0.0.1", "port_value": 8081}
     plugin = harness.demo_plugin_config()
-    assert [(a["consumer_key"], a["consumer_secret"]) for a in plugin["applications"]] == [("demo-app", "demo-secret")]
+    apps = {a["consumer_key"]: a for a in plugin["applications"]}
+    assert apps["demo-app"]["consumer_secret"] == "demo-secret"
+    assert apps["demo-app"]["grant_types"] == ["client_credentials", "password", "refresh_token"]
+    # The resource server of the introspection demo.
+    assert apps["orders-service"]["introspect"] is True
     assert [(u["username"], u["password"]) for u in plugin["users"]] == [("admin", "admin")]
     assert len(plugin["resources"]) == 4
 
