@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde::Deserialize;
 
 use crate::credentials::SecretVerifier;
+use crate::limits::LockoutPolicy;
 use crate::registry::client_bucket_count_for;
 use crate::routes::{Access, PathTemplate, RouteRule, RouteTable};
 use crate::scope::{is_scope_token, scope_id, ScopeId, ScopeSet};
@@ -76,6 +77,8 @@ struct RawConfig {
     forward_authorization: bool,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    lockout: RawLockout,
     applications: Vec<RawApplication>,
     #[serde(default)]
     users: Vec<RawUser>,
@@ -94,6 +97,20 @@ struct RawRegistration {
     grant_types: Vec<GrantType>,
     #[serde(default)]
     scopes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLockout {
+    max_failures: u16,
+    window_secs: u64,
+    lockout_secs: u64,
+}
+
+impl Default for RawLockout {
+    fn default() -> Self {
+        RawLockout { max_failures: 10, window_secs: 60, lockout_secs: 300 }
+    }
 }
 
 #[derive(Deserialize)]
@@ -247,6 +264,7 @@ pub struct Config {
     pub applications: HashMap<String, Application>,
     pub users: HashMap<String, User>,
     pub routes: RouteTable,
+    pub lockout: LockoutPolicy,
     /// Every configured scope by its stored id.
     pub scope_names: HashMap<ScopeId, String>,
     /// Checked when a client or user is unknown, so that case costs what a wrong secret costs.
@@ -330,6 +348,13 @@ impl Config {
         }
         if !(1..=MAX_STORE_CAPACITY).contains(&raw.store.capacity) {
             return Err(problem("store.capacity", format!("must be between 1 and {MAX_STORE_CAPACITY}")));
+        }
+        let lockout = &raw.lockout;
+        if lockout.max_failures > 0 && !(1..=86_400).contains(&lockout.window_secs) {
+            return Err(problem("lockout.window_secs", "must be between 1 and 86400"));
+        }
+        if lockout.max_failures > 0 && !(1..=86_400).contains(&lockout.lockout_secs) {
+            return Err(problem("lockout.lockout_secs", "must be between 1 and 86400"));
         }
         if raw.applications.is_empty() {
             return Err(problem("applications", "at least one application is needed"));
@@ -501,6 +526,11 @@ impl Config {
             applications,
             users,
             routes: RouteTable::new(rules),
+            lockout: LockoutPolicy {
+                max_failures: raw.lockout.max_failures,
+                window_secs: raw.lockout.window_secs,
+                lockout_secs: raw.lockout.lockout_secs,
+            },
             scope_names,
             decoy_client_verifier: SecretVerifier::from_plaintext("tokengate-decoy"),
             decoy_user_verifier: decoy_user_verifier(),

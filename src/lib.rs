@@ -20,11 +20,14 @@
 compile_error!("features `filter` and `web` build different artifacts; enable only one");
 
 pub mod buckets;
+pub mod challenge;
+pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod form;
 pub mod gateway;
 pub mod host;
+pub mod limits;
 pub mod messages;
 pub mod metrics;
 pub mod registry;
@@ -35,3 +38,5 @@ pub mod token;
 
 #[cfg(feature = "filter")]
 pub mod filter;
+#[cfg(feature = "web")]
+pub mod web;

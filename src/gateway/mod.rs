@@ -18,6 +18,7 @@ use crate::config::{Application, Config, User, METADATA_PATH};
 use crate::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
 use crate::form::{query_parameter_names, FormError, FormParams};
 use crate::host::{Clock, Metrics, Randomness, SharedStore, StoreError};
+use crate::limits::{FailureLimiter, Principal};
 use crate::messages::ErrorResponse;
 use crate::registry::{ClientRecord, ClientRegistry};
 use crate::scope::ScopeSet;
@@ -96,6 +97,7 @@ pub struct Host<'h> {
 pub struct Gateway<'a> {
     config: &'a Config,
     store: TokenStore<'a>,
+    limiter: FailureLimiter<'a>,
     registry: Option<ClientRegistry<'a>>,
     clock: &'a dyn Clock,
     metrics: &'a dyn Metrics,
@@ -107,11 +109,24 @@ struct OAuthError {
     status: u16,
     code: &'static str,
     description: &'static str,
+    /// Seconds to wait, sent as `Retry-After` (a locked-out name).
+    retry_after: Option<u64>,
 }
 
 const fn oauth_error(status: u16, code: &'static str, description: &'static str) -> OAuthError {
-    OAuthError { status, code, description }
+    OAuthError { status, code, description, retry_after: None }
 }
+
+/// Too many failed attempts for this name: no secret is checked until the lockout ends.
+fn locked_out(wait_secs: u64) -> OAuthError {
+    OAuthError {
+        retry_after: Some(wait_secs),
+        ..oauth_error(429, "temporarily_unavailable", "too many failed attempts; try again later")
+    }
+}
+
+/// The failure limiter's table: 128 buckets of 8 names.
+const LIMITER_BUCKETS: u32 = 128;
 
 const CLIENT_AUTH_FAILED: OAuthError = oauth_error(
     401,
@@ -140,6 +155,7 @@ impl<'a> Gateway<'a> {
         Gateway {
             config,
             store: TokenStore::new(host.shared, host.random, host.metrics, config.bucket_count),
+            limiter: FailureLimiter::new(host.shared, config.lockout, LIMITER_BUCKETS),
             registry: config.registration.as_ref().map(|registration| {
                 ClientRegistry::new(host.shared, host.random, host.metrics, registration.bucket_count)
             }),
@@ -154,7 +170,7 @@ impl<'a> Gateway<'a> {
             Some(registry) => registry.initialize()?,
             None => 0,
         };
-        Ok(self.store.initialize()? + registry_created)
+        Ok(self.store.initialize()? + registry_created + self.limiter.initialize()?)
     }
 
     /// Sweeps the next slice of the token store (called from a timer on every VM).
@@ -271,26 +287,55 @@ impl<'a> Gateway<'a> {
                 "client_id does not match the authenticated client",
             ));
         }
+        let principal = Principal::Client(&credentials.consumer_key);
+        let now = self.clock.now_secs();
+        if let Some(wait) = self.limiter.locked_for(principal, now)? {
+            return Err(locked_out(wait));
+        }
         let app = self.application(&credentials.consumer_key)?;
-        match app {
-            Some(app) if app.verifier.verify(&credentials.consumer_secret) => Ok(app),
-            Some(_) => Err(CLIENT_AUTH_FAILED),
+        let verified = match &app {
+            Some(app) => app.verifier.verify(&credentials.consumer_secret),
             None => {
                 // An unknown key costs what a wrong secret costs (RFC 6749 §10.10).
                 self.config.decoy_client_verifier.verify(&credentials.consumer_secret);
+                false
+            }
+        };
+        match app {
+            Some(app) if verified => Ok(app),
+            _ => {
+                self.limiter.record_failure(principal, now)?;
                 Err(CLIENT_AUTH_FAILED)
             }
         }
     }
 
-    /// Checks a username and password; an unknown user is checked against a decoy.
-    fn authenticate_user(&self, username: &str, password: &str) -> Option<&'a User> {
-        match self.config.users.get(username) {
-            Some(user) if user.verifier.verify(password) => Some(user),
-            Some(_) => None,
+    /// Checks a username and password (an unknown user against a decoy, so it costs the
+    /// same); `failure` is the error for wrong credentials.
+    fn authenticate_user(
+        &self,
+        username: &str,
+        password: &str,
+        failure: OAuthError,
+    ) -> Result<&'a User, OAuthError> {
+        let principal = Principal::User(username);
+        let now = self.clock.now_secs();
+        if let Some(wait) = self.limiter.locked_for(principal, now)? {
+            return Err(locked_out(wait));
+        }
+        let user = self.config.users.get(username);
+        let verified = match user {
+            Some(user) => user.verifier.verify(password),
             None => {
                 self.config.decoy_user_verifier.verify(password);
-                None
+                false
+            }
+        };
+        match user {
+            Some(user) if verified => Ok(user),
+            _ => {
+                self.limiter.record_failure(principal, now)?;
+                Err(failure)
             }
         }
     }
@@ -353,6 +398,9 @@ impl<'a> Gateway<'a> {
         }
         if error.status == 405 {
             headers.push(("allow", "POST".to_owned()));
+        }
+        if let Some(wait) = error.retry_after {
+            headers.push(("retry-after", wait.to_string()));
         }
         no_store_json(error.status, headers, ErrorResponse::new(error.code, error.description).to_json())
     }

@@ -174,9 +174,11 @@ impl<'a> Gateway<'a> {
             .authorization
             .and_then(|header| parse_basic_authorization(header).ok())
             .ok_or(ADMIN_AUTH_FAILED)?;
-        let user = self
-            .authenticate_user(&credentials.consumer_key, &credentials.consumer_secret)
-            .ok_or(ADMIN_AUTH_FAILED)?;
+        let user = self.authenticate_user(
+            &credentials.consumer_key,
+            &credentials.consumer_secret,
+            ADMIN_AUTH_FAILED,
+        )?;
         if !user.is_admin {
             return Err(oauth_error(403, "access_denied", "only administrators may manage applications"));
         }

@@ -762,3 +762,28 @@ fn bad_registrations_get_clear_4xx_errors() {
         assert_eq!(reply.field("error"), error, "{who:?} {body}");
     }
 }
+
+#[test]
+fn repeated_failures_lock_a_client_or_user_out_for_a_while() {
+    let rig = Rig::demo();
+    for _ in 0..10 {
+        assert_eq!(rig.post_as("demo-app", "guess", "/token", "grant_type=client_credentials").0.status, 401);
+    }
+    // Locked: even the right secret is refused, and no secret is checked.
+    let locked = rig.post_as("demo-app", "demo-secret", "/token", "grant_type=client_credentials");
+    assert_eq!((locked.0.status, locked.field("error")), (429, "temporarily_unavailable".to_owned()));
+    assert_eq!(locked.0.header("retry-after"), Some("300"));
+    assert_eq!(locked.0.header("cache-control"), Some("no-store"));
+    // While the client is locked every request it makes is refused; the lock ends after lockout_secs.
+    for _ in 0..10 {
+        let reply = rig.token("grant_type=password&username=nobody&password=guess");
+        assert_eq!(reply.0.status, 429, "{}", reply.text());
+    }
+    rig.clock.advance(300);
+    assert_eq!(rig.token("grant_type=client_credentials").0.status, 200);
+    // The password grant counts per username, known or not.
+    for _ in 0..10 {
+        assert_eq!(rig.token("grant_type=password&username=admin&password=guess").field("error"), "invalid_grant");
+    }
+    assert_eq!(rig.token("grant_type=password&username=admin&password=admin").0.status, 429);
+}

@@ -64,11 +64,8 @@ impl<'a> Gateway<'a> {
                     form.get("username").ok_or(oauth_error(400, "invalid_request", "username is missing"))?;
                 let password =
                     form.get("password").ok_or(oauth_error(400, "invalid_request", "password is missing"))?;
-                let user = self.authenticate_user(username, password).ok_or(oauth_error(
-                    400,
-                    "invalid_grant",
-                    "the username or password is wrong",
-                ))?;
+                let wrong = oauth_error(400, "invalid_grant", "the username or password is wrong");
+                let user = self.authenticate_user(username, password, wrong)?;
                 let scopes = narrow(requested, &app.scopes.intersection(&user.scopes))?;
                 let owner = GrantOwner {
                     client_id: app.consumer_key.clone(),

@@ -1,0 +1,229 @@
+//! Brute-force limits on every check of a client secret or user password (RFC 6749 §2.3.1,
+//! §4.3.2; RFC 6819 §5.1.4.2.3).
+//!
+//! Failed attempts are counted per name (consumer key or username) in a fixed window, in a
+//! small [`BucketTable`] so that every worker sees the same count. A name with too many
+//! failures in one window is locked for a while: every attempt is refused before any secret is
+//! checked, right or wrong, so guessing stops paying. Unknown names are counted like known
+//! ones, so a lockout does not reveal which names exist.
+
+use sha2::{Digest, Sha256};
+
+use crate::buckets::{BucketTable, Reader, Record};
+use crate::host::{SharedStore, StoreError};
+
+/// Names tracked per bucket; a full bucket forgets the attempt that is oldest and not locked.
+const NAMES_PER_BUCKET: usize = 8;
+const TABLE: &str = "limits";
+
+/// Whose credentials failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal<'a> {
+    Client(&'a str),
+    User(&'a str),
+}
+
+impl Principal<'_> {
+    fn tag(self) -> [u8; 8] {
+        let (kind, name) = match self {
+            Principal::Client(name) => (b'c', name),
+            Principal::User(name) => (b'u', name),
+        };
+        let digest = Sha256::new().chain_update([kind, 0]).chain_update(name.as_bytes()).finalize();
+        let mut tag = [0u8; 8];
+        tag.iter_mut().zip(digest.iter()).for_each(|(slot, byte)| *slot = *byte);
+        tag
+    }
+}
+
+/// The lockout policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Failures allowed in one window; 0 turns the limiter off.
+    pub max_failures: u16,
+    pub window_secs: u64,
+    pub lockout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Attempts {
+    tag: [u8; 8],
+    failures: u16,
+    window_ends_at: u64,
+    locked_until: u64,
+}
+
+impl Record for Attempts {
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut r = Reader(bytes);
+        Some(Attempts {
+            tag: r.array()?,
+            failures: r.u16()?,
+            window_ends_at: r.u64()?,
+            locked_until: r.u64()?,
+        })
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.tag);
+        out.extend_from_slice(&self.failures.to_be_bytes());
+        out.extend_from_slice(&self.window_ends_at.to_be_bytes());
+        out.extend_from_slice(&self.locked_until.to_be_bytes());
+    }
+
+    fn prune(&mut self, now: u64) -> bool {
+        self.window_ends_at > now || self.locked_until > now
+    }
+}
+
+pub struct FailureLimiter<'h> {
+    table: BucketTable<'h>,
+    policy: LockoutPolicy,
+}
+
+impl<'h> FailureLimiter<'h> {
+    pub fn new(shared: &'h dyn SharedStore, policy: LockoutPolicy, bucket_count: u32) -> Self {
+        FailureLimiter { table: BucketTable::new(shared, TABLE, bucket_count), policy }
+    }
+
+    pub fn initialize(&self) -> Result<u32, StoreError> {
+        self.table.initialize()
+    }
+
+    fn bucket(&self, tag: &[u8; 8]) -> u32 {
+        u32::from_be_bytes([tag[0], tag[1], tag[2], tag[3]]) % self.table.count()
+    }
+
+    /// Seconds until `principal` may try again, or `None` when it is not locked.
+    pub fn locked_for(&self, principal: Principal, now: u64) -> Result<Option<u64>, StoreError> {
+        if self.policy.max_failures == 0 {
+            return Ok(None);
+        }
+        let tag = principal.tag();
+        let Some(bytes) = self.table.read(self.bucket(&tag))? else { return Ok(None) };
+        let locked_until = crate::buckets::records_of(&bytes)
+            .filter_map(Attempts::decode)
+            .find(|attempts| attempts.tag == tag)
+            .map_or(0, |attempts| attempts.locked_until);
+        Ok((locked_until > now).then(|| locked_until - now))
+    }
+
+    /// Counts a failed attempt; locks the principal when it reaches the limit.
+    pub fn record_failure(&self, principal: Principal, now: u64) -> Result<(), StoreError> {
+        if self.policy.max_failures == 0 {
+            return Ok(());
+        }
+        let tag = principal.tag();
+        let policy = self.policy;
+        self.table.update(self.bucket(&tag), now, |records: &mut Vec<Attempts>| {
+            let position = match records.iter().position(|attempts| attempts.tag == tag) {
+                Some(position) => position,
+                None => {
+                    if records.len() >= NAMES_PER_BUCKET {
+                        // Forget the stalest unlocked name; a locked one stays locked.
+                        let stalest = records
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, attempts)| attempts.locked_until <= now)
+                            .min_by_key(|(_, attempts)| attempts.window_ends_at)
+                            .map(|(i, _)| i);
+                        match stalest {
+                            Some(i) => {
+                                records.remove(i);
+                            }
+                            None => return Ok::<(), StoreError>(()),
+                        }
+                    }
+                    records.push(Attempts {
+                        tag,
+                        failures: 0,
+                        window_ends_at: now + policy.window_secs,
+                        locked_until: 0,
+                    });
+                    records.len() - 1
+                }
+            };
+            if let Some(attempts) = records.get_mut(position) {
+                if attempts.window_ends_at <= now {
+                    attempts.failures = 0;
+                    attempts.window_ends_at = now + policy.window_secs;
+                }
+                attempts.failures = attempts.failures.saturating_add(1);
+                if attempts.failures >= policy.max_failures {
+                    attempts.locked_until = now + policy.lockout_secs;
+                    attempts.failures = 0;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::MemoryStore;
+
+    const POLICY: LockoutPolicy = LockoutPolicy { max_failures: 3, window_secs: 60, lockout_secs: 300 };
+
+    fn limiter(shared: &MemoryStore, buckets: u32) -> FailureLimiter<'_> {
+        let limiter = FailureLimiter::new(shared, POLICY, buckets);
+        limiter.initialize().unwrap();
+        limiter
+    }
+
+    #[test]
+    fn locks_after_the_limit_and_unlocks_after_the_lockout() {
+        let shared = MemoryStore::default();
+        let limiter = limiter(&shared, 4);
+        let app = Principal::Client("demo-app");
+        for _ in 0..2 {
+            limiter.record_failure(app, 100).unwrap();
+            assert_eq!(limiter.locked_for(app, 100).unwrap(), None);
+        }
+        limiter.record_failure(app, 100).unwrap();
+        assert_eq!(limiter.locked_for(app, 100).unwrap(), Some(300));
+        assert_eq!(limiter.locked_for(app, 399).unwrap(), Some(1));
+        assert_eq!(limiter.locked_for(app, 400).unwrap(), None);
+        // A user of the same name is another principal.
+        assert_eq!(limiter.locked_for(Principal::User("demo-app"), 100).unwrap(), None);
+    }
+
+    #[test]
+    fn failures_spread_over_windows_do_not_lock() {
+        let shared = MemoryStore::default();
+        let limiter = limiter(&shared, 4);
+        let user = Principal::User("admin");
+        for window in 0..5 {
+            limiter.record_failure(user, window * 61).unwrap();
+            limiter.record_failure(user, window * 61 + 1).unwrap();
+        }
+        assert_eq!(limiter.locked_for(user, 305).unwrap(), None);
+    }
+
+    #[test]
+    fn a_full_bucket_forgets_unlocked_names_but_keeps_locks() {
+        let shared = MemoryStore::default();
+        let limiter = limiter(&shared, 1);
+        let victim = Principal::User("locked");
+        for _ in 0..3 {
+            limiter.record_failure(victim, 0).unwrap();
+        }
+        for i in 0..50 {
+            limiter.record_failure(Principal::User(&format!("spray{i}")), 1).unwrap();
+        }
+        assert!(limiter.locked_for(victim, 2).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_zero_limit_turns_it_off() {
+        let shared = MemoryStore::default();
+        let limiter = FailureLimiter::new(&shared, LockoutPolicy { max_failures: 0, ..POLICY }, 1);
+        for _ in 0..10 {
+            limiter.record_failure(Principal::Client("x"), 0).unwrap();
+        }
+        assert_eq!(limiter.locked_for(Principal::Client("x"), 0).unwrap(), None);
+        assert_eq!(shared.key_count(), 0);
+    }
+}
