@@ -41,6 +41,15 @@ $(TOOLS_STAMP): tests/requirements.txt
 
 tools: rust-targets $(TOOLS_STAMP)
 
+# System packages some targets need come from apt (Debian), with sudo unless root.
+APT_GET = $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq
+
+# `docker-compose config` validates envoy/docker-compose.yaml in the e2e tier (no Docker engine needed).
+.PHONY: compose-tools
+compose-tools:
+	@command -v docker-compose >/dev/null || \
+	  { $(APT_GET) update && $(APT_GET) install --no-install-recommends docker-compose; }
+
 ## Build ---------------------------------------------------------------------------------------
 
 build: rust-targets
@@ -48,16 +57,21 @@ build: rust-targets
 
 ## Run the demo --------------------------------------------------------------------------------
 
-# The demo upstream echoes what reached it; it stops when Envoy does.
-run: tools build
+# The demo upstream echoes what reached it; the API console's file server (web/) serves
+# /console/ through Envoy; both stop when Envoy does. web/envoy-console.yaml adds the
+# console's cluster to envoy/envoy.yaml.
+run: tools build build-web
 	@$(VENV)/bin/python envoy/demo_upstream.py $(UPSTREAM_PORT) & upstream=$$!; \
-	trap 'kill $$upstream 2>/dev/null' EXIT; \
+	$(VENV)/bin/python web/serve_console.py 8082 >/dev/null & console=$$!; \
+	trap 'kill $$upstream $$console 2>/dev/null' EXIT; \
 	echo "tokengate demo: http://127.0.0.1:8080 (admin http://127.0.0.1:9901)"; \
-	$(ENVOY) -c envoy/envoy.yaml --concurrency $(CONCURRENCY) --log-level warn --component-log-level wasm:info
+	echo "API console:    http://127.0.0.1:8080/console/"; \
+	$(ENVOY) -c envoy/envoy.yaml --config-yaml "$$(cat web/envoy-console.yaml)" \
+	  --concurrency $(CONCURRENCY) --log-level warn --component-log-level wasm:info
 
 ## Tests ---------------------------------------------------------------------------------------
 
-test: lint test-unit test-e2e
+test: lint test-unit test-e2e test-web
 
 lint: rust-targets
 	cargo fmt --check
@@ -67,8 +81,93 @@ lint: rust-targets
 test-unit:
 	cargo test
 
-test-e2e: tools build
+test-e2e: tools build compose-tools
 	$(VENV)/bin/python -m pytest tests/e2e -q
+
+## Browser package -------------------------------------------------------------------------
+# `make build-web` builds the crate with the `web` feature for wasm32-unknown-unknown and writes
+# the npm package to pkg/: an ES module, the .wasm, TypeScript declarations and package.json.
+# `make test-web` runs the package's tests in headless Chromium (wasm-bindgen-test) and the API
+# console end to end against the real Envoy (playwright-core driving Debian's Chromium).
+# Installs: wasm-bindgen-cli into .tools/ at the exact version Cargo.toml pins wasm-bindgen to;
+# chromium and chromium-driver from Debian when missing; playwright-core and vite with `npm ci`
+# from tests/browser/package-lock.json (playwright-core never downloads a browser).
+
+TOOLS_DIR            := .tools
+WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
+WASM_BINDGEN         := $(TOOLS_DIR)/bin/wasm-bindgen
+WASM_BINDGEN_RUNNER  := $(abspath $(TOOLS_DIR)/bin/wasm-bindgen-test-runner)
+CRATE_VERSION        := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+WEB_WASM             := target/wasm32-unknown-unknown/web-release/tokengate.wasm
+PKG_DIR              := pkg
+CHROMIUM             ?= /usr/bin/chromium
+CHROMEDRIVER         ?= /usr/bin/chromedriver
+BROWSER_NODE_STAMP   := tests/browser/node_modules/.package-lock.json
+
+.PHONY: web-tools browser build-web test-web test-web-unit test-web-e2e lint-web
+
+web-tools:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@$(WASM_BINDGEN) --version 2>/dev/null | grep -qx "wasm-bindgen $(WASM_BINDGEN_VERSION)" || \
+	  cargo install --locked --root $(TOOLS_DIR) wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+
+browser:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+	  $(APT_GET) update && $(APT_GET) install --no-install-recommends chromium chromium-driver; \
+	fi
+
+# npm ci links pkg/ (a file: dependency, as `npm install ./pkg` would), so it must exist first.
+$(BROWSER_NODE_STAMP): tests/browser/package.json tests/browser/package-lock.json | build-web
+	cd tests/browser && npm ci --no-audit --no-fund
+	touch $@
+
+build-web: web-tools
+	cargo build --lib --target wasm32-unknown-unknown --profile web-release --features web
+	rm -rf $(PKG_DIR)
+	$(WASM_BINDGEN) --target web --out-dir $(PKG_DIR) --out-name tokengate $(WEB_WASM)
+	sed 's/@VERSION@/$(CRATE_VERSION)/' web/package/package.json > $(PKG_DIR)/package.json
+	cp web/package/README.md $(PKG_DIR)/README.md
+	@echo "$(PKG_DIR)/tokengate_bg.wasm: $$(stat -c %s $(PKG_DIR)/tokengate_bg.wasm) bytes," \
+	  "$$(gzip -9 -c $(PKG_DIR)/tokengate_bg.wasm | wc -c) gzipped"
+
+lint-web: web-tools
+	cargo clippy --target wasm32-unknown-unknown --features web --lib --test browser -- -D warnings
+
+# The shared cases and the glue, compiled to wasm, in headless Chromium via chromedriver.
+test-web-unit: web-tools browser
+	CHROMEDRIVER=$(CHROMEDRIVER) \
+	WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(abspath tests/browser/webdriver.json) \
+	WASM_BINDGEN_TEST_TIMEOUT=120 \
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WASM_BINDGEN_RUNNER) \
+	  cargo test --target wasm32-unknown-unknown --features web --test browser
+
+# The console against the real Envoy with the filter, and the package in a Vite app
+# (tests/browser/e2e).
+test-web-e2e: tools build build-web browser $(BROWSER_NODE_STAMP)
+	cd tests/browser && CHROMIUM=$(CHROMIUM) PYTHON=$(abspath $(VENV)/bin/python) \
+	  node --test --test-concurrency=1 e2e/
+
+test-web: lint-web test-web-unit test-web-e2e
+
+## End of Browser package ----------------------------------------------------------------------
+
+## Soak ----------------------------------------------------------------------------------------
+# Not part of `make test`: SOAK_TOKENS short-lived tokens through the real Envoy (2 workers,
+# loopback), with Envoy's memory before, during and after (about 2 minutes with h2load).
+# Prints a table; every sample goes to target/soak/summary.json. Options: soak/soak.py --help.
+
+SOAK_TOKENS ?= 1000000
+SOAK_ARGS   ?=
+
+.PHONY: soak soak-tools
+soak-tools:
+	@command -v h2load >/dev/null || \
+	  { $(APT_GET) update && $(APT_GET) install --no-install-recommends nghttp2-client; }
+
+soak: tools build soak-tools
+	$(VENV)/bin/python soak/soak.py --tokens $(SOAK_TOKENS) $(SOAK_ARGS)
+
+## End of Soak ---------------------------------------------------------------------------------
 
 clean:
 	cargo clean

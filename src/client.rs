@@ -8,7 +8,7 @@
 use crate::config::GrantType;
 use crate::credentials::{self, is_b64token, CredentialsError};
 use crate::messages::{ErrorResponse, TokenResponse};
-use crate::scope::ScopeSet;
+use crate::scope::{is_scope_token, ScopeSet};
 
 /// The content type of a `/token` request body.
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
@@ -30,6 +30,8 @@ pub enum ClientError {
     UnexpectedParameter { grant: GrantType, parameter: &'static str },
     /// A grant type the gateway does not implement.
     UnknownGrantType,
+    /// A revocation `token_type_hint` other than `access_token` or `refresh_token`.
+    UnknownTokenTypeHint,
     /// A scope that is not scope-tokens separated by single spaces (RFC 6749 §3.3).
     MalformedScope,
     /// A token endpoint response that is not JSON.
@@ -58,6 +60,7 @@ impl ClientError {
             ClientError::MissingParameter { .. } => "missing_parameter",
             ClientError::UnexpectedParameter { .. } => "unexpected_parameter",
             ClientError::UnknownGrantType => "unknown_grant_type",
+            ClientError::UnknownTokenTypeHint => "unknown_token_type_hint",
             ClientError::MalformedScope => "malformed_scope",
             ClientError::NotJson => "not_json",
             ClientError::InvalidTokenResponse(_) => "invalid_token_response",
@@ -94,10 +97,12 @@ impl ClientError {
             ClientError::UnexpectedParameter { grant, parameter } => {
                 format!("a {} grant does not take {parameter}", grant.as_str())
             }
-            ClientError::UnknownGrantType => format!(
-                "the grant type must be one of {}",
-                GrantType::ALL.map(GrantType::as_str).join(", ")
-            ),
+            ClientError::UnknownGrantType => {
+                format!("the grant type must be one of {}", GrantType::ALL.map(GrantType::as_str).join(", "))
+            }
+            ClientError::UnknownTokenTypeHint => {
+                "the token type hint must be access_token or refresh_token".to_owned()
+            }
             ClientError::MalformedScope => {
                 "a scope is scope-tokens separated by single spaces (no quotes, backslashes, \
                  control or non-ASCII characters)"
@@ -152,6 +157,24 @@ pub fn bearer_authorization(access_token: &str) -> Result<String, ClientError> {
     Ok(format!("Bearer {access_token}"))
 }
 
+/// The form body of an RFC 7009 revocation request (`POST /revoke`, authenticated with Basic
+/// like `/token`): `token` and an optional `token_type_hint`.
+pub fn revocation_body(token: &str, token_type_hint: Option<&str>) -> Result<String, ClientError> {
+    if !is_b64token(token) {
+        return Err(ClientError::MalformedBearerToken);
+    }
+    let mut body = format!("token={}", credentials::form_encode(token));
+    match present(token_type_hint) {
+        None => {}
+        Some(hint @ ("access_token" | "refresh_token")) => {
+            body.push_str("&token_type_hint=");
+            body.push_str(hint);
+        }
+        Some(_) => return Err(ClientError::UnknownTokenTypeHint),
+    }
+    Ok(body)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Token requests
 
@@ -196,28 +219,30 @@ impl ScopeInput<'_> {
             ScopeInput::Text("") => return Ok(None),
             ScopeInput::Text(text) => ScopeSet::parse(text).map_err(|_| ClientError::MalformedScope)?,
             ScopeInput::Names(names) => {
-                // Each name alone must parse: a name with a space in it is two names, which the
-                // caller did not mean.
-                let mut set = Vec::with_capacity(names.len());
-                for name in names {
-                    let single = ScopeSet::parse(name).map_err(|_| ClientError::MalformedScope)?;
-                    if single.iter().count() != 1 {
-                        return Err(ClientError::MalformedScope);
-                    }
-                    set.push(name.as_str());
+                // Each name must be one scope-token: "a b" in a list is two names the caller
+                // did not mean. Joined and parsed, the list then goes through the one parser.
+                if !names.iter().all(|name| is_scope_token(name)) {
+                    return Err(ClientError::MalformedScope);
                 }
-                ScopeSet::from_names(set)
+                if names.is_empty() {
+                    return Ok(None);
+                }
+                ScopeSet::parse(&names.join(" ")).map_err(|_| ClientError::MalformedScope)?
             }
         };
         Ok((!set.is_empty()).then_some(set))
     }
 }
 
+/// A parameter's value, or `None` when it is missing or empty.
+fn present(value: Option<&str>) -> Option<&str> {
+    value.filter(|value| !value.is_empty())
+}
+
 impl GrantRequest {
     /// Checks the input before anything is sent: a grant type the gateway knows, the
     /// parameters that grant needs, none it does not take, and a well-formed scope.
     pub fn from_input(input: &GrantRequestInput) -> Result<GrantRequest, ClientError> {
-        let present = |value: Option<&str>| value.filter(|value| !value.is_empty());
         let grant_type = present(input.grant_type)
             .ok_or(ClientError::MissingParameter { grant: None, parameter: "the grant type" })?;
         let grant_type = GrantType::from_param(grant_type).ok_or(ClientError::UnknownGrantType)?;
@@ -279,11 +304,16 @@ impl GrantRequest {
         if let Some(scope) = &self.scope {
             params.push(("scope", scope.to_string()));
         }
-        let pairs: Vec<String> = params
-            .iter()
-            .map(|(name, value)| format!("{name}={}", credentials::form_encode(value)))
-            .collect();
-        pairs.join("&")
+        let mut body = String::new();
+        for (name, value) in params {
+            if !body.is_empty() {
+                body.push('&');
+            }
+            body.push_str(name);
+            body.push('=');
+            body.push_str(&credentials::form_encode(&value));
+        }
+        body
     }
 }
 
@@ -306,25 +336,100 @@ pub struct TokenSet {
     pub scope: Option<ScopeSet>,
 }
 
+/// One member of a parsed JSON object, as a client needs to tell them apart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonField {
+    Absent,
+    Null,
+    String(String),
+    Number(f64),
+    /// A boolean, array or object.
+    Other,
+}
+
+/// A parsed JSON object: serde_json's natively, the result of the browser's own `JSON.parse`
+/// in the package (which then needs no JSON parser of its own: that is 60 KB of wasm saved).
+pub trait JsonObject {
+    fn field(&self, name: &str) -> JsonField;
+}
+
 /// Reads a `/token` response body. `now_ms` (milliseconds since the Unix epoch) is when it
 /// arrived, to turn `expires_in` into an instant.
 ///
 /// An RFC 6749 §5.2 error body becomes [`ClientError::Server`] with the server's code, whatever
 /// the HTTP status was, so a caller can hand over the body without looking at the status first.
 pub fn parse_token_response(json: &str, now_ms: u64) -> Result<TokenSet, ClientError> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|_| ClientError::NotJson)?;
+    let object = value.as_object().ok_or(ClientError::InvalidTokenResponse("it is not a JSON object"))?;
+    read_token_response(object, now_ms)
+}
+
+impl JsonObject for serde_json::Map<String, serde_json::Value> {
+    fn field(&self, name: &str) -> JsonField {
+        match self.get(name) {
+            None => JsonField::Absent,
+            Some(serde_json::Value::Null) => JsonField::Null,
+            Some(serde_json::Value::String(text)) => JsonField::String(text.clone()),
+            Some(serde_json::Value::Number(number)) => {
+                number.as_f64().map_or(JsonField::Other, JsonField::Number)
+            }
+            Some(_) => JsonField::Other,
+        }
+    }
+}
+
+/// [`parse_token_response`] on an already parsed object. The field names and types are those
+/// of [`TokenResponse`] and [`ErrorResponse`], whose serde derives write what the gateway sends;
+/// a test round-trips every field through both, so the two cannot drift apart. As with serde's
+/// `Option`, `null` counts as absent.
+pub fn read_token_response(body: &impl JsonObject, now_ms: u64) -> Result<TokenSet, ClientError> {
     // An error body has `error`; a success never does. Reading the error first means a body
     // with both is treated as the failure it claims to be.
-    if let Ok(error) = serde_json::from_str::<ErrorResponse>(json) {
-        return Err(ClientError::Server(error));
+    if let Some(error) = optional_string(body, "error", "error is not a string")? {
+        return Err(ClientError::Server(ErrorResponse {
+            error,
+            error_description: optional_string(
+                body,
+                "error_description",
+                "error_description is not a string",
+            )?,
+            scope: optional_string(body, "scope", "scope is not a string")?,
+        }));
     }
-    let response: TokenResponse = serde_json::from_str(json).map_err(|error| {
-        if error.is_syntax() || error.is_eof() {
-            ClientError::NotJson
-        } else {
-            ClientError::InvalidTokenResponse("it needs access_token and token_type strings")
-        }
-    })?;
+    let response = TokenResponse {
+        access_token: optional_string(body, "access_token", "access_token is not a string")?
+            .ok_or(ClientError::InvalidTokenResponse("access_token is missing"))?,
+        token_type: optional_string(body, "token_type", "token_type is not a string")?
+            .ok_or(ClientError::InvalidTokenResponse("token_type is missing"))?,
+        expires_in: match body.field("expires_in") {
+            JsonField::Absent | JsonField::Null => None,
+            // Integral and exact in an f64: what a JSON number of seconds can be.
+            JsonField::Number(secs) if secs.fract() == 0.0 && (0.0..=MAX_EXACT_F64).contains(&secs) => {
+                Some(secs as u64)
+            }
+            _ => {
+                return Err(ClientError::InvalidTokenResponse("expires_in is not a whole number of seconds"))
+            }
+        },
+        refresh_token: optional_string(body, "refresh_token", "refresh_token is not a string")?,
+        scope: optional_string(body, "scope", "scope is not a string")?,
+    };
     TokenSet::from_response(response, now_ms)
+}
+
+/// 2^53: the largest integer up to which every integer is exact in an f64 (and a JS number).
+pub const MAX_EXACT_F64: f64 = 9_007_199_254_740_992.0;
+
+fn optional_string(
+    body: &impl JsonObject,
+    name: &str,
+    wrong_type: &'static str,
+) -> Result<Option<String>, ClientError> {
+    match body.field(name) {
+        JsonField::Absent | JsonField::Null => Ok(None),
+        JsonField::String(text) => Ok(Some(text)),
+        _ => Err(ClientError::InvalidTokenResponse(wrong_type)),
+    }
 }
 
 impl TokenSet {
@@ -419,25 +524,48 @@ mod tests {
 
     #[test]
     fn a_refresh_request_keeps_the_refresh_token() {
-        let set = parse_token_response(
-            r#"{"access_token":"a","token_type":"Bearer","refresh_token":"r-1"}"#,
-            0,
-        )
-        .unwrap();
+        let set =
+            parse_token_response(r#"{"access_token":"a","token_type":"Bearer","refresh_token":"r-1"}"#, 0)
+                .unwrap();
         let body = set.refresh_request(None).unwrap().form_body();
         assert_eq!(body, "grant_type=refresh_token&refresh_token=r-1");
-        let no_refresh =
-            parse_token_response(r#"{"access_token":"a","token_type":"Bearer"}"#, 0).unwrap();
+        let no_refresh = parse_token_response(r#"{"access_token":"a","token_type":"Bearer"}"#, 0).unwrap();
         assert!(no_refresh.refresh_request(None).is_none());
+    }
+
+    /// The reader and the gateway's serde derives agree on every field name and type.
+    #[test]
+    fn every_token_response_field_round_trips_through_the_reader() {
+        let full = TokenResponse {
+            access_token: "AQAA-x_y.z~1+2/3==".to_owned(),
+            token_type: "Bearer".to_owned(),
+            expires_in: Some(3600),
+            refresh_token: Some("AgAA".to_owned()),
+            scope: Some("a b".to_owned()),
+        };
+        let sparse = TokenResponse { expires_in: None, refresh_token: None, scope: None, ..full.clone() };
+        for response in [full, sparse] {
+            let json = serde_json::to_string(&response).unwrap();
+            let set = parse_token_response(&json, 5_000).unwrap();
+            assert_eq!(set.access_token, response.access_token);
+            assert_eq!(set.token_type, response.token_type);
+            assert_eq!(set.expires_in, response.expires_in);
+            assert_eq!(set.expires_at_ms, response.expires_in.map(|secs| 5_000 + secs * 1000));
+            assert_eq!(set.refresh_token, response.refresh_token);
+            assert_eq!(set.scope.map(|scope| scope.to_string()), response.scope);
+        }
+        let error = ErrorResponse { scope: Some("orders:write".to_owned()), ..ErrorResponse::new("e", "d") };
+        let json = String::from_utf8(error.to_json()).unwrap();
+        assert_eq!(parse_token_response(&json, 0).err(), Some(ClientError::Server(error)));
+        let bare = ErrorResponse::bare("invalid_client");
+        let json = String::from_utf8(bare.to_json()).unwrap();
+        assert_eq!(parse_token_response(&json, 0).err(), Some(ClientError::Server(bare)));
     }
 
     #[test]
     fn remaining_time_counts_down_and_stops_at_zero() {
-        let set = parse_token_response(
-            r#"{"access_token":"a","token_type":"Bearer","expires_in":2}"#,
-            1_000,
-        )
-        .unwrap();
+        let set = parse_token_response(r#"{"access_token":"a","token_type":"Bearer","expires_in":2}"#, 1_000)
+            .unwrap();
         assert_eq!(set.remaining_ms(1_000), Some(2_000));
         assert_eq!(set.remaining_ms(2_500), Some(500));
         assert_eq!(set.remaining_ms(9_000), Some(0));

@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde::Deserialize;
 
 use crate::credentials::SecretVerifier;
+use crate::epochs::CredentialKind;
 use crate::limits::LockoutPolicy;
 use crate::registry::client_bucket_count_for;
 use crate::routes::{Access, PathTemplate, RouteRule, RouteTable};
@@ -206,9 +207,10 @@ pub enum Validity {
 }
 
 impl Validity {
-    pub fn expires_at(self, now: u64) -> u64 {
+    /// When a token issued at `now_ms` expires, in milliseconds.
+    pub fn expires_at(self, now_ms: u64) -> u64 {
         match self {
-            Validity::Seconds(secs) => now.saturating_add(secs),
+            Validity::Seconds(secs) => now_ms.saturating_add(secs.saturating_mul(1000)),
             Validity::Never => crate::store::NEVER_EXPIRES,
         }
     }
@@ -536,10 +538,21 @@ impl Config {
             decoy_user_verifier: decoy_user_verifier(),
         })
     }
+}
 
-    /// The names of stored scope ids, skipping any this config no longer knows.
-    pub fn scope_set(&self, ids: &[ScopeId]) -> ScopeSet {
-        ScopeSet::from_names(ids.iter().filter_map(|id| self.scope_names.get(id)).cloned())
+impl Config {
+    /// Every configured application and user with its credential fingerprint, for
+    /// [`CredentialChanges::record`].
+    pub fn credentials(&self) -> Vec<(CredentialKind, &str, u32)> {
+        self.applications
+            .values()
+            .map(|app| (CredentialKind::Application, app.consumer_key.as_str(), app.fingerprint))
+            .chain(
+                self.users
+                    .values()
+                    .map(|user| (CredentialKind::User, user.username.as_str(), user.fingerprint)),
+            )
+            .collect()
     }
 }
 

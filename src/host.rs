@@ -24,9 +24,14 @@ pub trait SharedStore {
     fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError>;
 }
 
+/// Every time the store keeps is in milliseconds since the Unix epoch: seconds would make a
+/// token issued in the same second as a credential change indistinguishable from one before.
 pub trait Clock {
-    /// Seconds since the Unix epoch.
-    fn now_secs(&self) -> u64;
+    fn now_millis(&self) -> u64;
+
+    fn now_secs(&self) -> u64 {
+        self.now_millis() / 1000
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,15 +143,18 @@ pub struct ManualClock(std::sync::atomic::AtomicU64);
 
 impl ManualClock {
     pub fn at(secs: u64) -> Self {
-        ManualClock(std::sync::atomic::AtomicU64::new(secs))
+        ManualClock(std::sync::atomic::AtomicU64::new(secs * 1000))
     }
     pub fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+        self.0.fetch_add(secs * 1000, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn advance_millis(&self, millis: u64) {
+        self.0.fetch_add(millis, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
-    fn now_secs(&self) -> u64 {
+    fn now_millis(&self) -> u64 {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

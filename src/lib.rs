@@ -24,6 +24,7 @@ pub mod challenge;
 pub mod client;
 pub mod config;
 pub mod credentials;
+pub mod epochs;
 pub mod form;
 pub mod gateway;
 pub mod host;

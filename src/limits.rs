@@ -94,7 +94,7 @@ impl<'h> FailureLimiter<'h> {
         u32::from_be_bytes([tag[0], tag[1], tag[2], tag[3]]) % self.table.count()
     }
 
-    /// Seconds until `principal` may try again, or `None` when it is not locked.
+    /// Seconds until `principal` may try again (`now` in milliseconds), or `None`.
     pub fn locked_for(&self, principal: Principal, now: u64) -> Result<Option<u64>, StoreError> {
         if self.policy.max_failures == 0 {
             return Ok(None);
@@ -105,7 +105,7 @@ impl<'h> FailureLimiter<'h> {
             .filter_map(Attempts::decode)
             .find(|attempts| attempts.tag == tag)
             .map_or(0, |attempts| attempts.locked_until);
-        Ok((locked_until > now).then(|| locked_until - now))
+        Ok((locked_until > now).then(|| (locked_until - now).div_ceil(1000)))
     }
 
     /// Counts a failed attempt; locks the principal when it reaches the limit.
@@ -137,7 +137,7 @@ impl<'h> FailureLimiter<'h> {
                     records.push(Attempts {
                         tag,
                         failures: 0,
-                        window_ends_at: now + policy.window_secs,
+                        window_ends_at: now + policy.window_secs * 1000,
                         locked_until: 0,
                     });
                     records.len() - 1
@@ -146,11 +146,11 @@ impl<'h> FailureLimiter<'h> {
             if let Some(attempts) = records.get_mut(position) {
                 if attempts.window_ends_at <= now {
                     attempts.failures = 0;
-                    attempts.window_ends_at = now + policy.window_secs;
+                    attempts.window_ends_at = now + policy.window_secs * 1000;
                 }
                 attempts.failures = attempts.failures.saturating_add(1);
                 if attempts.failures >= policy.max_failures {
-                    attempts.locked_until = now + policy.lockout_secs;
+                    attempts.locked_until = now + policy.lockout_secs * 1000;
                     attempts.failures = 0;
                 }
             }
@@ -178,16 +178,17 @@ mod tests {
         let shared = MemoryStore::default();
         let limiter = limiter(&shared, 4);
         let app = Principal::Client("demo-app");
+        // Times are milliseconds.
         for _ in 0..2 {
-            limiter.record_failure(app, 100).unwrap();
-            assert_eq!(limiter.locked_for(app, 100).unwrap(), None);
+            limiter.record_failure(app, 100_000).unwrap();
+            assert_eq!(limiter.locked_for(app, 100_000).unwrap(), None);
         }
-        limiter.record_failure(app, 100).unwrap();
-        assert_eq!(limiter.locked_for(app, 100).unwrap(), Some(300));
-        assert_eq!(limiter.locked_for(app, 399).unwrap(), Some(1));
-        assert_eq!(limiter.locked_for(app, 400).unwrap(), None);
+        limiter.record_failure(app, 100_000).unwrap();
+        assert_eq!(limiter.locked_for(app, 100_000).unwrap(), Some(300));
+        assert_eq!(limiter.locked_for(app, 399_500).unwrap(), Some(1));
+        assert_eq!(limiter.locked_for(app, 400_000).unwrap(), None);
         // A user of the same name is another principal.
-        assert_eq!(limiter.locked_for(Principal::User("demo-app"), 100).unwrap(), None);
+        assert_eq!(limiter.locked_for(Principal::User("demo-app"), 100_000).unwrap(), None);
     }
 
     #[test]
@@ -196,10 +197,10 @@ mod tests {
         let limiter = limiter(&shared, 4);
         let user = Principal::User("admin");
         for window in 0..5 {
-            limiter.record_failure(user, window * 61).unwrap();
-            limiter.record_failure(user, window * 61 + 1).unwrap();
+            limiter.record_failure(user, window * 61_000).unwrap();
+            limiter.record_failure(user, window * 61_000 + 1_000).unwrap();
         }
-        assert_eq!(limiter.locked_for(user, 305).unwrap(), None);
+        assert_eq!(limiter.locked_for(user, 305_000).unwrap(), None);
     }
 
     #[test]
@@ -211,9 +212,9 @@ mod tests {
             limiter.record_failure(victim, 0).unwrap();
         }
         for i in 0..50 {
-            limiter.record_failure(Principal::User(&format!("spray{i}")), 1).unwrap();
+            limiter.record_failure(Principal::User(&format!("spray{i}")), 1_000).unwrap();
         }
-        assert!(limiter.locked_for(victim, 2).unwrap().is_some());
+        assert!(limiter.locked_for(victim, 2_000).unwrap().is_some());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Applications added by dynamic client registration, kept in their own [`BucketTable`].
 //!
-//! A registered application lives in the bucket picked by a hash of its owner and name, so
-//! the duplicate check and the insert are one compare-and-swap, race-free across workers. Its
+//! A registered application lives in the first bucket with room at or after the one picked by
+//! a hash of its owner and name; registration checks that window for the same name first. Its
 //! client id is `base64url(bucket ‖ 12 random bytes)`: like a token, it says where to look, so
 //! `/token` finds a registered application with one shared-data read. Ids and secrets use only
 //! unreserved characters (base64url's alphabet), so raw and form-encoded Basic clients agree.
@@ -21,6 +21,8 @@ use crate::metrics::Metric;
 
 /// Registered applications per bucket.
 pub const CLIENTS_PER_BUCKET: usize = 8;
+/// Buckets a registration may probe from its home bucket before the registry counts as full.
+const PROBE_WINDOW: u32 = 64;
 const TABLE: &str = "clients";
 const CLIENT_ID_RANDOM_BYTES: usize = 12;
 const SECRET_BYTES: usize = 32;
@@ -182,35 +184,52 @@ impl<'h> ClientRegistry<'h> {
         Ok((secret, salt, digest))
     }
 
+    /// Registers an application in the first bucket with room, starting from a hash of its
+    /// owner and name and probing up to [`PROBE_WINDOW`] buckets on. The duplicate check
+    /// covers the whole window, so the same name always meets its twin.
     pub fn register(&self, registration: Registration, now: u64) -> Result<Registered, RegistryError> {
-        let bucket = self.home_bucket(&registration);
-        let mut id = [0u8; 4 + CLIENT_ID_RANDOM_BYTES];
-        let (prefix, random) = id.split_at_mut(4);
-        prefix.copy_from_slice(&bucket.to_be_bytes());
-        self.random.fill(random)?;
-        let (secret, salt, digest) = self.new_secret()?;
-        let record = ClientRecord { client_id: URL_SAFE_NO_PAD.encode(id), registration, salt, digest };
-        let outcome = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
-            let same = |r: &&ClientRecord| {
-                r.registration.owner == record.registration.owner
-                    && r.registration.name == record.registration.name
-            };
-            if records.iter().any(|r| same(&r)) {
+        let home = self.home_bucket(&registration);
+        let window: Vec<u32> = (0..self.table.count().min(PROBE_WINDOW))
+            .map(|step| (home + step) % self.table.count())
+            .collect();
+        let same = |record: &ClientRecord| {
+            record.registration.owner == registration.owner && record.registration.name == registration.name
+        };
+        for &bucket in &window {
+            let bytes = self.table.read(bucket)?.unwrap_or_default();
+            if records_of(&bytes).filter_map(ClientRecord::decode).any(|record| same(&record)) {
                 return Err(RegistryError::Duplicate);
             }
-            if records.len() >= CLIENTS_PER_BUCKET {
-                return Err(RegistryError::Full);
-            }
-            records.push(record.clone());
-            Ok(())
-        })?;
-        match outcome {
-            Some(updated) => {
-                self.metrics.add(Metric::RegisteredClients, updated.records_delta);
-                Ok(Registered { record, secret })
-            }
-            None => Err(RegistryError::Full),
         }
+        let (secret, salt, digest) = self.new_secret()?;
+        for bucket in window {
+            let mut id = [0u8; 4 + CLIENT_ID_RANDOM_BYTES];
+            let (prefix, random) = id.split_at_mut(4);
+            prefix.copy_from_slice(&bucket.to_be_bytes());
+            self.random.fill(random)?;
+            let record = ClientRecord {
+                client_id: URL_SAFE_NO_PAD.encode(id),
+                registration: registration.clone(),
+                salt,
+                digest,
+            };
+            let outcome = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
+                // A twin registered concurrently into this bucket since the scan above.
+                if records.iter().any(&same) {
+                    return Err(RegistryError::Duplicate);
+                }
+                if records.len() >= CLIENTS_PER_BUCKET {
+                    return Ok(false);
+                }
+                records.push(record.clone());
+                Ok(true)
+            })?;
+            if let Some(updated) = outcome.filter(|updated| updated.value) {
+                self.metrics.add(Metric::RegisteredClients, updated.records_delta);
+                return Ok(Registered { record, secret });
+            }
+        }
+        Err(RegistryError::Full)
     }
 
     /// The registered application with this id, if any: one shared-data read.
@@ -317,12 +336,19 @@ mod tests {
     }
 
     #[test]
-    fn a_full_bucket_refuses_more() {
+    fn the_registry_holds_its_capacity_whatever_the_names() {
         let shared = MemoryStore::default();
-        let registry = registry(&shared, 1);
-        for i in 0..CLIENTS_PER_BUCKET {
+        let registry = registry(&shared, client_bucket_count_for(64));
+        for i in 0..64 {
             registry.register(registration(&format!("app{i}")), 0).unwrap();
         }
         assert_eq!(registry.register(registration("one-more"), 0).err(), Some(RegistryError::Full));
+        // Duplicates are found wherever probing put the first one.
+        for i in 0..64 {
+            assert_eq!(
+                registry.register(registration(&format!("app{i}")), 0).err(),
+                Some(RegistryError::Duplicate)
+            );
+        }
     }
 }

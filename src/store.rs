@@ -251,6 +251,7 @@ fn take_scope_list<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
 pub struct AccessGrant {
     pub owner: GrantOwner,
     pub scopes: Vec<ScopeId>,
+    pub issued_at: u64,
     pub expires_at: u64,
 }
 
@@ -413,7 +414,12 @@ impl<'h> TokenStore<'h> {
                 return Err(LookupError::Expired);
             }
             let scopes = Reader(entry.scopes.unwrap_or(view.scopes)).scopes().ok_or(LookupError::Unknown)?;
-            return Ok(AccessGrant { owner: view.owner(), scopes, expires_at: entry.expires_at });
+            return Ok(AccessGrant {
+                owner: view.owner(),
+                scopes,
+                issued_at: entry.issued_at,
+                expires_at: entry.expires_at,
+            });
         }
         Err(LookupError::Unknown)
     }

@@ -1,6 +1,6 @@
 //! Envoy's implementations of the [`crate::host`] traits.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MetricType, Status};
@@ -35,11 +35,11 @@ impl SharedStore for EnvoySharedData {
 pub struct EnvoyClock;
 
 impl Clock for EnvoyClock {
-    fn now_secs(&self) -> u64 {
+    fn now_millis(&self) -> u64 {
         match hostcalls::get_current_time().map(|now| now.duration_since(UNIX_EPOCH)) {
-            Ok(Ok(since_epoch)) => since_epoch.as_secs(),
+            Ok(Ok(since_epoch)) => u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX),
             // Fail closed: with no clock every token counts as expired.
-            _ => Duration::MAX.as_secs(),
+            _ => u64::MAX,
         }
     }
 }

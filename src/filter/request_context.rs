@@ -1,5 +1,6 @@
 //! One per HTTP stream: reads the request, asks the gateway, applies the outcome.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
@@ -8,6 +9,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use crate::config::Config;
+use crate::epochs::CredentialChanges;
 use crate::gateway::{ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Host, Outcome, Response};
 use crate::host::SystemRandomness;
 
@@ -15,6 +17,7 @@ pub struct GatewayRequest {
     context_id: u32,
     config: Rc<Config>,
     metrics: Rc<EnvoyMetrics>,
+    credential_changes: Rc<RefCell<CredentialChanges>>,
     /// Set while a request to one of the gateway's endpoints waits for its body.
     pending: Option<PendingEndpointRequest>,
 }
@@ -32,18 +35,27 @@ fn request_header(name: &str) -> Option<String> {
 }
 
 impl GatewayRequest {
-    pub fn new(context_id: u32, config: Rc<Config>, metrics: Rc<EnvoyMetrics>) -> Self {
-        GatewayRequest { context_id, config, metrics, pending: None }
+    pub fn new(
+        context_id: u32,
+        config: Rc<Config>,
+        metrics: Rc<EnvoyMetrics>,
+        credential_changes: Rc<RefCell<CredentialChanges>>,
+    ) -> Self {
+        GatewayRequest { context_id, config, metrics, credential_changes, pending: None }
     }
 
-    fn gateway(&self) -> Gateway<'_> {
+    /// Runs `decide` with a gateway over Envoy's host. The credential changes are borrowed
+    /// only for that call: the root's timer replaces them between requests.
+    fn with_gateway<T>(&self, decide: impl FnOnce(&Gateway) -> T) -> T {
+        let changes = self.credential_changes.borrow();
         let host = Host {
             shared: &EnvoySharedData,
             random: &SystemRandomness,
             clock: &EnvoyClock,
             metrics: &*self.metrics,
+            credential_changes: &changes,
         };
-        Gateway::new(&self.config, host)
+        decide(&Gateway::new(&self.config, host))
     }
 
     /// Sends a local reply. The stream must then stay paused: the reply ends it, and
@@ -88,7 +100,7 @@ impl GatewayRequest {
             content_type: pending.content_type.as_deref(),
             body,
         };
-        let response = self.gateway().serve(&pending.endpoint, &request);
+        let response = self.with_gateway(|gateway| gateway.serve(&pending.endpoint, &request));
         self.respond(&response)
     }
 }
@@ -100,7 +112,7 @@ impl HttpContext for GatewayRequest {
         let method = request_header(":method").unwrap_or_default();
         let path = request_header(":path").unwrap_or_default();
         let authorization = request_header("authorization");
-        if let Some(endpoint) = self.gateway().endpoint(&path) {
+        if let Some(endpoint) = self.with_gateway(|gateway| gateway.endpoint(&path)) {
             let content_type = request_header("content-type");
             let pending = PendingEndpointRequest { endpoint, method, path, authorization, content_type };
             if end_of_stream {
@@ -111,7 +123,7 @@ impl HttpContext for GatewayRequest {
             return Action::Pause;
         }
         let request = ApiRequest { method: &method, path: &path, authorization: authorization.as_deref() };
-        match self.gateway().authorize(&request) {
+        match self.with_gateway(|gateway| gateway.authorize(&request)) {
             Outcome::Forward(forward) => self.forward(&forward),
             Outcome::Respond(response) => self.respond(&response),
         }
@@ -123,7 +135,7 @@ impl HttpContext for GatewayRequest {
         }
         if body_size > self.config.max_body_bytes {
             self.pending = None;
-            let response = self.gateway().body_too_large();
+            let response = self.with_gateway(|gateway| gateway.body_too_large());
             return self.respond(&response);
         }
         if !end_of_stream {

@@ -1,6 +1,8 @@
 //! One per VM (the main thread's and each worker's): owns the parsed configuration, creates
-//! the token store at start-up and sweeps expired grants on a timer.
+//! the token store at start-up and, on a timer, sweeps expired grants and re-reads the
+//! credential changes other config loads recorded.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -11,12 +13,13 @@ use proxy_wasm::types::{BufferType, ContextType};
 use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use super::request_context::GatewayRequest;
 use crate::config::Config;
+use crate::epochs::CredentialChanges;
 use crate::gateway::{Gateway, Host};
-use crate::host::{Metrics, SystemRandomness};
+use crate::host::{Clock, Metrics, SystemRandomness};
 use crate::metrics::Metric;
 
-/// How often each VM sweeps a slice of the store.
-const SWEEP_PERIOD: Duration = Duration::from_secs(1);
+/// How often each VM sweeps a slice of the store and re-reads the credential changes.
+const TICK_PERIOD: Duration = Duration::from_secs(1);
 /// A slice is this fraction of the table, so one VM alone sweeps it all in two minutes.
 const SWEEP_SLICES: u32 = 120;
 
@@ -24,11 +27,23 @@ pub struct GatewayRoot {
     context_id: u32,
     config: Option<Rc<Config>>,
     metrics: Option<Rc<EnvoyMetrics>>,
+    /// Shared with this root's request contexts; refreshed on every tick.
+    credential_changes: Rc<RefCell<CredentialChanges>>,
 }
 
 impl GatewayRoot {
     pub fn new(context_id: u32) -> Self {
-        GatewayRoot { context_id, config: None, metrics: None }
+        GatewayRoot { context_id, config: None, metrics: None, credential_changes: Rc::default() }
+    }
+
+    fn host<'h>(&self, metrics: &'h EnvoyMetrics, changes: &'h CredentialChanges) -> Host<'h> {
+        Host {
+            shared: &EnvoySharedData,
+            random: &SystemRandomness,
+            clock: &EnvoyClock,
+            metrics,
+            credential_changes: changes,
+        }
     }
 }
 
@@ -69,14 +84,17 @@ impl RootContext for GatewayRoot {
                 return false;
             }
         };
+        let changes =
+            match CredentialChanges::record(&EnvoySharedData, &config.credentials(), EnvoyClock.now_millis())
+            {
+                Ok(changes) => changes,
+                Err(error) => {
+                    log::error!("#{} cannot record credential changes: {error:?}", self.context_id);
+                    return false;
+                }
+            };
         metrics.set(Metric::StoreCapacity, u64::from(config.store_capacity));
-        let host = Host {
-            shared: &EnvoySharedData,
-            random: &SystemRandomness,
-            clock: &EnvoyClock,
-            metrics: &*metrics,
-        };
-        match Gateway::new(&config, host).initialize_store() {
+        match Gateway::new(&config, self.host(&metrics, &changes)).initialize_store() {
             Ok(0) => {}
             Ok(created) => log::info!("#{} token store: created {created} buckets", self.context_id),
             Err(error) => {
@@ -84,9 +102,9 @@ impl RootContext for GatewayRoot {
                 return false;
             }
         }
-        if let Err(status) = hostcalls::set_tick_period(SWEEP_PERIOD) {
+        if let Err(status) = hostcalls::set_tick_period(TICK_PERIOD) {
             log::warn!(
-                "#{} no sweep timer ({status:?}): expired grants are reclaimed only on writes",
+                "#{} no timer ({status:?}): expired grants are reclaimed only on writes",
                 self.context_id
             );
         }
@@ -100,19 +118,21 @@ impl RootContext for GatewayRoot {
         );
         self.config = Some(Rc::new(config));
         self.metrics = Some(metrics);
+        *self.credential_changes.borrow_mut() = changes;
         true
     }
 
     fn on_tick(&mut self) {
         let (Some(config), Some(metrics)) = (&self.config, &self.metrics) else { return };
-        let host = Host {
-            shared: &EnvoySharedData,
-            random: &SystemRandomness,
-            clock: &EnvoyClock,
-            metrics: &**metrics,
-        };
+        // Envoy can reuse this root for a later config without calling on_configure, so the
+        // credential changes that other loads recorded are re-read here.
+        match CredentialChanges::read(&EnvoySharedData) {
+            Ok(changes) => *self.credential_changes.borrow_mut() = changes,
+            Err(error) => log::warn!("#{} cannot read credential changes: {error:?}", self.context_id),
+        }
+        let changes = self.credential_changes.borrow();
         let slice = config.bucket_count.div_ceil(SWEEP_SLICES).max(1);
-        if let Err(error) = Gateway::new(config, host).sweep_step(slice) {
+        if let Err(error) = Gateway::new(config, self.host(metrics, &changes)).sweep_step(slice) {
             log::warn!("#{} sweep failed: {error:?}", self.context_id);
         }
     }
@@ -120,7 +140,8 @@ impl RootContext for GatewayRoot {
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let config = Rc::clone(self.config.as_ref()?);
         let metrics = Rc::clone(self.metrics.as_ref()?);
-        Some(Box::new(GatewayRequest::new(context_id, config, metrics)))
+        let changes = Rc::clone(&self.credential_changes);
+        Some(Box::new(GatewayRequest::new(context_id, config, metrics, changes)))
     }
 
     fn get_type(&self) -> Option<ContextType> {

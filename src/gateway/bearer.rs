@@ -1,11 +1,11 @@
 //! Bearer checks on every request that is not for one of the gateway's endpoints (RFC 6750).
 
 use super::{json_response, split_path, ApiRequest, Forward, Gateway, Outcome, Response};
+use crate::credentials::is_b64token;
 use crate::form::query_parameter_names;
 use crate::messages::ErrorResponse;
 use crate::metrics::{DenyReason, Metric};
 use crate::routes::{Access, RouteMatch};
-use crate::scope::ScopeSet;
 use crate::store::{GrantOwner, LookupError};
 
 /// Headers that carry the caller's identity upstream. The filter sets them; any copy a client
@@ -71,28 +71,28 @@ impl<'a> Gateway<'a> {
             let body = ErrorResponse::bare("temporarily_unavailable").to_json();
             (DenyReason::InvalidToken, json_response(503, Vec::new(), body))
         };
-        let grant = match self.store.find_access(token, self.clock.now_secs()) {
+        let grant = match self.store.find_access(token, self.clock.now_millis()) {
             Ok(grant) => grant,
             Err(LookupError::Unknown) => return Err(invalid_token("the access token is unknown or revoked")),
             Err(LookupError::Expired) => return Err(invalid_token("the access token expired")),
             Err(LookupError::Store(_)) => return Err(unavailable()),
         };
-        let allowed = match self.still_allowed_scopes(&grant.owner) {
-            Ok(Some(allowed)) => allowed,
+        let standing = match self.standing(&grant.owner, grant.issued_at) {
+            Ok(Some(standing)) => standing,
             Ok(None) => return Err(invalid_token("the access token is unknown or revoked")),
             Err(_) => return Err(unavailable()),
         };
-        let held = self.config.scope_set(&grant.scopes).intersection(&allowed);
-        if !required.iter().all(|name| held.contains(name)) {
+        let held = self.held_scopes(&grant.scopes, &standing);
+        if !required.iter().all(|name| held.contains(&name.as_str())) {
             let description = "the access token lacks a required scope";
             let response =
                 self.bearer_error(403, "insufficient_scope", description, Some(required.join(" ")));
             return Err((DenyReason::InsufficientScope, response));
         }
-        Ok(self.forward(Some((&grant.owner, &held))))
+        Ok(self.forward(Some((&grant.owner, held.join(" ")))))
     }
 
-    fn forward(&self, identity: Option<(&GrantOwner, &ScopeSet)>) -> Forward {
+    fn forward(&self, identity: Option<(&GrantOwner, String)>) -> Forward {
         let mut remove_headers = IDENTITY_HEADERS.to_vec();
         if !self.config.forward_authorization {
             remove_headers.push("authorization");
@@ -103,7 +103,7 @@ impl<'a> Gateway<'a> {
             if let Some((username, _)) = &owner.user {
                 set_headers.push((USERNAME_HEADER, username.clone()));
             }
-            set_headers.push((SCOPE_HEADER, scopes.to_string()));
+            set_headers.push((SCOPE_HEADER, scopes));
         }
         Forward { remove_headers, set_headers }
     }
@@ -140,12 +140,7 @@ fn bearer_token(header: &str) -> Result<&str, BearerError> {
         return Err(BearerError::OtherScheme);
     }
     let token = rest.trim_matches(' ');
-    let body = token.trim_end_matches('=');
-    let is_b64token = !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
-    if is_b64token {
+    if is_b64token(token) {
         Ok(token)
     } else {
         Err(BearerError::Malformed)

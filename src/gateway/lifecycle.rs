@@ -41,7 +41,7 @@ impl<'a> Gateway<'a> {
         let token = form.get("token").ok_or(oauth_error(400, "invalid_request", "token is missing"))?;
         // token_type_hint is only a hint (§2.1): the token's own format says what it is, so
         // a wrong or unknown hint changes nothing.
-        match self.store.revoke(token, &app.consumer_key, self.clock.now_secs())? {
+        match self.store.revoke(token, &app.consumer_key, self.clock.now_millis())? {
             Revocation::Revoked => {
                 self.metrics.add(Metric::Revocations, 1);
                 Ok(())
@@ -68,27 +68,27 @@ impl<'a> Gateway<'a> {
         let caller = self.authenticate_client(request, &form)?;
         let token = form.get("token").ok_or(oauth_error(400, "invalid_request", "token is missing"))?;
         self.metrics.add(Metric::Introspections, 1);
-        let Some(described) = self.store.describe(token, self.clock.now_secs())? else {
+        let Some(described) = self.store.describe(token, self.clock.now_millis())? else {
             return Ok(Introspection::default());
         };
         if !caller.can_introspect && described.owner.client_id != caller.consumer_key {
             return Ok(Introspection::default());
         }
-        let Some(allowed) = self.still_allowed_scopes(&described.owner)? else {
+        let Some(standing) = self.standing(&described.owner, described.issued_at)? else {
             return Ok(Introspection::default());
         };
-        let scope = self.config.scope_set(&described.scopes).intersection(&allowed);
+        let scope = self.held_scopes(&described.scopes, &standing).join(" ");
         Ok(Introspection {
             active: true,
-            scope: Some(scope.to_string()),
+            scope: Some(scope),
             client_id: Some(described.owner.client_id),
             username: described.owner.user.map(|(username, _)| username),
             token_type: Some(match described.kind {
                 TokenKind::Access => "Bearer",
                 TokenKind::Refresh => "refresh_token",
             }),
-            exp: (described.expires_at != NEVER_EXPIRES).then_some(described.expires_at),
-            iat: Some(described.issued_at),
+            exp: (described.expires_at != NEVER_EXPIRES).then_some(described.expires_at / 1000),
+            iat: Some(described.issued_at / 1000),
         })
     }
 }

@@ -16,12 +16,13 @@ use std::borrow::Cow;
 
 use crate::config::{Application, Config, User, METADATA_PATH};
 use crate::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
+use crate::epochs::{CredentialChanges, CredentialKind};
 use crate::form::{query_parameter_names, FormError, FormParams};
 use crate::host::{Clock, Metrics, Randomness, SharedStore, StoreError};
 use crate::limits::{FailureLimiter, Principal};
 use crate::messages::ErrorResponse;
 use crate::registry::{ClientRecord, ClientRegistry};
-use crate::scope::ScopeSet;
+use crate::scope::{ScopeId, ScopeSet};
 use crate::store::{GrantOwner, TokenStore};
 
 pub use bearer::{CLIENT_ID_HEADER, SCOPE_HEADER, USERNAME_HEADER};
@@ -92,6 +93,8 @@ pub struct Host<'h> {
     pub random: &'h dyn Randomness,
     pub clock: &'h dyn Clock,
     pub metrics: &'h dyn Metrics,
+    /// When credentials last changed, as this VM last read it (see [`crate::epochs`]).
+    pub credential_changes: &'h CredentialChanges,
 }
 
 pub struct Gateway<'a> {
@@ -101,6 +104,7 @@ pub struct Gateway<'a> {
     registry: Option<ClientRegistry<'a>>,
     clock: &'a dyn Clock,
     metrics: &'a dyn Metrics,
+    credential_changes: &'a CredentialChanges,
 }
 
 /// An OAuth error: the code and a fixed description that never echoes input (RFC 6749 §5.2).
@@ -161,6 +165,7 @@ impl<'a> Gateway<'a> {
             }),
             clock: host.clock,
             metrics: host.metrics,
+            credential_changes: host.credential_changes,
         }
     }
 
@@ -175,7 +180,7 @@ impl<'a> Gateway<'a> {
 
     /// Sweeps the next slice of the token store (called from a timer on every VM).
     pub fn sweep_step(&self, buckets: u32) -> Result<(), StoreError> {
-        self.store.sweep_next(buckets, self.clock.now_secs())
+        self.store.sweep_next(buckets, self.clock.now_millis())
     }
 
     /// Which of the gateway's own endpoints `path_and_query` names, if any.
@@ -288,7 +293,7 @@ impl<'a> Gateway<'a> {
             ));
         }
         let principal = Principal::Client(&credentials.consumer_key);
-        let now = self.clock.now_secs();
+        let now = self.clock.now_millis();
         if let Some(wait) = self.limiter.locked_for(principal, now)? {
             return Err(locked_out(wait));
         }
@@ -319,7 +324,7 @@ impl<'a> Gateway<'a> {
         failure: OAuthError,
     ) -> Result<&'a User, OAuthError> {
         let principal = Principal::User(username);
-        let now = self.clock.now_secs();
+        let now = self.clock.now_millis();
         if let Some(wait) = self.limiter.locked_for(principal, now)? {
             return Err(locked_out(wait));
         }
@@ -372,22 +377,44 @@ impl<'a> Gateway<'a> {
         }
     }
 
-    /// The scopes a grant's owner may still hold under the current config; `None` when the
-    /// application or user is gone or their credentials changed since the grant was issued.
-    fn still_allowed_scopes(&self, owner: &GrantOwner) -> Result<Option<ScopeSet>, StoreError> {
+    /// The grant owner's application and user as the current config has them, for a token
+    /// issued at `issued_at`; `None` when either is gone or its credentials changed since.
+    fn standing(&self, owner: &GrantOwner, issued_at: u64) -> Result<Option<Standing<'a>>, StoreError> {
+        let changes = self.credential_changes;
+        if changes.ended(CredentialKind::Application, &owner.client_id, issued_at)
+            || owner
+                .user
+                .as_ref()
+                .is_some_and(|(name, _)| changes.ended(CredentialKind::User, name, issued_at))
+        {
+            return Ok(None);
+        }
         let Some(app) = self.application(&owner.client_id)? else { return Ok(None) };
         if app.fingerprint != owner.client_fingerprint {
             return Ok(None);
         }
-        Ok(match &owner.user {
-            None => Some(app.scopes.clone()),
-            Some((username, fingerprint)) => self
-                .config
-                .users
-                .get(username)
-                .filter(|user| user.fingerprint == *fingerprint)
-                .map(|user| app.scopes.intersection(&user.scopes)),
-        })
+        let user = match &owner.user {
+            None => None,
+            Some((username, fingerprint)) => {
+                match self.config.users.get(username).filter(|user| user.fingerprint == *fingerprint) {
+                    Some(user) => Some(user),
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(Standing { app, user }))
+    }
+
+    /// The names of stored scope ids that the owner may still hold, in name order.
+    fn held_scopes<'s>(&'s self, ids: &[ScopeId], standing: &Standing) -> Vec<&'s str> {
+        let mut names: Vec<&str> = ids
+            .iter()
+            .filter_map(|id| self.config.scope_names.get(id))
+            .map(String::as_str)
+            .filter(|name| standing.allows(name))
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// An RFC 6749 §5.2 error response, with the Basic challenge on 401 and `Allow` on 405.
@@ -403,6 +430,19 @@ impl<'a> Gateway<'a> {
             headers.push(("retry-after", wait.to_string()));
         }
         no_store_json(error.status, headers, ErrorResponse::new(error.code, error.description).to_json())
+    }
+}
+
+/// A grant owner as the current config knows them (see [`Gateway::standing`]).
+struct Standing<'a> {
+    app: Cow<'a, Application>,
+    user: Option<&'a User>,
+}
+
+impl Standing<'_> {
+    /// True when the application, and the user if any, may still hold `scope`.
+    fn allows(&self, scope: &str) -> bool {
+        self.app.scopes.contains(scope) && self.user.is_none_or(|user| user.scopes.contains(scope))
     }
 }
 

@@ -67,7 +67,7 @@ const ADMIN_AUTH_FAILED: OAuthError =
 
 impl<'a> Gateway<'a> {
     pub(super) fn registration_endpoint(&self, request: &EndpointRequest) -> Response {
-        self.answer(self.register(request))
+        self.answer(self.register(request), "POST")
     }
 
     pub(super) fn registered_client_endpoint(&self, request: &EndpointRequest, client_id: &str) -> Response {
@@ -77,12 +77,12 @@ impl<'a> Gateway<'a> {
                 Ok((200, Some(registration_response(record, None))))
             }
             "DELETE" => {
-                registry.delete(client_id, self.clock.now_secs()).map_err(registry_error)?;
+                registry.delete(client_id, self.clock.now_millis()).map_err(registry_error)?;
                 Ok((204, None))
             }
             _ => Err(oauth_error(405, "invalid_request", "use GET or DELETE")),
         });
-        self.answer(result)
+        self.answer(result, "GET, DELETE")
     }
 
     pub(super) fn regenerate_secret_endpoint(&self, request: &EndpointRequest, client_id: &str) -> Response {
@@ -91,13 +91,18 @@ impl<'a> Gateway<'a> {
                 return Err(oauth_error(405, "invalid_request", "use POST"));
             }
             let registered =
-                registry.regenerate_secret(client_id, self.clock.now_secs()).map_err(registry_error)?;
+                registry.regenerate_secret(client_id, self.clock.now_millis()).map_err(registry_error)?;
             Ok((200, Some(registration_response(registered.record, Some(registered.secret)))))
         });
-        self.answer(result)
+        self.answer(result, "POST")
     }
 
-    fn answer(&self, result: Result<(u16, Option<RegistrationResponse>), OAuthError>) -> Response {
+    /// `allow`: the methods this resource accepts, for a 405's `Allow` header.
+    fn answer(
+        &self,
+        result: Result<(u16, Option<RegistrationResponse>), OAuthError>,
+        allow: &str,
+    ) -> Response {
         match result {
             Ok((status, Some(body))) => {
                 no_store_json(status, Vec::new(), serde_json::to_vec(&body).unwrap_or_default())
@@ -105,7 +110,7 @@ impl<'a> Gateway<'a> {
             Ok((status, None)) => Response { status, headers: Vec::new(), body: Vec::new() },
             Err(error) if error.status == 405 => {
                 let body = ErrorResponse::new(error.code, error.description).to_json();
-                json_response(405, vec![("allow", "GET, POST, DELETE".to_owned())], body)
+                json_response(405, vec![("allow", allow.to_owned())], body)
             }
             Err(error) => self.oauth_error_response(&error),
         }
@@ -159,7 +164,7 @@ impl<'a> Gateway<'a> {
             grant_types,
             saas: payload.saas_app,
         };
-        let registered = registry.register(registration, self.clock.now_secs()).map_err(registry_error)?;
+        let registered = registry.register(registration, self.clock.now_millis()).map_err(registry_error)?;
         self.metrics.add(Metric::Registrations, 1);
         Ok((201, Some(registration_response(registered.record, Some(registered.secret)))))
     }

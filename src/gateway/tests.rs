@@ -1,6 +1,7 @@
 use super::*;
 use crate::config::tests::DEMO;
 use crate::credentials::encode_basic_credentials;
+use crate::epochs::CredentialChanges;
 use crate::host::{ManualClock, MemoryStore, RecordedMetrics, SystemRandomness};
 use crate::metrics::Metric;
 
@@ -11,6 +12,7 @@ struct Rig {
     shared: MemoryStore,
     clock: ManualClock,
     metrics: RecordedMetrics,
+    changes: CredentialChanges,
 }
 
 impl Rig {
@@ -25,17 +27,29 @@ impl Rig {
             shared: MemoryStore::default(),
             clock: ManualClock::at(1_700_000_000),
             metrics: RecordedMetrics::default(),
+            changes: CredentialChanges::default(),
         };
         rig.gateway().initialize_store().unwrap();
         rig
     }
 
     fn host(&self) -> Host<'_> {
-        Host { shared: &self.shared, random: &SystemRandomness, clock: &self.clock, metrics: &self.metrics }
+        Host {
+            shared: &self.shared,
+            random: &SystemRandomness,
+            clock: &self.clock,
+            metrics: &self.metrics,
+            credential_changes: &self.changes,
+        }
     }
 
     fn gateway(&self) -> Gateway<'_> {
         Gateway::new(&self.config, self.host())
+    }
+
+    /// A gateway over this rig's store with another config and its credential changes.
+    fn gateway_with<'a>(&'a self, (config, changes): &'a (Config, CredentialChanges)) -> Gateway<'a> {
+        Gateway::new(config, Host { credential_changes: changes, ..self.host() })
     }
 
     fn token_request(
@@ -783,7 +797,72 @@ fn repeated_failures_lock_a_client_or_user_out_for_a_while() {
     assert_eq!(rig.token("grant_type=client_credentials").0.status, 200);
     // The password grant counts per username, known or not.
     for _ in 0..10 {
-        assert_eq!(rig.token("grant_type=password&username=admin&password=guess").field("error"), "invalid_grant");
+        assert_eq!(
+            rig.token("grant_type=password&username=admin&password=guess").field("error"),
+            "invalid_grant"
+        );
     }
     assert_eq!(rig.token("grant_type=password&username=admin&password=admin").0.status, 429);
+}
+
+#[test]
+fn restoring_old_credentials_does_not_revive_ended_tokens() {
+    let rig = Rig::demo();
+    // Each load records its credentials, as every VM does in on_configure; the clock moves
+    // between loads as it would between config updates.
+    let load = |json: &str| {
+        rig.clock.advance(10);
+        let config = Config::from_json(json.as_bytes()).unwrap();
+        let changes =
+            CredentialChanges::record(&rig.shared, &config.credentials(), rig.clock.now_millis()).unwrap();
+        (config, changes)
+    };
+    let status_under = |loaded: &(Config, CredentialChanges), token: &str| {
+        let authorization = format!("Bearer {token}");
+        let request = ApiRequest { method: "GET", path: "/api/orders", authorization: Some(&authorization) };
+        status_of(&rig.gateway_with(loaded).authorize(&request))
+    };
+    let issue_under = |loaded: &(Config, CredentialChanges)| {
+        let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
+        let request = EndpointRequest {
+            method: "POST",
+            path: "/token",
+            authorization: Some(&basic),
+            content_type: Some(FORM),
+            body: b"grant_type=client_credentials",
+        };
+        Reply(rig.gateway_with(loaded).serve(&Endpoint::Token, &request)).field("access_token")
+    };
+    let original = load(DEMO);
+    let token = issue_under(&original);
+    assert_eq!(status_under(&original, &token), 200);
+    // Reloading the same config changes nothing.
+    assert_eq!(status_under(&load(DEMO), &token), 200);
+    let rotated = load(&DEMO.replace("demo-secret", "rotated"));
+    assert_eq!(status_under(&rotated, &token), 401);
+    assert_eq!(status_under(&load(DEMO), &token), 401, "rolling back revived the token");
+    // Envoy may reuse the very first config's root without on_configure: its timer re-reads
+    // the changes, and with them the token stays dead.
+    let reused = (Config::from_json(DEMO.as_bytes()).unwrap(), CredentialChanges::read(&rig.shared).unwrap());
+    assert_eq!(status_under(&reused, &token), 401, "a reused root revived the token");
+    // Removing the application and adding it back later does not revive its tokens either.
+    let fresh = issue_under(&load(DEMO));
+    rig.clock.advance(1);
+    let with_another_app = DEMO.replacen(
+        "\"applications\": [",
+        "\"applications\": [ { \"consumer_key\": \"other\", \"consumer_secret\": \"x\", \"scopes\": [\"orders:read\"] },",
+        1,
+    );
+    let without_demo_app =
+        with_another_app.replace("\"consumer_key\": \"demo-app\"", "\"consumer_key\": \"renamed\"");
+    assert_eq!(status_under(&load(&with_another_app), &fresh), 200);
+    load(&without_demo_app);
+    assert_eq!(
+        status_under(&load(&with_another_app), &fresh),
+        401,
+        "re-adding the application revived its token"
+    );
+    // Tokens issued after the last change work.
+    let latest = load(&with_another_app);
+    assert_eq!(status_under(&latest, &issue_under(&latest)), 200);
 }

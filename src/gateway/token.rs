@@ -48,7 +48,7 @@ impl<'a> Gateway<'a> {
             ),
             None => None,
         };
-        let now = self.clock.now_secs();
+        let now = self.clock.now_millis();
         let body = match grant {
             GrantType::ClientCredentials => {
                 let scopes = narrow(requested, &app.scopes)?;
@@ -76,7 +76,7 @@ impl<'a> Gateway<'a> {
                 let refresh_expires_at = app
                     .grant_types
                     .contains(&GrantType::RefreshToken)
-                    .then(|| now.saturating_add(self.config.refresh_validity_secs));
+                    .then(|| now.saturating_add(self.config.refresh_validity_secs.saturating_mul(1000)));
                 self.issue_grant(&app, owner, scopes, refresh_expires_at, now)?
             }
             GrantType::RefreshToken => {
@@ -124,12 +124,13 @@ impl<'a> Gateway<'a> {
         let mut access_expires_at = 0;
         let decide = |record: &GrantRecord| -> Result<RefreshPlan, RefreshRefusal> {
             // Credentials changed or removed since the grant: the grant is dead.
-            let allowed = match self.still_allowed_scopes(&record.owner) {
-                Ok(Some(allowed)) => allowed,
+            let issued_at = record.refresh.as_ref().map_or(0, |refresh| refresh.issued_at);
+            let standing = match self.standing(&record.owner, issued_at) {
+                Ok(Some(standing)) => standing,
                 Ok(None) | Err(_) => return Err(RefreshRefusal::InvalidGrant),
             };
             // The grant keeps its scope; the access token may narrow it (RFC 6749 §6).
-            let grant_scopes = self.config.scope_set(&record.scopes).intersection(&allowed);
+            let grant_scopes = ScopeSet::from_names(self.held_scopes(&record.scopes, &standing));
             let access_scopes = match requested {
                 Some(requested) if !requested.is_subset(&grant_scopes) => {
                     return Err(RefreshRefusal::InvalidScope)
@@ -141,7 +142,8 @@ impl<'a> Gateway<'a> {
             let plan = RefreshPlan {
                 access_scopes: Some(access_scopes.ids()),
                 access_expires_at,
-                refresh_expires_at: now.saturating_add(self.config.refresh_validity_secs),
+                refresh_expires_at: now
+                    .saturating_add(self.config.refresh_validity_secs.saturating_mul(1000)),
             };
             granted = access_scopes;
             Ok(plan)
@@ -178,7 +180,8 @@ fn token_body(issued: IssuedTokens, scopes: &ScopeSet, access_expires_at: u64, n
     TokenResponse {
         access_token: issued.access_token,
         token_type: "Bearer".to_owned(),
-        expires_in: (access_expires_at != NEVER_EXPIRES).then(|| access_expires_at.saturating_sub(now)),
+        expires_in: (access_expires_at != NEVER_EXPIRES)
+            .then(|| access_expires_at.saturating_sub(now).div_ceil(1000)),
         refresh_token: issued.refresh_token,
         scope: Some(scopes.to_string()),
     }

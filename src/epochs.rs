@@ -1,0 +1,207 @@
+//! Credential changes: what makes ending a token by a config change final.
+//!
+//! A grant remembers a fingerprint of the credentials it was issued under, so a config that
+//! changes a secret or removes an application ends its tokens without touching the store. A
+//! fingerprint alone, though, would bring those tokens back if a later config restored the old
+//! secret or re-added the application. So every VM that loads a config records, in one
+//! shared-data key, when each application's and user's credentials last changed or
+//! disappeared; a token issued before its owner's last change is dead, whatever the fingerprint
+//! says.
+//!
+//! Envoy may reuse an earlier config's plugin without calling `on_configure` again (a config
+//! update that restores an earlier config exactly), so each VM also re-reads the record on a
+//! timer, and its view is at most one timer period old.
+
+use std::collections::HashMap;
+
+use crate::buckets::{put_short_bytes, Reader};
+use crate::host::{SharedStore, StoreError};
+
+const KEY: &str = "tokengate/credential-changes";
+const CAS_ATTEMPTS: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CredentialKind {
+    Application,
+    User,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    fingerprint: u32,
+    /// When the credentials last changed or disappeared (0: never).
+    changed_at: u64,
+    present: bool,
+}
+
+type Entries = HashMap<(CredentialKind, String), Entry>;
+
+fn decode(bytes: &[u8]) -> Entries {
+    let mut entries = HashMap::new();
+    let mut r = Reader(bytes);
+    while let Some(kind) = r.u8() {
+        let kind = if kind == b'u' { CredentialKind::User } else { CredentialKind::Application };
+        let (Some(name), Some(fingerprint), Some(changed_at), Some(present)) =
+            (r.short_string(), r.u32(), r.u64(), r.u8())
+        else {
+            break;
+        };
+        entries.insert((kind, name), Entry { fingerprint, changed_at, present: present != 0 });
+    }
+    entries
+}
+
+fn encode(entries: &Entries) -> Vec<u8> {
+    let mut sorted: Vec<_> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::new();
+    for ((kind, name), entry) in sorted {
+        out.push(if *kind == CredentialKind::User { b'u' } else { b'a' });
+        put_short_bytes(&mut out, name.as_bytes());
+        out.extend_from_slice(&entry.fingerprint.to_be_bytes());
+        out.extend_from_slice(&entry.changed_at.to_be_bytes());
+        out.push(u8::from(entry.present));
+    }
+    out
+}
+
+/// When each application's or user's credentials last changed, as one VM last read it:
+/// by name, the application's and the user's time (0: never changed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialChanges(HashMap<String, [u64; 2]>);
+
+impl CredentialChanges {
+    fn from_entries(entries: &Entries) -> Self {
+        let mut changes: HashMap<String, [u64; 2]> = HashMap::new();
+        for ((kind, name), entry) in entries.iter().filter(|(_, entry)| entry.changed_at > 0) {
+            let times = changes.entry(name.clone()).or_default();
+            match kind {
+                CredentialKind::Application => times[0] = entry.changed_at,
+                CredentialKind::User => times[1] = entry.changed_at,
+            }
+        }
+        CredentialChanges(changes)
+    }
+
+    /// True when a token issued at `issued_at` predates the last change of this credential.
+    pub fn ended(&self, kind: CredentialKind, name: &str, issued_at: u64) -> bool {
+        let Some([application, user]) = self.0.get(name) else { return false };
+        let changed_at = match kind {
+            CredentialKind::Application => application,
+            CredentialKind::User => user,
+        };
+        issued_at < *changed_at
+    }
+
+    /// Reads the shared record without changing it (the timer's refresh).
+    pub fn read(shared: &dyn SharedStore) -> Result<Self, StoreError> {
+        Ok(match shared.get(KEY)? {
+            Some((bytes, _)) => CredentialChanges::from_entries(&decode(&bytes)),
+            None => CredentialChanges::default(),
+        })
+    }
+
+    /// Records the credentials of a config being loaded at `now`, and returns the changes.
+    ///
+    /// `credentials` lists every configured (kind, name, fingerprint). A name seen before with
+    /// another fingerprint, or coming back after it disappeared, changed now; a name missing
+    /// from this config disappeared now.
+    pub fn record(
+        shared: &dyn SharedStore,
+        credentials: &[(CredentialKind, &str, u32)],
+        now: u64,
+    ) -> Result<Self, StoreError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let (before, cas) = match shared.get(KEY)? {
+                Some((bytes, cas)) => (decode(&bytes), cas),
+                None => (HashMap::new(), 0),
+            };
+            let mut entries = before.clone();
+            for entry in entries.values_mut() {
+                entry.present = false;
+            }
+            for &(kind, name, fingerprint) in credentials {
+                let key = (kind, name.to_owned());
+                match (entries.get_mut(&key), before.get(&key)) {
+                    (Some(entry), Some(old)) => {
+                        if old.fingerprint != fingerprint || !old.present {
+                            entry.fingerprint = fingerprint;
+                            entry.changed_at = now;
+                        }
+                        entry.present = true;
+                    }
+                    _ => {
+                        entries.insert(key, Entry { fingerprint, changed_at: 0, present: true });
+                    }
+                }
+            }
+            for (key, entry) in entries.iter_mut() {
+                if !entry.present && before.get(key).is_some_and(|old| old.present) {
+                    entry.changed_at = now;
+                }
+            }
+            if entries == before {
+                return Ok(CredentialChanges::from_entries(&entries));
+            }
+            match shared.set(KEY, &encode(&entries), cas) {
+                Ok(()) => return Ok(CredentialChanges::from_entries(&entries)),
+                Err(StoreError::CasMismatch) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::CasMismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::MemoryStore;
+    use CredentialKind::{Application as App, User};
+
+    #[test]
+    fn an_unchanged_config_changes_nothing_and_writes_nothing() {
+        let shared = MemoryStore::default();
+        let config = [(App, "a", 1), (User, "a", 2)];
+        let changes = CredentialChanges::record(&shared, &config, 10).unwrap();
+        assert!(!changes.ended(App, "a", 0));
+        let (_, cas) = shared.get(KEY).unwrap().unwrap();
+        CredentialChanges::record(&shared, &config, 20).unwrap();
+        assert_eq!(shared.get(KEY).unwrap().unwrap().1, cas, "reloading the same config rewrote the record");
+    }
+
+    #[test]
+    fn a_new_secret_ends_older_tokens_even_after_a_rollback() {
+        let shared = MemoryStore::default();
+        CredentialChanges::record(&shared, &[(App, "a", 1)], 10).unwrap();
+        let rotated = CredentialChanges::record(&shared, &[(App, "a", 2)], 20).unwrap();
+        assert!(rotated.ended(App, "a", 19));
+        assert!(!rotated.ended(App, "a", 20));
+        let restored = CredentialChanges::record(&shared, &[(App, "a", 1)], 30).unwrap();
+        assert!(restored.ended(App, "a", 15), "rolling back revived a token from before the rotation");
+        // A VM that kept the old config sees the same through the timer's read.
+        assert_eq!(CredentialChanges::read(&shared).unwrap(), restored);
+    }
+
+    #[test]
+    fn removing_and_re_adding_a_name_ends_its_older_tokens() {
+        let shared = MemoryStore::default();
+        CredentialChanges::record(&shared, &[(App, "a", 1), (App, "b", 5)], 10).unwrap();
+        CredentialChanges::record(&shared, &[(App, "b", 5)], 20).unwrap();
+        CredentialChanges::record(&shared, &[(App, "b", 5)], 25).unwrap();
+        let back = CredentialChanges::record(&shared, &[(App, "a", 1), (App, "b", 5)], 30).unwrap();
+        assert!(back.ended(App, "a", 15));
+        assert!(!back.ended(App, "a", 30));
+        assert!(!back.ended(App, "b", 0), "an unchanged name was affected");
+        assert!(!back.ended(User, "a", 0));
+    }
+
+    #[test]
+    fn the_record_round_trips() {
+        let mut entries = Entries::new();
+        entries.insert((App, "ä".to_owned()), Entry { fingerprint: 7, changed_at: 3, present: true });
+        entries.insert((User, "u".to_owned()), Entry { fingerprint: 9, changed_at: 0, present: false });
+        assert_eq!(decode(&encode(&entries)), entries);
+        assert!(decode(&[0xff, 0xff]).is_empty());
+    }
+}

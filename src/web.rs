@@ -1,0 +1,494 @@
+//! wasm-bindgen glue for the browser package (feature `web`, target `wasm32-unknown-unknown`).
+//!
+//! Thin on purpose: every rule lives in [`crate::client`] and [`crate::challenge`], which are
+//! plain Rust with native tests. This module only turns JavaScript values into Rust values and
+//! back, names things in camelCase, and turns every failure into a real JS `Error` carrying a
+//! stable `code` (serde-wasm-bindgen's one-error-type pattern).
+
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::challenge;
+use crate::client::{self, ClientError, GrantRequest, GrantRequestInput, JsonField, ScopeInput};
+use crate::scope::ScopeSet;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** The fields of a `/token` request; empty strings count as absent. */
+export interface TokenRequestInput {
+  grantType: "client_credentials" | "password" | "refresh_token";
+  username?: string;
+  password?: string;
+  refreshToken?: string;
+  /** A space-separated string or a list of scope names; absent means the server's default. */
+  scope?: string | string[];
+}
+
+/** What to send to `/token`: `fetch(url, { method: "POST", headers: { "Content-Type": contentType, Authorization }, body })`. */
+export interface TokenRequestBody {
+  body: string;
+  contentType: string;
+}
+
+export interface Credentials {
+  consumerKey: string;
+  consumerSecret: string;
+}
+
+/** What every function throws: a real `Error` with a stable `code`. Server errors (RFC 6749 §5.2)
+ * carry the server's `error` as `code`, and its `error_description` and `scope` when sent. */
+export interface TokengateError extends Error {
+  name: "TokengateError";
+  code: string;
+  errorDescription?: string;
+  scope?: string;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "TokenRequestInput")]
+    pub type TokenRequestInput;
+    #[wasm_bindgen(typescript_type = "TokenRequestBody")]
+    pub type TokenRequestBody;
+    #[wasm_bindgen(typescript_type = "Credentials")]
+    pub type Credentials;
+}
+
+/// The one error type: a JS `Error` named `TokengateError` with a `code` property.
+pub struct Error(JsValue);
+
+impl From<Error> for JsValue {
+    fn from(error: Error) -> JsValue {
+        error.0
+    }
+}
+
+impl Error {
+    fn new(code: &str, message: &str) -> Error {
+        let error = js_sys::Error::new(message);
+        error.set_name("TokengateError");
+        set(&error, "code", &code.into());
+        Error(error.into())
+    }
+
+    /// A JavaScript caller passed a value of the wrong type.
+    fn argument(message: &str) -> Error {
+        Error::new("invalid_argument", message)
+    }
+}
+
+impl From<ClientError> for Error {
+    fn from(error: ClientError) -> Error {
+        let js = Error::new(error.code(), &error.message());
+        if let ClientError::Server(response) = &error {
+            if let Some(description) = &response.error_description {
+                set(&js.0, "errorDescription", &description.into());
+            }
+            if let Some(scope) = &response.scope {
+                set(&js.0, "scope", &scope.into());
+            }
+        }
+        js
+    }
+}
+
+fn set(target: &JsValue, key: &str, value: &JsValue) {
+    // Reflect.set only fails on frozen objects or proxies, never on the fresh ones set here.
+    let _ = Reflect::set(target, &JsValue::from_str(key), value);
+}
+
+/// A string argument; `undefined` or a number would otherwise reach Rust as the text
+/// "undefined" or "42".
+fn string_arg(value: &JsValue, name: &str) -> Result<String, Error> {
+    value.as_string().ok_or_else(|| Error::argument(&format!("{name} must be a string")))
+}
+
+/// An optional string field of an options object: absent, `undefined` and `null` are `None`.
+fn optional_string(object: &JsValue, name: &str) -> Result<Option<String>, Error> {
+    let value = Reflect::get(object, &JsValue::from_str(name))
+        .map_err(|_| Error::argument("tokenRequest takes an object"))?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    string_arg(&value, name).map(Some)
+}
+
+/// A scope given as `"a b"` or `["a", "b"]`.
+fn scope_arg(value: &JsValue, name: &str) -> Result<Option<Result<String, Vec<String>>>, Error> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    if let Some(text) = value.as_string() {
+        return Ok(Some(Ok(text)));
+    }
+    if Array::is_array(value) {
+        let names = Array::from(value)
+            .iter()
+            .map(|item| string_arg(&item, &format!("every item of {name}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Some(Err(names)));
+    }
+    Err(Error::argument(&format!("{name} must be a string or an array of strings")))
+}
+
+fn scope_input(scope: &Option<Result<String, Vec<String>>>) -> Option<ScopeInput<'_>> {
+    match scope {
+        None => None,
+        Some(Ok(text)) => Some(ScopeInput::Text(text)),
+        Some(Err(names)) => Some(ScopeInput::Names(names)),
+    }
+}
+
+/// Milliseconds since the epoch from JS (`Date.now()` when absent).
+fn millis_arg(value: Option<f64>, name: &str) -> Result<u64, Error> {
+    let millis = value.unwrap_or_else(js_sys::Date::now);
+    // 2^53: past it a JS number no longer counts milliseconds exactly.
+    if !millis.is_finite() || !(0.0..=9_007_199_254_740_992.0).contains(&millis) {
+        return Err(Error::argument(&format!("{name} must be a non-negative number of milliseconds")));
+    }
+    Ok(millis as u64)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials and headers
+
+/// Base64 of `form-encode(consumerKey) ":" form-encode(consumerSecret)` (RFC 6749 §2.3.1). For
+/// keys and secrets made only of `A-Z a-z 0-9 - . _ ~` this is exactly `btoa(key + ":" + secret)`;
+/// other characters are form-encoded first (space as `+`, the rest as `%XX` of their UTF-8), which
+/// the gateway decodes back. Throws `empty_consumer_key`, `empty_consumer_secret` or
+/// `control_character` for a pair the gateway would refuse.
+#[wasm_bindgen(js_name = encodeCredentials)]
+pub fn encode_credentials(
+    #[wasm_bindgen(js_name = consumerKey, unchecked_param_type = "string")] consumer_key: JsValue,
+    #[wasm_bindgen(js_name = consumerSecret, unchecked_param_type = "string")] consumer_secret: JsValue,
+) -> Result<String, Error> {
+    let key = string_arg(&consumer_key, "consumerKey")?;
+    let secret = string_arg(&consumer_secret, "consumerSecret")?;
+    Ok(client::encode_credentials(&key, &secret)?)
+}
+
+/// The reverse of `encodeCredentials`, with the gateway's own decoder. Throws `bad_base64`,
+/// `no_colon`, `not_utf8`, `bad_percent_encoding`, `empty_consumer_key`, `empty_consumer_secret`
+/// or `control_character`.
+#[wasm_bindgen(js_name = decodeCredentials)]
+pub fn decode_credentials(
+    #[wasm_bindgen(unchecked_param_type = "string")] encoded: JsValue,
+) -> Result<Credentials, Error> {
+    let (key, secret) = client::decode_credentials(&string_arg(&encoded, "encoded")?)?;
+    let object = Object::new();
+    set(&object, "consumerKey", &key.into());
+    set(&object, "consumerSecret", &secret.into());
+    Ok(object.unchecked_into())
+}
+
+/// `"Basic " + encodeCredentials(consumerKey, consumerSecret)`, for the `/token` request.
+#[wasm_bindgen(js_name = basicAuthorization)]
+pub fn basic_authorization(
+    #[wasm_bindgen(js_name = consumerKey, unchecked_param_type = "string")] consumer_key: JsValue,
+    #[wasm_bindgen(js_name = consumerSecret, unchecked_param_type = "string")] consumer_secret: JsValue,
+) -> Result<String, Error> {
+    let key = string_arg(&consumer_key, "consumerKey")?;
+    let secret = string_arg(&consumer_secret, "consumerSecret")?;
+    Ok(client::basic_authorization(&key, &secret)?)
+}
+
+/// `"Bearer " + accessToken`, for API calls. Throws `malformed_bearer_token` for a token that
+/// is not an RFC 6750 b64token (the gateway would answer 400).
+#[wasm_bindgen(js_name = bearerAuthorization)]
+pub fn bearer_authorization(
+    #[wasm_bindgen(js_name = accessToken, unchecked_param_type = "string")] access_token: JsValue,
+) -> Result<String, Error> {
+    Ok(client::bearer_authorization(&string_arg(&access_token, "accessToken")?)?)
+}
+
+/// The form body and content type of an RFC 7009 revocation request (`POST /revoke`, with
+/// `basicAuthorization` like `/token`). `tokenTypeHint` is `"access_token"` or
+/// `"refresh_token"`. Throws `malformed_bearer_token` or `unknown_token_type_hint`.
+#[wasm_bindgen(js_name = revocationRequest)]
+pub fn revocation_request(
+    #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
+    #[wasm_bindgen(js_name = tokenTypeHint, unchecked_param_type = "\"access_token\" | \"refresh_token\" | undefined")]
+    token_type_hint: JsValue,
+) -> Result<TokenRequestBody, Error> {
+    let token = string_arg(&token, "token")?;
+    let hint = if token_type_hint.is_undefined() || token_type_hint.is_null() {
+        None
+    } else {
+        Some(string_arg(&token_type_hint, "tokenTypeHint")?)
+    };
+    Ok(form_request(client::revocation_body(&token, hint.as_deref())?))
+}
+
+/// `{ body, contentType }` for a form POST.
+fn form_request(body: String) -> TokenRequestBody {
+    let object = Object::new();
+    set(&object, "body", &body.into());
+    set(&object, "contentType", &client::FORM_CONTENT_TYPE.into());
+    object.unchecked_into()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token requests and responses
+
+/// The form body and content type of a `/token` request, checked before anything is sent.
+/// Throws `missing_parameter` (a password grant without a username, …), `unexpected_parameter`
+/// (a password on a client_credentials grant, …), `unknown_grant_type`, `malformed_scope`, or
+/// `invalid_argument` for a field of the wrong type or an unknown field name.
+#[wasm_bindgen(js_name = tokenRequest)]
+pub fn token_request(input: &TokenRequestInput) -> Result<TokenRequestBody, Error> {
+    const FIELDS: [&str; 5] = ["grantType", "username", "password", "refreshToken", "scope"];
+    if !input.is_object() {
+        return Err(Error::argument("tokenRequest takes an object"));
+    }
+    for key in Object::keys(input.unchecked_ref::<Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !FIELDS.contains(&key.as_str()) {
+            return Err(Error::argument(&format!(
+                "tokenRequest has no field \"{key}\"; the fields are {}",
+                FIELDS.join(", ")
+            )));
+        }
+    }
+    let grant_type = optional_string(input, "grantType")?;
+    let username = optional_string(input, "username")?;
+    let password = optional_string(input, "password")?;
+    let refresh_token = optional_string(input, "refreshToken")?;
+    let scope_value = Reflect::get(input, &JsValue::from_str("scope"))
+        .map_err(|_| Error::argument("tokenRequest takes an object"))?;
+    let scope = scope_arg(&scope_value, "scope")?;
+    let request = GrantRequest::from_input(&GrantRequestInput {
+        grant_type: grant_type.as_deref(),
+        username: username.as_deref(),
+        password: password.as_deref(),
+        refresh_token: refresh_token.as_deref(),
+        scope: scope_input(&scope),
+    })?;
+    Ok(form_request(request.form_body()))
+}
+
+/// Reads a `/token` response body (success or error, whatever the status): the text, or the
+/// object `response.json()` gave. `nowMs` is when it arrived (default `Date.now()`). Throws the
+/// server's `error` as `code` for an RFC 6749 §5.2 error body, or `not_json`,
+/// `invalid_token_response`, `unsupported_token_type`.
+#[wasm_bindgen(js_name = parseTokenResponse)]
+pub fn parse_token_response(
+    #[wasm_bindgen(unchecked_param_type = "string | object")] body: JsValue,
+    #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>,
+) -> Result<TokenSet, Error> {
+    let now = millis_arg(now_ms, "nowMs")?;
+    // The browser's own JSON parser: the package then carries none.
+    let value = match body.as_string() {
+        Some(text) => js_sys::JSON::parse(&text).map_err(|_| ClientError::NotJson)?,
+        None => body,
+    };
+    if !value.is_object() || Array::is_array(&value) {
+        return Err(ClientError::InvalidTokenResponse("it is not a JSON object").into());
+    }
+    Ok(TokenSet(client::read_token_response(&JsObject(value.unchecked_into()), now)?))
+}
+
+/// A parsed JSON object seen through [`client::JsonObject`]: own properties only.
+struct JsObject(Object);
+
+impl client::JsonObject for JsObject {
+    fn field(&self, name: &str) -> JsonField {
+        let key = JsValue::from_str(name);
+        if !Object::has_own(&self.0, &key) {
+            return JsonField::Absent;
+        }
+        let value = Reflect::get(&self.0, &key).unwrap_or(JsValue::UNDEFINED);
+        if value.is_null() {
+            JsonField::Null
+        } else if let Some(text) = value.as_string() {
+            JsonField::String(text)
+        } else if let Some(number) = value.as_f64() {
+            JsonField::Number(number)
+        } else {
+            JsonField::Other
+        }
+    }
+}
+
+/// A successful token response. `expiresAt` is in milliseconds since the epoch, like
+/// `Date.now()`; it and `expiresIn` are absent for a token that never expires.
+#[wasm_bindgen]
+pub struct TokenSet(client::TokenSet);
+
+#[wasm_bindgen]
+impl TokenSet {
+    #[wasm_bindgen(getter, js_name = accessToken)]
+    pub fn access_token(&self) -> String {
+        self.0.access_token.clone()
+    }
+
+    #[wasm_bindgen(getter, js_name = tokenType)]
+    pub fn token_type(&self) -> String {
+        self.0.token_type.clone()
+    }
+
+    #[wasm_bindgen(getter, js_name = expiresIn)]
+    pub fn expires_in(&self) -> Option<f64> {
+        self.0.expires_in.map(|secs| secs as f64)
+    }
+
+    #[wasm_bindgen(getter, js_name = expiresAt)]
+    pub fn expires_at(&self) -> Option<f64> {
+        self.0.expires_at_ms.map(|ms| ms as f64)
+    }
+
+    #[wasm_bindgen(getter, js_name = refreshToken)]
+    pub fn refresh_token(&self) -> Option<String> {
+        self.0.refresh_token.clone()
+    }
+
+    /// The granted scope names, sorted; empty when the server did not list them.
+    #[wasm_bindgen(getter)]
+    pub fn scopes(&self) -> Vec<String> {
+        self.0.scope.iter().flat_map(|set| set.iter().map(str::to_owned)).collect()
+    }
+
+    /// The granted scope as the space-separated string the server sent (sorted).
+    #[wasm_bindgen(getter)]
+    pub fn scope(&self) -> Option<String> {
+        self.0.scope.as_ref().map(ScopeSet::to_string)
+    }
+
+    /// True when the token holds every scope in `required` (`"a b"` or `["a", "b"]`).
+    #[wasm_bindgen(js_name = hasScopes)]
+    pub fn has_scopes(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | string[]")] required: JsValue,
+    ) -> Result<bool, Error> {
+        let scope = scope_arg(&required, "required")?
+            .ok_or_else(|| Error::argument("required must be a string or an array of strings"))?;
+        let required =
+            scope_input(&Some(scope)).map(ScopeInput::parse).transpose()?.flatten().unwrap_or_default();
+        Ok(self.0.has_scopes(&required))
+    }
+
+    /// True once the token has expired at `nowMs` (default `Date.now()`), or will within
+    /// `skewMs` (default 0). Never true for a token that never expires.
+    #[wasm_bindgen(js_name = isExpired)]
+    pub fn is_expired(
+        &self,
+        #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>,
+        #[wasm_bindgen(js_name = skewMs)] skew_ms: Option<f64>,
+    ) -> Result<bool, Error> {
+        Ok(self
+            .0
+            .is_expired(millis_arg(now_ms, "nowMs")?, millis_arg(Some(skew_ms.unwrap_or(0.0)), "skewMs")?))
+    }
+
+    /// Milliseconds left at `nowMs` (default `Date.now()`), 0 once expired; `undefined` for a
+    /// token that never expires. What a countdown shows.
+    #[wasm_bindgen(js_name = remainingMs)]
+    pub fn remaining_ms(
+        &self,
+        #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>,
+    ) -> Result<Option<f64>, Error> {
+        Ok(self.0.remaining_ms(millis_arg(now_ms, "nowMs")?).map(|ms| ms as f64))
+    }
+
+    /// The `/token` request that trades the refresh token for a new set (`scope` narrows the new
+    /// access token only). Throws `missing_parameter` when the set has no refresh token.
+    #[wasm_bindgen(js_name = refreshRequest)]
+    pub fn refresh_request(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | string[] | undefined")] scope: JsValue,
+    ) -> Result<TokenRequestBody, Error> {
+        let scope = scope_arg(&scope, "scope")?;
+        let scope = scope_input(&scope).map(ScopeInput::parse).transpose()?.flatten();
+        let request = self.0.refresh_request(scope).ok_or(ClientError::MissingParameter {
+            grant: Some(crate::config::GrantType::RefreshToken),
+            parameter: "a refresh token",
+        })?;
+        Ok(form_request(request.form_body()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Challenges
+
+/// The first challenge of a `WWW-Authenticate` value. Throws `malformed_challenge`.
+#[wasm_bindgen(js_name = parseChallenge)]
+pub fn parse_challenge(
+    #[wasm_bindgen(unchecked_param_type = "string")] value: JsValue,
+) -> Result<Challenge, Error> {
+    parse_challenges(value)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::new("malformed_challenge", "no challenge"))
+}
+
+/// Every challenge of a `WWW-Authenticate` value, in order. Throws `malformed_challenge`.
+#[wasm_bindgen(js_name = parseChallenges)]
+pub fn parse_challenges(
+    #[wasm_bindgen(unchecked_param_type = "string")] value: JsValue,
+) -> Result<Vec<Challenge>, Error> {
+    let text = string_arg(&value, "wwwAuthenticate")?;
+    let challenges = challenge::parse_challenges(&text).map_err(|error| {
+        Error::new("malformed_challenge", &format!("the WWW-Authenticate value is malformed: {}", error.0))
+    })?;
+    Ok(challenges.into_iter().map(Challenge).collect())
+}
+
+/// One `WWW-Authenticate` challenge, e.g. `Bearer realm="tokengate", error="insufficient_scope",
+/// scope="orders:write"`.
+#[wasm_bindgen]
+pub struct Challenge(challenge::Challenge);
+
+#[wasm_bindgen]
+impl Challenge {
+    /// The scheme as sent (`Bearer`, `Basic`, …): compare it case-insensitively.
+    #[wasm_bindgen(getter)]
+    pub fn scheme(&self) -> String {
+        self.0.scheme.clone()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn realm(&self) -> Option<String> {
+        self.0.realm().map(str::to_owned)
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn error(&self) -> Option<String> {
+        self.0.error().map(str::to_owned)
+    }
+
+    #[wasm_bindgen(getter, js_name = errorDescription)]
+    pub fn error_description(&self) -> Option<String> {
+        self.0.error_description().map(str::to_owned)
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn scope(&self) -> Option<String> {
+        self.0.scope().map(str::to_owned)
+    }
+
+    /// The scope names of a Bearer challenge (with `insufficient_scope`: what the resource needs).
+    #[wasm_bindgen(getter)]
+    pub fn scopes(&self) -> Vec<String> {
+        self.0.scopes().iter().map(str::to_owned).collect()
+    }
+
+    /// What to do: `"authenticate"` (no usable credentials were sent), `"refresh"` (the token is
+    /// unknown, expired or revoked: refresh, or log in again), `"request_scope"` (get a token
+    /// with `scopes`), `"fix_request"` (the request is malformed) or `"unknown"`.
+    #[wasm_bindgen(getter, js_name = nextStep)]
+    pub fn next_step(&self) -> String {
+        self.0.next_step().as_str().to_owned()
+    }
+
+    /// Any auth-param by name, case-insensitively.
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.0.param(name).map(str::to_owned)
+    }
+}
+
+/// The package's version (the crate's).
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}

@@ -1,0 +1,81 @@
+"""Starts what the console's browser test needs, as `make run` does, on free ports.
+
+The real Envoy with the built tokengate filter and envoy/envoy.yaml's demo
+configuration (through the e2e tier's harness, so the browser test runs the
+same config the e2e tables do), the demo upstream, and the console's static
+file server (web/serve_console.py) as the `tokengate_console` cluster of
+web/envoy-console.yaml.
+
+Prints one JSON line once everything answers:
+    {"url": "http://127.0.0.1:PORT", "log": "/path/to/envoy.log"}
+then waits until its standard input closes (the test ends) and stops it all.
+Run with the project's .venv Python: `make test-web` does.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+import harness  # noqa: E402  (the e2e tier's Envoy rig, reused as is)
+import yaml  # noqa: E402
+
+CONSOLE_SERVER = REPO / "web" / "serve_console.py"
+CONSOLE_CLUSTER = REPO / "web" / "envoy-console.yaml"
+
+
+class ConsoleServer:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CONSOLE_SERVER), "0", str(REPO)],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on "):
+            harness._stop(self.proc)
+            raise RuntimeError(f"console server did not start: {line!r}")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        harness._stop(self.proc)
+
+
+def console_clusters(port: int) -> list[dict]:
+    """web/envoy-console.yaml's clusters, pointed at `port`."""
+    clusters = yaml.safe_load(CONSOLE_CLUSTER.read_text())["static_resources"]["clusters"]
+    for cluster in clusters:
+        for endpoints in cluster["load_assignment"]["endpoints"]:
+            for lb in endpoints["lb_endpoints"]:
+                lb["endpoint"]["address"]["socket_address"]["port_value"] = port
+    return clusters
+
+
+def main() -> None:
+    harness.require_artifacts()
+    for built in (REPO / "pkg" / "tokengate.js", REPO / "pkg" / "tokengate_bg.wasm"):
+        if not built.is_file():
+            raise FileNotFoundError(f"{built} not found: run `make build-web`")
+    upstream = harness.Upstream()
+    console = ConsoleServer()
+    try:
+        config = harness.render_envoy_config(harness.demo_plugin_config(), upstream.port)
+        config["static_resources"]["clusters"].extend(console_clusters(console.port))
+        workdir = Path(tempfile.mkdtemp(prefix="tokengate-console-"))
+        with harness.Gateway("console", workdir, config) as gateway:
+            print(json.dumps({"url": gateway.url(""), "log": str(gateway.log_path)}), flush=True)
+            sys.stdin.read()  # until the test closes our stdin
+    finally:
+        console.stop()
+        upstream.stop()
+
+
+if __name__ == "__main__":
+    main()

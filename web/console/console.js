@@ -1,0 +1,276 @@
+// The API console: get a token from this gateway and try its APIs, using only the tokengate
+// browser package (served from ./pkg/, built by `make build-web`). Every request goes to the
+// page's own origin, the gateway itself, so there is no CORS to set up.
+//
+// Nothing from the network is ever put into the page as HTML: only textContent.
+
+import init, {
+  basicAuthorization,
+  bearerAuthorization,
+  parseChallenge,
+  parseTokenResponse,
+  revocationRequest,
+  tokenRequest,
+  version,
+} from "./pkg/tokengate.js";
+
+const TOKEN_ENDPOINT = "/token";
+const REVOCATION_ENDPOINT = "/revoke";
+
+const $ = (id) => document.getElementById(id);
+
+/** The TokenSet of the last successful /token call (a wasm object: freed when replaced). */
+let tokenSet = null;
+let countdownTimer = null;
+
+// ------------------------------------------------------------------------------------------
+// Output
+
+/** Counts messages, so a script driving the page (the browser test) can wait for the next one. */
+let said = 0;
+
+function say(kind, text) {
+  const message = $("message");
+  message.dataset.kind = kind;
+  message.textContent = text;
+  document.body.dataset.said = String(++said);
+}
+
+function showResponse(label, response, text) {
+  $("status").textContent = `${label} → ${response.status} ${response.statusText}`;
+  $("status").dataset.status = String(response.status);
+  const lines = [];
+  for (const [name, value] of response.headers) lines.push(`${name}: ${value}`);
+  $("headers").textContent = lines.join("\n") || "(none)";
+  let body = text;
+  try {
+    body = JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    // not JSON: shown as it came
+  }
+  $("body").textContent = body || "(empty)";
+}
+
+/** A TokengateError from the package: thrown before sending (the package's own codes) or
+ * read from the server's answer (RFC 6749 §5.2 codes, with their description). */
+function sayError(error, status) {
+  if (error?.name !== "TokengateError") {
+    say("error", `Unexpected error: ${error}`);
+    return;
+  }
+  if (status === undefined) {
+    say("error", `Not sent: ${error.message} [${error.code}]`);
+  } else {
+    const description = error.errorDescription ? `: ${error.errorDescription}` : "";
+    say("denied", `${status} ${error.code}${description}`);
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// The token
+
+function formatRemaining(ms) {
+  if (ms === undefined) return "never";
+  if (ms <= 0) return "expired";
+  const total = Math.ceil(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const mm = String(m).padStart(2, "0");
+  const ss = String(s).padStart(2, "0");
+  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+function tick() {
+  $("token-expiry").textContent = tokenSet ? formatRemaining(tokenSet.remainingMs()) : "–";
+}
+
+function adopt(set) {
+  if (tokenSet) tokenSet.free();
+  tokenSet = set;
+  $("access-token").value = set.accessToken;
+  $("token-scopes").textContent = set.scopes.join(" ") || "(not listed)";
+  $("token-refresh").textContent = set.refreshToken
+    ? "yes (it rotates: each one works once)"
+    : "none (this grant has no refresh token)";
+  $("refresh-token").disabled = !set.refreshToken;
+  $("revoke-token").disabled = false;
+  clearInterval(countdownTimer);
+  tick();
+  countdownTimer = setInterval(tick, 1000);
+}
+
+/** POSTs a form to a token endpoint with the application's Basic credentials. */
+async function postForm(url, request) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: {
+      "Content-Type": request.contentType,
+      Authorization: basicAuthorization($("consumer-key").value, $("consumer-secret").value),
+    },
+    body: request.body,
+    cache: "no-store",
+    credentials: "omit",
+  });
+  return { response, text: await response.text() };
+}
+
+/** One /token call: build the request (the package refuses incomplete input before anything
+ * is sent), send it, and read the answer, success or error. */
+async function tokenCall(label, makeRequest) {
+  let request;
+  try {
+    request = makeRequest();
+    basicAuthorization($("consumer-key").value, $("consumer-secret").value);
+  } catch (error) {
+    sayError(error);
+    return;
+  }
+  const { response, text } = await postForm(TOKEN_ENDPOINT, request);
+  showResponse(`POST ${TOKEN_ENDPOINT}`, response, text);
+  try {
+    const set = parseTokenResponse(text);
+    adopt(set);
+    say("ok", `${label}: scopes ${set.scopes.join(" ") || "(not listed)"}, expires in ${formatRemaining(set.remainingMs())}.`);
+  } catch (error) {
+    sayError(error, response.status);
+  }
+}
+
+function getToken(event) {
+  event.preventDefault();
+  const grantType = $("grant-type").value;
+  const input = { grantType, scope: $("scope").value.trim() };
+  if (grantType === "password") {
+    input.username = $("username").value;
+    input.password = $("password").value;
+  }
+  return tokenCall("Token issued", () => tokenRequest(input));
+}
+
+function refresh() {
+  if (!tokenSet) return;
+  return tokenCall("Token refreshed", () => tokenSet.refreshRequest());
+}
+
+async function revoke() {
+  let request;
+  try {
+    request = revocationRequest($("access-token").value.trim(), "access_token");
+  } catch (error) {
+    sayError(error);
+    return;
+  }
+  const { response, text } = await postForm(REVOCATION_ENDPOINT, request);
+  showResponse(`POST ${REVOCATION_ENDPOINT}`, response, text);
+  if (response.ok) {
+    say("ok", "Revoked: the access token no longer works (try it out to see the 401).");
+  } else {
+    try {
+      parseTokenResponse(text);
+      say("error", `${response.status} ${response.statusText}`);
+    } catch (error) {
+      sayError(error, response.status);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Try it out
+
+/** Explains a refusal from the WWW-Authenticate challenge: what went wrong and what to do. */
+function explain(response) {
+  const header = response.headers.get("www-authenticate");
+  if (!header) {
+    say(response.ok ? "ok" : "error", response.ok
+      ? `${response.status}: the gateway let the request through.`
+      : `${response.status} ${response.statusText}`);
+    return;
+  }
+  let challenge;
+  try {
+    challenge = parseChallenge(header);
+  } catch (error) {
+    say("error", `${response.status}: unreadable challenge (${error.message})`);
+    return;
+  }
+  const status = response.status;
+  const description = challenge.errorDescription ? ` (${challenge.errorDescription})` : "";
+  switch (challenge.nextStep) {
+    case "authenticate":
+      say("denied", `${status}: no access token was sent. Get a token first.`);
+      break;
+    case "refresh":
+      say("denied", `${status} ${challenge.error}${description}: the token is unknown, expired or revoked. Refresh it, or get a new one.`);
+      break;
+    case "request_scope": {
+      const needed = challenge.scopes;
+      const held = tokenSet && tokenSet.accessToken === $("access-token").value.trim()
+        ? ` The token has: ${tokenSet.scopes.join(" ") || "(not listed)"}.`
+        : "";
+      say("denied", `${status} ${challenge.error}: this resource needs scope ${needed.join(" ")}.${held} Get a token with ${needed.join(" ")}.`);
+      break;
+    }
+    case "fix_request":
+      say("error", `${status} ${challenge.error}${description}: the request is malformed.`);
+      break;
+    default:
+      say("error", `${status} ${challenge.error ?? challenge.scheme}${description}`);
+  }
+  challenge.free();
+}
+
+async function tryIt(event) {
+  event.preventDefault();
+  const [method, path] = $("resource").value.split(" ");
+  const token = $("access-token").value.trim();
+  const headers = {};
+  if (token) {
+    try {
+      headers.Authorization = bearerAuthorization(token);
+    } catch (error) {
+      sayError(error);
+      return;
+    }
+  }
+  const options = { method, headers, cache: "no-store", credentials: "omit" };
+  if (method === "POST") {
+    headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify({ item: "demo", quantity: 1 });
+  }
+  const response = await fetch(path, options);
+  showResponse(`${method} ${path}`, response, await response.text());
+  explain(response);
+}
+
+// ------------------------------------------------------------------------------------------
+
+function wire() {
+  $("grant-type").addEventListener("change", () => {
+    $("user-fields").hidden = $("grant-type").value !== "password";
+  });
+  $("token-form").addEventListener("submit", getToken);
+  $("try-form").addEventListener("submit", tryIt);
+  $("refresh-token").addEventListener("click", refresh);
+  $("revoke-token").addEventListener("click", revoke);
+}
+
+async function start() {
+  const status = $("package-status");
+  try {
+    const started = performance.now();
+    await init();
+    const loaded = performance.now() - started;
+    status.textContent = `tokengate package ${version()} loaded in ${loaded.toFixed(1)} ms.`;
+    status.dataset.state = "ready";
+  } catch (error) {
+    status.textContent = `The package did not load: ${error}. Run \`make build-web\`.`;
+    status.dataset.state = "failed";
+    return;
+  }
+  wire();
+  for (const id of ["get-token", "try-it"]) $(id).disabled = false;
+  document.body.dataset.ready = "true";
+}
+
+start();
