@@ -292,52 +292,55 @@ impl<'a> Gateway<'a> {
                 "client_id does not match the authenticated client",
             ));
         }
-        let principal = Principal::Client(&credentials.consumer_key);
-        let now = self.clock.now_millis();
-        if let Some(wait) = self.limiter.locked_for(principal, now)? {
-            return Err(locked_out(wait));
-        }
         let app = self.application(&credentials.consumer_key)?;
-        let verified = match &app {
-            Some(app) => app.verifier.verify(&credentials.consumer_secret),
-            None => {
-                // An unknown key costs what a wrong secret costs (RFC 6749 §10.10).
-                self.config.decoy_client_verifier.verify(&credentials.consumer_secret);
-                false
-            }
-        };
-        match app {
-            Some(app) if verified => Ok(app),
-            _ => {
-                self.limiter.record_failure(principal, now)?;
-                Err(CLIENT_AUTH_FAILED)
-            }
-        }
+        self.verify_secret(
+            Principal::Client(&credentials.consumer_key),
+            app,
+            |app| &app.verifier,
+            &self.config.decoy_client_verifier,
+            &credentials.consumer_secret,
+            CLIENT_AUTH_FAILED,
+        )
     }
 
-    /// Checks a username and password (an unknown user against a decoy, so it costs the
-    /// same); `failure` is the error for wrong credentials.
+    /// Checks a username and password; `failure` is the error for wrong credentials.
     fn authenticate_user(
         &self,
         username: &str,
         password: &str,
         failure: OAuthError,
     ) -> Result<&'a User, OAuthError> {
-        let principal = Principal::User(username);
+        let user = self.config.users.get(username);
+        let decoy = &self.config.decoy_user_verifier;
+        self.verify_secret(Principal::User(username), user, |user| &user.verifier, decoy, password, failure)
+    }
+
+    /// Checks a presented secret of `principal` (the application or user `found` under that
+    /// name, if any) under the brute-force limits: refused while the name is locked out, an
+    /// unknown name checked against `decoy` so it costs what a wrong secret costs (RFC 6749
+    /// §10.10), and every failure counted.
+    fn verify_secret<T>(
+        &self,
+        principal: Principal,
+        found: Option<T>,
+        verifier: impl Fn(&T) -> &SecretVerifier,
+        decoy: &SecretVerifier,
+        presented: &str,
+        failure: OAuthError,
+    ) -> Result<T, OAuthError> {
         let now = self.clock.now_millis();
         if let Some(wait) = self.limiter.locked_for(principal, now)? {
             return Err(locked_out(wait));
         }
-        let user = self.config.users.get(username);
-        let verified = match user {
-            Some(user) => user.verifier.verify(password),
+        let verified = match &found {
+            Some(item) => verifier(item).verify(presented),
             None => {
-                self.config.decoy_user_verifier.verify(password);
+                decoy.verify(presented);
                 false
             }
         };
-        match user {
-            Some(user) if verified => Ok(user),
+        match found {
+            Some(item) if verified => Ok(item),
             _ => {
                 self.limiter.record_failure(principal, now)?;
                 Err(failure)

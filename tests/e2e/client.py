@@ -34,6 +34,9 @@ EXPIRY_WAIT_S = 2.5
 # §10.10), which is at least 22 characters in any of these alphabets.
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 MIN_TOKEN_CHARS = 22
+# RFC 3986 unreserved characters: what generated client ids and secrets use,
+# so that raw and form-encoded HTTP Basic credentials are the same bytes.
+UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]+")
 # RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.
 ERROR_DESCRIPTION = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 
@@ -137,9 +140,10 @@ def describe(resp: requests.Response) -> str:
 
 
 def expect(resp: requests.Response, status: int, headers: dict[str, Matcher] | None = None,
-           body: dict[str, Matcher] | None = None) -> dict | None:
+           body: dict[str, Matcher] | None = None, exact: bool = False) -> dict | None:
     """Assert status, headers (case-insensitive names) and JSON body fields.
 
+    With `exact`, the body must have no fields besides those in `body`.
     Returns the parsed JSON body when `body` was given. All mismatches are
     reported together, with the full exchange.
     """
@@ -173,6 +177,9 @@ def expect(resp: requests.Response, status: int, headers: dict[str, Matcher] | N
                         problems.append(f"field {key} missing")
                     elif not _matches(want, data[key]):
                         problems.append(f"field {key}: {data[key]!r} does not match {want!r}")
+                extra = sorted(set(data) - set(body))
+                if exact and extra:
+                    problems.append(f"unexpected fields {extra}")
     assert not problems, "; ".join(problems) + describe(resp)
     return data
 
@@ -182,9 +189,10 @@ class Expect:
     status: int
     headers: dict = field(default_factory=dict)
     body: dict | None = None
+    exact: bool = False  # the body has exactly the fields of `body`
 
     def check(self, resp: requests.Response) -> dict | None:
-        return expect(resp, self.status, self.headers, self.body)
+        return expect(resp, self.status, self.headers, self.body, self.exact)
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,34 @@ class Row:
 
 def run_row(gw, row: Row, values: dict[str, str] | None = None) -> dict | None:
     return row.want.check(send(gw, row.req.render(values or {})))
+
+
+# Fresh connections until every worker has served this many of them.
+PER_WORKER = 3
+MAX_CONNECTIONS = 200
+
+
+def on_every_worker(gw, req: Req, want: "Expect | Callable[[requests.Response], Any]",
+                    per_worker: int = PER_WORKER) -> int:
+    """Send `req` on fresh connections until each Envoy worker has served at
+    least `per_worker` of them, checking every response; returns how many
+    were sent.
+
+    Each worker runs its own wasm VM, so this proves a token (or its
+    revocation, or a new application) is seen by every VM, not just the one
+    that issued it. Which worker takes a connection is the kernel's choice;
+    Envoy's per-worker listener stats say who did.
+    """
+    check = want.check if isinstance(want, Expect) else want
+    before = gw.worker_connections()
+    sent = 0
+    while True:
+        check(send(gw, Req(req.method, req.path, {**req.headers, "Connection": "close"}, req.body)))
+        sent += 1
+        served = [now - then for now, then in zip(gw.worker_connections(), before)]
+        if min(served) >= per_worker:
+            return sent
+        assert sent < MAX_CONNECTIONS, f"{sent} fresh connections, yet the workers served {served}"
 
 
 # --- challenges (RFC 9110 §11.6.1, RFC 6750 §3)

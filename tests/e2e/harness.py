@@ -14,6 +14,7 @@ import copy
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 ENVOY_YAML = REPO / "envoy" / "envoy.yaml"
+# The same listener served by file-based LDS (envoy/dynamic/envoy.yaml names lds.yaml).
+DYNAMIC_BOOTSTRAP = REPO / "envoy" / "dynamic" / "envoy.yaml"
+DYNAMIC_LDS = REPO / "envoy" / "dynamic" / "lds.yaml"
 DEMO_UPSTREAM = REPO / "envoy" / "demo_upstream.py"
 WASM_FILTER_NAME = "envoy.filters.http.wasm"
 # The path envoy.yaml must name, relative to the repository root (Envoy's cwd).
@@ -67,9 +71,13 @@ def require_artifacts() -> None:
 # ---------------------------------------------------------------- configuration
 
 
-def load_demo_envoy_config() -> dict:
-    with ENVOY_YAML.open() as f:
+def load_yaml(path: Path) -> dict:
+    with path.open() as f:
         return yaml.safe_load(f)
+
+
+def load_demo_envoy_config() -> dict:
+    return load_yaml(ENVOY_YAML)
 
 
 def _listener(cfg: dict) -> dict:
@@ -77,11 +85,16 @@ def _listener(cfg: dict) -> dict:
     return listener
 
 
-def wasm_filter(cfg: dict) -> dict:
-    """The `config` block of the tokengate filter inside an Envoy config."""
-    hcm = _listener(cfg)["filter_chains"][0]["filters"][0]["typed_config"]
+def listener_wasm_filter(listener: dict) -> dict:
+    """The `config` block of the tokengate filter inside one listener."""
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     (wasm,) = [f for f in hcm["http_filters"] if f["name"] == WASM_FILTER_NAME]
     return wasm["typed_config"]["config"]
+
+
+def wasm_filter(cfg: dict) -> dict:
+    """The `config` block of the tokengate filter inside an Envoy config."""
+    return listener_wasm_filter(_listener(cfg))
 
 
 def demo_plugin_config() -> dict:
@@ -100,22 +113,67 @@ def with_changes(base: dict, **top_level: Any) -> dict:
     return cfg
 
 
-def render_envoy_config(plugin_config: dict | str, upstream_port: int) -> dict:
+def free_port() -> int:
+    """A loopback port nobody listens on right now, for the rare test that
+    must know its listener's port before Envoy starts (say, to put it in the
+    plugin config); everything else binds port 0."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def render_envoy_config(plugin_config: dict | str, upstream_port: int, listener_port: int = 0) -> dict:
     """envoy/envoy.yaml with free ports, the module under test and a plugin config.
 
     `plugin_config` may be a string to pass text that is not valid JSON.
     """
     cfg = load_demo_envoy_config()
-    _listener(cfg)["address"]["socket_address"]["port_value"] = 0
+    _listener(cfg)["address"]["socket_address"]["port_value"] = listener_port
     cfg["admin"]["address"]["socket_address"]["port_value"] = 0
     (cluster,) = cfg["static_resources"]["clusters"]
     endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     endpoint["address"]["socket_address"]["port_value"] = upstream_port
-    wasm = wasm_filter(cfg)
+    _set_plugin(wasm_filter(cfg), plugin_config)
+    return cfg
+
+
+def _set_plugin(wasm: dict, plugin_config: dict | str) -> None:
     wasm["vm_config"]["code"]["local"]["filename"] = str(wasm_module())
     text = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config, indent=1)
     wasm["configuration"]["value"] = text
+
+
+def render_lds(plugin_config: dict | str, version: str = "1") -> dict:
+    """envoy/dynamic/lds.yaml with a free port, the module under test and a plugin config."""
+    lds = load_yaml(DYNAMIC_LDS)
+    (listener,) = lds["resources"]
+    listener["address"]["socket_address"]["port_value"] = 0
+    _set_plugin(listener_wasm_filter(listener), plugin_config)
+    lds["version_info"] = version
+    return lds
+
+
+def render_dynamic_bootstrap(lds_path: Path, upstream_port: int) -> dict:
+    """envoy/dynamic/envoy.yaml reading its listener from `lds_path`, with free ports."""
+    cfg = load_yaml(DYNAMIC_BOOTSTRAP)
+    cfg["dynamic_resources"]["lds_config"]["path_config_source"]["path"] = str(lds_path)
+    cfg["admin"]["address"]["socket_address"]["port_value"] = 0
+    (cluster,) = cfg["static_resources"]["clusters"]
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    endpoint["address"]["socket_address"]["port_value"] = upstream_port
     return cfg
+
+
+def write_yaml_atomically(path: Path, data: dict) -> None:
+    """Replace `path` the way Envoy's file-based xDS needs: write a sibling, rename over.
+
+    Envoy reloads a path_config_source file when a file is moved onto it; the
+    rename is atomic, so it never reads a half-written file.
+    """
+    tmp = path.with_name(path.name + ".next")
+    with tmp.open("w") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- processes
@@ -227,7 +285,9 @@ class Envoy:
             self.admin = f"http://{address}"
         try:
             return requests.get(f"{self.admin}/ready", timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Also busy: the admin interface shares the main thread with
+            # on_configure, which creates the token store's buckets.
             return False
 
     def _listener_port(self) -> int:
@@ -236,6 +296,18 @@ class Envoy:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def stats(self, pattern: str = "") -> dict[str, int]:
+        """Counters and gauges from the admin /stats whose names match the regex `pattern`."""
+        params = {"format": "json", **({"filter": pattern} if pattern else {})}
+        entries = requests.get(f"{self.admin}/stats", params=params, timeout=5).json()["stats"]
+        return {e["name"]: e["value"] for e in entries if "value" in e}
+
+    def worker_connections(self) -> list[int]:
+        """Connections each worker has accepted on the gateway's listener so far (index = worker)."""
+        counts = self.stats(rf"^listener\.127\.0\.0\.1_{self.port}\.worker_\d+\.downstream_cx_total$")
+        by_worker = {int(name.split(".worker_")[1].split(".")[0]): value for name, value in counts.items()}
+        return [by_worker.get(i, 0) for i in range(CONCURRENCY)]
 
     def log(self, offset: int = 0) -> str:
         if not self.log_path.exists():
@@ -274,3 +346,61 @@ class Gateway(Envoy):
         if self in RUNNING:
             RUNNING.remove(self)
         self.stop()
+
+
+class ListenerUpdateError(RuntimeError):
+    pass
+
+
+class DynamicGateway(Gateway):
+    """A gateway whose listener comes from an LDS file (envoy/dynamic/), so that a
+    test can change the filter's configuration while Envoy keeps running."""
+
+    def __init__(self, name: str, workdir: Path, plugin_config: dict, upstream_port: int) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.lds_path = workdir / "lds.yaml"
+        self.plugin_config = plugin_config
+        self.version = 1
+        write_yaml_atomically(self.lds_path, render_lds(plugin_config, str(self.version)))
+        super().__init__(name, workdir, render_dynamic_bootstrap(self.lds_path, upstream_port))
+
+    @property
+    def token_path(self) -> str:
+        return self.plugin_config.get("token_endpoint", "/token")
+
+    def update(self, plugin_config: dict | str, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Rename a new LDS file into place and wait until Envoy serves it.
+
+        Applied means: LDS accepted the new version, no listener is warming
+        (the new filter chain's VMs are configured), and the old listener or
+        filter chain is draining, which Envoy starts only once every worker
+        has the new one: from then on a new connection meets the new
+        configuration. (Envoy's own integration tests wait the same way.) A
+        refused update raises ListenerUpdateError with the log.
+        """
+        before = self._listener_manager()
+        self.version += 1
+        write_yaml_atomically(self.lds_path, render_lds(plugin_config, str(self.version)))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = self._listener_manager()
+            if now["lds.update_rejected"] > before["lds.update_rejected"]:
+                raise ListenerUpdateError(f"Envoy rejected LDS version {self.version}; log:\n{self.log()}")
+            if (now["lds.update_success"] > before["lds.update_success"]
+                    and now.get("lds.version_text") == str(self.version)
+                    and now["total_listeners_warming"] == 0
+                    and now["draining"] > before["draining"]):
+                if not isinstance(plugin_config, str):
+                    self.plugin_config = plugin_config
+                self.port = self._listener_port()
+                return
+            time.sleep(0.05)
+        raise ListenerUpdateError(f"LDS version {self.version} not applied after {timeout}s; log:\n{self.log()}")
+
+    def _listener_manager(self) -> dict:
+        found = self.stats(r"^listener_manager\.(lds\.update_(success|rejected)|lds\.version_text|"
+                           r"total_listeners_warming|total_(listeners|filter_chains)_draining)$")
+        state = {name.removeprefix("listener_manager."): value for name, value in found.items()}
+        # Old listeners (a full replacement) or old filter chains (an in-place update) being drained.
+        state["draining"] = state["total_listeners_draining"] + state["total_filter_chains_draining"]
+        return state
