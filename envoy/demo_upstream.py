@@ -31,6 +31,9 @@ IDENTITY_HEADER_PREFIX = "x-tokengate-"
 class EchoHandler(BaseHTTPRequestHandler):
     # HTTP/1.1 keeps Envoy's upstream connections alive between requests.
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle plus the
+    # client's delayed ACK holds every response back ~40 ms.
+    disable_nagle_algorithm = True
     server_version = "tokengate-demo-upstream"
 
     def __getattr__(self, name):

@@ -55,16 +55,26 @@ impl<'h> BucketTable<'h> {
     }
 
     /// Creates the buckets that do not exist yet; returns how many it created.
+    ///
+    /// A smaller table than last time empties the buckets it gives up: their records could
+    /// not be swept, and a later, larger table would bring them back to life.
     pub fn initialize(&self) -> Result<u32, StoreError> {
         let meta_key = format!("tokengate/{}/count", self.name);
         let existing = match self.shared.get(&meta_key)? {
             Some((value, _)) => value.as_slice().try_into().map(u32::from_be_bytes).unwrap_or(0),
             None => 0,
         };
-        if existing >= self.count {
+        let empty = encode_bucket::<NoRecord>(&[]);
+        if existing > self.count {
+            for index in self.count..existing {
+                self.shared.set(&self.key(index), &empty, 0)?;
+            }
+            self.shared.set(&meta_key, &self.count.to_be_bytes(), 0)?;
             return Ok(0);
         }
-        let empty = encode_bucket::<NoRecord>(&[]);
+        if existing == self.count {
+            return Ok(0);
+        }
         let mut created = 0;
         for index in existing..self.count {
             let key = self.key(index);
@@ -297,6 +307,17 @@ mod tests {
         assert_eq!(bigger.initialize().unwrap(), 2);
         assert_eq!(decode_bucket::<Note>(&bigger.read(2).unwrap().unwrap()), vec![Note(1, 10)]);
         assert_eq!(shared.key_count(), 6 + 2, "buckets, the count and the sweep cursor");
+    }
+
+    #[test]
+    fn a_smaller_table_empties_what_it_gives_up_so_growing_again_revives_nothing() {
+        let shared = MemoryStore::default();
+        let big = BucketTable::new(&shared, "t", 6);
+        big.initialize().unwrap();
+        big.update(5, 0, push(Note(1, 10))).unwrap();
+        BucketTable::new(&shared, "t", 4).initialize().unwrap();
+        big.initialize().unwrap();
+        assert!(decode_bucket::<Note>(&big.read(5).unwrap().unwrap()).is_empty());
     }
 
     #[test]

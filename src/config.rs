@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::credentials::SecretVerifier;
 use crate::epochs::CredentialKind;
-use crate::limits::LockoutPolicy;
+use crate::limits::{LockoutPolicy, NAMES_PER_BUCKET};
 use crate::registry::client_bucket_count_for;
 use crate::routes::{Access, PathTemplate, RouteRule, RouteTable};
 use crate::scope::{is_scope_token, scope_id, ScopeId, ScopeSet};
@@ -72,6 +72,8 @@ struct RawConfig {
     access_token_validity_secs: i64,
     #[serde(default = "default_refresh_validity")]
     refresh_token_validity_secs: i64,
+    #[serde(default = "default_refresh_reuse_grace")]
+    refresh_token_reuse_grace_ms: u64,
     #[serde(default = "default_max_body_bytes")]
     max_body_bytes: usize,
     #[serde(default)]
@@ -106,11 +108,13 @@ struct RawLockout {
     max_failures: u16,
     window_secs: u64,
     lockout_secs: u64,
+    /// Names whose failures can be counted at once (see [`crate::limits`]).
+    tracked_names: u32,
 }
 
 impl Default for RawLockout {
     fn default() -> Self {
-        RawLockout { max_failures: 10, window_secs: 60, lockout_secs: 300 }
+        RawLockout { max_failures: 10, window_secs: 60, lockout_secs: 300, tracked_names: 4096 }
     }
 }
 
@@ -190,6 +194,9 @@ fn default_access_validity() -> i64 {
 fn default_refresh_validity() -> i64 {
     DEFAULT_REFRESH_VALIDITY_SECS
 }
+fn default_refresh_reuse_grace() -> u64 {
+    5_000
+}
 fn default_max_body_bytes() -> usize {
     DEFAULT_MAX_BODY_BYTES
 }
@@ -207,10 +214,14 @@ pub enum Validity {
 }
 
 impl Validity {
-    /// When a token issued at `now_ms` expires, in milliseconds.
+    /// When a token issued at `now_ms` expires, in milliseconds. A finite validity never
+    /// reaches [`crate::store::NEVER_EXPIRES`], even from a broken clock's `u64::MAX`: such a
+    /// token is born expired instead of immortal.
     pub fn expires_at(self, now_ms: u64) -> u64 {
         match self {
-            Validity::Seconds(secs) => now_ms.saturating_add(secs.saturating_mul(1000)),
+            Validity::Seconds(secs) => {
+                now_ms.saturating_add(secs.saturating_mul(1000)).min(crate::store::NEVER_EXPIRES - 1)
+            }
             Validity::Never => crate::store::NEVER_EXPIRES,
         }
     }
@@ -239,7 +250,6 @@ pub struct User {
 /// Dynamic client registration, when enabled.
 pub struct RegistrationConfig {
     pub endpoint: String,
-    pub capacity: u32,
     pub bucket_count: u32,
     /// Grant types a registration may ask for.
     pub grant_types: BTreeSet<GrantType>,
@@ -259,6 +269,8 @@ pub struct Config {
     /// Access token lifetime for registered applications.
     pub default_access_validity: Validity,
     pub refresh_validity_secs: u64,
+    /// How long the refresh token just replaced counts as a lost race, not a reuse.
+    pub refresh_reuse_grace_ms: u64,
     pub max_body_bytes: usize,
     pub forward_authorization: bool,
     pub store_capacity: u32,
@@ -267,6 +279,7 @@ pub struct Config {
     pub users: HashMap<String, User>,
     pub routes: RouteTable,
     pub lockout: LockoutPolicy,
+    pub lockout_bucket_count: u32,
     /// Every configured scope by its stored id.
     pub scope_names: HashMap<ScopeId, String>,
     /// Checked when a client or user is unknown, so that case costs what a wrong secret costs.
@@ -345,6 +358,9 @@ impl Config {
             secs if secs > 0 => secs.unsigned_abs(),
             _ => return Err(problem("refresh_token_validity_secs", "must be a positive number of seconds")),
         };
+        if raw.refresh_token_reuse_grace_ms > 60_000 {
+            return Err(problem("refresh_token_reuse_grace_ms", "must be at most 60000"));
+        }
         if !(256..=1 << 20).contains(&raw.max_body_bytes) {
             return Err(problem("max_body_bytes", "must be between 256 and 1048576"));
         }
@@ -357,6 +373,12 @@ impl Config {
         }
         if lockout.max_failures > 0 && !(1..=86_400).contains(&lockout.lockout_secs) {
             return Err(problem("lockout.lockout_secs", "must be between 1 and 86400"));
+        }
+        if !(NAMES_PER_BUCKET as u32..=MAX_STORE_CAPACITY).contains(&lockout.tracked_names) {
+            return Err(problem(
+                "lockout.tracked_names",
+                format!("must be between 8 and {MAX_STORE_CAPACITY}"),
+            ));
         }
         if raw.applications.is_empty() {
             return Err(problem("applications", "at least one application is needed"));
@@ -460,7 +482,6 @@ impl Config {
                 }
                 Some(RegistrationConfig {
                     endpoint: registration.endpoint,
-                    capacity: registration.capacity,
                     bucket_count: client_bucket_count_for(registration.capacity),
                     grant_types: registration.grant_types.into_iter().collect(),
                     scopes,
@@ -512,6 +533,9 @@ impl Config {
             rules.push(RouteRule { methods: resource.methods, template, access });
         }
 
+        let decoy_client_verifier =
+            SecretVerifier::decoy_like(applications.values().map(|app| &app.verifier));
+        let decoy_user_verifier = SecretVerifier::decoy_like(users.values().map(|user| &user.verifier));
         Ok(Config {
             realm: raw.realm,
             issuer: raw.issuer,
@@ -521,6 +545,7 @@ impl Config {
             registration,
             default_access_validity: access_validity,
             refresh_validity_secs,
+            refresh_reuse_grace_ms: raw.refresh_token_reuse_grace_ms,
             max_body_bytes: raw.max_body_bytes,
             forward_authorization: raw.forward_authorization,
             store_capacity: raw.store.capacity,
@@ -533,14 +558,20 @@ impl Config {
                 window_secs: raw.lockout.window_secs,
                 lockout_secs: raw.lockout.lockout_secs,
             },
+            lockout_bucket_count: raw.lockout.tracked_names.div_ceil(NAMES_PER_BUCKET as u32),
             scope_names,
-            decoy_client_verifier: SecretVerifier::from_plaintext("tokengate-decoy"),
-            decoy_user_verifier: decoy_user_verifier(),
+            decoy_client_verifier,
+            decoy_user_verifier,
         })
     }
 }
 
 impl Config {
+    /// When a refresh token issued (or rotated) at `now_ms` expires.
+    pub fn refresh_expires_at(&self, now_ms: u64) -> u64 {
+        Validity::Seconds(self.refresh_validity_secs).expires_at(now_ms)
+    }
+
     /// Every configured application and user with its credential fingerprint, for
     /// [`CredentialChanges::record`].
     pub fn credentials(&self) -> Vec<(CredentialKind, &str, u32)> {
@@ -553,15 +584,6 @@ impl Config {
                     .map(|user| (CredentialKind::User, user.username.as_str(), user.fingerprint)),
             )
             .collect()
-    }
-}
-
-/// A decoy with the cost of a typical configured password hash, for unknown usernames.
-fn decoy_user_verifier() -> SecretVerifier {
-    SecretVerifier::Pbkdf2Sha256 {
-        iterations: 10_000,
-        salt: b"tokengate-decoy".to_vec(),
-        digest: vec![0; 32],
     }
 }
 

@@ -161,6 +161,27 @@ impl SecretVerifier {
         }
     }
 
+    /// A verifier that accepts nothing and costs what the most common of `configured` costs:
+    /// checked for unknown names so that they take as long as a wrong secret (RFC 6749 §10.10).
+    pub fn decoy_like<'v>(configured: impl Iterator<Item = &'v SecretVerifier>) -> SecretVerifier {
+        let mut costs: Vec<(Option<u32>, usize)> = Vec::new();
+        for verifier in configured {
+            let cost = match verifier {
+                SecretVerifier::Sha256 { .. } => None,
+                SecretVerifier::Pbkdf2Sha256 { iterations, .. } => Some(*iterations),
+            };
+            match costs.iter_mut().find(|(known, _)| *known == cost) {
+                Some((_, count)) => *count += 1,
+                None => costs.push((cost, 1)),
+            }
+        }
+        let salt = b"tokengate-decoy".to_vec();
+        match costs.into_iter().max_by_key(|(_, count)| *count).and_then(|(cost, _)| cost) {
+            Some(iterations) => SecretVerifier::Pbkdf2Sha256 { iterations, salt, digest: vec![0; 32] },
+            None => SecretVerifier::Sha256 { salt, digest: [0; 32] },
+        }
+    }
+
     /// Checks a presented secret in time independent of where it differs.
     pub fn verify(&self, presented: &str) -> bool {
         match self {
@@ -334,5 +355,16 @@ mod tests {
         assert_eq!(a, SecretVerifier::from_plaintext("one").fingerprint("app"));
         assert_ne!(a, SecretVerifier::from_plaintext("two").fingerprint("app"));
         assert_ne!(a, SecretVerifier::from_plaintext("one").fingerprint("app2"));
+    }
+
+    #[test]
+    fn decoys_cost_what_the_most_common_configured_verifier_costs() {
+        let fast = SecretVerifier::from_plaintext("a");
+        let slow = SecretVerifier::Pbkdf2Sha256 { iterations: 5000, salt: vec![1], digest: vec![2; 32] };
+        let decoy = SecretVerifier::decoy_like([&slow, &fast, &slow].into_iter());
+        assert!(matches!(decoy, SecretVerifier::Pbkdf2Sha256 { iterations: 5000, .. }));
+        assert!(matches!(SecretVerifier::decoy_like([&fast].into_iter()), SecretVerifier::Sha256 { .. }));
+        assert!(matches!(SecretVerifier::decoy_like(std::iter::empty()), SecretVerifier::Sha256 { .. }));
+        assert!(!decoy.verify("") && !decoy.verify("a"));
     }
 }

@@ -46,8 +46,15 @@ fn percent_escapes_are_well_formed(raw: &[u8]) -> bool {
 }
 
 /// The parameters of a form body. Parameters with an empty value count as absent (§3.2).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Default, Clone, PartialEq, Eq)]
 pub struct FormParams(BTreeMap<String, String>);
+
+/// Names only: values include passwords, secrets and tokens.
+impl std::fmt::Debug for FormParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
 
 impl FormParams {
     pub fn parse(body: &[u8]) -> Result<Self, FormError> {

@@ -6,14 +6,19 @@
 //! failures in one window is locked for a while: every attempt is refused before any secret is
 //! checked, right or wrong, so guessing stops paying. Unknown names are counted like known
 //! ones, so a lockout does not reveal which names exist.
+//!
+//! The table never forgets a name while its window or lockout runs, so failures under made-up
+//! names cannot push a victim's count out. When a bucket is full of such names, a name not yet
+//! in it cannot be counted and is refused until a slot frees (fail closed): flooding the table
+//! can delay some logins, never open the door to unlimited guessing.
 
 use sha2::{Digest, Sha256};
 
 use crate::buckets::{BucketTable, Reader, Record};
 use crate::host::{SharedStore, StoreError};
 
-/// Names tracked per bucket; a full bucket forgets the attempt that is oldest and not locked.
-const NAMES_PER_BUCKET: usize = 8;
+/// Names tracked per bucket.
+pub const NAMES_PER_BUCKET: usize = 8;
 const TABLE: &str = "limits";
 
 /// Whose credentials failed.
@@ -101,11 +106,20 @@ impl<'h> FailureLimiter<'h> {
         }
         let tag = principal.tag();
         let Some(bytes) = self.table.read(self.bucket(&tag))? else { return Ok(None) };
-        let locked_until = crate::buckets::records_of(&bytes)
+        let mut live = crate::buckets::records_of(&bytes)
             .filter_map(Attempts::decode)
-            .find(|attempts| attempts.tag == tag)
-            .map_or(0, |attempts| attempts.locked_until);
-        Ok((locked_until > now).then(|| (locked_until - now).div_ceil(1000)))
+            .filter(|attempts| attempts.window_ends_at > now || attempts.locked_until > now);
+        let wait_secs = |until: u64| until.saturating_sub(now).div_ceil(1000);
+        let mut tracked = 0;
+        for attempts in live.by_ref() {
+            if attempts.tag == tag {
+                return Ok((attempts.locked_until > now).then(|| wait_secs(attempts.locked_until)));
+            }
+            tracked += 1;
+        }
+        // A bucket full of other live names cannot count this one: refuse until a slot frees.
+        Ok((tracked >= NAMES_PER_BUCKET)
+            .then(|| wait_secs(now.saturating_add(self.policy.window_secs * 1000))))
     }
 
     /// Counts a failed attempt; locks the principal when it reaches the limit.
@@ -115,29 +129,17 @@ impl<'h> FailureLimiter<'h> {
         }
         let tag = principal.tag();
         let policy = self.policy;
+        let window = policy.window_secs.saturating_mul(1000);
         self.table.update(self.bucket(&tag), now, |records: &mut Vec<Attempts>| {
+            // Pruning has already dropped every name whose window and lockout are over.
             let position = match records.iter().position(|attempts| attempts.tag == tag) {
                 Some(position) => position,
+                None if records.len() >= NAMES_PER_BUCKET => return Ok::<(), StoreError>(()),
                 None => {
-                    if records.len() >= NAMES_PER_BUCKET {
-                        // Forget the stalest unlocked name; a locked one stays locked.
-                        let stalest = records
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, attempts)| attempts.locked_until <= now)
-                            .min_by_key(|(_, attempts)| attempts.window_ends_at)
-                            .map(|(i, _)| i);
-                        match stalest {
-                            Some(i) => {
-                                records.remove(i);
-                            }
-                            None => return Ok::<(), StoreError>(()),
-                        }
-                    }
                     records.push(Attempts {
                         tag,
                         failures: 0,
-                        window_ends_at: now + policy.window_secs * 1000,
+                        window_ends_at: now.saturating_add(window),
                         locked_until: 0,
                     });
                     records.len() - 1
@@ -146,11 +148,11 @@ impl<'h> FailureLimiter<'h> {
             if let Some(attempts) = records.get_mut(position) {
                 if attempts.window_ends_at <= now {
                     attempts.failures = 0;
-                    attempts.window_ends_at = now + policy.window_secs * 1000;
+                    attempts.window_ends_at = now.saturating_add(window);
                 }
                 attempts.failures = attempts.failures.saturating_add(1);
                 if attempts.failures >= policy.max_failures {
-                    attempts.locked_until = now + policy.lockout_secs * 1000;
+                    attempts.locked_until = now.saturating_add(policy.lockout_secs.saturating_mul(1000));
                     attempts.failures = 0;
                 }
             }
@@ -204,17 +206,32 @@ mod tests {
     }
 
     #[test]
-    fn a_full_bucket_forgets_unlocked_names_but_keeps_locks() {
+    fn failures_under_other_names_cannot_push_a_victim_out() {
         let shared = MemoryStore::default();
         let limiter = limiter(&shared, 1);
-        let victim = Principal::User("locked");
-        for _ in 0..3 {
+        let victim = Principal::User("admin");
+        // Two guesses, then a flood of made-up names in the same (only) bucket, then a third.
+        for _ in 0..2 {
             limiter.record_failure(victim, 0).unwrap();
         }
         for i in 0..50 {
             limiter.record_failure(Principal::User(&format!("spray{i}")), 1_000).unwrap();
         }
-        assert!(limiter.locked_for(victim, 2_000).unwrap().is_some());
+        limiter.record_failure(victim, 2_000).unwrap();
+        assert_eq!(limiter.locked_for(victim, 2_000).unwrap(), Some(300), "the victim's count was lost");
+    }
+
+    #[test]
+    fn a_name_the_full_table_cannot_count_is_refused_until_a_slot_frees() {
+        let shared = MemoryStore::default();
+        let limiter = limiter(&shared, 1);
+        for i in 0..NAMES_PER_BUCKET {
+            limiter.record_failure(Principal::User(&format!("spray{i}")), 0).unwrap();
+        }
+        let newcomer = Principal::Client("demo-app");
+        assert_eq!(limiter.locked_for(newcomer, 1_000).unwrap(), Some(60));
+        // The sprayed names' windows end after 60 s: the newcomer may try again.
+        assert_eq!(limiter.locked_for(newcomer, 60_000).unwrap(), None);
     }
 
     #[test]

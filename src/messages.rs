@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
@@ -17,6 +17,18 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+}
+
+/// Without the tokens, so that a debug print cannot leak them.
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An error response (RFC 6749 §5.2, and RFC 6750 §3 for resource errors).

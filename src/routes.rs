@@ -1,7 +1,5 @@
 //! API resources: an HTTP method plus a path template, and what a request needs to reach it.
 
-use crate::scope::{scope_id, ScopeId};
-
 /// One segment of a path template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -89,7 +87,7 @@ pub enum Access {
     /// No token needed.
     Public,
     /// A valid token holding every one of these scopes.
-    Scopes { names: Vec<String>, ids: Vec<ScopeId> },
+    Scopes { names: Vec<String> },
 }
 
 #[derive(Debug, Clone)]
@@ -104,8 +102,7 @@ impl Access {
         let mut names: Vec<String> = names.into_iter().collect();
         names.sort();
         names.dedup();
-        let ids = names.iter().map(|name| scope_id(name)).collect();
-        Access::Scopes { names, ids }
+        Access::Scopes { names }
     }
 }
 

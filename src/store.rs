@@ -50,6 +50,9 @@ pub struct RefreshEntry {
     pub hash: TokenHash,
     pub issued_at: u64,
     pub expires_at: u64,
+    /// The refresh token this one replaced (at `issued_at`): a request that raced the rotation
+    /// may still present it for a short grace without counting as reuse.
+    pub replaced: Option<TokenHash>,
 }
 
 /// Who a grant was issued to, and under which credentials.
@@ -120,10 +123,13 @@ impl Record for GrantRecord {
         put_short_bytes(out, user_name.as_bytes());
         match &self.refresh {
             Some(refresh) => {
-                out.push(1);
+                out.push(if refresh.replaced.is_some() { 2 } else { 1 });
                 out.extend_from_slice(&refresh.hash);
                 out.extend_from_slice(&refresh.issued_at.to_be_bytes());
                 out.extend_from_slice(&refresh.expires_at.to_be_bytes());
+                if let Some(replaced) = &refresh.replaced {
+                    out.extend_from_slice(replaced);
+                }
             }
             None => out.push(0),
         }
@@ -183,7 +189,12 @@ impl<'a> GrantView<'a> {
         let user = std::str::from_utf8(r.take(usize::from(user_len))?).ok()?;
         let refresh = match r.u8()? {
             0 => None,
-            1 => Some(RefreshEntry { hash: r.array()?, issued_at: r.u64()?, expires_at: r.u64()? }),
+            flag @ (1 | 2) => Some(RefreshEntry {
+                hash: r.array()?,
+                issued_at: r.u64()?,
+                expires_at: r.u64()?,
+                replaced: if flag == 2 { Some(r.array()?) } else { None },
+            }),
             _ => return None,
         };
         let scopes = take_scope_list(&mut r)?;
@@ -252,7 +263,6 @@ pub struct AccessGrant {
     pub owner: GrantOwner,
     pub scopes: Vec<ScopeId>,
     pub issued_at: u64,
-    pub expires_at: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,10 +389,6 @@ impl<'h> TokenStore<'h> {
         self.table.initialize()
     }
 
-    pub fn bucket_count(&self) -> u32 {
-        self.table.count()
-    }
-
     /// [`BucketTable::update`], keeping the live-grants gauge in step.
     fn update<T, E: From<StoreError>>(
         &self,
@@ -414,12 +420,7 @@ impl<'h> TokenStore<'h> {
                 return Err(LookupError::Expired);
             }
             let scopes = Reader(entry.scopes.unwrap_or(view.scopes)).scopes().ok_or(LookupError::Unknown)?;
-            return Ok(AccessGrant {
-                owner: view.owner(),
-                scopes,
-                issued_at: entry.issued_at,
-                expires_at: entry.expires_at,
-            });
+            return Ok(AccessGrant { owner: view.owner(), scopes, issued_at: entry.issued_at });
         }
         Err(LookupError::Unknown)
     }
@@ -482,6 +483,7 @@ impl<'h> TokenStore<'h> {
                     hash: token.hash,
                     issued_at: now,
                     expires_at: *expires_at,
+                    replaced: None,
                 }),
                 access: vec![AccessEntry {
                     hash: access.hash,
@@ -511,14 +513,16 @@ impl<'h> TokenStore<'h> {
     /// the refresh token and adds an access token, all in one compare-and-swap.
     ///
     /// A refresh token of a live grant that is no longer the current one is a reused token:
-    /// the grant is revoked. The exception is a token that was current when this call first
-    /// read the bucket and lost a concurrent race: that caller gets `InvalidGrant` but the
-    /// winner's tokens stay, so clients that retry in parallel do not lose their session.
+    /// the grant is revoked. The exception is the token just replaced, presented within
+    /// `reuse_grace` milliseconds of its rotation: a request that lost a concurrent race gets
+    /// `InvalidGrant` and the winner's tokens stay, so clients that retry in parallel do not
+    /// lose their session.
     pub fn refresh(
         &self,
         token: &str,
         client_id: &str,
         now: u64,
+        reuse_grace: u64,
         mut decide: impl FnMut(&GrantRecord) -> Result<RefreshPlan, RefreshRefusal>,
     ) -> Result<IssuedTokens, RefreshError> {
         let Some(ParsedToken::Refresh { bucket, grant_id, hash }) = ParsedToken::parse(token) else {
@@ -527,18 +531,18 @@ impl<'h> TokenStore<'h> {
         let tag = grant_tag(&grant_id);
         let access = mint_access_token(bucket, self.random).map_err(|_| RefreshError::Random)?;
         let refresh = mint_refresh_token(bucket, &grant_id, self.random).map_err(|_| RefreshError::Random)?;
-        let mut first_read = true;
         let outcome = self.update(bucket, now, |records| {
-            let was_first_read = std::mem::replace(&mut first_read, false);
             let position =
                 records.iter().position(|record| record.tag == tag).ok_or(RefreshError::InvalidGrant)?;
             let record = records.get_mut(position).ok_or(RefreshError::InvalidGrant)?;
             if record.owner.client_id != client_id {
                 return Err(RefreshError::InvalidGrant);
             }
-            let is_current = record.refresh.as_ref().is_some_and(|current| current.hash == hash);
-            if !is_current {
-                if !was_first_read || record.refresh.is_none() {
+            let Some(current) = &record.refresh else { return Err(RefreshError::InvalidGrant) };
+            if current.hash != hash {
+                let lost_race =
+                    current.replaced == Some(hash) && now.saturating_sub(current.issued_at) < reuse_grace;
+                if lost_race {
                     return Err(RefreshError::InvalidGrant);
                 }
                 records.remove(position);
@@ -549,6 +553,7 @@ impl<'h> TokenStore<'h> {
                 hash: refresh.hash,
                 issued_at: now,
                 expires_at: plan.refresh_expires_at,
+                replaced: Some(hash),
             });
             record.add_access(AccessEntry {
                 hash: access.hash,

@@ -56,6 +56,9 @@ def make_handler(repo: Path):
 
     class ConsoleHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; without TCP_NODELAY, Nagle plus the
+        # client's delayed ACK holds every response back ~40 ms.
+        disable_nagle_algorithm = True
         server_version = "tokengate-console"
 
         def do_GET(self):

@@ -38,7 +38,8 @@ impl Clock for EnvoyClock {
     fn now_millis(&self) -> u64 {
         match hostcalls::get_current_time().map(|now| now.duration_since(UNIX_EPOCH)) {
             Ok(Ok(since_epoch)) => u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX),
-            // Fail closed: with no clock every token counts as expired.
+            // Fail closed: at the end of time every token has expired, and new ones are born
+            // expired (see `Validity::expires_at`).
             _ => u64::MAX,
         }
     }

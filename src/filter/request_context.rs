@@ -30,8 +30,12 @@ struct PendingEndpointRequest {
     content_type: Option<String>,
 }
 
+/// A request header, decoded lossily: Envoy passes bytes that are not UTF-8, and the SDK's
+/// `get_map_value` would panic on them (killing the VM). Replacement characters then fail the
+/// gateway's own syntax checks, so such a header gets a clear 4xx.
 fn request_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten()
+    let bytes = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 impl GatewayRequest {
@@ -92,6 +96,18 @@ impl GatewayRequest {
         self.respond(&unavailable)
     }
 
+    /// Up to `size` bytes of the body Envoy buffered while the stream was paused. A body that
+    /// cannot be read is treated as empty, which the endpoints answer with a 400.
+    fn buffered_body(&self, size: usize) -> Vec<u8> {
+        match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {
+            Ok(body) => body.unwrap_or_default(),
+            Err(status) => {
+                log::error!("#{} cannot read the request body: {status:?}", self.context_id);
+                Vec::new()
+            }
+        }
+    }
+
     fn serve(&self, pending: &PendingEndpointRequest, body: &[u8]) -> Action {
         let request = EndpointRequest {
             method: &pending.method,
@@ -129,6 +145,18 @@ impl HttpContext for GatewayRequest {
         }
     }
 
+    /// Trailers end the request without a body callback marked end-of-stream: answer the
+    /// pending endpoint request here, or the buffered body would go on to the upstream.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let Some(pending) = self.pending.take() else { return Action::Continue };
+        let body = self.buffered_body(self.config.max_body_bytes + 1);
+        if body.len() > self.config.max_body_bytes {
+            let response = self.with_gateway(|gateway| gateway.body_too_large());
+            return self.respond(&response);
+        }
+        self.serve(&pending, &body)
+    }
+
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if self.pending.is_none() {
             return Action::Continue;
@@ -143,13 +171,7 @@ impl HttpContext for GatewayRequest {
             return Action::Pause;
         }
         let Some(pending) = self.pending.take() else { return Action::Continue };
-        let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
-            Ok(body) => body.unwrap_or_default(),
-            Err(status) => {
-                log::error!("#{} cannot read the request body: {status:?}", self.context_id);
-                Vec::new()
-            }
-        };
+        let body = self.buffered_body(body_size);
         self.serve(&pending, &body)
     }
 }

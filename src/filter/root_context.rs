@@ -84,6 +84,16 @@ impl RootContext for GatewayRoot {
                 return false;
             }
         };
+        metrics.set(Metric::StoreCapacity, u64::from(config.store_capacity));
+        match Gateway::new(&config, self.host(&metrics, &CredentialChanges::default())).initialize_store() {
+            Ok(0) => {}
+            Ok(created) => log::info!("#{} token store: created {created} buckets", self.context_id),
+            Err(error) => {
+                log::error!("#{} cannot initialise the token store: {error:?}", self.context_id);
+                return false;
+            }
+        }
+        // Recorded only once the config is sure to be accepted: a refused config ends nothing.
         let changes =
             match CredentialChanges::record(&EnvoySharedData, &config.credentials(), EnvoyClock.now_millis())
             {
@@ -93,15 +103,6 @@ impl RootContext for GatewayRoot {
                     return false;
                 }
             };
-        metrics.set(Metric::StoreCapacity, u64::from(config.store_capacity));
-        match Gateway::new(&config, self.host(&metrics, &changes)).initialize_store() {
-            Ok(0) => {}
-            Ok(created) => log::info!("#{} token store: created {created} buckets", self.context_id),
-            Err(error) => {
-                log::error!("#{} cannot initialise the token store: {error:?}", self.context_id);
-                return false;
-            }
-        }
         if let Err(status) = hostcalls::set_tick_period(TICK_PERIOD) {
             log::warn!(
                 "#{} no timer ({status:?}): expired grants are reclaimed only on writes",

@@ -40,7 +40,7 @@ impl<'a> Gateway<'a> {
         }
         let required = match self.config.routes.find(request.method, path) {
             RouteMatch::Found(Access::Public) => return Ok(self.forward(None)),
-            RouteMatch::Found(Access::Scopes { names, .. }) => names,
+            RouteMatch::Found(Access::Scopes { names }) => names,
             RouteMatch::NotFound => {
                 let body = ErrorResponse::bare("not_found").to_json();
                 return Err((DenyReason::NoSuchResource, json_response(404, Vec::new(), body)));

@@ -28,11 +28,22 @@ use crate::store::{GrantOwner, TokenStore};
 pub use bearer::{CLIENT_ID_HEADER, SCOPE_HEADER, USERNAME_HEADER};
 
 /// A reply the gateway sends itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+}
+
+/// The body's length only: bodies carry tokens and registration secrets.
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 impl Response {
@@ -129,9 +140,6 @@ fn locked_out(wait_secs: u64) -> OAuthError {
     }
 }
 
-/// The failure limiter's table: 128 buckets of 8 names.
-const LIMITER_BUCKETS: u32 = 128;
-
 const CLIENT_AUTH_FAILED: OAuthError = oauth_error(
     401,
     "invalid_client",
@@ -159,7 +167,7 @@ impl<'a> Gateway<'a> {
         Gateway {
             config,
             store: TokenStore::new(host.shared, host.random, host.metrics, config.bucket_count),
-            limiter: FailureLimiter::new(host.shared, config.lockout, LIMITER_BUCKETS),
+            limiter: FailureLimiter::new(host.shared, config.lockout, config.lockout_bucket_count),
             registry: config.registration.as_ref().map(|registration| {
                 ClientRegistry::new(host.shared, host.random, host.metrics, registration.bucket_count)
             }),

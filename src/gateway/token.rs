@@ -76,7 +76,7 @@ impl<'a> Gateway<'a> {
                 let refresh_expires_at = app
                     .grant_types
                     .contains(&GrantType::RefreshToken)
-                    .then(|| now.saturating_add(self.config.refresh_validity_secs.saturating_mul(1000)));
+                    .then(|| self.config.refresh_expires_at(now));
                 self.issue_grant(&app, owner, scopes, refresh_expires_at, now)?
             }
             GrantType::RefreshToken => {
@@ -139,16 +139,16 @@ impl<'a> Gateway<'a> {
                 None => grant_scopes,
             };
             access_expires_at = app.access_validity.expires_at(now);
+            // An access token with the grant's whole scope stores no scope list of its own.
             let plan = RefreshPlan {
-                access_scopes: Some(access_scopes.ids()),
+                access_scopes: Some(access_scopes.ids()).filter(|ids| *ids != record.scopes),
                 access_expires_at,
-                refresh_expires_at: now
-                    .saturating_add(self.config.refresh_validity_secs.saturating_mul(1000)),
+                refresh_expires_at: self.config.refresh_expires_at(now),
             };
             granted = access_scopes;
             Ok(plan)
         };
-        match self.store.refresh(token, &app.consumer_key, now, decide) {
+        match self.store.refresh(token, &app.consumer_key, now, self.config.refresh_reuse_grace_ms, decide) {
             Ok(issued) => Ok(token_body(issued, &granted, access_expires_at, now)),
             Err(RefreshError::Refused(RefreshRefusal::InvalidScope)) => {
                 Err(oauth_error(400, "invalid_scope", "the scope exceeds the grant's scope"))
@@ -183,6 +183,7 @@ fn token_body(issued: IssuedTokens, scopes: &ScopeSet, access_expires_at: u64, n
         expires_in: (access_expires_at != NEVER_EXPIRES)
             .then(|| access_expires_at.saturating_sub(now).div_ceil(1000)),
         refresh_token: issued.refresh_token,
-        scope: Some(scopes.to_string()),
+        // An empty scope is not a valid scope string (§3.3): leave the field out.
+        scope: (!scopes.is_empty()).then(|| scopes.to_string()),
     }
 }

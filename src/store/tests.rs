@@ -3,6 +3,8 @@ use crate::buckets::{decode_bucket, encode_bucket};
 use crate::host::{MemoryStore, NoMetrics, RecordedMetrics, SystemRandomness};
 
 const NOW: u64 = 1_700_000_000;
+/// Reuse grace for refresh tokens, in the same units as NOW.
+const GRACE: u64 = 5;
 
 fn owner(client: &str) -> GrantOwner {
     GrantOwner { client_id: client.to_owned(), client_fingerprint: 7, user: None }
@@ -56,7 +58,12 @@ fn records_round_trip_through_the_bucket_encoding() {
             user: Some(("ädmin".into(), 3)),
         },
         scopes: vec![10, 20, 30],
-        refresh: Some(RefreshEntry { hash: [9; 16], issued_at: 1, expires_at: NEVER_EXPIRES }),
+        refresh: Some(RefreshEntry {
+            hash: [9; 16],
+            issued_at: 1,
+            expires_at: NEVER_EXPIRES,
+            replaced: Some([3; 16]),
+        }),
         access: vec![
             AccessEntry { hash: [4; 16], issued_at: 1, expires_at: 5, scopes: None },
             AccessEntry { hash: [5; 16], issued_at: 2, expires_at: 6, scopes: Some(vec![10]) },
@@ -168,14 +175,14 @@ fn refresh_rotates_and_the_old_token_is_dead() {
     let fixture = Fixture::with_capacity(100);
     let first = fixture.store().issue(password_grant("a"), NOW).unwrap();
     let old_refresh = first.refresh_token.unwrap();
-    let second = fixture.store().refresh(&old_refresh, "a", NOW + 10, keep_scope).unwrap();
+    let second = fixture.store().refresh(&old_refresh, "a", NOW + 10, GRACE, keep_scope).unwrap();
     let new_refresh = second.refresh_token.clone().unwrap();
     assert_ne!(new_refresh, old_refresh);
     // Both access tokens work: rotation does not cut the previous access token short.
     assert!(fixture.store().find_access(&first.access_token, NOW + 10).is_ok());
     assert!(fixture.store().find_access(&second.access_token, NOW + 10).is_ok());
     // The new refresh token works once more.
-    assert!(fixture.store().refresh(&new_refresh, "a", NOW + 20, keep_scope).is_ok());
+    assert!(fixture.store().refresh(&new_refresh, "a", NOW + 20, GRACE, keep_scope).is_ok());
 }
 
 #[test]
@@ -183,17 +190,36 @@ fn reusing_a_rotated_refresh_token_revokes_the_whole_grant() {
     let fixture = Fixture::with_capacity(100);
     let first = fixture.store().issue(password_grant("a"), NOW).unwrap();
     let old_refresh = first.refresh_token.unwrap();
-    let second = fixture.store().refresh(&old_refresh, "a", NOW, keep_scope).unwrap();
+    let second = fixture.store().refresh(&old_refresh, "a", NOW, GRACE, keep_scope).unwrap();
+    // Within the grace the replaced token is a lost race: refused, nothing revoked.
+    let racing = fixture.store().refresh(&old_refresh, "a", NOW + GRACE - 1, GRACE, keep_scope);
+    assert_eq!(racing.err(), Some(RefreshError::InvalidGrant));
+    assert!(fixture.store().find_access(&second.access_token, NOW).is_ok());
+    // Past it, the same token is a reuse: the whole grant goes.
+    let later = NOW + GRACE;
     assert_eq!(
-        fixture.store().refresh(&old_refresh, "a", NOW, keep_scope).err(),
+        fixture.store().refresh(&old_refresh, "a", later, GRACE, keep_scope).err(),
         Some(RefreshError::ReuseDetected)
     );
-    assert_eq!(fixture.store().find_access(&first.access_token, NOW), Err(LookupError::Unknown));
-    assert_eq!(fixture.store().find_access(&second.access_token, NOW), Err(LookupError::Unknown));
+    assert_eq!(fixture.store().find_access(&first.access_token, later), Err(LookupError::Unknown));
+    assert_eq!(fixture.store().find_access(&second.access_token, later), Err(LookupError::Unknown));
     let newest = second.refresh_token.unwrap();
     assert_eq!(
-        fixture.store().refresh(&newest, "a", NOW, keep_scope).err(),
+        fixture.store().refresh(&newest, "a", later, GRACE, keep_scope).err(),
         Some(RefreshError::InvalidGrant)
+    );
+}
+
+#[test]
+fn a_token_older_than_the_one_just_replaced_is_reuse_even_within_the_grace() {
+    let fixture = Fixture::with_capacity(100);
+    let oldest = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
+    let middle =
+        fixture.store().refresh(&oldest, "a", NOW, GRACE, keep_scope).unwrap().refresh_token.unwrap();
+    fixture.store().refresh(&middle, "a", NOW, GRACE, keep_scope).unwrap();
+    assert_eq!(
+        fixture.store().refresh(&oldest, "a", NOW, GRACE, keep_scope).err(),
+        Some(RefreshError::ReuseDetected)
     );
 }
 
@@ -202,10 +228,10 @@ fn another_clients_refresh_token_is_refused_and_left_working() {
     let fixture = Fixture::with_capacity(100);
     let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
     assert_eq!(
-        fixture.store().refresh(&refresh, "b", NOW, keep_scope).err(),
+        fixture.store().refresh(&refresh, "b", NOW, GRACE, keep_scope).err(),
         Some(RefreshError::InvalidGrant)
     );
-    assert!(fixture.store().refresh(&refresh, "a", NOW, keep_scope).is_ok());
+    assert!(fixture.store().refresh(&refresh, "a", NOW, GRACE, keep_scope).is_ok());
 }
 
 #[test]
@@ -213,7 +239,7 @@ fn expired_refresh_tokens_are_refused() {
     let fixture = Fixture::with_capacity(100);
     let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
     assert_eq!(
-        fixture.store().refresh(&refresh, "a", NOW + 86400, keep_scope).err(),
+        fixture.store().refresh(&refresh, "a", NOW + 86400, GRACE, keep_scope).err(),
         Some(RefreshError::InvalidGrant)
     );
 }
@@ -224,10 +250,10 @@ fn a_refused_refresh_changes_nothing() {
     let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
     let refuse = |_: &GrantRecord| Err(RefreshRefusal::InvalidScope);
     assert_eq!(
-        fixture.store().refresh(&refresh, "a", NOW, refuse).err(),
+        fixture.store().refresh(&refresh, "a", NOW, GRACE, refuse).err(),
         Some(RefreshError::Refused(RefreshRefusal::InvalidScope))
     );
-    assert!(fixture.store().refresh(&refresh, "a", NOW, keep_scope).is_ok());
+    assert!(fixture.store().refresh(&refresh, "a", NOW, GRACE, keep_scope).is_ok());
 }
 
 #[test]
@@ -244,7 +270,7 @@ fn a_grant_keeps_at_most_four_access_tokens() {
                 refresh_expires_at: NOW + 86400,
             })
         };
-        let next = fixture.store().refresh(&refresh, "a", NOW, plan).unwrap();
+        let next = fixture.store().refresh(&refresh, "a", NOW, GRACE, plan).unwrap();
         refresh = next.refresh_token.unwrap();
         access.push(next.access_token);
     }
@@ -287,14 +313,14 @@ fn the_loser_of_a_concurrent_refresh_gets_invalid_grant_and_the_winner_keeps_its
             (winner.clone(), refresh.clone(), &fixture.shared, fixture.bucket_count);
         *racing.intrude.borrow_mut() = Some(Box::new(move || {
             let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, buckets);
-            *winner.borrow_mut() = Some(store.refresh(&refresh, "a", NOW, keep_scope).unwrap());
+            *winner.borrow_mut() = Some(store.refresh(&refresh, "a", NOW, GRACE, keep_scope).unwrap());
         }));
     }
     let loser = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, fixture.bucket_count);
-    assert_eq!(loser.refresh(&refresh, "a", NOW, keep_scope).err(), Some(RefreshError::InvalidGrant));
+    assert_eq!(loser.refresh(&refresh, "a", NOW, GRACE, keep_scope).err(), Some(RefreshError::InvalidGrant));
     let winner = winner.borrow_mut().take().unwrap();
     assert!(fixture.store().find_access(&winner.access_token, NOW).is_ok());
-    assert!(fixture.store().refresh(&winner.refresh_token.unwrap(), "a", NOW, keep_scope).is_ok());
+    assert!(fixture.store().refresh(&winner.refresh_token.unwrap(), "a", NOW, GRACE, keep_scope).is_ok());
 }
 
 #[test]
@@ -336,7 +362,7 @@ fn revoking_an_access_token_leaves_the_rest_of_the_grant() {
     let fixture = Fixture::with_capacity(100);
     let first = fixture.store().issue(password_grant("a"), NOW).unwrap();
     let refresh = first.refresh_token.unwrap();
-    let second = fixture.store().refresh(&refresh, "a", NOW, keep_scope).unwrap();
+    let second = fixture.store().refresh(&refresh, "a", NOW, GRACE, keep_scope).unwrap();
     assert_eq!(fixture.store().revoke(&first.access_token, "b", NOW), Ok(Revocation::NotOwner));
     assert!(fixture.store().find_access(&first.access_token, NOW).is_ok());
     assert_eq!(fixture.store().revoke(&first.access_token, "a", NOW), Ok(Revocation::Revoked));
@@ -354,7 +380,7 @@ fn revoking_a_refresh_token_ends_the_whole_grant() {
     assert_eq!(fixture.store().revoke(&refresh, "a", NOW), Ok(Revocation::Revoked));
     assert_eq!(fixture.store().find_access(&issued.access_token, NOW), Err(LookupError::Unknown));
     assert_eq!(
-        fixture.store().refresh(&refresh, "a", NOW, keep_scope).err(),
+        fixture.store().refresh(&refresh, "a", NOW, GRACE, keep_scope).err(),
         Some(RefreshError::InvalidGrant)
     );
     assert_eq!(fixture.store().revoke("garbage", "a", NOW), Ok(Revocation::Unknown));

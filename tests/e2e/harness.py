@@ -264,18 +264,25 @@ class Envoy:
             raise EnvoyStartupError(f"Envoy kept running for {timeout}s; log:\n{self.log()}") from None
 
     def start(self) -> "Envoy":
-        """Start Envoy and wait until the admin interface reports it LIVE."""
+        """Start Envoy and wait until the admin interface reports it LIVE.
+
+        If it does not get there, for whatever reason, it is stopped: a
+        caller whose start() raised has nothing to tear down.
+        """
         self.launch()
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise EnvoyStartupError(f"Envoy exited with {self.proc.returncode}; log:\n{self.log()}")
-            if self._ready():
-                self.port = self._listener_port()
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise EnvoyStartupError(f"Envoy not ready after {STARTUP_TIMEOUT_S}s; log:\n{self.log()}")
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise EnvoyStartupError(f"Envoy exited with {self.proc.returncode}; log:\n{self.log()}")
+                if self._ready():
+                    self.port = self._listener_port()
+                    return self
+                time.sleep(0.1)
+            raise EnvoyStartupError(f"Envoy not ready after {STARTUP_TIMEOUT_S}s; log:\n{self.log()}")
+        except BaseException:
+            self.stop()
+            raise
 
     def _ready(self) -> bool:
         if not self.admin:
@@ -305,9 +312,12 @@ class Envoy:
 
     def worker_connections(self) -> list[int]:
         """Connections each worker has accepted on the gateway's listener so far (index = worker)."""
-        counts = self.stats(rf"^listener\.127\.0\.0\.1_{self.port}\.worker_\d+\.downstream_cx_total$")
-        by_worker = {int(name.split(".worker_")[1].split(".")[0]): value for name, value in counts.items()}
-        return [by_worker.get(i, 0) for i in range(CONCURRENCY)]
+        # Listener stats are named after the configured address: port 0 when Envoy picked the port.
+        counts = self.stats(rf"^listener\.127\.0\.0\.1_({self.port}|0)\.worker_\d+\.downstream_cx_total$")
+        by_worker = [0] * CONCURRENCY
+        for name, value in counts.items():
+            by_worker[int(name.split(".worker_")[1].split(".")[0])] += value
+        return by_worker
 
     def log(self, offset: int = 0) -> str:
         if not self.log_path.exists():

@@ -26,7 +26,9 @@ def assert_full(gateway) -> None:
 
 @pytest.mark.parametrize("configured", [8, 5], ids=["capacity 8", "capacity 5 rounds up to 8"])
 def test_full_store(envoy_factory, configured):
-    plugin_config = harness.with_changes(harness.demo_plugin_config(), store={"capacity": configured})
+    # No reuse grace: the old refresh token below counts as reuse at once.
+    plugin_config = harness.with_changes(
+        harness.demo_plugin_config(), store={"capacity": configured}, refresh_token_reuse_grace_ms=0)
     gateway = envoy_factory.start(plugin_config, f"store-{configured}")
     grant = password_grant(gateway)
     tokens = [client_token(gateway) for _ in range(EFFECTIVE_CAPACITY - 1)]

@@ -1,0 +1,166 @@
+"""Every file under envoy/ is checked by the tool that will read it.
+
+- Each Envoy bootstrap config (envoy/**/*.yaml with static or dynamic
+  resources) passes `envoy --mode validate`, with the module path pointed at
+  the module under test. Validation runs the filter's on_configure, so the
+  plugin configuration inside is checked too.
+- Validation mode does not read LDS files, so each LDS file a bootstrap
+  names is validated as that bootstrap with the file's listeners inlined.
+- envoy/docker-compose.yaml passes `docker-compose config` (the Debian
+  package; no Docker engine needed) and runs the official Envoy 1.40 image
+  on envoy/envoy.yaml with the built module, next to the demo upstream.
+- No other YAML lies there unchecked.
+"""
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+import harness
+
+ENVOY_DIR = harness.REPO / "envoy"
+COMPOSE_FILE = ENVOY_DIR / "docker-compose.yaml"
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+VALIDATE_TIMEOUT_S = 120
+
+
+def yaml_files() -> list[Path]:
+    return sorted(p for p in ENVOY_DIR.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def is_bootstrap(doc) -> bool:
+    return isinstance(doc, dict) and bool({"static_resources", "dynamic_resources", "admin"} & set(doc))
+
+
+def is_lds(doc) -> bool:
+    return isinstance(doc, dict) and bool(doc.get("resources")) and all(
+        r.get("@type") == LISTENER_TYPE for r in doc["resources"])
+
+
+def lds_path_of(bootstrap: dict) -> Path | None:
+    """The LDS file a bootstrap reads, relative paths taken from the repository
+    root (the working directory of `make run` and of the examples)."""
+    source = bootstrap.get("dynamic_resources", {}).get("lds_config", {}).get("path_config_source")
+    if not source:
+        return None
+    path = Path(source["path"])
+    return path if path.is_absolute() else harness.REPO / path
+
+
+def point_at_module_under_test(node) -> None:
+    """Every wasm `vm_config` in a config names the module under test."""
+    if isinstance(node, dict):
+        local = node.get("vm_config", {}).get("code", {}).get("local", {})
+        if "filename" in local:
+            local["filename"] = str(harness.wasm_module())
+        for value in node.values():
+            point_at_module_under_test(value)
+    elif isinstance(node, list):
+        for value in node:
+            point_at_module_under_test(value)
+
+
+def validate(config: dict, tmp_path: Path, name: str) -> None:
+    harness.require_artifacts()
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = subprocess.run([str(harness.envoy_binary()), "--mode", "validate", "-c", str(path)], cwd=harness.REPO,
+                            capture_output=True, text=True, timeout=VALIDATE_TIMEOUT_S)
+    assert result.returncode == 0 and "OK" in result.stdout, (
+        f"envoy --mode validate refused {name}:\n{result.stdout}{result.stderr}")
+
+
+BOOTSTRAPS = [p for p in yaml_files() if is_bootstrap(harness.load_yaml(p))]
+
+
+def test_every_yaml_is_checked():
+    """A YAML file under envoy/ is the compose file, a bootstrap, or an LDS file a bootstrap reads."""
+    lds_files = {lds_path_of(harness.load_yaml(p)) for p in BOOTSTRAPS} - {None}
+    assert lds_files <= set(yaml_files()), f"a bootstrap names an LDS file that is not there: {lds_files}"
+    unchecked = set(yaml_files()) - set(BOOTSTRAPS) - lds_files - {COMPOSE_FILE}
+    assert not unchecked, f"no test knows what to check these with: {sorted(map(str, unchecked))}"
+    assert len(BOOTSTRAPS) >= 2  # envoy.yaml and dynamic/envoy.yaml at least
+
+
+@pytest.mark.parametrize("path", BOOTSTRAPS, ids=[str(p.relative_to(ENVOY_DIR)) for p in BOOTSTRAPS])
+def test_envoy_validates(path, tmp_path):
+    bootstrap = harness.load_yaml(path)
+    point_at_module_under_test(bootstrap)
+    lds = lds_path_of(bootstrap)
+    if lds is not None:
+        bootstrap["dynamic_resources"]["lds_config"]["path_config_source"]["path"] = str(lds)
+    validate(bootstrap, tmp_path, "bootstrap.yaml")
+    if lds is not None:
+        # The listeners the bootstrap would load, as static ones.
+        inlined = copy.deepcopy(bootstrap)
+        del inlined["dynamic_resources"]
+        listeners = harness.load_yaml(lds)["resources"]
+        point_at_module_under_test(listeners)
+        inlined.setdefault("static_resources", {})["listeners"] = [
+            {k: v for k, v in listener.items() if k != "@type"} for listener in listeners]
+        validate(inlined, tmp_path, "with-lds-inlined.yaml")
+
+
+def test_dynamic_listener_is_the_demo_listener():
+    """envoy/dynamic/lds.yaml serves the demo's listener: same address, HTTP
+    settings, filters and plugin configuration as envoy/envoy.yaml (the routes
+    may differ), so the dynamic example is the demo, only reloadable."""
+    (dynamic,) = harness.load_yaml(harness.DYNAMIC_LDS)["resources"]
+    (static,) = harness.load_demo_envoy_config()["static_resources"]["listeners"]
+    assert dynamic["name"] == static["name"]
+    assert dynamic["address"] == static["address"]
+    hcm = [listener["filter_chains"][0]["filters"][0]["typed_config"] for listener in (dynamic, static)]
+    without_routes = [{k: v for k, v in h.items() if k != "route_config"} for h in hcm]
+    assert without_routes[0] == without_routes[1]
+    bootstrap = harness.load_yaml(harness.DYNAMIC_BOOTSTRAP)
+    demo = harness.load_demo_envoy_config()
+    assert bootstrap["static_resources"]["clusters"] == demo["static_resources"]["clusters"]
+    assert bootstrap["admin"] == demo["admin"]
+    assert lds_path_of(bootstrap) == harness.DYNAMIC_LDS
+
+
+def docker_compose() -> str:
+    found = shutil.which("docker-compose")
+    if not found:
+        raise FileNotFoundError("docker-compose not found: `make compose-tools` installs the Debian package "
+                                "(apt-get install --no-install-recommends docker-compose)")
+    return found
+
+
+def test_docker_compose_config():
+    result = subprocess.run([docker_compose(), "-f", str(COMPOSE_FILE), "config"], cwd=ENVOY_DIR,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    envoy, upstream = resolved["services"]["envoy"], resolved["services"]["demo_upstream"]
+    # The official image, Envoy 1.40, on the demo config.
+    assert envoy["image"] == "envoyproxy/envoy:v1.40.0"
+    assert envoy["command"][:3] == ["envoy", "-c", "envoy/envoy.yaml"]
+    # The repository, read-only, as the working directory: the demo config
+    # and the module it names relative to that directory (where `make build`
+    # puts it) are both inside.
+    (mount,) = envoy["volumes"]
+    source, target, mode = mount.split(":")
+    assert (Path(source), mode, envoy["working_dir"]) == (harness.REPO, "ro", target)
+    assert (harness.REPO / envoy["command"][2]).is_file()
+    module = harness.wasm_filter(harness.load_demo_envoy_config())["vm_config"]["code"]["local"]["filename"]
+    assert module == harness.DEMO_WASM_PATH and not Path(module).is_absolute()
+    # The demo upstream, on the port envoy.yaml sends to, started first.
+    assert upstream["volumes"] == [f"{ENVOY_DIR / 'demo_upstream.py'}:/demo_upstream.py:ro"]
+    assert upstream["command"][-2:] == ["/demo_upstream.py", "8081"]
+    assert "demo_upstream" in envoy["depends_on"]
+    assert envoy["network_mode"] == upstream["network_mode"] == "host"
+
+
+def test_docker_compose_refuses_a_broken_file(tmp_path):
+    """The check has teeth: a misspelt key fails `docker-compose config`."""
+    broken = harness.load_yaml(COMPOSE_FILE)
+    broken["services"]["envoy"]["imgae"] = broken["services"]["envoy"].pop("image")
+    path = tmp_path / "docker-compose.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    result = subprocess.run([docker_compose(), "-f", str(path), "config"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0, result.stdout

@@ -1,0 +1,188 @@
+"""Credential changes through Envoy's file-based dynamic configuration.
+
+Envoy runs envoy/dynamic/envoy.yaml: its listener, with the tokengate filter
+and so the applications and users, comes from an LDS file. The test issues
+tokens, then renames a new LDS file into place (written next to it first, as
+Envoy requires) in which demo-app's secret and the admin's password changed
+and one application is gone. Once Envoy reports the update applied, with the
+same process still running, tokens issued under the old credentials answer
+401 invalid_token on fresh connections (and so on new wasm contexts of every
+worker), while tokens of everything unchanged keep working: the token store
+is shared data, which outlives the old listener's plugin and VMs.
+"""
+
+import contextlib
+import copy
+import json
+import time
+
+import pytest
+
+import harness
+from client import (
+    ADMIN, FULL_SCOPE, Expect, Req, basic, client_token, form, forwarded, invalid_client, invalid_token,
+    on_every_worker, password_grant, post_token, refresh, send, token_error, token_req, token_success,
+)
+
+KEEP_APP = ("keep-app", "keep-secret")  # unchanged by the update
+GONE_APP = ("gone-app", "gone-secret")  # removed by the update
+ORDERS_SERVICE = ("orders-service", "orders-service-secret")  # unchanged resource server
+ALICE = ("alice", "alice-password")  # an unchanged user
+NEW_DEMO_SECRET = "demo-secret-rotated"
+NEW_ADMIN_PASSWORD = "admin-rotated"
+REGISTER = "/client-registration/v0.17/register"
+
+ALL_GRANTS = ["client_credentials", "password", "refresh_token"]
+BEFORE = harness.demo_plugin_config()
+BEFORE["applications"] += [
+    {"consumer_key": KEEP_APP[0], "consumer_secret": KEEP_APP[1], "grant_types": ALL_GRANTS,
+     "scopes": ["orders:read", "orders:write"]},
+    {"consumer_key": GONE_APP[0], "consumer_secret": GONE_APP[1], "scopes": ["orders:read", "orders:write"]},
+]
+BEFORE["users"].append({"username": ALICE[0], "password": ALICE[1], "scopes": ["orders:read", "orders:write"]})
+
+
+def after_rotation() -> dict:
+    cfg = copy.deepcopy(BEFORE)
+    apps = {app["consumer_key"]: app for app in cfg["applications"]}
+    apps["demo-app"]["consumer_secret"] = NEW_DEMO_SECRET
+    cfg["applications"] = [app for key, app in apps.items() if key != GONE_APP[0]]
+    (admin,) = [user for user in cfg["users"] if user["username"] == "admin"]
+    admin["password"] = NEW_ADMIN_PASSWORD
+    return cfg
+
+
+AFTER = after_rotation()
+
+
+@pytest.fixture
+def dynamic_gateway(upstream, tmp_path):
+    """A running Envoy whose listener comes from an LDS file in tmp_path."""
+    with contextlib.ExitStack() as stack:
+        yield lambda plugin_config, name="dynamic": stack.enter_context(
+            harness.DynamicGateway(name, tmp_path / name, plugin_config, upstream.port))
+
+
+def api_call(token: str) -> Req:
+    return Req("GET", "/api/orders", {"Authorization": f"Bearer {token}"})
+
+
+def introspect(token: str) -> Req:
+    return token_req(form(token=token), ORDERS_SERVICE, path="/introspect")
+
+
+def register(gw, name: str, admin=ADMIN) -> tuple[str, str]:
+    req = Req("POST", REGISTER, {"Authorization": basic(*admin), "Content-Type": "application/json"},
+              json.dumps({"clientName": name, "grantType": "client_credentials"}))
+    data = Expect(201, body={}).check(send(gw, req))
+    return data["clientId"], data["clientSecret"]
+
+
+def issue_everything(gw) -> dict:
+    """One token (or grant) per way a credential change can touch it."""
+    demo_cc = client_token(gw)
+    registered = register(gw, "survives-reload")
+    return {
+        "demo_cc": demo_cc,  # demo-app's secret changes
+        "demo_alice": password_grant(gw, ALICE),  # ditto, though alice is unchanged
+        "gone_cc": client_token(gw, GONE_APP),  # gone-app is removed
+        "keep_admin": password_grant(gw, ADMIN, KEEP_APP),  # the admin's password changes
+        "keep_cc": client_token(gw, KEEP_APP),  # unchanged
+        "keep_alice": password_grant(gw, ALICE, KEEP_APP),  # unchanged
+        "service_cc": Expect(200, body={}).check(
+            send(gw, token_req("grant_type=client_credentials", ORDERS_SERVICE)))["access_token"],  # unchanged
+        "registered": registered,
+        "registered_cc": client_token(gw, registered),  # registered apps live in shared data too
+    }
+
+
+def access(value) -> str:
+    return value["access_token"] if isinstance(value, dict) else value
+
+
+DEAD = ("demo_cc", "demo_alice", "gone_cc", "keep_admin")
+# orders-service has no scopes: its valid token gets 403 insufficient_scope.
+NO_SCOPE = Expect(403, {"WWW-Authenticate": lambda value: 'error="insufficient_scope"' in value})
+ALIVE = {"keep_cc": forwarded, "keep_alice": forwarded, "service_cc": NO_SCOPE, "registered_cc": forwarded}
+INACTIVE = Expect(200, body={"active": False}, exact=True)
+
+
+def test_credential_changes_through_lds_end_old_tokens(dynamic_gateway):
+    gw = dynamic_gateway(BEFORE)
+    issued = issue_everything(gw)
+    for name in DEAD:
+        on_every_worker(gw, api_call(access(issued[name])), forwarded, per_worker=1)
+    for name, works in ALIVE.items():
+        on_every_worker(gw, api_call(access(issued[name])), works, per_worker=1)
+    pid = gw.proc.pid
+
+    gw.update(AFTER)
+
+    assert gw.proc.poll() is None and gw.proc.pid == pid, "Envoy restarted"
+    assert gw.stats(r"^listener_manager\.lds\.version_text$") == {"listener_manager.lds.version_text": "2"}
+    # Access tokens: the old credentials' are dead everywhere, the others live.
+    for name in DEAD:
+        on_every_worker(gw, api_call(access(issued[name])), invalid_token())
+        INACTIVE.check(send(gw, introspect(access(issued[name]))))
+    for name, works in ALIVE.items():
+        on_every_worker(gw, api_call(access(issued[name])), works, per_worker=1)
+        Expect(200, body={"active": True}).check(send(gw, introspect(access(issued[name]))))
+    # Refresh tokens follow their grant.
+    for name, auth in [("demo_alice", ("demo-app", NEW_DEMO_SECRET)), ("keep_admin", KEEP_APP)]:
+        token_error(400, "invalid_grant").check(refresh(gw, issued[name]["refresh_token"], auth))
+    token_success(FULL_SCOPE, refresh=True).check(refresh(gw, issued["keep_alice"]["refresh_token"], KEEP_APP))
+
+    # The /token side of the same change.
+    cc = "grant_type=client_credentials"
+    invalid_client().check(post_token(gw, cc, ("demo-app", "demo-secret")))
+    invalid_client().check(post_token(gw, cc, GONE_APP))
+    client_token(gw, ("demo-app", NEW_DEMO_SECRET))
+    token_error(400, "invalid_grant").check(post_token(gw, form(grant_type="password", username="admin",
+                                                                password="admin"), KEEP_APP))
+    password_grant(gw, ("admin", NEW_ADMIN_PASSWORD), KEEP_APP)
+    # Registration follows the admin's new password.
+    invalid_client().check(send(gw, Req("POST", REGISTER, {"Authorization": basic(*ADMIN),
+                                                           "Content-Type": "application/json"}, "{}")))
+    register(gw, "after-reload", ("admin", NEW_ADMIN_PASSWORD))
+    client_token(gw, issued["registered"])
+
+
+# Restoring a config exactly may let Envoy reuse the earlier plugin without
+# calling on_configure; its VMs then see the recorded credential changes on
+# their next timer tick (src/epochs.rs). One tick is a second; allow two.
+STALE_VIEW_S = 2
+
+
+def test_restoring_old_credentials_does_not_revive_tokens(dynamic_gateway):
+    """Rotating a leaked secret and then rolling the config back (or removing
+    an application and adding it again later) must not bring back tokens the
+    change ended, even though the old credentials work again for new tokens."""
+    gw = dynamic_gateway(BEFORE)
+    ended = {"demo-app": client_token(gw), "gone-app": client_token(gw, GONE_APP)}
+    gw.update(AFTER)
+    for token in ended.values():
+        on_every_worker(gw, api_call(token), invalid_token())
+    gw.update(BEFORE)
+    time.sleep(STALE_VIEW_S)
+    fresh = {"demo-app": client_token(gw), "gone-app": client_token(gw, GONE_APP)}
+    for app, token in ended.items():
+        on_every_worker(gw, api_call(token), invalid_token())
+        INACTIVE.check(send(gw, introspect(token)))
+        on_every_worker(gw, api_call(fresh[app]), forwarded, per_worker=1)
+
+
+def test_rejected_update_keeps_the_running_configuration(dynamic_gateway):
+    """An invalid plugin config in a new LDS file is refused (the log says
+    why, without the secret), and the running listener keeps serving its
+    tokens and credentials."""
+    gw = dynamic_gateway(BEFORE)
+    token = client_token(gw)
+    broken = copy.deepcopy(AFTER)
+    broken["applications"][0]["consumer_secret"] = "leak-me-not-4c1d"
+    broken["applications"][0]["grant_types"] = ["implicit"]
+    with pytest.raises(harness.ListenerUpdateError):
+        gw.update(broken, timeout=15)
+    assert "applications[0].grant_types[0]" in gw.log()
+    assert "leak-me-not-4c1d" not in gw.log()
+    on_every_worker(gw, api_call(token), forwarded, per_worker=1)
+    client_token(gw)  # demo-app's old secret still works
