@@ -44,11 +44,12 @@ tools: rust-targets $(TOOLS_STAMP)
 # System packages some targets need come from apt (Debian), with sudo unless root.
 APT_GET = $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq
 
-# `docker-compose config` validates envoy/docker-compose.yaml in the e2e tier (no Docker engine needed).
-.PHONY: compose-tools
-compose-tools:
-	@command -v docker-compose >/dev/null || \
-	  { $(APT_GET) update && $(APT_GET) install --no-install-recommends docker-compose; }
+# The e2e tier's system tools: `docker-compose config` validates envoy/docker-compose.yaml (no
+# Docker engine needed); nghttp sends HTTP/2 requests with trailers.
+.PHONY: e2e-tools
+e2e-tools:
+	@command -v docker-compose >/dev/null && command -v nghttp >/dev/null || \
+	  { $(APT_GET) update && $(APT_GET) install --no-install-recommends docker-compose nghttp2-client; }
 
 ## Build ---------------------------------------------------------------------------------------
 
@@ -81,7 +82,7 @@ lint: rust-targets
 test-unit:
 	cargo test
 
-test-e2e: tools build compose-tools
+test-e2e: tools build e2e-tools
 	$(VENV)/bin/python -m pytest tests/e2e -q
 
 ## Browser package -------------------------------------------------------------------------

@@ -164,3 +164,17 @@ def test_docker_compose_refuses_a_broken_file(tmp_path):
     path.write_text(yaml.safe_dump(broken))
     result = subprocess.run([docker_compose(), "-f", str(path), "config"], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0, result.stdout
+
+
+def test_make_run_config_validates(tmp_path):
+    """`make run` starts envoy/envoy.yaml with web/envoy-console.yaml merged in (the API
+    console's cluster): validate exactly that merge, the way Envoy does it."""
+    harness.require_artifacts()
+    bootstrap = harness.load_yaml(ENVOY_DIR / "envoy.yaml")
+    point_at_module_under_test(bootstrap)
+    path = tmp_path / "envoy.yaml"
+    path.write_text(yaml.safe_dump(bootstrap, sort_keys=False))
+    console = (harness.REPO / "web" / "envoy-console.yaml").read_text()
+    result = subprocess.run([str(harness.envoy_binary()), "--mode", "validate", "-c", str(path), "--config-yaml", console],
+                            cwd=harness.REPO, capture_output=True, text=True, timeout=VALIDATE_TIMEOUT_S)
+    assert result.returncode == 0 and "OK" in result.stdout, f"{result.stdout}{result.stderr}"
