@@ -1,9 +1,8 @@
 //! The stats the filter publishes through proxy-wasm metrics (Envoy's `/stats`).
 //!
-//! Envoy prefixes custom wasm metrics with `wasmcustom.`, so `tokengate.tokens_issued.password`
-//! shows up as `wasmcustom.tokengate.tokens_issued.password` (and in `/stats/prometheus` as
-//! `envoy_wasmcustom_tokengate_tokens_issued_password`). Counters and gauges are process-wide:
-//! every worker's VM adds to the same one.
+//! Envoy 1.40 shows custom wasm metrics as `wasmcustom.tokengate.tokens_issued.password` in
+//! `/stats` and as `tokengate_tokens_issued_password` in `/stats/prometheus`. Counters and
+//! gauges are process-wide: every worker's VM adds to the same one.
 
 use crate::config::GrantType;
 
