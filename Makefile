@@ -171,15 +171,13 @@ soak: tools build soak-tools
 ## End of Soak ---------------------------------------------------------------------------------
 
 ## Benchmarks ----------------------------------------------------------------------------------
-# Not part of `make test` (about 20 minutes): tokengate against Envoy alone, a do-nothing wasm
+# Not part of `make test` (about 12 minutes): tokengate against Envoy alone, a do-nothing wasm
 # filter, native api_key_auth / jwt_authn and a Lua filter, each in the real Envoy with one
 # worker and a direct_response route. Instructions per request under callgrind (the stable
 # figure), rps and p50/p99 from wrk, heap per token at 1M tokens, start-up, .wasm sizes.
 # Prints a table; writes target/bench/summary.json. Knobs: see bench/bench.py's docstring.
 
-NOOP_WASM := target/bench/noop-filter/wasm32-wasip1/release/noop_filter.wasm
-
-.PHONY: bench bench-tools bench-noop
+.PHONY: bench bench-tools bench-filters
 # valgrind (callgrind_control), wrk, h2load (nghttp2-client) and taskset (util-linux).
 bench-tools:
 	@missing=""; \
@@ -188,12 +186,17 @@ bench-tools:
 	done; \
 	if [ -n "$$missing" ]; then $(APT_GET) update && $(APT_GET) install --no-install-recommends $$missing; fi
 
-# The floor every wasm filter pays: its own crate (own [workspace]), built like tokengate.
-bench-noop: rust-targets
-	cargo build --release --target wasm32-wasip1 --manifest-path bench/noop-filter/Cargo.toml \
-	  --target-dir target/bench/noop-filter
+# Two reference filters, each its own crate (own [workspace]) built like tokengate: the
+# do-nothing floor every wasm filter pays, and a probe that prices single host calls.
+bench-filters: rust-targets
+	for crate in noop-filter hostcall-probe; do \
+	  cargo build --release --target wasm32-wasip1 --manifest-path bench/$$crate/Cargo.toml \
+	    --target-dir target/bench/$$crate || exit 1; \
+	done
 
-bench: tools build build-web bench-tools bench-noop
+# The browser build is only weighed: if it fails, the bench goes on without its size.
+bench: tools build bench-tools bench-filters
+	-$(MAKE) --no-print-directory build-web
 	$(VENV)/bin/python bench/bench.py
 
 ## End of Benchmarks ---------------------------------------------------------------------------
