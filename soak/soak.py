@@ -4,7 +4,7 @@ before, during and after.
 
 The token store is a fixed table of shared-data buckets; expired grants are
 dropped whenever their bucket is rewritten (a new grant landing in it, or the
-sweep every VM runs each second over 1/120 of the table). So memory must
+sweep every VM runs each second over 1/600 of the table). So memory must
 follow the live tokens, not the history: after a million tokens that each
 lived 2 s, Envoy should hold what it held before, give or take allocator
 slack, and the store_grants gauge should be back to 0.
@@ -77,9 +77,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--streams", type=int, default=32, help="concurrent streams per connection (h2load)")
     p.add_argument("--sample-every", type=float, default=2.0, help="seconds between samples")
     p.add_argument("--before-seconds", type=float, default=4.0, help="idle sampling before the load")
-    p.add_argument("--settle-seconds", type=float, default=150.0,
-                   help="after the load, the longest wait for expiry and a full sweep (the table takes 120 s "
-                        "for one VM; the workers and the main thread share the work)")
+    p.add_argument("--settle-seconds", type=float, default=420.0,
+                   help="after the load, the longest wait for expiry and a full sweep (the table takes 600 s "
+                        "for one VM; the two workers and the main thread share the work)")
     p.add_argument("--load-seconds", type=float, default=900.0, help="the longest the load may take")
     p.add_argument("--out", type=Path, default=REPO / "target" / "soak" / "summary.json")
     return p.parse_args()

@@ -282,6 +282,8 @@ pub struct Config {
     pub lockout_bucket_count: u32,
     /// Every configured scope by its stored id.
     pub scope_names: HashMap<ScopeId, String>,
+    /// The same, by name: issuing looks ids up here instead of hashing names each time.
+    scope_ids: HashMap<String, ScopeId>,
     /// Checked when a client or user is unknown, so that case costs what a wrong secret costs.
     pub decoy_client_verifier: SecretVerifier,
     pub decoy_user_verifier: SecretVerifier,
@@ -559,6 +561,7 @@ impl Config {
                 lockout_secs: raw.lockout.lockout_secs,
             },
             lockout_bucket_count: raw.lockout.tracked_names.div_ceil(NAMES_PER_BUCKET as u32),
+            scope_ids: scope_names.iter().map(|(id, name)| (name.clone(), *id)).collect(),
             scope_names,
             decoy_client_verifier,
             decoy_user_verifier,
@@ -567,6 +570,11 @@ impl Config {
 }
 
 impl Config {
+    /// The stored ids of a set of scopes, in the set's (name) order.
+    pub fn scope_ids(&self, scopes: &ScopeSet) -> Vec<ScopeId> {
+        scopes.iter().map(|name| self.scope_ids.get(name).copied().unwrap_or_else(|| scope_id(name))).collect()
+    }
+
     /// When a refresh token issued (or rotated) at `now_ms` expires.
     pub fn refresh_expires_at(&self, now_ms: u64) -> u64 {
         Validity::Seconds(self.refresh_validity_secs).expires_at(now_ms)

@@ -90,6 +90,33 @@ impl Randomness for SystemRandomness {
     }
 }
 
+/// Decodes a header map as proxy-wasm serialises it: a little-endian `u32` count, then a
+/// (name length, value length) `u32` pair per header, then each name and value followed by a
+/// NUL. Bytes that are not UTF-8 become U+FFFD (the gateway's syntax checks then refuse them);
+/// a truncated map yields the headers before the damage. Never panics.
+pub fn decode_header_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    let read_u32 = |at: usize| -> Option<usize> {
+        let chunk: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(chunk)).ok()
+    };
+    let Some(count) = read_u32(0) else { return Vec::new() };
+    let mut headers = Vec::with_capacity(count.min(128));
+    let mut data = 4usize.saturating_add(count.saturating_mul(8));
+    for index in 0..count {
+        let sizes = index.saturating_mul(8).saturating_add(4);
+        let (Some(name_len), Some(value_len)) = (read_u32(sizes), read_u32(sizes + 4)) else { break };
+        let name_end = data.saturating_add(name_len);
+        let value_start = name_end.saturating_add(1);
+        let value_end = value_start.saturating_add(value_len);
+        let (Some(name), Some(value)) = (bytes.get(data..name_end), bytes.get(value_start..value_end)) else {
+            break;
+        };
+        headers.push((String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(value).into_owned()));
+        data = value_end.saturating_add(1);
+    }
+    headers
+}
+
 /// An in-memory [`SharedStore`] with Envoy's semantics, for native tests and benches.
 #[derive(Default)]
 pub struct MemoryStore {
@@ -176,6 +203,35 @@ mod tests {
         // cas 0 overwrites unconditionally, as in Envoy.
         store.set("k", b"four", 0).unwrap();
         assert_eq!(store.get("k").unwrap().unwrap().0, b"four");
+    }
+
+    /// Serialises like the host does, to feed the decoder.
+    fn encode_header_pairs(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (name, value) in pairs {
+            out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        }
+        for (name, value) in pairs {
+            out.extend_from_slice(name);
+            out.push(0);
+            out.extend_from_slice(value);
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn header_pairs_decode_and_survive_bad_bytes() {
+        let bytes = encode_header_pairs(&[(b":path", b"/api"), (b"authorization", b"Bearer \xff\xfe"), (b"x", b"")]);
+        let headers = decode_header_pairs(&bytes);
+        assert_eq!(headers[0], (":path".to_owned(), "/api".to_owned()));
+        assert_eq!(headers[1], ("authorization".to_owned(), "Bearer \u{fffd}\u{fffd}".to_owned()));
+        assert_eq!(headers[2], ("x".to_owned(), String::new()));
+        for cut in 0..bytes.len() {
+            assert!(decode_header_pairs(&bytes[..cut]).len() <= 3);
+        }
+        assert!(decode_header_pairs(&[0xff, 0xff, 0xff, 0xff]).is_empty());
     }
 
     #[test]

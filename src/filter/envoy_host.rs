@@ -3,9 +3,9 @@
 use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{MetricType, Status};
+use proxy_wasm::types::{MapType, MetricType, Status};
 
-use crate::host::{Clock, Metrics, SharedStore, StoreError};
+use crate::host::{decode_header_pairs, Clock, Metrics, SharedStore, StoreError};
 use crate::metrics::{Metric, MetricKind};
 
 /// Proxy-wasm shared data: one map per `vm_id`, seen by every worker thread.
@@ -82,5 +82,33 @@ impl Metrics for EnvoyMetrics {
         if let Some(id) = self.id(metric) {
             let _ = hostcalls::record_metric(id, value);
         }
+    }
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> Status;
+}
+
+/// Every request header, in one host call: a host call that returns data costs about 10k
+/// instructions in Envoy's V8, so reading the three or four headers the gateway needs one by
+/// one costs twice as much. The SDK's own `get_map` would panic on a header that is not UTF-8;
+/// this decodes lossily instead (see [`decode_header_pairs`]).
+pub fn request_headers() -> Vec<(String, String)> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: on success the host has allocated `size` bytes through this module's allocator
+    // (`proxy_on_memory_allocate`) and handed them over; the Vec takes ownership and frees them.
+    unsafe {
+        if proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) != Status::Ok
+            || data.is_null()
+        {
+            return Vec::new();
+        }
+        decode_header_pairs(&Vec::from_raw_parts(data, size, size))
     }
 }

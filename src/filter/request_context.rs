@@ -7,7 +7,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
+use super::envoy_host::{request_headers, EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use crate::config::Config;
 use crate::epochs::CredentialChanges;
 use crate::gateway::{ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Host, Outcome, Response};
@@ -30,12 +30,22 @@ struct PendingEndpointRequest {
     content_type: Option<String>,
 }
 
-/// A request header, decoded lossily: Envoy passes bytes that are not UTF-8, and the SDK's
-/// `get_map_value` would panic on them (killing the VM). Replacement characters then fail the
-/// gateway's own syntax checks, so such a header gets a clear 4xx.
-fn request_header(name: &str) -> Option<String> {
-    let bytes = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+/// The request headers the gateway reads, from one snapshot of the header map.
+struct RequestHeaders(Vec<(String, String)>);
+
+impl RequestHeaders {
+    fn read() -> Self {
+        RequestHeaders(request_headers())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str())
+    }
+
+    fn take(&mut self, name: &str) -> Option<String> {
+        let position = self.0.iter().position(|(n, _)| n == name)?;
+        Some(self.0.swap_remove(position).1)
+    }
 }
 
 impl GatewayRequest {
@@ -75,10 +85,13 @@ impl GatewayRequest {
         Action::Pause
     }
 
-    fn forward(&self, forward: &Forward) -> Action {
+    /// Applies a forward decision. Headers are only removed when the request has them (a
+    /// removal is a host call even for an absent header), and `set` replaces any copy.
+    fn forward(&self, forward: &Forward, headers: &RequestHeaders) -> Action {
         let removed = forward
             .remove_headers
             .iter()
+            .filter(|name| headers.get(name).is_some())
             .all(|name| hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None).is_ok());
         let added = forward.set_headers.iter().all(|(name, value)| {
             hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_ok()
@@ -125,12 +138,16 @@ impl Context for GatewayRequest {}
 
 impl HttpContext for GatewayRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let method = request_header(":method").unwrap_or_default();
-        let path = request_header(":path").unwrap_or_default();
-        let authorization = request_header("authorization");
+        let mut headers = RequestHeaders::read();
+        let path = headers.get(":path").unwrap_or_default().to_owned();
         if let Some(endpoint) = self.with_gateway(|gateway| gateway.endpoint(&path)) {
-            let content_type = request_header("content-type");
-            let pending = PendingEndpointRequest { endpoint, method, path, authorization, content_type };
+            let pending = PendingEndpointRequest {
+                endpoint,
+                method: headers.take(":method").unwrap_or_default(),
+                path,
+                authorization: headers.take("authorization"),
+                content_type: headers.take("content-type"),
+            };
             if end_of_stream {
                 return self.serve(&pending, &[]);
             }
@@ -138,9 +155,13 @@ impl HttpContext for GatewayRequest {
             self.pending = Some(pending);
             return Action::Pause;
         }
-        let request = ApiRequest { method: &method, path: &path, authorization: authorization.as_deref() };
+        let request = ApiRequest {
+            method: headers.get(":method").unwrap_or_default(),
+            path: &path,
+            authorization: headers.get("authorization"),
+        };
         match self.with_gateway(|gateway| gateway.authorize(&request)) {
-            Outcome::Forward(forward) => self.forward(&forward),
+            Outcome::Forward(forward) => self.forward(&forward, &headers),
             Outcome::Respond(response) => self.respond(&response),
         }
     }

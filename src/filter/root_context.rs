@@ -20,8 +20,12 @@ use crate::metrics::Metric;
 
 /// How often each VM sweeps a slice of the store and re-reads the credential changes.
 const TICK_PERIOD: Duration = Duration::from_secs(1);
-/// A slice is this fraction of the table, so one VM alone sweeps it all in two minutes.
-const SWEEP_SLICES: u32 = 120;
+/// A slice is this fraction of the table (but at least `SWEEP_MIN_SLICE` buckets): every VM
+/// (the main thread's and each worker's) sweeps one per tick, so with two workers a large
+/// table is swept in about three minutes, a small one in seconds. Each bucket read costs about
+/// 11k instructions, so sweeping faster would tax an idle gateway for little gain.
+const SWEEP_SLICES: u32 = 600;
+const SWEEP_MIN_SLICE: u32 = 32;
 
 pub struct GatewayRoot {
     context_id: u32,
@@ -132,7 +136,7 @@ impl RootContext for GatewayRoot {
             Err(error) => log::warn!("#{} cannot read credential changes: {error:?}", self.context_id),
         }
         let changes = self.credential_changes.borrow();
-        let slice = config.bucket_count.div_ceil(SWEEP_SLICES).max(1);
+        let slice = config.bucket_count.div_ceil(SWEEP_SLICES).max(SWEEP_MIN_SLICE);
         if let Err(error) = Gateway::new(config, self.host(metrics, &changes)).sweep_step(slice) {
             log::warn!("#{} sweep failed: {error:?}", self.context_id);
         }
