@@ -23,9 +23,12 @@ all: build
 
 help:
 	@echo "make run    - build and start Envoy with the demo config on 127.0.0.1:8080 (admin :9901)"
-	@echo "make test   - every test tier: lint, native unit tests, e2e against the real Envoy"
+	@echo "make test   - every test tier: lint, native unit tests, e2e against the real Envoy, browser"
 	@echo "make build  - build the filter ($(FILTER_WASM))"
 	@echo "make lint   - rustfmt check and clippy on both native and wasm builds"
+	@echo "make build-web / test-web - the browser package (pkg/) and its Chromium tests"
+	@echo "make bench  - callgrind and wrk, side by side with Envoy alone and its own auth filters"
+	@echo "make soak   - 1,000,000 short-lived tokens and Envoy's memory before, during, after"
 
 ## Installs ------------------------------------------------------------------------------------
 
