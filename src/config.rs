@@ -572,7 +572,10 @@ impl Config {
 impl Config {
     /// The stored ids of a set of scopes, in the set's (name) order.
     pub fn scope_ids(&self, scopes: &ScopeSet) -> Vec<ScopeId> {
-        scopes.iter().map(|name| self.scope_ids.get(name).copied().unwrap_or_else(|| scope_id(name))).collect()
+        scopes
+            .iter()
+            .map(|name| self.scope_ids.get(name).copied().unwrap_or_else(|| scope_id(name)))
+            .collect()
     }
 
     /// When a refresh token issued (or rotated) at `now_ms` expires.

@@ -111,7 +111,8 @@ pub fn decode_header_pairs(bytes: &[u8]) -> Vec<(String, String)> {
         let (Some(name), Some(value)) = (bytes.get(data..name_end), bytes.get(value_start..value_end)) else {
             break;
         };
-        headers.push((String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(value).into_owned()));
+        headers
+            .push((String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(value).into_owned()));
         data = value_end.saturating_add(1);
     }
     headers
@@ -223,7 +224,8 @@ mod tests {
 
     #[test]
     fn header_pairs_decode_and_survive_bad_bytes() {
-        let bytes = encode_header_pairs(&[(b":path", b"/api"), (b"authorization", b"Bearer \xff\xfe"), (b"x", b"")]);
+        let bytes =
+            encode_header_pairs(&[(b":path", b"/api"), (b"authorization", b"Bearer \xff\xfe"), (b"x", b"")]);
         let headers = decode_header_pairs(&bytes);
         assert_eq!(headers[0], (":path".to_owned(), "/api".to_owned()));
         assert_eq!(headers[1], ("authorization".to_owned(), "Bearer \u{fffd}\u{fffd}".to_owned()));

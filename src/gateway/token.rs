@@ -100,7 +100,8 @@ impl<'a> Gateway<'a> {
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
         let access_expires_at = app.access_validity.expires_at(now);
-        let grant = NewGrant { owner, scopes: self.config.scope_ids(&scopes), access_expires_at, refresh_expires_at };
+        let grant =
+            NewGrant { owner, scopes: self.config.scope_ids(&scopes), access_expires_at, refresh_expires_at };
         let issued = self.store.issue(grant, now).map_err(|error| match error {
             IssueError::Full => {
                 self.metrics.add(Metric::StoreFull, 1);
@@ -141,7 +142,8 @@ impl<'a> Gateway<'a> {
             access_expires_at = app.access_validity.expires_at(now);
             // An access token with the grant's whole scope stores no scope list of its own.
             let plan = RefreshPlan {
-                access_scopes: Some(self.config.scope_ids(&access_scopes)).filter(|ids| *ids != record.scopes),
+                access_scopes: Some(self.config.scope_ids(&access_scopes))
+                    .filter(|ids| *ids != record.scopes),
                 access_expires_at,
                 refresh_expires_at: self.config.refresh_expires_at(now),
             };
