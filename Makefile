@@ -28,6 +28,7 @@ help:
 	@echo "make lint   - rustfmt check and clippy on both native and wasm builds"
 	@echo "make build-web / test-web - the browser package (pkg/) and its Chromium tests"
 	@echo "make bench  - callgrind and wrk, side by side with Envoy alone and its own auth filters"
+	@echo "make profile - our code's instructions per request on the hot paths, natively, by function"
 	@echo "make soak   - 1,000,000 short-lived tokens and Envoy's memory before, during, after"
 
 ## Installs ------------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ soak: tools build soak-tools
 # figure), rps and p50/p99 from wrk, heap per token at 1M tokens, start-up, .wasm sizes.
 # Prints a table; writes target/bench/summary.json. Knobs: see bench/bench.py's docstring.
 
-.PHONY: bench bench-tools bench-filters
+.PHONY: bench bench-tools bench-filters profile
 # valgrind (callgrind_control), wrk, h2load (nghttp2-client) and taskset (util-linux).
 bench-tools:
 	@missing=""; \
@@ -201,6 +202,24 @@ bench-filters: rust-targets
 bench: tools build bench-tools bench-filters
 	-$(MAKE) --no-print-directory build-web
 	$(VENV)/bin/python bench/bench.py
+
+# Our own code's share of the two hot paths, natively and by function: examples/hot_path.rs
+# under callgrind, a run of 0 requests subtracted from a run of PROFILE_REQUESTS. The
+# per-function listings are in target/profile/<path>.txt.
+PROFILE_REQUESTS ?= 10000
+profile: bench-tools
+	CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \
+	  cargo build --release --example hot_path --target-dir target/profile
+	@cd target/profile && for path in bearer token; do \
+	  for count in 0 $(PROFILE_REQUESTS); do \
+	    valgrind --tool=callgrind --callgrind-out-file=$$path.$$count.out \
+	      release/examples/hot_path $$path $$count 2>/dev/null || exit 1; \
+	  done; \
+	  callgrind_annotate --inclusive=yes $$path.$(PROFILE_REQUESTS).out 2>/dev/null > $$path.txt; \
+	  total() { callgrind_annotate $$1 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $$1); print $$1 }'; }; \
+	  echo "$$path: $$(( ($$(total $$path.$(PROFILE_REQUESTS).out) - $$(total $$path.0.out)) / $(PROFILE_REQUESTS) ))" \
+	    "native instructions per request (target/profile/$$path.txt)"; \
+	done
 
 ## End of Benchmarks ---------------------------------------------------------------------------
 

@@ -4,7 +4,11 @@
 //! cross-references. Every error names where the problem is, never the value found there, so
 //! a secret typed into the wrong field cannot reach Envoy's log.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+// Looked up on every request; foldhash is several times cheaper than SipHash on short keys,
+// and these maps are built from the operator's config, so no caller chooses what goes in.
+use foldhash::{HashMap, HashMapExt};
 
 use serde::Deserialize;
 

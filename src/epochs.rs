@@ -68,11 +68,11 @@ fn encode(entries: &Entries) -> Vec<u8> {
 /// When each application's or user's credentials last changed, as one VM last read it:
 /// by name, the application's and the user's time (0: never changed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CredentialChanges(HashMap<String, [u64; 2]>);
+pub struct CredentialChanges(foldhash::HashMap<String, [u64; 2]>);
 
 impl CredentialChanges {
     fn from_entries(entries: &Entries) -> Self {
-        let mut changes: HashMap<String, [u64; 2]> = HashMap::new();
+        let mut changes = foldhash::HashMap::<String, [u64; 2]>::default();
         for ((kind, name), entry) in entries.iter().filter(|(_, entry)| entry.changed_at > 0) {
             let times = changes.entry(name.clone()).or_default();
             match kind {

@@ -57,12 +57,13 @@ impl PathTemplate {
         let Some(body) = path.strip_prefix('/') else {
             return false;
         };
-        let mut parts = body.split('/');
+        // Bytes, not chars: '/' is ASCII, and a byte split is several times cheaper per request.
+        let mut parts = body.as_bytes().split(|&byte| byte == b'/');
         for segment in &self.segments {
             match segment {
                 Segment::Rest => return true,
                 Segment::Literal(literal) => {
-                    if parts.next() != Some(literal.as_str()) {
+                    if parts.next() != Some(literal.as_bytes()) {
                         return false;
                     }
                 }
@@ -75,7 +76,7 @@ impl PathTemplate {
         // "/" splits into one empty part; a template with no segments matches only that.
         match parts.next() {
             None => true,
-            Some("") => self.segments.is_empty() && parts.next().is_none(),
+            Some([]) => self.segments.is_empty() && parts.next().is_none(),
             Some(_) => false,
         }
     }

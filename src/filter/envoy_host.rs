@@ -5,7 +5,7 @@ use std::time::UNIX_EPOCH;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MapType, MetricType, Status};
 
-use crate::host::{decode_header_pairs, Clock, Metrics, SharedStore, StoreError};
+use crate::host::{Clock, HeaderPairs, Metrics, SharedStore, StoreError};
 use crate::metrics::{Metric, MetricKind};
 
 /// Proxy-wasm shared data: one map per `vm_id`, seen by every worker thread.
@@ -96,9 +96,9 @@ extern "C" {
 
 /// Every request header, in one host call: a host call that returns data costs about 10k
 /// instructions in Envoy's V8, so reading the three or four headers the gateway needs one by
-/// one costs twice as much. The SDK's own `get_map` would panic on a header that is not UTF-8;
-/// this decodes lossily instead (see [`decode_header_pairs`]).
-pub fn request_headers() -> Vec<(String, String)> {
+/// one costs twice as much. The SDK's own `get_map` would panic on a header that is not UTF-8
+/// and copies every header into its own `String`; [`HeaderPairs`] reads the host's bytes in place.
+pub fn request_headers() -> HeaderPairs {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     // SAFETY: on success the host has allocated `size` bytes through this module's allocator
@@ -107,8 +107,8 @@ pub fn request_headers() -> Vec<(String, String)> {
         if proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) != Status::Ok
             || data.is_null()
         {
-            return Vec::new();
+            return HeaderPairs::new(Vec::new());
         }
-        decode_header_pairs(&Vec::from_raw_parts(data, size, size))
+        HeaderPairs::new(Vec::from_raw_parts(data, size, size))
     }
 }

@@ -1,5 +1,6 @@
 //! One per HTTP stream: reads the request, asks the gateway, applies the outcome.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -11,7 +12,7 @@ use super::envoy_host::{request_headers, EnvoyClock, EnvoyMetrics, EnvoySharedDa
 use crate::config::Config;
 use crate::epochs::CredentialChanges;
 use crate::gateway::{ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Host, Outcome, Response};
-use crate::host::SystemRandomness;
+use crate::host::{HeaderPairs, SystemRandomness};
 
 pub struct GatewayRequest {
     context_id: u32,
@@ -28,24 +29,6 @@ struct PendingEndpointRequest {
     path: String,
     authorization: Option<String>,
     content_type: Option<String>,
-}
-
-/// The request headers the gateway reads, from one snapshot of the header map.
-struct RequestHeaders(Vec<(String, String)>);
-
-impl RequestHeaders {
-    fn read() -> Self {
-        RequestHeaders(request_headers())
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str())
-    }
-
-    fn take(&mut self, name: &str) -> Option<String> {
-        let position = self.0.iter().position(|(n, _)| n == name)?;
-        Some(self.0.swap_remove(position).1)
-    }
 }
 
 impl GatewayRequest {
@@ -87,11 +70,11 @@ impl GatewayRequest {
 
     /// Applies a forward decision. Headers are only removed when the request has them (a
     /// removal is a host call even for an absent header), and `set` replaces any copy.
-    fn forward(&self, forward: &Forward, headers: &RequestHeaders) -> Action {
+    fn forward(&self, forward: &Forward, headers: &HeaderPairs) -> Action {
         let removed = forward
             .remove_headers
             .iter()
-            .filter(|name| headers.get(name).is_some())
+            .filter(|name| headers.contains(name))
             .all(|name| hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None).is_ok());
         let added = forward.set_headers.iter().all(|(name, value)| {
             hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_ok()
@@ -138,15 +121,16 @@ impl Context for GatewayRequest {}
 
 impl HttpContext for GatewayRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let mut headers = RequestHeaders::read();
-        let path = headers.get(":path").unwrap_or_default().to_owned();
+        let headers = request_headers();
+        let path = headers.get(":path").unwrap_or_default();
         if let Some(endpoint) = self.with_gateway(|gateway| gateway.endpoint(&path)) {
+            let owned = |name| headers.get(name).map(Cow::into_owned);
             let pending = PendingEndpointRequest {
                 endpoint,
-                method: headers.take(":method").unwrap_or_default(),
-                path,
-                authorization: headers.take("authorization"),
-                content_type: headers.take("content-type"),
+                method: owned(":method").unwrap_or_default(),
+                path: path.into_owned(),
+                authorization: owned("authorization"),
+                content_type: owned("content-type"),
             };
             if end_of_stream {
                 return self.serve(&pending, &[]);
@@ -155,11 +139,9 @@ impl HttpContext for GatewayRequest {
             self.pending = Some(pending);
             return Action::Pause;
         }
-        let request = ApiRequest {
-            method: headers.get(":method").unwrap_or_default(),
-            path: &path,
-            authorization: headers.get("authorization"),
-        };
+        let method = headers.get(":method").unwrap_or_default();
+        let authorization = headers.get("authorization");
+        let request = ApiRequest { method: &method, path: &path, authorization: authorization.as_deref() };
         match self.with_gateway(|gateway| gateway.authorize(&request)) {
             Outcome::Forward(forward) => self.forward(&forward, &headers),
             Outcome::Respond(response) => self.respond(&response),

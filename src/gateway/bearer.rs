@@ -13,7 +13,10 @@ use crate::store::{GrantOwner, LookupError};
 pub const CLIENT_ID_HEADER: &str = "x-tokengate-client-id";
 pub const USERNAME_HEADER: &str = "x-tokengate-username";
 pub const SCOPE_HEADER: &str = "x-tokengate-scope";
-const IDENTITY_HEADERS: [&str; 3] = [CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER];
+const IDENTITY_HEADERS: &[&str] = &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER];
+/// With `forward_authorization` off (the default), the token does not go upstream either.
+const IDENTITY_AND_AUTHORIZATION_HEADERS: &[&str] =
+    &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, "authorization"];
 
 impl<'a> Gateway<'a> {
     pub fn authorize(&self, request: &ApiRequest) -> Outcome {
@@ -93,11 +96,12 @@ impl<'a> Gateway<'a> {
     }
 
     fn forward(&self, identity: Option<(&GrantOwner, String)>) -> Forward {
-        let mut remove_headers = IDENTITY_HEADERS.to_vec();
-        if !self.config.forward_authorization {
-            remove_headers.push("authorization");
-        }
-        let mut set_headers = Vec::new();
+        let remove_headers = if self.config.forward_authorization {
+            IDENTITY_HEADERS
+        } else {
+            IDENTITY_AND_AUTHORIZATION_HEADERS
+        };
+        let mut set_headers = Vec::with_capacity(3);
         if let Some((owner, scopes)) = identity {
             set_headers.push((CLIENT_ID_HEADER, owner.client_id.clone()));
             if let Some((username, _)) = &owner.user {

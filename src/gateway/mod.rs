@@ -55,7 +55,7 @@ impl Response {
 /// Changes to a request that goes on upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Forward {
-    pub remove_headers: Vec<&'static str>,
+    pub remove_headers: &'static [&'static str],
     pub set_headers: Vec<(&'static str, String)>,
 }
 
