@@ -219,8 +219,8 @@ pub enum Validity {
 
 impl Validity {
     /// When a token issued at `now_ms` expires, in milliseconds. A finite validity never
-    /// reaches [`crate::store::NEVER_EXPIRES`], even from a broken clock's `u64::MAX`: such a
-    /// token is born expired instead of immortal.
+    /// reaches [`crate::store::NEVER_EXPIRES`], however late `now_ms` is: such a token is born
+    /// expired instead of immortal.
     pub fn expires_at(self, now_ms: u64) -> u64 {
         match self {
             Validity::Seconds(secs) => {

@@ -29,11 +29,10 @@ pub trait SharedStore {
 /// Every time the store keeps is in milliseconds since the Unix epoch: seconds would make a
 /// token issued in the same second as a credential change indistinguishable from one before.
 pub trait Clock {
-    fn now_millis(&self) -> u64;
-
-    fn now_secs(&self) -> u64 {
-        self.now_millis() / 1000
-    }
+    /// `None` when the host cannot tell the time. Callers then refuse the operation: any
+    /// stand-in would either keep expired tokens alive (a time too early) or prune every live
+    /// grant and lock names out for good (a time too late).
+    fn now_millis(&self) -> Option<u64>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,19 +199,16 @@ pub struct ManualClock(std::sync::atomic::AtomicU64);
 
 impl ManualClock {
     pub fn at(secs: u64) -> Self {
-        ManualClock(std::sync::atomic::AtomicU64::new(secs * 1000))
+        ManualClock(std::sync::atomic::AtomicU64::new(secs.saturating_mul(1000)))
     }
     pub fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs * 1000, std::sync::atomic::Ordering::SeqCst);
-    }
-    pub fn advance_millis(&self, millis: u64) {
-        self.0.fetch_add(millis, std::sync::atomic::Ordering::SeqCst);
+        self.0.fetch_add(secs.saturating_mul(1000), std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
-    fn now_millis(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    fn now_millis(&self) -> Option<u64> {
+        Some(self.0.load(std::sync::atomic::Ordering::SeqCst))
     }
 }
 

@@ -98,15 +98,17 @@ impl RootContext for GatewayRoot {
             }
         }
         // Recorded only once the config is sure to be accepted: a refused config ends nothing.
-        let changes =
-            match CredentialChanges::record(&EnvoySharedData, &config.credentials(), EnvoyClock.now_millis())
-            {
-                Ok(changes) => changes,
-                Err(error) => {
-                    log::error!("#{} cannot record credential changes: {error:?}", self.context_id);
-                    return false;
-                }
-            };
+        let Some(now) = EnvoyClock.now_millis() else {
+            log::error!("#{} cannot read the clock to record credential changes", self.context_id);
+            return false;
+        };
+        let changes = match CredentialChanges::record(&EnvoySharedData, &config.credentials(), now) {
+            Ok(changes) => changes,
+            Err(error) => {
+                log::error!("#{} cannot record credential changes: {error:?}", self.context_id);
+                return false;
+            }
+        };
         if let Err(status) = hostcalls::set_tick_period(TICK_PERIOD) {
             log::warn!(
                 "#{} no timer ({status:?}): expired grants are reclaimed only on writes",

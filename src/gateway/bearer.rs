@@ -74,7 +74,8 @@ impl<'a> Gateway<'a> {
             let body = ErrorResponse::bare("temporarily_unavailable").to_json();
             (DenyReason::InvalidToken, json_response(503, Vec::new(), body))
         };
-        let grant = match self.store.find_access(token, self.clock.now_millis()) {
+        let Ok(now) = self.now() else { return Err(unavailable()) };
+        let grant = match self.store.find_access(token, now) {
             Ok(grant) => grant,
             Err(LookupError::Unknown) => return Err(invalid_token("the access token is unknown or revoked")),
             Err(LookupError::Expired) => return Err(invalid_token("the access token expired")),

@@ -41,7 +41,7 @@ impl<'a> Gateway<'a> {
         let token = form.get("token").ok_or(oauth_error(400, "invalid_request", "token is missing"))?;
         // token_type_hint is only a hint (§2.1): the token's own format says what it is, so
         // a wrong or unknown hint changes nothing.
-        match self.store.revoke(token, &app.consumer_key, self.clock.now_millis())? {
+        match self.store.revoke(token, &app.consumer_key, self.now()?)? {
             Revocation::Revoked => {
                 self.metrics.add(Metric::Revocations, 1);
                 Ok(())
@@ -68,7 +68,7 @@ impl<'a> Gateway<'a> {
         let caller = self.authenticate_client(request, &form)?;
         let token = form.get("token").ok_or(oauth_error(400, "invalid_request", "token is missing"))?;
         self.metrics.add(Metric::Introspections, 1);
-        let Some(described) = self.store.describe(token, self.clock.now_millis())? else {
+        let Some(described) = self.store.describe(token, self.now()?)? else {
             return Ok(Introspection::default());
         };
         if !caller.can_introspect && described.owner.client_id != caller.consumer_key {

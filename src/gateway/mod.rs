@@ -188,7 +188,13 @@ impl<'a> Gateway<'a> {
 
     /// Sweeps the next slice of the token store (called from a timer on every VM).
     pub fn sweep_step(&self, buckets: u32) -> Result<(), StoreError> {
-        self.store.sweep_next(buckets, self.clock.now_millis())
+        self.store.sweep_next(buckets, self.now()?)
+    }
+
+    /// The time, or [`StoreError::Unavailable`] when the host cannot tell it: the request is
+    /// then refused like one whose store read failed (503), and nothing is written.
+    fn now(&self) -> Result<u64, StoreError> {
+        self.clock.now_millis().ok_or(StoreError::Unavailable)
     }
 
     /// Which of the gateway's own endpoints `path_and_query` names, if any.
@@ -336,7 +342,7 @@ impl<'a> Gateway<'a> {
         presented: &str,
         failure: OAuthError,
     ) -> Result<T, OAuthError> {
-        let now = self.clock.now_millis();
+        let now = self.now()?;
         if let Some(wait) = self.limiter.locked_for(principal, now)? {
             return Err(locked_out(wait));
         }

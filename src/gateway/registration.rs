@@ -77,7 +77,7 @@ impl<'a> Gateway<'a> {
                 Ok((200, Some(registration_response(record, None))))
             }
             "DELETE" => {
-                registry.delete(client_id, self.clock.now_millis()).map_err(registry_error)?;
+                registry.delete(client_id, self.now()?).map_err(registry_error)?;
                 Ok((204, None))
             }
             _ => Err(oauth_error(405, "invalid_request", "use GET or DELETE")),
@@ -90,8 +90,7 @@ impl<'a> Gateway<'a> {
             if request.method != "POST" {
                 return Err(oauth_error(405, "invalid_request", "use POST"));
             }
-            let registered =
-                registry.regenerate_secret(client_id, self.clock.now_millis()).map_err(registry_error)?;
+            let registered = registry.regenerate_secret(client_id, self.now()?).map_err(registry_error)?;
             Ok((200, Some(registration_response(registered.record, Some(registered.secret)))))
         });
         self.answer(result, "POST")
@@ -164,7 +163,7 @@ impl<'a> Gateway<'a> {
             grant_types,
             saas: payload.saas_app,
         };
-        let registered = registry.register(registration, self.clock.now_millis()).map_err(registry_error)?;
+        let registered = registry.register(registration, self.now()?).map_err(registry_error)?;
         self.metrics.add(Metric::Registrations, 1);
         Ok((201, Some(registration_response(registered.record, Some(registered.secret)))))
     }

@@ -734,7 +734,8 @@ fn restoring_old_credentials_does_not_revive_ended_tokens() {
         rig.clock.advance(10);
         let config = Config::from_json(json.as_bytes()).unwrap();
         let changes =
-            CredentialChanges::record(&rig.shared, &config.credentials(), rig.clock.now_millis()).unwrap();
+            CredentialChanges::record(&rig.shared, &config.credentials(), rig.clock.now_millis().unwrap())
+                .unwrap();
         (config, changes)
     };
     let status_under = |loaded: &(Config, CredentialChanges), token: &str| {
@@ -785,4 +786,44 @@ fn restoring_old_credentials_does_not_revive_ended_tokens() {
     // Tokens issued after the last change work.
     let latest = load(&with_another_app);
     assert_eq!(status_under(&latest, &issue_under(&latest)), 200);
+}
+
+/// A host whose clock call fails.
+struct StoppedClock;
+
+impl crate::host::Clock for StoppedClock {
+    fn now_millis(&self) -> Option<u64> {
+        None
+    }
+}
+
+#[test]
+fn a_failed_clock_refuses_requests_and_erases_nothing() {
+    let rig = Rig::demo();
+    let token = rig.access_token("grant_type=client_credentials");
+    let stopped = Gateway::new(&rig.config, Host { clock: &StoppedClock, ..rig.host() });
+
+    let check = stopped.authorize(&ApiRequest {
+        method: "GET",
+        path: "/api/orders",
+        authorization: Some(&format!("Bearer {token}")),
+    });
+    assert_eq!(status_of(&check), 503);
+    let endpoint = stopped.endpoint("/token").unwrap();
+    let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
+    let body = b"grant_type=client_credentials";
+    let request = EndpointRequest {
+        method: "POST",
+        path: "/token",
+        authorization: Some(&basic),
+        content_type: Some(FORM),
+        body,
+    };
+    assert_eq!(stopped.serve(&endpoint, &request).status, 503);
+    // A sweep with no time skips its slice rather than prune against a made-up time.
+    let all_buckets = rig.config.bucket_count;
+    assert_eq!(stopped.sweep_step(all_buckets), Err(StoreError::Unavailable));
+
+    // With the clock back, the token issued before still works.
+    assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &token)), 200);
 }

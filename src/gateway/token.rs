@@ -48,7 +48,7 @@ impl<'a> Gateway<'a> {
             ),
             None => None,
         };
-        let now = self.clock.now_millis();
+        let now = self.now()?;
         let body = match grant {
             GrantType::ClientCredentials => {
                 let scopes = narrow(requested, &app.scopes)?;
