@@ -396,30 +396,36 @@ impl<'a> Gateway<'a> {
 
     /// The grant owner's application and user as the current config has them, for a token
     /// issued at `issued_at`; `None` when either is gone or its credentials changed since.
-    fn standing(&self, owner: &GrantOwner, issued_at: u64) -> Result<Option<Standing<'a>>, StoreError> {
+    fn standing(&self, owner: &GrantOwner, issued_at: u64) -> Result<Option<Standing<'_>>, StoreError> {
+        let Some(app) = self.application(&owner.client_id)? else { return Ok(None) };
+        Ok(self.standing_of(app, owner, issued_at))
+    }
+
+    /// [`Self::standing`] with the owner's application already in hand (the one named by
+    /// `owner.client_id`).
+    fn standing_of<'s>(
+        &'s self,
+        app: Cow<'s, Application>,
+        owner: &GrantOwner,
+        issued_at: u64,
+    ) -> Option<Standing<'s>> {
         let changes = self.credential_changes;
         if changes.ended(CredentialKind::Application, &owner.client_id, issued_at)
-            || owner
-                .user
-                .as_ref()
-                .is_some_and(|(name, _)| changes.ended(CredentialKind::User, name, issued_at))
+            || app.fingerprint != owner.client_fingerprint
         {
-            return Ok(None);
-        }
-        let Some(app) = self.application(&owner.client_id)? else { return Ok(None) };
-        if app.fingerprint != owner.client_fingerprint {
-            return Ok(None);
+            return None;
         }
         let user = match &owner.user {
             None => None,
-            Some((username, fingerprint)) => {
-                match self.config.users.get(username).filter(|user| user.fingerprint == *fingerprint) {
-                    Some(user) => Some(user),
-                    None => return Ok(None),
-                }
-            }
+            Some((username, fingerprint)) => Some(
+                self.config
+                    .users
+                    .get(username)
+                    .filter(|user| user.fingerprint == *fingerprint)
+                    .filter(|_| !changes.ended(CredentialKind::User, username, issued_at))?,
+            ),
         };
-        Ok(Some(Standing { app, user }))
+        Some(Standing { app, user })
     }
 
     /// The names of stored scope ids that the owner may still hold, in name order.

@@ -1,5 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2, §4.3, §4.4, §6).
 
+use std::borrow::Cow;
+
 use super::{no_store_json, oauth_error, EndpointRequest, Gateway, OAuthError, Response, STORE_UNAVAILABLE};
 use crate::config::{Application, GrantType};
 use crate::messages::TokenResponse;
@@ -122,13 +124,16 @@ impl<'a> Gateway<'a> {
         let invalid_grant =
             oauth_error(400, "invalid_grant", "the refresh token is invalid, expired or revoked");
         let mut granted = ScopeSet::default();
-        let mut access_expires_at = 0;
+        let access_expires_at = app.access_validity.expires_at(now);
+        let refresh_expires_at = self.config.refresh_expires_at(now);
         let decide = |record: &GrantRecord| -> Result<RefreshPlan, RefreshRefusal> {
             // Credentials changed or removed since the grant: the grant is dead.
             let issued_at = record.refresh.as_ref().map_or(0, |refresh| refresh.issued_at);
-            let standing = match self.standing(&record.owner, issued_at) {
-                Ok(Some(standing)) => standing,
-                Ok(None) | Err(_) => return Err(RefreshRefusal::InvalidGrant),
+            // The store hands over only grants of `app`, already authenticated: no second
+            // lookup (for a registered client, a second shared-data read that could fail and
+            // turn a good refresh token "invalid") is needed.
+            let Some(standing) = self.standing_of(Cow::Borrowed(app), &record.owner, issued_at) else {
+                return Err(RefreshRefusal::InvalidGrant);
             };
             // The grant keeps its scope; the access token may narrow it (RFC 6749 §6).
             let grant_scopes = ScopeSet::from_names(self.held_scopes(&record.scopes, &standing));
@@ -139,13 +144,12 @@ impl<'a> Gateway<'a> {
                 Some(requested) => requested.clone(),
                 None => grant_scopes,
             };
-            access_expires_at = app.access_validity.expires_at(now);
             // An access token with the grant's whole scope stores no scope list of its own.
             let plan = RefreshPlan {
                 access_scopes: Some(self.config.scope_ids(&access_scopes))
                     .filter(|ids| *ids != record.scopes),
                 access_expires_at,
-                refresh_expires_at: self.config.refresh_expires_at(now),
+                refresh_expires_at,
             };
             granted = access_scopes;
             Ok(plan)
