@@ -163,12 +163,13 @@ impl SecretVerifier {
 
     /// A verifier that accepts nothing and costs what the most common of `configured` costs:
     /// checked for unknown names so that they take as long as a wrong secret (RFC 6749 §10.10).
+    /// PBKDF2's cost is its iterations times one run per 32 bytes of digest, so both count.
     pub fn decoy_like<'v>(configured: impl Iterator<Item = &'v SecretVerifier>) -> SecretVerifier {
-        let mut costs: Vec<(Option<u32>, usize)> = Vec::new();
+        let mut costs: Vec<(Option<(u32, usize)>, usize)> = Vec::new();
         for verifier in configured {
             let cost = match verifier {
                 SecretVerifier::Sha256 { .. } => None,
-                SecretVerifier::Pbkdf2Sha256 { iterations, .. } => Some(*iterations),
+                SecretVerifier::Pbkdf2Sha256 { iterations, digest, .. } => Some((*iterations, digest.len())),
             };
             match costs.iter_mut().find(|(known, _)| *known == cost) {
                 Some((_, count)) => *count += 1,
@@ -177,7 +178,9 @@ impl SecretVerifier {
         }
         let salt = b"tokengate-decoy".to_vec();
         match costs.into_iter().max_by_key(|(_, count)| *count).and_then(|(cost, _)| cost) {
-            Some(iterations) => SecretVerifier::Pbkdf2Sha256 { iterations, salt, digest: vec![0; 32] },
+            Some((iterations, digest_len)) => {
+                SecretVerifier::Pbkdf2Sha256 { iterations, salt, digest: vec![0; digest_len] }
+            }
             None => SecretVerifier::Sha256 { salt, digest: [0; 32] },
         }
     }
@@ -366,5 +369,17 @@ mod tests {
         assert!(matches!(SecretVerifier::decoy_like([&fast].into_iter()), SecretVerifier::Sha256 { .. }));
         assert!(matches!(SecretVerifier::decoy_like(std::iter::empty()), SecretVerifier::Sha256 { .. }));
         assert!(!decoy.verify("") && !decoy.verify("a"));
+    }
+
+    #[test]
+    fn decoys_match_the_digest_length_too() {
+        // A 64-byte PBKDF2 digest runs the iterations twice: a 32-byte decoy would answer an
+        // unknown name in half the time of a wrong password, telling which names exist.
+        let long = SecretVerifier::Pbkdf2Sha256 { iterations: 5000, salt: vec![1], digest: vec![2; 64] };
+        let short = SecretVerifier::Pbkdf2Sha256 { iterations: 5000, salt: vec![1], digest: vec![2; 32] };
+        let decoy = SecretVerifier::decoy_like([&long, &short, &long].into_iter());
+        assert!(
+            matches!(decoy, SecretVerifier::Pbkdf2Sha256 { iterations: 5000, ref digest, .. } if digest.len() == 64)
+        );
     }
 }
