@@ -307,6 +307,31 @@ fn problem(at: impl std::fmt::Display, what: impl std::fmt::Display) -> ConfigEr
     ConfigError(format!("{at}: {what}"))
 }
 
+/// Refresh tokens come only from the password grant, so `refresh_token` without `password`
+/// is a grant nobody could ever use.
+pub fn refresh_without_password(grants: &BTreeSet<GrantType>) -> bool {
+    grants.contains(&GrantType::RefreshToken) && !grants.contains(&GrantType::Password)
+}
+
+/// The grant types a configured application, or every registered one, may use: at least one,
+/// none twice, none unusable.
+fn grant_type_set(at: &str, listed: &[GrantType]) -> Result<BTreeSet<GrantType>, ConfigError> {
+    let grants: BTreeSet<GrantType> = listed.iter().copied().collect();
+    if grants.is_empty() {
+        return Err(problem(at, "at least one grant type is needed"));
+    }
+    if grants.len() != listed.len() {
+        return Err(problem(at, "lists a grant type twice"));
+    }
+    if refresh_without_password(&grants) {
+        return Err(problem(
+            at,
+            "refresh_token alone, or with client_credentials only, can never be used: add password",
+        ));
+    }
+    Ok(grants)
+}
+
 impl Config {
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
         let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
@@ -421,19 +446,7 @@ impl Config {
             let at = format!("applications[{i}]");
             check_name(&format!("{at}.consumer_key"), &app.consumer_key)?;
             let verifier = verifier(&at, "consumer_secret", app.consumer_secret, app.consumer_secret_hash)?;
-            if app.grant_types.is_empty() {
-                return Err(problem(format!("{at}.grant_types"), "at least one grant type is needed"));
-            }
-            let grant_types: BTreeSet<GrantType> = app.grant_types.iter().copied().collect();
-            if grant_types.len() != app.grant_types.len() {
-                return Err(problem(format!("{at}.grant_types"), "lists a grant type twice"));
-            }
-            if grant_types == BTreeSet::from([GrantType::RefreshToken]) {
-                return Err(problem(
-                    format!("{at}.grant_types"),
-                    "refresh_token alone can never be used: add password",
-                ));
-            }
+            let grant_types = grant_type_set(&format!("{at}.grant_types"), &app.grant_types)?;
             let scopes = register_scopes(&format!("{at}.scopes"), &app.scopes)?;
             grantable = ScopeSet::from_names(grantable.iter().chain(scopes.iter()).map(str::to_owned));
             let access_validity = match app.access_token_validity_secs {
@@ -489,14 +502,13 @@ impl Config {
                 Some(RegistrationConfig {
                     endpoint: registration.endpoint,
                     bucket_count: client_bucket_count_for(registration.capacity),
-                    grant_types: registration.grant_types.into_iter().collect(),
+                    grant_types: grant_type_set("registration.grant_types", &registration.grant_types)?,
                     scopes,
                 })
             }
         };
 
-        let mut rules = Vec::with_capacity(raw.resources.len());
-        let mut seen = BTreeSet::new();
+        let mut rules: Vec<RouteRule> = Vec::with_capacity(raw.resources.len());
         for (i, resource) in raw.resources.into_iter().enumerate() {
             let at = format!("resources[{i}]");
             let template =
@@ -514,7 +526,10 @@ impl Config {
                         "an HTTP method in capitals, like GET",
                     ));
                 }
-                if !seen.insert((method.clone(), resource.path.clone())) {
+                // Templates, not their text: `/orders/{id}` and `/orders/{x}` are one template.
+                let listed_before = resource.methods.iter().take(j).any(|m| m == method)
+                    || rules.iter().any(|rule| rule.template == template && rule.methods.contains(method));
+                if listed_before {
                     return Err(problem(
                         format!("{at}.methods[{j}]"),
                         "this method and path are listed twice",

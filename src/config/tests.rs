@@ -110,6 +110,22 @@ fn invalid_configs_are_refused_with_a_clear_message() {
             demo_with(|v| v["applications"][0]["grant_types"] = serde_json::json!([])),
             "at least one grant type",
         ),
+        (
+            demo_with(|v| {
+                v["applications"][0]["grant_types"] =
+                    serde_json::json!(["client_credentials", "refresh_token"])
+            }),
+            "applications[0].grant_types: refresh_token alone, or with client_credentials only",
+        ),
+        (
+            demo_with(|v| {
+                v["resources"][1]["path"] = "/api/orders/{order}".into();
+                v["resources"].as_array_mut().unwrap().push(
+                    serde_json::json!({"methods": ["GET"], "path": "/api/orders/{id}", "scopes": ["orders:read"]}),
+                );
+            }),
+            "this method and path are listed twice",
+        ),
         (demo_with(|v| v["applications"] = serde_json::json!([])), "applications: at least one application"),
         (
             demo_with(|v| v["users"][0]["password_hash"] = "md5$x".into()),
@@ -228,6 +244,13 @@ fn lifecycle_settings_are_validated() {
             "revocation_endpoint: is the same path as another endpoint",
         ),
         (demo_with(|v| v["registration"] = serde_json::json!({})), "registration: no user is an admin"),
+        (
+            demo_with(|v| {
+                v["users"][0]["admin"] = true.into();
+                v["registration"] = serde_json::json!({"grant_types": ["refresh_token"]});
+            }),
+            "registration.grant_types: refresh_token alone",
+        ),
         (
             demo_with(|v| v["resources"][0]["path"] = "/introspect".into()),
             "resources[0].path: overlaps the introspection_endpoint",

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     json_response, media_type_is, no_store_json, oauth_error, EndpointRequest, Gateway, OAuthError, Response,
 };
-use crate::config::{GrantType, User};
+use crate::config::{refresh_without_password, GrantType, User};
 use crate::credentials::parse_basic_authorization;
 use crate::messages::ErrorResponse;
 use crate::metrics::Metric;
@@ -155,6 +155,13 @@ impl<'a> Gateway<'a> {
         }
         if grant_types.is_empty() {
             return Err(oauth_error(400, "invalid_client_metadata", "grantType names no grant type"));
+        }
+        if refresh_without_password(&grant_types) {
+            return Err(oauth_error(
+                400,
+                "invalid_client_metadata",
+                "refresh_token needs the password grant",
+            ));
         }
         let registration = Registration {
             name,

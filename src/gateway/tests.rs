@@ -684,6 +684,13 @@ fn bad_registrations_get_clear_4xx_errors() {
         (
             ("admin", "admin"),
             "application/json",
+            r#"{"clientName":"x","grantType":"client_credentials refresh_token"}"#,
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            ("admin", "admin"),
+            "application/json",
             r#"{"clientName":"x\u0000","grantType":"password"}"#,
             400,
             "invalid_client_metadata",
