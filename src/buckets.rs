@@ -18,7 +18,7 @@ use crate::scope::ScopeId;
 
 const BUCKET_FORMAT: u8 = 1;
 /// Compare-and-swap attempts on one bucket before giving up on it.
-const CAS_ATTEMPTS: usize = 16;
+pub(crate) const CAS_ATTEMPTS: usize = 16;
 
 /// A record kept in a bucket.
 pub trait Record: Sized + Clone {
@@ -62,10 +62,10 @@ impl<'h> BucketTable<'h> {
     pub fn initialize(&self) -> Result<u32, StoreError> {
         let meta_key = format!("tokengate/{}/count", self.name);
         let existing = match self.shared.get(&meta_key)? {
-            Some((value, _)) => value.as_slice().try_into().map(u32::from_be_bytes).unwrap_or(0),
+            Some((value, _)) => Reader(&value).u32().unwrap_or(0),
             None => 0,
         };
-        let empty = encode_bucket::<NoRecord>(&[]);
+        let empty = [BUCKET_FORMAT];
         if existing > self.count {
             for index in self.count..existing {
                 self.shared.set(&self.key(index), &empty, 0)?;
@@ -102,7 +102,7 @@ impl<'h> BucketTable<'h> {
     pub fn claim_sweep_slice(&self, count: u32) -> Result<Option<u32>, StoreError> {
         let key = self.sweep_cursor_key();
         let Some((value, cas)) = self.shared.get(&key)? else { return Ok(None) };
-        let start = value.as_slice().try_into().map(u32::from_be_bytes).unwrap_or(0) % self.count;
+        let start = Reader(&value).u32().unwrap_or(0) % self.count;
         let next = ((u64::from(start) + u64::from(count)) % u64::from(self.count)) as u32;
         match self.shared.set(&key, &next.to_be_bytes(), cas) {
             Ok(()) => Ok(Some(start)),
@@ -137,7 +137,7 @@ impl<'h> BucketTable<'h> {
             let Some((bytes, cas)) = self.read_with_cas(index)? else {
                 return Ok(None);
             };
-            let mut records: Vec<R> = records_of(&bytes).filter_map(R::decode).collect();
+            let mut records: Vec<R> = decode_bucket(&bytes);
             let before = records.len();
             records.retain_mut(|record| record.prune(now));
             let value = change(&mut records)?;
@@ -188,22 +188,6 @@ pub fn encode_bucket<R: Record>(records: &[R]) -> Vec<u8> {
 
 pub fn decode_bucket<R: Record>(bucket: &[u8]) -> Vec<R> {
     records_of(bucket).filter_map(R::decode).collect()
-}
-
-/// Stands in for a record type where none is needed (an empty bucket).
-#[derive(Clone)]
-enum NoRecord {}
-
-impl Record for NoRecord {
-    fn decode(_: &[u8]) -> Option<Self> {
-        None
-    }
-    fn encode_into(&self, _: &mut Vec<u8>) {
-        match *self {}
-    }
-    fn prune(&mut self, _: u64) -> bool {
-        match *self {}
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

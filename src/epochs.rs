@@ -14,11 +14,10 @@
 
 use std::collections::HashMap;
 
-use crate::buckets::{put_short_bytes, Reader};
+use crate::buckets::{put_short_bytes, Reader, CAS_ATTEMPTS};
 use crate::host::{SharedStore, StoreError};
 
 const KEY: &str = "tokengate/credential-changes";
-const CAS_ATTEMPTS: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CredentialKind {

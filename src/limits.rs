@@ -12,10 +12,10 @@
 //! in it cannot be counted and is refused until a slot frees (fail closed): flooding the table
 //! can delay some logins, never open the door to unlimited guessing.
 
-use sha2::{Digest, Sha256};
-
 use crate::buckets::{BucketTable, Reader, Record};
 use crate::host::{SharedStore, StoreError};
+use crate::scope::leading_u32;
+use crate::token::hash_prefix;
 
 /// Names tracked per bucket.
 pub const NAMES_PER_BUCKET: usize = 8;
@@ -34,10 +34,7 @@ impl Principal<'_> {
             Principal::Client(name) => (b'c', name),
             Principal::User(name) => (b'u', name),
         };
-        let digest = Sha256::new().chain_update([kind, 0]).chain_update(name.as_bytes()).finalize();
-        let mut tag = [0u8; 8];
-        tag.iter_mut().zip(digest.iter()).for_each(|(slot, byte)| *slot = *byte);
-        tag
+        hash_prefix(&[kind, 0], name.as_bytes())
     }
 }
 
@@ -96,7 +93,7 @@ impl<'h> FailureLimiter<'h> {
     }
 
     fn bucket(&self, tag: &[u8; 8]) -> u32 {
-        u32::from_be_bytes([tag[0], tag[1], tag[2], tag[3]]) % self.table.count()
+        leading_u32(tag) % self.table.count()
     }
 
     /// Seconds until `principal` may try again (`now` in milliseconds), or `None`.
@@ -119,7 +116,7 @@ impl<'h> FailureLimiter<'h> {
         }
         // A bucket full of other live names cannot count this one: refuse until a slot frees.
         Ok((tracked >= NAMES_PER_BUCKET)
-            .then(|| wait_secs(now.saturating_add(self.policy.window_secs * 1000))))
+            .then(|| wait_secs(now.saturating_add(self.policy.window_secs.saturating_mul(1000)))))
     }
 
     /// Counts a failed attempt; locks the principal when it reaches the limit.

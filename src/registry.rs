@@ -144,6 +144,10 @@ pub struct ClientRegistry<'h> {
 
 /// The bucket a client id names, if it is shaped like a registered client id.
 fn bucket_of(client_id: &str) -> Option<u32> {
+    // Any caller's Basic username lands here: refuse long ones before decoding.
+    if client_id.len() > 64 {
+        return None;
+    }
     let raw = URL_SAFE_NO_PAD.decode(client_id).ok()?;
     if raw.len() != 4 + CLIENT_ID_RANDOM_BYTES {
         return None;

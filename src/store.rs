@@ -97,14 +97,9 @@ impl Record for GrantRecord {
     fn decode(bytes: &[u8]) -> Option<Self> {
         let view = GrantView::parse(bytes)?;
         let access = view.access().map(|entry| entry.to_owned()).collect::<Option<Vec<_>>>()?;
-        let user = (!view.user.is_empty()).then(|| (view.user.to_owned(), view.user_fingerprint));
         Some(GrantRecord {
             tag: view.tag,
-            owner: GrantOwner {
-                client_id: view.client.to_owned(),
-                client_fingerprint: view.client_fingerprint,
-                user,
-            },
+            owner: view.owner(),
             scopes: Reader(view.scopes).scopes()?,
             refresh: view.refresh,
             access,
@@ -466,6 +461,7 @@ impl<'h> TokenStore<'h> {
     /// Stores a new grant in a random bucket with room and returns its tokens.
     pub fn issue(&self, grant: NewGrant, now: u64) -> Result<IssuedTokens, IssueError> {
         let grant_id = new_grant_id(self.random)?;
+        let tag = grant_tag(&grant_id);
         for _ in 0..BUCKET_PROBES {
             let mut pick = [0u8; 4];
             self.random.fill(&mut pick)?;
@@ -476,7 +472,7 @@ impl<'h> TokenStore<'h> {
                 None => None,
             };
             let record = GrantRecord {
-                tag: grant_tag(&grant_id),
+                tag,
                 owner: grant.owner.clone(),
                 scopes: grant.scopes.clone(),
                 refresh: refresh.as_ref().map(|(token, expires_at)| RefreshEntry {

@@ -31,7 +31,7 @@ pub type TokenHash = [u8; 16];
 pub type GrantTag = [u8; 8];
 pub type GrantId = [u8; GRANT_ID_BYTES];
 
-fn hash_prefix<const N: usize>(domain: &[u8], bytes: &[u8]) -> [u8; N] {
+pub(crate) fn hash_prefix<const N: usize>(domain: &[u8], bytes: &[u8]) -> [u8; N] {
     let digest = Sha256::new().chain_update(domain).chain_update(bytes).finalize();
     let mut out = [0u8; N];
     for (slot, byte) in out.iter_mut().zip(digest.iter()) {
@@ -60,12 +60,13 @@ impl ParsedToken {
         }
         let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
         let bucket = u32::from_be_bytes(raw.get(1..5)?.try_into().ok()?);
-        let hash = hash_prefix(b"token\0", &raw);
+        // Hashed only once the shape is right: garbage costs no SHA-256.
+        let hash = || hash_prefix(b"token\0", &raw);
         match (raw.first()?, raw.len()) {
-            (&ACCESS_KIND, ACCESS_LEN) => Some(ParsedToken::Access { bucket, hash }),
+            (&ACCESS_KIND, ACCESS_LEN) => Some(ParsedToken::Access { bucket, hash: hash() }),
             (&REFRESH_KIND, REFRESH_LEN) => {
                 let grant_id: GrantId = raw.get(5..5 + GRANT_ID_BYTES)?.try_into().ok()?;
-                Some(ParsedToken::Refresh { bucket, grant_id, hash })
+                Some(ParsedToken::Refresh { bucket, grant_id, hash: hash() })
             }
             _ => None,
         }
