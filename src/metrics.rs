@@ -94,6 +94,31 @@ impl Metric {
         }
     }
 
+    /// This metric's place in [`Metric::ALL`], so hosts can keep ids in an array: the request
+    /// path updates a metric on every request. Exhaustive, so a new variant must get one.
+    pub fn index(self) -> usize {
+        match self {
+            Metric::TokensIssued(GrantType::ClientCredentials) => 0,
+            Metric::TokensIssued(GrantType::Password) => 1,
+            Metric::TokensIssued(GrantType::RefreshToken) => 2,
+            Metric::TokenErrors => 3,
+            Metric::RefreshReuseDetected => 4,
+            Metric::RequestsAllowed => 5,
+            Metric::RequestsDenied(DenyReason::MissingToken) => 6,
+            Metric::RequestsDenied(DenyReason::InvalidRequest) => 7,
+            Metric::RequestsDenied(DenyReason::InvalidToken) => 8,
+            Metric::RequestsDenied(DenyReason::InsufficientScope) => 9,
+            Metric::RequestsDenied(DenyReason::NoSuchResource) => 10,
+            Metric::Revocations => 11,
+            Metric::Introspections => 12,
+            Metric::Registrations => 13,
+            Metric::StoreFull => 14,
+            Metric::StoreGrants => 15,
+            Metric::StoreCapacity => 16,
+            Metric::RegisteredClients => 17,
+        }
+    }
+
     pub fn kind(self) -> MetricKind {
         match self {
             Metric::StoreGrants | Metric::StoreCapacity | Metric::RegisteredClients => MetricKind::Gauge,
@@ -113,5 +138,12 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), 18);
         assert!(names.iter().all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_')));
+    }
+
+    #[test]
+    fn every_metric_sits_at_its_index_in_all() {
+        for (position, metric) in Metric::ALL.iter().enumerate() {
+            assert_eq!(metric.index(), position, "{metric:?}");
+        }
     }
 }

@@ -76,10 +76,6 @@ impl ScopeSet {
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }
-
-    pub fn ids(&self) -> Vec<ScopeId> {
-        self.0.iter().map(|name| scope_id(name)).collect()
-    }
 }
 
 impl std::fmt::Display for ScopeSet {

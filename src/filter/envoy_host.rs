@@ -5,8 +5,22 @@ use std::time::UNIX_EPOCH;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MapType, MetricType, Status};
 
-use crate::host::{Clock, HeaderPairs, Metrics, SharedStore, StoreError};
+use crate::epochs::CredentialChanges;
+use crate::gateway::Host;
+use crate::host::{Clock, HeaderPairs, Metrics, SharedStore, StoreError, SystemRandomness};
 use crate::metrics::{Metric, MetricKind};
+
+/// The gateway's host in Envoy: shared data, the clock, WASI randomness, this VM's metrics and
+/// the credential changes it last read.
+pub fn envoy_host<'h>(metrics: &'h EnvoyMetrics, credential_changes: &'h CredentialChanges) -> Host<'h> {
+    Host {
+        shared: &EnvoySharedData,
+        random: &SystemRandomness,
+        clock: &EnvoyClock,
+        metrics,
+        credential_changes,
+    }
+}
 
 /// Proxy-wasm shared data: one map per `vm_id`, seen by every worker thread.
 pub struct EnvoySharedData;
@@ -43,26 +57,25 @@ impl Clock for EnvoyClock {
 
 /// Proxy-wasm metrics: defined once per VM; Envoy keeps one stat per name for the process.
 pub struct EnvoyMetrics {
-    ids: Vec<(Metric, u32)>,
+    /// By [`Metric::index`].
+    ids: [u32; Metric::ALL.len()],
 }
 
 impl EnvoyMetrics {
     pub fn define() -> Result<Self, Status> {
-        let ids = Metric::ALL
-            .iter()
-            .map(|&metric| {
-                let kind = match metric.kind() {
-                    MetricKind::Counter => MetricType::Counter,
-                    MetricKind::Gauge => MetricType::Gauge,
-                };
-                hostcalls::define_metric(kind, metric.name()).map(|id| (metric, id))
-            })
-            .collect::<Result<_, _>>()?;
+        let mut ids = [0; Metric::ALL.len()];
+        for (slot, metric) in ids.iter_mut().zip(Metric::ALL) {
+            let kind = match metric.kind() {
+                MetricKind::Counter => MetricType::Counter,
+                MetricKind::Gauge => MetricType::Gauge,
+            };
+            *slot = hostcalls::define_metric(kind, metric.name())?;
+        }
         Ok(EnvoyMetrics { ids })
     }
 
     fn id(&self, metric: Metric) -> Option<u32> {
-        self.ids.iter().find(|(m, _)| *m == metric).map(|(_, id)| *id)
+        self.ids.get(metric.index()).copied()
     }
 }
 

@@ -8,11 +8,11 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use super::envoy_host::{request_headers, EnvoyClock, EnvoyMetrics, EnvoySharedData};
+use super::envoy_host::{envoy_host, request_headers, EnvoyMetrics};
 use crate::config::Config;
 use crate::epochs::CredentialChanges;
-use crate::gateway::{ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Host, Outcome, Response};
-use crate::host::{HeaderPairs, SystemRandomness};
+use crate::gateway::{ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Outcome, Response};
+use crate::host::HeaderPairs;
 
 pub struct GatewayRequest {
     context_id: u32,
@@ -45,14 +45,7 @@ impl GatewayRequest {
     /// only for that call: the root's timer replaces them between requests.
     fn with_gateway<T>(&self, decide: impl FnOnce(&Gateway) -> T) -> T {
         let changes = self.credential_changes.borrow();
-        let host = Host {
-            shared: &EnvoySharedData,
-            random: &SystemRandomness,
-            clock: &EnvoyClock,
-            metrics: &*self.metrics,
-            credential_changes: &changes,
-        };
-        decide(&Gateway::new(&self.config, host))
+        decide(&Gateway::new(&self.config, envoy_host(&self.metrics, &changes)))
     }
 
     /// Sends a local reply. The stream must then stay paused: the reply ends it, and
@@ -84,12 +77,7 @@ impl GatewayRequest {
         }
         // Never forward a request whose identity headers could not be set or stripped.
         log::error!("#{} cannot rewrite request headers; refusing the request", self.context_id);
-        let unavailable = Response {
-            status: 503,
-            headers: Vec::new(),
-            body: b"{\"error\":\"temporarily_unavailable\"}".to_vec(),
-        };
-        self.respond(&unavailable)
+        self.respond(&Response::unavailable())
     }
 
     /// Up to `size` bytes of the body Envoy buffered while the stream was paused. A body that

@@ -10,12 +10,12 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
-use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
+use super::envoy_host::{envoy_host, EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use super::request_context::GatewayRequest;
 use crate::config::Config;
 use crate::epochs::CredentialChanges;
-use crate::gateway::{Gateway, Host};
-use crate::host::{Clock, Metrics, SystemRandomness};
+use crate::gateway::Gateway;
+use crate::host::{Clock, Metrics};
 use crate::metrics::Metric;
 
 /// How often each VM sweeps a slice of the store and re-reads the credential changes.
@@ -38,16 +38,6 @@ pub struct GatewayRoot {
 impl GatewayRoot {
     pub fn new(context_id: u32) -> Self {
         GatewayRoot { context_id, config: None, metrics: None, credential_changes: Rc::default() }
-    }
-
-    fn host<'h>(&self, metrics: &'h EnvoyMetrics, changes: &'h CredentialChanges) -> Host<'h> {
-        Host {
-            shared: &EnvoySharedData,
-            random: &SystemRandomness,
-            clock: &EnvoyClock,
-            metrics,
-            credential_changes: changes,
-        }
     }
 }
 
@@ -89,7 +79,7 @@ impl RootContext for GatewayRoot {
             }
         };
         metrics.set(Metric::StoreCapacity, u64::from(config.store_capacity));
-        match Gateway::new(&config, self.host(&metrics, &CredentialChanges::default())).initialize_store() {
+        match Gateway::new(&config, envoy_host(&metrics, &CredentialChanges::default())).initialize_store() {
             Ok(0) => {}
             Ok(created) => log::info!("#{} token store: created {created} buckets", self.context_id),
             Err(error) => {
@@ -139,7 +129,7 @@ impl RootContext for GatewayRoot {
         }
         let changes = self.credential_changes.borrow();
         let slice = config.bucket_count.div_ceil(SWEEP_SLICES).max(SWEEP_MIN_SLICE);
-        if let Err(error) = Gateway::new(config, self.host(metrics, &changes)).sweep_step(slice) {
+        if let Err(error) = Gateway::new(config, envoy_host(metrics, &changes)).sweep_step(slice) {
             log::warn!("#{} sweep failed: {error:?}", self.context_id);
         }
     }

@@ -70,10 +70,7 @@ impl<'a> Gateway<'a> {
         let invalid_token = |description| {
             (DenyReason::InvalidToken, self.bearer_error(401, "invalid_token", description, None))
         };
-        let unavailable = || {
-            let body = ErrorResponse::bare("temporarily_unavailable").to_json();
-            (DenyReason::InvalidToken, json_response(503, Vec::new(), body))
-        };
+        let unavailable = || (DenyReason::InvalidToken, Response::unavailable());
         let Ok(now) = self.now() else { return Err(unavailable()) };
         let grant = match self.store.find_access(token, now) {
             Ok(grant) => grant,
@@ -93,10 +90,11 @@ impl<'a> Gateway<'a> {
                 self.bearer_error(403, "insufficient_scope", description, Some(required.join(" ")));
             return Err((DenyReason::InsufficientScope, response));
         }
-        Ok(self.forward(Some((&grant.owner, held.join(" ")))))
+        let scopes = held.join(" ");
+        Ok(self.forward(Some((grant.owner, scopes))))
     }
 
-    fn forward(&self, identity: Option<(&GrantOwner, String)>) -> Forward {
+    fn forward(&self, identity: Option<(GrantOwner, String)>) -> Forward {
         let remove_headers = if self.config.forward_authorization {
             IDENTITY_HEADERS
         } else {
@@ -104,9 +102,9 @@ impl<'a> Gateway<'a> {
         };
         let mut set_headers = Vec::with_capacity(3);
         if let Some((owner, scopes)) = identity {
-            set_headers.push((CLIENT_ID_HEADER, owner.client_id.clone()));
-            if let Some((username, _)) = &owner.user {
-                set_headers.push((USERNAME_HEADER, username.clone()));
+            set_headers.push((CLIENT_ID_HEADER, owner.client_id));
+            if let Some((username, _)) = owner.user {
+                set_headers.push((USERNAME_HEADER, username));
             }
             set_headers.push((SCOPE_HEADER, scopes));
         }

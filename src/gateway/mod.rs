@@ -47,13 +47,18 @@ impl std::fmt::Debug for Response {
 }
 
 impl Response {
+    /// 503 for a request the host could not serve (a store read, the clock, a header rewrite).
+    pub fn unavailable() -> Response {
+        json_response(503, Vec::new(), ErrorResponse::bare("temporarily_unavailable").to_json())
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 /// Changes to a request that goes on upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
     pub remove_headers: &'static [&'static str],
     pub set_headers: Vec<(&'static str, String)>,
