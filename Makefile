@@ -9,7 +9,8 @@ VENV         ?= .venv
 PYTHON       ?= python3
 ENVOY        ?= $(VENV)/bin/envoy
 CONCURRENCY  ?= 2
-UPSTREAM_PORT ?= 8081
+# The demo upstream's port is fixed by envoy/envoy.yaml's cluster, so it is not a knob here.
+UPSTREAM_PORT := 8081
 FILTER_WASM  := target/wasm32-wasip1/$(PROFILE)/tokengate.wasm
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,--profile $(PROFILE))
 TOOLS_STAMP  := $(VENV)/.installed-$(shell cat tests/requirements.txt | sha256sum | cut -c1-12)
@@ -38,7 +39,9 @@ rust-targets:
 	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 
+# Debian's python3 makes venvs only with python3-venv (it brings ensurepip).
 $(TOOLS_STAMP): tests/requirements.txt
+	$(PYTHON) -c 'import ensurepip' 2>/dev/null || { $(APT_GET) update && $(APT_GET) install --no-install-recommends python3-venv; }
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
@@ -46,7 +49,8 @@ $(TOOLS_STAMP): tests/requirements.txt
 tools: rust-targets $(TOOLS_STAMP)
 
 # System packages some targets need come from apt (Debian), with sudo unless root.
-APT_GET = $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq
+# `sudo -n`: fail at once rather than wait for a password nobody will type in CI.
+APT_GET = $(if $(filter 0,$(shell id -u)),,sudo -n) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq
 
 # The e2e tier's system tools: `docker-compose config` validates envoy/docker-compose.yaml (no
 # Docker engine needed); nghttp sends HTTP/2 requests with trailers.

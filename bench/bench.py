@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -165,7 +165,6 @@ class Scenario:
     config: Callable[[int, int, bool], dict]
     # (running Envoy, callgrind?) -> rows to measure
     prepare: Callable[[Envoy, bool], list[Row]]
-    notes: dict = field(default_factory=dict)
 
 
 def simple(name: str, filters: Callable[[], list[dict]], rows: Callable[[], list[Row]]) -> Scenario:
@@ -314,7 +313,6 @@ def native_pass(scenarios: list[Scenario], results: dict) -> Envoy | None:
                 results.setdefault(row.name, {})["wrk"] = result
                 log(f"{row.name}: {result.rps:,.0f} rps, p50 {result.p50_us:,.0f} us, p99 {result.p99_us:,.0f} us")
             if big:
-                BIG_MEMORY["measured_done"] = time.time()
                 kept, envoy = envoy, None
         finally:
             if envoy:
@@ -347,7 +345,7 @@ HOSTCALL_KINDS = [
 HOSTCALLS_PER_REQUEST = 10
 
 
-def hostcall_pass(results: dict) -> dict:
+def hostcall_pass() -> dict:
     """Instructions per host call: the probe filter making 10 calls of one kind per request,
     against the same filter making none. What tokengate's request path costs beyond the
     do-nothing floor is mostly these calls (see the report in the README)."""
@@ -577,7 +575,7 @@ def main() -> int:
             callgrind_pass(scenarios, results)
         if not os.environ.get("BENCH_NO_CALLGRIND") and not os.environ.get("BENCH_NO_HOSTCALLS"):
             log("host call costs (callgrind)")
-            HOSTCALLS.update(hostcall_pass(results))
+            HOSTCALLS.update(hostcall_pass())
         if kept:
             finish_memory(kept)
     finally:

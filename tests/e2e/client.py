@@ -104,6 +104,11 @@ def bearer_req(path: str, token: str | None = None, method: str = "GET", **heade
     return Req(method, path, hdrs)
 
 
+def orders_call(token: str) -> Req:
+    """GET /api/orders with `token`: the demo's resource that any orders:read token may call."""
+    return bearer_req("/api/orders", token)
+
+
 # ---------------------------------------------------------------- expectations
 
 ABSENT = object()  # header or JSON field must not be there

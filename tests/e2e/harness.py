@@ -190,24 +190,32 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-class Upstream:
-    """envoy/demo_upstream.py on a free loopback port."""
+class LoopbackServer:
+    """One of the project's small Python servers (`script port [args]`) on a free loopback
+    port: it is told port 0 and prints "listening on 127.0.0.1:PORT" once it listens."""
 
-    def __init__(self) -> None:
+    def __init__(self, script: Path, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(DEMO_UPSTREAM), "0"],
+            [sys.executable, str(script), "0", *args],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
         )
-        line = self.proc.stdout.readline()  # "listening on 127.0.0.1:PORT"
+        line = self.proc.stdout.readline()
         if not line.startswith("listening on "):
             _stop(self.proc)
-            raise RuntimeError(f"demo upstream did not start: {line!r}")
+            raise RuntimeError(f"{script.name} did not start: {line!r}")
         self.port = int(line.rsplit(":", 1)[1])
 
     def stop(self) -> None:
         _stop(self.proc)
+
+
+class Upstream(LoopbackServer):
+    """envoy/demo_upstream.py on a free loopback port."""
+
+    def __init__(self) -> None:
+        super().__init__(DEMO_UPSTREAM)
 
 
 class EnvoyStartupError(RuntimeError):

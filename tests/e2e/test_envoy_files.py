@@ -126,7 +126,7 @@ def test_dynamic_listener_is_the_demo_listener():
 def docker_compose() -> str:
     found = shutil.which("docker-compose")
     if not found:
-        raise FileNotFoundError("docker-compose not found: `make compose-tools` installs the Debian package "
+        raise FileNotFoundError("docker-compose not found: `make e2e-tools` installs the Debian package "
                                 "(apt-get install --no-install-recommends docker-compose)")
     return found
 

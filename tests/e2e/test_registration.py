@@ -23,7 +23,7 @@ import pytest
 import harness
 from client import (
     ADMIN, FULL_SCOPE, NO_STORE, UNRESERVED, Expect, Req, basic, form, forwarded, invalid_client,
-    invalid_token, on_every_worker, post_token, send, token_error, token_req, token_success,
+    invalid_token, on_every_worker, orders_call, post_token, send, token_error, token_req, token_success,
 )
 
 VIEWER = ("viewer", "viewer")  # a user, but no administrator
@@ -93,10 +93,6 @@ def cc_app(gw, name: str) -> tuple[str, str]:
     return register(gw, {"clientName": name, "grantType": "client_credentials"})
 
 
-def api_call(token: str) -> Req:
-    return Req("GET", "/api/orders", {"Authorization": f"Bearer {token}"})
-
-
 def cc_token_req(app: tuple[str, str]) -> Req:
     return token_req("grant_type=client_credentials", app)
 
@@ -116,7 +112,7 @@ def test_seed_registration(gateway):
     grant = token_req(form(grant_type="password", username="admin", password="admin"), app)
     on_every_worker(gateway, grant, token_success(FULL_SCOPE, refresh=True))
     token = token_success(FULL_SCOPE, refresh=True).check(send(gateway, grant))
-    on_every_worker(gateway, api_call(token["access_token"]), forwarded, per_worker=1)
+    on_every_worker(gateway, orders_call(token["access_token"]), forwarded, per_worker=1)
     # It registered password and refresh_token, not client_credentials.
     token_error(400, "unauthorized_client").check(send(gateway, cc_token_req(app)))
     refreshed = post_token(gateway, form(grant_type="refresh_token", refresh_token=token["refresh_token"]), app)
@@ -150,7 +146,7 @@ def test_generated_credentials_work_raw_and_form_encoded(gateway):
     for name, authorization in variants.items():
         req = token_req("grant_type=client_credentials", None, Authorization=authorization)
         data = CC_OK.check(send(gateway, req))
-        forwarded(send(gateway, api_call(data["access_token"])))
+        forwarded(send(gateway, orders_call(data["access_token"])))
     invalid_client().check(send(gateway, cc_token_req((client_id, secret[:-1]))))
 
 
@@ -163,7 +159,7 @@ def test_registered_application_on_every_worker(gateway):
 def test_new_secret_ends_old_tokens(gateway):
     client_id, old_secret = cc_app(gateway, "rekeyed")
     old_token = CC_OK.check(send(gateway, cc_token_req((client_id, old_secret))))["access_token"]
-    on_every_worker(gateway, api_call(old_token), forwarded, per_worker=1)
+    on_every_worker(gateway, orders_call(old_token), forwarded, per_worker=1)
 
     data = Expect(200, NO_STORE, {"clientId": client_id, "clientName": "rekeyed", "clientSecret": SECRET,
                                   "appOwner": "admin"}).check(
@@ -171,10 +167,10 @@ def test_new_secret_ends_old_tokens(gateway):
     new_secret = data["clientSecret"]
     assert new_secret != old_secret
 
-    on_every_worker(gateway, api_call(old_token), invalid_token())
+    on_every_worker(gateway, orders_call(old_token), invalid_token())
     invalid_client().check(send(gateway, cc_token_req((client_id, old_secret))))
     new_token = CC_OK.check(send(gateway, cc_token_req((client_id, new_secret))))["access_token"]
-    on_every_worker(gateway, api_call(new_token), forwarded, per_worker=1)
+    on_every_worker(gateway, orders_call(new_token), forwarded, per_worker=1)
 
 
 def test_delete_ends_the_application(gateway):
@@ -188,7 +184,7 @@ def test_delete_ends_the_application(gateway):
     resp = send(gateway, admin_req("DELETE", f"{ENDPOINT}/{client_id}"))
     Expect(204).check(resp)
     assert resp.content == b""
-    on_every_worker(gateway, api_call(token), invalid_token())
+    on_every_worker(gateway, orders_call(token), invalid_token())
     invalid_client().check(send(gateway, cc_token_req(app)))
     for method, path in [("GET", f"{ENDPOINT}/{client_id}"), ("DELETE", f"{ENDPOINT}/{client_id}"),
                          ("POST", f"{ENDPOINT}/{client_id}/secret")]:
@@ -253,7 +249,7 @@ def victim(gateway) -> dict[str, str]:
 def test_registration_errors(gateway, victim, row):
     req, want = ERROR_ROWS[row]
     want.check(send(gateway, req.render(victim)))
-    forwarded(send(gateway, api_call(victim["token"])))
+    forwarded(send(gateway, orders_call(victim["token"])))
     CC_OK.check(send(gateway, cc_token_req((victim["id"], victim["secret"]))))
 
 

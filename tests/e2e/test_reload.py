@@ -21,7 +21,7 @@ import pytest
 import harness
 from client import (
     ADMIN, FULL_SCOPE, Expect, Req, basic, client_token, form, forwarded, invalid_client, invalid_token,
-    on_every_worker, password_grant, post_token, refresh, send, token_error, token_req, token_success,
+    on_every_worker, orders_call, password_grant, post_token, refresh, send, token_error, token_req, token_success,
 )
 
 KEEP_APP = ("keep-app", "keep-secret")  # unchanged by the update
@@ -61,10 +61,6 @@ def dynamic_gateway(upstream, tmp_path):
     with contextlib.ExitStack() as stack:
         yield lambda plugin_config, name="dynamic": stack.enter_context(
             harness.DynamicGateway(name, tmp_path / name, plugin_config, upstream.port))
-
-
-def api_call(token: str) -> Req:
-    return Req("GET", "/api/orders", {"Authorization": f"Bearer {token}"})
 
 
 def introspect(token: str) -> Req:
@@ -111,9 +107,9 @@ def test_credential_changes_through_lds_end_old_tokens(dynamic_gateway):
     gw = dynamic_gateway(BEFORE)
     issued = issue_everything(gw)
     for name in DEAD:
-        on_every_worker(gw, api_call(access(issued[name])), forwarded, per_worker=1)
+        on_every_worker(gw, orders_call(access(issued[name])), forwarded, per_worker=1)
     for name, works in ALIVE.items():
-        on_every_worker(gw, api_call(access(issued[name])), works, per_worker=1)
+        on_every_worker(gw, orders_call(access(issued[name])), works, per_worker=1)
     pid = gw.proc.pid
 
     gw.update(AFTER)
@@ -122,10 +118,10 @@ def test_credential_changes_through_lds_end_old_tokens(dynamic_gateway):
     assert gw.stats(r"^listener_manager\.lds\.version_text$") == {"listener_manager.lds.version_text": "2"}
     # Access tokens: the old credentials' are dead everywhere, the others live.
     for name in DEAD:
-        on_every_worker(gw, api_call(access(issued[name])), invalid_token())
+        on_every_worker(gw, orders_call(access(issued[name])), invalid_token())
         INACTIVE.check(send(gw, introspect(access(issued[name]))))
     for name, works in ALIVE.items():
-        on_every_worker(gw, api_call(access(issued[name])), works, per_worker=1)
+        on_every_worker(gw, orders_call(access(issued[name])), works, per_worker=1)
         Expect(200, body={"active": True}).check(send(gw, introspect(access(issued[name]))))
     # Refresh tokens follow their grant.
     for name, auth in [("demo_alice", ("demo-app", NEW_DEMO_SECRET)), ("keep_admin", KEEP_APP)]:
@@ -161,14 +157,14 @@ def test_restoring_old_credentials_does_not_revive_tokens(dynamic_gateway):
     ended = {"demo-app": client_token(gw), "gone-app": client_token(gw, GONE_APP)}
     gw.update(AFTER)
     for token in ended.values():
-        on_every_worker(gw, api_call(token), invalid_token())
+        on_every_worker(gw, orders_call(token), invalid_token())
     gw.update(BEFORE)
     time.sleep(STALE_VIEW_S)
     fresh = {"demo-app": client_token(gw), "gone-app": client_token(gw, GONE_APP)}
     for app, token in ended.items():
-        on_every_worker(gw, api_call(token), invalid_token())
+        on_every_worker(gw, orders_call(token), invalid_token())
         INACTIVE.check(send(gw, introspect(token)))
-        on_every_worker(gw, api_call(fresh[app]), forwarded, per_worker=1)
+        on_every_worker(gw, orders_call(fresh[app]), forwarded, per_worker=1)
 
 
 def test_rejected_update_keeps_the_running_configuration(dynamic_gateway):
@@ -184,5 +180,5 @@ def test_rejected_update_keeps_the_running_configuration(dynamic_gateway):
         gw.update(broken, timeout=15)
     assert "applications[0].grant_types[0]" in gw.log()
     assert "leak-me-not-4c1d" not in gw.log()
-    on_every_worker(gw, api_call(token), forwarded, per_worker=1)
+    on_every_worker(gw, orders_call(token), forwarded, per_worker=1)
     client_token(gw)  # demo-app's old secret still works

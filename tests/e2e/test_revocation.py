@@ -19,7 +19,7 @@ import pytest
 import harness
 from client import (
     DEMO_APP, FULL_SCOPE, NO_STORE, Expect, Req, client_token, form, forwarded, invalid_client, invalid_token,
-    on_every_worker, password_grant, refresh, send, token_error, token_req, token_success,
+    on_every_worker, orders_call, password_grant, refresh, send, token_error, token_req, token_success,
 )
 
 OTHER_APP = ("other-app", "other-secret")
@@ -105,19 +105,15 @@ def tokens(gw) -> dict[str, str]:
     }
 
 
-def api_call(token: str) -> Req:
-    return Req("GET", "/api/orders", {"Authorization": f"Bearer {token}"})
-
-
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
 def test_revocation(gateway, row):
     values = tokens(gateway)
     row.want.check(send(gateway, row.req.render(values)))
     for name in ACCESS_TOKENS:
         if name in row.dead:
-            on_every_worker(gateway, api_call(values[name]), invalid_token())
+            on_every_worker(gateway, orders_call(values[name]), invalid_token())
         else:
-            on_every_worker(gateway, api_call(values[name]), forwarded, per_worker=1)
+            on_every_worker(gateway, orders_call(values[name]), forwarded, per_worker=1)
     if row.refresh_dead:
         token_error(400, "invalid_grant").check(refresh(gateway, values["refresh"]))
     else:
@@ -128,9 +124,9 @@ def test_revocation_is_immediate_on_every_worker(gateway):
     """Revoke right after proving the token works on every worker; the next
     request on every worker must already fail, and introspection agrees."""
     token = client_token(gateway)
-    on_every_worker(gateway, api_call(token), forwarded, per_worker=5)
+    on_every_worker(gateway, orders_call(token), forwarded, per_worker=5)
     REVOKED.check(send(gateway, revoke_req(form(token=token))))
-    on_every_worker(gateway, api_call(token), invalid_token(), per_worker=5)
+    on_every_worker(gateway, orders_call(token), invalid_token(), per_worker=5)
     introspect = token_req(form(token=token), DEMO_APP, path="/introspect")
     on_every_worker(gateway, introspect, Expect(200, body={"active": False}, exact=True))
 
@@ -139,5 +135,5 @@ def test_revoking_one_access_token_leaves_its_siblings(gateway):
     """A grant holds several access tokens; revoking one is not revoking the grant."""
     values = tokens(gateway)
     REVOKED.check(send(gateway, revoke_req(form(token=values["access2"]))))
-    invalid_token().check(send(gateway, api_call(values["access2"])))
-    forwarded(send(gateway, api_call(values["access"])))
+    invalid_token().check(send(gateway, orders_call(values["access2"])))
+    forwarded(send(gateway, orders_call(values["access"])))

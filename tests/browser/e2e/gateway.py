@@ -15,7 +15,6 @@ Run with the project's .venv Python: `make test-web` does.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,22 +29,11 @@ CONSOLE_SERVER = REPO / "web" / "serve_console.py"
 CONSOLE_CLUSTER = REPO / "web" / "envoy-console.yaml"
 
 
-class ConsoleServer:
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(CONSOLE_SERVER), "0", str(REPO)],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        line = self.proc.stdout.readline()
-        if not line.startswith("listening on "):
-            harness._stop(self.proc)
-            raise RuntimeError(f"console server did not start: {line!r}")
-        self.port = int(line.rsplit(":", 1)[1])
+class ConsoleServer(harness.LoopbackServer):
+    """web/serve_console.py serving this checkout, on a free loopback port."""
 
-    def stop(self) -> None:
-        harness._stop(self.proc)
+    def __init__(self) -> None:
+        super().__init__(CONSOLE_SERVER, str(REPO))
 
 
 def console_clusters(port: int) -> list[dict]:
