@@ -100,33 +100,47 @@ function adopt(set) {
   countdownTimer = setInterval(tick, 1000);
 }
 
+/** The application's Basic credentials (throws, before anything is sent, for a pair the
+ * gateway would refuse). */
+function clientAuthorization() {
+  return basicAuthorization($("consumer-key").value, $("consumer-secret").value);
+}
+
+/** Sends `request`; `null` (and says why) when the network failed, so no caller needs its own
+ * handler for that. */
+async function send(url, options) {
+  try {
+    const response = await fetch(url, { cache: "no-store", credentials: "omit", ...options });
+    return { response, text: await response.text() };
+  } catch (error) {
+    say("error", `Network error: ${error.message}`);
+    return null;
+  }
+}
+
 /** POSTs a form to a token endpoint with the application's Basic credentials. */
-async function postForm(url, request) {
-  const response = await fetch(url, {
+function postForm(url, request, authorization) {
+  return send(url, {
     method: "POST",
-    headers: {
-      "Content-Type": request.contentType,
-      Authorization: basicAuthorization($("consumer-key").value, $("consumer-secret").value),
-    },
+    headers: { "Content-Type": request.contentType, Authorization: authorization },
     body: request.body,
-    cache: "no-store",
-    credentials: "omit",
   });
-  return { response, text: await response.text() };
 }
 
 /** One /token call: build the request (the package refuses incomplete input before anything
  * is sent), send it, and read the answer, success or error. */
 async function tokenCall(label, makeRequest) {
-  let request;
+  let request, authorization;
   try {
     request = makeRequest();
-    basicAuthorization($("consumer-key").value, $("consumer-secret").value);
+    authorization = clientAuthorization();
   } catch (error) {
     sayError(error);
     return;
   }
-  const { response, text } = await postForm(TOKEN_ENDPOINT, request);
+  const sent = await postForm(TOKEN_ENDPOINT, request, authorization);
+  if (!sent) return;
+  const { response, text } = sent;
   showResponse(`POST ${TOKEN_ENDPOINT}`, response, text);
   try {
     const set = parseTokenResponse(text);
@@ -154,14 +168,17 @@ function refresh() {
 }
 
 async function revoke() {
-  let request;
+  let request, authorization;
   try {
     request = revocationRequest($("access-token").value.trim(), "access_token");
+    authorization = clientAuthorization();
   } catch (error) {
     sayError(error);
     return;
   }
-  const { response, text } = await postForm(REVOCATION_ENDPOINT, request);
+  const sent = await postForm(REVOCATION_ENDPOINT, request, authorization);
+  if (!sent) return;
+  const { response, text } = sent;
   showResponse(`POST ${REVOCATION_ENDPOINT}`, response, text);
   if (response.ok) {
     say("ok", "Revoked: the access token no longer works (try it out to see the 401).");
@@ -233,14 +250,15 @@ async function tryIt(event) {
       return;
     }
   }
-  const options = { method, headers, cache: "no-store", credentials: "omit" };
+  const options = { method, headers };
   if (method === "POST") {
     headers["Content-Type"] = "application/json";
     options.body = JSON.stringify({ item: "demo", quantity: 1 });
   }
-  const response = await fetch(path, options);
-  showResponse(`${method} ${path}`, response, await response.text());
-  explain(response);
+  const sent = await send(path, options);
+  if (!sent) return;
+  showResponse(`${method} ${path}`, sent.response, sent.text);
+  explain(sent.response);
 }
 
 // ------------------------------------------------------------------------------------------
