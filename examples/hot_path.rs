@@ -8,9 +8,11 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use tokengate::config::Config;
-use tokengate::epochs::CredentialChanges;
 use tokengate::gateway::{ApiRequest, EndpointRequest, Gateway, Host, Outcome};
-use tokengate::host::{HeaderPairs, ManualClock, MemoryStore, NoMetrics, SystemRandomness};
+use tokengate::host::header_pairs::HeaderPairs;
+use tokengate::host::memory::{ManualClock, MemoryStore, NoMetrics};
+use tokengate::host::SystemRandomness;
+use tokengate::state::credential_changes::CredentialChanges;
 
 /// The bench's plugin configuration (bench/envoy_configs.py), with a plaintext password.
 const CONFIG: &str = r#"{

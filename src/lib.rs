@@ -1,7 +1,24 @@
 //! tokengate: an OAuth 2.0 token endpoint and Bearer gateway that runs inside Envoy.
 //!
-//! Two layers in one crate. The pure modules below know nothing of proxy-wasm and carry the
-//! tests; [`filter`] (feature `filter`, target `wasm32-wasip1`) is the thin glue Envoy loads.
+//! Two layers in one crate: pure modules that know nothing of proxy-wasm or wasm-bindgen and
+//! carry the tests, and thin glue for each build.
+//!
+//! | module | holds | imports |
+//! |---|---|---|
+//! | [`oauth`] | the wire rules: grant types, forms, Basic credentials and secret hashes, scopes, the resource table, token and error messages | nothing of the crate |
+//! | [`host`] | the traits the logic needs from its host (shared store, clock, randomness, stats), stat names, in-memory fakes | `oauth` |
+//! | [`state`] | the shared-data tables: grants, registered applications, lockout counters, credential changes, the token format | `host`, `oauth` |
+//! | [`config`] | JSON → validated [`config::Config`], one check per section | `oauth`, `state` |
+//! | [`gateway`] | the decisions: request in, `Response` or `Forward` out, one file per endpoint | all of the above |
+//! | `filter` | proxy-wasm glue (feature `filter`, `wasm32-wasip1`): what Envoy loads | `gateway` and below |
+//! | [`client`] | the front-end side (`/token` requests, responses, challenges) and the browser package's wasm-bindgen glue (feature `web`) | `oauth` |
+//!
+//! The request path inside Envoy: `filter::request_context` reads the headers and asks
+//! [`gateway::Gateway::endpoint`] whether the path is one of the gateway's own. If it is, the
+//! body is read and [`gateway::Gateway::serve`] answers it (`/token`, `/revoke`, ...). Any other
+//! request goes to [`gateway::Gateway::authorize`], which matches the resource table, looks the
+//! Bearer token up in the grant store (one shared-data read) and answers 401/403 or forwards it
+//! with identity headers.
 
 // Request and config paths must never panic: Cargo.toml denies unwrap, expect, panic and
 // indexing. Tests may, since a panic there is a failed assertion.
@@ -19,25 +36,12 @@
 #[cfg(all(feature = "filter", feature = "web"))]
 compile_error!("features `filter` and `web` build different artifacts; enable only one");
 
-pub mod buckets;
-pub mod challenge;
 pub mod client;
 pub mod config;
-pub mod credentials;
-pub mod epochs;
-pub mod form;
 pub mod gateway;
 pub mod host;
-pub mod limits;
-pub mod messages;
-pub mod metrics;
-pub mod registry;
-pub mod routes;
-pub mod scope;
-pub mod store;
-pub mod token;
+pub mod oauth;
+pub mod state;
 
 #[cfg(feature = "filter")]
 pub mod filter;
-#[cfg(feature = "web")]
-pub mod web;

@@ -1,4 +1,7 @@
+use std::collections::BTreeSet;
+
 use super::*;
+use crate::oauth::grant_type::GrantType;
 
 /// The demo configuration shipped in envoy/envoy.yaml, as the gateway tests use it too.
 pub(crate) const DEMO: &str = r#"{
@@ -37,7 +40,7 @@ fn the_demo_config_is_valid_with_documented_defaults() {
     assert_eq!(config.refresh_validity_secs, 86400);
     assert_eq!(config.applications["demo-app"].access_validity, Validity::Seconds(3600));
     assert_eq!(config.store_capacity, 10_000);
-    assert_eq!(config.bucket_count, 1250);
+    assert_eq!(crate::state::grants::bucket_count_for(config.store_capacity), 1250);
     assert!(config.applications["demo-app"].verifier.verify("demo-secret"));
 }
 

@@ -5,10 +5,11 @@ use std::time::UNIX_EPOCH;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MapType, MetricType, Status};
 
-use crate::epochs::CredentialChanges;
 use crate::gateway::Host;
-use crate::host::{Clock, HeaderPairs, Metrics, SharedStore, StoreError, SystemRandomness};
-use crate::metrics::{Metric, MetricKind};
+use crate::host::header_pairs::HeaderPairs;
+use crate::host::metrics::{Metric, MetricKind};
+use crate::host::{Clock, Metrics, SharedStore, StoreError, SystemRandomness};
+use crate::state::credential_changes::CredentialChanges;
 
 /// The gateway's host in Envoy: shared data, the clock, WASI randomness, this VM's metrics and
 /// the credential changes it last read.

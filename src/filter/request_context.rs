@@ -10,9 +10,9 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::envoy_host::{envoy_host, request_headers, EnvoyMetrics};
 use crate::config::Config;
-use crate::epochs::CredentialChanges;
 use crate::gateway::{ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Outcome, Response};
-use crate::host::HeaderPairs;
+use crate::host::header_pairs::HeaderPairs;
+use crate::state::credential_changes::CredentialChanges;
 
 pub struct GatewayRequest {
     context_id: u32,

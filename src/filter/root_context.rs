@@ -13,10 +13,10 @@ use proxy_wasm::types::{BufferType, ContextType};
 use super::envoy_host::{envoy_host, EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use super::request_context::GatewayRequest;
 use crate::config::Config;
-use crate::epochs::CredentialChanges;
 use crate::gateway::Gateway;
+use crate::host::metrics::Metric;
 use crate::host::{Clock, Metrics};
-use crate::metrics::Metric;
+use crate::state::credential_changes::CredentialChanges;
 
 /// How often each VM sweeps a slice of the store and re-reads the credential changes.
 const TICK_PERIOD: Duration = Duration::from_secs(1);
@@ -128,8 +128,8 @@ impl RootContext for GatewayRoot {
             Err(error) => log::warn!("#{} cannot read credential changes: {error:?}", self.context_id),
         }
         let changes = self.credential_changes.borrow();
-        let slice = config.bucket_count.div_ceil(SWEEP_SLICES).max(SWEEP_MIN_SLICE);
-        if let Err(error) = Gateway::new(config, envoy_host(metrics, &changes)).sweep_step(slice) {
+        let gateway = Gateway::new(config, envoy_host(metrics, &changes));
+        if let Err(error) = gateway.sweep_step(SWEEP_SLICES, SWEEP_MIN_SLICE) {
             log::warn!("#{} sweep failed: {error:?}", self.context_id);
         }
     }

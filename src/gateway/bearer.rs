@@ -1,18 +1,16 @@
 //! Bearer checks on every request that is not for one of the gateway's endpoints (RFC 6750).
 
-use super::{json_response, split_path, ApiRequest, Forward, Gateway, Outcome, Response};
-use crate::credentials::is_b64token;
-use crate::form::query_parameter_names;
-use crate::messages::ErrorResponse;
-use crate::metrics::{DenyReason, Metric};
-use crate::routes::{Access, RouteMatch};
-use crate::store::{GrantOwner, LookupError};
+use super::reply::{
+    json_response, Forward, Outcome, Response, CLIENT_ID_HEADER, SCOPE_HEADER, USERNAME_HEADER,
+};
+use super::{split_path, ApiRequest, Gateway};
+use crate::host::metrics::{DenyReason, Metric};
+use crate::oauth::credentials::is_b64token;
+use crate::oauth::form::query_parameter_names;
+use crate::oauth::messages::ErrorResponse;
+use crate::oauth::routes::{Access, RouteMatch};
+use crate::state::grants::{GrantOwner, LookupError};
 
-/// Headers that carry the caller's identity upstream. The filter sets them; any copy a client
-/// sends is removed first, so upstreams can trust them (RFC 9700 §4.13).
-pub const CLIENT_ID_HEADER: &str = "x-tokengate-client-id";
-pub const USERNAME_HEADER: &str = "x-tokengate-username";
-pub const SCOPE_HEADER: &str = "x-tokengate-scope";
 const IDENTITY_HEADERS: &[&str] = &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER];
 /// With `forward_authorization` off (the default), the token does not go upstream either.
 const IDENTITY_AND_AUTHORIZATION_HEADERS: &[&str] =

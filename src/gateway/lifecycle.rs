@@ -2,9 +2,10 @@
 
 use serde::Serialize;
 
-use super::{no_store_json, oauth_error, EndpointRequest, Gateway, OAuthError, Response};
-use crate::metrics::Metric;
-use crate::store::{Revocation, TokenKind, NEVER_EXPIRES};
+use super::reply::{no_store_json, ErrorKind, OAuthError, Response};
+use super::{EndpointRequest, Gateway};
+use crate::host::metrics::Metric;
+use crate::state::grants::{Revocation, TokenKind, NEVER_EXPIRES};
 
 /// An RFC 7662 §2.2 response. An inactive token is `{"active":false}` and nothing else.
 #[derive(Serialize, Default)]
@@ -31,14 +32,14 @@ impl<'a> Gateway<'a> {
     pub(super) fn revocation_endpoint(&self, request: &EndpointRequest) -> Response {
         match self.revoke(request) {
             Ok(()) => no_store_json(200, Vec::new(), b"{}".to_vec()),
-            Err(error) => self.oauth_error_response(&error),
+            Err(error) => self.oauth_error_response(error),
         }
     }
 
     fn revoke(&self, request: &EndpointRequest) -> Result<(), OAuthError> {
         let form = self.read_form(request)?;
         let app = self.authenticate_client(request, &form)?;
-        let token = form.get("token").ok_or(oauth_error(400, "invalid_request", "token is missing"))?;
+        let token = form.get("token").ok_or(ErrorKind::InvalidRequest.because("token is missing"))?;
         // token_type_hint is only a hint (§2.1): the token's own format says what it is, so
         // a wrong or unknown hint changes nothing.
         match self.store.revoke(token, &app.consumer_key, self.now()?)? {
@@ -48,7 +49,7 @@ impl<'a> Gateway<'a> {
             }
             Revocation::Unknown => Ok(()),
             Revocation::NotOwner => {
-                Err(oauth_error(400, "unauthorized_client", "the token was not issued to this client"))
+                Err(ErrorKind::UnauthorizedClient.because("the token was not issued to this client"))
             }
         }
     }
@@ -59,14 +60,14 @@ impl<'a> Gateway<'a> {
     pub(super) fn introspection_endpoint(&self, request: &EndpointRequest) -> Response {
         match self.introspect(request) {
             Ok(body) => no_store_json(200, Vec::new(), serde_json::to_vec(&body).unwrap_or_default()),
-            Err(error) => self.oauth_error_response(&error),
+            Err(error) => self.oauth_error_response(error),
         }
     }
 
     fn introspect(&self, request: &EndpointRequest) -> Result<Introspection, OAuthError> {
         let form = self.read_form(request)?;
         let caller = self.authenticate_client(request, &form)?;
-        let token = form.get("token").ok_or(oauth_error(400, "invalid_request", "token is missing"))?;
+        let token = form.get("token").ok_or(ErrorKind::InvalidRequest.because("token is missing"))?;
         self.metrics.add(Metric::Introspections, 1);
         let Some(described) = self.store.describe(token, self.now()?)? else {
             return Ok(Introspection::default());

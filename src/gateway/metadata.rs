@@ -4,9 +4,10 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::{json_response, EndpointRequest, Gateway, Response};
-use crate::config::GrantType;
-use crate::messages::ErrorResponse;
+use super::reply::{json_response, Response};
+use super::{EndpointRequest, Gateway};
+use crate::oauth::grant_type::GrantType;
+use crate::oauth::messages::ErrorResponse;
 
 #[derive(Serialize)]
 struct Metadata<'a> {

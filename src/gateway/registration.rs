@@ -1,5 +1,5 @@
 //! Dynamic client registration as WSO2 API Manager's `client-registration/v0.17` does it
-//! (seed 004), plus the administrator's re-key and delete:
+//! (its documented curl request and response), plus the administrator's re-key and delete:
 //!
 //! | request | does |
 //! |---|---|
@@ -14,16 +14,16 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    json_response, media_type_is, no_store_json, oauth_error, EndpointRequest, Gateway, OAuthError, Response,
-};
-use crate::config::{refresh_without_password, GrantType, User};
-use crate::credentials::parse_basic_authorization;
-use crate::messages::ErrorResponse;
-use crate::metrics::Metric;
-use crate::registry::{ClientRecord, ClientRegistry, Registration, RegistryError};
+use super::authentication::media_type_is;
+use super::reply::{no_store_json, ErrorKind, OAuthError, Response, STORE_UNAVAILABLE};
+use super::{EndpointRequest, Gateway};
+use crate::config::User;
+use crate::host::metrics::Metric;
+use crate::oauth::credentials::parse_basic_authorization;
+use crate::oauth::grant_type::{refresh_without_password, GrantType};
+use crate::state::registry::{ClientRecord, ClientRegistry, Registration, RegistryError};
 
-/// The request body of seed 004. Unknown fields are ignored, as WSO2 does.
+/// The request body of WSO2's v0.17 registration. Unknown fields are ignored, as WSO2 does.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RegistrationRequest {
@@ -37,7 +37,7 @@ struct RegistrationRequest {
     saas_app: bool,
 }
 
-/// The response body of seed 004.
+/// The response body of WSO2's v0.17 registration.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RegistrationResponse {
@@ -52,7 +52,7 @@ struct RegistrationResponse {
     json_string: String,
 }
 
-/// The inner `jsonString` of seed 004: the OAuth view of the same application.
+/// The inner `jsonString` of that response: the OAuth view of the same application.
 #[derive(Serialize)]
 struct RegistrationJsonString<'a> {
     username: &'a str,
@@ -61,13 +61,13 @@ struct RegistrationJsonString<'a> {
     grant_types: String,
 }
 
-const NOT_FOUND: OAuthError = oauth_error(404, "not_found", "no registered application has this id");
+const NOT_FOUND: OAuthError = ErrorKind::NotFound.because("no registered application has this id");
 const ADMIN_AUTH_FAILED: OAuthError =
-    oauth_error(401, "invalid_client", "authenticate with HTTP Basic as an administrator");
+    ErrorKind::InvalidClient.because("authenticate with HTTP Basic as an administrator");
 
 impl<'a> Gateway<'a> {
     pub(super) fn registration_endpoint(&self, request: &EndpointRequest) -> Response {
-        self.answer(self.register(request), "POST")
+        self.answer(self.register(request))
     }
 
     pub(super) fn registered_client_endpoint(&self, request: &EndpointRequest, client_id: &str) -> Response {
@@ -80,63 +80,51 @@ impl<'a> Gateway<'a> {
                 registry.delete(client_id, self.now()?).map_err(registry_error)?;
                 Ok((204, None))
             }
-            _ => Err(oauth_error(405, "invalid_request", "use GET or DELETE")),
+            _ => Err(ErrorKind::MethodNotAllowed { allow: "GET, DELETE" }.because("use GET or DELETE")),
         });
-        self.answer(result, "GET, DELETE")
+        self.answer(result)
     }
 
     pub(super) fn regenerate_secret_endpoint(&self, request: &EndpointRequest, client_id: &str) -> Response {
         let result = self.authenticate_admin(request).and_then(|(registry, _)| {
             if request.method != "POST" {
-                return Err(oauth_error(405, "invalid_request", "use POST"));
+                return Err(ErrorKind::MethodNotAllowed { allow: "POST" }.because("use POST"));
             }
             let registered = registry.regenerate_secret(client_id, self.now()?).map_err(registry_error)?;
             Ok((200, Some(registration_response(registered.record, Some(registered.secret)))))
         });
-        self.answer(result, "POST")
+        self.answer(result)
     }
 
-    /// `allow`: the methods this resource accepts, for a 405's `Allow` header.
-    fn answer(
-        &self,
-        result: Result<(u16, Option<RegistrationResponse>), OAuthError>,
-        allow: &str,
-    ) -> Response {
+    fn answer(&self, result: Result<(u16, Option<RegistrationResponse>), OAuthError>) -> Response {
         match result {
             Ok((status, Some(body))) => {
                 no_store_json(status, Vec::new(), serde_json::to_vec(&body).unwrap_or_default())
             }
             Ok((status, None)) => Response { status, headers: Vec::new(), body: Vec::new() },
-            Err(error) if error.status == 405 => {
-                let body = ErrorResponse::new(error.code, error.description).to_json();
-                json_response(405, vec![("allow", allow.to_owned())], body)
-            }
-            Err(error) => self.oauth_error_response(&error),
+            Err(error) => self.oauth_error_response(error),
         }
     }
 
     fn register(&self, request: &EndpointRequest) -> Result<(u16, Option<RegistrationResponse>), OAuthError> {
         let (registry, admin) = self.authenticate_admin(request)?;
         if request.method != "POST" {
-            return Err(oauth_error(405, "invalid_request", "use POST"));
+            return Err(ErrorKind::MethodNotAllowed { allow: "POST" }.because("use POST"));
         }
         if !request.content_type.is_some_and(|value| media_type_is(value, "application/json")) {
-            return Err(oauth_error(400, "invalid_request", "the content type must be application/json"));
+            return Err(ErrorKind::InvalidRequest.because("the content type must be application/json"));
         }
         let payload: RegistrationRequest = serde_json::from_slice(request.body).map_err(|_| {
-            oauth_error(400, "invalid_client_metadata", "the body is not a valid registration request")
+            ErrorKind::InvalidClientMetadata.because("the body is not a valid registration request")
         })?;
-        let name = payload.client_name.filter(|name| !name.is_empty()).ok_or(oauth_error(
-            400,
-            "invalid_client_metadata",
-            "clientName is missing",
-        ))?;
+        let name = payload
+            .client_name
+            .filter(|name| !name.is_empty())
+            .ok_or(ErrorKind::InvalidClientMetadata.because("clientName is missing"))?;
         let owner = payload.owner.filter(|owner| !owner.is_empty()).unwrap_or_else(|| admin.username.clone());
         for text in [&name, &owner, &payload.callback_url] {
             if text.len() > 255 || text.chars().any(char::is_control) {
-                return Err(oauth_error(
-                    400,
-                    "invalid_client_metadata",
+                return Err(ErrorKind::InvalidClientMetadata.because(
                     "clientName, owner and callbackUrl must be at most 255 bytes without control characters",
                 ));
             }
@@ -146,22 +134,16 @@ impl<'a> Gateway<'a> {
         for name in payload.grant_type.split(' ').filter(|name| !name.is_empty()) {
             let grant = GrantType::from_param(name)
                 .filter(|grant| allowed.is_some_and(|allowed| allowed.contains(grant)))
-                .ok_or(oauth_error(
-                    400,
-                    "invalid_client_metadata",
-                    "a grant type is unknown or not allowed here",
-                ))?;
+                .ok_or(
+                    ErrorKind::InvalidClientMetadata.because("a grant type is unknown or not allowed here"),
+                )?;
             grant_types.insert(grant);
         }
         if grant_types.is_empty() {
-            return Err(oauth_error(400, "invalid_client_metadata", "grantType names no grant type"));
+            return Err(ErrorKind::InvalidClientMetadata.because("grantType names no grant type"));
         }
         if refresh_without_password(&grant_types) {
-            return Err(oauth_error(
-                400,
-                "invalid_client_metadata",
-                "refresh_token needs the password grant",
-            ));
+            return Err(ErrorKind::InvalidClientMetadata.because("refresh_token needs the password grant"));
         }
         let registration = Registration {
             name,
@@ -191,7 +173,7 @@ impl<'a> Gateway<'a> {
             ADMIN_AUTH_FAILED,
         )?;
         if !user.is_admin {
-            return Err(oauth_error(403, "access_denied", "only administrators may manage applications"));
+            return Err(ErrorKind::AccessDenied.because("only administrators may manage applications"));
         }
         Ok((registry, user))
     }
@@ -199,16 +181,12 @@ impl<'a> Gateway<'a> {
 
 fn registry_error(error: RegistryError) -> OAuthError {
     match error {
-        RegistryError::Duplicate => oauth_error(
-            409,
-            "invalid_client_metadata",
-            "this owner already has an application with this name",
-        ),
-        RegistryError::NotFound => NOT_FOUND,
-        RegistryError::Full => {
-            oauth_error(503, "temporarily_unavailable", "no room for more registered applications")
+        RegistryError::Duplicate => {
+            ErrorKind::DuplicateClient.because("this owner already has an application with this name")
         }
-        RegistryError::Random | RegistryError::Store(_) => super::STORE_UNAVAILABLE,
+        RegistryError::NotFound => NOT_FOUND,
+        RegistryError::Full => ErrorKind::Unavailable.because("no room for more registered applications"),
+        RegistryError::Random | RegistryError::Store(_) => STORE_UNAVAILABLE,
     }
 }
 

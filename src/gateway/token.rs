@@ -2,12 +2,14 @@
 
 use std::borrow::Cow;
 
-use super::{no_store_json, oauth_error, EndpointRequest, Gateway, OAuthError, Response, STORE_UNAVAILABLE};
-use crate::config::{Application, GrantType};
-use crate::messages::TokenResponse;
-use crate::metrics::Metric;
-use crate::scope::ScopeSet;
-use crate::store::{
+use super::reply::{no_store_json, ErrorKind, OAuthError, Response, STORE_UNAVAILABLE};
+use super::{EndpointRequest, Gateway};
+use crate::config::Application;
+use crate::host::metrics::Metric;
+use crate::oauth::grant_type::GrantType;
+use crate::oauth::messages::TokenResponse;
+use crate::oauth::scope::ScopeSet;
+use crate::state::grants::{
     GrantOwner, GrantRecord, IssueError, IssuedTokens, NewGrant, RefreshError, RefreshPlan, RefreshRefusal,
     NEVER_EXPIRES,
 };
@@ -21,7 +23,7 @@ impl<'a> Gateway<'a> {
             }
             Err(error) => {
                 self.metrics.add(Metric::TokenErrors, 1);
-                self.oauth_error_response(&error)
+                self.oauth_error_response(error)
             }
         }
     }
@@ -29,24 +31,17 @@ impl<'a> Gateway<'a> {
     fn issue_tokens(&self, request: &EndpointRequest) -> Result<(GrantType, TokenResponse), OAuthError> {
         let form = self.read_form(request)?;
         let grant_type =
-            form.get("grant_type").ok_or(oauth_error(400, "invalid_request", "grant_type is missing"))?;
+            form.get("grant_type").ok_or(ErrorKind::InvalidRequest.because("grant_type is missing"))?;
         let app = self.authenticate_client(request, &form)?;
-        let grant = GrantType::from_param(grant_type).ok_or(oauth_error(
-            400,
-            "unsupported_grant_type",
-            "the grant type is not supported",
-        ))?;
+        let grant = GrantType::from_param(grant_type)
+            .ok_or(ErrorKind::UnsupportedGrantType.because("the grant type is not supported"))?;
         if !app.grant_types.contains(&grant) {
-            return Err(oauth_error(
-                400,
-                "unauthorized_client",
-                "this application may not use this grant type",
-            ));
+            return Err(ErrorKind::UnauthorizedClient.because("this application may not use this grant type"));
         }
         let requested = match form.get("scope") {
             Some(text) => Some(
                 ScopeSet::parse(text)
-                    .map_err(|_| oauth_error(400, "invalid_scope", "the scope is malformed"))?,
+                    .map_err(|_| ErrorKind::InvalidScope.because("the scope is malformed"))?,
             ),
             None => None,
         };
@@ -63,10 +58,10 @@ impl<'a> Gateway<'a> {
             }
             GrantType::Password => {
                 let username =
-                    form.get("username").ok_or(oauth_error(400, "invalid_request", "username is missing"))?;
+                    form.get("username").ok_or(ErrorKind::InvalidRequest.because("username is missing"))?;
                 let password =
-                    form.get("password").ok_or(oauth_error(400, "invalid_request", "password is missing"))?;
-                let wrong = oauth_error(400, "invalid_grant", "the username or password is wrong");
+                    form.get("password").ok_or(ErrorKind::InvalidRequest.because("password is missing"))?;
+                let wrong = ErrorKind::InvalidGrant.because("the username or password is wrong");
                 let user = self.authenticate_user(username, password, wrong)?;
                 let scopes = narrow(requested, &app.scopes.intersection(&user.scopes))?;
                 let owner = GrantOwner {
@@ -82,11 +77,9 @@ impl<'a> Gateway<'a> {
                 self.issue_grant(&app, owner, scopes, refresh_expires_at, now)?
             }
             GrantType::RefreshToken => {
-                let token = form.get("refresh_token").ok_or(oauth_error(
-                    400,
-                    "invalid_request",
-                    "refresh_token is missing",
-                ))?;
+                let token = form
+                    .get("refresh_token")
+                    .ok_or(ErrorKind::InvalidRequest.because("refresh_token is missing"))?;
                 self.refresh_grant(&app, token, requested.as_ref(), now)?
             }
         };
@@ -107,7 +100,7 @@ impl<'a> Gateway<'a> {
         let issued = self.store.issue(grant, now).map_err(|error| match error {
             IssueError::Full => {
                 self.metrics.add(Metric::StoreFull, 1);
-                oauth_error(503, "temporarily_unavailable", "the token store is full; try again later")
+                ErrorKind::Unavailable.because("the token store is full; try again later")
             }
             IssueError::Random | IssueError::Store(_) => STORE_UNAVAILABLE,
         })?;
@@ -122,7 +115,7 @@ impl<'a> Gateway<'a> {
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
         let invalid_grant =
-            oauth_error(400, "invalid_grant", "the refresh token is invalid, expired or revoked");
+            ErrorKind::InvalidGrant.because("the refresh token is invalid, expired or revoked");
         let mut granted = ScopeSet::default();
         let access_expires_at = app.access_validity.expires_at(now);
         let refresh_expires_at = self.config.refresh_expires_at(now);
@@ -157,7 +150,7 @@ impl<'a> Gateway<'a> {
         match self.store.refresh(token, &app.consumer_key, now, self.config.refresh_reuse_grace_ms, decide) {
             Ok(issued) => Ok(token_body(issued, &granted, access_expires_at, now)),
             Err(RefreshError::Refused(RefreshRefusal::InvalidScope)) => {
-                Err(oauth_error(400, "invalid_scope", "the scope exceeds the grant's scope"))
+                Err(ErrorKind::InvalidScope.because("the scope exceeds the grant's scope"))
             }
             Err(RefreshError::ReuseDetected) => {
                 self.metrics.add(Metric::RefreshReuseDetected, 1);
@@ -175,9 +168,7 @@ impl<'a> Gateway<'a> {
 fn narrow(requested: Option<ScopeSet>, allowed: &ScopeSet) -> Result<ScopeSet, OAuthError> {
     match requested {
         Some(requested) if requested.is_subset(allowed) => Ok(requested),
-        Some(_) => {
-            Err(oauth_error(400, "invalid_scope", "the scope exceeds what this client may be granted"))
-        }
+        Some(_) => Err(ErrorKind::InvalidScope.because("the scope exceeds what this client may be granted")),
         None => Ok(allowed.clone()),
     }
 }

@@ -7,13 +7,13 @@
 
 #![allow(dead_code)] // each runner uses what applies to it
 
-use tokengate::challenge::{parse_challenges, NextStep};
+use tokengate::client::challenge::{parse_challenges, NextStep};
 use tokengate::client::{
     self, ClientError, GrantRequest, GrantRequestInput, ScopeInput, TokenSet, FORM_CONTENT_TYPE,
 };
-use tokengate::credentials::parse_basic_authorization;
-use tokengate::form::FormParams;
-use tokengate::scope::ScopeSet;
+use tokengate::oauth::credentials::parse_basic_authorization;
+use tokengate::oauth::form::FormParams;
+use tokengate::oauth::scope::ScopeSet;
 
 /// The seeds' example pair and what `base64` of "key:secret" gives for it.
 pub const SEED_KEY: &str = "wU62DjlyDBnq87GlBwplfqvmAbAa";

@@ -145,7 +145,7 @@ def test_credential_changes_through_lds_end_old_tokens(dynamic_gateway):
 
 # Restoring a config exactly may let Envoy reuse the earlier plugin without
 # calling on_configure; its VMs then see the recorded credential changes on
-# their next timer tick (src/epochs.rs). One tick is a second; allow two.
+# their next timer tick (src/state/credential_changes.rs). One tick is a second; allow two.
 STALE_VIEW_S = 2
 
 

@@ -1,7 +1,7 @@
 """The filter's stats, as Envoy operators see them on the admin interface.
 
 The filter defines its counters and gauges through proxy-wasm metrics
-(src/metrics.rs). Envoy files them under its custom-stat namespace: in /stats
+(src/host/metrics.rs). Envoy files them under its custom-stat namespace: in /stats
 `tokengate.tokens_issued.password` is `wasmcustom.tokengate.tokens_issued.password`,
 and /stats/prometheus drops the namespace and turns dots into underscores,
 with no `envoy_` prefix: `tokengate_tokens_issued_password`. Counters and
@@ -77,9 +77,9 @@ PLUGIN_CONFIG = harness.with_changes(harness.demo_plugin_config(), refresh_token
 
 
 def test_metrics_table_matches_the_source():
-    """Every metric src/metrics.rs defines is in this module's table, so none
+    """Every metric src/host/metrics.rs defines is in this module's table, so none
     goes without an end-to-end check (or out of the README)."""
-    source = (harness.REPO / "src" / "metrics.rs").read_text()
+    source = (harness.REPO / "src" / "host" / "metrics.rs").read_text()
     defined = set(re.findall(r'=> \{?\s*"(tokengate\.[a-z_.]+)"', source))
     assert defined == set(METRICS)
 

@@ -14,8 +14,8 @@
 
 use std::collections::HashMap;
 
-use crate::buckets::{put_short_bytes, Reader, CAS_ATTEMPTS};
 use crate::host::{SharedStore, StoreError};
+use crate::state::buckets::{put_short_bytes, Reader, CAS_ATTEMPTS};
 
 const KEY: &str = "tokengate/credential-changes";
 
@@ -155,7 +155,7 @@ impl CredentialChanges {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::MemoryStore;
+    use crate::host::memory::MemoryStore;
     use CredentialKind::{Application as App, User};
 
     #[test]

@@ -12,10 +12,10 @@
 //! in it cannot be counted and is refused until a slot frees (fail closed): flooding the table
 //! can delay some logins, never open the door to unlimited guessing.
 
-use crate::buckets::{BucketTable, Reader, Record};
 use crate::host::{SharedStore, StoreError};
-use crate::scope::leading_u32;
-use crate::token::hash_prefix;
+use crate::oauth::scope::leading_u32;
+use crate::state::buckets::{BucketTable, Reader, Record};
+use crate::state::token::hash_prefix;
 
 /// Names tracked per bucket.
 pub const NAMES_PER_BUCKET: usize = 8;
@@ -45,6 +45,8 @@ pub struct LockoutPolicy {
     pub max_failures: u16,
     pub window_secs: u64,
     pub lockout_secs: u64,
+    /// Names whose failures can be counted at once: the table's size.
+    pub tracked_names: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +86,8 @@ pub struct FailureLimiter<'h> {
 }
 
 impl<'h> FailureLimiter<'h> {
-    pub fn new(shared: &'h dyn SharedStore, policy: LockoutPolicy, bucket_count: u32) -> Self {
+    pub fn new(shared: &'h dyn SharedStore, policy: LockoutPolicy) -> Self {
+        let bucket_count = policy.tracked_names.div_ceil(NAMES_PER_BUCKET as u32).max(1);
         FailureLimiter { table: BucketTable::new(shared, TABLE, bucket_count), policy }
     }
 
@@ -103,7 +106,7 @@ impl<'h> FailureLimiter<'h> {
         }
         let tag = principal.tag();
         let Some(bytes) = self.table.read(self.bucket(&tag))? else { return Ok(None) };
-        let mut live = crate::buckets::records_of(&bytes)
+        let mut live = crate::state::buckets::records_of(&bytes)
             .filter_map(Attempts::decode)
             .filter(|attempts| attempts.window_ends_at > now || attempts.locked_until > now);
         let wait_secs = |until: u64| until.saturating_sub(now).div_ceil(1000);
@@ -162,12 +165,14 @@ impl<'h> FailureLimiter<'h> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::MemoryStore;
+    use crate::host::memory::MemoryStore;
 
-    const POLICY: LockoutPolicy = LockoutPolicy { max_failures: 3, window_secs: 60, lockout_secs: 300 };
+    const POLICY: LockoutPolicy =
+        LockoutPolicy { max_failures: 3, window_secs: 60, lockout_secs: 300, tracked_names: 8 };
 
     fn limiter(shared: &MemoryStore, buckets: u32) -> FailureLimiter<'_> {
-        let limiter = FailureLimiter::new(shared, POLICY, buckets);
+        let policy = LockoutPolicy { tracked_names: buckets * NAMES_PER_BUCKET as u32, ..POLICY };
+        let limiter = FailureLimiter::new(shared, policy);
         limiter.initialize().unwrap();
         limiter
     }
@@ -234,7 +239,7 @@ mod tests {
     #[test]
     fn a_zero_limit_turns_it_off() {
         let shared = MemoryStore::default();
-        let limiter = FailureLimiter::new(&shared, LockoutPolicy { max_failures: 0, ..POLICY }, 1);
+        let limiter = FailureLimiter::new(&shared, LockoutPolicy { max_failures: 0, ..POLICY });
         for _ in 0..10 {
             limiter.record_failure(Principal::Client("x"), 0).unwrap();
         }

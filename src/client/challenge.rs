@@ -4,7 +4,7 @@
 //! that is unknown, expired or revoked, or a token without a scope the resource needs. A client
 //! reads it to decide whether to log in, refresh, or ask for more scope ([`NextStep`]).
 
-use crate::scope::ScopeSet;
+use crate::oauth::scope::ScopeSet;
 
 /// One challenge: an auth-scheme and either a token68 or auth-params.
 #[derive(Debug, Clone, PartialEq, Eq)]

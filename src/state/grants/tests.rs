@@ -1,6 +1,7 @@
 use super::*;
-use crate::buckets::{decode_bucket, encode_bucket};
-use crate::host::{MemoryStore, NoMetrics, RecordedMetrics, SystemRandomness};
+use crate::host::memory::{MemoryStore, NoMetrics, RecordedMetrics};
+use crate::host::SystemRandomness;
+use crate::state::buckets::{decode_bucket, encode_bucket};
 
 const NOW: u64 = 1_700_000_000;
 /// Reuse grace for refresh tokens, in the same units as NOW.
@@ -34,17 +35,19 @@ fn keep_scope(_: &GrantRecord) -> Result<RefreshPlan, RefreshRefusal> {
 
 struct Fixture {
     shared: MemoryStore,
+    capacity: u32,
     bucket_count: u32,
 }
 
 impl Fixture {
     fn with_capacity(capacity: u32) -> Self {
-        let fixture = Fixture { shared: MemoryStore::default(), bucket_count: bucket_count_for(capacity) };
+        let fixture =
+            Fixture { shared: MemoryStore::default(), capacity, bucket_count: bucket_count_for(capacity) };
         fixture.store().initialize().unwrap();
         fixture
     }
     fn store(&self) -> TokenStore<'_> {
-        TokenStore::new(&self.shared, &SystemRandomness, &NoMetrics, self.bucket_count)
+        TokenStore::new(&self.shared, &SystemRandomness, &NoMetrics, self.capacity)
     }
 }
 
@@ -101,7 +104,8 @@ fn initialize_creates_each_bucket_once_and_never_wipes_one() {
     assert_eq!(fixture.store().initialize().unwrap(), 0);
     assert!(fixture.store().find_access(&issued.access_token, NOW).is_ok());
     // A larger capacity adds buckets and keeps the old ones.
-    let bigger = TokenStore::new(&fixture.shared, &SystemRandomness, &NoMetrics, 16);
+    let bigger =
+        TokenStore::new(&fixture.shared, &SystemRandomness, &NoMetrics, 16 * SLOTS_PER_BUCKET as u32);
     assert_eq!(bigger.initialize().unwrap(), 8);
     assert!(bigger.find_access(&issued.access_token, NOW).is_ok());
 }
@@ -310,13 +314,13 @@ fn the_loser_of_a_concurrent_refresh_gets_invalid_grant_and_the_winner_keeps_its
     let racing = RacingStore { inner: &fixture.shared, intrude: Default::default() };
     {
         let (winner, refresh, shared, buckets) =
-            (winner.clone(), refresh.clone(), &fixture.shared, fixture.bucket_count);
+            (winner.clone(), refresh.clone(), &fixture.shared, fixture.capacity);
         *racing.intrude.borrow_mut() = Some(Box::new(move || {
             let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, buckets);
             *winner.borrow_mut() = Some(store.refresh(&refresh, "a", NOW, GRACE, keep_scope).unwrap());
         }));
     }
-    let loser = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, fixture.bucket_count);
+    let loser = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, fixture.capacity);
     assert_eq!(loser.refresh(&refresh, "a", NOW, GRACE, keep_scope).err(), Some(RefreshError::InvalidGrant));
     let winner = winner.borrow_mut().take().unwrap();
     assert!(fixture.store().find_access(&winner.access_token, NOW).is_ok());
@@ -330,13 +334,13 @@ fn concurrent_issues_into_one_bucket_all_land() {
     let racing = RacingStore { inner: &fixture.shared, intrude: Default::default() };
     let intruder_token = std::rc::Rc::new(std::cell::RefCell::new(None));
     {
-        let (slot, shared, buckets) = (intruder_token.clone(), &fixture.shared, fixture.bucket_count);
+        let (slot, shared, buckets) = (intruder_token.clone(), &fixture.shared, fixture.capacity);
         *racing.intrude.borrow_mut() = Some(Box::new(move || {
             let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, buckets);
             *slot.borrow_mut() = Some(store.issue(cc_grant("b", 60), NOW).unwrap().access_token);
         }));
     }
-    let mine = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, fixture.bucket_count)
+    let mine = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, fixture.capacity)
         .issue(cc_grant("a", 60), NOW)
         .unwrap();
     let theirs = intruder_token.borrow_mut().take().unwrap();
@@ -403,7 +407,7 @@ fn describe_reports_active_tokens_only() {
 fn sweeping_reclaims_expired_grants_and_the_gauge_follows() {
     let metrics = RecordedMetrics::default();
     let fixture = Fixture::with_capacity(800);
-    let store = TokenStore::new(&fixture.shared, &SystemRandomness, &metrics, fixture.bucket_count);
+    let store = TokenStore::new(&fixture.shared, &SystemRandomness, &metrics, fixture.capacity);
     let empty_size = fixture.shared.stored_bytes();
     for _ in 0..300 {
         store.issue(cc_grant("a", 10), NOW).unwrap();

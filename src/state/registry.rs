@@ -13,11 +13,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::buckets::{put_short_bytes, records_of, BucketTable, Reader, Record};
-use crate::config::GrantType;
-use crate::credentials::SecretVerifier;
+use crate::host::metrics::Metric;
 use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
-use crate::metrics::Metric;
+use crate::oauth::credentials::SecretVerifier;
+use crate::oauth::grant_type::GrantType;
+use crate::state::buckets::{put_short_bytes, records_of, BucketTable, Reader, Record};
 
 /// Registered applications per bucket.
 pub const CLIENTS_PER_BUCKET: usize = 8;
@@ -28,7 +28,8 @@ const CLIENT_ID_RANDOM_BYTES: usize = 12;
 const SECRET_BYTES: usize = 32;
 const SALT_BYTES: usize = 16;
 
-pub fn client_bucket_count_for(capacity: u32) -> u32 {
+/// Buckets needed for `capacity` registered applications.
+fn client_bucket_count_for(capacity: u32) -> u32 {
     capacity.div_ceil(CLIENTS_PER_BUCKET as u32).max(1)
 }
 
@@ -160,9 +161,10 @@ impl<'h> ClientRegistry<'h> {
         shared: &'h dyn SharedStore,
         random: &'h dyn Randomness,
         metrics: &'h dyn Metrics,
-        bucket_count: u32,
+        capacity: u32,
     ) -> Self {
-        ClientRegistry { table: BucketTable::new(shared, TABLE, bucket_count), random, metrics }
+        let table = BucketTable::new(shared, TABLE, client_bucket_count_for(capacity));
+        ClientRegistry { table, random, metrics }
     }
 
     pub fn initialize(&self) -> Result<u32, StoreError> {
@@ -175,7 +177,7 @@ impl<'h> ClientRegistry<'h> {
             .chain_update([0])
             .chain_update(registration.name.as_bytes())
             .finalize();
-        crate::scope::leading_u32(&digest) % self.table.count()
+        crate::oauth::scope::leading_u32(&digest) % self.table.count()
     }
 
     fn new_secret(&self) -> Result<(String, [u8; SALT_BYTES], [u8; 32]), RandomUnavailable> {
@@ -277,7 +279,8 @@ impl<'h> ClientRegistry<'h> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{MemoryStore, NoMetrics, SystemRandomness};
+    use crate::host::memory::{MemoryStore, NoMetrics};
+    use crate::host::SystemRandomness;
 
     fn registration(name: &str) -> Registration {
         Registration {
@@ -289,8 +292,8 @@ mod tests {
         }
     }
 
-    fn registry(shared: &MemoryStore, buckets: u32) -> ClientRegistry<'_> {
-        let registry = ClientRegistry::new(shared, &SystemRandomness, &NoMetrics, buckets);
+    fn registry(shared: &MemoryStore, capacity: u32) -> ClientRegistry<'_> {
+        let registry = ClientRegistry::new(shared, &SystemRandomness, &NoMetrics, capacity);
         registry.initialize().unwrap();
         registry
     }
@@ -298,7 +301,7 @@ mod tests {
     #[test]
     fn registered_applications_are_found_by_id_and_verify_their_secret() {
         let shared = MemoryStore::default();
-        let registry = registry(&shared, 16);
+        let registry = registry(&shared, 16 * CLIENTS_PER_BUCKET as u32);
         let registered = registry.register(registration("shop"), 0).unwrap();
         let id = &registered.record.client_id;
         assert!(id
@@ -315,7 +318,7 @@ mod tests {
     #[test]
     fn the_same_name_for_the_same_owner_is_a_duplicate() {
         let shared = MemoryStore::default();
-        let registry = registry(&shared, 16);
+        let registry = registry(&shared, 16 * CLIENTS_PER_BUCKET as u32);
         registry.register(registration("shop"), 0).unwrap();
         assert_eq!(registry.register(registration("shop"), 0).err(), Some(RegistryError::Duplicate));
         let other_owner = Registration { owner: "someone".into(), ..registration("shop") };
@@ -325,7 +328,7 @@ mod tests {
     #[test]
     fn regenerating_replaces_the_secret_and_deleting_removes_the_application() {
         let shared = MemoryStore::default();
-        let registry = registry(&shared, 16);
+        let registry = registry(&shared, 16 * CLIENTS_PER_BUCKET as u32);
         let first = registry.register(registration("shop"), 0).unwrap();
         let id = first.record.client_id.clone();
         let second = registry.regenerate_secret(&id, 0).unwrap();
@@ -342,7 +345,7 @@ mod tests {
     #[test]
     fn the_registry_holds_its_capacity_whatever_the_names() {
         let shared = MemoryStore::default();
-        let registry = registry(&shared, client_bucket_count_for(64));
+        let registry = registry(&shared, 64);
         for i in 0..64 {
             registry.register(registration(&format!("app{i}")), 0).unwrap();
         }

@@ -14,7 +14,7 @@
 //! VMs and config reloads skip the loop, and a larger table keeps the old buckets.
 
 use crate::host::{SharedStore, StoreError};
-use crate::scope::ScopeId;
+use crate::oauth::scope::ScopeId;
 
 const BUCKET_FORMAT: u8 = 1;
 /// Compare-and-swap attempts on one bucket before giving up on it.
@@ -254,7 +254,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::MemoryStore;
+    use crate::host::memory::MemoryStore;
 
     /// A record that is a number and an expiry.
     #[derive(Clone, Debug, PartialEq)]

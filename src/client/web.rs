@@ -1,6 +1,6 @@
 //! wasm-bindgen glue for the browser package (feature `web`, target `wasm32-unknown-unknown`).
 //!
-//! Thin on purpose: every rule lives in [`crate::client`] and [`crate::challenge`], which are
+//! Thin on purpose: every rule lives in [`crate::client`] and [`crate::client::challenge`], which are
 //! plain Rust with native tests. This module only turns JavaScript values into Rust values and
 //! back, names things in camelCase, and turns every failure into a real JS `Error` carrying a
 //! stable `code` (serde-wasm-bindgen's one-error-type pattern).
@@ -9,9 +9,9 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::challenge;
+use crate::client::challenge;
 use crate::client::{self, ClientError, GrantRequest, GrantRequestInput, JsonField, ScopeInput};
-use crate::scope::ScopeSet;
+use crate::oauth::scope::ScopeSet;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -401,7 +401,7 @@ impl TokenSet {
         let scope = scope_arg(&scope, "scope")?;
         let scope = scope_input(&scope).map(ScopeInput::parse).transpose()?.flatten();
         let request = self.0.refresh_request(scope).ok_or(ClientError::MissingParameter {
-            grant: Some(crate::config::GrantType::RefreshToken),
+            grant: Some(crate::oauth::grant_type::GrantType::RefreshToken),
             parameter: "a refresh token",
         })?;
         Ok(form_request(request.form_body()))

@@ -4,7 +4,7 @@
 //! `/stats` and as `tokengate_tokens_issued_password` in `/stats/prometheus`. Counters and
 //! gauges are process-wide: every worker's VM adds to the same one.
 
-use crate::config::GrantType;
+use crate::oauth::grant_type::GrantType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {

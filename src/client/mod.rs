@@ -1,14 +1,19 @@
 //! The client's side of the gateway: what a front-end app sends to `/token` and what it makes of
-//! the answer. The browser package (`web`) is a thin wrapper over this module.
+//! the answer. [`challenge`] reads `WWW-Authenticate`; `web` (feature `web`) is the browser
+//! package's thin wasm-bindgen wrapper over both.
 //!
 //! Everything here is built from the gateway's own pieces (Basic decoding, form encoding, scope
 //! grammar, grant names, the token response structs), so an app using the package and the
 //! gateway can never disagree on the wire format.
 
-use crate::config::GrantType;
-use crate::credentials::{self, is_b64token, CredentialsError};
-use crate::messages::{ErrorResponse, TokenResponse};
-use crate::scope::{is_scope_token, ScopeSet};
+pub mod challenge;
+#[cfg(feature = "web")]
+pub mod web;
+
+use crate::oauth::credentials::{self, is_b64token, CredentialsError};
+use crate::oauth::grant_type::GrantType;
+use crate::oauth::messages::{ErrorResponse, TokenResponse};
+use crate::oauth::scope::{is_scope_token, ScopeSet};
 
 /// The content type of a `/token` request body.
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
@@ -487,7 +492,7 @@ impl TokenSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::form::FormParams;
+    use crate::oauth::form::FormParams;
 
     #[test]
     fn every_grant_type_the_gateway_knows_is_accepted() {

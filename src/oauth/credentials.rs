@@ -7,11 +7,11 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::form::{decode_component, FormError};
-use crate::scope::leading_u32;
+use crate::oauth::form::{decode_component, FormError};
+use crate::oauth::scope::leading_u32;
 
 /// Standard base64 that accepts input with or without `=` padding, so unpadded Basic
-/// credentials are accepted consistently (checklist §1.10).
+/// credentials are accepted consistently (RFC 7617 §2 leaves padding to the encoder).
 const BASE64_PADDING_OPTIONAL: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
@@ -256,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn checklist_basic_decoding_table() {
+    fn basic_decoding_table() {
         use BasicError::*;
         let table: &[(&str, Result<(String, String), BasicError>)] = &[
             ("Basic Y2xpZW50OnNlYzpyZXQ=", ok("client", "sec:ret")),
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn unreserved_credentials_encode_like_plain_base64() {
-        // The seeds' own example pair: form-encoding changes nothing for unreserved characters.
+        // WSO2's documented example pair: form-encoding changes nothing for unreserved characters.
         assert_eq!(
             encode_basic_credentials("wU62DjlyDBnq87GlBwplfqvmAbAa", "ksdSdoefDDP7wpaElfqvmjDue"),
             base64::engine::general_purpose::STANDARD

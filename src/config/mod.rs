@@ -1,0 +1,164 @@
+//! The plugin configuration: parsed once from JSON, then validated completely.
+//!
+//! Parsing rejects unknown fields and wrong types; validation checks values and
+//! cross-references. Every error names where the problem is, never the value found there, so
+//! a secret typed into the wrong field cannot reach Envoy's log.
+
+//!
+//! `raw.rs` holds the JSON's serde types and defaults, `sections.rs` one check per section,
+//! `parts.rs` the validated pieces, `scope_catalog.rs` every scope named anywhere.
+
+mod error;
+mod parts;
+mod raw;
+mod scope_catalog;
+mod sections;
+
+// Looked up on every request; foldhash is several times cheaper than SipHash on short keys,
+// and these maps are built from the operator's config, so no caller chooses what goes in.
+use foldhash::HashMap;
+
+use crate::oauth::credentials::SecretVerifier;
+use crate::oauth::routes::RouteTable;
+use crate::oauth::scope::{scope_id, ScopeId, ScopeSet};
+use crate::state::credential_changes::CredentialKind;
+use crate::state::lockout::LockoutPolicy;
+use error::problem;
+pub use error::ConfigError;
+pub use parts::{Application, RegistrationConfig, User, Validity};
+use raw::RawConfig;
+use scope_catalog::ScopeCatalog;
+
+/// A validated configuration: everything the gateway needs, precomputed.
+pub struct Config {
+    pub realm: String,
+    /// The RFC 8414 issuer; metadata is served only when it is set.
+    pub issuer: Option<String>,
+    pub token_endpoint: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
+    pub registration: Option<RegistrationConfig>,
+    /// Access token lifetime for registered applications.
+    pub default_access_validity: Validity,
+    pub refresh_validity_secs: u64,
+    /// How long the refresh token just replaced counts as a lost race, not a reuse.
+    pub refresh_reuse_grace_ms: u64,
+    pub max_body_bytes: usize,
+    pub forward_authorization: bool,
+    /// Live grants the token store holds (the store derives its bucket table from it).
+    pub store_capacity: u32,
+    pub applications: HashMap<String, Application>,
+    pub users: HashMap<String, User>,
+    pub routes: RouteTable,
+    pub lockout: LockoutPolicy,
+    /// Every configured scope by its stored id.
+    pub scope_names: HashMap<ScopeId, String>,
+    /// The same, by name: issuing looks ids up here instead of hashing names each time.
+    scope_ids: HashMap<String, ScopeId>,
+    /// Checked when a client or user is unknown, so that case costs what a wrong secret costs.
+    pub decoy_client_verifier: SecretVerifier,
+    pub decoy_user_verifier: SecretVerifier,
+}
+
+impl Config {
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+        let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            // serde's "invalid type/value" messages quote the offending value: describe it
+            // by position instead, in case it is a secret typed into the wrong field.
+            let what = if inner.is_data()
+                && !inner.to_string().starts_with("unknown field")
+                && !inner.to_string().starts_with("missing field")
+                && !inner.to_string().starts_with("unknown variant")
+            {
+                format!("wrong type or value at line {} column {}", inner.line(), inner.column())
+            } else {
+                inner.to_string()
+            };
+            if path == "." {
+                ConfigError(what)
+            } else {
+                problem(path, what)
+            }
+        })?;
+        Config::validate(raw)
+    }
+
+    /// One section at a time (`sections.rs`); scopes named anywhere go into one catalog, so
+    /// a resource can be checked against what some application may be granted.
+    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        sections::check_realm_and_issuer(&raw)?;
+        let endpoints = sections::endpoints(&raw)?;
+        let lifetimes = sections::lifetimes(&raw)?;
+        let lockout = sections::limits(&raw)?;
+        let mut catalog = ScopeCatalog::default();
+        let applications = sections::applications(raw.applications, lifetimes.access, &mut catalog)?;
+        let users = sections::users(raw.users, &mut catalog)?;
+        let registration = match raw.registration {
+            Some(registration) => Some(sections::registration(registration, &users, &mut catalog)?),
+            None => None,
+        };
+        let routes = sections::routes(raw.resources, &endpoints, &mut catalog)?;
+
+        let decoy_client_verifier =
+            SecretVerifier::decoy_like(applications.values().map(|app| &app.verifier));
+        let decoy_user_verifier = SecretVerifier::decoy_like(users.values().map(|user| &user.verifier));
+        let (scope_names, scope_ids) = catalog.into_maps();
+        Ok(Config {
+            realm: raw.realm,
+            issuer: raw.issuer,
+            token_endpoint: raw.token_endpoint,
+            revocation_endpoint: raw.revocation_endpoint,
+            introspection_endpoint: raw.introspection_endpoint,
+            registration,
+            default_access_validity: lifetimes.access,
+            refresh_validity_secs: lifetimes.refresh_secs,
+            refresh_reuse_grace_ms: raw.refresh_token_reuse_grace_ms,
+            max_body_bytes: raw.max_body_bytes,
+            forward_authorization: raw.forward_authorization,
+            store_capacity: raw.store.capacity,
+            applications,
+            users,
+            routes,
+            lockout,
+            scope_names,
+            scope_ids,
+            decoy_client_verifier,
+            decoy_user_verifier,
+        })
+    }
+}
+
+impl Config {
+    /// The stored ids of a set of scopes, in the set's (name) order.
+    pub fn scope_ids(&self, scopes: &ScopeSet) -> Vec<ScopeId> {
+        scopes
+            .iter()
+            .map(|name| self.scope_ids.get(name).copied().unwrap_or_else(|| scope_id(name)))
+            .collect()
+    }
+
+    /// When a refresh token issued (or rotated) at `now_ms` expires.
+    pub fn refresh_expires_at(&self, now_ms: u64) -> u64 {
+        Validity::Seconds(self.refresh_validity_secs).expires_at(now_ms)
+    }
+
+    /// Every configured application and user with its credential fingerprint, for
+    /// [`CredentialChanges::record`].
+    pub fn credentials(&self) -> Vec<(CredentialKind, &str, u32)> {
+        self.applications
+            .values()
+            .map(|app| (CredentialKind::Application, app.consumer_key.as_str(), app.fingerprint))
+            .chain(
+                self.users
+                    .values()
+                    .map(|user| (CredentialKind::User, user.username.as_str(), user.fingerprint)),
+            )
+            .collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

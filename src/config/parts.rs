@@ -1,0 +1,61 @@
+//! The validated pieces of a configuration: applications, users, registration, lifetimes.
+
+use std::collections::BTreeSet;
+
+use crate::oauth::credentials::SecretVerifier;
+use crate::oauth::grant_type::GrantType;
+use crate::oauth::scope::ScopeSet;
+use crate::state::grants::NEVER_EXPIRES;
+
+/// How long a token lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    Seconds(u64),
+    /// WSO2's negative validity: the token never expires (it can still be revoked).
+    Never,
+}
+
+impl Validity {
+    /// When a token issued at `now_ms` expires, in milliseconds. A finite validity never
+    /// reaches [`NEVER_EXPIRES`], however late `now_ms` is: such a token is born
+    /// expired instead of immortal.
+    pub fn expires_at(self, now_ms: u64) -> u64 {
+        match self {
+            Validity::Seconds(secs) => {
+                now_ms.saturating_add(secs.saturating_mul(1000)).min(NEVER_EXPIRES - 1)
+            }
+            Validity::Never => NEVER_EXPIRES,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Application {
+    pub consumer_key: String,
+    pub verifier: SecretVerifier,
+    /// Changes whenever the key or secret changes; tokens remember it.
+    pub fingerprint: u32,
+    pub grant_types: BTreeSet<GrantType>,
+    pub scopes: ScopeSet,
+    pub access_validity: Validity,
+    pub can_introspect: bool,
+}
+
+pub struct User {
+    pub username: String,
+    pub verifier: SecretVerifier,
+    pub fingerprint: u32,
+    pub scopes: ScopeSet,
+    pub is_admin: bool,
+}
+
+/// Dynamic client registration, when enabled.
+pub struct RegistrationConfig {
+    pub endpoint: String,
+    /// Registered applications the registry holds.
+    pub capacity: u32,
+    /// Grant types a registration may ask for.
+    pub grant_types: BTreeSet<GrantType>,
+    /// Scopes every registered application may be granted.
+    pub scopes: ScopeSet,
+}

@@ -1,0 +1,163 @@
+//! The configuration as JSON spells it: serde types with their defaults, nothing validated.
+//!
+//! `Config::from_json` parses these (unknown fields refused), then each section is
+//! checked and turned into the types the gateway uses (`sections.rs`).
+
+use serde::Deserialize;
+
+use crate::oauth::grant_type::GrantType;
+
+const DEFAULT_ACCESS_VALIDITY_SECS: i64 = 3600;
+const DEFAULT_REFRESH_VALIDITY_SECS: i64 = 86400;
+const DEFAULT_MAX_BODY_BYTES: usize = 8192;
+const DEFAULT_STORE_CAPACITY: u32 = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default = "default_realm")]
+    pub(super) realm: String,
+    pub(super) issuer: Option<String>,
+    #[serde(default = "default_token_endpoint")]
+    pub(super) token_endpoint: String,
+    #[serde(default = "default_revocation_endpoint")]
+    pub(super) revocation_endpoint: String,
+    #[serde(default = "default_introspection_endpoint")]
+    pub(super) introspection_endpoint: String,
+    pub(super) registration: Option<RawRegistration>,
+    #[serde(default = "default_access_validity")]
+    pub(super) access_token_validity_secs: i64,
+    #[serde(default = "default_refresh_validity")]
+    pub(super) refresh_token_validity_secs: i64,
+    #[serde(default = "default_refresh_reuse_grace")]
+    pub(super) refresh_token_reuse_grace_ms: u64,
+    #[serde(default = "default_max_body_bytes")]
+    pub(super) max_body_bytes: usize,
+    #[serde(default)]
+    pub(super) forward_authorization: bool,
+    #[serde(default)]
+    pub(super) store: RawStore,
+    #[serde(default)]
+    pub(super) lockout: RawLockout,
+    pub(super) applications: Vec<RawApplication>,
+    #[serde(default)]
+    pub(super) users: Vec<RawUser>,
+    #[serde(default)]
+    pub(super) resources: Vec<RawResource>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRegistration {
+    #[serde(default = "default_registration_endpoint")]
+    pub(super) endpoint: String,
+    #[serde(default = "default_registration_capacity")]
+    pub(super) capacity: u32,
+    #[serde(default = "default_grant_types")]
+    pub(super) grant_types: Vec<GrantType>,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawLockout {
+    pub(super) max_failures: u16,
+    pub(super) window_secs: u64,
+    pub(super) lockout_secs: u64,
+    /// Names whose failures can be counted at once (see [`crate::state::lockout`]).
+    pub(super) tracked_names: u32,
+}
+
+impl Default for RawLockout {
+    fn default() -> Self {
+        RawLockout { max_failures: 10, window_secs: 60, lockout_secs: 300, tracked_names: 4096 }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    pub(super) capacity: u32,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore { capacity: DEFAULT_STORE_CAPACITY }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApplication {
+    pub(super) consumer_key: String,
+    pub(super) consumer_secret: Option<String>,
+    pub(super) consumer_secret_hash: Option<String>,
+    #[serde(default = "default_grant_types")]
+    pub(super) grant_types: Vec<GrantType>,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
+    pub(super) access_token_validity_secs: Option<i64>,
+    /// May introspect any token (a resource server), not only its own.
+    #[serde(default)]
+    pub(super) introspect: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUser {
+    pub(super) username: String,
+    pub(super) password: Option<String>,
+    pub(super) password_hash: Option<String>,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
+    /// May register, re-key and delete applications.
+    #[serde(default)]
+    pub(super) admin: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawResource {
+    pub(super) methods: Vec<String>,
+    pub(super) path: String,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
+    #[serde(default)]
+    pub(super) public: bool,
+}
+
+pub(super) fn default_realm() -> String {
+    "tokengate".to_owned()
+}
+pub(super) fn default_token_endpoint() -> String {
+    "/token".to_owned()
+}
+pub(super) fn default_revocation_endpoint() -> String {
+    "/revoke".to_owned()
+}
+pub(super) fn default_introspection_endpoint() -> String {
+    "/introspect".to_owned()
+}
+pub(super) fn default_registration_endpoint() -> String {
+    "/client-registration/v0.17/register".to_owned()
+}
+pub(super) fn default_registration_capacity() -> u32 {
+    1024
+}
+pub(super) fn default_access_validity() -> i64 {
+    DEFAULT_ACCESS_VALIDITY_SECS
+}
+pub(super) fn default_refresh_validity() -> i64 {
+    DEFAULT_REFRESH_VALIDITY_SECS
+}
+pub(super) fn default_refresh_reuse_grace() -> u64 {
+    5_000
+}
+pub(super) fn default_max_body_bytes() -> usize {
+    DEFAULT_MAX_BODY_BYTES
+}
+pub(super) fn default_grant_types() -> Vec<GrantType> {
+    // RFC 9700 §2.4: the password grant is never on unless an application asks for it.
+    vec![GrantType::ClientCredentials]
+}

@@ -1,0 +1,312 @@
+//! One check per section of the configuration, each turning its raw part into what the
+//! gateway uses. Every error names the place of the problem, never the value found there.
+
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashMapExt};
+
+use super::error::{problem, ConfigError};
+use super::parts::{Application, RegistrationConfig, User, Validity};
+use super::raw::{RawApplication, RawConfig, RawRegistration, RawResource, RawUser};
+use super::scope_catalog::ScopeCatalog;
+use crate::oauth::credentials::SecretVerifier;
+use crate::oauth::grant_type::{refresh_without_password, GrantType};
+use crate::oauth::routes::{Access, PathTemplate, RouteRule, RouteTable};
+use crate::oauth::METADATA_PATH;
+use crate::state::lockout::{LockoutPolicy, NAMES_PER_BUCKET};
+
+/// The largest table of shared-data records (grants, registered applications, lockout names).
+const MAX_TABLE_CAPACITY: u32 = 1 << 24;
+/// The store keeps names in one length byte.
+const MAX_NAME_BYTES: usize = 255;
+
+/// The gateway's own paths, by the field that sets each.
+pub(super) type Endpoints = Vec<(&'static str, String)>;
+
+/// Token lifetimes, validated.
+pub(super) struct Lifetimes {
+    pub(super) access: Validity,
+    pub(super) refresh_secs: u64,
+}
+
+/// `realm` goes into `WWW-Authenticate` quoted; `issuer` must be an RFC 8414 issuer.
+pub(super) fn check_realm_and_issuer(raw: &RawConfig) -> Result<(), ConfigError> {
+    if raw.realm.is_empty()
+        || !raw.realm.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        return Err(problem("realm", "must be printable ASCII without '\"' or '\\'"));
+    }
+    match &raw.issuer {
+        Some(issuer) => check_issuer(issuer),
+        None => Ok(()),
+    }
+}
+
+/// The endpoints' paths: each a plain path, no two the same.
+pub(super) fn endpoints(raw: &RawConfig) -> Result<Endpoints, ConfigError> {
+    let mut endpoints = vec![
+        ("token_endpoint", raw.token_endpoint.clone()),
+        ("revocation_endpoint", raw.revocation_endpoint.clone()),
+        ("introspection_endpoint", raw.introspection_endpoint.clone()),
+        ("metadata endpoint", METADATA_PATH.to_owned()),
+    ];
+    if let Some(registration) = &raw.registration {
+        endpoints.push(("registration.endpoint", registration.endpoint.clone()));
+    }
+    for (i, (name, path)) in endpoints.iter().enumerate() {
+        if !path.starts_with('/') || path.contains(['?', '#', ' ', '{', '}', '*']) {
+            return Err(problem(name, "must be a path starting with '/'"));
+        }
+        if endpoints.iter().take(i).any(|(_, other)| other == path) {
+            return Err(problem(name, "is the same path as another endpoint"));
+        }
+    }
+    Ok(endpoints)
+}
+
+/// Token lifetimes and the refresh race grace.
+pub(super) fn lifetimes(raw: &RawConfig) -> Result<Lifetimes, ConfigError> {
+    let access = validity("access_token_validity_secs", raw.access_token_validity_secs)?;
+    let refresh_secs = match raw.refresh_token_validity_secs {
+        secs if secs > 0 => secs.unsigned_abs(),
+        _ => return Err(problem("refresh_token_validity_secs", "must be a positive number of seconds")),
+    };
+    if raw.refresh_token_reuse_grace_ms > 60_000 {
+        return Err(problem("refresh_token_reuse_grace_ms", "must be at most 60000"));
+    }
+    Ok(Lifetimes { access, refresh_secs })
+}
+
+/// The size limits: body, token store, and the brute-force lockout.
+pub(super) fn limits(raw: &RawConfig) -> Result<LockoutPolicy, ConfigError> {
+    if !(256..=1 << 20).contains(&raw.max_body_bytes) {
+        return Err(problem("max_body_bytes", "must be between 256 and 1048576"));
+    }
+    check_capacity("store.capacity", 1, raw.store.capacity)?;
+    let lockout = &raw.lockout;
+    if lockout.max_failures > 0 && !(1..=86_400).contains(&lockout.window_secs) {
+        return Err(problem("lockout.window_secs", "must be between 1 and 86400"));
+    }
+    if lockout.max_failures > 0 && !(1..=86_400).contains(&lockout.lockout_secs) {
+        return Err(problem("lockout.lockout_secs", "must be between 1 and 86400"));
+    }
+    check_capacity("lockout.tracked_names", NAMES_PER_BUCKET as u32, lockout.tracked_names)?;
+    Ok(LockoutPolicy {
+        max_failures: lockout.max_failures,
+        window_secs: lockout.window_secs,
+        lockout_secs: lockout.lockout_secs,
+        tracked_names: lockout.tracked_names,
+    })
+}
+
+/// The configured applications, by consumer key; their scopes become grantable.
+pub(super) fn applications(
+    raw: Vec<RawApplication>,
+    default_validity: Validity,
+    catalog: &mut ScopeCatalog,
+) -> Result<HashMap<String, Application>, ConfigError> {
+    if raw.is_empty() {
+        return Err(problem("applications", "at least one application is needed"));
+    }
+    let mut applications = HashMap::new();
+    for (i, app) in raw.into_iter().enumerate() {
+        let at = format!("applications[{i}]");
+        check_name(&format!("{at}.consumer_key"), &app.consumer_key)?;
+        let verifier = verifier(&at, "consumer_secret", app.consumer_secret, app.consumer_secret_hash)?;
+        let grant_types = grant_type_set(&format!("{at}.grant_types"), &app.grant_types)?;
+        let scopes = catalog.register_grantable(&format!("{at}.scopes"), &app.scopes)?;
+        let access_validity = match app.access_token_validity_secs {
+            Some(secs) => validity(&format!("{at}.access_token_validity_secs"), secs)?,
+            None => default_validity,
+        };
+        let application = Application {
+            fingerprint: verifier.fingerprint(&app.consumer_key),
+            consumer_key: app.consumer_key.clone(),
+            verifier,
+            grant_types,
+            scopes,
+            access_validity,
+            can_introspect: app.introspect,
+        };
+        if applications.insert(app.consumer_key, application).is_some() {
+            return Err(problem(format!("{at}.consumer_key"), "the same consumer_key appears twice"));
+        }
+    }
+    Ok(applications)
+}
+
+/// The configured users, by username.
+pub(super) fn users(
+    raw: Vec<RawUser>,
+    catalog: &mut ScopeCatalog,
+) -> Result<HashMap<String, User>, ConfigError> {
+    let mut users = HashMap::new();
+    for (i, user) in raw.into_iter().enumerate() {
+        let at = format!("users[{i}]");
+        check_name(&format!("{at}.username"), &user.username)?;
+        let verifier = verifier(&at, "password", user.password, user.password_hash)?;
+        let scopes = catalog.register(&format!("{at}.scopes"), &user.scopes)?;
+        let entry = User {
+            fingerprint: verifier.fingerprint(&user.username),
+            username: user.username.clone(),
+            verifier,
+            scopes,
+            is_admin: user.admin,
+        };
+        if users.insert(user.username, entry).is_some() {
+            return Err(problem(format!("{at}.username"), "the same username appears twice"));
+        }
+    }
+    Ok(users)
+}
+
+/// Dynamic client registration: its scopes become grantable; some user must be an admin.
+pub(super) fn registration(
+    raw: RawRegistration,
+    users: &HashMap<String, User>,
+    catalog: &mut ScopeCatalog,
+) -> Result<RegistrationConfig, ConfigError> {
+    let scopes = catalog.register_grantable("registration.scopes", &raw.scopes)?;
+    check_capacity("registration.capacity", 1, raw.capacity)?;
+    if !users.values().any(|user| user.is_admin) {
+        return Err(problem("registration", "no user is an admin, so nobody could register"));
+    }
+    Ok(RegistrationConfig {
+        endpoint: raw.endpoint,
+        capacity: raw.capacity,
+        grant_types: grant_type_set("registration.grant_types", &raw.grant_types)?,
+        scopes,
+    })
+}
+
+/// The resource table: no resource over an endpoint, no method and template twice, and every
+/// scope a resource asks for grantable to some application.
+pub(super) fn routes(
+    raw: Vec<RawResource>,
+    endpoints: &Endpoints,
+    catalog: &mut ScopeCatalog,
+) -> Result<RouteTable, ConfigError> {
+    let mut rules: Vec<RouteRule> = Vec::with_capacity(raw.len());
+    for (i, resource) in raw.into_iter().enumerate() {
+        let at = format!("resources[{i}]");
+        let template = PathTemplate::parse(&resource.path).map_err(|e| problem(format!("{at}.path"), e.0))?;
+        if let Some((name, _)) = endpoints.iter().find(|(_, path)| template.matches(path)) {
+            return Err(problem(format!("{at}.path"), format!("overlaps the {name}")));
+        }
+        check_methods(&at, &resource.methods, &template, &rules)?;
+        let access = access(&at, &resource, catalog)?;
+        rules.push(RouteRule { methods: resource.methods, template, access });
+    }
+    Ok(RouteTable::new(rules))
+}
+
+fn check_methods(
+    at: &str,
+    methods: &[String],
+    template: &PathTemplate,
+    rules: &[RouteRule],
+) -> Result<(), ConfigError> {
+    if methods.is_empty() {
+        return Err(problem(format!("{at}.methods"), "at least one method is needed"));
+    }
+    for (j, method) in methods.iter().enumerate() {
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(problem(format!("{at}.methods[{j}]"), "an HTTP method in capitals, like GET"));
+        }
+        // Templates, not their text: `/orders/{id}` and `/orders/{x}` are one template.
+        let listed_before = methods.iter().take(j).any(|m| m == method)
+            || rules.iter().any(|rule| rule.template == *template && rule.methods.contains(method));
+        if listed_before {
+            return Err(problem(format!("{at}.methods[{j}]"), "this method and path are listed twice"));
+        }
+    }
+    Ok(())
+}
+
+fn access(at: &str, resource: &RawResource, catalog: &mut ScopeCatalog) -> Result<Access, ConfigError> {
+    if resource.public {
+        if !resource.scopes.is_empty() {
+            return Err(problem(format!("{at}.scopes"), "a public resource needs no scopes"));
+        }
+        return Ok(Access::Public);
+    }
+    let scopes = catalog.register(&format!("{at}.scopes"), &resource.scopes)?;
+    if let Some(j) = resource.scopes.iter().position(|name| !catalog.is_grantable(name)) {
+        return Err(problem(format!("{at}.scopes[{j}]"), "no application can be granted this scope"));
+    }
+    Ok(Access::scopes(scopes.iter().map(str::to_owned)))
+}
+
+/// The grant types a configured application, or every registered one, may use: at least one,
+/// none twice, none unusable.
+fn grant_type_set(at: &str, listed: &[GrantType]) -> Result<BTreeSet<GrantType>, ConfigError> {
+    let grants: BTreeSet<GrantType> = listed.iter().copied().collect();
+    if grants.is_empty() {
+        return Err(problem(at, "at least one grant type is needed"));
+    }
+    if grants.len() != listed.len() {
+        return Err(problem(at, "lists a grant type twice"));
+    }
+    if refresh_without_password(&grants) {
+        return Err(problem(
+            at,
+            "refresh_token alone, or with client_credentials only, can never be used: add password",
+        ));
+    }
+    Ok(grants)
+}
+
+fn check_capacity(at: &str, min: u32, capacity: u32) -> Result<(), ConfigError> {
+    if !(min..=MAX_TABLE_CAPACITY).contains(&capacity) {
+        return Err(problem(at, format!("must be between {min} and {MAX_TABLE_CAPACITY}")));
+    }
+    Ok(())
+}
+
+fn validity(at: &str, secs: i64) -> Result<Validity, ConfigError> {
+    match secs {
+        0 => Err(problem(at, "0 is not a validity: use a positive number of seconds, or -1 for never")),
+        secs if secs < 0 => Ok(Validity::Never),
+        secs => Ok(Validity::Seconds(secs.unsigned_abs())),
+    }
+}
+
+/// RFC 8414 §2: https, no query or fragment. Plain http is allowed on loopback only, for demos.
+fn check_issuer(issuer: &str) -> Result<(), ConfigError> {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    let is_loopback = loopback.iter().any(|prefix| {
+        issuer.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+    });
+    let host_part = issuer.strip_prefix("https://").map(|rest| rest.split('/').next().unwrap_or_default());
+    if !(is_loopback || host_part.is_some_and(|host| !host.is_empty())) {
+        return Err(problem("issuer", "must be an https URL (plain http only on loopback)"));
+    }
+    if issuer.contains(['?', '#', ' ']) || issuer.ends_with('/') {
+        return Err(problem("issuer", "must have no query, fragment or trailing '/'"));
+    }
+    Ok(())
+}
+
+fn check_name(at: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
+        return Err(problem(at, format!("must be 1 to {MAX_NAME_BYTES} bytes without control characters")));
+    }
+    Ok(())
+}
+
+fn verifier(
+    at: &str,
+    field: &str,
+    plain: Option<String>,
+    hash: Option<String>,
+) -> Result<SecretVerifier, ConfigError> {
+    match (plain, hash) {
+        (Some(plain), None) if !plain.is_empty() => Ok(SecretVerifier::from_plaintext(&plain)),
+        (Some(_), None) => Err(problem(format!("{at}.{field}"), "must not be empty")),
+        (None, Some(hash)) => {
+            SecretVerifier::parse(&hash).map_err(|e| problem(format!("{at}.{field}_hash"), e.0))
+        }
+        (Some(_), Some(_)) => Err(problem(at, format!("give {field} or {field}_hash, not both"))),
+        (None, None) => Err(problem(at, format!("{field} or {field}_hash is needed"))),
+    }
+}

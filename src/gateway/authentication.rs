@@ -1,0 +1,159 @@
+//! Who is calling: the form endpoints' shared preamble, client authentication (RFC 6749
+//! §2.3.1), user passwords, and the brute-force limits every secret check goes through.
+
+use std::borrow::Cow;
+
+use super::reply::{locked_out, ErrorKind, OAuthError, CLIENT_AUTH_FAILED};
+use super::{split_path, EndpointRequest, Gateway};
+use crate::config::{Application, User};
+use crate::host::StoreError;
+use crate::oauth::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
+use crate::oauth::form::{query_parameter_names, FormError, FormParams};
+use crate::oauth::scope::ScopeSet;
+use crate::state::lockout::Principal;
+use crate::state::registry::ClientRecord;
+
+impl<'a> Gateway<'a> {
+    /// Checks method, URL and content type, and parses the form body (RFC 6749 §3.2, App. B).
+    pub(super) fn read_form(&self, request: &EndpointRequest) -> Result<FormParams, OAuthError> {
+        if request.method != "POST" {
+            return Err(
+                ErrorKind::MethodNotAllowed { allow: "POST" }.because("this endpoint accepts only POST")
+            );
+        }
+        const SECRET_PARAMETERS: [&str; 6] =
+            ["client_id", "client_secret", "username", "password", "refresh_token", "token"];
+        if let (_, Some(query)) = split_path(request.path) {
+            if query_parameter_names(query).any(|name| SECRET_PARAMETERS.contains(&name.as_ref())) {
+                return Err(ErrorKind::InvalidRequest
+                    .because("credentials and tokens must be sent in the body, not in the URL"));
+            }
+        }
+        if !request
+            .content_type
+            .is_some_and(|value| media_type_is(value, "application/x-www-form-urlencoded"))
+        {
+            return Err(ErrorKind::InvalidRequest
+                .because("the content type must be application/x-www-form-urlencoded"));
+        }
+        FormParams::parse(request.body).map_err(|error| match error {
+            FormError::RepeatedParameter => ErrorKind::InvalidRequest.because("a parameter is repeated"),
+            FormError::BadPercentEncoding => {
+                ErrorKind::InvalidRequest.because("the body is not valid form encoding")
+            }
+            FormError::InvalidUtf8 => ErrorKind::InvalidRequest.because("the body is not valid UTF-8"),
+        })
+    }
+
+    /// Authenticates the calling application with HTTP Basic (RFC 6749 §2.3.1).
+    pub(super) fn authenticate_client(
+        &self,
+        request: &EndpointRequest,
+        form: &FormParams,
+    ) -> Result<Cow<'a, Application>, OAuthError> {
+        let credentials: ClientCredentials = request
+            .authorization
+            .and_then(|header| parse_basic_authorization(header).ok())
+            .ok_or(CLIENT_AUTH_FAILED)?;
+        // RFC 6749 §2.3: one authentication method per request.
+        if form.was_sent("client_secret") {
+            return Err(ErrorKind::InvalidRequest.because("use HTTP Basic or client_secret, not both"));
+        }
+        if form.get("client_id").is_some_and(|id| id != credentials.consumer_key) {
+            return Err(
+                ErrorKind::InvalidRequest.because("client_id does not match the authenticated client")
+            );
+        }
+        let app = self.application(&credentials.consumer_key)?;
+        self.verify_secret(
+            Principal::Client(&credentials.consumer_key),
+            app,
+            |app| &app.verifier,
+            &self.config.decoy_client_verifier,
+            &credentials.consumer_secret,
+            CLIENT_AUTH_FAILED,
+        )
+    }
+
+    /// Checks a username and password; `failure` is the error for wrong credentials.
+    pub(super) fn authenticate_user(
+        &self,
+        username: &str,
+        password: &str,
+        failure: OAuthError,
+    ) -> Result<&'a User, OAuthError> {
+        let user = self.config.users.get(username);
+        let decoy = &self.config.decoy_user_verifier;
+        self.verify_secret(Principal::User(username), user, |user| &user.verifier, decoy, password, failure)
+    }
+
+    /// Checks a presented secret of `principal` (the application or user `found` under that
+    /// name, if any) under the brute-force limits: refused while the name is locked out, an
+    /// unknown name checked against `decoy` so it costs what a wrong secret costs (RFC 6749
+    /// §10.10), and every failure counted.
+    pub(super) fn verify_secret<T>(
+        &self,
+        principal: Principal,
+        found: Option<T>,
+        verifier: impl Fn(&T) -> &SecretVerifier,
+        decoy: &SecretVerifier,
+        presented: &str,
+        failure: OAuthError,
+    ) -> Result<T, OAuthError> {
+        let now = self.now()?;
+        if let Some(wait) = self.limiter.locked_for(principal, now)? {
+            return Err(locked_out(wait));
+        }
+        let verified = match &found {
+            Some(item) => verifier(item).verify(presented),
+            None => {
+                decoy.verify(presented);
+                false
+            }
+        };
+        match found {
+            Some(item) if verified => Ok(item),
+            _ => {
+                self.limiter.record_failure(principal, now)?;
+                Err(failure)
+            }
+        }
+    }
+
+    /// A configured application, or a registered one (one shared-data read).
+    pub(super) fn application(&self, consumer_key: &str) -> Result<Option<Cow<'a, Application>>, StoreError> {
+        if let Some(app) = self.config.applications.get(consumer_key) {
+            return Ok(Some(Cow::Borrowed(app)));
+        }
+        let (Some(registry), Some(registration)) = (&self.registry, &self.config.registration) else {
+            return Ok(None);
+        };
+        let Some(record) = registry.find(consumer_key)? else { return Ok(None) };
+        Ok(Some(Cow::Owned(self.registered_application(record, &registration.scopes))))
+    }
+
+    pub(super) fn registered_application(&self, record: ClientRecord, scopes: &ScopeSet) -> Application {
+        let verifier: SecretVerifier = record.verifier();
+        let allowed = self.config.registration.as_ref().map(|r| &r.grant_types);
+        Application {
+            fingerprint: verifier.fingerprint(&record.client_id),
+            grant_types: record
+                .registration
+                .grant_types
+                .iter()
+                .filter(|grant| allowed.is_some_and(|allowed| allowed.contains(grant)))
+                .copied()
+                .collect(),
+            consumer_key: record.client_id,
+            verifier,
+            scopes: scopes.clone(),
+            access_validity: self.config.default_access_validity,
+            can_introspect: false,
+        }
+    }
+}
+
+/// True when a Content-Type header names `media_type`, in any case, parameters allowed.
+pub(super) fn media_type_is(value: &str, media_type: &str) -> bool {
+    value.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case(media_type)
+}

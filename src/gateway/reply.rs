@@ -1,0 +1,195 @@
+//! What the gateway answers: its own replies ([`Response`]), changes to a request it lets
+//! through ([`Forward`]), and the RFC 6749 §5.2 errors of its endpoints ([`OAuthError`]).
+
+use crate::host::StoreError;
+use crate::oauth::messages::ErrorResponse;
+
+/// A reply the gateway sends itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The body's length only: bodies carry tokens and registration secrets.
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
+}
+
+impl Response {
+    /// 503 for a request the host could not serve (a store read, the clock, a header rewrite).
+    pub fn unavailable() -> Response {
+        json_response(503, Vec::new(), ErrorResponse::bare("temporarily_unavailable").to_json())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Headers that carry the caller's identity upstream. The filter sets them; any copy a client
+/// sends is removed first, so upstreams can trust them (RFC 9700 §4.13).
+pub const CLIENT_ID_HEADER: &str = "x-tokengate-client-id";
+pub const USERNAME_HEADER: &str = "x-tokengate-username";
+pub const SCOPE_HEADER: &str = "x-tokengate-scope";
+
+/// Changes to a request that goes on upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub remove_headers: &'static [&'static str],
+    pub set_headers: Vec<(&'static str, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Respond(Response),
+    Forward(Forward),
+}
+
+/// What went wrong at an endpoint. Each kind fixes its error code, its HTTP status and the
+/// header it needs, so no caller picks behaviour by a status number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ErrorKind {
+    /// 400 `invalid_request`.
+    InvalidRequest,
+    /// 405 `invalid_request`, with `Allow` listing the methods the endpoint takes.
+    MethodNotAllowed { allow: &'static str },
+    /// 413 `invalid_request`.
+    BodyTooLarge,
+    /// 401 `invalid_client`, with a `Basic` challenge (RFC 6749 §5.2).
+    InvalidClient,
+    /// 400 `invalid_grant`.
+    InvalidGrant,
+    /// 400 `unauthorized_client`.
+    UnauthorizedClient,
+    /// 400 `unsupported_grant_type`.
+    UnsupportedGrantType,
+    /// 400 `invalid_scope`.
+    InvalidScope,
+    /// 400 `invalid_client_metadata` (RFC 7591 §3.2.2).
+    InvalidClientMetadata,
+    /// 409 `invalid_client_metadata`: the registration exists already.
+    DuplicateClient,
+    /// 403 `access_denied`.
+    AccessDenied,
+    /// 404 `not_found`.
+    NotFound,
+    /// 429 `temporarily_unavailable`, with `Retry-After`: a locked-out name.
+    LockedOut { retry_after_secs: u64 },
+    /// 503 `temporarily_unavailable`: the store could not serve the request.
+    Unavailable,
+}
+
+impl ErrorKind {
+    pub(super) fn status(self) -> u16 {
+        match self {
+            ErrorKind::InvalidRequest
+            | ErrorKind::InvalidGrant
+            | ErrorKind::UnauthorizedClient
+            | ErrorKind::UnsupportedGrantType
+            | ErrorKind::InvalidScope
+            | ErrorKind::InvalidClientMetadata => 400,
+            ErrorKind::InvalidClient => 401,
+            ErrorKind::AccessDenied => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::MethodNotAllowed { .. } => 405,
+            ErrorKind::DuplicateClient => 409,
+            ErrorKind::BodyTooLarge => 413,
+            ErrorKind::LockedOut { .. } => 429,
+            ErrorKind::Unavailable => 503,
+        }
+    }
+
+    pub(super) fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed { .. } | ErrorKind::BodyTooLarge => {
+                "invalid_request"
+            }
+            ErrorKind::InvalidClient => "invalid_client",
+            ErrorKind::InvalidGrant => "invalid_grant",
+            ErrorKind::UnauthorizedClient => "unauthorized_client",
+            ErrorKind::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorKind::InvalidScope => "invalid_scope",
+            ErrorKind::InvalidClientMetadata | ErrorKind::DuplicateClient => "invalid_client_metadata",
+            ErrorKind::AccessDenied => "access_denied",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::LockedOut { .. } | ErrorKind::Unavailable => "temporarily_unavailable",
+        }
+    }
+
+    /// The error with a fixed description that never echoes input.
+    pub(super) const fn because(self, description: &'static str) -> OAuthError {
+        OAuthError { kind: self, description }
+    }
+}
+
+/// An endpoint's error: its kind and a fixed description (RFC 6749 §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct OAuthError {
+    pub(super) kind: ErrorKind,
+    pub(super) description: &'static str,
+}
+
+impl OAuthError {
+    /// The §5.2 JSON reply; `realm` names the Basic challenge of an `invalid_client`.
+    pub(super) fn to_response(self, realm: &str) -> Response {
+        let mut headers = Vec::new();
+        match self.kind {
+            ErrorKind::InvalidClient => {
+                headers.push(("www-authenticate", format!("Basic realm=\"{realm}\"")))
+            }
+            ErrorKind::MethodNotAllowed { allow } => headers.push(("allow", allow.to_owned())),
+            ErrorKind::LockedOut { retry_after_secs } => {
+                headers.push(("retry-after", retry_after_secs.to_string()))
+            }
+            _ => {}
+        }
+        let body = ErrorResponse::new(self.kind.code(), self.description).to_json();
+        no_store_json(self.kind.status(), headers, body)
+    }
+}
+
+/// Too many failed attempts for this name: no secret is checked until the lockout ends.
+pub(super) fn locked_out(retry_after_secs: u64) -> OAuthError {
+    ErrorKind::LockedOut { retry_after_secs }.because("too many failed attempts; try again later")
+}
+
+pub(super) const CLIENT_AUTH_FAILED: OAuthError = ErrorKind::InvalidClient
+    .because("client authentication failed: send Authorization: Basic base64(consumer-key:consumer-secret)");
+pub(super) const STORE_UNAVAILABLE: OAuthError =
+    ErrorKind::Unavailable.because("the token store is unavailable; try again later");
+
+impl From<StoreError> for OAuthError {
+    fn from(_: StoreError) -> Self {
+        STORE_UNAVAILABLE
+    }
+}
+
+/// A JSON response that must not be cached: tokens, secrets, and errors about them
+/// (RFC 6749 §5.1).
+pub(super) fn no_store_json(
+    status: u16,
+    mut headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+) -> Response {
+    headers.push(("content-type", "application/json".to_owned()));
+    headers.push(("cache-control", "no-store".to_owned()));
+    headers.push(("pragma", "no-cache".to_owned()));
+    Response { status, headers, body }
+}
+
+pub(super) fn json_response(
+    status: u16,
+    mut headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+) -> Response {
+    headers.push(("content-type", "application/json".to_owned()));
+    Response { status, headers, body }
+}

@@ -1,0 +1,76 @@
+//! Whether a grant's owner still stands: its application and user as the current config (and
+//! the credential-change record) has them, and which stored scopes they may still hold.
+
+use std::borrow::Cow;
+
+use super::Gateway;
+use crate::config::{Application, User};
+use crate::host::StoreError;
+use crate::oauth::scope::ScopeId;
+use crate::state::credential_changes::CredentialKind;
+use crate::state::grants::GrantOwner;
+
+impl Gateway<'_> {
+    /// The grant owner's application and user as the current config has them, for a token
+    /// issued at `issued_at`; `None` when either is gone or its credentials changed since.
+    pub(super) fn standing(
+        &self,
+        owner: &GrantOwner,
+        issued_at: u64,
+    ) -> Result<Option<Standing<'_>>, StoreError> {
+        let Some(app) = self.application(&owner.client_id)? else { return Ok(None) };
+        Ok(self.standing_of(app, owner, issued_at))
+    }
+
+    /// [`Self::standing`] with the owner's application already in hand (the one named by
+    /// `owner.client_id`).
+    pub(super) fn standing_of<'s>(
+        &'s self,
+        app: Cow<'s, Application>,
+        owner: &GrantOwner,
+        issued_at: u64,
+    ) -> Option<Standing<'s>> {
+        let changes = self.credential_changes;
+        if changes.ended(CredentialKind::Application, &owner.client_id, issued_at)
+            || app.fingerprint != owner.client_fingerprint
+        {
+            return None;
+        }
+        let user = match &owner.user {
+            None => None,
+            Some((username, fingerprint)) => Some(
+                self.config
+                    .users
+                    .get(username)
+                    .filter(|user| user.fingerprint == *fingerprint)
+                    .filter(|_| !changes.ended(CredentialKind::User, username, issued_at))?,
+            ),
+        };
+        Some(Standing { app, user })
+    }
+
+    /// The names of stored scope ids that the owner may still hold, in name order.
+    pub(super) fn held_scopes<'s>(&'s self, ids: &[ScopeId], standing: &Standing) -> Vec<&'s str> {
+        let mut names: Vec<&str> = ids
+            .iter()
+            .filter_map(|id| self.config.scope_names.get(id))
+            .map(String::as_str)
+            .filter(|name| standing.allows(name))
+            .collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// A grant owner as the current config knows them (see [`Gateway::standing`]).
+pub(super) struct Standing<'a> {
+    pub(super) app: Cow<'a, Application>,
+    pub(super) user: Option<&'a User>,
+}
+
+impl Standing<'_> {
+    /// True when the application, and the user if any, may still hold `scope`.
+    fn allows(&self, scope: &str) -> bool {
+        self.app.scopes.contains(scope) && self.user.is_none_or(|user| user.scopes.contains(scope))
+    }
+}

@@ -1,0 +1,65 @@
+//! What the pure logic needs from its host, as small traits.
+//!
+//! The proxy-wasm glue (`crate::filter`) implements these with Envoy's shared data, clock,
+//! stats and WASI randomness; native tests and benches use [`memory`], which reproduces
+//! Envoy's shared-data semantics. [`metrics`] names the stats; [`header_pairs`] reads the
+//! host's serialised header map in place.
+
+pub mod header_pairs;
+pub mod memory;
+pub mod metrics;
+
+use metrics::Metric;
+
+/// A shared-data failure the logic must handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// The key changed since it was read: read again and retry.
+    CasMismatch,
+    /// Any other host failure.
+    Unavailable,
+}
+
+/// Envoy's shared data: a process-wide key/value map per `vm_id`.
+///
+/// Semantics (as Envoy implements them): `get` returns the value and its cas; `set` with a
+/// non-zero cas fails with `CasMismatch` if the key exists with another cas; a cas of 0, or a
+/// key that does not exist yet, writes unconditionally. Keys can never be deleted.
+pub trait SharedStore {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError>;
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError>;
+}
+
+/// Every time the store keeps is in milliseconds since the Unix epoch: seconds would make a
+/// token issued in the same second as a credential change indistinguishable from one before.
+pub trait Clock {
+    /// `None` when the host cannot tell the time. Callers then refuse the operation: any
+    /// stand-in would either keep expired tokens alive (a time too early) or prune every live
+    /// grant and lock names out for good (a time too late).
+    fn now_millis(&self) -> Option<u64>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RandomUnavailable;
+
+pub trait Randomness {
+    /// Fills `buf` from a cryptographically secure source.
+    fn fill(&self, buf: &mut [u8]) -> Result<(), RandomUnavailable>;
+}
+
+/// Where the logic reports its stats (see [`metrics`]).
+pub trait Metrics {
+    /// Adds `delta` to a counter or gauge.
+    fn add(&self, metric: Metric, delta: i64);
+    /// Sets a gauge.
+    fn set(&self, metric: Metric, value: u64);
+}
+
+/// The operating system's (or WASI's) secure random source.
+pub struct SystemRandomness;
+
+impl Randomness for SystemRandomness {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), RandomUnavailable> {
+        getrandom::fill(buf).map_err(|_| RandomUnavailable)
+    }
+}

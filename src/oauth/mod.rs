@@ -1,0 +1,21 @@
+//! OAuth 2.0 on the wire, as pure rules: what a request may say and how it is read.
+//!
+//! - [`grant_type`]: the grants (RFC 6749 §4) and the rule that ties refresh to password.
+//! - [`form`]: `application/x-www-form-urlencoded` bodies, strictly (RFC 6749 Appendix B).
+//! - [`credentials`]: HTTP Basic client authentication (§2.3.1), the config's secret hashes,
+//!   decoys and constant-time checks.
+//! - [`scope`]: the scope grammar (§3.3) and scope sets.
+//! - [`routes`]: the resource table: method and path template to the scopes a token needs.
+//! - [`messages`]: the token and error responses (§5.1, §5.2), shared with the browser package.
+//!
+//! Nothing here touches state or the host.
+
+/// Where RFC 8414 authorization server metadata is served (§3).
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+pub mod credentials;
+pub mod form;
+pub mod grant_type;
+pub mod messages;
+pub mod routes;
+pub mod scope;
