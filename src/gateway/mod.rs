@@ -115,6 +115,13 @@ impl<'a> Gateway<'a> {
         Ok(self.store.initialize()? + registry_created + self.limiter.initialize()?)
     }
 
+    /// The keys of the tables a fleet keeps in etcd: the grant store's buckets and the
+    /// registry's.
+    pub fn table_keys(&self) -> Vec<String> {
+        let registry = self.registry.iter().flat_map(|registry| registry.bucket_keys());
+        self.store.bucket_keys().chain(registry).collect()
+    }
+
     /// Sweeps the next slice of the token store (called from a timer on every VM): a
     /// `1/slices` share of its buckets, at least `min_buckets`.
     pub fn sweep_step(&self, slices: u32, min_buckets: u32) -> Result<(), StoreError> {

@@ -17,6 +17,8 @@ use crate::host::{SharedStore, StoreError};
 use crate::oauth::scope::ScopeId;
 
 const BUCKET_FORMAT: u8 = 1;
+/// A bucket with no records.
+pub const EMPTY_BUCKET: &[u8] = &[BUCKET_FORMAT];
 /// Compare-and-swap attempts on one bucket before giving up on it.
 pub(crate) const CAS_ATTEMPTS: usize = 16;
 
@@ -50,6 +52,11 @@ impl<'h> BucketTable<'h> {
         self.count
     }
 
+    /// Every bucket's key.
+    pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        (0..self.count).map(|index| self.key(index))
+    }
+
     fn key(&self, index: u32) -> String {
         // Built on every Bearer check; `format!` costs several times this.
         ["tokengate/", self.name, "/", itoa::Buffer::new().format(index)].concat()
@@ -65,10 +72,10 @@ impl<'h> BucketTable<'h> {
             Some((value, _)) => Reader(&value).u32().unwrap_or(0),
             None => 0,
         };
-        let empty = [BUCKET_FORMAT];
+        let empty = EMPTY_BUCKET;
         if existing > self.count {
             for index in self.count..existing {
-                self.shared.set(&self.key(index), &empty, 0)?;
+                self.shared.set(&self.key(index), empty, 0)?;
             }
             self.shared.set(&meta_key, &self.count.to_be_bytes(), 0)?;
             return Ok(0);
@@ -80,7 +87,7 @@ impl<'h> BucketTable<'h> {
         for index in existing..self.count {
             let key = self.key(index);
             if self.shared.get(&key)?.is_none() {
-                self.shared.set(&key, &empty, 0)?;
+                self.shared.set(&key, empty, 0)?;
                 created += 1;
             }
         }

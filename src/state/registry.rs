@@ -171,6 +171,11 @@ impl<'h> ClientRegistry<'h> {
         self.table.initialize()
     }
 
+    /// The keys of this table's buckets.
+    pub fn bucket_keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.table.keys()
+    }
+
     fn home_bucket(&self, registration: &Registration) -> u32 {
         let digest = Sha256::new()
             .chain_update(registration.owner.as_bytes())

@@ -28,6 +28,22 @@ const BUCKET_PROBES: usize = 4;
 /// The bucket table's name: keys are `tokengate/grants/<index>`.
 const TABLE: &str = "grants";
 
+/// When the last token of any grant in `bucket` (a bucket's bytes) expires: the bucket is
+/// worth keeping until then. `None` when a token never expires or the bucket holds no grant.
+pub fn latest_expiry(bucket: &[u8]) -> Option<u64> {
+    let mut latest = None;
+    for record in records_of(bucket).filter_map(GrantRecord::decode) {
+        let refresh = record.refresh.iter().map(|refresh| refresh.expires_at);
+        for expiry in record.access.iter().map(|access| access.expires_at).chain(refresh) {
+            if expiry == NEVER_EXPIRES {
+                return None;
+            }
+            latest = latest.max(Some(expiry));
+        }
+    }
+    latest
+}
+
 /// Buckets needed for `capacity` grants.
 pub fn bucket_count_for(capacity: u32) -> u32 {
     capacity.div_ceil(SLOTS_PER_BUCKET as u32).max(1)
@@ -168,6 +184,11 @@ impl<'h> TokenStore<'h> {
     /// Creates missing buckets; see [`BucketTable::initialize`] for why only start-up may.
     pub fn initialize(&self) -> Result<u32, StoreError> {
         self.table.initialize()
+    }
+
+    /// The keys of this table's buckets.
+    pub fn bucket_keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.table.keys()
     }
 
     /// [`BucketTable::update`], keeping the live-grants gauge in step.

@@ -1,0 +1,147 @@
+//! Each Envoy's copy of etcd's state, kept in its shared data under the same keys local mode
+//! uses (`tokengate/grants/<n>`, `tokengate/clients/<n>`), so every worker reads one cache.
+//!
+//! An entry is `format ‖ mod revision ‖ seen revision ‖ the etcd value`. The mod revision is
+//! what a compare-and-swap in etcd checks (0: the key does not exist in etcd); the seen
+//! revision is the etcd revision at which this word was true, so an older answer (a slow read,
+//! a replayed watch event) never overwrites a newer one. A value without the format byte (the
+//! empty bucket `on_configure` creates) is an entry nobody has asked etcd about yet.
+
+use crate::host::{SharedStore, StoreError};
+use crate::state::buckets::EMPTY_BUCKET;
+
+const ENTRY_FORMAT: u8 = 0xF1;
+const HEADER_BYTES: usize = 1 + 8 + 8;
+/// Attempts at replacing an entry another worker keeps changing.
+const STORE_ATTEMPTS: usize = 16;
+
+/// The tables that live in etcd in fleet mode; everything else stays per Envoy.
+const FLEET_TABLES: [&str; 2] = ["tokengate/grants/", "tokengate/clients/"];
+
+/// A decoded cache entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub mod_revision: i64,
+    pub seen_revision: i64,
+    pub value: &'a [u8],
+}
+
+/// True for a bucket of a table that lives in etcd (not the tables' count or sweep keys).
+pub fn is_fleet_key(key: &str) -> bool {
+    FLEET_TABLES.iter().any(|table| {
+        key.strip_prefix(table)
+            .is_some_and(|index| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// The etcd key of a cache key: the deployment's prefix instead of `tokengate/`.
+pub fn etcd_key(prefix: &str, cache_key: &str) -> Vec<u8> {
+    let rest = cache_key.strip_prefix("tokengate/").unwrap_or(cache_key);
+    [prefix.as_bytes(), rest.as_bytes()].concat()
+}
+
+/// The cache key of an etcd key under `prefix`, if it is one of the fleet tables' buckets.
+pub fn cache_key(prefix: &str, etcd_key: &[u8]) -> Option<String> {
+    let rest = std::str::from_utf8(etcd_key.strip_prefix(prefix.as_bytes())?).ok()?;
+    let key = ["tokengate/", rest].concat();
+    is_fleet_key(&key).then_some(key)
+}
+
+pub fn decode(bytes: &[u8]) -> Option<Entry<'_>> {
+    let (&format, rest) = bytes.split_first()?;
+    if format != ENTRY_FORMAT {
+        return None;
+    }
+    let mod_revision = i64::from_be_bytes(*rest.first_chunk::<8>()?);
+    let seen_revision = i64::from_be_bytes(*rest.get(8..)?.first_chunk::<8>()?);
+    Some(Entry { mod_revision, seen_revision, value: rest.get(16..)? })
+}
+
+pub fn encode(entry: Entry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES + entry.value.len());
+    out.push(ENTRY_FORMAT);
+    out.extend_from_slice(&entry.mod_revision.to_be_bytes());
+    out.extend_from_slice(&entry.seen_revision.to_be_bytes());
+    out.extend_from_slice(entry.value);
+    out
+}
+
+/// Records what etcd said about a key at `entry.seen_revision`, unless the cache already holds
+/// a newer word. Only keys that exist are written (they are created at start-up): shared data
+/// has no insert-if-absent. Returns whether the entry was written.
+pub fn store(cache: &dyn SharedStore, key: &str, entry: Entry) -> Result<bool, StoreError> {
+    for _ in 0..STORE_ATTEMPTS {
+        let Some((current, cas)) = cache.get(key)? else { return Ok(false) };
+        if decode(&current).is_some_and(|held| held.seen_revision > entry.seen_revision) {
+            return Ok(false);
+        }
+        match cache.set(key, &encode(entry), cas) {
+            Ok(()) => return Ok(true),
+            Err(StoreError::CasMismatch) => continue,
+            Err(other) => return Err(other),
+        }
+    }
+    Err(StoreError::CasMismatch)
+}
+
+/// What etcd said, as a cache entry: `value` at `mod_revision`, or an absent key (an empty
+/// bucket at revision 0).
+pub fn entry_of<'a>(value: Option<(&'a [u8], i64)>, seen_revision: i64) -> Entry<'a> {
+    match value {
+        Some((value, mod_revision)) => Entry { mod_revision, seen_revision, value },
+        None => Entry { mod_revision: 0, seen_revision, value: EMPTY_BUCKET },
+    }
+}
+
+/// Forgets every fleet entry of `keys` (after etcd compacted the history a watch needed):
+/// the next request that reads one asks etcd first.
+pub fn forget(cache: &dyn SharedStore, keys: impl Iterator<Item = String>) -> Result<(), StoreError> {
+    for key in keys {
+        if cache.get(&key)?.is_some() {
+            cache.set(&key, EMPTY_BUCKET, 0)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::memory::MemoryStore;
+
+    #[test]
+    fn keys_map_between_the_cache_and_etcd() {
+        assert!(is_fleet_key("tokengate/grants/17") && is_fleet_key("tokengate/clients/0"));
+        assert!(!is_fleet_key("tokengate/grants/count") && !is_fleet_key("tokengate/limits/3"));
+        assert!(!is_fleet_key("tokengate/grants/") && !is_fleet_key("tokengate/credential-changes"));
+        assert_eq!(etcd_key("prod/", "tokengate/grants/17"), b"prod/grants/17");
+        assert_eq!(cache_key("prod/", b"prod/grants/17").as_deref(), Some("tokengate/grants/17"));
+        assert_eq!(cache_key("prod/", b"other/grants/17"), None);
+        assert_eq!(cache_key("prod/", b"prod/grants/count"), None);
+    }
+
+    #[test]
+    fn an_older_word_never_overwrites_a_newer_one() {
+        let cache = MemoryStore::default();
+        let key = "tokengate/grants/1";
+        assert!(!store(&cache, key, entry_of(Some((b"x", 5)), 5)).unwrap(), "missing keys are not created");
+        cache.set(key, EMPTY_BUCKET, 0).unwrap();
+        assert_eq!(decode(&cache.get(key).unwrap().unwrap().0), None, "start-up's bucket is unknown");
+        assert!(store(&cache, key, entry_of(Some((b"new", 9)), 9)).unwrap());
+        assert!(!store(&cache, key, entry_of(Some((b"old", 7)), 7)).unwrap());
+        assert!(store(&cache, key, entry_of(None, 12)).unwrap());
+        let bytes = cache.get(key).unwrap().unwrap().0;
+        assert_eq!(decode(&bytes), Some(Entry { mod_revision: 0, seen_revision: 12, value: EMPTY_BUCKET }));
+        forget(&cache, [key.to_owned()].into_iter()).unwrap();
+        assert_eq!(decode(&cache.get(key).unwrap().unwrap().0), None);
+    }
+
+    #[test]
+    fn truncated_entries_are_unknown() {
+        let bytes = encode(Entry { mod_revision: 3, seen_revision: 4, value: b"abc" });
+        for cut in 0..HEADER_BYTES {
+            assert_eq!(decode(&bytes[..cut]), None);
+        }
+        assert_eq!(decode(&bytes).map(|entry| entry.value), Some(&b"abc"[..]));
+    }
+}

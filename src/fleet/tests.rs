@@ -1,0 +1,332 @@
+//! Two replicas (each its own shared data, as two Envoy processes) over one in-memory etcd,
+//! running the real gateway decisions through the fleet layer.
+
+use super::memory_etcd::MemoryEtcd;
+use super::plan::{plan, settle, Settled, Step};
+use super::view::{FleetView, StagedMetrics};
+use super::watch;
+use crate::config::tests::demo_with_lifecycle;
+use crate::config::Config;
+use crate::gateway::{ApiRequest, EndpointRequest, Gateway, Host, Outcome, Response};
+use crate::host::memory::{ManualClock, MemoryStore, RecordedMetrics};
+use crate::host::metrics::Metric;
+use crate::host::SystemRandomness;
+use crate::oauth::credentials::encode_basic_credentials;
+use crate::state::credential_changes::CredentialChanges;
+
+const PREFIX: &str = "test/";
+const FORM: &str = "application/x-www-form-urlencoded";
+/// Passes a decision may take before the replica gives up (the glue answers 503).
+const ATTEMPTS: usize = 5;
+
+struct Fleet {
+    etcd: MemoryEtcd,
+    clock: ManualClock,
+    config: Config,
+}
+
+struct Replica<'f> {
+    fleet: &'f Fleet,
+    shared: MemoryStore,
+    metrics: RecordedMetrics,
+    changes: CredentialChanges,
+    /// The revision this replica's watch has applied up to.
+    watched: std::cell::Cell<i64>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Failed {
+    /// Still stale after every attempt.
+    Contended,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        Fleet {
+            etcd: MemoryEtcd::default(),
+            clock: ManualClock::at(1_700_000_000),
+            config: Config::from_json(demo_with_lifecycle().as_bytes()).unwrap(),
+        }
+    }
+
+    fn replica(&self) -> Replica<'_> {
+        let replica = Replica {
+            fleet: self,
+            shared: MemoryStore::default(),
+            metrics: RecordedMetrics::default(),
+            changes: CredentialChanges::default(),
+            watched: std::cell::Cell::new(self.etcd.revision()),
+        };
+        replica.plain_gateway().initialize_store().unwrap();
+        replica
+    }
+
+    fn now(&self) -> u64 {
+        use crate::host::Clock;
+        self.clock.now_millis().unwrap()
+    }
+}
+
+impl Replica<'_> {
+    fn plain_gateway(&self) -> Gateway<'_> {
+        Gateway::new(&self.fleet.config, self.host(&self.shared, &self.metrics))
+    }
+
+    fn host<'h>(
+        &'h self,
+        shared: &'h dyn crate::host::SharedStore,
+        metrics: &'h dyn crate::host::Metrics,
+    ) -> Host<'h> {
+        Host {
+            shared,
+            random: &SystemRandomness,
+            clock: &self.fleet.clock,
+            metrics,
+            credential_changes: &self.changes,
+        }
+    }
+
+    /// One decision, the way the filter glue drives it: a pass over the cache, then what etcd
+    /// must confirm or commit, repeated while another replica got there first.
+    fn decide<T>(&self, confirm: impl Fn(&T) -> bool, pass: impl Fn(&Gateway) -> T) -> Result<T, Failed> {
+        for _ in 0..ATTEMPTS {
+            let view = FleetView::new(&self.shared);
+            let staged = StagedMetrics::default();
+            let answer = pass(&Gateway::new(&self.fleet.config, self.host(&view, &staged)));
+            let record = view.into_record();
+            match plan(&record, PREFIX, confirm(&answer), self.fleet.now()) {
+                Step::Deliver => {
+                    staged.into_held().report(&self.metrics);
+                    return Ok(answer);
+                }
+                Step::Ask(txn) => {
+                    for lease in &txn.leases {
+                        let _ = self.fleet.etcd.lease_grant(lease, self.fleet.now());
+                    }
+                    let response = self.fleet.etcd.txn(&txn.request);
+                    if settle(&self.shared, &txn, &response).unwrap() == Settled::Holds {
+                        staged.into_held().report(&self.metrics);
+                        return Ok(answer);
+                    }
+                }
+            }
+        }
+        Err(Failed::Contended)
+    }
+
+    fn endpoint(&self, path: &str, who: (&str, &str), body: &str) -> Response {
+        let basic = format!("Basic {}", encode_basic_credentials(who.0, who.1));
+        self.decide(
+            |_| true,
+            |gateway| {
+                let endpoint = gateway.endpoint(path).unwrap();
+                let request = EndpointRequest {
+                    method: "POST",
+                    path,
+                    authorization: Some(&basic),
+                    content_type: Some(FORM),
+                    body: body.as_bytes(),
+                };
+                gateway.serve(&endpoint, &request)
+            },
+        )
+        .unwrap()
+    }
+
+    fn token(&self, body: &str) -> serde_json::Value {
+        let response = self.endpoint("/token", ("demo-app", "demo-secret"), body);
+        assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+        serde_json::from_slice(&response.body).unwrap()
+    }
+
+    /// The status a Bearer request to `GET /api/orders` gets (200: forwarded).
+    fn bearer_status(&self, token: &str) -> u16 {
+        let authorization = format!("Bearer {token}");
+        let outcome = self
+            .decide(
+                |outcome| matches!(outcome, Outcome::Respond(response) if response.status == 401),
+                |gateway| {
+                    gateway.authorize(&ApiRequest {
+                        method: "GET",
+                        path: "/api/orders",
+                        authorization: Some(&authorization),
+                    })
+                },
+            )
+            .unwrap();
+        match outcome {
+            Outcome::Forward(_) => 200,
+            Outcome::Respond(response) => response.status,
+        }
+    }
+
+    /// Applies what this replica's watch would have delivered since it last looked.
+    fn catch_up(&self) {
+        let response = self.fleet.etcd.watch_from(self.watched.get() + 1);
+        let keys = self.plain_gateway().table_keys();
+        match watch::apply(&self.shared, PREFIX, &response, keys.into_iter()).unwrap() {
+            watch::Heard::UpTo(revision) => self.watched.set(revision.max(self.watched.get())),
+            watch::Heard::Compacted => self.watched.set(self.fleet.etcd.revision()),
+        }
+    }
+}
+
+fn field(json: &serde_json::Value, name: &str) -> String {
+    json[name].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_token_issued_on_one_replica_is_accepted_by_another_at_once() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    // B has heard nothing yet: its cache does not know the bucket, so it asks etcd.
+    assert_eq!(b.bearer_status(&token), 200);
+    assert_eq!(a.bearer_status(&token), 200);
+    assert_eq!(b.bearer_status("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), 401);
+    assert_eq!(
+        a.metrics.get(Metric::TokensIssued(crate::oauth::grant_type::GrantType::ClientCredentials)),
+        1
+    );
+}
+
+#[test]
+fn a_revocation_on_one_replica_ends_the_token_on_the_other_once_its_watch_delivers() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    assert_eq!(b.bearer_status(&token), 200);
+    let revoked = b.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}"));
+    assert_eq!(revoked.status, 200);
+    assert_eq!(b.bearer_status(&token), 401, "the revoking replica knows at once");
+    a.catch_up();
+    assert_eq!(a.bearer_status(&token), 401, "the other one as soon as its watch delivers");
+}
+
+#[test]
+fn a_stale_cache_cannot_revive_a_token_etcd_no_longer_holds() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    assert_eq!(b.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    // A has not heard of the revocation; a write into the same bucket must not restore it.
+    let introspected = a.endpoint("/introspect", ("demo-app", "demo-secret"), &format!("token={token}"));
+    assert_eq!(
+        String::from_utf8_lossy(&introspected.body),
+        r#"{"active":false}"#,
+        "endpoints confirm with etcd"
+    );
+}
+
+#[test]
+fn refresh_rotation_is_exactly_once_across_replicas() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let issued = a.token("grant_type=password&username=admin&password=admin");
+    let refresh = field(&issued, "refresh_token");
+    let body = format!("grant_type=refresh_token&refresh_token={refresh}");
+    b.catch_up();
+    // Both passes run on the same cached state; etcd lets only the first commit through.
+    let pass = |replica: &Replica| {
+        let view = FleetView::new(&replica.shared);
+        let staged = StagedMetrics::default();
+        let gateway = Gateway::new(&fleet.config, replica.host(&view, &staged));
+        let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
+        let request = EndpointRequest {
+            method: "POST",
+            path: "/token",
+            authorization: Some(&basic),
+            content_type: Some(FORM),
+            body: body.as_bytes(),
+        };
+        let response = gateway.serve(&gateway.endpoint("/token").unwrap(), &request);
+        (response, view.into_record())
+    };
+    let (first, first_record) = pass(&a);
+    let (second, second_record) = pass(&b);
+    assert_eq!((first.status, second.status), (200, 200), "each pass alone would win");
+    let Step::Ask(first_txn) = plan(&first_record, PREFIX, true, fleet.now()) else { panic!("a write") };
+    let Step::Ask(second_txn) = plan(&second_record, PREFIX, true, fleet.now()) else { panic!("a write") };
+    for lease in first_txn.leases.iter().chain(&second_txn.leases) {
+        let _ = fleet.etcd.lease_grant(lease, fleet.now());
+    }
+    assert_eq!(settle(&a.shared, &first_txn, &fleet.etcd.txn(&first_txn.request)).unwrap(), Settled::Holds);
+    assert_eq!(settle(&b.shared, &second_txn, &fleet.etcd.txn(&second_txn.request)).unwrap(), Settled::Stale);
+    // B runs again on what etcd sent back: the refresh token is used, so it is refused.
+    assert_eq!(b.endpoint("/token", ("demo-app", "demo-secret"), &body).status, 400);
+    let winner = serde_json::from_slice::<serde_json::Value>(&first.body).unwrap();
+    b.catch_up();
+    assert_eq!(b.bearer_status(&field(&winner, "access_token")), 200);
+    assert_eq!(a.bearer_status(&field(&issued, "access_token")), 200, "the first access token lives on");
+}
+
+#[test]
+fn tokens_survive_a_restart_and_registrations_reach_every_replica() {
+    let fleet = Fleet::new();
+    let a = fleet.replica();
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    drop(a);
+    // A new process: empty shared data, buckets created by on_configure, nothing cached.
+    let restarted = fleet.replica();
+    assert_eq!(restarted.bearer_status(&token), 200);
+
+    let registered = restarted.decide(
+        |_| true,
+        |gateway| {
+            let basic = format!("Basic {}", encode_basic_credentials("admin", "admin"));
+            let path = "/client-registration/v0.17/register";
+            let request = EndpointRequest {
+                method: "POST",
+                path,
+                authorization: Some(&basic),
+                content_type: Some("application/json"),
+                body: br#"{"clientName":"shop","owner":"admin","grantType":"client_credentials"}"#,
+            };
+            gateway.serve(&gateway.endpoint(path).unwrap(), &request)
+        },
+    );
+    let registered: serde_json::Value = serde_json::from_slice(&registered.unwrap().body).unwrap();
+    let (id, secret) = (field(&registered, "clientId"), field(&registered, "clientSecret"));
+    let other = fleet.replica();
+    let issued = other.endpoint("/token", (&id, &secret), "grant_type=client_credentials");
+    assert_eq!(issued.status, 200, "{}", String::from_utf8_lossy(&issued.body));
+}
+
+#[test]
+fn expired_grants_leave_etcd_with_their_lease() {
+    let fleet = Fleet::new();
+    let a = fleet.replica();
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    assert_eq!(fleet.etcd.key_count(), 1);
+    // Validity 3600 s; the lease outlives the token by at most two minutes.
+    fleet.clock.advance(3600 + 60);
+    fleet.etcd.expire_leases(fleet.now());
+    assert_eq!(fleet.etcd.key_count(), 1, "not before the lease's minute has passed");
+    fleet.clock.advance(120);
+    fleet.etcd.expire_leases(fleet.now());
+    assert_eq!(fleet.etcd.key_count(), 0);
+    a.catch_up();
+    assert_eq!(a.bearer_status(&token), 401);
+}
+
+#[test]
+fn revoking_the_last_grant_of_a_bucket_deletes_its_key() {
+    let fleet = Fleet::new();
+    let a = fleet.replica();
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    assert_eq!(fleet.etcd.key_count(), 0);
+}
+
+#[test]
+fn after_a_compaction_the_cache_is_forgotten_and_read_again() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    assert_eq!(b.bearer_status(&token), 200);
+    assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    fleet.etcd.compact();
+    // B's watch was behind the compaction: it forgets its cache rather than trust it.
+    b.catch_up();
+    assert_eq!(b.bearer_status(&token), 401);
+}

@@ -1,0 +1,121 @@
+//! One pass of a gateway decision in fleet mode.
+//!
+//! The gateway's decisions are synchronous and read-modify-write buckets through
+//! [`SharedStore`]. In fleet mode they run over a [`FleetView`]: reads of the fleet tables come
+//! from this Envoy's cache (and are remembered with the etcd revision they were read at), writes
+//! are held back instead of performed. After the pass, [`super::plan`] turns what was read and
+//! written into the one etcd transaction that makes the decision true fleet-wide; only when
+//! etcd agrees does the decision's answer go out. Stats counted during a pass are held back
+//! the same way ([`StagedMetrics`]), so a pass that has to run again counts nothing twice.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use super::cache;
+use crate::host::metrics::Metric;
+use crate::host::{Metrics, SharedStore, StoreError};
+use crate::state::buckets::EMPTY_BUCKET;
+
+/// The cas a held-back write hands to a later read in the same pass.
+const STAGED_CAS: u32 = u32::MAX;
+
+/// What one pass read and wrote of the fleet tables.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PassRecord {
+    /// Each key read, with the mod revision its cached entry had (`None`: not cached yet).
+    pub reads: BTreeMap<String, Option<i64>>,
+    /// Each key written, with its new value.
+    pub writes: BTreeMap<String, Vec<u8>>,
+}
+
+pub struct FleetView<'h> {
+    cache: &'h dyn SharedStore,
+    record: RefCell<PassRecord>,
+}
+
+impl<'h> FleetView<'h> {
+    pub fn new(cache: &'h dyn SharedStore) -> Self {
+        FleetView { cache, record: RefCell::default() }
+    }
+
+    /// What this pass read and wrote.
+    pub fn into_record(self) -> PassRecord {
+        self.record.into_inner()
+    }
+}
+
+impl SharedStore for FleetView<'_> {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        if !cache::is_fleet_key(key) {
+            return self.cache.get(key);
+        }
+        let mut record = self.record.try_borrow_mut().map_err(|_| StoreError::Unavailable)?;
+        if let Some(staged) = record.writes.get(key) {
+            return Ok(Some((staged.clone(), STAGED_CAS)));
+        }
+        let Some((bytes, cas)) = self.cache.get(key)? else { return Ok(None) };
+        let (revision, value) = match cache::decode(&bytes) {
+            Some(entry) => (Some(entry.mod_revision), entry.value.to_vec()),
+            None => (None, EMPTY_BUCKET.to_vec()),
+        };
+        // The first read is the one the decision rests on.
+        record.reads.entry(key.to_owned()).or_insert(revision);
+        Ok(Some((value, cas)))
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        if !cache::is_fleet_key(key) {
+            return self.cache.set(key, value, cas);
+        }
+        let mut record = self.record.try_borrow_mut().map_err(|_| StoreError::Unavailable)?;
+        record.writes.insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+}
+
+/// Stats of one pass, reported only when its decision goes out.
+#[derive(Default)]
+pub struct StagedMetrics {
+    pending: RefCell<Vec<(Metric, MetricChange)>>,
+}
+
+/// Stats held back from a pass whose answer waits for etcd.
+#[derive(Debug, Default)]
+pub struct HeldStats(Vec<(Metric, MetricChange)>);
+
+#[derive(Debug, Clone, Copy)]
+enum MetricChange {
+    Add(i64),
+    Set(u64),
+}
+
+impl StagedMetrics {
+    pub fn into_held(self) -> HeldStats {
+        HeldStats(self.pending.into_inner())
+    }
+}
+
+impl HeldStats {
+    /// Reports what the pass counted, once its answer goes out.
+    pub fn report(self, metrics: &dyn Metrics) {
+        for (metric, change) in self.0 {
+            match change {
+                MetricChange::Add(delta) => metrics.add(metric, delta),
+                MetricChange::Set(value) => metrics.set(metric, value),
+            }
+        }
+    }
+}
+
+impl Metrics for StagedMetrics {
+    fn add(&self, metric: Metric, delta: i64) {
+        if let Ok(mut pending) = self.pending.try_borrow_mut() {
+            pending.push((metric, MetricChange::Add(delta)));
+        }
+    }
+    fn set(&self, metric: Metric, value: u64) {
+        if let Ok(mut pending) = self.pending.try_borrow_mut() {
+            pending.push((metric, MetricChange::Set(value)));
+        }
+    }
+}

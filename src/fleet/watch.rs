@@ -1,0 +1,64 @@
+//! The watcher's side: one etcd Watch per Envoy (a singleton service in the same `vm_id`)
+//! writes every change under the deployment's prefix into the cache, so all workers see a
+//! revocation, a rotation or a re-keyed application within one event's delay.
+
+use super::cache;
+use super::etcd::{
+    watch_request, WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse, EVENT_DELETE,
+};
+use crate::host::{SharedStore, StoreError};
+
+/// What the watcher learnt from one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// Events (possibly none: a progress answer) up to this revision were applied.
+    UpTo(i64),
+    /// etcd compacted the revisions the watch needed: the cache was forgotten and the watch must
+    /// start again from the current revision.
+    Compacted,
+}
+
+/// The request that opens the watch on every key under `prefix`, from `start_revision`
+/// (0: from now).
+pub fn create_request(prefix: &str, start_revision: i64) -> WatchRequest {
+    WatchRequest {
+        request: Some(watch_request::Request::Create(WatchCreateRequest {
+            key: prefix.as_bytes().to_vec(),
+            range_end: super::etcd::prefix_range_end(prefix.as_bytes()),
+            start_revision,
+            progress_notify: true,
+        })),
+    }
+}
+
+/// Asks etcd to say where the watch stands: its answer is the watcher's heartbeat.
+pub fn progress_request() -> WatchRequest {
+    WatchRequest { request: Some(watch_request::Request::Progress(WatchProgressRequest {})) }
+}
+
+/// Applies one watch message to the cache. `forget_keys`: every fleet key of this Envoy,
+/// forgotten when etcd compacted past the watch.
+pub fn apply(
+    cache: &dyn SharedStore,
+    prefix: &str,
+    response: &WatchResponse,
+    forget_keys: impl Iterator<Item = String>,
+) -> Result<Heard, StoreError> {
+    if response.canceled && response.compact_revision > 0 {
+        cache::forget(cache, forget_keys)?;
+        return Ok(Heard::Compacted);
+    }
+    for event in &response.events {
+        let Some(kv) = &event.kv else { continue };
+        let Some(key) = cache::cache_key(prefix, &kv.key) else { continue };
+        let current = (event.kind != EVENT_DELETE).then_some((kv.value.as_slice(), kv.mod_revision));
+        cache::store(cache, &key, cache::entry_of(current, kv.mod_revision))?;
+    }
+    // A message with events vouches for those events; one without (created, progress) for
+    // everything up to its header's revision.
+    let last_event =
+        response.events.iter().filter_map(|event| event.kv.as_ref()).map(|kv| kv.mod_revision).max();
+    Ok(Heard::UpTo(
+        last_event.unwrap_or_else(|| response.header.as_ref().map_or(0, |header| header.revision)),
+    ))
+}
