@@ -25,7 +25,7 @@ use crate::state::credential_changes::CredentialKind;
 use crate::state::lockout::LockoutPolicy;
 use error::problem;
 pub use error::ConfigError;
-pub use parts::{Application, RegistrationConfig, User, Validity};
+pub use parts::{Application, FleetConfig, RegistrationConfig, User, Validity};
 use raw::RawConfig;
 use scope_catalog::ScopeCatalog;
 
@@ -38,6 +38,8 @@ pub struct Config {
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
     pub registration: Option<RegistrationConfig>,
+    /// Fleet mode (many Envoys, one token state in etcd); `None`: this Envoy alone.
+    pub fleet: Option<FleetConfig>,
     /// Access token lifetime for registered applications.
     pub default_access_validity: Validity,
     pub refresh_validity_secs: u64,
@@ -101,6 +103,7 @@ impl Config {
             None => None,
         };
         let routes = sections::routes(raw.resources, &endpoints, &mut catalog)?;
+        let fleet = raw.fleet.map(sections::fleet).transpose()?;
 
         let decoy_client_verifier =
             SecretVerifier::decoy_like(applications.values().map(|app| &app.verifier));
@@ -113,6 +116,7 @@ impl Config {
             revocation_endpoint: raw.revocation_endpoint,
             introspection_endpoint: raw.introspection_endpoint,
             registration,
+            fleet,
             default_access_validity: lifetimes.access,
             refresh_validity_secs: lifetimes.refresh_secs,
             refresh_reuse_grace_ms: raw.refresh_token_reuse_grace_ms,

@@ -49,6 +49,20 @@ pub struct User {
     pub is_admin: bool,
 }
 
+/// Fleet mode, when configured: the tables that must agree across Envoys live in etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetConfig {
+    /// The Envoy cluster (HTTP/2) that reaches etcd's gRPC API.
+    pub cluster: String,
+    /// Every key of this deployment starts with it, so two fleets can share one etcd.
+    pub prefix: String,
+    /// The longest wait for one etcd call.
+    pub timeout_ms: u64,
+    /// How long this Envoy's cache answers Bearer checks alone once its watch has gone
+    /// silent; after that every token check asks etcd (and gets 503 when etcd is away).
+    pub staleness_ms: u64,
+}
+
 /// Dynamic client registration, when enabled.
 pub struct RegistrationConfig {
     pub endpoint: String,

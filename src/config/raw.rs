@@ -25,6 +25,7 @@ pub(super) struct RawConfig {
     #[serde(default = "default_introspection_endpoint")]
     pub(super) introspection_endpoint: String,
     pub(super) registration: Option<RawRegistration>,
+    pub(super) fleet: Option<RawFleet>,
     #[serde(default = "default_access_validity")]
     pub(super) access_token_validity_secs: i64,
     #[serde(default = "default_refresh_validity")]
@@ -160,4 +161,26 @@ pub(super) fn default_max_body_bytes() -> usize {
 pub(super) fn default_grant_types() -> Vec<GrantType> {
     // RFC 9700 §2.4: the password grant is never on unless an application asks for it.
     vec![GrantType::ClientCredentials]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFleet {
+    pub(super) cluster: String,
+    #[serde(default = "default_fleet_prefix")]
+    pub(super) prefix: String,
+    #[serde(default = "default_fleet_timeout")]
+    pub(super) timeout_ms: u64,
+    #[serde(default = "default_fleet_staleness")]
+    pub(super) staleness_ms: u64,
+}
+
+pub(super) fn default_fleet_prefix() -> String {
+    "tokengate/".to_owned()
+}
+pub(super) fn default_fleet_timeout() -> u64 {
+    1000
+}
+pub(super) fn default_fleet_staleness() -> u64 {
+    5000
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use foldhash::{HashMap, HashMapExt};
 
 use super::error::{problem, ConfigError};
-use super::parts::{Application, RegistrationConfig, User, Validity};
-use super::raw::{RawApplication, RawConfig, RawRegistration, RawResource, RawUser};
+use super::parts::{Application, FleetConfig, RegistrationConfig, User, Validity};
+use super::raw::{RawApplication, RawConfig, RawFleet, RawRegistration, RawResource, RawUser};
 use super::scope_catalog::ScopeCatalog;
 use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::grant_type::{refresh_without_password, GrantType};
@@ -176,6 +176,30 @@ pub(super) fn registration(
         capacity: raw.capacity,
         grant_types: grant_type_set("registration.grant_types", &raw.grant_types)?,
         scopes,
+    })
+}
+
+/// Fleet mode: an Envoy cluster name and a key prefix etcd can hold, sane timeouts.
+pub(super) fn fleet(raw: RawFleet) -> Result<FleetConfig, ConfigError> {
+    let printable =
+        |text: &str| !text.is_empty() && text.len() <= 255 && text.bytes().all(|b| b.is_ascii_graphic());
+    if !printable(&raw.cluster) {
+        return Err(problem("fleet.cluster", "must name an Envoy cluster (printable ASCII, no spaces)"));
+    }
+    if !printable(&raw.prefix) || !raw.prefix.ends_with('/') {
+        return Err(problem("fleet.prefix", "must be printable ASCII without spaces, ending with '/'"));
+    }
+    if !(10..=60_000).contains(&raw.timeout_ms) {
+        return Err(problem("fleet.timeout_ms", "must be between 10 and 60000"));
+    }
+    if raw.staleness_ms > 600_000 {
+        return Err(problem("fleet.staleness_ms", "must be at most 600000"));
+    }
+    Ok(FleetConfig {
+        cluster: raw.cluster,
+        prefix: raw.prefix,
+        timeout_ms: raw.timeout_ms,
+        staleness_ms: raw.staleness_ms,
     })
 }
 

@@ -267,3 +267,43 @@ fn lifecycle_settings_are_validated() {
         assert!(Config::from_json(demo_with(|v| v["issuer"] = good.into()).as_bytes()).is_ok(), "{good}");
     }
 }
+
+#[test]
+fn the_fleet_section_is_optional_and_validated() {
+    assert_eq!(Config::from_json(DEMO.as_bytes()).unwrap().fleet, None);
+    let json = demo_with(|v| v["fleet"] = serde_json::json!({"cluster": "etcd"}));
+    let fleet = Config::from_json(json.as_bytes()).unwrap().fleet.unwrap();
+    assert_eq!((fleet.prefix.as_str(), fleet.timeout_ms, fleet.staleness_ms), ("tokengate/", 1000, 5000));
+    struct Case {
+        fleet: serde_json::Value,
+        error: &'static str,
+    }
+    let table = [
+        Case { fleet: serde_json::json!({}), error: "fleet: missing field `cluster`" },
+        Case {
+            fleet: serde_json::json!({"cluster": "et cd"}),
+            error: "fleet.cluster: must name an Envoy cluster",
+        },
+        Case {
+            fleet: serde_json::json!({"cluster": "etcd", "prefix": "tg"}),
+            error: "fleet.prefix: must be",
+        },
+        Case {
+            fleet: serde_json::json!({"cluster": "etcd", "timeout_ms": 0}),
+            error: "fleet.timeout_ms: must be",
+        },
+        Case {
+            fleet: serde_json::json!({"cluster": "etcd", "staleness_ms": 700000}),
+            error: "fleet.staleness_ms",
+        },
+        Case {
+            fleet: serde_json::json!({"cluster": "etcd", "members": 3}),
+            error: "fleet.members: unknown field `members`",
+        },
+    ];
+    for case in table {
+        let json = demo_with(|v| v["fleet"] = case.fleet.clone());
+        let message = error_of(&json);
+        assert!(message.starts_with(case.error), "{}: got {message}", case.fleet);
+    }
+}

@@ -78,6 +78,12 @@ impl EnvoyMetrics {
     fn id(&self, metric: Metric) -> Option<u32> {
         self.ids.get(metric.index()).copied()
     }
+
+    /// A stat's current, process-wide value: read without the host calling back into the VM,
+    /// so about the price of any host call.
+    pub fn get(&self, metric: Metric) -> Option<u64> {
+        hostcalls::get_metric(self.id(metric)?).ok()
+    }
 }
 
 /// Stats are best effort: a failed update is not worth failing a request for.

@@ -5,8 +5,10 @@
 //! never through the SDK's trait helpers that unwrap: a panic would kill the VM.
 
 mod envoy_host;
+mod fleet_request;
 mod request_context;
 mod root_context;
+mod watcher;
 
 use proxy_wasm::types::LogLevel;
 

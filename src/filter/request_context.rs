@@ -8,10 +8,12 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use super::envoy_host::{envoy_host, request_headers, EnvoyMetrics};
+use super::envoy_host::{envoy_host, request_headers, EnvoyClock, EnvoyMetrics};
+use super::fleet_request::{run_pass, Answer, FleetClient, Next, Waiting};
 use crate::config::Config;
-use crate::gateway::{ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Outcome, Response};
+use crate::gateway::{ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Host, Outcome, Response};
 use crate::host::header_pairs::HeaderPairs;
+use crate::host::SystemRandomness;
 use crate::state::credential_changes::CredentialChanges;
 
 pub struct GatewayRequest {
@@ -21,6 +23,15 @@ pub struct GatewayRequest {
     credential_changes: Rc<RefCell<CredentialChanges>>,
     /// Set while a request to one of the gateway's endpoints waits for its body.
     pending: Option<PendingEndpointRequest>,
+    /// Fleet mode: etcd's client, and the decision waiting for its answer.
+    fleet: Option<Rc<FleetClient>>,
+    waiting: Option<(Job, Box<Waiting>)>,
+}
+
+/// A decision fleet mode may have to run more than once.
+enum Job {
+    Bearer { method: String, path: String, authorization: Option<String> },
+    Endpoint { pending: PendingEndpointRequest, body: Vec<u8> },
 }
 
 struct PendingEndpointRequest {
@@ -37,8 +48,17 @@ impl GatewayRequest {
         config: Rc<Config>,
         metrics: Rc<EnvoyMetrics>,
         credential_changes: Rc<RefCell<CredentialChanges>>,
+        fleet: Option<Rc<FleetClient>>,
     ) -> Self {
-        GatewayRequest { context_id, config, metrics, credential_changes, pending: None }
+        GatewayRequest {
+            context_id,
+            config,
+            metrics,
+            credential_changes,
+            pending: None,
+            fleet,
+            waiting: None,
+        }
     }
 
     /// Runs `decide` with a gateway over Envoy's host. The credential changes are borrowed
@@ -92,20 +112,126 @@ impl GatewayRequest {
         }
     }
 
-    fn serve(&self, pending: &PendingEndpointRequest, body: &[u8]) -> Action {
+    fn serve(&mut self, pending: PendingEndpointRequest, body: Vec<u8>) -> Action {
+        if let Some(fleet) = self.fleet.clone() {
+            return self.decide_in_fleet(&fleet, Job::Endpoint { pending, body }, 0, None, false);
+        }
         let request = EndpointRequest {
             method: &pending.method,
             path: &pending.path,
             authorization: pending.authorization.as_deref(),
             content_type: pending.content_type.as_deref(),
-            body,
+            body: &body,
         };
         let response = self.with_gateway(|gateway| gateway.serve(&pending.endpoint, &request));
         self.respond(&response)
     }
+
+    /// Fleet mode: runs `job` over this Envoy's cache and delivers its answer, or pauses while
+    /// etcd confirms or commits it (see [`crate::fleet::plan`]). `in_callback`: the stream is
+    /// already paused (an etcd answer arrived), so a forward must resume it.
+    fn decide_in_fleet(
+        &mut self,
+        fleet: &FleetClient,
+        job: Job,
+        passes: usize,
+        headers: Option<&HeaderPairs>,
+        in_callback: bool,
+    ) -> Action {
+        let pass = {
+            let changes = self.credential_changes.borrow();
+            run_pass(|view, staged| {
+                let host = Host {
+                    shared: view,
+                    random: &SystemRandomness,
+                    clock: &EnvoyClock,
+                    metrics: staged,
+                    credential_changes: &changes,
+                };
+                let gateway = Gateway::new(&self.config, host);
+                match &job {
+                    Job::Bearer { method, path, authorization } => {
+                        Answer::Outcome(gateway.authorize(&ApiRequest {
+                            method,
+                            path,
+                            authorization: authorization.as_deref(),
+                        }))
+                    }
+                    Job::Endpoint { pending, body } => Answer::Reply(gateway.serve(
+                        &pending.endpoint,
+                        &EndpointRequest {
+                            method: &pending.method,
+                            path: &pending.path,
+                            authorization: pending.authorization.as_deref(),
+                            content_type: pending.content_type.as_deref(),
+                            body,
+                        },
+                    )),
+                }
+            })
+        };
+        // A denial for an unknown token, and every endpoint answer, must rest on etcd's word,
+        // never on this cache alone; so must everything once the watch has gone quiet.
+        let confirm = match (&job, &pass.answer) {
+            (Job::Endpoint { .. }, _) => true,
+            (Job::Bearer { .. }, Answer::Outcome(Outcome::Respond(response))) if response.status == 401 => {
+                true
+            }
+            (Job::Bearer { .. }, _) => fleet.cache_is_stale(),
+        };
+        match fleet.after_pass(pass, confirm, passes) {
+            Next::Deliver(answer) => self.deliver(answer, headers, in_callback),
+            Next::Wait(waiting) => {
+                self.waiting = Some((job, waiting));
+                Action::Pause
+            }
+            Next::Unavailable | Next::Again(_) => {
+                self.deliver(Answer::Reply(Response::unavailable()), headers, in_callback)
+            }
+        }
+    }
+
+    fn deliver(&self, answer: Answer, headers: Option<&HeaderPairs>, in_callback: bool) -> Action {
+        match answer {
+            Answer::Reply(response) | Answer::Outcome(Outcome::Respond(response)) => self.respond(&response),
+            Answer::Outcome(Outcome::Forward(forward)) => {
+                let action = match headers {
+                    Some(headers) => self.forward(&forward, headers),
+                    None => self.forward(&forward, &request_headers()),
+                };
+                if in_callback && action == Action::Continue {
+                    if let Err(status) = hostcalls::resume_http_request() {
+                        log::error!("#{} cannot resume the request: {status:?}", self.context_id);
+                    }
+                }
+                action
+            }
+        }
+    }
 }
 
-impl Context for GatewayRequest {}
+impl Context for GatewayRequest {
+    /// etcd answered (or failed) the call a paused fleet decision made.
+    fn on_grpc_call_response(&mut self, _token_id: u32, status_code: u32, response_size: usize) {
+        let (Some(fleet), Some((job, waiting))) = (self.fleet.clone(), self.waiting.take()) else { return };
+        let body = match status_code {
+            0 => hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size).ok().flatten(),
+            _ => None,
+        };
+        match fleet.after_answer(*waiting, status_code, body) {
+            Next::Deliver(answer) => {
+                self.deliver(answer, None, true);
+            }
+            Next::Wait(waiting) => self.waiting = Some((job, waiting)),
+            Next::Unavailable => {
+                self.deliver(Answer::Reply(Response::unavailable()), None, true);
+            }
+            Next::Again(passes) => {
+                self.decide_in_fleet(&fleet, job, passes, None, true);
+            }
+        }
+    }
+}
 
 impl HttpContext for GatewayRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -121,7 +247,7 @@ impl HttpContext for GatewayRequest {
                 content_type: owned("content-type"),
             };
             if end_of_stream {
-                return self.serve(&pending, &[]);
+                return self.serve(pending, Vec::new());
             }
             // Wait for the whole body: the parameters are in it.
             self.pending = Some(pending);
@@ -129,6 +255,14 @@ impl HttpContext for GatewayRequest {
         }
         let method = headers.get(":method").unwrap_or_default();
         let authorization = headers.get("authorization");
+        if let Some(fleet) = self.fleet.clone() {
+            let job = Job::Bearer {
+                method: method.into_owned(),
+                path: path.into_owned(),
+                authorization: authorization.map(Cow::into_owned),
+            };
+            return self.decide_in_fleet(&fleet, job, 0, Some(&headers), false);
+        }
         let request = ApiRequest { method: &method, path: &path, authorization: authorization.as_deref() };
         match self.with_gateway(|gateway| gateway.authorize(&request)) {
             Outcome::Forward(forward) => self.forward(&forward, &headers),
@@ -145,7 +279,7 @@ impl HttpContext for GatewayRequest {
             let response = self.with_gateway(|gateway| gateway.body_too_large());
             return self.respond(&response);
         }
-        self.serve(&pending, &body)
+        self.serve(pending, body)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -163,6 +297,6 @@ impl HttpContext for GatewayRequest {
         }
         let Some(pending) = self.pending.take() else { return Action::Continue };
         let body = self.buffered_body(body_size);
-        self.serve(&pending, &body)
+        self.serve(pending, body)
     }
 }

@@ -11,7 +11,9 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
 use super::envoy_host::{envoy_host, EnvoyClock, EnvoyMetrics, EnvoySharedData};
+use super::fleet_request::{FleetClient, GrantedLeases};
 use super::request_context::GatewayRequest;
+use super::watcher::{Watcher, WATCHER_ROOT_ID};
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::host::metrics::Metric;
@@ -33,15 +35,43 @@ pub struct GatewayRoot {
     metrics: Option<Rc<EnvoyMetrics>>,
     /// Shared with this root's request contexts; refreshed on every tick.
     credential_changes: Rc<RefCell<CredentialChanges>>,
+    /// Fleet mode: etcd's client for this VM's request contexts.
+    fleet: Option<Rc<FleetClient>>,
+    /// Fleet mode, in the bootstrap singleton only: the Envoy's one etcd watch.
+    watcher: Option<Watcher>,
 }
 
 impl GatewayRoot {
     pub fn new(context_id: u32) -> Self {
-        GatewayRoot { context_id, config: None, metrics: None, credential_changes: Rc::default() }
+        GatewayRoot {
+            context_id,
+            config: None,
+            metrics: None,
+            credential_changes: Rc::default(),
+            fleet: None,
+            watcher: None,
+        }
+    }
+
+    /// True in the watcher's bootstrap service, whose root id names it.
+    fn is_watcher() -> bool {
+        matches!(hostcalls::get_property(vec!["plugin_root_id"]), Ok(Some(id)) if id == WATCHER_ROOT_ID.as_bytes())
     }
 }
 
-impl Context for GatewayRoot {}
+impl Context for GatewayRoot {
+    fn on_grpc_stream_message(&mut self, token_id: u32, message_size: usize) {
+        if let (Some(watcher), Some(metrics)) = (self.watcher.as_mut(), self.metrics.as_ref()) {
+            watcher.on_message(token_id, message_size, metrics);
+        }
+    }
+
+    fn on_grpc_stream_close(&mut self, token_id: u32, status_code: u32) {
+        if let (Some(watcher), Some(metrics)) = (self.watcher.as_mut(), self.metrics.as_ref()) {
+            watcher.on_close(token_id, status_code, metrics);
+        }
+    }
+}
 
 impl RootContext for GatewayRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -99,7 +129,25 @@ impl RootContext for GatewayRoot {
                 return false;
             }
         };
-        if let Err(status) = hostcalls::set_tick_period(TICK_PERIOD) {
+        let gateway_keys = Gateway::new(&config, envoy_host(&metrics, &changes)).table_keys();
+        let tick = match &config.fleet {
+            Some(fleet) if Self::is_watcher() => {
+                log::info!("#{} fleet watcher for etcd cluster {:?}", self.context_id, fleet.cluster);
+                self.watcher = Some(Watcher::new(self.context_id, fleet.clone(), gateway_keys));
+                Watcher::tick_period()
+            }
+            Some(fleet) => {
+                let leases = Rc::new(GrantedLeases::default());
+                self.fleet = Some(Rc::new(FleetClient {
+                    config: fleet.clone(),
+                    metrics: Rc::clone(&metrics),
+                    leases,
+                }));
+                TICK_PERIOD
+            }
+            None => TICK_PERIOD,
+        };
+        if let Err(status) = hostcalls::set_tick_period(tick) {
             log::warn!(
                 "#{} no timer ({status:?}): expired grants are reclaimed only on writes",
                 self.context_id
@@ -121,11 +169,18 @@ impl RootContext for GatewayRoot {
 
     fn on_tick(&mut self) {
         let (Some(config), Some(metrics)) = (&self.config, &self.metrics) else { return };
+        if let Some(watcher) = self.watcher.as_mut() {
+            return watcher.tick(metrics);
+        }
         // Envoy can reuse this root for a later config without calling on_configure, so the
         // credential changes that other loads recorded are re-read here.
         match CredentialChanges::read(&EnvoySharedData) {
             Ok(changes) => *self.credential_changes.borrow_mut() = changes,
             Err(error) => log::warn!("#{} cannot read credential changes: {error:?}", self.context_id),
+        }
+        if config.fleet.is_some() {
+            // etcd's leases end what expires; a bucket is rewritten with its next write.
+            return;
         }
         let changes = self.credential_changes.borrow();
         let gateway = Gateway::new(config, envoy_host(metrics, &changes));
@@ -138,7 +193,8 @@ impl RootContext for GatewayRoot {
         let config = Rc::clone(self.config.as_ref()?);
         let metrics = Rc::clone(self.metrics.as_ref()?);
         let changes = Rc::clone(&self.credential_changes);
-        Some(Box::new(GatewayRequest::new(context_id, config, metrics, changes)))
+        let fleet = self.fleet.clone();
+        Some(Box::new(GatewayRequest::new(context_id, config, metrics, changes, fleet)))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -21,9 +21,10 @@ use crate::host::{SharedStore, StoreError};
 use crate::state::buckets::EMPTY_BUCKET;
 use crate::state::grants::latest_expiry;
 
-/// Leases cover one minute each: every bucket whose last token expires in that minute shares
-/// one lease, so a write needs a `LeaseGrant` at most once a minute per worker.
-const LEASE_WINDOW_MS: u64 = 60_000;
+/// Leases cover ten seconds each: every bucket whose last token expires in those ten seconds
+/// shares one lease, so a write needs a `LeaseGrant` at most every ten seconds per worker, and
+/// a bucket outlives its last token by 10 to 20 s.
+const LEASE_WINDOW_MS: u64 = 10_000;
 /// etcd's shortest lease.
 const MIN_LEASE_TTL_SECS: i64 = 2;
 /// Tokens living longer than this get no lease (their buckets stay until rewritten).
@@ -129,8 +130,8 @@ pub fn plan(record: &PassRecord, prefix: &str, confirm: bool, now_ms: u64) -> St
     })
 }
 
-/// The lease a grant bucket's put carries: the one of the minute after its last token
-/// expires. Its id is derived from the prefix and the minute, so every replica names the same
+/// The lease a grant bucket's put carries: the one of the window after its last token
+/// expires. Its id is derived from the prefix and the window, so every replica names the same
 /// lease without asking anyone. Registered applications never expire: no lease.
 fn lease_for(prefix: &str, key: &str, value: &[u8], now_ms: u64) -> Option<LeaseGrantRequest> {
     if !key.starts_with("tokengate/grants/") {

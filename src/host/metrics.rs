@@ -41,10 +41,17 @@ pub enum Metric {
     StoreCapacity,
     /// Gauge: applications added by dynamic client registration.
     RegisteredClients,
+    /// Gauge (fleet mode): when this Envoy's etcd watch last heard from etcd, in ms since the
+    /// Unix epoch. Workers read it to know whether their cache may answer alone.
+    FleetWatchHeartbeat,
+    /// Fleet mode: etcd calls that failed or timed out (each answered 503).
+    FleetEtcdFailures,
+    /// Fleet mode: decisions that ran again because another replica changed what they read.
+    FleetConflicts,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 18] = [
+    pub const ALL: [Metric; 21] = [
         Metric::TokensIssued(GrantType::ClientCredentials),
         Metric::TokensIssued(GrantType::Password),
         Metric::TokensIssued(GrantType::RefreshToken),
@@ -63,6 +70,9 @@ impl Metric {
         Metric::StoreGrants,
         Metric::StoreCapacity,
         Metric::RegisteredClients,
+        Metric::FleetWatchHeartbeat,
+        Metric::FleetEtcdFailures,
+        Metric::FleetConflicts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -91,6 +101,9 @@ impl Metric {
             Metric::StoreGrants => "tokengate.store_grants",
             Metric::StoreCapacity => "tokengate.store_capacity",
             Metric::RegisteredClients => "tokengate.registered_clients",
+            Metric::FleetWatchHeartbeat => "tokengate.fleet.watch_heartbeat_ms",
+            Metric::FleetEtcdFailures => "tokengate.fleet.etcd_failures",
+            Metric::FleetConflicts => "tokengate.fleet.conflicts",
         }
     }
 
@@ -116,12 +129,18 @@ impl Metric {
             Metric::StoreGrants => 15,
             Metric::StoreCapacity => 16,
             Metric::RegisteredClients => 17,
+            Metric::FleetWatchHeartbeat => 18,
+            Metric::FleetEtcdFailures => 19,
+            Metric::FleetConflicts => 20,
         }
     }
 
     pub fn kind(self) -> MetricKind {
         match self {
-            Metric::StoreGrants | Metric::StoreCapacity | Metric::RegisteredClients => MetricKind::Gauge,
+            Metric::StoreGrants
+            | Metric::StoreCapacity
+            | Metric::RegisteredClients
+            | Metric::FleetWatchHeartbeat => MetricKind::Gauge,
             _ => MetricKind::Counter,
         }
     }

@@ -40,6 +40,9 @@ METRICS = {
     "tokengate.store_grants": "gauge",
     "tokengate.store_capacity": "gauge",
     "tokengate.registered_clients": "gauge",
+    "tokengate.fleet.watch_heartbeat_ms": "gauge",
+    "tokengate.fleet.etcd_failures": "counter",
+    "tokengate.fleet.conflicts": "counter",
 }
 STATS_PREFIX = "wasmcustom."  # Envoy's namespace for stats a wasm module defines
 
@@ -149,6 +152,10 @@ def test_stats_after_known_traffic(gateway):
         "tokengate.store_grants": 4,
         "tokengate.store_capacity": 10000,
         "tokengate.registered_clients": 1,
+        # Not in fleet mode: nothing to report.
+        "tokengate.fleet.watch_heartbeat_ms": 0,
+        "tokengate.fleet.etcd_failures": 0,
+        "tokengate.fleet.conflicts": 0,
     }
     assert filter_stats(gateway) == expected
 

@@ -1,0 +1,197 @@
+"""A real etcd cluster on loopback: N members (Debian's etcd-server), each in its own data
+directory, started and stopped member by member. Used by `make fleet` and the fleet tests.
+
+    python3 envoy/fleet/etcd_cluster.py --members 3 --client-port 2379 --dir /tmp/tg-etcd
+
+runs until Ctrl-C. Each member listens for clients on client_port + 100*i and for peers on
+client_port + 100*i + 1 (2379/2380, 2479/2480, 2579/2580 by default). History is compacted
+every few minutes (revision mode), so a watch far behind is told to start again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+START_TIMEOUT_S = 30
+
+
+def _free_port_pair() -> int:
+    """A port p with p and p+1 both free on loopback right now."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port >= 65535:
+            continue
+        with socket.socket() as second:
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free pair of loopback ports")
+
+
+@dataclass
+class Member:
+    name: str
+    client_port: int
+    peer_port: int
+    data_dir: Path
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+
+@dataclass
+class EtcdCluster:
+    root: Path
+    size: int = 3
+    client_port: int = 0
+    members: list[Member] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for i in range(self.size):
+            if self.client_port:
+                client = self.client_port + 100 * i
+                peer = client + 1
+            else:
+                client = _free_port_pair()
+                peer = client + 1
+            name = f"m{i + 1}"
+            self.members.append(
+                Member(name, client, peer, self.root / name, self.root / f"{name}.log")
+            )
+
+    @property
+    def initial_cluster(self) -> str:
+        return ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+
+    @property
+    def endpoints(self) -> str:
+        return ",".join(m.client_url for m in self.members)
+
+    def start(self) -> "EtcdCluster":
+        for member in self.members:
+            self.start_member(member, wait=False)
+        self.wait_healthy()
+        return self
+
+    def start_member(self, member: Member, wait: bool = True) -> None:
+        # A member that was stopped keeps its data directory and rejoins as itself.
+        state = "existing" if member.data_dir.exists() else "new"
+        command = [
+            ETCD,
+            "--name", member.name,
+            "--data-dir", str(member.data_dir),
+            "--listen-client-urls", member.client_url,
+            "--advertise-client-urls", member.client_url,
+            "--listen-peer-urls", member.peer_url,
+            "--initial-advertise-peer-urls", member.peer_url,
+            "--initial-cluster", self.initial_cluster,
+            "--initial-cluster-state", state,
+            "--initial-cluster-token", "tokengate-fleet",
+            "--auto-compaction-mode", "revision",
+            "--auto-compaction-retention", "100000",
+            "--heartbeat-interval", "50",
+            "--election-timeout", "500",
+        ]
+        log = member.log_path.open("ab")
+        member.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if wait:
+            self.wait_healthy([member])
+
+    def stop_member(self, member: Member) -> None:
+        if member.proc and member.proc.poll() is None:
+            member.proc.send_signal(signal.SIGTERM)
+            try:
+                member.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                member.proc.kill()
+                member.proc.wait()
+        member.proc = None
+
+    def stop(self) -> None:
+        for member in self.members:
+            self.stop_member(member)
+
+    def running(self) -> list[Member]:
+        return [m for m in self.members if m.proc and m.proc.poll() is None]
+
+    def etcdctl(self, *args: str, timeout: float = 10) -> str:
+        endpoints = ",".join(m.client_url for m in self.running()) or self.endpoints
+        done = subprocess.run(
+            [ETCDCTL, "--endpoints", endpoints, "--command-timeout=3s", *args],
+            capture_output=True, text=True, timeout=timeout, env={"ETCDCTL_API": "3"},
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"etcdctl {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def wait_healthy(self, members: list[Member] | None = None) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        members = members or self.members
+        while time.monotonic() < deadline:
+            for member in members:
+                if member.proc and member.proc.poll() is not None:
+                    raise RuntimeError(f"etcd {member.name} exited; log:\n{self.logs()}")
+            urls = ",".join(m.client_url for m in members)
+            done = subprocess.run(
+                [ETCDCTL, "--endpoints", urls, "--command-timeout=1s", "endpoint", "health"],
+                capture_output=True, text=True, env={"ETCDCTL_API": "3"},
+            )
+            if done.returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"etcd not healthy after {START_TIMEOUT_S}s; log:\n{self.logs()}")
+
+    def logs(self, tail: int = 40) -> str:
+        out = []
+        for member in self.members:
+            if member.log_path.exists():
+                lines = member.log_path.read_text(errors="replace").splitlines()[-tail:]
+                out.append(f"--- etcd {member.name} ---\n" + "\n".join(lines))
+        return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=3)
+    parser.add_argument("--client-port", type=int, default=2379)
+    parser.add_argument("--dir", type=Path, required=True)
+    args = parser.parse_args()
+    cluster = EtcdCluster(args.dir, args.members, args.client_port)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        cluster.start()
+        print(f"etcd cluster up: {cluster.endpoints}", flush=True)
+        while all(m.proc and m.proc.poll() is None for m in cluster.members):
+            time.sleep(0.5)
+        print("an etcd member exited; stopping", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

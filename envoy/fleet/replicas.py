@@ -1,0 +1,71 @@
+"""Renders one fleet replica's Envoy config from envoy/fleet/envoy.yaml: its listener and
+admin ports, and optionally the etcd members' client ports, the wasm path and the plugin
+configuration. Used by `make fleet` (envoy/fleet/run.py) and by the fleet tests."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import yaml
+
+FLEET_YAML = Path(__file__).resolve().parent / "envoy.yaml"
+
+
+def load() -> dict:
+    return yaml.safe_load(FLEET_YAML.read_text())
+
+
+def _wasm_configs(cfg: dict) -> list[dict]:
+    """The filter's and the watcher's plugin `config` blocks."""
+    (listener,) = cfg["static_resources"]["listeners"]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    (wasm,) = [f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm"]
+    (watcher,) = [e for e in cfg["bootstrap_extensions"] if e["name"] == "envoy.bootstrap.wasm"]
+    return [wasm["typed_config"]["config"], watcher["typed_config"]["config"]]
+
+
+def plugin_config(cfg: dict) -> dict:
+    return json.loads(_wasm_configs(cfg)[0]["configuration"]["value"])
+
+
+def render(
+    listener_port: int,
+    admin_port: int,
+    etcd_ports: list[int] | None = None,
+    wasm: Path | None = None,
+    plugin: dict | None = None,
+    upstream_port: int | None = None,
+) -> dict:
+    cfg = copy.deepcopy(load())
+    (listener,) = cfg["static_resources"]["listeners"]
+    listener["address"]["socket_address"]["port_value"] = listener_port
+    cfg["admin"]["address"]["socket_address"]["port_value"] = admin_port
+    clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+    if etcd_ports is not None:
+        endpoints = clusters["etcd"]["load_assignment"]["endpoints"][0]
+        endpoints["lb_endpoints"] = [
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+            for port in etcd_ports
+        ]
+    if upstream_port is not None:
+        endpoint = clusters["demo_upstream"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+        endpoint["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
+    for config in _wasm_configs(cfg):
+        if wasm is not None:
+            config["vm_config"]["code"]["local"]["filename"] = str(wasm)
+        if plugin is not None:
+            # Both must say the same: one vm_id, one plugin configuration.
+            config["configuration"] = {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": json.dumps(plugin),
+            }
+    return cfg
+
+
+def write(cfg: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)
+    return path

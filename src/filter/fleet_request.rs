@@ -1,0 +1,207 @@
+//! A request's decision in fleet mode: a pass over this Envoy's cache, then, when
+//! [`crate::fleet::plan`] says so, etcd calls (a `LeaseGrant` when a write needs a new lease,
+//! then one `Txn`) while the stream stays paused, and the answer once etcd agrees.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::time::Duration;
+
+use prost::Message;
+use proxy_wasm::hostcalls;
+
+use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
+use crate::config::FleetConfig;
+use crate::fleet::etcd::{LeaseGrantRequest, TxnResponse, KV_SERVICE, LEASE_SERVICE};
+use crate::fleet::plan::{plan, settle, FleetTxn, Settled, Step};
+use crate::fleet::view::{FleetView, HeldStats, PassRecord, StagedMetrics};
+use crate::gateway::{Outcome, Response};
+use crate::host::metrics::Metric;
+use crate::host::{Clock, Metrics};
+
+/// Passes a decision may take (each after another replica changed what it read).
+const MAX_PASSES: usize = 5;
+/// etcd's answer to a `LeaseGrant` for an id that exists: the lease is there, as wanted.
+const GRPC_FAILED_PRECONDITION: u32 = 9;
+/// The member could not be reached (stopped, restarting): the next call goes to another one.
+const GRPC_UNAVAILABLE: u32 = 14;
+/// Calls re-sent after `UNAVAILABLE`: with three members, one down is never seen twice in a row
+/// once Envoy's health check has taken it out of the rotation.
+const RETRIES_ON_UNAVAILABLE: u8 = 2;
+
+/// Lease ids this VM has granted (or found granted): a write needs a `LeaseGrant` only for a
+/// lease not in here. One per VM; leases are per minute, so it stays small for a day.
+#[derive(Default)]
+pub struct GrantedLeases(RefCell<BTreeSet<i64>>);
+
+impl GrantedLeases {
+    fn knows(&self, id: i64) -> bool {
+        self.0.try_borrow().is_ok_and(|ids| ids.contains(&id))
+    }
+    fn remember(&self, id: i64) {
+        if let Ok(mut ids) = self.0.try_borrow_mut() {
+            // Forget leases from past days rather than grow: a stale id costs one extra call.
+            if ids.len() > 4096 {
+                ids.clear();
+            }
+            ids.insert(id);
+        }
+    }
+}
+
+/// What a decision answers: a Bearer check's outcome or an endpoint's reply.
+pub enum Answer {
+    Outcome(Outcome),
+    Reply(Response),
+}
+
+/// One pass: the decision over the cache and what it read and wrote.
+pub struct Pass {
+    pub answer: Answer,
+    pub record: PassRecord,
+    pub stats: HeldStats,
+}
+
+/// Runs `decide` over this Envoy's cache with stats held back.
+pub fn run_pass(decide: impl FnOnce(&FleetView, &StagedMetrics) -> Answer) -> Pass {
+    let view = FleetView::new(&EnvoySharedData);
+    let staged = StagedMetrics::default();
+    let answer = decide(&view, &staged);
+    Pass { answer, record: view.into_record(), stats: staged.into_held() }
+}
+
+/// A decision waiting for etcd.
+pub struct Waiting {
+    pub answer: Answer,
+    pub stats: HeldStats,
+    pub txn: FleetTxn,
+    pub passes: usize,
+    /// The lease being granted, when the call out is a `LeaseGrant`.
+    lease_call: Option<i64>,
+    /// Re-sends left for the call out.
+    retries: u8,
+}
+
+/// What to do after a pass or an etcd answer.
+pub enum Next {
+    /// Send this answer (stats reported).
+    Deliver(Answer),
+    /// A call to etcd is out: wait for its answer.
+    Wait(Box<Waiting>),
+    /// etcd could not be asked, or failed: 503, nothing written.
+    Unavailable,
+    /// Another replica changed what the pass read: run the pass again.
+    Again(usize),
+}
+
+pub struct FleetClient {
+    pub config: FleetConfig,
+    pub metrics: Rc<EnvoyMetrics>,
+    pub leases: Rc<GrantedLeases>,
+}
+
+impl FleetClient {
+    /// True when this Envoy's watch has been silent longer than the staleness window: then
+    /// no token check may rest on the cache alone.
+    pub fn cache_is_stale(&self) -> bool {
+        let heard = self.metrics.get(Metric::FleetWatchHeartbeat).unwrap_or(0);
+        let now = EnvoyClock.now_millis().unwrap_or(u64::MAX);
+        now.saturating_sub(heard) > self.config.staleness_ms
+    }
+
+    /// After a pass: deliver, or send what etcd must confirm or commit first.
+    pub fn after_pass(&self, pass: Pass, confirm: bool, passes: usize) -> Next {
+        let Some(now) = EnvoyClock.now_millis() else { return self.failed() };
+        match plan(&pass.record, &self.config.prefix, confirm, now) {
+            Step::Deliver => {
+                pass.stats.report(self.metrics.as_ref());
+                Next::Deliver(pass.answer)
+            }
+            Step::Ask(txn) => {
+                let waiting = Waiting {
+                    answer: pass.answer,
+                    stats: pass.stats,
+                    txn,
+                    passes,
+                    lease_call: None,
+                    retries: 0,
+                };
+                self.send_next(waiting)
+            }
+        }
+    }
+
+    /// After etcd answered the call `waiting` made.
+    pub fn after_answer(&self, mut waiting: Waiting, grpc_status: u32, body: Option<Vec<u8>>) -> Next {
+        // A re-sent Txn that etcd had applied after all fails its compares and runs the pass
+        // again, which then sees its own write: at worst a grant nobody was told about, which
+        // its lease ends.
+        if grpc_status == GRPC_UNAVAILABLE && waiting.retries < RETRIES_ON_UNAVAILABLE {
+            waiting.retries += 1;
+            waiting.lease_call = None;
+            return self.send_next(waiting);
+        }
+        waiting.retries = 0;
+        if let Some(lease) = waiting.lease_call.take() {
+            if grpc_status != 0 && grpc_status != GRPC_FAILED_PRECONDITION {
+                return self.failed();
+            }
+            self.leases.remember(lease);
+            return self.send_next(waiting);
+        }
+        if grpc_status != 0 {
+            return self.failed();
+        }
+        let Some(response) = body.and_then(|body| TxnResponse::decode(body.as_slice()).ok()) else {
+            return self.failed();
+        };
+        match settle(&EnvoySharedData, &waiting.txn, &response) {
+            Ok(Settled::Holds) => {
+                waiting.stats.report(self.metrics.as_ref());
+                Next::Deliver(waiting.answer)
+            }
+            Ok(Settled::Stale) if waiting.passes + 1 < MAX_PASSES => {
+                self.metrics.add(Metric::FleetConflicts, 1);
+                Next::Again(waiting.passes + 1)
+            }
+            Ok(Settled::Stale) | Err(_) => self.failed(),
+        }
+    }
+
+    /// Grants the next lease the transaction needs, or sends the transaction.
+    fn send_next(&self, mut waiting: Waiting) -> Next {
+        let lease = waiting.txn.leases.iter().find(|lease| !self.leases.knows(lease.id)).cloned();
+        let sent = match &lease {
+            Some(lease) => {
+                waiting.lease_call = Some(lease.id);
+                self.call(LEASE_SERVICE, "LeaseGrant", &LeaseGrantRequest { ttl: lease.ttl, id: lease.id })
+            }
+            None => self.call(KV_SERVICE, "Txn", &waiting.txn.request),
+        };
+        if sent {
+            Next::Wait(Box::new(waiting))
+        } else {
+            self.failed()
+        }
+    }
+
+    fn call(&self, service: &str, method: &str, message: &impl Message) -> bool {
+        let bytes = message.encode_to_vec();
+        let timeout = Duration::from_millis(self.config.timeout_ms);
+        // Errors here (a cluster with no healthy host, say) come back at once, not as a panic.
+        hostcalls::dispatch_grpc_call(
+            &self.config.cluster,
+            service,
+            method,
+            Vec::new(),
+            Some(&bytes),
+            timeout,
+        )
+        .is_ok()
+    }
+
+    fn failed(&self) -> Next {
+        self.metrics.add(Metric::FleetEtcdFailures, 1);
+        Next::Unavailable
+    }
+}

@@ -1,0 +1,154 @@
+//! Fleet mode's one etcd Watch per Envoy: a root context of Envoy's `envoy.bootstrap.wasm`
+//! singleton service (root id [`WATCHER_ROOT_ID`]) in the HTTP filter's `vm_id`, so what it
+//! writes into shared data every worker reads at once.
+//!
+//! Envoy never reopens a closed gRPC stream, so the timer does: with backoff, from the revision
+//! after the last one applied, so nothing in between is missed. Each tick also asks etcd where
+//! the watch stands (a progress request); every answer is the heartbeat workers check before
+//! they let their cache answer alone.
+
+use std::time::Duration;
+
+use prost::Message;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::BufferType;
+
+use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
+use crate::config::FleetConfig;
+use crate::fleet::etcd::{WatchResponse, WATCH_SERVICE};
+use crate::fleet::watch::{self, Heard};
+use crate::host::metrics::Metric;
+use crate::host::{Clock, Metrics};
+
+/// The root id of the watcher's bootstrap service (`envoy/fleet/envoy.yaml`).
+pub const WATCHER_ROOT_ID: &str = "tokengate_fleet_watcher";
+const FIRST_BACKOFF_MS: u64 = 200;
+const MAX_BACKOFF_MS: u64 = 5_000;
+/// A stream that answers no progress request for this long is treated as dead and reopened
+/// (a hung etcd member keeps the HTTP/2 connection up).
+const SILENCE_LIMIT_MS: u64 = 3_000;
+
+pub struct Watcher {
+    context_id: u32,
+    fleet: FleetConfig,
+    /// Every fleet cache key of this Envoy, forgotten when etcd compacts past the watch.
+    table_keys: Vec<String>,
+    stream: Option<u32>,
+    /// The last revision applied to the cache; the watch resumes after it.
+    applied: i64,
+    backoff_ms: u64,
+    next_open_at: u64,
+    heard_at: u64,
+}
+
+impl Watcher {
+    pub fn new(context_id: u32, fleet: FleetConfig, table_keys: Vec<String>) -> Self {
+        Watcher {
+            context_id,
+            fleet,
+            table_keys,
+            stream: None,
+            applied: 0,
+            backoff_ms: FIRST_BACKOFF_MS,
+            next_open_at: 0,
+            heard_at: 0,
+        }
+    }
+
+    pub fn tick(&mut self, metrics: &EnvoyMetrics) {
+        let Some(now) = EnvoyClock.now_millis() else { return };
+        match self.stream {
+            Some(token) if now.saturating_sub(self.heard_at) > SILENCE_LIMIT_MS => {
+                log::warn!("#{} etcd watch silent for {} ms; reopening", self.context_id, SILENCE_LIMIT_MS);
+                let _ = hostcalls::cancel_grpc_stream(token);
+                self.closed(now, metrics);
+            }
+            Some(token) => {
+                let sent = watch::progress_request().encode_to_vec();
+                if hostcalls::send_grpc_stream_message(token, Some(&sent), false).is_err() {
+                    self.closed(now, metrics);
+                }
+            }
+            None if now >= self.next_open_at => self.open(now, metrics),
+            None => {}
+        }
+    }
+
+    fn open(&mut self, now: u64, metrics: &EnvoyMetrics) {
+        let start = if self.applied > 0 { self.applied + 1 } else { 0 };
+        let token = match hostcalls::open_grpc_stream(&self.fleet.cluster, WATCH_SERVICE, "Watch", Vec::new())
+        {
+            Ok(token) => token,
+            Err(status) => {
+                log::warn!("#{} cannot open the etcd watch: {status:?}", self.context_id);
+                return self.closed(now, metrics);
+            }
+        };
+        let create = watch::create_request(&self.fleet.prefix, start).encode_to_vec();
+        if hostcalls::send_grpc_stream_message(token, Some(&create), false).is_err() {
+            let _ = hostcalls::cancel_grpc_stream(token);
+            return self.closed(now, metrics);
+        }
+        self.stream = Some(token);
+        // The stream gets the silence limit from now to say something.
+        self.heard_at = now;
+    }
+
+    fn closed(&mut self, now: u64, metrics: &EnvoyMetrics) {
+        self.stream = None;
+        self.next_open_at = now.saturating_add(self.backoff_ms);
+        self.backoff_ms = (self.backoff_ms * 2).min(MAX_BACKOFF_MS);
+        metrics.add(Metric::FleetEtcdFailures, 1);
+    }
+
+    pub fn on_message(&mut self, token: u32, size: usize, metrics: &EnvoyMetrics) {
+        if self.stream != Some(token) {
+            return;
+        }
+        let Some(now) = EnvoyClock.now_millis() else { return };
+        let bytes =
+            hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, size).ok().flatten().unwrap_or_default();
+        let Ok(response) = WatchResponse::decode(bytes.as_slice()) else {
+            log::warn!("#{} undecodable etcd watch message; reopening", self.context_id);
+            let _ = hostcalls::cancel_grpc_stream(token);
+            return self.closed(now, metrics);
+        };
+        match watch::apply(&EnvoySharedData, &self.fleet.prefix, &response, self.table_keys.iter().cloned()) {
+            Ok(Heard::UpTo(revision)) => {
+                self.applied = self.applied.max(revision);
+                self.heard_at = now;
+                self.backoff_ms = FIRST_BACKOFF_MS;
+                metrics.set(Metric::FleetWatchHeartbeat, now);
+            }
+            Ok(Heard::Compacted) => {
+                log::warn!(
+                    "#{} etcd compacted past the watch; cache forgotten, watching anew",
+                    self.context_id
+                );
+                let _ = hostcalls::cancel_grpc_stream(token);
+                self.applied = 0;
+                self.stream = None;
+                self.next_open_at = now;
+            }
+            Err(error) => {
+                // The cache could not be written: stop vouching for it.
+                log::warn!("#{} cannot apply etcd watch events: {error:?}; reopening", self.context_id);
+                let _ = hostcalls::cancel_grpc_stream(token);
+                self.closed(now, metrics);
+            }
+        }
+    }
+
+    pub fn on_close(&mut self, token: u32, status: u32, metrics: &EnvoyMetrics) {
+        if self.stream != Some(token) {
+            return;
+        }
+        log::warn!("#{} etcd watch closed (grpc status {status}); reopening", self.context_id);
+        let now = EnvoyClock.now_millis().unwrap_or(0);
+        self.closed(now, metrics);
+    }
+
+    pub fn tick_period() -> Duration {
+        Duration::from_millis(500)
+    }
+}
