@@ -18,7 +18,7 @@ TOOLS_STAMP  := $(VENV)/.installed-$(shell cat tests/requirements.txt | sha256su
 export TOKENGATE_WASM := $(abspath $(FILTER_WASM))
 export ENVOY
 
-.PHONY: all build tools rust-targets run test test-unit test-e2e lint clean help
+.PHONY: all build tools rust-targets run test test-unit test-e2e test-fleet lint clean help
 
 all: build
 
@@ -31,6 +31,7 @@ help:
 	@echo "make bench  - callgrind and wrk, side by side with Envoy alone and its own auth filters"
 	@echo "make profile - our code's instructions per request on the hot paths, natively, by function"
 	@echo "make soak   - 1,000,000 short-lived tokens and Envoy's memory before, during, after"
+	@echo "make fleet  - fleet mode: 3 etcd members and two replicas on 127.0.0.1:8080 and :8090"
 
 ## Installs ------------------------------------------------------------------------------------
 
@@ -80,7 +81,7 @@ run: tools build build-web
 
 ## Tests ---------------------------------------------------------------------------------------
 
-test: lint test-unit test-e2e test-web
+test: lint test-unit test-e2e test-fleet test-web
 
 lint: rust-targets
 	cargo fmt --check
@@ -92,6 +93,27 @@ test-unit:
 
 test-e2e: tools build e2e-tools
 	$(VENV)/bin/python -m pytest tests/e2e -q
+
+# Fleet mode against a real 3-member etcd cluster and two Envoys (tests/fleet).
+test-fleet: tools build fleet-tools
+	$(VENV)/bin/python -m pytest tests/fleet -q
+
+## Fleet mode ----------------------------------------------------------------------------------
+# `make fleet`: a 3-member etcd cluster on loopback (data in target/fleet/etcd, so tokens outlive
+# the replicas), the demo upstream, the API console and two replicas in fleet mode on
+# 127.0.0.1:8080 (admin 9901) and 127.0.0.1:8090 (admin 9902). Ctrl-C stops everything.
+# etcd comes from Debian (etcd-server and etcd-client, 3.4 or newer) when missing.
+
+.PHONY: fleet fleet-tools fleet-clean
+fleet-tools:
+	@command -v etcd >/dev/null && command -v etcdctl >/dev/null || \
+	  { $(APT_GET) update && $(APT_GET) install --no-install-recommends etcd-server etcd-client; }
+
+fleet: tools build build-web fleet-tools
+	$(VENV)/bin/python envoy/fleet/run.py
+
+fleet-clean:
+	rm -rf target/fleet
 
 ## Browser package -------------------------------------------------------------------------
 # `make build-web` builds the crate with the `web` feature for wasm32-unknown-unknown and writes

@@ -111,8 +111,6 @@ class EtcdCluster:
             "--initial-cluster-token", "tokengate-fleet",
             "--auto-compaction-mode", "revision",
             "--auto-compaction-retention", "100000",
-            "--heartbeat-interval", "50",
-            "--election-timeout", "500",
         ]
         log = member.log_path.open("ab")
         member.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -145,6 +143,17 @@ class EtcdCluster:
         if done.returncode != 0:
             raise RuntimeError(f"etcdctl {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
+
+    def leader(self) -> Member:
+        """The member that leads the cluster now."""
+        out = self.etcdctl("endpoint", "status", "--write-out", "json", "--endpoints", self.endpoints)
+        import json
+
+        for status in json.loads(out):
+            if status["Status"]["leader"] == status["Status"]["header"]["member_id"]:
+                endpoint = status["Endpoint"]
+                return next(m for m in self.members if m.client_url == endpoint)
+        raise RuntimeError("no leader")
 
     def wait_healthy(self, members: list[Member] | None = None) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -141,6 +141,9 @@ impl FleetClient {
             waiting.lease_call = None;
             return self.send_next(waiting);
         }
+        if grpc_status != 0 {
+            log::debug!("etcd call failed: grpc status {grpc_status} after {} re-sends", waiting.retries);
+        }
         waiting.retries = 0;
         if let Some(lease) = waiting.lease_call.take() {
             if grpc_status != 0 && grpc_status != GRPC_FAILED_PRECONDITION {
@@ -164,7 +167,14 @@ impl FleetClient {
                 self.metrics.add(Metric::FleetConflicts, 1);
                 Next::Again(waiting.passes + 1)
             }
-            Ok(Settled::Stale) | Err(_) => self.failed(),
+            Ok(Settled::Stale) => {
+                log::debug!("fleet: still stale after {} passes", waiting.passes + 1);
+                self.failed()
+            }
+            Err(error) => {
+                log::debug!("fleet: cannot settle: {error:?}");
+                self.failed()
+            }
         }
     }
 

@@ -1,0 +1,122 @@
+"""Fleet mode with two real Envoys (2 workers each) and a real 3-member etcd cluster: what one
+replica does, the other sees (RFC 6749, 7009 and 7662 behaviour unchanged), and tokens
+outlive the Envoys."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+import requests
+
+from rig import ADMIN, REGISTER, percentile, record, unseen_token, wait_for_watch
+
+TRIALS = 30
+
+
+def test_a_token_issued_on_one_replica_works_on_the_other_at_once(fleet):
+    a, b = fleet.replicas
+    for _ in range(10):
+        token = a.token(grant_type="client_credentials")["access_token"]
+        # The very next request, on a fresh connection to the other Envoy (either worker).
+        assert b.status(token) == 200
+        assert a.status(token) == 200
+    assert b.status(unseen_token(token)) == 401
+
+
+def test_every_replica_refuses_a_revoked_token_within_a_bounded_delay(fleet):
+    a, b = fleet.replicas
+    delays_ms = []
+    for _ in range(TRIALS):
+        token = a.token(grant_type="client_credentials")["access_token"]
+        assert a.status(token) == 200  # a's cache now holds the grant
+        assert b.post("/revoke", {"token": token}).status_code == 200
+        revoked_at = time.monotonic()
+        assert b.status(token) == 401, "the revoking replica refuses it at once"
+        while a.status(token) != 401:
+            assert time.monotonic() - revoked_at < 5, "a never heard of the revocation"
+        delays_ms.append((time.monotonic() - revoked_at) * 1000)
+    record("propagation", {
+        "trials": TRIALS,
+        "p50_ms": round(percentile(delays_ms, 0.5), 1),
+        "p99_ms": round(percentile(delays_ms, 0.99), 1),
+        "max_ms": round(max(delays_ms), 1),
+    })
+
+
+def test_refresh_rotation_is_exactly_once_across_the_fleet(fleet):
+    a, b = fleet.replicas
+    issued = a.token(grant_type="password", username="admin", password="admin")
+    form = {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
+        replies = list(pool.map(lambda i: (a, b)[i % 2].post("/token", form), range(32)))
+    statuses = sorted(reply.status_code for reply in replies)
+    assert statuses.count(200) == 1, statuses
+    assert set(statuses) == {200, 400}, statuses
+    assert all(r.json()["error"] == "invalid_grant" for r in replies if r.status_code == 400)
+    winner = next(r.json() for r in replies if r.status_code == 200)
+    for replica in (a, b):
+        assert replica.status(winner["access_token"]) == 200
+
+
+def test_reusing_a_rotated_refresh_token_revokes_the_grant_on_every_replica(fleet):
+    a, b = fleet.replicas
+    issued = a.token(grant_type="password", username="admin", password="admin")
+    rotated = b.token(grant_type="refresh_token", refresh_token=issued["refresh_token"])
+    # Past the reuse grace the old refresh token is reuse, wherever it is presented.
+    time.sleep(fleet.plugin.get("refresh_token_reuse_grace_ms", 5000) / 1000 + 0.5)
+    reuse = a.post("/token", {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]})
+    assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
+    for replica in (a, b):
+        wait_until(lambda: replica.status(rotated["access_token"]) == 401)
+    assert b.post("/token", {"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]}).status_code == 400
+
+
+def test_registration_re_key_and_delete_reach_every_replica(fleet):
+    a, b = fleet.replicas
+    created = a.post(REGISTER, '{"clientName": "fleet-shop", "owner": "admin", "grantType": "client_credentials"}',
+                     ADMIN, **{"Content-Type": "application/json"})
+    assert created.status_code == 201, created.text
+    app = (created.json()["clientId"], created.json()["clientSecret"])
+    token = b.token(app, grant_type="client_credentials")["access_token"]
+    assert a.status(token) == 200
+
+    rekeyed = b.post(f"{REGISTER}/{app[0]}/secret", "", ADMIN)
+    assert rekeyed.status_code == 200, rekeyed.text
+    new_app = (app[0], rekeyed.json()["clientSecret"])
+    wait_until(lambda: a.status(token) == 401)
+    assert a.post("/token", {"grant_type": "client_credentials"}, app).status_code == 401
+    fresh = a.token(new_app, grant_type="client_credentials")["access_token"]
+
+    gone = requests.delete(a.url(f"{REGISTER}/{app[0]}"), auth=ADMIN, headers={"Connection": "close"}, timeout=10)
+    assert gone.status_code == 204
+    wait_until(lambda: b.status(fresh) == 401)
+    assert b.post("/token", {"grant_type": "client_credentials"}, new_app).status_code == 401
+
+
+def test_tokens_survive_an_envoy_restart(fleet):
+    a, b = fleet.replicas
+    token = a.token(grant_type="client_credentials")["access_token"]
+    refresh = a.token(grant_type="password", username="admin", password="admin")["refresh_token"]
+    restarted = fleet.restart(0)
+    wait_for_watch(restarted)
+    assert restarted.status(token) == 200
+    assert b.status(token) == 200
+    assert restarted.post("/token", {"grant_type": "refresh_token", "refresh_token": refresh}).status_code == 200
+
+
+def test_introspection_on_one_replica_sees_tokens_of_the_other(fleet):
+    a, b = fleet.replicas
+    token = a.token(grant_type="client_credentials")["access_token"]
+    seen = b.post("/introspect", {"token": token}, ("orders-service", "orders-service-secret"))
+    assert seen.status_code == 200 and seen.json()["active"] is True
+    assert b.post("/revoke", {"token": token}).status_code == 200
+    gone = a.post("/introspect", {"token": token}, ("orders-service", "orders-service-secret"))
+    assert gone.json() == {"active": False}
+
+
+def wait_until(condition, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not within the staleness window"
+        time.sleep(0.02)
