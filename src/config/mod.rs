@@ -65,18 +65,7 @@ impl Config {
         let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
         let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|error| {
             let path = error.path().to_string();
-            let inner = error.into_inner();
-            // serde's "invalid type/value" messages quote the offending value: describe it
-            // by position instead, in case it is a secret typed into the wrong field.
-            let what = if inner.is_data()
-                && !inner.to_string().starts_with("unknown field")
-                && !inner.to_string().starts_with("missing field")
-                && !inner.to_string().starts_with("unknown variant")
-            {
-                format!("wrong type or value at line {} column {}", inner.line(), inner.column())
-            } else {
-                inner.to_string()
-            };
+            let what = redacted(&error.into_inner());
             if path == "." {
                 ConfigError(what)
             } else {
@@ -129,6 +118,28 @@ impl Config {
             decoy_user_verifier,
         })
     }
+}
+
+/// serde's message for a parse error, without the value found: "invalid type/value" and
+/// "unknown variant" messages quote it, and it may be a secret typed into the wrong field.
+/// Field names (unknown, missing) are kept, and so are the variants serde expected.
+fn redacted(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    if !error.is_data() || message.starts_with("unknown field") || message.starts_with("missing field") {
+        return message;
+    }
+    let at = format!("line {} column {}", error.line(), error.column());
+    if message.starts_with("unknown variant") {
+        // "unknown variant `<value>`, expected one of `a`, `b` at line L column C"
+        let expected = message
+            .split_once(", expected ")
+            .map(|(_, rest)| rest.rsplit_once(" at line ").map_or(rest, |(expected, _)| expected));
+        return match expected {
+            Some(expected) => format!("unknown variant at {at}, expected {expected}"),
+            None => format!("unknown variant at {at}"),
+        };
+    }
+    format!("wrong type or value at {at}")
 }
 
 impl Config {
