@@ -151,8 +151,9 @@ pub(super) fn default_access_validity() -> i64 {
 pub(super) fn default_refresh_validity() -> i64 {
     DEFAULT_REFRESH_VALIDITY_SECS
 }
+/// RFC 9700 §4.14.2: a replaced refresh token presented again is reuse, however soon.
 pub(super) fn default_refresh_reuse_grace() -> u64 {
-    5_000
+    0
 }
 pub(super) fn default_max_body_bytes() -> usize {
     DEFAULT_MAX_BODY_BYTES

@@ -462,7 +462,8 @@ fn refresh_keeps_the_grant_scope_and_narrows_only_the_access_token() {
 
 #[test]
 fn a_reused_refresh_token_kills_every_token_of_the_grant() {
-    let rig = Rig::demo();
+    // With a reuse grace configured (the default is none: see the test below).
+    let rig = Rig::with_config(&DEMO.replacen('{', "{ \"refresh_token_reuse_grace_ms\": 5000,", 1));
     let first = rig.token("grant_type=password&username=admin&password=admin");
     let old_refresh = first.field("refresh_token");
     let second = rig.token(&format!("grant_type=refresh_token&refresh_token={old_refresh}"));
@@ -481,6 +482,28 @@ fn a_reused_refresh_token_kills_every_token_of_the_grant() {
     }
     let newest =
         rig.token(&format!("grant_type=refresh_token&refresh_token={}", second.field("refresh_token")));
+    assert_eq!(newest.field("error"), "invalid_grant");
+}
+
+/// Finding G (RFC 9700 §4.14.2): by default there is no grace, so the refresh token just
+/// replaced, presented at once (an attacker's refresh moments before the client's, or the
+/// client's after the attacker's), revokes the grant: nobody keeps a stolen session.
+#[test]
+fn by_default_the_refresh_token_just_replaced_revokes_the_grant_at_once() {
+    let rig = Rig::demo();
+    assert_eq!(rig.config.refresh_reuse_grace_ms, 0);
+    let first = rig.token("grant_type=password&username=admin&password=admin");
+    let old_refresh = first.field("refresh_token");
+    let winner = rig.token(&format!("grant_type=refresh_token&refresh_token={old_refresh}"));
+    assert_eq!(winner.0.status, 200);
+    let replay = rig.token(&format!("grant_type=refresh_token&refresh_token={old_refresh}"));
+    assert_eq!(replay.field("error"), "invalid_grant");
+    assert_eq!(rig.metrics.get(Metric::RefreshReuseDetected), 1);
+    for token in [first.field("access_token"), winner.field("access_token")] {
+        assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &token)), 401);
+    }
+    let newest =
+        rig.token(&format!("grant_type=refresh_token&refresh_token={}", winner.field("refresh_token")));
     assert_eq!(newest.field("error"), "invalid_grant");
 }
 

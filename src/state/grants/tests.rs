@@ -327,6 +327,32 @@ fn the_loser_of_a_concurrent_refresh_gets_invalid_grant_and_the_winner_keeps_its
     assert!(fixture.store().refresh(&winner.refresh_token.unwrap(), "a", NOW, GRACE, keep_scope).is_ok());
 }
 
+/// Finding G: without a grace (the default), the loser of a concurrent refresh presents the
+/// token the winner just replaced, which is reuse: the grant and the winner's tokens go.
+#[test]
+fn without_a_grace_the_loser_of_a_concurrent_refresh_revokes_the_grant() {
+    let fixture = Fixture::with_capacity(100);
+    let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
+    let winner = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let racing = RacingStore { inner: &fixture.shared, intrude: Default::default() };
+    {
+        let (winner, refresh, shared, buckets) =
+            (winner.clone(), refresh.clone(), &fixture.shared, fixture.capacity);
+        *racing.intrude.borrow_mut() = Some(Box::new(move || {
+            let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, buckets);
+            *winner.borrow_mut() = Some(store.refresh(&refresh, "a", NOW, 0, keep_scope).unwrap());
+        }));
+    }
+    let loser = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, fixture.capacity);
+    assert_eq!(loser.refresh(&refresh, "a", NOW, 0, keep_scope).err(), Some(RefreshError::ReuseDetected));
+    let winner = winner.borrow_mut().take().unwrap();
+    assert_eq!(fixture.store().find_access(&winner.access_token, NOW), Err(LookupError::Unknown));
+    assert_eq!(
+        fixture.store().refresh(&winner.refresh_token.unwrap(), "a", NOW, 0, keep_scope).err(),
+        Some(RefreshError::InvalidGrant)
+    );
+}
+
 #[test]
 fn concurrent_issues_into_one_bucket_all_land() {
     // Capacity 8 is one bucket: every issue below races for the same key.
