@@ -357,18 +357,36 @@ impl<'h> TokenStore<'h> {
 
     /// Revokes a token of `client_id` (RFC 7009 §2.1). An access token goes alone; a refresh
     /// token takes its whole grant, the access tokens issued from it included.
-    pub fn revoke(&self, token: &str, client_id: &str, now: u64) -> Result<Revocation, StoreError> {
+    ///
+    /// A refresh token must be the grant's current one, or the one it just replaced within
+    /// `reuse_grace` milliseconds (a revocation racing a refresh): the grant id alone, which
+    /// every rotated token carries, revokes nothing, just as introspection calls such a token
+    /// inactive.
+    pub fn revoke(
+        &self,
+        token: &str,
+        client_id: &str,
+        now: u64,
+        reuse_grace: u64,
+    ) -> Result<Revocation, StoreError> {
         let (bucket, target) = match ParsedToken::parse(token) {
             Some(ParsedToken::Access { bucket, hash }) => (bucket, RevokeTarget::Access(hash)),
-            Some(ParsedToken::Refresh { bucket, grant_id, .. }) => {
-                (bucket, RevokeTarget::Grant(grant_tag(&grant_id)))
+            Some(ParsedToken::Refresh { bucket, grant_id, hash }) => {
+                (bucket, RevokeTarget::Grant(grant_tag(&grant_id), hash))
             }
             None => return Ok(Revocation::Unknown),
         };
         let outcome = self.update(bucket, now, |records| {
             let position = records.iter().position(|record| match target {
                 RevokeTarget::Access(hash) => record.access.iter().any(|entry| entry.hash == hash),
-                RevokeTarget::Grant(tag) => record.tag == tag,
+                RevokeTarget::Grant(tag, hash) => {
+                    record.tag == tag
+                        && record.refresh.as_ref().is_some_and(|current| {
+                            current.hash == hash
+                                || (current.replaced == Some(hash)
+                                    && now.saturating_sub(current.issued_at) < reuse_grace)
+                        })
+                }
             });
             let Some(position) = position else { return Ok::<_, StoreError>(Revocation::Unknown) };
             let Some(record) = records.get_mut(position) else { return Ok(Revocation::Unknown) };
@@ -377,9 +395,9 @@ impl<'h> TokenStore<'h> {
             }
             match target {
                 RevokeTarget::Access(hash) => record.access.retain(|entry| entry.hash != hash),
-                RevokeTarget::Grant(_) => record.access.clear(),
+                RevokeTarget::Grant(..) => record.access.clear(),
             }
-            if matches!(target, RevokeTarget::Grant(_)) || record.is_empty() {
+            if matches!(target, RevokeTarget::Grant(..)) || record.is_empty() {
                 records.remove(position);
             }
             Ok(Revocation::Revoked)
@@ -411,7 +429,8 @@ impl<'h> TokenStore<'h> {
 #[derive(Clone, Copy)]
 enum RevokeTarget {
     Access(TokenHash),
-    Grant(GrantTag),
+    /// A grant by its tag and the refresh token's hash.
+    Grant(GrantTag, TokenHash),
 }
 
 #[cfg(test)]

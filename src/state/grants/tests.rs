@@ -393,12 +393,12 @@ fn revoking_an_access_token_leaves_the_rest_of_the_grant() {
     let first = fixture.store().issue(password_grant("a"), NOW).unwrap();
     let refresh = first.refresh_token.unwrap();
     let second = fixture.store().refresh(&refresh, "a", NOW, GRACE, keep_scope).unwrap();
-    assert_eq!(fixture.store().revoke(&first.access_token, "b", NOW), Ok(Revocation::NotOwner));
+    assert_eq!(fixture.store().revoke(&first.access_token, "b", NOW, GRACE), Ok(Revocation::NotOwner));
     assert!(fixture.store().find_access(&first.access_token, NOW).is_ok());
-    assert_eq!(fixture.store().revoke(&first.access_token, "a", NOW), Ok(Revocation::Revoked));
+    assert_eq!(fixture.store().revoke(&first.access_token, "a", NOW, GRACE), Ok(Revocation::Revoked));
     assert_eq!(fixture.store().find_access(&first.access_token, NOW), Err(LookupError::Unknown));
     assert!(fixture.store().find_access(&second.access_token, NOW).is_ok());
-    assert_eq!(fixture.store().revoke(&first.access_token, "a", NOW), Ok(Revocation::Unknown));
+    assert_eq!(fixture.store().revoke(&first.access_token, "a", NOW, GRACE), Ok(Revocation::Unknown));
 }
 
 #[test]
@@ -406,14 +406,84 @@ fn revoking_a_refresh_token_ends_the_whole_grant() {
     let fixture = Fixture::with_capacity(100);
     let issued = fixture.store().issue(password_grant("a"), NOW).unwrap();
     let refresh = issued.refresh_token.unwrap();
-    assert_eq!(fixture.store().revoke(&refresh, "b", NOW), Ok(Revocation::NotOwner));
-    assert_eq!(fixture.store().revoke(&refresh, "a", NOW), Ok(Revocation::Revoked));
+    assert_eq!(fixture.store().revoke(&refresh, "b", NOW, GRACE), Ok(Revocation::NotOwner));
+    assert_eq!(fixture.store().revoke(&refresh, "a", NOW, GRACE), Ok(Revocation::Revoked));
     assert_eq!(fixture.store().find_access(&issued.access_token, NOW), Err(LookupError::Unknown));
     assert_eq!(
         fixture.store().refresh(&refresh, "a", NOW, GRACE, keep_scope).err(),
         Some(RefreshError::InvalidGrant)
     );
-    assert_eq!(fixture.store().revoke("garbage", "a", NOW), Ok(Revocation::Unknown));
+    assert_eq!(fixture.store().revoke("garbage", "a", NOW, GRACE), Ok(Revocation::Unknown));
+}
+
+/// Finding D: the grant id in a refresh token only says which grant to look at; revoking
+/// needs the current refresh token (or, within the grace, the one it just replaced).
+#[test]
+fn a_rotated_or_forged_refresh_token_revokes_nothing() {
+    fn forge(token: &str) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let mut raw = URL_SAFE_NO_PAD.decode(token).unwrap();
+        *raw.last_mut().unwrap() ^= 1;
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+    struct Case {
+        name: &'static str,
+        /// Which token to revoke, from (the first refresh token, the current one).
+        token: fn(&str, &str) -> String,
+        /// How long after the rotation.
+        after: u64,
+        grace: u64,
+        revoked: bool,
+    }
+    let table = [
+        Case {
+            name: "the current token",
+            token: |_, current| current.to_owned(),
+            after: 0,
+            grace: 0,
+            revoked: true,
+        },
+        Case {
+            name: "the rotated token, no grace",
+            token: |first, _| first.to_owned(),
+            after: 0,
+            grace: 0,
+            revoked: false,
+        },
+        Case {
+            name: "the rotated token within the grace",
+            token: |first, _| first.to_owned(),
+            after: GRACE - 1,
+            grace: GRACE,
+            revoked: true,
+        },
+        Case {
+            name: "the rotated token after the grace",
+            token: |first, _| first.to_owned(),
+            after: GRACE,
+            grace: GRACE,
+            revoked: false,
+        },
+        Case {
+            name: "a forged token with the grant id",
+            token: |_, current| forge(current),
+            after: 0,
+            grace: GRACE,
+            revoked: false,
+        },
+    ];
+    for Case { name, token, after, grace, revoked } in table {
+        let fixture = Fixture::with_capacity(100);
+        let first = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
+        let second = fixture.store().refresh(&first, "a", NOW, grace, keep_scope).unwrap();
+        let current = second.refresh_token.unwrap();
+        let outcome = fixture.store().revoke(&token(&first, &current), "a", NOW + after, grace);
+        let want = if revoked { Revocation::Revoked } else { Revocation::Unknown };
+        assert_eq!(outcome, Ok(want), "{name}");
+        let alive = fixture.store().find_access(&second.access_token, NOW + after).is_ok();
+        assert_eq!(alive, !revoked, "{name}");
+    }
 }
 
 #[test]
