@@ -45,6 +45,8 @@ pub struct Config {
     pub refresh_reuse_grace_ms: u64,
     pub max_body_bytes: usize,
     pub forward_authorization: bool,
+    /// Keep method and URL override headers on forwarded requests (see `gateway/bearer.rs`).
+    pub forward_method_overrides: bool,
     /// Live grants the token store holds (the store derives its bucket table from it).
     pub store_capacity: u32,
     pub applications: HashMap<String, Application>,
@@ -107,6 +109,7 @@ impl Config {
             refresh_reuse_grace_ms: raw.refresh_token_reuse_grace_ms,
             max_body_bytes: raw.max_body_bytes,
             forward_authorization: raw.forward_authorization,
+            forward_method_overrides: raw.forward_method_overrides,
             store_capacity: raw.store.capacity,
             applications,
             users,

@@ -35,6 +35,9 @@ pub(super) struct RawConfig {
     pub(super) max_body_bytes: usize,
     #[serde(default)]
     pub(super) forward_authorization: bool,
+    /// Keep `X-HTTP-Method-Override` and the like on forwarded requests (off: stripped).
+    #[serde(default)]
+    pub(super) forward_method_overrides: bool,
     #[serde(default)]
     pub(super) store: RawStore,
     #[serde(default)]

@@ -413,6 +413,57 @@ fn forwarded_requests_carry_identity_and_lose_the_token() {
     assert!(public.set_headers.is_empty());
 }
 
+/// Finding A: method and URL override headers would turn an allowed GET into a write in
+/// frameworks that honour them; they are stripped unless `forward_method_overrides`.
+#[test]
+fn method_override_headers_are_stripped_unless_configured() {
+    const OVERRIDES: [&str; 5] =
+        ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url"];
+    struct Case {
+        name: &'static str,
+        options: &'static str,
+        overrides_stripped: bool,
+        authorization_stripped: bool,
+    }
+    let table = [
+        Case { name: "defaults", options: "", overrides_stripped: true, authorization_stripped: true },
+        Case {
+            name: "forward_authorization",
+            options: "\"forward_authorization\": true,",
+            overrides_stripped: true,
+            authorization_stripped: false,
+        },
+        Case {
+            name: "forward_method_overrides",
+            options: "\"forward_method_overrides\": true,",
+            overrides_stripped: false,
+            authorization_stripped: true,
+        },
+        Case {
+            name: "both forwarded",
+            options: "\"forward_authorization\": true, \"forward_method_overrides\": true,",
+            overrides_stripped: false,
+            authorization_stripped: false,
+        },
+    ];
+    for Case { name, options, overrides_stripped, authorization_stripped } in table {
+        let rig = Rig::with_config(&DEMO.replacen('{', &format!("{{ {options}"), 1));
+        let token = rig.access_token("grant_type=client_credentials&scope=orders:read");
+        let protected = rig.call_with_token("GET", "/api/orders", &token);
+        let public = rig.call("GET", "/api/public/ping", None);
+        for outcome in [protected, public] {
+            let Outcome::Forward(forward) = outcome else { panic!("{name}: not forwarded") };
+            for header in OVERRIDES {
+                assert_eq!(forward.remove_headers.contains(&header), overrides_stripped, "{name}: {header}");
+            }
+            assert_eq!(forward.remove_headers.contains(&"authorization"), authorization_stripped, "{name}");
+            for header in [CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER] {
+                assert!(forward.remove_headers.contains(&header), "{name}: {header}");
+            }
+        }
+    }
+}
+
 #[test]
 fn tokens_expire() {
     let rig = Rig::demo();

@@ -166,6 +166,26 @@ def test_identity_headers_are_single_valued(gateway, tokens):
     assert echo["headers"]["x-tokengate-username"] == "admin"
 
 
+# Finding A: headers that frameworks honour to change the method or path after our check.
+METHOD_OVERRIDES = {
+    "X-HTTP-Method-Override": "DELETE", "X-HTTP-Method": "DELETE", "X-Method-Override": "PUT",
+    "X-Original-URL": "/api/admin", "X-Rewrite-URL": "/api/admin",
+}
+OVERRIDE_ROWS = [
+    Row("read token with method overrides", get("/api/orders", "Bearer $ro", **METHOD_OVERRIDES),
+        upstream("/api/orders", identity("demo-app", "orders:read"))),
+    Row("public resource with method overrides", get("/api/public/ping", **METHOD_OVERRIDES),
+        upstream("/api/public/ping")),
+]
+
+
+@pytest.mark.parametrize("row", OVERRIDE_ROWS, ids=lambda r: r.id)
+def test_method_overrides_never_reach_the_upstream(gateway, tokens, row):
+    echo = run_row(gateway, row, tokens)
+    reached = set(echo["header_names"])
+    assert not reached & {name.lower() for name in METHOD_OVERRIDES}, echo
+
+
 def test_access_token_is_not_a_refresh_token(gateway, tokens):
     """Token kinds don't mix: an access token cannot refresh (the reverse is
     in test_tokens.py)."""
