@@ -8,7 +8,7 @@ use crate::host::metrics::{DenyReason, Metric};
 use crate::oauth::credentials::is_b64token;
 use crate::oauth::form::query_parameter_names;
 use crate::oauth::messages::ErrorResponse;
-use crate::oauth::routes::{Access, RouteMatch};
+use crate::oauth::routes::{has_ambiguous_segment, Access, RouteMatch};
 use crate::state::grants::{GrantOwner, LookupError};
 
 /// Headers some frameworks honour to change a request's method or path after the gateway
@@ -57,6 +57,12 @@ impl<'a> Gateway<'a> {
                 DenyReason::InvalidRequest,
                 self.bearer_error(400, "invalid_request", description, None),
             ));
+        }
+        // A path some upstream would resolve to another resource than the rule that matched.
+        if has_ambiguous_segment(path) {
+            let description = "the path has a dot segment or a ';' parameter";
+            let body = ErrorResponse::new("invalid_request", description).to_json();
+            return Err((DenyReason::InvalidRequest, json_response(400, Vec::new(), body)));
         }
         let required = match self.config.routes.find(request.method, path) {
             RouteMatch::Found(Access::Public) => return Ok(self.forward(None)),

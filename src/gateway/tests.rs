@@ -464,6 +464,48 @@ fn method_override_headers_are_stripped_unless_configured() {
     }
 }
 
+/// Finding C: a public `/static/*` must not forward `/static/..;/api/orders`, which Tomcat,
+/// Jetty and Spring serve as `/api/orders`.
+#[test]
+fn paths_with_dot_segments_or_semicolon_parameters_are_refused() {
+    let json = DEMO.replacen(
+        "\"resources\": [",
+        "\"resources\": [ { \"methods\": [\"GET\"], \"path\": \"/static/*\", \"public\": true },",
+        1,
+    );
+    let rig = Rig::with_config(&json);
+    let token = rig.access_token("grant_type=client_credentials");
+    struct Case {
+        name: &'static str,
+        path: &'static str,
+        token: bool,
+        status: u16,
+    }
+    #[rustfmt::skip]
+    let table = [
+        Case { name: "a static file", path: "/static/app.js", token: false, status: 200 },
+        Case { name: "dot-dot semicolon out of static", path: "/static/..;/api/orders", token: false, status: 400 },
+        Case { name: "dot semicolon", path: "/static/.;/api/orders", token: false, status: 400 },
+        Case { name: "encoded dots", path: "/static/%2e%2e;/api/orders", token: false, status: 400 },
+        Case { name: "upper-case encoded dots", path: "/static/%2E%2E;/api/orders", token: false, status: 400 },
+        Case { name: "encoded semicolon", path: "/static/..%3b/api/orders", token: false, status: 400 },
+        Case { name: "upper-case encoded semicolon", path: "/static/..%3B/api/orders", token: false, status: 400 },
+        Case { name: "parameter in an {id}", path: "/api/orders/1;x=..", token: true, status: 400 },
+        Case { name: "with a query", path: "/static/..;/api/orders?a=b", token: false, status: 400 },
+        Case { name: "a dot in the query is fine", path: "/static/app.js?v=1.2", token: false, status: 200 },
+    ];
+    for Case { name, path, token: with_token, status } in table {
+        let outcome =
+            if with_token { rig.call_with_token("GET", path, &token) } else { rig.call("GET", path, None) };
+        assert_eq!(status_of(&outcome), status, "{name}: {path}");
+        if let Outcome::Respond(response) = outcome {
+            let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+            assert_eq!(body["error"], "invalid_request", "{name}");
+            assert_eq!(response.header("content-type"), Some("application/json"), "{name}");
+        }
+    }
+}
+
 #[test]
 fn tokens_expire() {
     let rig = Rig::demo();
