@@ -14,8 +14,8 @@ header that arrives more than once is echoed with its values joined by ", ",
 so a spoofed copy that survived next to the real one is visible.
 "header_names" lists the name (never the value) of every header that arrived,
 so a test sees what the gateway stripped (method overrides, say), and
-"trailers" echoes x-tokengate-* trailers of a chunked body (present only when
-some arrived).
+"trailers" and "trailer_names" do the same for the trailers of a chunked body
+(present only when some arrived).
 
 Usage: demo_upstream.py [PORT]   (default 8081, 0 picks a free port)
 It listens on 127.0.0.1 only and prints one line, "listening on HOST:PORT",
@@ -69,6 +69,7 @@ class EchoHandler(BaseHTTPRequestHandler):
         }
         if trailers:
             echo["trailers"] = identity_of(trailers)
+            echo["trailer_names"] = sorted({name.lower() for name, _ in trailers})
         body = json.dumps(echo).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -8,9 +8,11 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use super::envoy_host::{envoy_host, request_headers, EnvoyMetrics};
+use super::envoy_host::{envoy_host, request_headers, request_trailers, EnvoyMetrics};
 use crate::config::Config;
-use crate::gateway::{ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Outcome, Response};
+use crate::gateway::{
+    ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Outcome, Response, IDENTITY_HEADER_PREFIX,
+};
 use crate::host::header_pairs::HeaderPairs;
 use crate::state::credential_changes::CredentialChanges;
 
@@ -21,6 +23,8 @@ pub struct GatewayRequest {
     credential_changes: Rc<RefCell<CredentialChanges>>,
     /// Set while a request to one of the gateway's endpoints waits for its body.
     pending: Option<PendingEndpointRequest>,
+    /// What a forwarded request lost from its headers: its trailers lose the same.
+    stripped: Option<&'static [&'static str]>,
 }
 
 struct PendingEndpointRequest {
@@ -38,7 +42,7 @@ impl GatewayRequest {
         metrics: Rc<EnvoyMetrics>,
         credential_changes: Rc<RefCell<CredentialChanges>>,
     ) -> Self {
-        GatewayRequest { context_id, config, metrics, credential_changes, pending: None }
+        GatewayRequest { context_id, config, metrics, credential_changes, pending: None, stripped: None }
     }
 
     /// Runs `decide` with a gateway over Envoy's host. The credential changes are borrowed
@@ -63,7 +67,8 @@ impl GatewayRequest {
 
     /// Applies a forward decision. Headers are only removed when the request has them (a
     /// removal is a host call even for an absent header), and `set` replaces any copy.
-    fn forward(&self, forward: &Forward, headers: &HeaderPairs) -> Action {
+    fn forward(&mut self, forward: &Forward, headers: &HeaderPairs) -> Action {
+        self.stripped = Some(forward.remove_headers);
         let removed = forward
             .remove_headers
             .iter()
@@ -77,6 +82,33 @@ impl GatewayRequest {
         }
         // Never forward a request whose identity headers could not be set or stripped.
         log::error!("#{} cannot rewrite request headers; refusing the request", self.context_id);
+        self.respond(&Response::unavailable())
+    }
+
+    /// A forwarded request's trailers lose what its headers lost, and any `x-tokengate-*`:
+    /// upstreams that merge trailers into headers must not meet a forged identity. Only
+    /// requests with trailers pay for this (one read, and one removal per present name).
+    fn strip_trailers(&self) -> Action {
+        let Some(stripped) = self.stripped else { return Action::Continue };
+        let trailers = request_trailers();
+        let mut names: Vec<&[u8]> = trailers
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| {
+                name.starts_with(IDENTITY_HEADER_PREFIX.as_bytes())
+                    || stripped.iter().any(|strip| strip.as_bytes() == *name)
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let removed = names.iter().all(|name| {
+            hostcalls::set_map_value(MapType::HttpRequestTrailers, &String::from_utf8_lossy(name), None)
+                .is_ok()
+        });
+        if removed {
+            return Action::Continue;
+        }
+        log::error!("#{} cannot strip request trailers; refusing the request", self.context_id);
         self.respond(&Response::unavailable())
     }
 
@@ -139,7 +171,7 @@ impl HttpContext for GatewayRequest {
     /// Trailers end the request without a body callback marked end-of-stream: answer the
     /// pending endpoint request here, or the buffered body would go on to the upstream.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        let Some(pending) = self.pending.take() else { return Action::Continue };
+        let Some(pending) = self.pending.take() else { return self.strip_trailers() };
         let body = self.buffered_body(self.config.max_body_bytes + 1);
         if body.len() > self.config.max_body_bytes {
             let response = self.with_gateway(|gateway| gateway.body_too_large());

@@ -28,7 +28,9 @@ use crate::state::lockout::FailureLimiter;
 use crate::state::registry::ClientRegistry;
 use reply::{ErrorKind, OAuthError};
 
-pub use reply::{Forward, Outcome, Response, CLIENT_ID_HEADER, SCOPE_HEADER, USERNAME_HEADER};
+pub use reply::{
+    Forward, Outcome, Response, CLIENT_ID_HEADER, IDENTITY_HEADER_PREFIX, SCOPE_HEADER, USERNAME_HEADER,
+};
 
 /// One of the gateway's own endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
