@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::host::{Clock, Metrics, Randomness, SharedStore, StoreError};
 use crate::oauth::METADATA_PATH;
 use crate::state::credential_changes::CredentialChanges;
-use crate::state::grants::TokenStore;
+use crate::state::grants::{GrantRecord, TokenStore};
 use crate::state::lockout::FailureLimiter;
 use crate::state::registry::ClientRegistry;
 use reply::{ErrorKind, OAuthError};
@@ -121,7 +121,9 @@ impl<'a> Gateway<'a> {
     /// `1/slices` share of its buckets, at least `min_buckets`.
     pub fn sweep_step(&self, slices: u32, min_buckets: u32) -> Result<(), StoreError> {
         let buckets = self.store.bucket_count().div_ceil(slices.max(1)).max(min_buckets);
-        self.store.sweep_next(buckets, self.now()?)
+        let mut registered = foldhash::HashMap::default();
+        let mut keep = |record: &GrantRecord| self.may_stand(record, &mut registered);
+        self.store.sweep_next(buckets, self.now()?, &mut keep)
     }
 
     /// The time, or [`StoreError::Unavailable`] when the host cannot tell it: the request is

@@ -1026,6 +1026,85 @@ fn repeated_failures_lock_a_client_or_user_out_for_a_while() {
     assert_eq!(rig.token("grant_type=password&username=admin&password=admin").0.status, 429);
 }
 
+/// Finding B: with never-expiring tokens, grants of a removed, re-keyed or deleted owner used
+/// to keep their slots for ever; the sweep drops them, and only them.
+#[test]
+fn the_sweep_drops_grants_whose_owner_can_never_stand_again() {
+    // Never-expiring tokens, and two applications that the next config changes.
+    let config_with = |leaving: &str, rekeyed_secret: &str| {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&crate::config::tests::demo_with_lifecycle()).unwrap();
+        value["access_token_validity_secs"] = (-1).into();
+        let apps = value["applications"].as_array_mut().unwrap();
+        apps.push(
+            serde_json::json!({"consumer_key": leaving, "consumer_secret": "x", "scopes": ["orders:read"]}),
+        );
+        apps.push(serde_json::json!({"consumer_key": "rekeyed", "consumer_secret": rekeyed_secret, "scopes": ["orders:read"]}));
+        value.to_string()
+    };
+    let with_apps = config_with("leaving", "x");
+    let rig = Rig::with_config(&with_apps);
+    let load = |json: &str| {
+        rig.clock.advance(10);
+        let config = Config::from_json(json.as_bytes()).unwrap();
+        let now = rig.clock.now_millis().unwrap();
+        let changes = CredentialChanges::record(&rig.shared, &config.credentials(), now).unwrap();
+        (config, changes)
+    };
+    let first = load(&with_apps);
+    let issue = |key: &str, secret: &str| {
+        let basic = format!("Basic {}", encode_basic_credentials(key, secret));
+        let request = EndpointRequest {
+            method: "POST",
+            path: "/token",
+            authorization: Some(&basic),
+            content_type: Some(FORM),
+            body: b"grant_type=client_credentials",
+        };
+        let reply = Reply(rig.gateway_with(&first).serve(&Endpoint::Token, &request));
+        assert_eq!(reply.0.status, 200, "{key}: {}", reply.text());
+    };
+    let payload = r#"{"clientName":"short-lived","owner":"admin","grantType":"client_credentials"}"#;
+    let registered = register(&rig, ("admin", "admin"), "application/json", payload).json();
+    let (client_id, secret) =
+        (registered["clientId"].as_str().unwrap(), registered["clientSecret"].as_str().unwrap());
+    for (key, secret) in
+        [("demo-app", "demo-secret"), ("leaving", "x"), ("rekeyed", "x"), (client_id, secret)]
+    {
+        issue(key, secret);
+    }
+    let grants = || rig.metrics.get(Metric::StoreGrants);
+    assert_eq!(grants(), 4);
+    // A sweep under a config that knows everyone keeps everything.
+    rig.gateway_with(&first).sweep_step(1, 1).unwrap();
+    assert_eq!(grants(), 4);
+    // A config without "leaving" and with "rekeyed" under a new secret: both grants go.
+    let second = load(&config_with("someone-else", "y"));
+    rig.gateway_with(&second).sweep_step(1, 1).unwrap();
+    assert_eq!(grants(), 2);
+    // An older config's VM, still sweeping during an update, drops nothing it merely does
+    // not know: "someone-else" was configured by another config, so it is no registered client.
+    let basic = format!("Basic {}", encode_basic_credentials("someone-else", "x"));
+    let request = EndpointRequest {
+        method: "POST",
+        path: "/token",
+        authorization: Some(&basic),
+        content_type: Some(FORM),
+        body: b"grant_type=client_credentials",
+    };
+    assert_eq!(rig.gateway_with(&second).serve(&Endpoint::Token, &request).status, 200);
+    let stale =
+        (Config::from_json(with_apps.as_bytes()).unwrap(), CredentialChanges::read(&rig.shared).unwrap());
+    rig.gateway_with(&stale).sweep_step(1, 1).unwrap();
+    assert_eq!(grants(), 3);
+    // Deleting the registered client ends its grant at the next sweep.
+    let admin = format!("Basic {}", encode_basic_credentials("admin", "admin"));
+    let deleted = rig.endpoint("DELETE", &format!("{REGISTER}/{client_id}"), Some(&admin), None, "");
+    assert_eq!(deleted.0.status, 204);
+    rig.gateway_with(&second).sweep_step(1, 1).unwrap();
+    assert_eq!(grants(), 2, "demo-app's and someone-else's grants are left");
+}
+
 #[test]
 fn restoring_old_credentials_does_not_revive_ended_tokens() {
     let rig = Rig::demo();

@@ -406,20 +406,35 @@ impl<'h> TokenStore<'h> {
     }
 
     /// Sweeps the next slice of `count` buckets, if no other VM claimed it first.
-    pub fn sweep_next(&self, count: u32, now: u64) -> Result<(), StoreError> {
+    pub fn sweep_next(
+        &self,
+        count: u32,
+        now: u64,
+        keep: &mut dyn FnMut(&GrantRecord) -> bool,
+    ) -> Result<(), StoreError> {
         if let Some(first) = self.table.claim_sweep_slice(count)? {
-            self.sweep(first, count, now)?;
+            self.sweep(first, count, now, keep)?;
         }
         Ok(())
     }
 
-    /// Rewrites buckets `first..first + count` (wrapping), dropping what has expired. Returns
-    /// the index to continue from.
-    pub fn sweep(&self, first: u32, count: u32, now: u64) -> Result<u32, StoreError> {
+    /// Rewrites buckets `first..first + count` (wrapping), dropping what has expired and the
+    /// grants `keep` refuses (the caller knows whose owner no longer stands; the store does
+    /// not). Returns the index to continue from.
+    pub fn sweep(
+        &self,
+        first: u32,
+        count: u32,
+        now: u64,
+        keep: &mut dyn FnMut(&GrantRecord) -> bool,
+    ) -> Result<u32, StoreError> {
         let total = self.table.count();
         let mut index = first % total;
         for _ in 0..count.min(total) {
-            self.update(index, now, |_| Ok::<(), StoreError>(()))?;
+            self.update(index, now, |records| {
+                records.retain(|record| keep(record));
+                Ok::<(), StoreError>(())
+            })?;
             index = (index + 1) % total;
         }
         Ok(index)

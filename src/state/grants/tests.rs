@@ -511,8 +511,8 @@ fn sweeping_reclaims_expired_grants_and_the_gauge_follows() {
     let live = store.issue(cc_grant("a", 1000), NOW).unwrap();
     assert_eq!(metrics.get(Metric::StoreGrants), 301);
     // Two half sweeps cover the table once.
-    let next = store.sweep(0, fixture.bucket_count / 2, NOW + 11).unwrap();
-    assert_eq!(store.sweep(next, fixture.bucket_count - next, NOW + 11).unwrap(), 0);
+    let next = store.sweep(0, fixture.bucket_count / 2, NOW + 11, &mut |_| true).unwrap();
+    assert_eq!(store.sweep(next, fixture.bucket_count - next, NOW + 11, &mut |_| true).unwrap(), 0);
     assert_eq!(metrics.get(Metric::StoreGrants), 1);
     // 72 bytes for a grant of "demo-app", 65 for one of "a".
     assert_eq!(fixture.shared.stored_bytes() - empty_size, 65, "only the live grant is left");
