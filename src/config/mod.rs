@@ -49,6 +49,8 @@ pub struct Config {
     pub forward_method_overrides: bool,
     /// Live grants the token store holds (the store derives its bucket table from it).
     pub store_capacity: u32,
+    /// Live grants one application may hold (rounded up to whole buckets).
+    pub max_grants_per_application: u32,
     pub applications: HashMap<String, Application>,
     pub users: HashMap<String, User>,
     pub routes: RouteTable,
@@ -111,6 +113,7 @@ impl Config {
             forward_authorization: raw.forward_authorization,
             forward_method_overrides: raw.forward_method_overrides,
             store_capacity: raw.store.capacity,
+            max_grants_per_application: raw.store.max_grants_per_application,
             applications,
             users,
             routes,

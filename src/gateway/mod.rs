@@ -97,7 +97,8 @@ impl<'a> Gateway<'a> {
     pub fn new(config: &'a Config, host: Host<'a>) -> Self {
         Gateway {
             config,
-            store: TokenStore::new(host.shared, host.random, host.metrics, config.store_capacity),
+            store: TokenStore::new(host.shared, host.random, host.metrics, config.store_capacity)
+                .with_share_per_owner(config.max_grants_per_application),
             limiter: FailureLimiter::new(host.shared, config.lockout),
             registry: config.registration.as_ref().map(|registration| {
                 ClientRegistry::new(host.shared, host.random, host.metrics, registration.capacity)

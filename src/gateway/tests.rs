@@ -662,6 +662,40 @@ fn a_full_store_answers_503_and_keeps_existing_tokens() {
     }
 }
 
+/// Finding B: one client cannot fill the store. With a share of 8 grants (one bucket), the
+/// demo app's ninth grant is refused with a clear 503; its tokens, and everyone else's room,
+/// stay.
+#[test]
+fn one_application_cannot_fill_the_store() {
+    let mut value: serde_json::Value =
+        serde_json::from_str(&crate::config::tests::demo_with_lifecycle()).unwrap();
+    value["store"] = serde_json::json!({"capacity": 80, "max_grants_per_application": 8});
+    let rig = Rig::with_config(&value.to_string());
+    let tokens: Vec<String> = (0..8).map(|_| rig.access_token("grant_type=client_credentials")).collect();
+    let refused = rig.token("grant_type=client_credentials");
+    assert_eq!((refused.0.status, refused.field("error")), (503, "temporarily_unavailable".to_owned()));
+    assert!(refused.field("error_description").contains("this client holds too many live tokens"));
+    assert_eq!(rig.metrics.get(Metric::StoreFull), 1);
+    for token in &tokens {
+        assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", token)), 200);
+    }
+    // Another application still gets its own share (its name hashes to another bucket).
+    for _ in 0..8 {
+        let reply = rig.post_as("orders-service", "rs-secret", "/token", "grant_type=client_credentials");
+        assert_eq!(reply.0.status, 200, "{}", reply.text());
+    }
+    // Revoking one of its tokens makes room for the demo app again.
+    let revoked = rig.post_as("demo-app", "demo-secret", "/revoke", &format!("token={}", tokens[0]));
+    assert_eq!(revoked.0.status, 200);
+    assert_eq!(rig.token("grant_type=client_credentials").0.status, 200);
+}
+
+#[test]
+fn the_share_per_application_defaults_to_1000_grants() {
+    let rig = Rig::demo();
+    assert_eq!(rig.config.max_grants_per_application, 1000);
+}
+
 #[test]
 fn credentials_with_unreserved_punctuation_work_raw_and_form_encoded() {
     let json = DEMO.replace(

@@ -14,7 +14,8 @@ use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreErro
 use crate::oauth::scope::ScopeId;
 use crate::state::buckets::{records_of, BucketTable, Reader, Record, Updated};
 use crate::state::token::{
-    grant_tag, mint_access_token, mint_refresh_token, new_grant_id, GrantTag, ParsedToken, TokenHash,
+    grant_tag, hash_prefix, mint_access_token, mint_refresh_token, new_grant_id, GrantTag, ParsedToken,
+    TokenHash,
 };
 use record::GrantView;
 pub use record::{
@@ -53,6 +54,9 @@ pub enum LookupError {
 pub enum IssueError {
     /// Every bucket tried is full of live grants.
     Full,
+    /// Every bucket tried is full, mostly of this application's grants: it holds about as
+    /// many as its share of the table allows (see [`TokenStore::with_share_per_owner`]).
+    OwnerFull,
     Random,
     Store(StoreError),
 }
@@ -146,6 +150,8 @@ pub struct TokenDescription {
 /// request.
 pub struct TokenStore<'h> {
     table: BucketTable<'h>,
+    /// Buckets one application's new grants may go to (see [`TokenStore::with_share_per_owner`]).
+    owner_buckets: u32,
     random: &'h dyn Randomness,
     metrics: &'h dyn Metrics,
 }
@@ -157,7 +163,19 @@ impl<'h> TokenStore<'h> {
         metrics: &'h dyn Metrics,
         capacity: u32,
     ) -> Self {
-        TokenStore { table: BucketTable::new(shared, TABLE, bucket_count_for(capacity)), random, metrics }
+        let table = BucketTable::new(shared, TABLE, bucket_count_for(capacity));
+        TokenStore { owner_buckets: table.count(), table, random, metrics }
+    }
+
+    /// Caps the grants one application holds at about `max_grants` without counting them:
+    /// its new grants go only to `max_grants / 8` buckets (rounded up), a run of the table
+    /// that starts where a hash of its name says. It can fill those and no more, so however
+    /// often it calls `/token` the rest of the table stays for everyone else. The price: the
+    /// cap is an upper bound, and in a busy store the other applications' grants in those
+    /// buckets leave it less. Issuing costs one SHA-256 of the name more, no host call.
+    pub fn with_share_per_owner(mut self, max_grants: u32) -> Self {
+        self.owner_buckets = bucket_count_for(max_grants).min(self.table.count());
+        self
     }
 
     /// Buckets in the table (the sweep walks them in slices).
@@ -248,10 +266,18 @@ impl<'h> TokenStore<'h> {
     pub fn issue(&self, grant: NewGrant, now: u64) -> Result<IssuedTokens, IssueError> {
         let grant_id = new_grant_id(self.random)?;
         let tag = grant_tag(&grant_id);
+        let count = self.table.count();
+        let first = if self.owner_buckets < count {
+            u32::from_be_bytes(hash_prefix(b"owner\0", grant.owner.client_id.as_bytes())) % count
+        } else {
+            0
+        };
+        let mut owner_full = false;
         for _ in 0..BUCKET_PROBES {
             let mut pick = [0u8; 4];
             self.random.fill(&mut pick)?;
-            let bucket = u32::from_be_bytes(pick) % self.table.count();
+            let offset = u32::from_be_bytes(pick) % self.owner_buckets.max(1);
+            let bucket = ((u64::from(first) + u64::from(offset)) % u64::from(count)) as u32;
             let access = mint_access_token(bucket, self.random)?;
             let refresh = match grant.refresh_expires_at {
                 Some(expires_at) => Some((mint_refresh_token(bucket, &grant_id, self.random)?, expires_at)),
@@ -276,6 +302,8 @@ impl<'h> TokenStore<'h> {
             };
             let stored = self.update(bucket, now, |records| {
                 if records.len() >= SLOTS_PER_BUCKET {
+                    let own = records.iter().filter(|r| r.owner.client_id == grant.owner.client_id).count();
+                    owner_full |= own * 2 >= SLOTS_PER_BUCKET;
                     return Ok(false);
                 }
                 records.push(record.clone());
@@ -287,6 +315,9 @@ impl<'h> TokenStore<'h> {
                     refresh_token: refresh.map(|(token, _)| token.text),
                 });
             }
+        }
+        if owner_full && self.owner_buckets < count {
+            return Err(IssueError::OwnerFull);
         }
         Err(IssueError::Full)
     }
