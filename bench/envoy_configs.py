@@ -154,7 +154,7 @@ def tokengate_config(
         {
             **registration,
             "access_token_validity_secs": validity_secs,
-            "store": {"capacity": capacity},
+            "store": {"capacity": capacity, "max_grants_per_application": capacity},
             "applications": [
                 {
                     "consumer_key": CLIENT_ID,

@@ -7,11 +7,15 @@ Answers every request, whatever its method or path, with 200 and a JSON echo:
      "headers": {"x-tokengate-client-id": "demo-app", ...},
      "authorization_forwarded": false}
 
-Only the x-tokengate-* identity headers are echoed: they are what the gateway
-promises to set (and to strip when a client sends them), and echoing nothing
-else keeps tokens and cookies out of the demo output. A header that arrives
-more than once is echoed with its values joined by ", ", so a spoofed copy
-that survived next to the real one is visible.
+Only the x-tokengate-* identity headers are echoed with their values: they are
+what the gateway promises to set (and to strip when a client sends them), and
+echoing no other value keeps tokens and cookies out of the demo output. A
+header that arrives more than once is echoed with its values joined by ", ",
+so a spoofed copy that survived next to the real one is visible.
+"header_names" lists the name (never the value) of every header that arrived,
+so a test sees what the gateway stripped (method overrides, say), and
+"trailers" and "trailer_names" do the same for the trailers of a chunked body
+(present only when some arrived).
 
 Usage: demo_upstream.py [PORT]   (default 8081, 0 picks a free port)
 It listens on 127.0.0.1 only and prints one line, "listening on HOST:PORT",
@@ -26,6 +30,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8081
 IDENTITY_HEADER_PREFIX = "x-tokengate-"
+
+
+def identity_of(pairs) -> dict:
+    """The x-tokengate-* fields among (name, value) pairs, repeated ones joined by ", "."""
+    identity = {}
+    for name, value in pairs:
+        key = name.lower()
+        if key.startswith(IDENTITY_HEADER_PREFIX):
+            identity[key] = f"{identity[key]}, {value}" if key in identity else value
+    return identity
 
 
 class EchoHandler(BaseHTTPRequestHandler):
@@ -45,20 +59,18 @@ class EchoHandler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def _echo(self):
-        self._discard_body()
-        identity = {}
-        for name, value in self.headers.items():
-            key = name.lower()
-            if key.startswith(IDENTITY_HEADER_PREFIX):
-                identity[key] = f"{identity[key]}, {value}" if key in identity else value
-        body = json.dumps(
-            {
-                "method": self.command,
-                "path": self.path,
-                "headers": identity,
-                "authorization_forwarded": "authorization" in (k.lower() for k in self.headers.keys()),
-            }
-        ).encode()
+        trailers = self._discard_body()
+        echo = {
+            "method": self.command,
+            "path": self.path,
+            "headers": identity_of(self.headers.items()),
+            "header_names": sorted({k.lower() for k in self.headers.keys()}),
+            "authorization_forwarded": "authorization" in (k.lower() for k in self.headers.keys()),
+        }
+        if trailers:
+            echo["trailers"] = identity_of(trailers)
+            echo["trailer_names"] = sorted({name.lower() for name, _ in trailers})
+        body = json.dumps(echo).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -71,14 +83,21 @@ class EchoHandler(BaseHTTPRequestHandler):
         # starts at a message boundary. Envoy sends Content-Length, or chunked
         # encoding for a body of unknown length.
         length = self.headers.get("Content-Length")
+        # Returns the trailers of a chunked body as (name, value) pairs.
+        trailers = []
         if length is not None:
             self.rfile.read(int(length))
         elif "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                self.rfile.read(size + 2)  # chunk data and its CRLF
                 if size == 0:
                     break
+                self.rfile.read(size + 2)  # chunk data and its CRLF
+            # The last chunk is followed by trailer fields, then an empty line.
+            while (line := self.rfile.readline().strip()):
+                name, _, value = line.decode("latin-1").partition(":")
+                trailers.append((name.strip(), value.strip()))
+        return trailers
 
     def log_message(self, format, *args):
         # Quiet: the e2e tests read Envoy's log, not one line per request here.

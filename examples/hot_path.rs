@@ -16,7 +16,7 @@ use tokengate::state::credential_changes::CredentialChanges;
 
 /// The bench's plugin configuration (bench/envoy_configs.py), with a plaintext password.
 const CONFIG: &str = r#"{
-  "store": {"capacity": 100000},
+  "store": {"capacity": 100000, "max_grants_per_application": 100000},
   "applications": [{
     "consumer_key": "bench-client", "consumer_secret": "bench-secret-0123456789abcdef",
     "grant_types": ["client_credentials", "password", "refresh_token"],

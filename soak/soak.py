@@ -213,7 +213,7 @@ def run_python(port: int, tokens: int, args: argparse.Namespace) -> dict:
 
 def plugin_config(args: argparse.Namespace) -> dict:
     cfg = harness.demo_plugin_config()
-    cfg["store"] = {"capacity": args.capacity}
+    cfg["store"] = {"capacity": args.capacity, "max_grants_per_application": args.capacity}
     cfg["applications"].append({
         "consumer_key": SOAK_APP[0], "consumer_secret": SOAK_APP[1], "scopes": ["orders:read"],
         "access_token_validity_secs": args.validity,

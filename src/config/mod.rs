@@ -47,8 +47,12 @@ pub struct Config {
     pub refresh_reuse_grace_ms: u64,
     pub max_body_bytes: usize,
     pub forward_authorization: bool,
+    /// Keep method and URL override headers on forwarded requests (see `gateway/bearer.rs`).
+    pub forward_method_overrides: bool,
     /// Live grants the token store holds (the store derives its bucket table from it).
     pub store_capacity: u32,
+    /// Live grants one application may hold (rounded up to whole buckets).
+    pub max_grants_per_application: u32,
     pub applications: HashMap<String, Application>,
     pub users: HashMap<String, User>,
     pub routes: RouteTable,
@@ -67,18 +71,7 @@ impl Config {
         let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
         let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|error| {
             let path = error.path().to_string();
-            let inner = error.into_inner();
-            // serde's "invalid type/value" messages quote the offending value: describe it
-            // by position instead, in case it is a secret typed into the wrong field.
-            let what = if inner.is_data()
-                && !inner.to_string().starts_with("unknown field")
-                && !inner.to_string().starts_with("missing field")
-                && !inner.to_string().starts_with("unknown variant")
-            {
-                format!("wrong type or value at line {} column {}", inner.line(), inner.column())
-            } else {
-                inner.to_string()
-            };
+            let what = redacted(&error.into_inner());
             if path == "." {
                 ConfigError(what)
             } else {
@@ -122,7 +115,9 @@ impl Config {
             refresh_reuse_grace_ms: raw.refresh_token_reuse_grace_ms,
             max_body_bytes: raw.max_body_bytes,
             forward_authorization: raw.forward_authorization,
+            forward_method_overrides: raw.forward_method_overrides,
             store_capacity: raw.store.capacity,
+            max_grants_per_application: raw.store.max_grants_per_application,
             applications,
             users,
             routes,
@@ -133,6 +128,28 @@ impl Config {
             decoy_user_verifier,
         })
     }
+}
+
+/// serde's message for a parse error, without the value found: "invalid type/value" and
+/// "unknown variant" messages quote it, and it may be a secret typed into the wrong field.
+/// Field names (unknown, missing) are kept, and so are the variants serde expected.
+fn redacted(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    if !error.is_data() || message.starts_with("unknown field") || message.starts_with("missing field") {
+        return message;
+    }
+    let at = format!("line {} column {}", error.line(), error.column());
+    if message.starts_with("unknown variant") {
+        // "unknown variant `<value>`, expected one of `a`, `b` at line L column C"
+        let expected = message
+            .split_once(", expected ")
+            .map(|(_, rest)| rest.rsplit_once(" at line ").map_or(rest, |(expected, _)| expected));
+        return match expected {
+            Some(expected) => format!("unknown variant at {at}, expected {expected}"),
+            None => format!("unknown variant at {at}"),
+        };
+    }
+    format!("wrong type or value at {at}")
 }
 
 impl Config {

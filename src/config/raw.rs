@@ -11,6 +11,7 @@ const DEFAULT_ACCESS_VALIDITY_SECS: i64 = 3600;
 const DEFAULT_REFRESH_VALIDITY_SECS: i64 = 86400;
 const DEFAULT_MAX_BODY_BYTES: usize = 8192;
 const DEFAULT_STORE_CAPACITY: u32 = 10_000;
+const DEFAULT_MAX_GRANTS_PER_APPLICATION: u32 = 1_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +37,9 @@ pub(super) struct RawConfig {
     pub(super) max_body_bytes: usize,
     #[serde(default)]
     pub(super) forward_authorization: bool,
+    /// Keep `X-HTTP-Method-Override` and the like on forwarded requests (off: stripped).
+    #[serde(default)]
+    pub(super) forward_method_overrides: bool,
     #[serde(default)]
     pub(super) store: RawStore,
     #[serde(default)]
@@ -79,13 +83,27 @@ impl Default for RawLockout {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
+    #[serde(default = "default_store_capacity")]
     pub(super) capacity: u32,
+    /// Live grants one application may hold (see [`crate::state::grants`]).
+    #[serde(default = "default_max_grants_per_application")]
+    pub(super) max_grants_per_application: u32,
 }
 
 impl Default for RawStore {
     fn default() -> Self {
-        RawStore { capacity: DEFAULT_STORE_CAPACITY }
+        RawStore {
+            capacity: DEFAULT_STORE_CAPACITY,
+            max_grants_per_application: DEFAULT_MAX_GRANTS_PER_APPLICATION,
+        }
     }
+}
+
+fn default_store_capacity() -> u32 {
+    DEFAULT_STORE_CAPACITY
+}
+fn default_max_grants_per_application() -> u32 {
+    DEFAULT_MAX_GRANTS_PER_APPLICATION
 }
 
 #[derive(Deserialize)]
@@ -152,8 +170,9 @@ pub(super) fn default_access_validity() -> i64 {
 pub(super) fn default_refresh_validity() -> i64 {
     DEFAULT_REFRESH_VALIDITY_SECS
 }
+/// RFC 9700 §4.14.2: a replaced refresh token presented again is reuse, however soon.
 pub(super) fn default_refresh_reuse_grace() -> u64 {
-    5_000
+    0
 }
 pub(super) fn default_max_body_bytes() -> usize {
     DEFAULT_MAX_BODY_BYTES

@@ -83,6 +83,7 @@ pub(super) fn limits(raw: &RawConfig) -> Result<LockoutPolicy, ConfigError> {
         return Err(problem("max_body_bytes", "must be between 256 and 1048576"));
     }
     check_capacity("store.capacity", 1, raw.store.capacity)?;
+    check_capacity("store.max_grants_per_application", 1, raw.store.max_grants_per_application)?;
     let lockout = &raw.lockout;
     if lockout.max_failures > 0 && !(1..=86_400).contains(&lockout.window_secs) {
         return Err(problem("lockout.window_secs", "must be between 1 and 86400"));

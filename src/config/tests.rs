@@ -74,7 +74,7 @@ fn invalid_configs_are_refused_with_a_clear_message() {
         ),
         (
             demo_with(|v| v["applications"][0]["grant_types"][0] = "implicit".into()),
-            "applications[0].grant_types[0]: unknown variant `implicit`",
+            "applications[0].grant_types[0]: unknown variant at line",
         ),
         (
             demo_with(|v| v["applications"][0]["consumer_secret"] = "".into()),
@@ -187,6 +187,41 @@ fn error_messages_never_echo_a_secret() {
     let message = error_of(&bad_hash);
     assert!(!message.contains("SuperSecret-42"), "{message}");
     assert!(message.starts_with("applications[0].consumer_secret_hash: expected sha256$"), "{message}");
+}
+
+/// Finding E: serde quotes an unknown variant; the message names its place and the variants
+/// expected, never the value (it may be a secret pasted into the wrong field).
+#[test]
+fn unknown_variants_are_named_by_place_not_value() {
+    struct Case {
+        name: &'static str,
+        json: String,
+        place: &'static str,
+    }
+    let secret = "s3cr3t-Value-42";
+    let table = [
+        Case {
+            name: "an application's grant type",
+            json: demo_with(|v| v["applications"][0]["grant_types"][1] = secret.into()),
+            place: "applications[0].grant_types[1]: unknown variant at line ",
+        },
+        Case {
+            name: "a registration grant type",
+            json: demo_with(|v| {
+                v["registration"] = serde_json::json!({"grant_types": ["client_credentials", secret]})
+            }),
+            place: "registration.grant_types[1]: unknown variant at line ",
+        },
+    ];
+    for Case { name, json, place } in table {
+        let message = error_of(&json);
+        assert!(!message.contains(secret), "{name}: {message}");
+        assert!(message.starts_with(place), "{name}: {message}");
+        assert!(
+            message.ends_with("expected one of `client_credentials`, `password`, `refresh_token`"),
+            "{name}: {message}"
+        );
+    }
 }
 
 #[test]

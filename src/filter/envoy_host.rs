@@ -115,14 +115,21 @@ extern "C" {
 /// one costs twice as much. The SDK's own `get_map` would panic on a header that is not UTF-8
 /// and copies every header into its own `String`; [`HeaderPairs`] reads the host's bytes in place.
 pub fn request_headers() -> HeaderPairs {
+    header_map(MapType::HttpRequestHeaders)
+}
+
+/// The request's trailers (HTTP/2, or chunked HTTP/1.1), read like the headers.
+pub fn request_trailers() -> HeaderPairs {
+    header_map(MapType::HttpRequestTrailers)
+}
+
+fn header_map(map: MapType) -> HeaderPairs {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     // SAFETY: on success the host has allocated `size` bytes through this module's allocator
     // (`proxy_on_memory_allocate`) and handed them over; the Vec takes ownership and frees them.
     unsafe {
-        if proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) != Status::Ok
-            || data.is_null()
-        {
+        if proxy_get_header_map_pairs(map, &mut data, &mut size) != Status::Ok || data.is_null() {
             return HeaderPairs::new(Vec::new());
         }
         HeaderPairs::new(Vec::from_raw_parts(data, size, size))

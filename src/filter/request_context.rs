@@ -8,10 +8,12 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use super::envoy_host::{envoy_host, request_headers, EnvoyClock, EnvoyMetrics};
+use super::envoy_host::{envoy_host, request_headers, request_trailers, EnvoyClock, EnvoyMetrics};
 use super::fleet_request::{run_pass, Answer, FleetClient, Next, Waiting};
 use crate::config::Config;
-use crate::gateway::{ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Host, Outcome, Response};
+use crate::gateway::{
+    ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Host, Outcome, Response, IDENTITY_HEADER_PREFIX,
+};
 use crate::host::header_pairs::HeaderPairs;
 use crate::host::SystemRandomness;
 use crate::state::credential_changes::CredentialChanges;
@@ -23,6 +25,8 @@ pub struct GatewayRequest {
     credential_changes: Rc<RefCell<CredentialChanges>>,
     /// Set while a request to one of the gateway's endpoints waits for its body.
     pending: Option<PendingEndpointRequest>,
+    /// What a forwarded request lost from its headers: its trailers lose the same.
+    stripped: Option<&'static [&'static str]>,
     /// Fleet mode: etcd's client, and the decision waiting for its answer.
     fleet: Option<Rc<FleetClient>>,
     waiting: Option<(Job, Box<Waiting>)>,
@@ -56,6 +60,7 @@ impl GatewayRequest {
             metrics,
             credential_changes,
             pending: None,
+            stripped: None,
             fleet,
             waiting: None,
         }
@@ -83,7 +88,8 @@ impl GatewayRequest {
 
     /// Applies a forward decision. Headers are only removed when the request has them (a
     /// removal is a host call even for an absent header), and `set` replaces any copy.
-    fn forward(&self, forward: &Forward, headers: &HeaderPairs) -> Action {
+    fn forward(&mut self, forward: &Forward, headers: &HeaderPairs) -> Action {
+        self.stripped = Some(forward.remove_headers);
         let removed = forward
             .remove_headers
             .iter()
@@ -97,6 +103,33 @@ impl GatewayRequest {
         }
         // Never forward a request whose identity headers could not be set or stripped.
         log::error!("#{} cannot rewrite request headers; refusing the request", self.context_id);
+        self.respond(&Response::unavailable())
+    }
+
+    /// A forwarded request's trailers lose what its headers lost, and any `x-tokengate-*`:
+    /// upstreams that merge trailers into headers must not meet a forged identity. Only
+    /// requests with trailers pay for this (one read, and one removal per present name).
+    fn strip_trailers(&self) -> Action {
+        let Some(stripped) = self.stripped else { return Action::Continue };
+        let trailers = request_trailers();
+        let mut names: Vec<&[u8]> = trailers
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| {
+                name.starts_with(IDENTITY_HEADER_PREFIX.as_bytes())
+                    || stripped.iter().any(|strip| strip.as_bytes() == *name)
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let removed = names.iter().all(|name| {
+            hostcalls::set_map_value(MapType::HttpRequestTrailers, &String::from_utf8_lossy(name), None)
+                .is_ok()
+        });
+        if removed {
+            return Action::Continue;
+        }
+        log::error!("#{} cannot strip request trailers; refusing the request", self.context_id);
         self.respond(&Response::unavailable())
     }
 
@@ -191,7 +224,7 @@ impl GatewayRequest {
         }
     }
 
-    fn deliver(&self, answer: Answer, headers: Option<&HeaderPairs>, in_callback: bool) -> Action {
+    fn deliver(&mut self, answer: Answer, headers: Option<&HeaderPairs>, in_callback: bool) -> Action {
         match answer {
             Answer::Reply(response) | Answer::Outcome(Outcome::Respond(response)) => self.respond(&response),
             Answer::Outcome(Outcome::Forward(forward)) => {
@@ -273,7 +306,7 @@ impl HttpContext for GatewayRequest {
     /// Trailers end the request without a body callback marked end-of-stream: answer the
     /// pending endpoint request here, or the buffered body would go on to the upstream.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        let Some(pending) = self.pending.take() else { return Action::Continue };
+        let Some(pending) = self.pending.take() else { return self.strip_trailers() };
         let body = self.buffered_body(self.config.max_body_bytes + 1);
         if body.len() > self.config.max_body_bytes {
             let response = self.with_gateway(|gateway| gateway.body_too_large());

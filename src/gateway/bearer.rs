@@ -8,13 +8,32 @@ use crate::host::metrics::{DenyReason, Metric};
 use crate::oauth::credentials::is_b64token;
 use crate::oauth::form::query_parameter_names;
 use crate::oauth::messages::ErrorResponse;
-use crate::oauth::routes::{Access, RouteMatch};
+use crate::oauth::routes::{has_ambiguous_segment, Access, RouteMatch};
 use crate::state::grants::{GrantOwner, LookupError};
 
-const IDENTITY_HEADERS: &[&str] = &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER];
-/// With `forward_authorization` off (the default), the token does not go upstream either.
-const IDENTITY_AND_AUTHORIZATION_HEADERS: &[&str] =
-    &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, "authorization"];
+/// Headers some frameworks honour to change a request's method or path after the gateway
+/// checked it: a GET allowed with `orders:read` would become a DELETE upstream.
+const OVERRIDE: &str = "x-http-method-override";
+const METHOD: &str = "x-http-method";
+const METHOD_OVERRIDE: &str = "x-method-override";
+const ORIGINAL_URL: &str = "x-original-url";
+const REWRITE_URL: &str = "x-rewrite-url";
+/// What a forwarded request loses, by (`forward_authorization`, `forward_method_overrides`):
+/// the identity headers always (the gateway sets them), the token unless it is forwarded
+/// (by default it is not), the method overrides unless they are kept (by default they are not).
+/// Static lists: the filter removes only those the request has, so the list costs no host call.
+#[rustfmt::skip]
+const STRIP_ALL: &[&str] = &[
+    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, "authorization",
+    OVERRIDE, METHOD, METHOD_OVERRIDE, ORIGINAL_URL, REWRITE_URL,
+];
+#[rustfmt::skip]
+const STRIP_KEEPING_AUTHORIZATION: &[&str] = &[
+    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER,
+    OVERRIDE, METHOD, METHOD_OVERRIDE, ORIGINAL_URL, REWRITE_URL,
+];
+const STRIP_KEEPING_OVERRIDES: &[&str] = &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, "authorization"];
+const STRIP_IDENTITY_ONLY: &[&str] = &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER];
 
 impl<'a> Gateway<'a> {
     pub fn authorize(&self, request: &ApiRequest) -> Outcome {
@@ -38,6 +57,12 @@ impl<'a> Gateway<'a> {
                 DenyReason::InvalidRequest,
                 self.bearer_error(400, "invalid_request", description, None),
             ));
+        }
+        // A path some upstream would resolve to another resource than the rule that matched.
+        if has_ambiguous_segment(path) {
+            let description = "the path has a dot segment or a ';' parameter";
+            let body = ErrorResponse::new("invalid_request", description).to_json();
+            return Err((DenyReason::InvalidRequest, json_response(400, Vec::new(), body)));
         }
         let required = match self.config.routes.find(request.method, path) {
             RouteMatch::Found(Access::Public) => return Ok(self.forward(None)),
@@ -93,10 +118,11 @@ impl<'a> Gateway<'a> {
     }
 
     fn forward(&self, identity: Option<(GrantOwner, String)>) -> Forward {
-        let remove_headers = if self.config.forward_authorization {
-            IDENTITY_HEADERS
-        } else {
-            IDENTITY_AND_AUTHORIZATION_HEADERS
+        let remove_headers = match (self.config.forward_authorization, self.config.forward_method_overrides) {
+            (false, false) => STRIP_ALL,
+            (true, false) => STRIP_KEEPING_AUTHORIZATION,
+            (false, true) => STRIP_KEEPING_OVERRIDES,
+            (true, true) => STRIP_IDENTITY_ONLY,
         };
         let mut set_headers = Vec::with_capacity(3);
         if let Some((owner, scopes)) = identity {

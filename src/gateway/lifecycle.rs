@@ -42,7 +42,8 @@ impl<'a> Gateway<'a> {
         let token = form.get("token").ok_or(ErrorKind::InvalidRequest.because("token is missing"))?;
         // token_type_hint is only a hint (§2.1): the token's own format says what it is, so
         // a wrong or unknown hint changes nothing.
-        match self.store.revoke(token, &app.consumer_key, self.now()?)? {
+        let grace = self.config.refresh_reuse_grace_ms;
+        match self.store.revoke(token, &app.consumer_key, self.now()?, grace)? {
             Revocation::Revoked => {
                 self.metrics.add(Metric::Revocations, 1);
                 Ok(())

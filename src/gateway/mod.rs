@@ -23,12 +23,14 @@ use crate::config::Config;
 use crate::host::{Clock, Metrics, Randomness, SharedStore, StoreError};
 use crate::oauth::METADATA_PATH;
 use crate::state::credential_changes::CredentialChanges;
-use crate::state::grants::TokenStore;
+use crate::state::grants::{GrantRecord, TokenStore};
 use crate::state::lockout::FailureLimiter;
 use crate::state::registry::ClientRegistry;
 use reply::{ErrorKind, OAuthError};
 
-pub use reply::{Forward, Outcome, Response, CLIENT_ID_HEADER, SCOPE_HEADER, USERNAME_HEADER};
+pub use reply::{
+    Forward, Outcome, Response, CLIENT_ID_HEADER, IDENTITY_HEADER_PREFIX, SCOPE_HEADER, USERNAME_HEADER,
+};
 
 /// One of the gateway's own endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +97,8 @@ impl<'a> Gateway<'a> {
     pub fn new(config: &'a Config, host: Host<'a>) -> Self {
         Gateway {
             config,
-            store: TokenStore::new(host.shared, host.random, host.metrics, config.store_capacity),
+            store: TokenStore::new(host.shared, host.random, host.metrics, config.store_capacity)
+                .with_share_per_owner(config.max_grants_per_application),
             limiter: FailureLimiter::new(host.shared, config.lockout),
             registry: config.registration.as_ref().map(|registration| {
                 ClientRegistry::new(host.shared, host.random, host.metrics, registration.capacity)
@@ -126,7 +129,9 @@ impl<'a> Gateway<'a> {
     /// `1/slices` share of its buckets, at least `min_buckets`.
     pub fn sweep_step(&self, slices: u32, min_buckets: u32) -> Result<(), StoreError> {
         let buckets = self.store.bucket_count().div_ceil(slices.max(1)).max(min_buckets);
-        self.store.sweep_next(buckets, self.now()?)
+        let mut registered = foldhash::HashMap::default();
+        let mut keep = |record: &GrantRecord| self.may_stand(record, &mut registered);
+        self.store.sweep_next(buckets, self.now()?, &mut keep)
     }
 
     /// The time, or [`StoreError::Unavailable`] when the host cannot tell it: the request is

@@ -39,6 +39,8 @@ impl Response {
 pub const CLIENT_ID_HEADER: &str = "x-tokengate-client-id";
 pub const USERNAME_HEADER: &str = "x-tokengate-username";
 pub const SCOPE_HEADER: &str = "x-tokengate-scope";
+/// What every identity header's name starts with: trailers lose any of them.
+pub const IDENTITY_HEADER_PREFIX: &str = "x-tokengate-";
 
 /// Changes to a request that goes on upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use crate::config::{Application, User};
 use crate::host::StoreError;
 use crate::oauth::scope::ScopeId;
 use crate::state::credential_changes::CredentialKind;
-use crate::state::grants::GrantOwner;
+use crate::state::grants::{GrantOwner, GrantRecord};
 
 impl Gateway<'_> {
     /// The grant owner's application and user as the current config has them, for a token
@@ -47,6 +47,45 @@ impl Gateway<'_> {
             ),
         };
         Some(Standing { app, user })
+    }
+
+    /// Whether the sweep keeps a grant: false only when its owner can never stand again,
+    /// whichever config asks. During a config update the old config's VMs still sweep, so
+    /// "not in my config" is no proof: an application is dead once the shared credential
+    /// record says it (or the user) changed or disappeared after the grant's newest token; a
+    /// registered client (a name no config ever listed) once the registry has it no more or
+    /// under another secret. `registered` caches registry answers for one sweep step; a read
+    /// that fails keeps the grant.
+    pub(super) fn may_stand(
+        &self,
+        record: &GrantRecord,
+        registered: &mut foldhash::HashMap<String, Option<u32>>,
+    ) -> bool {
+        let (owner, newest) = (&record.owner, record.newest_issue());
+        let changes = self.credential_changes;
+        if changes.ended(CredentialKind::Application, &owner.client_id, newest)
+            || owner.user.as_ref().is_some_and(|(user, _)| changes.ended(CredentialKind::User, user, newest))
+        {
+            return false;
+        }
+        if self.registry.is_none()
+            || self.config.applications.contains_key(&owner.client_id)
+            || changes.ever_configured(&owner.client_id)
+        {
+            return true;
+        }
+        let fingerprint = match registered.get(&owner.client_id) {
+            Some(known) => *known,
+            None => match self.application(&owner.client_id) {
+                Ok(app) => {
+                    let fingerprint = app.map(|app| app.fingerprint);
+                    registered.insert(owner.client_id.clone(), fingerprint);
+                    fingerprint
+                }
+                Err(_) => return true,
+            },
+        };
+        fingerprint == Some(owner.client_fingerprint)
     }
 
     /// The names of stored scope ids that the owner may still hold, in name order.

@@ -413,6 +413,99 @@ fn forwarded_requests_carry_identity_and_lose_the_token() {
     assert!(public.set_headers.is_empty());
 }
 
+/// Finding A: method and URL override headers would turn an allowed GET into a write in
+/// frameworks that honour them; they are stripped unless `forward_method_overrides`.
+#[test]
+fn method_override_headers_are_stripped_unless_configured() {
+    const OVERRIDES: [&str; 5] =
+        ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url"];
+    struct Case {
+        name: &'static str,
+        options: &'static str,
+        overrides_stripped: bool,
+        authorization_stripped: bool,
+    }
+    let table = [
+        Case { name: "defaults", options: "", overrides_stripped: true, authorization_stripped: true },
+        Case {
+            name: "forward_authorization",
+            options: "\"forward_authorization\": true,",
+            overrides_stripped: true,
+            authorization_stripped: false,
+        },
+        Case {
+            name: "forward_method_overrides",
+            options: "\"forward_method_overrides\": true,",
+            overrides_stripped: false,
+            authorization_stripped: true,
+        },
+        Case {
+            name: "both forwarded",
+            options: "\"forward_authorization\": true, \"forward_method_overrides\": true,",
+            overrides_stripped: false,
+            authorization_stripped: false,
+        },
+    ];
+    for Case { name, options, overrides_stripped, authorization_stripped } in table {
+        let rig = Rig::with_config(&DEMO.replacen('{', &format!("{{ {options}"), 1));
+        let token = rig.access_token("grant_type=client_credentials&scope=orders:read");
+        let protected = rig.call_with_token("GET", "/api/orders", &token);
+        let public = rig.call("GET", "/api/public/ping", None);
+        for outcome in [protected, public] {
+            let Outcome::Forward(forward) = outcome else { panic!("{name}: not forwarded") };
+            for header in OVERRIDES {
+                assert_eq!(forward.remove_headers.contains(&header), overrides_stripped, "{name}: {header}");
+            }
+            assert_eq!(forward.remove_headers.contains(&"authorization"), authorization_stripped, "{name}");
+            for header in [CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER] {
+                assert!(forward.remove_headers.contains(&header), "{name}: {header}");
+            }
+        }
+    }
+}
+
+/// Finding C: a public `/static/*` must not forward `/static/..;/api/orders`, which Tomcat,
+/// Jetty and Spring serve as `/api/orders`.
+#[test]
+fn paths_with_dot_segments_or_semicolon_parameters_are_refused() {
+    let json = DEMO.replacen(
+        "\"resources\": [",
+        "\"resources\": [ { \"methods\": [\"GET\"], \"path\": \"/static/*\", \"public\": true },",
+        1,
+    );
+    let rig = Rig::with_config(&json);
+    let token = rig.access_token("grant_type=client_credentials");
+    struct Case {
+        name: &'static str,
+        path: &'static str,
+        token: bool,
+        status: u16,
+    }
+    #[rustfmt::skip]
+    let table = [
+        Case { name: "a static file", path: "/static/app.js", token: false, status: 200 },
+        Case { name: "dot-dot semicolon out of static", path: "/static/..;/api/orders", token: false, status: 400 },
+        Case { name: "dot semicolon", path: "/static/.;/api/orders", token: false, status: 400 },
+        Case { name: "encoded dots", path: "/static/%2e%2e;/api/orders", token: false, status: 400 },
+        Case { name: "upper-case encoded dots", path: "/static/%2E%2E;/api/orders", token: false, status: 400 },
+        Case { name: "encoded semicolon", path: "/static/..%3b/api/orders", token: false, status: 400 },
+        Case { name: "upper-case encoded semicolon", path: "/static/..%3B/api/orders", token: false, status: 400 },
+        Case { name: "parameter in an {id}", path: "/api/orders/1;x=..", token: true, status: 400 },
+        Case { name: "with a query", path: "/static/..;/api/orders?a=b", token: false, status: 400 },
+        Case { name: "a dot in the query is fine", path: "/static/app.js?v=1.2", token: false, status: 200 },
+    ];
+    for Case { name, path, token: with_token, status } in table {
+        let outcome =
+            if with_token { rig.call_with_token("GET", path, &token) } else { rig.call("GET", path, None) };
+        assert_eq!(status_of(&outcome), status, "{name}: {path}");
+        if let Outcome::Respond(response) = outcome {
+            let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+            assert_eq!(body["error"], "invalid_request", "{name}");
+            assert_eq!(response.header("content-type"), Some("application/json"), "{name}");
+        }
+    }
+}
+
 #[test]
 fn tokens_expire() {
     let rig = Rig::demo();
@@ -462,7 +555,8 @@ fn refresh_keeps_the_grant_scope_and_narrows_only_the_access_token() {
 
 #[test]
 fn a_reused_refresh_token_kills_every_token_of_the_grant() {
-    let rig = Rig::demo();
+    // With a reuse grace configured (the default is none: see the test below).
+    let rig = Rig::with_config(&DEMO.replacen('{', "{ \"refresh_token_reuse_grace_ms\": 5000,", 1));
     let first = rig.token("grant_type=password&username=admin&password=admin");
     let old_refresh = first.field("refresh_token");
     let second = rig.token(&format!("grant_type=refresh_token&refresh_token={old_refresh}"));
@@ -481,6 +575,28 @@ fn a_reused_refresh_token_kills_every_token_of_the_grant() {
     }
     let newest =
         rig.token(&format!("grant_type=refresh_token&refresh_token={}", second.field("refresh_token")));
+    assert_eq!(newest.field("error"), "invalid_grant");
+}
+
+/// Finding G (RFC 9700 §4.14.2): by default there is no grace, so the refresh token just
+/// replaced, presented at once (an attacker's refresh moments before the client's, or the
+/// client's after the attacker's), revokes the grant: nobody keeps a stolen session.
+#[test]
+fn by_default_the_refresh_token_just_replaced_revokes_the_grant_at_once() {
+    let rig = Rig::demo();
+    assert_eq!(rig.config.refresh_reuse_grace_ms, 0);
+    let first = rig.token("grant_type=password&username=admin&password=admin");
+    let old_refresh = first.field("refresh_token");
+    let winner = rig.token(&format!("grant_type=refresh_token&refresh_token={old_refresh}"));
+    assert_eq!(winner.0.status, 200);
+    let replay = rig.token(&format!("grant_type=refresh_token&refresh_token={old_refresh}"));
+    assert_eq!(replay.field("error"), "invalid_grant");
+    assert_eq!(rig.metrics.get(Metric::RefreshReuseDetected), 1);
+    for token in [first.field("access_token"), winner.field("access_token")] {
+        assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &token)), 401);
+    }
+    let newest =
+        rig.token(&format!("grant_type=refresh_token&refresh_token={}", winner.field("refresh_token")));
     assert_eq!(newest.field("error"), "invalid_grant");
 }
 
@@ -544,6 +660,40 @@ fn a_full_store_answers_503_and_keeps_existing_tokens() {
     for token in &tokens {
         assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", token)), 200);
     }
+}
+
+/// Finding B: one client cannot fill the store. With a share of 8 grants (one bucket), the
+/// demo app's ninth grant is refused with a clear 503; its tokens, and everyone else's room,
+/// stay.
+#[test]
+fn one_application_cannot_fill_the_store() {
+    let mut value: serde_json::Value =
+        serde_json::from_str(&crate::config::tests::demo_with_lifecycle()).unwrap();
+    value["store"] = serde_json::json!({"capacity": 80, "max_grants_per_application": 8});
+    let rig = Rig::with_config(&value.to_string());
+    let tokens: Vec<String> = (0..8).map(|_| rig.access_token("grant_type=client_credentials")).collect();
+    let refused = rig.token("grant_type=client_credentials");
+    assert_eq!((refused.0.status, refused.field("error")), (503, "temporarily_unavailable".to_owned()));
+    assert!(refused.field("error_description").contains("this client holds too many live tokens"));
+    assert_eq!(rig.metrics.get(Metric::StoreFull), 1);
+    for token in &tokens {
+        assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", token)), 200);
+    }
+    // Another application still gets its own share (its name hashes to another bucket).
+    for _ in 0..8 {
+        let reply = rig.post_as("orders-service", "rs-secret", "/token", "grant_type=client_credentials");
+        assert_eq!(reply.0.status, 200, "{}", reply.text());
+    }
+    // Revoking one of its tokens makes room for the demo app again.
+    let revoked = rig.post_as("demo-app", "demo-secret", "/revoke", &format!("token={}", tokens[0]));
+    assert_eq!(revoked.0.status, 200);
+    assert_eq!(rig.token("grant_type=client_credentials").0.status, 200);
+}
+
+#[test]
+fn the_share_per_application_defaults_to_1000_grants() {
+    let rig = Rig::demo();
+    assert_eq!(rig.config.max_grants_per_application, 1000);
 }
 
 #[test]
@@ -908,6 +1058,85 @@ fn repeated_failures_lock_a_client_or_user_out_for_a_while() {
         );
     }
     assert_eq!(rig.token("grant_type=password&username=admin&password=admin").0.status, 429);
+}
+
+/// Finding B: with never-expiring tokens, grants of a removed, re-keyed or deleted owner used
+/// to keep their slots for ever; the sweep drops them, and only them.
+#[test]
+fn the_sweep_drops_grants_whose_owner_can_never_stand_again() {
+    // Never-expiring tokens, and two applications that the next config changes.
+    let config_with = |leaving: &str, rekeyed_secret: &str| {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&crate::config::tests::demo_with_lifecycle()).unwrap();
+        value["access_token_validity_secs"] = (-1).into();
+        let apps = value["applications"].as_array_mut().unwrap();
+        apps.push(
+            serde_json::json!({"consumer_key": leaving, "consumer_secret": "x", "scopes": ["orders:read"]}),
+        );
+        apps.push(serde_json::json!({"consumer_key": "rekeyed", "consumer_secret": rekeyed_secret, "scopes": ["orders:read"]}));
+        value.to_string()
+    };
+    let with_apps = config_with("leaving", "x");
+    let rig = Rig::with_config(&with_apps);
+    let load = |json: &str| {
+        rig.clock.advance(10);
+        let config = Config::from_json(json.as_bytes()).unwrap();
+        let now = rig.clock.now_millis().unwrap();
+        let changes = CredentialChanges::record(&rig.shared, &config.credentials(), now).unwrap();
+        (config, changes)
+    };
+    let first = load(&with_apps);
+    let issue = |key: &str, secret: &str| {
+        let basic = format!("Basic {}", encode_basic_credentials(key, secret));
+        let request = EndpointRequest {
+            method: "POST",
+            path: "/token",
+            authorization: Some(&basic),
+            content_type: Some(FORM),
+            body: b"grant_type=client_credentials",
+        };
+        let reply = Reply(rig.gateway_with(&first).serve(&Endpoint::Token, &request));
+        assert_eq!(reply.0.status, 200, "{key}: {}", reply.text());
+    };
+    let payload = r#"{"clientName":"short-lived","owner":"admin","grantType":"client_credentials"}"#;
+    let registered = register(&rig, ("admin", "admin"), "application/json", payload).json();
+    let (client_id, secret) =
+        (registered["clientId"].as_str().unwrap(), registered["clientSecret"].as_str().unwrap());
+    for (key, secret) in
+        [("demo-app", "demo-secret"), ("leaving", "x"), ("rekeyed", "x"), (client_id, secret)]
+    {
+        issue(key, secret);
+    }
+    let grants = || rig.metrics.get(Metric::StoreGrants);
+    assert_eq!(grants(), 4);
+    // A sweep under a config that knows everyone keeps everything.
+    rig.gateway_with(&first).sweep_step(1, 1).unwrap();
+    assert_eq!(grants(), 4);
+    // A config without "leaving" and with "rekeyed" under a new secret: both grants go.
+    let second = load(&config_with("someone-else", "y"));
+    rig.gateway_with(&second).sweep_step(1, 1).unwrap();
+    assert_eq!(grants(), 2);
+    // An older config's VM, still sweeping during an update, drops nothing it merely does
+    // not know: "someone-else" was configured by another config, so it is no registered client.
+    let basic = format!("Basic {}", encode_basic_credentials("someone-else", "x"));
+    let request = EndpointRequest {
+        method: "POST",
+        path: "/token",
+        authorization: Some(&basic),
+        content_type: Some(FORM),
+        body: b"grant_type=client_credentials",
+    };
+    assert_eq!(rig.gateway_with(&second).serve(&Endpoint::Token, &request).status, 200);
+    let stale =
+        (Config::from_json(with_apps.as_bytes()).unwrap(), CredentialChanges::read(&rig.shared).unwrap());
+    rig.gateway_with(&stale).sweep_step(1, 1).unwrap();
+    assert_eq!(grants(), 3);
+    // Deleting the registered client ends its grant at the next sweep.
+    let admin = format!("Basic {}", encode_basic_credentials("admin", "admin"));
+    let deleted = rig.endpoint("DELETE", &format!("{REGISTER}/{client_id}"), Some(&admin), None, "");
+    assert_eq!(deleted.0.status, 204);
+    rig.gateway_with(&second).sweep_step(1, 1).unwrap();
+    assert_eq!(grants(), 2, "demo-app's and someone-else's grants are left");
 }
 
 #[test]

@@ -102,6 +102,11 @@ impl<'a> Gateway<'a> {
                 self.metrics.add(Metric::StoreFull, 1);
                 ErrorKind::Unavailable.because("the token store is full; try again later")
             }
+            IssueError::OwnerFull => {
+                self.metrics.add(Metric::StoreFull, 1);
+                ErrorKind::Unavailable
+                    .because("this client holds too many live tokens; revoke some or try again later")
+            }
             IssueError::Random | IssueError::Store(_) => STORE_UNAVAILABLE,
         })?;
         Ok(token_body(issued, &scopes, access_expires_at, now))

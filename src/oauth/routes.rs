@@ -82,6 +82,40 @@ impl PathTemplate {
     }
 }
 
+/// True when a request path has a segment that some upstream would read differently from the
+/// route table: a dot segment (`.`, `..`, also as `%2e`) or a `;` parameter (also `%3b`).
+/// Tomcat, Jetty and Spring drop `;…` from each segment, then resolve dot segments, so
+/// `/static/..;/api/orders` matches a public `/static/*` here but serves `/api/orders` there.
+/// Envoy's `normalize_path` resolves plain dot segments first, but not `..;`.
+///
+/// One pass over the bytes, and none at all for a path without `.`, `;` or `%`.
+pub fn has_ambiguous_segment(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if !bytes.iter().any(|&byte| matches!(byte, b'.' | b';' | b'%')) {
+        return false;
+    }
+    bytes.split(|&byte| byte == b'/').any(|segment| {
+        let mut dots = 0usize;
+        let mut other = false;
+        let mut rest = segment;
+        while let Some((&byte, tail)) = rest.split_first() {
+            match (byte, tail) {
+                (b';', _) => return true,
+                (b'%', [b'3', b'b' | b'B', ..]) => return true,
+                (b'%', [b'2', b'e' | b'E', after @ ..]) => {
+                    dots += 1;
+                    rest = after;
+                    continue;
+                }
+                (b'.', _) => dots += 1,
+                _ => other = true,
+            }
+            rest = tail;
+        }
+        !other && (dots == 1 || dots == 2)
+    })
+}
+
 /// What a matched resource asks of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
@@ -185,6 +219,41 @@ mod tests {
         ];
         for (tpl, path, expected) in cases {
             assert_eq!(template(tpl).matches(path), expected, "{tpl} vs {path}");
+        }
+    }
+
+    /// Finding C: paths a Java upstream would resolve elsewhere than the route table does.
+    #[test]
+    fn dot_segments_and_semicolon_parameters_are_ambiguous() {
+        struct Case {
+            name: &'static str,
+            path: &'static str,
+            ambiguous: bool,
+        }
+        #[rustfmt::skip]
+        let table = [
+            Case { name: "plain", path: "/api/orders/42", ambiguous: false },
+            Case { name: "root", path: "/", ambiguous: false },
+            Case { name: "file with an extension", path: "/static/app.min.js", ambiguous: false },
+            Case { name: "three dots are a name", path: "/static/...", ambiguous: false },
+            Case { name: "dotted name", path: "/static/.well-known", ambiguous: false },
+            Case { name: "other escapes", path: "/static/a%20b%2Fc", ambiguous: false },
+            Case { name: "dot-dot semicolon", path: "/static/..;/api/orders", ambiguous: true },
+            Case { name: "dot semicolon", path: "/static/.;/api/orders", ambiguous: true },
+            Case { name: "encoded dot-dot semicolon", path: "/static/%2e%2e;/api/orders", ambiguous: true },
+            Case { name: "upper-case encoded dots", path: "/static/%2E%2E;/api/orders", ambiguous: true },
+            Case { name: "mixed dots", path: "/static/.%2E/api/orders", ambiguous: true },
+            Case { name: "encoded semicolon", path: "/static/..%3b/api/orders", ambiguous: true },
+            Case { name: "upper-case encoded semicolon", path: "/static/..%3B/api/orders", ambiguous: true },
+            Case { name: "matrix parameter", path: "/api/orders;jsessionid=x", ambiguous: true },
+            Case { name: "dot-dot", path: "/static/../api/orders", ambiguous: true },
+            Case { name: "dot", path: "/static/./a", ambiguous: true },
+            Case { name: "trailing dot-dot", path: "/static/..", ambiguous: true },
+            Case { name: "encoded dot", path: "/static/%2e/a", ambiguous: true },
+            Case { name: "truncated escape", path: "/static/%2", ambiguous: false },
+        ];
+        for Case { name, path, ambiguous } in table {
+            assert_eq!(has_ambiguous_segment(path), ambiguous, "{name}: {path}");
         }
     }
 

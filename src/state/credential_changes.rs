@@ -65,9 +65,10 @@ fn encode(entries: &Entries) -> Vec<u8> {
 }
 
 /// When each application's or user's credentials last changed, as one VM last read it:
-/// by name, the application's and the user's time (0: never changed).
+/// by name, the application's and the user's time (0: never changed); and the name of every
+/// application any config has listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CredentialChanges(foldhash::HashMap<String, [u64; 2]>);
+pub struct CredentialChanges(foldhash::HashMap<String, [u64; 2]>, foldhash::HashSet<String>);
 
 impl CredentialChanges {
     fn from_entries(entries: &Entries) -> Self {
@@ -79,7 +80,18 @@ impl CredentialChanges {
                 CredentialKind::User => times[1] = entry.changed_at,
             }
         }
-        CredentialChanges(changes)
+        let configured = entries
+            .keys()
+            .filter(|(kind, _)| *kind == CredentialKind::Application)
+            .map(|(_, name)| name.clone())
+            .collect();
+        CredentialChanges(changes, configured)
+    }
+
+    /// True when some config loaded so far configured an application of this name (so it is
+    /// not a registered client, whatever this VM's config says).
+    pub fn ever_configured(&self, consumer_key: &str) -> bool {
+        self.1.contains(consumer_key)
     }
 
     /// True when a token issued at `issued_at` predates the last change of this credential.

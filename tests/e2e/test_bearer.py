@@ -4,6 +4,8 @@ Also checks what envoy/envoy.yaml's path normalisation buys: a path spelled
 differently still meets the resource rule it really addresses.
 """
 
+import http.client
+import json
 import re
 
 import pytest
@@ -17,6 +19,8 @@ from client import (
 PLUGIN_CONFIG = harness.demo_plugin_config()
 # A trailing `*` template: zero or more further segments.
 PLUGIN_CONFIG["resources"].append({"methods": ["GET"], "path": "/api/files/*", "scopes": ["orders:read"]})
+# A public wildcard: what a `..;` path would try to climb out of.
+PLUGIN_CONFIG["resources"].append({"methods": ["GET"], "path": "/api/static/*", "public": True})
 
 IDENTITY_HEADERS = ("x-tokengate-client-id", "x-tokengate-username", "x-tokengate-scope")
 SPOOFED = {"X-TokenGate-Client-Id": "evil", "x-tokengate-username": "root", "X-TOKENGATE-SCOPE": "orders:read admin"}
@@ -164,6 +168,68 @@ def test_identity_headers_are_single_valued(gateway, tokens):
     for name in IDENTITY_HEADERS:
         assert "," not in echo["headers"][name] and "evil" not in echo["headers"][name], echo
     assert echo["headers"]["x-tokengate-username"] == "admin"
+
+
+# Finding A: headers that frameworks honour to change the method or path after our check.
+METHOD_OVERRIDES = {
+    "X-HTTP-Method-Override": "DELETE", "X-HTTP-Method": "DELETE", "X-Method-Override": "PUT",
+    "X-Original-URL": "/api/admin", "X-Rewrite-URL": "/api/admin",
+}
+OVERRIDE_ROWS = [
+    Row("read token with method overrides", get("/api/orders", "Bearer $ro", **METHOD_OVERRIDES),
+        upstream("/api/orders", identity("demo-app", "orders:read"))),
+    Row("public resource with method overrides", get("/api/public/ping", **METHOD_OVERRIDES),
+        upstream("/api/public/ping")),
+]
+
+
+@pytest.mark.parametrize("row", OVERRIDE_ROWS, ids=lambda r: r.id)
+def test_method_overrides_never_reach_the_upstream(gateway, tokens, row):
+    echo = run_row(gateway, row, tokens)
+    reached = set(echo["header_names"])
+    assert not reached & {name.lower() for name in METHOD_OVERRIDES}, echo
+
+
+# Finding C: sent byte for byte (requests would resolve dot segments itself). Envoy's
+# normalize_path resolves `..;` and `.;` like a dot segment (as Tomcat would), but it decodes
+# `%2e` only afterwards, so `%2e%2e;` reaches the filter as `..;`, which Tomcat, Jetty and
+# Spring serve as the parent: /api/static/%2e%2e;/api/orders would be /api/orders upstream.
+REFUSED = (400, "invalid_request")
+AMBIGUOUS_PATHS = [
+    ("encoded dot-dot semicolon", "/api/static/%2e%2e;/api/orders", REFUSED),
+    ("upper-case encoded dot-dot semicolon", "/api/static/%2E%2E;/api/orders", REFUSED),
+    ("encoded dot semicolon", "/api/static/%2e;/api/orders", REFUSED),
+    ("encoded semicolon", "/api/static/..%3b/api/orders", REFUSED),
+    ("upper-case encoded semicolon", "/api/static/..%3B/api/orders", REFUSED),
+    ("matrix parameter in {id}", "/api/orders/1;x=1", REFUSED),
+    ("matrix parameter in a public wildcard", "/api/static/app.js;jsessionid=1", REFUSED),
+    # Resolved by Envoy before the filter runs: the rule of the resolved path applies.
+    ("dot-dot semicolon, resolved by Envoy", "/api/static/..;/orders", (401, None)),
+]
+
+
+def raw_get(gw, path: str) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", "gw")
+        conn.endheaders()
+        resp = conn.getresponse()
+        body = resp.read()
+        return resp.status, json.loads(body) if body else {}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("path, want", [(p, w) for _, p, w in AMBIGUOUS_PATHS], ids=[n for n, _, _ in AMBIGUOUS_PATHS])
+def test_dot_segments_and_semicolon_parameters_are_refused(gateway, path, want):
+    status, body = raw_get(gateway, path)
+    assert (status, body.get("error")) == want, (status, body)
+
+
+def test_a_public_wildcard_still_serves_its_files(gateway):
+    status, body = raw_get(gateway, "/api/static/app.min.js")
+    assert (status, body.get("path")) == (200, "/api/static/app.min.js"), (status, body)
 
 
 def test_access_token_is_not_a_refresh_token(gateway, tokens):

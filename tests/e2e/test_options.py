@@ -22,6 +22,7 @@ PLUGIN_CONFIG = harness.with_changes(
     realm=REALM,
     token_endpoint=TOKEN_PATH,
     forward_authorization=True,
+    forward_method_overrides=True,
     refresh_token_validity_secs=1,
     max_body_bytes=MAX_BODY,
 )
@@ -47,6 +48,12 @@ def test_authorization_forwarded(gateway):
     echo = forwarded(call(gateway, "/api/orders", token))
     assert echo["authorization_forwarded"] is True
     assert echo["headers"]["x-tokengate-client-id"] == "demo-app"
+
+
+def test_method_overrides_forwarded(gateway):
+    token = client_token(gateway)
+    echo = forwarded(call(gateway, "/api/orders", token, **{"X-HTTP-Method-Override": "DELETE"}))
+    assert "x-http-method-override" in echo["header_names"], echo
 
 
 def test_body_limit(gateway):

@@ -12,6 +12,7 @@ what it must not have, over fresh connections until both workers' VMs have
 answered.
 """
 
+import base64
 from dataclasses import dataclass
 
 import pytest
@@ -59,8 +60,10 @@ ROWS = [
     RevokeRow("refresh token ends its grant", revoke_req("token=$refresh"), REVOKED, dead=GRANT, refresh_dead=True),
     RevokeRow("refresh token, hinted as access_token", revoke_req("token=$refresh&token_type_hint=access_token"),
               REVOKED, dead=GRANT, refresh_dead=True),
-    RevokeRow("refresh token already rotated away", revoke_req("token=$used_refresh"), REVOKED, dead=GRANT,
-              refresh_dead=True),
+    # Finding D: a refresh token is matched by its hash, not its grant id alone: a rotated or
+    # forged one is unknown (as /introspect says), and the live grant keeps working.
+    RevokeRow("refresh token already rotated away", revoke_req("token=$used_refresh"), REVOKED),
+    RevokeRow("forged refresh token with the grant's id", revoke_req("token=$forged_refresh"), REVOKED),
     RevokeRow("client_credentials token, unknown hint", revoke_req("token=$cc&token_type_hint=id_token"), REVOKED,
               dead=("cc",)),
     RevokeRow("already revoked", revoke_req("token=$revoked"), REVOKED),
@@ -90,6 +93,13 @@ ROWS = [
 ]
 
 
+def forged(refresh_token: str) -> str:
+    """The same kind, bucket and grant id, another secret: what a guesser could build."""
+    raw = bytearray(base64.urlsafe_b64decode(refresh_token + "=" * (-len(refresh_token) % 4)))
+    raw[-1] ^= 0x01
+    return base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+
+
 def tokens(gw) -> dict[str, str]:
     """A fresh set for one row: a password grant refreshed once (two live
     access tokens, its current and its used refresh token), a client
@@ -101,6 +111,7 @@ def tokens(gw) -> dict[str, str]:
     return {
         "access": grant["access_token"], "used_refresh": grant["refresh_token"],
         "access2": second["access_token"], "refresh": second["refresh_token"],
+        "forged_refresh": forged(second["refresh_token"]),
         "cc": client_token(gw), "other": client_token(gw, OTHER_APP), "revoked": revoked,
     }
 

@@ -35,8 +35,8 @@ PLUGIN_CONFIG["applications"] += [
     )
 ]
 
-# A refresh token just replaced counts as a lost race, not a reuse, for this long (the
-# concurrent-refresh test needs the grace; the reuse test waits it out).
+# A refresh token just replaced counts as a lost race, not a reuse, for this long (the default
+# is no grace; the grace tests need one, the reuse test waits it out).
 REUSE_GRACE_S = 1.0
 PLUGIN_CONFIG["refresh_token_reuse_grace_ms"] = int(REUSE_GRACE_S * 1000)
 
@@ -128,17 +128,16 @@ def test_refresh_token_is_not_an_access_token(gateway):
     assert_revoked(gateway, grant["refresh_token"])
 
 
-def test_concurrent_refreshes_have_one_winner(gateway):
-    """32 clients race to refresh one token on separate connections (and so
-    on both workers): exactly one 200, all others 400 invalid_grant."""
-    grant = password_grant(gateway, ADMIN)
+def race_refreshes(gw, refresh_token: str) -> dict:
+    """32 clients race to refresh one token on separate connections (and so on both
+    workers): exactly one 200, all others 400 invalid_grant. Returns the winner's tokens."""
     barrier = threading.Barrier(CONCURRENT_REFRESHES)
     results: list = [None] * CONCURRENT_REFRESHES
 
     def race(i: int) -> None:
         try:
             barrier.wait(timeout=30)
-            results[i] = refresh(gateway, grant["refresh_token"], headers={"Connection": "close"})
+            results[i] = refresh(gw, refresh_token, headers={"Connection": "close"})
         except Exception as exc:  # reported below with the others
             results[i] = exc
 
@@ -153,9 +152,26 @@ def test_concurrent_refreshes_have_one_winner(gateway):
     winners = [r for r in results if r.status_code == 200]
     losers = [r for r in results if r.status_code != 200]
     assert len(winners) == 1, [(r.status_code, r.text) for r in results]
-    token_success(FULL_SCOPE, refresh=True).check(winners[0])
     for resp in losers:
         INVALID_GRANT.check(resp)
+    return token_success(FULL_SCOPE, refresh=True).check(winners[0])
+
+
+def test_concurrent_refreshes_have_one_winner_who_keeps_the_grant_within_the_grace(gateway):
+    """With refresh_token_reuse_grace_ms set, the losers lost a race: the winner's tokens live."""
+    winner = race_refreshes(gateway, password_grant(gateway, ADMIN)["refresh_token"])
+    assert_valid(gateway, winner["access_token"])
+    refreshed(gateway, winner["refresh_token"])
+
+
+def test_concurrent_refreshes_by_default_have_one_winner_and_revoke_the_grant(envoy_factory):
+    """Finding G (RFC 9700 §4.14.2): with no grace (the default) a loser presents the token the
+    winner just replaced, which is reuse: the grant ends, the winner's tokens included."""
+    config = {k: v for k, v in PLUGIN_CONFIG.items() if k != "refresh_token_reuse_grace_ms"}
+    gw = envoy_factory.start(config, "no-grace")
+    winner = race_refreshes(gw, password_grant(gw, ADMIN)["refresh_token"])
+    assert_revoked(gw, winner["access_token"])
+    INVALID_GRANT.check(refresh(gw, winner["refresh_token"]))
 
 
 def test_access_token_expires(gateway):

@@ -14,7 +14,8 @@ use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreErro
 use crate::oauth::scope::ScopeId;
 use crate::state::buckets::{records_of, BucketTable, Reader, Record, Updated};
 use crate::state::token::{
-    grant_tag, mint_access_token, mint_refresh_token, new_grant_id, GrantTag, ParsedToken, TokenHash,
+    grant_tag, hash_prefix, mint_access_token, mint_refresh_token, new_grant_id, GrantTag, ParsedToken,
+    TokenHash,
 };
 use record::GrantView;
 pub use record::{
@@ -69,6 +70,9 @@ pub enum LookupError {
 pub enum IssueError {
     /// Every bucket tried is full of live grants.
     Full,
+    /// Every bucket tried is full, mostly of this application's grants: it holds about as
+    /// many as its share of the table allows (see [`TokenStore::with_share_per_owner`]).
+    OwnerFull,
     Random,
     Store(StoreError),
 }
@@ -162,6 +166,8 @@ pub struct TokenDescription {
 /// request.
 pub struct TokenStore<'h> {
     table: BucketTable<'h>,
+    /// Buckets one application's new grants may go to (see [`TokenStore::with_share_per_owner`]).
+    owner_buckets: u32,
     random: &'h dyn Randomness,
     metrics: &'h dyn Metrics,
 }
@@ -173,7 +179,19 @@ impl<'h> TokenStore<'h> {
         metrics: &'h dyn Metrics,
         capacity: u32,
     ) -> Self {
-        TokenStore { table: BucketTable::new(shared, TABLE, bucket_count_for(capacity)), random, metrics }
+        let table = BucketTable::new(shared, TABLE, bucket_count_for(capacity));
+        TokenStore { owner_buckets: table.count(), table, random, metrics }
+    }
+
+    /// Caps the grants one application holds at about `max_grants` without counting them:
+    /// its new grants go only to `max_grants / 8` buckets (rounded up), a run of the table
+    /// that starts where a hash of its name says. It can fill those and no more, so however
+    /// often it calls `/token` the rest of the table stays for everyone else. The price: the
+    /// cap is an upper bound, and in a busy store the other applications' grants in those
+    /// buckets leave it less. Issuing costs one SHA-256 of the name more, no host call.
+    pub fn with_share_per_owner(mut self, max_grants: u32) -> Self {
+        self.owner_buckets = bucket_count_for(max_grants).min(self.table.count());
+        self
     }
 
     /// Buckets in the table (the sweep walks them in slices).
@@ -269,10 +287,18 @@ impl<'h> TokenStore<'h> {
     pub fn issue(&self, grant: NewGrant, now: u64) -> Result<IssuedTokens, IssueError> {
         let grant_id = new_grant_id(self.random)?;
         let tag = grant_tag(&grant_id);
+        let count = self.table.count();
+        let first = if self.owner_buckets < count {
+            u32::from_be_bytes(hash_prefix(b"owner\0", grant.owner.client_id.as_bytes())) % count
+        } else {
+            0
+        };
+        let mut owner_full = false;
         for _ in 0..BUCKET_PROBES {
             let mut pick = [0u8; 4];
             self.random.fill(&mut pick)?;
-            let bucket = u32::from_be_bytes(pick) % self.table.count();
+            let offset = u32::from_be_bytes(pick) % self.owner_buckets.max(1);
+            let bucket = ((u64::from(first) + u64::from(offset)) % u64::from(count)) as u32;
             let access = mint_access_token(bucket, self.random)?;
             let refresh = match grant.refresh_expires_at {
                 Some(expires_at) => Some((mint_refresh_token(bucket, &grant_id, self.random)?, expires_at)),
@@ -297,6 +323,8 @@ impl<'h> TokenStore<'h> {
             };
             let stored = self.update(bucket, now, |records| {
                 if records.len() >= SLOTS_PER_BUCKET {
+                    let own = records.iter().filter(|r| r.owner.client_id == grant.owner.client_id).count();
+                    owner_full |= own * 2 >= SLOTS_PER_BUCKET;
                     return Ok(false);
                 }
                 records.push(record.clone());
@@ -308,6 +336,9 @@ impl<'h> TokenStore<'h> {
                     refresh_token: refresh.map(|(token, _)| token.text),
                 });
             }
+        }
+        if owner_full && self.owner_buckets < count {
+            return Err(IssueError::OwnerFull);
         }
         Err(IssueError::Full)
     }
@@ -378,18 +409,36 @@ impl<'h> TokenStore<'h> {
 
     /// Revokes a token of `client_id` (RFC 7009 §2.1). An access token goes alone; a refresh
     /// token takes its whole grant, the access tokens issued from it included.
-    pub fn revoke(&self, token: &str, client_id: &str, now: u64) -> Result<Revocation, StoreError> {
+    ///
+    /// A refresh token must be the grant's current one, or the one it just replaced within
+    /// `reuse_grace` milliseconds (a revocation racing a refresh): the grant id alone, which
+    /// every rotated token carries, revokes nothing, just as introspection calls such a token
+    /// inactive.
+    pub fn revoke(
+        &self,
+        token: &str,
+        client_id: &str,
+        now: u64,
+        reuse_grace: u64,
+    ) -> Result<Revocation, StoreError> {
         let (bucket, target) = match ParsedToken::parse(token) {
             Some(ParsedToken::Access { bucket, hash }) => (bucket, RevokeTarget::Access(hash)),
-            Some(ParsedToken::Refresh { bucket, grant_id, .. }) => {
-                (bucket, RevokeTarget::Grant(grant_tag(&grant_id)))
+            Some(ParsedToken::Refresh { bucket, grant_id, hash }) => {
+                (bucket, RevokeTarget::Grant(grant_tag(&grant_id), hash))
             }
             None => return Ok(Revocation::Unknown),
         };
         let outcome = self.update(bucket, now, |records| {
             let position = records.iter().position(|record| match target {
                 RevokeTarget::Access(hash) => record.access.iter().any(|entry| entry.hash == hash),
-                RevokeTarget::Grant(tag) => record.tag == tag,
+                RevokeTarget::Grant(tag, hash) => {
+                    record.tag == tag
+                        && record.refresh.as_ref().is_some_and(|current| {
+                            current.hash == hash
+                                || (current.replaced == Some(hash)
+                                    && now.saturating_sub(current.issued_at) < reuse_grace)
+                        })
+                }
             });
             let Some(position) = position else { return Ok::<_, StoreError>(Revocation::Unknown) };
             let Some(record) = records.get_mut(position) else { return Ok(Revocation::Unknown) };
@@ -398,9 +447,9 @@ impl<'h> TokenStore<'h> {
             }
             match target {
                 RevokeTarget::Access(hash) => record.access.retain(|entry| entry.hash != hash),
-                RevokeTarget::Grant(_) => record.access.clear(),
+                RevokeTarget::Grant(..) => record.access.clear(),
             }
-            if matches!(target, RevokeTarget::Grant(_)) || record.is_empty() {
+            if matches!(target, RevokeTarget::Grant(..)) || record.is_empty() {
                 records.remove(position);
             }
             Ok(Revocation::Revoked)
@@ -409,20 +458,35 @@ impl<'h> TokenStore<'h> {
     }
 
     /// Sweeps the next slice of `count` buckets, if no other VM claimed it first.
-    pub fn sweep_next(&self, count: u32, now: u64) -> Result<(), StoreError> {
+    pub fn sweep_next(
+        &self,
+        count: u32,
+        now: u64,
+        keep: &mut dyn FnMut(&GrantRecord) -> bool,
+    ) -> Result<(), StoreError> {
         if let Some(first) = self.table.claim_sweep_slice(count)? {
-            self.sweep(first, count, now)?;
+            self.sweep(first, count, now, keep)?;
         }
         Ok(())
     }
 
-    /// Rewrites buckets `first..first + count` (wrapping), dropping what has expired. Returns
-    /// the index to continue from.
-    pub fn sweep(&self, first: u32, count: u32, now: u64) -> Result<u32, StoreError> {
+    /// Rewrites buckets `first..first + count` (wrapping), dropping what has expired and the
+    /// grants `keep` refuses (the caller knows whose owner no longer stands; the store does
+    /// not). Returns the index to continue from.
+    pub fn sweep(
+        &self,
+        first: u32,
+        count: u32,
+        now: u64,
+        keep: &mut dyn FnMut(&GrantRecord) -> bool,
+    ) -> Result<u32, StoreError> {
         let total = self.table.count();
         let mut index = first % total;
         for _ in 0..count.min(total) {
-            self.update(index, now, |_| Ok::<(), StoreError>(()))?;
+            self.update(index, now, |records| {
+                records.retain(|record| keep(record));
+                Ok::<(), StoreError>(())
+            })?;
             index = (index + 1) % total;
         }
         Ok(index)
@@ -432,7 +496,8 @@ impl<'h> TokenStore<'h> {
 #[derive(Clone, Copy)]
 enum RevokeTarget {
     Access(TokenHash),
-    Grant(GrantTag),
+    /// A grant by its tag and the refresh token's hash.
+    Grant(GrantTag, TokenHash),
 }
 
 #[cfg(test)]

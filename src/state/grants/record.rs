@@ -55,6 +55,13 @@ impl GrantRecord {
         self.refresh.is_none() && self.access.is_empty()
     }
 
+    /// When the grant's newest token was issued: if its owner's credentials changed after
+    /// that, every token of the grant is dead.
+    pub fn newest_issue(&self) -> u64 {
+        let refresh = self.refresh.as_ref().map(|refresh| refresh.issued_at);
+        self.access.iter().map(|entry| entry.issued_at).chain(refresh).max().unwrap_or(0)
+    }
+
     pub(super) fn add_access(&mut self, entry: AccessEntry) {
         if self.access.len() >= MAX_ACCESS_TOKENS_PER_GRANT {
             let soonest = self.access.iter().enumerate().min_by_key(|(_, e)| e.expires_at).map(|(i, _)| i);

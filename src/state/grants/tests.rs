@@ -327,6 +327,32 @@ fn the_loser_of_a_concurrent_refresh_gets_invalid_grant_and_the_winner_keeps_its
     assert!(fixture.store().refresh(&winner.refresh_token.unwrap(), "a", NOW, GRACE, keep_scope).is_ok());
 }
 
+/// Finding G: without a grace (the default), the loser of a concurrent refresh presents the
+/// token the winner just replaced, which is reuse: the grant and the winner's tokens go.
+#[test]
+fn without_a_grace_the_loser_of_a_concurrent_refresh_revokes_the_grant() {
+    let fixture = Fixture::with_capacity(100);
+    let refresh = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
+    let winner = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let racing = RacingStore { inner: &fixture.shared, intrude: Default::default() };
+    {
+        let (winner, refresh, shared, buckets) =
+            (winner.clone(), refresh.clone(), &fixture.shared, fixture.capacity);
+        *racing.intrude.borrow_mut() = Some(Box::new(move || {
+            let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, buckets);
+            *winner.borrow_mut() = Some(store.refresh(&refresh, "a", NOW, 0, keep_scope).unwrap());
+        }));
+    }
+    let loser = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, fixture.capacity);
+    assert_eq!(loser.refresh(&refresh, "a", NOW, 0, keep_scope).err(), Some(RefreshError::ReuseDetected));
+    let winner = winner.borrow_mut().take().unwrap();
+    assert_eq!(fixture.store().find_access(&winner.access_token, NOW), Err(LookupError::Unknown));
+    assert_eq!(
+        fixture.store().refresh(&winner.refresh_token.unwrap(), "a", NOW, 0, keep_scope).err(),
+        Some(RefreshError::InvalidGrant)
+    );
+}
+
 #[test]
 fn concurrent_issues_into_one_bucket_all_land() {
     // Capacity 8 is one bucket: every issue below races for the same key.
@@ -367,12 +393,12 @@ fn revoking_an_access_token_leaves_the_rest_of_the_grant() {
     let first = fixture.store().issue(password_grant("a"), NOW).unwrap();
     let refresh = first.refresh_token.unwrap();
     let second = fixture.store().refresh(&refresh, "a", NOW, GRACE, keep_scope).unwrap();
-    assert_eq!(fixture.store().revoke(&first.access_token, "b", NOW), Ok(Revocation::NotOwner));
+    assert_eq!(fixture.store().revoke(&first.access_token, "b", NOW, GRACE), Ok(Revocation::NotOwner));
     assert!(fixture.store().find_access(&first.access_token, NOW).is_ok());
-    assert_eq!(fixture.store().revoke(&first.access_token, "a", NOW), Ok(Revocation::Revoked));
+    assert_eq!(fixture.store().revoke(&first.access_token, "a", NOW, GRACE), Ok(Revocation::Revoked));
     assert_eq!(fixture.store().find_access(&first.access_token, NOW), Err(LookupError::Unknown));
     assert!(fixture.store().find_access(&second.access_token, NOW).is_ok());
-    assert_eq!(fixture.store().revoke(&first.access_token, "a", NOW), Ok(Revocation::Unknown));
+    assert_eq!(fixture.store().revoke(&first.access_token, "a", NOW, GRACE), Ok(Revocation::Unknown));
 }
 
 #[test]
@@ -380,14 +406,84 @@ fn revoking_a_refresh_token_ends_the_whole_grant() {
     let fixture = Fixture::with_capacity(100);
     let issued = fixture.store().issue(password_grant("a"), NOW).unwrap();
     let refresh = issued.refresh_token.unwrap();
-    assert_eq!(fixture.store().revoke(&refresh, "b", NOW), Ok(Revocation::NotOwner));
-    assert_eq!(fixture.store().revoke(&refresh, "a", NOW), Ok(Revocation::Revoked));
+    assert_eq!(fixture.store().revoke(&refresh, "b", NOW, GRACE), Ok(Revocation::NotOwner));
+    assert_eq!(fixture.store().revoke(&refresh, "a", NOW, GRACE), Ok(Revocation::Revoked));
     assert_eq!(fixture.store().find_access(&issued.access_token, NOW), Err(LookupError::Unknown));
     assert_eq!(
         fixture.store().refresh(&refresh, "a", NOW, GRACE, keep_scope).err(),
         Some(RefreshError::InvalidGrant)
     );
-    assert_eq!(fixture.store().revoke("garbage", "a", NOW), Ok(Revocation::Unknown));
+    assert_eq!(fixture.store().revoke("garbage", "a", NOW, GRACE), Ok(Revocation::Unknown));
+}
+
+/// Finding D: the grant id in a refresh token only says which grant to look at; revoking
+/// needs the current refresh token (or, within the grace, the one it just replaced).
+#[test]
+fn a_rotated_or_forged_refresh_token_revokes_nothing() {
+    fn forge(token: &str) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let mut raw = URL_SAFE_NO_PAD.decode(token).unwrap();
+        *raw.last_mut().unwrap() ^= 1;
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+    struct Case {
+        name: &'static str,
+        /// Which token to revoke, from (the first refresh token, the current one).
+        token: fn(&str, &str) -> String,
+        /// How long after the rotation.
+        after: u64,
+        grace: u64,
+        revoked: bool,
+    }
+    let table = [
+        Case {
+            name: "the current token",
+            token: |_, current| current.to_owned(),
+            after: 0,
+            grace: 0,
+            revoked: true,
+        },
+        Case {
+            name: "the rotated token, no grace",
+            token: |first, _| first.to_owned(),
+            after: 0,
+            grace: 0,
+            revoked: false,
+        },
+        Case {
+            name: "the rotated token within the grace",
+            token: |first, _| first.to_owned(),
+            after: GRACE - 1,
+            grace: GRACE,
+            revoked: true,
+        },
+        Case {
+            name: "the rotated token after the grace",
+            token: |first, _| first.to_owned(),
+            after: GRACE,
+            grace: GRACE,
+            revoked: false,
+        },
+        Case {
+            name: "a forged token with the grant id",
+            token: |_, current| forge(current),
+            after: 0,
+            grace: GRACE,
+            revoked: false,
+        },
+    ];
+    for Case { name, token, after, grace, revoked } in table {
+        let fixture = Fixture::with_capacity(100);
+        let first = fixture.store().issue(password_grant("a"), NOW).unwrap().refresh_token.unwrap();
+        let second = fixture.store().refresh(&first, "a", NOW, grace, keep_scope).unwrap();
+        let current = second.refresh_token.unwrap();
+        let outcome = fixture.store().revoke(&token(&first, &current), "a", NOW + after, grace);
+        let want = if revoked { Revocation::Revoked } else { Revocation::Unknown };
+        assert_eq!(outcome, Ok(want), "{name}");
+        let alive = fixture.store().find_access(&second.access_token, NOW + after).is_ok();
+        assert_eq!(alive, !revoked, "{name}");
+    }
 }
 
 #[test]
@@ -415,8 +511,8 @@ fn sweeping_reclaims_expired_grants_and_the_gauge_follows() {
     let live = store.issue(cc_grant("a", 1000), NOW).unwrap();
     assert_eq!(metrics.get(Metric::StoreGrants), 301);
     // Two half sweeps cover the table once.
-    let next = store.sweep(0, fixture.bucket_count / 2, NOW + 11).unwrap();
-    assert_eq!(store.sweep(next, fixture.bucket_count - next, NOW + 11).unwrap(), 0);
+    let next = store.sweep(0, fixture.bucket_count / 2, NOW + 11, &mut |_| true).unwrap();
+    assert_eq!(store.sweep(next, fixture.bucket_count - next, NOW + 11, &mut |_| true).unwrap(), 0);
     assert_eq!(metrics.get(Metric::StoreGrants), 1);
     // 72 bytes for a grant of "demo-app", 65 for one of "a".
     assert_eq!(fixture.shared.stored_bytes() - empty_size, 65, "only the live grant is left");
