@@ -101,6 +101,8 @@ impl Config {
             None => None,
         };
         let routes = sections::routes(raw.resources, &endpoints, &mut catalog)?;
+        let lockout =
+            LockoutPolicy { known_names: known_principals(&applications, &users, &registration), ..lockout };
 
         let decoy_client_verifier =
             SecretVerifier::decoy_like(applications.values().map(|app| &app.verifier));
@@ -129,6 +131,18 @@ impl Config {
             decoy_user_verifier,
         })
     }
+}
+
+/// Every name whose failures the lockout counts in its table of known names: the configured
+/// applications and users, and room for every registered application.
+fn known_principals(
+    applications: &HashMap<String, Application>,
+    users: &HashMap<String, User>,
+    registration: &Option<RegistrationConfig>,
+) -> u32 {
+    let configured = applications.len().saturating_add(users.len());
+    let registered = registration.as_ref().map_or(0, |registration| registration.capacity);
+    u32::try_from(configured).unwrap_or(u32::MAX).saturating_add(registered)
 }
 
 impl Config {

@@ -96,6 +96,8 @@ pub(super) fn limits(raw: &RawConfig) -> Result<LockoutPolicy, ConfigError> {
         window_secs: lockout.window_secs,
         lockout_secs: lockout.lockout_secs,
         tracked_names: lockout.tracked_names,
+        // Counted once the applications, users and registry are known (`Config::validate`).
+        known_names: 0,
     })
 }
 

@@ -96,7 +96,7 @@ impl<'a> Gateway<'a> {
         Gateway {
             config,
             store: TokenStore::new(host.shared, host.random, host.metrics, config.store_capacity),
-            limiter: FailureLimiter::new(host.shared, config.lockout),
+            limiter: FailureLimiter::new(host.shared, host.random, config.lockout),
             registry: config.registration.as_ref().map(|registration| {
                 ClientRegistry::new(host.shared, host.random, host.metrics, registration.capacity)
             }),

@@ -910,6 +910,46 @@ fn repeated_failures_lock_a_client_or_user_out_for_a_while() {
     assert_eq!(rig.token("grant_type=password&username=admin&password=admin").0.status, 429);
 }
 
+/// Issue 10: these names shared demo-app's lockout bucket under the old unkeyed hash, so eight
+/// failures under them locked demo-app out without its secret.
+#[test]
+fn made_up_names_cannot_lock_a_known_client_out() {
+    let rig = Rig::demo();
+    for name in [
+        "spray2161",
+        "spray2162",
+        "spray2193",
+        "spray2507",
+        "spray2658",
+        "spray4148",
+        "spray5053",
+        "spray5958",
+    ] {
+        assert_eq!(rig.post_as(name, "x", "/token", "grant_type=client_credentials").0.status, 401);
+    }
+    let reply = rig.post_as("demo-app", "demo-secret", "/token", "grant_type=client_credentials");
+    assert_eq!(reply.0.status, 200, "{}", reply.text());
+}
+
+/// Issue 10: junk names fill the table of unknown names, never the slots of names that exist.
+#[test]
+fn filling_the_table_of_unknown_names_leaves_known_names_alone() {
+    let rig = Rig::with_config(&DEMO.replacen(
+        "\"applications\"",
+        "\"lockout\": {\"tracked_names\": 8}, \"applications\"",
+        1,
+    ));
+    for i in 0..50 {
+        rig.post_as(&format!("junk{i}"), "x", "/token", "grant_type=client_credentials");
+        rig.token(&format!("grant_type=password&username=junk{i}&password=x"));
+    }
+    // Fail closed for a name the full table cannot count...
+    assert_eq!(rig.post_as("made-up", "x", "/token", "grant_type=client_credentials").0.status, 429);
+    // ...while the application and the user that exist still log in.
+    assert_eq!(rig.token("grant_type=client_credentials").0.status, 200);
+    assert_eq!(rig.token("grant_type=password&username=admin&password=admin").0.status, 200);
+}
+
 #[test]
 fn restoring_old_credentials_does_not_revive_ended_tokens() {
     let rig = Rig::demo();
