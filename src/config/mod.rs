@@ -134,13 +134,15 @@ impl Config {
 }
 
 /// Every name whose failures the lockout counts in its table of known names: the configured
-/// applications and users, and room for every registered application.
+/// applications, users (and again administrators, whose admin logins count apart), and room
+/// for every registered application.
 fn known_principals(
     applications: &HashMap<String, Application>,
     users: &HashMap<String, User>,
     registration: &Option<RegistrationConfig>,
 ) -> u32 {
-    let configured = applications.len().saturating_add(users.len());
+    let admins = users.values().filter(|user| user.is_admin).count();
+    let configured = applications.len().saturating_add(users.len()).saturating_add(admins);
     let registered = registration.as_ref().map_or(0, |registration| registration.capacity);
     u32::try_from(configured).unwrap_or(u32::MAX).saturating_add(registered)
 }

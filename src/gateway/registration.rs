@@ -21,6 +21,7 @@ use crate::config::User;
 use crate::host::metrics::Metric;
 use crate::oauth::credentials::parse_basic_authorization;
 use crate::oauth::grant_type::{refresh_without_password, GrantType};
+use crate::state::lockout::Principal;
 use crate::state::registry::{ClientRecord, ClientRegistry, Registration, RegistryError};
 
 /// The request body of WSO2's v0.17 registration. Unknown fields are ignored, as WSO2 does.
@@ -157,7 +158,8 @@ impl<'a> Gateway<'a> {
         Ok((201, Some(registration_response(registered.record, Some(registered.secret)))))
     }
 
-    /// An administrator's HTTP Basic credentials (a user, not an application).
+    /// An administrator's HTTP Basic credentials (a user, not an application); anything else,
+    /// a user who is not an administrator included, is the same 401.
     fn authenticate_admin(
         &self,
         request: &EndpointRequest,
@@ -167,14 +169,19 @@ impl<'a> Gateway<'a> {
             .authorization
             .and_then(|header| parse_basic_authorization(header).ok())
             .ok_or(ADMIN_AUTH_FAILED)?;
-        let user = self.authenticate_user(
-            &credentials.consumer_key,
+        // A user who is not an administrator is refused like a wrong password, after the same
+        // decoy check: the endpoint says nothing about anyone's password. Its failures count
+        // under the admin login, apart from the user's password grant.
+        let name = credentials.consumer_key.as_str();
+        let admin = self.config.users.get(name).filter(|user| user.is_admin);
+        let user = self.verify_secret(
+            Principal::Admin(name),
+            admin,
+            |user| &user.verifier,
+            &self.config.decoy_user_verifier,
             &credentials.consumer_secret,
             ADMIN_AUTH_FAILED,
         )?;
-        if !user.is_admin {
-            return Err(ErrorKind::AccessDenied.because("only administrators may manage applications"));
-        }
         Ok((registry, user))
     }
 }

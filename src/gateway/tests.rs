@@ -784,6 +784,52 @@ fn registration_answers_like_wso2_and_the_application_works_at_once() {
     assert_eq!(rig.metrics.get(Metric::Registrations), 1);
 }
 
+/// Issue 10: the registration endpoint is no password oracle: a right password of a user who is
+/// not an admin, a wrong one and an unknown name get the same reply.
+#[test]
+fn the_registration_endpoint_says_nothing_about_passwords() {
+    let rig = lifecycle_rig();
+    struct Case {
+        name: &'static str,
+        caller: (&'static str, &'static str),
+    }
+    let table = [
+        Case { name: "right password, not an admin", caller: ("viewer", "viewer") },
+        Case { name: "wrong password, not an admin", caller: ("viewer", "wrong") },
+        Case { name: "wrong password, admin", caller: ("admin", "wrong") },
+        Case { name: "unknown user", caller: ("nobody", "viewer") },
+    ];
+    let good = r#"{"clientName":"shop","grantType":"client_credentials"}"#;
+    let replies: Vec<(u16, String)> = table
+        .iter()
+        .map(|case| {
+            let reply = register(&rig, case.caller, "application/json", good);
+            (reply.0.status, reply.text())
+        })
+        .collect();
+    for (case, reply) in table.iter().zip(&replies) {
+        assert_eq!(reply.0, 401, "{}: {}", case.name, reply.1);
+        assert_eq!(reply, &replies[0], "{}", case.name);
+    }
+}
+
+/// Issue 10: failed admin logins count apart from the same user's password grant.
+#[test]
+fn failed_admin_logins_do_not_lock_the_password_grant() {
+    let rig = lifecycle_rig();
+    let good = r#"{"clientName":"shop","grantType":"client_credentials"}"#;
+    for user in ["admin", "viewer"] {
+        for _ in 0..10 {
+            register(&rig, (user, "wrong"), "application/json", good);
+        }
+        // The admin login is locked...
+        assert_eq!(register(&rig, (user, "wrong"), "application/json", good).0.status, 429, "{user}");
+        // ...the password grant is not.
+        let reply = rig.token(&format!("grant_type=password&username={user}&password={user}"));
+        assert_eq!(reply.0.status, 200, "{user}: {}", reply.text());
+    }
+}
+
 #[test]
 fn bad_registrations_get_clear_4xx_errors() {
     let rig = lifecycle_rig();
@@ -804,12 +850,13 @@ fn bad_registrations_get_clear_4xx_errors() {
             status: 401,
             error: "invalid_client",
         },
+        // Issue 10: a user who is not an admin is refused like a wrong password (was 403).
         RegisterCase {
             caller: ("viewer", "viewer"),
             content_type: "application/json",
             body: good,
-            status: 403,
-            error: "access_denied",
+            status: 401,
+            error: "invalid_client",
         },
         RegisterCase {
             caller: ("demo-app", "demo-secret"),

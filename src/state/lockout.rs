@@ -38,7 +38,11 @@ const KEY_BYTES: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Principal<'a> {
     Client(&'a str),
+    /// A user's password at the password grant.
     User(&'a str),
+    /// A user's password at the registration endpoint: counted apart, so failed admin logins
+    /// cannot lock the user's password grant.
+    Admin(&'a str),
 }
 
 impl Principal<'_> {
@@ -46,6 +50,7 @@ impl Principal<'_> {
         let (kind, name) = match self {
             Principal::Client(name) => (b'c', name),
             Principal::User(name) => (b'u', name),
+            Principal::Admin(name) => (b'a', name),
         };
         let digest = Sha256::new().chain_update(key).chain_update([kind, 0]).chain_update(name).finalize();
         let mut tag = [0u8; 8];

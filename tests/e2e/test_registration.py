@@ -218,7 +218,9 @@ ERROR_ROWS = {
     "form body": (register_req(urlencode(GOOD), content_type="application/x-www-form-urlencoded"),
                   token_error(400, "invalid_request")),
     "no content type": (register_req(GOOD, content_type=None), token_error(400, "invalid_request")),
-    "not an administrator": (register_req(GOOD, VIEWER), token_error(403, "access_denied")),
+    # A user who is not an administrator gets what a wrong password gets (was 403, a password
+    # oracle: issue 10).
+    "not an administrator": (register_req(GOOD, VIEWER), invalid_client()),
     "wrong administrator password": (register_req(GOOD, ("admin", "wrong")), invalid_client()),
     "unknown user": (register_req(GOOD, ("nobody", "admin")), invalid_client()),
     "an application's credentials": (register_req(GOOD, ("demo-app", "demo-secret")), invalid_client()),
@@ -226,9 +228,8 @@ ERROR_ROWS = {
     "Bearer instead of Basic": (Req("POST", ENDPOINT, {"Authorization": "Bearer x", "Content-Type": JSON_TYPE},
                                     json.dumps(GOOD)), invalid_client()),
     # Management of applications: the same gate, and only registered ones.
-    "describe, not an administrator": (admin_req("GET", f"{ENDPOINT}/$id", VIEWER), token_error(403, "access_denied")),
-    "new secret, not an administrator": (admin_req("POST", f"{ENDPOINT}/$id/secret", VIEWER),
-                                         token_error(403, "access_denied")),
+    "describe, not an administrator": (admin_req("GET", f"{ENDPOINT}/$id", VIEWER), invalid_client()),
+    "new secret, not an administrator": (admin_req("POST", f"{ENDPOINT}/$id/secret", VIEWER), invalid_client()),
     "delete, wrong password": (admin_req("DELETE", f"{ENDPOINT}/$id", ("admin", "nope")), invalid_client()),
     "delete, no credentials": (admin_req("DELETE", f"{ENDPOINT}/$id", None), invalid_client()),
     "delete a configured application": (admin_req("DELETE", f"{ENDPOINT}/demo-app"), token_error(404, "not_found")),
