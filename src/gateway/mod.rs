@@ -22,6 +22,7 @@ mod token;
 use crate::config::Config;
 use crate::host::{Clock, Metrics, Randomness, SharedStore, StoreError};
 use crate::oauth::METADATA_PATH;
+use crate::state::buckets::InitError;
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::grants::TokenStore;
 use crate::state::lockout::FailureLimiter;
@@ -107,7 +108,9 @@ impl<'a> Gateway<'a> {
     }
 
     /// Creates the store's buckets. Only for `on_configure` (see [`crate::state::buckets`]).
-    pub fn initialize_store(&self) -> Result<u32, StoreError> {
+    /// [`InitError::WouldDrop`]: a lower `registration.capacity` would delete registered
+    /// applications, so the configuration must be refused.
+    pub fn initialize_store(&self) -> Result<u32, InitError> {
         let registry_created = match &self.registry {
             Some(registry) => registry.initialize()?,
             None => 0,

@@ -17,7 +17,7 @@ use crate::host::metrics::Metric;
 use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
 use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::grant_type::GrantType;
-use crate::state::buckets::{put_short_bytes, records_of, BucketTable, Reader, Record};
+use crate::state::buckets::{put_short_bytes, records_of, BucketTable, InitError, Reader, Record};
 
 /// Registered applications per bucket.
 pub const CLIENTS_PER_BUCKET: usize = 8;
@@ -167,8 +167,9 @@ impl<'h> ClientRegistry<'h> {
         ClientRegistry { table, random, metrics }
     }
 
-    pub fn initialize(&self) -> Result<u32, StoreError> {
-        self.table.initialize()
+    /// Creates the table; refuses a smaller capacity that would delete registered applications.
+    pub fn initialize(&self) -> Result<u32, InitError> {
+        self.table.initialize_keeping_records()
     }
 
     fn home_bucket(&self, registration: &Registration) -> u32 {
@@ -357,5 +358,33 @@ mod tests {
                 Some(RegistryError::Duplicate)
             );
         }
+    }
+
+    /// Issue 10: 1024 → 64 → 1024 lost 47 of 50 registered applications.
+    #[test]
+    fn a_lower_capacity_that_would_delete_applications_is_refused() {
+        let shared = MemoryStore::default();
+        let big = registry(&shared, 1024);
+        let ids: Vec<String> = (0..50)
+            .map(|i| big.register(registration(&format!("app{i}")), 0).unwrap().record.client_id)
+            .collect();
+        let smaller = ClientRegistry::new(&shared, &SystemRandomness, &NoMetrics, 64);
+        assert!(smaller.initialize().is_err(), "a smaller registry dropped registered applications");
+        big.initialize().unwrap();
+        for id in &ids {
+            assert!(big.find(id).unwrap().is_some(), "{id} was deleted");
+        }
+    }
+
+    #[test]
+    fn a_lower_capacity_is_fine_while_the_buckets_it_gives_up_are_empty() {
+        let shared = MemoryStore::default();
+        registry(&shared, 1024);
+        let smaller = ClientRegistry::new(&shared, &SystemRandomness, &NoMetrics, 64);
+        assert_eq!(smaller.initialize(), Ok(0));
+        let registered = smaller.register(registration("shop"), 0).unwrap();
+        // Growing again keeps what the smaller table holds.
+        let big = registry(&shared, 1024);
+        assert!(big.find(&registered.record.client_id).unwrap().is_some());
     }
 }
