@@ -47,6 +47,8 @@ pub struct User {
     pub fingerprint: u32,
     pub scopes: ScopeSet,
     pub is_admin: bool,
+    /// Manages every registered application, not only its own (implies `is_admin`).
+    pub is_super_admin: bool,
 }
 
 /// Dynamic client registration, when enabled.

@@ -111,9 +111,12 @@ pub(super) struct RawUser {
     pub(super) password_hash: Option<String>,
     #[serde(default)]
     pub(super) scopes: Vec<String>,
-    /// May register, re-key and delete applications.
+    /// May register applications, and read, re-key and delete the ones it registered.
     #[serde(default)]
     pub(super) admin: bool,
+    /// An admin who may manage every registered application, and register for any owner.
+    #[serde(default)]
+    pub(super) super_admin: bool,
 }
 
 #[derive(Deserialize)]

@@ -153,7 +153,8 @@ pub(super) fn users(
             username: user.username.clone(),
             verifier,
             scopes,
-            is_admin: user.admin,
+            is_admin: user.admin || user.super_admin,
+            is_super_admin: user.super_admin,
         };
         if users.insert(user.username, entry).is_some() {
             return Err(problem(format!("{at}.username"), "the same username appears twice"));

@@ -830,6 +830,139 @@ fn failed_admin_logins_do_not_lock_the_password_grant() {
     }
 }
 
+/// Issue 10: an application is managed only by the admin who registered it or a super-admin;
+/// to another admin it does not exist. Only a super-admin registers for another owner.
+#[test]
+fn only_the_registering_admin_or_a_super_admin_manages_an_application() {
+    let json = crate::config::tests::demo_with_lifecycle().replacen(
+        "\"users\":[",
+        r#""users": [{"username": "ops", "password": "ops", "admin": true},
+                    {"username": "root", "password": "root", "super_admin": true},"#,
+        1,
+    );
+    let rig = Rig::with_config(&json);
+    let reply = register(
+        &rig,
+        ("admin", "admin"),
+        "application/json",
+        r#"{"clientName":"shop","grantType":"client_credentials"}"#,
+    );
+    assert_eq!(reply.0.status, 201, "{}", reply.text());
+    let id = reply.field("clientId");
+    struct Case {
+        name: &'static str,
+        caller: (&'static str, &'static str),
+        method: &'static str,
+        path: String,
+        body: &'static str,
+        status: u16,
+    }
+    let app = format!("{REGISTER}/{id}");
+    let secret = format!("{app}/secret");
+    let table = [
+        Case {
+            name: "another admin reads",
+            caller: ("ops", "ops"),
+            method: "GET",
+            path: app.clone(),
+            body: "",
+            status: 404,
+        },
+        Case {
+            name: "another admin re-keys",
+            caller: ("ops", "ops"),
+            method: "POST",
+            path: secret.clone(),
+            body: "",
+            status: 404,
+        },
+        Case {
+            name: "another admin deletes",
+            caller: ("ops", "ops"),
+            method: "DELETE",
+            path: app.clone(),
+            body: "",
+            status: 404,
+        },
+        Case {
+            name: "an admin registers for another owner",
+            caller: ("ops", "ops"),
+            method: "POST",
+            path: REGISTER.into(),
+            body: r#"{"clientName":"x","owner":"admin","grantType":"client_credentials"}"#,
+            status: 400,
+        },
+        Case {
+            name: "an admin registers for itself",
+            caller: ("ops", "ops"),
+            method: "POST",
+            path: REGISTER.into(),
+            body: r#"{"clientName":"x","owner":"ops","grantType":"client_credentials"}"#,
+            status: 201,
+        },
+        Case {
+            name: "a super-admin registers for anyone",
+            caller: ("root", "root"),
+            method: "POST",
+            path: REGISTER.into(),
+            body: r#"{"clientName":"x","owner":"someone","grantType":"client_credentials"}"#,
+            status: 201,
+        },
+        Case {
+            name: "the registering admin reads",
+            caller: ("admin", "admin"),
+            method: "GET",
+            path: app.clone(),
+            body: "",
+            status: 200,
+        },
+        Case {
+            name: "a super-admin reads",
+            caller: ("root", "root"),
+            method: "GET",
+            path: app.clone(),
+            body: "",
+            status: 200,
+        },
+        Case {
+            name: "a super-admin re-keys",
+            caller: ("root", "root"),
+            method: "POST",
+            path: secret.clone(),
+            body: "",
+            status: 200,
+        },
+        Case {
+            name: "the registering admin re-keys",
+            caller: ("admin", "admin"),
+            method: "POST",
+            path: secret.clone(),
+            body: "",
+            status: 200,
+        },
+        Case {
+            name: "a super-admin deletes",
+            caller: ("root", "root"),
+            method: "DELETE",
+            path: app.clone(),
+            body: "",
+            status: 204,
+        },
+    ];
+    for case in table {
+        let basic = format!("Basic {}", encode_basic_credentials(case.caller.0, case.caller.1));
+        let content_type = (!case.body.is_empty()).then_some("application/json");
+        let reply = rig.endpoint(case.method, &case.path, Some(&basic), content_type, case.body);
+        assert_eq!(reply.0.status, case.status, "{}: {}", case.name, reply.text());
+        if case.status == 404 {
+            assert_eq!(reply.field("error"), "not_found", "{}", case.name);
+        }
+        if case.status == 400 {
+            assert_eq!(reply.field("error"), "invalid_client_metadata", "{}", case.name);
+        }
+    }
+}
+
 #[test]
 fn bad_registrations_get_clear_4xx_errors() {
     let rig = lifecycle_rig();

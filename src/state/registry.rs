@@ -48,6 +48,9 @@ pub struct Registration {
 pub struct ClientRecord {
     pub client_id: String,
     pub registration: Registration,
+    /// The administrator who registered it; empty for records written before it was kept,
+    /// which only a super-admin may manage.
+    pub registered_by: String,
     salt: [u8; SALT_BYTES],
     digest: [u8; 32],
 }
@@ -88,8 +91,10 @@ impl Record for ClientRecord {
         let saas = r.u8()? != 0;
         let salt = r.array()?;
         let digest = r.array()?;
+        // Added at the end, so records of the older format (which stop here) still decode.
+        let registered_by = if r.peek().is_some() { r.short_string()? } else { String::new() };
         let registration = Registration { name, owner, callback_url, grant_types, saas };
-        Some(ClientRecord { client_id, registration, salt, digest })
+        Some(ClientRecord { client_id, registration, registered_by, salt, digest })
     }
 
     fn encode_into(&self, out: &mut Vec<u8>) {
@@ -101,6 +106,7 @@ impl Record for ClientRecord {
         out.push(u8::from(self.registration.saas));
         out.extend_from_slice(&self.salt);
         out.extend_from_slice(&self.digest);
+        put_short_bytes(out, self.registered_by.as_bytes());
     }
 
     /// Registered applications do not expire.
@@ -194,7 +200,12 @@ impl<'h> ClientRegistry<'h> {
     /// Registers an application in the first bucket with room, starting from a hash of its
     /// owner and name and probing up to [`PROBE_WINDOW`] buckets on. The duplicate check
     /// covers the whole window, so the same name always meets its twin.
-    pub fn register(&self, registration: Registration, now: u64) -> Result<Registered, RegistryError> {
+    pub fn register(
+        &self,
+        registration: Registration,
+        registered_by: &str,
+        now: u64,
+    ) -> Result<Registered, RegistryError> {
         let home = self.home_bucket(&registration);
         let window: Vec<u32> = (0..self.table.count().min(PROBE_WINDOW))
             .map(|step| (home + step) % self.table.count())
@@ -217,6 +228,7 @@ impl<'h> ClientRegistry<'h> {
             let record = ClientRecord {
                 client_id: URL_SAFE_NO_PAD.encode(id),
                 registration: registration.clone(),
+                registered_by: registered_by.to_owned(),
                 salt,
                 digest,
             };
@@ -303,7 +315,7 @@ mod tests {
     fn registered_applications_are_found_by_id_and_verify_their_secret() {
         let shared = MemoryStore::default();
         let registry = registry(&shared, 16 * CLIENTS_PER_BUCKET as u32);
-        let registered = registry.register(registration("shop"), 0).unwrap();
+        let registered = registry.register(registration("shop"), "admin", 0).unwrap();
         let id = &registered.record.client_id;
         assert!(id
             .bytes()
@@ -320,17 +332,17 @@ mod tests {
     fn the_same_name_for_the_same_owner_is_a_duplicate() {
         let shared = MemoryStore::default();
         let registry = registry(&shared, 16 * CLIENTS_PER_BUCKET as u32);
-        registry.register(registration("shop"), 0).unwrap();
-        assert_eq!(registry.register(registration("shop"), 0).err(), Some(RegistryError::Duplicate));
+        registry.register(registration("shop"), "admin", 0).unwrap();
+        assert_eq!(registry.register(registration("shop"), "admin", 0).err(), Some(RegistryError::Duplicate));
         let other_owner = Registration { owner: "someone".into(), ..registration("shop") };
-        assert!(registry.register(other_owner, 0).is_ok());
+        assert!(registry.register(other_owner, "admin", 0).is_ok());
     }
 
     #[test]
     fn regenerating_replaces_the_secret_and_deleting_removes_the_application() {
         let shared = MemoryStore::default();
         let registry = registry(&shared, 16 * CLIENTS_PER_BUCKET as u32);
-        let first = registry.register(registration("shop"), 0).unwrap();
+        let first = registry.register(registration("shop"), "admin", 0).unwrap();
         let id = first.record.client_id.clone();
         let second = registry.regenerate_secret(&id, 0).unwrap();
         assert_ne!(first.secret, second.secret);
@@ -348,13 +360,13 @@ mod tests {
         let shared = MemoryStore::default();
         let registry = registry(&shared, 64);
         for i in 0..64 {
-            registry.register(registration(&format!("app{i}")), 0).unwrap();
+            registry.register(registration(&format!("app{i}")), "admin", 0).unwrap();
         }
-        assert_eq!(registry.register(registration("one-more"), 0).err(), Some(RegistryError::Full));
+        assert_eq!(registry.register(registration("one-more"), "admin", 0).err(), Some(RegistryError::Full));
         // Duplicates are found wherever probing put the first one.
         for i in 0..64 {
             assert_eq!(
-                registry.register(registration(&format!("app{i}")), 0).err(),
+                registry.register(registration(&format!("app{i}")), "admin", 0).err(),
                 Some(RegistryError::Duplicate)
             );
         }
@@ -366,7 +378,7 @@ mod tests {
         let shared = MemoryStore::default();
         let big = registry(&shared, 1024);
         let ids: Vec<String> = (0..50)
-            .map(|i| big.register(registration(&format!("app{i}")), 0).unwrap().record.client_id)
+            .map(|i| big.register(registration(&format!("app{i}")), "admin", 0).unwrap().record.client_id)
             .collect();
         let smaller = ClientRegistry::new(&shared, &SystemRandomness, &NoMetrics, 64);
         assert!(smaller.initialize().is_err(), "a smaller registry dropped registered applications");
@@ -382,9 +394,23 @@ mod tests {
         registry(&shared, 1024);
         let smaller = ClientRegistry::new(&shared, &SystemRandomness, &NoMetrics, 64);
         assert_eq!(smaller.initialize(), Ok(0));
-        let registered = smaller.register(registration("shop"), 0).unwrap();
+        let registered = smaller.register(registration("shop"), "admin", 0).unwrap();
         // Growing again keeps what the smaller table holds.
         let big = registry(&shared, 1024);
         assert!(big.find(&registered.record.client_id).unwrap().is_some());
+    }
+
+    #[test]
+    fn records_of_the_older_format_decode_with_nobody_as_their_registrar() {
+        let shared = MemoryStore::default();
+        let registered = registry(&shared, 64).register(registration("shop"), "admin", 0).unwrap().record;
+        assert_eq!(registered.registered_by, "admin");
+        let mut bytes = Vec::new();
+        registered.encode_into(&mut bytes);
+        assert_eq!(ClientRecord::decode(&bytes).as_ref(), Some(&registered));
+        // The older format ended after the digest.
+        bytes.truncate(bytes.len() - 1 - "admin".len());
+        let old = ClientRecord::decode(&bytes).unwrap();
+        assert_eq!(old, ClientRecord { registered_by: String::new(), ..registered });
     }
 }
