@@ -221,6 +221,19 @@ def plugin_config(args: argparse.Namespace) -> dict:
     return cfg
 
 
+def without_rate_limit(cfg: dict) -> dict:
+    """The soak measures the store, not the credential endpoints' per-connection rate limit
+    (envoy/envoy.yaml), which would refuse most of its keep-alive load: drop it."""
+    name = "envoy.filters.http.local_ratelimit"
+    for listener in cfg["static_resources"]["listeners"]:
+        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != name]
+        for host in hcm["route_config"]["virtual_hosts"]:
+            for route in host["routes"]:
+                route.get("typed_per_filter_config", {}).pop(name, None)
+    return cfg
+
+
 def summarize(samples: list[dict], rounds: list[dict], args: argparse.Namespace) -> dict:
     """The samples that tell the story: before, then for each round the peaks
     during the load, the end of the load, and the settled state after it."""
@@ -276,7 +289,7 @@ def main() -> int:
         raise SystemExit("h2load not found: apt-get install nghttp2-client, or use --client python")
     workdir = Path(tempfile.mkdtemp(prefix="tokengate-soak-"))
     # The demo cluster is never used: /token is answered by the filter.
-    envoy = harness.Envoy("soak", workdir, harness.render_envoy_config(plugin_config(args), upstream_port=9))
+    envoy = harness.Envoy("soak", workdir, without_rate_limit(harness.render_envoy_config(plugin_config(args), upstream_port=9)))
     print(f"soak: {args.tokens:,} tokens valid {args.validity} s, store capacity {args.capacity:,}, "
           f"{client}; Envoy log {envoy.log_path}", flush=True)
     rounds: list[dict] = []

@@ -97,6 +97,8 @@ impl Config {
         };
         let routes = sections::routes(raw.resources, &endpoints, &mut catalog)?;
         let fleet = raw.fleet.map(sections::fleet).transpose()?;
+        let lockout =
+            LockoutPolicy { known_names: known_principals(&applications, &users, &registration), ..lockout };
 
         let decoy_client_verifier =
             SecretVerifier::decoy_like(applications.values().map(|app| &app.verifier));
@@ -150,6 +152,20 @@ fn redacted(error: &serde_json::Error) -> String {
         };
     }
     format!("wrong type or value at {at}")
+}
+
+/// Every name whose failures the lockout counts in its table of known names: the configured
+/// applications, users (and again administrators, whose admin logins count apart), and room
+/// for every registered application.
+fn known_principals(
+    applications: &HashMap<String, Application>,
+    users: &HashMap<String, User>,
+    registration: &Option<RegistrationConfig>,
+) -> u32 {
+    let admins = users.values().filter(|user| user.is_admin).count();
+    let configured = applications.len().saturating_add(users.len()).saturating_add(admins);
+    let registered = registration.as_ref().map_or(0, |registration| registration.capacity);
+    u32::try_from(configured).unwrap_or(u32::MAX).saturating_add(registered)
 }
 
 impl Config {

@@ -47,6 +47,8 @@ pub struct User {
     pub fingerprint: u32,
     pub scopes: ScopeSet,
     pub is_admin: bool,
+    /// Manages every registered application, not only its own (implies `is_admin`).
+    pub is_super_admin: bool,
 }
 
 /// Fleet mode, when configured: the tables that must agree across Envoys live in etcd.

@@ -70,13 +70,13 @@ pub(super) struct RawLockout {
     pub(super) max_failures: u16,
     pub(super) window_secs: u64,
     pub(super) lockout_secs: u64,
-    /// Names whose failures can be counted at once (see [`crate::state::lockout`]).
+    /// Unknown names whose failures can be counted at once (see [`crate::state::lockout`]).
     pub(super) tracked_names: u32,
 }
 
 impl Default for RawLockout {
     fn default() -> Self {
-        RawLockout { max_failures: 10, window_secs: 60, lockout_secs: 300, tracked_names: 4096 }
+        RawLockout { max_failures: 10, window_secs: 60, lockout_secs: 300, tracked_names: 32_768 }
     }
 }
 
@@ -130,9 +130,12 @@ pub(super) struct RawUser {
     pub(super) password_hash: Option<String>,
     #[serde(default)]
     pub(super) scopes: Vec<String>,
-    /// May register, re-key and delete applications.
+    /// May register applications, and read, re-key and delete the ones it registered.
     #[serde(default)]
     pub(super) admin: bool,
+    /// An admin who may manage every registered application, and register for any owner.
+    #[serde(default)]
+    pub(super) super_admin: bool,
 }
 
 #[derive(Deserialize)]

@@ -97,6 +97,8 @@ pub(super) fn limits(raw: &RawConfig) -> Result<LockoutPolicy, ConfigError> {
         window_secs: lockout.window_secs,
         lockout_secs: lockout.lockout_secs,
         tracked_names: lockout.tracked_names,
+        // Counted once the applications, users and registry are known (`Config::validate`).
+        known_names: 0,
     })
 }
 
@@ -152,7 +154,8 @@ pub(super) fn users(
             username: user.username.clone(),
             verifier,
             scopes,
-            is_admin: user.admin,
+            is_admin: user.admin || user.super_admin,
+            is_super_admin: user.super_admin,
         };
         if users.insert(user.username, entry).is_some() {
             return Err(problem(format!("{at}.username"), "the same username appears twice"));

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::host::metrics::Metric;
 use crate::host::{Clock, Metrics};
+use crate::state::buckets::InitError;
 use crate::state::credential_changes::CredentialChanges;
 
 /// How often each VM sweeps a slice of the store and re-reads the credential changes.
@@ -112,7 +113,14 @@ impl RootContext for GatewayRoot {
         match Gateway::new(&config, envoy_host(&metrics, &CredentialChanges::default())).initialize_store() {
             Ok(0) => {}
             Ok(created) => log::info!("#{} token store: created {created} buckets", self.context_id),
-            Err(error) => {
+            Err(InitError::WouldDrop { records }) => {
+                log::error!(
+                    "#{} invalid configuration: registration.capacity is lower than before and would delete {records} registered applications; delete them first or keep the capacity",
+                    self.context_id
+                );
+                return false;
+            }
+            Err(InitError::Store(error)) => {
                 log::error!("#{} cannot initialise the token store: {error:?}", self.context_id);
                 return false;
             }

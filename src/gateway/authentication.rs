@@ -10,7 +10,7 @@ use crate::host::StoreError;
 use crate::oauth::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
 use crate::oauth::form::{query_parameter_names, FormError, FormParams};
 use crate::oauth::scope::ScopeSet;
-use crate::state::lockout::Principal;
+use crate::state::lockout::{Listing, Principal};
 use crate::state::registry::ClientRecord;
 
 impl<'a> Gateway<'a> {
@@ -101,7 +101,9 @@ impl<'a> Gateway<'a> {
         failure: OAuthError,
     ) -> Result<T, OAuthError> {
         let now = self.now()?;
-        if let Some(wait) = self.limiter.locked_for(principal, now)? {
+        // Names that exist are counted apart, where made-up names cannot crowd them out.
+        let listing = if found.is_some() { Listing::Known } else { Listing::Unknown };
+        if let Some(wait) = self.limiter.locked_for(principal, listing, now)? {
             return Err(locked_out(wait));
         }
         let verified = match &found {
@@ -114,7 +116,7 @@ impl<'a> Gateway<'a> {
         match found {
             Some(item) if verified => Ok(item),
             _ => {
-                self.limiter.record_failure(principal, now)?;
+                self.limiter.record_failure(principal, listing, now)?;
                 Err(failure)
             }
         }

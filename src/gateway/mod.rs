@@ -22,6 +22,7 @@ mod token;
 use crate::config::Config;
 use crate::host::{Clock, Metrics, Randomness, SharedStore, StoreError};
 use crate::oauth::METADATA_PATH;
+use crate::state::buckets::InitError;
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::grants::{GrantRecord, TokenStore};
 use crate::state::lockout::FailureLimiter;
@@ -99,7 +100,7 @@ impl<'a> Gateway<'a> {
             config,
             store: TokenStore::new(host.shared, host.random, host.metrics, config.store_capacity)
                 .with_share_per_owner(config.max_grants_per_application),
-            limiter: FailureLimiter::new(host.shared, config.lockout),
+            limiter: FailureLimiter::new(host.shared, host.random, config.lockout),
             registry: config.registration.as_ref().map(|registration| {
                 ClientRegistry::new(host.shared, host.random, host.metrics, registration.capacity)
             }),
@@ -110,7 +111,9 @@ impl<'a> Gateway<'a> {
     }
 
     /// Creates the store's buckets. Only for `on_configure` (see [`crate::state::buckets`]).
-    pub fn initialize_store(&self) -> Result<u32, StoreError> {
+    /// [`InitError::WouldDrop`]: a lower `registration.capacity` would delete registered
+    /// applications, so the configuration must be refused.
+    pub fn initialize_store(&self) -> Result<u32, InitError> {
         let registry_created = match &self.registry {
             Some(registry) => registry.initialize()?,
             None => 0,

@@ -8,7 +8,10 @@
 //! | `POST <endpoint>/<client id>/secret` | replaces its secret: its tokens stop working |
 //! | `DELETE <endpoint>/<client id>` | deletes it: its tokens stop working (204) |
 //!
-//! Every call authenticates with HTTP Basic as a user marked `admin` in the configuration.
+//! Every call authenticates with HTTP Basic as a user marked `admin` in the configuration. An
+//! application is managed only by the admin who registered it (kept in its record) or by a
+//! `super_admin`; to any other admin it does not exist (404). Only a super-admin may register
+//! for an `owner` other than itself.
 
 use std::collections::BTreeSet;
 
@@ -21,6 +24,7 @@ use crate::config::User;
 use crate::host::metrics::Metric;
 use crate::oauth::credentials::parse_basic_authorization;
 use crate::oauth::grant_type::{refresh_without_password, GrantType};
+use crate::state::lockout::Principal;
 use crate::state::registry::{ClientRecord, ClientRegistry, Registration, RegistryError};
 
 /// The request body of WSO2's v0.17 registration. Unknown fields are ignored, as WSO2 does.
@@ -71,12 +75,13 @@ impl<'a> Gateway<'a> {
     }
 
     pub(super) fn registered_client_endpoint(&self, request: &EndpointRequest, client_id: &str) -> Response {
-        let result = self.authenticate_admin(request).and_then(|(registry, _)| match request.method {
+        let result = self.authenticate_admin(request).and_then(|(registry, admin)| match request.method {
             "GET" => {
-                let record = registry.find(client_id)?.ok_or(NOT_FOUND)?;
+                let record = managed_by(admin, registry.find(client_id)?)?;
                 Ok((200, Some(registration_response(record, None))))
             }
             "DELETE" => {
+                managed_by(admin, registry.find(client_id)?)?;
                 registry.delete(client_id, self.now()?).map_err(registry_error)?;
                 Ok((204, None))
             }
@@ -86,10 +91,11 @@ impl<'a> Gateway<'a> {
     }
 
     pub(super) fn regenerate_secret_endpoint(&self, request: &EndpointRequest, client_id: &str) -> Response {
-        let result = self.authenticate_admin(request).and_then(|(registry, _)| {
+        let result = self.authenticate_admin(request).and_then(|(registry, admin)| {
             if request.method != "POST" {
                 return Err(ErrorKind::MethodNotAllowed { allow: "POST" }.because("use POST"));
             }
+            managed_by(admin, registry.find(client_id)?)?;
             let registered = registry.regenerate_secret(client_id, self.now()?).map_err(registry_error)?;
             Ok((200, Some(registration_response(registered.record, Some(registered.secret)))))
         });
@@ -122,6 +128,11 @@ impl<'a> Gateway<'a> {
             .filter(|name| !name.is_empty())
             .ok_or(ErrorKind::InvalidClientMetadata.because("clientName is missing"))?;
         let owner = payload.owner.filter(|owner| !owner.is_empty()).unwrap_or_else(|| admin.username.clone());
+        if owner != admin.username && !admin.is_super_admin {
+            return Err(
+                ErrorKind::InvalidClientMetadata.because("owner must be the administrator who registers")
+            );
+        }
         for text in [&name, &owner, &payload.callback_url] {
             if text.len() > 255 || text.chars().any(char::is_control) {
                 return Err(ErrorKind::InvalidClientMetadata.because(
@@ -152,12 +163,14 @@ impl<'a> Gateway<'a> {
             grant_types,
             saas: payload.saas_app,
         };
-        let registered = registry.register(registration, self.now()?).map_err(registry_error)?;
+        let registered =
+            registry.register(registration, &admin.username, self.now()?).map_err(registry_error)?;
         self.metrics.add(Metric::Registrations, 1);
         Ok((201, Some(registration_response(registered.record, Some(registered.secret)))))
     }
 
-    /// An administrator's HTTP Basic credentials (a user, not an application).
+    /// An administrator's HTTP Basic credentials (a user, not an application); anything else,
+    /// a user who is not an administrator included, is the same 401.
     fn authenticate_admin(
         &self,
         request: &EndpointRequest,
@@ -167,16 +180,27 @@ impl<'a> Gateway<'a> {
             .authorization
             .and_then(|header| parse_basic_authorization(header).ok())
             .ok_or(ADMIN_AUTH_FAILED)?;
-        let user = self.authenticate_user(
-            &credentials.consumer_key,
+        // A user who is not an administrator is refused like a wrong password, after the same
+        // decoy check: the endpoint says nothing about anyone's password. Its failures count
+        // under the admin login, apart from the user's password grant.
+        let name = credentials.consumer_key.as_str();
+        let admin = self.config.users.get(name).filter(|user| user.is_admin);
+        let user = self.verify_secret(
+            Principal::Admin(name),
+            admin,
+            |user| &user.verifier,
+            &self.config.decoy_user_verifier,
             &credentials.consumer_secret,
             ADMIN_AUTH_FAILED,
         )?;
-        if !user.is_admin {
-            return Err(ErrorKind::AccessDenied.because("only administrators may manage applications"));
-        }
         Ok((registry, user))
     }
+}
+
+/// The application, if `admin` may manage it: the admin who registered it, or a super-admin.
+/// Anyone else is told it does not exist, as for an unknown id.
+fn managed_by(admin: &User, record: Option<ClientRecord>) -> Result<ClientRecord, OAuthError> {
+    record.filter(|record| admin.is_super_admin || record.registered_by == admin.username).ok_or(NOT_FOUND)
 }
 
 fn registry_error(error: RegistryError) -> OAuthError {

@@ -79,8 +79,6 @@ pub(super) enum ErrorKind {
     InvalidClientMetadata,
     /// 409 `invalid_client_metadata`: the registration exists already.
     DuplicateClient,
-    /// 403 `access_denied`.
-    AccessDenied,
     /// 404 `not_found`.
     NotFound,
     /// 429 `temporarily_unavailable`, with `Retry-After`: a locked-out name.
@@ -99,7 +97,6 @@ impl ErrorKind {
             | ErrorKind::InvalidScope
             | ErrorKind::InvalidClientMetadata => 400,
             ErrorKind::InvalidClient => 401,
-            ErrorKind::AccessDenied => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed { .. } => 405,
             ErrorKind::DuplicateClient => 409,
@@ -120,7 +117,6 @@ impl ErrorKind {
             ErrorKind::UnsupportedGrantType => "unsupported_grant_type",
             ErrorKind::InvalidScope => "invalid_scope",
             ErrorKind::InvalidClientMetadata | ErrorKind::DuplicateClient => "invalid_client_metadata",
-            ErrorKind::AccessDenied => "access_denied",
             ErrorKind::NotFound => "not_found",
             ErrorKind::LockedOut { .. } | ErrorKind::Unavailable => "temporarily_unavailable",
         }

@@ -934,6 +934,185 @@ fn registration_answers_like_wso2_and_the_application_works_at_once() {
     assert_eq!(rig.metrics.get(Metric::Registrations), 1);
 }
 
+/// Issue 10: the registration endpoint is no password oracle: a right password of a user who is
+/// not an admin, a wrong one and an unknown name get the same reply.
+#[test]
+fn the_registration_endpoint_says_nothing_about_passwords() {
+    let rig = lifecycle_rig();
+    struct Case {
+        name: &'static str,
+        caller: (&'static str, &'static str),
+    }
+    let table = [
+        Case { name: "right password, not an admin", caller: ("viewer", "viewer") },
+        Case { name: "wrong password, not an admin", caller: ("viewer", "wrong") },
+        Case { name: "wrong password, admin", caller: ("admin", "wrong") },
+        Case { name: "unknown user", caller: ("nobody", "viewer") },
+    ];
+    let good = r#"{"clientName":"shop","grantType":"client_credentials"}"#;
+    let replies: Vec<(u16, String)> = table
+        .iter()
+        .map(|case| {
+            let reply = register(&rig, case.caller, "application/json", good);
+            (reply.0.status, reply.text())
+        })
+        .collect();
+    for (case, reply) in table.iter().zip(&replies) {
+        assert_eq!(reply.0, 401, "{}: {}", case.name, reply.1);
+        assert_eq!(reply, &replies[0], "{}", case.name);
+    }
+}
+
+/// Issue 10: failed admin logins count apart from the same user's password grant.
+#[test]
+fn failed_admin_logins_do_not_lock_the_password_grant() {
+    let rig = lifecycle_rig();
+    let good = r#"{"clientName":"shop","grantType":"client_credentials"}"#;
+    for user in ["admin", "viewer"] {
+        for _ in 0..10 {
+            register(&rig, (user, "wrong"), "application/json", good);
+        }
+        // The admin login is locked...
+        assert_eq!(register(&rig, (user, "wrong"), "application/json", good).0.status, 429, "{user}");
+        // ...the password grant is not.
+        let reply = rig.token(&format!("grant_type=password&username={user}&password={user}"));
+        assert_eq!(reply.0.status, 200, "{user}: {}", reply.text());
+    }
+}
+
+/// Issue 10: an application is managed only by the admin who registered it or a super-admin;
+/// to another admin it does not exist. Only a super-admin registers for another owner.
+#[test]
+fn only_the_registering_admin_or_a_super_admin_manages_an_application() {
+    let json = crate::config::tests::demo_with_lifecycle().replacen(
+        "\"users\":[",
+        r#""users": [{"username": "ops", "password": "ops", "admin": true},
+                    {"username": "root", "password": "root", "super_admin": true},"#,
+        1,
+    );
+    let rig = Rig::with_config(&json);
+    let reply = register(
+        &rig,
+        ("admin", "admin"),
+        "application/json",
+        r#"{"clientName":"shop","grantType":"client_credentials"}"#,
+    );
+    assert_eq!(reply.0.status, 201, "{}", reply.text());
+    let id = reply.field("clientId");
+    struct Case {
+        name: &'static str,
+        caller: (&'static str, &'static str),
+        method: &'static str,
+        path: String,
+        body: &'static str,
+        status: u16,
+    }
+    let app = format!("{REGISTER}/{id}");
+    let secret = format!("{app}/secret");
+    let table = [
+        Case {
+            name: "another admin reads",
+            caller: ("ops", "ops"),
+            method: "GET",
+            path: app.clone(),
+            body: "",
+            status: 404,
+        },
+        Case {
+            name: "another admin re-keys",
+            caller: ("ops", "ops"),
+            method: "POST",
+            path: secret.clone(),
+            body: "",
+            status: 404,
+        },
+        Case {
+            name: "another admin deletes",
+            caller: ("ops", "ops"),
+            method: "DELETE",
+            path: app.clone(),
+            body: "",
+            status: 404,
+        },
+        Case {
+            name: "an admin registers for another owner",
+            caller: ("ops", "ops"),
+            method: "POST",
+            path: REGISTER.into(),
+            body: r#"{"clientName":"x","owner":"admin","grantType":"client_credentials"}"#,
+            status: 400,
+        },
+        Case {
+            name: "an admin registers for itself",
+            caller: ("ops", "ops"),
+            method: "POST",
+            path: REGISTER.into(),
+            body: r#"{"clientName":"x","owner":"ops","grantType":"client_credentials"}"#,
+            status: 201,
+        },
+        Case {
+            name: "a super-admin registers for anyone",
+            caller: ("root", "root"),
+            method: "POST",
+            path: REGISTER.into(),
+            body: r#"{"clientName":"x","owner":"someone","grantType":"client_credentials"}"#,
+            status: 201,
+        },
+        Case {
+            name: "the registering admin reads",
+            caller: ("admin", "admin"),
+            method: "GET",
+            path: app.clone(),
+            body: "",
+            status: 200,
+        },
+        Case {
+            name: "a super-admin reads",
+            caller: ("root", "root"),
+            method: "GET",
+            path: app.clone(),
+            body: "",
+            status: 200,
+        },
+        Case {
+            name: "a super-admin re-keys",
+            caller: ("root", "root"),
+            method: "POST",
+            path: secret.clone(),
+            body: "",
+            status: 200,
+        },
+        Case {
+            name: "the registering admin re-keys",
+            caller: ("admin", "admin"),
+            method: "POST",
+            path: secret.clone(),
+            body: "",
+            status: 200,
+        },
+        Case {
+            name: "a super-admin deletes",
+            caller: ("root", "root"),
+            method: "DELETE",
+            path: app.clone(),
+            body: "",
+            status: 204,
+        },
+    ];
+    for case in table {
+        let basic = format!("Basic {}", encode_basic_credentials(case.caller.0, case.caller.1));
+        let content_type = (!case.body.is_empty()).then_some("application/json");
+        let reply = rig.endpoint(case.method, &case.path, Some(&basic), content_type, case.body);
+        assert_eq!(reply.0.status, case.status, "{}: {}", case.name, reply.text());
+        if case.status == 404 {
+            assert_eq!(reply.field("error"), "not_found", "{}", case.name);
+        }
+        if case.status == 400 {
+            assert_eq!(reply.field("error"), "invalid_client_metadata", "{}", case.name);
+        }
+    }
+}
+
 #[test]
 fn bad_registrations_get_clear_4xx_errors() {
     let rig = lifecycle_rig();
@@ -954,12 +1133,13 @@ fn bad_registrations_get_clear_4xx_errors() {
             status: 401,
             error: "invalid_client",
         },
+        // Issue 10: a user who is not an admin is refused like a wrong password (was 403).
         RegisterCase {
             caller: ("viewer", "viewer"),
             content_type: "application/json",
             body: good,
-            status: 403,
-            error: "access_denied",
+            status: 401,
+            error: "invalid_client",
         },
         RegisterCase {
             caller: ("demo-app", "demo-secret"),
@@ -1137,6 +1317,46 @@ fn the_sweep_drops_grants_whose_owner_can_never_stand_again() {
     assert_eq!(deleted.0.status, 204);
     rig.gateway_with(&second).sweep_step(1, 1).unwrap();
     assert_eq!(grants(), 2, "demo-app's and someone-else's grants are left");
+}
+
+/// Issue 10: these names shared demo-app's lockout bucket under the old unkeyed hash, so eight
+/// failures under them locked demo-app out without its secret.
+#[test]
+fn made_up_names_cannot_lock_a_known_client_out() {
+    let rig = Rig::demo();
+    for name in [
+        "spray2161",
+        "spray2162",
+        "spray2193",
+        "spray2507",
+        "spray2658",
+        "spray4148",
+        "spray5053",
+        "spray5958",
+    ] {
+        assert_eq!(rig.post_as(name, "x", "/token", "grant_type=client_credentials").0.status, 401);
+    }
+    let reply = rig.post_as("demo-app", "demo-secret", "/token", "grant_type=client_credentials");
+    assert_eq!(reply.0.status, 200, "{}", reply.text());
+}
+
+/// Issue 10: junk names fill the table of unknown names, never the slots of names that exist.
+#[test]
+fn filling_the_table_of_unknown_names_leaves_known_names_alone() {
+    let rig = Rig::with_config(&DEMO.replacen(
+        "\"applications\"",
+        "\"lockout\": {\"tracked_names\": 8}, \"applications\"",
+        1,
+    ));
+    for i in 0..50 {
+        rig.post_as(&format!("junk{i}"), "x", "/token", "grant_type=client_credentials");
+        rig.token(&format!("grant_type=password&username=junk{i}&password=x"));
+    }
+    // Fail closed for a name the full table cannot count...
+    assert_eq!(rig.post_as("made-up", "x", "/token", "grant_type=client_credentials").0.status, 429);
+    // ...while the application and the user that exist still log in.
+    assert_eq!(rig.token("grant_type=client_credentials").0.status, 200);
+    assert_eq!(rig.token("grant_type=password&username=admin&password=admin").0.status, 200);
 }
 
 #[test]

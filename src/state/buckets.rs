@@ -22,6 +22,22 @@ pub const EMPTY_BUCKET: &[u8] = &[BUCKET_FORMAT];
 /// Compare-and-swap attempts on one bucket before giving up on it.
 pub(crate) const CAS_ATTEMPTS: usize = 16;
 
+/// Why a table could not be set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitError {
+    Store(StoreError),
+    /// A smaller table would give up buckets holding this many records that must be kept.
+    WouldDrop {
+        records: usize,
+    },
+}
+
+impl From<StoreError> for InitError {
+    fn from(error: StoreError) -> Self {
+        InitError::Store(error)
+    }
+}
+
 /// A record kept in a bucket.
 pub trait Record: Sized + Clone {
     fn decode(bytes: &[u8]) -> Option<Self>;
@@ -97,6 +113,26 @@ impl<'h> BucketTable<'h> {
         }
         self.shared.set(&meta_key, &self.count.to_be_bytes(), 0)?;
         Ok(created)
+    }
+
+    /// [`BucketTable::initialize`] for records that must never be dropped: a smaller table
+    /// than last time is refused while the buckets it would give up hold any record.
+    pub fn initialize_keeping_records(&self) -> Result<u32, InitError> {
+        let meta_key = format!("tokengate/{}/count", self.name);
+        let existing = match self.shared.get(&meta_key)? {
+            Some((value, _)) => Reader(&value).u32().unwrap_or(0),
+            None => 0,
+        };
+        let mut records = 0;
+        for index in self.count..existing {
+            if let Some((bytes, _)) = self.shared.get(&self.key(index))? {
+                records += records_of(&bytes).count();
+            }
+        }
+        if records > 0 {
+            return Err(InitError::WouldDrop { records });
+        }
+        Ok(self.initialize()?)
     }
 
     fn sweep_cursor_key(&self) -> String {

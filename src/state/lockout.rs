@@ -1,41 +1,71 @@
 //! Brute-force limits on every check of a client secret or user password (RFC 6749 §2.3.1,
 //! §4.3.2; RFC 6819 §5.1.4.2.3).
 //!
-//! Failed attempts are counted per name (consumer key or username) in a fixed window, in a
-//! small [`BucketTable`] so that every worker sees the same count. A name with too many
-//! failures in one window is locked for a while: every attempt is refused before any secret is
-//! checked, right or wrong, so guessing stops paying. Unknown names are counted like known
-//! ones, so a lockout does not reveal which names exist.
+//! Failed attempts are counted per name (consumer key or username) in a fixed window, in
+//! [`BucketTable`]s so that every worker sees the same count. A name with too many failures in
+//! one window is locked for a while: every attempt is refused before any secret is checked,
+//! right or wrong, so guessing stops paying. Unknown names are counted like known ones.
 //!
-//! The table never forgets a name while its window or lockout runs, so failures under made-up
-//! names cannot push a victim's count out. When a bucket is full of such names, a name not yet
-//! in it cannot be counted and is refused until a slot frees (fail closed): flooding the table
-//! can delay some logins, never open the door to unlimited guessing.
+//! A name's bucket is picked by a hash keyed with a random secret made once per shared-data
+//! space ([`FailureLimiter::initialize`]), so nobody can work out offline which made-up names
+//! share a victim's bucket. Names the configuration lists (and registered applications) are
+//! counted in a table of their own that made-up names never enter, so it needs no slot limit;
+//! the table of unknown names is larger and bounded.
+//!
+//! The tables never forget a name while its window or lockout runs, so failures under made-up
+//! names cannot push a victim's count out. When a bucket of unknown names is full, a name not
+//! yet in it cannot be counted and is refused until a slot frees (fail closed): flooding that
+//! table can delay unknown names (and reveals, while it lasts, that a name is unknown), never
+//! open the door to unlimited guessing, and never touches the names that exist.
 
-use crate::host::{SharedStore, StoreError};
+use std::cell::OnceCell;
+
+use sha2::{Digest, Sha256};
+
+use crate::host::{Randomness, SharedStore, StoreError};
 use crate::oauth::scope::leading_u32;
 use crate::state::buckets::{BucketTable, Reader, Record};
-use crate::state::token::hash_prefix;
 
-/// Names tracked per bucket.
+/// Unknown names tracked per bucket.
 pub const NAMES_PER_BUCKET: usize = 8;
-const TABLE: &str = "limits";
+const UNKNOWN_TABLE: &str = "limits";
+const KNOWN_TABLE: &str = "limits-known";
+/// The hash key, made once by the first `on_configure` and never changed.
+const KEY: &str = "tokengate/limits/key";
+const KEY_BYTES: usize = 32;
 
 /// Whose credentials failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Principal<'a> {
     Client(&'a str),
+    /// A user's password at the password grant.
     User(&'a str),
+    /// A user's password at the registration endpoint: counted apart, so failed admin logins
+    /// cannot lock the user's password grant.
+    Admin(&'a str),
 }
 
 impl Principal<'_> {
-    fn tag(self) -> [u8; 8] {
+    fn tag(self, key: &[u8; KEY_BYTES]) -> [u8; 8] {
         let (kind, name) = match self {
             Principal::Client(name) => (b'c', name),
             Principal::User(name) => (b'u', name),
+            Principal::Admin(name) => (b'a', name),
         };
-        hash_prefix(&[kind, 0], name.as_bytes())
+        let digest = Sha256::new().chain_update(key).chain_update([kind, 0]).chain_update(name).finalize();
+        let mut tag = [0u8; 8];
+        for (slot, byte) in tag.iter_mut().zip(digest.iter()) {
+            *slot = *byte;
+        }
+        tag
     }
+}
+
+/// Whether a principal's name exists (configured, or a registered application).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Known,
+    Unknown,
 }
 
 /// The lockout policy.
@@ -45,8 +75,10 @@ pub struct LockoutPolicy {
     pub max_failures: u16,
     pub window_secs: u64,
     pub lockout_secs: u64,
-    /// Names whose failures can be counted at once: the table's size.
+    /// Unknown names whose failures can be counted at once: that table's size.
     pub tracked_names: u32,
+    /// Known principals (configured names and registered applications): the other table's size.
+    pub known_names: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,31 +113,79 @@ impl Record for Attempts {
 }
 
 pub struct FailureLimiter<'h> {
-    table: BucketTable<'h>,
+    shared: &'h dyn SharedStore,
+    random: &'h dyn Randomness,
+    known: BucketTable<'h>,
+    unknown: BucketTable<'h>,
     policy: LockoutPolicy,
+    key: OnceCell<[u8; KEY_BYTES]>,
 }
 
 impl<'h> FailureLimiter<'h> {
-    pub fn new(shared: &'h dyn SharedStore, policy: LockoutPolicy) -> Self {
-        let bucket_count = policy.tracked_names.div_ceil(NAMES_PER_BUCKET as u32).max(1);
-        FailureLimiter { table: BucketTable::new(shared, TABLE, bucket_count), policy }
+    pub fn new(shared: &'h dyn SharedStore, random: &'h dyn Randomness, policy: LockoutPolicy) -> Self {
+        let buckets = |names: u32| names.div_ceil(NAMES_PER_BUCKET as u32).max(1);
+        FailureLimiter {
+            shared,
+            random,
+            known: BucketTable::new(shared, KNOWN_TABLE, buckets(policy.known_names)),
+            unknown: BucketTable::new(shared, UNKNOWN_TABLE, buckets(policy.tracked_names)),
+            policy,
+            key: OnceCell::new(),
+        }
     }
 
+    /// Creates the tables and, the first time ever, the hash key. Only for `on_configure`
+    /// (see [`crate::state::buckets`]): a key that exists is kept, so every VM, and every later
+    /// configuration, hashes names the same way.
     pub fn initialize(&self) -> Result<u32, StoreError> {
-        self.table.initialize()
+        if self.policy.max_failures == 0 {
+            return Ok(0);
+        }
+        if self.shared.get(KEY)?.is_none() {
+            let mut key = [0u8; KEY_BYTES];
+            self.random.fill(&mut key).map_err(|_| StoreError::Unavailable)?;
+            self.shared.set(KEY, &key, 0)?;
+        }
+        Ok(self.known.initialize()? + self.unknown.initialize()?)
     }
 
-    fn bucket(&self, tag: &[u8; 8]) -> u32 {
-        leading_u32(tag) % self.table.count()
+    /// The hash key, read once per limiter. Missing (no `on_configure` made it): refuse, like a
+    /// missing bucket, rather than fall back to a hash anyone can compute.
+    fn key(&self) -> Result<[u8; KEY_BYTES], StoreError> {
+        if let Some(key) = self.key.get() {
+            return Ok(*key);
+        }
+        let (bytes, _) = self.shared.get(KEY)?.ok_or(StoreError::Unavailable)?;
+        let key: [u8; KEY_BYTES] = bytes.as_slice().try_into().map_err(|_| StoreError::Unavailable)?;
+        Ok(*self.key.get_or_init(|| key))
+    }
+
+    /// The table, tag and bucket that count `principal`.
+    fn slot(
+        &self,
+        principal: Principal,
+        listing: Listing,
+    ) -> Result<(&BucketTable<'h>, [u8; 8], u32), StoreError> {
+        let tag = principal.tag(&self.key()?);
+        let table = match listing {
+            Listing::Known => &self.known,
+            Listing::Unknown => &self.unknown,
+        };
+        Ok((table, tag, leading_u32(&tag) % table.count()))
     }
 
     /// Seconds until `principal` may try again (`now` in milliseconds), or `None`.
-    pub fn locked_for(&self, principal: Principal, now: u64) -> Result<Option<u64>, StoreError> {
+    pub fn locked_for(
+        &self,
+        principal: Principal,
+        listing: Listing,
+        now: u64,
+    ) -> Result<Option<u64>, StoreError> {
         if self.policy.max_failures == 0 {
             return Ok(None);
         }
-        let tag = principal.tag();
-        let Some(bytes) = self.table.read(self.bucket(&tag))? else { return Ok(None) };
+        let (table, tag, bucket) = self.slot(principal, listing)?;
+        let Some(bytes) = table.read(bucket)? else { return Ok(None) };
         let mut live = crate::state::buckets::records_of(&bytes)
             .filter_map(Attempts::decode)
             .filter(|attempts| attempts.window_ends_at > now || attempts.locked_until > now);
@@ -117,24 +197,27 @@ impl<'h> FailureLimiter<'h> {
             }
             tracked += 1;
         }
-        // A bucket full of other live names cannot count this one: refuse until a slot frees.
-        Ok((tracked >= NAMES_PER_BUCKET)
-            .then(|| wait_secs(now.saturating_add(self.policy.window_secs.saturating_mul(1000)))))
+        // A bucket full of other live unknown names cannot count this one: refuse until a slot
+        // frees. Known names have no such limit: only names that exist enter their table.
+        let full = listing == Listing::Unknown && tracked >= NAMES_PER_BUCKET;
+        Ok(full.then(|| wait_secs(now.saturating_add(self.policy.window_secs.saturating_mul(1000)))))
     }
 
     /// Counts a failed attempt; locks the principal when it reaches the limit.
-    pub fn record_failure(&self, principal: Principal, now: u64) -> Result<(), StoreError> {
+    pub fn record_failure(&self, principal: Principal, listing: Listing, now: u64) -> Result<(), StoreError> {
         if self.policy.max_failures == 0 {
             return Ok(());
         }
-        let tag = principal.tag();
+        let (table, tag, bucket) = self.slot(principal, listing)?;
         let policy = self.policy;
         let window = policy.window_secs.saturating_mul(1000);
-        self.table.update(self.bucket(&tag), now, |records: &mut Vec<Attempts>| {
+        table.update(bucket, now, |records: &mut Vec<Attempts>| {
             // Pruning has already dropped every name whose window and lockout are over.
             let position = match records.iter().position(|attempts| attempts.tag == tag) {
                 Some(position) => position,
-                None if records.len() >= NAMES_PER_BUCKET => return Ok::<(), StoreError>(()),
+                None if listing == Listing::Unknown && records.len() >= NAMES_PER_BUCKET => {
+                    return Ok::<(), StoreError>(())
+                }
                 None => {
                     records.push(Attempts {
                         tag,
@@ -166,13 +249,22 @@ impl<'h> FailureLimiter<'h> {
 mod tests {
     use super::*;
     use crate::host::memory::MemoryStore;
+    use crate::host::SystemRandomness;
 
-    const POLICY: LockoutPolicy =
-        LockoutPolicy { max_failures: 3, window_secs: 60, lockout_secs: 300, tracked_names: 8 };
+    const POLICY: LockoutPolicy = LockoutPolicy {
+        max_failures: 3,
+        window_secs: 60,
+        lockout_secs: 300,
+        tracked_names: 8,
+        known_names: 8,
+    };
+    const UNKNOWN: Listing = Listing::Unknown;
+    const KNOWN: Listing = Listing::Known;
 
     fn limiter(shared: &MemoryStore, buckets: u32) -> FailureLimiter<'_> {
-        let policy = LockoutPolicy { tracked_names: buckets * NAMES_PER_BUCKET as u32, ..POLICY };
-        let limiter = FailureLimiter::new(shared, policy);
+        let names = buckets * NAMES_PER_BUCKET as u32;
+        let policy = LockoutPolicy { tracked_names: names, known_names: names, ..POLICY };
+        let limiter = FailureLimiter::new(shared, &SystemRandomness, policy);
         limiter.initialize().unwrap();
         limiter
     }
@@ -182,17 +274,19 @@ mod tests {
         let shared = MemoryStore::default();
         let limiter = limiter(&shared, 4);
         let app = Principal::Client("demo-app");
-        // Times are milliseconds.
-        for _ in 0..2 {
-            limiter.record_failure(app, 100_000).unwrap();
-            assert_eq!(limiter.locked_for(app, 100_000).unwrap(), None);
+        for listing in [KNOWN, UNKNOWN] {
+            // Times are milliseconds.
+            for _ in 0..2 {
+                limiter.record_failure(app, listing, 100_000).unwrap();
+                assert_eq!(limiter.locked_for(app, listing, 100_000).unwrap(), None);
+            }
+            limiter.record_failure(app, listing, 100_000).unwrap();
+            assert_eq!(limiter.locked_for(app, listing, 100_000).unwrap(), Some(300));
+            assert_eq!(limiter.locked_for(app, listing, 399_500).unwrap(), Some(1));
+            assert_eq!(limiter.locked_for(app, listing, 400_000).unwrap(), None);
+            // A user of the same name is another principal.
+            assert_eq!(limiter.locked_for(Principal::User("demo-app"), listing, 100_000).unwrap(), None);
         }
-        limiter.record_failure(app, 100_000).unwrap();
-        assert_eq!(limiter.locked_for(app, 100_000).unwrap(), Some(300));
-        assert_eq!(limiter.locked_for(app, 399_500).unwrap(), Some(1));
-        assert_eq!(limiter.locked_for(app, 400_000).unwrap(), None);
-        // A user of the same name is another principal.
-        assert_eq!(limiter.locked_for(Principal::User("demo-app"), 100_000).unwrap(), None);
     }
 
     #[test]
@@ -201,49 +295,123 @@ mod tests {
         let limiter = limiter(&shared, 4);
         let user = Principal::User("admin");
         for window in 0..5 {
-            limiter.record_failure(user, window * 61_000).unwrap();
-            limiter.record_failure(user, window * 61_000 + 1_000).unwrap();
+            limiter.record_failure(user, KNOWN, window * 61_000).unwrap();
+            limiter.record_failure(user, KNOWN, window * 61_000 + 1_000).unwrap();
         }
-        assert_eq!(limiter.locked_for(user, 305_000).unwrap(), None);
+        assert_eq!(limiter.locked_for(user, KNOWN, 305_000).unwrap(), None);
     }
 
     #[test]
     fn failures_under_other_names_cannot_push_a_victim_out() {
-        let shared = MemoryStore::default();
-        let limiter = limiter(&shared, 1);
-        let victim = Principal::User("admin");
-        // Two guesses, then a flood of made-up names in the same (only) bucket, then a third.
-        for _ in 0..2 {
-            limiter.record_failure(victim, 0).unwrap();
+        for listing in [KNOWN, UNKNOWN] {
+            let shared = MemoryStore::default();
+            let limiter = limiter(&shared, 1);
+            let victim = Principal::User("admin");
+            // Two guesses, then a flood of made-up names in the same (only) bucket, then a third.
+            for _ in 0..2 {
+                limiter.record_failure(victim, listing, 0).unwrap();
+            }
+            for i in 0..50 {
+                limiter.record_failure(Principal::User(&format!("spray{i}")), UNKNOWN, 1_000).unwrap();
+            }
+            limiter.record_failure(victim, listing, 2_000).unwrap();
+            assert_eq!(
+                limiter.locked_for(victim, listing, 2_000).unwrap(),
+                Some(300),
+                "{listing:?}: count lost"
+            );
         }
-        for i in 0..50 {
-            limiter.record_failure(Principal::User(&format!("spray{i}")), 1_000).unwrap();
-        }
-        limiter.record_failure(victim, 2_000).unwrap();
-        assert_eq!(limiter.locked_for(victim, 2_000).unwrap(), Some(300), "the victim's count was lost");
     }
 
     #[test]
-    fn a_name_the_full_table_cannot_count_is_refused_until_a_slot_frees() {
+    fn an_unknown_name_the_full_table_cannot_count_is_refused_until_a_slot_frees() {
         let shared = MemoryStore::default();
         let limiter = limiter(&shared, 1);
         for i in 0..NAMES_PER_BUCKET {
-            limiter.record_failure(Principal::User(&format!("spray{i}")), 0).unwrap();
+            limiter.record_failure(Principal::User(&format!("spray{i}")), UNKNOWN, 0).unwrap();
         }
-        let newcomer = Principal::Client("demo-app");
-        assert_eq!(limiter.locked_for(newcomer, 1_000).unwrap(), Some(60));
+        let newcomer = Principal::Client("made-up");
+        assert_eq!(limiter.locked_for(newcomer, UNKNOWN, 1_000).unwrap(), Some(60));
         // The sprayed names' windows end after 60 s: the newcomer may try again.
-        assert_eq!(limiter.locked_for(newcomer, 60_000).unwrap(), None);
+        assert_eq!(limiter.locked_for(newcomer, UNKNOWN, 60_000).unwrap(), None);
+    }
+
+    /// Issue 10: eight made-up names whose unkeyed hash shared demo-app's bucket (512 buckets,
+    /// the old default) locked it out before any secret was checked.
+    #[test]
+    fn the_spray_names_no_longer_lock_demo_app() {
+        let shared = MemoryStore::default();
+        let limiter = limiter(&shared, 512);
+        let spray = [
+            "spray2161",
+            "spray2162",
+            "spray2193",
+            "spray2507",
+            "spray2658",
+            "spray4148",
+            "spray5053",
+            "spray5958",
+        ];
+        for name in spray {
+            limiter.record_failure(Principal::Client(name), UNKNOWN, 0).unwrap();
+        }
+        for listing in [KNOWN, UNKNOWN] {
+            assert_eq!(limiter.locked_for(Principal::Client("demo-app"), listing, 1_000).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn filling_the_unknown_table_leaves_known_names_alone() {
+        let shared = MemoryStore::default();
+        let limiter = limiter(&shared, 1);
+        for i in 0..100 {
+            limiter.record_failure(Principal::Client(&format!("junk{i}")), UNKNOWN, 0).unwrap();
+        }
+        let app = Principal::Client("demo-app");
+        assert_eq!(limiter.locked_for(Principal::Client("made-up"), UNKNOWN, 1_000).unwrap(), Some(60));
+        assert_eq!(limiter.locked_for(app, KNOWN, 1_000).unwrap(), None);
+        // And the known name is still counted: the limit still holds for it.
+        for _ in 0..POLICY.max_failures {
+            limiter.record_failure(app, KNOWN, 1_000).unwrap();
+        }
+        assert_eq!(limiter.locked_for(app, KNOWN, 1_000).unwrap(), Some(300));
+    }
+
+    #[test]
+    fn the_key_is_made_once_and_survives_a_second_vm() {
+        let shared = MemoryStore::default();
+        let first = limiter(&shared, 4);
+        let key = shared.get(KEY).unwrap().unwrap().0;
+        assert_eq!(key.len(), KEY_BYTES);
+        let app = Principal::Client("demo-app");
+        for _ in 0..POLICY.max_failures {
+            first.record_failure(app, UNKNOWN, 0).unwrap();
+        }
+        // Another VM (a worker, or a later config) initialises over the same shared data.
+        let second = limiter(&shared, 4);
+        assert_eq!(shared.get(KEY).unwrap().unwrap().0, key, "the key was regenerated");
+        assert_eq!(second.locked_for(app, UNKNOWN, 0).unwrap(), Some(300));
+    }
+
+    #[test]
+    fn without_a_key_the_limiter_refuses_rather_than_hash_unkeyed() {
+        let shared = MemoryStore::default();
+        let limiter = FailureLimiter::new(&shared, &SystemRandomness, POLICY);
+        let app = Principal::Client("demo-app");
+        assert_eq!(limiter.locked_for(app, KNOWN, 0), Err(StoreError::Unavailable));
+        assert_eq!(limiter.record_failure(app, KNOWN, 0), Err(StoreError::Unavailable));
     }
 
     #[test]
     fn a_zero_limit_turns_it_off() {
         let shared = MemoryStore::default();
-        let limiter = FailureLimiter::new(&shared, LockoutPolicy { max_failures: 0, ..POLICY });
+        let limiter =
+            FailureLimiter::new(&shared, &SystemRandomness, LockoutPolicy { max_failures: 0, ..POLICY });
+        limiter.initialize().unwrap();
         for _ in 0..10 {
-            limiter.record_failure(Principal::Client("x"), 0).unwrap();
+            limiter.record_failure(Principal::Client("x"), UNKNOWN, 0).unwrap();
         }
-        assert_eq!(limiter.locked_for(Principal::Client("x"), 0).unwrap(), None);
+        assert_eq!(limiter.locked_for(Principal::Client("x"), UNKNOWN, 0).unwrap(), None);
         assert_eq!(shared.key_count(), 0);
     }
 }

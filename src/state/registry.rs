@@ -17,7 +17,7 @@ use crate::host::metrics::Metric;
 use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
 use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::grant_type::GrantType;
-use crate::state::buckets::{put_short_bytes, records_of, BucketTable, Reader, Record};
+use crate::state::buckets::{put_short_bytes, records_of, BucketTable, InitError, Reader, Record};
 
 /// Registered applications per bucket.
 pub const CLIENTS_PER_BUCKET: usize = 8;
@@ -48,6 +48,9 @@ pub struct Registration {
 pub struct ClientRecord {
     pub client_id: String,
     pub registration: Registration,
+    /// The administrator who registered it; empty for records written before it was kept,
+    /// which only a super-admin may manage.
+    pub registered_by: String,
     salt: [u8; SALT_BYTES],
     digest: [u8; 32],
 }
@@ -88,8 +91,10 @@ impl Record for ClientRecord {
         let saas = r.u8()? != 0;
         let salt = r.array()?;
         let digest = r.array()?;
+        // Added at the end, so records of the older format (which stop here) still decode.
+        let registered_by = if r.peek().is_some() { r.short_string()? } else { String::new() };
         let registration = Registration { name, owner, callback_url, grant_types, saas };
-        Some(ClientRecord { client_id, registration, salt, digest })
+        Some(ClientRecord { client_id, registration, registered_by, salt, digest })
     }
 
     fn encode_into(&self, out: &mut Vec<u8>) {
@@ -101,6 +106,7 @@ impl Record for ClientRecord {
         out.push(u8::from(self.registration.saas));
         out.extend_from_slice(&self.salt);
         out.extend_from_slice(&self.digest);
+        put_short_bytes(out, self.registered_by.as_bytes());
     }
 
     /// Registered applications do not expire.
@@ -167,8 +173,9 @@ impl<'h> ClientRegistry<'h> {
         ClientRegistry { table, random, metrics }
     }
 
-    pub fn initialize(&self) -> Result<u32, StoreError> {
-        self.table.initialize()
+    /// Creates the table; refuses a smaller capacity that would delete registered applications.
+    pub fn initialize(&self) -> Result<u32, InitError> {
+        self.table.initialize_keeping_records()
     }
 
     /// The keys of this table's buckets.
@@ -198,7 +205,12 @@ impl<'h> ClientRegistry<'h> {
     /// Registers an application in the first bucket with room, starting from a hash of its
     /// owner and name and probing up to [`PROBE_WINDOW`] buckets on. The duplicate check
     /// covers the whole window, so the same name always meets its twin.
-    pub fn register(&self, registration: Registration, now: u64) -> Result<Registered, RegistryError> {
+    pub fn register(
+        &self,
+        registration: Registration,
+        registered_by: &str,
+        now: u64,
+    ) -> Result<Registered, RegistryError> {
         let home = self.home_bucket(&registration);
         let window: Vec<u32> = (0..self.table.count().min(PROBE_WINDOW))
             .map(|step| (home + step) % self.table.count())
@@ -221,6 +233,7 @@ impl<'h> ClientRegistry<'h> {
             let record = ClientRecord {
                 client_id: URL_SAFE_NO_PAD.encode(id),
                 registration: registration.clone(),
+                registered_by: registered_by.to_owned(),
                 salt,
                 digest,
             };
@@ -307,7 +320,7 @@ mod tests {
     fn registered_applications_are_found_by_id_and_verify_their_secret() {
         let shared = MemoryStore::default();
         let registry = registry(&shared, 16 * CLIENTS_PER_BUCKET as u32);
-        let registered = registry.register(registration("shop"), 0).unwrap();
+        let registered = registry.register(registration("shop"), "admin", 0).unwrap();
         let id = &registered.record.client_id;
         assert!(id
             .bytes()
@@ -324,17 +337,17 @@ mod tests {
     fn the_same_name_for_the_same_owner_is_a_duplicate() {
         let shared = MemoryStore::default();
         let registry = registry(&shared, 16 * CLIENTS_PER_BUCKET as u32);
-        registry.register(registration("shop"), 0).unwrap();
-        assert_eq!(registry.register(registration("shop"), 0).err(), Some(RegistryError::Duplicate));
+        registry.register(registration("shop"), "admin", 0).unwrap();
+        assert_eq!(registry.register(registration("shop"), "admin", 0).err(), Some(RegistryError::Duplicate));
         let other_owner = Registration { owner: "someone".into(), ..registration("shop") };
-        assert!(registry.register(other_owner, 0).is_ok());
+        assert!(registry.register(other_owner, "admin", 0).is_ok());
     }
 
     #[test]
     fn regenerating_replaces_the_secret_and_deleting_removes_the_application() {
         let shared = MemoryStore::default();
         let registry = registry(&shared, 16 * CLIENTS_PER_BUCKET as u32);
-        let first = registry.register(registration("shop"), 0).unwrap();
+        let first = registry.register(registration("shop"), "admin", 0).unwrap();
         let id = first.record.client_id.clone();
         let second = registry.regenerate_secret(&id, 0).unwrap();
         assert_ne!(first.secret, second.secret);
@@ -352,15 +365,57 @@ mod tests {
         let shared = MemoryStore::default();
         let registry = registry(&shared, 64);
         for i in 0..64 {
-            registry.register(registration(&format!("app{i}")), 0).unwrap();
+            registry.register(registration(&format!("app{i}")), "admin", 0).unwrap();
         }
-        assert_eq!(registry.register(registration("one-more"), 0).err(), Some(RegistryError::Full));
+        assert_eq!(registry.register(registration("one-more"), "admin", 0).err(), Some(RegistryError::Full));
         // Duplicates are found wherever probing put the first one.
         for i in 0..64 {
             assert_eq!(
-                registry.register(registration(&format!("app{i}")), 0).err(),
+                registry.register(registration(&format!("app{i}")), "admin", 0).err(),
                 Some(RegistryError::Duplicate)
             );
         }
+    }
+
+    /// Issue 10: 1024 → 64 → 1024 lost 47 of 50 registered applications.
+    #[test]
+    fn a_lower_capacity_that_would_delete_applications_is_refused() {
+        let shared = MemoryStore::default();
+        let big = registry(&shared, 1024);
+        let ids: Vec<String> = (0..50)
+            .map(|i| big.register(registration(&format!("app{i}")), "admin", 0).unwrap().record.client_id)
+            .collect();
+        let smaller = ClientRegistry::new(&shared, &SystemRandomness, &NoMetrics, 64);
+        assert!(smaller.initialize().is_err(), "a smaller registry dropped registered applications");
+        big.initialize().unwrap();
+        for id in &ids {
+            assert!(big.find(id).unwrap().is_some(), "{id} was deleted");
+        }
+    }
+
+    #[test]
+    fn a_lower_capacity_is_fine_while_the_buckets_it_gives_up_are_empty() {
+        let shared = MemoryStore::default();
+        registry(&shared, 1024);
+        let smaller = ClientRegistry::new(&shared, &SystemRandomness, &NoMetrics, 64);
+        assert_eq!(smaller.initialize(), Ok(0));
+        let registered = smaller.register(registration("shop"), "admin", 0).unwrap();
+        // Growing again keeps what the smaller table holds.
+        let big = registry(&shared, 1024);
+        assert!(big.find(&registered.record.client_id).unwrap().is_some());
+    }
+
+    #[test]
+    fn records_of_the_older_format_decode_with_nobody_as_their_registrar() {
+        let shared = MemoryStore::default();
+        let registered = registry(&shared, 64).register(registration("shop"), "admin", 0).unwrap().record;
+        assert_eq!(registered.registered_by, "admin");
+        let mut bytes = Vec::new();
+        registered.encode_into(&mut bytes);
+        assert_eq!(ClientRecord::decode(&bytes).as_ref(), Some(&registered));
+        // The older format ended after the digest.
+        bytes.truncate(bytes.len() - 1 - "admin".len());
+        let old = ClientRecord::decode(&bytes).unwrap();
+        assert_eq!(old, ClientRecord { registered_by: String::new(), ..registered });
     }
 }

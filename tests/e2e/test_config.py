@@ -88,7 +88,9 @@ def test_demo_config_shape():
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     assert hcm["normalize_path"] is True and hcm["merge_slashes"] is True
     assert hcm["path_with_escaped_slashes_action"] == "REJECT_REQUEST"
-    assert [f["name"] for f in hcm["http_filters"]] == [harness.WASM_FILTER_NAME, "envoy.filters.http.router"]
+    # The credential endpoints' per-connection rate limit runs before the filter (issue 10).
+    assert [f["name"] for f in hcm["http_filters"]] == [
+        "envoy.filters.http.local_ratelimit", harness.WASM_FILTER_NAME, "envoy.filters.http.router"]
     wasm = harness.wasm_filter(cfg)
     assert wasm["root_id"] == "tokengate" and wasm["vm_config"]["vm_id"] == "tokengate"
     # Without it Envoy never calls on_http_request_body after the filter's pause: /token hangs.

@@ -182,3 +182,17 @@ def test_rejected_update_keeps_the_running_configuration(dynamic_gateway):
     assert "leak-me-not-4c1d" not in gw.log()
     on_every_worker(gw, orders_call(token), forwarded, per_worker=1)
     client_token(gw)  # demo-app's old secret still works
+
+
+def test_lowering_the_registry_capacity_below_its_applications_is_refused(dynamic_gateway):
+    """Issue 10: 1024 → 64 → 1024 lost registered applications. An update whose smaller
+    registry would drop some is refused, and every registered application keeps working."""
+    gw = dynamic_gateway(BEFORE)
+    registered = [register(gw, f"app-{i}") for i in range(50)]
+    smaller = copy.deepcopy(BEFORE)
+    smaller["registration"]["capacity"] = 64
+    with pytest.raises(harness.ListenerUpdateError):
+        gw.update(smaller, timeout=15)
+    assert "registration.capacity is lower than before" in gw.log()
+    for app in registered:
+        client_token(gw, app)

@@ -10,11 +10,13 @@ import socket
 import time
 
 import pytest
+import requests
 
 import harness
 from client import (
     CC, DEMO_APP, FORM, FULL_SCOPE, NO_STORE, TIMEOUT_S, Expect, Req, Row, basic, client_token, form,
-    invalid_client, padded_cc_body, run_row, token_error, token_req, token_success,
+    call, describe, expect, invalid_client, padded_cc_body, post_token, run_row, token_error, token_req,
+    token_success,
 )
 
 CC_ONLY = ("cc-only", "cc-only-secret")
@@ -209,3 +211,21 @@ def test_chunked_body_over_the_limit(gateway):
     chunks += [f"{len(piece):x}\r\n{piece}\r\n".encode()] * 3 + [b"0\r\n\r\n"]
     status, response = raw_exchange(gateway, token_head("Transfer-Encoding: chunked\r\n"), chunks, pause_s=0.05)
     assert status == 413 and b"invalid_request" in response, response
+
+
+def test_one_connection_hammering_the_token_endpoint_is_rate_limited_by_envoy(gateway):
+    """envoy/envoy.yaml's local_ratelimit: 100 requests in a burst, then 50 a second, per
+    connection, on the credential endpoints only (issue 10). Another connection is unaffected."""
+    with requests.Session() as session:
+        statuses = []
+        for _ in range(400):
+            reply = session.post(gateway.url("/token"), data=CC, auth=DEMO_APP, timeout=TIMEOUT_S,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+            statuses.append(reply.status_code)
+            if reply.status_code == 429:
+                assert reply.text == "local_rate_limited", (describe(reply), len(statuses), dict(reply.headers))
+                break
+    assert statuses[-1] == 429 and len(statuses) > 100, statuses[-3:]
+    assert set(statuses[:-1]) == {200}
+    expect(post_token(gateway, CC), 200)
+    expect(call(gateway, "/api/public/ping"), 200)
