@@ -117,7 +117,7 @@ def test_introspection_on_one_replica_sees_tokens_of_the_other(fleet):
     assert gone.json() == {"active": False}
 
 
-def wait_until(condition, timeout: float = 5) -> None:
+def wait_until(condition, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "not within the staleness window"
