@@ -72,8 +72,9 @@ class Fleet:
     def __enter__(self) -> "Fleet":
         for replica in self.replicas:
             replica.__enter__()
-        for replica in self.replicas:
-            wait_for_watch(replica)
+        if self.etcd.running():
+            for replica in self.replicas:
+                wait_for_watch(replica)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -81,7 +82,11 @@ class Fleet:
             replica.__exit__(*exc)
 
     def restart(self, index: int) -> Replica:
+        """Kills replica `index` (SIGKILL: nothing is flushed, as in a crash) and starts it again."""
         old = self.replicas[index]
+        if old.proc is not None:
+            old.proc.kill()
+            old.proc.wait()
         old.__exit__(None, None, None)
         fresh = Replica(old.name, self.workdir / f"{old.name}-{time.monotonic_ns()}", old.config)
         fresh.__enter__()

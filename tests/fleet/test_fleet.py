@@ -57,7 +57,7 @@ def test_refresh_rotation_is_exactly_once_across_the_fleet(fleet):
     winner = next(r.json() for r in replies if r.status_code == 200)
     # No reuse grace by default (RFC 9700 §4.14.2): the losers' reuse ended the grant everywhere.
     for replica in (a, b):
-        wait_until(lambda: replica.status(winner["access_token"]) == 401)
+        wait_until(lambda: replica.status(winner["access_token"]) == 401, event="concurrent refresh reuse")
         assert replica.status(issued["access_token"]) == 401
 
 
@@ -70,7 +70,7 @@ def test_reusing_a_rotated_refresh_token_revokes_the_grant_on_every_replica(flee
     reuse = a.post("/token", {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]})
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
     for replica in (a, b):
-        wait_until(lambda: replica.status(rotated["access_token"]) == 401)
+        wait_until(lambda: replica.status(rotated["access_token"]) == 401, event="refresh reuse")
     assert b.post("/token", {"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]}).status_code == 400
 
 
@@ -86,13 +86,13 @@ def test_registration_re_key_and_delete_reach_every_replica(fleet):
     rekeyed = b.post(f"{REGISTER}/{app[0]}/secret", "", ADMIN)
     assert rekeyed.status_code == 200, rekeyed.text
     new_app = (app[0], rekeyed.json()["clientSecret"])
-    wait_until(lambda: a.status(token) == 401)
+    wait_until(lambda: a.status(token) == 401, event="registration re-key")
     assert a.post("/token", {"grant_type": "client_credentials"}, app).status_code == 401
     fresh = a.token(new_app, grant_type="client_credentials")["access_token"]
 
     gone = requests.delete(a.url(f"{REGISTER}/{app[0]}"), auth=ADMIN, headers={"Connection": "close"}, timeout=10)
     assert gone.status_code == 204
-    wait_until(lambda: b.status(fresh) == 401)
+    wait_until(lambda: b.status(fresh) == 401, event="registration delete")
     assert b.post("/token", {"grant_type": "client_credentials"}, new_app).status_code == 401
 
 
@@ -117,8 +117,20 @@ def test_introspection_on_one_replica_sees_tokens_of_the_other(fleet):
     assert gone.json() == {"active": False}
 
 
-def wait_until(condition, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
+DELAYS_MS: dict[str, list[float]] = {}
+
+
+def wait_until(condition, timeout: float = 10, event: str = "") -> None:
+    """Polls `condition` until it holds; with `event`, the time it took is kept for the record."""
+    start = time.monotonic()
     while not condition():
-        assert time.monotonic() < deadline, "not within the staleness window"
-        time.sleep(0.02)
+        assert time.monotonic() - start < timeout, "not within the staleness window"
+        time.sleep(0.005)
+    if event:
+        DELAYS_MS.setdefault(event, []).append(round((time.monotonic() - start) * 1000, 1))
+
+
+def test_zz_record_the_other_propagation_delays():
+    """Runs last in this module: what the other tests measured."""
+    assert DELAYS_MS, "the tests above recorded nothing"
+    record("propagation_events", DELAYS_MS)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import concurrent.futures
 import time
 
-from rig import SHORT_LIVED, bucket_of, unseen_token, wait_for_watch
+from etcd_cluster import EtcdCluster
+from rig import SHORT_LIVED, Fleet, bucket_of, unseen_token, wait_for_watch
 
 STALENESS_S = 5  # envoy/fleet/envoy.yaml's staleness_ms
 RECOVERY_S = 20
@@ -98,3 +99,27 @@ def test_an_expired_grant_leaves_etcd_with_its_lease(fleet):
         assert time.monotonic() < deadline, "the lease did not end the bucket"
         time.sleep(1)
     assert a.status(token) == 401
+
+
+def test_etcd_down_from_the_very_start(upstream, tmp_path):
+    """Envoys that start before any etcd member: the watcher's stream cannot open (a host
+    call that once panicked in the SDK), requests get 503, and everything comes right once
+    etcd starts."""
+    cluster = EtcdCluster(tmp_path / "etcd", 3)
+    with Fleet(cluster, upstream.port, tmp_path / "fleet", "test-down-from-start/") as late:
+        a, b = late.replicas
+        for replica in (a, b):
+            reply = replica.post("/token", {"grant_type": "client_credentials"})
+            assert reply.status_code == 503 and reply.json()["error"] == "temporarily_unavailable"
+        try:
+            cluster.start()
+            for replica in (a, b):
+                wait_for_watch(replica, timeout=30)
+            token = a.token(grant_type="client_credentials")["access_token"]
+            assert b.status(token) == 200
+        finally:
+            cluster.stop()
+        for replica in (a, b):
+            for sign in ("panicked", "Wasm VM failed", "wasm trap"):
+                assert sign not in replica.log(), f"{replica.name}: {sign}"
+
