@@ -201,21 +201,43 @@ fn without_quoted_variant(message: &str) -> String {
     }
 }
 
+/// What may stand around a value a message quotes: `problem` joins paths, names and texts with
+/// these, and serde quotes with backticks.
+const DELIMITERS: &[char] = &[' ', '`', '"', '\'', ':', ',', '.', '[', ']', '(', ')', '{', '}'];
+
+/// True when `needle` occurs in `haystack` as a whole: at its ends or between delimiters. A
+/// configured string that only matches across the message's own words ("s[0].grant" in
+/// "applications[0].grant_types") or inside a longer word is no echo.
+fn occurs_whole(haystack: &str, needle: &str) -> bool {
+    haystack.match_indices(needle).any(|(at, _)| {
+        let before = haystack[..at].chars().next_back();
+        let after = haystack[at + needle.len()..].chars().next();
+        before.is_none_or(|c| DELIMITERS.contains(&c)) && after.is_none_or(|c| DELIMITERS.contains(&c))
+    })
+}
+
 /// A refused config's message names the place of the problem, never a configured string.
 ///
-/// Allowed in a message: object keys (`unknown field` names them, paths are made of them),
-/// the config code's own vocabulary, and an unknown grant type (see
+/// A configured string (its delimiters trimmed, at least 6 bytes) may appear in a message
+/// only as an object key (`unknown field` names them, paths are made of them), as a word of
+/// the config code's own vocabulary, or as the unknown grant type (see
 /// [`without_quoted_variant`]).
 pub fn config(data: &[u8]) {
-    let Err(ConfigError(message)) = Config::from_json(data) else { return };
+    if let Err(ConfigError(message)) = Config::from_json(data) {
+        assert_no_echo(data, &message);
+    }
+}
+
+/// Panics when `message` quotes a string of the JSON document `data` (see [`config`]).
+pub fn assert_no_echo(data: &[u8], message: &str) {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     let (mut keys, mut strings) = (Vec::new(), Vec::new());
     strings_in(&value, &mut keys, &mut strings);
-    let scanned = without_quoted_variant(&message);
-    for text in strings.iter().filter(|text| text.len() >= 6) {
-        if !scanned.contains(text.as_str())
-            || keys.iter().any(|key| key.contains(text.as_str()))
-            || CONFIG_VOCABULARY.iter().any(|words| words.contains(text.as_str()))
+    let scanned = without_quoted_variant(message);
+    for text in strings.iter().map(|text| text.trim_matches(DELIMITERS)).filter(|text| text.len() >= 6) {
+        if !occurs_whole(&scanned, text)
+            || keys.iter().any(|key| key.contains(text))
+            || CONFIG_VOCABULARY.iter().any(|words| words.contains(text))
         {
             continue;
         }

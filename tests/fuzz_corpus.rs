@@ -53,6 +53,21 @@ fn every_check_has_a_fuzz_target() {
     }
 }
 
+/// The config check is not vacuous: a message that quotes a configured string fails it.
+#[test]
+fn the_config_check_catches_an_echo() {
+    let json = br#"{"applications": [{"consumer_key": "demo-app", "consumer_secret": "hunter2-secret"}]}"#;
+    let echo = "applications[0].consumer_secret: hunter2-secret is too short";
+    assert!(catch_unwind(|| checks::assert_no_echo(json, echo)).is_err(), "an echo went unnoticed");
+    for fine in [
+        "applications[0].consumer_secret: too short",
+        "applications[0].grant_types[0]: unknown variant `hunter2-secret`, expected one of `password`",
+        "applications[0]: unknown field `consumer_secret`, expected one of `consumer_key`",
+    ] {
+        assert!(catch_unwind(|| checks::assert_no_echo(json, fine)).is_ok(), "{fine}");
+    }
+}
+
 /// The records corpus is binary: generated from real records, not written by hand.
 /// `cargo test --test fuzz_corpus -- --ignored` rewrites it after a change of format.
 #[test]
