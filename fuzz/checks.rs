@@ -648,13 +648,24 @@ fn parse_request(session: &Session, raw: &[u8]) -> Request {
     }
 }
 
-fn no_line_breaks(what: &str, text: &str) {
-    assert!(!text.contains(['\r', '\n']), "a line break in {what}: {text:?}");
+// The checks below run for every reply: messages are built only when one fails.
+
+fn no_line_breaks(text: &str, what: impl FnOnce() -> String) {
+    if text.contains(['\r', '\n']) {
+        panic!("a line break in {}: {text:?}", what());
+    }
 }
 
-fn no_secrets(what: &str, text: &str) {
-    for secret in SECRETS.iter().map(|s| s.to_string()).chain(SECRETS.iter().map(|s| basic_of(s))) {
-        assert!(!text.contains(&secret), "{what} shows the configured secret {secret:?}");
+fn no_secrets(text: &str, what: impl FnOnce() -> String) {
+    thread_local! {
+        /// The secrets, and the Basic credentials that carry them.
+        static FORBIDDEN: Vec<String> =
+            SECRETS.iter().flat_map(|secret| [secret.to_string(), basic_of(secret)]).collect();
+    }
+    if let Some(secret) =
+        FORBIDDEN.with(|forbidden| forbidden.iter().find(|s| text.contains(s.as_str())).cloned())
+    {
+        panic!("{} shows the configured secret {secret:?}", what());
     }
 }
 
@@ -669,39 +680,41 @@ fn basic_of(secret: &str) -> String {
 }
 
 /// `FUZZ_TRACE=1` prints each gateway request and its answer (for reading a crash input).
-fn trace(request: &Request, answer: &dyn Debug) {
-    if std::env::var_os("FUZZ_TRACE").is_some() {
-        eprintln!("{} {} -> {answer:?}", request.method, request.path);
+fn trace(request: &Request, answer: impl FnOnce() -> String) {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *TRACE.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some()) {
+        eprintln!("{} {} -> {}", request.method, request.path, answer());
     }
 }
 
 fn check_response(request: &Request, response: &Response) {
-    trace(request, &(response.status, String::from_utf8_lossy(&response.body)));
-    let context = format!("{request:?} -> {}", response.status);
+    trace(request, || format!("{} {}", response.status, String::from_utf8_lossy(&response.body)));
+    let context = || format!("{request:?} -> {}", response.status);
     let json = serde_json::from_slice::<serde_json::Value>(&response.body).ok();
     if response.status >= 500 {
         let error = json.as_ref().and_then(|json| json.get("error")).and_then(|error| error.as_str());
-        assert_eq!((response.status, error), (503, Some("temporarily_unavailable")), "{context}");
+        assert_eq!((response.status, error), (503, Some("temporarily_unavailable")), "{}", context());
     }
     for (name, value) in &response.headers {
-        no_line_breaks("a header name", name);
-        no_line_breaks(&format!("header {name}"), value);
-        no_secrets(&format!("header {name}"), value);
+        no_line_breaks(name, || format!("a header name ({})", context()));
+        no_line_breaks(value, || format!("header {name} ({})", context()));
+        no_secrets(value, || format!("header {name} ({})", context()));
         if name.eq_ignore_ascii_case("www-authenticate") {
             parse_challenges(value)
-                .unwrap_or_else(|e| panic!("{context}: unreadable challenge {value:?}: {e:?}"));
+                .unwrap_or_else(|e| panic!("{}: unreadable challenge {value:?}: {e:?}", context()));
         }
     }
-    let body = match json {
+    match json {
         Some(serde_json::Value::Object(mut fields)) if fields.contains_key("clientId") => {
             for field in ECHOED_REGISTRATION_FIELDS {
                 fields.remove(*field);
             }
-            serde_json::Value::Object(fields).to_string()
+            no_secrets(&serde_json::Value::Object(fields).to_string(), || {
+                format!("the body of {}", context())
+            });
         }
-        _ => String::from_utf8_lossy(&response.body).into_owned(),
-    };
-    no_secrets(&format!("the body of {context}"), &body);
+        _ => no_secrets(&String::from_utf8_lossy(&response.body), || format!("the body of {}", context())),
+    }
 }
 
 /// The gateway over the in-memory host, fed the requests of `data` in turn (see [`requests`]).
@@ -763,7 +776,7 @@ pub fn gateway(data: &[u8]) {
                 match gateway.authorize(&api) {
                     Outcome::Respond(response) => check_response(&request, &response),
                     Outcome::Forward(forward) => {
-                        trace(&request, &forward);
+                        trace(&request, || format!("{forward:?}"));
                         for identity in [CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER] {
                             assert!(
                                 forward.remove_headers.contains(&identity),
@@ -771,9 +784,9 @@ pub fn gateway(data: &[u8]) {
                             );
                         }
                         for (name, value) in &forward.set_headers {
-                            no_line_breaks("a forwarded header name", name);
-                            no_line_breaks(&format!("forwarded header {name}"), value);
-                            no_secrets(&format!("forwarded header {name}"), value);
+                            no_line_breaks(name, || format!("a forwarded header name ({request:?})"));
+                            no_line_breaks(value, || format!("forwarded header {name} ({request:?})"));
+                            no_secrets(value, || format!("forwarded header {name} ({request:?})"));
                         }
                     }
                 }
