@@ -32,6 +32,7 @@ help:
 	@echo "make profile - our code's instructions per request on the hot paths, natively, by function"
 	@echo "make soak   - 1,000,000 short-lived tokens and Envoy's memory before, during, after"
 	@echo "make fleet  - fleet mode: 3 etcd members and two replicas on 127.0.0.1:8080 and :8090"
+	@echo "make fuzz   - every cargo-fuzz target for FUZZ_SECONDS (default 60) each; fails on a crash"
 
 ## Installs ------------------------------------------------------------------------------------
 
@@ -85,6 +86,7 @@ test: lint test-unit test-e2e test-fleet test-web
 
 lint: rust-targets
 	cargo fmt --check
+	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --features filter --lib -- -D warnings
 
@@ -199,6 +201,38 @@ soak: tools build soak-tools
 	$(VENV)/bin/python soak/soak.py --tokens $(SOAK_TOKENS) $(SOAK_ARGS)
 
 ## End of Soak ---------------------------------------------------------------------------------
+
+## Fuzzing -------------------------------------------------------------------------------------
+# Not part of `make test`: each target of fuzz/ (cargo-fuzz, libFuzzer) for FUZZ_SECONDS, from
+# its seeds in fuzz/corpus/<target>/. New inputs go to fuzz/work/ (not in git); a crash stops
+# with cargo-fuzz's non-zero exit and the input in fuzz/artifacts/<target>/. Installs the
+# nightly toolchain (minimal profile) and cargo-fuzz when missing. The checks themselves are
+# fuzz/checks.rs; `cargo test` replays every corpus file through them on stable.
+
+FUZZ_SECONDS   ?= 60
+FUZZ_TARGETS   ?= form basic token scope challenge config records gateway
+
+.PHONY: fuzz fuzz-tools
+fuzz-tools:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+
+# libFuzzer's own output goes to fuzz/work/<target>.log; its tail is shown when a target fails.
+fuzz: fuzz-tools
+	cargo +nightly fuzz build
+	@summary=""; for target in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/work/$$target; \
+	  echo "fuzz: $$target for $(FUZZ_SECONDS) s"; \
+	  cargo +nightly fuzz run $$target fuzz/work/$$target fuzz/corpus/$$target -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 >fuzz/work/$$target.log 2>&1 || \
+	    { tail -n 60 fuzz/work/$$target.log; \
+	      echo "fuzz: $$target crashed; the input is in fuzz/artifacts/$$target/ (log: fuzz/work/$$target.log)"; \
+	      exit 1; }; \
+	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' fuzz/work/$$target.log | tail -n1); \
+	  summary="$$summary$$(printf '  %-10s %12s executions' $$target $$runs)\n"; \
+	done; printf "fuzz: no crash in %s s per target\n$$summary" $(FUZZ_SECONDS)
+
+## End of Fuzzing ------------------------------------------------------------------------------
 
 ## Benchmarks ----------------------------------------------------------------------------------
 # Not part of `make test` (about 12 minutes): tokengate against Envoy alone, a do-nothing wasm
