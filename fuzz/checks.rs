@@ -31,7 +31,7 @@ use tokengate::state::credential_changes::{CredentialChanges, CredentialKind};
 use tokengate::state::grants::{
     AccessEntry, GrantOwner, GrantRecord, NewGrant, RefreshEntry, RefreshPlan, TokenStore,
 };
-use tokengate::state::lockout::{FailureLimiter, LockoutPolicy, Principal};
+use tokengate::state::lockout::{FailureLimiter, Listing, LockoutPolicy, Principal};
 use tokengate::state::registry::{ClientRecord, ClientRegistry, Registration};
 use tokengate::state::token::{grant_tag, mint_access_token, mint_refresh_token, ParsedToken};
 
@@ -190,17 +190,6 @@ fn strings_in(value: &serde_json::Value, keys: &mut Vec<String>, strings: &mut V
     }
 }
 
-/// The message without the one value it quotes on purpose: serde's "unknown variant `x`,
-/// expected one of ..." for a grant type, which `Config::from_json` keeps so that a typo in a
-/// grant type is easy to find (the README shows `unknown variant "implicit"`).
-fn without_quoted_variant(message: &str) -> String {
-    let Some((before, after)) = message.split_once("unknown variant `") else { return message.to_owned() };
-    match after.find("`, expected") {
-        Some(end) => format!("{before}unknown variant `…{}", &after[end..]),
-        None => before.to_owned(),
-    }
-}
-
 /// What may stand around a value a message quotes: `problem` joins paths, names and texts with
 /// these, and serde quotes with backticks.
 const DELIMITERS: &[char] = &[' ', '`', '"', '\'', ':', ',', '.', '[', ']', '(', ')', '{', '}'];
@@ -219,9 +208,8 @@ fn occurs_whole(haystack: &str, needle: &str) -> bool {
 /// A refused config's message names the place of the problem, never a configured string.
 ///
 /// A configured string (its delimiters trimmed, at least 6 bytes) may appear in a message
-/// only as an object key (`unknown field` names them, paths are made of them), as a word of
-/// the config code's own vocabulary, or as the unknown grant type (see
-/// [`without_quoted_variant`]).
+/// only as an object key (`unknown field` names them, paths are made of them) or as a word of
+/// the config code's own vocabulary. An unknown variant is named by its place, not quoted.
 pub fn config(data: &[u8]) {
     if let Err(ConfigError(message)) = Config::from_json(data) {
         assert_no_echo(data, &message);
@@ -233,9 +221,9 @@ pub fn assert_no_echo(data: &[u8], message: &str) {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     let (mut keys, mut strings) = (Vec::new(), Vec::new());
     strings_in(&value, &mut keys, &mut strings);
-    let scanned = without_quoted_variant(message);
+    let scanned = message;
     for text in strings.iter().map(|text| text.trim_matches(DELIMITERS)).filter(|text| text.len() >= 6) {
-        if !occurs_whole(&scanned, text)
+        if !occurs_whole(scanned, text)
             || keys.iter().any(|key| key.contains(text))
             || CONFIG_VOCABULARY.iter().any(|words| words.contains(text))
         {
@@ -337,9 +325,9 @@ fn grant_store_over(bytes: &[u8]) {
         Ok(RefreshPlan { access_scopes: None, access_expires_at: now + 1000, refresh_expires_at: now + 2000 })
     };
     let _ = store.refresh(&refresh, "demo-app", now, 5000, plan);
-    let _ = store.revoke(&access, "demo-app", now);
-    let _ = store.revoke(&refresh, "other-app", now);
-    store.sweep(0, 1, now).unwrap();
+    let _ = store.revoke(&access, "demo-app", now, 0);
+    let _ = store.revoke(&refresh, "other-app", now, 0);
+    store.sweep(0, 1, now, &mut |_| true).unwrap();
     all_decode::<GrantRecord>(&shared.get("tokengate/grants/0").unwrap().unwrap().0);
 
     let grant = NewGrant {
@@ -377,7 +365,7 @@ fn registry_over(bytes: &[u8]) {
         grant_types: [GrantType::ClientCredentials].into(),
         saas: false,
     };
-    let Ok(registered) = registry.register(registration, RECORDS_NOW) else { return };
+    let Ok(registered) = registry.register(registration, "admin", RECORDS_NOW) else { return };
     let id = &registered.record.client_id;
     assert_eq!(registry.find(id).unwrap().as_ref(), Some(&registered.record));
     assert!(registered.record.verifier().verify(&registered.secret));
@@ -392,16 +380,23 @@ fn registry_over(bytes: &[u8]) {
 /// name is refused, whatever the bucket held.
 fn lockout_over(bytes: &[u8]) {
     let shared = MemoryStore::default();
-    let policy = LockoutPolicy { max_failures: 3, window_secs: 60, lockout_secs: 300, tracked_names: 8 };
-    let limiter = FailureLimiter::new(&shared, policy);
+    let policy = LockoutPolicy {
+        max_failures: 3,
+        window_secs: 60,
+        lockout_secs: 300,
+        tracked_names: 8,
+        known_names: 8,
+    };
+    let random = CountingRandom::new(fingerprint(bytes));
+    let limiter = FailureLimiter::new(&shared, &random, policy);
     limiter.initialize().unwrap();
     plant(&shared, "tokengate/limits/0", bytes);
     let name = Principal::Client("demo-app");
-    let _ = limiter.locked_for(Principal::User("admin"), RECORDS_NOW).unwrap();
+    let _ = limiter.locked_for(Principal::User("admin"), Listing::Unknown, RECORDS_NOW).unwrap();
     for _ in 0..policy.max_failures {
-        limiter.record_failure(name, RECORDS_NOW).unwrap();
+        limiter.record_failure(name, Listing::Unknown, RECORDS_NOW).unwrap();
     }
-    let wait = limiter.locked_for(name, RECORDS_NOW).unwrap();
+    let wait = limiter.locked_for(name, Listing::Unknown, RECORDS_NOW).unwrap();
     assert!(wait.is_some_and(|secs| secs > 0), "not refused after {} failures", policy.max_failures);
 }
 
@@ -474,16 +469,23 @@ pub fn record_seeds() -> Vec<(&'static str, Vec<u8>)> {
             grant_types: [GrantType::Password, GrantType::RefreshToken].into(),
             saas: name == "reports",
         };
-        registry.register(registration, now).unwrap();
+        registry.register(registration, "admin", now).unwrap();
     }
     let clients = shared.get("tokengate/clients/0").unwrap().unwrap().0;
 
-    let policy = LockoutPolicy { max_failures: 3, window_secs: 60, lockout_secs: 300, tracked_names: 8 };
-    let limiter = FailureLimiter::new(&shared, policy);
+    let policy = LockoutPolicy {
+        max_failures: 3,
+        window_secs: 60,
+        lockout_secs: 300,
+        tracked_names: 8,
+        known_names: 8,
+    };
+    let random = CountingRandom::new(1);
+    let limiter = FailureLimiter::new(&shared, &random, policy);
     limiter.initialize().unwrap();
-    limiter.record_failure(Principal::Client("demo-app"), now).unwrap();
+    limiter.record_failure(Principal::Client("demo-app"), Listing::Unknown, now).unwrap();
     for _ in 0..3 {
-        limiter.record_failure(Principal::User("admin"), now).unwrap();
+        limiter.record_failure(Principal::User("admin"), Listing::Unknown, now).unwrap();
     }
     let limits = shared.get("tokengate/limits/0").unwrap().unwrap().0;
 

@@ -59,9 +59,16 @@ fn the_config_check_catches_an_echo() {
     let json = br#"{"applications": [{"consumer_key": "demo-app", "consumer_secret": "hunter2-secret"}]}"#;
     let echo = "applications[0].consumer_secret: hunter2-secret is too short";
     assert!(catch_unwind(|| checks::assert_no_echo(json, echo)).is_err(), "an echo went unnoticed");
+    // Config errors no longer quote an unknown variant either.
+    let variant =
+        "applications[0].grant_types[0]: unknown variant `hunter2-secret`, expected one of `password`";
+    assert!(
+        catch_unwind(|| checks::assert_no_echo(json, variant)).is_err(),
+        "a quoted variant went unnoticed"
+    );
     for fine in [
         "applications[0].consumer_secret: too short",
-        "applications[0].grant_types[0]: unknown variant `hunter2-secret`, expected one of `password`",
+        "applications[0].grant_types[0]: unknown variant at line 1 column 9, expected one of `password`",
         "applications[0]: unknown field `consumer_secret`, expected one of `consumer_key`",
     ] {
         assert!(catch_unwind(|| checks::assert_no_echo(json, fine)).is_ok(), "{fine}");
