@@ -16,6 +16,9 @@ import init, {
 
 const TOKEN_ENDPOINT = "/token";
 const REVOCATION_ENDPOINT = "/revoke";
+const INTROSPECTION_ENDPOINT = "/introspect";
+/** How long the access token box must stay still before a pasted token is looked up. */
+const PASTE_SETTLE_MS = 400;
 
 const $ = (id) => document.getElementById(id);
 
@@ -60,6 +63,10 @@ function sayError(error, status) {
   }
   if (status === undefined) {
     say("error", `Not sent: ${error.message} [${error.code}]`);
+  } else if (status === 401 && error.code === "invalid_client") {
+    // The gateway's description is addressed to programs ("send Authorization: Basic ...");
+    // a person at this form has typed a wrong key or secret.
+    say("denied", "401 invalid_client: the consumer key or secret is wrong (or this application is locked out after too many failures).");
   } else {
     const description = error.errorDescription ? `: ${error.errorDescription}` : "";
     say("denied", `${status} ${error.code}${description}`);
@@ -83,6 +90,18 @@ function formatRemaining(ms) {
 
 function tick() {
   $("token-expiry").textContent = tokenSet ? formatRemaining(tokenSet.remainingMs()) : "–";
+}
+
+/** Forgets the token the panel describes: after a revocation, or when the box no longer holds
+ * it. The box itself is left as it is. */
+function forget() {
+  if (tokenSet) tokenSet.free();
+  tokenSet = null;
+  clearInterval(countdownTimer);
+  countdownTimer = null;
+  for (const id of ["token-scopes", "token-expiry", "token-refresh"]) $(id).textContent = "–";
+  $("refresh-token").disabled = true;
+  $("revoke-token").disabled = true;
 }
 
 function adopt(set) {
@@ -181,6 +200,7 @@ async function revoke() {
   const { response, text } = sent;
   showResponse(`POST ${REVOCATION_ENDPOINT}`, response, text);
   if (response.ok) {
+    forget();
     say("ok", "Revoked: the access token no longer works (try it out to see the 401).");
   } else {
     try {
@@ -189,6 +209,51 @@ async function revoke() {
     } catch (error) {
       sayError(error, response.status);
     }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// A token typed or pasted into the box
+
+let pasteTimer = null;
+
+/** The box changed: a token the console did not get itself is described by introspection
+ * (RFC 7662) with the application's keys, which sees only that application's own tokens. */
+function tokenEdited() {
+  const token = $("access-token").value.trim();
+  if (tokenSet && token === tokenSet.accessToken) return;
+  forget();
+  clearTimeout(pasteTimer);
+  if (token) pasteTimer = setTimeout(() => describe(token), PASTE_SETTLE_MS);
+}
+
+async function describe(token) {
+  let request, authorization;
+  try {
+    // An introspection request has the revocation request's form: token and token_type_hint.
+    request = revocationRequest(token, "access_token");
+    authorization = clientAuthorization();
+  } catch (error) {
+    $("token-scopes").textContent = "(cannot look it up: fill in the application keys)";
+    return;
+  }
+  const sent = await postForm(INTROSPECTION_ENDPOINT, request, authorization);
+  if (!sent || $("access-token").value.trim() !== token) return;
+  let answer = {};
+  try {
+    answer = JSON.parse(sent.text);
+  } catch {
+    // not JSON: said below
+  }
+  if (sent.response.ok && answer.active === true) {
+    $("token-scopes").textContent = answer.scope || "(none)";
+    $("token-expiry").textContent = answer.exp ? formatRemaining(answer.exp * 1000 - Date.now()) : "never";
+    $("token-refresh").textContent = "unknown (a pasted token)";
+    $("revoke-token").disabled = false;
+  } else if (sent.response.ok) {
+    $("token-scopes").textContent = "not active for this application (unknown, expired, revoked, or another application's)";
+  } else {
+    $("token-scopes").textContent = `cannot look it up: ${sent.response.status} ${answer.error ?? sent.response.statusText}`;
   }
 }
 
@@ -271,16 +336,18 @@ function wire() {
   $("try-form").addEventListener("submit", tryIt);
   $("refresh-token").addEventListener("click", refresh);
   $("revoke-token").addEventListener("click", revoke);
+  $("access-token").addEventListener("input", tokenEdited);
 }
 
 async function start() {
   const status = $("package-status");
   try {
-    const started = performance.now();
     await init();
-    const loaded = performance.now() - started;
-    status.textContent = `tokengate package ${version()} loaded in ${loaded.toFixed(1)} ms.`;
+    // Said only when it goes wrong: a working console needs no word about its package.
+    status.textContent = "";
+    status.hidden = true;
     status.dataset.state = "ready";
+    status.dataset.version = version();
   } catch (error) {
     status.textContent = `The package did not load: ${error}. Run \`make build-web\`.`;
     status.dataset.state = "failed";

@@ -32,6 +32,7 @@ let page;
 let shot = 0;
 const pageErrors = [];
 const tokenPosts = [];
+const missing = [];
 
 function firstLine(stream, timeoutMs) {
   return new Promise((resolve, reject) => {
@@ -67,6 +68,9 @@ before(async () => {
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   page.on("pageerror", (error) => pageErrors.push(String(error)));
+  page.on("response", (response) => {
+    if (response.status() === 404) missing.push(new URL(response.url()).pathname);
+  });
   page.on("request", (request) => {
     if (request.method() === "POST" && new URL(request.url()).pathname === "/token") tokenPosts.push(request);
   });
@@ -135,7 +139,9 @@ step("the console loads the package from the gateway's origin", async () => {
   assert.equal(new URL(page.url()).pathname, "/console/", "/console redirects to /console/");
   await page.waitForSelector("body[data-ready=true]");
   assert.equal(await page.getAttribute("#package-status", "data-state"), "ready");
-  assert.match(await page.textContent("#package-status"), /tokengate package 0\.\d+\.\d+ loaded/);
+  assert.match(await page.getAttribute("#package-status", "data-version"), /^0\.\d+\.\d+$/);
+  assert.ok(await page.isHidden("#package-status"), "a working console says nothing about its package");
+  assert.deepEqual(missing, [], "nothing the page asked for (its icon included) was missing");
 });
 
 step("first call latency and the package API in the page", async () => {
@@ -266,6 +272,9 @@ step("a revoked token shows 401 invalid_token", async () => {
   const revoked = await act(() => page.click("#revoke-token"));
   assert.equal(revoked.status, "200");
   assert.match(revoked.message, /Revoked/);
+  // The panel no longer describes a live token, and offers nothing to do with it.
+  for (const id of ["#token-scopes", "#token-expiry", "#token-refresh"]) assert.equal(await page.textContent(id), "–", id);
+  assert.ok(await page.isDisabled("#refresh-token") && await page.isDisabled("#revoke-token"));
   const result = await tryResource("GET /api/orders");
   assert.equal(result.status, "401");
   assert.equal(result.kind, "denied");
@@ -298,9 +307,27 @@ step("incomplete input is refused before anything is sent; a wrong secret gets 4
   await page.fill("#consumer-secret", "wrong-secret");
   const wrong = await getToken({ grantType: "client_credentials", scope: "" });
   assert.equal(wrong.status, "401");
-  assert.match(wrong.message, /^401 invalid_client/);
+  assert.match(wrong.message, /^401 invalid_client: the consumer key or secret is wrong/);
   assert.match(await page.textContent("#headers"), /www-authenticate: Basic realm="tokengate"/);
   await page.fill("#consumer-secret", "demo-secret");
   assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
   await page.screenshot({ path: `${SHOTS}/console.png`, fullPage: true });
+});
+
+step("a pasted token is described by introspection; clearing the box forgets it", async () => {
+  const issued = await getToken({ grantType: "client_credentials", scope: "orders:read" });
+  assert.equal(issued.kind, "ok", issued.message);
+  const token = await page.inputValue("#access-token");
+  await page.fill("#access-token", "");
+  assert.equal(await page.textContent("#token-scopes"), "–", "an empty box describes nothing");
+  assert.ok(await page.isDisabled("#revoke-token"));
+  await page.fill("#access-token", token);
+  await page.waitForFunction(() => document.getElementById("token-scopes").textContent !== "–");
+  assert.equal(await page.textContent("#token-scopes"), "orders:read");
+  assert.match(await page.textContent("#token-expiry"), /^(59|60):|^1:00:/);
+  assert.equal(await page.textContent("#token-refresh"), "unknown (a pasted token)");
+  await page.fill("#access-token", "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  await page.waitForFunction(() => document.getElementById("token-scopes").textContent !== "–");
+  assert.match(await page.textContent("#token-scopes"), /^not active for this application/);
+  assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
 });
