@@ -60,6 +60,51 @@ impl GatewayRoot {
     }
 }
 
+impl GatewayRoot {
+    /// The plugin configuration, validated; `None` (logged once) when Envoy must refuse it.
+    fn read_configuration(&self, size: usize) -> Option<Config> {
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                log::error!("#{} invalid configuration: the plugin configuration is empty", self.context_id);
+                return None;
+            }
+            Err(status) => {
+                log::error!("#{} cannot read the plugin configuration: {status:?}", self.context_id);
+                return None;
+            }
+        };
+        match Config::from_json(&bytes) {
+            Ok(config) => Some(config),
+            Err(problem) => {
+                log::error!("#{} invalid configuration: {problem}", self.context_id);
+                None
+            }
+        }
+    }
+
+    /// Fleet mode: the bootstrap singleton becomes the Envoy's etcd watcher, every other root
+    /// hands its request contexts an etcd client. Returns the timer period this root needs.
+    fn take_fleet_role(
+        &mut self,
+        config: &Config,
+        metrics: &Rc<EnvoyMetrics>,
+        changes: &CredentialChanges,
+    ) -> Duration {
+        let Some(fleet) = &config.fleet else { return TICK_PERIOD };
+        if Self::is_watcher() {
+            log::info!("#{} fleet watcher for etcd cluster {:?}", self.context_id, fleet.cluster);
+            let keys = Gateway::new(config, envoy_host(metrics, changes)).table_keys();
+            self.watcher = Some(Watcher::new(self.context_id, fleet.clone(), keys));
+            return Watcher::tick_period();
+        }
+        let leases = Rc::new(GrantedLeases::default());
+        self.fleet =
+            Some(Rc::new(FleetClient { config: fleet.clone(), metrics: Rc::clone(metrics), leases }));
+        TICK_PERIOD
+    }
+}
+
 impl Context for GatewayRoot {
     fn on_grpc_stream_message(&mut self, token_id: u32, message_size: usize) {
         if let (Some(watcher), Some(metrics)) = (self.watcher.as_mut(), self.metrics.as_ref()) {
@@ -83,25 +128,7 @@ impl RootContext for GatewayRoot {
     /// Returning false makes Envoy refuse the configuration, so every problem ends here with
     /// one log line that names it (and never a configured value).
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, plugin_configuration_size)
-        {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => {
-                log::error!("#{} invalid configuration: the plugin configuration is empty", self.context_id);
-                return false;
-            }
-            Err(status) => {
-                log::error!("#{} cannot read the plugin configuration: {status:?}", self.context_id);
-                return false;
-            }
-        };
-        let config = match Config::from_json(&bytes) {
-            Ok(config) => config,
-            Err(problem) => {
-                log::error!("#{} invalid configuration: {problem}", self.context_id);
-                return false;
-            }
-        };
+        let Some(config) = self.read_configuration(plugin_configuration_size) else { return false };
         let metrics = match EnvoyMetrics::define() {
             Ok(metrics) => Rc::new(metrics),
             Err(status) => {
@@ -137,24 +164,7 @@ impl RootContext for GatewayRoot {
                 return false;
             }
         };
-        let gateway_keys = Gateway::new(&config, envoy_host(&metrics, &changes)).table_keys();
-        let tick = match &config.fleet {
-            Some(fleet) if Self::is_watcher() => {
-                log::info!("#{} fleet watcher for etcd cluster {:?}", self.context_id, fleet.cluster);
-                self.watcher = Some(Watcher::new(self.context_id, fleet.clone(), gateway_keys));
-                Watcher::tick_period()
-            }
-            Some(fleet) => {
-                let leases = Rc::new(GrantedLeases::default());
-                self.fleet = Some(Rc::new(FleetClient {
-                    config: fleet.clone(),
-                    metrics: Rc::clone(&metrics),
-                    leases,
-                }));
-                TICK_PERIOD
-            }
-            None => TICK_PERIOD,
-        };
+        let tick = self.take_fleet_role(&config, &metrics, &changes);
         if let Err(status) = hostcalls::set_tick_period(tick) {
             log::warn!(
                 "#{} no timer ({status:?}): expired grants are reclaimed only on writes",
