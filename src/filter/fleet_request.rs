@@ -163,12 +163,12 @@ impl FleetClient {
                 waiting.stats.report(self.metrics.as_ref());
                 Next::Deliver(waiting.answer)
             }
-            Ok(Settled::Stale) if waiting.passes + 1 < MAX_PASSES => {
+            Ok(Settled::Stale) if waiting.passes.saturating_add(1) < MAX_PASSES => {
                 self.metrics.add(Metric::FleetConflicts, 1);
-                Next::Again(waiting.passes + 1)
+                Next::Again(waiting.passes.saturating_add(1))
             }
             Ok(Settled::Stale) => {
-                log::debug!("fleet: still stale after {} passes", waiting.passes + 1);
+                log::debug!("fleet: still stale after {} passes", waiting.passes.saturating_add(1));
                 self.failed()
             }
             Err(error) => {

@@ -75,7 +75,7 @@ impl Watcher {
     }
 
     fn open(&mut self, now: u64, metrics: &EnvoyMetrics) {
-        let start = if self.applied > 0 { self.applied + 1 } else { 0 };
+        let start = if self.applied > 0 { self.applied.saturating_add(1) } else { 0 };
         let token = match hostcalls::open_grpc_stream(&self.fleet.cluster, WATCH_SERVICE, "Watch", Vec::new())
         {
             Ok(token) => token,
@@ -97,7 +97,7 @@ impl Watcher {
     fn closed(&mut self, now: u64, metrics: &EnvoyMetrics) {
         self.stream = None;
         self.next_open_at = now.saturating_add(self.backoff_ms);
-        self.backoff_ms = (self.backoff_ms * 2).min(MAX_BACKOFF_MS);
+        self.backoff_ms = self.backoff_ms.saturating_mul(2).min(MAX_BACKOFF_MS);
         metrics.add(Metric::FleetEtcdFailures, 1);
     }
 
