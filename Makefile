@@ -235,10 +235,11 @@ fuzz: fuzz-tools
 ## End of Fuzzing ------------------------------------------------------------------------------
 
 ## Benchmarks ----------------------------------------------------------------------------------
-# Not part of `make test` (about 12 minutes): tokengate against Envoy alone, a do-nothing wasm
+# Not part of `make test` (about 20 minutes): tokengate against Envoy alone, a do-nothing wasm
 # filter, native api_key_auth / jwt_authn and a Lua filter, each in the real Envoy with one
 # worker and a direct_response route. Instructions per request under callgrind (the stable
-# figure), rps and p50/p99 from wrk, heap per token at 1M tokens, start-up, .wasm sizes.
+# figure), rps and p50/p99 from wrk, heap per token at 1M tokens, start-up, .wasm sizes; and
+# fleet mode's rows against a real 1-member etcd (bench/fleet_bench.py; etcd from fleet-tools).
 # Prints a table; writes target/bench/summary.json. Knobs: see bench/bench.py's docstring.
 
 .PHONY: bench bench-tools bench-filters profile
@@ -259,7 +260,7 @@ bench-filters: rust-targets
 	done
 
 # The browser build is only weighed: if it fails, the bench goes on without its size.
-bench: tools build bench-tools bench-filters
+bench: tools build bench-tools bench-filters fleet-tools
 	-$(MAKE) --no-print-directory build-web
 	$(VENV)/bin/python bench/bench.py
 

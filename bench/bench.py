@@ -15,14 +15,22 @@ after they expire and the sweeper has passed), the start-up time to the first se
 and the sizes of the .wasm files. Results: a table on stdout, `target/bench/summary.json` in
 the issue's schema, and `target/bench/details.json` plus raw wrk/callgrind output beside it.
 
+Fleet mode's rows (bench/fleet_bench.py: a Bearer hit on a replica's cache, the first use of a
+token on another replica, /token, and etcd's database per grant at 100,000 grants) run the same
+Envoy with fleet mode added, against a real 1-member etcd that each scenario starts and stops.
+
+Scenarios, for BENCH_ONLY: envoy_alone, noop_wasm, api_key_auth_10k, lua_table_10k,
+jwt_authn_hs256_cache, jwt_authn_hs256_no_cache, tokengate_bearer_10k, tokengate_token,
+tokengate_bearer_1m, fleet_bearer_hit, fleet_bearer_miss, fleet_token, fleet_etcd_size.
+
 Environment knobs (all optional): BENCH_SECONDS (wrk duration, 5), BENCH_REQUESTS (callgrind
 requests per row, 2000), BENCH_WARMUP (300), BENCH_BIG_TOKENS (1000000), BENCH_ONLY (comma-
-separated scenario names), BENCH_NO_CALLGRIND=1, BENCH_NO_WRK=1, BENCH_NO_HOSTCALLS=1.
+separated scenario names), BENCH_NO_CALLGRIND=1, BENCH_NO_WRK=1, BENCH_NO_HOSTCALLS=1, and the
+fleet rows' BENCH_FIRST_USES (1000) and BENCH_FLEET_GRANTS (100000).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -37,20 +45,36 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import envoy_configs as cfg  # noqa: E402
+import fleet_bench  # noqa: E402
 from measure import (  # noqa: E402
     BenchError,
-    Client,
     Envoy,
+    Instructions,
     LoadResult,
     Request,
     free_port,
-    run_h2load,
-    run_wrk,
+)
+from workload import (  # noqa: E402
+    CLIENT_CREDENTIALS,
+    CONNECTIONS,
+    FILTER_WASM,
+    OUT,
+    POOL,
+    REPO,
+    REQUESTS,
+    SECONDS,
+    SMALL_TOKENS,
+    TOKEN_HEADERS,
+    WARMUP,
+    bearer,
+    bucket_of,
+    capacity_for,
+    fill_store,
+    issue_tokens,
+    log,
+    wrk_row,
 )
 
-REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "target" / "bench"
-FILTER_WASM = Path(os.environ.get("TOKENGATE_WASM", REPO / "target/wasm32-wasip1/release/tokengate.wasm"))
 NOOP_WASM = REPO / "target/bench/noop-filter/wasm32-wasip1/release/noop_filter.wasm"
 PROBE_WASM = REPO / "target/bench/hostcall-probe/wasm32-wasip1/release/hostcall_probe.wasm"
 # The browser build: the wasm-bindgen package if `make build-web` made it, else cargo's output.
@@ -60,91 +84,17 @@ WEB_WASM_CANDIDATES = [
     REPO / "target/wasm32-unknown-unknown/release/tokengate.wasm",
 ]
 
-SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
-REQUESTS = int(os.environ.get("BENCH_REQUESTS", "2000"))
-WARMUP = int(os.environ.get("BENCH_WARMUP", "300"))
-SMALL_TOKENS = 10_000
 BIG_TOKENS = int(os.environ.get("BENCH_BIG_TOKENS", "1000000"))
 # The password grant runs pbkdf2-sha256 with the README's example cost; each request is
 # hundreds of millions of instructions, so callgrind measures only a few of them.
 PBKDF2_ITERATIONS = int(os.environ.get("BENCH_PBKDF2_ITERATIONS", "100000"))
-CONNECTIONS = 16
-# Distinct tokens each Bearer row cycles through, so the lookups spread over many buckets
-# (each with whatever occupancy it has) instead of hitting one hot bucket.
-POOL = 256
 
-TOKEN_HEADERS = {
-    "authorization": cfg.basic_authorization(cfg.CLIENT_ID, cfg.CLIENT_SECRET),
-    "content-type": "application/x-www-form-urlencoded",
-}
-CLIENT_CREDENTIALS = Request("POST", cfg.TOKEN_PATH, TOKEN_HEADERS, b"grant_type=client_credentials")
 PASSWORD_GRANT = Request(
     "POST",
     cfg.TOKEN_PATH,
     TOKEN_HEADERS,
     f"grant_type=password&username={cfg.USERNAME}&password={cfg.PASSWORD}".encode(),
 )
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def capacity_for(tokens: int) -> int:
-    """Store capacity for `tokens` live grants. New grants go to a random bucket with room
-    (4 tries), so a store filled to the brim refuses issues long before the last slot; at
-    80 % the fill goes through with few retries."""
-    return tokens * 5 // 4
-
-
-def bucket_of(token: str) -> int:
-    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    return int.from_bytes(raw[1:5], "big")
-
-
-def bearer(token: str, expect_status: int = 200) -> Request:
-    return Request("GET", cfg.API_PATH, {"authorization": f"Bearer {token}"}, expect_status=expect_status)
-
-
-def issue_tokens(port: int, count: int) -> list[str]:
-    """`count` access tokens through /token, sequentially (for the request pools)."""
-    client = Client(port)
-    tokens = []
-    refused = 0
-    try:
-        while len(tokens) < count:
-            status, body = client.send(CLIENT_CREDENTIALS)
-            # 503: the random buckets tried were full (the store runs at 80 %); try again.
-            if status == 503 and refused < count:
-                refused += 1
-                continue
-            if status != 200:
-                raise BenchError(f"/token answered {status}: {body[:200]!r}")
-            tokens.append(json.loads(body)["access_token"])
-    finally:
-        client.close()
-    return tokens
-
-
-def fill_store(port: int, tokens: int, timeout: float) -> tuple[int, float]:
-    """Issues `tokens` client_credentials grants through /token with h2load (32 concurrent
-    connections); retries what the store refused (503 when the random buckets tried were
-    full). Returns (grants issued, seconds taken)."""
-    started = time.monotonic()
-    issued = 0
-    for _ in range(5):  # bounded top-ups
-        remaining = tokens - issued
-        if remaining <= 0:
-            break
-        left = timeout - (time.monotonic() - started)
-        if left <= 0:
-            break
-        counts = run_h2load(port, CLIENT_CREDENTIALS, remaining, clients=min(32, remaining), timeout=left)
-        issued += counts["2xx"]
-        if counts["4xx"]:
-            raise BenchError(f"filling the store: {counts['4xx']} client errors from /token")
-    return issued, time.monotonic() - started
-
 
 # ---------------------------------------------------------------------------------------------
 # Scenarios: one Envoy configuration each, measured as one or more rows.
@@ -288,7 +238,30 @@ def start_envoy(scenario: Scenario, callgrind: bool, tag: str = "") -> Envoy:
     return envoy
 
 
-def native_pass(scenarios: list[Scenario], results: dict) -> Envoy | None:
+class Recorder:
+    """Where both passes put their figures: `results` (the table's rows, by name) and the
+    callgrind details beside them. The fleet rows (bench/fleet_bench.py) record through it too."""
+
+    def __init__(self, results: dict):
+        self.results = results
+
+    def load(self, name: str, result: LoadResult) -> None:
+        self.results.setdefault(name, {})["wrk"] = result
+        log(f"{name}: {result.rps:,.0f} rps, p50 {result.p50_us:,.0f} us, p99 {result.p99_us:,.0f} us")
+
+    def instructions(self, name: str, counted: Instructions) -> None:
+        self.results.setdefault(name, {})["instructions"] = counted.per_request
+        CALLGRIND[name] = {"requests": counted.requests, "seconds": round(counted.seconds, 1),
+                           "busy_total": counted.busy_total, "idle_total": counted.idle_total}
+        keep_annotation(counted.dump, name)
+        log(f"{name}: {counted.per_request:,.0f} instructions/request ({counted.requests} requests "
+            f"in {counted.seconds:.1f} s; idle {counted.idle_total / counted.requests:,.0f}/request subtracted)")
+
+    def extra(self, name: str, **figures: object) -> None:
+        self.results.setdefault(name, {}).update(figures)
+
+
+def native_pass(scenarios: list[Scenario], record: Recorder) -> Envoy | None:
     """wrk rows. Returns the big-store Envoy still running: it stays up so its tokens can expire
     and be swept while the callgrind pass runs."""
     kept = None
@@ -305,13 +278,8 @@ def native_pass(scenarios: list[Scenario], results: dict) -> Envoy | None:
         try:
             rows = scenario.prepare(envoy, False)
             for row in rows:
-                # A second of load first: connection pools, V8 tier-up, allocator caches.
-                run_wrk(OUT / "work", row.name + ".warmup", envoy.listener_port, row.requests, 1, CONNECTIONS)
-                result = run_wrk(OUT / "work", row.name, envoy.listener_port, row.requests, SECONDS, CONNECTIONS)
-                if result.unexpected:
-                    raise BenchError(f"{row.name}: {result.unexpected} responses with an unexpected status")
-                results.setdefault(row.name, {})["wrk"] = result
-                log(f"{row.name}: {result.rps:,.0f} rps, p50 {result.p50_us:,.0f} us, p99 {result.p99_us:,.0f} us")
+                result, _ = wrk_row(envoy, row.name, row.requests)
+                record.load(row.name, result)
             if big:
                 kept, envoy = envoy, None
         finally:
@@ -320,21 +288,22 @@ def native_pass(scenarios: list[Scenario], results: dict) -> Envoy | None:
     return kept
 
 
-def callgrind_pass(scenarios: list[Scenario], results: dict) -> None:
+def callgrind_pass(scenarios: list[Scenario], record: Recorder) -> None:
     for scenario in scenarios:
         envoy = start_envoy(scenario, callgrind=True)
         try:
             rows = scenario.prepare(envoy, True)
             for row in rows:
-                counted = envoy.count_instructions(row.requests, row.warmup, row.count)
-                results.setdefault(row.name, {})["instructions"] = counted.per_request
-                CALLGRIND[row.name] = {"requests": counted.requests, "seconds": round(counted.seconds, 1),
-                                       "busy_total": counted.busy_total, "idle_total": counted.idle_total}
-                keep_annotation(counted.dump, row.name)
-                log(f"{row.name}: {counted.per_request:,.0f} instructions/request ({counted.requests} requests "
-                    f"in {counted.seconds:.1f} s; idle {counted.idle_total / counted.requests:,.0f}/request subtracted)")
+                record.instructions(row.name, envoy.count_instructions(row.requests, row.warmup, row.count))
         finally:
             envoy.stop()
+
+
+def fleet_pass(scenarios: list[fleet_bench.FleetScenario], record: Recorder, callgrind: bool) -> None:
+    """The fleet rows: each scenario starts (and stops) its own etcd and Envoys."""
+    for scenario in scenarios:
+        log(f"{scenario.name} ({'callgrind' if callgrind else 'native'})")
+        scenario.run(record, callgrind)
 
 
 # Host calls a tokengate request makes, measured one kind at a time with bench/hostcall-probe.
@@ -450,10 +419,19 @@ ORDER_LABELS = {
     "jwt_authn_hs256_cache": "native jwt_authn HS256, cache on",
     "jwt_authn_hs256_no_cache": "native jwt_authn HS256, no cache",
     "tokengate_bearer_10k_hit": "tokengate Bearer, 10k tokens, hit (200)",
+    "fleet_bearer_hit": "fleet Bearer, 10k tokens, cached (200)",
+    "fleet_bearer_miss": "fleet Bearer, first use on another replica (200)",
     "tokengate_bearer_10k_miss": "tokengate Bearer, 10k tokens, miss (401)",
     "tokengate_bearer_1m_hit": "tokengate Bearer, 1M tokens, hit (200)",
     "tokengate_bearer_1m_miss": "tokengate Bearer, 1M tokens, miss (401)",
     "tokengate_token_client_credentials": "tokengate /token client_credentials",
+    "fleet_token_client_credentials": "fleet /token client_credentials",
+}
+# Each fleet row beside the local row it is compared with.
+FLEET_COUNTERPARTS = {
+    "fleet_bearer_hit": "tokengate_bearer_10k_hit",
+    "fleet_bearer_miss": "tokengate_bearer_10k_hit",
+    "fleet_token_client_credentials": "tokengate_token_client_credentials",
 }
 
 
@@ -468,19 +446,30 @@ def report(results: dict, startup: dict, sizes: dict) -> dict:
     floor = results.get("noop_wasm", {}).get("instructions")
     configurations = []
     lines = [
-        f"| configuration | instructions / request | × Envoy alone | × wasm floor | rps | p50 µs | p99 µs |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| configuration | instructions / request | × Envoy alone | × wasm floor | rps | p50 µs | p99 µs "
+        "| etcd calls / request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    python_timed = False
     for name, figures in results.items():
         instructions = figures.get("instructions")
         load: LoadResult | None = figures.get("wrk")
-        configurations.append({
+        # A row wrk cannot drive (each request a token used once) is timed one by one in Python.
+        latency = {"p50_us": load.p50_us, "p99_us": load.p99_us} if load else figures.get("latency", {})
+        calls = figures.get("etcd_calls_per_request")
+        entry = {
             "name": name,
             "instructions_per_request": round(instructions) if instructions else None,
             "rps": round(load.rps) if load else None,
-            "p50_us": round(load.p50_us) if load else None,
-            "p99_us": round(load.p99_us) if load else None,
-        })
+            "p50_us": round(latency["p50_us"]) if latency else None,
+            "p99_us": round(latency["p99_us"]) if latency else None,
+        }
+        if calls is not None:
+            entry["etcd_calls_per_request"] = calls
+        if figures.get("latency_method"):
+            entry["latency_method"] = figures["latency_method"]
+            python_timed = True
+        configurations.append(entry)
 
         def number(value) -> str:
             return f"{value:,.0f}" if value else "–"
@@ -488,10 +477,14 @@ def report(results: dict, startup: dict, sizes: dict) -> dict:
         def ratio(reference) -> str:
             return f"{instructions / reference:.2f}" if instructions and reference else "–"
 
-        cells = [label(name), number(instructions), ratio(base), ratio(floor),
-                 number(load and load.rps), number(load and load.p50_us), number(load and load.p99_us)]
+        mark = " †" if figures.get("latency_method") else ""
+        cells = [label(name), number(instructions), ratio(base), ratio(floor), number(load and load.rps),
+                 number(latency.get("p50_us")) + mark, number(latency.get("p99_us")) + mark,
+                 "–" if calls is None else f"{calls:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     summary = {"configurations": configurations}
+    if fleet_bench.ETCD_SIZE:
+        summary["fleet_etcd"] = fleet_bench.ETCD_SIZE
     memory = memory_figures()
     summary["bytes_per_token"] = memory.get("bytes_per_token")
     summary["startup_ms"] = startup.get("tokengate_demo", {}).get("median_ms")
@@ -502,6 +495,22 @@ def report(results: dict, startup: dict, sizes: dict) -> dict:
     print()
     print("\n".join(lines))
     print()
+    if python_timed:
+        print("† one request at a time from Python on a keep-alive connection (each token used once), "
+              "not wrk; see details.json for the same tokens timed again once cached")
+    for fleet_row, local_row in FLEET_COUNTERPARTS.items():
+        ours, theirs = (results.get(row, {}).get("instructions") for row in (fleet_row, local_row))
+        if ours and theirs:
+            print(f"{label(fleet_row)}: {ours / theirs:.2f} × {label(local_row)} in instructions "
+                  f"({ours - theirs:+,.0f} per request)")
+    if fleet_bench.ETCD_SIZE:
+        size = fleet_bench.ETCD_SIZE
+        before, after = size["before_compaction"], size["after_compaction_defrag"]
+        print(f"etcd per live grant at {size['grants']:,} grants ({size['keys']:,} keys, values "
+              f"{size['value_bytes_per_grant']} bytes/grant): dbSize {before['db_size_bytes_per_grant']} bytes, "
+              f"dbSizeInUse {before.get('db_size_in_use_bytes_per_grant', '–')} bytes with history; after compact "
+              f"+ defrag dbSize {after['db_size_bytes_per_grant']} bytes, dbSizeInUse "
+              f"{after.get('db_size_in_use_bytes_per_grant', '–')} bytes (filled at {size['fill_per_second']:,}/s)")
     if memory:
         print(f"Heap per live token at {memory['tokens']:,} tokens: {memory['bytes_per_token']} bytes allocated "
               f"({memory['rss_bytes_per_token']} bytes RSS); allocated before fill {memory['allocated_before']:,}, "
@@ -559,9 +568,15 @@ def main() -> int:
         if not path.exists():
             raise BenchError(f"{path} is missing: run `make bench`, which builds it")
     only = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
+    known = {s.name for s in SCENARIOS} | {s.name for s in fleet_bench.SCENARIOS}
+    if only - known:
+        raise BenchError(f"BENCH_ONLY names no scenario: {', '.join(sorted(only - known))} "
+                         f"(scenarios: {', '.join(sorted(known))})")
     scenarios = [s for s in SCENARIOS if not only or s.name in only]
+    fleet = [s for s in fleet_bench.SCENARIOS if not only or s.name in only]
     started = time.monotonic()
     results: dict = {}
+    record = Recorder(results)
 
     log("start-up times")
     startup = startup_times()
@@ -569,10 +584,12 @@ def main() -> int:
     try:
         if not os.environ.get("BENCH_NO_WRK"):
             log(f"native pass: wrk, {SECONDS} s per row, Envoy on CPU {os.environ.get('BENCH_ENVOY_CPU', '0')}")
-            kept = native_pass(scenarios, results)
+            kept = native_pass(scenarios, record)
+            fleet_pass(fleet, record, callgrind=False)
         if not os.environ.get("BENCH_NO_CALLGRIND"):
             log(f"callgrind pass: {REQUESTS} requests per row after {WARMUP} warm-up")
-            callgrind_pass(scenarios, results)
+            callgrind_pass(scenarios, record)
+            fleet_pass(fleet, record, callgrind=True)
         if not os.environ.get("BENCH_NO_CALLGRIND") and not os.environ.get("BENCH_NO_HOSTCALLS"):
             log("host call costs (callgrind)")
             HOSTCALLS.update(hostcall_pass())
@@ -594,10 +611,12 @@ def main() -> int:
         "fills": FILLS,
         "callgrind": CALLGRIND,
         "hostcalls": HOSTCALLS,
+        "fleet": {**fleet_bench.DETAILS, "etcd_size": fleet_bench.ETCD_SIZE},
         "big_token_validity_secs": BIG_VALIDITY.get("secs"),
         "wasm": sizes,
         "settings": {"wrk_seconds": SECONDS, "wrk_connections": CONNECTIONS, "callgrind_requests": REQUESTS,
-                     "callgrind_warmup": WARMUP, "pbkdf2_iterations": PBKDF2_ITERATIONS},
+                     "callgrind_warmup": WARMUP, "pbkdf2_iterations": PBKDF2_ITERATIONS,
+                     "fleet_first_uses": fleet_bench.FIRST_USES, "fleet_grants": fleet_bench.BIG_GRANTS},
         "wall_seconds": round(time.monotonic() - started),
     }
     (OUT / "details.json").write_text(json.dumps(details, indent=2) + "\n")
