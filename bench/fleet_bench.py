@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
+import socket
 import sys
 import time
 import urllib.parse
@@ -109,12 +111,32 @@ class Record(Protocol):
 # etcd, and Envoys in fleet mode
 
 
+def port_pair() -> int:
+    """A loopback port p with p and p + 1 free, for one etcd member's client and peer ports.
+
+    Picked below the kernel's ephemeral range: there bind(0) hands out odd ports and connect()
+    even ones, so once the load generators have left a few thousand connections in TIME_WAIT
+    an ephemeral p + 1 is rarely free (etcd_cluster.py's own search was seen to give up)."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+        ephemeral_low = int(ports.read().split()[0])
+    for _ in range(500):
+        port = random.randrange(10_000, ephemeral_low - 1)
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise BenchError("no free pair of loopback ports for etcd")
+
+
 @contextmanager
 def etcd_member(name: str) -> Iterator[EtcdCluster]:
     """A fresh 1-member etcd on loopback, stopped on the way out whatever happened."""
     root = WORK / f"etcd-{name}"
     shutil.rmtree(root, ignore_errors=True)
-    cluster = EtcdCluster(root, 1)
+    cluster = EtcdCluster(root, 1, client_port=port_pair())
     try:
         cluster.start()
         yield cluster
