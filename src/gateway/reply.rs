@@ -67,6 +67,10 @@ pub(super) enum ErrorKind {
     BodyTooLarge,
     /// 401 `invalid_client`, with a `Basic` challenge (RFC 6749 §5.2).
     InvalidClient,
+    /// 401 `invalid_client` without a challenge: the client sent its credentials in the body
+    /// (`client_secret_post`). RFC 6749 §5.2 requires `WWW-Authenticate` only when the client
+    /// used the Authorization header, and a Basic challenge would invite a method it did not use.
+    InvalidClientInBody,
     /// 400 `invalid_grant`.
     InvalidGrant,
     /// 400 `unauthorized_client`.
@@ -96,7 +100,7 @@ impl ErrorKind {
             | ErrorKind::UnsupportedGrantType
             | ErrorKind::InvalidScope
             | ErrorKind::InvalidClientMetadata => 400,
-            ErrorKind::InvalidClient => 401,
+            ErrorKind::InvalidClient | ErrorKind::InvalidClientInBody => 401,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed { .. } => 405,
             ErrorKind::DuplicateClient => 409,
@@ -111,7 +115,7 @@ impl ErrorKind {
             ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed { .. } | ErrorKind::BodyTooLarge => {
                 "invalid_request"
             }
-            ErrorKind::InvalidClient => "invalid_client",
+            ErrorKind::InvalidClient | ErrorKind::InvalidClientInBody => "invalid_client",
             ErrorKind::InvalidGrant => "invalid_grant",
             ErrorKind::UnauthorizedClient => "unauthorized_client",
             ErrorKind::UnsupportedGrantType => "unsupported_grant_type",
@@ -161,6 +165,8 @@ pub(super) fn locked_out(retry_after_secs: u64) -> OAuthError {
 
 pub(super) const CLIENT_AUTH_FAILED: OAuthError = ErrorKind::InvalidClient
     .because("client authentication failed: send Authorization: Basic base64(consumer-key:consumer-secret)");
+pub(super) const CLIENT_POST_AUTH_FAILED: OAuthError = ErrorKind::InvalidClientInBody
+    .because("client authentication failed: send client_id and client_secret, or HTTP Basic");
 pub(super) const STORE_UNAVAILABLE: OAuthError =
     ErrorKind::Unavailable.because("the token store is unavailable; try again later");
 

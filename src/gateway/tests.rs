@@ -211,6 +211,230 @@ fn token_endpoint_errors_follow_rfc_6749() {
     }
 }
 
+/// Issue 11: `client_secret_post` (RFC 6749 §2.3.1) at every endpoint that authenticates an
+/// application; one method per request; a failure is 401 `invalid_client` without a Basic
+/// challenge, since the client did not use the Authorization header.
+#[test]
+fn client_secret_post_is_accepted_at_token_revoke_and_introspect() {
+    let rig = lifecycle_rig();
+    let good = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
+    let other = format!("Basic {}", encode_basic_credentials("orders-service", "rs-secret"));
+    let post = "client_id=demo-app&client_secret=demo-secret";
+    struct Case {
+        name: &'static str,
+        path: &'static str,
+        query: &'static str,
+        authorization: Option<String>,
+        body: String,
+        status: u16,
+        error: &'static str,
+        challenge: Option<&'static str>,
+    }
+    let cc = "grant_type=client_credentials";
+    let row = |name, path, authorization: Option<&String>, body: String, status, error, challenge| Case {
+        name,
+        path,
+        query: "",
+        authorization: authorization.cloned(),
+        body,
+        status,
+        error,
+        challenge,
+    };
+    let basic_challenge = Some("Basic realm=\"tokengate\"");
+    let table = [
+        row("token, post", "/token", None, format!("{cc}&{post}"), 200, "", None),
+        row(
+            "token, post, secret first",
+            "/token",
+            None,
+            format!("client_secret=demo-secret&{cc}&client_id=demo-app"),
+            200,
+            "",
+            None,
+        ),
+        row(
+            "token, post, wrong secret",
+            "/token",
+            None,
+            format!("{cc}&client_id=demo-app&client_secret=nope"),
+            401,
+            "invalid_client",
+            None,
+        ),
+        row(
+            "token, post, unknown client",
+            "/token",
+            None,
+            format!("{cc}&client_id=ghost&client_secret=demo-secret"),
+            401,
+            "invalid_client",
+            None,
+        ),
+        row(
+            "token, post, empty secret",
+            "/token",
+            None,
+            format!("{cc}&client_id=demo-app&client_secret="),
+            401,
+            "invalid_client",
+            None,
+        ),
+        row(
+            "token, post, secret without id",
+            "/token",
+            None,
+            format!("{cc}&client_secret=demo-secret"),
+            401,
+            "invalid_client",
+            None,
+        ),
+        row(
+            "token, client_id alone",
+            "/token",
+            None,
+            format!("{cc}&client_id=demo-app"),
+            401,
+            "invalid_client",
+            basic_challenge,
+        ),
+        row("token, no credentials", "/token", None, cc.to_owned(), 401, "invalid_client", basic_challenge),
+        row(
+            "token, Basic and post",
+            "/token",
+            Some(&good),
+            format!("{cc}&{post}"),
+            400,
+            "invalid_request",
+            None,
+        ),
+        row(
+            "token, Basic and an empty client_secret",
+            "/token",
+            Some(&good),
+            format!("{cc}&client_id=demo-app&client_secret="),
+            400,
+            "invalid_request",
+            None,
+        ),
+        row(
+            "token, Basic and another client_id",
+            "/token",
+            Some(&other),
+            format!("{cc}&client_id=demo-app"),
+            400,
+            "invalid_request",
+            None,
+        ),
+        row(
+            "token, Basic and the same client_id",
+            "/token",
+            Some(&good),
+            format!("{cc}&client_id=demo-app"),
+            200,
+            "",
+            None,
+        ),
+        row(
+            "token, post, id repeated",
+            "/token",
+            None,
+            format!("{cc}&{post}&client_id=demo-app"),
+            400,
+            "invalid_request",
+            None,
+        ),
+        row(
+            "token, post, password grant",
+            "/token",
+            None,
+            format!("grant_type=password&username=admin&password=admin&{post}"),
+            200,
+            "",
+            None,
+        ),
+        row("revoke, post", "/revoke", None, format!("token=never-issued&{post}"), 200, "", None),
+        row(
+            "revoke, post, wrong secret",
+            "/revoke",
+            None,
+            "token=x&client_id=demo-app&client_secret=nope".into(),
+            401,
+            "invalid_client",
+            None,
+        ),
+        row("introspect, post", "/introspect", None, format!("token=garbage&{post}"), 200, "", None),
+        row(
+            "introspect, post, wrong secret",
+            "/introspect",
+            None,
+            "token=x&client_id=demo-app&client_secret=nope".into(),
+            401,
+            "invalid_client",
+            None,
+        ),
+        Case {
+            query: "client_secret=demo-secret",
+            ..row(
+                "token, secret in the query",
+                "/token",
+                None,
+                format!("{cc}&client_id=demo-app"),
+                400,
+                "invalid_request",
+                None,
+            )
+        },
+        Case {
+            query: "client_id=demo-app",
+            ..row(
+                "token, id in the query",
+                "/token",
+                None,
+                format!("{cc}&client_secret=demo-secret"),
+                400,
+                "invalid_request",
+                None,
+            )
+        },
+    ];
+    for case in table {
+        let path = match case.query {
+            "" => case.path.to_owned(),
+            query => format!("{}?{query}", case.path),
+        };
+        let reply = rig.endpoint("POST", &path, case.authorization.as_deref(), Some(FORM), &case.body);
+        assert_eq!(reply.0.status, case.status, "{}: {}", case.name, reply.text());
+        assert_eq!(reply.field("error"), case.error, "{}", case.name);
+        assert_eq!(reply.0.header("www-authenticate"), case.challenge, "{}", case.name);
+        assert_eq!(reply.0.header("cache-control"), Some("no-store"), "{}", case.name);
+        assert!(!reply.text().contains("demo-secret"), "{}", case.name);
+    }
+}
+
+/// A wrong secret and an unknown client look alike in the body as in Basic (RFC 6749 §10.10),
+/// and both count towards the lockout of that name.
+#[test]
+fn client_secret_post_failures_are_uniform_and_locked_out_like_basic() {
+    let rig = Rig::demo();
+    let post = |id: &str, secret: &str| {
+        let body = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+        rig.token_request("POST", None, None, Some(FORM), &body)
+    };
+    // One failure for demo-app here, eight in the loop, the tenth with Basic.
+    assert_eq!(post("demo-app", "nope").0, post("ghost", "nope").0);
+    for _ in 0..8 {
+        assert_eq!(post("demo-app", "guess").0.status, 401);
+    }
+    // Basic and post failures count under the same name.
+    assert_eq!(rig.post_as("demo-app", "guess", "/token", "grant_type=client_credentials").0.status, 401);
+    let locked = post("demo-app", "demo-secret");
+    assert_eq!((locked.0.status, locked.field("error")), (429, "temporarily_unavailable".to_owned()));
+    assert_eq!(rig.token("grant_type=client_credentials").0.status, 429);
+    rig.clock.advance(300);
+    assert_eq!(post("demo-app", "demo-secret").0.status, 200);
+}
+
 #[test]
 fn unknown_client_and_wrong_secret_get_identical_replies() {
     let rig = Rig::demo();
@@ -855,7 +1079,11 @@ fn metadata_follows_rfc_8414() {
         serde_json::json!(["client_credentials", "password", "refresh_token"])
     );
     assert_eq!(body["scopes_supported"], serde_json::json!(["orders:read", "orders:write"]));
-    assert_eq!(body["token_endpoint_auth_methods_supported"], serde_json::json!(["client_secret_basic"]));
+    // Issue 11: client_secret_post too, at every endpoint that authenticates an application.
+    let methods = serde_json::json!(["client_secret_basic", "client_secret_post"]);
+    assert_eq!(body["token_endpoint_auth_methods_supported"], methods);
+    assert_eq!(body["revocation_endpoint_auth_methods_supported"], methods);
+    assert_eq!(body["introspection_endpoint_auth_methods_supported"], methods);
     assert_eq!(body["response_types_supported"], serde_json::json!([]));
     assert_eq!(rig.endpoint("POST", "/.well-known/oauth-authorization-server", None, None, "").0.status, 405);
     // No issuer configured: no metadata.

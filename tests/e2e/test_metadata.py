@@ -23,7 +23,8 @@ from client import (
 
 WELL_KNOWN = "/.well-known/oauth-authorization-server"
 JSON = {"Content-Type": re.compile(r"application/json(;.*)?", re.I)}
-BASIC_ONLY = ["client_secret_basic"]
+# Issue 11: client_secret_post is accepted at /token, /revoke and /introspect.
+AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +53,9 @@ def test_metadata_document(served):
         "registration_endpoint": f"{issuer}/client-registration/v0.17/register",
         "grant_types_supported": ["client_credentials", "password", "refresh_token"],
         "scopes_supported": ["orders:read", "orders:write"],
-        "token_endpoint_auth_methods_supported": BASIC_ONLY,
-        "revocation_endpoint_auth_methods_supported": BASIC_ONLY,
-        "introspection_endpoint_auth_methods_supported": BASIC_ONLY,
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "response_types_supported": [],
     }
     # §3.3: the issuer plus the well-known suffix is where the document came from.
@@ -126,9 +127,9 @@ def test_metadata_follows_the_configuration(envoy_factory):
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
         "grant_types_supported": ["client_credentials"],
         "scopes_supported": ["orders:read"],
-        "token_endpoint_auth_methods_supported": BASIC_ONLY,
-        "revocation_endpoint_auth_methods_supported": BASIC_ONLY,
-        "introspection_endpoint_auth_methods_supported": BASIC_ONLY,
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "response_types_supported": [],
     }
     token_success("orders:read", refresh=False).check(
