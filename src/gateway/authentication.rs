@@ -126,8 +126,18 @@ impl<'a> Gateway<'a> {
         Ok(Some(Cow::Owned(self.registered_application(record, &registration.scopes))))
     }
 
+    /// The scopes a registered application may be granted: the ones it registered (RFC 7591
+    /// `scope`) within today's `registration.scopes`, or all of those.
+    pub(super) fn registered_scopes(record: &ClientRecord, scopes: &ScopeSet) -> ScopeSet {
+        match record.registration.scope.as_str() {
+            "" => scopes.clone(),
+            asked => ScopeSet::from_names(asked.split(' ')).intersection(scopes),
+        }
+    }
+
     pub(super) fn registered_application(&self, record: ClientRecord, scopes: &ScopeSet) -> Application {
         let verifier: SecretVerifier = record.verifier();
+        let scopes = Self::registered_scopes(&record, scopes);
         let allowed = self.config.registration.as_ref().map(|r| &r.grant_types);
         Application {
             fingerprint: verifier.fingerprint(&record.client_id),
@@ -140,7 +150,7 @@ impl<'a> Gateway<'a> {
                 .collect(),
             consumer_key: record.client_id,
             verifier,
-            scopes: scopes.clone(),
+            scopes,
             access_validity: self.config.default_access_validity,
             can_introspect: false,
         }

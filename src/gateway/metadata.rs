@@ -53,7 +53,11 @@ impl<'a> Gateway<'a> {
             token_endpoint: format!("{issuer}{}", config.token_endpoint),
             revocation_endpoint: format!("{issuer}{}", config.revocation_endpoint),
             introspection_endpoint: format!("{issuer}{}", config.introspection_endpoint),
-            registration_endpoint: config.registration.as_ref().map(|r| format!("{issuer}{}", r.endpoint)),
+            // RFC 7591's endpoint; WSO2's v0.17 one is not what RFC 8414 clients expect there.
+            registration_endpoint: config
+                .registration
+                .as_ref()
+                .map(|r| format!("{issuer}{}", r.rfc7591_endpoint)),
             grant_types_supported: grants.into_iter().map(GrantType::as_str).collect(),
             scopes_supported: scopes.into_iter().collect(),
             token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,

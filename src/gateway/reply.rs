@@ -81,6 +81,11 @@ pub(super) enum ErrorKind {
     InvalidScope,
     /// 400 `invalid_client_metadata` (RFC 7591 §3.2.2).
     InvalidClientMetadata,
+    /// 400 `invalid_redirect_uri` (RFC 7591 §3.2.2).
+    InvalidRedirectUri,
+    /// 401 `invalid_token`, with a `Bearer` challenge (RFC 6750 §3): an RFC 7592 registration
+    /// access token missing, wrong, or for a client that does not exist (§2.1: all alike).
+    InvalidRegistrationToken,
     /// 409 `invalid_client_metadata`: the registration exists already.
     DuplicateClient,
     /// 404 `not_found`.
@@ -99,8 +104,11 @@ impl ErrorKind {
             | ErrorKind::UnauthorizedClient
             | ErrorKind::UnsupportedGrantType
             | ErrorKind::InvalidScope
-            | ErrorKind::InvalidClientMetadata => 400,
-            ErrorKind::InvalidClient | ErrorKind::InvalidClientInBody => 401,
+            | ErrorKind::InvalidClientMetadata
+            | ErrorKind::InvalidRedirectUri => 400,
+            ErrorKind::InvalidClient
+            | ErrorKind::InvalidClientInBody
+            | ErrorKind::InvalidRegistrationToken => 401,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed { .. } => 405,
             ErrorKind::DuplicateClient => 409,
@@ -116,6 +124,8 @@ impl ErrorKind {
                 "invalid_request"
             }
             ErrorKind::InvalidClient | ErrorKind::InvalidClientInBody => "invalid_client",
+            ErrorKind::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorKind::InvalidRegistrationToken => "invalid_token",
             ErrorKind::InvalidGrant => "invalid_grant",
             ErrorKind::UnauthorizedClient => "unauthorized_client",
             ErrorKind::UnsupportedGrantType => "unsupported_grant_type",
@@ -147,6 +157,8 @@ impl OAuthError {
             ErrorKind::InvalidClient => {
                 headers.push(("www-authenticate", format!("Basic realm=\"{realm}\"")))
             }
+            ErrorKind::InvalidRegistrationToken => headers
+                .push(("www-authenticate", format!("Bearer realm=\"{realm}\", error=\"invalid_token\""))),
             ErrorKind::MethodNotAllowed { allow } => headers.push(("allow", allow.to_owned())),
             ErrorKind::LockedOut { retry_after_secs } => {
                 headers.push(("retry-after", retry_after_secs.to_string()))
