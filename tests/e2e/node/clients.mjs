@@ -74,6 +74,8 @@ try {
   process.stdout.write(JSON.stringify({
     ok: false, sent,
     error: { name: error.name, code: error.code, message: error.message, error: error.error,
-             status: error.status, cause: error.cause?.error ?? null },
+             status: error.status,
+             // A WWWAuthenticateChallengeError carries the parsed challenges as its cause.
+             challenges: Array.isArray(error.cause) ? error.cause.map((c) => c.scheme) : null },
   }));
 }
