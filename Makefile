@@ -56,6 +56,12 @@ APT_GET = $(if $(filter 0,$(shell id -u)),,sudo -n) env DEBIAN_FRONTEND=noninter
 
 # The e2e tier's system tools: `docker-compose config` validates envoy/docker-compose.yaml (no
 # Docker engine needed); nghttp sends HTTP/2 requests with trailers.
+# Node client libraries the e2e tier drives (openid-client), from tests/e2e/node/package-lock.json.
+E2E_NODE_STAMP := tests/e2e/node/node_modules/.package-lock.json
+$(E2E_NODE_STAMP): tests/e2e/node/package.json tests/e2e/node/package-lock.json
+	cd tests/e2e/node && npm ci --no-audit --no-fund
+	touch $@
+
 .PHONY: e2e-tools
 e2e-tools:
 	@command -v docker-compose >/dev/null && command -v nghttp >/dev/null || \
@@ -93,7 +99,7 @@ lint: rust-targets
 test-unit:
 	cargo test
 
-test-e2e: tools build e2e-tools
+test-e2e: tools build e2e-tools $(E2E_NODE_STAMP)
 	$(VENV)/bin/python -m pytest tests/e2e -q
 
 # Fleet mode against a real 3-member etcd cluster and two Envoys (tests/fleet).

@@ -67,7 +67,10 @@ pub struct FleetConfig {
 
 /// Dynamic client registration, when enabled.
 pub struct RegistrationConfig {
+    /// WSO2's v0.17 registration.
     pub endpoint: String,
+    /// RFC 7591 registration; RFC 7592 management at `<rfc7591_endpoint>/<client id>`.
+    pub rfc7591_endpoint: String,
     /// Registered applications the registry holds.
     pub capacity: u32,
     /// Grant types a registration may ask for.

@@ -56,6 +56,9 @@ pub(super) struct RawConfig {
 pub(super) struct RawRegistration {
     #[serde(default = "default_registration_endpoint")]
     pub(super) endpoint: String,
+    /// RFC 7591 registration (and RFC 7592 management below it).
+    #[serde(default = "default_rfc7591_endpoint")]
+    pub(super) rfc7591_endpoint: String,
     #[serde(default = "default_registration_capacity")]
     pub(super) capacity: u32,
     #[serde(default = "default_grant_types")]
@@ -163,6 +166,9 @@ pub(super) fn default_introspection_endpoint() -> String {
 }
 pub(super) fn default_registration_endpoint() -> String {
     "/client-registration/v0.17/register".to_owned()
+}
+pub(super) fn default_rfc7591_endpoint() -> String {
+    "/register".to_owned()
 }
 pub(super) fn default_registration_capacity() -> u32 {
     1024

@@ -52,6 +52,7 @@ pub(super) fn endpoints(raw: &RawConfig) -> Result<Endpoints, ConfigError> {
     ];
     if let Some(registration) = &raw.registration {
         endpoints.push(("registration.endpoint", registration.endpoint.clone()));
+        endpoints.push(("registration.rfc7591_endpoint", registration.rfc7591_endpoint.clone()));
     }
     for (i, (name, path)) in endpoints.iter().enumerate() {
         if !path.starts_with('/') || path.contains(['?', '#', ' ', '{', '}', '*']) {
@@ -59,6 +60,13 @@ pub(super) fn endpoints(raw: &RawConfig) -> Result<Endpoints, ConfigError> {
         }
         if endpoints.iter().take(i).any(|(_, other)| other == path) {
             return Err(problem(name, "is the same path as another endpoint"));
+        }
+    }
+    // The registration endpoints serve the paths below them too (`<endpoint>/<client id>`).
+    for (name, path) in endpoints.iter().filter(|(name, _)| name.starts_with("registration.")) {
+        let below = format!("{}/", path.trim_end_matches('/'));
+        if let Some((other, _)) = endpoints.iter().find(|(_, other)| other.starts_with(&below)) {
+            return Err(problem(name, format!("has the {other} below it")));
         }
     }
     Ok(endpoints)
@@ -177,6 +185,7 @@ pub(super) fn registration(
     }
     Ok(RegistrationConfig {
         endpoint: raw.endpoint,
+        rfc7591_endpoint: raw.rfc7591_endpoint,
         capacity: raw.capacity,
         grant_types: grant_type_set("registration.grant_types", &raw.grant_types)?,
         scopes,

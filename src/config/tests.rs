@@ -267,6 +267,7 @@ fn lifecycle_settings_are_validated() {
     assert_eq!(config.revocation_endpoint, "/revoke");
     assert_eq!(config.introspection_endpoint, "/introspect");
     assert_eq!(config.registration.as_ref().unwrap().endpoint, "/client-registration/v0.17/register");
+    assert_eq!(config.registration.as_ref().unwrap().rfc7591_endpoint, "/register");
     assert!(config.applications["orders-service"].can_introspect);
     assert!(config.users["admin"].is_admin);
 
@@ -282,6 +283,27 @@ fn lifecycle_settings_are_validated() {
             "revocation_endpoint: is the same path as another endpoint",
         ),
         (demo_with(|v| v["registration"] = serde_json::json!({})), "registration: no user is an admin"),
+        (
+            demo_with(|v| {
+                v["users"][0]["admin"] = true.into();
+                v["registration"] = serde_json::json!({"rfc7591_endpoint": "/token"});
+            }),
+            "registration.rfc7591_endpoint: is the same path as another endpoint",
+        ),
+        (
+            demo_with(|v| {
+                v["users"][0]["admin"] = true.into();
+                v["registration"] = serde_json::json!({"rfc7591_endpoint": "/client-registration"});
+            }),
+            "registration.rfc7591_endpoint: has the registration.endpoint below it",
+        ),
+        (
+            demo_with(|v| {
+                v["users"][0]["admin"] = true.into();
+                v["registration"] = serde_json::json!({"rfc7591_endpoint": "register"});
+            }),
+            "registration.rfc7591_endpoint: must be a path starting with '/'",
+        ),
         (
             demo_with(|v| {
                 v["users"][0]["admin"] = true.into();

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::reply::{locked_out, ErrorKind, OAuthError, CLIENT_AUTH_FAILED};
+use super::reply::{locked_out, ErrorKind, OAuthError, CLIENT_AUTH_FAILED, CLIENT_POST_AUTH_FAILED};
 use super::{split_path, EndpointRequest, Gateway};
 use crate::config::{Application, User};
 use crate::host::StoreError;
@@ -45,25 +45,17 @@ impl<'a> Gateway<'a> {
         })
     }
 
-    /// Authenticates the calling application with HTTP Basic (RFC 6749 §2.3.1).
+    /// Authenticates the calling application (RFC 6749 §2.3.1): HTTP Basic
+    /// (`client_secret_basic`), or `client_id` and `client_secret` in the form body
+    /// (`client_secret_post`). Either way the secret goes through [`Self::verify_secret`]
+    /// (lockout, decoy, counted failures). A request with no credentials at all is told to use
+    /// Basic, the method RFC 6749 recommends.
     pub(super) fn authenticate_client(
         &self,
         request: &EndpointRequest,
         form: &FormParams,
     ) -> Result<Cow<'a, Application>, OAuthError> {
-        let credentials: ClientCredentials = request
-            .authorization
-            .and_then(|header| parse_basic_authorization(header).ok())
-            .ok_or(CLIENT_AUTH_FAILED)?;
-        // RFC 6749 §2.3: one authentication method per request.
-        if form.was_sent("client_secret") {
-            return Err(ErrorKind::InvalidRequest.because("use HTTP Basic or client_secret, not both"));
-        }
-        if form.get("client_id").is_some_and(|id| id != credentials.consumer_key) {
-            return Err(
-                ErrorKind::InvalidRequest.because("client_id does not match the authenticated client")
-            );
-        }
+        let (credentials, failure) = presented_client_credentials(request, form)?;
         let app = self.application(&credentials.consumer_key)?;
         self.verify_secret(
             Principal::Client(&credentials.consumer_key),
@@ -71,7 +63,7 @@ impl<'a> Gateway<'a> {
             |app| &app.verifier,
             &self.config.decoy_client_verifier,
             &credentials.consumer_secret,
-            CLIENT_AUTH_FAILED,
+            failure,
         )
     }
 
@@ -134,8 +126,18 @@ impl<'a> Gateway<'a> {
         Ok(Some(Cow::Owned(self.registered_application(record, &registration.scopes))))
     }
 
+    /// The scopes a registered application may be granted: the ones it registered (RFC 7591
+    /// `scope`) within today's `registration.scopes`, or all of those.
+    pub(super) fn registered_scopes(record: &ClientRecord, scopes: &ScopeSet) -> ScopeSet {
+        match record.registration.scope.as_str() {
+            "" => scopes.clone(),
+            asked => ScopeSet::from_names(asked.split(' ')).intersection(scopes),
+        }
+    }
+
     pub(super) fn registered_application(&self, record: ClientRecord, scopes: &ScopeSet) -> Application {
         let verifier: SecretVerifier = record.verifier();
+        let scopes = Self::registered_scopes(&record, scopes);
         let allowed = self.config.registration.as_ref().map(|r| &r.grant_types);
         Application {
             fingerprint: verifier.fingerprint(&record.client_id),
@@ -148,10 +150,45 @@ impl<'a> Gateway<'a> {
                 .collect(),
             consumer_key: record.client_id,
             verifier,
-            scopes: scopes.clone(),
+            scopes,
             access_validity: self.config.default_access_validity,
             can_introspect: false,
         }
+    }
+}
+
+/// The client's credentials and the error a wrong secret gets: Basic when an `Authorization`
+/// header was sent (a failure carries the Basic challenge), else the body's `client_id` and
+/// `client_secret` (a failure is the same 401 without a challenge: RFC 6749 §5.2 asks for one
+/// only when the client used the Authorization header).
+fn presented_client_credentials(
+    request: &EndpointRequest,
+    form: &FormParams,
+) -> Result<(ClientCredentials, OAuthError), OAuthError> {
+    if let Some(header) = request.authorization {
+        let credentials = parse_basic_authorization(header).map_err(|_| CLIENT_AUTH_FAILED)?;
+        // RFC 6749 §2.3: one authentication method per request.
+        if form.was_sent("client_secret") {
+            return Err(ErrorKind::InvalidRequest.because("use HTTP Basic or client_secret, not both"));
+        }
+        if form.get("client_id").is_some_and(|id| id != credentials.consumer_key) {
+            return Err(
+                ErrorKind::InvalidRequest.because("client_id does not match the authenticated client")
+            );
+        }
+        return Ok((credentials, CLIENT_AUTH_FAILED));
+    }
+    match (form.get("client_id"), form.was_sent("client_secret")) {
+        (Some(client_id), true) => {
+            let credentials = ClientCredentials {
+                consumer_key: client_id.to_owned(),
+                consumer_secret: form.get("client_secret").unwrap_or_default().to_owned(),
+            };
+            Ok((credentials, CLIENT_POST_AUTH_FAILED))
+        }
+        (None, true) => Err(CLIENT_POST_AUTH_FAILED),
+        // No secret anywhere: a public client's request, or none at all.
+        (_, false) => Err(CLIENT_AUTH_FAILED),
     }
 }
 

@@ -155,13 +155,13 @@ impl<'a> Gateway<'a> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum BearerError {
+pub(super) enum BearerError {
     OtherScheme,
     Malformed,
 }
 
 /// The token of `Authorization: Bearer <b64token>` (RFC 6750 §2.1), scheme in any case.
-fn bearer_token(header: &str) -> Result<&str, BearerError> {
+pub(super) fn bearer_token(header: &str) -> Result<&str, BearerError> {
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(BearerError::OtherScheme);

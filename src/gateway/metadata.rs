@@ -19,12 +19,15 @@ struct Metadata<'a> {
     registration_endpoint: Option<String>,
     grant_types_supported: Vec<&'static str>,
     scopes_supported: Vec<&'a str>,
-    token_endpoint_auth_methods_supported: [&'static str; 1],
-    revocation_endpoint_auth_methods_supported: [&'static str; 1],
-    introspection_endpoint_auth_methods_supported: [&'static str; 1],
+    token_endpoint_auth_methods_supported: [&'static str; 2],
+    revocation_endpoint_auth_methods_supported: [&'static str; 2],
+    introspection_endpoint_auth_methods_supported: [&'static str; 2],
     /// RFC 8414 §2 requires it; with no authorization endpoint there are none.
     response_types_supported: [&'static str; 0],
 }
+
+/// How applications may authenticate at `/token`, `/revoke` and `/introspect` (RFC 6749 §2.3.1).
+const CLIENT_AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
 
 impl<'a> Gateway<'a> {
     /// `GET /.well-known/oauth-authorization-server`, served when `issuer` is configured.
@@ -50,12 +53,16 @@ impl<'a> Gateway<'a> {
             token_endpoint: format!("{issuer}{}", config.token_endpoint),
             revocation_endpoint: format!("{issuer}{}", config.revocation_endpoint),
             introspection_endpoint: format!("{issuer}{}", config.introspection_endpoint),
-            registration_endpoint: config.registration.as_ref().map(|r| format!("{issuer}{}", r.endpoint)),
+            // RFC 7591's endpoint; WSO2's v0.17 one is not what RFC 8414 clients expect there.
+            registration_endpoint: config
+                .registration
+                .as_ref()
+                .map(|r| format!("{issuer}{}", r.rfc7591_endpoint)),
             grant_types_supported: grants.into_iter().map(GrantType::as_str).collect(),
             scopes_supported: scopes.into_iter().collect(),
-            token_endpoint_auth_methods_supported: ["client_secret_basic"],
-            revocation_endpoint_auth_methods_supported: ["client_secret_basic"],
-            introspection_endpoint_auth_methods_supported: ["client_secret_basic"],
+            token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+            revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+            introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
             response_types_supported: [],
         };
         json_response(200, Vec::new(), serde_json::to_vec(&metadata).unwrap_or_default())

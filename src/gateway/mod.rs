@@ -7,11 +7,12 @@
 //!
 //! One file per endpoint: `token.rs` (RFC 6749), `bearer.rs` (RFC 6750), `lifecycle.rs`
 //! (RFC 7009, 7662), `metadata.rs` (RFC 8414), `registration.rs` (WSO2 dynamic client
-//! registration). Shared rooms: `reply.rs` (responses and typed errors), `authentication.rs`
+//! registration), `dynamic_registration.rs` (RFC 7591, 7592). Shared rooms: `reply.rs` (responses and typed errors), `authentication.rs`
 //! (who is calling), `standing.rs` (whether a grant's owner still stands).
 
 mod authentication;
 mod bearer;
+mod dynamic_registration;
 mod lifecycle;
 mod metadata;
 mod registration;
@@ -46,6 +47,10 @@ pub enum Endpoint {
     RegisteredClient(String),
     /// `<registration endpoint>/<client id>/secret`.
     RegisteredClientSecret(String),
+    /// The RFC 7591 registration endpoint.
+    Rfc7591Registration,
+    /// `<RFC 7591 endpoint>/<client id>`: RFC 7592 client configuration.
+    Rfc7592Client(String),
 }
 
 /// A request to one of the gateway's endpoints, body included.
@@ -160,6 +165,16 @@ impl<'a> Gateway<'a> {
             return Some(Endpoint::Metadata);
         }
         let registration = config.registration.as_ref()?;
+        match path.strip_prefix(registration.rfc7591_endpoint.as_str()) {
+            Some("") => return Some(Endpoint::Rfc7591Registration),
+            Some(rest) => match rest.strip_prefix('/') {
+                Some(client_id) if !client_id.is_empty() && !client_id.contains('/') => {
+                    return Some(Endpoint::Rfc7592Client(client_id.to_owned()))
+                }
+                _ => {}
+            },
+            None => {}
+        }
         let rest = path.strip_prefix(registration.endpoint.as_str())?;
         match rest.strip_prefix('/').map(|rest| rest.split('/').collect::<Vec<_>>()).as_deref() {
             None if rest.is_empty() => Some(Endpoint::Registration),
@@ -185,6 +200,8 @@ impl<'a> Gateway<'a> {
             Endpoint::RegisteredClientSecret(client_id) => {
                 self.regenerate_secret_endpoint(request, client_id)
             }
+            Endpoint::Rfc7591Registration => self.rfc7591_registration_endpoint(request),
+            Endpoint::Rfc7592Client(client_id) => self.rfc7592_client_endpoint(request, client_id),
         }
     }
 

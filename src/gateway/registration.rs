@@ -25,7 +25,7 @@ use crate::host::metrics::Metric;
 use crate::oauth::credentials::parse_basic_authorization;
 use crate::oauth::grant_type::{refresh_without_password, GrantType};
 use crate::state::lockout::Principal;
-use crate::state::registry::{ClientRecord, ClientRegistry, Registration, RegistryError};
+use crate::state::registry::{AuthMethod, ClientRecord, ClientRegistry, Registration, RegistryError};
 
 /// The request body of WSO2's v0.17 registration. Unknown fields are ignored, as WSO2 does.
 #[derive(Deserialize)]
@@ -162,6 +162,8 @@ impl<'a> Gateway<'a> {
             callback_url: payload.callback_url,
             grant_types,
             saas: payload.saas_app,
+            scope: String::new(),
+            auth_method: AuthMethod::default(),
         };
         let registered =
             registry.register(registration, &admin.username, self.now()?).map_err(registry_error)?;
@@ -171,7 +173,7 @@ impl<'a> Gateway<'a> {
 
     /// An administrator's HTTP Basic credentials (a user, not an application); anything else,
     /// a user who is not an administrator included, is the same 401.
-    fn authenticate_admin(
+    pub(super) fn authenticate_admin(
         &self,
         request: &EndpointRequest,
     ) -> Result<(&ClientRegistry<'a>, &'a User), OAuthError> {

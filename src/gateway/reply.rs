@@ -67,6 +67,10 @@ pub(super) enum ErrorKind {
     BodyTooLarge,
     /// 401 `invalid_client`, with a `Basic` challenge (RFC 6749 §5.2).
     InvalidClient,
+    /// 401 `invalid_client` without a challenge: the client sent its credentials in the body
+    /// (`client_secret_post`). RFC 6749 §5.2 requires `WWW-Authenticate` only when the client
+    /// used the Authorization header, and a Basic challenge would invite a method it did not use.
+    InvalidClientInBody,
     /// 400 `invalid_grant`.
     InvalidGrant,
     /// 400 `unauthorized_client`.
@@ -77,6 +81,11 @@ pub(super) enum ErrorKind {
     InvalidScope,
     /// 400 `invalid_client_metadata` (RFC 7591 §3.2.2).
     InvalidClientMetadata,
+    /// 400 `invalid_redirect_uri` (RFC 7591 §3.2.2).
+    InvalidRedirectUri,
+    /// 401 `invalid_token`, with a `Bearer` challenge (RFC 6750 §3): an RFC 7592 registration
+    /// access token missing, wrong, or for a client that does not exist (§2.1: all alike).
+    InvalidRegistrationToken,
     /// 409 `invalid_client_metadata`: the registration exists already.
     DuplicateClient,
     /// 404 `not_found`.
@@ -95,8 +104,11 @@ impl ErrorKind {
             | ErrorKind::UnauthorizedClient
             | ErrorKind::UnsupportedGrantType
             | ErrorKind::InvalidScope
-            | ErrorKind::InvalidClientMetadata => 400,
-            ErrorKind::InvalidClient => 401,
+            | ErrorKind::InvalidClientMetadata
+            | ErrorKind::InvalidRedirectUri => 400,
+            ErrorKind::InvalidClient
+            | ErrorKind::InvalidClientInBody
+            | ErrorKind::InvalidRegistrationToken => 401,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed { .. } => 405,
             ErrorKind::DuplicateClient => 409,
@@ -111,7 +123,9 @@ impl ErrorKind {
             ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed { .. } | ErrorKind::BodyTooLarge => {
                 "invalid_request"
             }
-            ErrorKind::InvalidClient => "invalid_client",
+            ErrorKind::InvalidClient | ErrorKind::InvalidClientInBody => "invalid_client",
+            ErrorKind::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorKind::InvalidRegistrationToken => "invalid_token",
             ErrorKind::InvalidGrant => "invalid_grant",
             ErrorKind::UnauthorizedClient => "unauthorized_client",
             ErrorKind::UnsupportedGrantType => "unsupported_grant_type",
@@ -143,6 +157,8 @@ impl OAuthError {
             ErrorKind::InvalidClient => {
                 headers.push(("www-authenticate", format!("Basic realm=\"{realm}\"")))
             }
+            ErrorKind::InvalidRegistrationToken => headers
+                .push(("www-authenticate", format!("Bearer realm=\"{realm}\", error=\"invalid_token\""))),
             ErrorKind::MethodNotAllowed { allow } => headers.push(("allow", allow.to_owned())),
             ErrorKind::LockedOut { retry_after_secs } => {
                 headers.push(("retry-after", retry_after_secs.to_string()))
@@ -161,6 +177,8 @@ pub(super) fn locked_out(retry_after_secs: u64) -> OAuthError {
 
 pub(super) const CLIENT_AUTH_FAILED: OAuthError = ErrorKind::InvalidClient
     .because("client authentication failed: send Authorization: Basic base64(consumer-key:consumer-secret)");
+pub(super) const CLIENT_POST_AUTH_FAILED: OAuthError = ErrorKind::InvalidClientInBody
+    .because("client authentication failed: send client_id and client_secret, or HTTP Basic");
 pub(super) const STORE_UNAVAILABLE: OAuthError =
     ErrorKind::Unavailable.because("the token store is unavailable; try again later");
 

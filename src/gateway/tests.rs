@@ -211,6 +211,230 @@ fn token_endpoint_errors_follow_rfc_6749() {
     }
 }
 
+/// Issue 11: `client_secret_post` (RFC 6749 §2.3.1) at every endpoint that authenticates an
+/// application; one method per request; a failure is 401 `invalid_client` without a Basic
+/// challenge, since the client did not use the Authorization header.
+#[test]
+fn client_secret_post_is_accepted_at_token_revoke_and_introspect() {
+    let rig = lifecycle_rig();
+    let good = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
+    let other = format!("Basic {}", encode_basic_credentials("orders-service", "rs-secret"));
+    let post = "client_id=demo-app&client_secret=demo-secret";
+    struct Case {
+        name: &'static str,
+        path: &'static str,
+        query: &'static str,
+        authorization: Option<String>,
+        body: String,
+        status: u16,
+        error: &'static str,
+        challenge: Option<&'static str>,
+    }
+    let cc = "grant_type=client_credentials";
+    let row = |name, path, authorization: Option<&String>, body: String, status, error, challenge| Case {
+        name,
+        path,
+        query: "",
+        authorization: authorization.cloned(),
+        body,
+        status,
+        error,
+        challenge,
+    };
+    let basic_challenge = Some("Basic realm=\"tokengate\"");
+    let table = [
+        row("token, post", "/token", None, format!("{cc}&{post}"), 200, "", None),
+        row(
+            "token, post, secret first",
+            "/token",
+            None,
+            format!("client_secret=demo-secret&{cc}&client_id=demo-app"),
+            200,
+            "",
+            None,
+        ),
+        row(
+            "token, post, wrong secret",
+            "/token",
+            None,
+            format!("{cc}&client_id=demo-app&client_secret=nope"),
+            401,
+            "invalid_client",
+            None,
+        ),
+        row(
+            "token, post, unknown client",
+            "/token",
+            None,
+            format!("{cc}&client_id=ghost&client_secret=demo-secret"),
+            401,
+            "invalid_client",
+            None,
+        ),
+        row(
+            "token, post, empty secret",
+            "/token",
+            None,
+            format!("{cc}&client_id=demo-app&client_secret="),
+            401,
+            "invalid_client",
+            None,
+        ),
+        row(
+            "token, post, secret without id",
+            "/token",
+            None,
+            format!("{cc}&client_secret=demo-secret"),
+            401,
+            "invalid_client",
+            None,
+        ),
+        row(
+            "token, client_id alone",
+            "/token",
+            None,
+            format!("{cc}&client_id=demo-app"),
+            401,
+            "invalid_client",
+            basic_challenge,
+        ),
+        row("token, no credentials", "/token", None, cc.to_owned(), 401, "invalid_client", basic_challenge),
+        row(
+            "token, Basic and post",
+            "/token",
+            Some(&good),
+            format!("{cc}&{post}"),
+            400,
+            "invalid_request",
+            None,
+        ),
+        row(
+            "token, Basic and an empty client_secret",
+            "/token",
+            Some(&good),
+            format!("{cc}&client_id=demo-app&client_secret="),
+            400,
+            "invalid_request",
+            None,
+        ),
+        row(
+            "token, Basic and another client_id",
+            "/token",
+            Some(&other),
+            format!("{cc}&client_id=demo-app"),
+            400,
+            "invalid_request",
+            None,
+        ),
+        row(
+            "token, Basic and the same client_id",
+            "/token",
+            Some(&good),
+            format!("{cc}&client_id=demo-app"),
+            200,
+            "",
+            None,
+        ),
+        row(
+            "token, post, id repeated",
+            "/token",
+            None,
+            format!("{cc}&{post}&client_id=demo-app"),
+            400,
+            "invalid_request",
+            None,
+        ),
+        row(
+            "token, post, password grant",
+            "/token",
+            None,
+            format!("grant_type=password&username=admin&password=admin&{post}"),
+            200,
+            "",
+            None,
+        ),
+        row("revoke, post", "/revoke", None, format!("token=never-issued&{post}"), 200, "", None),
+        row(
+            "revoke, post, wrong secret",
+            "/revoke",
+            None,
+            "token=x&client_id=demo-app&client_secret=nope".into(),
+            401,
+            "invalid_client",
+            None,
+        ),
+        row("introspect, post", "/introspect", None, format!("token=garbage&{post}"), 200, "", None),
+        row(
+            "introspect, post, wrong secret",
+            "/introspect",
+            None,
+            "token=x&client_id=demo-app&client_secret=nope".into(),
+            401,
+            "invalid_client",
+            None,
+        ),
+        Case {
+            query: "client_secret=demo-secret",
+            ..row(
+                "token, secret in the query",
+                "/token",
+                None,
+                format!("{cc}&client_id=demo-app"),
+                400,
+                "invalid_request",
+                None,
+            )
+        },
+        Case {
+            query: "client_id=demo-app",
+            ..row(
+                "token, id in the query",
+                "/token",
+                None,
+                format!("{cc}&client_secret=demo-secret"),
+                400,
+                "invalid_request",
+                None,
+            )
+        },
+    ];
+    for case in table {
+        let path = match case.query {
+            "" => case.path.to_owned(),
+            query => format!("{}?{query}", case.path),
+        };
+        let reply = rig.endpoint("POST", &path, case.authorization.as_deref(), Some(FORM), &case.body);
+        assert_eq!(reply.0.status, case.status, "{}: {}", case.name, reply.text());
+        assert_eq!(reply.field("error"), case.error, "{}", case.name);
+        assert_eq!(reply.0.header("www-authenticate"), case.challenge, "{}", case.name);
+        assert_eq!(reply.0.header("cache-control"), Some("no-store"), "{}", case.name);
+        assert!(!reply.text().contains("demo-secret"), "{}", case.name);
+    }
+}
+
+/// A wrong secret and an unknown client look alike in the body as in Basic (RFC 6749 §10.10),
+/// and both count towards the lockout of that name.
+#[test]
+fn client_secret_post_failures_are_uniform_and_locked_out_like_basic() {
+    let rig = Rig::demo();
+    let post = |id: &str, secret: &str| {
+        let body = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+        rig.token_request("POST", None, None, Some(FORM), &body)
+    };
+    // One failure for demo-app here, eight in the loop, the tenth with Basic.
+    assert_eq!(post("demo-app", "nope").0, post("ghost", "nope").0);
+    for _ in 0..8 {
+        assert_eq!(post("demo-app", "guess").0.status, 401);
+    }
+    // Basic and post failures count under the same name.
+    assert_eq!(rig.post_as("demo-app", "guess", "/token", "grant_type=client_credentials").0.status, 401);
+    let locked = post("demo-app", "demo-secret");
+    assert_eq!((locked.0.status, locked.field("error")), (429, "temporarily_unavailable".to_owned()));
+    assert_eq!(rig.token("grant_type=client_credentials").0.status, 429);
+    rig.clock.advance(300);
+    assert_eq!(post("demo-app", "demo-secret").0.status, 200);
+}
+
 #[test]
 fn unknown_client_and_wrong_secret_get_identical_replies() {
     let rig = Rig::demo();
@@ -849,13 +1073,18 @@ fn metadata_follows_rfc_8414() {
     assert_eq!(body["token_endpoint"], "http://127.0.0.1:8080/token");
     assert_eq!(body["revocation_endpoint"], "http://127.0.0.1:8080/revoke");
     assert_eq!(body["introspection_endpoint"], "http://127.0.0.1:8080/introspect");
-    assert_eq!(body["registration_endpoint"], "http://127.0.0.1:8080/client-registration/v0.17/register");
+    // Issue 11: RFC 7591's endpoint (was the v0.17 one, which still works, unadvertised).
+    assert_eq!(body["registration_endpoint"], "http://127.0.0.1:8080/register");
     assert_eq!(
         body["grant_types_supported"],
         serde_json::json!(["client_credentials", "password", "refresh_token"])
     );
     assert_eq!(body["scopes_supported"], serde_json::json!(["orders:read", "orders:write"]));
-    assert_eq!(body["token_endpoint_auth_methods_supported"], serde_json::json!(["client_secret_basic"]));
+    // Issue 11: client_secret_post too, at every endpoint that authenticates an application.
+    let methods = serde_json::json!(["client_secret_basic", "client_secret_post"]);
+    assert_eq!(body["token_endpoint_auth_methods_supported"], methods);
+    assert_eq!(body["revocation_endpoint_auth_methods_supported"], methods);
+    assert_eq!(body["introspection_endpoint_auth_methods_supported"], methods);
     assert_eq!(body["response_types_supported"], serde_json::json!([]));
     assert_eq!(rig.endpoint("POST", "/.well-known/oauth-authorization-server", None, None, "").0.status, 405);
     // No issuer configured: no metadata.
@@ -1210,6 +1439,342 @@ fn bad_registrations_get_clear_4xx_errors() {
         assert_eq!(reply.0.status, status, "{who:?} {body}: {}", reply.text());
         assert_eq!(reply.field("error"), error, "{who:?} {body}");
     }
+}
+
+fn register_rfc7591(rig: &Rig, who: (&str, &str), body: &str) -> Reply {
+    let basic = format!("Basic {}", encode_basic_credentials(who.0, who.1));
+    rig.endpoint("POST", "/register", Some(&basic), Some("application/json"), body)
+}
+
+fn manage(rig: &Rig, method: &str, uri: &str, token: &str, body: &str) -> Reply {
+    let bearer = format!("Bearer {token}");
+    let content_type = (!body.is_empty()).then_some("application/json");
+    rig.endpoint(method, uri, Some(&bearer), content_type, body)
+}
+
+/// Issue 11: RFC 7591 registration and RFC 7592 read, update and delete.
+#[test]
+fn rfc7591_registration_and_rfc7592_management() {
+    let rig = lifecycle_rig();
+    let reply = register_rfc7591(
+        &rig,
+        ("admin", "admin"),
+        r#"{"client_name":"shop","grant_types":["client_credentials"],"redirect_uris":["https://shop.example/cb"],
+            "scope":"orders:read","token_endpoint_auth_method":"client_secret_post","logo_uri":"ignored"}"#,
+    );
+    assert_eq!(reply.0.status, 201, "{}", reply.text());
+    assert_eq!(reply.0.header("cache-control"), Some("no-store"));
+    let body = reply.json();
+    let id = body["client_id"].as_str().unwrap().to_owned();
+    let secret = body["client_secret"].as_str().unwrap().to_owned();
+    let token = body["registration_access_token"].as_str().unwrap().to_owned();
+    assert_eq!(body["client_id_issued_at"], 1_700_000_000u64);
+    assert_eq!(body["client_secret_expires_at"], 0);
+    assert_eq!(body["client_name"], "shop");
+    assert_eq!(body["grant_types"], serde_json::json!(["client_credentials"]));
+    assert_eq!(body["redirect_uris"], serde_json::json!(["https://shop.example/cb"]));
+    assert_eq!(body["scope"], "orders:read");
+    assert_eq!(body["token_endpoint_auth_method"], "client_secret_post");
+    let uri = format!("/register/{id}");
+    assert_eq!(body["registration_client_uri"], format!("http://127.0.0.1:8080{uri}"));
+    assert!(body.get("logo_uri").is_none());
+    for value in [&id, &secret, &token] {
+        assert!(value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)), "{value}");
+    }
+    // It works at once, with either method, within the scope it registered.
+    let post = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+    let issued = rig.endpoint("POST", "/token", None, Some(FORM), &post);
+    assert_eq!(
+        (issued.0.status, issued.field("scope")),
+        (200, "orders:read".to_owned()),
+        "{}",
+        issued.text()
+    );
+    assert_eq!(rig.post_as(&id, &secret, "/token", "grant_type=client_credentials").0.status, 200);
+    let wider = rig.post_as(&id, &secret, "/token", "grant_type=client_credentials&scope=orders:write");
+    assert_eq!(wider.field("error"), "invalid_scope");
+
+    // RFC 7592 read: the metadata, never the secret or the token.
+    let read = manage(&rig, "GET", &uri, &token, "");
+    assert_eq!(read.0.status, 200, "{}", read.text());
+    assert_eq!(read.field("client_name"), "shop");
+    assert!(
+        read.json().get("client_secret").is_none() && read.json().get("registration_access_token").is_none()
+    );
+    // Update: the id must match; the secret, if sent, must be its own.
+    let update =
+        format!(r#"{{"client_id":"{id}","client_name":"shop-2","grant_types":["client_credentials"]}}"#);
+    let updated = manage(&rig, "PUT", &uri, &token, &update);
+    assert_eq!(updated.0.status, 200, "{}", updated.text());
+    assert_eq!(updated.field("client_name"), "shop-2");
+    // PUT replaces: the scope, no longer asked for, is registration's whole list again.
+    assert_eq!(updated.field("scope"), "orders:read");
+    assert_eq!(updated.field("token_endpoint_auth_method"), "client_secret_basic");
+    assert_eq!(rig.post_as(&id, &secret, "/token", "grant_type=client_credentials").0.status, 200);
+    struct Case {
+        name: &'static str,
+        method: &'static str,
+        token: String,
+        body: String,
+        status: u16,
+        error: &'static str,
+    }
+    let case = |name, method, token: &str, body: String, status, error| Case {
+        name,
+        method,
+        token: token.to_owned(),
+        body,
+        status,
+        error,
+    };
+    let table = [
+        case("read with a wrong token", "GET", "AAAAwrongtoken", String::new(), 401, "invalid_token"),
+        case("read with the client secret", "GET", &secret, String::new(), 401, "invalid_token"),
+        case(
+            "update, another client_id",
+            "PUT",
+            &token,
+            update.replace(&id, "someone-else"),
+            400,
+            "invalid_request",
+        ),
+        case("update, no client_id", "PUT", &token, r#"{"client_name":"x"}"#.into(), 400, "invalid_request"),
+        case(
+            "update, a wrong client_secret",
+            "PUT",
+            &token,
+            update.replace("\"client_name\"", "\"client_secret\":\"nope\",\"client_name\""),
+            400,
+            "invalid_client_metadata",
+        ),
+        case(
+            "update, its own client_secret",
+            "PUT",
+            &token,
+            update.replace("\"client_name\"", &format!("\"client_secret\":\"{secret}\",\"client_name\"")),
+            200,
+            "",
+        ),
+        case(
+            "update, bad grant",
+            "PUT",
+            &token,
+            update.replace("client_credentials", "implicit"),
+            400,
+            "invalid_client_metadata",
+        ),
+        case("POST to the client", "POST", &token, update.clone(), 405, "invalid_request"),
+        case("delete with a wrong token", "DELETE", "AAAAwrongtoken", String::new(), 401, "invalid_token"),
+    ];
+    for Case { name, method, token, body, status, error } in table {
+        let reply = manage(&rig, method, &uri, &token, &body);
+        assert_eq!(reply.0.status, status, "{name}: {}", reply.text());
+        assert_eq!(reply.field("error"), error, "{name}");
+        if status == 401 {
+            assert_eq!(
+                reply.0.header("www-authenticate"),
+                Some("Bearer realm=\"tokengate\", error=\"invalid_token\""),
+                "{name}"
+            );
+        }
+        if status == 405 {
+            assert_eq!(reply.0.header("allow"), Some("GET, PUT, DELETE"), "{name}");
+        }
+    }
+    // No token at all: the same 401.
+    let anonymous = rig.endpoint("GET", &uri, None, None, "");
+    assert_eq!((anonymous.0.status, anonymous.field("error")), (401, "invalid_token".to_owned()));
+    // Delete: 204, then the client and its token are gone: 401 as for an unknown client.
+    let access = rig.post_as(&id, &secret, "/token", "grant_type=client_credentials").field("access_token");
+    assert_eq!(manage(&rig, "DELETE", &uri, &token, "").0.status, 204);
+    assert_eq!(status_of(&rig.call_with_token("GET", "/api/orders", &access)), 401);
+    assert_eq!(rig.post_as(&id, &secret, "/token", "grant_type=client_credentials").0.status, 401);
+    assert_eq!(manage(&rig, "GET", &uri, &token, "").0.status, 401);
+    assert_eq!(rig.metrics.get(Metric::Registrations), 1);
+}
+
+/// Issue 11: RFC 7591 §3.2.2 errors, and who may register.
+#[test]
+fn rfc7591_registration_errors() {
+    let rig = lifecycle_rig();
+    struct Case {
+        name: &'static str,
+        caller: (&'static str, &'static str),
+        body: &'static str,
+        status: u16,
+        error: &'static str,
+    }
+    let admin = ("admin", "admin");
+    let table = [
+        Case {
+            name: "no client_name is fine",
+            caller: admin,
+            body: r#"{"grant_types":["client_credentials"]}"#,
+            status: 201,
+            error: "",
+        },
+        Case { name: "no metadata at all is fine", caller: admin, body: "{}", status: 201, error: "" },
+        Case {
+            name: "the same name twice is fine",
+            caller: admin,
+            body: r#"{"client_name":"twin"}"#,
+            status: 201,
+            error: "",
+        },
+        Case {
+            name: "the same name twice is fine, again",
+            caller: admin,
+            body: r#"{"client_name":"twin"}"#,
+            status: 201,
+            error: "",
+        },
+        Case {
+            name: "password and refresh",
+            caller: admin,
+            body: r#"{"grant_types":["password","refresh_token"]}"#,
+            status: 201,
+            error: "",
+        },
+        Case {
+            name: "not JSON",
+            caller: admin,
+            body: "{nope",
+            status: 400,
+            error: "invalid_client_metadata",
+        },
+        Case {
+            name: "not an object",
+            caller: admin,
+            body: "[]",
+            status: 400,
+            error: "invalid_client_metadata",
+        },
+        Case {
+            name: "grant_types not an array",
+            caller: admin,
+            body: r#"{"grant_types":"client_credentials"}"#,
+            status: 400,
+            error: "invalid_client_metadata",
+        },
+        Case {
+            name: "authorization_code",
+            caller: admin,
+            body: r#"{"grant_types":["authorization_code"]}"#,
+            status: 400,
+            error: "invalid_client_metadata",
+        },
+        Case {
+            name: "empty grant_types",
+            caller: admin,
+            body: r#"{"grant_types":[]}"#,
+            status: 400,
+            error: "invalid_client_metadata",
+        },
+        Case {
+            name: "refresh alone",
+            caller: admin,
+            body: r#"{"grant_types":["client_credentials","refresh_token"]}"#,
+            status: 400,
+            error: "invalid_client_metadata",
+        },
+        Case {
+            name: "scope beyond registration.scopes",
+            caller: admin,
+            body: r#"{"scope":"orders:write"}"#,
+            status: 400,
+            error: "invalid_client_metadata",
+        },
+        Case {
+            name: "malformed scope",
+            caller: admin,
+            body: r#"{"scope":"orders:read  x"}"#,
+            status: 400,
+            error: "invalid_client_metadata",
+        },
+        Case {
+            name: "auth method none",
+            caller: admin,
+            body: r#"{"token_endpoint_auth_method":"none"}"#,
+            status: 400,
+            error: "invalid_client_metadata",
+        },
+        Case {
+            name: "auth method private_key_jwt",
+            caller: admin,
+            body: r#"{"token_endpoint_auth_method":"private_key_jwt"}"#,
+            status: 400,
+            error: "invalid_client_metadata",
+        },
+        Case {
+            name: "control character in the name",
+            caller: admin,
+            body: r#"{"client_name":"a\nb"}"#,
+            status: 400,
+            error: "invalid_client_metadata",
+        },
+        Case {
+            name: "relative redirect URI",
+            caller: admin,
+            body: r#"{"redirect_uris":["/cb"]}"#,
+            status: 400,
+            error: "invalid_redirect_uri",
+        },
+        Case {
+            name: "redirect URI with a fragment",
+            caller: admin,
+            body: r#"{"redirect_uris":["https://a.example/cb#x"]}"#,
+            status: 400,
+            error: "invalid_redirect_uri",
+        },
+        Case {
+            name: "redirect URI with a space",
+            caller: admin,
+            body: r#"{"redirect_uris":["https://a.example/c b"]}"#,
+            status: 400,
+            error: "invalid_redirect_uri",
+        },
+        Case {
+            name: "redirect_uris not an array",
+            caller: admin,
+            body: r#"{"redirect_uris":"https://a.example/cb"}"#,
+            status: 400,
+            error: "invalid_client_metadata",
+        },
+        Case {
+            name: "wrong admin password",
+            caller: ("admin", "wrong"),
+            body: "{}",
+            status: 401,
+            error: "invalid_client",
+        },
+        Case {
+            name: "not an admin",
+            caller: ("viewer", "viewer"),
+            body: "{}",
+            status: 401,
+            error: "invalid_client",
+        },
+        Case {
+            name: "an application",
+            caller: ("demo-app", "demo-secret"),
+            body: "{}",
+            status: 401,
+            error: "invalid_client",
+        },
+    ];
+    for Case { name, caller, body, status, error } in table {
+        let reply = register_rfc7591(&rig, caller, body);
+        assert_eq!(reply.0.status, status, "{name}: {}", reply.text());
+        assert_eq!(reply.field("error"), error, "{name}");
+        assert!(!reply.field("error_description").contains("orders:write"), "{name}");
+    }
+    let basic = format!("Basic {}", encode_basic_credentials("admin", "admin"));
+    let form = rig.endpoint("POST", "/register", Some(&basic), Some(FORM), "client_name=x");
+    assert_eq!(form.field("error"), "invalid_request");
+    let get = rig.endpoint("GET", "/register", Some(&basic), None, "");
+    assert_eq!((get.0.status, get.0.header("allow")), (405, Some("POST")));
+    // Registration off: no RFC 7591 endpoint.
+    assert_eq!(Rig::with_config(DEMO).gateway().endpoint("/register"), None);
 }
 
 #[test]

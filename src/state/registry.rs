@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::host::metrics::Metric;
 use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
@@ -38,10 +39,74 @@ fn client_bucket_count_for(capacity: u32) -> u32 {
 pub struct Registration {
     pub name: String,
     pub owner: String,
+    /// WSO2's `callbackUrl`, or RFC 7591's `redirect_uris` joined by spaces (URIs have none).
     pub callback_url: String,
     pub grant_types: BTreeSet<GrantType>,
     pub saas: bool,
+    /// The scopes it may be granted, space-separated, within `registration.scopes`; empty:
+    /// all of them (WSO2 registrations, and RFC 7591 ones that asked for no `scope`).
+    pub scope: String,
+    /// RFC 7591 `token_endpoint_auth_method`: what the client said it will use. Both methods
+    /// are accepted at `/token` whatever it says.
+    pub auth_method: AuthMethod,
 }
+
+/// RFC 7591 §2 `token_endpoint_auth_method`, the ones this gateway supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMethod {
+    /// RFC 7591's default.
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    pub fn from_name(name: &str) -> Option<AuthMethod> {
+        match name {
+            "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            AuthMethod::ClientSecretBasic => 0,
+            AuthMethod::ClientSecretPost => 1,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<AuthMethod> {
+        match code {
+            0 => Some(AuthMethod::ClientSecretBasic),
+            1 => Some(AuthMethod::ClientSecretPost),
+            _ => None,
+        }
+    }
+}
+
+/// How a registration is made: WSO2's (names unique per owner, no registration access token)
+/// or RFC 7591's (names need not be unique, RFC 7592 management by a registration access token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegisterOptions {
+    pub unique_name: bool,
+    pub registration_token: bool,
+}
+
+impl RegisterOptions {
+    pub const WSO2: RegisterOptions = RegisterOptions { unique_name: true, registration_token: false };
+    pub const RFC7591: RegisterOptions = RegisterOptions { unique_name: false, registration_token: true };
+}
+
+/// Marks the fields added for RFC 7591 after `registered_by`.
+const RFC7591_FIELDS: u8 = 1;
 
 /// A registered application as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,11 +118,23 @@ pub struct ClientRecord {
     pub registered_by: String,
     salt: [u8; SALT_BYTES],
     digest: [u8; 32],
+    /// When it was registered (seconds since the epoch); 0 for records older than RFC 7591.
+    pub issued_at_secs: u64,
+    /// SHA-256 of its RFC 7592 registration access token, if it has one (only RFC 7591
+    /// registrations do). The token itself is never stored.
+    registration_token_hash: Option<[u8; 32]>,
 }
 
 impl ClientRecord {
     pub fn verifier(&self) -> SecretVerifier {
         SecretVerifier::Sha256 { salt: self.salt.to_vec(), digest: self.digest }
+    }
+
+    /// True when `presented` is this client's registration access token (constant time).
+    pub fn registration_token_matches(&self, presented: &str) -> bool {
+        let Some(stored) = &self.registration_token_hash else { return false };
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        digest.ct_eq(stored).into()
     }
 }
 
@@ -93,8 +170,29 @@ impl Record for ClientRecord {
         let digest = r.array()?;
         // Added at the end, so records of the older format (which stop here) still decode.
         let registered_by = if r.peek().is_some() { r.short_string()? } else { String::new() };
-        let registration = Registration { name, owner, callback_url, grant_types, saas };
-        Some(ClientRecord { client_id, registration, registered_by, salt, digest })
+        // Added after that for RFC 7591; records without them have none of it.
+        let (issued_at_secs, auth_method, registration_token_hash, scope) = match r.peek() {
+            Some(RFC7591_FIELDS) => {
+                r.u8()?;
+                let issued_at = r.u64()?;
+                let auth_method = AuthMethod::from_code(r.u8()?)?;
+                let token_hash = if r.u8()? != 0 { Some(r.array()?) } else { None };
+                let scope_len = r.u16()?;
+                let scope = String::from_utf8(r.take(usize::from(scope_len))?.to_vec()).ok()?;
+                (issued_at, auth_method, token_hash, scope)
+            }
+            _ => (0, AuthMethod::default(), None, String::new()),
+        };
+        let registration = Registration { name, owner, callback_url, grant_types, saas, scope, auth_method };
+        Some(ClientRecord {
+            client_id,
+            registration,
+            registered_by,
+            salt,
+            digest,
+            issued_at_secs,
+            registration_token_hash,
+        })
     }
 
     fn encode_into(&self, out: &mut Vec<u8>) {
@@ -107,6 +205,21 @@ impl Record for ClientRecord {
         out.extend_from_slice(&self.salt);
         out.extend_from_slice(&self.digest);
         put_short_bytes(out, self.registered_by.as_bytes());
+        out.push(RFC7591_FIELDS);
+        out.extend_from_slice(&self.issued_at_secs.to_be_bytes());
+        out.push(self.registration.auth_method.code());
+        match &self.registration_token_hash {
+            Some(hash) => {
+                out.push(1);
+                out.extend_from_slice(hash);
+            }
+            None => out.push(0),
+        }
+        // Scopes are validated tokens within registration.scopes; the limit only bounds the record.
+        let scope = self.registration.scope.as_bytes();
+        let scope = scope.get(..scope.len().min(usize::from(u16::MAX))).unwrap_or_default();
+        out.extend_from_slice(&(scope.len() as u16).to_be_bytes());
+        out.extend_from_slice(scope);
     }
 
     /// Registered applications do not expire.
@@ -115,10 +228,12 @@ impl Record for ClientRecord {
     }
 }
 
-/// A registered application with its secret, as the registration response shows it once.
+/// A registered application with its secret (and, for RFC 7591, its registration access
+/// token), as the registration response shows them once.
 pub struct Registered {
     pub record: ClientRecord,
     pub secret: String,
+    pub registration_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,20 +326,41 @@ impl<'h> ClientRegistry<'h> {
         registered_by: &str,
         now: u64,
     ) -> Result<Registered, RegistryError> {
+        self.register_with(registration, registered_by, now, RegisterOptions::WSO2)
+    }
+
+    /// [`Self::register`], the WSO2 way or the RFC 7591 way.
+    pub fn register_with(
+        &self,
+        registration: Registration,
+        registered_by: &str,
+        now: u64,
+        options: RegisterOptions,
+    ) -> Result<Registered, RegistryError> {
         let home = self.home_bucket(&registration);
         let window: Vec<u32> = (0..self.table.count().min(PROBE_WINDOW))
             .map(|step| (home + step) % self.table.count())
             .collect();
         let same = |record: &ClientRecord| {
-            record.registration.owner == registration.owner && record.registration.name == registration.name
+            options.unique_name
+                && record.registration.owner == registration.owner
+                && record.registration.name == registration.name
         };
-        for &bucket in &window {
-            let bytes = self.table.read(bucket)?.unwrap_or_default();
-            if records_of(&bytes).filter_map(ClientRecord::decode).any(|record| same(&record)) {
-                return Err(RegistryError::Duplicate);
+        if options.unique_name {
+            for &bucket in &window {
+                let bytes = self.table.read(bucket)?.unwrap_or_default();
+                if records_of(&bytes).filter_map(ClientRecord::decode).any(|record| same(&record)) {
+                    return Err(RegistryError::Duplicate);
+                }
             }
         }
         let (secret, salt, digest) = self.new_secret()?;
+        let (registration_token, registration_token_hash) = if options.registration_token {
+            let (token, hash) = self.new_registration_token()?;
+            (Some(token), Some(hash))
+        } else {
+            (None, None)
+        };
         for bucket in window {
             let mut id = [0u8; 4 + CLIENT_ID_RANDOM_BYTES];
             let (prefix, random) = id.split_at_mut(4);
@@ -236,6 +372,8 @@ impl<'h> ClientRegistry<'h> {
                 registered_by: registered_by.to_owned(),
                 salt,
                 digest,
+                issued_at_secs: now / 1000,
+                registration_token_hash,
             };
             let outcome = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
                 // A twin registered concurrently into this bucket since the scan above.
@@ -250,10 +388,38 @@ impl<'h> ClientRegistry<'h> {
             })?;
             if let Some(updated) = outcome.filter(|updated| updated.value) {
                 self.metrics.add(Metric::RegisteredClients, updated.records_delta);
-                return Ok(Registered { record, secret });
+                return Ok(Registered { record, secret, registration_token });
             }
         }
         Err(RegistryError::Full)
+    }
+
+    /// A registration access token (RFC 7592) and the hash that is stored instead of it.
+    fn new_registration_token(&self) -> Result<(String, [u8; 32]), RandomUnavailable> {
+        let mut token = [0u8; SECRET_BYTES];
+        self.random.fill(&mut token)?;
+        let token = URL_SAFE_NO_PAD.encode(token);
+        let hash = Sha256::digest(token.as_bytes()).into();
+        Ok((token, hash))
+    }
+
+    /// Replaces an application's metadata (RFC 7592 §2.2); its owner, id, secret and
+    /// registration access token stay.
+    pub fn update_metadata(
+        &self,
+        client_id: &str,
+        registration: Registration,
+        now: u64,
+    ) -> Result<ClientRecord, RegistryError> {
+        let bucket = bucket_of(client_id).ok_or(RegistryError::NotFound)?;
+        let updated = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
+            let record =
+                records.iter_mut().find(|r| r.client_id == client_id).ok_or(RegistryError::NotFound)?;
+            record.registration =
+                Registration { owner: record.registration.owner.clone(), ..registration.clone() };
+            Ok::<_, RegistryError>(record.clone())
+        })?;
+        Ok(updated.ok_or(RegistryError::NotFound)?.value)
     }
 
     /// The registered application with this id, if any: one shared-data read.
@@ -277,7 +443,7 @@ impl<'h> ClientRegistry<'h> {
             Ok::<_, RegistryError>(record.clone())
         })?;
         let record = updated.ok_or(RegistryError::NotFound)?.value;
-        Ok(Registered { record, secret })
+        Ok(Registered { record, secret, registration_token: None })
     }
 
     pub fn delete(&self, client_id: &str, now: u64) -> Result<(), RegistryError> {
@@ -307,6 +473,8 @@ mod tests {
             callback_url: "https://app.example/cb".to_owned(),
             grant_types: BTreeSet::from([GrantType::Password, GrantType::RefreshToken]),
             saas: false,
+            scope: String::new(),
+            auth_method: AuthMethod::ClientSecretBasic,
         }
     }
 
@@ -406,16 +574,64 @@ mod tests {
     }
 
     #[test]
-    fn records_of_the_older_format_decode_with_nobody_as_their_registrar() {
+    fn records_of_the_older_formats_decode() {
         let shared = MemoryStore::default();
         let registered = registry(&shared, 64).register(registration("shop"), "admin", 0).unwrap().record;
         assert_eq!(registered.registered_by, "admin");
         let mut bytes = Vec::new();
         registered.encode_into(&mut bytes);
         assert_eq!(ClientRecord::decode(&bytes).as_ref(), Some(&registered));
-        // The older format ended after the digest.
+        // Before RFC 7591 the record ended after the registrar (marker, issued-at, auth method,
+        // no token hash, empty scope came later).
+        bytes.truncate(bytes.len() - (1 + 8 + 1 + 1 + 2));
+        let before_rfc7591 = ClientRecord::decode(&bytes).unwrap();
+        assert_eq!(before_rfc7591, ClientRecord { issued_at_secs: 0, ..registered.clone() });
+        // The oldest format ended after the digest.
         bytes.truncate(bytes.len() - 1 - "admin".len());
         let old = ClientRecord::decode(&bytes).unwrap();
-        assert_eq!(old, ClientRecord { registered_by: String::new(), ..registered });
+        assert_eq!(old, ClientRecord { registered_by: String::new(), issued_at_secs: 0, ..registered });
+    }
+
+    #[test]
+    fn rfc7591_registrations_keep_a_token_hash_scope_and_method_and_may_share_a_name() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 64);
+        let asked = Registration {
+            scope: "orders:read".into(),
+            auth_method: AuthMethod::ClientSecretPost,
+            ..registration("shop")
+        };
+        let first =
+            registry.register_with(asked.clone(), "admin", 1_700_000_000_123, RegisterOptions::RFC7591);
+        let first = first.unwrap();
+        let second = registry.register_with(asked.clone(), "admin", 0, RegisterOptions::RFC7591).unwrap();
+        assert_ne!(first.record.client_id, second.record.client_id);
+        let token = first.registration_token.clone().unwrap();
+        let found = registry.find(&first.record.client_id).unwrap().unwrap();
+        assert_eq!(found, first.record);
+        assert_eq!(found.issued_at_secs, 1_700_000_000);
+        assert_eq!(found.registration.scope, "orders:read");
+        assert_eq!(found.registration.auth_method, AuthMethod::ClientSecretPost);
+        assert!(found.registration_token_matches(&token));
+        assert!(!found.registration_token_matches(&second.registration_token.unwrap()));
+        assert!(!found.registration_token_matches(""));
+        // The record keeps a hash of the token, never the token.
+        let raw = registry.table.read(bucket_of(&found.client_id).unwrap()).unwrap().unwrap();
+        assert!(!raw.windows(token.len()).any(|w| w == token.as_bytes()));
+        // WSO2 registrations have no registration token.
+        let wso2 = registry.register(registration("wso2"), "admin", 0).unwrap();
+        assert!(wso2.registration_token.is_none());
+        assert!(!wso2.record.registration_token_matches(&token));
+        // Metadata updates keep id, owner, secret and token.
+        let changed = Registration { name: "renamed".into(), owner: "someone-else".into(), ..asked };
+        let updated = registry.update_metadata(&found.client_id, changed, 0).unwrap();
+        assert_eq!(updated.registration.name, "renamed");
+        assert_eq!(updated.registration.owner, "admin");
+        assert!(updated.verifier().verify(&first.secret));
+        assert!(updated.registration_token_matches(&token));
+        assert_eq!(
+            registry.update_metadata("nope", registration("x"), 0).err(),
+            Some(RegistryError::NotFound)
+        );
     }
 }

@@ -23,7 +23,8 @@ from client import (
 
 WELL_KNOWN = "/.well-known/oauth-authorization-server"
 JSON = {"Content-Type": re.compile(r"application/json(;.*)?", re.I)}
-BASIC_ONLY = ["client_secret_basic"]
+# Issue 11: client_secret_post is accepted at /token, /revoke and /introspect.
+AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +50,13 @@ def test_metadata_document(served):
         "token_endpoint": f"{issuer}/token",
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
-        "registration_endpoint": f"{issuer}/client-registration/v0.17/register",
+        # Issue 11: RFC 7591's endpoint (the v0.17 one still works, unadvertised).
+        "registration_endpoint": f"{issuer}/register",
         "grant_types_supported": ["client_credentials", "password", "refresh_token"],
         "scopes_supported": ["orders:read", "orders:write"],
-        "token_endpoint_auth_methods_supported": BASIC_ONLY,
-        "revocation_endpoint_auth_methods_supported": BASIC_ONLY,
-        "introspection_endpoint_auth_methods_supported": BASIC_ONLY,
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "response_types_supported": [],
     }
     # §3.3: the issuer plus the well-known suffix is where the document came from.
@@ -76,10 +78,11 @@ def test_published_endpoints_work(served):
     expect(post(doc["revocation_endpoint"], form(token=token["access_token"])), 200)
     expect(post(doc["introspection_endpoint"], form(token=token["access_token"])), 200, body={"active": False},
            exact=True)
-    registered = requests.post(doc["registration_endpoint"], json={"clientName": "metadata-client",
-                                                                    "grantType": "client_credentials"},
+    # Issue 11: the advertised endpoint takes RFC 7591 client metadata (it took v0.17's before).
+    registered = requests.post(doc["registration_endpoint"], json={"client_name": "metadata-client",
+                                                                    "grant_types": ["client_credentials"]},
                                headers={"Authorization": basic("admin", "admin")}, timeout=TIMEOUT_S)
-    expect(registered, 201, body={"clientId": UNRESERVED, "clientSecret": UNRESERVED})
+    expect(registered, 201, body={"client_id": UNRESERVED, "client_secret": UNRESERVED})
 
 
 NOT_ALLOWED = Expect(405, {"Allow": "GET, HEAD", **JSON}, {"error": "method_not_allowed"})
@@ -126,9 +129,9 @@ def test_metadata_follows_the_configuration(envoy_factory):
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
         "grant_types_supported": ["client_credentials"],
         "scopes_supported": ["orders:read"],
-        "token_endpoint_auth_methods_supported": BASIC_ONLY,
-        "revocation_endpoint_auth_methods_supported": BASIC_ONLY,
-        "introspection_endpoint_auth_methods_supported": BASIC_ONLY,
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "response_types_supported": [],
     }
     token_success("orders:read", refresh=False).check(

@@ -2,7 +2,8 @@
 
 Checklist 1.6: the application authenticates as at /token; 200 for a revoked
 token and also for an unknown one; a missing token is invalid_request; failed
-client authentication is 401 invalid_client with a Basic challenge. An
+client authentication is 401 invalid_client, with a Basic challenge when the
+client used Basic; client_secret_post works too (issue 11). An
 application revokes only its own tokens: another's is refused and keeps
 working. A wrong token_type_hint still finds the token. Revoking a refresh
 token ends its whole grant, the access tokens issued from it included, and
@@ -19,7 +20,7 @@ import pytest
 
 import harness
 from client import (
-    DEMO_APP, FULL_SCOPE, NO_STORE, Expect, Req, client_token, form, forwarded, invalid_client, invalid_token,
+    ABSENT, DEMO_APP, FULL_SCOPE, NO_STORE, Expect, Req, client_token, form, forwarded, invalid_client, invalid_token,
     on_every_worker, orders_call, password_grant, refresh, send, token_error, token_req, token_success,
 )
 
@@ -32,6 +33,8 @@ PLUGIN_CONFIG["applications"].append(
 )
 
 REVOKE = "/revoke"
+# client_secret_post failed: 401 without a Basic challenge (the client did not use Authorization).
+POST_AUTH_FAILED = token_error(401, "invalid_client", **{"WWW-Authenticate": ABSENT})
 REVOKED = Expect(200, NO_STORE, {})  # RFC 7009 §2.2: the body is not for the client; ours is {}
 # Shaped like a token (base64url, 32 bytes) but never issued.
 UNKNOWN_TOKEN = "AQAAAAB3aGF0LWEtbmljZS10b2tlbi10aGlzLWlzLW5vdA"
@@ -79,8 +82,15 @@ ROWS = [
     RevokeRow("wrong secret", revoke_req("token=$access", ("demo-app", "wrong-secret")), invalid_client()),
     RevokeRow("unknown client", revoke_req("token=$access", ("ghost-app", "demo-secret")), invalid_client()),
     RevokeRow("no client authentication", revoke_req("token=$access", None), invalid_client()),
+    # Issue 11: client_secret_post is accepted (this row expected 401 invalid_client before).
     RevokeRow("client secret in the body instead of Basic",
-              revoke_req("token=$access&client_id=demo-app&client_secret=demo-secret", None), invalid_client()),
+              revoke_req("token=$access&client_id=demo-app&client_secret=demo-secret", None), REVOKED,
+              dead=("access",)),
+    RevokeRow("client secret in the body, wrong",
+              revoke_req("token=$access&client_id=demo-app&client_secret=wrong", None), POST_AUTH_FAILED),
+    RevokeRow("client secret in the body as well as Basic",
+              revoke_req("token=$access&client_id=demo-app&client_secret=demo-secret"),
+              token_error(400, "invalid_request")),
     RevokeRow("Bearer instead of Basic", revoke_req("token=$access", None, Authorization="Bearer $cc"),
               invalid_client()),
     RevokeRow("GET", revoke_req("token=$access", method="GET"),

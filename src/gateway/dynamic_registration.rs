@@ -1,0 +1,309 @@
+//! Dynamic client registration as RFC 7591 says it, and its management as RFC 7592 does:
+//!
+//! | request | does |
+//! |---|---|
+//! | `POST <rfc7591_endpoint>` (JSON client metadata) | registers an application (201): its id, secret, metadata, a registration access token and its client URI |
+//! | `GET <rfc7591_endpoint>/<client id>` | reads its metadata (never the secret or the token: only their hashes are kept) |
+//! | `PUT <rfc7591_endpoint>/<client id>` | replaces its metadata; id, secret and token stay |
+//! | `DELETE <rfc7591_endpoint>/<client id>` | deletes it (204): its tokens stop working |
+//!
+//! Registering needs authorization (§3 lets the server require it): an administrator's HTTP
+//! Basic, as at the WSO2 endpoint. The client URI takes `Authorization: Bearer <registration
+//! access token>` (RFC 7592 §2); a wrong token and an unknown client get the same 401.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::authentication::media_type_is;
+use super::bearer::bearer_token;
+use super::reply::{no_store_json, ErrorKind, OAuthError, Response, STORE_UNAVAILABLE};
+use super::{EndpointRequest, Gateway};
+use crate::config::RegistrationConfig;
+use crate::host::metrics::Metric;
+use crate::oauth::grant_type::{refresh_without_password, GrantType};
+use crate::oauth::scope::ScopeSet;
+use crate::state::registry::{
+    AuthMethod, ClientRecord, ClientRegistry, RegisterOptions, Registration, RegistryError,
+};
+
+/// RFC 7591 §2 client metadata, the fields this gateway understands; any others are ignored
+/// (§2: the server MUST ignore metadata it does not understand). `client_id` and
+/// `client_secret` matter only in an RFC 7592 update.
+#[derive(Deserialize)]
+struct ClientMetadata {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_name: Option<String>,
+    grant_types: Option<Vec<String>>,
+    redirect_uris: Option<Vec<String>>,
+    scope: Option<String>,
+    token_endpoint_auth_method: Option<String>,
+}
+
+/// RFC 7591 §3.2.1 client information response (RFC 7592 §3 for reads and updates).
+#[derive(Serialize)]
+struct ClientInformation {
+    client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id_issued_at: Option<u64>,
+    /// The secret does not expire.
+    client_secret_expires_at: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    client_name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    redirect_uris: Vec<String>,
+    grant_types: Vec<&'static str>,
+    scope: String,
+    token_endpoint_auth_method: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration_access_token: Option<String>,
+    registration_client_uri: String,
+}
+
+/// RFC 7592 §2.1: a missing or wrong token and an unknown client are all this 401.
+const REGISTRATION_TOKEN_INVALID: OAuthError = ErrorKind::InvalidRegistrationToken
+    .because("send Authorization: Bearer with this client's registration access token");
+const NOT_SERVED: OAuthError = ErrorKind::NotFound.because("registration is not enabled");
+const BAD_METADATA: OAuthError =
+    ErrorKind::InvalidClientMetadata.because("the body is not a valid client metadata document");
+/// What a metadata text field may hold.
+const MAX_TEXT_BYTES: usize = 255;
+
+impl<'a> Gateway<'a> {
+    /// `POST <rfc7591_endpoint>`.
+    pub(super) fn rfc7591_registration_endpoint(&self, request: &EndpointRequest) -> Response {
+        let result = self.register_rfc7591(request);
+        self.client_information_reply(result)
+    }
+
+    /// `<rfc7591_endpoint>/<client id>`: RFC 7592 read, update and delete.
+    pub(super) fn rfc7592_client_endpoint(&self, request: &EndpointRequest, client_id: &str) -> Response {
+        let result =
+            self.managed_client(request, client_id).and_then(
+                |(registry, registration, record)| match request.method {
+                    "GET" => Ok((200, Some(self.client_information(record, None, None)))),
+                    "PUT" => {
+                        let metadata = json_metadata(request)?;
+                        check_update_identity(&metadata, &record)?;
+                        let asked =
+                            self.asked_registration(metadata, registration, &record.registration.owner)?;
+                        let updated = registry
+                            .update_metadata(client_id, asked, self.now()?)
+                            .map_err(registry_error)?;
+                        Ok((200, Some(self.client_information(updated, None, None))))
+                    }
+                    "DELETE" => {
+                        registry.delete(client_id, self.now()?).map_err(registry_error)?;
+                        Ok((204, None))
+                    }
+                    _ => Err(ErrorKind::MethodNotAllowed { allow: "GET, PUT, DELETE" }
+                        .because("use GET, PUT or DELETE")),
+                },
+            );
+        self.client_information_reply(result)
+    }
+
+    fn register_rfc7591(
+        &self,
+        request: &EndpointRequest,
+    ) -> Result<(u16, Option<ClientInformation>), OAuthError> {
+        let registration = self.config.registration.as_ref().ok_or(NOT_SERVED)?;
+        let (registry, admin) = self.authenticate_admin(request)?;
+        if request.method != "POST" {
+            return Err(ErrorKind::MethodNotAllowed { allow: "POST" }.because("use POST"));
+        }
+        let metadata = json_metadata(request)?;
+        let asked = self.asked_registration(metadata, registration, &admin.username)?;
+        let registered = registry
+            .register_with(asked, &admin.username, self.now()?, RegisterOptions::RFC7591)
+            .map_err(registry_error)?;
+        self.metrics.add(Metric::Registrations, 1);
+        let info = self.client_information(
+            registered.record,
+            Some(registered.secret),
+            registered.registration_token,
+        );
+        Ok((201, Some(info)))
+    }
+
+    /// The registry, the registration settings and the client `request`'s registration access
+    /// token names.
+    fn managed_client(
+        &self,
+        request: &EndpointRequest,
+        client_id: &str,
+    ) -> Result<(&ClientRegistry<'a>, &'a RegistrationConfig, ClientRecord), OAuthError> {
+        let (Some(registry), Some(registration)) = (&self.registry, &self.config.registration) else {
+            return Err(NOT_SERVED);
+        };
+        let token = request
+            .authorization
+            .and_then(|header| bearer_token(header).ok())
+            .ok_or(REGISTRATION_TOKEN_INVALID)?;
+        let record = registry
+            .find(client_id)?
+            .filter(|record| record.registration_token_matches(token))
+            .ok_or(REGISTRATION_TOKEN_INVALID)?;
+        Ok((registry, registration, record))
+    }
+
+    /// Client metadata checked against RFC 7591 §2 and the registration settings.
+    fn asked_registration(
+        &self,
+        metadata: ClientMetadata,
+        registration: &RegistrationConfig,
+        owner: &str,
+    ) -> Result<Registration, OAuthError> {
+        let name = metadata.client_name.unwrap_or_default();
+        if name.len() > MAX_TEXT_BYTES || name.chars().any(char::is_control) {
+            return Err(ErrorKind::InvalidClientMetadata
+                .because("client_name must be at most 255 bytes without control characters"));
+        }
+        let auth_method = match metadata.token_endpoint_auth_method.as_deref() {
+            None => AuthMethod::default(),
+            Some(name) => AuthMethod::from_name(name)
+                .ok_or(ErrorKind::InvalidClientMetadata.because(
+                    "token_endpoint_auth_method must be client_secret_basic or client_secret_post",
+                ))?,
+        };
+        Ok(Registration {
+            name,
+            owner: owner.to_owned(),
+            callback_url: redirect_uris(metadata.redirect_uris.unwrap_or_default())?,
+            grant_types: grant_types(metadata.grant_types, &registration.grant_types)?,
+            saas: false,
+            scope: scope_within(metadata.scope.as_deref(), &registration.scopes)?,
+            auth_method,
+        })
+    }
+
+    fn client_information(
+        &self,
+        record: ClientRecord,
+        secret: Option<String>,
+        registration_token: Option<String>,
+    ) -> ClientInformation {
+        let scopes = self.config.registration.as_ref().map(|r| Self::registered_scopes(&record, &r.scopes));
+        let endpoint =
+            self.config.registration.as_ref().map(|r| r.rfc7591_endpoint.as_str()).unwrap_or_default();
+        let issuer = self.config.issuer.as_deref().unwrap_or_default();
+        let registration = record.registration;
+        ClientInformation {
+            registration_client_uri: format!("{issuer}{endpoint}/{}", record.client_id),
+            client_id: record.client_id,
+            client_secret: secret,
+            client_id_issued_at: Some(record.issued_at_secs).filter(|&secs| secs > 0),
+            client_secret_expires_at: 0,
+            client_name: registration.name,
+            redirect_uris: registration
+                .callback_url
+                .split(' ')
+                .filter(|uri| !uri.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            grant_types: registration.grant_types.iter().map(|grant| grant.as_str()).collect(),
+            scope: scopes.map(|scopes| scopes.to_string()).unwrap_or_default(),
+            token_endpoint_auth_method: registration.auth_method.as_str(),
+            registration_access_token: registration_token,
+        }
+    }
+
+    fn client_information_reply(
+        &self,
+        result: Result<(u16, Option<ClientInformation>), OAuthError>,
+    ) -> Response {
+        match result {
+            Ok((status, Some(body))) => {
+                no_store_json(status, Vec::new(), serde_json::to_vec(&body).unwrap_or_default())
+            }
+            Ok((status, None)) => Response { status, headers: Vec::new(), body: Vec::new() },
+            Err(error) => self.oauth_error_response(error),
+        }
+    }
+}
+
+/// The JSON body of a registration or an update.
+fn json_metadata(request: &EndpointRequest) -> Result<ClientMetadata, OAuthError> {
+    if !request.content_type.is_some_and(|value| media_type_is(value, "application/json")) {
+        return Err(ErrorKind::InvalidRequest.because("the content type must be application/json"));
+    }
+    serde_json::from_slice(request.body).map_err(|_| BAD_METADATA)
+}
+
+/// RFC 7592 §2.2: an update names the client's own id, and a secret it sends must be its own.
+fn check_update_identity(metadata: &ClientMetadata, record: &ClientRecord) -> Result<(), OAuthError> {
+    if metadata.client_id.as_deref() != Some(record.client_id.as_str()) {
+        return Err(ErrorKind::InvalidRequest.because("client_id must be this client's id"));
+    }
+    if metadata.client_secret.as_deref().is_some_and(|secret| !record.verifier().verify(secret)) {
+        return Err(ErrorKind::InvalidClientMetadata.because("client_secret is not this client's secret"));
+    }
+    Ok(())
+}
+
+/// `grant_types` within the allowed ones; omitted means `client_credentials` (RFC 7591's own
+/// default, `authorization_code`, is not served here: §2 lets the server substitute).
+fn grant_types(
+    asked: Option<Vec<String>>,
+    allowed: &BTreeSet<GrantType>,
+) -> Result<BTreeSet<GrantType>, OAuthError> {
+    let asked = asked.unwrap_or_else(|| vec![GrantType::ClientCredentials.as_str().to_owned()]);
+    let mut grants = BTreeSet::new();
+    for name in &asked {
+        let grant = GrantType::from_param(name)
+            .filter(|grant| allowed.contains(grant))
+            .ok_or(ErrorKind::InvalidClientMetadata.because("a grant type is unknown or not allowed here"))?;
+        grants.insert(grant);
+    }
+    if grants.is_empty() {
+        return Err(ErrorKind::InvalidClientMetadata.because("grant_types names no grant type"));
+    }
+    if refresh_without_password(&grants) {
+        return Err(ErrorKind::InvalidClientMetadata.because("refresh_token needs the password grant"));
+    }
+    Ok(grants)
+}
+
+/// `scope` as space-separated scope tokens within `registration.scopes`, normalized; empty
+/// when omitted (all of them).
+fn scope_within(asked: Option<&str>, allowed: &ScopeSet) -> Result<String, OAuthError> {
+    let Some(asked) = asked.filter(|asked| !asked.is_empty()) else { return Ok(String::new()) };
+    let scopes = ScopeSet::parse(asked).ok().filter(|scopes| scopes.is_subset(allowed)).ok_or(
+        ErrorKind::InvalidClientMetadata.because("scope is malformed or beyond what registration allows"),
+    )?;
+    Ok(scopes.to_string())
+}
+
+/// `redirect_uris`, stored as given (joined by spaces). There is no authorization endpoint, so
+/// they are not used; they must still be absolute URIs without a fragment (RFC 7591 §2).
+fn redirect_uris(uris: Vec<String>) -> Result<String, OAuthError> {
+    const BAD: OAuthError =
+        ErrorKind::InvalidRedirectUri.because("each redirect URI must be an absolute URI without a fragment");
+    for uri in &uris {
+        let scheme = uri.split_once(':').map(|(scheme, _)| scheme).unwrap_or_default();
+        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        if !scheme_ok || uri.contains('#') || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(BAD);
+        }
+    }
+    let joined = uris.join(" ");
+    if joined.len() > MAX_TEXT_BYTES {
+        return Err(ErrorKind::InvalidClientMetadata.because("redirect_uris take at most 255 bytes in all"));
+    }
+    Ok(joined)
+}
+
+fn registry_error(error: RegistryError) -> OAuthError {
+    match error {
+        RegistryError::Duplicate => {
+            ErrorKind::DuplicateClient.because("this owner already has an application with this name")
+        }
+        RegistryError::NotFound => REGISTRATION_TOKEN_INVALID,
+        RegistryError::Full => ErrorKind::Unavailable.because("no room for more registered applications"),
+        RegistryError::Random | RegistryError::Store(_) => STORE_UNAVAILABLE,
+    }
+}

@@ -1,0 +1,81 @@
+// openid-client (v6) against the gateway, with its default settings, driven by
+// tests/e2e/test_openid_client.py: one JSON command in argv[2], one JSON result on stdout.
+//
+// The gateway's demo listens on plain http on loopback: openid-client v6 refuses http unless
+// the documented `allowInsecureRequests` execute option is given, which every call here does.
+// Discovery uses RFC 8414's /.well-known/oauth-authorization-server (`algorithm: "oauth2"`;
+// the default would ask for OpenID Connect's openid-configuration, which the gateway does not
+// serve). Every request is recorded (method, URL, whether it had an Authorization header and
+// which scheme, and the form body's parameter names), never its credentials.
+import * as client from "openid-client";
+
+const command = JSON.parse(process.argv[2]);
+const sent = [];
+
+function recordingFetch(extraHeaders = {}) {
+  return async (url, options) => {
+    const headers = { ...options.headers, ...extraHeaders };
+    const authorization = Object.entries(headers).find(([name]) => name.toLowerCase() === "authorization");
+    const body = typeof options.body === "string" ? options.body : options.body?.toString();
+    const form = body && !body.startsWith("{") ? [...new URLSearchParams(body).keys()] : null;
+    sent.push({
+      method: options.method,
+      url: String(url),
+      authorization_scheme: authorization ? authorization[1].split(" ")[0] : null,
+      form_parameters: form,
+    });
+    return fetch(url, { ...options, headers });
+  };
+}
+
+const discoveryOptions = (fetchImpl) => ({
+  algorithm: "oauth2",
+  execute: [client.allowInsecureRequests],
+  [client.customFetch]: fetchImpl,
+});
+
+async function clientCredentials(config, scope) {
+  const tokens = await client.clientCredentialsGrant(config, scope ? { scope } : {});
+  return { access_token: tokens.access_token, token_type: tokens.token_type, scope: tokens.scope,
+           expires_in: tokens.expires_in, refresh_token: tokens.refresh_token ?? null };
+}
+
+async function run() {
+  const issuer = new URL(command.issuer);
+  if (command.action === "client_credentials") {
+    // A confidential client whose secret is a string: openid-client picks client_secret_post.
+    const config = await client.discovery(issuer, command.client_id, command.client_secret, undefined,
+                                          discoveryOptions(recordingFetch()));
+    return { tokens: await clientCredentials(config, command.scope),
+             metadata_auth_methods: config.serverMetadata().token_endpoint_auth_methods_supported };
+  }
+  if (command.action === "register") {
+    // RFC 7591 registration. openid-client sends an initial access token as Bearer; this
+    // gateway wants an administrator's Basic instead, added by a customFetch.
+    const basic = "Basic " + Buffer.from(`${command.admin[0]}:${command.admin[1]}`).toString("base64");
+    const registered = await client.dynamicClientRegistration(issuer, command.metadata, undefined, {
+      ...discoveryOptions(recordingFetch({ authorization: basic })),
+    });
+    const metadata = registered.clientMetadata();
+    // The new client at once, at /token, with openid-client's default method again.
+    const config = await client.discovery(issuer, metadata.client_id, metadata.client_secret, undefined,
+                                          discoveryOptions(recordingFetch()));
+    const tokens = await clientCredentials(config, command.scope);
+    return { registered: { ...metadata, client_secret: typeof metadata.client_secret === "string" ? "(a string)" : null },
+             tokens };
+  }
+  throw new Error(`unknown action ${command.action}`);
+}
+
+try {
+  const result = await run();
+  process.stdout.write(JSON.stringify({ ok: true, result, sent }));
+} catch (error) {
+  process.stdout.write(JSON.stringify({
+    ok: false, sent,
+    error: { name: error.name, code: error.code, message: error.message, error: error.error,
+             status: error.status,
+             // A WWWAuthenticateChallengeError carries the parsed challenges as its cause.
+             challenges: Array.isArray(error.cause) ? error.cause.map((c) => c.scheme) : null },
+  }));
+}

@@ -1,0 +1,162 @@
+"""RFC 7591 dynamic client registration and RFC 7592 management (issue 11),
+through the real Envoy with two workers.
+
+  POST   /register        client metadata (JSON), an administrator's HTTP Basic
+                          (RFC 7591 §3 lets the server require authorization):
+                          201 with client_id, client_secret, client_id_issued_at,
+                          client_secret_expires_at 0, the metadata,
+                          registration_access_token and registration_client_uri
+  GET    /register/<id>   RFC 7592 read, Authorization: Bearer <registration access token>
+  PUT    /register/<id>   RFC 7592 update (client_id must match; no new secret)
+  DELETE /register/<id>   RFC 7592 delete (204): the client's tokens end
+
+A wrong token and an unknown client get the same 401 invalid_token with a
+Bearer challenge. WSO2's v0.17 endpoint keeps working beside it.
+"""
+
+import json
+
+import pytest
+
+import harness
+from client import (
+    ABSENT, ADMIN, NO_STORE, UNRESERVED, Expect, Req, basic, form, forwarded, invalid_token, on_every_worker,
+    orders_call, send, token_error, token_req, token_success,
+)
+
+ENDPOINT = "/register"
+JSON_TYPE = "application/json"
+VIEWER = ("viewer", "viewer")
+
+PLUGIN_CONFIG = harness.demo_plugin_config()
+PLUGIN_CONFIG["users"].append({"username": VIEWER[0], "password": VIEWER[1], "scopes": ["orders:read"]})
+V017 = PLUGIN_CONFIG["registration"]["endpoint"]
+
+BAD_METADATA = token_error(400, "invalid_client_metadata")
+BAD_TOKEN = token_error(401, "invalid_token", **{"WWW-Authenticate": 'Bearer realm="tokengate", error="invalid_token"'})
+
+
+def register_req(payload, who=ADMIN, content_type: str | None = JSON_TYPE, method: str = "POST") -> Req:
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    headers = {"Authorization": basic(*who)} if who else {}
+    if content_type:
+        headers["Content-Type"] = content_type
+    return Req(method, ENDPOINT, headers, body)
+
+
+def manage_req(method: str, client_id: str, token: str | None, payload=None) -> Req:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = None
+    if payload is not None:
+        headers["Content-Type"] = JSON_TYPE
+        body = json.dumps(payload)
+    return Req(method, f"{ENDPOINT}/{client_id}", headers, body)
+
+
+def registered(gw, payload: dict) -> dict:
+    return Expect(201, NO_STORE, {
+        "client_id": UNRESERVED, "client_secret": UNRESERVED, "registration_access_token": UNRESERVED,
+        "client_id_issued_at": lambda v: isinstance(v, int) and v > 1_600_000_000,
+        "client_secret_expires_at": 0,
+    }).check(send(gw, register_req(payload)))
+
+
+def test_register_use_read_update_delete(gateway):
+    payload = {"client_name": "rfc7591-shop", "grant_types": ["client_credentials"],
+               "redirect_uris": ["https://shop.example/cb"], "scope": "orders:read",
+               "token_endpoint_auth_method": "client_secret_post", "software_id": "ignored"}
+    data = registered(gateway, payload)
+    client_id, secret, token = data["client_id"], data["client_secret"], data["registration_access_token"]
+    assert data["registration_client_uri"] == f"http://127.0.0.1:8080{ENDPOINT}/{client_id}"
+    assert {k: data[k] for k in ("client_name", "grant_types", "redirect_uris", "scope",
+                                 "token_endpoint_auth_method")} == {k: v for k, v in payload.items()
+                                                                    if k != "software_id"}
+    assert "software_id" not in data
+    # At once on every worker, with client_secret_post as it registered, and with Basic.
+    post = token_req(f"grant_type=client_credentials&{form(client_id=client_id, client_secret=secret)}", None)
+    on_every_worker(gateway, post, token_success("orders:read", refresh=False))
+    access = token_success("orders:read", refresh=False).check(
+        send(gateway, token_req("grant_type=client_credentials", (client_id, secret))))["access_token"]
+    forwarded(send(gateway, orders_call(access)))
+
+    read = Expect(200, NO_STORE, {"client_id": client_id, "client_name": "rfc7591-shop", "client_secret": ABSENT,
+                                  "registration_access_token": ABSENT}).check(
+        send(gateway, manage_req("GET", client_id, token)))
+    assert read["registration_client_uri"] == data["registration_client_uri"]
+    Expect(200, NO_STORE, {"client_name": "renamed", "scope": "orders:read orders:write",
+                           "token_endpoint_auth_method": "client_secret_basic"}).check(
+        send(gateway, manage_req("PUT", client_id, token, {"client_id": client_id, "client_name": "renamed",
+                                                             "grant_types": ["client_credentials"]})))
+    # The same secret, now with the wider scope PUT asked for by leaving `scope` out.
+    token_success("orders:read orders:write", refresh=False).check(
+        send(gateway, token_req("grant_type=client_credentials", (client_id, secret))))
+
+    Expect(204).check(send(gateway, manage_req("DELETE", client_id, token)))
+    on_every_worker(gateway, orders_call(access), invalid_token())
+    token_error(401, "invalid_client").check(send(gateway, post))
+    BAD_TOKEN.check(send(gateway, manage_req("GET", client_id, token)))
+
+
+@pytest.fixture(scope="module")
+def victim(gateway) -> dict:
+    data = registered(gateway, {"client_name": "victim"})
+    return {"id": data["client_id"], "token": data["registration_access_token"], "secret": data["client_secret"]}
+
+
+ERROR_ROWS = {
+    "not JSON": (register_req("{nope"), BAD_METADATA),
+    "grant_types as a string": (register_req({"grant_types": "client_credentials"}), BAD_METADATA),
+    "authorization_code": (register_req({"grant_types": ["authorization_code"]}), BAD_METADATA),
+    "refresh_token without password": (register_req({"grant_types": ["client_credentials", "refresh_token"]}),
+                                       BAD_METADATA),
+    "scope beyond registration.scopes": (register_req({"scope": "admin"}), BAD_METADATA),
+    "auth method none": (register_req({"token_endpoint_auth_method": "none"}), BAD_METADATA),
+    "auth method private_key_jwt": (register_req({"token_endpoint_auth_method": "private_key_jwt"}), BAD_METADATA),
+    "relative redirect URI": (register_req({"redirect_uris": ["/cb"]}), token_error(400, "invalid_redirect_uri")),
+    "redirect URI with a fragment": (register_req({"redirect_uris": ["https://a.example/#x"]}),
+                                     token_error(400, "invalid_redirect_uri")),
+    "form body": (register_req("client_name=x", content_type="application/x-www-form-urlencoded"),
+                  token_error(400, "invalid_request")),
+    "no credentials": (register_req({}, None), token_error(401, "invalid_client")),
+    "not an administrator": (register_req({}, VIEWER), token_error(401, "invalid_client")),
+    "an initial access token (not supported: Basic only)": (
+        Req("POST", ENDPOINT, {"Authorization": "Bearer abcdefabcdefabcdefabcdef", "Content-Type": JSON_TYPE}, "{}"),
+        token_error(401, "invalid_client")),
+    "GET the endpoint": (Req("GET", ENDPOINT, {"Authorization": basic(*ADMIN)}),
+                         token_error(405, "invalid_request", Allow="POST")),
+    "read without a token": (manage_req("GET", "$id", None), BAD_TOKEN),
+    "read with a wrong token": (manage_req("GET", "$id", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), BAD_TOKEN),
+    "read with the client secret": (manage_req("GET", "$id", "$secret"), BAD_TOKEN),
+    "read with an administrator's Basic": (Req("GET", f"{ENDPOINT}/$id", {"Authorization": basic(*ADMIN)}), BAD_TOKEN),
+    "read an unknown client": (manage_req("GET", "AAAAAAAAAAAAAAAAAAAAAA", "$token"), BAD_TOKEN),
+    "update another client_id": (manage_req("PUT", "$id", "$token", {"client_id": "demo-app"}),
+                                 token_error(400, "invalid_request")),
+    "update with a wrong secret": (manage_req("PUT", "$id", "$token", {"client_id": "$id", "client_secret": "x"}),
+                                   BAD_METADATA),
+    "update to an unknown grant": (manage_req("PUT", "$id", "$token", {"client_id": "$id", "grant_types": ["x"]}),
+                                   BAD_METADATA),
+    "POST to the client": (manage_req("POST", "$id", "$token", {}),
+                           token_error(405, "invalid_request", Allow="GET, PUT, DELETE")),
+    "delete with a wrong token": (manage_req("DELETE", "$id", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), BAD_TOKEN),
+}
+
+
+@pytest.mark.parametrize("row", ERROR_ROWS)
+def test_rfc7591_errors(gateway, victim, row):
+    req, want = ERROR_ROWS[row]
+    want.check(send(gateway, req.render(victim)))
+    # The victim is untouched.
+    Expect(200, body={"client_id": victim["id"], "client_name": "victim"}).check(
+        send(gateway, manage_req("GET", victim["id"], victim["token"])))
+
+
+def test_the_v017_endpoint_keeps_working(gateway):
+    data = Expect(201, NO_STORE, {"clientId": UNRESERVED, "clientSecret": UNRESERVED}).check(send(gateway, Req(
+        "POST", V017, {"Authorization": basic(*ADMIN), "Content-Type": JSON_TYPE},
+        json.dumps({"clientName": "still-v017", "grantType": "client_credentials"}))))
+    token_success("orders:read orders:write", refresh=False).check(
+        send(gateway, token_req("grant_type=client_credentials", (data["clientId"], data["clientSecret"]))))
+    # The administrator who registered an RFC 7591 client sees it at v0.17's endpoint too.
+    rfc = registered(gateway, {"client_name": "seen-by-v017"})
+    Expect(200, body={"clientId": rfc["client_id"], "clientName": "seen-by-v017"}).check(
+        send(gateway, Req("GET", f"{V017}/{rfc['client_id']}", {"Authorization": basic(*ADMIN)})))
