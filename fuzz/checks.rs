@@ -32,7 +32,7 @@ use tokengate::state::grants::{
     AccessEntry, GrantOwner, GrantRecord, NewGrant, RefreshEntry, RefreshPlan, TokenStore,
 };
 use tokengate::state::lockout::{FailureLimiter, Listing, LockoutPolicy, Principal};
-use tokengate::state::registry::{ClientRecord, ClientRegistry, Registration};
+use tokengate::state::registry::{AuthMethod, ClientRecord, ClientRegistry, Registration};
 use tokengate::state::token::{grant_tag, mint_access_token, mint_refresh_token, ParsedToken};
 
 /// A target's check: panics when an invariant breaks.
@@ -364,6 +364,8 @@ fn registry_over(bytes: &[u8]) {
         callback_url: String::new(),
         grant_types: [GrantType::ClientCredentials].into(),
         saas: false,
+        scope: String::new(),
+        auth_method: AuthMethod::default(),
     };
     let Ok(registered) = registry.register(registration, "admin", RECORDS_NOW) else { return };
     let id = &registered.record.client_id;
@@ -468,6 +470,8 @@ pub fn record_seeds() -> Vec<(&'static str, Vec<u8>)> {
             callback_url: "https://app.example/cb".to_owned(),
             grant_types: [GrantType::Password, GrantType::RefreshToken].into(),
             saas: name == "reports",
+            scope: String::new(),
+            auth_method: AuthMethod::default(),
         };
         registry.register(registration, "admin", now).unwrap();
     }
