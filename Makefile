@@ -81,7 +81,7 @@ run:
 	@$(MAKE) --no-print-directory tools
 	@echo "run: building the filter ($(FILTER_WASM))…"
 	@$(MAKE) --no-print-directory build
-	@$(MAKE) --no-print-directory tls
+	@$(MAKE) --no-print-directory -s tls
 	@$(VENV)/bin/python envoy/run_demo.py run --envoy $(ENVOY) --concurrency $(CONCURRENCY) \
 	  --build-web "$(MAKE) --no-print-directory build-web"
 

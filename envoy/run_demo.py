@@ -51,8 +51,8 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def check_ports() -> int:
-    for port, what in PORTS:
+def check_ports(ports: list[tuple[int, str]] = PORTS) -> int:
+    for port, what in ports:
         if port_in_use(port):
             print(f"run: port {port} ({what}) is in use (is tokengate already running?)", file=sys.stderr)
             return 1
@@ -85,6 +85,26 @@ def stop(proc: subprocess.Popen | None, group: bool = False) -> None:
         proc.kill()
 
 
+def relay(lines, out) -> str | None:
+    """Passes Envoy's output through; returns the last invalid-configuration message in it."""
+    problem = None
+    for line in lines:
+        out.write(line)
+        out.flush()
+        if INVALID in line:
+            problem = line[line.index(INVALID):].strip()
+    return problem
+
+
+def last_words(code: int, problem: str | None) -> list[str]:
+    """What to print after Envoy exited with `code`: the configuration's problem last."""
+    if code == 0:
+        return []
+    if problem is not None:
+        return [f"Envoy refused to start: {problem}", f"  {WHERE}"]
+    return [f"Envoy exited with {code} (its log is above)"]
+
+
 def run_envoy(envoy: str, concurrency: str) -> int:
     """Envoy in the foreground, its output passed through; the invalid-configuration line,
     if Envoy gives up on one, printed again last."""
@@ -93,25 +113,16 @@ def run_envoy(envoy: str, concurrency: str) -> int:
                "--log-level", "warn", "--component-log-level", "wasm:info"]
     say(f"starting Envoy on http://{HOST}:8080 and https://{HOST}:8243 (admin http://{HOST}:9901)")
     say(f"API console: http://{HOST}:8080/console/   Ctrl-C stops everything")
-    problem = None
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, text=True, errors="replace")
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            if INVALID in line:
-                problem = line[line.index(INVALID):].strip()
+        problem = relay(proc.stdout or [], sys.stdout)
         code = proc.wait()
     except KeyboardInterrupt:
         stop(proc)
         return 0
-    if code != 0 and problem is not None:
-        say(f"Envoy refused to start: {problem}")
-        say(f"  {WHERE}")
-    elif code != 0:
-        say(f"Envoy exited with {code} (its log is above)")
+    for line in last_words(code, problem):
+        say(line)
     return code
 
 
