@@ -18,7 +18,7 @@ TOOLS_STAMP  := $(VENV)/.installed-$(shell cat tests/requirements.txt | sha256su
 export TOKENGATE_WASM := $(abspath $(FILTER_WASM))
 export ENVOY
 
-.PHONY: all build tools rust-targets run test test-unit test-e2e test-fleet lint clean help
+.PHONY: all build cli tools rust-targets run test test-unit test-e2e test-fleet lint clean help
 
 all: build
 
@@ -27,6 +27,7 @@ help:
 	@echo "              https://127.0.0.1:8243 (admin :9901); the API console builds in the background"
 	@echo "make test   - every test tier: lint, native unit tests, e2e against the real Envoy, browser"
 	@echo "make build  - build the filter ($(FILTER_WASM))"
+	@echo "make cli    - the operator CLI, target/$(PROFILE)/tokengate: hash-secret, check-config, routes"
 	@echo "make lint   - rustfmt check and clippy on both native and wasm builds"
 	@echo "make build-web / test-web - the browser package (pkg/) and its Chromium tests"
 	@echo "make bench  - callgrind and wrk, side by side with Envoy alone and its own auth filters"
@@ -63,8 +64,16 @@ e2e-tools:
 
 ## Build ---------------------------------------------------------------------------------------
 
+# --lib: the filter only. The operator CLI (src/bin/tokengate.rs) is a native program, and
+# its wasm build would also be named tokengate.wasm.
 build: rust-targets
-	cargo build --target wasm32-wasip1 $(CARGO_PROFILE_FLAG) --features filter
+	cargo build --lib --target wasm32-wasip1 $(CARGO_PROFILE_FLAG) --features filter
+
+# The operator CLI, natively: target/release/tokengate (hash-secret, check-config, routes).
+# Or without make: cargo run --bin tokengate -- --help
+cli:
+	cargo build $(CARGO_PROFILE_FLAG) --bin tokengate
+	@echo "target/$(PROFILE)/tokengate"
 
 ## Run the demo --------------------------------------------------------------------------------
 

