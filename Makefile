@@ -18,14 +18,16 @@ TOOLS_STAMP  := $(VENV)/.installed-$(shell cat tests/requirements.txt | sha256su
 export TOKENGATE_WASM := $(abspath $(FILTER_WASM))
 export ENVOY
 
-.PHONY: all build tools rust-targets run test test-unit test-e2e test-fleet lint clean help
+.PHONY: all build cli tools rust-targets run test test-unit test-e2e test-fleet lint clean help
 
 all: build
 
 help:
-	@echo "make run    - build and start Envoy with the demo config on 127.0.0.1:8080 (admin :9901)"
+	@echo "make run    - build the filter and start Envoy with the demo config on 127.0.0.1:8080 and"
+	@echo "              https://127.0.0.1:8243 (admin :9901); the API console builds in the background"
 	@echo "make test   - every test tier: lint, native unit tests, e2e against the real Envoy, browser"
 	@echo "make build  - build the filter ($(FILTER_WASM))"
+	@echo "make cli    - the operator CLI, target/$(PROFILE)/tokengate: hash-secret, check-config, routes"
 	@echo "make lint   - rustfmt check and clippy on both native and wasm builds"
 	@echo "make build-web / test-web - the browser package (pkg/) and its Chromium tests"
 	@echo "make bench  - callgrind and wrk, side by side with Envoy alone and its own auth filters"
@@ -69,22 +71,54 @@ e2e-tools:
 
 ## Build ---------------------------------------------------------------------------------------
 
+# --lib: the filter only. The operator CLI (src/bin/tokengate.rs) is a native program, and
+# its wasm build would also be named tokengate.wasm.
 build: rust-targets
-	cargo build --target wasm32-wasip1 $(CARGO_PROFILE_FLAG) --features filter
+	cargo build --lib --target wasm32-wasip1 $(CARGO_PROFILE_FLAG) --features filter
+
+# The operator CLI, natively: target/release/tokengate (hash-secret, check-config, routes).
+# Or without make: cargo run --bin tokengate -- --help
+cli:
+	cargo build $(CARGO_PROFILE_FLAG) --bin tokengate
+	@echo "target/$(PROFILE)/tokengate"
 
 ## Run the demo --------------------------------------------------------------------------------
 
-# The demo upstream echoes what reached it; the API console's file server (web/) serves
-# /console/ through Envoy; both stop when Envoy does. web/envoy-console.yaml adds the
-# console's cluster to envoy/envoy.yaml.
-run: tools build build-web
-	@$(VENV)/bin/python envoy/demo_upstream.py $(UPSTREAM_PORT) & upstream=$$!; \
-	$(VENV)/bin/python web/serve_console.py 8082 >/dev/null & console=$$!; \
-	trap 'kill $$upstream $$console 2>/dev/null' EXIT; \
-	echo "tokengate demo: http://127.0.0.1:8080 (admin http://127.0.0.1:9901)"; \
-	echo "API console:    http://127.0.0.1:8080/console/"; \
-	$(ENVOY) -c envoy/envoy.yaml --config-yaml "$$(cat web/envoy-console.yaml)" \
-	  --concurrency $(CONCURRENCY) --log-level warn --component-log-level wasm:info
+# The gateway answers as soon as the filter is built: envoy/run_demo.py starts the demo
+# upstream, the API console's file server (web/) and Envoy at once, and builds the console's
+# browser package (`make build-web`) in the background, its log in target/console/build.log;
+# /console/ says "being built" until it is there. The first build-web compiles
+# wasm-bindgen-cli (about 10 minutes on 2 cores); later ones take seconds. Everything stops
+# when Envoy does. web/envoy-console.yaml adds the console's cluster to envoy/envoy.yaml.
+# The port check comes first, so a second `make run` says so at once.
+run:
+	@$(PYTHON) envoy/run_demo.py check-ports
+	@echo "run: installing Envoy and the Rust targets (first run only)…"
+	@$(MAKE) --no-print-directory tools
+	@echo "run: building the filter ($(FILTER_WASM))…"
+	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory -s tls
+	@$(VENV)/bin/python envoy/run_demo.py run --envoy $(ENVOY) --concurrency $(CONCURRENCY) \
+	  --build-web "$(MAKE) --no-print-directory build-web"
+
+# The demo's TLS listener (127.0.0.1:8243, and :8253 for make fleet's second replica) uses a
+# self-signed certificate for localhost and 127.0.0.1, made once with Debian's openssl. The
+# key stays in target/tls/ (ignored by git), readable by you only.
+TLS_DIR  := target/tls
+TLS_CERT := $(TLS_DIR)/cert.pem
+TLS_KEY  := $(TLS_DIR)/key.pem
+
+.PHONY: tls
+tls: $(TLS_CERT)
+
+$(TLS_CERT):
+	@command -v openssl >/dev/null || { $(APT_GET) update && $(APT_GET) install --no-install-recommends openssl; }
+	@echo "run: making a self-signed certificate for the TLS listener ($(TLS_DIR)/)…"
+	@mkdir -p $(TLS_DIR)
+	@umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
+	  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+	  -keyout $(TLS_KEY) -out $@.tmp 2>/dev/null
+	@chmod 644 $@.tmp && mv $@.tmp $@
 
 ## Tests ---------------------------------------------------------------------------------------
 
@@ -117,7 +151,7 @@ fleet-tools:
 	@command -v etcd >/dev/null && command -v etcdctl >/dev/null || \
 	  { $(APT_GET) update && $(APT_GET) install --no-install-recommends etcd-server etcd-client; }
 
-fleet: tools build build-web fleet-tools
+fleet: tools build build-web tls fleet-tools
 	$(VENV)/bin/python envoy/fleet/run.py
 
 fleet-clean:
@@ -148,7 +182,8 @@ BROWSER_NODE_STAMP   := tests/browser/node_modules/.package-lock.json
 web-tools:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	@$(WASM_BINDGEN) --version 2>/dev/null | grep -qx "wasm-bindgen $(WASM_BINDGEN_VERSION)" || \
-	  cargo install --locked --root $(TOOLS_DIR) wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+	  cargo install --locked --root $(TOOLS_DIR) --target-dir target/wasm-bindgen-cli \
+	    wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
 
 browser:
 	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \

@@ -13,12 +13,20 @@ carries a Content-Security-Policy that allows only same-origin scripts and
 connections (plus WebAssembly compilation): the page handles client secrets,
 passwords and tokens, so nothing else may run in it.
 
-Usage: serve_console.py [PORT] [REPO]   (default 8082 and this file's repository;
-0 picks a free port). It listens on 127.0.0.1 only and prints one line,
-"listening on HOST:PORT", once it accepts connections, like
-envoy/demo_upstream.py. Standard library only.
+While the package is not there (pkg/tokengate.js missing: `make run` builds it in
+the background on first use, which takes minutes), /console/ and /console/index.html
+answer 200 with a page that says so and reloads itself every few seconds; when the
+build has failed (BUILD_LOG.exit holds a non-zero exit code), the page says that and
+names the log.
+
+Usage: serve_console.py [PORT] [REPO] [--pkg DIR] [--build-log FILE]   (default 8082,
+this file's repository, REPO/pkg and no log; 0 picks a free port). It listens on
+127.0.0.1 only and prints one line, "listening on HOST:PORT", once it accepts
+connections, like envoy/demo_upstream.py. Standard library only.
 """
 
+import argparse
+import html
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,8 +59,48 @@ SECURITY_HEADERS = {
 }
 
 
-def make_handler(repo: Path):
-    roots = {"pkg/": (repo / "pkg").resolve(), "": (repo / "web" / "console").resolve()}
+# What a first build costs on a fresh machine: compiling wasm-bindgen-cli is most of it.
+FIRST_BUILD_MINUTES = 10
+RELOAD_SECONDS = 5
+
+
+def build_state(pkg: Path, build_log: Path | None) -> str:
+    """"ready" once the package is there, else "failed" or "building"."""
+    if (pkg / "tokengate.js").is_file():
+        return "ready"
+    if build_log is not None:
+        exit_file = build_log.with_name(build_log.name + ".exit")
+        try:
+            code = exit_file.read_text().strip()
+        except OSError:
+            code = ""
+        if code and code != "0":
+            return "failed"
+    return "building"
+
+
+def waiting_page(state: str, build_log: Path | None) -> bytes:
+    log = html.escape(str(build_log)) if build_log is not None else "the output of `make build-web`"
+    if state == "failed":
+        title = "The API console could not be built"
+        text = (f"<p>Building the browser package (<code>make build-web</code>) failed; its log is "
+                f"<code>{log}</code>. The gateway itself is running: <code>/token</code> and the APIs "
+                f"answer. Fix the cause and run <code>make build-web</code>; this page reloads itself "
+                f"and shows the console once <code>pkg/</code> is there.</p>")
+    else:
+        title = "The API console is being built"
+        text = (f"<p>The API console is being built (first run: about {FIRST_BUILD_MINUTES} minutes, "
+                f"most of it compiling wasm-bindgen-cli once into <code>.tools/</code>; later runs take "
+                f"seconds); this page reloads itself. Progress: <code>{log}</code>.</p>"
+                f"<p>The gateway is already running: <code>/token</code> and the APIs answer now.</p>")
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta http-equiv=\"refresh\" content=\"{RELOAD_SECONDS}\"><title>{title}</title></head>"
+            f"<body><h1>{title}</h1>{text}</body></html>\n").encode()
+
+
+def make_handler(repo: Path, pkg: Path | None = None, build_log: Path | None = None):
+    pkg = (pkg if pkg is not None else repo / "pkg").resolve()
+    roots = {"pkg/": pkg, "": (repo / "web" / "console").resolve()}
 
     class ConsoleHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -82,6 +130,14 @@ def make_handler(repo: Path):
             return None
 
         def _serve(self, send_body: bool):
+            path = self.path.split("?", 1)[0].split("#", 1)[0]
+            if path in (PREFIX, PREFIX + "index.html"):
+                state = build_state(pkg, build_log)
+                if state != "ready":
+                    body = waiting_page(state, build_log)
+                    extra = {"Refresh": str(RELOAD_SECONDS)}
+                    self._answer(200, body, CONTENT_TYPES[".html"], send_body, extra)
+                    return
             file = self._resolve()
             if file is None:
                 self._answer(404, b"not found\n", "text/plain; charset=utf-8", send_body)
@@ -89,11 +145,12 @@ def make_handler(repo: Path):
             content_type = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
             self._answer(200, file.read_bytes(), content_type, send_body)
 
-        def _answer(self, status: int, body: bytes, content_type: str, send_body: bool):
+        def _answer(self, status: int, body: bytes, content_type: str, send_body: bool,
+                    extra: dict[str, str] | None = None):
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
-            for name, value in SECURITY_HEADERS.items():
+            for name, value in {**SECURITY_HEADERS, **(extra or {})}.items():
                 self.send_header(name, value)
             self.end_headers()
             if send_body:
@@ -114,9 +171,13 @@ def make_handler(repo: Path):
 
 
 def main(argv):
-    port = int(argv[1]) if len(argv) > 1 else DEFAULT_PORT
-    repo = Path(argv[2]) if len(argv) > 2 else Path(__file__).resolve().parents[1]
-    server = ThreadingHTTPServer((HOST, port), make_handler(repo))
+    parser = argparse.ArgumentParser(prog="serve_console.py", description="The API console's file server.")
+    parser.add_argument("port", nargs="?", type=int, default=DEFAULT_PORT)
+    parser.add_argument("repo", nargs="?", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--pkg", type=Path, help="the browser package's directory (default REPO/pkg)")
+    parser.add_argument("--build-log", type=Path, help="the log of the package's build, if one runs")
+    args = parser.parse_args(argv[1:])
+    server = ThreadingHTTPServer((HOST, args.port), make_handler(args.repo, args.pkg, args.build_log))
     server.daemon_threads = True
     print(f"listening on {HOST}:{server.server_address[1]}", flush=True)
     try:

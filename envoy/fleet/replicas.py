@@ -1,5 +1,5 @@
-"""Renders one fleet replica's Envoy config from envoy/fleet/envoy.yaml: its listener and
-admin ports, and optionally the etcd members' client ports, the wasm path and the plugin
+"""Renders one fleet replica's Envoy config from envoy/fleet/envoy.yaml: its listener, TLS
+listener (dropped when no port is given: the tests run without certificates) and admin ports, and optionally the etcd members' client ports, the wasm path and the plugin
 configuration. Used by `make fleet` (envoy/fleet/run.py) and by the fleet tests."""
 
 from __future__ import annotations
@@ -17,9 +17,18 @@ def load() -> dict:
     return yaml.safe_load(FLEET_YAML.read_text())
 
 
+PLAIN_LISTENER = "tokengate_listener"
+TLS_LISTENER = "tokengate_tls_listener"
+
+
+def _listener(cfg: dict, name: str = PLAIN_LISTENER) -> dict:
+    (listener,) = [lst for lst in cfg["static_resources"]["listeners"] if lst["name"] == name]
+    return listener
+
+
 def _wasm_configs(cfg: dict) -> list[dict]:
-    """The filter's and the watcher's plugin `config` blocks."""
-    (listener,) = cfg["static_resources"]["listeners"]
+    """The filter's and the watcher's plugin `config` blocks (both listeners share the filter's)."""
+    listener = _listener(cfg)
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     (wasm,) = [f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm"]
     (watcher,) = [e for e in cfg["bootstrap_extensions"] if e["name"] == "envoy.bootstrap.wasm"]
@@ -37,10 +46,17 @@ def render(
     wasm: Path | None = None,
     plugin: dict | None = None,
     upstream_port: int | None = None,
+    tls_port: int | None = None,
 ) -> dict:
     cfg = copy.deepcopy(load())
-    (listener,) = cfg["static_resources"]["listeners"]
+    listener = _listener(cfg)
     listener["address"]["socket_address"]["port_value"] = listener_port
+    listeners = [listener]
+    if tls_port is not None:
+        secure = _listener(cfg, TLS_LISTENER)
+        secure["address"]["socket_address"]["port_value"] = tls_port
+        listeners.append(secure)
+    cfg["static_resources"]["listeners"] = listeners
     cfg["admin"]["address"]["socket_address"]["port_value"] = admin_port
     clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
     if etcd_ports is not None:

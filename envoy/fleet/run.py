@@ -1,8 +1,8 @@
 """`make fleet`: a 3-member etcd cluster on loopback, the demo upstream, the API console's
 file server and two tokengate replicas in fleet mode (2 workers each):
 
-    replica 1  http://127.0.0.1:8080  (admin http://127.0.0.1:9901)
-    replica 2  http://127.0.0.1:8090  (admin http://127.0.0.1:9902)
+    replica 1  http://127.0.0.1:8080, https://127.0.0.1:8243  (admin http://127.0.0.1:9901)
+    replica 2  http://127.0.0.1:8090, https://127.0.0.1:8253  (admin http://127.0.0.1:9902)
     etcd       http://127.0.0.1:2379, :2479, :2579
 
 etcd keeps its data in target/fleet/etcd, so tokens outlive the replicas (and a second
@@ -28,7 +28,8 @@ from etcd_cluster import EtcdCluster  # noqa: E402
 WORK = REPO / "target" / "fleet"
 ENVOY = Path(os.environ.get("ENVOY", REPO / ".venv" / "bin" / "envoy"))
 CONCURRENCY = os.environ.get("CONCURRENCY", "2")
-REPLICAS = [(8080, 9901), (8090, 9902)]
+# (listener, TLS listener, admin); the TLS certificate is `make tls`'s, in target/tls/.
+REPLICAS = [(8080, 8243, 9901), (8090, 8253, 9902)]
 CONSOLE_YAML = REPO / "web" / "envoy-console.yaml"
 
 
@@ -36,8 +37,8 @@ def say(text: str) -> None:
     print(f"fleet: {text}", flush=True)
 
 
-def start_envoy(index: int, listener: int, admin: int) -> subprocess.Popen:
-    config = replicas.write(replicas.render(listener, admin), WORK / f"replica{index}.yaml")
+def start_envoy(index: int, listener: int, tls: int, admin: int) -> subprocess.Popen:
+    config = replicas.write(replicas.render(listener, admin, tls_port=tls), WORK / f"replica{index}.yaml")
     log = (WORK / f"replica{index}.log").open("ab")
     return subprocess.Popen(
         [
@@ -73,9 +74,10 @@ def main() -> int:
                                          stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
         children.append(subprocess.Popen([python, str(REPO / "web" / "serve_console.py"), "8082"],
                                          stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
-        for index, (listener, admin) in enumerate(REPLICAS, start=1):
-            children.append(start_envoy(index, listener, admin))
-            say(f"replica {index}: http://127.0.0.1:{listener} (admin http://127.0.0.1:{admin}),"
+        for index, (listener, tls, admin) in enumerate(REPLICAS, start=1):
+            children.append(start_envoy(index, listener, tls, admin))
+            say(f"replica {index}: http://127.0.0.1:{listener}, https://127.0.0.1:{tls}"
+                f" (admin http://127.0.0.1:{admin}),"
                 f" log {WORK / f'replica{index}.log'}")
         say("API console: http://127.0.0.1:8080/console/ and http://127.0.0.1:8090/console/")
         say("Ctrl-C stops everything")

@@ -14,8 +14,9 @@ use crate::config::Config;
 use crate::gateway::{
     ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Host, Outcome, Response, IDENTITY_HEADER_PREFIX,
 };
+use crate::host::body_wait::BodyWaits;
 use crate::host::header_pairs::HeaderPairs;
-use crate::host::SystemRandomness;
+use crate::host::{Clock, SystemRandomness};
 use crate::state::credential_changes::CredentialChanges;
 
 pub struct GatewayRequest {
@@ -25,6 +26,9 @@ pub struct GatewayRequest {
     credential_changes: Rc<RefCell<CredentialChanges>>,
     /// Set while a request to one of the gateway's endpoints waits for its body.
     pending: Option<PendingEndpointRequest>,
+    /// This VM's requests waiting for a body; this one is in it while `waits_for_body`.
+    body_waits: Rc<BodyWaits>,
+    waits_for_body: bool,
     /// What a forwarded request lost from its headers: its trailers lose the same.
     stripped: Option<&'static [&'static str]>,
     /// Fleet mode: etcd's client, and the decision waiting for its answer.
@@ -53,6 +57,7 @@ impl GatewayRequest {
         metrics: Rc<EnvoyMetrics>,
         credential_changes: Rc<RefCell<CredentialChanges>>,
         fleet: Option<Rc<FleetClient>>,
+        body_waits: Rc<BodyWaits>,
     ) -> Self {
         GatewayRequest {
             context_id,
@@ -60,6 +65,8 @@ impl GatewayRequest {
             metrics,
             credential_changes,
             pending: None,
+            body_waits,
+            waits_for_body: false,
             stripped: None,
             fleet,
             waiting: None,
@@ -131,6 +138,14 @@ impl GatewayRequest {
         }
         log::error!("#{} cannot strip request trailers; refusing the request", self.context_id);
         self.respond(&Response::unavailable())
+    }
+
+    /// The body (or the stream's end) came: the root's timer no longer watches this request.
+    fn body_arrived(&mut self) {
+        if self.waits_for_body {
+            self.waits_for_body = false;
+            self.body_waits.stop(self.context_id);
+        }
     }
 
     /// Up to `size` bytes of the body Envoy buffered while the stream was paused. A body that
@@ -244,6 +259,11 @@ impl GatewayRequest {
 }
 
 impl Context for GatewayRequest {
+    fn on_done(&mut self) -> bool {
+        self.body_arrived();
+        true
+    }
+
     /// etcd answered (or failed) the call a paused fleet decision made.
     fn on_grpc_call_response(&mut self, _token_id: u32, status_code: u32, response_size: usize) {
         let (Some(fleet), Some((job, waiting))) = (self.fleet.clone(), self.waiting.take()) else { return };
@@ -282,8 +302,14 @@ impl HttpContext for GatewayRequest {
             if end_of_stream {
                 return self.serve(pending, Vec::new());
             }
-            // Wait for the whole body: the parameters are in it.
+            // Wait for the whole body: the parameters are in it. Without
+            // allow_on_headers_stop_iteration Envoy never delivers it; the root's timer
+            // watches for that (see `host::body_wait`).
             self.pending = Some(pending);
+            if let Some(now) = EnvoyClock.now_millis() {
+                self.body_waits.start(self.context_id, now);
+                self.waits_for_body = true;
+            }
             return Action::Pause;
         }
         let method = headers.get(":method").unwrap_or_default();
@@ -306,6 +332,7 @@ impl HttpContext for GatewayRequest {
     /// Trailers end the request without a body callback marked end-of-stream: answer the
     /// pending endpoint request here, or the buffered body would go on to the upstream.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.body_arrived();
         let Some(pending) = self.pending.take() else { return self.strip_trailers() };
         let body = self.buffered_body(self.config.max_body_bytes + 1);
         if body.len() > self.config.max_body_bytes {
@@ -319,6 +346,7 @@ impl HttpContext for GatewayRequest {
         if self.pending.is_none() {
             return Action::Continue;
         }
+        self.body_arrived();
         if body_size > self.config.max_body_bytes {
             self.pending = None;
             let response = self.with_gateway(|gateway| gateway.body_too_large());

@@ -16,6 +16,7 @@ use super::request_context::GatewayRequest;
 use super::watcher::{Watcher, WATCHER_ROOT_ID};
 use crate::config::Config;
 use crate::gateway::Gateway;
+use crate::host::body_wait::{BodyWaits, BODY_WAIT_LIMIT_MS};
 use crate::host::metrics::Metric;
 use crate::host::{Clock, Metrics};
 use crate::state::buckets::InitError;
@@ -40,6 +41,8 @@ pub struct GatewayRoot {
     fleet: Option<Rc<FleetClient>>,
     /// Fleet mode, in the bootstrap singleton only: the Envoy's one etcd watch.
     watcher: Option<Watcher>,
+    /// Endpoint requests waiting for their body, watched on every tick.
+    body_waits: Rc<BodyWaits>,
 }
 
 impl GatewayRoot {
@@ -51,6 +54,25 @@ impl GatewayRoot {
             credential_changes: Rc::default(),
             fleet: None,
             watcher: None,
+            body_waits: Rc::default(),
+        }
+    }
+
+    /// One line, once per VM, when an endpoint request has waited far longer for its body than
+    /// any client takes: the one known cause is a filter config without the setting.
+    fn warn_of_missing_bodies(&self) {
+        if self.body_waits.is_empty() {
+            return;
+        }
+        let Some(now) = EnvoyClock.now_millis() else { return };
+        if self.body_waits.overdue(now) {
+            log::warn!(
+                "#{} a request to a token endpoint has waited {} s for its body and Envoy delivered none: \
+                 the filter's config (next to vm_config) needs allow_on_headers_stop_iteration: true \
+                 (Envoy >= 1.35), or /token hangs",
+                self.context_id,
+                BODY_WAIT_LIMIT_MS / 1000
+            );
         }
     }
 
@@ -190,6 +212,7 @@ impl RootContext for GatewayRoot {
         if let Some(watcher) = self.watcher.as_mut() {
             return watcher.tick(metrics);
         }
+        self.warn_of_missing_bodies();
         // Envoy can reuse this root for a later config without calling on_configure, so the
         // credential changes that other loads recorded are re-read here.
         match CredentialChanges::read(&EnvoySharedData) {
@@ -212,7 +235,8 @@ impl RootContext for GatewayRoot {
         let metrics = Rc::clone(self.metrics.as_ref()?);
         let changes = Rc::clone(&self.credential_changes);
         let fleet = self.fleet.clone();
-        Some(Box::new(GatewayRequest::new(context_id, config, metrics, changes, fleet)))
+        let body_waits = Rc::clone(&self.body_waits);
+        Some(Box::new(GatewayRequest::new(context_id, config, metrics, changes, fleet, body_waits)))
     }
 
     fn get_type(&self) -> Option<ContextType> {

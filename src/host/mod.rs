@@ -5,6 +5,7 @@
 //! Envoy's shared-data semantics. [`metrics`] names the stats; [`header_pairs`] reads the
 //! host's serialised header map in place.
 
+pub mod body_wait;
 pub mod header_pairs;
 pub mod memory;
 pub mod metrics;

@@ -161,6 +161,33 @@ impl SecretVerifier {
         }
     }
 
+    /// A new `sha256` hash of `secret` under `salt` (for the config's `consumer_secret_hash`).
+    pub fn hash_sha256(secret: &str, salt: &[u8]) -> Self {
+        let digest = Sha256::new().chain_update(salt).chain_update(secret.as_bytes()).finalize().into();
+        SecretVerifier::Sha256 { salt: salt.to_vec(), digest }
+    }
+
+    /// A new `pbkdf2-sha256` hash of `secret` (for `password_hash`), 32 bytes of digest.
+    pub fn hash_pbkdf2(secret: &str, salt: &[u8], iterations: u32) -> Result<Self, HashFormatError> {
+        if !(PBKDF2_MIN_ITERATIONS..=PBKDF2_MAX_ITERATIONS).contains(&iterations) {
+            return Err(HashFormatError("iterations must be between 1000 and 1000000"));
+        }
+        let mut digest = vec![0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(secret.as_bytes(), salt, iterations, &mut digest);
+        Ok(SecretVerifier::Pbkdf2Sha256 { iterations, salt: salt.to_vec(), digest })
+    }
+
+    /// The config's hash format, which [`SecretVerifier::parse`] reads back (standard base64).
+    pub fn to_config_hash(&self) -> String {
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        match self {
+            SecretVerifier::Sha256 { salt, digest } => format!("sha256${}${}", b64(salt), b64(digest)),
+            SecretVerifier::Pbkdf2Sha256 { iterations, salt, digest } => {
+                format!("pbkdf2-sha256${iterations}${}${}", b64(salt), b64(digest))
+            }
+        }
+    }
+
     /// A verifier that accepts nothing and costs what the most common of `configured` costs:
     /// checked for unknown names so that they take as long as a wrong secret (RFC 6749 §10.10).
     /// PBKDF2's cost is its iterations times one run per 32 bytes of digest, so both count.
@@ -381,5 +408,19 @@ mod tests {
         assert!(
             matches!(decoy, SecretVerifier::Pbkdf2Sha256 { iterations: 5000, ref digest, .. } if digest.len() == 64)
         );
+    }
+
+    #[test]
+    fn new_hashes_read_back_and_verify() {
+        let sha = SecretVerifier::hash_sha256("s3cret", b"0123456789abcdef");
+        let pbkdf2 = SecretVerifier::hash_pbkdf2("s3cret", b"0123456789abcdef", 1000).unwrap();
+        for verifier in [sha, pbkdf2] {
+            let text = verifier.to_config_hash();
+            let parsed = SecretVerifier::parse(&text).unwrap();
+            assert!(parsed.verify("s3cret") && !parsed.verify("s3cret "), "{text}");
+            assert_eq!(parsed.fingerprint("x"), verifier.fingerprint("x"));
+        }
+        assert!(SecretVerifier::hash_sha256("s", b"salt").to_config_hash().starts_with("sha256$c2FsdA==$"));
+        assert!(SecretVerifier::hash_pbkdf2("s", b"salt", 999).is_err());
     }
 }

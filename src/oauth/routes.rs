@@ -10,9 +10,26 @@ enum Segment {
     Rest,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Two templates are equal when they match the same paths (`/orders/{id}` and `/orders/{x}`
+/// are one template); `text` only keeps the operator's spelling for display.
+#[derive(Debug, Clone)]
 pub struct PathTemplate {
     segments: Vec<Segment>,
+    text: String,
+}
+
+impl PartialEq for PathTemplate {
+    fn eq(&self, other: &Self) -> bool {
+        self.segments == other.segments
+    }
+}
+
+impl Eq for PathTemplate {}
+
+impl std::fmt::Display for PathTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +66,7 @@ impl PathTemplate {
             };
             segments.push(segment);
         }
-        Ok(PathTemplate { segments })
+        Ok(PathTemplate { segments, text: template.to_owned() })
     }
 
     /// Matches a request path (query string already removed).
@@ -167,6 +184,11 @@ impl RouteTable {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// The rules in the order they are tried.
+    pub fn rules(&self) -> &[RouteRule] {
+        &self.rules
     }
 
     pub fn find(&self, method: &str, path: &str) -> RouteMatch<'_> {

