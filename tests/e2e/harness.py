@@ -97,6 +97,21 @@ def tls_certificate(listener: dict) -> dict:
     return certificate
 
 
+def point_at_test_certificate(node, tmp_path: Path) -> None:
+    """Every TLS certificate in a config names one made for the test (envoy/envoy.yaml names
+    target/tls/, which `make tls` fills; validation reads the files)."""
+    if isinstance(node, dict):
+        for certificate in node.get("tls_certificates", []):
+            cert, key = make_self_signed_certificate(tmp_path / "tls")
+            certificate["certificate_chain"]["filename"] = str(cert)
+            certificate["private_key"]["filename"] = str(key)
+        for value in node.values():
+            point_at_test_certificate(value, tmp_path)
+    elif isinstance(node, list):
+        for value in node:
+            point_at_test_certificate(value, tmp_path)
+
+
 def make_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """A throwaway certificate for localhost and 127.0.0.1 (Debian's openssl), as `make tls`
     makes one: (certificate, key)."""

@@ -72,6 +72,7 @@ def test_demo_config_validates(tmp_path):
     harness.require_artifacts()
     cfg = harness.load_demo_envoy_config()
     harness.wasm_filter(cfg)["vm_config"]["code"]["local"]["filename"] = str(harness.wasm_module())
+    harness.point_at_test_certificate(cfg, tmp_path)
     path = tmp_path / "envoy.yaml"
     path.write_text(yaml.safe_dump(cfg))
     result = subprocess.run([str(harness.envoy_binary()), "--mode", "validate", "-c", str(path)],

@@ -64,21 +64,6 @@ def point_at_module_under_test(node) -> None:
             point_at_module_under_test(value)
 
 
-def point_at_test_certificate(node, tmp_path: Path) -> None:
-    """Every TLS certificate in a config names one made for the test (envoy/envoy.yaml names
-    target/tls/, which `make tls` fills; validation reads the files)."""
-    if isinstance(node, dict):
-        for certificate in node.get("tls_certificates", []):
-            cert, key = harness.make_self_signed_certificate(tmp_path / "tls")
-            certificate["certificate_chain"]["filename"] = str(cert)
-            certificate["private_key"]["filename"] = str(key)
-        for value in node.values():
-            point_at_test_certificate(value, tmp_path)
-    elif isinstance(node, list):
-        for value in node:
-            point_at_test_certificate(value, tmp_path)
-
-
 def validate(config: dict, tmp_path: Path, name: str) -> None:
     harness.require_artifacts()
     path = tmp_path / name
@@ -105,7 +90,7 @@ def test_every_yaml_is_checked():
 def test_envoy_validates(path, tmp_path):
     bootstrap = harness.load_yaml(path)
     point_at_module_under_test(bootstrap)
-    point_at_test_certificate(bootstrap, tmp_path)
+    harness.point_at_test_certificate(bootstrap, tmp_path)
     lds = lds_path_of(bootstrap)
     if lds is not None:
         bootstrap["dynamic_resources"]["lds_config"]["path_config_source"]["path"] = str(lds)
@@ -188,7 +173,7 @@ def test_make_run_config_validates(tmp_path):
     harness.require_artifacts()
     bootstrap = harness.load_yaml(ENVOY_DIR / "envoy.yaml")
     point_at_module_under_test(bootstrap)
-    point_at_test_certificate(bootstrap, tmp_path)
+    harness.point_at_test_certificate(bootstrap, tmp_path)
     path = tmp_path / "envoy.yaml"
     path.write_text(yaml.safe_dump(bootstrap, sort_keys=False))
     console = (harness.REPO / "web" / "envoy-console.yaml").read_text()

@@ -67,7 +67,8 @@ def test_register_use_read_update_delete(gateway):
                "token_endpoint_auth_method": "client_secret_post", "software_id": "ignored"}
     data = registered(gateway, payload)
     client_id, secret, token = data["client_id"], data["client_secret"], data["registration_access_token"]
-    assert data["registration_client_uri"] == f"http://127.0.0.1:8080{ENDPOINT}/{client_id}"
+    # Under the issuer: the demo names its TLS listener, whichever listener registered it.
+    assert data["registration_client_uri"] == f"{PLUGIN_CONFIG['issuer']}{ENDPOINT}/{client_id}"
     assert {k: data[k] for k in ("client_name", "grant_types", "redirect_uris", "scope",
                                  "token_endpoint_auth_method")} == {k: v for k, v in payload.items()
                                                                     if k != "software_id"}
