@@ -302,6 +302,8 @@ def callgrind_pass(scenarios: list[Scenario], record: Recorder) -> None:
 def fleet_pass(scenarios: list[fleet_bench.FleetScenario], record: Recorder, callgrind: bool) -> None:
     """The fleet rows: each scenario starts (and stops) its own etcd and Envoys."""
     for scenario in scenarios:
+        if callgrind and not scenario.callgrind:
+            continue
         log(f"{scenario.name} ({'callgrind' if callgrind else 'native'})")
         scenario.run(record, callgrind)
 
