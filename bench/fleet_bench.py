@@ -252,7 +252,7 @@ def fill(envoy: Envoy, grants: int, named: int) -> list[str]:
     tokens = issue_tokens(envoy.listener_port, named)
     issued += len(tokens)
     seconds = time.monotonic() - started
-    DETAILS.setdefault("fills", {})[envoy.name] = {
+    DETAILS.setdefault("fills", {})[f"{envoy.name}/{'callgrind' if envoy.callgrind else 'native'}"] = {
         "grants": issued, "seconds": round(seconds, 1), "per_second": round(issued / seconds) if seconds else None}
     log(f"{envoy.name}: {issued} grants issued through etcd in {seconds:.1f} s")
     if issued < grants * 0.99:
