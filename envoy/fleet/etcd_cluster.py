@@ -11,6 +11,7 @@ every few minutes (revision mode), so a watch far behind is told to start again.
 from __future__ import annotations
 
 import argparse
+import random
 import shutil
 import signal
 import socket
@@ -26,20 +27,24 @@ START_TIMEOUT_S = 30
 
 
 def _free_port_pair() -> int:
-    """A port p with p and p+1 both free on loopback right now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port >= 65535:
-            continue
-        with socket.socket() as second:
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
+    """A port p with p and p+1 both free on loopback right now, below the kernel's range of
+    ephemeral ports: a machine that has just made many short connections (the e2e tier) keeps
+    thousands of those in TIME_WAIT, and a member must be able to bind both of its ports."""
+    for _ in range(500):
+        port = random.randrange(20000, 32000, 2)
+        if all(_bindable(p) for p in (port, port + 1)):
+            return port
     raise RuntimeError("no free pair of loopback ports")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass

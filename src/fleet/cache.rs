@@ -67,12 +67,13 @@ pub fn encode(entry: Entry) -> Vec<u8> {
 }
 
 /// Records what etcd said about a key at `entry.seen_revision`, unless the cache already holds
-/// a newer word. Only keys that exist are written (they are created at start-up): shared data
-/// has no insert-if-absent. Returns whether the entry was written.
+/// that word or a newer one (the watch echoes every write a worker has already cached: one
+/// revision is one state of the key). Only keys that exist are written (they are created at
+/// start-up): shared data has no insert-if-absent. Returns whether the entry was written.
 pub fn store(cache: &dyn SharedStore, key: &str, entry: Entry) -> Result<bool, StoreError> {
     for _ in 0..STORE_ATTEMPTS {
         let Some((current, cas)) = cache.get(key)? else { return Ok(false) };
-        if decode(&current).is_some_and(|held| held.seen_revision > entry.seen_revision) {
+        if decode(&current).is_some_and(|held| held.seen_revision >= entry.seen_revision) {
             return Ok(false);
         }
         match cache.set(key, &encode(entry), cas) {
@@ -129,6 +130,7 @@ mod tests {
         assert_eq!(decode(&cache.get(key).unwrap().unwrap().0), None, "start-up's bucket is unknown");
         assert!(store(&cache, key, entry_of(Some((b"new", 9)), 9)).unwrap());
         assert!(!store(&cache, key, entry_of(Some((b"old", 7)), 7)).unwrap());
+        assert!(!store(&cache, key, entry_of(Some((b"new", 9)), 9)).unwrap(), "an echo is not written again");
         assert!(store(&cache, key, entry_of(None, 12)).unwrap());
         let bytes = cache.get(key).unwrap().unwrap().0;
         assert_eq!(decode(&bytes), Some(Entry { mod_revision: 0, seen_revision: 12, value: EMPTY_BUCKET }));

@@ -46,7 +46,8 @@ pub enum Metric {
     FleetWatchHeartbeat,
     /// Fleet mode: etcd calls that failed or timed out (each answered 503).
     FleetEtcdFailures,
-    /// Fleet mode: decisions that ran again because another replica changed what they read.
+    /// Fleet mode: decisions that ran again on fresh values from etcd: another replica changed
+    /// what they read, or this replica had not cached it yet (a first read of a bucket).
     FleetConflicts,
 }
 
