@@ -127,14 +127,21 @@ test: lint test-unit test-e2e test-fleet test-web
 lint: rust-targets
 	cargo fmt --check
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
+	cargo fmt --check --manifest-path tests/e2e/rust-oauth2/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --features filter --lib -- -D warnings
 
 test-unit:
 	cargo test
 
-test-e2e: tools build e2e-tools $(E2E_NODE_STAMP)
+test-e2e: tools build e2e-tools $(E2E_NODE_STAMP) e2e-rust-client
 	$(VENV)/bin/python -m pytest tests/e2e -q
+
+# The Rust `oauth2` crate as a client (tests/e2e/test_rust_oauth2.py): its own crate and lock
+# file, built apart so the gateway's crate never depends on it.
+.PHONY: e2e-rust-client
+e2e-rust-client:
+	cargo build --release --locked --manifest-path tests/e2e/rust-oauth2/Cargo.toml --target-dir target/rust-oauth2
 
 # Fleet mode against a real 3-member etcd cluster and two Envoys (tests/fleet).
 test-fleet: tools build fleet-tools
