@@ -224,13 +224,12 @@ fn redirect_uris(
 
 /// What the authorization section is checked against.
 pub(super) struct AuthorizationContext<'r> {
-    pub(super) has_issuer: bool,
     pub(super) fleet: bool,
     pub(super) registration_grants: Option<&'r [GrantType]>,
 }
 
-/// The authorization code flow: on when an application uses it; needs an issuer (the `iss`
-/// of RFC 9207), works on one Envoy's shared data (not in fleet mode).
+/// The authorization code flow: on when an application uses it; works on one Envoy's shared
+/// data (not in fleet mode). Without an issuer, redirects carry no `iss` (RFC 9207 §2).
 pub(super) fn authorization(
     section: &RawAuthorization,
     context: AuthorizationContext,
@@ -248,9 +247,6 @@ pub(super) fn authorization(
     }
     if users.is_empty() {
         return Ok(None);
-    }
-    if !context.has_issuer {
-        return Err(problem("issuer", "the authorization_code grant needs an issuer (RFC 9207 iss)"));
     }
     if context.fleet {
         return Err(problem("fleet", "the authorization_code grant is not available in fleet mode yet"));

@@ -431,11 +431,6 @@ fn the_code_flow_is_configured_per_application_rfc6749_4_1() {
             error: "applications[1].redirect_uris[1]: is listed twice",
         },
         Case {
-            name: "no issuer for iss",
-            json: with_spa(|v| v.as_object_mut().unwrap().remove("issuer").map(drop).unwrap_or(())),
-            error: "issuer: the authorization_code grant needs an issuer",
-        },
-        Case {
             name: "a code lifetime over 60 s",
             json: with_spa(|v| v["authorization"] = serde_json::json!({"code_lifetime_secs": 61})),
             error: "authorization.code_lifetime_secs: must be between 1 and 60",

@@ -22,7 +22,7 @@ struct Metadata<'a> {
     grant_types_supported: Vec<&'static str>,
     scopes_supported: Vec<&'a str>,
     token_endpoint_auth_methods_supported: &'static [&'static str],
-    revocation_endpoint_auth_methods_supported: [&'static str; 2],
+    revocation_endpoint_auth_methods_supported: &'static [&'static str],
     introspection_endpoint_auth_methods_supported: [&'static str; 2],
     /// RFC 8414 §2 requires it; with no authorization endpoint there are none.
     response_types_supported: &'static [&'static str],
@@ -34,7 +34,7 @@ struct Metadata<'a> {
     authorization_response_iss_parameter_supported: Option<bool>,
 }
 
-/// With public clients (RFC 6749 §2.1), `none` too.
+/// With public clients (RFC 6749 §2.1), `none` too (at `/token` and `/revoke`).
 const TOKEN_AUTH_METHODS_WITH_PUBLIC: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
 
 /// How applications may authenticate at `/token`, `/revoke` and `/introspect` (RFC 6749 §2.3.1).
@@ -79,7 +79,11 @@ impl<'a> Gateway<'a> {
             } else {
                 &CLIENT_AUTH_METHODS
             },
-            revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+            revocation_endpoint_auth_methods_supported: if has_public {
+                &TOKEN_AUTH_METHODS_WITH_PUBLIC
+            } else {
+                &CLIENT_AUTH_METHODS
+            },
             introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
             response_types_supported: if flow.is_some() { &["code"] } else { &[] },
             code_challenge_methods_supported: flow.map(|_| [crate::oauth::pkce::S256]),

@@ -14,6 +14,7 @@ mod authentication;
 mod authorize;
 mod bearer;
 mod code_grant;
+mod cors;
 mod dynamic_registration;
 mod lifecycle;
 mod login_page;
