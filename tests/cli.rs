@@ -103,10 +103,14 @@ fn hash_secret_refusals() {
 
 #[test]
 fn check_config_takes_the_demo_yaml_files_and_json() {
-    for file in ["envoy/envoy.yaml", "envoy/fleet/envoy.yaml", "envoy/dynamic/lds.yaml"] {
+    // Issue 13: the demo (not fleet mode, which has no code flow) adds the public client demo-spa.
+    for (file, applications) in
+        [("envoy/envoy.yaml", 3), ("envoy/fleet/envoy.yaml", 2), ("envoy/dynamic/lds.yaml", 3)]
+    {
         let out = tokengate(&["check-config", file], "");
         assert!(out.status.success(), "{file}: {}{}", text(&out.stdout), text(&out.stderr));
-        assert!(text(&out.stdout).contains("valid: 2 applications, 1 users, 4 resources"), "{file}");
+        let expected = format!("valid: {applications} applications, 1 users, 4 resources");
+        assert!(text(&out.stdout).contains(&expected), "{file}");
     }
     let json = temp_file("ok.json", r#"{"applications": [{"consumer_key": "a", "consumer_secret": "s"}]}"#);
     let out = tokengate(&["check-config", json.to_str().unwrap()], "");

@@ -25,7 +25,7 @@ use crate::state::credential_changes::CredentialKind;
 use crate::state::lockout::LockoutPolicy;
 use error::problem;
 pub use error::ConfigError;
-pub use parts::{Application, FleetConfig, RegistrationConfig, User, Validity};
+pub use parts::{Application, AuthorizationConfig, FleetConfig, RegistrationConfig, User, Validity};
 use raw::RawConfig;
 use scope_catalog::ScopeCatalog;
 
@@ -38,6 +38,8 @@ pub struct Config {
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
     pub registration: Option<RegistrationConfig>,
+    /// The authorization code flow (`/authorize`), when some application uses it.
+    pub authorization: Option<AuthorizationConfig>,
     /// Fleet mode (many Envoys, one token state in etcd); `None`: this Envoy alone.
     pub fleet: Option<FleetConfig>,
     /// Access token lifetime for registered applications.
@@ -90,6 +92,14 @@ impl Config {
         let lockout = sections::limits(&raw)?;
         let mut catalog = ScopeCatalog::default();
         let applications = sections::applications(raw.applications, lifetimes.access, &mut catalog)?;
+        let authorization = sections::authorization(
+            &raw.authorization,
+            sections::AuthorizationContext {
+                fleet: raw.fleet.is_some(),
+                registration_grants: raw.registration.as_ref().map(|r| r.grant_types.as_slice()),
+            },
+            &applications,
+        )?;
         let users = sections::users(raw.users, &mut catalog)?;
         let registration = match raw.registration {
             Some(registration) => Some(sections::registration(registration, &users, &mut catalog)?),
@@ -111,6 +121,7 @@ impl Config {
             revocation_endpoint: raw.revocation_endpoint,
             introspection_endpoint: raw.introspection_endpoint,
             registration,
+            authorization,
             fleet,
             default_access_validity: lifetimes.access,
             refresh_validity_secs: lifetimes.refresh_secs,

@@ -39,6 +39,22 @@ pub struct Application {
     pub scopes: ScopeSet,
     pub access_validity: Validity,
     pub can_introspect: bool,
+    /// No secret: authenticates with `client_id` alone, and only for the code flow.
+    pub public: bool,
+    /// Registered redirect URIs, matched exactly ([`crate::oauth::redirect_uri::matches`]).
+    pub redirect_uris: Vec<String>,
+    /// What the login page calls it.
+    pub name: String,
+}
+
+/// The authorization code flow, when some application uses it.
+pub struct AuthorizationConfig {
+    pub endpoint: String,
+    pub code_lifetime_ms: u64,
+    pub login_lifetime_ms: u64,
+    pub capacity: u32,
+    /// The origins of every registered redirect URI: CORS at `/token` and `/revoke`.
+    pub cors_origins: Vec<String>,
 }
 
 pub struct User {

@@ -49,6 +49,32 @@ pub(super) struct RawConfig {
     pub(super) users: Vec<RawUser>,
     #[serde(default)]
     pub(super) resources: Vec<RawResource>,
+    /// The authorization code flow (`/authorize`), on when an application uses it.
+    #[serde(default)]
+    pub(super) authorization: RawAuthorization,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawAuthorization {
+    pub(super) endpoint: String,
+    /// How long a code lives (RFC 6749 §4.1.2: 10 minutes at most; we allow 60 s).
+    pub(super) code_lifetime_secs: u64,
+    /// How long the login page's handle stays good.
+    pub(super) login_lifetime_secs: u64,
+    /// Pending sign-ins (and, apart, codes) the shared-data tables hold.
+    pub(super) capacity: u32,
+}
+
+impl Default for RawAuthorization {
+    fn default() -> Self {
+        RawAuthorization {
+            endpoint: "/authorize".to_owned(),
+            code_lifetime_secs: 60,
+            login_lifetime_secs: 300,
+            capacity: 1024,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -123,6 +149,14 @@ pub(super) struct RawApplication {
     /// May introspect any token (a resource server), not only its own.
     #[serde(default)]
     pub(super) introspect: bool,
+    /// A public client (RFC 6749 §2.1): no secret, `client_id` only, PKCE on every code.
+    #[serde(default)]
+    pub(super) public: bool,
+    /// Where `/authorize` may send codes: exact strings (RFC 9700 §4.1.3).
+    #[serde(default)]
+    pub(super) redirect_uris: Vec<String>,
+    /// Shown on the login page; the consumer key when absent.
+    pub(super) name: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -6,11 +6,14 @@ use std::collections::BTreeSet;
 use foldhash::{HashMap, HashMapExt};
 
 use super::error::{problem, ConfigError};
-use super::parts::{Application, FleetConfig, RegistrationConfig, User, Validity};
-use super::raw::{RawApplication, RawConfig, RawFleet, RawRegistration, RawResource, RawUser};
+use super::parts::{Application, AuthorizationConfig, FleetConfig, RegistrationConfig, User, Validity};
+use super::raw::{
+    RawApplication, RawAuthorization, RawConfig, RawFleet, RawRegistration, RawResource, RawUser,
+};
 use super::scope_catalog::ScopeCatalog;
 use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::grant_type::{refresh_without_password, GrantType};
+use crate::oauth::redirect_uri::{self, RedirectUriError};
 use crate::oauth::routes::{Access, PathTemplate, RouteRule, RouteTable};
 use crate::oauth::METADATA_PATH;
 use crate::state::lockout::{LockoutPolicy, NAMES_PER_BUCKET};
@@ -50,6 +53,11 @@ pub(super) fn endpoints(raw: &RawConfig) -> Result<Endpoints, ConfigError> {
         ("introspection_endpoint", raw.introspection_endpoint.clone()),
         ("metadata endpoint", METADATA_PATH.to_owned()),
     ];
+    let uses_code =
+        raw.applications.iter().any(|app| app.grant_types.contains(&GrantType::AuthorizationCode));
+    if uses_code {
+        endpoints.push(("authorization.endpoint", raw.authorization.endpoint.clone()));
+    }
     if let Some(registration) = &raw.registration {
         endpoints.push(("registration.endpoint", registration.endpoint.clone()));
         endpoints.push(("registration.rfc7591_endpoint", registration.rfc7591_endpoint.clone()));
@@ -123,8 +131,14 @@ pub(super) fn applications(
     for (i, app) in raw.into_iter().enumerate() {
         let at = format!("applications[{i}]");
         check_name(&format!("{at}.consumer_key"), &app.consumer_key)?;
-        let verifier = verifier(&at, "consumer_secret", app.consumer_secret, app.consumer_secret_hash)?;
         let grant_types = grant_type_set(&format!("{at}.grant_types"), &app.grant_types)?;
+        let verifier = match app.public {
+            true => public_client(&at, &app, &grant_types)?,
+            false => verifier(&at, "consumer_secret", app.consumer_secret, app.consumer_secret_hash)?,
+        };
+        let redirect_uris = redirect_uris(&at, app.redirect_uris, &grant_types)?;
+        let name = app.name.unwrap_or_else(|| app.consumer_key.clone());
+        check_name(&format!("{at}.name"), &name)?;
         let scopes = catalog.register_grantable(&format!("{at}.scopes"), &app.scopes)?;
         let access_validity = match app.access_token_validity_secs {
             Some(secs) => validity(&format!("{at}.access_token_validity_secs"), secs)?,
@@ -138,12 +152,126 @@ pub(super) fn applications(
             scopes,
             access_validity,
             can_introspect: app.introspect,
+            public: app.public,
+            redirect_uris,
+            name,
         };
         if applications.insert(app.consumer_key, application).is_some() {
             return Err(problem(format!("{at}.consumer_key"), "the same consumer_key appears twice"));
         }
     }
     Ok(applications)
+}
+
+/// A public client (RFC 6749 §2.1): no secret, and only the code flow (with PKCE) and its
+/// refresh tokens. Its verifier matches no secret: a Basic or body secret always fails.
+fn public_client(
+    at: &str,
+    app: &RawApplication,
+    grants: &BTreeSet<GrantType>,
+) -> Result<SecretVerifier, ConfigError> {
+    if app.consumer_secret.is_some() || app.consumer_secret_hash.is_some() {
+        return Err(problem(at, "a public client has no consumer_secret"));
+    }
+    let code_flow_only = [GrantType::AuthorizationCode, GrantType::RefreshToken];
+    if !grants.contains(&GrantType::AuthorizationCode) || grants.iter().any(|g| !code_flow_only.contains(g)) {
+        return Err(problem(
+            format!("{at}.grant_types"),
+            "a public client may use authorization_code and refresh_token only",
+        ));
+    }
+    // SHA-256 of nothing anyone knows: no presented secret matches an all-zero digest.
+    Ok(SecretVerifier::Sha256 { salt: b"tokengate public client".to_vec(), digest: [0; 32] })
+}
+
+/// Redirect URIs: needed by, and only for, the authorization code grant; https or loopback
+/// http, no fragment (RFC 6749 §3.1.2, RFC 8252 §7.3); none twice.
+fn redirect_uris(
+    at: &str,
+    uris: Vec<String>,
+    grants: &BTreeSet<GrantType>,
+) -> Result<Vec<String>, ConfigError> {
+    let uses_code = grants.contains(&GrantType::AuthorizationCode);
+    if uses_code && uris.is_empty() {
+        return Err(problem(
+            format!("{at}.redirect_uris"),
+            "authorization_code needs at least one redirect URI",
+        ));
+    }
+    if !uses_code && !uris.is_empty() {
+        return Err(problem(
+            format!("{at}.redirect_uris"),
+            "only the authorization_code grant uses redirect URIs",
+        ));
+    }
+    for (j, uri) in uris.iter().enumerate() {
+        let place = format!("{at}.redirect_uris[{j}]");
+        if uri.len() > MAX_NAME_BYTES {
+            return Err(problem(place, format!("must be at most {MAX_NAME_BYTES} bytes")));
+        }
+        redirect_uri::check_registered(uri).map_err(|error| match error {
+            RedirectUriError::Scheme => problem(&place, "must be https, or http on 127.0.0.1 or [::1]"),
+            RedirectUriError::Malformed => {
+                problem(&place, "must have no fragment, wildcard, space or non-ASCII character")
+            }
+        })?;
+        if uris.iter().take(j).any(|other| other == uri) {
+            return Err(problem(place, "is listed twice"));
+        }
+    }
+    Ok(uris)
+}
+
+/// What the authorization section is checked against.
+pub(super) struct AuthorizationContext<'r> {
+    pub(super) fleet: bool,
+    pub(super) registration_grants: Option<&'r [GrantType]>,
+}
+
+/// The authorization code flow: on when an application uses it; works on one Envoy's shared
+/// data (not in fleet mode). Without an issuer, redirects carry no `iss` (RFC 9207 §2).
+pub(super) fn authorization(
+    section: &RawAuthorization,
+    context: AuthorizationContext,
+    applications: &HashMap<String, Application>,
+) -> Result<Option<AuthorizationConfig>, ConfigError> {
+    let users: Vec<&Application> =
+        applications.values().filter(|app| app.grant_types.contains(&GrantType::AuthorizationCode)).collect();
+    if context.registration_grants.is_some_and(|grants| grants.contains(&GrantType::AuthorizationCode)) {
+        {
+            return Err(problem(
+                "registration.grant_types",
+                "registered clients have no redirect URIs: no authorization_code",
+            ));
+        }
+    }
+    if users.is_empty() {
+        return Ok(None);
+    }
+    if context.fleet {
+        return Err(problem("fleet", "the authorization_code grant is not available in fleet mode yet"));
+    }
+    if !(1..=60).contains(&section.code_lifetime_secs) {
+        return Err(problem("authorization.code_lifetime_secs", "must be between 1 and 60"));
+    }
+    if !(10..=600).contains(&section.login_lifetime_secs) {
+        return Err(problem("authorization.login_lifetime_secs", "must be between 10 and 600"));
+    }
+    check_capacity("authorization.capacity", 1, section.capacity)?;
+    let mut cors_origins: Vec<String> = users
+        .iter()
+        .flat_map(|app| app.redirect_uris.iter().filter_map(|uri| redirect_uri::origin(uri)))
+        .map(str::to_owned)
+        .collect();
+    cors_origins.sort();
+    cors_origins.dedup();
+    Ok(Some(AuthorizationConfig {
+        endpoint: section.endpoint.clone(),
+        code_lifetime_ms: section.code_lifetime_secs.saturating_mul(1000),
+        login_lifetime_ms: section.login_lifetime_secs.saturating_mul(1000),
+        capacity: section.capacity,
+        cors_origins,
+    }))
 }
 
 /// The configured users, by username.
@@ -287,7 +415,7 @@ fn grant_type_set(at: &str, listed: &[GrantType]) -> Result<BTreeSet<GrantType>,
     if refresh_without_password(&grants) {
         return Err(problem(
             at,
-            "refresh_token alone, or with client_credentials only, can never be used: add password",
+            "refresh_token alone, or with client_credentials only, can never be used: add password or authorization_code",
         ));
     }
     Ok(grants)

@@ -218,7 +218,9 @@ fn unknown_variants_are_named_by_place_not_value() {
         assert!(!message.contains(secret), "{name}: {message}");
         assert!(message.starts_with(place), "{name}: {message}");
         assert!(
-            message.ends_with("expected one of `client_credentials`, `password`, `refresh_token`"),
+            message.ends_with(
+                "expected one of `client_credentials`, `password`, `refresh_token`, `authorization_code`"
+            ),
             "{name}: {message}"
         );
     }
@@ -362,5 +364,98 @@ fn the_fleet_section_is_optional_and_validated() {
         let json = demo_with(|v| v["fleet"] = case.fleet.clone());
         let message = error_of(&json);
         assert!(message.starts_with(case.error), "{}: got {message}", case.fleet);
+    }
+}
+
+/// A public single-page app using the code flow, added to the demo.
+fn with_spa(change: impl FnOnce(&mut serde_json::Value)) -> String {
+    demo_with(|v| {
+        v["issuer"] = "https://127.0.0.1:8243".into();
+        v["applications"].as_array_mut().unwrap().push(serde_json::json!({
+            "consumer_key": "demo-spa", "public": true,
+            "grant_types": ["authorization_code", "refresh_token"],
+            "redirect_uris": ["http://127.0.0.1:8080/console/callback"], "scopes": ["orders:read"]
+        }));
+        change(v)
+    })
+}
+
+#[test]
+fn the_code_flow_is_configured_per_application_rfc6749_4_1() {
+    let config = Config::from_json(with_spa(|_| {}).as_bytes()).unwrap();
+    let flow = config.authorization.as_ref().unwrap();
+    assert_eq!((flow.endpoint.as_str(), flow.code_lifetime_ms), ("/authorize", 60_000));
+    assert_eq!(flow.cors_origins, vec!["http://127.0.0.1:8080".to_owned()]);
+    assert!(config.applications["demo-spa"].public);
+    assert!(Config::from_json(DEMO.as_bytes()).unwrap().authorization.is_none(), "off unless used");
+
+    struct Case {
+        name: &'static str,
+        json: String,
+        error: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "a public client with a secret",
+            json: with_spa(|v| v["applications"][1]["consumer_secret"] = "s".into()),
+            error: "applications[1]: a public client has no consumer_secret",
+        },
+        Case {
+            name: "a public client with client_credentials",
+            json: with_spa(|v| v["applications"][1]["grant_types"] = serde_json::json!(["authorization_code", "client_credentials"])),
+            error: "applications[1].grant_types: a public client may use authorization_code and refresh_token only",
+        },
+        Case {
+            name: "the code grant without redirect URIs",
+            json: with_spa(|v| v["applications"][1]["redirect_uris"] = serde_json::json!([])),
+            error: "applications[1].redirect_uris: authorization_code needs at least one redirect URI",
+        },
+        Case {
+            name: "redirect URIs without the code grant",
+            json: with_spa(|v| v["applications"][0]["redirect_uris"] = serde_json::json!(["https://a.example/cb"])),
+            error: "applications[0].redirect_uris: only the authorization_code grant uses redirect URIs",
+        },
+        Case {
+            name: "plain http off loopback",
+            json: with_spa(|v| v["applications"][1]["redirect_uris"] = serde_json::json!(["http://a.example/cb"])),
+            error: "applications[1].redirect_uris[0]: must be https, or http on 127.0.0.1 or [::1]",
+        },
+        Case {
+            name: "a fragment",
+            json: with_spa(|v| v["applications"][1]["redirect_uris"] = serde_json::json!(["https://a.example/cb#x"])),
+            error: "applications[1].redirect_uris[0]: must have no fragment",
+        },
+        Case {
+            name: "twice the same URI",
+            json: with_spa(|v| v["applications"][1]["redirect_uris"] = serde_json::json!(["https://a.example/cb", "https://a.example/cb"])),
+            error: "applications[1].redirect_uris[1]: is listed twice",
+        },
+        Case {
+            name: "a code lifetime over 60 s",
+            json: with_spa(|v| v["authorization"] = serde_json::json!({"code_lifetime_secs": 61})),
+            error: "authorization.code_lifetime_secs: must be between 1 and 60",
+        },
+        Case {
+            name: "the authorization endpoint over another",
+            json: with_spa(|v| v["authorization"] = serde_json::json!({"endpoint": "/token"})),
+            error: "authorization.endpoint: is the same path as another endpoint",
+        },
+        Case {
+            name: "registered clients with the code grant",
+            json: with_spa(|v| {
+                v["users"][0]["admin"] = true.into();
+                v["registration"] = serde_json::json!({"grant_types": ["authorization_code"]});
+            }),
+            error: "registration.grant_types: registered clients have no redirect URIs",
+        },
+        Case {
+            name: "fleet mode",
+            json: with_spa(|v| v["fleet"] = serde_json::json!({"cluster": "etcd"})),
+            error: "fleet: the authorization_code grant is not available in fleet mode yet",
+        },
+    ];
+    for case in cases {
+        let message = error_of(&case.json);
+        assert!(message.starts_with(case.error), "{}: {message}", case.name);
     }
 }

@@ -48,6 +48,8 @@ struct PendingEndpointRequest {
     path: String,
     authorization: Option<String>,
     content_type: Option<String>,
+    /// CORS at `/token` and `/revoke` (see `gateway::cors`).
+    origin: Option<String>,
 }
 
 impl GatewayRequest {
@@ -171,7 +173,9 @@ impl GatewayRequest {
             content_type: pending.content_type.as_deref(),
             body: &body,
         };
-        let response = self.with_gateway(|gateway| gateway.serve(&pending.endpoint, &request));
+        let origin = pending.origin.as_deref();
+        let response =
+            self.with_gateway(|gateway| gateway.serve_with_origin(&pending.endpoint, &request, origin));
         self.respond(&response)
     }
 
@@ -298,6 +302,7 @@ impl HttpContext for GatewayRequest {
                 path: path.into_owned(),
                 authorization: owned("authorization"),
                 content_type: owned("content-type"),
+                origin: owned("origin"),
             };
             if end_of_stream {
                 return self.serve(pending, Vec::new());

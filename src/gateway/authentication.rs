@@ -67,6 +67,23 @@ impl<'a> Gateway<'a> {
         )
     }
 
+    /// [`Self::authenticate_client`], or a public client (RFC 6749 §2.1) naming itself with
+    /// `client_id` alone: no Authorization header, no `client_secret`. Only `/token` and
+    /// `/revoke` take it; a public client may only use the code flow's grants.
+    pub(super) fn authenticate_client_or_public(
+        &self,
+        request: &EndpointRequest,
+        form: &FormParams,
+    ) -> Result<Cow<'a, Application>, OAuthError> {
+        if request.authorization.is_none() && !form.was_sent("client_secret") {
+            let public = form.get("client_id").and_then(|id| self.config.applications.get(id));
+            if let Some(app) = public.filter(|app| app.public) {
+                return Ok(Cow::Borrowed(app));
+            }
+        }
+        self.authenticate_client(request, form)
+    }
+
     /// Checks a username and password; `failure` is the error for wrong credentials.
     pub(super) fn authenticate_user(
         &self,
@@ -148,11 +165,14 @@ impl<'a> Gateway<'a> {
                 .filter(|grant| allowed.is_some_and(|allowed| allowed.contains(grant)))
                 .copied()
                 .collect(),
+            name: record.client_id.clone(),
             consumer_key: record.client_id,
             verifier,
             scopes,
             access_validity: self.config.default_access_validity,
             can_introspect: false,
+            public: false,
+            redirect_uris: Vec::new(),
         }
     }
 }

@@ -38,7 +38,7 @@ impl<'a> Gateway<'a> {
 
     fn revoke(&self, request: &EndpointRequest) -> Result<(), OAuthError> {
         let form = self.read_form(request)?;
-        let app = self.authenticate_client(request, &form)?;
+        let app = self.authenticate_client_or_public(request, &form)?;
         let token = form.get("token").ok_or(ErrorKind::InvalidRequest.because("token is missing"))?;
         // token_type_hint is only a hint (§2.1): the token's own format says what it is, so
         // a wrong or unknown hint changes nothing.

@@ -12,6 +12,8 @@ use crate::oauth::messages::ErrorResponse;
 #[derive(Serialize)]
 struct Metadata<'a> {
     issuer: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization_endpoint: Option<String>,
     token_endpoint: String,
     revocation_endpoint: String,
     introspection_endpoint: String,
@@ -19,12 +21,21 @@ struct Metadata<'a> {
     registration_endpoint: Option<String>,
     grant_types_supported: Vec<&'static str>,
     scopes_supported: Vec<&'a str>,
-    token_endpoint_auth_methods_supported: [&'static str; 2],
-    revocation_endpoint_auth_methods_supported: [&'static str; 2],
+    token_endpoint_auth_methods_supported: &'static [&'static str],
+    revocation_endpoint_auth_methods_supported: &'static [&'static str],
     introspection_endpoint_auth_methods_supported: [&'static str; 2],
     /// RFC 8414 §2 requires it; with no authorization endpoint there are none.
-    response_types_supported: [&'static str; 0],
+    response_types_supported: &'static [&'static str],
+    /// RFC 7636 §6.2, when the code flow is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_challenge_methods_supported: Option<[&'static str; 1]>,
+    /// RFC 9207 §3, when the code flow is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization_response_iss_parameter_supported: Option<bool>,
 }
+
+/// With public clients (RFC 6749 §2.1), `none` too (at `/token` and `/revoke`).
+const TOKEN_AUTH_METHODS_WITH_PUBLIC: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
 
 /// How applications may authenticate at `/token`, `/revoke` and `/introspect` (RFC 6749 §2.3.1).
 const CLIENT_AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
@@ -48,8 +59,11 @@ impl<'a> Gateway<'a> {
             grants.extend(registration.grant_types.iter().copied());
             scopes.extend(registration.scopes.iter());
         }
+        let flow = config.authorization.as_ref();
+        let has_public = config.applications.values().any(|app| app.public);
         let metadata = Metadata {
             issuer,
+            authorization_endpoint: flow.map(|flow| format!("{issuer}{}", flow.endpoint)),
             token_endpoint: format!("{issuer}{}", config.token_endpoint),
             revocation_endpoint: format!("{issuer}{}", config.revocation_endpoint),
             introspection_endpoint: format!("{issuer}{}", config.introspection_endpoint),
@@ -60,10 +74,20 @@ impl<'a> Gateway<'a> {
                 .map(|r| format!("{issuer}{}", r.rfc7591_endpoint)),
             grant_types_supported: grants.into_iter().map(GrantType::as_str).collect(),
             scopes_supported: scopes.into_iter().collect(),
-            token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
-            revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+            token_endpoint_auth_methods_supported: if has_public {
+                &TOKEN_AUTH_METHODS_WITH_PUBLIC
+            } else {
+                &CLIENT_AUTH_METHODS
+            },
+            revocation_endpoint_auth_methods_supported: if has_public {
+                &TOKEN_AUTH_METHODS_WITH_PUBLIC
+            } else {
+                &CLIENT_AUTH_METHODS
+            },
             introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
-            response_types_supported: [],
+            response_types_supported: if flow.is_some() { &["code"] } else { &[] },
+            code_challenge_methods_supported: flow.map(|_| [crate::oauth::pkce::S256]),
+            authorization_response_iss_parameter_supported: flow.map(|_| true),
         };
         json_response(200, Vec::new(), serde_json::to_vec(&metadata).unwrap_or_default())
     }

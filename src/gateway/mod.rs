@@ -11,9 +11,13 @@
 //! (who is calling), `standing.rs` (whether a grant's owner still stands).
 
 mod authentication;
+mod authorize;
 mod bearer;
+mod code_grant;
+mod cors;
 mod dynamic_registration;
 mod lifecycle;
+mod login_page;
 mod metadata;
 mod registration;
 mod reply;
@@ -23,6 +27,7 @@ mod token;
 use crate::config::Config;
 use crate::host::{Clock, Metrics, Randomness, SharedStore, StoreError};
 use crate::oauth::METADATA_PATH;
+use crate::state::authorization::AuthorizationTable;
 use crate::state::buckets::InitError;
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::grants::{GrantRecord, TokenStore};
@@ -38,6 +43,8 @@ pub use reply::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Token,
+    /// The authorization endpoint (RFC 6749 §3.1): the login page and its form.
+    Authorize,
     Revocation,
     Introspection,
     Metadata,
@@ -86,6 +93,8 @@ pub struct Gateway<'a> {
     store: TokenStore<'a>,
     limiter: FailureLimiter<'a>,
     registry: Option<ClientRegistry<'a>>,
+    /// Pending sign-ins and codes, when the authorization code flow is on.
+    authorizations: Option<AuthorizationTable<'a>>,
     clock: &'a dyn Clock,
     metrics: &'a dyn Metrics,
     credential_changes: &'a CredentialChanges,
@@ -109,6 +118,10 @@ impl<'a> Gateway<'a> {
             registry: config.registration.as_ref().map(|registration| {
                 ClientRegistry::new(host.shared, host.random, host.metrics, registration.capacity)
             }),
+            authorizations: config
+                .authorization
+                .as_ref()
+                .map(|flow| AuthorizationTable::new(host.shared, host.random, flow.capacity)),
             clock: host.clock,
             metrics: host.metrics,
             credential_changes: host.credential_changes,
@@ -123,7 +136,14 @@ impl<'a> Gateway<'a> {
             Some(registry) => registry.initialize()?,
             None => 0,
         };
-        Ok(self.store.initialize()? + registry_created + self.limiter.initialize()?)
+        let authorizations_created = match &self.authorizations {
+            Some(table) => table.initialize()?,
+            None => 0,
+        };
+        Ok(self.store.initialize()?
+            + registry_created
+            + authorizations_created
+            + self.limiter.initialize()?)
     }
 
     /// The keys of the tables a fleet keeps in etcd: the grant store's buckets and the
@@ -164,6 +184,9 @@ impl<'a> Gateway<'a> {
         if path == METADATA_PATH {
             return Some(Endpoint::Metadata);
         }
+        if config.authorization.as_ref().is_some_and(|flow| path == flow.endpoint) {
+            return Some(Endpoint::Authorize);
+        }
         let registration = config.registration.as_ref()?;
         match path.strip_prefix(registration.rfc7591_endpoint.as_str()) {
             Some("") => return Some(Endpoint::Rfc7591Registration),
@@ -192,6 +215,7 @@ impl<'a> Gateway<'a> {
     pub fn serve(&self, endpoint: &Endpoint, request: &EndpointRequest) -> Response {
         match endpoint {
             Endpoint::Token => self.token_endpoint(request),
+            Endpoint::Authorize => self.authorize_endpoint(request),
             Endpoint::Revocation => self.revocation_endpoint(request),
             Endpoint::Introspection => self.introspection_endpoint(request),
             Endpoint::Metadata => self.metadata_endpoint(request),
@@ -216,5 +240,7 @@ impl<'a> Gateway<'a> {
     }
 }
 
+#[cfg(test)]
+mod code_flow_tests;
 #[cfg(test)]
 mod tests;

@@ -10,8 +10,8 @@ use crate::oauth::grant_type::GrantType;
 use crate::oauth::messages::TokenResponse;
 use crate::oauth::scope::ScopeSet;
 use crate::state::grants::{
-    GrantOwner, GrantRecord, IssueError, IssuedTokens, NewGrant, RefreshError, RefreshPlan, RefreshRefusal,
-    NEVER_EXPIRES,
+    GrantLocation, GrantOwner, GrantRecord, IssueError, IssuedTokens, NewGrant, RefreshError, RefreshPlan,
+    RefreshRefusal, NEVER_EXPIRES,
 };
 
 impl<'a> Gateway<'a> {
@@ -32,8 +32,10 @@ impl<'a> Gateway<'a> {
         let form = self.read_form(request)?;
         let grant_type =
             form.get("grant_type").ok_or(ErrorKind::InvalidRequest.because("grant_type is missing"))?;
-        let app = self.authenticate_client(request, &form)?;
+        let app = self.authenticate_client_or_public(request, &form)?;
+        // With no application using the code flow, the grant is not served at all.
         let grant = GrantType::from_param(grant_type)
+            .filter(|grant| *grant != GrantType::AuthorizationCode || self.config.authorization.is_some())
             .ok_or(ErrorKind::UnsupportedGrantType.because("the grant type is not supported"))?;
         if !app.grant_types.contains(&grant) {
             return Err(ErrorKind::UnauthorizedClient.because("this application may not use this grant type"));
@@ -76,6 +78,7 @@ impl<'a> Gateway<'a> {
                     .then(|| self.config.refresh_expires_at(now));
                 self.issue_grant(&app, owner, scopes, refresh_expires_at, now)?
             }
+            GrantType::AuthorizationCode => self.authorization_code_grant(&app, &form, now)?,
             GrantType::RefreshToken => {
                 let token = form
                     .get("refresh_token")
@@ -94,6 +97,18 @@ impl<'a> Gateway<'a> {
         refresh_expires_at: Option<u64>,
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
+        Ok(self.issue_grant_located(app, owner, scopes, refresh_expires_at, now)?.0)
+    }
+
+    /// [`Self::issue_grant`], telling where the grant lives too.
+    pub(super) fn issue_grant_located(
+        &self,
+        app: &Application,
+        owner: GrantOwner,
+        scopes: ScopeSet,
+        refresh_expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<(TokenResponse, GrantLocation), OAuthError> {
         let access_expires_at = app.access_validity.expires_at(now);
         let grant =
             NewGrant { owner, scopes: self.config.scope_ids(&scopes), access_expires_at, refresh_expires_at };
@@ -109,7 +124,8 @@ impl<'a> Gateway<'a> {
             }
             IssueError::Random | IssueError::Store(_) => STORE_UNAVAILABLE,
         })?;
-        Ok(token_body(issued, &scopes, access_expires_at, now))
+        let location = issued.location;
+        Ok((token_body(issued, &scopes, access_expires_at, now), location))
     }
 
     fn refresh_grant(

@@ -52,7 +52,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 21] = [
+    pub const ALL: [Metric; 22] = [
         Metric::TokensIssued(GrantType::ClientCredentials),
         Metric::TokensIssued(GrantType::Password),
         Metric::TokensIssued(GrantType::RefreshToken),
@@ -74,6 +74,7 @@ impl Metric {
         Metric::FleetWatchHeartbeat,
         Metric::FleetEtcdFailures,
         Metric::FleetConflicts,
+        Metric::TokensIssued(GrantType::AuthorizationCode),
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +84,9 @@ impl Metric {
             }
             Metric::TokensIssued(GrantType::Password) => "tokengate.tokens_issued.password",
             Metric::TokensIssued(GrantType::RefreshToken) => "tokengate.tokens_issued.refresh_token",
+            Metric::TokensIssued(GrantType::AuthorizationCode) => {
+                "tokengate.tokens_issued.authorization_code"
+            }
             Metric::TokenErrors => "tokengate.token_errors",
             Metric::RefreshReuseDetected => "tokengate.refresh_reuse_detected",
             Metric::RequestsAllowed => "tokengate.requests_allowed",
@@ -133,6 +137,7 @@ impl Metric {
             Metric::FleetWatchHeartbeat => 18,
             Metric::FleetEtcdFailures => 19,
             Metric::FleetConflicts => 20,
+            Metric::TokensIssued(GrantType::AuthorizationCode) => 21,
         }
     }
 

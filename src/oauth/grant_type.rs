@@ -13,11 +13,17 @@ pub enum GrantType {
     ClientCredentials,
     Password,
     RefreshToken,
+    /// RFC 6749 §4.1 with PKCE (RFC 7636): the code `/authorize` hands out after a sign-in.
+    AuthorizationCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] =
-        [GrantType::ClientCredentials, GrantType::Password, GrantType::RefreshToken];
+    pub const ALL: [GrantType; 4] = [
+        GrantType::ClientCredentials,
+        GrantType::Password,
+        GrantType::RefreshToken,
+        GrantType::AuthorizationCode,
+    ];
 
     /// The `grant_type` parameter value (RFC 6749).
     pub fn as_str(self) -> &'static str {
@@ -25,6 +31,7 @@ impl GrantType {
             GrantType::ClientCredentials => "client_credentials",
             GrantType::Password => "password",
             GrantType::RefreshToken => "refresh_token",
+            GrantType::AuthorizationCode => "authorization_code",
         }
     }
 
@@ -33,8 +40,10 @@ impl GrantType {
     }
 }
 
-/// Refresh tokens come only from the password grant, so `refresh_token` without `password`
-/// is a grant nobody could ever use.
+/// Refresh tokens come only from the password and authorization code grants, so
+/// `refresh_token` without either is a grant nobody could ever use.
 pub fn refresh_without_password(grants: &BTreeSet<GrantType>) -> bool {
-    grants.contains(&GrantType::RefreshToken) && !grants.contains(&GrantType::Password)
+    grants.contains(&GrantType::RefreshToken)
+        && !grants.contains(&GrantType::Password)
+        && !grants.contains(&GrantType::AuthorizationCode)
 }

@@ -6,6 +6,8 @@
 //!   decoys and constant-time checks.
 //! - [`scope`]: the scope grammar (§3.3) and scope sets.
 //! - [`routes`]: the resource table: method and path template to the scopes a token needs.
+//! - [`pkce`]: PKCE `S256` challenges and verifiers (RFC 7636), constant-time.
+//! - [`redirect_uri`]: registrable redirect URIs and their exact match (RFC 9700 §4.1.3, RFC 8252 §7.3).
 //! - [`messages`]: the token and error responses (§5.1, §5.2), shared with the browser package.
 //!
 //! Nothing here touches state or the host.
@@ -17,5 +19,7 @@ pub mod credentials;
 pub mod form;
 pub mod grant_type;
 pub mod messages;
+pub mod pkce;
+pub mod redirect_uri;
 pub mod routes;
 pub mod scope;

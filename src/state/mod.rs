@@ -2,12 +2,14 @@
 //!
 //! Shared data is a process-wide map whose keys can never be deleted, so every table here is a
 //! fixed set of keys created at start-up ([`buckets`]), each rewritten with compare-and-swap:
+//! - [`authorization`]: pending sign-ins and authorization codes (RFC 6749 §4.1), short-lived;
 //! - [`grants`]: the token store (grants and their tokens, by hash), with its record codec;
 //! - [`registry`]: applications added by dynamic client registration;
 //! - [`lockout`]: failed-secret counters per consumer key and username;
 //! - [`credential_changes`]: when each name's credentials last changed, one key;
 //! - [`token`]: the token format (what a token says about where its grant lives).
 
+pub mod authorization;
 pub mod buckets;
 pub mod credential_changes;
 pub mod grants;

@@ -145,16 +145,22 @@ fn grant_bits(grants: &BTreeSet<GrantType>) -> u8 {
             GrantType::ClientCredentials => 1,
             GrantType::Password => 2,
             GrantType::RefreshToken => 4,
+            GrantType::AuthorizationCode => 8,
         })
         .fold(0, |bits, bit| bits | bit)
 }
 
 fn grants_from_bits(bits: u8) -> BTreeSet<GrantType> {
-    [(1, GrantType::ClientCredentials), (2, GrantType::Password), (4, GrantType::RefreshToken)]
-        .into_iter()
-        .filter(|(bit, _)| bits & bit != 0)
-        .map(|(_, grant)| grant)
-        .collect()
+    [
+        (1, GrantType::ClientCredentials),
+        (2, GrantType::Password),
+        (4, GrantType::RefreshToken),
+        (8, GrantType::AuthorizationCode),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| bits & bit != 0)
+    .map(|(_, grant)| grant)
+    .collect()
 }
 
 impl Record for ClientRecord {

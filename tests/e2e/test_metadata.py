@@ -5,8 +5,8 @@ URL the document was fetched from minus the well-known suffix (§3.3, so the
 gateway here listens on a port chosen before Envoy starts and the issuer names
 it), the endpoints, grant_types_supported, scopes_supported and
 token_endpoint_auth_methods_supported from the configuration, and the
-required response_types_supported (empty: there is no authorization
-endpoint). Other methods get 405. A client that follows the published URLs
+required response_types_supported (["code"]: the demo's public client signs
+in at the authorization endpoint). Other methods get 405. A client that follows the published URLs
 reaches working endpoints.
 """
 
@@ -25,6 +25,8 @@ WELL_KNOWN = "/.well-known/oauth-authorization-server"
 JSON = {"Content-Type": re.compile(r"application/json(;.*)?", re.I)}
 # Issue 11: client_secret_post is accepted at /token, /revoke and /introspect.
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+# Issue 13: the demo's public client (demo-spa) authenticates with none at /token and /revoke.
+PUBLIC_AUTH_METHODS = AUTH_METHODS + ["none"]
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +54,16 @@ def test_metadata_document(served):
         "introspection_endpoint": f"{issuer}/introspect",
         # Issue 11: RFC 7591's endpoint (the v0.17 one still works, unadvertised).
         "registration_endpoint": f"{issuer}/register",
-        "grant_types_supported": ["client_credentials", "password", "refresh_token"],
+        "grant_types_supported": ["client_credentials", "password", "refresh_token", "authorization_code"],
         "scopes_supported": ["orders:read", "orders:write"],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": PUBLIC_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": PUBLIC_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
-        "response_types_supported": [],
+        # Issue 13: the authorization endpoint (RFC 6749 §3.1, RFC 7636 §6.2, RFC 9207 §3).
+        "authorization_endpoint": f"{issuer}/authorize",
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
     }
     # §3.3: the issuer plus the well-known suffix is where the document came from.
     assert served.url(WELL_KNOWN) == doc["issuer"] + WELL_KNOWN

@@ -61,7 +61,8 @@ def test_client_credentials_with_discovery(served):
                         "client_secret": DEMO_APP[1]})
     assert outcome["ok"], outcome
     result = outcome["result"]
-    assert result["metadata_auth_methods"] == ["client_secret_basic", "client_secret_post"]
+    # Issue 13: "none" too, for the demo's public client.
+    assert result["metadata_auth_methods"] == ["client_secret_basic", "client_secret_post", "none"]
     tokens = result["tokens"]
     assert tokens["token_type"].lower() == "bearer" and tokens["refresh_token"] is None
     assert scope_set(FULL_SCOPE)(tokens["scope"])

@@ -43,6 +43,7 @@ METRICS = {
     "tokengate.fleet.watch_heartbeat_ms": "gauge",
     "tokengate.fleet.etcd_failures": "counter",
     "tokengate.fleet.conflicts": "counter",
+    "tokengate.tokens_issued.authorization_code": "counter",
 }
 STATS_PREFIX = "wasmcustom."  # Envoy's namespace for stats a wasm module defines
 
@@ -156,6 +157,7 @@ def test_stats_after_known_traffic(gateway):
         "tokengate.fleet.watch_heartbeat_ms": 0,
         "tokengate.fleet.etcd_failures": 0,
         "tokengate.fleet.conflicts": 0,
+        "tokengate.tokens_issued.authorization_code": 0,
     }
     assert filter_stats(gateway) == expected
 

@@ -66,7 +66,8 @@ ROWS = [
     cc_row("empty grant_type", "grant_type=", bad("invalid_request")),
     cc_row("grant_type twice", f"{CC}&{CC}", bad("invalid_request")),
     cc_row("unknown grant", "grant_type=magic", bad("unsupported_grant_type")),
-    cc_row("authorization_code unsupported", "grant_type=authorization_code&code=x", bad("unsupported_grant_type")),
+    # Issue 13: the demo serves the code grant (demo-spa); demo-app may not use it (T8).
+    cc_row("authorization_code not allowed for app", "grant_type=authorization_code&code=x", bad("unauthorized_client")),
     cc_row("password not allowed for app", form(grant_type="password", username="admin", password="admin"),
            bad("unauthorized_client"), auth=CC_ONLY),
     cc_row("refresh not allowed for app", form(grant_type="refresh_token", refresh_token="x" * 43),

@@ -101,6 +101,16 @@ pub struct NewGrant {
 pub struct IssuedTokens {
     pub access_token: String,
     pub refresh_token: Option<String>,
+    /// Where the grant lives, for [`TokenStore::revoke_grant`] (an authorization code that
+    /// comes back revokes what it produced, RFC 6749 §4.1.2).
+    pub location: GrantLocation,
+}
+
+/// A grant's bucket and tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantLocation {
+    pub bucket: u32,
+    pub tag: GrantTag,
 }
 
 /// What the caller decides when a refresh token checks out (see [`TokenStore::refresh`]).
@@ -334,6 +344,7 @@ impl<'h> TokenStore<'h> {
                 return Ok(IssuedTokens {
                     access_token: access.text,
                     refresh_token: refresh.map(|(token, _)| token.text),
+                    location: GrantLocation { bucket, tag },
                 });
             }
         }
@@ -398,9 +409,11 @@ impl<'h> TokenStore<'h> {
             Ok(Ok(()))
         });
         match outcome {
-            Ok(Some(Ok(()))) => {
-                Ok(IssuedTokens { access_token: access.text, refresh_token: Some(refresh.text) })
-            }
+            Ok(Some(Ok(()))) => Ok(IssuedTokens {
+                access_token: access.text,
+                refresh_token: Some(refresh.text),
+                location: GrantLocation { bucket, tag },
+            }),
             Ok(Some(Err(reuse))) => Err(reuse),
             Ok(None) => Err(RefreshError::InvalidGrant),
             Err(error) => Err(error),
@@ -455,6 +468,17 @@ impl<'h> TokenStore<'h> {
             Ok(Revocation::Revoked)
         })?;
         Ok(outcome.unwrap_or(Revocation::Unknown))
+    }
+
+    /// Revokes a whole grant, its access and refresh tokens, by where it lives; true when it
+    /// was there. For a replayed authorization code (RFC 6749 §4.1.2).
+    pub fn revoke_grant(&self, location: GrantLocation, now: u64) -> Result<bool, StoreError> {
+        let removed = self.update(location.bucket, now, |records| {
+            let before = records.len();
+            records.retain(|record| record.tag != location.tag);
+            Ok::<_, StoreError>(records.len() != before)
+        })?;
+        Ok(removed.unwrap_or(false))
     }
 
     /// Sweeps the next slice of `count` buckets, if no other VM claimed it first.

@@ -1,0 +1,475 @@
+//! The authorization code flow end to end over the in-memory host: `/authorize` (GET and
+//! POST) and `/token` with `grant_type=authorization_code` (RFC 6749 §4.1, RFC 7636, RFC 9700).
+
+use super::*;
+use crate::host::memory::{ManualClock, MemoryStore, RecordedMetrics};
+use crate::host::SystemRandomness;
+use crate::oauth::credentials::encode_basic_credentials;
+use crate::oauth::form::FormParams;
+use crate::state::credential_changes::CredentialChanges;
+
+const FORM: &str = "application/x-www-form-urlencoded";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const CALLBACK: &str = "http://127.0.0.1:8080/console/callback";
+const ISSUER: &str = "https://127.0.0.1:8243";
+
+const CONFIG: &str = r#"{
+  "issuer": "https://127.0.0.1:8243",
+  "lockout": { "max_failures": 3, "window_secs": 60, "lockout_secs": 300 },
+  "applications": [
+    { "consumer_key": "demo-spa", "public": true, "name": "Demo <SPA>",
+      "grant_types": ["authorization_code", "refresh_token"],
+      "redirect_uris": ["http://127.0.0.1:8080/console/callback"],
+      "scopes": ["orders:read", "orders:write"] },
+    { "consumer_key": "web-app", "consumer_secret": "web-secret",
+      "grant_types": ["authorization_code"],
+      "redirect_uris": ["https://app.example/cb"], "scopes": ["orders:read"] },
+    { "consumer_key": "demo-app", "consumer_secret": "demo-secret", "scopes": ["orders:read"] }
+  ],
+  "users": [ { "username": "alice", "password": "wonderland", "scopes": ["orders:read", "orders:write"] } ]
+}"#;
+
+struct Rig {
+    config: Config,
+    shared: MemoryStore,
+    clock: ManualClock,
+    metrics: RecordedMetrics,
+    changes: CredentialChanges,
+}
+
+struct Reply(Response);
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.body).into_owned()
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.body).unwrap()
+    }
+    fn location(&self) -> String {
+        self.0.header("location").unwrap_or_default().to_owned()
+    }
+    /// The redirect's query parameters.
+    fn callback(&self) -> FormParams {
+        let location = self.location();
+        let query = location.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        FormParams::parse(query.as_bytes()).unwrap()
+    }
+    /// The login page's hidden handle.
+    fn handle(&self) -> String {
+        let text = self.text();
+        let start = text.find("name=\"handle\" value=\"").unwrap() + "name=\"handle\" value=\"".len();
+        text[start..].split('"').next().unwrap().to_owned()
+    }
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let rig = Rig {
+            config: Config::from_json(CONFIG.as_bytes()).unwrap(),
+            shared: MemoryStore::default(),
+            clock: ManualClock::at(1_700_000_000),
+            metrics: RecordedMetrics::default(),
+            changes: CredentialChanges::default(),
+        };
+        rig.gateway().initialize_store().unwrap();
+        rig
+    }
+
+    fn gateway(&self) -> Gateway<'_> {
+        Gateway::new(
+            &self.config,
+            Host {
+                shared: &self.shared,
+                random: &SystemRandomness,
+                clock: &self.clock,
+                metrics: &self.metrics,
+                credential_changes: &self.changes,
+            },
+        )
+    }
+
+    fn request(&self, method: &str, path: &str, authorization: Option<&str>, body: &str) -> Reply {
+        let gateway = self.gateway();
+        let endpoint = gateway.endpoint(path).expect("an endpoint path");
+        let request =
+            EndpointRequest { method, path, authorization, content_type: Some(FORM), body: body.as_bytes() };
+        Reply(gateway.serve(&endpoint, &request))
+    }
+
+    fn authorize(&self, query: &str) -> Reply {
+        self.request("GET", &format!("/authorize?{query}"), None, "")
+    }
+
+    fn good_query(client_id: &str, redirect_uri: &str) -> String {
+        format!(
+            "response_type=code&client_id={client_id}&redirect_uri={redirect_uri}&scope=orders:read\
+             &state=st%26ate&code_challenge={CHALLENGE}&code_challenge_method=S256"
+        )
+    }
+
+    fn sign_in(&self, handle: &str, username: &str, password: &str) -> Reply {
+        self.request(
+            "POST",
+            "/authorize",
+            None,
+            &format!("handle={handle}&username={username}&password={password}"),
+        )
+    }
+
+    /// A code for demo-spa, signed in as alice.
+    fn code(&self) -> String {
+        let page = self.authorize(&Rig::good_query("demo-spa", CALLBACK));
+        assert_eq!(page.0.status, 200, "{}", page.text());
+        let back = self.sign_in(&page.handle(), "alice", "wonderland");
+        assert_eq!(back.0.status, 302, "{}", back.text());
+        back.callback().get("code").unwrap().to_owned()
+    }
+
+    fn exchange(&self, code: &str, redirect_uri: &str, verifier: &str) -> Reply {
+        let body = format!(
+            "grant_type=authorization_code&client_id=demo-spa&code={code}&redirect_uri={redirect_uri}\
+             &code_verifier={verifier}"
+        );
+        self.request("POST", "/token", None, &body)
+    }
+}
+
+#[test]
+fn the_whole_flow_issues_tokens_for_the_signed_in_user() {
+    let rig = Rig::new();
+    let page = rig.authorize(&Rig::good_query("demo-spa", CALLBACK));
+    assert_eq!(page.0.status, 200);
+    let html = page.text();
+    assert!(html.contains("Demo &lt;SPA&gt;") && html.contains("orders:read"), "{html}");
+    assert_eq!(page.0.header("cache-control"), Some("no-store"));
+    assert!(page.0.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    let back = rig.sign_in(&page.handle(), "alice", "wonderland");
+    assert_eq!(back.0.status, 302);
+    assert!(back.location().starts_with(&format!("{CALLBACK}?code=")), "{}", back.location());
+    let params = back.callback();
+    assert_eq!(params.get("state"), Some("st&ate"));
+    assert_eq!(params.get("iss"), Some(ISSUER), "RFC 9207");
+    let tokens = rig.exchange(params.get("code").unwrap(), CALLBACK, VERIFIER);
+    assert_eq!(tokens.0.status, 200, "{}", tokens.text());
+    let body = tokens.json();
+    assert_eq!(body["scope"], "orders:read");
+    assert!(body["refresh_token"].is_string());
+    let bearer = format!("Bearer {}", body["access_token"].as_str().unwrap());
+    let introspect = rig.gateway().store.find_access(&bearer[7..], rig.gateway().now().unwrap()).unwrap();
+    assert_eq!(introspect.owner.user.map(|(name, _)| name).as_deref(), Some("alice"));
+    // Refresh rotates as for the password grant; the public client names itself only.
+    let refresh = format!(
+        "grant_type=refresh_token&client_id=demo-spa&refresh_token={}",
+        body["refresh_token"].as_str().unwrap()
+    );
+    assert_eq!(rig.request("POST", "/token", None, &refresh).0.status, 200);
+}
+
+#[test]
+fn a_reused_code_is_refused_and_revokes_its_tokens_rfc6749_4_1_2() {
+    let rig = Rig::new();
+    let code = rig.code();
+    let first = rig.exchange(&code, CALLBACK, VERIFIER).json();
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    let now = rig.gateway().now().unwrap();
+    assert!(rig.gateway().store.find_access(&access, now).is_ok());
+    let again = rig.exchange(&code, CALLBACK, VERIFIER);
+    assert_eq!((again.0.status, again.json()["error"].as_str()), (400, Some("invalid_grant")));
+    assert!(rig.gateway().store.find_access(&access, now).is_err(), "the first grant is revoked");
+}
+
+struct ExchangeCase {
+    name: &'static str,
+    redirect_uri: &'static str,
+    verifier: &'static str,
+    error: &'static str,
+}
+
+#[test]
+fn the_exchange_needs_the_same_redirect_uri_and_the_verifier_rfc7636_4_6() {
+    let cases = [
+        ExchangeCase {
+            name: "wrong verifier",
+            redirect_uri: CALLBACK,
+            verifier: "a0123456789a0123456789a0123456789a0123456789",
+            error: "invalid_grant",
+        },
+        ExchangeCase {
+            name: "the challenge as verifier (plain)",
+            redirect_uri: CALLBACK,
+            verifier: CHALLENGE,
+            error: "invalid_grant",
+        },
+        ExchangeCase {
+            name: "another port, even on loopback",
+            redirect_uri: "http://127.0.0.1:9999/console/callback",
+            verifier: VERIFIER,
+            error: "invalid_grant",
+        },
+        ExchangeCase { name: "no verifier", redirect_uri: CALLBACK, verifier: "", error: "invalid_request" },
+    ];
+    for case in cases {
+        let rig = Rig::new();
+        let reply = rig.exchange(&rig.code(), case.redirect_uri, case.verifier);
+        assert_eq!(reply.0.status, 400, "{}", case.name);
+        assert_eq!(reply.json()["error"], case.error, "{}", case.name);
+    }
+}
+
+#[test]
+fn a_code_lives_at_most_its_lifetime() {
+    let rig = Rig::new();
+    let code = rig.code();
+    rig.clock.advance(61);
+    assert_eq!(rig.exchange(&code, CALLBACK, VERIFIER).json()["error"], "invalid_grant");
+}
+
+#[test]
+fn another_client_cannot_redeem_the_code() {
+    let rig = Rig::new();
+    let code = rig.code();
+    let basic = format!("Basic {}", encode_basic_credentials("web-app", "web-secret"));
+    let body =
+        format!("grant_type=authorization_code&code={code}&redirect_uri={CALLBACK}&code_verifier={VERIFIER}");
+    assert_eq!(rig.request("POST", "/token", Some(&basic), &body).json()["error"], "invalid_grant");
+}
+
+#[test]
+fn a_public_client_with_a_secret_or_another_grant_is_refused() {
+    let rig = Rig::new();
+    let basic = format!("Basic {}", encode_basic_credentials("demo-spa", ""));
+    let reply = rig.request("POST", "/token", Some(&basic), "grant_type=client_credentials");
+    assert_eq!(reply.0.status, 401);
+    let reply = rig.request("POST", "/token", None, "grant_type=client_credentials&client_id=demo-spa");
+    assert_eq!(reply.json()["error"], "unauthorized_client");
+    let reply = rig.request("POST", "/token", None, "grant_type=client_credentials&client_id=demo-app");
+    assert_eq!(reply.0.status, 401, "a confidential client still needs its secret");
+}
+
+struct PageCase {
+    name: &'static str,
+    query: String,
+}
+
+#[test]
+fn a_bad_client_or_redirect_uri_is_a_page_never_a_redirect_rfc6749_4_1_2_1() {
+    let cases = [
+        PageCase { name: "unknown client", query: Rig::good_query("nobody", CALLBACK) },
+        PageCase { name: "client without the code grant", query: Rig::good_query("demo-app", CALLBACK) },
+        PageCase {
+            name: "unregistered redirect URI",
+            query: Rig::good_query("demo-spa", "https://evil.example/cb"),
+        },
+        PageCase {
+            name: "another path on loopback",
+            query: Rig::good_query("demo-spa", "http://127.0.0.1:8080/other"),
+        },
+        PageCase {
+            name: "repeated parameter",
+            query: format!("{}&client_id=demo-spa", Rig::good_query("demo-spa", CALLBACK)),
+        },
+        PageCase { name: "no client", query: "response_type=code".to_owned() },
+    ];
+    for case in cases {
+        let reply = Rig::new().authorize(&case.query);
+        assert_eq!(reply.0.status, 400, "{}", case.name);
+        assert_eq!(reply.0.header("location"), None, "{}", case.name);
+        assert!(reply.0.header("content-type").unwrap().starts_with("text/html"), "{}", case.name);
+    }
+}
+
+struct RedirectCase {
+    name: &'static str,
+    query: String,
+    error: &'static str,
+}
+
+#[test]
+fn other_errors_go_back_with_state_and_iss() {
+    let good = Rig::good_query("demo-spa", CALLBACK);
+    let cases = [
+        RedirectCase {
+            name: "no PKCE",
+            query: good.replace(&format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"), ""),
+            error: "invalid_request",
+        },
+        RedirectCase { name: "plain PKCE", query: good.replace("S256", "plain"), error: "invalid_request" },
+        RedirectCase {
+            name: "no method",
+            query: good.replace("&code_challenge_method=S256", ""),
+            error: "invalid_request",
+        },
+        RedirectCase {
+            name: "token response type",
+            query: good.replace("response_type=code", "response_type=token"),
+            error: "unsupported_response_type",
+        },
+        RedirectCase {
+            name: "no response type",
+            query: good.replace("response_type=code&", ""),
+            error: "invalid_request",
+        },
+        RedirectCase {
+            name: "scope beyond the client",
+            query: good.replace("scope=orders:read", "scope=admin"),
+            error: "invalid_scope",
+        },
+        RedirectCase {
+            name: "malformed scope",
+            query: good.replace("scope=orders:read", "scope=a%22b"),
+            error: "invalid_scope",
+        },
+    ];
+    for case in cases {
+        let reply = Rig::new().authorize(&case.query);
+        assert_eq!(reply.0.status, 302, "{}", case.name);
+        assert!(reply.location().starts_with(CALLBACK), "{}", case.name);
+        let params = reply.callback();
+        assert_eq!(params.get("error"), Some(case.error), "{}", case.name);
+        assert_eq!(params.get("state"), Some("st&ate"), "{}", case.name);
+        assert_eq!(params.get("iss"), Some(ISSUER), "{}", case.name);
+    }
+}
+
+#[test]
+fn a_loopback_redirect_may_change_its_port_rfc8252_7_3() {
+    let rig = Rig::new();
+    let other_port = "http://127.0.0.1:51000/console/callback";
+    let page = rig.authorize(&Rig::good_query("demo-spa", other_port));
+    assert_eq!(page.0.status, 200, "{}", page.text());
+    let back = rig.sign_in(&page.handle(), "alice", "wonderland");
+    assert!(back.location().starts_with(other_port));
+    let code = back.callback().get("code").unwrap().to_owned();
+    assert_eq!(rig.exchange(&code, other_port, VERIFIER).0.status, 200);
+}
+
+#[test]
+fn the_login_handle_works_once_and_forgeries_do_nothing() {
+    let rig = Rig::new();
+    let page = rig.authorize(&Rig::good_query("demo-spa", CALLBACK));
+    let handle = page.handle();
+    assert_eq!(rig.sign_in(&handle, "alice", "wonderland").0.status, 302);
+    let replay = rig.sign_in(&handle, "alice", "wonderland");
+    assert_eq!((replay.0.status, replay.0.header("location")), (400, None));
+    let forged = rig.sign_in("forged", "alice", "wonderland");
+    assert_eq!((forged.0.status, forged.0.header("location")), (400, None));
+}
+
+#[test]
+fn a_wrong_password_shows_the_page_again_then_the_lockout_holds() {
+    let rig = Rig::new();
+    let page = rig.authorize(&Rig::good_query("demo-spa", CALLBACK));
+    let mut handle = page.handle();
+    for _ in 0..3 {
+        let again = rig.sign_in(&handle, "alice", "nope");
+        assert_eq!(again.0.status, 400);
+        assert!(again.text().contains("wrong"), "{}", again.text());
+        assert!(!again.text().contains("nope"), "the password is never echoed");
+        assert_ne!(again.handle(), handle, "a new handle each time");
+        handle = again.handle();
+    }
+    let locked = rig.sign_in(&handle, "alice", "wonderland");
+    assert_eq!(locked.0.status, 429, "locked out even with the right password");
+    assert!(locked.text().contains("Too many"));
+}
+
+#[test]
+fn metadata_names_the_code_flow() {
+    let rig = Rig::new();
+    let reply = rig.request("GET", "/.well-known/oauth-authorization-server", None, "");
+    let metadata = reply.json();
+    assert_eq!(metadata["authorization_endpoint"], format!("{ISSUER}/authorize"));
+    assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
+    let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();
+    assert!(methods.contains(&serde_json::json!("none")));
+}
+
+struct CorsCase {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    origin: Option<&'static str>,
+    status: u16,
+    allow_origin: Option<&'static str>,
+}
+
+#[test]
+fn cors_only_for_the_origins_of_registered_redirect_uris() {
+    let cases = [
+        CorsCase {
+            name: "preflight, allowed",
+            method: "OPTIONS",
+            path: "/token",
+            origin: Some("http://127.0.0.1:8080"),
+            status: 204,
+            allow_origin: Some("http://127.0.0.1:8080"),
+        },
+        CorsCase {
+            name: "preflight at /revoke",
+            method: "OPTIONS",
+            path: "/revoke",
+            origin: Some("https://app.example"),
+            status: 204,
+            allow_origin: Some("https://app.example"),
+        },
+        CorsCase {
+            name: "preflight, other origin",
+            method: "OPTIONS",
+            path: "/token",
+            origin: Some("https://evil.example"),
+            status: 405,
+            allow_origin: None,
+        },
+        CorsCase {
+            name: "preflight, no origin",
+            method: "OPTIONS",
+            path: "/token",
+            origin: None,
+            status: 405,
+            allow_origin: None,
+        },
+        CorsCase {
+            name: "post, allowed",
+            method: "POST",
+            path: "/token",
+            origin: Some("http://127.0.0.1:8080"),
+            status: 400,
+            allow_origin: Some("http://127.0.0.1:8080"),
+        },
+        CorsCase {
+            name: "post, other origin",
+            method: "POST",
+            path: "/token",
+            origin: Some("http://127.0.0.1:9999"),
+            status: 400,
+            allow_origin: None,
+        },
+        CorsCase {
+            name: "not at /introspect",
+            method: "OPTIONS",
+            path: "/introspect",
+            origin: Some("http://127.0.0.1:8080"),
+            status: 405,
+            allow_origin: None,
+        },
+    ];
+    let rig = Rig::new();
+    for case in cases {
+        let gateway = rig.gateway();
+        let endpoint = gateway.endpoint(case.path).unwrap();
+        let request = EndpointRequest {
+            method: case.method,
+            path: case.path,
+            authorization: None,
+            content_type: Some(FORM),
+            body: b"grant_type=authorization_code&client_id=demo-spa",
+        };
+        let response = gateway.serve_with_origin(&endpoint, &request, case.origin);
+        assert_eq!(response.status, case.status, "{}", case.name);
+        assert_eq!(response.header("access-control-allow-origin"), case.allow_origin, "{}", case.name);
+    }
+}

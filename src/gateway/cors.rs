@@ -1,0 +1,46 @@
+//! CORS at `/token` and `/revoke` for the origins of registered redirect URIs, so a browser
+//! app (a public client) can redeem its code and refresh its tokens. Other origins get no
+//! CORS header at all, and their preflight is answered as any OPTIONS request is.
+
+use super::reply::Response;
+use super::{Endpoint, EndpointRequest, Gateway};
+
+impl<'a> Gateway<'a> {
+    /// [`Gateway::serve`] for a request that may carry an `Origin` header.
+    pub fn serve_with_origin(
+        &self,
+        endpoint: &Endpoint,
+        request: &EndpointRequest,
+        origin: Option<&str>,
+    ) -> Response {
+        let allowed = match endpoint {
+            Endpoint::Token | Endpoint::Revocation => origin.filter(|origin| self.is_cors_origin(origin)),
+            _ => None,
+        };
+        let Some(origin) = allowed else { return self.serve(endpoint, request) };
+        if request.method == "OPTIONS" {
+            return preflight(origin);
+        }
+        let mut response = self.serve(endpoint, request);
+        response.headers.push(("access-control-allow-origin", origin.to_owned()));
+        response.headers.push(("vary", "Origin".to_owned()));
+        response
+    }
+
+    fn is_cors_origin(&self, origin: &str) -> bool {
+        self.config.authorization.as_ref().is_some_and(|flow| flow.cors_origins.iter().any(|o| o == origin))
+    }
+}
+
+/// A preflight's answer (Fetch standard, CORS protocol): POST with the form's headers.
+fn preflight(origin: &str) -> Response {
+    let headers = vec![
+        ("access-control-allow-origin", origin.to_owned()),
+        ("access-control-allow-methods", "POST".to_owned()),
+        ("access-control-allow-headers", "authorization, content-type".to_owned()),
+        ("access-control-max-age", "600".to_owned()),
+        ("vary", "Origin".to_owned()),
+        ("cache-control", "no-store".to_owned()),
+    ];
+    Response { status: 204, headers, body: Vec::new() }
+}

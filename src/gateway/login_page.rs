@@ -1,0 +1,130 @@
+//! The HTML the authorization endpoint serves: the login page and the error page.
+//!
+//! No script, no external resource, every value HTML-escaped, and headers that keep the page
+//! out of caches and frames (`Content-Security-Policy` allows inline style and posting back
+//! to this origin only). The password is never written back into a page.
+
+use super::reply::Response;
+
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:24rem;margin:3rem auto;padding:0 1rem}\
+label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.4rem;box-sizing:border-box}\
+button{margin-top:1rem;padding:.5rem 1rem}.error{color:#a00}ul{padding-left:1.2rem}";
+
+/// What the login page shows.
+pub(super) struct LoginPage<'p> {
+    pub(super) action: &'p str,
+    pub(super) application: &'p str,
+    /// The scopes asked for (empty: the application's default).
+    pub(super) scopes: Vec<&'p str>,
+    pub(super) handle: &'p str,
+    /// Kept in the username field after a failed attempt (never the password).
+    pub(super) username: &'p str,
+    pub(super) message: Option<&'p str>,
+}
+
+/// `&`, `<`, `>`, `"` and `'` as entities: safe in text and in quoted attributes.
+pub(super) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub(super) fn login_page(status: u16, page: &LoginPage) -> Response {
+    let scopes = match page.scopes.as_slice() {
+        [] => "<p>It asks for its default access.</p>".to_owned(),
+        names => {
+            let items: String = names.iter().map(|name| format!("<li>{}</li>", escape(name))).collect();
+            format!("<p>It asks for:</p><ul>{items}</ul>")
+        }
+    };
+    let message = page.message.map(|m| format!("<p class=\"error\">{}</p>", escape(m))).unwrap_or_default();
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width\"><title>Sign in</title><style>{STYLE}</style></head>\
+<body><h1>Sign in</h1><p><strong>{app}</strong> wants to access your account.</p>{scopes}{message}\
+<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"handle\" value=\"{handle}\">\
+<label for=\"username\">Username</label><input id=\"username\" name=\"username\" value=\"{username}\" \
+autocomplete=\"username\" required>\
+<label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" \
+autocomplete=\"current-password\" required>\
+<button type=\"submit\">Sign in</button></form></body></html>",
+        app = escape(page.application),
+        action = escape(page.action),
+        handle = escape(page.handle),
+        username = escape(page.username),
+    );
+    html(status, Vec::new(), body)
+}
+
+/// A page that ends the flow here (RFC 6749 §4.1.2.1: never redirect to an unverified URI).
+pub(super) fn error_page(status: u16, message: &str) -> Response {
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in error</title>\
+<style>{STYLE}</style></head><body><h1>Sign-in error</h1><p class=\"error\">{}</p></body></html>",
+        escape(message)
+    );
+    html(status, Vec::new(), body)
+}
+
+pub(super) fn html(status: u16, mut headers: Vec<(&'static str, String)>, body: String) -> Response {
+    headers.extend([
+        ("content-type", "text/html; charset=utf-8".to_owned()),
+        ("cache-control", "no-store".to_owned()),
+        ("pragma", "no-cache".to_owned()),
+        ("content-security-policy", CSP.to_owned()),
+        ("x-frame-options", "DENY".to_owned()),
+        ("x-content-type-options", "nosniff".to_owned()),
+        ("referrer-policy", "no-referrer".to_owned()),
+    ]);
+    Response { status, headers, body: body.into_bytes() }
+}
+
+/// A 302 to `location`, uncached.
+pub(super) fn redirect(location: String) -> Response {
+    let headers = vec![
+        ("location", location),
+        ("cache-control", "no-store".to_owned()),
+        ("pragma", "no-cache".to_owned()),
+        ("referrer-policy", "no-referrer".to_owned()),
+    ];
+    Response { status: 302, headers, body: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn everything_is_escaped_and_the_headers_harden_the_page() {
+        let page = LoginPage {
+            action: "/authorize",
+            application: "<script>alert(1)</script>",
+            scopes: vec!["a\"b"],
+            handle: "h'1",
+            username: "<u>",
+            message: Some("wrong & <b>"),
+        };
+        let response = login_page(200, &page);
+        let body = String::from_utf8(response.body.clone()).unwrap();
+        for raw in ["<script>", "a\"b", "h'1", "<u>", "<b>"] {
+            assert!(!body.contains(raw), "{raw} was not escaped");
+        }
+        assert!(body.contains("&lt;script&gt;") && body.contains("a&quot;b") && body.contains("h&#39;1"));
+        assert!(!body.contains("<script"), "no script at all");
+        assert_eq!(response.header("cache-control"), Some("no-store"));
+        assert_eq!(response.header("content-security-policy"), Some(CSP));
+        assert!(response.header("content-type").unwrap().starts_with("text/html"));
+        assert!(body.len() < 2048, "the login page is {} bytes", body.len());
+    }
+}

@@ -1,0 +1,347 @@
+//! The authorization code flow's short-lived records (RFC 6749 §4.1): sign-ins waiting for a
+//! password, and the codes they produce.
+//!
+//! Two bounded [`BucketTable`]s: `login` (the login page's hidden handle → the pending
+//! authorization request) and `code` (the code → who signed in, for which client, redirect
+//! URI, scope and PKCE challenge). Both keep SHA-256 prefixes of the handle or code, never the
+//! text, and drop records once they expire. Handles and codes are 32 random bytes (256 bits)
+//! in base64url: the bucket comes from their hash, so nothing in them is guessable or needs
+//! to be parsed.
+//!
+//! A login handle is taken (removed) by its first use. A code is marked spent by its first
+//! presentation, good or bad; a second presentation marks it replayed, and the caller revokes
+//! the grant the first one produced (RFC 6749 §4.1.2), including a grant still being issued
+//! while the replay arrived ([`AuthorizationTable::remember_grant`] reports it).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use crate::host::{RandomUnavailable, Randomness, SharedStore, StoreError};
+use crate::state::buckets::{BucketTable, Reader, Record};
+use crate::state::grants::GrantLocation;
+use crate::state::token::hash_prefix;
+
+/// Records one bucket holds; a full bucket refuses new ones until some expire.
+const SLOTS_PER_BUCKET: usize = 8;
+const SECRET_BYTES: usize = 32;
+
+/// A pending sign-in or an issued code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// The scope asked for (validated), space-separated; may be empty.
+    pub scope: String,
+    /// The client's `state`, echoed on the redirect (login records only).
+    pub state: Option<String>,
+    /// The `S256` code challenge.
+    pub challenge: String,
+    /// Who signed in (code records only).
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Fresh,
+    Spent,
+    Replayed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    hash: [u8; 16],
+    expires_at: u64,
+    status: Status,
+    grant: Option<GrantLocation>,
+    ticket: Ticket,
+}
+
+/// What presenting a code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// First presentation: the code is now spent.
+    Fresh(Ticket),
+    /// Presented before: the grant it produced, if it has one yet, must be revoked.
+    Replayed(Option<GrantLocation>),
+    /// Unknown or expired.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketError {
+    /// The bucket this record hashes to is full.
+    Full,
+    Random,
+    Store(StoreError),
+}
+
+impl From<StoreError> for TicketError {
+    fn from(error: StoreError) -> Self {
+        TicketError::Store(error)
+    }
+}
+
+impl From<RandomUnavailable> for TicketError {
+    fn from(_: RandomUnavailable) -> Self {
+        TicketError::Random
+    }
+}
+
+pub struct AuthorizationTable<'h> {
+    logins: BucketTable<'h>,
+    codes: BucketTable<'h>,
+    random: &'h dyn Randomness,
+}
+
+impl<'h> AuthorizationTable<'h> {
+    /// Tables holding about `capacity` pending sign-ins and as many codes.
+    pub fn new(shared: &'h dyn SharedStore, random: &'h dyn Randomness, capacity: u32) -> Self {
+        let count = capacity.div_ceil(SLOTS_PER_BUCKET as u32).max(1);
+        AuthorizationTable {
+            logins: BucketTable::new(shared, "authz-login", count),
+            codes: BucketTable::new(shared, "authz-code", count),
+            random,
+        }
+    }
+
+    /// Creates missing buckets (start-up only; see [`BucketTable::initialize`]).
+    pub fn initialize(&self) -> Result<u32, StoreError> {
+        Ok(self.logins.initialize()? + self.codes.initialize()?)
+    }
+
+    /// Stores a pending sign-in until `expires_at`; returns its handle.
+    pub fn start_login(&self, ticket: Ticket, now: u64, expires_at: u64) -> Result<String, TicketError> {
+        self.insert(&self.logins, ticket, now, expires_at)
+    }
+
+    /// Takes a pending sign-in: it is gone afterwards, whatever the caller does with it.
+    pub fn take_login(&self, handle: &str, now: u64) -> Result<Option<Ticket>, StoreError> {
+        let hash = secret_hash(handle);
+        let taken = self.logins.update(bucket_of(&hash, &self.logins), now, |entries: &mut Vec<Entry>| {
+            let position = entries.iter().position(|entry| entry.hash == hash);
+            Ok::<_, StoreError>(position.map(|position| entries.remove(position).ticket))
+        })?;
+        Ok(taken.and_then(|updated| updated.value))
+    }
+
+    /// Stores a code until `expires_at`; returns its text.
+    pub fn issue_code(&self, ticket: Ticket, now: u64, expires_at: u64) -> Result<String, TicketError> {
+        self.insert(&self.codes, ticket, now, expires_at)
+    }
+
+    /// Presents a code: the first presentation spends it, later ones mark it replayed.
+    pub fn redeem(&self, code: &str, now: u64) -> Result<Redeemed, StoreError> {
+        let hash = secret_hash(code);
+        let found = self.codes.update(bucket_of(&hash, &self.codes), now, |entries: &mut Vec<Entry>| {
+            let Some(entry) = entries.iter_mut().find(|entry| entry.hash == hash) else {
+                return Ok::<_, StoreError>(Redeemed::Unknown);
+            };
+            Ok(match entry.status {
+                Status::Fresh => {
+                    entry.status = Status::Spent;
+                    Redeemed::Fresh(entry.ticket.clone())
+                }
+                Status::Spent | Status::Replayed => {
+                    entry.status = Status::Replayed;
+                    Redeemed::Replayed(entry.grant)
+                }
+            })
+        })?;
+        Ok(found.map_or(Redeemed::Unknown, |updated| updated.value))
+    }
+
+    /// Remembers the grant a code produced. True when the code was replayed meanwhile: the
+    /// caller must revoke that grant too.
+    pub fn remember_grant(&self, code: &str, grant: GrantLocation, now: u64) -> Result<bool, StoreError> {
+        let hash = secret_hash(code);
+        let replayed =
+            self.codes.update(bucket_of(&hash, &self.codes), now, |entries: &mut Vec<Entry>| {
+                let Some(entry) = entries.iter_mut().find(|entry| entry.hash == hash) else {
+                    return Ok::<_, StoreError>(false);
+                };
+                entry.grant = Some(grant);
+                Ok(entry.status == Status::Replayed)
+            })?;
+        Ok(replayed.is_some_and(|updated| updated.value))
+    }
+
+    fn insert(
+        &self,
+        table: &BucketTable,
+        ticket: Ticket,
+        now: u64,
+        expires_at: u64,
+    ) -> Result<String, TicketError> {
+        let mut secret = [0u8; SECRET_BYTES];
+        self.random.fill(&mut secret)?;
+        let text = URL_SAFE_NO_PAD.encode(secret);
+        let hash = secret_hash(&text);
+        let entry = Entry { hash, expires_at, status: Status::Fresh, grant: None, ticket };
+        let stored = table.update(bucket_of(&hash, table), now, |entries: &mut Vec<Entry>| {
+            if entries.len() >= SLOTS_PER_BUCKET {
+                return Ok::<_, TicketError>(false);
+            }
+            entries.push(entry.clone());
+            Ok(true)
+        })?;
+        match stored {
+            Some(updated) if updated.value => Ok(text),
+            Some(_) => Err(TicketError::Full),
+            None => Err(TicketError::Store(StoreError::Unavailable)),
+        }
+    }
+}
+
+fn secret_hash(text: &str) -> [u8; 16] {
+    hash_prefix(b"authorization\0", text.as_bytes())
+}
+
+fn bucket_of(hash: &[u8; 16], table: &BucketTable) -> u32 {
+    let [a, b, c, d, ..] = *hash;
+    u32::from_be_bytes([a, b, c, d]) % table.count()
+}
+
+fn put_text(out: &mut Vec<u8>, text: &str) {
+    let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(text.as_bytes().get(..usize::from(len)).unwrap_or_default());
+}
+
+fn read_text(reader: &mut Reader) -> Option<String> {
+    let len = reader.u16()?;
+    String::from_utf8(reader.take(usize::from(len))?.to_vec()).ok()
+}
+
+impl Record for Entry {
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut r = Reader(bytes);
+        let hash = r.array()?;
+        let expires_at = r.u64()?;
+        let status = match r.u8()? {
+            0 => Status::Fresh,
+            1 => Status::Spent,
+            _ => Status::Replayed,
+        };
+        let grant = match r.u8()? {
+            0 => None,
+            _ => Some(GrantLocation { bucket: r.u32()?, tag: r.array::<8>()? }),
+        };
+        let state = match r.u8()? {
+            0 => None,
+            _ => Some(read_text(&mut r)?),
+        };
+        let ticket = Ticket {
+            client_id: read_text(&mut r)?,
+            redirect_uri: read_text(&mut r)?,
+            scope: read_text(&mut r)?,
+            state,
+            challenge: read_text(&mut r)?,
+            username: read_text(&mut r)?,
+        };
+        Some(Entry { hash, expires_at, status, grant, ticket })
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.hash);
+        out.extend_from_slice(&self.expires_at.to_be_bytes());
+        out.push(match self.status {
+            Status::Fresh => 0,
+            Status::Spent => 1,
+            Status::Replayed => 2,
+        });
+        match self.grant {
+            Some(grant) => {
+                out.push(1);
+                out.extend_from_slice(&grant.bucket.to_be_bytes());
+                out.extend_from_slice(&grant.tag);
+            }
+            None => out.push(0),
+        }
+        match &self.ticket.state {
+            Some(state) => {
+                out.push(1);
+                put_text(out, state);
+            }
+            None => out.push(0),
+        }
+        let ticket = &self.ticket;
+        for text in
+            [&ticket.client_id, &ticket.redirect_uri, &ticket.scope, &ticket.challenge, &ticket.username]
+        {
+            put_text(out, text);
+        }
+    }
+
+    fn prune(&mut self, now: u64) -> bool {
+        self.expires_at > now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::memory::MemoryStore;
+    use crate::host::SystemRandomness;
+
+    fn ticket() -> Ticket {
+        Ticket {
+            client_id: "demo-spa".to_owned(),
+            redirect_uri: "http://127.0.0.1:8080/console/callback".to_owned(),
+            scope: "read write".to_owned(),
+            state: Some("xyz".to_owned()),
+            challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned(),
+            username: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_login_handle_works_once_and_expires() {
+        let (shared, random) = (MemoryStore::default(), SystemRandomness);
+        let table = AuthorizationTable::new(&shared, &random, 64);
+        table.initialize().unwrap();
+        let handle = table.start_login(ticket(), 0, 1000).unwrap();
+        assert_eq!(handle.len(), 43, "256 bits, base64url");
+        assert_eq!(table.take_login("forged", 1).unwrap(), None);
+        assert_eq!(table.take_login(&handle, 1).unwrap(), Some(ticket()));
+        assert_eq!(table.take_login(&handle, 2).unwrap(), None, "replayed");
+        let late = table.start_login(ticket(), 0, 1000).unwrap();
+        assert_eq!(table.take_login(&late, 1000).unwrap(), None, "expired");
+    }
+
+    #[test]
+    fn a_code_is_spent_once_then_reports_its_grant_rfc6749_4_1_2() {
+        let (shared, random) = (MemoryStore::default(), SystemRandomness);
+        let table = AuthorizationTable::new(&shared, &random, 64);
+        table.initialize().unwrap();
+        let code = table.issue_code(ticket(), 0, 60_000).unwrap();
+        assert_eq!(table.redeem(&code, 1).unwrap(), Redeemed::Fresh(ticket()));
+        let grant = GrantLocation { bucket: 7, tag: [9; 8] };
+        assert!(!table.remember_grant(&code, grant, 2).unwrap());
+        assert_eq!(table.redeem(&code, 3).unwrap(), Redeemed::Replayed(Some(grant)));
+        assert_eq!(table.redeem(&code, 60_000).unwrap(), Redeemed::Unknown, "expired");
+        assert_eq!(table.redeem("made-up", 4).unwrap(), Redeemed::Unknown);
+    }
+
+    #[test]
+    fn a_replay_before_the_grant_is_stored_is_reported_to_the_issuer() {
+        let (shared, random) = (MemoryStore::default(), SystemRandomness);
+        let table = AuthorizationTable::new(&shared, &random, 64);
+        table.initialize().unwrap();
+        let code = table.issue_code(ticket(), 0, 60_000).unwrap();
+        assert!(matches!(table.redeem(&code, 1).unwrap(), Redeemed::Fresh(_)));
+        assert_eq!(table.redeem(&code, 2).unwrap(), Redeemed::Replayed(None));
+        assert!(table.remember_grant(&code, GrantLocation { bucket: 1, tag: [1; 8] }, 3).unwrap());
+    }
+
+    #[test]
+    fn the_tables_are_bounded() {
+        let (shared, random) = (MemoryStore::default(), SystemRandomness);
+        let table = AuthorizationTable::new(&shared, &random, 1);
+        table.initialize().unwrap();
+        for _ in 0..SLOTS_PER_BUCKET {
+            table.issue_code(ticket(), 0, 10).unwrap();
+        }
+        assert_eq!(table.issue_code(ticket(), 0, 10), Err(TicketError::Full));
+        assert!(table.issue_code(ticket(), 10, 20).is_ok(), "expired records make room");
+    }
+}

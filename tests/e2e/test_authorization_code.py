@@ -1,0 +1,186 @@
+"""The authorization code flow with PKCE (RFC 6749 §4.1, RFC 7636, RFC 9700) in the real Envoy,
+2 workers: a sign-in on one worker, its code redeemed on whichever the next connection meets.
+
+authlib's OAuth2Session plays the public client demo-spa (token_endpoint_auth_method none,
+code_challenge_method S256); `requests` posts the login form as a browser would, without
+following the redirect (the callback URL is only read, never fetched).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.parse
+
+import pytest
+import requests
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
+
+import harness
+from client import ADMIN, TIMEOUT_S, forwarded
+
+CALLBACK = "http://127.0.0.1:8080/console/callback"
+SPA = "demo-spa"
+CODE_LIFETIME_S = 2
+LOCK_USER = ("lock-me", "right-password")
+
+PLUGIN_CONFIG = harness.with_changes(
+    harness.demo_plugin_config(),
+    authorization={"code_lifetime_secs": CODE_LIFETIME_S},
+    lockout={"max_failures": 3, "window_secs": 60, "lockout_secs": 300},
+)
+PLUGIN_CONFIG["users"].append({"username": LOCK_USER[0], "password": LOCK_USER[1], "scopes": ["orders:read"]})
+
+HANDLE = re.compile(r'name="handle" value="([^"]+)"')
+
+
+@pytest.fixture
+def spa(monkeypatch):
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
+    with OAuth2Session(SPA, redirect_uri=CALLBACK, scope="orders:read", code_challenge_method="S256",
+                       token_endpoint_auth_method="none") as session:
+        yield session
+
+
+def login_page(gateway, session: OAuth2Session, verifier: str) -> tuple[str, str]:
+    """GET /authorize as the browser would: the login page's handle, and the state."""
+    url, state = session.create_authorization_url(gateway.url("/authorize"), code_verifier=verifier)
+    page = requests.get(url, timeout=TIMEOUT_S, allow_redirects=False)
+    assert page.status_code == 200, page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert "<script" not in page.text and "Demo console" in page.text
+    return HANDLE.search(page.text).group(1), state
+
+
+def post_login(gateway, handle: str, username: str, password: str) -> requests.Response:
+    return requests.post(gateway.url("/authorize"), data={"handle": handle, "username": username, "password": password},
+                         timeout=TIMEOUT_S, allow_redirects=False)
+
+
+def sign_in(gateway, session: OAuth2Session, verifier: str, user=ADMIN) -> str:
+    """The whole browser part: the redirect back, with code, state and iss."""
+    handle, state = login_page(gateway, session, verifier)
+    back = post_login(gateway, handle, *user)
+    assert back.status_code == 302, back.text
+    location = back.headers["Location"]
+    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+    assert location.startswith(CALLBACK + "?")
+    assert params["state"] == state and params["iss"] == PLUGIN_CONFIG["issuer"]
+    return location
+
+
+def code_of(location: str) -> str:
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))["code"]
+
+
+def redeem(gateway, code: str, verifier: str, redirect_uri: str = CALLBACK) -> requests.Response:
+    body = {"grant_type": "authorization_code", "client_id": SPA, "code": code, "redirect_uri": redirect_uri,
+            "code_verifier": verifier}
+    return requests.post(gateway.url("/token"), data=body, timeout=TIMEOUT_S)
+
+
+def test_the_whole_flow_with_authlib(gateway, spa):
+    verifier = generate_token(48)
+    location = sign_in(gateway, spa, verifier)
+    token = spa.fetch_token(gateway.url("/token"), authorization_response=location, code_verifier=verifier,
+                            timeout=TIMEOUT_S)
+    assert token["token_type"].lower() == "bearer" and token["refresh_token"] and token["scope"] == "orders:read"
+    echo = forwarded(spa.get(gateway.url("/api/orders"), timeout=TIMEOUT_S))
+    assert echo["headers"]["x-tokengate-username"] == ADMIN[0]
+    assert echo["headers"]["x-tokengate-client-id"] == SPA
+    renewed = spa.refresh_token(gateway.url("/token"), timeout=TIMEOUT_S)
+    assert renewed["refresh_token"] != token["refresh_token"]
+
+
+def test_a_reused_code_is_refused_and_revokes_what_it_issued(gateway, spa):
+    verifier = generate_token(48)
+    code = code_of(sign_in(gateway, spa, verifier))
+    first = redeem(gateway, code, verifier)
+    assert first.status_code == 200, first.text
+    access = first.json()["access_token"]
+    bearer = {"Authorization": f"Bearer {access}"}
+    assert requests.get(gateway.url("/api/orders"), headers=bearer, timeout=TIMEOUT_S).status_code == 200
+    again = redeem(gateway, code, verifier)
+    assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+    assert requests.get(gateway.url("/api/orders"), headers=bearer, timeout=TIMEOUT_S).status_code == 401
+
+
+def test_a_wrong_verifier_is_invalid_grant(gateway, spa):
+    code = code_of(sign_in(gateway, spa, generate_token(48)))
+    reply = redeem(gateway, code, generate_token(48))
+    assert (reply.status_code, reply.json()["error"]) == (400, "invalid_grant")
+
+
+def test_another_redirect_uri_at_the_token_endpoint_is_invalid_grant(gateway, spa):
+    verifier = generate_token(48)
+    code = code_of(sign_in(gateway, spa, verifier))
+    reply = redeem(gateway, code, verifier, redirect_uri="http://127.0.0.1:8080/console/other")
+    assert (reply.status_code, reply.json()["error"]) == (400, "invalid_grant")
+
+
+def test_an_unregistered_redirect_uri_gets_a_page_not_a_redirect(gateway):
+    query = {"response_type": "code", "client_id": SPA, "redirect_uri": "https://evil.example/cb",
+             "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"}
+    reply = requests.get(gateway.url("/authorize"), params=query, timeout=TIMEOUT_S, allow_redirects=False)
+    assert reply.status_code == 400 and "Location" not in reply.headers
+    assert reply.headers["Content-Type"].startswith("text/html")
+
+
+def test_missing_pkce_goes_back_as_invalid_request(gateway):
+    query = {"response_type": "code", "client_id": SPA, "redirect_uri": CALLBACK, "state": "s1"}
+    reply = requests.get(gateway.url("/authorize"), params=query, timeout=TIMEOUT_S, allow_redirects=False)
+    assert reply.status_code == 302
+    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(reply.headers["Location"]).query))
+    assert (params["error"], params["state"], params["iss"]) == ("invalid_request", "s1", PLUGIN_CONFIG["issuer"])
+
+
+def test_an_expired_code_is_invalid_grant(gateway, spa):
+    verifier = generate_token(48)
+    code = code_of(sign_in(gateway, spa, verifier))
+    time.sleep(CODE_LIFETIME_S + 0.5)
+    reply = redeem(gateway, code, verifier)
+    assert (reply.status_code, reply.json()["error"]) == (400, "invalid_grant")
+
+
+def test_the_login_handle_works_once(gateway, spa):
+    handle, _ = login_page(gateway, spa, generate_token(48))
+    assert post_login(gateway, handle, *ADMIN).status_code == 302
+    replay = post_login(gateway, handle, *ADMIN)
+    assert replay.status_code == 400 and "Location" not in replay.headers
+    forged = post_login(gateway, "x" * 43, *ADMIN)
+    assert forged.status_code == 400 and "Location" not in forged.headers
+
+
+def test_the_login_page_locks_out_like_the_password_grant(gateway, spa):
+    handle, _ = login_page(gateway, spa, generate_token(48))
+    for _ in range(3):
+        again = post_login(gateway, handle, LOCK_USER[0], "wrong-password")
+        assert again.status_code == 400 and "wrong-password" not in again.text
+        handle = HANDLE.search(again.text).group(1)
+    locked = post_login(gateway, handle, *LOCK_USER)
+    assert locked.status_code == 429 and "Location" not in locked.headers
+    # The same counter as the password grant's.
+    body = {"grant_type": "password", "username": LOCK_USER[0], "password": LOCK_USER[1]}
+    grant = requests.post(gateway.url("/token"), data=body, auth=("demo-app", "demo-secret"), timeout=TIMEOUT_S)
+    assert grant.status_code == 429
+
+
+@pytest.mark.parametrize("path", ["/token", "/revoke"])
+def test_cors_for_registered_origins_only(gateway, path):
+    allowed = "http://127.0.0.1:8080"
+    preflight = requests.options(gateway.url(path), timeout=TIMEOUT_S, headers={
+        "Origin": allowed, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == allowed
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    post = requests.post(gateway.url(path), data={"grant_type": "refresh_token", "client_id": SPA, "token": "x",
+                                                  "refresh_token": "x"}, headers={"Origin": allowed}, timeout=TIMEOUT_S)
+    assert post.headers["Access-Control-Allow-Origin"] == allowed
+    for other in ["https://evil.example", "http://127.0.0.1:9999"]:
+        refused = requests.options(gateway.url(path), headers={"Origin": other, "Access-Control-Request-Method": "POST"},
+                                   timeout=TIMEOUT_S)
+        assert "Access-Control-Allow-Origin" not in refused.headers
+        post = requests.post(gateway.url(path), data={"client_id": SPA}, headers={"Origin": other}, timeout=TIMEOUT_S)
+        assert "Access-Control-Allow-Origin" not in post.headers
