@@ -153,6 +153,7 @@ impl<'a> Gateway<'a> {
             scopes,
             access_validity: self.config.default_access_validity,
             can_introspect: false,
+            subscriptions: Vec::new(),
         }
     }
 }
