@@ -2210,3 +2210,32 @@ fn a_tier_throttles_with_ratelimit_headers_until_its_window_ends() {
     rig.clock.advance(retry);
     assert_eq!(status_of(&rig.call_with_token("GET", "/orders/1.0.0/items", &token)), 200);
 }
+
+/// Seed 003: older WSO2 clients put the key type in the scope.
+#[test]
+fn production_in_the_scope_selects_the_key_type_and_is_not_granted() {
+    struct Case {
+        name: &'static str,
+        scope: &'static str,
+        status: u16,
+        granted: &'static str,
+    }
+    #[rustfmt::skip]
+    let table = [
+        Case { name: "PRODUCTION alone asks for the default scope", scope: "PRODUCTION",
+               status: 200, granted: "orders:read orders:write" },
+        Case { name: "PRODUCTION next to a scope", scope: "PRODUCTION orders:read", status: 200, granted: "orders:read" },
+        Case { name: "SANDBOX: no sandbox keys", scope: "SANDBOX", status: 400, granted: "" },
+        Case { name: "another unknown scope stays invalid", scope: "PRODUCTION admin", status: 400, granted: "" },
+    ];
+    let rig = Rig::demo();
+    for Case { name, scope, status, granted } in table {
+        let reply = rig.token(&format!("grant_type=password&username=admin&password=admin&scope={scope}"));
+        assert_eq!(reply.0.status, status, "{name}: {}", reply.text());
+        if status == 200 {
+            assert_eq!(reply.field("scope"), granted, "{name}");
+        } else {
+            assert_eq!(reply.field("error"), "invalid_scope", "{name}");
+        }
+    }
+}

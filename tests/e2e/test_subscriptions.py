@@ -15,7 +15,10 @@ import time
 import pytest
 
 import harness
-from client import ABSENT, Expect, call, client_token, expect, forwarded, on_every_worker, bearer_req
+from client import (
+    ABSENT, FULL_SCOPE, Expect, bearer_req, call, client_token, expect, form, forwarded, on_every_worker, post_token,
+    token_error, token_success,
+)
 
 TINY = 5
 PLUGIN_CONFIG = harness.with_changes(
@@ -117,3 +120,10 @@ def burst(gateway, token: str):
             return allowed, response, int(time.time()) == second
         allowed += 1
         assert allowed <= 3 * TINY, "never throttled"
+
+
+def test_seed_003_production_in_the_scope_selects_the_key_type(gateway):
+    """Seed 003's request: `scope=PRODUCTION` (older WSO2) is the key type, not a scope."""
+    body = form(grant_type="password", username="admin", password="admin", scope="PRODUCTION")
+    token_success(FULL_SCOPE, refresh=True).check(post_token(gateway, body))
+    token_error(400, "invalid_scope").check(post_token(gateway, form(grant_type="client_credentials", scope="SANDBOX")))
