@@ -24,7 +24,8 @@ all: build
 
 help:
 	@echo "make run    - build the filter and start Envoy with the demo config on 127.0.0.1:8080 and"
-	@echo "              https://127.0.0.1:8243 (admin :9901); the API console builds in the background"
+	@echo "              https://127.0.0.1:8243 (admin :9901); the API console builds in the background;"
+	@echo "              CONFIG=file.json runs another plugin configuration (envoy/ stays as it is)"
 	@echo "make test   - every test tier: lint, native unit tests, e2e against the real Envoy, browser"
 	@echo "make build  - build the filter ($(FILTER_WASM))"
 	@echo "make cli    - the operator CLI, target/$(PROFILE)/tokengate: hash-secret, check-config, routes"
@@ -99,7 +100,7 @@ run:
 	@$(MAKE) --no-print-directory build
 	@$(MAKE) --no-print-directory -s tls
 	@$(VENV)/bin/python envoy/run_demo.py run --envoy $(ENVOY) --concurrency $(CONCURRENCY) \
-	  --build-web "$(MAKE) --no-print-directory build-web"
+	  --build-web "$(MAKE) --no-print-directory build-web" $(if $(CONFIG),--config $(CONFIG))
 
 # The demo's TLS listener (127.0.0.1:8243, and :8253 for make fleet's second replica) uses a
 # self-signed certificate for localhost and 127.0.0.1, made once with Debian's openssl. The

@@ -20,7 +20,8 @@ token on another replica, /token, and etcd's database per grant at 100,000 grant
 Envoy with fleet mode added, against a real 1-member etcd that each scenario starts and stops.
 
 Scenarios, for BENCH_ONLY: envoy_alone, noop_wasm, api_key_auth_10k, lua_table_10k,
-jwt_authn_hs256_cache, jwt_authn_hs256_no_cache, tokengate_bearer_10k, tokengate_token,
+jwt_authn_hs256_cache, jwt_authn_hs256_no_cache, tokengate_bearer_10k, tokengate_bearer_tier_10k,
+tokengate_token,
 tokengate_bearer_1m, fleet_bearer_hit, fleet_bearer_miss, fleet_token, fleet_etcd_size.
 
 Environment knobs (all optional): BENCH_SECONDS (wrk duration, 5), BENCH_REQUESTS (callgrind
@@ -130,7 +131,7 @@ def pool_of_static_tokens() -> list[Request]:
     return [bearer(token) for token in STATIC_TOKENS[:POOL]]
 
 
-def tokengate_bearer(name: str, tokens: int) -> Scenario:
+def tokengate_bearer(name: str, tokens: int, tier: bool = False) -> Scenario:
     """tokengate validating Bearer tokens with `tokens` live grants in the store.
 
     Natively the store really is filled with `tokens` grants through /token. Under callgrind,
@@ -149,7 +150,7 @@ def tokengate_bearer(name: str, tokens: int) -> Scenario:
             plugin = cfg.tokengate_config(capacity_for(SMALL_TOKENS), extra_keys_capacity=capacity_for(tokens))
         else:
             validity = BIG_VALIDITY.get("secs", 3600) if stand_in else 3600
-            plugin = cfg.tokengate_config(capacity_for(tokens), validity_secs=validity)
+            plugin = cfg.tokengate_config(capacity_for(tokens), validity_secs=validity, tier=tier)
         return cfg.envoy_config(listener_port, admin_port, [cfg.wasm_filter(str(FILTER_WASM), "tokengate", plugin)])
 
     def prepare(envoy: Envoy, callgrind: bool) -> list[Row]:
@@ -221,6 +222,7 @@ SCENARIOS = [
     simple("jwt_authn_hs256_no_cache", lambda: [cfg.jwt_authn_filter(JWKS, cache=False)],
            lambda: [Row("jwt_authn_hs256_no_cache", [bearer(JWT)])]),
     tokengate_bearer("tokengate_bearer_10k", SMALL_TOKENS),
+    tokengate_bearer("tokengate_bearer_tier_10k", SMALL_TOKENS, tier=True),
     token_endpoint(),
     tokengate_bearer("tokengate_bearer_1m", BIG_TOKENS),
 ]
@@ -424,6 +426,8 @@ ORDER_LABELS = {
     "fleet_bearer_hit": "fleet Bearer, 10k tokens, cached (200)",
     "fleet_bearer_miss": "fleet Bearer, first use on another replica (200)",
     "tokengate_bearer_10k_miss": "tokengate Bearer, 10k tokens, miss (401)",
+    "tokengate_bearer_tier_10k_hit": "tokengate Bearer, subscribed, rated tier, 10k tokens, hit (200)",
+    "tokengate_bearer_tier_10k_miss": "tokengate Bearer, subscribed, rated tier, 10k tokens, miss (401)",
     "tokengate_bearer_1m_hit": "tokengate Bearer, 1M tokens, hit (200)",
     "tokengate_bearer_1m_miss": "tokengate Bearer, 1M tokens, miss (401)",
     "tokengate_token_client_credentials": "tokengate /token client_credentials",

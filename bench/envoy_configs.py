@@ -130,7 +130,8 @@ def pbkdf2_hash(password: str, iterations: int) -> str:
 
 
 def tokengate_config(
-    capacity: int, password_iterations: int = 0, validity_secs: int = 3600, extra_keys_capacity: int = 0
+    capacity: int, password_iterations: int = 0, validity_secs: int = 3600, extra_keys_capacity: int = 0,
+    tier: bool = False,
 ) -> str:
     """Plugin JSON for the tokengate rows.
 
@@ -141,6 +142,10 @@ def tokengate_config(
     `extra_keys_capacity` turns on client registration with that capacity: its bucket table
     lives in the same shared-data map as the token store (one map per vm_id) and is never swept,
     so it gives the map a big store's key count without a big store's sweeping.
+
+    `tier` puts the orders resources (same paths) in an API with context `/api` that the
+    application is subscribed to with a rated tier too big to throttle: the subscription and
+    tier checks on top of a Bearer hit (issue 12).
     """
     user = {"username": USERNAME, "scopes": [API_SCOPE, "orders:write"]}
     if extra_keys_capacity:
@@ -150,9 +155,23 @@ def tokengate_config(
     else:
         user["password"] = PASSWORD
     registration = {"registration": {"capacity": extra_keys_capacity, "scopes": [API_SCOPE]}} if extra_keys_capacity else {}
+    orders = [
+        {"methods": ["GET"], "path": API_PATH, "scopes": [API_SCOPE]},
+        {"methods": ["GET"], "path": API_PATH + "/{id}", "scopes": [API_SCOPE]},
+        {"methods": ["POST"], "path": API_PATH, "scopes": ["orders:write"]},
+    ]
+    subscribed = {}
+    if tier:
+        api_orders = [{**resource, "path": resource["path"].removeprefix("/api")} for resource in orders]
+        subscribed = {
+            "tiers": [{"name": "Bench", "requests": 4_000_000_000, "per": "day"}],
+            "apis": [{"name": "Orders", "version": "1", "context": "/api", "resources": api_orders}],
+        }
+        orders = []
     return json.dumps(
         {
             **registration,
+            **subscribed,
             "access_token_validity_secs": validity_secs,
             "store": {"capacity": capacity, "max_grants_per_application": capacity},
             "applications": [
@@ -161,13 +180,12 @@ def tokengate_config(
                     "consumer_secret": CLIENT_SECRET,
                     "grant_types": ["client_credentials", "password", "refresh_token"],
                     "scopes": [API_SCOPE, "orders:write"],
+                    **({"subscriptions": [{"api": "Orders", "tier": "Bench"}]} if tier else {}),
                 }
             ],
             "users": [user],
             "resources": [
-                {"methods": ["GET"], "path": API_PATH, "scopes": [API_SCOPE]},
-                {"methods": ["GET"], "path": API_PATH + "/{id}", "scopes": [API_SCOPE]},
-                {"methods": ["POST"], "path": API_PATH, "scopes": ["orders:write"]},
+                *orders,
                 {"methods": ["GET"], "path": "/api/public/ping", "public": True},
             ],
         }

@@ -4,7 +4,10 @@ browser package builds in the background.
 
     run_demo.py check-ports      exit 1 with "port N is in use (is tokengate already
                                  running?)" if a demo port is taken
-    run_demo.py run [--envoy E] [--concurrency N] [--build-web CMD]
+    run_demo.py run [--envoy E] [--concurrency N] [--build-web CMD] [--config FILE]
+
+`--config FILE` (make run CONFIG=FILE) runs another plugin configuration: envoy/envoy.yaml
+with FILE's JSON in place of its own, written to target/run/envoy.yaml; envoy/ is not edited.
 
 The first build of the console compiles wasm-bindgen-cli (about 10 minutes on 2 cores), so
 it must not hold the gateway back: its output goes to target/console/build.log, and
@@ -105,11 +108,39 @@ def last_words(code: int, problem: str | None) -> list[str]:
     return [f"Envoy exited with {code} (its log is above)"]
 
 
-def run_envoy(envoy: str, concurrency: str) -> int:
+RENDERED = REPO / "target" / "run" / "envoy.yaml"
+
+
+def with_plugin_config(plugin_json: str) -> Path:
+    """envoy/envoy.yaml with another plugin configuration in every tokengate filter, written to
+    target/run/envoy.yaml (PyYAML comes with `make tools`, so it is imported here only)."""
+    import json  # noqa: PLC0415
+    import yaml  # noqa: PLC0415
+
+    json.loads(plugin_json)  # a file that is no JSON fails here, with where
+    cfg = yaml.safe_load((REPO / "envoy" / "envoy.yaml").read_text())
+
+    def replace(node) -> None:
+        if isinstance(node, dict):
+            if node.get("name") == "tokengate" and "configuration" in node:
+                node["configuration"]["value"] = plugin_json
+            for value in node.values():
+                replace(value)
+        elif isinstance(node, list):
+            for value in node:
+                replace(value)
+
+    replace(cfg)
+    RENDERED.parent.mkdir(parents=True, exist_ok=True)
+    RENDERED.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return RENDERED
+
+
+def run_envoy(envoy: str, concurrency: str, envoy_yaml: str = "envoy/envoy.yaml") -> int:
     """Envoy in the foreground, its output passed through; the invalid-configuration line,
     if Envoy gives up on one, printed again last."""
     console_yaml = (REPO / "web" / "envoy-console.yaml").read_text()
-    command = [envoy, "-c", "envoy/envoy.yaml", "--config-yaml", console_yaml, "--concurrency", concurrency,
+    command = [envoy, "-c", envoy_yaml, "--config-yaml", console_yaml, "--concurrency", concurrency,
                "--log-level", "warn", "--component-log-level", "wasm:info"]
     say(f"starting Envoy on http://{HOST}:8080 and https://{HOST}:8243 (admin http://{HOST}:9901)")
     say(f"API console: http://{HOST}:8080/console/   Ctrl-C stops everything")
@@ -129,6 +160,14 @@ def run_envoy(envoy: str, concurrency: str) -> int:
 def run(args: argparse.Namespace) -> int:
     if check_ports():
         return 1
+    envoy_yaml = "envoy/envoy.yaml"
+    if args.config:
+        try:
+            envoy_yaml = str(with_plugin_config(Path(args.config).read_text()))
+        except (OSError, ValueError) as error:
+            say(f"cannot use {args.config} as the plugin configuration: {error}")
+            return 1
+        say(f"plugin configuration: {args.config} (in {envoy_yaml})")
     python = sys.executable
     upstream = subprocess.Popen([python, str(REPO / "envoy" / "demo_upstream.py"), str(UPSTREAM_PORT)],
                                 stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
@@ -137,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     build = None
     try:
         build = start_console_build(args.build_web)
-        return run_envoy(args.envoy, args.concurrency)
+        return run_envoy(args.envoy, args.concurrency, envoy_yaml)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -156,6 +195,7 @@ def main(argv: list[str]) -> int:
     runner.add_argument("--envoy", default=str(REPO / ".venv" / "bin" / "envoy"))
     runner.add_argument("--concurrency", default="2")
     runner.add_argument("--build-web", default="", help="the console's build command (empty: none)")
+    runner.add_argument("--config", default="", help="a plugin configuration (JSON) instead of envoy.yaml's")
     args = parser.parse_args(argv[1:])
     if args.command == "check-ports":
         return check_ports()

@@ -8,6 +8,7 @@
 //! `raw.rs` holds the JSON's serde types and defaults, `sections.rs` one check per section,
 //! `parts.rs` the validated pieces, `scope_catalog.rs` every scope named anywhere.
 
+mod apis;
 mod error;
 mod parts;
 mod raw;
@@ -23,9 +24,13 @@ use crate::oauth::routes::RouteTable;
 use crate::oauth::scope::{scope_id, ScopeId, ScopeSet};
 use crate::state::credential_changes::CredentialKind;
 use crate::state::lockout::LockoutPolicy;
+pub use apis::MAX_COUNTERS;
 use error::problem;
 pub use error::ConfigError;
-pub use parts::{Application, AuthorizationConfig, FleetConfig, RegistrationConfig, User, Validity};
+pub use parts::{
+    Api, Application, AuthorizationConfig, FleetConfig, RegistrationConfig, Subscription, SubscriptionState,
+    Tier, TierUnit, User, Validity,
+};
 use raw::RawConfig;
 use scope_catalog::ScopeCatalog;
 
@@ -58,6 +63,10 @@ pub struct Config {
     pub applications: HashMap<String, Application>,
     pub users: HashMap<String, User>,
     pub routes: RouteTable,
+    /// The APIs of `apis`, by the index resources and subscriptions name them with.
+    pub apis: Vec<Api>,
+    /// Window counters the subscriptions with a rate count in (see `gateway/throttle.rs`).
+    pub window_counters: usize,
     pub lockout: LockoutPolicy,
     /// Every configured scope by its stored id.
     pub scope_names: HashMap<ScopeId, String>,
@@ -85,13 +94,19 @@ impl Config {
 
     /// One section at a time (`sections.rs`); scopes named anywhere go into one catalog, so
     /// a resource can be checked against what some application may be granted.
-    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    fn validate(mut raw: RawConfig) -> Result<Config, ConfigError> {
         sections::check_realm_and_issuer(&raw)?;
         let endpoints = sections::endpoints(&raw)?;
         let lifetimes = sections::lifetimes(&raw)?;
         let lockout = sections::limits(&raw)?;
         let mut catalog = ScopeCatalog::default();
-        let applications = sections::applications(raw.applications, lifetimes.access, &mut catalog)?;
+        let tiers = apis::tiers(std::mem::take(&mut raw.tiers))?;
+        let api_list = apis::apis(&raw.apis)?;
+        let subscriptions: Vec<_> = (raw.applications.iter_mut().enumerate())
+            .map(|(i, app)| (i, app.consumer_key.clone(), std::mem::take(&mut app.subscriptions)))
+            .collect();
+        let mut applications = sections::applications(raw.applications, lifetimes.access, &mut catalog)?;
+        let window_counters = apis::subscribe(&mut applications, subscriptions, &api_list, &tiers)?;
         let authorization = sections::authorization(
             &raw.authorization,
             sections::AuthorizationContext {
@@ -105,7 +120,7 @@ impl Config {
             Some(registration) => Some(sections::registration(registration, &users, &mut catalog)?),
             None => None,
         };
-        let routes = sections::routes(raw.resources, &endpoints, &mut catalog)?;
+        let routes = sections::routes(resources(raw.resources, raw.apis), &endpoints, &mut catalog)?;
         let fleet = raw.fleet.map(sections::fleet).transpose()?;
         let lockout =
             LockoutPolicy { known_names: known_principals(&applications, &users, &registration), ..lockout };
@@ -134,6 +149,8 @@ impl Config {
             applications,
             users,
             routes,
+            apis: api_list,
+            window_counters,
             lockout,
             scope_names,
             scope_ids,
@@ -141,6 +158,23 @@ impl Config {
             decoy_user_verifier,
         })
     }
+}
+
+/// Every resource with where the config lists it and its API: the flat list first, then each
+/// API's, under its context.
+fn resources(
+    flat: Vec<raw::RawResource>,
+    apis: Vec<raw::RawApi>,
+) -> Vec<(String, raw::RawResource, Option<usize>)> {
+    let flat = flat.into_iter().enumerate().map(|(i, resource)| (format!("resources[{i}]"), resource, None));
+    let grouped = apis.into_iter().enumerate().flat_map(|(i, api)| {
+        let context = api.context;
+        api.resources.into_iter().enumerate().map(move |(j, mut resource)| {
+            resource.path = apis::full_path(&context, &resource.path);
+            (format!("apis[{i}].resources[{j}]"), resource, Some(i))
+        })
+    });
+    flat.chain(grouped).collect()
 }
 
 /// serde's message for a parse error, without the value found: "invalid type/value" and

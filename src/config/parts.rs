@@ -2,6 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use serde::Deserialize;
+
 use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::scope::ScopeSet;
@@ -39,6 +41,8 @@ pub struct Application {
     pub scopes: ScopeSet,
     pub access_validity: Validity,
     pub can_introspect: bool,
+    /// By API index; applications registered at run time have none yet.
+    pub subscriptions: Vec<Subscription>,
     /// No secret: authenticates with `client_id` alone, and only for the code flow.
     pub public: bool,
     /// Registered redirect URIs, matched exactly ([`crate::oauth::redirect_uri::matches`]).
@@ -93,4 +97,70 @@ pub struct RegistrationConfig {
     pub grant_types: BTreeSet<GrantType>,
     /// Scopes every registered application may be granted.
     pub scopes: ScopeSet,
+}
+
+/// The window of a tier. WSO2 counts per minute, hour or day; `second` keeps tests short.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TierUnit {
+    Second,
+    Minute,
+    Hour,
+    Day,
+}
+
+/// WSO2's subscription states (`PROD_ONLY_BLOCKED` blocks production keys, not sandbox ones).
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionState {
+    #[default]
+    Active,
+    Blocked,
+    ProdOnlyBlocked,
+}
+
+impl TierUnit {
+    pub fn millis(self) -> u64 {
+        match self {
+            TierUnit::Second => 1_000,
+            TierUnit::Minute => 60_000,
+            TierUnit::Hour => 3_600_000,
+            TierUnit::Day => 86_400_000,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TierUnit::Second => "second",
+            TierUnit::Minute => "minute",
+            TierUnit::Hour => "hour",
+            TierUnit::Day => "day",
+        }
+    }
+}
+
+/// A throttling tier: a request rate, or none (`Unlimited`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    pub name: String,
+    /// Requests per window; `None`: never throttled.
+    pub rate: Option<(u32, TierUnit)>,
+}
+
+/// A group of resources under one context (WSO2's API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Api {
+    pub name: String,
+    pub version: String,
+    pub context: String,
+}
+
+/// An application's subscription to an API (an index into `Config::apis`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub api: usize,
+    pub tier: Tier,
+    pub state: SubscriptionState,
+    /// The window counter this subscription counts in, when its tier has a rate.
+    pub counter: Option<usize>,
 }

@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use super::parts::{SubscriptionState, TierUnit};
 use crate::oauth::grant_type::GrantType;
 
 const DEFAULT_ACCESS_VALIDITY_SECS: i64 = 3600;
@@ -49,6 +50,12 @@ pub(super) struct RawConfig {
     pub(super) users: Vec<RawUser>,
     #[serde(default)]
     pub(super) resources: Vec<RawResource>,
+    /// Named request rates, next to the built-in Bronze, Silver, Gold and Unlimited.
+    #[serde(default)]
+    pub(super) tiers: Vec<RawTier>,
+    /// Resources grouped under a context; reaching one needs a subscription (`subscriptions`).
+    #[serde(default)]
+    pub(super) apis: Vec<RawApi>,
     /// The authorization code flow (`/authorize`), on when an application uses it.
     #[serde(default)]
     pub(super) authorization: RawAuthorization,
@@ -75,6 +82,38 @@ impl Default for RawAuthorization {
             capacity: 1024,
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTier {
+    pub(super) name: String,
+    pub(super) requests: u32,
+    pub(super) per: TierUnit,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    pub(super) name: String,
+    pub(super) version: String,
+    /// The path prefix every resource of this API sits under, like `/orders/1.0.0`.
+    pub(super) context: String,
+    pub(super) resources: Vec<RawResource>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSubscription {
+    pub(super) api: String,
+    #[serde(default = "default_tier")]
+    pub(super) tier: String,
+    #[serde(default)]
+    pub(super) state: SubscriptionState,
+}
+
+pub(super) fn default_tier() -> String {
+    "Unlimited".to_owned()
 }
 
 #[derive(Deserialize)]
@@ -157,6 +196,9 @@ pub(super) struct RawApplication {
     pub(super) redirect_uris: Vec<String>,
     /// Shown on the login page; the consumer key when absent.
     pub(super) name: Option<String>,
+    /// The APIs (of `apis`) this application may call, each with its tier.
+    #[serde(default)]
+    pub(super) subscriptions: Vec<RawSubscription>,
 }
 
 #[derive(Deserialize)]

@@ -155,6 +155,8 @@ pub(super) fn applications(
             public: app.public,
             redirect_uris,
             name,
+            // Filled in once the APIs and tiers are known (`apis::subscribe`).
+            subscriptions: Vec::new(),
         };
         if applications.insert(app.consumer_key, application).is_some() {
             return Err(problem(format!("{at}.consumer_key"), "the same consumer_key appears twice"));
@@ -345,22 +347,22 @@ pub(super) fn fleet(raw: RawFleet) -> Result<FleetConfig, ConfigError> {
 }
 
 /// The resource table: no resource over an endpoint, no method and template twice, and every
-/// scope a resource asks for grantable to some application.
+/// scope a resource asks for grantable to some application. Each resource comes with where
+/// the config lists it and its API (`None`: the flat `resources` list).
 pub(super) fn routes(
-    raw: Vec<RawResource>,
+    raw: Vec<(String, RawResource, Option<usize>)>,
     endpoints: &Endpoints,
     catalog: &mut ScopeCatalog,
 ) -> Result<RouteTable, ConfigError> {
     let mut rules: Vec<RouteRule> = Vec::with_capacity(raw.len());
-    for (i, resource) in raw.into_iter().enumerate() {
-        let at = format!("resources[{i}]");
+    for (at, resource, api) in raw {
         let template = PathTemplate::parse(&resource.path).map_err(|e| problem(format!("{at}.path"), e.0))?;
         if let Some((name, _)) = endpoints.iter().find(|(_, path)| template.matches(path)) {
             return Err(problem(format!("{at}.path"), format!("overlaps the {name}")));
         }
         check_methods(&at, &resource.methods, &template, &rules)?;
         let access = access(&at, &resource, catalog)?;
-        rules.push(RouteRule { methods: resource.methods, template, access });
+        rules.push(RouteRule { methods: resource.methods, template, access, api });
     }
     Ok(RouteTable::new(rules))
 }

@@ -459,3 +459,107 @@ fn the_code_flow_is_configured_per_application_rfc6749_4_1() {
         assert!(message.starts_with(case.error), "{}: {message}", case.name);
     }
 }
+
+fn demo_with_api(change: impl FnOnce(&mut serde_json::Value)) -> String {
+    demo_with(|v| {
+        v["apis"] = serde_json::json!([{ "name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0",
+            "resources": [{ "methods": ["GET"], "path": "/items", "scopes": ["orders:read"] }] }]);
+        v["tiers"] = serde_json::json!([{ "name": "Tiny", "requests": 3, "per": "second" }]);
+        v["applications"][0]["subscriptions"] = serde_json::json!([{ "api": "Orders", "tier": "Tiny" }]);
+        change(v);
+    })
+}
+
+#[test]
+fn apis_tiers_and_subscriptions_are_validated() {
+    struct Case {
+        name: &'static str,
+        json: String,
+        error: &'static str,
+    }
+    let table = [
+        Case {
+            name: "unknown API",
+            json: demo_with_api(|v| v["applications"][0]["subscriptions"][0]["api"] = "Nope".into()),
+            error: "applications[0].subscriptions[0].api: no API of this name in apis",
+        },
+        Case {
+            name: "unknown tier",
+            json: demo_with_api(|v| v["applications"][0]["subscriptions"][0]["tier"] = "Platinum".into()),
+            error: "applications[0].subscriptions[0].tier: no tier of this name (built in or in tiers)",
+        },
+        Case {
+            name: "a built-in tier redefined",
+            json: demo_with_api(|v| v["tiers"][0]["name"] = "Gold".into()),
+            error: "tiers[0].name: names a tier already defined (or built in)",
+        },
+        Case {
+            name: "a tier of no requests",
+            json: demo_with_api(|v| v["tiers"][0]["requests"] = 0.into()),
+            error: "tiers[0].requests: must be at least 1",
+        },
+        Case {
+            name: "a tier per week",
+            json: demo_with_api(|v| v["tiers"][0]["per"] = "week".into()),
+            error: "tiers[0].per: unknown variant at line",
+        },
+        Case {
+            name: "a context ending in '/'",
+            json: demo_with_api(|v| v["apis"][0]["context"] = "/orders/".into()),
+            error: "apis[0].context: must be a path like /orders/1.0.0",
+        },
+        Case {
+            name: "an API resource's path without '/'",
+            json: demo_with_api(|v| v["apis"][0]["resources"][0]["path"] = "items".into()),
+            error: "apis[0].resources[0].path: must start with '/'",
+        },
+        Case {
+            name: "an API resource over a flat one",
+            json: demo_with_api(|v| {
+                v["apis"][0]["context"] = "/api".into();
+                v["apis"][0]["resources"][0]["path"] = "/orders".into();
+            }),
+            error: "apis[0].resources[0].methods[0]: this method and path are listed twice",
+        },
+        Case {
+            name: "subscribed twice",
+            json: demo_with_api(|v| {
+                v["applications"][0]["subscriptions"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({ "api": "Orders" }));
+            }),
+            error: "applications[0].subscriptions[1].api: subscribed to twice",
+        },
+    ];
+    for Case { name, json, error } in table {
+        let message = error_of(&json);
+        assert_eq!(message.lines().count(), 1, "{name}: {message}");
+        assert!(message.starts_with(error), "{name}\n  got: {message}\n  want: {error}");
+    }
+}
+
+#[test]
+fn subscriptions_get_their_tier_and_a_window_counter_when_rated() {
+    let json = demo_with_api(|v| {
+        v["apis"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({ "name": "Stock", "version": "2", "context": "/stock",
+            "resources": [{ "methods": ["GET"], "path": "/", "public": true }] }));
+        let subscriptions = v["applications"][0]["subscriptions"].as_array_mut().unwrap();
+        subscriptions.push(serde_json::json!({ "api": "Stock", "state": "blocked" }));
+    });
+    let config = Config::from_json(json.as_bytes()).unwrap();
+    let subscriptions = &config.applications["demo-app"].subscriptions;
+    assert_eq!(subscriptions[0].tier.rate, Some((3, TierUnit::Second)));
+    assert_eq!(subscriptions[0].counter, Some(0));
+    assert_eq!(subscriptions[1].tier.name, "Unlimited");
+    assert_eq!((subscriptions[1].tier.rate, subscriptions[1].counter), (None, None));
+    assert_eq!(subscriptions[1].state, SubscriptionState::Blocked);
+    assert_eq!(config.window_counters, 1);
+    // The demo's flat resources stay one implicit API, without subscriptions or counters.
+    let demo = Config::from_json(DEMO.as_bytes()).unwrap();
+    assert_eq!((demo.apis.len(), demo.window_counters), (0, 0));
+    assert!(demo.routes.rules().iter().all(|rule| rule.api.is_none()));
+}

@@ -60,10 +60,13 @@ impl Clock for EnvoyClock {
 pub struct EnvoyMetrics {
     /// By [`Metric::index`].
     ids: [u32; Metric::ALL.len()],
+    /// The subscriptions' window counters (gauges `tokengate.tier_window.<n>`), by number.
+    windows: Vec<u32>,
 }
 
 impl EnvoyMetrics {
-    pub fn define() -> Result<Self, Status> {
+    /// The stats, and `window_counters` gauges for the tiers (see `gateway/throttle.rs`).
+    pub fn define(window_counters: usize) -> Result<Self, Status> {
         let mut ids = [0; Metric::ALL.len()];
         for (slot, metric) in ids.iter_mut().zip(Metric::ALL) {
             let kind = match metric.kind() {
@@ -72,7 +75,10 @@ impl EnvoyMetrics {
             };
             *slot = hostcalls::define_metric(kind, metric.name())?;
         }
-        Ok(EnvoyMetrics { ids })
+        let windows = (0..window_counters)
+            .map(|n| hostcalls::define_metric(MetricType::Gauge, &format!("tokengate.tier_window.{n}")))
+            .collect::<Result<Vec<u32>, Status>>()?;
+        Ok(EnvoyMetrics { ids, windows })
     }
 
     fn id(&self, metric: Metric) -> Option<u32> {
@@ -97,6 +103,22 @@ impl Metrics for EnvoyMetrics {
     fn set(&self, metric: Metric, value: u64) {
         if let Some(id) = self.id(metric) {
             let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    fn window(&self, counter: usize) -> Option<u64> {
+        hostcalls::get_metric(*self.windows.get(counter)?).ok()
+    }
+
+    fn count_in_window(&self, counter: usize) {
+        if let Some(id) = self.windows.get(counter) {
+            let _ = hostcalls::increment_metric(*id, 1);
+        }
+    }
+
+    fn restart_window(&self, counter: usize, value: u64) {
+        if let Some(id) = self.windows.get(counter) {
+            let _ = hostcalls::record_metric(*id, value);
         }
     }
 }

@@ -62,10 +62,14 @@ pub struct Pass {
     pub stats: HeldStats,
 }
 
-/// Runs `decide` over this Envoy's cache with stats held back.
-pub fn run_pass(decide: impl FnOnce(&FleetView, &StagedMetrics) -> Answer) -> Pass {
+/// Runs `decide` over this Envoy's cache with stats held back (the tiers' window counters
+/// are this Envoy's `metrics`, at once).
+pub fn run_pass(
+    metrics: Rc<EnvoyMetrics>,
+    decide: impl FnOnce(&FleetView, &StagedMetrics) -> Answer,
+) -> Pass {
     let view = FleetView::new(&EnvoySharedData);
-    let staged = StagedMetrics::default();
+    let staged = StagedMetrics::with_windows(metrics);
     let answer = decide(&view, &staged);
     Pass { answer, record: view.into_record(), stats: staged.into_held() }
 }

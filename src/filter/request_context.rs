@@ -192,7 +192,7 @@ impl GatewayRequest {
     ) -> Action {
         let pass = {
             let changes = self.credential_changes.borrow();
-            run_pass(|view, staged| {
+            run_pass(Rc::clone(&self.metrics), |view, staged| {
                 let host = Host {
                     shared: view,
                     random: &SystemRandomness,

@@ -333,3 +333,17 @@ fn after_a_compaction_the_cache_is_forgotten_and_read_again() {
     b.catch_up();
     assert_eq!(b.bearer_status(&token), 401);
 }
+
+/// Fleet mode: each replica enforces its tiers in its own window counters, read and written at
+/// once (not held back with the pass's stats).
+#[test]
+fn staged_metrics_count_tier_windows_at_once() {
+    use crate::host::Metrics;
+    let windows = std::rc::Rc::new(crate::host::memory::RecordedMetrics::default());
+    let staged = StagedMetrics::with_windows(windows.clone());
+    staged.restart_window(3, 7 << 32 | 1);
+    staged.count_in_window(3);
+    assert_eq!(windows.window(3), Some(7 << 32 | 2));
+    assert_eq!(staged.window(3), Some(7 << 32 | 2));
+    assert_eq!(StagedMetrics::default().window(3), None);
+}

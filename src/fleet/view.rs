@@ -73,10 +73,13 @@ impl SharedStore for FleetView<'_> {
     }
 }
 
-/// Stats of one pass, reported only when its decision goes out.
+/// Stats of one pass, reported only when its decision goes out. The tiers' window counters
+/// are not held back: they go to this Envoy's counters at once (`windows`), so each replica
+/// enforces its tiers alone, and a pass that runs again counts its request again.
 #[derive(Default)]
 pub struct StagedMetrics {
     pending: RefCell<Vec<(Metric, MetricChange)>>,
+    windows: Option<std::rc::Rc<dyn Metrics>>,
 }
 
 /// Stats held back from a pass whose answer waits for etcd.
@@ -90,6 +93,11 @@ enum MetricChange {
 }
 
 impl StagedMetrics {
+    /// Stats held back, window counters read and written in `windows` at once.
+    pub fn with_windows(windows: std::rc::Rc<dyn Metrics>) -> Self {
+        StagedMetrics { pending: RefCell::default(), windows: Some(windows) }
+    }
+
     pub fn into_held(self) -> HeldStats {
         HeldStats(self.pending.into_inner())
     }
@@ -116,6 +124,19 @@ impl Metrics for StagedMetrics {
     fn set(&self, metric: Metric, value: u64) {
         if let Ok(mut pending) = self.pending.try_borrow_mut() {
             pending.push((metric, MetricChange::Set(value)));
+        }
+    }
+    fn window(&self, counter: usize) -> Option<u64> {
+        self.windows.as_ref()?.window(counter)
+    }
+    fn count_in_window(&self, counter: usize) {
+        if let Some(windows) = &self.windows {
+            windows.count_in_window(counter);
+        }
+    }
+    fn restart_window(&self, counter: usize, value: u64) {
+        if let Some(windows) = &self.windows {
+            windows.restart_window(counter, value);
         }
     }
 }

@@ -173,6 +173,7 @@ impl<'a> Gateway<'a> {
             can_introspect: false,
             public: false,
             redirect_uris: Vec::new(),
+            subscriptions: Vec::new(),
         }
     }
 }

@@ -1,9 +1,13 @@
 //! Bearer checks on every request that is not for one of the gateway's endpoints (RFC 6750).
 
 use super::reply::{
-    json_response, Forward, Outcome, Response, CLIENT_ID_HEADER, SCOPE_HEADER, USERNAME_HEADER,
+    json_response, Forward, Outcome, Response, API_HEADER, CLIENT_ID_HEADER, SCOPE_HEADER, TIER_HEADER,
+    USERNAME_HEADER,
 };
+use super::standing::Standing;
+use super::throttle::{admit, Admission};
 use super::{split_path, ApiRequest, Gateway};
+use crate::config::{Subscription, SubscriptionState};
 use crate::host::metrics::{DenyReason, Metric};
 use crate::oauth::credentials::is_b64token;
 use crate::oauth::form::query_parameter_names;
@@ -24,16 +28,27 @@ const REWRITE_URL: &str = "x-rewrite-url";
 /// Static lists: the filter removes only those the request has, so the list costs no host call.
 #[rustfmt::skip]
 const STRIP_ALL: &[&str] = &[
-    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, "authorization",
+    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, "authorization",
     OVERRIDE, METHOD, METHOD_OVERRIDE, ORIGINAL_URL, REWRITE_URL,
 ];
 #[rustfmt::skip]
 const STRIP_KEEPING_AUTHORIZATION: &[&str] = &[
-    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER,
+    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER,
     OVERRIDE, METHOD, METHOD_OVERRIDE, ORIGINAL_URL, REWRITE_URL,
 ];
-const STRIP_KEEPING_OVERRIDES: &[&str] = &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, "authorization"];
-const STRIP_IDENTITY_ONLY: &[&str] = &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER];
+#[rustfmt::skip]
+const STRIP_KEEPING_OVERRIDES: &[&str] =
+    &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, "authorization"];
+const STRIP_IDENTITY_ONLY: &[&str] =
+    &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER];
+
+/// What an allowed request that needed a token carries upstream.
+struct Identity<'s> {
+    owner: GrantOwner,
+    scopes: String,
+    /// The API's name and the subscription's tier, for a resource of an API.
+    api: Option<(&'s str, &'s str)>,
+}
 
 impl<'a> Gateway<'a> {
     pub fn authorize(&self, request: &ApiRequest) -> Outcome {
@@ -64,7 +79,8 @@ impl<'a> Gateway<'a> {
             let body = ErrorResponse::new("invalid_request", description).to_json();
             return Err((DenyReason::InvalidRequest, json_response(400, Vec::new(), body)));
         }
-        let required = match self.config.routes.find(request.method, path) {
+        let (found, api) = self.config.routes.find_with_api(request.method, path);
+        let required = match found {
             RouteMatch::Found(Access::Public) => return Ok(self.forward(None)),
             RouteMatch::Found(Access::Scopes { names }) => names,
             RouteMatch::NotFound => {
@@ -77,19 +93,7 @@ impl<'a> Gateway<'a> {
                 return Err((DenyReason::NoSuchResource, json_response(405, headers, body)));
             }
         };
-        let token = match request.authorization.map(bearer_token) {
-            None | Some(Err(BearerError::OtherScheme)) => {
-                return Err((DenyReason::MissingToken, self.bearer_challenge()));
-            }
-            Some(Err(BearerError::Malformed)) => {
-                let description = "the Authorization header is malformed";
-                return Err((
-                    DenyReason::InvalidRequest,
-                    self.bearer_error(400, "invalid_request", description, None),
-                ));
-            }
-            Some(Ok(token)) => token,
-        };
+        let token = self.presented_token(request.authorization)?;
         let invalid_token = |description| {
             (DenyReason::InvalidToken, self.bearer_error(401, "invalid_token", description, None))
         };
@@ -106,6 +110,8 @@ impl<'a> Gateway<'a> {
             Ok(None) => return Err(invalid_token("the access token is unknown or revoked")),
             Err(_) => return Err(unavailable()),
         };
+        // WSO2's order: the token, its application's subscription, the scope, the tier.
+        let subscription = api.map(|api| self.subscription(&standing, api)).transpose()?;
         let held = self.held_scopes(&grant.scopes, &standing);
         if !required.iter().all(|name| held.contains(&name.as_str())) {
             let description = "the access token lacks a required scope";
@@ -114,23 +120,102 @@ impl<'a> Gateway<'a> {
             return Err((DenyReason::InsufficientScope, response));
         }
         let scopes = held.join(" ");
-        Ok(self.forward(Some((grant.owner, scopes))))
+        let api = match subscription {
+            Some(subscription) => Some(self.throttle(subscription, now)?),
+            None => None,
+        };
+        Ok(self.forward(Some(Identity { owner: grant.owner, scopes, api })))
     }
 
-    fn forward(&self, identity: Option<(GrantOwner, String)>) -> Forward {
+    fn presented_token<'r>(&self, authorization: Option<&'r str>) -> Result<&'r str, (DenyReason, Response)> {
+        match authorization.map(bearer_token) {
+            None | Some(Err(BearerError::OtherScheme)) => {
+                Err((DenyReason::MissingToken, self.bearer_challenge()))
+            }
+            Some(Err(BearerError::Malformed)) => {
+                let description = "the Authorization header is malformed";
+                Err((
+                    DenyReason::InvalidRequest,
+                    self.bearer_error(400, "invalid_request", description, None),
+                ))
+            }
+            Some(Ok(token)) => Ok(token),
+        }
+    }
+
+    /// The token's application's subscription to API `api`: 403 when there is none or it is
+    /// blocked (tokens are production keys' until sandbox keys exist).
+    fn subscription<'s>(
+        &self,
+        standing: &'s Standing<'_>,
+        api: usize,
+    ) -> Result<&'s Subscription, (DenyReason, Response)> {
+        let subscription = standing.app.subscriptions.iter().find(|subscription| subscription.api == api);
+        let name = self.config.apis.get(api).map_or("", |api| api.name.as_str());
+        match subscription {
+            None => {
+                let description = format!("the application is not subscribed to the API {name}");
+                let body = ErrorResponse::new("subscription_required", &description).to_json();
+                Err((DenyReason::SubscriptionRequired, json_response(403, Vec::new(), body)))
+            }
+            Some(subscription) if subscription.state != SubscriptionState::Active => {
+                let description = format!("the application's subscription to the API {name} is blocked");
+                let body = ErrorResponse::new("subscription_blocked", &description).to_json();
+                Err((DenyReason::SubscriptionBlocked, json_response(403, Vec::new(), body)))
+            }
+            Some(subscription) => Ok(subscription),
+        }
+    }
+
+    /// The subscription's tier: 429 with the IETF ratelimit headers (and Kong's) when this
+    /// window's requests are used up; otherwise the API and tier to forward.
+    fn throttle<'s>(
+        &'s self,
+        subscription: &'s Subscription,
+        now: u64,
+    ) -> Result<(&'s str, &'s str), (DenyReason, Response)> {
+        let api = self.config.apis.get(subscription.api).map_or("", |api| api.name.as_str());
+        let tier = &subscription.tier;
+        let (Some((limit, unit)), Some(counter)) = (tier.rate, subscription.counter) else {
+            return Ok((api, tier.name.as_str()));
+        };
+        match admit(self.metrics, counter, limit, unit, now) {
+            Admission::Allowed { .. } => Ok((api, tier.name.as_str())),
+            Admission::Throttled { reset_secs } => {
+                let window = unit.millis() / 1000;
+                let headers = vec![
+                    ("retry-after", reset_secs.to_string()),
+                    ("ratelimit-policy", format!("\"{}\";q={limit};w={window}", tier.name)),
+                    ("ratelimit", format!("\"{}\";r=0;t={reset_secs}", tier.name)),
+                    ("x-ratelimit-limit", limit.to_string()),
+                    ("x-ratelimit-remaining", "0".to_owned()),
+                ];
+                let description =
+                    format!("the {} tier allows {limit} requests per {}", tier.name, unit.name());
+                let body = ErrorResponse::new("throttled", &description).to_json();
+                Err((DenyReason::Throttled, json_response(429, headers, body)))
+            }
+        }
+    }
+
+    fn forward(&self, identity: Option<Identity<'_>>) -> Forward {
         let remove_headers = match (self.config.forward_authorization, self.config.forward_method_overrides) {
             (false, false) => STRIP_ALL,
             (true, false) => STRIP_KEEPING_AUTHORIZATION,
             (false, true) => STRIP_KEEPING_OVERRIDES,
             (true, true) => STRIP_IDENTITY_ONLY,
         };
-        let mut set_headers = Vec::with_capacity(3);
-        if let Some((owner, scopes)) = identity {
+        let mut set_headers = Vec::with_capacity(5);
+        if let Some(Identity { owner, scopes, api }) = identity {
             set_headers.push((CLIENT_ID_HEADER, owner.client_id));
             if let Some((username, _)) = owner.user {
                 set_headers.push((USERNAME_HEADER, username));
             }
             set_headers.push((SCOPE_HEADER, scopes));
+            if let Some((api, tier)) = api {
+                set_headers.push((API_HEADER, api.to_owned()));
+                set_headers.push((TIER_HEADER, tier.to_owned()));
+            }
         }
         Forward { remove_headers, set_headers }
     }

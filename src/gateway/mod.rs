@@ -22,6 +22,7 @@ mod metadata;
 mod registration;
 mod reply;
 mod standing;
+mod throttle;
 mod token;
 
 use crate::config::Config;
@@ -36,7 +37,8 @@ use crate::state::registry::ClientRegistry;
 use reply::{ErrorKind, OAuthError};
 
 pub use reply::{
-    Forward, Outcome, Response, CLIENT_ID_HEADER, IDENTITY_HEADER_PREFIX, SCOPE_HEADER, USERNAME_HEADER,
+    Forward, Outcome, Response, API_HEADER, CLIENT_ID_HEADER, IDENTITY_HEADER_PREFIX, SCOPE_HEADER,
+    TIER_HEADER, USERNAME_HEADER,
 };
 
 /// One of the gateway's own endpoints.

@@ -39,6 +39,9 @@ impl Response {
 pub const CLIENT_ID_HEADER: &str = "x-tokengate-client-id";
 pub const USERNAME_HEADER: &str = "x-tokengate-username";
 pub const SCOPE_HEADER: &str = "x-tokengate-scope";
+/// The API a request reached, and the tier of the subscription it came through.
+pub const API_HEADER: &str = "x-tokengate-api";
+pub const TIER_HEADER: &str = "x-tokengate-tier";
 /// What every identity header's name starts with: trailers lose any of them.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-tokengate-";
 

@@ -47,6 +47,7 @@ impl<'a> Gateway<'a> {
             ),
             None => None,
         };
+        let requested = without_key_type(requested, &app.scopes)?;
         let now = self.now()?;
         let body = match grant {
             GrantType::ClientCredentials => {
@@ -183,6 +184,23 @@ impl<'a> Gateway<'a> {
             Err(RefreshError::Random | RefreshError::Store(_)) => Err(STORE_UNAVAILABLE),
         }
     }
+}
+
+/// Older WSO2 versions chose the key type with `PRODUCTION` or `SANDBOX` in the scope (seed
+/// 003: `scope=PRODUCTION`). `PRODUCTION` is today's only key type, so it is taken out of the
+/// scope and the token does not hold it (a scope left empty asks for the default, all the
+/// application may have); `SANDBOX` asks for keys this gateway does not issue yet. Either
+/// name stays a plain scope for an application configured with a scope of that name.
+fn without_key_type(requested: Option<ScopeSet>, allowed: &ScopeSet) -> Result<Option<ScopeSet>, OAuthError> {
+    let Some(requested) = requested else { return Ok(None) };
+    if requested.contains("SANDBOX") && !allowed.contains("SANDBOX") {
+        return Err(ErrorKind::InvalidScope.because("this gateway issues no sandbox keys"));
+    }
+    if !requested.contains("PRODUCTION") || allowed.contains("PRODUCTION") {
+        return Ok(Some(requested));
+    }
+    let rest = ScopeSet::from_names(requested.iter().filter(|name| *name != "PRODUCTION"));
+    Ok((!rest.is_empty()).then_some(rest))
 }
 
 /// The requested scope if it is within `allowed`, else all of `allowed`.

@@ -13,9 +13,12 @@ impl Metrics for NoMetrics {
     fn set(&self, _: Metric, _: u64) {}
 }
 
-/// Keeps stats in memory, for tests.
+/// Keeps stats in memory, for tests, and window counters like Envoy's gauges.
 #[derive(Default)]
-pub struct RecordedMetrics(std::sync::Mutex<std::collections::HashMap<Metric, i64>>);
+pub struct RecordedMetrics(
+    std::sync::Mutex<std::collections::HashMap<Metric, i64>>,
+    std::sync::Mutex<std::collections::HashMap<usize, u64>>,
+);
 
 impl RecordedMetrics {
     pub fn get(&self, metric: Metric) -> i64 {
@@ -32,6 +35,20 @@ impl Metrics for RecordedMetrics {
     fn set(&self, metric: Metric, value: u64) {
         if let Ok(mut values) = self.0.lock() {
             values.insert(metric, i64::try_from(value).unwrap_or(i64::MAX));
+        }
+    }
+    fn window(&self, counter: usize) -> Option<u64> {
+        self.1.lock().ok().map(|values| values.get(&counter).copied().unwrap_or(0))
+    }
+    fn count_in_window(&self, counter: usize) {
+        if let Ok(mut values) = self.1.lock() {
+            let value = values.entry(counter).or_insert(0);
+            *value = value.saturating_add(1);
+        }
+    }
+    fn restart_window(&self, counter: usize, value: u64) {
+        if let Ok(mut values) = self.1.lock() {
+            values.insert(counter, value);
         }
     }
 }

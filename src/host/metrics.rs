@@ -20,6 +20,12 @@ pub enum DenyReason {
     InvalidToken,
     InsufficientScope,
     NoSuchResource,
+    /// The token's application is not subscribed to the resource's API.
+    SubscriptionRequired,
+    /// Its subscription is blocked (for this key type).
+    SubscriptionBlocked,
+    /// Its subscription's tier allows no more requests in this window.
+    Throttled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,7 +58,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 22] = [
+    pub const ALL: [Metric; 25] = [
         Metric::TokensIssued(GrantType::ClientCredentials),
         Metric::TokensIssued(GrantType::Password),
         Metric::TokensIssued(GrantType::RefreshToken),
@@ -75,6 +81,9 @@ impl Metric {
         Metric::FleetEtcdFailures,
         Metric::FleetConflicts,
         Metric::TokensIssued(GrantType::AuthorizationCode),
+        Metric::RequestsDenied(DenyReason::SubscriptionRequired),
+        Metric::RequestsDenied(DenyReason::SubscriptionBlocked),
+        Metric::RequestsDenied(DenyReason::Throttled),
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +118,13 @@ impl Metric {
             Metric::FleetWatchHeartbeat => "tokengate.fleet.watch_heartbeat_ms",
             Metric::FleetEtcdFailures => "tokengate.fleet.etcd_failures",
             Metric::FleetConflicts => "tokengate.fleet.conflicts",
+            Metric::RequestsDenied(DenyReason::SubscriptionRequired) => {
+                "tokengate.requests_denied.subscription_required"
+            }
+            Metric::RequestsDenied(DenyReason::SubscriptionBlocked) => {
+                "tokengate.requests_denied.subscription_blocked"
+            }
+            Metric::RequestsDenied(DenyReason::Throttled) => "tokengate.requests_denied.throttled",
         }
     }
 
@@ -138,6 +154,9 @@ impl Metric {
             Metric::FleetEtcdFailures => 19,
             Metric::FleetConflicts => 20,
             Metric::TokensIssued(GrantType::AuthorizationCode) => 21,
+            Metric::RequestsDenied(DenyReason::SubscriptionRequired) => 22,
+            Metric::RequestsDenied(DenyReason::SubscriptionBlocked) => 23,
+            Metric::RequestsDenied(DenyReason::Throttled) => 24,
         }
     }
 

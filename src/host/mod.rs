@@ -54,6 +54,15 @@ pub trait Metrics {
     fn add(&self, metric: Metric, delta: i64);
     /// Sets a gauge.
     fn set(&self, metric: Metric, value: u64);
+    /// A subscription's window counter (a process-wide gauge, see `gateway/throttle.rs`);
+    /// `None` when this host keeps none, and then no tier is enforced.
+    fn window(&self, _counter: usize) -> Option<u64> {
+        None
+    }
+    /// Adds one request to a window counter.
+    fn count_in_window(&self, _counter: usize) {}
+    /// Starts a window counter afresh.
+    fn restart_window(&self, _counter: usize, _value: u64) {}
 }
 
 /// The operating system's (or WASI's) secure random source.

@@ -147,6 +147,9 @@ pub struct RouteRule {
     pub methods: Vec<String>,
     pub template: PathTemplate,
     pub access: Access,
+    /// The API (an index into the config's `apis`) this resource belongs to; `None` for the
+    /// flat `resources` list, which needs no subscription.
+    pub api: Option<usize>,
 }
 
 impl Access {
@@ -192,22 +195,27 @@ impl RouteTable {
     }
 
     pub fn find(&self, method: &str, path: &str) -> RouteMatch<'_> {
+        self.find_with_api(method, path).0
+    }
+
+    /// [`Self::find`], and the API of the rule found.
+    pub fn find_with_api(&self, method: &str, path: &str) -> (RouteMatch<'_>, Option<usize>) {
         let mut allowed: Vec<&str> = Vec::new();
         for rule in &self.rules {
             if !rule.template.matches(path) {
                 continue;
             }
             if rule.methods.iter().any(|m| m == method) {
-                return RouteMatch::Found(&rule.access);
+                return (RouteMatch::Found(&rule.access), rule.api);
             }
             allowed.extend(rule.methods.iter().map(String::as_str));
         }
         if allowed.is_empty() {
-            RouteMatch::NotFound
+            (RouteMatch::NotFound, None)
         } else {
             allowed.sort_unstable();
             allowed.dedup();
-            RouteMatch::MethodNotAllowed(allowed)
+            (RouteMatch::MethodNotAllowed(allowed), None)
         }
     }
 }
@@ -295,16 +303,19 @@ mod tests {
                 methods: vec!["GET".into()],
                 template: template("/api/orders"),
                 access: Access::scopes(["r".to_owned()]),
+                api: None,
             },
             RouteRule {
                 methods: vec!["POST".into()],
                 template: template("/api/orders"),
                 access: Access::scopes(["w".to_owned()]),
+                api: None,
             },
             RouteRule {
                 methods: vec!["GET".into()],
                 template: template("/api/public/ping"),
                 access: Access::Public,
+                api: None,
             },
         ]);
         assert_eq!(table.find("POST", "/api/orders"), RouteMatch::Found(&Access::scopes(["w".to_owned()])));

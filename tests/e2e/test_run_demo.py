@@ -4,6 +4,7 @@ invalid-configuration line it prints last when Envoy refuses the plugin configur
 from __future__ import annotations
 
 import io
+import json
 import socket
 import subprocess
 import sys
@@ -52,3 +53,14 @@ def test_check_ports_needs_nothing_installed():
     result = subprocess.run(["python3", "-I", str(harness.REPO / "envoy" / "run_demo.py"), "--help"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
+
+
+def test_make_run_config_puts_another_plugin_configuration_in_both_listeners(monkeypatch, tmp_path):
+    """`make run CONFIG=file.json`: envoy/envoy.yaml with that JSON, envoy/ untouched."""
+    monkeypatch.setattr(run_demo, "RENDERED", tmp_path / "envoy.yaml")
+    plugin = harness.with_changes(harness.demo_plugin_config(), realm="elsewhere")
+    rendered = harness.load_yaml(run_demo.with_plugin_config(json.dumps(plugin)))
+    for name in (harness.PLAIN_LISTENER, harness.TLS_LISTENER):
+        wasm = harness.listener_wasm_filter(harness._listener(rendered, name))
+        assert json.loads(wasm["configuration"]["value"])["realm"] == "elsewhere", name
+    assert json.loads(harness.wasm_filter(harness.load_demo_envoy_config())["configuration"]["value"])["realm"] == "tokengate"

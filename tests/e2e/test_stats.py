@@ -44,6 +44,9 @@ METRICS = {
     "tokengate.fleet.etcd_failures": "counter",
     "tokengate.fleet.conflicts": "counter",
     "tokengate.tokens_issued.authorization_code": "counter",
+    "tokengate.requests_denied.subscription_required": "counter",
+    "tokengate.requests_denied.subscription_blocked": "counter",
+    "tokengate.requests_denied.throttled": "counter",
 }
 STATS_PREFIX = "wasmcustom."  # Envoy's namespace for stats a wasm module defines
 
@@ -158,6 +161,10 @@ def test_stats_after_known_traffic(gateway):
         "tokengate.fleet.etcd_failures": 0,
         "tokengate.fleet.conflicts": 0,
         "tokengate.tokens_issued.authorization_code": 0,
+        # The demo has no APIs: nothing needs a subscription or a tier.
+        "tokengate.requests_denied.subscription_required": 0,
+        "tokengate.requests_denied.subscription_blocked": 0,
+        "tokengate.requests_denied.throttled": 0,
     }
     assert filter_stats(gateway) == expected
 

@@ -1,0 +1,145 @@
+//! APIs, throttling tiers and subscriptions (WSO2's model): which application may call which
+//! group of resources, and how often.
+//!
+//! The flat `resources` list stays one implicit API that needs no subscription and is never
+//! throttled, so a config without `apis` behaves as before.
+
+use foldhash::{HashMap, HashMapExt};
+
+use super::error::{problem, ConfigError};
+use super::parts::{Api, Application, Subscription, SubscriptionState, Tier, TierUnit};
+use super::raw::{RawApi, RawSubscription, RawTier};
+
+/// The subscriptions with a rate, each counting in its own window counter (a gauge per
+/// subscription, defined when the filter is configured): bounded, so stats stay bounded.
+pub const MAX_COUNTERS: usize = 1024;
+/// APIs a config may declare (each gets no stat of its own: denials are counted in totals).
+const MAX_APIS: usize = 256;
+
+/// WSO2's default subscription tiers.
+fn built_in_tiers() -> [Tier; 4] {
+    let tier = |name: &str, rate| Tier { name: name.to_owned(), rate };
+    [
+        tier("Bronze", Some((1000, TierUnit::Minute))),
+        tier("Silver", Some((2000, TierUnit::Minute))),
+        tier("Gold", Some((5000, TierUnit::Minute))),
+        tier("Unlimited", None),
+    ]
+}
+
+/// The built-in tiers and the operator's, by name; no name twice.
+pub(super) fn tiers(raw: Vec<RawTier>) -> Result<HashMap<String, Tier>, ConfigError> {
+    let mut tiers: HashMap<String, Tier> =
+        built_in_tiers().into_iter().map(|tier| (tier.name.clone(), tier)).collect();
+    for (i, tier) in raw.into_iter().enumerate() {
+        let at = format!("tiers[{i}]");
+        check_label(&format!("{at}.name"), &tier.name)?;
+        if tier.requests == 0 {
+            return Err(problem(format!("{at}.requests"), "must be at least 1"));
+        }
+        let entry = Tier { name: tier.name.clone(), rate: Some((tier.requests, tier.per)) };
+        if tiers.insert(tier.name, entry).is_some() {
+            return Err(problem(format!("{at}.name"), "names a tier already defined (or built in)"));
+        }
+    }
+    Ok(tiers)
+}
+
+/// The APIs, and each one's resources with their paths under its context.
+pub(super) fn apis(raw: &[RawApi]) -> Result<Vec<Api>, ConfigError> {
+    if raw.len() > MAX_APIS {
+        return Err(problem("apis", format!("at most {MAX_APIS} APIs")));
+    }
+    let mut apis: Vec<Api> = Vec::with_capacity(raw.len());
+    for (i, api) in raw.iter().enumerate() {
+        let at = format!("apis[{i}]");
+        check_label(&format!("{at}.name"), &api.name)?;
+        check_label(&format!("{at}.version"), &api.version)?;
+        let context = &api.context;
+        let plain = context.bytes().all(|b| b.is_ascii_graphic() && !b"?#{}*;%".contains(&b));
+        if !context.starts_with('/') || context.len() < 2 || context.ends_with('/') || !plain {
+            return Err(problem(format!("{at}.context"), "must be a path like /orders/1.0.0"));
+        }
+        if apis.iter().any(|other| other.name == api.name) {
+            return Err(problem(format!("{at}.name"), "two APIs have this name"));
+        }
+        if apis.iter().any(|other| other.context == *context) {
+            return Err(problem(format!("{at}.context"), "two APIs have this context"));
+        }
+        apis.push(Api { name: api.name.clone(), version: api.version.clone(), context: context.clone() });
+    }
+    Ok(apis)
+}
+
+/// A resource's path under its API's context: `/` is the context itself. A path without its
+/// leading '/' stays as it is, for the template check to refuse.
+pub(super) fn full_path(context: &str, path: &str) -> String {
+    if !path.starts_with('/') {
+        path.to_owned()
+    } else if path == "/" {
+        context.to_owned()
+    } else {
+        format!("{context}{path}")
+    }
+}
+
+/// Each configured application's subscriptions, by consumer key; every rated subscription
+/// gets the next window counter.
+pub(super) fn subscribe(
+    applications: &mut HashMap<String, Application>,
+    raw: Vec<(usize, String, Vec<RawSubscription>)>,
+    apis: &[Api],
+    tiers: &HashMap<String, Tier>,
+) -> Result<usize, ConfigError> {
+    let mut counters = 0usize;
+    for (i, key, subscriptions) in raw {
+        let mut taken: HashMap<usize, ()> = HashMap::new();
+        let mut list = Vec::with_capacity(subscriptions.len());
+        for (j, subscription) in subscriptions.into_iter().enumerate() {
+            let at = format!("applications[{i}].subscriptions[{j}]");
+            let Some(api) = apis.iter().position(|api| api.name == subscription.api) else {
+                return Err(problem(format!("{at}.api"), "no API of this name in apis"));
+            };
+            let Some(tier) = tiers.get(&subscription.tier) else {
+                return Err(problem(format!("{at}.tier"), "no tier of this name (built in or in tiers)"));
+            };
+            if taken.insert(api, ()).is_some() {
+                return Err(problem(format!("{at}.api"), "subscribed to twice"));
+            }
+            let counter = match tier.rate {
+                Some(_) if counters >= MAX_COUNTERS => {
+                    return Err(problem(at, format!("more than {MAX_COUNTERS} rated subscriptions")));
+                }
+                Some(_) => {
+                    counters += 1;
+                    Some(counters - 1)
+                }
+                None => None,
+            };
+            list.push(Subscription { api, tier: tier.clone(), state: subscription.state, counter });
+        }
+        if let Some(app) = applications.get_mut(&key) {
+            app.subscriptions = list;
+        }
+    }
+    Ok(counters)
+}
+
+/// Names and versions go into headers and JSON: printable ASCII, no quotes or commas.
+fn check_label(at: &str, label: &str) -> Result<(), ConfigError> {
+    let fits = |b: u8| b.is_ascii_alphanumeric() || b"-_.:".contains(&b);
+    if label.is_empty() || label.len() > 64 || !label.bytes().all(fits) {
+        return Err(problem(at, "1 to 64 letters, digits, '-', '_', '.' or ':'"));
+    }
+    Ok(())
+}
+
+impl SubscriptionState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SubscriptionState::Active => "active",
+            SubscriptionState::Blocked => "blocked",
+            SubscriptionState::ProdOnlyBlocked => "prod_only_blocked",
+        }
+    }
+}

@@ -1,0 +1,130 @@
+"""APIs, tiers and subscriptions (issue 12), against the real Envoy and its 2 workers.
+
+Contract: a resource of an API needs a token (401), then that the token's application
+is subscribed to the API and the subscription active (403 subscription_required or
+subscription_blocked, no Bearer challenge), then the scope (403 insufficient_scope),
+then the subscription's tier (429 with Retry-After, RateLimit-Policy, RateLimit and
+X-RateLimit-*). Allowed requests carry x-tokengate-api and x-tokengate-tier upstream.
+The tier's count is shared by both workers: requests over fresh connections (which the
+kernel spreads over the workers) never get more than the tier plus one per other worker
+twice over (see src/gateway/throttle.rs).
+"""
+
+import time
+
+import pytest
+
+import harness
+from client import (
+    ABSENT, FULL_SCOPE, Expect, bearer_req, call, client_token, expect, form, forwarded, on_every_worker, post_token,
+    token_error, token_success,
+)
+
+TINY = 5
+PLUGIN_CONFIG = harness.with_changes(
+    harness.demo_plugin_config(),
+    tiers=[{"name": "Tiny", "requests": TINY, "per": "second"}],
+    apis=[
+        {"name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0", "resources": [
+            {"methods": ["GET"], "path": "/items", "scopes": ["orders:read"]},
+            {"methods": ["GET"], "path": "/admin", "scopes": ["orders:write"]}]},
+        {"name": "Stock", "version": "2.0", "context": "/stock/2.0", "resources": [
+            {"methods": ["GET"], "path": "/", "scopes": []}]},
+    ],
+)
+SUBSCRIBERS = {
+    "tiny": [{"api": "Orders", "tier": "Tiny"}],
+    "unlimited": [{"api": "Orders"}],
+    "blocked": [{"api": "Orders", "tier": "Gold", "state": "blocked"}],
+    "prod-blocked": [{"api": "Orders", "tier": "Bronze", "state": "prod_only_blocked"}],
+}
+PLUGIN_CONFIG["applications"] += [
+    {"consumer_key": key, "consumer_secret": "s3cret", "scopes": ["orders:read"], "subscriptions": subscriptions}
+    for key, subscriptions in SUBSCRIBERS.items()
+]
+
+
+def token_of(gateway, key: str) -> str:
+    return client_token(gateway, (key, "s3cret"), scope_out="orders:read")
+
+
+def subscription_error(error: str) -> Expect:
+    return Expect(403, {"WWW-Authenticate": ABSENT}, {"error": error})
+
+
+class TestSubscriptions:
+    ROWS = [
+        # (name, application, path, expected)
+        ("not subscribed", "tiny", "/stock/2.0", subscription_error("subscription_required")),
+        ("blocked", "blocked", "/orders/1.0.0/items", subscription_error("subscription_blocked")),
+        ("blocked for production keys", "prod-blocked", "/orders/1.0.0/items",
+         subscription_error("subscription_blocked")),
+        ("subscribed, scope missing", "unlimited", "/orders/1.0.0/admin",
+         Expect(403, body={"error": "insufficient_scope"})),
+        ("the demo app has no subscription", "demo-app", "/orders/1.0.0/items",
+         subscription_error("subscription_required")),
+    ]
+
+    @pytest.mark.parametrize("name,app,path,want", ROWS, ids=[row[0] for row in ROWS])
+    def test_denials(self, gateway, name, app, path, want):
+        token = client_token(gateway) if app == "demo-app" else token_of(gateway, app)
+        want.check(call(gateway, path, token))
+
+    def test_subscribed_requests_carry_the_api_and_tier_upstream(self, gateway):
+        token = token_of(gateway, "unlimited")
+        spoofed = {"X-TokenGate-Api": "Stock", "x-tokengate-tier": "Gold"}
+        echo = forwarded(call(gateway, "/orders/1.0.0/items", token, **spoofed))
+        assert echo["headers"]["x-tokengate-api"] == "Orders"
+        assert echo["headers"]["x-tokengate-tier"] == "Unlimited"
+        # The demo's flat resources are the implicit API: no subscription, no tier headers.
+        echo = forwarded(call(gateway, "/api/orders", client_token(gateway), **spoofed))
+        assert "x-tokengate-api" not in echo["headers"] and "x-tokengate-tier" not in echo["headers"]
+
+    def test_unlimited_is_never_throttled(self, gateway):
+        token = token_of(gateway, "unlimited")
+        sent = on_every_worker(gateway, bearer_req("/orders/1.0.0/items", token), forwarded, per_worker=6)
+        assert sent > TINY
+
+    def test_a_tier_is_shared_by_both_workers_and_ends_with_its_window(self, gateway):
+        token = token_of(gateway, "tiny")
+        # A burst that straddles a second boundary proves nothing: try again (never skip).
+        for _ in range(20):
+            allowed, throttled, same_second = burst(gateway, token)
+            if same_second:
+                break
+        else:
+            raise AssertionError("no burst of requests fitted in one second in 20 tries")
+        assert TINY <= allowed <= TINY + 2, allowed
+        expect(throttled, 429, {
+            "Retry-After": "1",
+            "RateLimit-Policy": f'"Tiny";q={TINY};w=1',
+            "RateLimit": '"Tiny";r=0;t=1',
+            "X-RateLimit-Limit": str(TINY),
+            "X-RateLimit-Remaining": "0",
+            "WWW-Authenticate": ABSENT,
+        }, {"error": "throttled"})
+        time.sleep(1.05 - time.time() % 1)
+        forwarded(call(gateway, "/orders/1.0.0/items", token))
+        stats = gateway.stats(r"^wasmcustom\.tokengate\.requests_denied\.(throttled|subscription_\w+)$")
+        assert stats["wasmcustom.tokengate.requests_denied.throttled"] >= 1
+
+
+def burst(gateway, token: str):
+    """Requests over fresh connections from the start of a second until one is throttled:
+    how many were allowed, the 429, and whether it all happened within that second."""
+    time.sleep(1.02 - time.time() % 1)
+    second = int(time.time())
+    allowed = 0
+    while True:
+        response = call(gateway, "/orders/1.0.0/items", token, Connection="close")
+        if response.status_code != 200:
+            return allowed, response, int(time.time()) == second
+        allowed += 1
+        assert allowed <= 3 * TINY, "never throttled"
+
+
+def test_seed_003_production_in_the_scope_selects_the_key_type(gateway):
+    """Seed 003's request: `scope=PRODUCTION` (older WSO2) is the key type, not a scope."""
+    body = form(grant_type="password", username="admin", password="admin", scope="PRODUCTION")
+    token_success(FULL_SCOPE, refresh=True).check(post_token(gateway, body))
+    token_error(400, "invalid_scope").check(post_token(gateway, form(grant_type="client_credentials", scope="SANDBOX")))
