@@ -17,7 +17,9 @@ so a test sees what the gateway stripped (method overrides, say), and
 "trailers" and "trailer_names" do the same for the trailers of a chunked body
 (present only when some arrived).
 
-Usage: demo_upstream.py [PORT]   (default 8081, 0 picks a free port)
+Usage: demo_upstream.py [PORT] [NAME]   (default 8081, 0 picks a free port)
+With a NAME (the demo's sandbox upstream is started as "sandbox"), every echo
+also has "upstream": NAME, so a caller sees which upstream answered.
 It listens on 127.0.0.1 only and prints one line, "listening on HOST:PORT",
 once it accepts connections; the e2e harness reads the port from that line.
 Standard library only, so it runs wherever Envoy's Python runs.
@@ -30,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8081
 IDENTITY_HEADER_PREFIX = "x-tokengate-"
+# Set from the command line: the name this upstream answers as ("" for none).
+UPSTREAM_NAME = ""
 
 
 def identity_of(pairs) -> dict:
@@ -67,6 +71,8 @@ class EchoHandler(BaseHTTPRequestHandler):
             "header_names": sorted({k.lower() for k in self.headers.keys()}),
             "authorization_forwarded": "authorization" in (k.lower() for k in self.headers.keys()),
         }
+        if UPSTREAM_NAME:
+            echo["upstream"] = UPSTREAM_NAME
         if trailers:
             echo["trailers"] = identity_of(trailers)
             echo["trailer_names"] = sorted({name.lower() for name, _ in trailers})
@@ -105,7 +111,9 @@ class EchoHandler(BaseHTTPRequestHandler):
 
 
 def main(argv):
+    global UPSTREAM_NAME
     port = int(argv[1]) if len(argv) > 1 else DEFAULT_PORT
+    UPSTREAM_NAME = argv[2] if len(argv) > 2 else ""
     server = ThreadingHTTPServer((HOST, port), EchoHandler)
     server.daemon_threads = True
     print(f"listening on {HOST}:{server.server_address[1]}", flush=True)

@@ -31,10 +31,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-# Listener (plain), listener (TLS), admin, demo upstream, console server.
+# Listener (plain), listener (TLS), admin, demo upstream, console server, sandbox upstream.
 PORTS = [(8080, "the gateway"), (8243, "the gateway's TLS listener"), (9901, "Envoy's admin"),
-         (8081, "the demo upstream"), (8082, "the console server")]
-UPSTREAM_PORT, CONSOLE_PORT = 8081, 8082
+         (8081, "the demo upstream"), (8082, "the console server"), (8083, "the sandbox upstream")]
+UPSTREAM_PORT, CONSOLE_PORT, SANDBOX_PORT = 8081, 8082, 8083
 BUILD_LOG = REPO / "target" / "console" / "build.log"
 INVALID = "invalid configuration:"
 WHERE = "in the plugin configuration of envoy/envoy.yaml (the JSON under configuration.value)"
@@ -171,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
     python = sys.executable
     upstream = subprocess.Popen([python, str(REPO / "envoy" / "demo_upstream.py"), str(UPSTREAM_PORT)],
                                 stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    sandbox = subprocess.Popen([python, str(REPO / "envoy" / "demo_upstream.py"), str(SANDBOX_PORT), "sandbox"],
+                               stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     console = subprocess.Popen([python, str(REPO / "web" / "serve_console.py"), str(CONSOLE_PORT),
                                 "--build-log", str(BUILD_LOG)], stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     build = None
@@ -184,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             say("stopping the console's build (the next `make run` picks it up where it stopped)")
         stop(build, group=True)
         stop(console)
+        stop(sandbox)
         stop(upstream)
 
 

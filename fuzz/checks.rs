@@ -29,7 +29,7 @@ use tokengate::oauth::scope::{is_scope_token, ScopeSet};
 use tokengate::state::buckets::{decode_bucket, encode_bucket, records_of, Record};
 use tokengate::state::credential_changes::{CredentialChanges, CredentialKind};
 use tokengate::state::grants::{
-    AccessEntry, GrantOwner, GrantRecord, NewGrant, RefreshEntry, RefreshPlan, TokenStore,
+    AccessEntry, GrantOwner, GrantRecord, KeyType, NewGrant, RefreshEntry, RefreshPlan, TokenStore,
 };
 use tokengate::state::lockout::{FailureLimiter, Listing, LockoutPolicy, Principal};
 use tokengate::state::registry::{AuthMethod, ClientRecord, ClientRegistry, Registration};
@@ -295,7 +295,12 @@ fn all_decode<R: Record>(bucket: &[u8]) {
 }
 
 fn owner(client: &str) -> GrantOwner {
-    GrantOwner { client_id: client.to_owned(), client_fingerprint: 1, user: None }
+    GrantOwner {
+        client_id: client.to_owned(),
+        client_fingerprint: 1,
+        user: None,
+        key_type: KeyType::Production,
+    }
 }
 
 /// The token store over a planted bucket: lookups never panic, the fast reader agrees with the
@@ -428,6 +433,7 @@ pub fn record_seeds() -> Vec<(&'static str, Vec<u8>)> {
             client_id: "demo-app".to_owned(),
             client_fingerprint: 11,
             user: Some(("admin".to_owned(), 22)),
+            key_type: KeyType::Sandbox,
         },
         scopes: vec![0x0102_0304, 0x0a0b_0c0d],
         refresh: Some(RefreshEntry {

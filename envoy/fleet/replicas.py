@@ -66,8 +66,10 @@ def render(
             for port in etcd_ports
         ]
     if upstream_port is not None:
-        endpoint = clusters["demo_upstream"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
-        endpoint["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
+        # The sandbox cluster too: one upstream answers both in the fleet's tests.
+        for name in ("demo_upstream", "sandbox_upstream"):
+            endpoint = clusters[name]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+            endpoint["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
     for config in _wasm_configs(cfg):
         if wasm is not None:
             config["vm_config"]["code"]["local"]["filename"] = str(wasm)

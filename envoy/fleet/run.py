@@ -72,6 +72,8 @@ def main() -> int:
         python = sys.executable
         children.append(subprocess.Popen([python, str(REPO / "envoy" / "demo_upstream.py"), "8081"],
                                          stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
+        children.append(subprocess.Popen([python, str(REPO / "envoy" / "demo_upstream.py"), "8083", "sandbox"],
+                                         stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
         children.append(subprocess.Popen([python, str(REPO / "web" / "serve_console.py"), "8082"],
                                          stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
         for index, (listener, tls, admin) in enumerate(REPLICAS, start=1):

@@ -66,7 +66,24 @@ pub(super) fn apis(raw: &[RawApi]) -> Result<Vec<Api>, ConfigError> {
         if apis.iter().any(|other| other.context == *context) {
             return Err(problem(format!("{at}.context"), "two APIs have this context"));
         }
-        apis.push(Api { name: api.name.clone(), version: api.version.clone(), context: context.clone() });
+        for (field, upstream) in
+            [("production_upstream", &api.production_upstream), ("sandbox_upstream", &api.sandbox_upstream)]
+        {
+            // A cluster name goes into a request header that Envoy routes on.
+            if upstream.as_ref().is_some_and(|name| check_label(&format!("{at}.{field}"), name).is_err()) {
+                return Err(problem(
+                    format!("{at}.{field}"),
+                    "an Envoy cluster name: 1 to 64 letters, digits, '-', '_', '.' or ':'",
+                ));
+            }
+        }
+        apis.push(Api {
+            name: api.name.clone(),
+            version: api.version.clone(),
+            context: context.clone(),
+            production_upstream: api.production_upstream.clone(),
+            sandbox_upstream: api.sandbox_upstream.clone(),
+        });
     }
     Ok(apis)
 }

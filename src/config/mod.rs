@@ -105,8 +105,10 @@ impl Config {
         let subscriptions: Vec<_> = (raw.applications.iter_mut().enumerate())
             .map(|(i, app)| (i, app.consumer_key.clone(), std::mem::take(&mut app.subscriptions)))
             .collect();
-        let mut applications = sections::applications(raw.applications, lifetimes.access, &mut catalog)?;
+        let (mut applications, sandbox_pairs) =
+            sections::applications(raw.applications, lifetimes.access, &mut catalog)?;
         let window_counters = apis::subscribe(&mut applications, subscriptions, &api_list, &tiers)?;
+        sections::add_sandbox_pairs(&mut applications, sandbox_pairs)?;
         let authorization = sections::authorization(
             &raw.authorization,
             sections::AuthorizationContext {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::scope::ScopeSet;
-use crate::state::grants::NEVER_EXPIRES;
+use crate::state::grants::{KeyType, NEVER_EXPIRES};
 
 /// How long a token lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,9 @@ pub struct Application {
     pub redirect_uris: Vec<String>,
     /// What the login page calls it.
     pub name: String,
+    /// Which key pair this consumer key is: a sandbox pair is an entry of its own, with the
+    /// production entry's grants, scopes and subscriptions (WSO2's one application, two keys).
+    pub key_type: KeyType,
 }
 
 /// The authorization code flow, when some application uses it.
@@ -153,6 +156,10 @@ pub struct Api {
     pub name: String,
     pub version: String,
     pub context: String,
+    /// The Envoy clusters each key type reaches (see `gateway/bearer.rs`): `None` for
+    /// production is the route's own cluster, `None` for sandbox refuses sandbox tokens.
+    pub production_upstream: Option<String>,
+    pub sandbox_upstream: Option<String>,
 }
 
 /// An application's subscription to an API (an index into `Config::apis`).

@@ -100,6 +100,10 @@ pub(super) struct RawApi {
     /// The path prefix every resource of this API sits under, like `/orders/1.0.0`.
     pub(super) context: String,
     pub(super) resources: Vec<RawResource>,
+    /// The Envoy cluster production tokens go to; absent: the route's own cluster.
+    pub(super) production_upstream: Option<String>,
+    /// The Envoy cluster sandbox tokens go to; absent: the API refuses sandbox tokens.
+    pub(super) sandbox_upstream: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +203,17 @@ pub(super) struct RawApplication {
     /// The APIs (of `apis`) this application may call, each with its tier.
     #[serde(default)]
     pub(super) subscriptions: Vec<RawSubscription>,
+    /// WSO2's second key pair: tokens issued with it are sandbox tokens.
+    pub(super) sandbox: Option<RawKeyPair>,
+}
+
+/// A consumer key and its secret (plaintext or hashed, as for the production pair).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKeyPair {
+    pub(super) consumer_key: String,
+    pub(super) consumer_secret: Option<String>,
+    pub(super) consumer_secret_hash: Option<String>,
 }
 
 #[derive(Deserialize)]

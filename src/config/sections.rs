@@ -8,7 +8,7 @@ use foldhash::{HashMap, HashMapExt};
 use super::error::{problem, ConfigError};
 use super::parts::{Application, AuthorizationConfig, FleetConfig, RegistrationConfig, User, Validity};
 use super::raw::{
-    RawApplication, RawAuthorization, RawConfig, RawFleet, RawRegistration, RawResource, RawUser,
+    RawApplication, RawAuthorization, RawConfig, RawFleet, RawKeyPair, RawRegistration, RawResource, RawUser,
 };
 use super::scope_catalog::ScopeCatalog;
 use crate::oauth::credentials::SecretVerifier;
@@ -16,6 +16,7 @@ use crate::oauth::grant_type::{refresh_without_password, GrantType};
 use crate::oauth::redirect_uri::{self, RedirectUriError};
 use crate::oauth::routes::{Access, PathTemplate, RouteRule, RouteTable};
 use crate::oauth::METADATA_PATH;
+use crate::state::grants::KeyType;
 use crate::state::lockout::{LockoutPolicy, NAMES_PER_BUCKET};
 
 /// The largest table of shared-data records (grants, registered applications, lockout names).
@@ -118,18 +119,32 @@ pub(super) fn limits(raw: &RawConfig) -> Result<LockoutPolicy, ConfigError> {
     })
 }
 
-/// The configured applications, by consumer key; their scopes become grantable.
+/// An application's sandbox key pair, checked, waiting for its production entry to be
+/// complete (subscriptions included): see [`add_sandbox_pairs`].
+pub(super) struct SandboxPair {
+    at: String,
+    production_key: String,
+    consumer_key: String,
+    verifier: SecretVerifier,
+}
+
+/// The configured applications, by consumer key; their scopes become grantable. Sandbox
+/// pairs come back apart, for [`add_sandbox_pairs`] once subscriptions are known.
 pub(super) fn applications(
     raw: Vec<RawApplication>,
     default_validity: Validity,
     catalog: &mut ScopeCatalog,
-) -> Result<HashMap<String, Application>, ConfigError> {
+) -> Result<(HashMap<String, Application>, Vec<SandboxPair>), ConfigError> {
     if raw.is_empty() {
         return Err(problem("applications", "at least one application is needed"));
     }
     let mut applications = HashMap::new();
-    for (i, app) in raw.into_iter().enumerate() {
+    let mut sandbox_pairs = Vec::new();
+    for (i, mut app) in raw.into_iter().enumerate() {
         let at = format!("applications[{i}]");
+        if let Some(pair) = app.sandbox.take() {
+            sandbox_pairs.push(sandbox_pair(&at, &app, pair)?);
+        }
         check_name(&format!("{at}.consumer_key"), &app.consumer_key)?;
         let grant_types = grant_type_set(&format!("{at}.grant_types"), &app.grant_types)?;
         let verifier = match app.public {
@@ -157,12 +172,59 @@ pub(super) fn applications(
             name,
             // Filled in once the APIs and tiers are known (`apis::subscribe`).
             subscriptions: Vec::new(),
+            key_type: KeyType::Production,
         };
         if applications.insert(app.consumer_key, application).is_some() {
             return Err(problem(format!("{at}.consumer_key"), "the same consumer_key appears twice"));
         }
     }
-    Ok(applications)
+    Ok((applications, sandbox_pairs))
+}
+
+fn sandbox_pair(at: &str, app: &RawApplication, pair: RawKeyPair) -> Result<SandboxPair, ConfigError> {
+    let at = format!("{at}.sandbox");
+    if app.public {
+        return Err(problem(at, "a public client has no key pairs, so no sandbox pair"));
+    }
+    check_name(&format!("{at}.consumer_key"), &pair.consumer_key)?;
+    if pair.consumer_key == app.consumer_key {
+        return Err(problem(
+            format!("{at}.consumer_key"),
+            "is the production consumer_key: give the sandbox pair a key of its own",
+        ));
+    }
+    let verifier = verifier(&at, "consumer_secret", pair.consumer_secret, pair.consumer_secret_hash)?;
+    Ok(SandboxPair {
+        production_key: app.consumer_key.clone(),
+        consumer_key: pair.consumer_key,
+        verifier,
+        at,
+    })
+}
+
+/// Each sandbox pair becomes an application entry of its own under its consumer key: the
+/// production entry's grants, scopes and subscriptions (so both count in the same tier
+/// windows), its own secret, and sandbox as its key type. A key no other entry has.
+pub(super) fn add_sandbox_pairs(
+    applications: &mut HashMap<String, Application>,
+    pairs: Vec<SandboxPair>,
+) -> Result<(), ConfigError> {
+    for pair in pairs {
+        let key_at = format!("{}.consumer_key", pair.at);
+        if applications.contains_key(&pair.consumer_key) {
+            return Err(problem(key_at, "is another application's consumer_key (or another sandbox pair's)"));
+        }
+        let Some(production) = applications.get(&pair.production_key) else { continue };
+        let sandbox = Application {
+            fingerprint: pair.verifier.fingerprint(&pair.consumer_key),
+            consumer_key: pair.consumer_key.clone(),
+            verifier: pair.verifier,
+            key_type: KeyType::Sandbox,
+            ..production.clone()
+        };
+        applications.insert(pair.consumer_key, sandbox);
+    }
+    Ok(())
 }
 
 /// A public client (RFC 6749 §2.1): no secret, and only the code flow (with PKCE) and its

@@ -531,6 +531,46 @@ fn apis_tiers_and_subscriptions_are_validated() {
             }),
             error: "applications[0].subscriptions[1].api: subscribed to twice",
         },
+        Case {
+            name: "a sandbox pair reusing its production key",
+            json: demo_with_api(|v| {
+                v["applications"][0]["sandbox"] =
+                    serde_json::json!({ "consumer_key": "demo-app", "consumer_secret": "x" });
+            }),
+            error: "applications[0].sandbox.consumer_key: is the production consumer_key",
+        },
+        Case {
+            name: "a sandbox pair reusing another application's key",
+            json: demo_with_api(|v| {
+                v["applications"][0]["sandbox"] =
+                    serde_json::json!({ "consumer_key": "other", "consumer_secret": "x" });
+                v["applications"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({ "consumer_key": "other", "consumer_secret": "y" }));
+            }),
+            error: "applications[0].sandbox.consumer_key: is another application's consumer_key",
+        },
+        Case {
+            name: "a sandbox pair without a secret",
+            json: demo_with_api(|v| {
+                v["applications"][0]["sandbox"] = serde_json::json!({ "consumer_key": "sb" })
+            }),
+            error: "applications[0].sandbox: consumer_secret or consumer_secret_hash is needed",
+        },
+        Case {
+            name: "a sandbox pair with an unknown field",
+            json: demo_with_api(|v| {
+                v["applications"][0]["sandbox"] =
+                    serde_json::json!({ "consumer_key": "sb", "consumer_secret": "x", "tier": "Gold" });
+            }),
+            error: "applications[0].sandbox.tier: unknown field `tier`",
+        },
+        Case {
+            name: "a sandbox upstream that is no cluster name",
+            json: demo_with_api(|v| v["apis"][0]["sandbox_upstream"] = "sandbox upstream".into()),
+            error: "apis[0].sandbox_upstream: an Envoy cluster name",
+        },
     ];
     for Case { name, json, error } in table {
         let message = error_of(&json);
@@ -562,4 +602,20 @@ fn subscriptions_get_their_tier_and_a_window_counter_when_rated() {
     let demo = Config::from_json(DEMO.as_bytes()).unwrap();
     assert_eq!((demo.apis.len(), demo.window_counters), (0, 0));
     assert!(demo.routes.rules().iter().all(|rule| rule.api.is_none()));
+}
+
+#[test]
+fn a_sandbox_pair_is_an_entry_with_the_production_subscriptions() {
+    let json = demo_with_api(|v| {
+        v["applications"][0]["sandbox"] =
+            serde_json::json!({ "consumer_key": "demo-app-sandbox", "consumer_secret": "x" });
+    });
+    let config = Config::from_json(json.as_bytes()).unwrap();
+    let (production, sandbox) = (&config.applications["demo-app"], &config.applications["demo-app-sandbox"]);
+    assert_eq!(sandbox.key_type, crate::state::grants::KeyType::Sandbox);
+    assert_eq!(production.key_type, crate::state::grants::KeyType::Production);
+    assert_eq!(sandbox.subscriptions, production.subscriptions, "one subscription, one tier window");
+    assert_eq!((&sandbox.scopes, &sandbox.grant_types), (&production.scopes, &production.grant_types));
+    assert_ne!(sandbox.fingerprint, production.fingerprint);
+    assert_eq!(config.window_counters, 1);
 }

@@ -10,6 +10,7 @@ use crate::host::StoreError;
 use crate::oauth::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
 use crate::oauth::form::{query_parameter_names, FormError, FormParams};
 use crate::oauth::scope::ScopeSet;
+use crate::state::grants::KeyType;
 use crate::state::lockout::{Listing, Principal};
 use crate::state::registry::ClientRecord;
 
@@ -173,6 +174,8 @@ impl<'a> Gateway<'a> {
             can_introspect: false,
             public: false,
             redirect_uris: Vec::new(),
+            // Registration issues one key pair.
+            key_type: KeyType::Production,
             subscriptions: Vec::new(),
         }
     }

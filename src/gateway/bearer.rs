@@ -2,7 +2,7 @@
 
 use super::reply::{
     json_response, Forward, Outcome, Response, API_HEADER, CLIENT_ID_HEADER, SCOPE_HEADER, TIER_HEADER,
-    USERNAME_HEADER,
+    UPSTREAM_HEADER, USERNAME_HEADER,
 };
 use super::standing::Standing;
 use super::throttle::{admit, Admission};
@@ -13,7 +13,7 @@ use crate::oauth::credentials::is_b64token;
 use crate::oauth::form::query_parameter_names;
 use crate::oauth::messages::ErrorResponse;
 use crate::oauth::routes::{has_ambiguous_segment, Access, RouteMatch};
-use crate::state::grants::{GrantOwner, LookupError};
+use crate::state::grants::{GrantOwner, KeyType, LookupError};
 
 /// Headers some frameworks honour to change a request's method or path after the gateway
 /// checked it: a GET allowed with `orders:read` would become a DELETE upstream.
@@ -26,21 +26,24 @@ const REWRITE_URL: &str = "x-rewrite-url";
 /// the identity headers always (the gateway sets them), the token unless it is forwarded
 /// (by default it is not), the method overrides unless they are kept (by default they are not).
 /// Static lists: the filter removes only those the request has, so the list costs no host call.
+/// A client's copy of the routing header goes too: nobody picks an upstream by sending it.
 #[rustfmt::skip]
 const STRIP_ALL: &[&str] = &[
-    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, "authorization",
-    OVERRIDE, METHOD, METHOD_OVERRIDE, ORIGINAL_URL, REWRITE_URL,
+    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, UPSTREAM_HEADER,
+    "authorization", OVERRIDE, METHOD, METHOD_OVERRIDE, ORIGINAL_URL, REWRITE_URL,
 ];
 #[rustfmt::skip]
 const STRIP_KEEPING_AUTHORIZATION: &[&str] = &[
-    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER,
+    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, UPSTREAM_HEADER,
     OVERRIDE, METHOD, METHOD_OVERRIDE, ORIGINAL_URL, REWRITE_URL,
 ];
 #[rustfmt::skip]
-const STRIP_KEEPING_OVERRIDES: &[&str] =
-    &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, "authorization"];
+const STRIP_KEEPING_OVERRIDES: &[&str] = &[
+    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, UPSTREAM_HEADER,
+    "authorization",
+];
 const STRIP_IDENTITY_ONLY: &[&str] =
-    &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER];
+    &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, UPSTREAM_HEADER];
 
 /// What an allowed request that needed a token carries upstream.
 struct Identity<'s> {
@@ -48,6 +51,8 @@ struct Identity<'s> {
     scopes: String,
     /// The API's name and the subscription's tier, for a resource of an API.
     api: Option<(&'s str, &'s str)>,
+    /// The Envoy cluster the token's key type reaches, when the API names one.
+    upstream: Option<&'s str>,
 }
 
 impl<'a> Gateway<'a> {
@@ -111,7 +116,9 @@ impl<'a> Gateway<'a> {
             Err(_) => return Err(unavailable()),
         };
         // WSO2's order: the token, its application's subscription, the scope, the tier.
-        let subscription = api.map(|api| self.subscription(&standing, api)).transpose()?;
+        let key_type = grant.owner.key_type;
+        let subscription = api.map(|api| self.subscription(&standing, api, key_type)).transpose()?;
+        let upstream = api.map(|api| self.upstream(api, key_type)).transpose()?.flatten();
         let held = self.held_scopes(&grant.scopes, &standing);
         if !required.iter().all(|name| held.contains(&name.as_str())) {
             let description = "the access token lacks a required scope";
@@ -124,7 +131,7 @@ impl<'a> Gateway<'a> {
             Some(subscription) => Some(self.throttle(subscription, now)?),
             None => None,
         };
-        Ok(self.forward(Some(Identity { owner: grant.owner, scopes, api })))
+        Ok(self.forward(Some(Identity { owner: grant.owner, scopes, api, upstream })))
     }
 
     fn presented_token<'r>(&self, authorization: Option<&'r str>) -> Result<&'r str, (DenyReason, Response)> {
@@ -144,11 +151,12 @@ impl<'a> Gateway<'a> {
     }
 
     /// The token's application's subscription to API `api`: 403 when there is none or it is
-    /// blocked (tokens are production keys' until sandbox keys exist).
+    /// blocked (for this key type: `prod_only_blocked` lets sandbox tokens through).
     fn subscription<'s>(
         &self,
         standing: &'s Standing<'_>,
         api: usize,
+        key_type: KeyType,
     ) -> Result<&'s Subscription, (DenyReason, Response)> {
         let subscription = standing.app.subscriptions.iter().find(|subscription| subscription.api == api);
         let name = self.config.apis.get(api).map_or("", |api| api.name.as_str());
@@ -158,12 +166,33 @@ impl<'a> Gateway<'a> {
                 let body = ErrorResponse::new("subscription_required", &description).to_json();
                 Err((DenyReason::SubscriptionRequired, json_response(403, Vec::new(), body)))
             }
-            Some(subscription) if subscription.state != SubscriptionState::Active => {
+            Some(subscription) if blocks(subscription.state, key_type) => {
                 let description = format!("the application's subscription to the API {name} is blocked");
                 let body = ErrorResponse::new("subscription_blocked", &description).to_json();
                 Err((DenyReason::SubscriptionBlocked, json_response(403, Vec::new(), body)))
             }
             Some(subscription) => Ok(subscription),
+        }
+    }
+
+    /// Where a token of `key_type` goes for API `api`: the cluster the API names for it, or
+    /// (production) the route's own. WSO2 refuses a sandbox key for an API without a sandbox
+    /// endpoint, so nobody's sandbox token ever reaches production.
+    fn upstream(&self, api: usize, key_type: KeyType) -> Result<Option<&str>, (DenyReason, Response)> {
+        let Some(api) = self.config.apis.get(api) else { return Ok(None) };
+        match key_type {
+            KeyType::Production => Ok(api.production_upstream.as_deref()),
+            KeyType::Sandbox => match api.sandbox_upstream.as_deref() {
+                Some(cluster) => Ok(Some(cluster)),
+                None => {
+                    let description = format!(
+                        "the API {} has no sandbox upstream: call it with a production token",
+                        api.name
+                    );
+                    let body = ErrorResponse::new("sandbox_not_served", &description).to_json();
+                    Err((DenyReason::SubscriptionBlocked, json_response(403, Vec::new(), body)))
+                }
+            },
         }
     }
 
@@ -205,8 +234,8 @@ impl<'a> Gateway<'a> {
             (false, true) => STRIP_KEEPING_OVERRIDES,
             (true, true) => STRIP_IDENTITY_ONLY,
         };
-        let mut set_headers = Vec::with_capacity(5);
-        if let Some(Identity { owner, scopes, api }) = identity {
+        let mut set_headers = Vec::with_capacity(6);
+        if let Some(Identity { owner, scopes, api, upstream }) = identity {
             set_headers.push((CLIENT_ID_HEADER, owner.client_id));
             if let Some((username, _)) = owner.user {
                 set_headers.push((USERNAME_HEADER, username));
@@ -215,6 +244,9 @@ impl<'a> Gateway<'a> {
             if let Some((api, tier)) = api {
                 set_headers.push((API_HEADER, api.to_owned()));
                 set_headers.push((TIER_HEADER, tier.to_owned()));
+            }
+            if let Some(cluster) = upstream {
+                set_headers.push((UPSTREAM_HEADER, cluster.to_owned()));
             }
         }
         Forward { remove_headers, set_headers }
@@ -236,6 +268,15 @@ impl<'a> Gateway<'a> {
         }
         let body = ErrorResponse { scope, ..ErrorResponse::new(code, description) };
         json_response(status, vec![("www-authenticate", challenge)], body.to_json())
+    }
+}
+
+/// WSO2's subscription states against a token's key type.
+pub(super) fn blocks(state: SubscriptionState, key_type: KeyType) -> bool {
+    match state {
+        SubscriptionState::Active => false,
+        SubscriptionState::Blocked => true,
+        SubscriptionState::ProdOnlyBlocked => key_type == KeyType::Production,
     }
 }
 

@@ -49,6 +49,7 @@ impl<'a> Gateway<'a> {
             client_id: app.consumer_key.clone(),
             client_fingerprint: app.fingerprint,
             user: Some((user.username.clone(), user.fingerprint)),
+            key_type: app.key_type,
         };
         let scopes = ScopeSet::from_names(ticket.scope.split(' ').filter(|name| !name.is_empty()))
             .intersection(&app.scopes.intersection(&user.scopes));

@@ -23,6 +23,9 @@ struct Introspection {
     exp: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     iat: Option<u64>,
+    /// WSO2's key type (`PRODUCTION` or `SANDBOX`): which key pair the token was issued to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_type: Option<&'static str>,
 }
 
 impl<'a> Gateway<'a> {
@@ -91,6 +94,7 @@ impl<'a> Gateway<'a> {
             }),
             exp: (described.expires_at != NEVER_EXPIRES).then_some(described.expires_at / 1000),
             iat: Some(described.issued_at / 1000),
+            key_type: Some(described.owner.key_type.name()),
         })
     }
 }

@@ -42,6 +42,9 @@ pub const SCOPE_HEADER: &str = "x-tokengate-scope";
 /// The API a request reached, and the tier of the subscription it came through.
 pub const API_HEADER: &str = "x-tokengate-api";
 pub const TIER_HEADER: &str = "x-tokengate-tier";
+/// The Envoy cluster a request goes to, set only when its key type's upstream is named (a
+/// sandbox token, usually): Envoy's route table sends it there (`cluster_header`).
+pub const UPSTREAM_HEADER: &str = "x-tokengate-upstream";
 /// What every identity header's name starts with: trailers lose any of them.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-tokengate-";
 

@@ -33,6 +33,7 @@ impl Gateway<'_> {
         let changes = self.credential_changes;
         if changes.ended(CredentialKind::Application, &owner.client_id, issued_at)
             || app.fingerprint != owner.client_fingerprint
+            || app.key_type != owner.key_type
         {
             return None;
         }

@@ -2081,7 +2081,7 @@ fn refreshing_a_registered_clients_grant_reads_the_registry_once() {
 const SUBSCRIPTIONS: &str = r#"{
   "tiers": [ { "name": "Tiny", "requests": 2, "per": "minute" } ],
   "apis": [
-    { "name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0", "resources": [
+    { "name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0", "sandbox_upstream": "sandbox", "resources": [
         { "methods": ["GET"], "path": "/items", "scopes": ["orders:read"] },
         { "methods": ["GET"], "path": "/ping", "public": true } ] },
     { "name": "Stock", "version": "2.0", "context": "/stock/2.0", "resources": [
@@ -2089,12 +2089,16 @@ const SUBSCRIPTIONS: &str = r#"{
   ],
   "applications": [
     { "consumer_key": "tiny", "consumer_secret": "s", "scopes": ["orders:read"],
+      "sandbox": { "consumer_key": "tiny-sandbox", "consumer_secret": "s" },
       "subscriptions": [ { "api": "Orders", "tier": "Tiny" } ] },
     { "consumer_key": "unlimited", "consumer_secret": "s", "scopes": ["orders:read"],
-      "subscriptions": [ { "api": "Orders" } ] },
+      "sandbox": { "consumer_key": "unlimited-sandbox", "consumer_secret": "s" },
+      "subscriptions": [ { "api": "Orders" }, { "api": "Stock" } ] },
     { "consumer_key": "blocked", "consumer_secret": "s", "scopes": ["orders:read"],
+      "sandbox": { "consumer_key": "blocked-sandbox", "consumer_secret": "s" },
       "subscriptions": [ { "api": "Orders", "tier": "Gold", "state": "blocked" } ] },
     { "consumer_key": "prod-blocked", "consumer_secret": "s", "scopes": ["orders:read"],
+      "sandbox": { "consumer_key": "prod-blocked-sandbox", "consumer_secret": "s" },
       "subscriptions": [ { "api": "Orders", "tier": "Bronze", "state": "prod_only_blocked" } ] },
     { "consumer_key": "noscope", "consumer_secret": "s",
       "subscriptions": [ { "api": "Orders", "tier": "Tiny" } ] }
@@ -2225,7 +2229,7 @@ fn production_in_the_scope_selects_the_key_type_and_is_not_granted() {
         Case { name: "PRODUCTION alone asks for the default scope", scope: "PRODUCTION",
                status: 200, granted: "orders:read orders:write" },
         Case { name: "PRODUCTION next to a scope", scope: "PRODUCTION orders:read", status: 200, granted: "orders:read" },
-        Case { name: "SANDBOX: no sandbox keys", scope: "SANDBOX", status: 400, granted: "" },
+        Case { name: "SANDBOX with the production pair", scope: "SANDBOX", status: 400, granted: "" },
         Case { name: "another unknown scope stays invalid", scope: "PRODUCTION admin", status: 400, granted: "" },
     ];
     let rig = Rig::demo();
@@ -2239,3 +2243,6 @@ fn production_in_the_scope_selects_the_key_type_and_is_not_granted() {
         }
     }
 }
+
+#[path = "subscription_tests.rs"]
+mod subscription_tests;

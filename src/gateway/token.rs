@@ -10,8 +10,8 @@ use crate::oauth::grant_type::GrantType;
 use crate::oauth::messages::TokenResponse;
 use crate::oauth::scope::ScopeSet;
 use crate::state::grants::{
-    GrantLocation, GrantOwner, GrantRecord, IssueError, IssuedTokens, NewGrant, RefreshError, RefreshPlan,
-    RefreshRefusal, NEVER_EXPIRES,
+    GrantLocation, GrantOwner, GrantRecord, IssueError, IssuedTokens, KeyType, NewGrant, RefreshError,
+    RefreshPlan, RefreshRefusal, NEVER_EXPIRES,
 };
 
 impl<'a> Gateway<'a> {
@@ -47,7 +47,7 @@ impl<'a> Gateway<'a> {
             ),
             None => None,
         };
-        let requested = without_key_type(requested, &app.scopes)?;
+        let requested = without_key_type(requested, &app)?;
         let now = self.now()?;
         let body = match grant {
             GrantType::ClientCredentials => {
@@ -56,6 +56,7 @@ impl<'a> Gateway<'a> {
                     client_id: app.consumer_key.clone(),
                     client_fingerprint: app.fingerprint,
                     user: None,
+                    key_type: app.key_type,
                 };
                 self.issue_grant(&app, owner, scopes, None, now)?
             }
@@ -71,6 +72,7 @@ impl<'a> Gateway<'a> {
                     client_id: app.consumer_key.clone(),
                     client_fingerprint: app.fingerprint,
                     user: Some((user.username.clone(), user.fingerprint)),
+                    key_type: app.key_type,
                 };
                 // A refresh token only for applications allowed to use it.
                 let refresh_expires_at = app
@@ -187,19 +189,32 @@ impl<'a> Gateway<'a> {
 }
 
 /// Older WSO2 versions chose the key type with `PRODUCTION` or `SANDBOX` in the scope (seed
-/// 003: `scope=PRODUCTION`). `PRODUCTION` is today's only key type, so it is taken out of the
-/// scope and the token does not hold it (a scope left empty asks for the default, all the
-/// application may have); `SANDBOX` asks for keys this gateway does not issue yet. Either
-/// name stays a plain scope for an application configured with a scope of that name.
-fn without_key_type(requested: Option<ScopeSet>, allowed: &ScopeSet) -> Result<Option<ScopeSet>, OAuthError> {
+/// 003: `scope=PRODUCTION`). Here the key pair the client authenticated with decides it, so
+/// either name only asserts it: it is taken out of the scope (a scope left empty asks for the
+/// default, all the application may have) and never granted, and a name that disagrees with
+/// the pair is `invalid_scope`. Either name stays a plain scope for an application
+/// configured with a scope of that name.
+fn without_key_type(requested: Option<ScopeSet>, app: &Application) -> Result<Option<ScopeSet>, OAuthError> {
     let Some(requested) = requested else { return Ok(None) };
-    if requested.contains("SANDBOX") && !allowed.contains("SANDBOX") {
-        return Err(ErrorKind::InvalidScope.because("this gateway issues no sandbox keys"));
+    let selectors = [KeyType::Production, KeyType::Sandbox]
+        .map(|key_type| (key_type, key_type.name()))
+        .into_iter()
+        .filter(|(_, name)| requested.contains(name) && !app.scopes.contains(name));
+    let mut asked = None;
+    for (key_type, _) in selectors {
+        if asked.is_some() {
+            return Err(ErrorKind::InvalidScope.because("ask for PRODUCTION or SANDBOX keys, not both"));
+        }
+        asked = Some(key_type);
     }
-    if !requested.contains("PRODUCTION") || allowed.contains("PRODUCTION") {
-        return Ok(Some(requested));
+    let Some(asked) = asked else { return Ok(Some(requested)) };
+    if asked != app.key_type {
+        return Err(ErrorKind::InvalidScope.because(match asked {
+            KeyType::Sandbox => "scope SANDBOX asks for sandbox keys: authenticate with the application's sandbox consumer key",
+            KeyType::Production => "scope PRODUCTION asks for production keys: authenticate with the application's production consumer key",
+        }));
     }
-    let rest = ScopeSet::from_names(requested.iter().filter(|name| *name != "PRODUCTION"));
+    let rest = ScopeSet::from_names(requested.iter().filter(|name| *name != asked.name()));
     Ok((!rest.is_empty()).then_some(rest))
 }
 

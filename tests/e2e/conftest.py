@@ -30,15 +30,26 @@ def upstream():
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def sandbox_upstream():
+    """The demo's sandbox upstream: the same echo, with "upstream": "sandbox"."""
+    harness.require_artifacts()
+    server = harness.Upstream("sandbox")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def plugin_config(request) -> dict:
     return getattr(request.module, "PLUGIN_CONFIG", None) or harness.demo_plugin_config()
 
 
 @pytest.fixture(scope="module")
-def gateway(request, upstream, plugin_config, tmp_path_factory):
+def gateway(request, upstream, sandbox_upstream, plugin_config, tmp_path_factory):
     name = request.module.__name__
-    config = harness.render_envoy_config(plugin_config, upstream.port)
+    config = harness.render_envoy_config(plugin_config, upstream.port, sandbox_port=sandbox_upstream.port)
     with harness.Gateway(name, tmp_path_factory.mktemp(name), config) as gw:
         yield gw
 

@@ -162,11 +162,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def point_clusters(cfg: dict, upstream_port: int, sandbox_port: int | None = None) -> None:
+    """The demo upstream's cluster at `upstream_port`; the sandbox cluster at `sandbox_port`
+    (by default the same upstream: tests that do not look at sandbox routing need one server)."""
+    ports = {"demo_upstream": upstream_port, "sandbox_upstream": sandbox_port or upstream_port}
+    for cluster in cfg["static_resources"]["clusters"]:
+        endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        endpoint["address"]["socket_address"]["port_value"] = ports[cluster["name"]]
+
+
+def demo_cluster(cfg: dict) -> dict:
+    """The demo upstream's cluster (the one every route but the sandbox one reaches)."""
+    return next(c for c in cfg["static_resources"]["clusters"] if c["name"] == "demo_upstream")
+
+
 def render_envoy_config(
     plugin_config: dict | str,
     upstream_port: int,
     listener_port: int = 0,
     tls: tuple[Path, Path] | None = None,
+    sandbox_port: int | None = None,
 ) -> dict:
     """envoy/envoy.yaml with free ports, the module under test and a plugin config.
 
@@ -186,9 +201,7 @@ def render_envoy_config(
         listeners.append(secure)
     cfg["static_resources"]["listeners"] = listeners
     cfg["admin"]["address"]["socket_address"]["port_value"] = 0
-    (cluster,) = cfg["static_resources"]["clusters"]
-    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
-    endpoint["address"]["socket_address"]["port_value"] = upstream_port
+    point_clusters(cfg, upstream_port, sandbox_port)
     _set_plugin(wasm_filter(cfg), plugin_config)
     return cfg
 
@@ -214,9 +227,7 @@ def render_dynamic_bootstrap(lds_path: Path, upstream_port: int) -> dict:
     cfg = load_yaml(DYNAMIC_BOOTSTRAP)
     cfg["dynamic_resources"]["lds_config"]["path_config_source"]["path"] = str(lds_path)
     cfg["admin"]["address"]["socket_address"]["port_value"] = 0
-    (cluster,) = cfg["static_resources"]["clusters"]
-    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
-    endpoint["address"]["socket_address"]["port_value"] = upstream_port
+    point_clusters(cfg, upstream_port)
     return cfg
 
 
@@ -268,10 +279,11 @@ class LoopbackServer:
 
 
 class Upstream(LoopbackServer):
-    """envoy/demo_upstream.py on a free loopback port."""
+    """envoy/demo_upstream.py on a free loopback port; with a `name` ("sandbox"), every echo
+    says it."""
 
-    def __init__(self) -> None:
-        super().__init__(DEMO_UPSTREAM)
+    def __init__(self, name: str = "") -> None:
+        super().__init__(DEMO_UPSTREAM, *([name] if name else []))
 
 
 class EnvoyStartupError(RuntimeError):

@@ -154,6 +154,10 @@ def test_docker_compose_config():
     assert upstream["volumes"] == [f"{ENVOY_DIR / 'demo_upstream.py'}:/demo_upstream.py:ro"]
     assert upstream["command"][-2:] == ["/demo_upstream.py", "8081"]
     assert "demo_upstream" in envoy["depends_on"]
+    # The sandbox upstream, on the sandbox cluster's port, answering as "sandbox".
+    sandbox = resolved["services"]["sandbox_upstream"]
+    assert sandbox["command"][-3:] == ["/demo_upstream.py", "8083", "sandbox"]
+    assert "sandbox_upstream" in envoy["depends_on"]
     assert envoy["network_mode"] == upstream["network_mode"] == "host"
 
 

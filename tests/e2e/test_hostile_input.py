@@ -88,7 +88,7 @@ def trailers_gateway(upstream, tmp_path):
     """The demo gateway with trailers sent on to the HTTP/1.1 upstream (Envoy drops them
     there unless told), as an HTTP/2 upstream would get them."""
     cfg = harness.render_envoy_config(harness.demo_plugin_config(), upstream.port)
-    (cluster,) = cfg["static_resources"]["clusters"]
+    cluster = harness.demo_cluster(cfg)
     cluster["typed_extension_protocol_options"] = {
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
             "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",

@@ -46,7 +46,7 @@ def is_time(value) -> bool:
 
 def active(client_id: str, scope: str, username: str | None = None, token_type: str = "Bearer") -> Expect:
     fields = {"active": True, "scope": scope, "client_id": client_id, "token_type": token_type,
-              "exp": is_time, "iat": is_time}
+              "exp": is_time, "iat": is_time, "key_type": "PRODUCTION"}
     if username is not None:
         fields["username"] = username
     return Expect(200, NO_STORE, fields, exact=True)

@@ -25,7 +25,8 @@ PLUGIN_CONFIG = harness.with_changes(
     harness.demo_plugin_config(),
     tiers=[{"name": "Tiny", "requests": TINY, "per": "second"}],
     apis=[
-        {"name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0", "resources": [
+        {"name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0", "sandbox_upstream": "sandbox_upstream",
+         "resources": [
             {"methods": ["GET"], "path": "/items", "scopes": ["orders:read"]},
             {"methods": ["GET"], "path": "/admin", "scopes": ["orders:write"]}]},
         {"name": "Stock", "version": "2.0", "context": "/stock/2.0", "resources": [
@@ -39,9 +40,11 @@ SUBSCRIBERS = {
     "prod-blocked": [{"api": "Orders", "tier": "Bronze", "state": "prod_only_blocked"}],
 }
 PLUGIN_CONFIG["applications"] += [
-    {"consumer_key": key, "consumer_secret": "s3cret", "scopes": ["orders:read"], "subscriptions": subscriptions}
+    {"consumer_key": key, "consumer_secret": "s3cret", "scopes": ["orders:read"], "subscriptions": subscriptions,
+     "sandbox": {"consumer_key": f"{key}-sandbox", "consumer_secret": "s3cret"}}
     for key, subscriptions in SUBSCRIBERS.items()
 ]
+ROUTING_HEADER = "x-tokengate-upstream"
 
 
 def token_of(gateway, key: str) -> str:
@@ -128,3 +131,51 @@ def test_seed_003_production_in_the_scope_selects_the_key_type(gateway):
     body = form(grant_type="password", username="admin", password="admin", scope="PRODUCTION")
     token_success(FULL_SCOPE, refresh=True).check(post_token(gateway, body))
     token_error(400, "invalid_scope").check(post_token(gateway, form(grant_type="client_credentials", scope="SANDBOX")))
+
+
+class TestSandboxKeys:
+    """Sandbox tokens reach the API's sandbox upstream, production tokens the production one.
+
+    The local_ratelimit filter ahead of tokengate looks up its per-route config, so Envoy has
+    picked a route before the wasm filter runs: a sandbox token reaching the sandbox upstream
+    (and a spoofed header that the filter strips leaving the request on production) shows that
+    Envoy picks the route again after the filter's header change."""
+
+    def test_sandbox_and_production_tokens_reach_their_own_upstream(self, gateway):
+        sandbox = token_of(gateway, "unlimited-sandbox")
+        production = token_of(gateway, "unlimited")
+        for _ in range(4):
+            echo = forwarded(call(gateway, "/orders/1.0.0/items", sandbox, Connection="close"))
+            assert echo.get("upstream") == "sandbox", echo
+            assert echo["headers"]["x-tokengate-client-id"] == "unlimited-sandbox"
+            echo = forwarded(call(gateway, "/orders/1.0.0/items", production, Connection="close"))
+            assert "upstream" not in echo and ROUTING_HEADER not in echo["header_names"], echo
+
+    def test_prod_only_blocked_blocks_production_tokens_only(self, gateway):
+        subscription_error("subscription_blocked").check(
+            call(gateway, "/orders/1.0.0/items", token_of(gateway, "prod-blocked")))
+        echo = forwarded(call(gateway, "/orders/1.0.0/items", token_of(gateway, "prod-blocked-sandbox")))
+        assert echo["upstream"] == "sandbox" and echo["headers"]["x-tokengate-tier"] == "Bronze"
+
+    def test_a_sandbox_token_gets_no_api_without_a_sandbox_upstream(self, gateway):
+        # Stock names no sandbox upstream (and the sandbox token's app is not subscribed to it).
+        subscription_error("subscription_required").check(
+            call(gateway, "/stock/2.0", token_of(gateway, "tiny-sandbox")))
+
+    @pytest.mark.parametrize("spoofed", ["sandbox_upstream", "demo_upstream", "no_such_cluster"])
+    def test_a_client_sent_routing_header_is_stripped(self, gateway, spoofed):
+        production = token_of(gateway, "unlimited")
+        for path, token in [("/orders/1.0.0/items", production), ("/api/public/ping", None)]:
+            echo = forwarded(call(gateway, path, token, **{"X-TokenGate-Upstream": spoofed}))
+            assert "upstream" not in echo and ROUTING_HEADER not in echo["header_names"], (path, echo)
+        # A sandbox token's header replaces the client's copy: one value, the filter's.
+        echo = forwarded(call(gateway, "/orders/1.0.0/items", token_of(gateway, "unlimited-sandbox"),
+                              **{ROUTING_HEADER: "demo_upstream"}))
+        assert echo["upstream"] == "sandbox" and echo["headers"][ROUTING_HEADER] == "sandbox_upstream"
+
+    def test_the_key_type_selector_must_match_the_pair(self, gateway):
+        sandbox_pair = ("tiny-sandbox", "s3cret")
+        token_success("orders:read", refresh=False).check(
+            post_token(gateway, form(grant_type="client_credentials", scope="SANDBOX"), sandbox_pair))
+        token_error(400, "invalid_scope").check(
+            post_token(gateway, form(grant_type="client_credentials", scope="PRODUCTION"), sandbox_pair))

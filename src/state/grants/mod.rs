@@ -19,7 +19,7 @@ use crate::state::token::{
 };
 use record::GrantView;
 pub use record::{
-    AccessEntry, GrantOwner, GrantRecord, RefreshEntry, MAX_ACCESS_TOKENS_PER_GRANT, NEVER_EXPIRES,
+    AccessEntry, GrantOwner, GrantRecord, KeyType, RefreshEntry, MAX_ACCESS_TOKENS_PER_GRANT, NEVER_EXPIRES,
 };
 
 /// Grants per bucket. Small enough that a bucket read copies well under a kilobyte.

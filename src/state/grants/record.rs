@@ -11,6 +11,28 @@ pub const MAX_ACCESS_TOKENS_PER_GRANT: usize = 4;
 pub const NEVER_EXPIRES: u64 = u64::MAX;
 /// Marks an access token whose scope is the grant's scope, to save repeating it.
 const SAME_SCOPE_AS_GRANT: u8 = 0xFF;
+/// Set in the refresh flag byte for a grant of sandbox keys. Records written before key
+/// types existed have flag bytes 0 to 2, so they decode as production grants.
+const SANDBOX_FLAG: u8 = 0x80;
+
+/// Which of an application's key pairs a grant was issued to (WSO2's production and sandbox
+/// keys): a sandbox token reaches an API's sandbox upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyType {
+    #[default]
+    Production,
+    Sandbox,
+}
+
+impl KeyType {
+    /// WSO2's spelling (`keyType` in its APIs, `PRODUCTION`/`SANDBOX` in old scopes).
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::Production => "PRODUCTION",
+            KeyType::Sandbox => "SANDBOX",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessEntry {
@@ -39,6 +61,8 @@ pub struct GrantOwner {
     pub client_fingerprint: u32,
     /// The user and the fingerprint of their password, for the password grant.
     pub user: Option<(String, u32)>,
+    /// The key pair the client authenticated with; refreshing keeps it.
+    pub key_type: KeyType,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +98,7 @@ impl GrantRecord {
 }
 
 /// Layout: `tag(8) client_fp(4) user_fp(4) client(len8) user(len8, empty = none)
-/// refresh?(flag, hash 16, issued 8, expires 8) scopes(count8, u32…)
+/// refresh?(flag | 0x80 for sandbox keys, hash 16, issued 8, expires 8) scopes(count8, u32…)
 /// access(count8, {hash 16, issued 8, expires 8, scopes or 0xFF = the grant's})`.
 impl Record for GrantRecord {
     fn decode(bytes: &[u8]) -> Option<Self> {
@@ -99,9 +123,13 @@ impl Record for GrantRecord {
         out.extend_from_slice(&user_fingerprint.to_be_bytes());
         put_short_bytes(out, self.owner.client_id.as_bytes());
         put_short_bytes(out, user_name.as_bytes());
+        let key_flag = match self.owner.key_type {
+            KeyType::Production => 0,
+            KeyType::Sandbox => SANDBOX_FLAG,
+        };
         match &self.refresh {
             Some(refresh) => {
-                out.push(if refresh.replaced.is_some() { 2 } else { 1 });
+                out.push(key_flag | if refresh.replaced.is_some() { 2 } else { 1 });
                 out.extend_from_slice(&refresh.hash);
                 out.extend_from_slice(&refresh.issued_at.to_be_bytes());
                 out.extend_from_slice(&refresh.expires_at.to_be_bytes());
@@ -109,7 +137,7 @@ impl Record for GrantRecord {
                     out.extend_from_slice(replaced);
                 }
             }
-            None => out.push(0),
+            None => out.push(key_flag),
         }
         put_scopes(out, &self.scopes);
         out.push(self.access.len().min(MAX_ACCESS_TOKENS_PER_GRANT) as u8);
@@ -140,6 +168,7 @@ pub(super) struct GrantView<'a> {
     pub(super) user_fingerprint: u32,
     pub(super) client: &'a str,
     pub(super) user: &'a str,
+    pub(super) key_type: KeyType,
     pub(super) refresh: Option<RefreshEntry>,
     /// The encoded scope list (count byte included).
     pub(super) scopes: &'a [u8],
@@ -165,7 +194,9 @@ impl<'a> GrantView<'a> {
         let client = std::str::from_utf8(r.take(usize::from(client_len))?).ok()?;
         let user_len = r.u8()?;
         let user = std::str::from_utf8(r.take(usize::from(user_len))?).ok()?;
-        let refresh = match r.u8()? {
+        let flag = r.u8()?;
+        let key_type = if flag & SANDBOX_FLAG == 0 { KeyType::Production } else { KeyType::Sandbox };
+        let refresh = match flag & !SANDBOX_FLAG {
             0 => None,
             flag @ (1 | 2) => Some(RefreshEntry {
                 hash: r.array()?,
@@ -183,6 +214,7 @@ impl<'a> GrantView<'a> {
             user_fingerprint,
             client,
             user,
+            key_type,
             refresh,
             scopes,
             access_count,
@@ -212,6 +244,7 @@ impl<'a> GrantView<'a> {
             client_id: self.client.to_owned(),
             client_fingerprint: self.client_fingerprint,
             user: (!self.user.is_empty()).then(|| (self.user.to_owned(), self.user_fingerprint)),
+            key_type: self.key_type,
         }
     }
 }

@@ -8,7 +8,12 @@ const NOW: u64 = 1_700_000_000;
 const GRACE: u64 = 5;
 
 fn owner(client: &str) -> GrantOwner {
-    GrantOwner { client_id: client.to_owned(), client_fingerprint: 7, user: None }
+    GrantOwner {
+        client_id: client.to_owned(),
+        client_fingerprint: 7,
+        user: None,
+        key_type: KeyType::Production,
+    }
 }
 
 fn cc_grant(client: &str, expires_in: u64) -> NewGrant {
@@ -59,6 +64,7 @@ fn records_round_trip_through_the_bucket_encoding() {
             client_id: "demo-app".into(),
             client_fingerprint: 0xdead_beef,
             user: Some(("ädmin".into(), 3)),
+            key_type: KeyType::Production,
         },
         scopes: vec![10, 20, 30],
         refresh: Some(RefreshEntry {
@@ -75,6 +81,51 @@ fn records_round_trip_through_the_bucket_encoding() {
     };
     let bucket = encode_bucket(&[record.clone(), record.clone()]);
     assert_eq!(decode_bucket::<GrantRecord>(&bucket), vec![record.clone(), record]);
+}
+
+#[test]
+fn sandbox_grants_keep_their_key_type_with_every_refresh_shape() {
+    let replaced = [None, Some([3; 16])];
+    let refreshes = [None].into_iter().chain(
+        replaced.map(|replaced| Some(RefreshEntry { hash: [9; 16], issued_at: 1, expires_at: 9, replaced })),
+    );
+    for refresh in refreshes {
+        for key_type in [KeyType::Production, KeyType::Sandbox] {
+            let record = GrantRecord {
+                tag: [7; 8],
+                owner: GrantOwner { key_type, ..owner("demo-app") },
+                scopes: vec![1],
+                refresh: refresh.clone(),
+                access: vec![AccessEntry { hash: [4; 16], issued_at: 1, expires_at: 5, scopes: None }],
+            };
+            let bucket = encode_bucket(std::slice::from_ref(&record));
+            assert_eq!(decode_bucket::<GrantRecord>(&bucket), vec![record], "{key_type:?} {refresh:?}");
+        }
+    }
+}
+
+#[test]
+fn records_stored_before_key_types_decode_as_production() {
+    // The layout as it was: tag, fingerprints, "app", no user, a refresh entry (flag 1),
+    // one scope, one access entry with the grant's scope.
+    let mut bytes = vec![1u8; 8];
+    bytes.extend_from_slice(&[0, 0, 0, 7, 0, 0, 0, 0, 3, b'a', b'p', b'p', 0, 1]);
+    bytes.extend_from_slice(&[9; 16]);
+    bytes.extend_from_slice(&1u64.to_be_bytes());
+    bytes.extend_from_slice(&9u64.to_be_bytes());
+    bytes.extend_from_slice(&[1, 0, 0, 0, 42, 1]);
+    bytes.extend_from_slice(&[4; 16]);
+    bytes.extend_from_slice(&1u64.to_be_bytes());
+    bytes.extend_from_slice(&5u64.to_be_bytes());
+    bytes.push(0xFF);
+    let record = GrantRecord::decode(&bytes).expect("the old layout decodes");
+    assert_eq!(record.owner, owner("app"));
+    assert_eq!(record.owner.key_type, KeyType::Production);
+    assert_eq!(record.scopes, vec![42]);
+    assert!(record.refresh.is_some_and(|refresh| refresh.replaced.is_none() && refresh.expires_at == 9));
+    let mut reencoded = Vec::new();
+    GrantRecord::decode(&bytes).expect("decodes").encode_into(&mut reencoded);
+    assert_eq!(reencoded, bytes, "a production grant is written in the old layout");
 }
 
 #[test]
