@@ -13,6 +13,27 @@ use super::raw::{RawApi, RawSubscription, RawTier};
 /// The subscriptions with a rate, each counting in its own window counter (a gauge per
 /// subscription, defined when the filter is configured): bounded, so stats stay bounded.
 pub const MAX_COUNTERS: usize = 1024;
+/// Window counters registered applications' rated subscriptions share at most.
+const MAX_REGISTERED_COUNTERS: usize = 256;
+
+/// How many window counters registered applications share: one per registered application
+/// the registry may hold, at most [`MAX_REGISTERED_COUNTERS`].
+pub(super) fn registered_counters(capacity: u32) -> usize {
+    usize::try_from(capacity).unwrap_or(MAX_REGISTERED_COUNTERS).min(MAX_REGISTERED_COUNTERS)
+}
+
+/// The shared window counter (of `count`) that a registered application's subscription to
+/// `api` counts in: FNV-1a of both names, the same in every worker. Two subscriptions that
+/// land on the same counter share its window: each may be throttled early, never late.
+pub fn registered_counter(client_id: &str, api: &str, count: usize) -> Option<usize> {
+    let hash =
+        client_id.bytes().chain([0]).chain(api.bytes()).fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let count = u64::try_from(count).ok().filter(|count| *count > 0)?;
+    usize::try_from(hash % count).ok()
+}
+
 /// APIs a config may declare (each gets no stat of its own: denials are counted in totals).
 const MAX_APIS: usize = 256;
 

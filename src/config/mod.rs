@@ -24,7 +24,7 @@ use crate::oauth::routes::RouteTable;
 use crate::oauth::scope::{scope_id, ScopeId, ScopeSet};
 use crate::state::credential_changes::CredentialKind;
 use crate::state::lockout::LockoutPolicy;
-pub use apis::MAX_COUNTERS;
+pub use apis::{registered_counter, MAX_COUNTERS};
 use error::problem;
 pub use error::ConfigError;
 pub use parts::{
@@ -67,6 +67,12 @@ pub struct Config {
     pub apis: Vec<Api>,
     /// Window counters the subscriptions with a rate count in (see `gateway/throttle.rs`).
     pub window_counters: usize,
+    /// Every tier by name (built-in and configured): registered applications' subscriptions
+    /// name theirs.
+    pub tiers: HashMap<String, Tier>,
+    /// Window counters after `window_counters` that registered applications' rated
+    /// subscriptions share, by a hash of application and API (see `apis::registered_counter`).
+    pub registered_window_counters: usize,
     pub lockout: LockoutPolicy,
     /// Every configured scope by its stored id.
     pub scope_names: HashMap<ScopeId, String>,
@@ -124,6 +130,10 @@ impl Config {
         };
         let routes = sections::routes(resources(raw.resources, raw.apis), &endpoints, &mut catalog)?;
         let fleet = raw.fleet.map(sections::fleet).transpose()?;
+        let registered_window_counters = match &registration {
+            Some(registration) if !api_list.is_empty() => apis::registered_counters(registration.capacity),
+            _ => 0,
+        };
         let lockout =
             LockoutPolicy { known_names: known_principals(&applications, &users, &registration), ..lockout };
 
@@ -153,6 +163,8 @@ impl Config {
             routes,
             apis: api_list,
             window_counters,
+            tiers,
+            registered_window_counters,
             lockout,
             scope_names,
             scope_ids,

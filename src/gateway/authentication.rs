@@ -5,14 +5,14 @@ use std::borrow::Cow;
 
 use super::reply::{locked_out, ErrorKind, OAuthError, CLIENT_AUTH_FAILED, CLIENT_POST_AUTH_FAILED};
 use super::{split_path, EndpointRequest, Gateway};
-use crate::config::{Application, User};
+use crate::config::{registered_counter, Application, Subscription, SubscriptionState, User};
 use crate::host::StoreError;
 use crate::oauth::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
 use crate::oauth::form::{query_parameter_names, FormError, FormParams};
 use crate::oauth::scope::ScopeSet;
 use crate::state::grants::KeyType;
 use crate::state::lockout::{Listing, Principal};
-use crate::state::registry::ClientRecord;
+use crate::state::registry::{ClientRecord, RegisteredState, RegisteredSubscription};
 
 impl<'a> Gateway<'a> {
     /// Checks method, URL and content type, and parses the form body (RFC 6749 §3.2, App. B).
@@ -157,6 +157,7 @@ impl<'a> Gateway<'a> {
         let verifier: SecretVerifier = record.verifier();
         let scopes = Self::registered_scopes(&record, scopes);
         let allowed = self.config.registration.as_ref().map(|r| &r.grant_types);
+        let subscriptions = self.registered_subscriptions(&record.client_id, &record.subscriptions);
         Application {
             fingerprint: verifier.fingerprint(&record.client_id),
             grant_types: record
@@ -176,8 +177,43 @@ impl<'a> Gateway<'a> {
             redirect_uris: Vec::new(),
             // Registration issues one key pair.
             key_type: KeyType::Production,
-            subscriptions: Vec::new(),
+            subscriptions,
         }
+    }
+
+    /// A registered application's subscriptions as the current config knows them: those to
+    /// an API or with a tier it no longer has are left out. Rated ones count in the shared
+    /// registered window counters (see [`registered_counter`]).
+    fn registered_subscriptions(
+        &self,
+        client_id: &str,
+        stored: &[RegisteredSubscription],
+    ) -> Vec<Subscription> {
+        let config = self.config;
+        stored
+            .iter()
+            .filter_map(|subscription| {
+                let api = config.apis.iter().position(|api| api.name == subscription.api)?;
+                let tier = config.tiers.get(&subscription.tier)?.clone();
+                let counter = match tier.rate {
+                    Some(_) => Some(
+                        config.window_counters
+                            + registered_counter(
+                                client_id,
+                                &subscription.api,
+                                config.registered_window_counters,
+                            )?,
+                    ),
+                    None => None,
+                };
+                let state = match subscription.state {
+                    RegisteredState::Unblocked => SubscriptionState::Active,
+                    RegisteredState::Blocked => SubscriptionState::Blocked,
+                    RegisteredState::ProdOnlyBlocked => SubscriptionState::ProdOnlyBlocked,
+                };
+                Some(Subscription { api, tier, state, counter })
+            })
+            .collect()
     }
 }
 

@@ -22,6 +22,7 @@ mod metadata;
 mod registration;
 mod reply;
 mod standing;
+mod subscriptions;
 mod throttle;
 mod token;
 
@@ -56,6 +57,11 @@ pub enum Endpoint {
     RegisteredClient(String),
     /// `<registration endpoint>/<client id>/secret`.
     RegisteredClientSecret(String),
+    /// `<registration endpoint>/<client id>/subscriptions`, and `…/subscriptions/<API name>`.
+    Subscriptions {
+        client_id: String,
+        api: Option<String>,
+    },
     /// The RFC 7591 registration endpoint.
     Rfc7591Registration,
     /// `<RFC 7591 endpoint>/<client id>`: RFC 7592 client configuration.
@@ -209,6 +215,10 @@ impl<'a> Gateway<'a> {
             Some([client_id, "secret"]) if !client_id.is_empty() => {
                 Some(Endpoint::RegisteredClientSecret((*client_id).to_owned()))
             }
+            Some([client_id, "subscriptions", api @ ..]) if !client_id.is_empty() && api.len() <= 1 => {
+                let api = api.first().map(|api| (*api).to_owned());
+                Some(Endpoint::Subscriptions { client_id: (*client_id).to_owned(), api })
+            }
             _ => None,
         }
     }
@@ -225,6 +235,9 @@ impl<'a> Gateway<'a> {
             Endpoint::RegisteredClient(client_id) => self.registered_client_endpoint(request, client_id),
             Endpoint::RegisteredClientSecret(client_id) => {
                 self.regenerate_secret_endpoint(request, client_id)
+            }
+            Endpoint::Subscriptions { client_id, api } => {
+                self.subscriptions_endpoint(request, client_id, api.as_deref())
             }
             Endpoint::Rfc7591Registration => self.rfc7591_registration_endpoint(request),
             Endpoint::Rfc7592Client(client_id) => self.rfc7592_client_endpoint(request, client_id),

@@ -201,11 +201,11 @@ impl<'a> Gateway<'a> {
 
 /// The application, if `admin` may manage it: the admin who registered it, or a super-admin.
 /// Anyone else is told it does not exist, as for an unknown id.
-fn managed_by(admin: &User, record: Option<ClientRecord>) -> Result<ClientRecord, OAuthError> {
+pub(super) fn managed_by(admin: &User, record: Option<ClientRecord>) -> Result<ClientRecord, OAuthError> {
     record.filter(|record| admin.is_super_admin || record.registered_by == admin.username).ok_or(NOT_FOUND)
 }
 
-fn registry_error(error: RegistryError) -> OAuthError {
+pub(super) fn registry_error(error: RegistryError) -> OAuthError {
     match error {
         RegistryError::Duplicate => {
             ErrorKind::DuplicateClient.because("this owner already has an application with this name")

@@ -96,6 +96,8 @@ pub(super) enum ErrorKind {
     DuplicateClient,
     /// 404 `not_found`.
     NotFound,
+    /// 409 `subscription_exists`: the application is subscribed to that API already.
+    AlreadySubscribed,
     /// 429 `temporarily_unavailable`, with `Retry-After`: a locked-out name.
     LockedOut { retry_after_secs: u64 },
     /// 503 `temporarily_unavailable`: the store could not serve the request.
@@ -117,7 +119,7 @@ impl ErrorKind {
             | ErrorKind::InvalidRegistrationToken => 401,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed { .. } => 405,
-            ErrorKind::DuplicateClient => 409,
+            ErrorKind::DuplicateClient | ErrorKind::AlreadySubscribed => 409,
             ErrorKind::BodyTooLarge => 413,
             ErrorKind::LockedOut { .. } => 429,
             ErrorKind::Unavailable => 503,
@@ -138,6 +140,7 @@ impl ErrorKind {
             ErrorKind::InvalidScope => "invalid_scope",
             ErrorKind::InvalidClientMetadata | ErrorKind::DuplicateClient => "invalid_client_metadata",
             ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadySubscribed => "subscription_exists",
             ErrorKind::LockedOut { .. } | ErrorKind::Unavailable => "temporarily_unavailable",
         }
     }

@@ -172,3 +172,135 @@ fn introspection_reports_the_key_type() {
         assert_eq!(reply.json()["key_type"], key_type, "{key}");
     }
 }
+
+/// Issue 12: registered applications subscribe through the admin endpoint.
+const REGISTERED: &str = r#"{
+  "tiers": [ { "name": "Tiny", "requests": 2, "per": "minute" } ],
+  "apis": [ { "name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0", "sandbox_upstream": "sandbox",
+              "resources": [ { "methods": ["GET"], "path": "/items", "scopes": [] } ] } ],
+  "users": [ { "username": "admin", "password": "admin", "admin": true },
+             { "username": "other", "password": "other", "admin": true } ],
+  "applications": [ { "consumer_key": "demo-app", "consumer_secret": "demo-secret" } ],
+  "registration": { "grant_types": ["client_credentials"] }
+}"#;
+
+const ADMIN: (&str, &str) = ("admin", "admin");
+
+fn admin_call(rig: &Rig, who: (&str, &str), method: &str, path: &str, body: Option<&str>) -> Reply {
+    let basic = format!("Basic {}", encode_basic_credentials(who.0, who.1));
+    let content_type = body.map(|_| "application/json");
+    rig.endpoint(method, path, Some(&basic), content_type, body.unwrap_or_default())
+}
+
+/// A registered application: its id, secret and subscriptions path.
+fn registered_app(rig: &Rig) -> (String, String, String) {
+    let reply =
+        register(rig, ADMIN, "application/json", r#"{"clientName":"shop","grantType":"client_credentials"}"#);
+    assert_eq!(reply.0.status, 201, "{}", reply.text());
+    let (id, secret) = (reply.field("clientId"), reply.field("clientSecret"));
+    let path = format!("{REGISTER}/{id}/subscriptions");
+    (id, secret, path)
+}
+
+#[test]
+fn a_registered_application_subscribes_changes_tier_is_blocked_and_unsubscribes() {
+    let rig = Rig::with_config(REGISTERED);
+    let (id, secret, path) = registered_app(&rig);
+    let token = rig.post_as(&id, &secret, "/token", "grant_type=client_credentials").field("access_token");
+    let status = |rig: &Rig| error_code(&rig.call_with_token("GET", ITEMS, &token));
+    assert_eq!(status(&rig), "subscription_required");
+    let created = admin_call(&rig, ADMIN, "POST", &path, Some(r#"{"api":"Orders","tier":"Tiny"}"#));
+    assert_eq!(created.0.status, 201, "{}", created.text());
+    assert_eq!(
+        created.json(),
+        serde_json::json!({"api": "Orders", "version": "1.0.0", "context": "/orders/1.0.0", "tier": "Tiny", "status": "UNBLOCKED"})
+    );
+    let forward = forwarded(rig.call_with_token("GET", ITEMS, &token));
+    assert_eq!(header(&forward, TIER_HEADER), Some("Tiny"));
+    assert_eq!(status(&rig), "");
+    assert_eq!(status(&rig), "throttled", "the Tiny tier's 2 requests are used up");
+    let listed = admin_call(&rig, ADMIN, "GET", &path, None);
+    assert_eq!(listed.json()["count"], 1);
+    assert_eq!(listed.json()["list"][0]["tier"], "Tiny");
+    let gold = admin_call(&rig, ADMIN, "PUT", &format!("{path}/Orders"), Some(r#"{"tier":"Gold"}"#));
+    assert_eq!((gold.0.status, gold.field("tier")), (200, "Gold".to_owned()), "{}", gold.text());
+    assert_eq!(status(&rig), "", "a new tier counts afresh");
+    for (state, error) in [
+        ("BLOCKED", "subscription_blocked"),
+        ("PROD_ONLY_BLOCKED", "subscription_blocked"),
+        ("UNBLOCKED", ""),
+    ] {
+        let body = format!(r#"{{"status":"{state}"}}"#);
+        let changed = admin_call(&rig, ADMIN, "PUT", &format!("{path}/Orders"), Some(&body));
+        assert_eq!(changed.field("status"), state);
+        assert_eq!(status(&rig), error, "{state}");
+    }
+    assert_eq!(admin_call(&rig, ADMIN, "GET", &format!("{path}/Orders"), None).field("status"), "UNBLOCKED");
+    assert_eq!(admin_call(&rig, ADMIN, "DELETE", &format!("{path}/Orders"), None).0.status, 204);
+    assert_eq!(status(&rig), "subscription_required");
+    assert_eq!(admin_call(&rig, ADMIN, "GET", &path, None).json()["count"], 0);
+    // Deleting the application takes its subscriptions (and tokens) with it.
+    admin_call(&rig, ADMIN, "POST", &path, Some(r#"{"api":"Orders"}"#));
+    assert_eq!(status(&rig), "");
+    assert_eq!(admin_call(&rig, ADMIN, "DELETE", &format!("{REGISTER}/{id}"), None).0.status, 204);
+    assert_eq!(status(&rig), "invalid_token");
+    assert_eq!(admin_call(&rig, ADMIN, "GET", &path, None).0.status, 404);
+}
+
+#[test]
+fn subscription_requests_get_clear_4xx_errors() {
+    struct Case {
+        name: &'static str,
+        who: (&'static str, &'static str),
+        method: &'static str,
+        /// After `<registration endpoint>/<client id>`.
+        suffix: &'static str,
+        body: Option<&'static str>,
+        status: u16,
+        error: &'static str,
+    }
+    #[rustfmt::skip]
+    let table = [
+        Case { name: "unknown API", who: ADMIN, method: "POST", suffix: "/subscriptions",
+               body: Some(r#"{"api":"Nope"}"#), status: 400, error: "invalid_request" },
+        Case { name: "unknown tier", who: ADMIN, method: "POST", suffix: "/subscriptions",
+               body: Some(r#"{"api":"Orders","tier":"Platinum"}"#), status: 400, error: "invalid_request" },
+        Case { name: "unknown status", who: ADMIN, method: "POST", suffix: "/subscriptions",
+               body: Some(r#"{"api":"Orders","status":"active"}"#), status: 400, error: "invalid_request" },
+        Case { name: "not JSON", who: ADMIN, method: "POST", suffix: "/subscriptions",
+               body: Some("api=Orders"), status: 400, error: "invalid_request" },
+        Case { name: "an unknown field", who: ADMIN, method: "POST", suffix: "/subscriptions",
+               body: Some(r#"{"api":"Orders","tierr":"Gold"}"#), status: 400, error: "invalid_request" },
+        Case { name: "subscribed twice", who: ADMIN, method: "POST", suffix: "/subscriptions",
+               body: Some(r#"{"api":"Orders"}"#), status: 409, error: "subscription_exists" },
+        Case { name: "a change of nothing", who: ADMIN, method: "PUT", suffix: "/subscriptions/Orders",
+               body: Some("{}"), status: 400, error: "invalid_request" },
+        Case { name: "a change to an unknown tier", who: ADMIN, method: "PUT", suffix: "/subscriptions/Orders",
+               body: Some(r#"{"tier":"Nope"}"#), status: 400, error: "invalid_request" },
+        Case { name: "not subscribed", who: ADMIN, method: "DELETE", suffix: "/subscriptions/Stock",
+               body: None, status: 404, error: "not_found" },
+        Case { name: "another admin's application", who: ("other", "other"), method: "GET", suffix: "/subscriptions",
+               body: None, status: 404, error: "not_found" },
+        Case { name: "a wrong password", who: ("admin", "wrong"), method: "GET", suffix: "/subscriptions",
+               body: None, status: 401, error: "invalid_client" },
+        Case { name: "not an admin's method", who: ADMIN, method: "PATCH", suffix: "/subscriptions",
+               body: None, status: 405, error: "invalid_request" },
+    ];
+    let rig = Rig::with_config(REGISTERED);
+    let (id, _, path) = registered_app(&rig);
+    assert_eq!(admin_call(&rig, ADMIN, "POST", &path, Some(r#"{"api":"Orders"}"#)).0.status, 201);
+    for Case { name, who, method, suffix, body, status, error } in table {
+        let reply = admin_call(&rig, who, method, &format!("{REGISTER}/{id}{suffix}"), body);
+        assert_eq!(reply.0.status, status, "{name}: {}", reply.text());
+        assert_eq!(reply.field("error"), error, "{name}");
+    }
+    // No JSON content type: refused before the body is read.
+    let basic = format!("Basic {}", encode_basic_credentials("admin", "admin"));
+    let plain = rig.endpoint("POST", &path, Some(&basic), Some("text/plain"), r#"{"api":"Orders"}"#);
+    assert_eq!(plain.0.status, 400);
+    // Nothing refused changed the subscription.
+    assert_eq!(admin_call(&rig, ADMIN, "GET", &path, None).json()["list"][0]["tier"], "Unlimited");
+    // A configured application is no registered one.
+    let configured = admin_call(&rig, ADMIN, "GET", &format!("{REGISTER}/demo-app/subscriptions"), None);
+    assert_eq!(configured.0.status, 404);
+}

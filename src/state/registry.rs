@@ -107,6 +107,60 @@ impl RegisterOptions {
 
 /// Marks the fields added for RFC 7591 after `registered_by`.
 const RFC7591_FIELDS: u8 = 1;
+/// Marks the subscriptions, added after the RFC 7591 fields.
+const SUBSCRIPTION_FIELDS: u8 = 2;
+/// Subscriptions one registered application may hold (one per API): bounds its record.
+pub const MAX_SUBSCRIPTIONS_PER_CLIENT: usize = 32;
+
+/// WSO2's subscription states, as its admin REST API spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisteredState {
+    Unblocked,
+    Blocked,
+    ProdOnlyBlocked,
+}
+
+impl RegisteredState {
+    pub fn from_name(name: &str) -> Option<RegisteredState> {
+        match name {
+            "UNBLOCKED" => Some(RegisteredState::Unblocked),
+            "BLOCKED" => Some(RegisteredState::Blocked),
+            "PROD_ONLY_BLOCKED" => Some(RegisteredState::ProdOnlyBlocked),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegisteredState::Unblocked => "UNBLOCKED",
+            RegisteredState::Blocked => "BLOCKED",
+            RegisteredState::ProdOnlyBlocked => "PROD_ONLY_BLOCKED",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            RegisteredState::Unblocked => 0,
+            RegisteredState::Blocked => 1,
+            RegisteredState::ProdOnlyBlocked => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<RegisteredState> {
+        [RegisteredState::Unblocked, RegisteredState::Blocked, RegisteredState::ProdOnlyBlocked]
+            .into_iter()
+            .find(|state| state.code() == code)
+    }
+}
+
+/// A registered application's subscription, by names: the config (and its API and tier
+/// indexes) may change under it; a name the config no longer has makes it no subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredSubscription {
+    pub api: String,
+    pub tier: String,
+    pub state: RegisteredState,
+}
 
 /// A registered application as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +177,8 @@ pub struct ClientRecord {
     /// SHA-256 of its RFC 7592 registration access token, if it has one (only RFC 7591
     /// registrations do). The token itself is never stored.
     registration_token_hash: Option<[u8; 32]>,
+    /// The APIs it subscribed to through the admin endpoint; they go when it goes.
+    pub subscriptions: Vec<RegisteredSubscription>,
 }
 
 impl ClientRecord {
@@ -136,6 +192,13 @@ impl ClientRecord {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         digest.ct_eq(stored).into()
     }
+}
+
+fn decode_subscription(r: &mut Reader) -> Option<RegisteredSubscription> {
+    let api = r.short_string()?;
+    let tier = r.short_string()?;
+    let state = RegisteredState::from_code(r.u8()?)?;
+    Some(RegisteredSubscription { api, tier, state })
 }
 
 fn grant_bits(grants: &BTreeSet<GrantType>) -> u8 {
@@ -189,6 +252,13 @@ impl Record for ClientRecord {
             }
             _ => (0, AuthMethod::default(), None, String::new()),
         };
+        let subscriptions = match r.peek() {
+            Some(SUBSCRIPTION_FIELDS) => {
+                r.u8()?;
+                (0..r.u8()?).map(|_| decode_subscription(&mut r)).collect::<Option<Vec<_>>>()?
+            }
+            _ => Vec::new(),
+        };
         let registration = Registration { name, owner, callback_url, grant_types, saas, scope, auth_method };
         Some(ClientRecord {
             client_id,
@@ -198,6 +268,7 @@ impl Record for ClientRecord {
             digest,
             issued_at_secs,
             registration_token_hash,
+            subscriptions,
         })
     }
 
@@ -226,6 +297,16 @@ impl Record for ClientRecord {
         let scope = scope.get(..scope.len().min(usize::from(u16::MAX))).unwrap_or_default();
         out.extend_from_slice(&(scope.len() as u16).to_be_bytes());
         out.extend_from_slice(scope);
+        if !self.subscriptions.is_empty() {
+            out.push(SUBSCRIPTION_FIELDS);
+            let kept = self.subscriptions.iter().take(MAX_SUBSCRIPTIONS_PER_CLIENT);
+            out.push(kept.len() as u8);
+            for subscription in kept {
+                put_short_bytes(out, subscription.api.as_bytes());
+                put_short_bytes(out, subscription.tier.as_bytes());
+                out.push(subscription.state.code());
+            }
+        }
     }
 
     /// Registered applications do not expire.
@@ -255,6 +336,24 @@ pub enum RegistryError {
 impl From<StoreError> for RegistryError {
     fn from(error: StoreError) -> Self {
         RegistryError::Store(error)
+    }
+}
+
+/// Why a change of subscriptions was refused (see [`ClientRegistry::update_subscriptions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriptionError {
+    Registry(RegistryError),
+    /// Already subscribed to this API.
+    Exists,
+    /// Not subscribed to this API.
+    NotSubscribed,
+    /// More than [`MAX_SUBSCRIPTIONS_PER_CLIENT`].
+    TooMany,
+}
+
+impl From<StoreError> for SubscriptionError {
+    fn from(error: StoreError) -> Self {
+        SubscriptionError::Registry(RegistryError::Store(error))
     }
 }
 
@@ -380,6 +479,7 @@ impl<'h> ClientRegistry<'h> {
                 digest,
                 issued_at_secs: now / 1000,
                 registration_token_hash,
+                subscriptions: Vec::new(),
             };
             let outcome = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
                 // A twin registered concurrently into this bucket since the scan above.
@@ -452,6 +552,29 @@ impl<'h> ClientRegistry<'h> {
         Ok(Registered { record, secret, registration_token: None })
     }
 
+    /// Changes an application's subscriptions in one compare-and-swap of its bucket: every
+    /// worker (and, in fleet mode, every replica) sees the change at its next read.
+    pub fn update_subscriptions<T>(
+        &self,
+        client_id: &str,
+        now: u64,
+        change: impl Fn(&mut Vec<RegisteredSubscription>) -> Result<T, SubscriptionError>,
+    ) -> Result<T, SubscriptionError> {
+        let bucket = bucket_of(client_id).ok_or(SubscriptionError::Registry(RegistryError::NotFound))?;
+        let updated = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
+            let record = records
+                .iter_mut()
+                .find(|r| r.client_id == client_id)
+                .ok_or(SubscriptionError::Registry(RegistryError::NotFound))?;
+            let value = change(&mut record.subscriptions)?;
+            if record.subscriptions.len() > MAX_SUBSCRIPTIONS_PER_CLIENT {
+                return Err(SubscriptionError::TooMany);
+            }
+            Ok(value)
+        })?;
+        Ok(updated.ok_or(SubscriptionError::Registry(RegistryError::NotFound))?.value)
+    }
+
     pub fn delete(&self, client_id: &str, now: u64) -> Result<(), RegistryError> {
         let bucket = bucket_of(client_id).ok_or(RegistryError::NotFound)?;
         let updated = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
@@ -505,6 +628,54 @@ mod tests {
         assert!(found.verifier().verify(&registered.secret));
         assert!(!found.verifier().verify("wrong"));
         assert_eq!(registry.find("demo-app").unwrap(), None);
+    }
+
+    #[test]
+    fn subscriptions_round_trip_and_records_without_them_keep_their_bytes() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 16 * CLIENTS_PER_BUCKET as u32);
+        let registered = registry.register(registration("shop"), "admin", 0).unwrap();
+        let mut before = Vec::new();
+        registered.record.encode_into(&mut before);
+        let id = &registered.record.client_id;
+        let bronze = RegisteredSubscription {
+            api: "Orders".into(),
+            tier: "Bronze".into(),
+            state: RegisteredState::ProdOnlyBlocked,
+        };
+        registry
+            .update_subscriptions(id, 1, |subscriptions| {
+                subscriptions.push(bronze.clone());
+                Ok(())
+            })
+            .unwrap();
+        let found = registry.find(id).unwrap().unwrap();
+        assert_eq!(found.subscriptions, vec![bronze.clone()]);
+        assert!(found.verifier().verify(&registered.secret), "the rest of the record stays");
+        // Too many subscriptions: refused, nothing stored changes.
+        let too_many = registry.update_subscriptions(id, 2, |subscriptions| {
+            subscriptions.extend(
+                (0..MAX_SUBSCRIPTIONS_PER_CLIENT)
+                    .map(|i| RegisteredSubscription { api: format!("api{i}"), ..bronze.clone() }),
+            );
+            Ok(())
+        });
+        assert_eq!(too_many, Err(SubscriptionError::TooMany));
+        assert_eq!(registry.find(id).unwrap().unwrap().subscriptions.len(), 1);
+        // Unsubscribed again, the record is written as before subscriptions existed.
+        registry
+            .update_subscriptions(id, 3, |subscriptions| {
+                subscriptions.clear();
+                Ok(())
+            })
+            .unwrap();
+        let mut after = Vec::new();
+        registry.find(id).unwrap().unwrap().encode_into(&mut after);
+        assert_eq!(after, before);
+        assert_eq!(
+            registry.update_subscriptions("nope", 4, |_| Ok(())),
+            Err(SubscriptionError::Registry(RegistryError::NotFound))
+        );
     }
 
     #[test]

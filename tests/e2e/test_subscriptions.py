@@ -12,6 +12,8 @@ twice over (see src/gateway/throttle.rs).
 
 import time
 
+import requests
+
 import pytest
 
 import harness
@@ -179,3 +181,68 @@ class TestSandboxKeys:
             post_token(gateway, form(grant_type="client_credentials", scope="SANDBOX"), sandbox_pair))
         token_error(400, "invalid_scope").check(
             post_token(gateway, form(grant_type="client_credentials", scope="PRODUCTION"), sandbox_pair))
+
+
+REGISTER = "/client-registration/v0.17/register"
+ADMIN_AUTH = ("admin", "admin")
+
+
+def admin(gateway, method: str, path: str, body: dict | None = None) -> "requests.Response":
+    return requests.request(method, gateway.url(path), json=body, auth=ADMIN_AUTH, timeout=10,
+                            headers={"Connection": "close"})
+
+
+def every_worker_sees(gateway, token: str, want) -> None:
+    """The change is effective at once on both workers: fresh connections reach each."""
+    on_every_worker(gateway, bearer_req("/orders/1.0.0/items", token), want, per_worker=2)
+
+
+def tier_is(name: str):
+    def check(response) -> None:
+        assert forwarded(response)["headers"]["x-tokengate-tier"] == name
+
+    return check
+
+
+def allowed_or_throttled(response) -> None:
+    """The Tiny tier (5 a second) lets these through or throttles them, nothing else."""
+    if response.status_code == 429:
+        expect(response, 429, {"RateLimit-Policy": f'"Tiny";q={TINY};w=1'}, {"error": "throttled"})
+    else:
+        tier_is("Tiny")(response)
+
+
+def test_a_registered_application_subscribes_through_the_admin_endpoint(gateway):
+    created = requests.post(gateway.url(REGISTER), auth=ADMIN_AUTH, timeout=10,
+                            json={"clientName": "e2e-shop", "grantType": "client_credentials"})
+    assert created.status_code == 201, created.text
+    client_id, secret = created.json()["clientId"], created.json()["clientSecret"]
+    token = client_token(gateway, (client_id, secret), scope_out=FULL_SCOPE)
+    subscriptions = f"{REGISTER}/{client_id}/subscriptions"
+    every_worker_sees(gateway, token, subscription_error("subscription_required"))
+
+    made = admin(gateway, "POST", subscriptions, {"api": "Orders", "tier": "Gold"})
+    assert made.status_code == 201 and made.json()["status"] == "UNBLOCKED", made.text
+    every_worker_sees(gateway, token, tier_is("Gold"))
+    assert admin(gateway, "GET", subscriptions).json()["list"][0]["tier"] == "Gold"
+
+    blocked = admin(gateway, "PUT", f"{subscriptions}/Orders", {"status": "BLOCKED"})
+    assert blocked.status_code == 200 and blocked.json()["status"] == "BLOCKED", blocked.text
+    every_worker_sees(gateway, token, subscription_error("subscription_blocked"))
+
+    tier = admin(gateway, "PUT", f"{subscriptions}/Orders", {"tier": "Tiny", "status": "UNBLOCKED"})
+    assert tier.json()["tier"] == "Tiny", tier.text
+    every_worker_sees(gateway, token, allowed_or_throttled)
+
+    for body, status in [({"api": "Nope"}, 400), ({"api": "Orders"}, 409), ({"api": "Stock", "tier": "Platinum"}, 400)]:
+        refused = admin(gateway, "POST", subscriptions, body)
+        assert refused.status_code == status and "error_description" in refused.json(), refused.text
+
+    assert admin(gateway, "DELETE", f"{subscriptions}/Orders").status_code == 204
+    every_worker_sees(gateway, token, subscription_error("subscription_required"))
+    assert admin(gateway, "POST", subscriptions, {"api": "Orders"}).status_code == 201
+    every_worker_sees(gateway, token, forwarded)
+    # Deleting the application ends its subscriptions with it.
+    assert admin(gateway, "DELETE", f"{REGISTER}/{client_id}").status_code == 204
+    assert admin(gateway, "GET", subscriptions).status_code == 404
+    every_worker_sees(gateway, token, Expect(401))

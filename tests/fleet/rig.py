@@ -28,10 +28,16 @@ SHORT_LIVED = {
 }
 
 
+ORDERS_API = {"name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0",
+              "resources": [{"methods": ["GET"], "path": "/items", "scopes": []}]}
+
+
 def plugin_config(prefix: str, **fleet: object) -> dict:
     config = replicas.plugin_config(replicas.load())
     config["fleet"] = {**config["fleet"], "prefix": prefix, **fleet}
     config["applications"].append(SHORT_LIVED)
+    # An API for subscriptions of registered applications (issue 12).
+    config["apis"] = [*config.get("apis", []), ORDERS_API]
     return config
 
 

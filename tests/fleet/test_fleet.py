@@ -96,6 +96,27 @@ def test_registration_re_key_and_delete_reach_every_replica(fleet):
     assert b.post("/token", {"grant_type": "client_credentials"}, new_app).status_code == 401
 
 
+def test_a_subscription_made_on_one_replica_is_effective_on_the_other(fleet):
+    a, b = fleet.replicas
+    created = a.post(REGISTER, '{"clientName": "fleet-subscriber", "grantType": "client_credentials"}',
+                     ADMIN, **{"Content-Type": "application/json"})
+    assert created.status_code == 201, created.text
+    app = (created.json()["clientId"], created.json()["clientSecret"])
+    token = b.token(app, grant_type="client_credentials")["access_token"]
+    assert b.bearer(token, "/orders/1.0.0/items").json()["error"] == "subscription_required"
+    subscriptions = a.url(f"{REGISTER}/{app[0]}/subscriptions")
+    made = requests.post(subscriptions, json={"api": "Orders", "tier": "Gold"}, auth=ADMIN, timeout=10,
+                         headers={"Connection": "close"})
+    assert made.status_code == 201, made.text
+    wait_until(lambda: b.bearer(token, "/orders/1.0.0/items").status_code == 200)
+    assert b.bearer(token, "/orders/1.0.0/items").json()["headers"]["x-tokengate-tier"] == "Gold"
+    blocked = requests.put(f"{subscriptions}/Orders", json={"status": "BLOCKED"}, auth=ADMIN, timeout=10,
+                           headers={"Connection": "close"})
+    assert blocked.status_code == 200, blocked.text
+    wait_until(lambda: b.bearer(token, "/orders/1.0.0/items").status_code == 403)
+    assert b.bearer(token, "/orders/1.0.0/items").json()["error"] == "subscription_blocked"
+
+
 def test_tokens_survive_an_envoy_restart(fleet):
     a, b = fleet.replicas
     token = a.token(grant_type="client_credentials")["access_token"]
