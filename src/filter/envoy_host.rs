@@ -7,7 +7,7 @@ use proxy_wasm::types::{MapType, MetricType, Status};
 
 use crate::gateway::Host;
 use crate::host::header_pairs::HeaderPairs;
-use crate::host::metrics::{Metric, MetricKind};
+use crate::host::metrics::{ApiStat, Metric, MetricKind};
 use crate::host::{Clock, Metrics, SharedStore, StoreError, SystemRandomness};
 use crate::state::credential_changes::CredentialChanges;
 
@@ -62,11 +62,14 @@ pub struct EnvoyMetrics {
     ids: [u32; Metric::ALL.len()],
     /// The subscriptions' window counters (gauges `tokengate.tier_window.<n>`), by number.
     windows: Vec<u32>,
+    /// Per API, its counters by [`ApiStat::index`].
+    apis: Vec<[u32; 2]>,
 }
 
 impl EnvoyMetrics {
-    /// The stats, and `window_counters` gauges for the tiers (see `gateway/throttle.rs`).
-    pub fn define(window_counters: usize) -> Result<Self, Status> {
+    /// The stats, `window_counters` gauges for the tiers (see `gateway/throttle.rs`), and
+    /// each API's counters.
+    pub fn define(window_counters: usize, apis: &[&str]) -> Result<Self, Status> {
         let mut ids = [0; Metric::ALL.len()];
         for (slot, metric) in ids.iter_mut().zip(Metric::ALL) {
             let kind = match metric.kind() {
@@ -78,11 +81,24 @@ impl EnvoyMetrics {
         let windows = (0..window_counters)
             .map(|n| hostcalls::define_metric(MetricType::Gauge, &format!("tokengate.tier_window.{n}")))
             .collect::<Result<Vec<u32>, Status>>()?;
-        Ok(EnvoyMetrics { ids, windows })
+        let apis = apis
+            .iter()
+            .map(|api| {
+                let [throttled, denied] = ApiStat::ALL.map(|stat| stat.name_for(api));
+                Ok([
+                    hostcalls::define_metric(MetricType::Counter, &throttled)?,
+                    hostcalls::define_metric(MetricType::Counter, &denied)?,
+                ])
+            })
+            .collect::<Result<Vec<[u32; 2]>, Status>>()?;
+        Ok(EnvoyMetrics { ids, windows, apis })
     }
 
     fn id(&self, metric: Metric) -> Option<u32> {
-        self.ids.get(metric.index()).copied()
+        match metric {
+            Metric::Api { api, stat } => self.apis.get(api)?.get(stat.index()).copied(),
+            _ => self.ids.get(metric.index()).copied(),
+        }
     }
 
     /// A stat's current, process-wide value: read without the host calling back into the VM,

@@ -151,7 +151,9 @@ impl RootContext for GatewayRoot {
     /// one log line that names it (and never a configured value).
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
         let Some(config) = self.read_configuration(plugin_configuration_size) else { return false };
-        let metrics = match EnvoyMetrics::define(config.window_counters + config.registered_window_counters) {
+        let counters = config.window_counters + config.registered_window_counters;
+        let apis: Vec<&str> = config.apis.iter().map(|api| api.name.as_str()).collect();
+        let metrics = match EnvoyMetrics::define(counters, &apis) {
             Ok(metrics) => Rc::new(metrics),
             Err(status) => {
                 log::error!("#{} cannot define metrics: {status:?}", self.context_id);

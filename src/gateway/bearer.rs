@@ -8,7 +8,7 @@ use super::standing::Standing;
 use super::throttle::{admit, Admission};
 use super::{split_path, ApiRequest, Gateway};
 use crate::config::{Subscription, SubscriptionState};
-use crate::host::metrics::{DenyReason, Metric};
+use crate::host::metrics::{ApiStat, DenyReason, Metric};
 use crate::oauth::credentials::is_b64token;
 use crate::oauth::form::query_parameter_names;
 use crate::oauth::messages::ErrorResponse;
@@ -117,8 +117,21 @@ impl<'a> Gateway<'a> {
         };
         // WSO2's order: the token, its application's subscription, the scope, the tier.
         let key_type = grant.owner.key_type;
-        let subscription = api.map(|api| self.subscription(&standing, api, key_type)).transpose()?;
-        let upstream = api.map(|api| self.upstream(api, key_type)).transpose()?.flatten();
+        let counted = |api: usize, stat| {
+            move |denial| {
+                self.metrics.add(Metric::Api { api, stat }, 1);
+                denial
+            }
+        };
+        let subscription = api
+            .map(|api| {
+                self.subscription(&standing, api, key_type).map_err(counted(api, ApiStat::SubscriptionDenied))
+            })
+            .transpose()?;
+        let upstream = api
+            .map(|api| self.upstream(api, key_type).map_err(counted(api, ApiStat::SubscriptionDenied)))
+            .transpose()?
+            .flatten();
         let held = self.held_scopes(&grant.scopes, &standing);
         if !required.iter().all(|name| held.contains(&name.as_str())) {
             let description = "the access token lacks a required scope";
@@ -128,7 +141,9 @@ impl<'a> Gateway<'a> {
         }
         let scopes = held.join(" ");
         let api = match subscription {
-            Some(subscription) => Some(self.throttle(subscription, now)?),
+            Some(subscription) => Some(
+                self.throttle(subscription, now).map_err(counted(subscription.api, ApiStat::Throttled))?,
+            ),
             None => None,
         };
         Ok(self.forward(Some(Identity { owner: grant.owner, scopes, api, upstream })))

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::gateway::reply::UPSTREAM_HEADER;
+use crate::host::metrics::ApiStat;
 
 const ITEMS: &str = "/orders/1.0.0/items";
 
@@ -58,7 +59,12 @@ fn states_key_types_and_tiers_decide_together() {
                error: "", upstream: None, tier: None },
     ];
     let rig = Rig::with_config(SUBSCRIPTIONS);
+    let denied_on = |path: &str| usize::from(path.starts_with("/stock"));
+    let mut denied = [0i64; 2];
     for Case { name, key, path, status, error, upstream, tier } in table {
+        if status == 403 {
+            denied[denied_on(path)] += 1;
+        }
         let outcome = rig.call_with_token("GET", path, &app_token(&rig, key));
         assert_eq!(status_of(&outcome), status, "{name}");
         assert_eq!(error_code(&outcome), error, "{name}");
@@ -68,6 +74,14 @@ fn states_key_types_and_tiers_decide_together() {
             assert_eq!(header(&forward, CLIENT_ID_HEADER), Some(key), "{name}");
             assert!(forward.remove_headers.contains(&UPSTREAM_HEADER), "{name}: a client's copy is stripped");
         }
+    }
+    // Subscription denials by API (Orders 0, Stock 1), next to the totals.
+    for (api, count) in denied.into_iter().enumerate() {
+        assert_eq!(
+            rig.metrics.get(Metric::Api { api, stat: ApiStat::SubscriptionDenied }),
+            count,
+            "API {api}"
+        );
     }
 }
 
@@ -82,6 +96,9 @@ fn both_key_pairs_share_the_subscription_tier() {
     assert_eq!(status_of(&rig.call_with_token("GET", ITEMS, &sandbox)), 200);
     assert_eq!(status_of(&rig.call_with_token("GET", ITEMS, &sandbox)), 429);
     assert_eq!(status_of(&rig.call_with_token("GET", ITEMS, &production)), 429);
+    // Stats by API: Orders is API 0.
+    assert_eq!(rig.metrics.get(Metric::Api { api: 0, stat: ApiStat::Throttled }), 2);
+    assert_eq!(rig.metrics.get(Metric::Api { api: 1, stat: ApiStat::Throttled }), 0);
 }
 
 /// Seed 003's selector against the pair that authenticated, and refresh keeping the key type.

@@ -28,6 +28,37 @@ pub enum DenyReason {
     Throttled,
 }
 
+/// What is counted per API (issue 12): the APIs come from the config, so their number (and
+/// these stats') is bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiStat {
+    /// 429: the subscription's tier allowed no more requests.
+    Throttled,
+    /// 403: no subscription, a blocked one, or a sandbox token for an API without sandbox.
+    SubscriptionDenied,
+}
+
+impl ApiStat {
+    pub const ALL: [ApiStat; 2] = [ApiStat::Throttled, ApiStat::SubscriptionDenied];
+
+    /// `tokengate.api.<API name>.throttled` and `.subscription_denied`.
+    pub fn name_for(self, api: &str) -> String {
+        let stat = match self {
+            ApiStat::Throttled => "throttled",
+            ApiStat::SubscriptionDenied => "subscription_denied",
+        };
+        format!("tokengate.api.{api}.{stat}")
+    }
+
+    /// Its place among one API's stats.
+    pub fn index(self) -> usize {
+        match self {
+            ApiStat::Throttled => 0,
+            ApiStat::SubscriptionDenied => 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Metric {
     TokensIssued(GrantType),
@@ -55,6 +86,12 @@ pub enum Metric {
     /// Fleet mode: decisions that ran again on fresh values from etcd: another replica changed
     /// what they read, or this replica had not cached it yet (a first read of a bucket).
     FleetConflicts,
+    /// Counter per API (by its index in the config), defined at configure time; not in
+    /// [`Metric::ALL`], whose stats every config has.
+    Api {
+        api: usize,
+        stat: ApiStat,
+    },
 }
 
 impl Metric {
@@ -125,6 +162,8 @@ impl Metric {
                 "tokengate.requests_denied.subscription_blocked"
             }
             Metric::RequestsDenied(DenyReason::Throttled) => "tokengate.requests_denied.throttled",
+            // Named by its API (`ApiStat::name_for`), defined apart.
+            Metric::Api { .. } => "tokengate.api",
         }
     }
 
@@ -157,6 +196,8 @@ impl Metric {
             Metric::RequestsDenied(DenyReason::SubscriptionRequired) => 22,
             Metric::RequestsDenied(DenyReason::SubscriptionBlocked) => 23,
             Metric::RequestsDenied(DenyReason::Throttled) => 24,
+            // Past the end of ALL: hosts keep per-API stats apart.
+            Metric::Api { .. } => usize::MAX,
         }
     }
 

@@ -112,6 +112,15 @@ class TestSubscriptions:
         forwarded(call(gateway, "/orders/1.0.0/items", token))
         stats = gateway.stats(r"^wasmcustom\.tokengate\.requests_denied\.(throttled|subscription_\w+)$")
         assert stats["wasmcustom.tokengate.requests_denied.throttled"] >= 1
+        # By API too: the APIs come from the config, so these stats are bounded.
+        by_api = gateway.stats(r"^wasmcustom\.tokengate\.api\.")
+        assert by_api["wasmcustom.tokengate.api.Orders.throttled"] >= 1, by_api
+        assert by_api["wasmcustom.tokengate.api.Stock.throttled"] == 0, by_api
+        # test_denials (run before this one) met a blocked Orders and an unsubscribed Stock.
+        assert by_api["wasmcustom.tokengate.api.Orders.subscription_denied"] >= 2, by_api
+        assert by_api["wasmcustom.tokengate.api.Stock.subscription_denied"] >= 1, by_api
+        assert set(by_api) == {f"wasmcustom.tokengate.api.{api}.{stat}" for api in ("Orders", "Stock")
+                               for stat in ("throttled", "subscription_denied")}, by_api
 
 
 def burst(gateway, token: str):
