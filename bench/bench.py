@@ -21,7 +21,7 @@ Envoy with fleet mode added, against a real 1-member etcd that each scenario sta
 
 Scenarios, for BENCH_ONLY: envoy_alone, noop_wasm, api_key_auth_10k, lua_table_10k,
 jwt_authn_hs256_cache, jwt_authn_hs256_no_cache, tokengate_bearer_10k, tokengate_bearer_tier_10k,
-tokengate_token,
+tokengate_bearer_sandbox_10k, tokengate_token,
 tokengate_bearer_1m, fleet_bearer_hit, fleet_bearer_miss, fleet_token, fleet_etcd_size.
 
 Environment knobs (all optional): BENCH_SECONDS (wrk duration, 5), BENCH_REQUESTS (callgrind
@@ -131,7 +131,7 @@ def pool_of_static_tokens() -> list[Request]:
     return [bearer(token) for token in STATIC_TOKENS[:POOL]]
 
 
-def tokengate_bearer(name: str, tokens: int, tier: bool = False) -> Scenario:
+def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool = False) -> Scenario:
     """tokengate validating Bearer tokens with `tokens` live grants in the store.
 
     Natively the store really is filled with `tokens` grants through /token. Under callgrind,
@@ -150,8 +150,10 @@ def tokengate_bearer(name: str, tokens: int, tier: bool = False) -> Scenario:
             plugin = cfg.tokengate_config(capacity_for(SMALL_TOKENS), extra_keys_capacity=capacity_for(tokens))
         else:
             validity = BIG_VALIDITY.get("secs", 3600) if stand_in else 3600
-            plugin = cfg.tokengate_config(capacity_for(tokens), validity_secs=validity, tier=tier)
-        return cfg.envoy_config(listener_port, admin_port, [cfg.wasm_filter(str(FILTER_WASM), "tokengate", plugin)])
+            plugin = cfg.tokengate_config(capacity_for(tokens), validity_secs=validity, tier=tier or sandbox,
+                                          sandbox=sandbox)
+        filters = [cfg.wasm_filter(str(FILTER_WASM), "tokengate", plugin)]
+        return cfg.envoy_config(listener_port, admin_port, filters, sandbox_route=sandbox)
 
     def prepare(envoy: Envoy, callgrind: bool) -> list[Row]:
         fill = SMALL_TOKENS if (callgrind or not stand_in) else tokens
@@ -223,6 +225,7 @@ SCENARIOS = [
            lambda: [Row("jwt_authn_hs256_no_cache", [bearer(JWT)])]),
     tokengate_bearer("tokengate_bearer_10k", SMALL_TOKENS),
     tokengate_bearer("tokengate_bearer_tier_10k", SMALL_TOKENS, tier=True),
+    tokengate_bearer("tokengate_bearer_sandbox_10k", SMALL_TOKENS, sandbox=True),
     token_endpoint(),
     tokengate_bearer("tokengate_bearer_1m", BIG_TOKENS),
 ]
@@ -428,6 +431,8 @@ ORDER_LABELS = {
     "tokengate_bearer_10k_miss": "tokengate Bearer, 10k tokens, miss (401)",
     "tokengate_bearer_tier_10k_hit": "tokengate Bearer, subscribed, rated tier, 10k tokens, hit (200)",
     "tokengate_bearer_tier_10k_miss": "tokengate Bearer, subscribed, rated tier, 10k tokens, miss (401)",
+    "tokengate_bearer_sandbox_10k_hit": "tokengate Bearer, sandbox token, rated tier, 10k tokens, hit (200)",
+    "tokengate_bearer_sandbox_10k_miss": "tokengate Bearer, sandbox token, rated tier, 10k tokens, miss (401)",
     "tokengate_bearer_1m_hit": "tokengate Bearer, 1M tokens, hit (200)",
     "tokengate_bearer_1m_miss": "tokengate Bearer, 1M tokens, miss (401)",
     "tokengate_token_client_credentials": "tokengate /token client_credentials",

@@ -40,8 +40,16 @@ def basic_authorization(user: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
 
 
-def envoy_config(listener_port: int, admin_port: int, http_filters: list[dict]) -> dict:
-    """A single-listener Envoy whose only route is a small 200 `direct_response`."""
+def envoy_config(listener_port: int, admin_port: int, http_filters: list[dict], sandbox_route: bool = False) -> dict:
+    """A single-listener Envoy whose only route is a small 200 `direct_response`; with
+    `sandbox_route`, a route for requests tokengate marked for a sandbox upstream comes first
+    (the demo's route table: Envoy picks the route again after the filter's header change)."""
+    ok = {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}
+    sandbox = {
+        "match": {"prefix": "/", "headers": [{"name": "x-tokengate-upstream", "present_match": True}]},
+        "direct_response": {"status": 200, "body": {"inline_string": "sandbox\n"}},
+    }
+    routes = [sandbox, ok] if sandbox_route else [ok]
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "static_resources": {
@@ -68,15 +76,7 @@ def envoy_config(listener_port: int, admin_port: int, http_filters: list[dict]) 
                                                 {
                                                     "name": "all",
                                                     "domains": ["*"],
-                                                    "routes": [
-                                                        {
-                                                            "match": {"prefix": "/"},
-                                                            "direct_response": {
-                                                                "status": 200,
-                                                                "body": {"inline_string": "ok\n"},
-                                                            },
-                                                        }
-                                                    ],
+                                                    "routes": routes,
                                                 }
                                             ],
                                         },
@@ -132,6 +132,7 @@ def pbkdf2_hash(password: str, iterations: int) -> str:
 def tokengate_config(
     capacity: int, password_iterations: int = 0, validity_secs: int = 3600, extra_keys_capacity: int = 0,
     tier: bool = False,
+    sandbox: bool = False,
 ) -> str:
     """Plugin JSON for the tokengate rows.
 
@@ -145,7 +146,9 @@ def tokengate_config(
 
     `tier` puts the orders resources (same paths) in an API with context `/api` that the
     application is subscribed to with a rated tier too big to throttle: the subscription and
-    tier checks on top of a Bearer hit (issue 12).
+    tier checks on top of a Bearer hit (issue 12). `sandbox` (with `tier`) makes CLIENT_ID the
+    application's sandbox pair and gives the API a sandbox upstream: the tokens the bench issues
+    are sandbox tokens, and every hit sets the routing header.
     """
     user = {"username": USERNAME, "scopes": [API_SCOPE, "orders:write"]}
     if extra_keys_capacity:
@@ -165,7 +168,8 @@ def tokengate_config(
         api_orders = [{**resource, "path": resource["path"].removeprefix("/api")} for resource in orders]
         subscribed = {
             "tiers": [{"name": "Bench", "requests": 4_000_000_000, "per": "day"}],
-            "apis": [{"name": "Orders", "version": "1", "context": "/api", "resources": api_orders}],
+            "apis": [{"name": "Orders", "version": "1", "context": "/api", "resources": api_orders,
+                      **({"sandbox_upstream": "sandbox"} if sandbox else {})}],
         }
         orders = []
     return json.dumps(
@@ -176,8 +180,9 @@ def tokengate_config(
             "store": {"capacity": capacity, "max_grants_per_application": capacity},
             "applications": [
                 {
-                    "consumer_key": CLIENT_ID,
+                    "consumer_key": CLIENT_ID + "-production" if sandbox else CLIENT_ID,
                     "consumer_secret": CLIENT_SECRET,
+                    **({"sandbox": {"consumer_key": CLIENT_ID, "consumer_secret": CLIENT_SECRET}} if sandbox else {}),
                     "grant_types": ["client_credentials", "password", "refresh_token"],
                     "scopes": [API_SCOPE, "orders:write"],
                     **({"subscriptions": [{"api": "Orders", "tier": "Bench"}]} if tier else {}),

@@ -31,6 +31,8 @@ pub struct GatewayRequest {
     waits_for_body: bool,
     /// What a forwarded request lost from its headers: its trailers lose the same.
     stripped: Option<&'static [&'static str]>,
+    /// Headers the upstream's response gets (a rated tier's ratelimit headers).
+    response_headers: Vec<(&'static str, String)>,
     /// Fleet mode: etcd's client, and the decision waiting for its answer.
     fleet: Option<Rc<FleetClient>>,
     waiting: Option<(Job, Box<Waiting>)>,
@@ -70,6 +72,7 @@ impl GatewayRequest {
             body_waits,
             waits_for_body: false,
             stripped: None,
+            response_headers: Vec::new(),
             fleet,
             waiting: None,
         }
@@ -99,6 +102,7 @@ impl GatewayRequest {
     /// removal is a host call even for an absent header), and `set` replaces any copy.
     fn forward(&mut self, forward: &Forward, headers: &HeaderPairs) -> Action {
         self.stripped = Some(forward.remove_headers);
+        self.response_headers.clone_from(&forward.response_headers);
         let removed = forward
             .remove_headers
             .iter()
@@ -332,6 +336,17 @@ impl HttpContext for GatewayRequest {
             Outcome::Forward(forward) => self.forward(&forward, &headers),
             Outcome::Respond(response) => self.respond(&response),
         }
+    }
+
+    /// Only a request that passed a rated tier pays for this: its response learns what is left
+    /// of the window (IETF ratelimit headers), which the upstream cannot know.
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        for (name, value) in std::mem::take(&mut self.response_headers) {
+            if hostcalls::add_map_value(MapType::HttpResponseHeaders, name, &value).is_err() {
+                log::warn!("#{} cannot add {name} to the response", self.context_id);
+            }
+        }
+        Action::Continue
     }
 
     /// Trailers end the request without a body callback marked end-of-stream: answer the

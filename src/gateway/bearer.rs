@@ -53,6 +53,8 @@ struct Identity<'s> {
     api: Option<(&'s str, &'s str)>,
     /// The Envoy cluster the token's key type reaches, when the API names one.
     upstream: Option<&'s str>,
+    /// What is left of a rated tier's window, for the client (IETF ratelimit headers).
+    quota: Vec<(&'static str, String)>,
 }
 
 impl<'a> Gateway<'a> {
@@ -98,7 +100,18 @@ impl<'a> Gateway<'a> {
                 return Err((DenyReason::NoSuchResource, json_response(405, headers, body)));
             }
         };
-        let token = self.presented_token(request.authorization)?;
+        self.check_token(request.authorization, required, api)
+    }
+
+    /// The token, then (for a resource of API `api`) its subscription and key type, the
+    /// scopes `required`, and the tier.
+    fn check_token(
+        &self,
+        authorization: Option<&str>,
+        required: &[String],
+        api: Option<usize>,
+    ) -> Result<Forward, (DenyReason, Response)> {
+        let token = self.presented_token(authorization)?;
         let invalid_token = |description| {
             (DenyReason::InvalidToken, self.bearer_error(401, "invalid_token", description, None))
         };
@@ -140,13 +153,16 @@ impl<'a> Gateway<'a> {
             return Err((DenyReason::InsufficientScope, response));
         }
         let scopes = held.join(" ");
-        let api = match subscription {
-            Some(subscription) => Some(
-                self.throttle(subscription, now).map_err(counted(subscription.api, ApiStat::Throttled))?,
-            ),
-            None => None,
+        let (api, quota) = match subscription {
+            Some(subscription) => {
+                let (api, tier, quota) = self
+                    .throttle(subscription, now)
+                    .map_err(counted(subscription.api, ApiStat::Throttled))?;
+                (Some((api, tier)), quota)
+            }
+            None => (None, Vec::new()),
         };
-        Ok(self.forward(Some(Identity { owner: grant.owner, scopes, api, upstream })))
+        Ok(self.forward(Some(Identity { owner: grant.owner, scopes, api, upstream, quota })))
     }
 
     fn presented_token<'r>(&self, authorization: Option<&'r str>) -> Result<&'r str, (DenyReason, Response)> {
@@ -212,24 +228,30 @@ impl<'a> Gateway<'a> {
     }
 
     /// The subscription's tier: 429 with the IETF ratelimit headers (and Kong's) when this
-    /// window's requests are used up; otherwise the API and tier to forward.
+    /// window's requests are used up; otherwise the API and tier to forward, and for a rated
+    /// tier the ratelimit headers the response gets (what is left of the window).
+    #[allow(clippy::type_complexity)]
     fn throttle<'s>(
         &'s self,
         subscription: &'s Subscription,
         now: u64,
-    ) -> Result<(&'s str, &'s str), (DenyReason, Response)> {
+    ) -> Result<(&'s str, &'s str, Vec<(&'static str, String)>), (DenyReason, Response)> {
         let api = self.config.apis.get(subscription.api).map_or("", |api| api.name.as_str());
         let tier = &subscription.tier;
         let (Some((limit, unit)), Some(counter)) = (tier.rate, subscription.counter) else {
-            return Ok((api, tier.name.as_str()));
+            return Ok((api, tier.name.as_str(), Vec::new()));
         };
+        let window = unit.millis() / 1000;
+        let policy = || ("ratelimit-policy", format!("\"{}\";q={limit};w={window}", tier.name));
         match admit(self.metrics, counter, limit, unit, now) {
-            Admission::Allowed { .. } => Ok((api, tier.name.as_str())),
+            Admission::Allowed { remaining, reset_secs } => {
+                let left = ("ratelimit", format!("\"{}\";r={remaining};t={reset_secs}", tier.name));
+                Ok((api, tier.name.as_str(), vec![policy(), left]))
+            }
             Admission::Throttled { reset_secs } => {
-                let window = unit.millis() / 1000;
                 let headers = vec![
                     ("retry-after", reset_secs.to_string()),
-                    ("ratelimit-policy", format!("\"{}\";q={limit};w={window}", tier.name)),
+                    policy(),
                     ("ratelimit", format!("\"{}\";r=0;t={reset_secs}", tier.name)),
                     ("x-ratelimit-limit", limit.to_string()),
                     ("x-ratelimit-remaining", "0".to_owned()),
@@ -250,7 +272,9 @@ impl<'a> Gateway<'a> {
             (true, true) => STRIP_IDENTITY_ONLY,
         };
         let mut set_headers = Vec::with_capacity(6);
-        if let Some(Identity { owner, scopes, api, upstream }) = identity {
+        let mut response_headers = Vec::new();
+        if let Some(Identity { owner, scopes, api, upstream, quota }) = identity {
+            response_headers = quota;
             set_headers.push((CLIENT_ID_HEADER, owner.client_id));
             if let Some((username, _)) = owner.user {
                 set_headers.push((USERNAME_HEADER, username));
@@ -264,7 +288,7 @@ impl<'a> Gateway<'a> {
                 set_headers.push((UPSTREAM_HEADER, cluster.to_owned()));
             }
         }
-        Forward { remove_headers, set_headers }
+        Forward { remove_headers, set_headers, response_headers }
     }
 
     /// RFC 6750 §3: no credentials, so no error code, just the challenge.

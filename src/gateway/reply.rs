@@ -53,6 +53,9 @@ pub const IDENTITY_HEADER_PREFIX: &str = "x-tokengate-";
 pub struct Forward {
     pub remove_headers: &'static [&'static str],
     pub set_headers: Vec<(&'static str, String)>,
+    /// Added to the upstream's response: the IETF ratelimit headers of a rated tier (empty,
+    /// and then no response host call, for everything else).
+    pub response_headers: Vec<(&'static str, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

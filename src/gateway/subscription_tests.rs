@@ -321,3 +321,23 @@ fn subscription_requests_get_clear_4xx_errors() {
     let configured = admin_call(&rig, ADMIN, "GET", &format!("{REGISTER}/demo-app/subscriptions"), None);
     assert_eq!(configured.0.status, 404);
 }
+
+#[test]
+fn an_allowed_request_of_a_rated_tier_tells_the_client_what_is_left() {
+    let rig = Rig::with_config(SUBSCRIPTIONS);
+    let token = app_token(&rig, "tiny");
+    let first = forwarded(rig.call_with_token("GET", ITEMS, &token));
+    let find = |forward: &Forward, name: &str| {
+        forward.response_headers.iter().find(|(n, _)| *n == name).map(|(_, value)| value.clone())
+    };
+    assert_eq!(find(&first, "ratelimit-policy").as_deref(), Some("\"Tiny\";q=2;w=60"));
+    let left = find(&first, "ratelimit").unwrap();
+    assert!(left.starts_with("\"Tiny\";r=1;t="), "{left}");
+    let second = forwarded(rig.call_with_token("GET", ITEMS, &token));
+    assert!(find(&second, "ratelimit").unwrap().starts_with("\"Tiny\";r=0;t="));
+    // Unlimited and the flat resources: nothing to tell, no response header (no host call).
+    let unlimited = forwarded(rig.call_with_token("GET", ITEMS, &app_token(&rig, "unlimited")));
+    assert!(unlimited.response_headers.is_empty());
+    let flat = forwarded(rig.call_with_token("GET", "/api/orders", &app_token(&rig, "unlimited")));
+    assert!(flat.response_headers.is_empty());
+}

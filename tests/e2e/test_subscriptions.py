@@ -85,6 +85,16 @@ class TestSubscriptions:
         echo = forwarded(call(gateway, "/api/orders", client_token(gateway), **spoofed))
         assert "x-tokengate-api" not in echo["headers"] and "x-tokengate-tier" not in echo["headers"]
 
+    def test_a_rated_tier_tells_the_client_what_is_left_of_its_window(self, gateway):
+        token = token_of(gateway, "prod-blocked-sandbox")  # Bronze: 1000 a minute
+        response = call(gateway, "/orders/1.0.0/items", token)
+        forwarded(response)
+        assert response.headers["RateLimit-Policy"] == '"Bronze";q=1000;w=60'
+        left, reset = response.headers["RateLimit"].removeprefix('"Bronze";r=').split(";t=")
+        assert 0 <= int(left) < 1000 and 1 <= int(reset) <= 60, response.headers["RateLimit"]
+        unlimited = call(gateway, "/orders/1.0.0/items", token_of(gateway, "unlimited"))
+        expect(unlimited, 200, {"RateLimit": ABSENT, "RateLimit-Policy": ABSENT})
+
     def test_unlimited_is_never_throttled(self, gateway):
         token = token_of(gateway, "unlimited")
         sent = on_every_worker(gateway, bearer_req("/orders/1.0.0/items", token), forwarded, per_worker=6)
