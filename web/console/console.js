@@ -258,6 +258,91 @@ async function describe(token) {
 }
 
 // ------------------------------------------------------------------------------------------
+// Subscriptions and tiers (issue 12)
+
+/** The IETF ratelimit-headers draft's `"Name";q=3;w=60` / `"Name";r=2;t=7`, as an object. */
+function parseRateLimit(value) {
+  if (!value) return null;
+  const [name, ...params] = value.split(";");
+  const fields = { name: name.trim().replace(/^"|"$/g, "") };
+  for (const param of params) {
+    const [key, number] = param.trim().split("=");
+    fields[key] = Number(number);
+  }
+  return fields;
+}
+
+function plural(count, one, many) {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
+/** Seconds as a person reads a window: 60 → "minute", 3600 → "hour". */
+function windowName(seconds) {
+  return { 1: "second", 60: "minute", 3600: "hour", 86400: "day" }[seconds] ?? `${seconds} s`;
+}
+
+/** What the console has learnt of the application's subscriptions, by API. */
+const subscriptions = new Map();
+
+function showSubscriptions() {
+  const rows = $("subscriptions").tBodies[0];
+  rows.replaceChildren();
+  for (const [api, seen] of subscriptions) {
+    const row = rows.insertRow();
+    const remaining = seen.remaining === undefined ? "–" : `${seen.remaining} of ${seen.quota}`;
+    const resets = seen.resetsAt === undefined ? "–" : formatRemaining(seen.resetsAt - Date.now());
+    for (const text of [api, seen.tier ?? "–", remaining, resets]) row.insertCell().textContent = text;
+  }
+  $("subscriptions").hidden = subscriptions.size === 0;
+  $("subscriptions-none").hidden = subscriptions.size > 0;
+}
+
+/** The API a path belongs to, from the gateway's answer (the demo upstream echoes the
+ * x-tokengate-api header the gateway set) or, for a refusal, what the console last saw. */
+function learnSubscription(path, response, answer) {
+  const policy = parseRateLimit(response.headers.get("ratelimit-policy"));
+  const left = parseRateLimit(response.headers.get("ratelimit"));
+  const echoed = answer?.headers?.["x-tokengate-api"];
+  const api = echoed ?? [...subscriptions.keys()].find((name) => subscriptions.get(name).path === path);
+  if (!api) return;
+  const seen = subscriptions.get(api) ?? { path };
+  seen.tier = answer?.headers?.["x-tokengate-tier"] ?? policy?.name ?? seen.tier;
+  if (policy) seen.quota = policy.q;
+  if (left) {
+    seen.remaining = left.r;
+    seen.resetsAt = Date.now() + left.t * 1000;
+  } else if (!policy) {
+    seen.remaining = undefined; // Unlimited: nothing to count
+  }
+  subscriptions.set(api, seen);
+  showSubscriptions();
+}
+
+/** A refusal of the subscription checks, which come as JSON without a Bearer challenge. */
+function explainSubscription(response, answer) {
+  const status = response.status;
+  const description = answer?.error_description ? ` (${answer.error_description})` : "";
+  switch (answer?.error) {
+    case "throttled": {
+      const policy = parseRateLimit(response.headers.get("ratelimit-policy"));
+      const wait = Number(response.headers.get("retry-after"));
+      const allowance = policy ? ` allows ${plural(policy.q, "request", "requests")} per ${windowName(policy.w)}, and` : "";
+      say("denied", `${status} throttled: this application's ${policy?.name ?? ""} tier${allowance} this window's requests are used up. Try again in ${plural(wait, "second", "seconds")}.`);
+      return true;
+    }
+    case "subscription_required":
+      say("denied", `${status} subscription_required${description}: subscribe the application to this API first.`);
+      return true;
+    case "subscription_blocked":
+    case "sandbox_not_served":
+      say("denied", `${status} ${answer.error}${description}.`);
+      return true;
+    default:
+      return false;
+  }
+}
+
+// ------------------------------------------------------------------------------------------
 // Try it out
 
 /** Explains a refusal from the WWW-Authenticate challenge: what went wrong and what to do. */
@@ -323,7 +408,14 @@ async function tryIt(event) {
   const sent = await send(path, options);
   if (!sent) return;
   showResponse(`${method} ${path}`, sent.response, sent.text);
-  explain(sent.response);
+  let answer = null;
+  try {
+    answer = JSON.parse(sent.text);
+  } catch {
+    // not JSON: nothing to learn from it
+  }
+  learnSubscription(path, sent.response, answer);
+  if (!explainSubscription(sent.response, answer)) explain(sent.response);
 }
 
 // ------------------------------------------------------------------------------------------

@@ -248,6 +248,26 @@ step("a forbidden resource shows 403 and the missing scope", async () => {
   assert.match(await page.textContent("#headers"), /www-authenticate: Bearer realm="tokengate", error="insufficient_scope"/);
 });
 
+step("a subscribed API shows its tier and what is left, then a 429 in plain words", async () => {
+  assert.ok(await page.isHidden("#subscriptions"), "no subscription seen yet");
+  const first = await tryResource("GET /orders/1.0.0/items");
+  assert.equal(first.status, "200", first.message);
+  const row = async () => (await page.$$eval("#subscriptions tbody td", (cells) => cells.map((c) => c.textContent)));
+  const [api, tier, remaining] = await row();
+  assert.deepEqual([api, tier], ["Orders", "Tiny"]);
+  assert.equal(remaining, "1 of 2");
+  // The tier's hour may roll over between requests: go on until the gateway throttles.
+  let result;
+  for (let tries = 0; tries < 6; tries++) {
+    result = await tryResource("GET /orders/1.0.0/items");
+    if (result.status === "429") break;
+  }
+  assert.equal(result.status, "429", result.message);
+  assert.equal(result.kind, "denied");
+  assert.match(result.message, /^429 throttled: this application's Tiny tier allows 2 requests per hour, and this window's requests are used up\. Try again in \d+ seconds?\.$/);
+  assert.equal((await row())[2], "0 of 2");
+});
+
 step("the password grant, then refresh: a new token that may write", async () => {
   const issued = await getToken({ grantType: "password", scope: "", username: "admin", password: "admin" });
   assert.equal(issued.kind, "ok", issued.message);

@@ -46,6 +46,20 @@ def console_clusters(port: int) -> list[dict]:
     return clusters
 
 
+def plugin_config() -> dict:
+    """The demo configuration, and an Orders API that demo-app is subscribed to with a tier of
+    2 requests an hour: the console's subscription table and its 429 in plain words."""
+    config = harness.with_changes(
+        harness.demo_plugin_config(),
+        tiers=[{"name": "Tiny", "requests": 2, "per": "hour"}],
+        apis=[{"name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0",
+               "resources": [{"methods": ["GET"], "path": "/items", "scopes": ["orders:read"]}]}],
+    )
+    demo_app = next(app for app in config["applications"] if app["consumer_key"] == "demo-app")
+    demo_app["subscriptions"] = [{"api": "Orders", "tier": "Tiny"}]
+    return config
+
+
 def main() -> None:
     harness.require_artifacts()
     for built in (REPO / "pkg" / "tokengate.js", REPO / "pkg" / "tokengate_bg.wasm"):
@@ -54,7 +68,7 @@ def main() -> None:
     upstream = harness.Upstream()
     console = ConsoleServer()
     try:
-        config = harness.render_envoy_config(harness.demo_plugin_config(), upstream.port)
+        config = harness.render_envoy_config(plugin_config(), upstream.port)
         config["static_resources"]["clusters"].extend(console_clusters(console.port))
         workdir = Path(tempfile.mkdtemp(prefix="tokengate-console-"))
         with harness.Gateway("console", workdir, config) as gateway:
