@@ -335,6 +335,9 @@ fn an_allowed_request_of_a_rated_tier_tells_the_client_what_is_left() {
     assert!(left.starts_with("\"Tiny\";r=1;t="), "{left}");
     let second = forwarded(rig.call_with_token("GET", ITEMS, &token));
     assert!(find(&second, "ratelimit").unwrap().starts_with("\"Tiny\";r=0;t="));
+    // A window less than half used: nothing to tell yet (each header is a host call).
+    let bronze = forwarded(rig.call_with_token("GET", ITEMS, &app_token(&rig, "prod-blocked-sandbox")));
+    assert!(bronze.response_headers.is_empty(), "{:?}", bronze.response_headers);
     // Unlimited and the flat resources: nothing to tell, no response header (no host call).
     let unlimited = forwarded(rig.call_with_token("GET", ITEMS, &app_token(&rig, "unlimited")));
     assert!(unlimited.response_headers.is_empty());

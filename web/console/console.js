@@ -289,7 +289,9 @@ function showSubscriptions() {
   rows.replaceChildren();
   for (const [api, seen] of subscriptions) {
     const row = rows.insertRow();
-    const remaining = seen.remaining === undefined ? "–" : `${seen.remaining} of ${seen.quota}`;
+    // The gateway sends RateLimit once half of a window is used: until then, plenty is left.
+    let remaining = seen.remaining === undefined ? "over half of the window" : `${seen.remaining} of ${seen.quota}`;
+    if (seen.tier === "Unlimited") remaining = "unlimited";
     const resets = seen.resetsAt === undefined ? "–" : formatRemaining(seen.resetsAt - Date.now());
     for (const text of [api, seen.tier ?? "–", remaining, resets]) row.insertCell().textContent = text;
   }
@@ -311,8 +313,9 @@ function learnSubscription(path, response, answer) {
   if (left) {
     seen.remaining = left.r;
     seen.resetsAt = Date.now() + left.t * 1000;
-  } else if (!policy) {
-    seen.remaining = undefined; // Unlimited: nothing to count
+  } else {
+    seen.remaining = undefined; // Unlimited, or a window less than half used
+    seen.resetsAt = undefined;
   }
   subscriptions.set(api, seen);
   showSubscriptions();
