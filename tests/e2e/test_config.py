@@ -42,7 +42,27 @@ def unknown_nested_field() -> dict:
     return cfg
 
 
+ORDERS_API = {"name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0",
+              "resources": [{"methods": ["GET"], "path": "/items", "scopes": ["orders:read"]}]}
+
+
+def with_subscription(api: str = "Orders", tier: str = "Unlimited", sandbox_key: str | None = None) -> dict:
+    """Issue 12's config errors: the demo app subscribed to `api` with `tier`, and a sandbox pair."""
+    cfg = config_with(apis=[ORDERS_API])
+    app = cfg["applications"][0]
+    app["subscriptions"] = [{"api": api, "tier": tier}]
+    if sandbox_key is not None:
+        app["sandbox"] = {"consumer_key": sandbox_key, "consumer_secret": SECRET + "-sandbox"}
+    return cfg
+
+
 INVALID = {
+    "subscription to an unknown API": (with_subscription(api="Nope"), "applications[0].subscriptions[0].api"),
+    "subscription to an unknown tier": (with_subscription(tier="Platinum"), "applications[0].subscriptions[0].tier"),
+    "sandbox pair reusing the production key": (with_subscription(sandbox_key="demo-app"),
+                                                "applications[0].sandbox.consumer_key: is the production"),
+    "sandbox pair reusing another application's key": (with_subscription(sandbox_key="orders-service"),
+                                                       "applications[0].sandbox.consumer_key: is another"),
     "unknown field": (config_with(bogus=1), "bogus"),
     "unknown field in an application": (unknown_nested_field(), "bogus"),
     "bad json": (json.dumps(config_with())[:-20], None),
@@ -62,6 +82,7 @@ def test_invalid_configuration_refused(envoy_factory, name):
     assert lines, f"no 'invalid configuration:' line in:\n{log}"
     if named_in_log:
         assert any(named_in_log in line for line in lines), lines
+        assert len(lines) == 1, lines
     assert SECRET not in log, "the log contains a client secret"
 
 
