@@ -38,6 +38,9 @@ pub enum ApiStat {
     SubscriptionDenied,
 }
 
+/// What every per-API stat's name starts with.
+const PER_API_PREFIX: &str = "tokengate.api";
+
 impl ApiStat {
     pub const ALL: [ApiStat; 2] = [ApiStat::Throttled, ApiStat::SubscriptionDenied];
 
@@ -47,7 +50,7 @@ impl ApiStat {
             ApiStat::Throttled => "throttled",
             ApiStat::SubscriptionDenied => "subscription_denied",
         };
-        format!("tokengate.api.{api}.{stat}")
+        format!("{PER_API_PREFIX}.{api}.{stat}")
     }
 
     /// Its place among one API's stats.
@@ -162,8 +165,8 @@ impl Metric {
                 "tokengate.requests_denied.subscription_blocked"
             }
             Metric::RequestsDenied(DenyReason::Throttled) => "tokengate.requests_denied.throttled",
-            // Named by its API (`ApiStat::name_for`), defined apart.
-            Metric::Api { .. } => "tokengate.api",
+            // Named by its API (`ApiStat::name_for`), defined apart: this is only their prefix.
+            Metric::Api { .. } => PER_API_PREFIX,
         }
     }
 
