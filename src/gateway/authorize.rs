@@ -131,6 +131,7 @@ impl<'a> Gateway<'a> {
             return Err("temporarily_unavailable");
         };
         let scope = ticket.scope.clone();
+        let redirect_uri = ticket.redirect_uri.clone();
         let handle =
             table.start_login(ticket, now, now.saturating_add(flow.login_lifetime_ms)).map_err(|error| {
                 match error {
@@ -143,6 +144,7 @@ impl<'a> Gateway<'a> {
             application: &app.name,
             scopes: scope.split(' ').filter(|name| !name.is_empty()).collect(),
             handle: &handle,
+            redirect_origin: redirect_uri::origin(&redirect_uri),
             username,
             message,
         };

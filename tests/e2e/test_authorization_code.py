@@ -178,7 +178,11 @@ def test_cors_for_registered_origins_only(gateway, path):
     post = requests.post(gateway.url(path), data={"grant_type": "refresh_token", "client_id": SPA, "token": "x",
                                                   "refresh_token": "x"}, headers={"Origin": allowed}, timeout=TIMEOUT_S)
     assert post.headers["Access-Control-Allow-Origin"] == allowed
-    for other in ["https://evil.example", "http://127.0.0.1:9999"]:
+    # A loopback redirect URI may carry any port (RFC 8252 §7.3): so may its app's origin.
+    other_port = requests.options(gateway.url(path), timeout=TIMEOUT_S, headers={
+        "Origin": "http://127.0.0.1:9999", "Access-Control-Request-Method": "POST"})
+    assert other_port.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:9999"
+    for other in ["https://evil.example", "http://localhost:8080", "http://[::2]:8080"]:
         refused = requests.options(gateway.url(path), headers={"Origin": other, "Access-Control-Request-Method": "POST"},
                                    timeout=TIMEOUT_S)
         assert "Access-Control-Allow-Origin" not in refused.headers
