@@ -53,8 +53,11 @@ pub(super) fn endpoints(raw: &RawConfig) -> Result<Endpoints, ConfigError> {
         ("introspection_endpoint", raw.introspection_endpoint.clone()),
         ("metadata endpoint", METADATA_PATH.to_owned()),
     ];
-    let uses_code =
-        raw.applications.iter().any(|app| app.grant_types.contains(&GrantType::AuthorizationCode));
+    let uses_code = raw
+        .applications
+        .iter()
+        .any(|app| app.grant_types.contains(&GrantType::AuthorizationCode))
+        || raw.registration.as_ref().is_some_and(|r| r.grant_types.contains(&GrantType::AuthorizationCode));
     if uses_code {
         endpoints.push(("authorization.endpoint", raw.authorization.endpoint.clone()));
     }
@@ -230,7 +233,7 @@ pub(super) struct AuthorizationContext<'r> {
     pub(super) registration_grants: Option<&'r [GrantType]>,
 }
 
-/// The authorization code flow: on when an application uses it; works on one Envoy's shared
+/// The authorization code flow: on when an application uses it or registrations may; works on one Envoy's shared
 /// data (not in fleet mode). Without an issuer, redirects carry no `iss` (RFC 9207 §2).
 pub(super) fn authorization(
     section: &RawAuthorization,
@@ -239,15 +242,10 @@ pub(super) fn authorization(
 ) -> Result<Option<AuthorizationConfig>, ConfigError> {
     let users: Vec<&Application> =
         applications.values().filter(|app| app.grant_types.contains(&GrantType::AuthorizationCode)).collect();
-    if context.registration_grants.is_some_and(|grants| grants.contains(&GrantType::AuthorizationCode)) {
-        {
-            return Err(problem(
-                "registration.grant_types",
-                "registered clients have no redirect URIs: no authorization_code",
-            ));
-        }
-    }
-    if users.is_empty() {
+    // Registered clients bring their own redirect URIs (checked when they register).
+    let registered_may =
+        context.registration_grants.is_some_and(|grants| grants.contains(&GrantType::AuthorizationCode));
+    if users.is_empty() && !registered_may {
         return Ok(None);
     }
     if context.fleet {

@@ -388,6 +388,13 @@ fn the_code_flow_is_configured_per_application_rfc6749_4_1() {
     assert_eq!(flow.cors_origins, vec!["http://127.0.0.1:8080".to_owned()]);
     assert!(config.applications["demo-spa"].public);
     assert!(Config::from_json(DEMO.as_bytes()).unwrap().authorization.is_none(), "off unless used");
+    // Registrations that may use the code grant turn the flow on, with no configured user of it.
+    let registered = demo_with(|v| {
+        v["users"][0]["admin"] = true.into();
+        v["registration"] = serde_json::json!({"grant_types": ["authorization_code", "refresh_token"]});
+    });
+    let config = Config::from_json(registered.as_bytes()).unwrap();
+    assert_eq!(config.authorization.as_ref().map(|flow| flow.endpoint.as_str()), Some("/authorize"));
 
     struct Case {
         name: &'static str,
@@ -441,16 +448,17 @@ fn the_code_flow_is_configured_per_application_rfc6749_4_1() {
             error: "authorization.endpoint: is the same path as another endpoint",
         },
         Case {
-            name: "registered clients with the code grant",
-            json: with_spa(|v| {
-                v["users"][0]["admin"] = true.into();
-                v["registration"] = serde_json::json!({"grant_types": ["authorization_code"]});
-            }),
-            error: "registration.grant_types: registered clients have no redirect URIs",
-        },
-        Case {
             name: "fleet mode",
             json: with_spa(|v| v["fleet"] = serde_json::json!({"cluster": "etcd"})),
+            error: "fleet: the authorization_code grant is not available in fleet mode yet",
+        },
+        Case {
+            name: "fleet mode, registered clients with the code grant",
+            json: demo_with(|v| {
+                v["users"][0]["admin"] = true.into();
+                v["registration"] = serde_json::json!({"grant_types": ["authorization_code"]});
+                v["fleet"] = serde_json::json!({"cluster": "etcd"});
+            }),
             error: "fleet: the authorization_code grant is not available in fleet mode yet",
         },
     ];
