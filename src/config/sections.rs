@@ -229,12 +229,12 @@ fn redirect_uris(
 
 /// What the authorization section is checked against.
 pub(super) struct AuthorizationContext<'r> {
-    pub(super) fleet: bool,
     pub(super) registration_grants: Option<&'r [GrantType]>,
 }
 
-/// The authorization code flow: on when an application uses it or registrations may; works on one Envoy's shared
-/// data (not in fleet mode). Without an issuer, redirects carry no `iss` (RFC 9207 §2).
+/// The authorization code flow: on when an application uses it or registrations may. In
+/// fleet mode its tables live in etcd like the grants. Without an issuer, redirects carry no
+/// `iss` (RFC 9207 §2).
 pub(super) fn authorization(
     section: &RawAuthorization,
     context: AuthorizationContext,
@@ -247,9 +247,6 @@ pub(super) fn authorization(
         context.registration_grants.is_some_and(|grants| grants.contains(&GrantType::AuthorizationCode));
     if users.is_empty() && !registered_may {
         return Ok(None);
-    }
-    if context.fleet {
-        return Err(problem("fleet", "the authorization_code grant is not available in fleet mode yet"));
     }
     if !(1..=60).contains(&section.code_lifetime_secs) {
         return Err(problem("authorization.code_lifetime_secs", "must be between 1 and 60"));

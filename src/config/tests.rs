@@ -395,6 +395,9 @@ fn the_code_flow_is_configured_per_application_rfc6749_4_1() {
     });
     let config = Config::from_json(registered.as_bytes()).unwrap();
     assert_eq!(config.authorization.as_ref().map(|flow| flow.endpoint.as_str()), Some("/authorize"));
+    // Fleet mode keeps the flow's tables in etcd (src/fleet/cache.rs): allowed.
+    let fleet = with_spa(|v| v["fleet"] = serde_json::json!({"cluster": "etcd"}));
+    assert!(Config::from_json(fleet.as_bytes()).unwrap().authorization.is_some());
 
     struct Case {
         name: &'static str,
@@ -446,20 +449,6 @@ fn the_code_flow_is_configured_per_application_rfc6749_4_1() {
             name: "the authorization endpoint over another",
             json: with_spa(|v| v["authorization"] = serde_json::json!({"endpoint": "/token"})),
             error: "authorization.endpoint: is the same path as another endpoint",
-        },
-        Case {
-            name: "fleet mode",
-            json: with_spa(|v| v["fleet"] = serde_json::json!({"cluster": "etcd"})),
-            error: "fleet: the authorization_code grant is not available in fleet mode yet",
-        },
-        Case {
-            name: "fleet mode, registered clients with the code grant",
-            json: demo_with(|v| {
-                v["users"][0]["admin"] = true.into();
-                v["registration"] = serde_json::json!({"grant_types": ["authorization_code"]});
-                v["fleet"] = serde_json::json!({"cluster": "etcd"});
-            }),
-            error: "fleet: the authorization_code grant is not available in fleet mode yet",
         },
     ];
     for case in cases {
