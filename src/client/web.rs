@@ -298,9 +298,9 @@ pub fn bearer_authorization(
 #[wasm_bindgen(js_name = revocationRequest)]
 pub fn revocation_request(
     #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
-    #[wasm_bindgen(js_name = tokenTypeHint, unchecked_param_type = "\"access_token\" | \"refresh_token\" | undefined")]
+    #[wasm_bindgen(js_name = tokenTypeHint, unchecked_optional_param_type = "\"access_token\" | \"refresh_token\"")]
     token_type_hint: JsValue,
-    #[wasm_bindgen(js_name = clientId, unchecked_param_type = "string | undefined")] client_id: JsValue,
+    #[wasm_bindgen(js_name = clientId, unchecked_optional_param_type = "string")] client_id: JsValue,
 ) -> Result<TokenRequestBody, Error> {
     let token = string_arg(&token, "token")?;
     let hint = optional_string_arg(&token_type_hint, "tokenTypeHint")?;
@@ -499,8 +499,8 @@ impl TokenSet {
     #[wasm_bindgen(js_name = refreshRequest)]
     pub fn refresh_request(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "string | string[] | undefined")] scope: JsValue,
-        #[wasm_bindgen(js_name = clientId, unchecked_param_type = "string | undefined")] client_id: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "string | string[]")] scope: JsValue,
+        #[wasm_bindgen(js_name = clientId, unchecked_optional_param_type = "string")] client_id: JsValue,
     ) -> Result<TokenRequestBody, Error> {
         let scope = scope_arg(&scope, "scope")?;
         let scope = scope_input(&scope).map(ScopeInput::parse).transpose()?.flatten();
@@ -581,7 +581,7 @@ pub fn authorize_url(input: &AuthorizeUrlInput) -> Result<AuthorizationRequestOb
 pub fn parse_callback(
     #[wasm_bindgen(unchecked_param_type = "string")] url: JsValue,
     #[wasm_bindgen(js_name = expectedState, unchecked_param_type = "string")] expected_state: JsValue,
-    #[wasm_bindgen(js_name = expectedIssuer, unchecked_param_type = "string | undefined")]
+    #[wasm_bindgen(js_name = expectedIssuer, unchecked_optional_param_type = "string")]
     expected_issuer: JsValue,
 ) -> Result<CallbackResult, Error> {
     let url = string_arg(&url, "url")?;
