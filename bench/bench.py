@@ -21,7 +21,7 @@ Envoy with fleet mode added, against a real 1-member etcd that each scenario sta
 
 Scenarios, for BENCH_ONLY: envoy_alone, noop_wasm, api_key_auth_10k, lua_table_10k,
 jwt_authn_hs256_cache, jwt_authn_hs256_no_cache, tokengate_bearer_10k, tokengate_bearer_tier_10k,
-tokengate_bearer_sandbox_10k, tokengate_token,
+tokengate_bearer_sandbox_10k, tokengate_token, tokengate_authorize (callgrind only),
 tokengate_bearer_1m, fleet_bearer_hit, fleet_bearer_miss, fleet_token, fleet_etcd_size.
 
 Environment knobs (all optional): BENCH_SECONDS (wrk duration, 5), BENCH_REQUESTS (callgrind
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -49,6 +50,7 @@ import envoy_configs as cfg  # noqa: E402
 import fleet_bench  # noqa: E402
 from measure import (  # noqa: E402
     BenchError,
+    Client,
     Envoy,
     Instructions,
     LoadResult,
@@ -107,6 +109,8 @@ class Row:
     requests: list[Request]
     warmup: int = WARMUP
     count: int = REQUESTS
+    # wrk replays the same requests; a row whose every request is used once cannot be driven so.
+    wrk: bool = True
 
 
 @dataclass
@@ -203,6 +207,62 @@ def token_endpoint() -> Scenario:
     return Scenario("tokengate_token", config, prepare)
 
 
+AUTHORIZE_QUERY = (
+    "/authorize?response_type=code&client_id=bench-spa&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb"
+    "&scope=orders%3Aread&state=bench-state&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    "&code_challenge_method=S256"
+)
+LOGIN_HANDLE = re.compile(rb'name="handle" value="([^"]+)"')
+
+
+def authorize_endpoint() -> Scenario:
+    """The authorization code flow's browser side (issue 13): GET /authorize (checks, a login
+    ticket stored under a fresh handle, the login page) and POST /authorize (the handle taken,
+    the password checked, a code stored, the 302 back). The user's password is plaintext here:
+    PBKDF2's cost is the password grant row's. Each POST spends a handle, fetched beforehand
+    with GETs, so the rows are callgrind only (wrk would replay spent handles)."""
+
+    def config(listener_port: int, admin_port: int, _callgrind: bool) -> dict:
+        plugin = json.loads(cfg.tokengate_config(capacity_for(SMALL_TOKENS)))
+        plugin["applications"].append({
+            "consumer_key": "bench-spa", "public": True, "grant_types": ["authorization_code"],
+            "redirect_uris": ["http://127.0.0.1/cb"], "scopes": [cfg.API_SCOPE],
+        })
+        # Room for every ticket both rows leave behind (they live the whole run).
+        plugin["authorization"] = {"capacity": 4 * (WARMUP + REQUESTS) * 2, "login_lifetime_secs": 600}
+        return cfg.envoy_config(listener_port, admin_port,
+                                [cfg.wasm_filter(str(FILTER_WASM), "tokengate", json.dumps(plugin))])
+
+    def prepare(envoy: Envoy, _cg: bool) -> list[Row]:
+        page = Request("GET", AUTHORIZE_QUERY)
+        client = Client(envoy.listener_port, timeout=300)
+        handles = []
+        try:
+            for _ in range(WARMUP + REQUESTS):
+                status, body = client.send(page)
+                found = LOGIN_HANDLE.search(body)
+                if status != 200 or not found:
+                    raise BenchError(f"GET /authorize answered {status}: {body[:200]!r}")
+                handles.append(found.group(1).decode())
+        finally:
+            client.close()
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        posts = [Request("POST", "/authorize", form,
+                         f"handle={handle}&username={cfg.USERNAME}&password={cfg.PASSWORD}".encode(), 302)
+                 for handle in handles]
+        # The row's own warm-up would start the list over (spent handles): warm up here, with
+        # handles of its own, and measure the rest once each.
+        client = Client(envoy.listener_port, timeout=300)
+        try:
+            client.run(posts[:WARMUP], WARMUP)
+        finally:
+            client.close()
+        return [Row("tokengate_authorize_get", [page], wrk=False),
+                Row("tokengate_authorize_post", posts[WARMUP:], warmup=0, wrk=False)]
+
+    return Scenario("tokengate_authorize", config, prepare)
+
+
 def envoy_alone_rows() -> list[Row]:
     return [
         Row("envoy_alone", pool_of_static_tokens()),
@@ -227,6 +287,7 @@ SCENARIOS = [
     tokengate_bearer("tokengate_bearer_tier_10k", SMALL_TOKENS, tier=True),
     tokengate_bearer("tokengate_bearer_sandbox_10k", SMALL_TOKENS, sandbox=True),
     token_endpoint(),
+    authorize_endpoint(),
     tokengate_bearer("tokengate_bearer_1m", BIG_TOKENS),
 ]
 
@@ -282,7 +343,7 @@ def native_pass(scenarios: list[Scenario], record: Recorder) -> Envoy | None:
         envoy = start_envoy(scenario, callgrind=False)
         try:
             rows = scenario.prepare(envoy, False)
-            for row in rows:
+            for row in (row for row in rows if row.wrk):
                 result, _ = wrk_row(envoy, row.name, row.requests)
                 record.load(row.name, result)
             if big:

@@ -4,6 +4,8 @@
 Serves, read-only, GET and HEAD only:
 
     /console/            web/console/index.html
+    /console/callback    web/console/index.html too: the console's sign-in redirect URI,
+                         where the page itself reads the code (no server-side state)
     /console/<file>      web/console/<file>
     /console/pkg/<file>  pkg/<file>   (the browser package `make build-web` writes)
 
@@ -34,6 +36,8 @@ from pathlib import Path
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8082
 PREFIX = "/console/"
+# The sign-in's redirect URI (envoy/envoy.yaml's demo-spa): the console page itself.
+CALLBACK = PREFIX + "callback"
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -120,6 +124,8 @@ def make_handler(repo: Path, pkg: Path | None = None, build_log: Path | None = N
             if not path.startswith(PREFIX):
                 return None
             rest = path[len(PREFIX):] or "index.html"
+            if path == CALLBACK:
+                rest = "index.html"
             for prefix, root in roots.items():
                 if rest.startswith(prefix):
                     candidate = (root / rest[len(prefix):]).resolve()
@@ -131,7 +137,7 @@ def make_handler(repo: Path, pkg: Path | None = None, build_log: Path | None = N
 
         def _serve(self, send_body: bool):
             path = self.path.split("?", 1)[0].split("#", 1)[0]
-            if path in (PREFIX, PREFIX + "index.html"):
+            if path in (PREFIX, PREFIX + "index.html", CALLBACK):
                 state = build_state(pkg, build_log)
                 if state != "ready":
                     body = waiting_page(state, build_log)

@@ -1,19 +1,23 @@
 //! The client's side of the gateway: what a front-end app sends to `/token` and what it makes of
-//! the answer. [`challenge`] reads `WWW-Authenticate`; `web` (feature `web`) is the browser
-//! package's thin wasm-bindgen wrapper over both.
+//! the answer. [`challenge`] reads `WWW-Authenticate`; [`sign_in`] is the authorization code
+//! flow's trip to `/authorize` and back; `web` (feature `web`) is the browser package's thin
+//! wasm-bindgen wrapper over all three.
 //!
 //! Everything here is built from the gateway's own pieces (Basic decoding, form encoding, scope
 //! grammar, grant names, the token response structs), so an app using the package and the
 //! gateway can never disagree on the wire format.
 
 pub mod challenge;
+pub mod sign_in;
 #[cfg(feature = "web")]
 pub mod web;
 
 use crate::oauth::credentials::{self, is_b64token, CredentialsError};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::messages::{ErrorResponse, TokenResponse};
+use crate::oauth::pkce;
 use crate::oauth::scope::{is_scope_token, ScopeSet};
+use sign_in::SignInError;
 
 /// The content type of a `/token` request body.
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
@@ -47,6 +51,9 @@ pub enum ClientError {
     UnsupportedTokenType,
     /// The server's own error response (RFC 6749 §5.2).
     Server(ErrorResponse),
+    /// A step of the authorization code flow: building the `/authorize` URL, reading the
+    /// callback (whose server errors come back here too, with the server's code).
+    SignIn(SignInError),
 }
 
 impl ClientError {
@@ -71,6 +78,7 @@ impl ClientError {
             ClientError::InvalidTokenResponse(_) => "invalid_token_response",
             ClientError::UnsupportedTokenType => "unsupported_token_type",
             ClientError::Server(response) => &response.error,
+            ClientError::SignIn(error) => error.code(),
         }
     }
 
@@ -120,7 +128,14 @@ impl ClientError {
                 Some(description) => format!("the server refused: {} ({description})", response.error),
                 None => format!("the server refused: {}", response.error),
             },
+            ClientError::SignIn(error) => error.message(),
         }
+    }
+}
+
+impl From<SignInError> for ClientError {
+    fn from(error: SignInError) -> Self {
+        ClientError::SignIn(error)
     }
 }
 
@@ -187,16 +202,31 @@ pub fn revocation_body(token: &str, token_type_hint: Option<&str>) -> Result<Str
 #[derive(Clone, PartialEq, Eq)]
 pub enum Grant {
     ClientCredentials,
-    Password { username: String, password: String },
-    RefreshToken { refresh_token: String },
+    Password {
+        username: String,
+        password: String,
+    },
+    RefreshToken {
+        refresh_token: String,
+    },
+    /// RFC 6749 §4.1.3 with RFC 7636 §4.5: the code, the redirect URI it was asked for, and
+    /// the PKCE verifier.
+    AuthorizationCode {
+        code: String,
+        redirect_uri: String,
+        code_verifier: String,
+    },
 }
 
-/// A complete `/token` request: a grant and, optionally, a narrower scope than the default.
-/// Deliberately not `Debug`: it holds a password or a refresh token.
+/// A complete `/token` request: a grant, optionally a narrower scope than the default, and
+/// for a public client its `client_id` in the body (RFC 6749 §4.1.3: a client that does not
+/// authenticate names itself). Deliberately not `Debug`: it holds a password, a refresh token
+/// or a code.
 #[derive(Clone, PartialEq, Eq)]
 pub struct GrantRequest {
     pub grant: Grant,
     pub scope: Option<ScopeSet>,
+    pub client_id: Option<String>,
 }
 
 /// Loose input, as a form or a JavaScript object gives it. Empty strings count as absent, as
@@ -207,6 +237,11 @@ pub struct GrantRequestInput<'a> {
     pub username: Option<&'a str>,
     pub password: Option<&'a str>,
     pub refresh_token: Option<&'a str>,
+    pub code: Option<&'a str>,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: Option<&'a str>,
+    /// A public client's id, sent in the body (confidential clients use Basic instead).
+    pub client_id: Option<&'a str>,
     pub scope: Option<ScopeInput<'a>>,
 }
 
@@ -260,15 +295,22 @@ impl GrantRequest {
             Some(_) => Err(ClientError::UnexpectedParameter { grant: grant_type, parameter }),
             None => Ok(()),
         };
+        let refuse_code_flow = || {
+            refuse(input.code, "a code")?;
+            refuse(input.redirect_uri, "a redirect URI")?;
+            refuse(input.code_verifier, "a code verifier")
+        };
         let grant = match grant_type {
             GrantType::ClientCredentials => {
                 refuse(input.username, "a username")?;
                 refuse(input.password, "a password")?;
                 refuse(input.refresh_token, "a refresh token")?;
+                refuse_code_flow()?;
                 Grant::ClientCredentials
             }
             GrantType::Password => {
                 refuse(input.refresh_token, "a refresh token")?;
+                refuse_code_flow()?;
                 Grant::Password {
                     username: needs(input.username, "a username")?,
                     password: needs(input.password, "a password")?,
@@ -277,16 +319,32 @@ impl GrantRequest {
             GrantType::RefreshToken => {
                 refuse(input.username, "a username")?;
                 refuse(input.password, "a password")?;
+                refuse_code_flow()?;
                 Grant::RefreshToken { refresh_token: needs(input.refresh_token, "a refresh token")? }
             }
-            // A code comes back to a redirect URI, not through this form-building client.
-            GrantType::AuthorizationCode => return Err(ClientError::UnknownGrantType),
+            GrantType::AuthorizationCode => {
+                refuse(input.username, "a username")?;
+                refuse(input.password, "a password")?;
+                refuse(input.refresh_token, "a refresh token")?;
+                let code = needs(input.code, "a code")?;
+                let redirect_uri = needs(input.redirect_uri, "a redirect URI")?;
+                let code_verifier = needs(input.code_verifier, "a code verifier")?;
+                if !pkce::is_valid_verifier(&code_verifier) {
+                    return Err(SignInError::MalformedCodeVerifier.into());
+                }
+                Grant::AuthorizationCode { code, redirect_uri, code_verifier }
+            }
         };
         let scope = match input.scope {
             Some(scope) => scope.parse()?,
             None => None,
         };
-        Ok(GrantRequest { grant, scope })
+        // RFC 6749 §4.1.3: the code grant takes no scope; the code carries the one granted.
+        if grant_type == GrantType::AuthorizationCode && scope.is_some() {
+            return Err(ClientError::UnexpectedParameter { grant: grant_type, parameter: "a scope" });
+        }
+        let client_id = present(input.client_id).map(str::to_owned);
+        Ok(GrantRequest { grant, scope, client_id })
     }
 
     pub fn grant_type(&self) -> GrantType {
@@ -294,6 +352,7 @@ impl GrantRequest {
             Grant::ClientCredentials => GrantType::ClientCredentials,
             Grant::Password { .. } => GrantType::Password,
             Grant::RefreshToken { .. } => GrantType::RefreshToken,
+            Grant::AuthorizationCode { .. } => GrantType::AuthorizationCode,
         }
     }
 
@@ -307,9 +366,17 @@ impl GrantRequest {
                 params.push(("password", password.clone()));
             }
             Grant::RefreshToken { refresh_token } => params.push(("refresh_token", refresh_token.clone())),
+            Grant::AuthorizationCode { code, redirect_uri, code_verifier } => {
+                params.push(("code", code.clone()));
+                params.push(("redirect_uri", redirect_uri.clone()));
+                params.push(("code_verifier", code_verifier.clone()));
+            }
         }
         if let Some(scope) = &self.scope {
             params.push(("scope", scope.to_string()));
+        }
+        if let Some(client_id) = &self.client_id {
+            params.push(("client_id", client_id.clone()));
         }
         let mut body = String::new();
         for (name, value) in params {
@@ -487,7 +554,7 @@ impl TokenSet {
     /// grant's original scope when `None`).
     pub fn refresh_request(&self, scope: Option<ScopeSet>) -> Option<GrantRequest> {
         let refresh_token = self.refresh_token.clone()?;
-        Some(GrantRequest { grant: Grant::RefreshToken { refresh_token }, scope })
+        Some(GrantRequest { grant: Grant::RefreshToken { refresh_token }, scope, client_id: None })
     }
 }
 
@@ -498,14 +565,18 @@ mod tests {
 
     #[test]
     fn every_grant_type_the_gateway_knows_is_accepted() {
-        // The code grant's request comes from a redirect back, not from this form's input.
-        for grant in GrantType::ALL.into_iter().filter(|grant| *grant != GrantType::AuthorizationCode) {
+        const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        for grant in GrantType::ALL {
+            let code_flow = grant == GrantType::AuthorizationCode;
             let input = GrantRequestInput {
                 grant_type: Some(grant.as_str()),
                 username: (grant == GrantType::Password).then_some("u"),
                 password: (grant == GrantType::Password).then_some("p"),
                 refresh_token: (grant == GrantType::RefreshToken).then_some("r"),
-                scope: None,
+                code: code_flow.then_some("c"),
+                redirect_uri: code_flow.then_some("http://127.0.0.1/cb"),
+                code_verifier: code_flow.then_some(VERIFIER),
+                ..Default::default()
             };
             let request = GrantRequest::from_input(&input).unwrap();
             assert_eq!(request.grant_type(), grant);

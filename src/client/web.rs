@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::client::challenge;
+use crate::client::sign_in::{self, AuthorizationInput, Pkce, RANDOM_BYTES};
 use crate::client::{self, ClientError, GrantRequest, GrantRequestInput, JsonField, ScopeInput};
 use crate::oauth::scope::ScopeSet;
 
@@ -17,12 +18,53 @@ use crate::oauth::scope::ScopeSet;
 const TYPES: &'static str = r#"
 /** The fields of a `/token` request; empty strings count as absent. */
 export interface TokenRequestInput {
-  grantType: "client_credentials" | "password" | "refresh_token";
+  grantType: "client_credentials" | "password" | "refresh_token" | "authorization_code";
   username?: string;
   password?: string;
   refreshToken?: string;
+  /** authorization_code: the callback's code, the redirect URI it was asked for, the PKCE verifier. */
+  code?: string;
+  redirectUri?: string;
+  codeVerifier?: string;
+  /** A public client names itself in the body (it has no secret for Basic). */
+  clientId?: string;
   /** A space-separated string or a list of scope names; absent means the server's default. */
   scope?: string | string[];
+}
+
+/** A PKCE pair (RFC 7636, S256): keep `codeVerifier` secret until the code is redeemed. */
+export interface Pkce {
+  codeVerifier: string;
+  codeChallenge: string;
+  codeChallengeMethod: "S256";
+}
+
+/** What `authorizeUrl` needs. `state` and `codeVerifier` are made at random when absent. */
+export interface AuthorizeUrlInput {
+  /** The gateway's `/authorize` (absolute, or a path on the page's origin). */
+  authorizationEndpoint: string;
+  clientId: string;
+  redirectUri: string;
+  /** A space-separated string or a list of scope names; absent: the application's default. */
+  scope?: string | string[];
+  state?: string;
+  codeVerifier?: string;
+}
+
+/** Where to send the user, and what to keep (e.g. in sessionStorage) until the callback. */
+export interface AuthorizationRequest {
+  url: string;
+  state: string;
+  codeVerifier: string;
+  redirectUri: string;
+}
+
+/** A callback that carried a code. */
+export interface CallbackResult {
+  code: string;
+  state: string;
+  /** The `iss` the server sent (RFC 9207), if any. */
+  iss?: string;
 }
 
 /** What to send to `/token`: `fetch(url, { method: "POST", headers: { "Content-Type": contentType, Authorization }, body })`. */
@@ -54,6 +96,14 @@ extern "C" {
     pub type TokenRequestBody;
     #[wasm_bindgen(typescript_type = "Credentials")]
     pub type Credentials;
+    #[wasm_bindgen(typescript_type = "Pkce")]
+    pub type PkceObject;
+    #[wasm_bindgen(typescript_type = "AuthorizeUrlInput")]
+    pub type AuthorizeUrlInput;
+    #[wasm_bindgen(typescript_type = "AuthorizationRequest")]
+    pub type AuthorizationRequestObject;
+    #[wasm_bindgen(typescript_type = "CallbackResult")]
+    pub type CallbackResult;
 }
 
 /// The one error type: a JS `Error` named `TokengateError` with a `code` property.
@@ -82,7 +132,9 @@ impl Error {
 impl From<ClientError> for Error {
     fn from(error: ClientError) -> Error {
         let js = Error::new(error.code(), &error.message());
-        if let ClientError::Server(response) = &error {
+        if let ClientError::Server(response) | ClientError::SignIn(sign_in::SignInError::Server(response)) =
+            &error
+        {
             if let Some(description) = &response.error_description {
                 set(&js.0, "errorDescription", &description.into());
             }
@@ -91,6 +143,12 @@ impl From<ClientError> for Error {
             }
         }
         js
+    }
+}
+
+impl From<sign_in::SignInError> for Error {
+    fn from(error: sign_in::SignInError) -> Error {
+        ClientError::SignIn(error).into()
     }
 }
 
@@ -108,11 +166,42 @@ fn string_arg(value: &JsValue, name: &str) -> Result<String, Error> {
 /// An optional string field of an options object: absent, `undefined` and `null` are `None`.
 fn optional_string(object: &JsValue, name: &str) -> Result<Option<String>, Error> {
     let value = Reflect::get(object, &JsValue::from_str(name))
-        .map_err(|_| Error::argument("tokenRequest takes an object"))?;
+        .map_err(|_| Error::argument("the options must be an object"))?;
+    optional_string_arg(&value, name)
+}
+
+/// An optional string argument: `undefined` and `null` are `None`.
+fn optional_string_arg(value: &JsValue, name: &str) -> Result<Option<String>, Error> {
     if value.is_undefined() || value.is_null() {
         return Ok(None);
     }
-    string_arg(&value, name).map(Some)
+    string_arg(value, name).map(Some)
+}
+
+/// An options object whose every key is one of `fields` (a misspelt or snake_case field is
+/// caught, not ignored).
+fn options_object(input: &JsValue, function: &str, fields: &[&str]) -> Result<(), Error> {
+    if !input.is_object() {
+        return Err(Error::argument(&format!("{function} takes an object")));
+    }
+    for key in Object::keys(input.unchecked_ref::<Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !fields.contains(&key.as_str()) {
+            return Err(Error::argument(&format!(
+                "{function} has no field \"{key}\"; the fields are {}",
+                fields.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// 32 bytes from `crypto.getRandomValues` (getrandom's `wasm_js` backend).
+fn random_bytes() -> Result<[u8; RANDOM_BYTES], Error> {
+    let mut bytes = [0u8; RANDOM_BYTES];
+    getrandom::fill(&mut bytes)
+        .map_err(|_| Error::new("randomness_unavailable", "crypto.getRandomValues is not available"))?;
+    Ok(bytes)
 }
 
 /// A scope given as `"a b"` or `["a", "b"]`.
@@ -209,16 +298,19 @@ pub fn bearer_authorization(
 #[wasm_bindgen(js_name = revocationRequest)]
 pub fn revocation_request(
     #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
-    #[wasm_bindgen(js_name = tokenTypeHint, unchecked_param_type = "\"access_token\" | \"refresh_token\" | undefined")]
+    #[wasm_bindgen(js_name = tokenTypeHint, unchecked_optional_param_type = "\"access_token\" | \"refresh_token\"")]
     token_type_hint: JsValue,
+    #[wasm_bindgen(js_name = clientId, unchecked_optional_param_type = "string")] client_id: JsValue,
 ) -> Result<TokenRequestBody, Error> {
     let token = string_arg(&token, "token")?;
-    let hint = if token_type_hint.is_undefined() || token_type_hint.is_null() {
-        None
-    } else {
-        Some(string_arg(&token_type_hint, "tokenTypeHint")?)
-    };
-    Ok(form_request(client::revocation_body(&token, hint.as_deref())?))
+    let hint = optional_string_arg(&token_type_hint, "tokenTypeHint")?;
+    let mut body = client::revocation_body(&token, hint.as_deref())?;
+    // A public client names itself in the body (RFC 7009 §2.1 with RFC 6749 §2.3).
+    if let Some(client_id) = optional_string_arg(&client_id, "clientId")?.filter(|id| !id.is_empty()) {
+        body.push_str("&client_id=");
+        body.push_str(&crate::oauth::credentials::form_encode(&client_id));
+    }
+    Ok(form_request(body))
 }
 
 /// `{ body, contentType }` for a form POST.
@@ -238,23 +330,29 @@ fn form_request(body: String) -> TokenRequestBody {
 /// `invalid_argument` for a field of the wrong type or an unknown field name.
 #[wasm_bindgen(js_name = tokenRequest)]
 pub fn token_request(input: &TokenRequestInput) -> Result<TokenRequestBody, Error> {
-    const FIELDS: [&str; 5] = ["grantType", "username", "password", "refreshToken", "scope"];
-    if !input.is_object() {
-        return Err(Error::argument("tokenRequest takes an object"));
-    }
-    for key in Object::keys(input.unchecked_ref::<Object>()).iter() {
-        let key = key.as_string().unwrap_or_default();
-        if !FIELDS.contains(&key.as_str()) {
-            return Err(Error::argument(&format!(
-                "tokenRequest has no field \"{key}\"; the fields are {}",
-                FIELDS.join(", ")
-            )));
-        }
-    }
-    let grant_type = optional_string(input, "grantType")?;
-    let username = optional_string(input, "username")?;
-    let password = optional_string(input, "password")?;
-    let refresh_token = optional_string(input, "refreshToken")?;
+    const FIELDS: [&str; 9] = [
+        "grantType",
+        "username",
+        "password",
+        "refreshToken",
+        "code",
+        "redirectUri",
+        "codeVerifier",
+        "clientId",
+        "scope",
+    ];
+    options_object(input, "tokenRequest", &FIELDS)?;
+    let field = |name| optional_string(input, name);
+    let [grant_type, username, password, refresh_token, code, redirect_uri, code_verifier, client_id] = [
+        field("grantType")?,
+        field("username")?,
+        field("password")?,
+        field("refreshToken")?,
+        field("code")?,
+        field("redirectUri")?,
+        field("codeVerifier")?,
+        field("clientId")?,
+    ];
     let scope_value = Reflect::get(input, &JsValue::from_str("scope"))
         .map_err(|_| Error::argument("tokenRequest takes an object"))?;
     let scope = scope_arg(&scope_value, "scope")?;
@@ -263,6 +361,10 @@ pub fn token_request(input: &TokenRequestInput) -> Result<TokenRequestBody, Erro
         username: username.as_deref(),
         password: password.as_deref(),
         refresh_token: refresh_token.as_deref(),
+        code: code.as_deref(),
+        redirect_uri: redirect_uri.as_deref(),
+        code_verifier: code_verifier.as_deref(),
+        client_id: client_id.as_deref(),
         scope: scope_input(&scope),
     })?;
     Ok(form_request(request.form_body()))
@@ -392,20 +494,107 @@ impl TokenSet {
     }
 
     /// The `/token` request that trades the refresh token for a new set (`scope` narrows the new
-    /// access token only). Throws `missing_parameter` when the set has no refresh token.
+    /// access token only; a public client passes its `clientId`, sent in the body). Throws
+    /// `missing_parameter` when the set has no refresh token.
     #[wasm_bindgen(js_name = refreshRequest)]
     pub fn refresh_request(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "string | string[] | undefined")] scope: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "string | string[]")] scope: JsValue,
+        #[wasm_bindgen(js_name = clientId, unchecked_optional_param_type = "string")] client_id: JsValue,
     ) -> Result<TokenRequestBody, Error> {
         let scope = scope_arg(&scope, "scope")?;
         let scope = scope_input(&scope).map(ScopeInput::parse).transpose()?.flatten();
-        let request = self.0.refresh_request(scope).ok_or(ClientError::MissingParameter {
+        let mut request = self.0.refresh_request(scope).ok_or(ClientError::MissingParameter {
             grant: Some(crate::oauth::grant_type::GrantType::RefreshToken),
             parameter: "a refresh token",
         })?;
+        request.client_id = optional_string_arg(&client_id, "clientId")?.filter(|id| !id.is_empty());
         Ok(form_request(request.form_body()))
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing in: the authorization code flow with PKCE
+
+/// A fresh PKCE pair: a 256-bit verifier from `crypto.getRandomValues` and its `S256`
+/// challenge, computed by the gateway's own code (RFC 7636 §4.1-4.2). Throws
+/// `randomness_unavailable`.
+#[wasm_bindgen(js_name = createPkce)]
+pub fn create_pkce() -> Result<PkceObject, Error> {
+    let pkce = Pkce::from_random(&random_bytes()?);
+    let object = Object::new();
+    set(&object, "codeVerifier", &pkce.verifier.as_str().into());
+    set(&object, "codeChallenge", &pkce.challenge.as_str().into());
+    set(&object, "codeChallengeMethod", &crate::oauth::pkce::S256.into());
+    Ok(object.unchecked_into())
+}
+
+/// The URL that starts a sign-in at `/authorize` (RFC 6749 §4.1.1, RFC 7636 §4.3), with a
+/// random `state` and a fresh PKCE pair unless given; returns it with the `state` and
+/// `codeVerifier` the app must keep for `parseCallback` and the token request. Throws
+/// `missing_parameter`, `malformed_redirect_uri`, `malformed_endpoint`, `malformed_scope`,
+/// `malformed_code_verifier`, `randomness_unavailable` or `invalid_argument`.
+#[wasm_bindgen(js_name = authorizeUrl)]
+pub fn authorize_url(input: &AuthorizeUrlInput) -> Result<AuthorizationRequestObject, Error> {
+    const FIELDS: [&str; 6] =
+        ["authorizationEndpoint", "clientId", "redirectUri", "scope", "state", "codeVerifier"];
+    options_object(input, "authorizeUrl", &FIELDS)?;
+    let endpoint = optional_string(input, "authorizationEndpoint")?;
+    let client_id = optional_string(input, "clientId")?;
+    let redirect_uri = optional_string(input, "redirectUri")?;
+    let scope_value = Reflect::get(input, &JsValue::from_str("scope"))
+        .map_err(|_| Error::argument("authorizeUrl takes an object"))?;
+    let scope = scope_arg(&scope_value, "scope")?;
+    let scope = scope_input(&scope).map(ScopeInput::parse).transpose()?.flatten().map(|set| set.to_string());
+    let pkce = match optional_string(input, "codeVerifier")?.filter(|verifier| !verifier.is_empty()) {
+        Some(verifier) => Pkce::from_verifier(&verifier)?,
+        None => Pkce::from_random(&random_bytes()?),
+    };
+    let state = match optional_string(input, "state")?.filter(|state| !state.is_empty()) {
+        Some(state) => state,
+        None => sign_in::state_from_random(&random_bytes()?),
+    };
+    let request = sign_in::authorization_request(
+        &AuthorizationInput {
+            authorization_endpoint: endpoint.as_deref(),
+            client_id: client_id.as_deref(),
+            redirect_uri: redirect_uri.as_deref(),
+            scope: scope.as_deref(),
+        },
+        pkce,
+        state,
+    )?;
+    let object = Object::new();
+    set(&object, "url", &request.url.into());
+    set(&object, "state", &request.state.into());
+    set(&object, "codeVerifier", &request.code_verifier.into());
+    set(&object, "redirectUri", &request.redirect_uri.into());
+    Ok(object.unchecked_into())
+}
+
+/// Reads the redirect back from `/authorize` (`location.href`): checks `state` against the
+/// one sent and, when `expectedIssuer` is given, `iss` (RFC 9207), then returns the code.
+/// Throws `state_mismatch`, `issuer_mismatch`, `malformed_callback`, `missing_parameter` (no
+/// code), or the server's redirected `error` as `code` (with `errorDescription`), such as
+/// `access_denied` or `invalid_scope`.
+#[wasm_bindgen(js_name = parseCallback)]
+pub fn parse_callback(
+    #[wasm_bindgen(unchecked_param_type = "string")] url: JsValue,
+    #[wasm_bindgen(js_name = expectedState, unchecked_param_type = "string")] expected_state: JsValue,
+    #[wasm_bindgen(js_name = expectedIssuer, unchecked_optional_param_type = "string")]
+    expected_issuer: JsValue,
+) -> Result<CallbackResult, Error> {
+    let url = string_arg(&url, "url")?;
+    let expected_state = string_arg(&expected_state, "expectedState")?;
+    let expected_issuer = optional_string_arg(&expected_issuer, "expectedIssuer")?;
+    let callback = sign_in::parse_callback(&url, &expected_state, expected_issuer.as_deref())?;
+    let object = Object::new();
+    set(&object, "code", &callback.code.into());
+    set(&object, "state", &callback.state.into());
+    if let Some(issuer) = callback.issuer {
+        set(&object, "iss", &issuer.into());
+    }
+    Ok(object.unchecked_into())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -118,7 +118,6 @@ impl Config {
         let authorization = sections::authorization(
             &raw.authorization,
             sections::AuthorizationContext {
-                fleet: raw.fleet.is_some(),
                 registration_grants: raw.registration.as_ref().map(|r| r.grant_types.as_slice()),
             },
             &applications,

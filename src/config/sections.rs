@@ -54,8 +54,11 @@ pub(super) fn endpoints(raw: &RawConfig) -> Result<Endpoints, ConfigError> {
         ("introspection_endpoint", raw.introspection_endpoint.clone()),
         ("metadata endpoint", METADATA_PATH.to_owned()),
     ];
-    let uses_code =
-        raw.applications.iter().any(|app| app.grant_types.contains(&GrantType::AuthorizationCode));
+    let uses_code = raw
+        .applications
+        .iter()
+        .any(|app| app.grant_types.contains(&GrantType::AuthorizationCode))
+        || raw.registration.as_ref().is_some_and(|r| r.grant_types.contains(&GrantType::AuthorizationCode));
     if uses_code {
         endpoints.push(("authorization.endpoint", raw.authorization.endpoint.clone()));
     }
@@ -288,12 +291,12 @@ fn redirect_uris(
 
 /// What the authorization section is checked against.
 pub(super) struct AuthorizationContext<'r> {
-    pub(super) fleet: bool,
     pub(super) registration_grants: Option<&'r [GrantType]>,
 }
 
-/// The authorization code flow: on when an application uses it; works on one Envoy's shared
-/// data (not in fleet mode). Without an issuer, redirects carry no `iss` (RFC 9207 §2).
+/// The authorization code flow: on when an application uses it or registrations may. In
+/// fleet mode its tables live in etcd like the grants. Without an issuer, redirects carry no
+/// `iss` (RFC 9207 §2).
 pub(super) fn authorization(
     section: &RawAuthorization,
     context: AuthorizationContext,
@@ -301,19 +304,11 @@ pub(super) fn authorization(
 ) -> Result<Option<AuthorizationConfig>, ConfigError> {
     let users: Vec<&Application> =
         applications.values().filter(|app| app.grant_types.contains(&GrantType::AuthorizationCode)).collect();
-    if context.registration_grants.is_some_and(|grants| grants.contains(&GrantType::AuthorizationCode)) {
-        {
-            return Err(problem(
-                "registration.grant_types",
-                "registered clients have no redirect URIs: no authorization_code",
-            ));
-        }
-    }
-    if users.is_empty() {
+    // Registered clients bring their own redirect URIs (checked when they register).
+    let registered_may =
+        context.registration_grants.is_some_and(|grants| grants.contains(&GrantType::AuthorizationCode));
+    if users.is_empty() && !registered_may {
         return Ok(None);
-    }
-    if context.fleet {
-        return Err(problem("fleet", "the authorization_code grant is not available in fleet mode yet"));
     }
     if !(1..=60).contains(&section.code_lifetime_secs) {
         return Err(problem("authorization.code_lifetime_secs", "must be between 1 and 60"));

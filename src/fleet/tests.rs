@@ -42,10 +42,14 @@ enum Failed {
 
 impl Fleet {
     fn new() -> Fleet {
+        Fleet::with_config(&demo_with_lifecycle())
+    }
+
+    fn with_config(json: &str) -> Fleet {
         Fleet {
             etcd: MemoryEtcd::default(),
             clock: ManualClock::at(1_700_000_000),
-            config: Config::from_json(demo_with_lifecycle().as_bytes()).unwrap(),
+            config: Config::from_json(json.as_bytes()).unwrap(),
         }
     }
 
@@ -346,4 +350,94 @@ fn staged_metrics_count_tier_windows_at_once() {
     assert_eq!(windows.window(3), Some(7 << 32 | 2));
     assert_eq!(staged.window(3), Some(7 << 32 | 2));
     assert_eq!(StagedMetrics::default().window(3), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The authorization code flow across replicas
+
+const SPA_CALLBACK: &str = "http://127.0.0.1:8080/console/callback";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+fn code_flow_fleet() -> Fleet {
+    let mut config: serde_json::Value = serde_json::from_str(&demo_with_lifecycle()).unwrap();
+    config["applications"].as_array_mut().unwrap().push(serde_json::json!({
+        "consumer_key": "demo-spa", "public": true, "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": [SPA_CALLBACK], "scopes": ["orders:read"]
+    }));
+    Fleet::with_config(&config.to_string())
+}
+
+impl Replica<'_> {
+    /// An unauthenticated request to one of the gateway's endpoints, through the fleet layer.
+    fn anonymous(&self, method: &str, path: &str, body: &str) -> Response {
+        self.decide(
+            |_| true,
+            |gateway| {
+                let endpoint = gateway.endpoint(path).unwrap();
+                let request = EndpointRequest {
+                    method,
+                    path,
+                    authorization: None,
+                    content_type: Some(FORM),
+                    body: body.as_bytes(),
+                };
+                gateway.serve(&endpoint, &request)
+            },
+        )
+        .unwrap()
+    }
+}
+
+fn login_handle(page: &Response) -> String {
+    let text = String::from_utf8_lossy(&page.body);
+    let marker = "name=\"handle\" value=\"";
+    let start = text.find(marker).unwrap() + marker.len();
+    text[start..].split('"').next().unwrap().to_owned()
+}
+
+fn query_param(location: &str, name: &str) -> Option<String> {
+    let query = location.split_once('?')?.1;
+    crate::oauth::form::FormParams::parse(query.as_bytes()).ok()?.get(name).map(str::to_owned)
+}
+
+#[test]
+fn a_sign_in_started_on_one_replica_finishes_on_another_and_its_code_works_once_anywhere() {
+    let fleet = code_flow_fleet();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let query = format!(
+        "/authorize?response_type=code&client_id=demo-spa&redirect_uri={}&state=s1\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256",
+        crate::oauth::credentials::form_encode(SPA_CALLBACK)
+    );
+    // The login page on A; B has heard nothing of it, yet takes its form.
+    let page = a.anonymous("GET", &query, "");
+    assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+    let handle = login_handle(&page);
+    let back = b.anonymous("POST", "/authorize", &format!("handle={handle}&username=admin&password=admin"));
+    assert_eq!(back.status, 302, "{}", String::from_utf8_lossy(&back.body));
+    let location = back.header("location").unwrap().to_owned();
+    assert_eq!(query_param(&location, "state").as_deref(), Some("s1"));
+    // The handle is spent fleet-wide: A refuses it too, watch or no watch.
+    let again = a.anonymous("POST", "/authorize", &format!("handle={handle}&username=admin&password=admin"));
+    assert_eq!(again.status, 400);
+
+    // The code redeemed on A (which did not issue it), its token good on B.
+    let code = query_param(&location, "code").unwrap();
+    let redeem = format!(
+        "grant_type=authorization_code&client_id=demo-spa&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
+        crate::oauth::credentials::form_encode(SPA_CALLBACK)
+    );
+    let tokens = a.anonymous("POST", "/token", &redeem);
+    assert_eq!(tokens.status, 200, "{}", String::from_utf8_lossy(&tokens.body));
+    let tokens: serde_json::Value = serde_json::from_slice(&tokens.body).unwrap();
+    let access = field(&tokens, "access_token");
+    assert_eq!(b.bearer_status(&access), 200);
+
+    // A replay on B is refused and revokes what the code produced, on every replica.
+    let replay = b.anonymous("POST", "/token", &redeem);
+    assert_eq!(replay.status, 400);
+    assert_eq!(b.bearer_status(&access), 401);
+    a.catch_up();
+    assert_eq!(a.bearer_status(&access), 401);
 }

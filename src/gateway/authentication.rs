@@ -2,6 +2,7 @@
 //! §2.3.1), user passwords, and the brute-force limits every secret check goes through.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use super::reply::{locked_out, ErrorKind, OAuthError, CLIENT_AUTH_FAILED, CLIENT_POST_AUTH_FAILED};
 use super::{split_path, EndpointRequest, Gateway};
@@ -9,6 +10,8 @@ use crate::config::{registered_counter, Application, Subscription, SubscriptionS
 use crate::host::StoreError;
 use crate::oauth::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
 use crate::oauth::form::{query_parameter_names, FormError, FormParams};
+use crate::oauth::grant_type::GrantType;
+use crate::oauth::redirect_uri;
 use crate::oauth::scope::ScopeSet;
 use crate::state::grants::KeyType;
 use crate::state::lockout::{Listing, Principal};
@@ -158,23 +161,39 @@ impl<'a> Gateway<'a> {
         let scopes = Self::registered_scopes(&record, scopes);
         let allowed = self.config.registration.as_ref().map(|r| &r.grant_types);
         let subscriptions = self.registered_subscriptions(&record.client_id, &record.subscriptions);
+        let grant_types: BTreeSet<GrantType> = record
+            .registration
+            .grant_types
+            .iter()
+            .filter(|grant| allowed.is_some_and(|allowed| allowed.contains(grant)))
+            .copied()
+            .collect();
+        // Checked when registered; checked again, since an older record may hold anything.
+        let redirect_uris = match grant_types.contains(&GrantType::AuthorizationCode) {
+            true => record
+                .registration
+                .callback_url
+                .split(' ')
+                .filter(|uri| redirect_uri::check_registered(uri).is_ok())
+                .map(str::to_owned)
+                .collect(),
+            false => Vec::new(),
+        };
+        let name = match record.registration.name.as_str() {
+            "" => record.client_id.clone(),
+            name => name.to_owned(),
+        };
         Application {
             fingerprint: verifier.fingerprint(&record.client_id),
-            grant_types: record
-                .registration
-                .grant_types
-                .iter()
-                .filter(|grant| allowed.is_some_and(|allowed| allowed.contains(grant)))
-                .copied()
-                .collect(),
-            name: record.client_id.clone(),
+            grant_types,
+            name,
             consumer_key: record.client_id,
             verifier,
             scopes,
             access_validity: self.config.default_access_validity,
             can_introspect: false,
             public: false,
-            redirect_uris: Vec::new(),
+            redirect_uris,
             // Registration issues one key pair.
             key_type: KeyType::Production,
             subscriptions,

@@ -56,11 +56,14 @@ impl<'a> Gateway<'a> {
                 "The sign-in request is malformed (a parameter is repeated or badly encoded).",
             );
         };
-        let app = match params.get("client_id").and_then(|id| self.config.applications.get(id)) {
-            Some(app) if app.grant_types.contains(&GrantType::AuthorizationCode) => app,
-            _ => return error_page(400, "The application is unknown or may not ask you to sign in."),
+        // A configured application, or a registered one (one shared-data read).
+        let found = params.get("client_id").map_or(Ok(None), |id| self.application(id));
+        let app = match found {
+            Ok(Some(app)) if app.grant_types.contains(&GrantType::AuthorizationCode) => app,
+            Ok(_) => return error_page(400, "The application is unknown or may not ask you to sign in."),
+            Err(_) => return error_page(503, "Signing in is unavailable; try again later."),
         };
-        let Some(redirect_uri) = verified_redirect_uri(app, params.get("redirect_uri")) else {
+        let Some(redirect_uri) = verified_redirect_uri(&app, params.get("redirect_uri")) else {
             return error_page(400, "The redirect URI is not registered for this application.");
         };
         let state = params.get("state");
@@ -69,7 +72,7 @@ impl<'a> Gateway<'a> {
             return self.redirect_error(&callback, "invalid_request", "state is too long");
         }
         let callback = Callback { redirect_uri, state };
-        match self.check_authorization_request(app, &params) {
+        match self.check_authorization_request(&app, &params) {
             Ok((scope, challenge)) => {
                 let ticket = Ticket {
                     client_id: app.consumer_key.clone(),
@@ -79,7 +82,7 @@ impl<'a> Gateway<'a> {
                     challenge: challenge.as_str().to_owned(),
                     username: String::new(),
                 };
-                self.login_page_for(flow, app, ticket, 200, "", None)
+                self.login_page_for(flow, &app, ticket, 200, "", None)
                     .unwrap_or_else(|code| self.redirect_error(&callback, code, "try again later"))
             }
             Err((code, description)) => self.redirect_error(&callback, code, description),
@@ -131,6 +134,7 @@ impl<'a> Gateway<'a> {
             return Err("temporarily_unavailable");
         };
         let scope = ticket.scope.clone();
+        let redirect_uri = ticket.redirect_uri.clone();
         let handle =
             table.start_login(ticket, now, now.saturating_add(flow.login_lifetime_ms)).map_err(|error| {
                 match error {
@@ -143,6 +147,7 @@ impl<'a> Gateway<'a> {
             application: &app.name,
             scopes: scope.split(' ').filter(|name| !name.is_empty()).collect(),
             handle: &handle,
+            redirect_origin: redirect_uri::origin(&redirect_uri),
             username,
             message,
         };
@@ -167,8 +172,10 @@ impl<'a> Gateway<'a> {
             Ok(None) => return error_page(400, "This sign-in has expired or was already used. Start again."),
             Err(_) => return error_page(503, "Signing in is unavailable; try again later."),
         };
-        let Some(app) = self.config.applications.get(&ticket.client_id) else {
-            return error_page(400, "The application is no longer known.");
+        let app = match self.application(&ticket.client_id) {
+            Ok(Some(app)) => app,
+            Ok(None) => return error_page(400, "The application is no longer known."),
+            Err(_) => return error_page(503, "Signing in is unavailable; try again later."),
         };
         let username = form.get("username").unwrap_or_default();
         let password = form.get("password").unwrap_or_default();
@@ -182,7 +189,7 @@ impl<'a> Gateway<'a> {
                     _ => (400, "The username or password is wrong."),
                 };
                 let (redirect_uri, state) = (ticket.redirect_uri.clone(), ticket.state.clone());
-                self.login_page_for(flow, app, ticket, status, username, Some(message)).unwrap_or_else(
+                self.login_page_for(flow, &app, ticket, status, username, Some(message)).unwrap_or_else(
                     |code| {
                         let callback = Callback { redirect_uri: &redirect_uri, state: state.as_deref() };
                         self.redirect_error(&callback, code, "try again later")

@@ -66,8 +66,12 @@ impl Reply {
 
 impl Rig {
     fn new() -> Rig {
+        Rig::with_config(CONFIG)
+    }
+
+    fn with_config(json: &str) -> Rig {
         let rig = Rig {
-            config: Config::from_json(CONFIG.as_bytes()).unwrap(),
+            config: Config::from_json(json.as_bytes()).unwrap(),
             shared: MemoryStore::default(),
             clock: ManualClock::at(1_700_000_000),
             metrics: RecordedMetrics::default(),
@@ -441,10 +445,34 @@ fn cors_only_for_the_origins_of_registered_redirect_uris() {
             allow_origin: Some("http://127.0.0.1:8080"),
         },
         CorsCase {
-            name: "post, other origin",
+            name: "post, a registered loopback origin on another port (RFC 8252 §7.3)",
             method: "POST",
             path: "/token",
             origin: Some("http://127.0.0.1:9999"),
+            status: 400,
+            allow_origin: Some("http://127.0.0.1:9999"),
+        },
+        CorsCase {
+            name: "post, other origin",
+            method: "POST",
+            path: "/token",
+            origin: Some("https://app.example:8443"),
+            status: 400,
+            allow_origin: None,
+        },
+        CorsCase {
+            name: "post, localhost is not the loopback literal",
+            method: "POST",
+            path: "/token",
+            origin: Some("http://localhost:8080"),
+            status: 400,
+            allow_origin: None,
+        },
+        CorsCase {
+            name: "post, a loopback origin with a path is no origin",
+            method: "POST",
+            path: "/token",
+            origin: Some("http://127.0.0.1:8080/x"),
             status: 400,
             allow_origin: None,
         },
@@ -472,4 +500,153 @@ fn cors_only_for_the_origins_of_registered_redirect_uris() {
         assert_eq!(response.status, case.status, "{}", case.name);
         assert_eq!(response.header("access-control-allow-origin"), case.allow_origin, "{}", case.name);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registered clients (RFC 7591 `redirect_uris`, WSO2 v0.17 `callbackUrl`)
+
+const REGISTERING: &str = r#"{
+  "issuer": "https://127.0.0.1:8243",
+  "applications": [ { "consumer_key": "demo-app", "consumer_secret": "demo-secret", "scopes": ["orders:read"] } ],
+  "users": [ { "username": "alice", "password": "wonderland", "admin": true, "scopes": ["orders:read", "orders:write"] } ],
+  "registration": { "grant_types": ["client_credentials", "authorization_code", "refresh_token"],
+                    "scopes": ["orders:read", "orders:write"] }
+}"#;
+
+impl Rig {
+    fn register(&self, path: &str, json: &str) -> Reply {
+        let gateway = self.gateway();
+        let endpoint = gateway.endpoint(path).unwrap();
+        let admin = format!("Basic {}", encode_basic_credentials("alice", "wonderland"));
+        let request = EndpointRequest {
+            method: "POST",
+            path,
+            authorization: Some(&admin),
+            content_type: Some("application/json"),
+            body: json.as_bytes(),
+        };
+        Reply(gateway.serve(&endpoint, &request))
+    }
+}
+
+struct RegistrationCase {
+    name: &'static str,
+    path: &'static str,
+    json: &'static str,
+    status: u16,
+    error: Option<&'static str>,
+}
+
+#[test]
+fn registrations_with_the_code_grant_need_good_redirect_uris() {
+    let cases = [
+        RegistrationCase {
+            name: "RFC 7591, https",
+            path: "/register",
+            json: r#"{"client_name":"Shop","grant_types":["authorization_code"],"redirect_uris":["https://shop.example/cb"]}"#,
+            status: 201,
+            error: None,
+        },
+        RegistrationCase {
+            name: "RFC 7591, no redirect URI",
+            path: "/register",
+            json: r#"{"client_name":"Shop","grant_types":["authorization_code"]}"#,
+            status: 400,
+            error: Some("invalid_redirect_uri"),
+        },
+        RegistrationCase {
+            name: "RFC 7591, plain http elsewhere than loopback",
+            path: "/register",
+            json: r#"{"grant_types":["authorization_code"],"redirect_uris":["https://shop.example/cb","http://shop.example/cb"]}"#,
+            status: 400,
+            error: Some("invalid_redirect_uri"),
+        },
+        RegistrationCase {
+            name: "RFC 7591, a wildcard",
+            path: "/register",
+            json: r#"{"grant_types":["authorization_code"],"redirect_uris":["https://*.example/cb"]}"#,
+            status: 400,
+            error: Some("invalid_redirect_uri"),
+        },
+        RegistrationCase {
+            name: "RFC 7591, client_credentials keeps any absolute URI as before",
+            path: "/register",
+            json: r#"{"grant_types":["client_credentials"],"redirect_uris":["myapp:cb"]}"#,
+            status: 201,
+            error: None,
+        },
+        RegistrationCase {
+            name: "v0.17, loopback callbackUrl",
+            path: "/client-registration/v0.17/register",
+            json: r#"{"clientName":"cli","callbackUrl":"http://127.0.0.1:9000/cb","grantType":"authorization_code refresh_token"}"#,
+            status: 201,
+            error: None,
+        },
+        RegistrationCase {
+            name: "v0.17, the docs' callbackUrl is no redirect URI",
+            path: "/client-registration/v0.17/register",
+            json: r#"{"clientName":"docs","callbackUrl":"www.google.lk","grantType":"authorization_code"}"#,
+            status: 400,
+            error: Some("invalid_client_metadata"),
+        },
+    ];
+    let rig = Rig::with_config(REGISTERING);
+    for case in cases {
+        let reply = rig.register(case.path, case.json);
+        assert_eq!(reply.0.status, case.status, "{}: {}", case.name, reply.text());
+        if let Some(error) = case.error {
+            assert_eq!(reply.json()["error"], error, "{}", case.name);
+        }
+    }
+}
+
+#[test]
+fn a_registered_client_signs_a_user_in_and_redeems_the_code_with_its_secret() {
+    let rig = Rig::with_config(REGISTERING);
+    let registered = rig.register(
+        "/register",
+        r#"{"client_name":"Shop <1>","grant_types":["authorization_code","refresh_token"],
+            "redirect_uris":["https://shop.example/cb","https://shop.example/other"],"scope":"orders:read"}"#,
+    );
+    assert_eq!(registered.0.status, 201, "{}", registered.text());
+    let client_id = registered.json()["client_id"].as_str().unwrap().to_owned();
+    let secret = registered.json()["client_secret"].as_str().unwrap().to_owned();
+
+    // An unregistered redirect URI: the error page, never a redirect.
+    let wrong = rig.authorize(&Rig::good_query(&client_id, "https://shop.example/elsewhere"));
+    assert_eq!((wrong.0.status, wrong.0.header("location")), (400, None));
+    // The login page names the application by its registered name, escaped.
+    let page = rig.authorize(&Rig::good_query(&client_id, "https://shop.example/other"));
+    assert_eq!(page.0.status, 200, "{}", page.text());
+    assert!(page.text().contains("Shop &lt;1&gt;"));
+    assert!(page
+        .0
+        .header("content-security-policy")
+        .unwrap()
+        .contains("form-action 'self' https://shop.example;"));
+    let back = rig.sign_in(&page.handle(), "alice", "wonderland");
+    assert_eq!(back.0.status, 302, "{}", back.text());
+    assert!(back.location().starts_with("https://shop.example/other?code="));
+    let code = back.callback().get("code").unwrap().to_owned();
+
+    // A confidential client: the code needs its secret (Basic), then gives the user's tokens.
+    let body = format!(
+        "grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Fshop.example%2Fother&code_verifier={VERIFIER}"
+    );
+    let anonymous = rig.request("POST", "/token", None, &format!("{body}&client_id={client_id}"));
+    assert_eq!(anonymous.0.status, 401, "a registered client is not public: {}", anonymous.text());
+    let basic = format!("Basic {}", encode_basic_credentials(&client_id, &secret));
+    let tokens = rig.request("POST", "/token", Some(&basic), &body);
+    assert_eq!(tokens.0.status, 200, "{}", tokens.text());
+    assert_eq!(tokens.json()["scope"], "orders:read");
+    assert!(tokens.json()["refresh_token"].is_string());
+
+    // A client registered without the code grant may not start a sign-in.
+    let other = rig.register(
+        "/register",
+        r#"{"grant_types":["client_credentials"],"redirect_uris":["https://shop.example/cb"]}"#,
+    );
+    let other_id = other.json()["client_id"].as_str().unwrap().to_owned();
+    let refused = rig.authorize(&Rig::good_query(&other_id, "https://shop.example/cb"));
+    assert_eq!((refused.0.status, refused.0.header("location")), (400, None));
 }

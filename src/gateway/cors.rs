@@ -1,9 +1,11 @@
-//! CORS at `/token` and `/revoke` for the origins of registered redirect URIs, so a browser
+//! CORS at `/token` and `/revoke` for the origins of registered redirect URIs (loopback ones on
+//! any port), so a browser
 //! app (a public client) can redeem its code and refresh its tokens. Other origins get no
 //! CORS header at all, and their preflight is answered as any OPTIONS request is.
 
 use super::reply::Response;
 use super::{Endpoint, EndpointRequest, Gateway};
+use crate::oauth::redirect_uri;
 
 impl<'a> Gateway<'a> {
     /// [`Gateway::serve`] for a request that may carry an `Origin` header.
@@ -27,8 +29,12 @@ impl<'a> Gateway<'a> {
         response
     }
 
+    /// A registered redirect URI's origin; for a loopback `http` one, on any port, since its
+    /// redirect URI may carry any port (RFC 8252 §7.3) and the app is served from there.
     fn is_cors_origin(&self, origin: &str) -> bool {
-        self.config.authorization.as_ref().is_some_and(|flow| flow.cors_origins.iter().any(|o| o == origin))
+        self.config.authorization.as_ref().is_some_and(|flow| {
+            flow.cors_origins.iter().any(|registered| redirect_uri::matches(registered, origin))
+        })
     }
 }
 

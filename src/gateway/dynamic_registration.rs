@@ -22,6 +22,7 @@ use super::{EndpointRequest, Gateway};
 use crate::config::RegistrationConfig;
 use crate::host::metrics::Metric;
 use crate::oauth::grant_type::{refresh_without_password, GrantType};
+use crate::oauth::redirect_uri;
 use crate::oauth::scope::ScopeSet;
 use crate::state::registry::{
     AuthMethod, ClientRecord, ClientRegistry, RegisterOptions, Registration, RegistryError,
@@ -169,11 +170,22 @@ impl<'a> Gateway<'a> {
                     "token_endpoint_auth_method must be client_secret_basic or client_secret_post",
                 ))?,
         };
+        let callback_url = redirect_uris(metadata.redirect_uris.unwrap_or_default())?;
+        let grant_types = grant_types(metadata.grant_types, &registration.grant_types)?;
+        // The code grant redirects there: the rules of configured redirect URIs apply.
+        if grant_types.contains(&GrantType::AuthorizationCode) {
+            redirect_uri::check_all_registered(&callback_url).map_err(|_| {
+                ErrorKind::InvalidRedirectUri.because(
+                    "authorization_code needs redirect_uris, each https or http on 127.0.0.1 or [::1], \
+                     without a fragment or wildcard",
+                )
+            })?;
+        }
         Ok(Registration {
             name,
             owner: owner.to_owned(),
-            callback_url: redirect_uris(metadata.redirect_uris.unwrap_or_default())?,
-            grant_types: grant_types(metadata.grant_types, &registration.grant_types)?,
+            callback_url,
+            grant_types,
             saas: false,
             scope: scope_within(metadata.scope.as_deref(), &registration.scopes)?,
             auth_method,
@@ -277,8 +289,8 @@ fn scope_within(asked: Option<&str>, allowed: &ScopeSet) -> Result<String, OAuth
     Ok(scopes.to_string())
 }
 
-/// `redirect_uris`, stored as given (joined by spaces). There is no authorization endpoint, so
-/// they are not used; they must still be absolute URIs without a fragment (RFC 7591 §2).
+/// `redirect_uris`, stored as given (joined by spaces): absolute URIs without a fragment
+/// (RFC 7591 §2). Only the code grant uses them, and then they must be more (see above).
 fn redirect_uris(uris: Vec<String>) -> Result<String, OAuthError> {
     const BAD: OAuthError =
         ErrorKind::InvalidRedirectUri.because("each redirect URI must be an absolute URI without a fragment");

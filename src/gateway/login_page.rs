@@ -8,6 +8,30 @@ use super::reply::Response;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
 
+/// The login page's policy: as [`CSP`], with the redirect URI's origin allowed as a target of
+/// the form. Browsers check `form-action` on every redirect after a form's submission too
+/// (CSP Level 3 §6.4.1), so `'self'` alone would stop the 302 to an app on another origin.
+fn login_csp(redirect_origin: Option<&str>) -> String {
+    match redirect_origin.filter(|origin| is_plain_origin(origin)) {
+        Some(origin) => format!(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {origin}; frame-ancestors 'none'"
+        ),
+        None => CSP.to_owned(),
+    }
+}
+
+/// `http(s)://host[:port]` with nothing a policy could read as another source or directive
+/// (no space, `;`, `,`, quote or wildcard).
+fn is_plain_origin(origin: &str) -> bool {
+    let host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    host.is_some_and(|host| {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    })
+}
+
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:24rem;margin:3rem auto;padding:0 1rem}\
 label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.4rem;box-sizing:border-box}\
 button{margin-top:1rem;padding:.5rem 1rem}.error{color:#a00}ul{padding-left:1.2rem}";
@@ -19,6 +43,8 @@ pub(super) struct LoginPage<'p> {
     /// The scopes asked for (empty: the application's default).
     pub(super) scopes: Vec<&'p str>,
     pub(super) handle: &'p str,
+    /// Where the form's redirect goes (`scheme://host[:port]`), allowed by the page's CSP.
+    pub(super) redirect_origin: Option<&'p str>,
     /// Kept in the username field after a failed attempt (never the password).
     pub(super) username: &'p str,
     pub(super) message: Option<&'p str>,
@@ -64,7 +90,7 @@ autocomplete=\"current-password\" required>\
         handle = escape(page.handle),
         username = escape(page.username),
     );
-    html(status, Vec::new(), body)
+    html_with_policy(status, body, login_csp(page.redirect_origin))
 }
 
 /// A page that ends the flow here (RFC 6749 §4.1.2.1: never redirect to an unverified URI).
@@ -77,16 +103,22 @@ pub(super) fn error_page(status: u16, message: &str) -> Response {
     html(status, Vec::new(), body)
 }
 
-pub(super) fn html(status: u16, mut headers: Vec<(&'static str, String)>, body: String) -> Response {
-    headers.extend([
+pub(super) fn html(status: u16, headers: Vec<(&'static str, String)>, body: String) -> Response {
+    let mut response = html_with_policy(status, body, CSP.to_owned());
+    response.headers.splice(0..0, headers);
+    response
+}
+
+fn html_with_policy(status: u16, body: String, policy: String) -> Response {
+    let headers = vec![
         ("content-type", "text/html; charset=utf-8".to_owned()),
         ("cache-control", "no-store".to_owned()),
         ("pragma", "no-cache".to_owned()),
-        ("content-security-policy", CSP.to_owned()),
+        ("content-security-policy", policy),
         ("x-frame-options", "DENY".to_owned()),
         ("x-content-type-options", "nosniff".to_owned()),
         ("referrer-policy", "no-referrer".to_owned()),
-    ]);
+    ];
     Response { status, headers, body: body.into_bytes() }
 }
 
@@ -112,6 +144,7 @@ mod tests {
             application: "<script>alert(1)</script>",
             scopes: vec!["a\"b"],
             handle: "h'1",
+            redirect_origin: None,
             username: "<u>",
             message: Some("wrong & <b>"),
         };
@@ -126,5 +159,25 @@ mod tests {
         assert_eq!(response.header("content-security-policy"), Some(CSP));
         assert!(response.header("content-type").unwrap().starts_with("text/html"));
         assert!(body.len() < 2048, "the login page is {} bytes", body.len());
+    }
+
+    #[test]
+    fn the_form_may_redirect_to_the_apps_origin_only() {
+        let cases = [
+            (Some("http://127.0.0.1:5173"), "form-action 'self' http://127.0.0.1:5173;"),
+            (Some("https://app.example"), "form-action 'self' https://app.example;"),
+            (Some("http://[::1]:8080"), "form-action 'self' http://[::1]:8080;"),
+            (None, "form-action 'self';"),
+            // Anything a policy would read as more sources or directives: left out.
+            (Some("https://a.example; script-src *"), "form-action 'self';"),
+            (Some("https://a.example,b"), "form-action 'self';"),
+            (Some("https://*.example"), "form-action 'self';"),
+            (Some("javascript:x"), "form-action 'self';"),
+        ];
+        for (origin, expected) in cases {
+            let policy = login_csp(origin);
+            assert!(policy.contains(expected), "{origin:?}: {policy}");
+            assert!(policy.contains("frame-ancestors 'none'"), "{origin:?}");
+        }
     }
 }

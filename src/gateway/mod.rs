@@ -154,11 +154,12 @@ impl<'a> Gateway<'a> {
             + self.limiter.initialize()?)
     }
 
-    /// The keys of the tables a fleet keeps in etcd: the grant store's buckets and the
-    /// registry's.
+    /// The keys of the tables a fleet keeps in etcd: the grant store's buckets, the
+    /// registry's and the code flow's.
     pub fn table_keys(&self) -> Vec<String> {
         let registry = self.registry.iter().flat_map(|registry| registry.bucket_keys());
-        self.store.bucket_keys().chain(registry).collect()
+        let authorizations = self.authorizations.iter().flat_map(|table| table.bucket_keys());
+        self.store.bucket_keys().chain(registry).chain(authorizations).collect()
     }
 
     /// Sweeps the next slice of the token store (called from a timer on every VM): a

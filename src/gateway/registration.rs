@@ -24,6 +24,7 @@ use crate::config::User;
 use crate::host::metrics::Metric;
 use crate::oauth::credentials::parse_basic_authorization;
 use crate::oauth::grant_type::{refresh_without_password, GrantType};
+use crate::oauth::redirect_uri;
 use crate::state::lockout::Principal;
 use crate::state::registry::{AuthMethod, ClientRecord, ClientRegistry, Registration, RegistryError};
 
@@ -155,6 +156,15 @@ impl<'a> Gateway<'a> {
         }
         if refresh_without_password(&grant_types) {
             return Err(ErrorKind::InvalidClientMetadata.because("refresh_token needs the password grant"));
+        }
+        // The code grant redirects to callbackUrl: the rules of configured redirect URIs apply.
+        if grant_types.contains(&GrantType::AuthorizationCode)
+            && redirect_uri::check_all_registered(&payload.callback_url).is_err()
+        {
+            return Err(ErrorKind::InvalidClientMetadata.because(
+                "with authorization_code, callbackUrl must be https, or http on 127.0.0.1 or [::1], \
+                 without a fragment or wildcard",
+            ));
         }
         let registration = Registration {
             name,

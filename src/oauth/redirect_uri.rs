@@ -33,6 +33,16 @@ pub fn check_registered(uri: &str) -> Result<(), RedirectUriError> {
     }
 }
 
+/// The redirect URIs a registered client lists for the code grant, space-separated (URIs
+/// have no spaces): at least one, each as [`check_registered`] wants it. Their number is
+/// bounded by the registry's 255 bytes for all of them.
+pub fn check_all_registered(joined: &str) -> Result<(), RedirectUriError> {
+    if joined.is_empty() {
+        return Err(RedirectUriError::Malformed);
+    }
+    joined.split(' ').try_for_each(check_registered)
+}
+
 /// RFC 9700 §4.1.3: the presented URI is the registered one, string for string. The one
 /// exception: a loopback `http` URI may carry any port (RFC 8252 §7.3), host and path still
 /// exact.
@@ -255,6 +265,19 @@ mod tests {
         for case in cases {
             assert_eq!(matches(case.registered, case.presented), case.matches, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn a_registered_clients_list_needs_one_uri_and_every_uri_good() {
+        assert_eq!(check_all_registered("https://a.example/cb"), Ok(()));
+        assert_eq!(check_all_registered("https://a.example/cb http://127.0.0.1/cb"), Ok(()));
+        assert_eq!(check_all_registered(""), Err(RedirectUriError::Malformed));
+        assert_eq!(
+            check_all_registered("https://a.example/cb  https://b.example/cb"),
+            Err(RedirectUriError::Scheme)
+        );
+        assert_eq!(check_all_registered("https://a.example/cb www.google.lk"), Err(RedirectUriError::Scheme));
+        assert_eq!(check_all_registered("https://a.example/cb#x"), Err(RedirectUriError::Malformed));
     }
 
     #[test]

@@ -104,6 +104,11 @@ impl<'h> AuthorizationTable<'h> {
         }
     }
 
+    /// Every bucket's key, both tables.
+    pub fn bucket_keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.logins.keys().chain(self.codes.keys())
+    }
+
     /// Creates missing buckets (start-up only; see [`BucketTable::initialize`]).
     pub fn initialize(&self) -> Result<u32, StoreError> {
         Ok(self.logins.initialize()? + self.codes.initialize()?)

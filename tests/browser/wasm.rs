@@ -24,7 +24,11 @@ wasm_bindgen_test_configure!(run_in_browser);
 #[macro_use]
 mod cases;
 
-use cases::{ExpectedSet, CHALLENGE_TABLE, DECODE_TABLE, NOW_MS, PACKAGE_CODES, TOKEN_RESPONSE_TABLE};
+use cases::{
+    ExpectedSet, APPENDIX_B_CHALLENGE, APPENDIX_B_VERIFIER, CALLBACK_TABLE, CHALLENGE_TABLE, DECODE_TABLE,
+    ISSUER, NOW_MS, PACKAGE_CODES, SPA_REDIRECT, TOKEN_RESPONSE_TABLE,
+};
+use tokengate::oauth::pkce;
 
 shared_cases!(wasm_bindgen_test);
 
@@ -105,13 +109,23 @@ fn arguments_of_the_wrong_type_throw_instead_of_becoming_text() {
 
 #[wasm_bindgen_test]
 fn revocation_request_from_js() {
-    let out = JsValue::from(web::revocation_request(s("AQAA"), s("access_token")).ok().unwrap());
+    let out = JsValue::from(
+        web::revocation_request(s("AQAA"), s("access_token"), JsValue::UNDEFINED).ok().unwrap(),
+    );
     assert_eq!(get_string(&out, "body").as_deref(), Some("token=AQAA&token_type_hint=access_token"));
     assert_eq!(get_string(&out, "contentType").as_deref(), Some("application/x-www-form-urlencoded"));
-    let out = JsValue::from(web::revocation_request(s("AQAA"), JsValue::UNDEFINED).ok().unwrap());
+    let out = JsValue::from(
+        web::revocation_request(s("AQAA"), JsValue::UNDEFINED, JsValue::UNDEFINED).ok().unwrap(),
+    );
     assert_eq!(get_string(&out, "body").as_deref(), Some("token=AQAA"));
-    assert_eq!(thrown(web::revocation_request(s("AQAA"), s("id_token"))), "unknown_token_type_hint");
-    assert_eq!(thrown(web::revocation_request(JsValue::UNDEFINED, JsValue::UNDEFINED)), "invalid_argument");
+    assert_eq!(
+        thrown(web::revocation_request(s("AQAA"), s("id_token"), JsValue::UNDEFINED)),
+        "unknown_token_type_hint"
+    );
+    assert_eq!(
+        thrown(web::revocation_request(JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED)),
+        "invalid_argument"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -242,7 +256,7 @@ fn token_set_methods_answer_from_js_values() {
     assert_eq!(thrown(set.has_scopes(s("a  b"))), "malformed_scope");
     assert_eq!(thrown(set.has_scopes(JsValue::UNDEFINED)), "invalid_argument");
 
-    let refresh = JsValue::from(set.refresh_request(s("orders:read")).ok().unwrap());
+    let refresh = JsValue::from(set.refresh_request(s("orders:read"), JsValue::UNDEFINED).ok().unwrap());
     assert_eq!(
         get_string(&refresh, "body").as_deref(),
         Some("grant_type=refresh_token&refresh_token=AgAAAAcAAAB4&scope=orders%3Aread")
@@ -251,7 +265,7 @@ fn token_set_methods_answer_from_js_values() {
         web::parse_token_response(s(r#"{"access_token":"t","token_type":"Bearer"}"#), None).ok().unwrap();
     assert_eq!(forever.expires_at(), None);
     assert_eq!(forever.is_expired(Some(9e15), Some(9e15)).ok(), Some(false));
-    assert_eq!(thrown(forever.refresh_request(JsValue::UNDEFINED)), "missing_parameter");
+    assert_eq!(thrown(forever.refresh_request(JsValue::UNDEFINED, JsValue::UNDEFINED)), "missing_parameter");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -292,11 +306,175 @@ fn every_thrown_code_is_documented() {
         thrown(web::parse_token_response(s("nope"), None)),
         thrown(web::parse_challenge(s("Bearer realm=\"x"))),
         thrown(web::encode_credentials(JsValue::NULL, s("x"))),
+        thrown(web::parse_callback(s("/cb?code=c&state=x"), s("st"), JsValue::UNDEFINED)),
+        thrown(web::parse_callback(s("/cb?code=c&state=st"), s("st"), s(ISSUER))),
+        thrown(web::parse_callback(s("/cb?code=c&code=d&state=st"), s("st"), JsValue::UNDEFINED)),
+        thrown(authorize_url(
+            r#"{"authorizationEndpoint":"/a","clientId":"c","redirectUri":"http://x.example/"}"#,
+        )),
+        thrown(authorize_url(
+            r#"{"authorizationEndpoint":"/a#b","clientId":"c","redirectUri":"https://x.example/"}"#,
+        )),
+        thrown(authorize_url(
+            r#"{"authorizationEndpoint":"/a","clientId":"c","redirectUri":"https://x.example/","codeVerifier":"x"}"#,
+        )),
     ];
     for code in codes {
         assert!(PACKAGE_CODES.contains(&code.as_str()), "{code}");
     }
     assert_eq!(web::version(), env!("CARGO_PKG_VERSION"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing in from JavaScript
+
+fn authorize_url(json: &str) -> Result<web::AuthorizationRequestObject, web::Error> {
+    web::authorize_url(&parse(json).unchecked_into())
+}
+
+const SPA_INPUT: &str = r#"{"authorizationEndpoint":"http://127.0.0.1:8080/authorize","clientId":"demo-spa","redirectUri":"http://127.0.0.1:8080/console/callback","scope":["orders:read"]}"#;
+
+#[wasm_bindgen_test]
+fn create_pkce_draws_from_the_browser_and_meets_the_gateways_check() {
+    let a = JsValue::from(web::create_pkce().ok().unwrap());
+    let b = JsValue::from(web::create_pkce().ok().unwrap());
+    let verifier = get_string(&a, "codeVerifier").unwrap();
+    assert_ne!(Some(verifier.clone()), get_string(&b, "codeVerifier"), "two pairs, two verifiers");
+    assert!(pkce::is_valid_verifier(&verifier));
+    assert_eq!(verifier.len(), 43);
+    let challenge = get_string(&a, "codeChallenge").unwrap();
+    assert_eq!(challenge, pkce::s256(&verifier));
+    assert!(pkce::CodeChallenge::parse(Some(&challenge), Some("S256")).unwrap().is_met_by(&verifier));
+    assert_eq!(get_string(&a, "codeChallengeMethod").as_deref(), Some("S256"));
+}
+
+#[wasm_bindgen_test]
+fn authorize_url_from_js_objects() {
+    let first = JsValue::from(authorize_url(SPA_INPUT).ok().unwrap());
+    let second = JsValue::from(authorize_url(SPA_INPUT).ok().unwrap());
+    let url = get_string(&first, "url").unwrap();
+    let state = get_string(&first, "state").unwrap();
+    let verifier = get_string(&first, "codeVerifier").unwrap();
+    assert_eq!(state.len(), 43, "a random state of 256 bits");
+    assert_ne!(Some(state.clone()), get_string(&second, "state"));
+    assert_ne!(Some(verifier.clone()), get_string(&second, "codeVerifier"));
+    let query = cases::query_of(&url);
+    assert_eq!(query.get("state"), Some(state.as_str()));
+    assert_eq!(query.get("code_challenge"), Some(pkce::s256(&verifier).as_str()));
+    assert_eq!(query.get("scope"), Some("orders:read"));
+    assert_eq!(query.get("redirect_uri"), Some(SPA_REDIRECT));
+    assert_eq!(get_string(&first, "redirectUri").as_deref(), Some(SPA_REDIRECT));
+
+    // The app's own state and verifier are used as given.
+    let given = JsValue::from(
+        authorize_url(&format!(
+            r#"{{"authorizationEndpoint":"/authorize","clientId":"demo-spa","redirectUri":"{SPA_REDIRECT}","state":"mine","codeVerifier":"{APPENDIX_B_VERIFIER}"}}"#
+        ))
+        .ok()
+        .unwrap(),
+    );
+    let url = get_string(&given, "url").unwrap();
+    assert!(url.starts_with("/authorize?response_type=code&"));
+    assert_eq!(cases::query_of(&url).get("code_challenge"), Some(APPENDIX_B_CHALLENGE));
+    assert_eq!(get_string(&given, "state").as_deref(), Some("mine"));
+
+    let table: &[(&str, &str)] = &[
+        (
+            r#"{"authorizationEndpoint":"/authorize","redirectUri":"https://a.example/cb"}"#,
+            "missing_parameter",
+        ),
+        (
+            r#"{"authorizationEndpoint":"/authorize","clientId":"c","redirect_uri":"https://a.example/cb"}"#,
+            "invalid_argument",
+        ),
+        (
+            r#"{"authorizationEndpoint":"/authorize","clientId":7,"redirectUri":"https://a.example/cb"}"#,
+            "invalid_argument",
+        ),
+        (
+            r#"{"authorizationEndpoint":"/authorize","clientId":"c","redirectUri":"https://a.example/cb","scope":"a  b"}"#,
+            "malformed_scope",
+        ),
+        (
+            r#"{"authorizationEndpoint":"/authorize","clientId":"c","redirectUri":"http://a.example/cb"}"#,
+            "malformed_redirect_uri",
+        ),
+        (r#""/authorize""#, "invalid_argument"),
+    ];
+    for (json, code) in table {
+        assert_eq!(thrown(authorize_url(json)), *code, "{json}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn parse_callback_from_js() {
+    for (url, issuer, expected) in CALLBACK_TABLE {
+        let issuer = issuer.map_or(JsValue::UNDEFINED, s);
+        let result = web::parse_callback(s(url), s("st"), issuer);
+        match expected {
+            Ok(code) => {
+                let callback = JsValue::from(result.ok().unwrap());
+                assert_eq!(get_string(&callback, "code").as_deref(), Some(*code), "{url}");
+                assert_eq!(get_string(&callback, "state").as_deref(), Some("st"), "{url}");
+            }
+            Err(code) => assert_eq!(thrown(result), *code, "{url}"),
+        }
+    }
+    let Err(error) = web::parse_callback(
+        s("/cb?error=access_denied&error_description=the+user+said+no&state=st"),
+        s("st"),
+        JsValue::UNDEFINED,
+    ) else {
+        panic!("no throw")
+    };
+    let error = JsValue::from(error);
+    assert_eq!(get_string(&error, "code").as_deref(), Some("access_denied"));
+    assert_eq!(get_string(&error, "errorDescription").as_deref(), Some("the user said no"));
+    let callback =
+        JsValue::from(web::parse_callback(s(CALLBACK_TABLE[0].0), s("st"), s(ISSUER)).ok().unwrap());
+    assert_eq!(get_string(&callback, "iss").as_deref(), Some(ISSUER));
+    assert_eq!(
+        thrown(web::parse_callback(JsValue::UNDEFINED, s("st"), JsValue::UNDEFINED)),
+        "invalid_argument"
+    );
+}
+
+#[wasm_bindgen_test]
+fn code_token_requests_from_js() {
+    let out = JsValue::from(
+        token_request(&format!(
+            r#"{{"grantType":"authorization_code","code":"c-1","redirectUri":"{SPA_REDIRECT}","codeVerifier":"{APPENDIX_B_VERIFIER}","clientId":"demo-spa"}}"#
+        ))
+        .ok()
+        .unwrap(),
+    );
+    assert_eq!(
+        get_string(&out, "body").as_deref(),
+        Some(
+            "grant_type=authorization_code&code=c-1&redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fconsole%2Fcallback\
+             &code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk&client_id=demo-spa"
+        )
+    );
+    assert_eq!(
+        thrown(token_request(
+            r#"{"grantType":"authorization_code","code":"c","redirectUri":"x","codeVerifier":"short"}"#
+        )),
+        "malformed_code_verifier"
+    );
+    assert_eq!(
+        thrown(token_request(r#"{"grantType":"authorization_code","code_verifier":"x"}"#)),
+        "invalid_argument"
+    );
+    // A public client's refresh and revocation name it in the body.
+    let set = web::parse_token_response(s(cases::GATEWAY_PASSWORD_GRANT), None).ok().unwrap();
+    let refresh = JsValue::from(set.refresh_request(JsValue::UNDEFINED, s("demo-spa")).ok().unwrap());
+    assert_eq!(
+        get_string(&refresh, "body").as_deref(),
+        Some("grant_type=refresh_token&refresh_token=AgAAAAcAAAB4&client_id=demo-spa")
+    );
+    let revoke =
+        JsValue::from(web::revocation_request(s("AQAA"), JsValue::UNDEFINED, s("demo-spa")).ok().unwrap());
+    assert_eq!(get_string(&revoke, "body").as_deref(), Some("token=AQAA&client_id=demo-spa"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -178,9 +178,46 @@ def test_cors_for_registered_origins_only(gateway, path):
     post = requests.post(gateway.url(path), data={"grant_type": "refresh_token", "client_id": SPA, "token": "x",
                                                   "refresh_token": "x"}, headers={"Origin": allowed}, timeout=TIMEOUT_S)
     assert post.headers["Access-Control-Allow-Origin"] == allowed
-    for other in ["https://evil.example", "http://127.0.0.1:9999"]:
+    # A loopback redirect URI may carry any port (RFC 8252 §7.3): so may its app's origin.
+    other_port = requests.options(gateway.url(path), timeout=TIMEOUT_S, headers={
+        "Origin": "http://127.0.0.1:9999", "Access-Control-Request-Method": "POST"})
+    assert other_port.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:9999"
+    for other in ["https://evil.example", "http://localhost:8080", "http://[::2]:8080"]:
         refused = requests.options(gateway.url(path), headers={"Origin": other, "Access-Control-Request-Method": "POST"},
                                    timeout=TIMEOUT_S)
         assert "Access-Control-Allow-Origin" not in refused.headers
         post = requests.post(gateway.url(path), data={"client_id": SPA}, headers={"Origin": other}, timeout=TIMEOUT_S)
         assert "Access-Control-Allow-Origin" not in post.headers
+
+
+def test_a_registered_client_signs_a_user_in_and_calls_the_api(gateway, monkeypatch):
+    """RFC 7591 registration with the code grant (the demo config allows it), then authlib as that
+    confidential client: the login page, the code redeemed with the registered secret, the API."""
+    shop_callback = "https://shop.example/cb"
+    registered = requests.post(gateway.url("/register"), auth=ADMIN, timeout=TIMEOUT_S, json={
+        "client_name": "Shop", "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": [shop_callback], "scope": "orders:read"})
+    assert registered.status_code == 201, registered.text
+    client = registered.json()
+    assert client["redirect_uris"] == [shop_callback]
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
+    with OAuth2Session(client["client_id"], client["client_secret"], redirect_uri=shop_callback, scope="orders:read",
+                       code_challenge_method="S256") as shop:
+        verifier = generate_token(48)
+        url, state = shop.create_authorization_url(gateway.url("/authorize"), code_verifier=verifier)
+        page = requests.get(url, timeout=TIMEOUT_S, allow_redirects=False)
+        assert page.status_code == 200 and "Shop" in page.text, page.text
+        assert "form-action 'self' https://shop.example;" in page.headers["Content-Security-Policy"]
+        back = post_login(gateway, HANDLE.search(page.text).group(1), *ADMIN)
+        assert back.status_code == 302 and back.headers["Location"].startswith(shop_callback + "?code=")
+        token = shop.fetch_token(gateway.url("/token"), authorization_response=back.headers["Location"],
+                                 code_verifier=verifier, timeout=TIMEOUT_S)
+        assert token["scope"] == "orders:read" and token["refresh_token"]
+        echo = forwarded(shop.get(gateway.url("/api/orders"), timeout=TIMEOUT_S))
+        assert echo["headers"]["x-tokengate-client-id"] == client["client_id"]
+        assert echo["headers"]["x-tokengate-username"] == ADMIN[0]
+    # Another redirect URI than the registered one: a page, never a redirect.
+    wrong = requests.get(url.replace(urllib.parse.quote(shop_callback, safe=""),
+                                     urllib.parse.quote("https://evil.example/cb", safe="")),
+                         timeout=TIMEOUT_S, allow_redirects=False)
+    assert wrong.status_code == 400 and "Location" not in wrong.headers

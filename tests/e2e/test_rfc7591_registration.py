@@ -107,7 +107,12 @@ def victim(gateway) -> dict:
 ERROR_ROWS = {
     "not JSON": (register_req("{nope"), BAD_METADATA),
     "grant_types as a string": (register_req({"grant_types": "client_credentials"}), BAD_METADATA),
-    "authorization_code": (register_req({"grant_types": ["authorization_code"]}), BAD_METADATA),
+    # The code grant redirects: it needs redirect URIs, by the configured ones' rules.
+    "authorization_code without redirect_uris": (register_req({"grant_types": ["authorization_code"]}),
+                                                 token_error(400, "invalid_redirect_uri")),
+    "authorization_code to plain http": (register_req({"grant_types": ["authorization_code"],
+                                                       "redirect_uris": ["http://shop.example/cb"]}),
+                                         token_error(400, "invalid_redirect_uri")),
     "refresh_token without password": (register_req({"grant_types": ["client_credentials", "refresh_token"]}),
                                        BAD_METADATA),
     "scope beyond registration.scopes": (register_req({"scope": "admin"}), BAD_METADATA),

@@ -5,7 +5,9 @@ outlive the Envoys."""
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import time
+import urllib.parse
 
 import requests
 
@@ -149,6 +151,46 @@ def wait_until(condition, timeout: float = 10, event: str = "") -> None:
         time.sleep(0.005)
     if event:
         DELAYS_MS.setdefault(event, []).append(round((time.monotonic() - start) * 1000, 1))
+
+
+SPA_CALLBACK = "http://127.0.0.1:8080/console/callback"
+PKCE_VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # RFC 7636 Appendix B
+PKCE_CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def test_a_sign_in_started_on_one_replica_finishes_on_the_other(fleet):
+    """The code flow's tables live in etcd: the login page from replica 1, its form posted to
+    replica 2, the code redeemed on replica 1, the token used on replica 2; the code replayed
+    on replica 2 revokes the tokens on both."""
+    a, b = fleet.replicas
+    page = requests.get(a.url("/authorize"), timeout=10, allow_redirects=False, headers={"Connection": "close"},
+                        params={"response_type": "code", "client_id": "demo-spa", "redirect_uri": SPA_CALLBACK,
+                                "state": "fleet-state", "code_challenge": PKCE_CHALLENGE,
+                                "code_challenge_method": "S256"})
+    assert page.status_code == 200, page.text
+    handle = re.search(r'name="handle" value="([^"]+)"', page.text).group(1)
+    form = {"handle": handle, "username": ADMIN[0], "password": ADMIN[1]}
+    back = requests.post(b.url("/authorize"), data=form, timeout=10, allow_redirects=False,
+                         headers={"Connection": "close"})
+    assert back.status_code == 302, back.text
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(back.headers["Location"]).query))
+    assert query["state"] == "fleet-state"
+    again = requests.post(a.url("/authorize"), data=form, timeout=10, allow_redirects=False,
+                          headers={"Connection": "close"})
+    assert again.status_code == 400, "the handle is spent fleet-wide"
+    redeem = {"grant_type": "authorization_code", "client_id": "demo-spa", "code": query["code"],
+              "redirect_uri": SPA_CALLBACK, "code_verifier": PKCE_VERIFIER}
+    tokens = a.post("/token", redeem, auth=None)
+    assert tokens.status_code == 200, tokens.text
+    access = tokens.json()["access_token"]
+    assert b.status(access) == 200
+    assert a.status(access) == 200
+    replay = b.post("/token", redeem, auth=None)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    assert b.status(access) == 401
+    replayed_at = time.monotonic()
+    while a.status(access) != 401:
+        assert time.monotonic() - replayed_at < 5, "replica 1 never heard of the revocation"
 
 
 def test_zz_record_the_other_propagation_delays():

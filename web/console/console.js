@@ -5,8 +5,10 @@
 // Nothing from the network is ever put into the page as HTML: only textContent.
 
 import init, {
+  authorizeUrl,
   basicAuthorization,
   bearerAuthorization,
+  parseCallback,
   parseChallenge,
   parseTokenResponse,
   revocationRequest,
@@ -19,12 +21,21 @@ const REVOCATION_ENDPOINT = "/revoke";
 const INTROSPECTION_ENDPOINT = "/introspect";
 /** How long the access token box must stay still before a pasted token is looked up. */
 const PASTE_SETTLE_MS = 400;
+/** Signing in: the demo's public client, the console's own callback (a registered redirect URI;
+ * any port on 127.0.0.1 or [::1], RFC 8252 §7.3), and where the pending sign-in waits for it. */
+const SIGN_IN_CLIENT = "demo-spa";
+const CALLBACK_PATH = "/console/callback";
+const SIGN_IN_STORAGE = "tokengate-console-sign-in";
+const METADATA = "/.well-known/oauth-authorization-server";
 
 const $ = (id) => document.getElementById(id);
 
 /** The TokenSet of the last successful /token call (a wasm object: freed when replaced). */
 let tokenSet = null;
 let countdownTimer = null;
+/** True while the token came from signing in: refresh and revoke then name the public client
+ * in the body instead of sending the keys' Basic credentials. */
+let signedIn = false;
 
 // ------------------------------------------------------------------------------------------
 // Output
@@ -102,11 +113,19 @@ function forget() {
   for (const id of ["token-scopes", "token-expiry", "token-refresh"]) $(id).textContent = "–";
   $("refresh-token").disabled = true;
   $("revoke-token").disabled = true;
+  showSignedIn(false);
 }
 
-function adopt(set) {
+function showSignedIn(yes) {
+  signedIn = yes;
+  $("signed-in").hidden = !yes;
+  $("signed-in").textContent = yes ? `Signed in through ${SIGN_IN_CLIENT}: the token below is the user's.` : "";
+}
+
+function adopt(set, viaSignIn = false) {
   if (tokenSet) tokenSet.free();
   tokenSet = set;
+  showSignedIn(viaSignIn);
   $("access-token").value = set.accessToken;
   $("token-scopes").textContent = set.scopes.join(" ") || "(not listed)";
   $("token-refresh").textContent = set.refreshToken
@@ -137,22 +156,22 @@ async function send(url, options) {
   }
 }
 
-/** POSTs a form to a token endpoint with the application's Basic credentials. */
+/** POSTs a form to a token endpoint, with the application's Basic credentials unless
+ * `authorization` is absent (a public client names itself in the body). */
 function postForm(url, request, authorization) {
-  return send(url, {
-    method: "POST",
-    headers: { "Content-Type": request.contentType, Authorization: authorization },
-    body: request.body,
-  });
+  const headers = { "Content-Type": request.contentType };
+  if (authorization) headers.Authorization = authorization;
+  return send(url, { method: "POST", headers, body: request.body });
 }
 
 /** One /token call: build the request (the package refuses incomplete input before anything
- * is sent), send it, and read the answer, success or error. */
-async function tokenCall(label, makeRequest) {
+ * is sent), send it, and read the answer, success or error. `asPublicClient`: no Basic
+ * credentials (the request names the public client itself). */
+async function tokenCall(label, makeRequest, asPublicClient = false) {
   let request, authorization;
   try {
     request = makeRequest();
-    authorization = clientAuthorization();
+    authorization = asPublicClient ? undefined : clientAuthorization();
   } catch (error) {
     sayError(error);
     return;
@@ -163,7 +182,7 @@ async function tokenCall(label, makeRequest) {
   showResponse(`POST ${TOKEN_ENDPOINT}`, response, text);
   try {
     const set = parseTokenResponse(text);
-    adopt(set);
+    adopt(set, asPublicClient);
     say("ok", `${label}: scopes ${set.scopes.join(" ") || "(not listed)"}, expires in ${formatRemaining(set.remainingMs())}.`);
   } catch (error) {
     sayError(error, response.status);
@@ -183,14 +202,16 @@ function getToken(event) {
 
 function refresh() {
   if (!tokenSet) return;
-  return tokenCall("Token refreshed", () => tokenSet.refreshRequest());
+  const publicClient = signedIn ? SIGN_IN_CLIENT : undefined;
+  return tokenCall("Token refreshed", () => tokenSet.refreshRequest(undefined, publicClient), signedIn);
 }
 
 async function revoke() {
   let request, authorization;
   try {
-    request = revocationRequest($("access-token").value.trim(), "access_token");
-    authorization = clientAuthorization();
+    const publicClient = signedIn ? SIGN_IN_CLIENT : undefined;
+    request = revocationRequest($("access-token").value.trim(), "access_token", publicClient);
+    authorization = signedIn ? undefined : clientAuthorization();
   } catch (error) {
     sayError(error);
     return;
@@ -422,6 +443,84 @@ async function tryIt(event) {
 }
 
 // ------------------------------------------------------------------------------------------
+// Signing in: the authorization code flow with PKCE, as the public client demo-spa
+
+/** The authorization endpoint and issuer from the gateway's metadata (RFC 8414); the issuer
+ * is what the callback's `iss` must be (RFC 9207). The endpoint's path is used on this very
+ * origin: the metadata names the issuer's (TLS) listener, and the console stays on its own. */
+async function authorizationServer() {
+  try {
+    const response = await fetch(METADATA, { cache: "no-store", credentials: "omit" });
+    if (response.ok) {
+      const metadata = await response.json();
+      const endpoint = metadata.authorization_endpoint ? new URL(metadata.authorization_endpoint).pathname : "/authorize";
+      return { endpoint, issuer: metadata.issuer };
+    }
+  } catch {
+    // no metadata: the default endpoint, and iss is not checked
+  }
+  return { endpoint: "/authorize", issuer: undefined };
+}
+
+/** "Sign in": keep the state and verifier for the callback, then go to the login page. */
+async function signIn() {
+  const server = await authorizationServer();
+  let request;
+  try {
+    request = authorizeUrl({
+      authorizationEndpoint: server.endpoint,
+      clientId: SIGN_IN_CLIENT,
+      redirectUri: `${location.origin}${CALLBACK_PATH}`,
+      scope: $("scope").value.trim(),
+    });
+  } catch (error) {
+    if (error?.code === "malformed_redirect_uri") {
+      say("error", `Signing in needs the console on http://127.0.0.1:${location.port || 80}/console/ (a registered redirect URI), not ${location.hostname}.`);
+    } else {
+      sayError(error);
+    }
+    return;
+  }
+  const pending = { state: request.state, codeVerifier: request.codeVerifier, redirectUri: request.redirectUri, issuer: server.issuer };
+  sessionStorage.setItem(SIGN_IN_STORAGE, JSON.stringify(pending));
+  location.assign(request.url);
+}
+
+/** Back at /console/callback: check state and iss, then trade the code for tokens. */
+async function finishSignIn() {
+  const callbackUrl = location.href;
+  // The code leaves the address bar (and the history) at once.
+  history.replaceState(null, "", "/console/");
+  const stored = sessionStorage.getItem(SIGN_IN_STORAGE);
+  sessionStorage.removeItem(SIGN_IN_STORAGE);
+  if (!stored) {
+    say("error", "This sign-in was not started here (or was already finished): press Sign in again.");
+    return;
+  }
+  const pending = JSON.parse(stored);
+  let callback;
+  try {
+    callback = parseCallback(callbackUrl, pending.state, pending.issuer);
+  } catch (error) {
+    // The server's redirected error (access_denied, …) or a callback that is not ours.
+    say("denied", `Not signed in: ${error.message} [${error.code}]`);
+    return;
+  }
+  await tokenCall(
+    "Signed in",
+    () =>
+      tokenRequest({
+        grantType: "authorization_code",
+        code: callback.code,
+        redirectUri: pending.redirectUri,
+        codeVerifier: pending.codeVerifier,
+        clientId: SIGN_IN_CLIENT,
+      }),
+    true,
+  );
+}
+
+// ------------------------------------------------------------------------------------------
 
 function wire() {
   $("grant-type").addEventListener("change", () => {
@@ -432,6 +531,7 @@ function wire() {
   $("refresh-token").addEventListener("click", refresh);
   $("revoke-token").addEventListener("click", revoke);
   $("access-token").addEventListener("input", tokenEdited);
+  $("sign-in").addEventListener("click", signIn);
 }
 
 async function start() {
@@ -449,7 +549,8 @@ async function start() {
     return;
   }
   wire();
-  for (const id of ["get-token", "try-it"]) $(id).disabled = false;
+  for (const id of ["get-token", "try-it", "sign-in"]) $(id).disabled = false;
+  if (location.pathname === CALLBACK_PATH) await finishSignIn();
   document.body.dataset.ready = "true";
 }
 
