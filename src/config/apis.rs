@@ -13,25 +13,43 @@ use super::raw::{RawApi, RawSubscription, RawTier};
 /// The subscriptions with a rate, each counting in its own window counter (a gauge per
 /// subscription, defined when the filter is configured): bounded, so stats stay bounded.
 pub const MAX_COUNTERS: usize = 1024;
-/// Window counters registered applications' rated subscriptions share at most.
-const MAX_REGISTERED_COUNTERS: usize = 256;
+/// Window counters registered applications' rated subscriptions share at most, per tier
+/// period (second, minute, hour, day).
+const MAX_REGISTERED_COUNTERS_PER_PERIOD: usize = 64;
+/// Tier periods: each has its own part of the registered counters.
+const PERIODS: usize = 4;
 
-/// How many window counters registered applications share: one per registered application
-/// the registry may hold, at most [`MAX_REGISTERED_COUNTERS`].
+/// How many window counters registered applications share: for each tier period, one per
+/// registered application the registry may hold, at most
+/// [`MAX_REGISTERED_COUNTERS_PER_PERIOD`].
 pub(super) fn registered_counters(capacity: u32) -> usize {
-    usize::try_from(capacity).unwrap_or(MAX_REGISTERED_COUNTERS).min(MAX_REGISTERED_COUNTERS)
+    let per_period = usize::try_from(capacity)
+        .unwrap_or(MAX_REGISTERED_COUNTERS_PER_PERIOD)
+        .min(MAX_REGISTERED_COUNTERS_PER_PERIOD);
+    per_period * PERIODS
 }
 
 /// The shared window counter (of `count`) that a registered application's subscription to
-/// `api` counts in: FNV-1a of both names, the same in every worker. Two subscriptions that
-/// land on the same counter share its window: each may be throttled early, never late.
-pub fn registered_counter(client_id: &str, api: &str, count: usize) -> Option<usize> {
+/// `api` with a tier of `period` counts in: FNV-1a of both names, the same in every worker,
+/// within the part of the counters kept for that period. Two subscriptions that land on the
+/// same counter share its window, so each may be throttled early, never late; only tiers of
+/// one period share a counter, since a counter's window number means nothing to another
+/// period (sharing across periods would restart each other's windows and admit too many).
+pub fn registered_counter(client_id: &str, api: &str, period: TierUnit, count: usize) -> Option<usize> {
     let hash =
         client_id.bytes().chain([0]).chain(api.bytes()).fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
             (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
         });
-    let count = u64::try_from(count).ok().filter(|count| *count > 0)?;
-    usize::try_from(hash % count).ok()
+    let per_period = count / PERIODS;
+    let slots = u64::try_from(per_period).ok().filter(|slots| *slots > 0)?;
+    let period_index = match period {
+        TierUnit::Second => 0,
+        TierUnit::Minute => 1,
+        TierUnit::Hour => 2,
+        TierUnit::Day => 3,
+    };
+    let slot = usize::try_from(hash % slots).ok()?;
+    Some(period_index * per_period + slot)
 }
 
 /// APIs a config may declare (each gets no stat of its own: denials are counted in totals).

@@ -616,3 +616,34 @@ fn a_sandbox_pair_is_an_entry_with_the_production_subscriptions() {
     assert_ne!(sandbox.fingerprint, production.fingerprint);
     assert_eq!(config.window_counters, 1);
 }
+
+/// Registered subscriptions share counters only with tiers of the same period: a counter's
+/// window number belongs to one period, and sharing it across periods would let each
+/// subscription restart the other's window and admit more than its tier.
+#[test]
+fn registered_counters_are_shared_only_within_a_tier_period() {
+    let count = apis::registered_counters(10_000);
+    assert_eq!(count, 256);
+    let periods = [TierUnit::Second, TierUnit::Minute, TierUnit::Hour, TierUnit::Day];
+    let mut seen: Vec<Vec<usize>> = vec![Vec::new(); periods.len()];
+    for client in 0..200 {
+        for (index, period) in periods.iter().enumerate() {
+            let counter = registered_counter(&format!("client-{client}"), "Orders", *period, count);
+            let counter = counter.expect("a counter for every subscription");
+            assert!(counter < count, "within the pool");
+            seen[index].push(counter);
+        }
+    }
+    for (index, counters) in seen.iter().enumerate() {
+        for (other, others) in seen.iter().enumerate().filter(|(other, _)| *other != index) {
+            assert!(
+                counters.iter().all(|counter| !others.contains(counter)),
+                "periods {index} and {other} share"
+            );
+        }
+    }
+    // A registry of one application still has one counter per period.
+    assert_eq!(apis::registered_counters(1), 4);
+    assert_eq!(registered_counter("a", "Orders", TierUnit::Day, 4), Some(3));
+    assert_eq!(registered_counter("a", "Orders", TierUnit::Day, 0), None);
+}

@@ -215,11 +215,12 @@ impl<'a> Gateway<'a> {
                 let api = config.apis.iter().position(|api| api.name == subscription.api)?;
                 let tier = config.tiers.get(&subscription.tier)?.clone();
                 let counter = match tier.rate {
-                    Some(_) => Some(
+                    Some((_, period)) => Some(
                         config.window_counters
                             + registered_counter(
                                 client_id,
                                 &subscription.api,
+                                period,
                                 config.registered_window_counters,
                             )?,
                     ),
