@@ -74,8 +74,42 @@ e2e-tools:
 
 # --lib: the filter only. The operator CLI (src/bin/tokengate.rs) is a native program, and
 # its wasm build would also be named tokengate.wasm.
-build: rust-targets
+build: rust-targets wasm-tools
 	cargo build --lib --target wasm32-wasip1 $(CARGO_PROFILE_FLAG) --features filter
+	$(call keep_only_exports,$(FILTER_WASM),$(FILTER_EXPORTS))
+
+# The proxy-wasm SDK exports every callback of the ABI, and Envoy enters V8 for each one a
+# module exports, on every request: proxy_on_response_headers, proxy_on_done, proxy_on_log...
+# cost about 1,500-2,000 instructions each and do nothing here. A module that does not export
+# a callback gets the host's default ("continue", "done"). After linking, binaryen's
+# wasm-metadce keeps only these exports and removes the code only the others reached.
+# proxy_on_delete must stay: the SDK frees a request's context there. tests/e2e/
+# test_envoy_files.py checks the built module exports exactly this list.
+FILTER_EXPORTS := memory _initialize proxy_abi_version_0_2_1 proxy_on_vm_start proxy_on_configure \
+  proxy_on_context_create proxy_on_delete proxy_on_memory_allocate proxy_on_tick \
+  proxy_on_request_headers proxy_on_request_body proxy_on_request_trailers \
+  proxy_on_grpc_receive proxy_on_grpc_close proxy_on_grpc_receive_initial_metadata \
+  proxy_on_grpc_receive_trailing_metadata
+# What rustc's wasm32-wasip1 target emits; binaryen must accept (and keep to) the same.
+WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+  --enable-mutable-globals --enable-multivalue --enable-reference-types
+comma := ,
+empty :=
+space := $(empty) $(empty)
+# wasm-metadce's reachability graph: one root reaching one node per kept export.
+exports_graph = [{"name":"root","root":true,"reaches":[$(subst $(space),$(comma),$(patsubst %,"%",$(1)))]}$(foreach e,$(1),$(comma){"name":"$(e)","export":"$(e)"})]
+# $(call keep_only_exports,module.wasm,export names): rewrites the module in place. Running it
+# again on its own output changes nothing, so it runs after every cargo build, fresh or not.
+define keep_only_exports
+	printf '%s' '$(call exports_graph,$(2))' > $(1).exports.json
+	wasm-metadce $(WASM_FEATURES) $(1) -f $(1).exports.json -o $(1).tmp > $(1).metadce.log
+	mv $(1).tmp $(1)
+endef
+
+# binaryen (wasm-metadce, wasm-opt) from Debian.
+.PHONY: wasm-tools
+wasm-tools:
+	@command -v wasm-metadce >/dev/null || { $(APT_GET) update && $(APT_GET) install --no-install-recommends binaryen; }
 
 # The operator CLI, natively: target/release/tokengate (hash-secret, check-config, routes).
 # Or without make: cargo run --bin tokengate -- --help
@@ -302,11 +336,20 @@ bench-tools:
 
 # Two reference filters, each its own crate (own [workspace]) built like tokengate: the
 # do-nothing floor every wasm filter pays, and a probe that prices single host calls.
-bench-filters: rust-targets
+bench-filters: rust-targets wasm-tools
 	for crate in noop-filter hostcall-probe; do \
 	  cargo build --release --target wasm32-wasip1 --manifest-path bench/$$crate/Cargo.toml \
 	    --target-dir target/bench/$$crate || exit 1; \
 	done
+	cp $(NOOP_WASM) $(NOOP_WASM_TRIMMED)
+	$(call keep_only_exports,$(NOOP_WASM_TRIMMED),$(NOOP_EXPORTS))
+
+# The do-nothing filter trimmed like tokengate: the floor for a filter that reads the request
+# headers (bench row noop_wasm_trimmed).
+NOOP_WASM := target/bench/noop-filter/wasm32-wasip1/release/noop_filter.wasm
+NOOP_WASM_TRIMMED := target/bench/noop-filter/noop_filter_trimmed.wasm
+NOOP_EXPORTS := memory _initialize proxy_abi_version_0_2_1 proxy_on_vm_start proxy_on_configure \
+  proxy_on_context_create proxy_on_delete proxy_on_memory_allocate proxy_on_request_headers
 
 # The browser build is only weighed: if it fails, the bench goes on without its size.
 bench: tools build bench-tools bench-filters fleet-tools

@@ -262,12 +262,15 @@ impl GatewayRequest {
     }
 }
 
-impl Context for GatewayRequest {
-    fn on_done(&mut self) -> bool {
+/// The build exports no `proxy_on_done` (see the Makefile's FILTER_EXPORTS): the stream's end
+/// is seen here, when the SDK frees the context in `proxy_on_delete`.
+impl Drop for GatewayRequest {
+    fn drop(&mut self) {
         self.body_arrived();
-        true
     }
+}
 
+impl Context for GatewayRequest {
     /// etcd answered (or failed) the call a paused fleet decision made.
     fn on_grpc_call_response(&mut self, _token_id: u32, status_code: u32, response_size: usize) {
         let (Some(fleet), Some((job, waiting))) = (self.fleet.clone(), self.waiting.take()) else { return };
