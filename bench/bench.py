@@ -136,7 +136,13 @@ def pool_of_static_tokens() -> list[Request]:
     return [bearer(token) for token in STATIC_TOKENS[:POOL]]
 
 
-def tokengate_bearer(name: str, tokens: int, tier: bool = False) -> Scenario:
+# Tokens for the cold-memory row: each used once, more than a worker remembers
+# (src/state/remembered.rs), so every request reads the store. Its Envoy is warm from the rows
+# before it, so the row has no warm-up of its own (which would reuse tokens).
+COLD_TOKENS = REQUESTS
+
+
+def tokengate_bearer(name: str, tokens: int, tier: bool = False, cold: bool = False) -> Scenario:
     """tokengate validating Bearer tokens with `tokens` live grants in the store.
 
     Natively the store really is filled with `tokens` grants through /token. Under callgrind,
@@ -161,9 +167,11 @@ def tokengate_bearer(name: str, tokens: int, tier: bool = False) -> Scenario:
     def prepare(envoy: Envoy, callgrind: bool) -> list[Row]:
         fill = SMALL_TOKENS if (callgrind or not stand_in) else tokens
         memory_before = None if callgrind else envoy.memory()
-        issued, seconds = fill_store(envoy.listener_port, fill - POOL, timeout=1800)
+        cold_pool = COLD_TOKENS if cold else 0
+        issued, seconds = fill_store(envoy.listener_port, fill - POOL - cold_pool, timeout=1800)
         pool = issue_tokens(envoy.listener_port, POOL)
-        issued += len(pool)
+        cold_tokens = issue_tokens(envoy.listener_port, cold_pool) if cold else []
+        issued += len(pool) + len(cold_tokens)
         pass_name = "callgrind" if callgrind else "native"
         FILLS[f"{name}/{pass_name}"] = {"tokens": issued, "seconds": round(seconds, 1),
                                        "per_second": round(issued / seconds) if seconds else None}
@@ -175,7 +183,11 @@ def tokengate_bearer(name: str, tokens: int, tier: bool = False) -> Scenario:
                               fill_done=time.time())
         # Each miss names the bucket of a live token, so it reads and scans an occupied bucket.
         misses = [bearer(cfg.random_access_token(bucket_of(t)), 401) for t in pool]
-        return [Row(f"{name}_hit", [bearer(t) for t in pool]), Row(f"{name}_miss", misses)]
+        # The hit row repeats POOL tokens, so after the warm-up each worker remembers them all.
+        rows = [Row(f"{name}_hit", [bearer(t) for t in pool]), Row(f"{name}_miss", misses)]
+        if cold:
+            rows.append(Row(f"{name}_hit_cold", [bearer(t) for t in cold_tokens], warmup=0))
+        return rows
 
     return Scenario(name, config, prepare)
 
@@ -229,7 +241,7 @@ SCENARIOS = [
            lambda: [Row("jwt_authn_hs256_cache", [bearer(JWT)])]),
     simple("jwt_authn_hs256_no_cache", lambda: [cfg.jwt_authn_filter(JWKS, cache=False)],
            lambda: [Row("jwt_authn_hs256_no_cache", [bearer(JWT)])]),
-    tokengate_bearer("tokengate_bearer_10k", SMALL_TOKENS),
+    tokengate_bearer("tokengate_bearer_10k", SMALL_TOKENS, cold=True),
     tokengate_bearer("tokengate_bearer_tier_10k", SMALL_TOKENS, tier=True),
     token_endpoint(),
     tokengate_bearer("tokengate_bearer_1m", BIG_TOKENS),
@@ -464,7 +476,8 @@ ORDER_LABELS = {
     "noop_wasm_trimmed": "wasm filter that does nothing, only the exports it needs",
     "jwt_authn_hs256_cache": "native jwt_authn HS256, cache on",
     "jwt_authn_hs256_no_cache": "native jwt_authn HS256, no cache",
-    "tokengate_bearer_10k_hit": "tokengate Bearer, 10k tokens, hit (200)",
+    "tokengate_bearer_10k_hit": "tokengate Bearer, 10k tokens, hit (200), warm worker memory",
+    "tokengate_bearer_10k_hit_cold": "tokengate Bearer, 10k tokens, hit (200), cold worker memory",
     "fleet_bearer_hit": "fleet Bearer, 10k tokens, cached (200)",
     "fleet_bearer_miss": "fleet Bearer, first use on another replica (200)",
     "tokengate_bearer_10k_miss": "tokengate Bearer, 10k tokens, miss (401)",

@@ -62,6 +62,8 @@ pub struct EnvoyMetrics {
     ids: [u32; Metric::ALL.len()],
     /// The subscriptions' window counters (gauges `tokengate.tier_window.<n>`), by number.
     windows: Vec<u32>,
+    /// The token epoch (counter `tokengate.token_epoch`, see `state::remembered`).
+    token_epoch: u32,
 }
 
 impl EnvoyMetrics {
@@ -78,7 +80,8 @@ impl EnvoyMetrics {
         let windows = (0..window_counters)
             .map(|n| hostcalls::define_metric(MetricType::Gauge, &format!("tokengate.tier_window.{n}")))
             .collect::<Result<Vec<u32>, Status>>()?;
-        Ok(EnvoyMetrics { ids, windows })
+        let token_epoch = hostcalls::define_metric(MetricType::Counter, "tokengate.token_epoch")?;
+        Ok(EnvoyMetrics { ids, windows, token_epoch })
     }
 
     fn id(&self, metric: Metric) -> Option<u32> {
@@ -114,6 +117,14 @@ impl Metrics for EnvoyMetrics {
         if let Some(id) = self.windows.get(counter) {
             let _ = hostcalls::increment_metric(*id, 1);
         }
+    }
+
+    fn token_epoch(&self) -> Option<u64> {
+        hostcalls::get_metric(self.token_epoch).ok()
+    }
+
+    fn tokens_changed(&self) {
+        let _ = hostcalls::increment_metric(self.token_epoch, 1);
     }
 
     fn restart_window(&self, counter: usize, value: u64) {
