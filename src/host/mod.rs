@@ -71,6 +71,13 @@ pub trait Metrics {
     }
     /// Moves the token epoch on, after a write that ended or changed stored tokens.
     fn tokens_changed(&self) {}
+    /// The failure epoch: a process-wide counter of failed secret checks recorded by the
+    /// failure limiter (see [`crate::state::lockout`]); `None` when this host keeps none.
+    fn failure_epoch(&self) -> Option<u64> {
+        None
+    }
+    /// Moves the failure epoch on, after a failed attempt was counted.
+    fn failure_recorded(&self) {}
 }
 
 /// The operating system's (or WASI's) secure random source.

@@ -161,6 +161,8 @@ def test_stats_after_known_traffic(gateway):
         # The token epoch (src/state/remembered.rs, defined beside the stats in
         # src/filter/envoy_host.rs): one refresh rotation, one reuse, one revocation.
         "tokengate.token_epoch": 3,
+        # The failure epoch (src/state/lockout.rs, beside it): the one wrong secret.
+        "tokengate.failure_epoch": 1,
         "tokengate.fleet.etcd_failures": 0,
         "tokengate.fleet.conflicts": 0,
         "tokengate.tokens_issued.authorization_code": 0,
