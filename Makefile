@@ -12,6 +12,8 @@ CONCURRENCY  ?= 2
 # The demo upstream's port is fixed by envoy/envoy.yaml's cluster, so it is not a knob here.
 UPSTREAM_PORT := 8081
 FILTER_WASM  := target/wasm32-wasip1/$(PROFILE)/tokengate.wasm
+# What the linker wrote (cargo copies it to FILTER_WASM, which `make build` then rewrites).
+LINKED_WASM  := target/wasm32-wasip1/$(PROFILE)/deps/tokengate.wasm
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,--profile $(PROFILE))
 TOOLS_STAMP  := $(VENV)/.installed-$(shell cat tests/requirements.txt | sha256sum | cut -c1-12)
 
@@ -76,7 +78,7 @@ e2e-tools:
 # its wasm build would also be named tokengate.wasm.
 build: rust-targets wasm-tools
 	cargo build --lib --target wasm32-wasip1 $(CARGO_PROFILE_FLAG) --features filter
-	$(call keep_only_exports,$(FILTER_WASM),$(FILTER_EXPORTS))
+	$(call keep_only_exports,$(LINKED_WASM),$(FILTER_WASM),$(FILTER_EXPORTS))
 
 # The proxy-wasm SDK exports every callback of the ABI, and Envoy enters V8 for each one a
 # module exports, on every request: proxy_on_response_headers, proxy_on_done, proxy_on_log...
@@ -98,12 +100,19 @@ empty :=
 space := $(empty) $(empty)
 # wasm-metadce's reachability graph: one root reaching one node per kept export.
 exports_graph = [{"name":"root","root":true,"reaches":[$(subst $(space),$(comma),$(patsubst %,"%",$(1)))]}$(foreach e,$(1),$(comma){"name":"$(e)","export":"$(e)"})]
-# $(call keep_only_exports,module.wasm,export names): rewrites the module in place. Running it
-# again on its own output changes nothing, so it runs after every cargo build, fresh or not.
+# $(call keep_only_exports,linked.wasm,module.wasm,export names): writes module.wasm from the
+# linker's output with only those exports, then runs binaryen's -O3 over it: 6 % fewer bytes
+# (V8 compiles every byte before the first request) and about 1,000 instructions fewer per
+# Bearer check (-Oz: 8 % fewer bytes but 1,000 more instructions). It always starts from
+# cargo's own file (deps/), so it runs after every cargo build, fresh or not, with one result;
+# the `mv` replaces module.wasm, which cargo made a hard link to that file, without writing
+# through the link.
 define keep_only_exports
-	printf '%s' '$(call exports_graph,$(2))' > $(1).exports.json
-	wasm-metadce $(WASM_FEATURES) $(1) -f $(1).exports.json -o $(1).tmp > $(1).metadce.log
-	mv $(1).tmp $(1)
+	printf '%s' '$(call exports_graph,$(3))' > $(2).exports.json
+	wasm-metadce $(WASM_FEATURES) $(1) -f $(2).exports.json -o $(2).tmp > $(2).metadce.log
+	wasm-opt $(WASM_FEATURES) -O3 $(2).tmp -o $(2).opt
+	rm $(2).tmp
+	mv $(2).opt $(2)
 endef
 
 # binaryen (wasm-metadce, wasm-opt) from Debian.
@@ -341,11 +350,10 @@ bench-filters: rust-targets wasm-tools
 	  cargo build --release --target wasm32-wasip1 --manifest-path bench/$$crate/Cargo.toml \
 	    --target-dir target/bench/$$crate || exit 1; \
 	done
-	cp $(NOOP_WASM) $(NOOP_WASM_TRIMMED)
-	$(call keep_only_exports,$(NOOP_WASM_TRIMMED),$(NOOP_EXPORTS))
+	$(call keep_only_exports,$(NOOP_WASM),$(NOOP_WASM_TRIMMED),$(NOOP_EXPORTS))
 
-# The do-nothing filter trimmed like tokengate: the floor for a filter that reads the request
-# headers (bench row noop_wasm_trimmed).
+# The do-nothing filter trimmed and optimised like tokengate: the floor for a filter that reads
+# the request headers (bench row noop_wasm_trimmed).
 NOOP_WASM := target/bench/noop-filter/wasm32-wasip1/release/noop_filter.wasm
 NOOP_WASM_TRIMMED := target/bench/noop-filter/noop_filter_trimmed.wasm
 NOOP_EXPORTS := memory _initialize proxy_abi_version_0_2_1 proxy_on_vm_start proxy_on_configure \
