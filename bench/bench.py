@@ -19,14 +19,15 @@ Fleet mode's rows (bench/fleet_bench.py: a Bearer hit on a replica's cache, the 
 token on another replica, /token, and etcd's database per grant at 100,000 grants) run the same
 Envoy with fleet mode added, against a real 1-member etcd that each scenario starts and stops.
 
-Scenarios, for BENCH_ONLY: envoy_alone, noop_wasm, api_key_auth_10k, lua_table_10k,
+Scenarios, for BENCH_ONLY: envoy_alone, noop_wasm, noop_wasm_trimmed, api_key_auth_10k, lua_table_10k,
 jwt_authn_hs256_cache, jwt_authn_hs256_no_cache, tokengate_bearer_10k, tokengate_bearer_tier_10k,
 tokengate_bearer_sandbox_10k, tokengate_token, tokengate_authorize (callgrind only),
 tokengate_bearer_1m, fleet_bearer_hit, fleet_bearer_miss, fleet_token, fleet_etcd_size.
 
 Environment knobs (all optional): BENCH_SECONDS (wrk duration, 5), BENCH_REQUESTS (callgrind
 requests per row, 2000), BENCH_WARMUP (300), BENCH_BIG_TOKENS (1000000), BENCH_ONLY (comma-
-separated scenario names), BENCH_NO_CALLGRIND=1, BENCH_NO_WRK=1, BENCH_NO_HOSTCALLS=1, and the
+separated scenario names), BENCH_NO_CALLGRIND=1, BENCH_NO_WRK=1, BENCH_NO_HOSTCALLS=1,
+BENCH_NO_STARTUP_INSTRUCTIONS=1 (start-up under callgrind, a few minutes), and the
 fleet rows' BENCH_FIRST_USES (1000) and BENCH_FLEET_GRANTS (100000).
 """
 
@@ -55,6 +56,7 @@ from measure import (  # noqa: E402
     Instructions,
     LoadResult,
     Request,
+    dump_total,
     free_port,
 )
 from workload import (  # noqa: E402
@@ -79,6 +81,9 @@ from workload import (  # noqa: E402
 )
 
 NOOP_WASM = REPO / "target/bench/noop-filter/wasm32-wasip1/release/noop_filter.wasm"
+# The same module with only the exports a filter reading request headers needs (the Makefile's
+# NOOP_EXPORTS), as tokengate's release build is trimmed: the floor for tokengate's rows.
+NOOP_WASM_TRIMMED = REPO / "target/bench/noop-filter/noop_filter_trimmed.wasm"
 PROBE_WASM = REPO / "target/bench/hostcall-probe/wasm32-wasip1/release/hostcall_probe.wasm"
 # The browser build: the wasm-bindgen package if `make build-web` made it, else cargo's output.
 WEB_WASM_CANDIDATES = [
@@ -135,7 +140,13 @@ def pool_of_static_tokens() -> list[Request]:
     return [bearer(token) for token in STATIC_TOKENS[:POOL]]
 
 
-def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool = False) -> Scenario:
+# Tokens for the cold-memory row: each used once, more than a worker remembers
+# (src/state/remembered.rs), so every request reads the store. Its Envoy is warm from the rows
+# before it, so the row has no warm-up of its own (which would reuse tokens).
+COLD_TOKENS = REQUESTS
+
+
+def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool = False, cold: bool = False) -> Scenario:
     """tokengate validating Bearer tokens with `tokens` live grants in the store.
 
     Natively the store really is filled with `tokens` grants through /token. Under callgrind,
@@ -162,9 +173,11 @@ def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool =
     def prepare(envoy: Envoy, callgrind: bool) -> list[Row]:
         fill = SMALL_TOKENS if (callgrind or not stand_in) else tokens
         memory_before = None if callgrind else envoy.memory()
-        issued, seconds = fill_store(envoy.listener_port, fill - POOL, timeout=1800)
+        cold_pool = COLD_TOKENS if cold else 0
+        issued, seconds = fill_store(envoy.listener_port, fill - POOL - cold_pool, timeout=1800)
         pool = issue_tokens(envoy.listener_port, POOL)
-        issued += len(pool)
+        cold_tokens = issue_tokens(envoy.listener_port, cold_pool) if cold else []
+        issued += len(pool) + len(cold_tokens)
         pass_name = "callgrind" if callgrind else "native"
         FILLS[f"{name}/{pass_name}"] = {"tokens": issued, "seconds": round(seconds, 1),
                                        "per_second": round(issued / seconds) if seconds else None}
@@ -176,7 +189,11 @@ def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool =
                               fill_done=time.time())
         # Each miss names the bucket of a live token, so it reads and scans an occupied bucket.
         misses = [bearer(cfg.random_access_token(bucket_of(t)), 401) for t in pool]
-        return [Row(f"{name}_hit", [bearer(t) for t in pool]), Row(f"{name}_miss", misses)]
+        # The hit row repeats POOL tokens, so after the warm-up each worker remembers them all.
+        rows = [Row(f"{name}_hit", [bearer(t) for t in pool]), Row(f"{name}_miss", misses)]
+        if cold:
+            rows.append(Row(f"{name}_hit_cold", [bearer(t) for t in cold_tokens], warmup=0))
+        return rows
 
     return Scenario(name, config, prepare)
 
@@ -187,6 +204,7 @@ BIG_MEMORY: dict = {}
 FILLS: dict = {}
 CALLGRIND: dict = {}
 HOSTCALLS: dict = {}
+STARTUP_INSTRUCTIONS: dict = {}
 
 
 def token_endpoint() -> Scenario:
@@ -275,6 +293,8 @@ SCENARIOS = [
     simple("envoy_alone", lambda: [], envoy_alone_rows),
     simple("noop_wasm", lambda: [cfg.wasm_filter(str(NOOP_WASM), "noop")],
            lambda: [Row("noop_wasm", pool_of_static_tokens())]),
+    simple("noop_wasm_trimmed", lambda: [cfg.wasm_filter(str(NOOP_WASM_TRIMMED), "noop")],
+           lambda: [Row("noop_wasm_trimmed", pool_of_static_tokens())]),
     simple("api_key_auth_10k", lambda: [cfg.api_key_auth_filter(STATIC_TOKENS)],
            lambda: [Row("api_key_auth_10k", pool_of_static_tokens())]),
     simple("lua_table_10k", lambda: [cfg.lua_filter(STATIC_TOKENS)],
@@ -283,7 +303,7 @@ SCENARIOS = [
            lambda: [Row("jwt_authn_hs256_cache", [bearer(JWT)])]),
     simple("jwt_authn_hs256_no_cache", lambda: [cfg.jwt_authn_filter(JWKS, cache=False)],
            lambda: [Row("jwt_authn_hs256_no_cache", [bearer(JWT)])]),
-    tokengate_bearer("tokengate_bearer_10k", SMALL_TOKENS),
+    tokengate_bearer("tokengate_bearer_10k", SMALL_TOKENS, cold=True),
     tokengate_bearer("tokengate_bearer_tier_10k", SMALL_TOKENS, tier=True),
     tokengate_bearer("tokengate_bearer_sandbox_10k", SMALL_TOKENS, sandbox=True),
     token_endpoint(),
@@ -437,9 +457,12 @@ def startup_times(runs: int = 7) -> dict:
         "envoy_alone": lambda lp, ap: cfg.envoy_config(lp, ap, []),
         # The V8 floor: what loading any wasm filter adds to start-up.
         "noop_wasm": lambda lp, ap: cfg.envoy_config(lp, ap, [cfg.wasm_filter(str(NOOP_WASM), "noop")]),
+        "noop_wasm_trimmed": lambda lp, ap: cfg.envoy_config(
+            lp, ap, [cfg.wasm_filter(str(NOOP_WASM_TRIMMED), "noop")]),
         "tokengate_demo": lambda lp, ap: cfg.envoy_config(
             lp, ap, [cfg.wasm_filter(str(FILTER_WASM), "tokengate", plugin)]),
     }
+    STARTUP_SETUPS.update(setups)
     times: dict[str, list[float]] = {name: [] for name in setups}
     for _ in range(runs):
         for name, setup in setups.items():  # interleaved, so drift hits both alike
@@ -450,6 +473,36 @@ def startup_times(runs: int = 7) -> dict:
                 envoy.stop()
     return {name: {"median_ms": round(statistics.median(values), 1), "runs_ms": [round(v, 1) for v in values]}
             for name, values in times.items()}
+
+
+STARTUP_SETUPS: dict = {}
+STARTUP_WASM = {"noop_wasm": NOOP_WASM, "noop_wasm_trimmed": NOOP_WASM_TRIMMED, "tokengate_demo": FILTER_WASM}
+
+
+def startup_instructions() -> dict:
+    """Instructions from Envoy's first to its first served request, under callgrind, for each
+    start-up setup; and for each wasm one, what it adds to Envoy alone per KB of its .wasm.
+    proxy-wasm starts V8 with its baseline compiler off, so TurboFan compiles every function
+    of the module before the first request: this figure follows the module's size."""
+    totals = {}
+    for name, setup in STARTUP_SETUPS.items():
+        envoy = Envoy(OUT / "work", f"startup_cg_{name}", setup(free_port(), free_port()),
+                      callgrind=True, count_startup=True)
+        try:
+            envoy.start()
+            dump = envoy.dump()
+            totals[name] = dump_total(dump)
+            dump.unlink()
+        finally:
+            envoy.stop()
+        log(f"start-up under callgrind, {name}: {totals[name]:,} instructions")
+    figures: dict = {"instructions": totals}
+    alone = totals.get("envoy_alone")
+    if alone:
+        figures["added_per_kb"] = {
+            name: round((totals[name] - alone) / (path.stat().st_size / 1024))
+            for name, path in STARTUP_WASM.items() if name in totals}
+    return figures
 
 
 def finish_memory(envoy: Envoy) -> None:
@@ -484,9 +537,11 @@ ORDER_LABELS = {
     "api_key_auth_10k": "native api_key_auth (10k keys)",
     "lua_table_10k": "Lua filter, table lookup (10k)",
     "noop_wasm": "wasm filter that does nothing (V8)",
+    "noop_wasm_trimmed": "wasm filter that does nothing, only the exports it needs",
     "jwt_authn_hs256_cache": "native jwt_authn HS256, cache on",
     "jwt_authn_hs256_no_cache": "native jwt_authn HS256, no cache",
-    "tokengate_bearer_10k_hit": "tokengate Bearer, 10k tokens, hit (200)",
+    "tokengate_bearer_10k_hit": "tokengate Bearer, 10k tokens, hit (200), warm worker memory",
+    "tokengate_bearer_10k_hit_cold": "tokengate Bearer, 10k tokens, hit (200), cold worker memory",
     "fleet_bearer_hit": "fleet Bearer, 10k tokens, cached (200)",
     "fleet_bearer_miss": "fleet Bearer, first use on another replica (200)",
     "tokengate_bearer_10k_miss": "tokengate Bearer, 10k tokens, miss (401)",
@@ -515,7 +570,8 @@ def label(name: str) -> str:
 
 def report(results: dict, startup: dict, sizes: dict) -> dict:
     base = results.get("envoy_alone", {}).get("instructions")
-    floor = results.get("noop_wasm", {}).get("instructions")
+    # The floor: the do-nothing filter trimmed to the exports it needs, as tokengate is.
+    floor = (results.get("noop_wasm_trimmed") or results.get("noop_wasm", {})).get("instructions")
     configurations = []
     lines = [
         "| configuration | instructions / request | × Envoy alone | × wasm floor | rps | p50 µs | p99 µs "
@@ -590,11 +646,24 @@ def report(results: dict, startup: dict, sizes: dict) -> dict:
               f"{memory.get('allocated_after_expiry', 0):,} ({memory.get('after_expiry_vs_before', '–')} × before)")
     for name, figures in startup.items():
         print(f"Start-up to first served request, {name}: {figures['median_ms']} ms (runs {figures['runs_ms']})")
+    if startup.get("noop_wasm_trimmed") and startup.get("tokengate_demo"):
+        ratio = startup["tokengate_demo"]["median_ms"] / startup["noop_wasm_trimmed"]["median_ms"]
+        summary["startup_vs_noop_trimmed"] = round(ratio, 2)
+        print(f"Start-up, tokengate / trimmed do-nothing filter: {ratio:.2f} ×")
+    if STARTUP_INSTRUCTIONS:
+        totals, per_kb = STARTUP_INSTRUCTIONS["instructions"], STARTUP_INSTRUCTIONS.get("added_per_kb", {})
+        summary["startup_instructions"] = totals
+        summary["startup_instructions_added_per_wasm_kb"] = per_kb
+        print("Start-up instructions (callgrind, spawn to first served request): "
+              + ", ".join(f"{name} {count:,}" for name, count in totals.items()))
+        print("  added to Envoy alone per KB of .wasm: "
+              + ", ".join(f"{name} {count:,}" for name, count in per_kb.items()))
     if HOSTCALLS:
         calls = HOSTCALLS["instructions_per_call"]
         print("Instructions per proxy-wasm host call (bench/hostcall-probe): "
               + ", ".join(f"{kind} {cost:,}" for kind, cost in calls.items()))
-    print(f"Filter .wasm: {sizes['filter_wasm_bytes']:,} bytes; do-nothing .wasm: {sizes['noop_wasm_bytes']:,} bytes; "
+    print(f"Filter .wasm: {sizes['filter_wasm_bytes']:,} bytes; do-nothing .wasm: {sizes['noop_wasm_bytes']:,} bytes "
+          f"({sizes['noop_wasm_trimmed_bytes']:,} trimmed); "
           f"web .wasm: {sizes.get('web_wasm_bytes') or 'not built'}")
     return summary
 
@@ -627,16 +696,20 @@ def wasm_sizes() -> dict:
     return {
         "filter_wasm_bytes": FILTER_WASM.stat().st_size,
         "noop_wasm_bytes": NOOP_WASM.stat().st_size,
+        "noop_wasm_trimmed_bytes": NOOP_WASM_TRIMMED.stat().st_size,
         "web_wasm_bytes": web.stat().st_size if web else None,
         "web_wasm_path": str(web.relative_to(REPO)) if web else None,
     }
 
 
 def main() -> int:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return 0
     # A Ctrl-C or a SIGTERM unwinds through the `finally`s, so no Envoy is left behind.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     (OUT / "work").mkdir(parents=True, exist_ok=True)
-    for path in (FILTER_WASM, NOOP_WASM, PROBE_WASM):
+    for path in (FILTER_WASM, NOOP_WASM, NOOP_WASM_TRIMMED, PROBE_WASM):
         if not path.exists():
             raise BenchError(f"{path} is missing: run `make bench`, which builds it")
     only = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
@@ -662,6 +735,9 @@ def main() -> int:
             log(f"callgrind pass: {REQUESTS} requests per row after {WARMUP} warm-up")
             callgrind_pass(scenarios, record)
             fleet_pass(fleet, record, callgrind=True)
+        if not os.environ.get("BENCH_NO_CALLGRIND") and not os.environ.get("BENCH_NO_STARTUP_INSTRUCTIONS"):
+            log("start-up instructions (callgrind)")
+            STARTUP_INSTRUCTIONS.update(startup_instructions())
         if not os.environ.get("BENCH_NO_CALLGRIND") and not os.environ.get("BENCH_NO_HOSTCALLS"):
             log("host call costs (callgrind)")
             HOSTCALLS.update(hostcall_pass())
@@ -679,6 +755,7 @@ def main() -> int:
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     details = {
         "startup": startup,
+        "startup_instructions": STARTUP_INSTRUCTIONS,
         "memory": memory_figures(),
         "fills": FILLS,
         "callgrind": CALLGRIND,

@@ -99,8 +99,12 @@ class Client:
 class Envoy:
     """One Envoy with one worker, optionally under callgrind, as a context manager."""
 
-    def __init__(self, workdir: Path, name: str, config: dict, *, callgrind: bool = False, pin: bool = True):
+    def __init__(self, workdir: Path, name: str, config: dict, *, callgrind: bool = False, pin: bool = True,
+                 count_startup: bool = False):
         self.workdir = workdir
+        # Under callgrind, count from the first instruction (start-up) rather than only around
+        # measured requests.
+        self.count_startup = count_startup
         self.name = name
         self.config = config
         self.callgrind = callgrind
@@ -130,7 +134,7 @@ class Envoy:
             # valgrind's uninstrumented speed; it is switched on only around the measured
             # requests (see `count_instructions`).
             return [
-                "valgrind", "--tool=callgrind", "--instr-atstart=no",
+                "valgrind", "--tool=callgrind", f"--instr-atstart={'yes' if self.count_startup else 'no'}",
                 f"--callgrind-out-file={self.callgrind_out}", *envoy,
             ]
         if self.pin and shutil.which("taskset"):

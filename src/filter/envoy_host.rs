@@ -1,5 +1,6 @@
 //! Envoy's implementations of the [`crate::host`] traits.
 
+use std::cell::RefCell;
 use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
@@ -10,6 +11,7 @@ use crate::host::header_pairs::HeaderPairs;
 use crate::host::metrics::{ApiStat, Metric, MetricKind};
 use crate::host::{Clock, Metrics, SharedStore, StoreError, SystemRandomness};
 use crate::state::credential_changes::CredentialChanges;
+use crate::state::lockout;
 
 /// The gateway's host in Envoy: shared data, the clock, WASI randomness, this VM's metrics and
 /// the credential changes it last read.
@@ -26,15 +28,26 @@ pub fn envoy_host<'h>(metrics: &'h EnvoyMetrics, credential_changes: &'h Credent
 /// Proxy-wasm shared data: one map per `vm_id`, seen by every worker thread.
 pub struct EnvoySharedData;
 
+thread_local! {
+    /// The failure limiter's hash key once this VM has read it: it is written once and never
+    /// changes (see `state::lockout::KEY`), and reading it is a shared-data read (about
+    /// 11,000 instructions) that every `/token` request would otherwise pay.
+    static LIMITER_KEY: RefCell<Option<(Vec<u8>, u32)>> = const { RefCell::new(None) };
+}
+
 impl SharedStore for EnvoySharedData {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-        match hostcalls::get_shared_data(key) {
-            Ok((None, None)) => Ok(None),
-            // A key written with an empty value exists: its cas is what a later write needs.
-            Ok((value, Some(cas))) => Ok(Some((value.unwrap_or_default(), cas))),
-            Ok((Some(value), None)) => Ok(Some((value, 0))),
-            Err(_) => Err(StoreError::Unavailable),
+        if key != lockout::KEY {
+            return read_shared_data(key);
         }
+        if let Some(kept) = LIMITER_KEY.with(|kept| kept.borrow().clone()) {
+            return Ok(Some(kept));
+        }
+        let read = read_shared_data(key)?;
+        if let Some(value) = &read {
+            LIMITER_KEY.with(|kept| *kept.borrow_mut() = Some(value.clone()));
+        }
+        Ok(read)
     }
 
     fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
@@ -43,6 +56,16 @@ impl SharedStore for EnvoySharedData {
             Err(Status::CasMismatch) => Err(StoreError::CasMismatch),
             Err(_) => Err(StoreError::Unavailable),
         }
+    }
+}
+
+fn read_shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+    match hostcalls::get_shared_data(key) {
+        Ok((None, None)) => Ok(None),
+        // A key written with an empty value exists: its cas is what a later write needs.
+        Ok((value, Some(cas))) => Ok(Some((value.unwrap_or_default(), cas))),
+        Ok((Some(value), None)) => Ok(Some((value, 0))),
+        Err(_) => Err(StoreError::Unavailable),
     }
 }
 
@@ -64,6 +87,10 @@ pub struct EnvoyMetrics {
     windows: Vec<u32>,
     /// Per API, its counters by [`ApiStat::index`].
     apis: Vec<[u32; 2]>,
+    /// The token epoch (counter `tokengate.token_epoch`, see `state::remembered`).
+    token_epoch: u32,
+    /// The failure epoch (counter `tokengate.failure_epoch`, see `state::lockout`).
+    failure_epoch: u32,
 }
 
 impl EnvoyMetrics {
@@ -91,7 +118,9 @@ impl EnvoyMetrics {
                 ])
             })
             .collect::<Result<Vec<[u32; 2]>, Status>>()?;
-        Ok(EnvoyMetrics { ids, windows, apis })
+        let token_epoch = hostcalls::define_metric(MetricType::Counter, "tokengate.token_epoch")?;
+        let failure_epoch = hostcalls::define_metric(MetricType::Counter, "tokengate.failure_epoch")?;
+        Ok(EnvoyMetrics { ids, windows, apis, token_epoch, failure_epoch })
     }
 
     fn id(&self, metric: Metric) -> Option<u32> {
@@ -130,6 +159,22 @@ impl Metrics for EnvoyMetrics {
         if let Some(id) = self.windows.get(counter) {
             let _ = hostcalls::increment_metric(*id, 1);
         }
+    }
+
+    fn token_epoch(&self) -> Option<u64> {
+        hostcalls::get_metric(self.token_epoch).ok()
+    }
+
+    fn tokens_changed(&self) {
+        let _ = hostcalls::increment_metric(self.token_epoch, 1);
+    }
+
+    fn failure_epoch(&self) -> Option<u64> {
+        hostcalls::get_metric(self.failure_epoch).ok()
+    }
+
+    fn failure_recorded(&self) {
+        let _ = hostcalls::increment_metric(self.failure_epoch, 1);
     }
 
     fn restart_window(&self, counter: usize, value: u64) {

@@ -98,17 +98,22 @@ impl GatewayRequest {
         Action::Pause
     }
 
-    /// Applies a forward decision. Headers are only removed when the request has them (a
-    /// removal is a host call even for an absent header), and `set` replaces any copy.
+    /// Applies a forward decision with as few host calls as it takes (each request-header
+    /// write costs 3,000 to 8,000 instructions in Envoy): a header is only removed when the
+    /// request has it (a removal is a host call even for an absent header) and is not about to
+    /// be set (`set` replaces any copy), and an empty identity header is not written (one the
+    /// client sent is still removed).
     fn forward(&mut self, forward: &Forward, headers: &HeaderPairs) -> Action {
         self.stripped = Some(forward.remove_headers);
         self.response_headers.clone_from(&forward.response_headers);
+        let written =
+            |name: &str| forward.set_headers.iter().any(|(set, value)| *set == name && !value.is_empty());
         let removed = forward
             .remove_headers
             .iter()
-            .filter(|name| headers.contains(name))
+            .filter(|name| headers.contains(name) && !written(name))
             .all(|name| hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None).is_ok());
-        let added = forward.set_headers.iter().all(|(name, value)| {
+        let added = forward.set_headers.iter().filter(|(_, value)| !value.is_empty()).all(|(name, value)| {
             hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_ok()
         });
         if removed && added {
@@ -266,12 +271,15 @@ impl GatewayRequest {
     }
 }
 
-impl Context for GatewayRequest {
-    fn on_done(&mut self) -> bool {
+/// The build exports no `proxy_on_done` (see the Makefile's FILTER_EXPORTS): the stream's end
+/// is seen here, when the SDK frees the context in `proxy_on_delete`.
+impl Drop for GatewayRequest {
+    fn drop(&mut self) {
         self.body_arrived();
-        true
     }
+}
 
+impl Context for GatewayRequest {
     /// etcd answered (or failed) the call a paused fleet decision made.
     fn on_grpc_call_response(&mut self, _token_id: u32, status_code: u32, response_size: usize) {
         let (Some(fleet), Some((job, waiting))) = (self.fleet.clone(), self.waiting.take()) else { return };

@@ -122,7 +122,7 @@ impl<'a> Gateway<'a> {
             config,
             store: TokenStore::new(host.shared, host.random, host.metrics, config.store_capacity)
                 .with_share_per_owner(config.max_grants_per_application),
-            limiter: FailureLimiter::new(host.shared, host.random, config.lockout),
+            limiter: FailureLimiter::new(host.shared, host.random, config.lockout).remembering(host.metrics),
             registry: config.registration.as_ref().map(|registration| {
                 ClientRegistry::new(host.shared, host.random, host.metrics, registration.capacity)
             }),

@@ -63,6 +63,21 @@ pub trait Metrics {
     fn count_in_window(&self, _counter: usize) {}
     /// Starts a window counter afresh.
     fn restart_window(&self, _counter: usize, _value: u64) {}
+    /// The token epoch: a process-wide counter that moves whenever stored tokens end or
+    /// change (see [`crate::state::remembered`]). `None` when this host keeps none: then no
+    /// worker remembers tokens and every lookup reads the store.
+    fn token_epoch(&self) -> Option<u64> {
+        None
+    }
+    /// Moves the token epoch on, after a write that ended or changed stored tokens.
+    fn tokens_changed(&self) {}
+    /// The failure epoch: a process-wide counter of failed secret checks recorded by the
+    /// failure limiter (see [`crate::state::lockout`]); `None` when this host keeps none.
+    fn failure_epoch(&self) -> Option<u64> {
+        None
+    }
+    /// Moves the failure epoch on, after a failed attempt was counted.
+    fn failure_recorded(&self) {}
 }
 
 /// The operating system's (or WASI's) secure random source.

@@ -18,11 +18,20 @@
 //! table can delay unknown names (and reveals, while it lasts, that a name is unknown), never
 //! open the door to unlimited guessing, and never touches the names that exist.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 
 use sha2::{Digest, Sha256};
 
-use crate::host::{Randomness, SharedStore, StoreError};
+use crate::host::{Metrics, Randomness, SharedStore, StoreError};
+use crate::state::remembered::RememberedGrants;
+
+thread_local! {
+    /// Names this worker found unlocked, by the failure epoch they were read at: no failure
+    /// recorded anywhere since means none of them can have been locked since, so the happy
+    /// path of `/token` skips the bucket read (one metric read instead of a shared-data read).
+    /// Bounded like the token memory (see [`crate::state::remembered`]).
+    static UNLOCKED: RefCell<RememberedGrants<()>> = RefCell::new(RememberedGrants::default());
+}
 use crate::oauth::scope::leading_u32;
 use crate::state::buckets::{BucketTable, Reader, Record};
 
@@ -30,8 +39,9 @@ use crate::state::buckets::{BucketTable, Reader, Record};
 pub const NAMES_PER_BUCKET: usize = 8;
 const UNKNOWN_TABLE: &str = "limits";
 const KNOWN_TABLE: &str = "limits-known";
-/// The hash key, made once by the first `on_configure` and never changed.
-const KEY: &str = "tokengate/limits/key";
+/// The hash key, made once by the first `on_configure` and never changed: hosts may keep its
+/// value once read (Envoy's glue does, sparing a shared-data read on every `/token`).
+pub const KEY: &str = "tokengate/limits/key";
 const KEY_BYTES: usize = 32;
 
 /// Whose credentials failed.
@@ -119,6 +129,8 @@ pub struct FailureLimiter<'h> {
     unknown: BucketTable<'h>,
     policy: LockoutPolicy,
     key: OnceCell<[u8; KEY_BYTES]>,
+    /// Where the failure epoch is read and moved; `None`: every check reads its bucket.
+    metrics: Option<&'h dyn Metrics>,
 }
 
 impl<'h> FailureLimiter<'h> {
@@ -131,7 +143,15 @@ impl<'h> FailureLimiter<'h> {
             unknown: BucketTable::new(shared, UNKNOWN_TABLE, buckets(policy.tracked_names)),
             policy,
             key: OnceCell::new(),
+            metrics: None,
         }
+    }
+
+    /// Lets this worker remember names it found unlocked while `metrics`' failure epoch
+    /// stands still (a host without one keeps reading every bucket).
+    pub fn remembering(mut self, metrics: &'h dyn Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Creates the tables and, the first time ever, the hash key. Only for `on_configure`
@@ -185,6 +205,29 @@ impl<'h> FailureLimiter<'h> {
             return Ok(None);
         }
         let (table, tag, bucket) = self.slot(principal, listing)?;
+        let epoch = self.metrics.and_then(|metrics| metrics.failure_epoch());
+        let name = remembered_name(&tag, listing);
+        if let Some(epoch) = epoch {
+            if UNLOCKED.with(|unlocked| unlocked.borrow().recall(&name, epoch, 0)).is_some() {
+                return Ok(None);
+            }
+        }
+        let wait = self.read_lock(table, tag, bucket, listing, now)?;
+        if let (None, Some(epoch)) = (wait, epoch) {
+            UNLOCKED.with(|unlocked| unlocked.borrow_mut().remember(name, epoch, u64::MAX, ()));
+        }
+        Ok(wait)
+    }
+
+    /// [`Self::locked_for`] from the bucket itself.
+    fn read_lock(
+        &self,
+        table: &BucketTable<'h>,
+        tag: [u8; 8],
+        bucket: u32,
+        listing: Listing,
+        now: u64,
+    ) -> Result<Option<u64>, StoreError> {
         let Some(bytes) = table.read(bucket)? else { return Ok(None) };
         let mut live = crate::state::buckets::records_of(&bytes)
             .filter_map(Attempts::decode)
@@ -241,8 +284,26 @@ impl<'h> FailureLimiter<'h> {
             }
             Ok(())
         })?;
+        if let Some(metrics) = self.metrics {
+            metrics.failure_recorded();
+        }
         Ok(())
     }
+}
+
+/// A name's key in the worker's memory: its tag and table.
+fn remembered_name(tag: &[u8; 8], listing: Listing) -> [u8; 16] {
+    let mut name = [0u8; 16];
+    if let Some(head) = name.get_mut(..8) {
+        head.copy_from_slice(tag);
+    }
+    if let Some(table) = name.get_mut(8) {
+        *table = match listing {
+            Listing::Known => 1,
+            Listing::Unknown => 2,
+        };
+    }
+    name
 }
 
 #[cfg(test)]
@@ -413,5 +474,78 @@ mod tests {
         }
         assert_eq!(limiter.locked_for(Principal::Client("x"), UNKNOWN, 0).unwrap(), None);
         assert_eq!(shared.key_count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod remembering_tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::host::memory::MemoryStore;
+    use crate::host::metrics::Metric;
+    use crate::host::SystemRandomness;
+
+    /// A host with a failure epoch, counting shared-data reads.
+    struct EpochHost {
+        shared: MemoryStore,
+        reads: Cell<usize>,
+        epoch: Cell<u64>,
+    }
+
+    impl SharedStore for EpochHost {
+        fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+            self.reads.set(self.reads.get() + 1);
+            self.shared.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+            self.shared.set(key, value, cas)
+        }
+    }
+
+    impl Metrics for EpochHost {
+        fn add(&self, _: Metric, _: i64) {}
+        fn set(&self, _: Metric, _: u64) {}
+        fn failure_epoch(&self) -> Option<u64> {
+            Some(self.epoch.get())
+        }
+        fn failure_recorded(&self) {
+            self.epoch.set(self.epoch.get() + 1);
+        }
+    }
+
+    const POLICY: LockoutPolicy = LockoutPolicy {
+        max_failures: 2,
+        window_secs: 60,
+        lockout_secs: 300,
+        tracked_names: 8,
+        known_names: 8,
+    };
+
+    #[test]
+    fn an_unlocked_name_is_not_read_again_until_a_failure_is_recorded() {
+        let host = EpochHost { shared: MemoryStore::default(), reads: 0.into(), epoch: 0.into() };
+        let limiter = FailureLimiter::new(&host, &SystemRandomness, POLICY).remembering(&host);
+        limiter.initialize().unwrap();
+        let name = Principal::Client("demo-app");
+        assert_eq!(limiter.locked_for(name, Listing::Known, 1_000), Ok(None));
+        let reads = host.reads.get();
+        assert_eq!(limiter.locked_for(name, Listing::Known, 2_000), Ok(None));
+        assert_eq!(host.reads.get(), reads, "the second check came from this worker's memory");
+        limiter.record_failure(name, Listing::Known, 3_000).unwrap();
+        assert_eq!(host.epoch.get(), 1);
+        limiter.record_failure(name, Listing::Known, 4_000).unwrap();
+        let reads = host.reads.get();
+        assert_eq!(
+            limiter.locked_for(name, Listing::Known, 5_000),
+            Ok(Some(299)),
+            "locked: the memory was not trusted"
+        );
+        assert!(host.reads.get() > reads);
+        assert_eq!(
+            limiter.locked_for(name, Listing::Known, 6_000),
+            Ok(Some(298)),
+            "a lock is never remembered"
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! - [`registry`]: applications added by dynamic client registration;
 //! - [`lockout`]: failed-secret counters per consumer key and username;
 //! - [`credential_changes`]: when each name's credentials last changed, one key;
+//! - [`remembered`]: not shared data but each worker's bounded memory of tokens it validated;
 //! - [`token`]: the token format (what a token says about where its grant lives).
 
 pub mod authorization;
@@ -15,4 +16,5 @@ pub mod credential_changes;
 pub mod grants;
 pub mod lockout;
 pub mod registry;
+pub mod remembered;
 pub mod token;

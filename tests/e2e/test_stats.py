@@ -158,6 +158,11 @@ def test_stats_after_known_traffic(gateway):
         "tokengate.registered_clients": 1,
         # Not in fleet mode: nothing to report.
         "tokengate.fleet.watch_heartbeat_ms": 0,
+        # The token epoch (src/state/remembered.rs, defined beside the stats in
+        # src/filter/envoy_host.rs): one refresh rotation, one reuse, one revocation.
+        "tokengate.token_epoch": 3,
+        # The failure epoch (src/state/lockout.rs, beside it): the one wrong secret.
+        "tokengate.failure_epoch": 1,
         "tokengate.fleet.etcd_failures": 0,
         "tokengate.fleet.conflicts": 0,
         "tokengate.tokens_issued.authorization_code": 0,
@@ -171,7 +176,7 @@ def test_stats_after_known_traffic(gateway):
     values, types = prometheus(gateway)
     for metric, value in expected.items():
         name = prometheus_name(metric)
-        assert types.get(name) == METRICS[metric], (name, types.get(name))
+        assert types.get(name) == METRICS.get(metric, "counter"), (name, types.get(name))
         assert values.get(name) == value, (name, values.get(name), value)
 
 

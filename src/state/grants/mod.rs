@@ -18,6 +18,16 @@ use crate::state::token::{
     TokenHash,
 };
 use record::GrantView;
+
+use std::cell::RefCell;
+
+use crate::state::remembered::RememberedGrants;
+
+thread_local! {
+    /// This worker's memory of access tokens it validated (each Envoy worker runs its own VM
+    /// on its own thread); see [`crate::state::remembered`].
+    static REMEMBERED: RefCell<RememberedGrants<AccessGrant>> = RefCell::new(RememberedGrants::default());
+}
 pub use record::{
     AccessEntry, GrantOwner, GrantRecord, KeyType, RefreshEntry, MAX_ACCESS_TOKENS_PER_GRANT, NEVER_EXPIRES,
 };
@@ -237,20 +247,47 @@ impl<'h> TokenStore<'h> {
 
     /// Finds the grant behind an access token: one shared-data read, and a scan that only
     /// allocates for the token it finds.
+    ///
+    /// A grant this worker found before is taken from its memory instead, while the token
+    /// epoch has not moved since (one metric read instead of the shared-data read): see
+    /// [`crate::state::remembered`]. The epoch is read before the store, so a token ended
+    /// between the two reads is remembered at an epoch that is already past.
     pub fn find_access(&self, token: &str, now: u64) -> Result<AccessGrant, LookupError> {
         let Some(ParsedToken::Access { bucket, hash }) = ParsedToken::parse(token) else {
             return Err(LookupError::Unknown);
         };
+        let epoch = self.metrics.token_epoch();
+        if let Some(epoch) = epoch {
+            let recalled = REMEMBERED.with(|memory| memory.borrow().recall(&hash, epoch, now));
+            if let Some(grant) = recalled {
+                return Ok(grant);
+            }
+        }
+        let (grant, expires_at) = self.read_access(bucket, &hash, now)?;
+        if let Some(epoch) = epoch {
+            REMEMBERED.with(|memory| memory.borrow_mut().remember(hash, epoch, expires_at, grant.clone()));
+        }
+        Ok(grant)
+    }
+
+    /// The store's answer for an access token, and when it expires.
+    fn read_access(
+        &self,
+        bucket: u32,
+        hash: &TokenHash,
+        now: u64,
+    ) -> Result<(AccessGrant, u64), LookupError> {
         let Some(bytes) = self.table.read(bucket).map_err(LookupError::Store)? else {
             return Err(LookupError::Unknown);
         };
         for view in records_of(&bytes).filter_map(GrantView::parse) {
-            let Some(entry) = view.access().find(|entry| entry.hash == hash) else { continue };
+            let Some(entry) = view.access().find(|entry| entry.hash == *hash) else { continue };
             if entry.expires_at <= now {
                 return Err(LookupError::Expired);
             }
             let scopes = Reader(entry.scopes.unwrap_or(view.scopes)).scopes().ok_or(LookupError::Unknown)?;
-            return Ok(AccessGrant { owner: view.owner(), scopes, issued_at: entry.issued_at });
+            let grant = AccessGrant { owner: view.owner(), scopes, issued_at: entry.issued_at };
+            return Ok((grant, entry.expires_at));
         }
         Err(LookupError::Unknown)
     }
@@ -408,6 +445,10 @@ impl<'h> TokenStore<'h> {
             });
             Ok(Ok(()))
         });
+        if matches!(outcome, Ok(Some(_))) {
+            // Rotated (older access tokens may have gone) or revoked as reused.
+            self.metrics.tokens_changed();
+        }
         match outcome {
             Ok(Some(Ok(()))) => Ok(IssuedTokens {
                 access_token: access.text,
@@ -467,6 +508,9 @@ impl<'h> TokenStore<'h> {
             }
             Ok(Revocation::Revoked)
         })?;
+        if outcome == Some(Revocation::Revoked) {
+            self.metrics.tokens_changed();
+        }
         Ok(outcome.unwrap_or(Revocation::Unknown))
     }
 
@@ -478,6 +522,9 @@ impl<'h> TokenStore<'h> {
             records.retain(|record| record.tag != location.tag);
             Ok::<_, StoreError>(records.len() != before)
         })?;
+        if removed == Some(true) {
+            self.metrics.tokens_changed();
+        }
         Ok(removed.unwrap_or(false))
     }
 
