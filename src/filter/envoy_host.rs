@@ -87,10 +87,27 @@ pub struct EnvoyMetrics {
     windows: Vec<u32>,
     /// Per API, its counters by [`ApiStat::index`].
     apis: Vec<[u32; 2]>,
-    /// The token epoch (counter `tokengate.token_epoch`, see `state::remembered`).
-    token_epoch: u32,
-    /// The failure epoch (counter `tokengate.failure_epoch`, see `state::lockout`).
-    failure_epoch: u32,
+    /// The token epoch (gauge `tokengate.token_epoch`, see `state::remembered`), when Envoy
+    /// keeps it (see [`live_epoch`]).
+    token_epoch: Option<u32>,
+    /// The failure epoch (gauge `tokengate.failure_epoch`, see `state::lockout`), likewise.
+    failure_epoch: Option<u32>,
+}
+
+/// Defines an epoch gauge and moves it, so that every worker's memory from before this
+/// configuration is stale (a new config may end tokens or lower limits), and proves that
+/// Envoy keeps it: a `stats_matcher` that rejects the name gives a gauge that always reads 0
+/// and ignores every change, and trusting such an epoch would keep revoked tokens and
+/// locked names remembered for ever. A gauge, not a counter: `/reset_counters` on the admin
+/// port would send a counter back to values that old memories were stored under.
+/// `None` when the epoch cannot be trusted: the workers then remember nothing.
+fn live_epoch(name: &str) -> Result<Option<u32>, Status> {
+    let id = hostcalls::define_metric(MetricType::Gauge, name)?;
+    let before = hostcalls::get_metric(id)?;
+    hostcalls::increment_metric(id, 1)?;
+    let after = hostcalls::get_metric(id)?;
+    // Another worker may move it too in between: any change proves it is kept.
+    Ok((after != before).then_some(id))
 }
 
 impl EnvoyMetrics {
@@ -118,9 +135,15 @@ impl EnvoyMetrics {
                 ])
             })
             .collect::<Result<Vec<[u32; 2]>, Status>>()?;
-        let token_epoch = hostcalls::define_metric(MetricType::Counter, "tokengate.token_epoch")?;
-        let failure_epoch = hostcalls::define_metric(MetricType::Counter, "tokengate.failure_epoch")?;
+        let token_epoch = live_epoch("tokengate.token_epoch")?;
+        let failure_epoch = live_epoch("tokengate.failure_epoch")?;
         Ok(EnvoyMetrics { ids, windows, apis, token_epoch, failure_epoch })
+    }
+
+    /// Whether Envoy keeps tokengate's gauges (a `stats_matcher` may reject them): the epochs
+    /// are the probe, and the tier windows have the same prefix.
+    pub fn gauges_kept(&self) -> bool {
+        self.token_epoch.is_some() && self.failure_epoch.is_some()
     }
 
     fn id(&self, metric: Metric) -> Option<u32> {
@@ -162,19 +185,23 @@ impl Metrics for EnvoyMetrics {
     }
 
     fn token_epoch(&self) -> Option<u64> {
-        hostcalls::get_metric(self.token_epoch).ok()
+        hostcalls::get_metric(self.token_epoch?).ok()
     }
 
     fn tokens_changed(&self) {
-        let _ = hostcalls::increment_metric(self.token_epoch, 1);
+        if let Some(id) = self.token_epoch {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
     }
 
     fn failure_epoch(&self) -> Option<u64> {
-        hostcalls::get_metric(self.failure_epoch).ok()
+        hostcalls::get_metric(self.failure_epoch?).ok()
     }
 
     fn failure_recorded(&self) {
-        let _ = hostcalls::increment_metric(self.failure_epoch, 1);
+        if let Some(id) = self.failure_epoch {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
     }
 
     fn restart_window(&self, counter: usize, value: u64) {

@@ -160,6 +160,19 @@ impl RootContext for GatewayRoot {
                 return false;
             }
         };
+        if !metrics.gauges_kept() {
+            if counters > 0 {
+                log::error!(
+                    "#{} invalid configuration: Envoy's stats_matcher rejects tokengate's gauges (wasmcustom.tokengate.*), so rated tiers could not count; let them through",
+                    self.context_id
+                );
+                return false;
+            }
+            log::warn!(
+                "#{} Envoy's stats_matcher rejects tokengate's gauges (wasmcustom.tokengate.*): workers will not remember validated tokens",
+                self.context_id
+            );
+        }
         metrics.set(Metric::StoreCapacity, u64::from(config.store_capacity));
         match Gateway::new(&config, envoy_host(&metrics, &CredentialChanges::default())).initialize_store() {
             Ok(0) => {}

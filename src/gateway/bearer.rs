@@ -141,10 +141,16 @@ impl<'a> Gateway<'a> {
                 self.subscription(&standing, api, key_type).map_err(counted(api, ApiStat::SubscriptionDenied))
             })
             .transpose()?;
-        let upstream = api
-            .map(|api| self.upstream(api, key_type).map_err(counted(api, ApiStat::SubscriptionDenied)))
-            .transpose()?
-            .flatten();
+        let upstream = match api {
+            Some(api) => self.upstream(api, key_type).map_err(counted(api, ApiStat::SubscriptionDenied))?,
+            // A resource outside every API has no sandbox upstream: its route is production's.
+            None if key_type == KeyType::Sandbox => {
+                return Err(sandbox_not_served(
+                    "the resource belongs to no API, so it has no sandbox upstream",
+                ))
+            }
+            None => None,
+        };
         let held = self.held_scopes(&grant.scopes, &standing);
         if !required.iter().all(|name| held.contains(&name.as_str())) {
             let description = "the access token lacks a required scope";
@@ -215,14 +221,10 @@ impl<'a> Gateway<'a> {
             KeyType::Production => Ok(api.production_upstream.as_deref()),
             KeyType::Sandbox => match api.sandbox_upstream.as_deref() {
                 Some(cluster) => Ok(Some(cluster)),
-                None => {
-                    let description = format!(
-                        "the API {} has no sandbox upstream: call it with a production token",
-                        api.name
-                    );
-                    let body = ErrorResponse::new("sandbox_not_served", &description).to_json();
-                    Err((DenyReason::SubscriptionBlocked, json_response(403, Vec::new(), body)))
-                }
+                None => Err(sandbox_not_served(&format!(
+                    "the API {} has no sandbox upstream: call it with a production token",
+                    api.name
+                ))),
             },
         }
     }
@@ -342,4 +344,11 @@ pub(super) fn bearer_token(header: &str) -> Result<&str, BearerError> {
     } else {
         Err(BearerError::Malformed)
     }
+}
+
+/// 403 `sandbox_not_served`: a sandbox token where no sandbox upstream is (WSO2 refuses a
+/// sandbox key for an API without a sandbox endpoint), so no sandbox token reaches production.
+fn sandbox_not_served(description: &str) -> (DenyReason, Response) {
+    let body = ErrorResponse::new("sandbox_not_served", description).to_json();
+    (DenyReason::SubscriptionBlocked, json_response(403, Vec::new(), body))
 }

@@ -66,3 +66,38 @@ def test_the_token_epoch_moves_only_when_tokens_end(gateway):
     assert epoch() == before, "issuing and validating tokens must leave every worker's memory valid"
     revoke(gateway, tokens["access_token"])
     assert epoch() > before
+
+
+# Envoy's stats_matcher can reject the filter's stats: the epochs then always read 0 and
+# never move, and a worker trusting them would keep revoked tokens for ever.
+NO_TOKENGATE_STATS = {"stats_matcher": {"exclusion_list": {"patterns": [{"prefix": "wasmcustom.tokengate."}]}}}
+
+
+def test_without_its_gauges_no_worker_remembers_a_token(upstream, tmp_path):
+    config = harness.render_envoy_config(PLUGIN_CONFIG, upstream.port)
+    config["stats_config"] = NO_TOKENGATE_STATS
+    with harness.Gateway("no-stats", tmp_path / "no-stats", config) as gateway:
+        tokens = password_grant(gateway)
+        remembered_everywhere(gateway, tokens["access_token"])
+        revoke(gateway, tokens["access_token"])
+        refused_everywhere(gateway, tokens["access_token"])
+        assert "workers will not remember validated tokens" in gateway.log()
+
+
+def test_without_its_gauges_rated_tiers_are_refused(upstream, tmp_path):
+    plugin = harness.with_changes(
+        PLUGIN_CONFIG,
+        apis=[{"name": "Orders", "version": "1", "context": "/orders/1",
+               "resources": [{"methods": ["GET"], "path": "/items", "scopes": []}]}],
+    )
+    plugin["applications"][0]["subscriptions"] = [{"api": "Orders", "tier": "Bronze"}]
+    config = harness.render_envoy_config(plugin, upstream.port)
+    config["stats_config"] = NO_TOKENGATE_STATS
+    envoy = harness.Envoy("no-stats-tier", tmp_path / "no-stats-tier", config)
+    try:
+        code = envoy.run_to_exit()
+    finally:
+        envoy.stop()
+    log = envoy.log()
+    assert code != 0, log
+    assert any("invalid configuration:" in line and "stats_matcher" in line for line in log.splitlines()), log

@@ -59,6 +59,11 @@ def prometheus_name(metric: str) -> str:
     return metric.replace(".", "_")
 
 
+# Defined in src/filter/envoy_host.rs, not src/host/metrics.rs: gauges, so that the admin
+# port's /reset_counters cannot send them back to values old worker memories were stored under.
+EPOCHS = {"tokengate.token_epoch", "tokengate.failure_epoch"}
+
+
 def filter_stats(gw) -> dict[str, int]:
     """The filter's stats from /stats, by the name the filter gave them."""
     found = gw.stats(r"^wasmcustom\.")
@@ -92,6 +97,9 @@ def test_metrics_table_matches_the_source():
 
 
 def test_stats_after_known_traffic(gateway):
+    # Each VM's configuration moves both epochs once (it proves Envoy keeps them and makes
+    # older memories stale): the traffic below is counted from here.
+    at_start = filter_stats(gateway)
     # /token: 4 client_credentials, 2 password, 1 refresh; 3 errors, one of
     # them a reused refresh token (which revokes its grant).
     cc = [client_token(gateway) for _ in range(3)]
@@ -158,11 +166,11 @@ def test_stats_after_known_traffic(gateway):
         "tokengate.registered_clients": 1,
         # Not in fleet mode: nothing to report.
         "tokengate.fleet.watch_heartbeat_ms": 0,
-        # The token epoch (src/state/remembered.rs, defined beside the stats in
+        # The token epoch (src/state/remembered.rs, a gauge defined beside the stats in
         # src/filter/envoy_host.rs): one refresh rotation, one reuse, one revocation.
-        "tokengate.token_epoch": 3,
+        "tokengate.token_epoch": at_start["tokengate.token_epoch"] + 3,
         # The failure epoch (src/state/lockout.rs, beside it): the one wrong secret.
-        "tokengate.failure_epoch": 1,
+        "tokengate.failure_epoch": at_start["tokengate.failure_epoch"] + 1,
         "tokengate.fleet.etcd_failures": 0,
         "tokengate.fleet.conflicts": 0,
         "tokengate.tokens_issued.authorization_code": 0,
@@ -176,7 +184,8 @@ def test_stats_after_known_traffic(gateway):
     values, types = prometheus(gateway)
     for metric, value in expected.items():
         name = prometheus_name(metric)
-        assert types.get(name) == METRICS.get(metric, "counter"), (name, types.get(name))
+        kind = "gauge" if metric in EPOCHS else METRICS.get(metric, "counter")
+        assert types.get(name) == kind, (name, types.get(name))
         assert values.get(name) == value, (name, values.get(name), value)
 
 
