@@ -2,11 +2,8 @@
 //! POST) and `/token` with `grant_type=authorization_code` (RFC 6749 §4.1, RFC 7636, RFC 9700).
 
 use super::*;
-use crate::host::memory::{ManualClock, MemoryStore, RecordedMetrics};
-use crate::host::SystemRandomness;
 use crate::oauth::credentials::encode_basic_credentials;
 use crate::oauth::form::FormParams;
-use crate::state::credential_changes::CredentialChanges;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -30,23 +27,8 @@ const CONFIG: &str = r#"{
   "users": [ { "username": "alice", "password": "wonderland", "scopes": ["orders:read", "orders:write"] } ]
 }"#;
 
-struct Rig {
-    config: Config,
-    shared: MemoryStore,
-    clock: ManualClock,
-    metrics: RecordedMetrics,
-    changes: CredentialChanges,
-}
-
-struct Reply(Response);
-
+/// The code flow's readings of a reply, next to the gateway tests' own.
 impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.body).into_owned()
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.0.body).unwrap()
-    }
     fn location(&self) -> String {
         self.0.header("location").unwrap_or_default().to_owned()
     }
@@ -67,31 +49,6 @@ impl Reply {
 impl Rig {
     fn new() -> Rig {
         Rig::with_config(CONFIG)
-    }
-
-    fn with_config(json: &str) -> Rig {
-        let rig = Rig {
-            config: Config::from_json(json.as_bytes()).unwrap(),
-            shared: MemoryStore::default(),
-            clock: ManualClock::at(1_700_000_000),
-            metrics: RecordedMetrics::default(),
-            changes: CredentialChanges::default(),
-        };
-        rig.gateway().initialize_store().unwrap();
-        rig
-    }
-
-    fn gateway(&self) -> Gateway<'_> {
-        Gateway::new(
-            &self.config,
-            Host {
-                shared: &self.shared,
-                random: &SystemRandomness,
-                clock: &self.clock,
-                metrics: &self.metrics,
-                credential_changes: &self.changes,
-            },
-        )
     }
 
     fn request(&self, method: &str, path: &str, authorization: Option<&str>, body: &str) -> Reply {

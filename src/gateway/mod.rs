@@ -257,6 +257,4 @@ impl<'a> Gateway<'a> {
 }
 
 #[cfg(test)]
-mod code_flow_tests;
-#[cfg(test)]
 mod tests;

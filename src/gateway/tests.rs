@@ -2246,3 +2246,6 @@ fn production_in_the_scope_selects_the_key_type_and_is_not_granted() {
 
 #[path = "subscription_tests.rs"]
 mod subscription_tests;
+
+#[path = "code_flow_tests.rs"]
+mod code_flow_tests;
