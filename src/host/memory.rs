@@ -100,6 +100,44 @@ impl SharedStore for MemoryStore {
     }
 }
 
+/// A host with both epochs in cells, and a [`MemoryStore`] that counts its reads: what the
+/// tests of a worker's memories (`state::remembered`, the failure limiter's unlocked names)
+/// run against, to see when a lookup came from memory rather than from shared data.
+#[derive(Default)]
+pub struct EpochHost {
+    pub shared: MemoryStore,
+    pub reads: std::cell::Cell<usize>,
+    pub token_epoch: std::cell::Cell<u64>,
+    pub failure_epoch: std::cell::Cell<u64>,
+}
+
+impl SharedStore for EpochHost {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        self.reads.set(self.reads.get().saturating_add(1));
+        self.shared.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        self.shared.set(key, value, cas)
+    }
+}
+
+impl Metrics for EpochHost {
+    fn add(&self, _: Metric, _: i64) {}
+    fn set(&self, _: Metric, _: u64) {}
+    fn token_epoch(&self) -> Option<u64> {
+        Some(self.token_epoch.get())
+    }
+    fn tokens_changed(&self) {
+        self.token_epoch.set(self.token_epoch.get().wrapping_add(1));
+    }
+    fn failure_epoch(&self) -> Option<u64> {
+        Some(self.failure_epoch.get())
+    }
+    fn failure_recorded(&self) {
+        self.failure_epoch.set(self.failure_epoch.get().wrapping_add(1));
+    }
+}
+
 /// A clock tests can move.
 #[derive(Default)]
 pub struct ManualClock(std::sync::atomic::AtomicU64);

@@ -479,40 +479,9 @@ mod tests {
 
 #[cfg(test)]
 mod remembering_tests {
-    use std::cell::Cell;
-
     use super::*;
-    use crate::host::memory::MemoryStore;
-    use crate::host::metrics::Metric;
+    use crate::host::memory::EpochHost;
     use crate::host::SystemRandomness;
-
-    /// A host with a failure epoch, counting shared-data reads.
-    struct EpochHost {
-        shared: MemoryStore,
-        reads: Cell<usize>,
-        epoch: Cell<u64>,
-    }
-
-    impl SharedStore for EpochHost {
-        fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-            self.reads.set(self.reads.get() + 1);
-            self.shared.get(key)
-        }
-        fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
-            self.shared.set(key, value, cas)
-        }
-    }
-
-    impl Metrics for EpochHost {
-        fn add(&self, _: Metric, _: i64) {}
-        fn set(&self, _: Metric, _: u64) {}
-        fn failure_epoch(&self) -> Option<u64> {
-            Some(self.epoch.get())
-        }
-        fn failure_recorded(&self) {
-            self.epoch.set(self.epoch.get() + 1);
-        }
-    }
 
     const POLICY: LockoutPolicy = LockoutPolicy {
         max_failures: 2,
@@ -524,7 +493,7 @@ mod remembering_tests {
 
     #[test]
     fn an_unlocked_name_is_not_read_again_until_a_failure_is_recorded() {
-        let host = EpochHost { shared: MemoryStore::default(), reads: 0.into(), epoch: 0.into() };
+        let host = EpochHost::default();
         let limiter = FailureLimiter::new(&host, &SystemRandomness, POLICY).remembering(&host);
         limiter.initialize().unwrap();
         let name = Principal::Client("demo-app");
@@ -533,7 +502,7 @@ mod remembering_tests {
         assert_eq!(limiter.locked_for(name, Listing::Known, 2_000), Ok(None));
         assert_eq!(host.reads.get(), reads, "the second check came from this worker's memory");
         limiter.record_failure(name, Listing::Known, 3_000).unwrap();
-        assert_eq!(host.epoch.get(), 1);
+        assert_eq!(host.failure_epoch.get(), 1);
         limiter.record_failure(name, Listing::Known, 4_000).unwrap();
         let reads = host.reads.get();
         assert_eq!(

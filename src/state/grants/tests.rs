@@ -1,5 +1,5 @@
 use super::*;
-use crate::host::memory::{MemoryStore, NoMetrics, RecordedMetrics};
+use crate::host::memory::{EpochHost, MemoryStore, NoMetrics, RecordedMetrics};
 use crate::host::SystemRandomness;
 use crate::state::buckets::{decode_bucket, encode_bucket};
 
@@ -570,36 +570,8 @@ fn sweeping_reclaims_expired_grants_and_the_gauge_follows() {
     assert!(store.find_access(&live.access_token, NOW + 11).is_ok());
 }
 
-/// A host with a token epoch, counting the store's reads.
-struct EpochHost {
-    shared: MemoryStore,
-    reads: std::cell::Cell<usize>,
-    epoch: std::cell::Cell<u64>,
-}
-
-impl SharedStore for EpochHost {
-    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-        self.reads.set(self.reads.get() + 1);
-        self.shared.get(key)
-    }
-    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
-        self.shared.set(key, value, cas)
-    }
-}
-
-impl Metrics for EpochHost {
-    fn add(&self, _: Metric, _: i64) {}
-    fn set(&self, _: Metric, _: u64) {}
-    fn token_epoch(&self) -> Option<u64> {
-        Some(self.epoch.get())
-    }
-    fn tokens_changed(&self) {
-        self.epoch.set(self.epoch.get() + 1);
-    }
-}
-
 fn epoch_host() -> EpochHost {
-    let host = EpochHost { shared: MemoryStore::default(), reads: 0.into(), epoch: 40.into() };
+    let host = EpochHost { token_epoch: 40.into(), ..EpochHost::default() };
     TokenStore::new(&host, &SystemRandomness, &host, 64).initialize().unwrap();
     host
 }
@@ -614,7 +586,7 @@ fn a_validated_token_is_found_again_without_reading_the_store() {
     assert_eq!(host.reads.get(), reads + 1);
     assert_eq!(store.find_access(&issued.access_token, NOW + 2).unwrap(), first);
     assert_eq!(host.reads.get(), reads + 1, "the second lookup came from this worker's memory");
-    assert_eq!(host.epoch.get(), 40, "issuing and finding tokens leave the epoch alone");
+    assert_eq!(host.token_epoch.get(), 40, "issuing and finding tokens leave the epoch alone");
     assert_eq!(store.find_access(&issued.access_token, NOW + 60), Err(LookupError::Expired));
     assert_eq!(host.reads.get(), reads + 2, "an expired memory is not trusted: the store says why");
 }
@@ -627,25 +599,25 @@ fn every_way_a_token_ends_moves_the_epoch_and_the_memory_is_not_trusted() {
     let access = store.issue(cc_grant("demo-app", 600), NOW).unwrap().access_token;
     store.find_access(&access, NOW).unwrap();
     assert_eq!(store.revoke(&access, "demo-app", NOW, GRACE), Ok(Revocation::Revoked));
-    assert_eq!(host.epoch.get(), 41);
+    assert_eq!(host.token_epoch.get(), 41);
     assert_eq!(store.find_access(&access, NOW), Err(LookupError::Unknown));
     // A grant revoked by where it lives (a replayed authorization code).
     let issued = store.issue(password_grant("demo-app"), NOW).unwrap();
     store.find_access(&issued.access_token, NOW).unwrap();
     assert!(store.revoke_grant(issued.location, NOW).unwrap());
-    assert_eq!(host.epoch.get(), 42);
+    assert_eq!(host.token_epoch.get(), 42);
     assert_eq!(store.find_access(&issued.access_token, NOW), Err(LookupError::Unknown));
     // A refresh token rotated, then the old one reused: the grant ends.
     let issued = store.issue(password_grant("demo-app"), NOW).unwrap();
     let old_refresh = issued.refresh_token.unwrap();
     let rotated = store.refresh(&old_refresh, "demo-app", NOW, GRACE, keep_scope).unwrap();
-    assert_eq!(host.epoch.get(), 43);
+    assert_eq!(host.token_epoch.get(), 43);
     store.find_access(&rotated.access_token, NOW + GRACE).unwrap();
     let reused = store.refresh(&old_refresh, "demo-app", NOW + GRACE, GRACE, keep_scope);
     assert_eq!(reused.err(), Some(RefreshError::ReuseDetected));
-    assert_eq!(host.epoch.get(), 44);
+    assert_eq!(host.token_epoch.get(), 44);
     assert_eq!(store.find_access(&rotated.access_token, NOW + GRACE), Err(LookupError::Unknown));
     // Nothing revoked: the epoch stays.
     assert_eq!(store.revoke(&access, "demo-app", NOW, GRACE), Ok(Revocation::Unknown));
-    assert_eq!(host.epoch.get(), 44);
+    assert_eq!(host.token_epoch.get(), 44);
 }
