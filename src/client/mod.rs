@@ -116,18 +116,11 @@ impl ClientError {
             ClientError::UnknownTokenTypeHint => {
                 "the token type hint must be access_token or refresh_token".to_owned()
             }
-            ClientError::MalformedScope => {
-                "a scope is scope-tokens separated by single spaces (no quotes, backslashes, \
-                 control or non-ASCII characters)"
-                    .to_owned()
-            }
+            ClientError::MalformedScope => MALFORMED_SCOPE.to_owned(),
             ClientError::NotJson => "the token endpoint's response is not JSON".to_owned(),
             ClientError::InvalidTokenResponse(what) => format!("the token response is invalid: {what}"),
             ClientError::UnsupportedTokenType => "the token type is not Bearer".to_owned(),
-            ClientError::Server(response) => match &response.error_description {
-                Some(description) => format!("the server refused: {} ({description})", response.error),
-                None => format!("the server refused: {}", response.error),
-            },
+            ClientError::Server(response) => server_refusal(response),
             ClientError::SignIn(error) => error.message(),
         }
     }
@@ -555,6 +548,18 @@ impl TokenSet {
     pub fn refresh_request(&self, scope: Option<ScopeSet>) -> Option<GrantRequest> {
         let refresh_token = self.refresh_token.clone()?;
         Some(GrantRequest { grant: Grant::RefreshToken { refresh_token }, scope, client_id: None })
+    }
+}
+
+/// What a malformed `scope` is told, by the token requests and the sign-in helpers alike.
+pub(crate) const MALFORMED_SCOPE: &str = "a scope is scope-tokens separated by single spaces (no quotes, \
+     backslashes, control or non-ASCII characters)";
+
+/// A server's OAuth error in a sentence: its code, and its description when it gave one.
+pub(crate) fn server_refusal(response: &ErrorResponse) -> String {
+    match &response.error_description {
+        Some(description) => format!("the server refused: {} ({description})", response.error),
+        None => format!("the server refused: {}", response.error),
     }
 }
 

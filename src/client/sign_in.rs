@@ -11,6 +11,7 @@ use base64::Engine;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use subtle::ConstantTimeEq;
 
+use super::{server_refusal, MALFORMED_SCOPE};
 use crate::oauth::form::FormParams;
 use crate::oauth::messages::ErrorResponse;
 use crate::oauth::pkce::{self, S256};
@@ -77,11 +78,7 @@ impl SignInError {
             SignInError::MalformedEndpoint => {
                 "the authorization endpoint must be a URL without a fragment".to_owned()
             }
-            SignInError::MalformedScope => {
-                "a scope is scope-tokens separated by single spaces (no quotes, backslashes, \
-                 control or non-ASCII characters)"
-                    .to_owned()
-            }
+            SignInError::MalformedScope => MALFORMED_SCOPE.to_owned(),
             SignInError::MalformedCallback => {
                 "the callback URL's query is malformed (a repeated parameter or bad percent-encoding)"
                     .to_owned()
@@ -93,10 +90,7 @@ impl SignInError {
             SignInError::IssuerMismatch => {
                 "the callback's iss is not the expected issuer (RFC 9207): ignore it".to_owned()
             }
-            SignInError::Server(response) => match &response.error_description {
-                Some(description) => format!("the server refused: {} ({description})", response.error),
-                None => format!("the server refused: {}", response.error),
-            },
+            SignInError::Server(response) => server_refusal(response),
         }
     }
 }
