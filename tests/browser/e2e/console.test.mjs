@@ -7,17 +7,9 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
 
-const REPO = fileURLToPath(new URL("../../../", import.meta.url));
-const PYTHON = process.env.PYTHON ?? `${REPO}.venv/bin/python`;
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const SHOTS = `${REPO}target/browser`;
-const STARTUP_TIMEOUT_MS = 120_000;
+import { SHOTS, launchChromium, startGateway, stopGateway } from "./rig.mjs";
 
 // The seeds' example pair, and what `base64` of "key:secret" gives for it.
 const SEED_KEY = "wU62DjlyDBnq87GlBwplfqvmAbAa";
@@ -34,38 +26,11 @@ const pageErrors = [];
 const tokenPosts = [];
 const missing = [];
 
-function firstLine(stream, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: stream });
-    const timer = setTimeout(() => reject(new Error("the gateway did not start in time")), timeoutMs);
-    lines.once("line", (line) => {
-      clearTimeout(timer);
-      resolve(line);
-    });
-    stream.once("end", () => reject(new Error("the gateway launcher exited before starting")));
-  });
-}
-
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  gateway = spawn(PYTHON, [`${REPO}tests/browser/e2e/gateway.py`], {
-    cwd: REPO,
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  ({ url: base, log: envoyLog } = JSON.parse(await firstLine(gateway.stdout, STARTUP_TIMEOUT_MS)));
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // Playwright gives each launch a fresh, temporary --user-data-dir.
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  gateway = await startGateway();
+  ({ url: base, log: envoyLog } = gateway);
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   page.on("pageerror", (error) => pageErrors.push(String(error)));
   page.on("response", (response) => {
@@ -78,11 +43,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (gateway) {
-    const exited = new Promise((resolve) => gateway.once("exit", resolve));
-    gateway.stdin.end();
-    await exited;
-  }
+  await stopGateway(gateway);
 });
 
 /** A test step: a screenshot after it, whether it passed or failed; Envoy's log on failure. */

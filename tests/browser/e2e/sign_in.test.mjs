@@ -11,19 +11,13 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
 
-const REPO = fileURLToPath(new URL("../../../", import.meta.url));
-const PYTHON = process.env.PYTHON ?? `${REPO}.venv/bin/python`;
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const SHOTS = `${REPO}target/browser`;
+import { SHOTS, launchChromium, startGateway, stopGateway } from "./rig.mjs";
+
 const OAUTH4WEBAPI = fileURLToPath(new URL("../node_modules/oauth4webapi/build/index.js", import.meta.url));
-const STARTUP_TIMEOUT_MS = 120_000;
 const CLIENT_ID = "demo-spa";
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -34,27 +28,11 @@ let browser;
 let spaServer;
 let spaBase;
 
-function firstLine(stream, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: stream });
-    const timer = setTimeout(() => reject(new Error("the gateway did not start in time")), timeoutMs);
-    lines.once("line", (line) => {
-      clearTimeout(timer);
-      resolve(line);
-    });
-    stream.once("end", () => reject(new Error("the gateway launcher exited before starting")));
-  });
-}
-
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  gateway = spawn(PYTHON, [`${REPO}tests/browser/e2e/gateway.py`], { cwd: REPO, stdio: ["pipe", "pipe", "inherit"] });
-  ({ url: base, log: envoyLog } = JSON.parse(await firstLine(gateway.stdout, STARTUP_TIMEOUT_MS)));
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync", "--no-first-run"],
-  });
+  gateway = await startGateway();
+  ({ url: base, log: envoyLog } = gateway);
+  browser = await launchChromium();
   spaServer = await startSpa();
   spaBase = `http://127.0.0.1:${spaServer.address().port}`;
 });
@@ -62,11 +40,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   spaServer?.close();
-  if (gateway) {
-    const exited = new Promise((resolve) => gateway.once("exit", resolve));
-    gateway.stdin.end();
-    await exited;
-  }
+  await stopGateway(gateway);
 });
 
 /** Runs `body`; on failure prints the end of Envoy's log and saves a screenshot of `page`. */
