@@ -101,19 +101,17 @@ impl GatewayRequest {
     /// Applies a forward decision with as few host calls as it takes (each request-header
     /// write costs 3,000 to 8,000 instructions in Envoy): a header is only removed when the
     /// request has it (a removal is a host call even for an absent header) and is not about to
-    /// be set (`set` replaces any copy), and an empty identity header is not written (one the
-    /// client sent is still removed).
+    /// be set (`set` replaces any copy). The decision itself leaves out empty headers.
     fn forward(&mut self, forward: &Forward, headers: &HeaderPairs) -> Action {
         self.stripped = Some(forward.remove_headers);
         self.response_headers.clone_from(&forward.response_headers);
-        let written =
-            |name: &str| forward.set_headers.iter().any(|(set, value)| *set == name && !value.is_empty());
+        let written = |name: &str| forward.set_headers.iter().any(|(set, _)| *set == name);
         let removed = forward
             .remove_headers
             .iter()
             .filter(|name| headers.contains(name) && !written(name))
             .all(|name| hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None).is_ok());
-        let added = forward.set_headers.iter().filter(|(_, value)| !value.is_empty()).all(|(name, value)| {
+        let added = forward.set_headers.iter().all(|(name, value)| {
             hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_ok()
         });
         if removed && added {

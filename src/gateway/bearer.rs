@@ -286,7 +286,11 @@ impl<'a> Gateway<'a> {
             if let Some((username, _)) = owner.user {
                 set_headers.push((USERNAME_HEADER, username));
             }
-            set_headers.push((SCOPE_HEADER, scopes));
+            // An empty header would only cost a host call: a scope-less token sends none (and
+            // a client's copy is removed like every identity header).
+            if !scopes.is_empty() {
+                set_headers.push((SCOPE_HEADER, scopes));
+            }
             if let Some((api, tier)) = api {
                 set_headers.push((API_HEADER, api.to_owned()));
                 set_headers.push((TIER_HEADER, tier.to_owned()));
