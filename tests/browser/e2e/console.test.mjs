@@ -7,9 +7,9 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 
-import { SHOTS, launchChromium, startGateway, stopGateway } from "./rig.mjs";
+import { SHOTS, launchChromium, reportFailure, startGateway, stopGateway } from "./rig.mjs";
 
 // The seeds' example pair, and what `base64` of "key:secret" gives for it.
 const SEED_KEY = "wU62DjlyDBnq87GlBwplfqvmAbAa";
@@ -54,12 +54,7 @@ function step(name, body) {
       await body();
       await page.screenshot({ path: `${SHOTS}/${slug}.png`, fullPage: true });
     } catch (error) {
-      await page?.screenshot({ path: `${SHOTS}/failure-${slug}.png`, fullPage: true }).catch(() => {});
-      let log = "";
-      try {
-        log = readFileSync(envoyLog, "utf8").split("\n").slice(-60).join("\n");
-      } catch {}
-      console.error(`--- Envoy log (last lines of ${envoyLog}) ---\n${log}`);
+      await reportFailure(page, slug, envoyLog);
       throw error;
     }
   });

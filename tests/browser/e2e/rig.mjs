@@ -2,6 +2,7 @@
 // the filter and the demo config, the console beside it) and Debian's headless Chromium.
 
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -56,4 +57,14 @@ export function launchChromium() {
       "--no-first-run",
     ],
   });
+}
+
+/** After a failed step: a screenshot of `page` as failure-<slug>.png, and the end of Envoy's log. */
+export async function reportFailure(page, slug, envoyLog) {
+  await page?.screenshot({ path: `${SHOTS}/failure-${slug}.png`, fullPage: true }).catch(() => {});
+  let log = "";
+  try {
+    log = readFileSync(envoyLog, "utf8").split("\n").slice(-60).join("\n");
+  } catch {}
+  console.error(`--- Envoy log (last lines of ${envoyLog}) ---\n${log}`);
 }

@@ -15,7 +15,7 @@ import { createServer } from "node:http";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-import { SHOTS, launchChromium, startGateway, stopGateway } from "./rig.mjs";
+import { SHOTS, launchChromium, reportFailure, startGateway, stopGateway } from "./rig.mjs";
 
 const OAUTH4WEBAPI = fileURLToPath(new URL("../node_modules/oauth4webapi/build/index.js", import.meta.url));
 const CLIENT_ID = "demo-spa";
@@ -48,12 +48,7 @@ async function withLog(page, name, body) {
   try {
     await body();
   } catch (error) {
-    await page?.screenshot({ path: `${SHOTS}/failure-${name}.png`, fullPage: true }).catch(() => {});
-    let log = "";
-    try {
-      log = readFileSync(envoyLog, "utf8").split("\n").slice(-60).join("\n");
-    } catch {}
-    console.error(`--- Envoy log (last lines of ${envoyLog}) ---\n${log}`);
+    await reportFailure(page, name, envoyLog);
     throw error;
   }
 }
