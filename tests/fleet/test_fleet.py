@@ -76,12 +76,16 @@ def test_reusing_a_rotated_refresh_token_revokes_the_grant_on_every_replica(flee
     assert b.post("/token", {"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]}).status_code == 400
 
 
+def register(replica, request: str) -> tuple[str, str]:
+    """Registers an application (WSO2 v0.17) on `replica` as the admin: its key and secret."""
+    created = replica.post(REGISTER, request, ADMIN, **{"Content-Type": "application/json"})
+    assert created.status_code == 201, created.text
+    return created.json()["clientId"], created.json()["clientSecret"]
+
+
 def test_registration_re_key_and_delete_reach_every_replica(fleet):
     a, b = fleet.replicas
-    created = a.post(REGISTER, '{"clientName": "fleet-shop", "owner": "admin", "grantType": "client_credentials"}',
-                     ADMIN, **{"Content-Type": "application/json"})
-    assert created.status_code == 201, created.text
-    app = (created.json()["clientId"], created.json()["clientSecret"])
+    app = register(a, '{"clientName": "fleet-shop", "owner": "admin", "grantType": "client_credentials"}')
     token = b.token(app, grant_type="client_credentials")["access_token"]
     assert a.status(token) == 200
 
@@ -100,10 +104,7 @@ def test_registration_re_key_and_delete_reach_every_replica(fleet):
 
 def test_a_subscription_made_on_one_replica_is_effective_on_the_other(fleet):
     a, b = fleet.replicas
-    created = a.post(REGISTER, '{"clientName": "fleet-subscriber", "grantType": "client_credentials"}',
-                     ADMIN, **{"Content-Type": "application/json"})
-    assert created.status_code == 201, created.text
-    app = (created.json()["clientId"], created.json()["clientSecret"])
+    app = register(a, '{"clientName": "fleet-subscriber", "grantType": "client_credentials"}')
     token = b.token(app, grant_type="client_credentials")["access_token"]
     assert b.bearer(token, "/orders/1.0.0/items").json()["error"] == "subscription_required"
     subscriptions = a.url(f"{REGISTER}/{app[0]}/subscriptions")
