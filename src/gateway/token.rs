@@ -58,7 +58,7 @@ impl<'a> Gateway<'a> {
                     user: None,
                     key_type: app.key_type,
                 };
-                self.issue_grant(&app, owner, scopes, None, now)?
+                self.issue_grant(&app, owner, scopes, None, now)?.0
             }
             GrantType::Password => {
                 let username =
@@ -79,7 +79,7 @@ impl<'a> Gateway<'a> {
                     .grant_types
                     .contains(&GrantType::RefreshToken)
                     .then(|| self.config.refresh_expires_at(now));
-                self.issue_grant(&app, owner, scopes, refresh_expires_at, now)?
+                self.issue_grant(&app, owner, scopes, refresh_expires_at, now)?.0
             }
             GrantType::AuthorizationCode => self.authorization_code_grant(&app, &form, now)?,
             GrantType::RefreshToken => {
@@ -92,19 +92,9 @@ impl<'a> Gateway<'a> {
         Ok((grant, body))
     }
 
-    fn issue_grant(
-        &self,
-        app: &Application,
-        owner: GrantOwner,
-        scopes: ScopeSet,
-        refresh_expires_at: Option<u64>,
-        now: u64,
-    ) -> Result<TokenResponse, OAuthError> {
-        Ok(self.issue_grant_located(app, owner, scopes, refresh_expires_at, now)?.0)
-    }
-
-    /// [`Self::issue_grant`], telling where the grant lives too.
-    pub(super) fn issue_grant_located(
+    /// Issues a grant: the token response, and where the grant lives (the code grant keeps it,
+    /// to revoke the grant if its code is replayed).
+    pub(super) fn issue_grant(
         &self,
         app: &Application,
         owner: GrantOwner,
