@@ -16,6 +16,7 @@ use crate::oauth::credentials::{self, is_b64token, CredentialsError};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::messages::{ErrorResponse, TokenResponse};
 use crate::oauth::pkce;
+use crate::oauth::scope::MALFORMED_SCOPE;
 use crate::oauth::scope::{is_scope_token, ScopeSet};
 use sign_in::SignInError;
 
@@ -120,7 +121,7 @@ impl ClientError {
             ClientError::NotJson => "the token endpoint's response is not JSON".to_owned(),
             ClientError::InvalidTokenResponse(what) => format!("the token response is invalid: {what}"),
             ClientError::UnsupportedTokenType => "the token type is not Bearer".to_owned(),
-            ClientError::Server(response) => server_refusal(response),
+            ClientError::Server(response) => response.refusal(),
             ClientError::SignIn(error) => error.message(),
         }
     }
@@ -548,18 +549,6 @@ impl TokenSet {
     pub fn refresh_request(&self, scope: Option<ScopeSet>) -> Option<GrantRequest> {
         let refresh_token = self.refresh_token.clone()?;
         Some(GrantRequest { grant: Grant::RefreshToken { refresh_token }, scope, client_id: None })
-    }
-}
-
-/// What a malformed `scope` is told, by the token requests and the sign-in helpers alike.
-pub(crate) const MALFORMED_SCOPE: &str = "a scope is scope-tokens separated by single spaces (no quotes, \
-     backslashes, control or non-ASCII characters)";
-
-/// A server's OAuth error in a sentence: its code, and its description when it gave one.
-pub(crate) fn server_refusal(response: &ErrorResponse) -> String {
-    match &response.error_description {
-        Some(description) => format!("the server refused: {} ({description})", response.error),
-        None => format!("the server refused: {}", response.error),
     }
 }
 

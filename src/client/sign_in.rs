@@ -11,12 +11,11 @@ use base64::Engine;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use subtle::ConstantTimeEq;
 
-use super::{server_refusal, MALFORMED_SCOPE};
 use crate::oauth::form::FormParams;
 use crate::oauth::messages::ErrorResponse;
 use crate::oauth::pkce::{self, S256};
 use crate::oauth::redirect_uri;
-use crate::oauth::scope::ScopeSet;
+use crate::oauth::scope::{ScopeSet, MALFORMED_SCOPE};
 
 /// Random bytes behind one verifier or one `state`: 256 bits, 43 base64url characters
 /// (RFC 7636 §4.1 recommends 32 octets; RFC 9700 §4.7.1 wants `state` unguessable).
@@ -90,7 +89,7 @@ impl SignInError {
             SignInError::IssuerMismatch => {
                 "the callback's iss is not the expected issuer (RFC 9207): ignore it".to_owned()
             }
-            SignInError::Server(response) => server_refusal(response),
+            SignInError::Server(response) => response.refusal(),
         }
     }
 }

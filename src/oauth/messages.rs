@@ -43,6 +43,14 @@ pub struct ErrorResponse {
 }
 
 impl ErrorResponse {
+    /// The error in a sentence for people: its code, and its description when it has one.
+    pub fn refusal(&self) -> String {
+        match &self.error_description {
+            Some(description) => format!("the server refused: {} ({description})", self.error),
+            None => format!("the server refused: {}", self.error),
+        }
+    }
+
     pub fn new(error: &str, description: &str) -> Self {
         ErrorResponse {
             error: error.to_owned(),

@@ -4,6 +4,11 @@ use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
+/// What a malformed `scope` is told (RFC 6749 §3.3's grammar, in words), by the browser
+/// package's token requests and sign-in helpers alike.
+pub const MALFORMED_SCOPE: &str = "a scope is scope-tokens separated by single spaces (no quotes, \
+     backslashes, control or non-ASCII characters)";
+
 /// A scope as the token store remembers it: 4 bytes of SHA-256 of its name.
 ///
 /// Ids instead of indexes into the config's scope list keep stored tokens meaningful across
