@@ -10,7 +10,7 @@ use base64::Engine;
 use tokengate::config::Config;
 use tokengate::gateway::{ApiRequest, EndpointRequest, Gateway, Host, Outcome};
 use tokengate::host::header_pairs::HeaderPairs;
-use tokengate::host::memory::{ManualClock, MemoryStore, NoMetrics};
+use tokengate::host::memory::{EpochHost, ManualClock};
 use tokengate::host::SystemRandomness;
 use tokengate::state::credential_changes::CredentialChanges;
 
@@ -53,14 +53,16 @@ fn main() {
     let count: u32 = args.next().map_or(10_000, |text| text.parse().expect("a request count"));
 
     let config = Config::from_json(CONFIG.as_bytes()).unwrap();
-    let shared = MemoryStore::default();
+    // Shared data and process-wide epochs, as in Envoy: a repeated Bearer hit is a warm one,
+    // served from the worker's memory (`state::remembered`), like the bench's hit row.
+    let host = EpochHost::default();
     let clock = ManualClock::at(1_700_000_000);
     let changes = CredentialChanges::default();
     let host = Host {
-        shared: &shared,
+        shared: &host,
         random: &SystemRandomness,
         clock: &clock,
-        metrics: &NoMetrics,
+        metrics: &host,
         credential_changes: &changes,
     };
     let gateway = Gateway::new(&config, host);

@@ -6,39 +6,31 @@ use std::borrow::Cow;
 /// value length) `u32` pair per header, then each name and value followed by a NUL.
 ///
 /// Read in place: a request check looks up three or four of a dozen headers, and copying every
-/// header into its own `String` cost more instructions than the rest of the check. A truncated
-/// map yields the headers before the damage. Never panics.
-pub struct HeaderPairs(Vec<u8>);
+/// header into its own `String` cost more instructions than the rest of the check. Where each
+/// header lies is found once, when the map arrives: a Bearer hit then looks names up a dozen
+/// times (three reads, then every name it strips) by comparing slices, without decoding the
+/// lengths again. A truncated map yields the headers before the damage. Never panics.
+pub struct HeaderPairs {
+    bytes: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+/// Where one header's name and value lie in the map's bytes.
+struct Span {
+    name: (usize, usize),
+    value: (usize, usize),
+}
 
 impl HeaderPairs {
     pub fn new(bytes: Vec<u8>) -> Self {
-        HeaderPairs(bytes)
+        let spans = spans_of(&bytes);
+        HeaderPairs { bytes, spans }
     }
 
     /// Every (name, value) pair, raw, in the host's order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        let bytes = self.0.as_slice();
-        let read_u32 = move |at: usize| -> Option<usize> {
-            let chunk: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-            usize::try_from(u32::from_le_bytes(chunk)).ok()
-        };
-        let count = read_u32(0).unwrap_or(0);
-        let mut index = 0usize;
-        let mut data = 4usize.saturating_add(count.saturating_mul(8));
-        std::iter::from_fn(move || {
-            if index >= count {
-                return None;
-            }
-            let sizes = index.saturating_mul(8).saturating_add(4);
-            let (name_len, value_len) = (read_u32(sizes)?, read_u32(sizes.saturating_add(4))?);
-            let name_end = data.saturating_add(name_len);
-            let value_start = name_end.saturating_add(1);
-            let value_end = value_start.saturating_add(value_len);
-            let pair = (bytes.get(data..name_end)?, bytes.get(value_start..value_end)?);
-            index += 1;
-            data = value_end.saturating_add(1);
-            Some(pair)
-        })
+        let part = |(start, end): (usize, usize)| self.bytes.get(start..end);
+        self.spans.iter().filter_map(move |span| Some((part(span.name)?, part(span.value)?)))
     }
 
     /// The first value of header `name` (lower case, as Envoy keeps names). Bytes that are not
@@ -55,6 +47,33 @@ impl HeaderPairs {
     pub fn contains(&self, name: &str) -> bool {
         self.iter().any(|(n, _)| n == name.as_bytes())
     }
+}
+
+/// The spans of every whole header in `bytes`, in order; decoding stops at the first damage.
+fn spans_of(bytes: &[u8]) -> Vec<Span> {
+    let read_u32 = |at: usize| -> Option<usize> {
+        let chunk: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(chunk)).ok()
+    };
+    let count = read_u32(0).unwrap_or(0);
+    // A count the bytes cannot hold is damage too: never reserve more than they could describe.
+    let mut spans = Vec::with_capacity(count.min(bytes.len() / 10));
+    let mut data = 4usize.saturating_add(count.saturating_mul(8));
+    for index in 0..count {
+        let sizes = index.saturating_mul(8).saturating_add(4);
+        let (Some(name_len), Some(value_len)) = (read_u32(sizes), read_u32(sizes.saturating_add(4))) else {
+            break;
+        };
+        let name_end = data.saturating_add(name_len);
+        let value_start = name_end.saturating_add(1);
+        let value_end = value_start.saturating_add(value_len);
+        if value_end > bytes.len() {
+            break;
+        }
+        spans.push(Span { name: (data, name_end), value: (value_start, value_end) });
+        data = value_end.saturating_add(1);
+    }
+    spans
 }
 
 #[cfg(test)]

@@ -73,6 +73,39 @@ impl ParsedToken {
     }
 }
 
+/// An access token's decoded bytes, not yet hashed: a worker that remembers the token finds
+/// it without the SHA-256 (see [`crate::state::remembered`]).
+pub struct AccessToken {
+    raw: [u8; ACCESS_LEN],
+    pub bucket: u32,
+}
+
+impl AccessToken {
+    /// Decodes an access token string; `None` for anything else (refresh tokens included).
+    pub fn decode(text: &str) -> Option<AccessToken> {
+        // The base64 decoder wants room for a whole last quantum: 39 characters need 30 bytes.
+        let mut buffer = [0u8; ACCESS_LEN + 3];
+        if text.len() > 64 || URL_SAFE_NO_PAD.decode_slice(text, &mut buffer).ok()? != ACCESS_LEN {
+            return None;
+        }
+        let raw: [u8; ACCESS_LEN] = buffer.get(..ACCESS_LEN)?.try_into().ok()?;
+        if raw.first() != Some(&ACCESS_KIND) {
+            return None;
+        }
+        let bucket = u32::from_be_bytes(raw.get(1..5)?.try_into().ok()?);
+        Some(AccessToken { raw, bucket })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// The store's key for this token.
+    pub fn hash(&self) -> TokenHash {
+        hash_prefix(b"token\0", &self.raw)
+    }
+}
+
 /// A freshly minted token: the string for the client, the hash for the store.
 pub struct MintedToken {
     pub text: String,
@@ -134,6 +167,29 @@ mod tests {
             ParsedToken::parse(&token.text),
             Some(ParsedToken::Refresh { bucket: u32::MAX, grant_id: grant, hash: token.hash })
         );
+    }
+
+    #[test]
+    fn an_access_token_decodes_without_hashing_to_what_parse_finds() {
+        let minted = mint_access_token(77, &SystemRandomness).unwrap();
+        let token = AccessToken::decode(&minted.text).unwrap();
+        assert_eq!(token.bucket, 77);
+        assert_eq!(token.hash(), minted.hash);
+        assert_eq!(
+            ParsedToken::parse(&minted.text),
+            Some(ParsedToken::Access { bucket: 77, hash: minted.hash })
+        );
+        let refresh = mint_refresh_token(77, &[9; GRANT_ID_BYTES], &SystemRandomness).unwrap();
+        for foreign in [
+            &refresh.text,
+            "",
+            "AQ",
+            &minted.text[1..],
+            &format!("{}A", minted.text),
+            "a".repeat(200).as_str(),
+        ] {
+            assert!(AccessToken::decode(foreign).is_none(), "{foreign:?}");
+        }
     }
 
     #[test]

@@ -14,14 +14,14 @@ use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreErro
 use crate::oauth::scope::ScopeId;
 use crate::state::buckets::{records_of, BucketTable, Reader, Record, Updated};
 use crate::state::token::{
-    grant_tag, hash_prefix, mint_access_token, mint_refresh_token, new_grant_id, GrantTag, ParsedToken,
-    TokenHash,
+    grant_tag, hash_prefix, mint_access_token, mint_refresh_token, new_grant_id, AccessToken, GrantTag,
+    ParsedToken, TokenHash,
 };
 use record::GrantView;
 
 use std::cell::RefCell;
 
-use crate::state::remembered::RememberedGrants;
+use crate::state::remembered::{recall_key, RememberedGrants};
 
 thread_local! {
     /// This worker's memory of access tokens it validated (each Envoy worker runs its own VM
@@ -253,19 +253,18 @@ impl<'h> TokenStore<'h> {
     /// [`crate::state::remembered`]. The epoch is read before the store, so a token ended
     /// between the two reads is remembered at an epoch that is already past.
     pub fn find_access(&self, token: &str, now: u64) -> Result<AccessGrant, LookupError> {
-        let Some(ParsedToken::Access { bucket, hash }) = ParsedToken::parse(token) else {
-            return Err(LookupError::Unknown);
-        };
-        let epoch = self.metrics.token_epoch();
-        if let Some(epoch) = epoch {
-            let recalled = REMEMBERED.with(|memory| memory.borrow().recall(&hash, epoch, now));
+        let Some(token) = AccessToken::decode(token) else { return Err(LookupError::Unknown) };
+        // A worker remembers only while it can tell when to forget: with an epoch to read.
+        let memory = self.metrics.token_epoch().zip(recall_key(token.bytes()));
+        if let Some((epoch, key)) = memory {
+            let recalled = REMEMBERED.with(|memory| memory.borrow().recall(&key, epoch, now));
             if let Some(grant) = recalled {
                 return Ok(grant);
             }
         }
-        let (grant, expires_at) = self.read_access(bucket, &hash, now)?;
-        if let Some(epoch) = epoch {
-            REMEMBERED.with(|memory| memory.borrow_mut().remember(hash, epoch, expires_at, grant.clone()));
+        let (grant, expires_at) = self.read_access(token.bucket, &token.hash(), now)?;
+        if let Some((epoch, key)) = memory {
+            REMEMBERED.with(|memory| memory.borrow_mut().remember(key, epoch, expires_at, grant.clone()));
         }
         Ok(grant)
     }
