@@ -10,6 +10,7 @@
 
 mod apis;
 mod error;
+mod json_path;
 mod parts;
 mod raw;
 mod scope_catalog;
@@ -85,14 +86,12 @@ pub struct Config {
 
 impl Config {
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-        let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|error| {
-            let path = error.path().to_string();
-            let what = redacted(&error.into_inner());
-            if path == "." {
-                ConfigError(what)
-            } else {
-                problem(path, what)
+        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|error| {
+            let what = redacted(&error);
+            let offset = json_path::offset_of(bytes, error.line(), error.column());
+            match json_path::path_at(bytes, offset) {
+                path if path == "." => ConfigError(what),
+                path => problem(path, what),
             }
         })?;
         Config::validate(raw)

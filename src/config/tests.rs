@@ -226,6 +226,50 @@ fn unknown_variants_are_named_by_place_not_value() {
     }
 }
 
+/// A parse error's place comes from its position in the text (`json_path.rs`): right after
+/// the value it concerns, or, for an array or object serde refused on sight, just before it.
+#[test]
+fn parse_errors_name_the_value_at_their_position() {
+    struct Case {
+        name: &'static str,
+        json: String,
+        error: &'static str,
+    }
+    let table = [
+        Case {
+            name: "a missing field, placed after the object",
+            json: demo_with(|v| {
+                v["users"][0].as_object_mut().unwrap().remove("username");
+            }),
+            error: "users[0]: missing field `username`",
+        },
+        Case {
+            name: "an array where a string belongs",
+            json: demo_with(|v| v["realm"] = serde_json::json!(["x"])),
+            error: "realm: wrong type or value at line 1 column ",
+        },
+        Case {
+            name: "an object as an array's first element",
+            json: demo_with(|v| v["applications"][0]["scopes"] = serde_json::json!([{"a": 1}])),
+            error: "applications[0].scopes[0]: wrong type or value at line 1 column ",
+        },
+        Case {
+            name: "a wrong type on another line",
+            json: DEMO.replace(r#""public": true"#, r#""public": "yes""#),
+            error: "resources[3].public: wrong type or value at line 12 column ",
+        },
+        Case {
+            name: "text after the config",
+            json: format!("{DEMO} x"),
+            error: "trailing characters at line 14",
+        },
+    ];
+    for Case { name, json, error } in table {
+        let message = error_of(&json);
+        assert!(message.starts_with(error), "{name}: {message}");
+    }
+}
+
 #[test]
 fn hashed_secrets_and_passwords_are_accepted() {
     // sha256 of "salt" + "s3cret" and pbkdf2-sha256 (1000 rounds) of "admin" with salt "pepper-salt",
