@@ -224,6 +224,7 @@ impl RootContext for GatewayRoot {
 
     fn on_tick(&mut self) {
         let (Some(config), Some(metrics)) = (&self.config, &self.metrics) else { return };
+        metrics.flush();
         if let Some(watcher) = self.watcher.as_mut() {
             return watcher.tick(metrics);
         }

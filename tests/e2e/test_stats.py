@@ -6,7 +6,8 @@ The filter defines its counters and gauges through proxy-wasm metrics
 and /stats/prometheus drops the namespace and turns dots into underscores,
 with no `envoy_` prefix: `tokengate_tokens_issued_password`. Counters and
 gauges are process-wide (every worker's VM adds to the same stat), so after a
-known sequence of requests every value is exact.
+known sequence of requests every value is exact (`requests_allowed` once every
+worker's timer has added its count, within a second).
 """
 
 import re
@@ -179,6 +180,11 @@ def test_stats_after_known_traffic(gateway):
         "tokengate.requests_denied.subscription_blocked": 0,
         "tokengate.requests_denied.throttled": 0,
     }
+    # Each worker adds its allowed requests to the stat on its timer (every second, see
+    # EnvoyMetrics::flush): wait for them, then every value is exact.
+    deadline = time.monotonic() + 5
+    while filter_stats(gateway)["tokengate.requests_allowed"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert filter_stats(gateway) == expected
 
     values, types = prometheus(gateway)
