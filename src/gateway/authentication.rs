@@ -16,6 +16,7 @@ use crate::oauth::scope::ScopeSet;
 use crate::state::grants::KeyType;
 use crate::state::lockout::{Listing, Principal};
 use crate::state::registry::{ClientRecord, RegisteredState, RegisteredSubscription};
+use crate::state::remembered::verify_remembering;
 
 impl<'a> Gateway<'a> {
     /// Checks method, URL and content type, and parses the form body (RFC 6749 §3.2, App. B).
@@ -120,7 +121,7 @@ impl<'a> Gateway<'a> {
             return Err(locked_out(wait));
         }
         let verified = match &found {
-            Some(item) => verifier(item).verify(presented),
+            Some(item) => verify_remembering(verifier(item), presented),
             None => {
                 decoy.verify(presented);
                 false

@@ -17,9 +17,13 @@
 //! The memory is fixed: [`SLOTS`] entries chosen by the token's [`recall_key`] (each new token takes
 //! its slot from whatever was there), so it never grows with time or traffic.
 
-use siphasher::sip128::SipHasher24;
+use std::cell::RefCell;
+use std::hash::Hasher;
+
+use siphasher::sip128::{Hasher128, SipHasher24};
 
 use crate::host::{Randomness, SystemRandomness};
+use crate::oauth::credentials::SecretVerifier;
 use crate::state::token::TokenHash;
 
 thread_local! {
@@ -29,6 +33,28 @@ thread_local! {
         let mut key = [0u8; 16];
         SystemRandomness.fill(&mut key).ok().map(|()| SipHasher24::new_with_key(&key))
     };
+    /// Application secrets this worker verified, by [`recall_key`] of (digest, secret).
+    static VERIFIED: RefCell<RememberedGrants<()>> = RefCell::new(RememberedGrants::default());
+}
+
+/// `verifier.verify(presented)`, answered from this worker's memory when this very secret
+/// matched this very digest before: an application that calls `/token` again skips the
+/// SHA-256 (about a tenth of the request in Envoy). The memory is keyed by SipHash under the
+/// VM's key over the digest and the secret, so a changed secret (a new digest) or another
+/// secret never meets an entry, and it holds no secret. Only fast digests are remembered: a
+/// user's PBKDF2 password is slow on purpose, and a memory that skipped it would let whoever
+/// can read this VM's memory test guesses at SipHash's speed.
+pub fn verify_remembering(verifier: &SecretVerifier, presented: &str) -> bool {
+    let SecretVerifier::Sha256 { digest, .. } = verifier else { return verifier.verify(presented) };
+    let Some(key) = recall_key_of(&[digest, presented.as_bytes()]) else { return verifier.verify(presented) };
+    if VERIFIED.with(|memory| memory.borrow().recall(&key, 0, 0)).is_some() {
+        return true;
+    }
+    let verified = verifier.verify(presented);
+    if verified {
+        VERIFIED.with(|memory| memory.borrow_mut().remember(key, 0, u64::MAX, ()));
+    }
+    verified
 }
 
 /// A token's key in this worker's memory: SipHash-2-4 (128 bits) of its bytes under this VM's
@@ -36,7 +62,19 @@ thread_local! {
 /// make another token meet a remembered one's key, and the memory holds no token and no
 /// store key. It costs a tenth of the store key's SHA-256, which a warm hit no longer needs.
 pub fn recall_key(token: &[u8]) -> Option<TokenHash> {
-    RECALL_KEY.with(|key| key.as_ref().map(|key| u128::from(key.hash(token)).to_le_bytes()))
+    recall_key_of(&[token])
+}
+
+/// [`recall_key`] of parts: each but the last must have a fixed length, so that the
+/// concatenation is unambiguous.
+fn recall_key_of(parts: &[&[u8]]) -> Option<TokenHash> {
+    RECALL_KEY.with(|key| {
+        let mut hasher = *key.as_ref()?;
+        for part in parts {
+            hasher.write(part);
+        }
+        Some(u128::from(hasher.finish128()).to_le_bytes())
+    })
 }
 
 /// Entries per worker. A slot holds one grant view (its owner's names and scopes, about 100
@@ -105,6 +143,21 @@ impl<G: Clone> RememberedGrants<G> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verified_secret_is_remembered_for_its_digest_only() {
+        let verifier = SecretVerifier::hash_sha256("s3cret", b"salt");
+        let rekeyed = SecretVerifier::hash_sha256("other", b"salt");
+        assert!(!verify_remembering(&verifier, "wrong"));
+        assert!(verify_remembering(&verifier, "s3cret"));
+        assert!(verify_remembering(&verifier, "s3cret"), "remembered");
+        assert!(!verify_remembering(&verifier, "wrong"), "a wrong secret is never remembered");
+        assert!(!verify_remembering(&rekeyed, "s3cret"), "a new digest is checked afresh");
+        assert!(verify_remembering(&rekeyed, "other"));
+        let password = SecretVerifier::hash_pbkdf2("pw", b"salt-salt-salt", 1_000).unwrap();
+        assert!(verify_remembering(&password, "pw") && !verify_remembering(&password, "pW"));
+        VERIFIED.with(|memory| assert_eq!(memory.borrow().len(), 2, "PBKDF2 passwords are not remembered"));
+    }
 
     #[test]
     fn recall_keys_are_stable_within_a_vm_and_differ_between_tokens() {

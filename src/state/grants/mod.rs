@@ -331,8 +331,21 @@ impl<'h> TokenStore<'h> {
 
     /// Stores a new grant in a random bucket with room and returns its tokens.
     pub fn issue(&self, grant: NewGrant, now: u64) -> Result<IssuedTokens, IssueError> {
-        let grant_id = new_grant_id(self.random)?;
-        let tag = grant_tag(&grant_id);
+        // A refresh token carries its grant's id, and the store finds the grant by the id's
+        // hash. A grant without one is only ever found by its access tokens' hashes, so its
+        // tag can be drawn at random: no id to keep, and no SHA-256 to pay on every issue.
+        let refresh_grant = match grant.refresh_expires_at {
+            Some(expires_at) => Some((new_grant_id(self.random)?, expires_at)),
+            None => None,
+        };
+        let tag = match &refresh_grant {
+            Some((grant_id, _)) => grant_tag(grant_id),
+            None => {
+                let mut tag = GrantTag::default();
+                self.random.fill(&mut tag)?;
+                tag
+            }
+        };
         let count = self.table.count();
         let first = if self.owner_buckets < count {
             u32::from_be_bytes(hash_prefix(b"owner\0", grant.owner.client_id.as_bytes())) % count
@@ -346,8 +359,10 @@ impl<'h> TokenStore<'h> {
             let offset = u32::from_be_bytes(pick) % self.owner_buckets.max(1);
             let bucket = ((u64::from(first) + u64::from(offset)) % u64::from(count)) as u32;
             let access = mint_access_token(bucket, self.random)?;
-            let refresh = match grant.refresh_expires_at {
-                Some(expires_at) => Some((mint_refresh_token(bucket, &grant_id, self.random)?, expires_at)),
+            let refresh = match &refresh_grant {
+                Some((grant_id, expires_at)) => {
+                    Some((mint_refresh_token(bucket, grant_id, self.random)?, *expires_at))
+                }
                 None => None,
             };
             let record = GrantRecord {
