@@ -6,8 +6,8 @@ The filter defines its counters and gauges through proxy-wasm metrics
 and /stats/prometheus drops the namespace and turns dots into underscores,
 with no `envoy_` prefix: `tokengate_tokens_issued_password`. Counters and
 gauges are process-wide (every worker's VM adds to the same stat), so after a
-known sequence of requests every value is exact (`requests_allowed` once every
-worker's timer has added its count, within a second).
+known sequence of requests every value is exact (the happy paths' stats once every
+worker's timer has added its counts, within a second: see `settled_stats`).
 """
 
 import re
@@ -69,6 +69,18 @@ def filter_stats(gw) -> dict[str, int]:
     """The filter's stats from /stats, by the name the filter gave them."""
     found = gw.stats(r"^wasmcustom\.")
     return {name.removeprefix(STATS_PREFIX): value for name, value in found.items()}
+
+
+def settled_stats(gw, expected: dict[str, int], seconds: float = 5) -> dict[str, int]:
+    """The filter's stats once they show `expected` (or after `seconds`): each worker adds
+    allowed requests and issued tokens on its timer, every second
+    (EnvoyMetrics::flush in src/filter/envoy_host.rs)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        stats = filter_stats(gw)
+        if all(stats.get(k) == v for k, v in expected.items()) or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.1)
 
 
 def prometheus(gw) -> tuple[dict[str, float], dict[str, str]]:
@@ -180,12 +192,7 @@ def test_stats_after_known_traffic(gateway):
         "tokengate.requests_denied.subscription_blocked": 0,
         "tokengate.requests_denied.throttled": 0,
     }
-    # Each worker adds its allowed requests to the stat on its timer (every second, see
-    # EnvoyMetrics::flush): wait for them, then every value is exact.
-    deadline = time.monotonic() + 5
-    while filter_stats(gateway)["tokengate.requests_allowed"] < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert filter_stats(gateway) == expected
+    assert settled_stats(gateway, expected) == expected
 
     values, types = prometheus(gateway)
     for metric, value in expected.items():
@@ -221,5 +228,6 @@ def test_store_full_and_sweep_show_in_stats(envoy_factory):
     assert filter_stats(gw)["tokengate.store_grants"] == 0, "expired grants were not swept"
     for _ in range(8):
         client_token(gw)
-    stats = filter_stats(gw)
+    refilled = {"tokengate.store_grants": 8, "tokengate.tokens_issued.client_credentials": 16}
+    stats = settled_stats(gw, refilled)
     assert (stats["tokengate.store_grants"], stats["tokengate.tokens_issued.client_credentials"]) == (8, 16)
