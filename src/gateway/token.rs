@@ -58,7 +58,7 @@ impl<'a> Gateway<'a> {
                     user: None,
                     key_type: app.key_type,
                 };
-                self.issue_grant(&app, owner, scopes, None, now)?.0
+                self.issue_grant(&app, owner, &scopes, None, now)?.0
             }
             GrantType::Password => {
                 let username =
@@ -67,7 +67,8 @@ impl<'a> Gateway<'a> {
                     form.get("password").ok_or(ErrorKind::InvalidRequest.because("password is missing"))?;
                 let wrong = ErrorKind::InvalidGrant.because("the username or password is wrong");
                 let user = self.authenticate_user(username, password, wrong)?;
-                let scopes = narrow(requested, &app.scopes.intersection(&user.scopes))?;
+                let held = app.scopes.intersection(&user.scopes);
+                let scopes = narrow(requested, &held)?;
                 let owner = GrantOwner {
                     client_id: app.consumer_key.clone(),
                     client_fingerprint: app.fingerprint,
@@ -79,7 +80,7 @@ impl<'a> Gateway<'a> {
                     .grant_types
                     .contains(&GrantType::RefreshToken)
                     .then(|| self.config.refresh_expires_at(now));
-                self.issue_grant(&app, owner, scopes, refresh_expires_at, now)?.0
+                self.issue_grant(&app, owner, &scopes, refresh_expires_at, now)?.0
             }
             GrantType::AuthorizationCode => self.authorization_code_grant(&app, &form, now)?,
             GrantType::RefreshToken => {
@@ -98,13 +99,13 @@ impl<'a> Gateway<'a> {
         &self,
         app: &Application,
         owner: GrantOwner,
-        scopes: ScopeSet,
+        scopes: &ScopeSet,
         refresh_expires_at: Option<u64>,
         now: u64,
     ) -> Result<(TokenResponse, GrantLocation), OAuthError> {
         let access_expires_at = app.access_validity.expires_at(now);
         let grant =
-            NewGrant { owner, scopes: self.config.scope_ids(&scopes), access_expires_at, refresh_expires_at };
+            NewGrant { owner, scopes: self.config.scope_ids(scopes), access_expires_at, refresh_expires_at };
         let issued = self.store.issue(grant, now).map_err(|error| match error {
             IssueError::Full => {
                 self.metrics.add(Metric::StoreFull, 1);
@@ -118,7 +119,7 @@ impl<'a> Gateway<'a> {
             IssueError::Random | IssueError::Store(_) => STORE_UNAVAILABLE,
         })?;
         let location = issued.location;
-        Ok((token_body(issued, &scopes, access_expires_at, now), location))
+        Ok((token_body(issued, scopes, access_expires_at, now), location))
     }
 
     fn refresh_grant(
@@ -208,12 +209,13 @@ fn without_key_type(requested: Option<ScopeSet>, app: &Application) -> Result<Op
     Ok((!rest.is_empty()).then_some(rest))
 }
 
-/// The requested scope if it is within `allowed`, else all of `allowed`.
-fn narrow(requested: Option<ScopeSet>, allowed: &ScopeSet) -> Result<ScopeSet, OAuthError> {
+/// The requested scope if it is within `allowed`, else all of `allowed` (borrowed: most
+/// clients ask for no scope, and a copy of the set is a string per scope).
+fn narrow(requested: Option<ScopeSet>, allowed: &ScopeSet) -> Result<Cow<'_, ScopeSet>, OAuthError> {
     match requested {
-        Some(requested) if requested.is_subset(allowed) => Ok(requested),
+        Some(requested) if requested.is_subset(allowed) => Ok(Cow::Owned(requested)),
         Some(_) => Err(ErrorKind::InvalidScope.because("the scope exceeds what this client may be granted")),
-        None => Ok(allowed.clone()),
+        None => Ok(Cow::Borrowed(allowed)),
     }
 }
 

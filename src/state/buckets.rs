@@ -176,8 +176,12 @@ impl<'h> BucketTable<'h> {
         now: u64,
         mut change: impl FnMut(&mut Vec<R>) -> Result<T, E>,
     ) -> Result<Option<Updated<T>>, E> {
+        if index >= self.count {
+            return Ok(None);
+        }
+        let key = self.key(index);
         for _ in 0..CAS_ATTEMPTS {
-            let Some((bytes, cas)) = self.read_with_cas(index)? else {
+            let Some((bytes, cas)) = self.shared.get(&key)? else {
                 return Ok(None);
             };
             let mut records: Vec<R> = decode_bucket(&bytes);
@@ -189,7 +193,7 @@ impl<'h> BucketTable<'h> {
             if encoded == bytes {
                 return Ok(Some(Updated { value, records_delta }));
             }
-            match self.shared.set(&self.key(index), &encoded, cas) {
+            match self.shared.set(&key, &encoded, cas) {
                 Ok(()) => return Ok(Some(Updated { value, records_delta })),
                 Err(StoreError::CasMismatch) => continue,
                 Err(other) => return Err(E::from(other)),
