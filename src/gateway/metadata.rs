@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::reply::{json_response, Response};
 use super::{EndpointRequest, Gateway};
-use crate::oauth::grant_type::GrantType;
+use crate::oauth::grant_type::{GrantType, GrantTypes};
 use crate::oauth::messages::ErrorResponse;
 
 #[derive(Serialize)]
@@ -51,12 +51,12 @@ impl<'a> Gateway<'a> {
             return json_response(405, vec![("allow", "GET, HEAD".to_owned())], body);
         }
         let config = self.config;
-        let mut grants: BTreeSet<GrantType> =
-            config.applications.values().flat_map(|app| app.grant_types.iter().copied()).collect();
+        let mut grants: GrantTypes =
+            config.applications.values().flat_map(|app| app.grant_types.iter()).collect();
         let mut scopes: BTreeSet<&str> =
             config.applications.values().flat_map(|app| app.scopes.iter()).collect();
         if let Some(registration) = &config.registration {
-            grants.extend(registration.grant_types.iter().copied());
+            grants.extend(registration.grant_types.iter());
             scopes.extend(registration.scopes.iter());
         }
         let flow = config.authorization.as_ref();
@@ -72,7 +72,7 @@ impl<'a> Gateway<'a> {
                 .registration
                 .as_ref()
                 .map(|r| format!("{issuer}{}", r.rfc7591_endpoint)),
-            grant_types_supported: grants.into_iter().map(GrantType::as_str).collect(),
+            grant_types_supported: grants.iter().map(GrantType::as_str).collect(),
             scopes_supported: scopes.into_iter().collect(),
             token_endpoint_auth_methods_supported: if has_public {
                 &TOKEN_AUTH_METHODS_WITH_PUBLIC
