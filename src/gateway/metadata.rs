@@ -53,8 +53,9 @@ impl<'a> Gateway<'a> {
         let config = self.config;
         let mut grants: GrantTypes =
             config.applications.values().flat_map(|app| app.grant_types.iter()).collect();
-        let mut scopes: BTreeSet<&str> =
-            config.applications.values().flat_map(|app| app.scopes.iter()).collect();
+        // Inserted, not collected: collect() would sort first, with sort code of its own.
+        let mut scopes: BTreeSet<&str> = BTreeSet::new();
+        scopes.extend(config.applications.values().flat_map(|app| app.scopes.iter()));
         if let Some(registration) = &config.registration {
             grants.extend(registration.grant_types.iter());
             scopes.extend(registration.scopes.iter());
