@@ -1,11 +1,9 @@
 //! The validated pieces of a configuration: applications, users, registration, lifetimes.
 
-use std::collections::BTreeSet;
-
 use serde::Deserialize;
 
 use crate::oauth::credentials::SecretVerifier;
-use crate::oauth::grant_type::GrantType;
+use crate::oauth::grant_type::GrantTypes;
 use crate::oauth::scope::ScopeSet;
 use crate::state::grants::{KeyType, NEVER_EXPIRES};
 
@@ -37,7 +35,7 @@ pub struct Application {
     pub verifier: SecretVerifier,
     /// Changes whenever the key or secret changes; tokens remember it.
     pub fingerprint: u32,
-    pub grant_types: BTreeSet<GrantType>,
+    pub grant_types: GrantTypes,
     pub scopes: ScopeSet,
     pub access_validity: Validity,
     pub can_introspect: bool,
@@ -97,7 +95,7 @@ pub struct RegistrationConfig {
     /// Registered applications the registry holds.
     pub capacity: u32,
     /// Grant types a registration may ask for.
-    pub grant_types: BTreeSet<GrantType>,
+    pub grant_types: GrantTypes,
     /// Scopes every registered application may be granted.
     pub scopes: ScopeSet,
 }

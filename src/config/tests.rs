@@ -1,7 +1,5 @@
-use std::collections::BTreeSet;
-
 use super::*;
-use crate::oauth::grant_type::GrantType;
+use crate::oauth::grant_type::{GrantType, GrantTypes};
 
 /// The demo configuration shipped in envoy/envoy.yaml, as the gateway tests use it too.
 pub(crate) const DEMO: &str = r#"{
@@ -57,7 +55,7 @@ fn grant_types_default_to_client_credentials_only() {
         v["applications"][0].as_object_mut().unwrap().remove("grant_types");
     });
     let config = Config::from_json(json.as_bytes()).unwrap();
-    assert_eq!(config.applications["demo-app"].grant_types, BTreeSet::from([GrantType::ClientCredentials]));
+    assert_eq!(config.applications["demo-app"].grant_types, GrantTypes::from([GrantType::ClientCredentials]));
 }
 
 /// Each broken config is refused with a message naming the place of the problem.

@@ -128,16 +128,16 @@ impl GatewayRequest {
     fn strip_trailers(&self) -> Action {
         let Some(stripped) = self.stripped else { return Action::Continue };
         let trailers = request_trailers();
-        let mut names: Vec<&[u8]> = trailers
-            .iter()
-            .map(|(name, _)| name)
-            .filter(|name| {
-                name.starts_with(IDENTITY_HEADER_PREFIX.as_bytes())
-                    || stripped.iter().any(|strip| strip.as_bytes() == *name)
-            })
-            .collect();
-        names.sort_unstable();
-        names.dedup();
+        // Each present name once. Envoy caps a header map (100 entries by default), so a linear
+        // search drops repeats without a sort.
+        let mut names: Vec<&[u8]> = Vec::new();
+        for (name, _) in trailers.iter() {
+            let strip = name.starts_with(IDENTITY_HEADER_PREFIX.as_bytes())
+                || stripped.iter().any(|strip| strip.as_bytes() == name);
+            if strip && !names.contains(&name) {
+                names.push(name);
+            }
+        }
         let removed = names.iter().all(|name| {
             hostcalls::set_map_value(MapType::HttpRequestTrailers, &String::from_utf8_lossy(name), None)
                 .is_ok()

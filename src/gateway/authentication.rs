@@ -2,7 +2,6 @@
 //! §2.3.1), user passwords, and the brute-force limits every secret check goes through.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 
 use super::reply::{locked_out, ErrorKind, OAuthError, CLIENT_AUTH_FAILED, CLIENT_POST_AUTH_FAILED};
 use super::{split_path, EndpointRequest, Gateway};
@@ -10,7 +9,7 @@ use crate::config::{registered_counter, Application, Subscription, SubscriptionS
 use crate::host::StoreError;
 use crate::oauth::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
 use crate::oauth::form::{query_parameter_names, FormError, FormParams};
-use crate::oauth::grant_type::GrantType;
+use crate::oauth::grant_type::{GrantType, GrantTypes};
 use crate::oauth::redirect_uri;
 use crate::oauth::scope::ScopeSet;
 use crate::state::grants::KeyType;
@@ -160,17 +159,16 @@ impl<'a> Gateway<'a> {
     pub(super) fn registered_application(&self, record: ClientRecord, scopes: &ScopeSet) -> Application {
         let verifier: SecretVerifier = record.verifier();
         let scopes = Self::registered_scopes(&record, scopes);
-        let allowed = self.config.registration.as_ref().map(|r| &r.grant_types);
+        let allowed = self.config.registration.as_ref().map(|r| r.grant_types);
         let subscriptions = self.registered_subscriptions(&record.client_id, &record.subscriptions);
-        let grant_types: BTreeSet<GrantType> = record
+        let grant_types: GrantTypes = record
             .registration
             .grant_types
             .iter()
-            .filter(|grant| allowed.is_some_and(|allowed| allowed.contains(grant)))
-            .copied()
+            .filter(|&grant| allowed.is_some_and(|allowed| allowed.contains(grant)))
             .collect();
         // Checked when registered; checked again, since an older record may hold anything.
-        let redirect_uris = match grant_types.contains(&GrantType::AuthorizationCode) {
+        let redirect_uris = match grant_types.contains(GrantType::AuthorizationCode) {
             true => record
                 .registration
                 .callback_url

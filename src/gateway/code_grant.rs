@@ -54,7 +54,7 @@ impl<'a> Gateway<'a> {
         let scopes = ScopeSet::from_names(ticket.scope.split(' ').filter(|name| !name.is_empty()))
             .intersection(&app.scopes.intersection(&user.scopes));
         let refresh_expires_at =
-            app.grant_types.contains(&GrantType::RefreshToken).then(|| self.config.refresh_expires_at(now));
+            app.grant_types.contains(GrantType::RefreshToken).then(|| self.config.refresh_expires_at(now));
         let (body, grant) = self.issue_grant(app, owner, &scopes, refresh_expires_at, now)?;
         if table.remember_grant(code, grant, now)? {
             // The code came back while this grant was being issued: it goes too.

@@ -11,8 +11,6 @@
 //! Basic, as at the WSO2 endpoint. The client URI takes `Authorization: Bearer <registration
 //! access token>` (RFC 7592 §2); a wrong token and an unknown client get the same 401.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
 use super::authentication::media_type_is;
@@ -21,7 +19,7 @@ use super::reply::{no_store_json, ErrorKind, OAuthError, Response, STORE_UNAVAIL
 use super::{EndpointRequest, Gateway};
 use crate::config::RegistrationConfig;
 use crate::host::metrics::Metric;
-use crate::oauth::grant_type::{refresh_without_password, GrantType};
+use crate::oauth::grant_type::{refresh_without_password, GrantType, GrantTypes};
 use crate::oauth::redirect_uri;
 use crate::oauth::scope::ScopeSet;
 use crate::state::registry::{
@@ -171,9 +169,9 @@ impl<'a> Gateway<'a> {
                 ))?,
         };
         let callback_url = redirect_uris(metadata.redirect_uris.unwrap_or_default())?;
-        let grant_types = grant_types(metadata.grant_types, &registration.grant_types)?;
+        let grant_types = grant_types(metadata.grant_types, registration.grant_types)?;
         // The code grant redirects there: the rules of configured redirect URIs apply.
-        if grant_types.contains(&GrantType::AuthorizationCode) {
+        if grant_types.contains(GrantType::AuthorizationCode) {
             redirect_uri::check_all_registered(&callback_url).map_err(|_| {
                 ErrorKind::InvalidRedirectUri.because(
                     "authorization_code needs redirect_uris, each https or http on 127.0.0.1 or [::1], \
@@ -258,22 +256,19 @@ fn check_update_identity(metadata: &ClientMetadata, record: &ClientRecord) -> Re
 
 /// `grant_types` within the allowed ones; omitted means `client_credentials` (RFC 7591's own
 /// default, `authorization_code`, is not served here: §2 lets the server substitute).
-fn grant_types(
-    asked: Option<Vec<String>>,
-    allowed: &BTreeSet<GrantType>,
-) -> Result<BTreeSet<GrantType>, OAuthError> {
+fn grant_types(asked: Option<Vec<String>>, allowed: GrantTypes) -> Result<GrantTypes, OAuthError> {
     let asked = asked.unwrap_or_else(|| vec![GrantType::ClientCredentials.as_str().to_owned()]);
-    let mut grants = BTreeSet::new();
+    let mut grants = GrantTypes::default();
     for name in &asked {
         let grant = GrantType::from_param(name)
-            .filter(|grant| allowed.contains(grant))
+            .filter(|&grant| allowed.contains(grant))
             .ok_or(ErrorKind::InvalidClientMetadata.because("a grant type is unknown or not allowed here"))?;
         grants.insert(grant);
     }
     if grants.is_empty() {
         return Err(ErrorKind::InvalidClientMetadata.because("grant_types names no grant type"));
     }
-    if refresh_without_password(&grants) {
+    if refresh_without_password(grants) {
         return Err(ErrorKind::InvalidClientMetadata.because("refresh_token needs the password grant"));
     }
     Ok(grants)

@@ -1,13 +1,12 @@
 //! Authorization server metadata (RFC 8414), from the configuration.
 
-use std::collections::BTreeSet;
-
 use serde::Serialize;
 
 use super::reply::{json_response, Response};
 use super::{EndpointRequest, Gateway};
-use crate::oauth::grant_type::GrantType;
+use crate::oauth::grant_type::{GrantType, GrantTypes};
 use crate::oauth::messages::ErrorResponse;
+use crate::oauth::scope::ScopeSet;
 
 #[derive(Serialize)]
 struct Metadata<'a> {
@@ -51,13 +50,20 @@ impl<'a> Gateway<'a> {
             return json_response(405, vec![("allow", "GET, HEAD".to_owned())], body);
         }
         let config = self.config;
-        let mut grants: BTreeSet<GrantType> =
-            config.applications.values().flat_map(|app| app.grant_types.iter().copied()).collect();
-        let mut scopes: BTreeSet<&str> =
-            config.applications.values().flat_map(|app| app.scopes.iter()).collect();
-        if let Some(registration) = &config.registration {
-            grants.extend(registration.grant_types.iter().copied());
-            scopes.extend(registration.scopes.iter());
+        let mut grants: GrantTypes =
+            config.applications.values().flat_map(|app| app.grant_types.iter()).collect();
+        let registration = config.registration.as_ref();
+        if let Some(registration) = registration {
+            grants.extend(registration.grant_types.iter());
+        }
+        // Sorted and without repeats, by insertion: neither a sort nor a set of its own.
+        let mut scopes: Vec<&str> = Vec::new();
+        let listed =
+            config.applications.values().map(|app| &app.scopes).chain(registration.map(|r| &r.scopes));
+        for name in listed.flat_map(ScopeSet::iter) {
+            if let Err(at) = scopes.binary_search(&name) {
+                scopes.insert(at, name);
+            }
         }
         let flow = config.authorization.as_ref();
         let has_public = config.applications.values().any(|app| app.public);
@@ -72,8 +78,8 @@ impl<'a> Gateway<'a> {
                 .registration
                 .as_ref()
                 .map(|r| format!("{issuer}{}", r.rfc7591_endpoint)),
-            grant_types_supported: grants.into_iter().map(GrantType::as_str).collect(),
-            scopes_supported: scopes.into_iter().collect(),
+            grant_types_supported: grants.iter().map(GrantType::as_str).collect(),
+            scopes_supported: scopes,
             token_endpoint_auth_methods_supported: if has_public {
                 &TOKEN_AUTH_METHODS_WITH_PUBLIC
             } else {

@@ -13,8 +13,6 @@
 //! `super_admin`; to any other admin it does not exist (404). Only a super-admin may register
 //! for an `owner` other than itself.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
 use super::authentication::media_type_is;
@@ -23,7 +21,7 @@ use super::{EndpointRequest, Gateway};
 use crate::config::User;
 use crate::host::metrics::Metric;
 use crate::oauth::credentials::parse_basic_authorization;
-use crate::oauth::grant_type::{refresh_without_password, GrantType};
+use crate::oauth::grant_type::{refresh_without_password, GrantType, GrantTypes};
 use crate::oauth::redirect_uri;
 use crate::state::lockout::Principal;
 use crate::state::registry::{AuthMethod, ClientRecord, ClientRegistry, Registration, RegistryError};
@@ -141,11 +139,11 @@ impl<'a> Gateway<'a> {
                 ));
             }
         }
-        let allowed = self.config.registration.as_ref().map(|r| &r.grant_types);
-        let mut grant_types = BTreeSet::new();
+        let allowed = self.config.registration.as_ref().map(|r| r.grant_types);
+        let mut grant_types = GrantTypes::default();
         for name in payload.grant_type.split(' ').filter(|name| !name.is_empty()) {
             let grant = GrantType::from_param(name)
-                .filter(|grant| allowed.is_some_and(|allowed| allowed.contains(grant)))
+                .filter(|&grant| allowed.is_some_and(|allowed| allowed.contains(grant)))
                 .ok_or(
                     ErrorKind::InvalidClientMetadata.because("a grant type is unknown or not allowed here"),
                 )?;
@@ -154,11 +152,11 @@ impl<'a> Gateway<'a> {
         if grant_types.is_empty() {
             return Err(ErrorKind::InvalidClientMetadata.because("grantType names no grant type"));
         }
-        if refresh_without_password(&grant_types) {
+        if refresh_without_password(grant_types) {
             return Err(ErrorKind::InvalidClientMetadata.because("refresh_token needs the password grant"));
         }
         // The code grant redirects to callbackUrl: the rules of configured redirect URIs apply.
-        if grant_types.contains(&GrantType::AuthorizationCode)
+        if grant_types.contains(GrantType::AuthorizationCode)
             && redirect_uri::check_all_registered(&payload.callback_url).is_err()
         {
             return Err(ErrorKind::InvalidClientMetadata.because(

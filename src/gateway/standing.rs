@@ -91,13 +91,17 @@ impl Gateway<'_> {
 
     /// The names of stored scope ids that the owner may still hold, in name order.
     pub(super) fn held_scopes<'s>(&'s self, ids: &[ScopeId], standing: &Standing) -> Vec<&'s str> {
-        let mut names: Vec<&str> = ids
+        let held = ids
             .iter()
             .filter_map(|id| self.config.scope_names.get(id))
             .map(String::as_str)
-            .filter(|name| standing.allows(name))
-            .collect();
-        names.sort_unstable();
+            .filter(|name| standing.allows(name));
+        // Sorted by insertion: a grant's few scopes need no sort code of their own.
+        let mut names: Vec<&str> = Vec::new();
+        for name in held {
+            let at = names.binary_search(&name).unwrap_or_else(|at| at);
+            names.insert(at, name);
+        }
         names
     }
 }

@@ -37,7 +37,7 @@ impl<'a> Gateway<'a> {
         let grant = GrantType::from_param(grant_type)
             .filter(|grant| *grant != GrantType::AuthorizationCode || self.config.authorization.is_some())
             .ok_or(ErrorKind::UnsupportedGrantType.because("the grant type is not supported"))?;
-        if !app.grant_types.contains(&grant) {
+        if !app.grant_types.contains(grant) {
             return Err(ErrorKind::UnauthorizedClient.because("this application may not use this grant type"));
         }
         let requested = match form.get("scope") {
@@ -78,7 +78,7 @@ impl<'a> Gateway<'a> {
                 // A refresh token only for applications allowed to use it.
                 let refresh_expires_at = app
                     .grant_types
-                    .contains(&GrantType::RefreshToken)
+                    .contains(GrantType::RefreshToken)
                     .then(|| self.config.refresh_expires_at(now));
                 self.issue_grant(&app, owner, &scopes, refresh_expires_at, now)?.0
             }

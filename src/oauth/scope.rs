@@ -59,7 +59,13 @@ impl ScopeSet {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        ScopeSet(names.into_iter().map(Into::into).collect())
+        // Inserted one by one: collect() would sort them first, and bring a copy of the sort
+        // code of its own into the filter's .wasm.
+        let mut set = BTreeSet::new();
+        for name in names {
+            set.insert(name.into());
+        }
+        ScopeSet(set)
     }
 
     pub fn is_subset(&self, other: &ScopeSet) -> bool {
@@ -67,7 +73,7 @@ impl ScopeSet {
     }
 
     pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
-        ScopeSet(self.0.intersection(&other.0).cloned().collect())
+        ScopeSet::from_names(self.0.intersection(&other.0).cloned())
     }
 
     pub fn contains(&self, name: &str) -> bool {

@@ -12,7 +12,7 @@
 //! update that restores an earlier config exactly), so each VM also re-reads the record on a
 //! timer, and its view is at most one timer period old.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::host::{SharedStore, StoreError};
 use crate::state::buckets::{put_short_bytes, Reader, CAS_ATTEMPTS};
@@ -33,10 +33,11 @@ struct Entry {
     present: bool,
 }
 
-type Entries = HashMap<(CredentialKind, String), Entry>;
+/// In key order, so the record is written the same way whatever order it was built in.
+type Entries = BTreeMap<(CredentialKind, String), Entry>;
 
 fn decode(bytes: &[u8]) -> Entries {
-    let mut entries = HashMap::new();
+    let mut entries = BTreeMap::new();
     let mut r = Reader(bytes);
     while let Some(kind) = r.u8() {
         let kind = if kind == b'u' { CredentialKind::User } else { CredentialKind::Application };
@@ -51,10 +52,8 @@ fn decode(bytes: &[u8]) -> Entries {
 }
 
 fn encode(entries: &Entries) -> Vec<u8> {
-    let mut sorted: Vec<_> = entries.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = Vec::new();
-    for ((kind, name), entry) in sorted {
+    for ((kind, name), entry) in entries {
         out.push(if *kind == CredentialKind::User { b'u' } else { b'a' });
         put_short_bytes(&mut out, name.as_bytes());
         out.extend_from_slice(&entry.fingerprint.to_be_bytes());
@@ -125,7 +124,7 @@ impl CredentialChanges {
         for _ in 0..CAS_ATTEMPTS {
             let (before, cas) = match shared.get(KEY)? {
                 Some((bytes, cas)) => (decode(&bytes), cas),
-                None => (HashMap::new(), 0),
+                None => (BTreeMap::new(), 0),
             };
             let mut entries = before.clone();
             for entry in entries.values_mut() {

@@ -7,8 +7,6 @@
 //! unreserved characters (base64url's alphabet), so raw and form-encoded Basic clients agree.
 //! Only a salted SHA-256 of the secret is stored.
 
-use std::collections::BTreeSet;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -17,7 +15,7 @@ use subtle::ConstantTimeEq;
 use crate::host::metrics::Metric;
 use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
 use crate::oauth::credentials::SecretVerifier;
-use crate::oauth::grant_type::GrantType;
+use crate::oauth::grant_type::GrantTypes;
 use crate::state::buckets::{put_short_bytes, records_of, BucketTable, InitError, Reader, Record};
 
 /// Registered applications per bucket.
@@ -41,7 +39,7 @@ pub struct Registration {
     pub owner: String,
     /// WSO2's `callbackUrl`, or RFC 7591's `redirect_uris` joined by spaces (URIs have none).
     pub callback_url: String,
-    pub grant_types: BTreeSet<GrantType>,
+    pub grant_types: GrantTypes,
     pub saas: bool,
     /// The scopes it may be granted, space-separated, within `registration.scopes`; empty:
     /// all of them (WSO2 registrations, and RFC 7591 ones that asked for no `scope`).
@@ -201,31 +199,6 @@ fn decode_subscription(r: &mut Reader) -> Option<RegisteredSubscription> {
     Some(RegisteredSubscription { api, tier, state })
 }
 
-fn grant_bits(grants: &BTreeSet<GrantType>) -> u8 {
-    grants
-        .iter()
-        .map(|grant| match grant {
-            GrantType::ClientCredentials => 1,
-            GrantType::Password => 2,
-            GrantType::RefreshToken => 4,
-            GrantType::AuthorizationCode => 8,
-        })
-        .fold(0, |bits, bit| bits | bit)
-}
-
-fn grants_from_bits(bits: u8) -> BTreeSet<GrantType> {
-    [
-        (1, GrantType::ClientCredentials),
-        (2, GrantType::Password),
-        (4, GrantType::RefreshToken),
-        (8, GrantType::AuthorizationCode),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| bits & bit != 0)
-    .map(|(_, grant)| grant)
-    .collect()
-}
-
 impl Record for ClientRecord {
     fn decode(bytes: &[u8]) -> Option<Self> {
         let mut r = Reader(bytes);
@@ -233,7 +206,7 @@ impl Record for ClientRecord {
         let name = r.short_string()?;
         let owner = r.short_string()?;
         let callback_url = r.short_string()?;
-        let grant_types = grants_from_bits(r.u8()?);
+        let grant_types = GrantTypes::from_bits(r.u8()?);
         let saas = r.u8()? != 0;
         let salt = r.array()?;
         let digest = r.array()?;
@@ -277,7 +250,7 @@ impl Record for ClientRecord {
         put_short_bytes(out, self.registration.name.as_bytes());
         put_short_bytes(out, self.registration.owner.as_bytes());
         put_short_bytes(out, self.registration.callback_url.as_bytes());
-        out.push(grant_bits(&self.registration.grant_types));
+        out.push(self.registration.grant_types.bits());
         out.push(u8::from(self.registration.saas));
         out.extend_from_slice(&self.salt);
         out.extend_from_slice(&self.digest);
@@ -594,13 +567,14 @@ mod tests {
     use super::*;
     use crate::host::memory::{MemoryStore, NoMetrics};
     use crate::host::SystemRandomness;
+    use crate::oauth::grant_type::GrantType;
 
     fn registration(name: &str) -> Registration {
         Registration {
             name: name.to_owned(),
             owner: "admin".to_owned(),
             callback_url: "https://app.example/cb".to_owned(),
-            grant_types: BTreeSet::from([GrantType::Password, GrantType::RefreshToken]),
+            grant_types: GrantTypes::from([GrantType::Password, GrantType::RefreshToken]),
             saas: false,
             scope: String::new(),
             auth_method: AuthMethod::ClientSecretBasic,
