@@ -19,12 +19,13 @@
 //! open the door to unlimited guessing, and never touches the names that exist.
 
 use std::cell::{OnceCell, RefCell};
-
 use std::hash::Hasher;
 
 use siphasher::sip::SipHasher24;
 
 use crate::host::{Metrics, Randomness, SharedStore, StoreError};
+use crate::oauth::scope::leading_u32;
+use crate::state::buckets::{BucketTable, Reader, Record};
 use crate::state::remembered::RememberedGrants;
 
 thread_local! {
@@ -34,8 +35,6 @@ thread_local! {
     /// Bounded like the token memory (see [`crate::state::remembered`]).
     static UNLOCKED: RefCell<RememberedGrants<()>> = RefCell::new(RememberedGrants::default());
 }
-use crate::oauth::scope::leading_u32;
-use crate::state::buckets::{BucketTable, Reader, Record};
 
 /// Unknown names tracked per bucket.
 pub const NAMES_PER_BUCKET: usize = 8;

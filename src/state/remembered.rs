@@ -14,8 +14,12 @@
 //! request, as before. Fleet mode remembers nothing: its hosts keep no epoch (another
 //! replica's revocation reaches this one through etcd's watch, not through a local write).
 //!
-//! The memory is fixed: [`SLOTS`] entries chosen by the token's [`recall_key`] (each new token takes
-//! its slot from whatever was there), so it never grows with time or traffic.
+//! The memory is fixed: [`SLOTS`] entries chosen by the token's [`recall_key`] (each new
+//! token takes its slot from whatever was there), so it never grows with time or traffic.
+//!
+//! The same bounded table serves two other memories: application secrets this worker verified
+//! ([`verify_remembering`]) and the failure limiter's names found unlocked
+//! ([`crate::state::lockout`]).
 
 use std::cell::RefCell;
 use std::hash::Hasher;

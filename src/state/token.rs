@@ -54,23 +54,32 @@ pub enum ParsedToken {
 impl ParsedToken {
     /// Decodes a token string; `None` for anything this gateway did not issue.
     pub fn parse(text: &str) -> Option<ParsedToken> {
-        // Reject long input before decoding: a bearer header can be large.
-        if text.len() > 64 {
-            return None;
+        if let Some(access) = AccessToken::decode(text) {
+            return Some(ParsedToken::Access { bucket: access.bucket, hash: access.hash() });
         }
-        let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
-        let bucket = u32::from_be_bytes(raw.get(1..5)?.try_into().ok()?);
-        // Hashed only once the shape is right: garbage costs no SHA-256.
-        let hash = || hash_prefix(b"token\0", &raw);
-        match (raw.first()?, raw.len()) {
-            (&ACCESS_KIND, ACCESS_LEN) => Some(ParsedToken::Access { bucket, hash: hash() }),
-            (&REFRESH_KIND, REFRESH_LEN) => {
-                let grant_id: GrantId = raw.get(5..5 + GRANT_ID_BYTES)?.try_into().ok()?;
-                Some(ParsedToken::Refresh { bucket, grant_id, hash: hash() })
-            }
-            _ => None,
-        }
+        let raw: [u8; REFRESH_LEN] = decode_kind(text, REFRESH_KIND)?;
+        let grant_id: GrantId = raw.get(5..5 + GRANT_ID_BYTES)?.try_into().ok()?;
+        Some(ParsedToken::Refresh { bucket: bucket_of(&raw)?, grant_id, hash: hash_prefix(b"token\0", &raw) })
     }
+}
+
+/// A token string's bytes when it decodes to `N` bytes of kind `kind`; `None` otherwise.
+/// Hashing is left to the caller: garbage costs no SHA-256.
+fn decode_kind<const N: usize>(text: &str, kind: u8) -> Option<[u8; N]> {
+    // Reject long input before decoding: a bearer header can be large. 64 characters decode
+    // to at most 48 bytes, and the decoder wants room for a whole last quantum.
+    if text.len() > 64 {
+        return None;
+    }
+    let mut buffer = [0u8; 48];
+    let len = URL_SAFE_NO_PAD.decode_slice(text, &mut buffer).ok()?;
+    let raw: [u8; N] = buffer.get(..len)?.try_into().ok()?;
+    (raw.first() == Some(&kind)).then_some(raw)
+}
+
+/// The bucket a token's bytes name (after the kind byte).
+fn bucket_of(raw: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(raw.get(1..5)?.try_into().ok()?))
 }
 
 /// An access token's decoded bytes, not yet hashed: a worker that remembers the token finds
@@ -83,17 +92,8 @@ pub struct AccessToken {
 impl AccessToken {
     /// Decodes an access token string; `None` for anything else (refresh tokens included).
     pub fn decode(text: &str) -> Option<AccessToken> {
-        // The base64 decoder wants room for a whole last quantum: 39 characters need 30 bytes.
-        let mut buffer = [0u8; ACCESS_LEN + 3];
-        if text.len() > 64 || URL_SAFE_NO_PAD.decode_slice(text, &mut buffer).ok()? != ACCESS_LEN {
-            return None;
-        }
-        let raw: [u8; ACCESS_LEN] = buffer.get(..ACCESS_LEN)?.try_into().ok()?;
-        if raw.first() != Some(&ACCESS_KIND) {
-            return None;
-        }
-        let bucket = u32::from_be_bytes(raw.get(1..5)?.try_into().ok()?);
-        Some(AccessToken { raw, bucket })
+        let raw: [u8; ACCESS_LEN] = decode_kind(text, ACCESS_KIND)?;
+        Some(AccessToken { bucket: bucket_of(&raw)?, raw })
     }
 
     pub fn bytes(&self) -> &[u8] {
