@@ -9,28 +9,29 @@
 
 mod record;
 
+use std::cell::RefCell;
+
+use siphasher::sip::SipHasher24;
+
 use crate::host::metrics::Metric;
 use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
 use crate::oauth::scope::ScopeId;
 use crate::state::buckets::{records_of, BucketTable, Reader, Record, Updated};
+use crate::state::remembered::{recall_key, RememberedGrants};
 use crate::state::token::{
-    grant_tag, hash_prefix, mint_access_token, mint_refresh_token, new_grant_id, AccessToken, GrantTag,
-    ParsedToken, TokenHash,
+    grant_tag, mint_access_token, mint_refresh_token, new_grant_id, AccessToken, GrantTag, ParsedToken,
+    TokenHash,
 };
 use record::GrantView;
-
-use std::cell::RefCell;
-
-use crate::state::remembered::{recall_key, RememberedGrants};
+pub use record::{
+    AccessEntry, GrantOwner, GrantRecord, KeyType, RefreshEntry, MAX_ACCESS_TOKENS_PER_GRANT, NEVER_EXPIRES,
+};
 
 thread_local! {
     /// This worker's memory of access tokens it validated (each Envoy worker runs its own VM
     /// on its own thread); see [`crate::state::remembered`].
     static REMEMBERED: RefCell<RememberedGrants<AccessGrant>> = RefCell::new(RememberedGrants::default());
 }
-pub use record::{
-    AccessEntry, GrantOwner, GrantRecord, KeyType, RefreshEntry, MAX_ACCESS_TOKENS_PER_GRANT, NEVER_EXPIRES,
-};
 
 /// Grants per bucket. Small enough that a bucket read copies well under a kilobyte.
 pub const SLOTS_PER_BUCKET: usize = 8;
@@ -53,6 +54,15 @@ pub fn latest_expiry(bucket: &[u8]) -> Option<u64> {
         }
     }
     latest
+}
+
+/// The first of the buckets an application's grants go to (see
+/// [`TokenStore::with_share_per_owner`]). A spread, not a secret (the client id is public),
+/// and the same in every worker and replica: SipHash-2-4 under a fixed key, a tenth of the
+/// SHA-256 it was, which every `/token` paid where an application's share is below the table.
+fn owner_start(client_id: &str, count: u32) -> u32 {
+    let spread = SipHasher24::new().hash(client_id.as_bytes());
+    u32::try_from(spread.checked_rem(u64::from(count)).unwrap_or(0)).unwrap_or(0)
 }
 
 /// Buckets needed for `capacity` grants.
@@ -347,11 +357,7 @@ impl<'h> TokenStore<'h> {
             }
         };
         let count = self.table.count();
-        let first = if self.owner_buckets < count {
-            u32::from_be_bytes(hash_prefix(b"owner\0", grant.owner.client_id.as_bytes())) % count
-        } else {
-            0
-        };
+        let first = if self.owner_buckets < count { owner_start(&grant.owner.client_id, count) } else { 0 };
         let mut owner_full = false;
         for _ in 0..BUCKET_PROBES {
             let mut pick = [0u8; 4];
