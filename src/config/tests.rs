@@ -30,6 +30,22 @@ fn error_of(json: &str) -> String {
     }
 }
 
+/// A config that must be refused, and how its one-line error begins.
+struct Refused {
+    name: &'static str,
+    json: String,
+    error: &'static str,
+}
+
+/// Each case's error is one line and starts as the case says.
+fn assert_refused(cases: impl IntoIterator<Item = Refused>) {
+    for Refused { name, json, error } in cases {
+        let message = error_of(&json);
+        assert_eq!(message.lines().count(), 1, "{name}: {message}");
+        assert!(message.starts_with(error), "{name}\n  got: {message}\n  want: {error}");
+    }
+}
+
 #[test]
 fn the_demo_config_is_valid_with_documented_defaults() {
     let config = Config::from_json(DEMO.as_bytes()).unwrap();
@@ -228,44 +244,36 @@ fn unknown_variants_are_named_by_place_not_value() {
 /// the value it concerns, or, for an array or object serde refused on sight, just before it.
 #[test]
 fn parse_errors_name_the_value_at_their_position() {
-    struct Case {
-        name: &'static str,
-        json: String,
-        error: &'static str,
-    }
     let table = [
-        Case {
+        Refused {
             name: "a missing field, placed after the object",
             json: demo_with(|v| {
                 v["users"][0].as_object_mut().unwrap().remove("username");
             }),
             error: "users[0]: missing field `username`",
         },
-        Case {
+        Refused {
             name: "an array where a string belongs",
             json: demo_with(|v| v["realm"] = serde_json::json!(["x"])),
             error: "realm: wrong type or value at line 1 column ",
         },
-        Case {
+        Refused {
             name: "an object as an array's first element",
             json: demo_with(|v| v["applications"][0]["scopes"] = serde_json::json!([{"a": 1}])),
             error: "applications[0].scopes[0]: wrong type or value at line 1 column ",
         },
-        Case {
+        Refused {
             name: "a wrong type on another line",
             json: DEMO.replace(r#""public": true"#, r#""public": "yes""#),
             error: "resources[3].public: wrong type or value at line 12 column ",
         },
-        Case {
+        Refused {
             name: "text after the config",
             json: format!("{DEMO} x"),
             error: "trailing characters at line 14",
         },
     ];
-    for Case { name, json, error } in table {
-        let message = error_of(&json);
-        assert!(message.starts_with(error), "{name}: {message}");
-    }
+    assert_refused(table);
 }
 
 #[test]
@@ -441,62 +449,54 @@ fn the_code_flow_is_configured_per_application_rfc6749_4_1() {
     let fleet = with_spa(|v| v["fleet"] = serde_json::json!({"cluster": "etcd"}));
     assert!(Config::from_json(fleet.as_bytes()).unwrap().authorization.is_some());
 
-    struct Case {
-        name: &'static str,
-        json: String,
-        error: &'static str,
-    }
     let cases = [
-        Case {
+        Refused {
             name: "a public client with a secret",
             json: with_spa(|v| v["applications"][1]["consumer_secret"] = "s".into()),
             error: "applications[1]: a public client has no consumer_secret",
         },
-        Case {
+        Refused {
             name: "a public client with client_credentials",
             json: with_spa(|v| v["applications"][1]["grant_types"] = serde_json::json!(["authorization_code", "client_credentials"])),
             error: "applications[1].grant_types: a public client may use authorization_code and refresh_token only",
         },
-        Case {
+        Refused {
             name: "the code grant without redirect URIs",
             json: with_spa(|v| v["applications"][1]["redirect_uris"] = serde_json::json!([])),
             error: "applications[1].redirect_uris: authorization_code needs at least one redirect URI",
         },
-        Case {
+        Refused {
             name: "redirect URIs without the code grant",
             json: with_spa(|v| v["applications"][0]["redirect_uris"] = serde_json::json!(["https://a.example/cb"])),
             error: "applications[0].redirect_uris: only the authorization_code grant uses redirect URIs",
         },
-        Case {
+        Refused {
             name: "plain http off loopback",
             json: with_spa(|v| v["applications"][1]["redirect_uris"] = serde_json::json!(["http://a.example/cb"])),
             error: "applications[1].redirect_uris[0]: must be https, or http on 127.0.0.1 or [::1]",
         },
-        Case {
+        Refused {
             name: "a fragment",
             json: with_spa(|v| v["applications"][1]["redirect_uris"] = serde_json::json!(["https://a.example/cb#x"])),
             error: "applications[1].redirect_uris[0]: must have no fragment",
         },
-        Case {
+        Refused {
             name: "twice the same URI",
             json: with_spa(|v| v["applications"][1]["redirect_uris"] = serde_json::json!(["https://a.example/cb", "https://a.example/cb"])),
             error: "applications[1].redirect_uris[1]: is listed twice",
         },
-        Case {
+        Refused {
             name: "a code lifetime over 60 s",
             json: with_spa(|v| v["authorization"] = serde_json::json!({"code_lifetime_secs": 61})),
             error: "authorization.code_lifetime_secs: must be between 1 and 60",
         },
-        Case {
+        Refused {
             name: "the authorization endpoint over another",
             json: with_spa(|v| v["authorization"] = serde_json::json!({"endpoint": "/token"})),
             error: "authorization.endpoint: is the same path as another endpoint",
         },
     ];
-    for case in cases {
-        let message = error_of(&case.json);
-        assert!(message.starts_with(case.error), "{}: {message}", case.name);
-    }
+    assert_refused(cases);
 }
 
 fn demo_with_api(change: impl FnOnce(&mut serde_json::Value)) -> String {
@@ -511,48 +511,43 @@ fn demo_with_api(change: impl FnOnce(&mut serde_json::Value)) -> String {
 
 #[test]
 fn apis_tiers_and_subscriptions_are_validated() {
-    struct Case {
-        name: &'static str,
-        json: String,
-        error: &'static str,
-    }
     let table = [
-        Case {
+        Refused {
             name: "unknown API",
             json: demo_with_api(|v| v["applications"][0]["subscriptions"][0]["api"] = "Nope".into()),
             error: "applications[0].subscriptions[0].api: no API of this name in apis",
         },
-        Case {
+        Refused {
             name: "unknown tier",
             json: demo_with_api(|v| v["applications"][0]["subscriptions"][0]["tier"] = "Platinum".into()),
             error: "applications[0].subscriptions[0].tier: no tier of this name (built in or in tiers)",
         },
-        Case {
+        Refused {
             name: "a built-in tier redefined",
             json: demo_with_api(|v| v["tiers"][0]["name"] = "Gold".into()),
             error: "tiers[0].name: names a tier already defined (or built in)",
         },
-        Case {
+        Refused {
             name: "a tier of no requests",
             json: demo_with_api(|v| v["tiers"][0]["requests"] = 0.into()),
             error: "tiers[0].requests: must be at least 1",
         },
-        Case {
+        Refused {
             name: "a tier per week",
             json: demo_with_api(|v| v["tiers"][0]["per"] = "week".into()),
             error: "tiers[0].per: unknown variant at line",
         },
-        Case {
+        Refused {
             name: "a context ending in '/'",
             json: demo_with_api(|v| v["apis"][0]["context"] = "/orders/".into()),
             error: "apis[0].context: must be a path like /orders/1.0.0",
         },
-        Case {
+        Refused {
             name: "an API resource's path without '/'",
             json: demo_with_api(|v| v["apis"][0]["resources"][0]["path"] = "items".into()),
             error: "apis[0].resources[0].path: must start with '/'",
         },
-        Case {
+        Refused {
             name: "an API resource over a flat one",
             json: demo_with_api(|v| {
                 v["apis"][0]["context"] = "/api".into();
@@ -560,7 +555,7 @@ fn apis_tiers_and_subscriptions_are_validated() {
             }),
             error: "apis[0].resources[0].methods[0]: this method and path are listed twice",
         },
-        Case {
+        Refused {
             name: "subscribed twice",
             json: demo_with_api(|v| {
                 v["applications"][0]["subscriptions"]
@@ -570,7 +565,7 @@ fn apis_tiers_and_subscriptions_are_validated() {
             }),
             error: "applications[0].subscriptions[1].api: subscribed to twice",
         },
-        Case {
+        Refused {
             name: "a sandbox pair reusing its production key",
             json: demo_with_api(|v| {
                 v["applications"][0]["sandbox"] =
@@ -578,7 +573,7 @@ fn apis_tiers_and_subscriptions_are_validated() {
             }),
             error: "applications[0].sandbox.consumer_key: is the production consumer_key",
         },
-        Case {
+        Refused {
             name: "a sandbox pair reusing another application's key",
             json: demo_with_api(|v| {
                 v["applications"][0]["sandbox"] =
@@ -590,14 +585,14 @@ fn apis_tiers_and_subscriptions_are_validated() {
             }),
             error: "applications[0].sandbox.consumer_key: is another application's consumer_key",
         },
-        Case {
+        Refused {
             name: "a sandbox pair without a secret",
             json: demo_with_api(|v| {
                 v["applications"][0]["sandbox"] = serde_json::json!({ "consumer_key": "sb" })
             }),
             error: "applications[0].sandbox: consumer_secret or consumer_secret_hash is needed",
         },
-        Case {
+        Refused {
             name: "a sandbox pair with an unknown field",
             json: demo_with_api(|v| {
                 v["applications"][0]["sandbox"] =
@@ -605,17 +600,13 @@ fn apis_tiers_and_subscriptions_are_validated() {
             }),
             error: "applications[0].sandbox.tier: unknown field `tier`",
         },
-        Case {
+        Refused {
             name: "a sandbox upstream that is no cluster name",
             json: demo_with_api(|v| v["apis"][0]["sandbox_upstream"] = "sandbox upstream".into()),
             error: "apis[0].sandbox_upstream: an Envoy cluster name",
         },
     ];
-    for Case { name, json, error } in table {
-        let message = error_of(&json);
-        assert_eq!(message.lines().count(), 1, "{name}: {message}");
-        assert!(message.starts_with(error), "{name}\n  got: {message}\n  want: {error}");
-    }
+    assert_refused(table);
 }
 
 #[test]
