@@ -559,7 +559,7 @@ mod tests {
 
     #[test]
     fn every_grant_type_the_gateway_knows_is_accepted() {
-        const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        const VERIFIER: &str = crate::oauth::pkce::APPENDIX_B_VERIFIER;
         for grant in GrantType::ALL {
             let code_flow = grant == GrantType::AuthorizationCode;
             let input = GrantRequestInput {

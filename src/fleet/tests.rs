@@ -12,6 +12,7 @@ use crate::host::memory::{ManualClock, MemoryStore, RecordedMetrics};
 use crate::host::metrics::Metric;
 use crate::host::SystemRandomness;
 use crate::oauth::credentials::encode_basic_credentials;
+use crate::oauth::pkce::{APPENDIX_B_CHALLENGE as CHALLENGE, APPENDIX_B_VERIFIER as VERIFIER};
 use crate::state::credential_changes::CredentialChanges;
 
 const PREFIX: &str = "test/";
@@ -356,8 +357,6 @@ fn staged_metrics_count_tier_windows_at_once() {
 // The authorization code flow across replicas
 
 const SPA_CALLBACK: &str = "http://127.0.0.1:8080/console/callback";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 fn code_flow_fleet() -> Fleet {
     let mut config: serde_json::Value = serde_json::from_str(&demo_with_lifecycle()).unwrap();
@@ -390,10 +389,7 @@ impl Replica<'_> {
 }
 
 fn login_handle(page: &Response) -> String {
-    let text = String::from_utf8_lossy(&page.body);
-    let marker = "name=\"handle\" value=\"";
-    let start = text.find(marker).unwrap() + marker.len();
-    text[start..].split('"').next().unwrap().to_owned()
+    crate::gateway::login_handle_in(&String::from_utf8_lossy(&page.body)).unwrap().to_owned()
 }
 
 fn query_param(location: &str, name: &str) -> Option<String> {

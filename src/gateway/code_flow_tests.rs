@@ -4,10 +4,9 @@
 use super::*;
 use crate::oauth::credentials::encode_basic_credentials;
 use crate::oauth::form::FormParams;
+use crate::oauth::pkce::{APPENDIX_B_CHALLENGE as CHALLENGE, APPENDIX_B_VERIFIER as VERIFIER};
 
 const FORM: &str = "application/x-www-form-urlencoded";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const CALLBACK: &str = "http://127.0.0.1:8080/console/callback";
 const ISSUER: &str = "https://127.0.0.1:8243";
 
@@ -40,9 +39,7 @@ impl Reply {
     }
     /// The login page's hidden handle.
     fn handle(&self) -> String {
-        let text = self.text();
-        let start = text.find("name=\"handle\" value=\"").unwrap() + "name=\"handle\" value=\"".len();
-        text[start..].split('"').next().unwrap().to_owned()
+        crate::gateway::login_handle_in(&self.text()).unwrap().to_owned()
     }
 }
 

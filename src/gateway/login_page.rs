@@ -133,6 +133,14 @@ pub(super) fn redirect(location: String) -> Response {
     Response { status: 302, headers, body: Vec::new() }
 }
 
+/// The hidden handle in a login page, as its form sends it back: what tests post to sign in.
+#[cfg(test)]
+pub(crate) fn handle_in(page: &str) -> Option<&str> {
+    let marker = "name=\"handle\" value=\"";
+    let start = page.find(marker)?.checked_add(marker.len())?;
+    page.get(start..)?.split('"').next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,8 @@ use crate::state::credential_changes::CredentialChanges;
 use crate::state::grants::{GrantRecord, TokenStore};
 use crate::state::lockout::FailureLimiter;
 use crate::state::registry::ClientRegistry;
+#[cfg(test)]
+pub(crate) use login_page::handle_in as login_handle_in;
 use reply::{ErrorKind, OAuthError};
 
 pub use reply::{

@@ -294,7 +294,7 @@ mod tests {
             redirect_uri: "http://127.0.0.1:8080/console/callback".to_owned(),
             scope: "read write".to_owned(),
             state: Some("xyz".to_owned()),
-            challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned(),
+            challenge: crate::oauth::pkce::APPENDIX_B_CHALLENGE.to_owned(),
             username: String::new(),
         }
     }
