@@ -9,7 +9,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 
-import { SHOTS, launchChromium, reportFailure, startGateway, stopGateway } from "./rig.mjs";
+import { SHOTS, consoleAct, launchChromium, reportFailure, startGateway, stopGateway } from "./rig.mjs";
 
 // The seeds' example pair, and what `base64` of "key:secret" gives for it.
 const SEED_KEY = "wU62DjlyDBnq87GlBwplfqvmAbAa";
@@ -60,20 +60,7 @@ function step(name, body) {
   });
 }
 
-const said = () => page.evaluate(() => Number(document.body.dataset.said ?? 0));
-
-/** Runs `action` and waits until the console has said something new; returns what. */
-async function act(action) {
-  const before = await said();
-  await action();
-  await page.waitForFunction((n) => Number(document.body.dataset.said ?? 0) > n, before);
-  return {
-    kind: await page.getAttribute("#message", "data-kind"),
-    message: await page.textContent("#message"),
-    status: await page.getAttribute("#status", "data-status"),
-    body: await page.textContent("#body"),
-  };
-}
+const act = (action) => consoleAct(page, action);
 
 async function tryResource(resource) {
   await page.selectOption("#resource", resource);

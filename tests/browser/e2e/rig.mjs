@@ -68,3 +68,19 @@ export async function reportFailure(page, slug, envoyLog) {
   } catch {}
   console.error(`--- Envoy log (last lines of ${envoyLog}) ---\n${log}`);
 }
+
+/**
+ * Runs `action` on the console in `page` and waits until the console has said something new
+ * (it counts what it says in `body[data-said]`); returns what it said.
+ */
+export async function consoleAct(page, action) {
+  const said = await page.evaluate(() => Number(document.body.dataset.said ?? 0));
+  await action();
+  await page.waitForFunction((n) => Number(document.body.dataset.said ?? 0) > n, said);
+  return {
+    kind: await page.getAttribute("#message", "data-kind"),
+    message: await page.textContent("#message"),
+    status: await page.getAttribute("#status", "data-status"),
+    body: await page.textContent("#body"),
+  };
+}

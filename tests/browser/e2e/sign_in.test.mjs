@@ -15,7 +15,7 @@ import { createServer } from "node:http";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-import { SHOTS, launchChromium, reportFailure, startGateway, stopGateway } from "./rig.mjs";
+import { SHOTS, consoleAct, launchChromium, reportFailure, startGateway, stopGateway } from "./rig.mjs";
 
 const OAUTH4WEBAPI = fileURLToPath(new URL("../node_modules/oauth4webapi/build/index.js", import.meta.url));
 const CLIENT_ID = "demo-spa";
@@ -61,19 +61,6 @@ async function screenshot(page, name) {
   assert.ok(statSync(path).size > 1000, `${path} is too small to be a screenshot`);
   assert.deepEqual(bytes.subarray(0, 8), PNG_SIGNATURE, `${path} is not a PNG`);
   return path;
-}
-
-/** What the console says next after `action`. */
-async function act(page, action) {
-  const said = await page.evaluate(() => Number(document.body.dataset.said ?? 0));
-  await action();
-  await page.waitForFunction((n) => Number(document.body.dataset.said ?? 0) > n, said);
-  return {
-    kind: await page.getAttribute("#message", "data-kind"),
-    message: await page.textContent("#message"),
-    status: await page.getAttribute("#status", "data-status"),
-    body: await page.textContent("#body"),
-  };
 }
 
 // ------------------------------------------------------------------------------------------
@@ -131,7 +118,7 @@ test("the console signs in through the gateway's login page and uses the user's 
 
     // The user's token calls the API like any other, with the user's identity upstream.
     await page.selectOption("#resource", "GET /api/orders/42");
-    const tried = await act(page, () => page.click("#try-it"));
+    const tried = await consoleAct(page, () => page.click("#try-it"));
     assert.equal(tried.status, "200", tried.message);
     const echoed = JSON.parse(tried.body);
     assert.equal(echoed.headers["x-tokengate-client-id"], CLIENT_ID);
@@ -139,14 +126,14 @@ test("the console signs in through the gateway's login page and uses the user's 
 
     // Refresh and revoke as the public client: client_id in the body, no Basic.
     const before = await page.inputValue("#access-token");
-    const refreshed = await act(page, () => page.click("#refresh-token"));
+    const refreshed = await consoleAct(page, () => page.click("#refresh-token"));
     assert.equal(refreshed.kind, "ok", refreshed.message);
     assert.match(refreshed.message, /^Token refreshed: scopes orders:read orders:write/);
     assert.notEqual(await page.inputValue("#access-token"), before);
-    const revoked = await act(page, () => page.click("#revoke-token"));
+    const revoked = await consoleAct(page, () => page.click("#revoke-token"));
     assert.equal(revoked.status, "200", revoked.message);
     assert.match(revoked.message, /Revoked/);
-    const after = await act(page, () => page.click("#try-it"));
+    const after = await consoleAct(page, () => page.click("#try-it"));
     assert.equal(after.status, "401");
     assert.deepEqual(pageErrors, []);
   });
