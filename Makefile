@@ -189,8 +189,9 @@ test-e2e: tools build e2e-tools $(E2E_NODE_STAMP) e2e-rust-client
 e2e-rust-client:
 	cargo build --release --locked --manifest-path tests/e2e/rust-oauth2/Cargo.toml --target-dir target/rust-oauth2
 
-# Fleet mode against a real 3-member etcd cluster and two Envoys (tests/fleet).
-test-fleet: tools build fleet-tools
+# Fleet mode against a real 3-member etcd cluster and two Envoys (tests/fleet); nghttp (e2e-tools)
+# sends the HTTP/2 requests with trailers.
+test-fleet: tools build fleet-tools e2e-tools
 	$(VENV)/bin/python -m pytest tests/fleet -q
 
 ## Fleet mode ----------------------------------------------------------------------------------

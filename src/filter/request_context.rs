@@ -36,6 +36,9 @@ pub struct GatewayRequest {
     /// Fleet mode: etcd's client, and the decision waiting for its answer.
     fleet: Option<Rc<FleetClient>>,
     waiting: Option<(Job, Box<Waiting>)>,
+    /// The request's trailers came while its decision waited for etcd: a forward strips
+    /// them when it resumes the stream, as `on_http_request_trailers` would have.
+    trailers_held: bool,
 }
 
 /// A decision fleet mode may have to run more than once.
@@ -75,6 +78,7 @@ impl GatewayRequest {
             response_headers: Vec::new(),
             fleet,
             waiting: None,
+            trailers_held: false,
         }
     }
 
@@ -254,10 +258,13 @@ impl GatewayRequest {
         match answer {
             Answer::Reply(response) | Answer::Outcome(Outcome::Respond(response)) => self.respond(&response),
             Answer::Outcome(Outcome::Forward(forward)) => {
-                let action = match headers {
+                let mut action = match headers {
                     Some(headers) => self.forward(&forward, headers),
                     None => self.forward(&forward, &request_headers()),
                 };
+                if action == Action::Continue && std::mem::take(&mut self.trailers_held) {
+                    action = self.strip_trailers();
+                }
                 if in_callback && action == Action::Continue {
                     if let Err(status) = hostcalls::resume_http_request() {
                         log::error!("#{} cannot resume the request: {status:?}", self.context_id);
@@ -357,8 +364,15 @@ impl HttpContext for GatewayRequest {
 
     /// Trailers end the request without a body callback marked end-of-stream: answer the
     /// pending endpoint request here, or the buffered body would go on to the upstream.
+    ///
+    /// While a fleet decision waits for etcd, the trailers wait too: continuing here would
+    /// send the request upstream before the gateway has decided.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         self.body_arrived();
+        if self.waiting.is_some() {
+            self.trailers_held = true;
+            return Action::Pause;
+        }
         let Some(pending) = self.pending.take() else { return self.strip_trailers() };
         let body = self.buffered_body(self.config.max_body_bytes + 1);
         if body.len() > self.config.max_body_bytes {
@@ -368,7 +382,14 @@ impl HttpContext for GatewayRequest {
         self.serve(pending, body)
     }
 
+    /// While a fleet decision waits for etcd the body is buffered, never passed on: with
+    /// `allow_on_headers_stop_iteration`, a `Continue` here resumes the whole request, headers
+    /// included, before the decision has stripped them. Only the decision's delivery resumes
+    /// the stream. (A body larger than Envoy's buffer limit meanwhile gets Envoy's 413.)
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.waiting.is_some() {
+            return Action::Pause;
+        }
         if self.pending.is_none() {
             return Action::Continue;
         }
