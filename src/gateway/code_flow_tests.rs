@@ -138,6 +138,20 @@ fn a_reused_code_is_refused_and_revokes_its_tokens_rfc6749_4_1_2() {
     assert!(rig.gateway().store.find_access(&access, now).is_err(), "the first grant is revoked");
 }
 
+#[test]
+fn a_code_presented_without_its_verifier_is_neither_burnt_nor_replayed_rfc7636_4_6() {
+    let rig = Rig::new();
+    let code = rig.code();
+    let stolen = |rig: &Rig| rig.exchange(&code, CALLBACK, "a0123456789a0123456789a0123456789a0123456789");
+    assert_eq!(stolen(&rig).json()["error"], "invalid_grant");
+    let first = rig.exchange(&code, CALLBACK, VERIFIER);
+    assert_eq!(first.0.status, 200, "the client still redeems its code: {}", first.text());
+    let access = first.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(stolen(&rig).json()["error"], "invalid_grant");
+    let now = rig.gateway().now().unwrap();
+    assert!(rig.gateway().store.find_access(&access, now).is_ok(), "a stranger's replay revokes nothing");
+}
+
 struct ExchangeCase {
     name: &'static str,
     redirect_uri: &'static str,

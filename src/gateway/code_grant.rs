@@ -1,8 +1,10 @@
 //! The authorization code grant at `/token` (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6).
 //!
 //! The code must be this client's, presented with the very redirect URI it was issued for
-//! and the PKCE verifier of its challenge. Its first presentation spends it; a second one is
-//! refused and revokes the grant the first produced (§4.1.2).
+//! and the PKCE verifier of its challenge. Its first such presentation spends it; a second one
+//! is refused and revokes the grant the first produced (§4.1.2). A presentation that fails
+//! those checks changes nothing: a public client's code stolen without its verifier can
+//! neither be burnt before the client redeems it nor used to revoke what it produced.
 
 use super::reply::{ErrorKind, OAuthError};
 use super::Gateway;
@@ -32,7 +34,8 @@ impl<'a> Gateway<'a> {
         let verifier =
             form.get("code_verifier").ok_or(ErrorKind::InvalidRequest.because("code_verifier is missing"))?;
         let table = self.authorizations.as_ref().ok_or(INVALID_CODE)?;
-        let ticket = match table.redeem(code, now)? {
+        let is_issuers = |ticket: &Ticket| presented_as_issued(ticket, app, redirect_uri, verifier);
+        let ticket = match table.redeem(code, now, is_issuers)? {
             Redeemed::Fresh(ticket) => ticket,
             Redeemed::Replayed(grant) => {
                 self.metrics.add(Metric::RefreshReuseDetected, 1);
@@ -43,7 +46,6 @@ impl<'a> Gateway<'a> {
             }
             Redeemed::Unknown => return Err(INVALID_CODE),
         };
-        check_ticket(&ticket, app, redirect_uri, verifier)?;
         let user = self.config.users.get(&ticket.username).ok_or(INVALID_CODE)?;
         let owner = GrantOwner {
             client_id: app.consumer_key.clone(),
@@ -67,18 +69,9 @@ impl<'a> Gateway<'a> {
 
 /// RFC 6749 §4.1.3: the same client and the identical redirect URI; RFC 7636 §4.6: the
 /// verifier of the challenge.
-fn check_ticket(
-    ticket: &Ticket,
-    app: &Application,
-    redirect_uri: &str,
-    verifier: &str,
-) -> Result<(), OAuthError> {
+fn presented_as_issued(ticket: &Ticket, app: &Application, redirect_uri: &str, verifier: &str) -> bool {
     let challenge = CodeChallenge::from_stored(ticket.challenge.clone());
-    if ticket.client_id != app.consumer_key
-        || ticket.redirect_uri != redirect_uri
-        || !challenge.is_met_by(verifier)
-    {
-        return Err(INVALID_CODE);
-    }
-    Ok(())
+    ticket.client_id == app.consumer_key
+        && ticket.redirect_uri == redirect_uri
+        && challenge.is_met_by(verifier)
 }

@@ -134,11 +134,21 @@ impl<'h> AuthorizationTable<'h> {
         self.insert(&self.codes, ticket, now, expires_at)
     }
 
-    /// Presents a code: the first presentation spends it, later ones mark it replayed.
-    pub fn redeem(&self, code: &str, now: u64) -> Result<Redeemed, StoreError> {
+    /// Presents a code: the first presentation spends it, later ones mark it replayed. Only a
+    /// presentation whose request `is_issuers` accepts (the code's client, redirect URI and
+    /// PKCE verifier) counts: any other finds it [`Redeemed::Unknown`] and changes nothing, so
+    /// whoever merely saw a code can neither burn it nor, once redeemed, revoke its grant.
+    pub fn redeem(
+        &self,
+        code: &str,
+        now: u64,
+        is_issuers: impl Fn(&Ticket) -> bool,
+    ) -> Result<Redeemed, StoreError> {
         let hash = secret_hash(code);
         let found = self.codes.update(bucket_of(&hash, &self.codes), now, |entries: &mut Vec<Entry>| {
-            let Some(entry) = entries.iter_mut().find(|entry| entry.hash == hash) else {
+            let Some(entry) =
+                entries.iter_mut().find(|entry| entry.hash == hash && is_issuers(&entry.ticket))
+            else {
                 return Ok::<_, StoreError>(Redeemed::Unknown);
             };
             Ok(match entry.status {
@@ -313,18 +323,36 @@ mod tests {
         assert_eq!(table.take_login(&late, 1000).unwrap(), None, "expired");
     }
 
+    /// A presentation with the code's own client, redirect URI and verifier.
+    fn any(_: &Ticket) -> bool {
+        true
+    }
+
     #[test]
     fn a_code_is_spent_once_then_reports_its_grant_rfc6749_4_1_2() {
         let (shared, random) = (MemoryStore::default(), SystemRandomness);
         let table = AuthorizationTable::new(&shared, &random, 64);
         table.initialize().unwrap();
         let code = table.issue_code(ticket(), 0, 60_000).unwrap();
-        assert_eq!(table.redeem(&code, 1).unwrap(), Redeemed::Fresh(ticket()));
+        assert_eq!(table.redeem(&code, 1, any).unwrap(), Redeemed::Fresh(ticket()));
         let grant = GrantLocation { bucket: 7, tag: [9; 8] };
         assert!(!table.remember_grant(&code, grant, 2).unwrap());
-        assert_eq!(table.redeem(&code, 3).unwrap(), Redeemed::Replayed(Some(grant)));
-        assert_eq!(table.redeem(&code, 60_000).unwrap(), Redeemed::Unknown, "expired");
-        assert_eq!(table.redeem("made-up", 4).unwrap(), Redeemed::Unknown);
+        assert_eq!(table.redeem(&code, 3, any).unwrap(), Redeemed::Replayed(Some(grant)));
+        assert_eq!(table.redeem(&code, 60_000, any).unwrap(), Redeemed::Unknown, "expired");
+        assert_eq!(table.redeem("made-up", 4, any).unwrap(), Redeemed::Unknown);
+    }
+
+    #[test]
+    fn a_presentation_that_is_not_the_issuers_neither_spends_nor_replays_a_code() {
+        let (shared, random) = (MemoryStore::default(), SystemRandomness);
+        let table = AuthorizationTable::new(&shared, &random, 64);
+        table.initialize().unwrap();
+        let code = table.issue_code(ticket(), 0, 60_000).unwrap();
+        let stranger = |_: &Ticket| false;
+        assert_eq!(table.redeem(&code, 1, stranger).unwrap(), Redeemed::Unknown);
+        assert_eq!(table.redeem(&code, 2, any).unwrap(), Redeemed::Fresh(ticket()), "not burnt");
+        assert_eq!(table.redeem(&code, 3, stranger).unwrap(), Redeemed::Unknown, "no replay");
+        assert_eq!(table.redeem(&code, 4, any).unwrap(), Redeemed::Replayed(None));
     }
 
     #[test]
@@ -333,8 +361,8 @@ mod tests {
         let table = AuthorizationTable::new(&shared, &random, 64);
         table.initialize().unwrap();
         let code = table.issue_code(ticket(), 0, 60_000).unwrap();
-        assert!(matches!(table.redeem(&code, 1).unwrap(), Redeemed::Fresh(_)));
-        assert_eq!(table.redeem(&code, 2).unwrap(), Redeemed::Replayed(None));
+        assert!(matches!(table.redeem(&code, 1, any).unwrap(), Redeemed::Fresh(_)));
+        assert_eq!(table.redeem(&code, 2, any).unwrap(), Redeemed::Replayed(None));
         assert!(table.remember_grant(&code, GrantLocation { bucket: 1, tag: [1; 8] }, 3).unwrap());
     }
 
