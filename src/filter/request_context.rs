@@ -57,6 +57,20 @@ struct PendingEndpointRequest {
     origin: Option<String>,
 }
 
+impl PendingEndpointRequest {
+    /// The endpoint's answer, CORS included: the one call both modes make.
+    fn answer(&self, gateway: &Gateway, body: &[u8]) -> Response {
+        let request = EndpointRequest {
+            method: &self.method,
+            path: &self.path,
+            authorization: self.authorization.as_deref(),
+            content_type: self.content_type.as_deref(),
+            body,
+        };
+        gateway.serve_with_origin(&self.endpoint, &request, self.origin.as_deref())
+    }
+}
+
 impl GatewayRequest {
     pub fn new(
         context_id: u32,
@@ -177,16 +191,7 @@ impl GatewayRequest {
         if let Some(fleet) = self.fleet.clone() {
             return self.decide_in_fleet(&fleet, Job::Endpoint { pending, body }, 0, None, false);
         }
-        let request = EndpointRequest {
-            method: &pending.method,
-            path: &pending.path,
-            authorization: pending.authorization.as_deref(),
-            content_type: pending.content_type.as_deref(),
-            body: &body,
-        };
-        let origin = pending.origin.as_deref();
-        let response =
-            self.with_gateway(|gateway| gateway.serve_with_origin(&pending.endpoint, &request, origin));
+        let response = self.with_gateway(|gateway| pending.answer(gateway, &body));
         self.respond(&response)
     }
 
@@ -220,16 +225,7 @@ impl GatewayRequest {
                             authorization: authorization.as_deref(),
                         }))
                     }
-                    Job::Endpoint { pending, body } => Answer::Reply(gateway.serve(
-                        &pending.endpoint,
-                        &EndpointRequest {
-                            method: &pending.method,
-                            path: &pending.path,
-                            authorization: pending.authorization.as_deref(),
-                            content_type: pending.content_type.as_deref(),
-                            body,
-                        },
-                    )),
+                    Job::Endpoint { pending, body } => Answer::Reply(pending.answer(&gateway, body)),
                 }
             })
         };

@@ -198,3 +198,19 @@ def test_zz_record_the_other_propagation_delays():
     """Runs last in this module: what the other tests measured."""
     assert DELAYS_MS, "the tests above recorded nothing"
     record("propagation_events", DELAYS_MS)
+
+
+def test_token_and_revoke_answer_a_registered_origin_with_cors(fleet):
+    """A browser app (the console's Sign in, oauth4webapi) reaches a fleet as it reaches one
+    Envoy: the same endpoint answer, CORS headers included."""
+    a, _ = fleet.replicas
+    origin = "http://127.0.0.1:8080"  # demo-spa's redirect URI's origin
+    for path in ("/token", "/revoke"):
+        preflight = requests.options(a.url(path), timeout=10, headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST", "Connection": "close"})
+        assert preflight.status_code == 204
+        assert preflight.headers["Access-Control-Allow-Origin"] == origin
+        post = a.post(path, {"grant_type": "client_credentials", "token": "x"}, Origin=origin)
+        assert post.headers.get("Access-Control-Allow-Origin") == origin, (path, post.headers)
+        refused = a.post(path, {"grant_type": "client_credentials", "token": "x"}, Origin="https://evil.example")
+        assert "Access-Control-Allow-Origin" not in refused.headers
