@@ -71,6 +71,7 @@ fn main() {
     let basic = format!("Basic {}", STANDARD.encode("bench-client:bench-secret-0123456789abcdef"));
     let endpoint = gateway.endpoint("/token").unwrap();
     let token_request = EndpointRequest {
+        client_address: None,
         method: "POST",
         path: "/token",
         authorization: Some(&basic),

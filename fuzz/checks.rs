@@ -393,6 +393,7 @@ fn lockout_over(bytes: &[u8]) {
         lockout_secs: 300,
         tracked_names: 8,
         known_names: 8,
+        sign_in_pairs: 8,
     };
     let random = CountingRandom::new(fingerprint(bytes));
     let limiter = FailureLimiter::new(&shared, &random, policy);
@@ -489,6 +490,7 @@ pub fn record_seeds() -> Vec<(&'static str, Vec<u8>)> {
         lockout_secs: 300,
         tracked_names: 8,
         known_names: 8,
+        sign_in_pairs: 8,
     };
     let random = CountingRandom::new(1);
     let limiter = FailureLimiter::new(&shared, &random, policy);
@@ -768,6 +770,7 @@ pub fn gateway(data: &[u8]) {
                     gateway.serve(
                         &endpoint,
                         &EndpointRequest {
+                            client_address: None,
                             method: &request.method,
                             path: &request.path,
                             authorization: request.authorization.as_deref(),

@@ -132,8 +132,12 @@ impl Config {
             Some(registration) if !api_list.is_empty() => apis::registered_counters(registration.capacity),
             _ => 0,
         };
-        let lockout =
-            LockoutPolicy { known_names: known_principals(&applications, &users, &registration), ..lockout };
+        let lockout = LockoutPolicy {
+            known_names: known_principals(&applications, &users, &registration),
+            // The login form's (user, address) pairs: as many as unknown names, when it is on.
+            sign_in_pairs: if authorization.is_some() { lockout.tracked_names } else { 0 },
+            ..lockout
+        };
 
         let decoy_client_verifier =
             SecretVerifier::decoy_like(applications.values().map(|app| &app.verifier));

@@ -58,6 +58,8 @@ pub struct AuthorizationConfig {
     pub code_lifetime_ms: u64,
     pub login_lifetime_ms: u64,
     pub capacity: u32,
+    /// PBKDF2 iterations each worker may spend a second at the login form.
+    pub pbkdf2_iterations_per_sec: u64,
     /// The origins of every registered redirect URI: CORS at `/token` and `/revoke`.
     pub cors_origins: Vec<String>,
 }

@@ -71,6 +71,9 @@ pub(super) struct RawAuthorization {
     pub(super) login_lifetime_secs: u64,
     /// Pending sign-ins (and, apart, codes) the shared-data tables hold.
     pub(super) capacity: u32,
+    /// PBKDF2 iterations each worker may spend a second checking passwords at the login form
+    /// (see [`crate::state::hash_budget`]).
+    pub(super) pbkdf2_iterations_per_sec: u64,
 }
 
 impl Default for RawAuthorization {
@@ -80,6 +83,7 @@ impl Default for RawAuthorization {
             code_lifetime_secs: 60,
             login_lifetime_secs: 300,
             capacity: 1024,
+            pbkdf2_iterations_per_sec: 100_000,
         }
     }
 }

@@ -117,6 +117,8 @@ pub(super) fn limits(raw: &RawConfig) -> Result<LockoutPolicy, ConfigError> {
         tracked_names: lockout.tracked_names,
         // Counted once the applications, users and registry are known (`Config::validate`).
         known_names: 0,
+        // Set once the login form is known to be on (`Config::validate`).
+        sign_in_pairs: 0,
     })
 }
 
@@ -307,6 +309,9 @@ pub(super) fn authorization(
         return Err(problem("authorization.login_lifetime_secs", "must be between 10 and 600"));
     }
     check_capacity("authorization.capacity", 1, section.capacity)?;
+    if !(1_000..=100_000_000).contains(&section.pbkdf2_iterations_per_sec) {
+        return Err(problem("authorization.pbkdf2_iterations_per_sec", "must be between 1000 and 100000000"));
+    }
     // Sorted and without repeats, by insertion: no sort code for a list this short.
     let origins =
         users.iter().flat_map(|app| app.redirect_uris.iter().filter_map(|uri| redirect_uri::origin(uri)));
@@ -321,6 +326,7 @@ pub(super) fn authorization(
         code_lifetime_ms: section.code_lifetime_secs.saturating_mul(1000),
         login_lifetime_ms: section.login_lifetime_secs.saturating_mul(1000),
         capacity: section.capacity,
+        pbkdf2_iterations_per_sec: section.pbkdf2_iterations_per_sec,
         cors_origins,
     }))
 }

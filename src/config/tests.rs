@@ -59,6 +59,16 @@ fn the_demo_config_is_valid_with_documented_defaults() {
 }
 
 #[test]
+fn the_login_form_has_a_pbkdf2_budget_and_its_own_lockout_table_by_default() {
+    let config = Config::from_json(with_spa(|_| {}).as_bytes()).unwrap();
+    // One sign-in a second per worker for a user hashed with the CLI's 100,000 iterations.
+    assert_eq!(config.authorization.as_ref().map(|flow| flow.pbkdf2_iterations_per_sec), Some(100_000));
+    assert_eq!(config.lockout.sign_in_pairs, config.lockout.tracked_names);
+    // No login form, no table for it.
+    assert_eq!(Config::from_json(DEMO.as_bytes()).unwrap().lockout.sign_in_pairs, 0);
+}
+
+#[test]
 fn negative_validity_means_never() {
     let json = demo_with(|v| v["applications"][0]["access_token_validity_secs"] = (-1).into());
     let config = Config::from_json(json.as_bytes()).unwrap();
@@ -489,6 +499,11 @@ fn the_code_flow_is_configured_per_application_rfc6749_4_1() {
             name: "a code lifetime over 60 s",
             json: with_spa(|v| v["authorization"] = serde_json::json!({"code_lifetime_secs": 61})),
             error: "authorization.code_lifetime_secs: must be between 1 and 60",
+        },
+        Refused {
+            name: "a login form budget below one cheap PBKDF2 hash",
+            json: with_spa(|v| v["authorization"] = serde_json::json!({"pbkdf2_iterations_per_sec": 999})),
+            error: "authorization.pbkdf2_iterations_per_sec: must be between 1000 and 100000000",
         },
         Refused {
             name: "the authorization endpoint over another",

@@ -266,6 +266,14 @@ pub fn request_headers() -> HeaderPairs {
     header_map(MapType::HttpRequestHeaders)
 }
 
+/// The downstream client's address, `ip:port` (Envoy's `source.address` attribute: the
+/// connection's peer, or the address Envoy's connection manager took from `X-Forwarded-For`
+/// when it is set up to trust it). `None` when the host cannot tell.
+pub fn source_address() -> Option<String> {
+    let bytes = hostcalls::get_property(vec!["source", "address"]).ok().flatten()?;
+    String::from_utf8(bytes).ok()
+}
+
 /// The request's trailers (HTTP/2, or chunked HTTP/1.1), read like the headers.
 pub fn request_trailers() -> HeaderPairs {
     header_map(MapType::HttpRequestTrailers)

@@ -8,7 +8,9 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use super::envoy_host::{envoy_host, request_headers, request_trailers, EnvoyClock, EnvoyMetrics};
+use super::envoy_host::{
+    envoy_host, request_headers, request_trailers, source_address, EnvoyClock, EnvoyMetrics,
+};
 use super::fleet_request::{run_pass, Answer, FleetClient, Next, Waiting};
 use crate::config::Config;
 use crate::gateway::{
@@ -55,6 +57,8 @@ struct PendingEndpointRequest {
     content_type: Option<String>,
     /// CORS at `/token` and `/revoke` (see `gateway::cors`).
     origin: Option<String>,
+    /// The client's address, for the login form only (a host call the other endpoints skip).
+    client_address: Option<String>,
 }
 
 impl PendingEndpointRequest {
@@ -66,6 +70,7 @@ impl PendingEndpointRequest {
             authorization: self.authorization.as_deref(),
             content_type: self.content_type.as_deref(),
             body,
+            client_address: self.client_address.as_deref(),
         };
         gateway.serve_with_origin(&self.endpoint, &request, self.origin.as_deref())
     }
@@ -309,6 +314,10 @@ impl HttpContext for GatewayRequest {
         let path = headers.get(":path").unwrap_or_default();
         if let Some(endpoint) = self.with_gateway(|gateway| gateway.endpoint(&path)) {
             let owned = |name| headers.get(name).map(Cow::into_owned);
+            let client_address = match endpoint {
+                Endpoint::Authorize => source_address(),
+                _ => None,
+            };
             let pending = PendingEndpointRequest {
                 endpoint,
                 method: owned(":method").unwrap_or_default(),
@@ -316,6 +325,7 @@ impl HttpContext for GatewayRequest {
                 authorization: owned("authorization"),
                 content_type: owned("content-type"),
                 origin: owned("origin"),
+                client_address,
             };
             if end_of_stream {
                 return self.serve(pending, Vec::new());

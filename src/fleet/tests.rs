@@ -126,6 +126,7 @@ impl Replica<'_> {
             |gateway| {
                 let endpoint = gateway.endpoint(path).unwrap();
                 let request = EndpointRequest {
+                    client_address: None,
                     method: "POST",
                     path,
                     authorization: Some(&basic),
@@ -238,6 +239,7 @@ fn refresh_rotation_is_exactly_once_across_replicas() {
         let gateway = Gateway::new(&fleet.config, replica.host(&view, &staged));
         let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
         let request = EndpointRequest {
+            client_address: None,
             method: "POST",
             path: "/token",
             authorization: Some(&basic),
@@ -284,6 +286,7 @@ fn tokens_survive_a_restart_and_registrations_reach_every_replica() {
             let basic = format!("Basic {}", encode_basic_credentials("admin", "admin"));
             let path = "/client-registration/v0.17/register";
             let request = EndpointRequest {
+                client_address: None,
                 method: "POST",
                 path,
                 authorization: Some(&basic),
@@ -375,6 +378,7 @@ impl Replica<'_> {
             |gateway| {
                 let endpoint = gateway.endpoint(path).unwrap();
                 let request = EndpointRequest {
+                    client_address: None,
                     method,
                     path,
                     authorization: None,

@@ -3,9 +3,12 @@
 
 use std::borrow::Cow;
 
-use super::reply::{locked_out, ErrorKind, OAuthError, CLIENT_AUTH_FAILED, CLIENT_POST_AUTH_FAILED};
+use super::reply::{
+    locked_out, ErrorKind, OAuthError, CLIENT_AUTH_FAILED, CLIENT_POST_AUTH_FAILED, SIGN_IN_BUSY,
+};
 use super::{split_path, EndpointRequest, Gateway};
 use crate::config::{registered_counter, Application, Subscription, SubscriptionState, User};
+use crate::host::metrics::Metric;
 use crate::host::StoreError;
 use crate::oauth::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
 use crate::oauth::form::{query_parameter_names, FormError, FormParams};
@@ -13,6 +16,7 @@ use crate::oauth::grant_type::{GrantType, GrantTypes};
 use crate::oauth::redirect_uri;
 use crate::oauth::scope::ScopeSet;
 use crate::state::grants::KeyType;
+use crate::state::hash_budget;
 use crate::state::lockout::{Listing, Principal};
 use crate::state::registry::{ClientRecord, RegisteredState, RegisteredSubscription};
 use crate::state::remembered::verify_remembering;
@@ -95,9 +99,57 @@ impl<'a> Gateway<'a> {
         password: &str,
         failure: OAuthError,
     ) -> Result<&'a User, OAuthError> {
+        self.check_user_password(Principal::User(username), username, password, failure, |_| Ok(()))
+    }
+
+    /// [`Self::authenticate_user`] at the login form, which anyone may post: its failures are
+    /// counted per (username, client address), so they never lock the user's password grant,
+    /// nor the form for the user at another address (RFC 6819 §5.1.4.2.3); and a PBKDF2 check
+    /// (a decoy's too) first takes its iterations from this worker's `pbkdf2_per_second`, or
+    /// the form is busy and nothing is hashed (see [`crate::state::hash_budget`]).
+    pub(super) fn authenticate_user_at_form(
+        &self,
+        username: &str,
+        password: &str,
+        address: &str,
+        pbkdf2_per_second: u64,
+        failure: OAuthError,
+    ) -> Result<&'a User, OAuthError> {
+        let now = self.now()?;
+        let take_work = |verifier: &SecretVerifier| {
+            let work = verifier.work();
+            if !hash_budget::take_from_this_worker(now, work, pbkdf2_per_second) {
+                self.metrics.add(Metric::SignInBusy, 1);
+                return Err(SIGN_IN_BUSY);
+            }
+            if work > 0 {
+                self.metrics.add(Metric::SignInSlowHashes, 1);
+            }
+            Ok(())
+        };
+        let principal = Principal::SignIn { username, address };
+        self.check_user_password(principal, username, password, failure, take_work)
+    }
+
+    fn check_user_password(
+        &self,
+        principal: Principal,
+        username: &str,
+        password: &str,
+        failure: OAuthError,
+        before_hashing: impl FnOnce(&SecretVerifier) -> Result<(), OAuthError>,
+    ) -> Result<&'a User, OAuthError> {
         let user = self.config.users.get(username);
         let decoy = &self.config.decoy_user_verifier;
-        self.verify_secret(Principal::User(username), user, |user| &user.verifier, decoy, password, failure)
+        self.verify_secret_after(
+            principal,
+            user,
+            |user| &user.verifier,
+            decoy,
+            password,
+            failure,
+            before_hashing,
+        )
     }
 
     /// Checks a presented secret of `principal` (the application or user `found` under that
@@ -113,12 +165,30 @@ impl<'a> Gateway<'a> {
         presented: &str,
         failure: OAuthError,
     ) -> Result<T, OAuthError> {
+        self.verify_secret_after(principal, found, verifier, decoy, presented, failure, |_| Ok(()))
+    }
+
+    /// [`Self::verify_secret`], with `before_hashing` asked about the verifier about to run
+    /// (the found one's or the decoy) once the name is known not to be locked: its error ends
+    /// the check before any hashing, and counts no failure.
+    #[allow(clippy::too_many_arguments)]
+    fn verify_secret_after<T>(
+        &self,
+        principal: Principal,
+        found: Option<T>,
+        verifier: impl Fn(&T) -> &SecretVerifier,
+        decoy: &SecretVerifier,
+        presented: &str,
+        failure: OAuthError,
+        before_hashing: impl FnOnce(&SecretVerifier) -> Result<(), OAuthError>,
+    ) -> Result<T, OAuthError> {
         let now = self.now()?;
         // Names that exist are counted apart, where made-up names cannot crowd them out.
         let listing = if found.is_some() { Listing::Known } else { Listing::Unknown };
         if let Some(wait) = self.limiter.locked_for(principal, listing, now)? {
             return Err(locked_out(wait));
         }
+        before_hashing(found.as_ref().map_or(decoy, &verifier))?;
         let verified = match &found {
             Some(item) => verify_remembering(verifier(item), presented),
             None => {

@@ -18,6 +18,7 @@ use crate::oauth::pkce::{ChallengeError, CodeChallenge};
 use crate::oauth::redirect_uri;
 use crate::oauth::scope::ScopeSet;
 use crate::state::authorization::{Ticket, TicketError};
+use crate::state::lockout::client_address;
 
 /// The longest `state` kept and echoed.
 const MAX_STATE_BYTES: usize = 512;
@@ -180,21 +181,32 @@ impl<'a> Gateway<'a> {
         let username = form.get("username").unwrap_or_default();
         let password = form.get("password").unwrap_or_default();
         let wrong = ErrorKind::InvalidGrant.because("the username or password is wrong");
-        match self.authenticate_user(username, password, wrong) {
+        let address = client_address(request.client_address.unwrap_or_default());
+        let budget = flow.pbkdf2_iterations_per_sec;
+        match self.authenticate_user_at_form(username, password, &address, budget, wrong) {
             Ok(user) => self.issue_code(flow, ticket, &user.scopes, &user.username),
             Err(error) => {
-                let (status, message) = match error.kind {
-                    ErrorKind::LockedOut { .. } => (429, "Too many failed attempts. Try again later."),
-                    ErrorKind::Unavailable => (503, "Signing in is unavailable; try again later."),
-                    _ => (400, "The username or password is wrong."),
+                let (status, message, retry_after) = match error.kind {
+                    ErrorKind::LockedOut { retry_after_secs } => {
+                        (429, "Too many failed attempts. Try again later.", Some(retry_after_secs))
+                    }
+                    ErrorKind::Busy { retry_after_secs } => {
+                        (503, "Signing in is busy; try again in a moment.", Some(retry_after_secs))
+                    }
+                    ErrorKind::Unavailable => (503, "Signing in is unavailable; try again later.", None),
+                    _ => (400, "The username or password is wrong.", None),
                 };
                 let (redirect_uri, state) = (ticket.redirect_uri.clone(), ticket.state.clone());
-                self.login_page_for(flow, &app, ticket, status, username, Some(message)).unwrap_or_else(
-                    |code| {
+                let mut page = self
+                    .login_page_for(flow, &app, ticket, status, username, Some(message))
+                    .unwrap_or_else(|code| {
                         let callback = Callback { redirect_uri: &redirect_uri, state: state.as_deref() };
                         self.redirect_error(&callback, code, "try again later")
-                    },
-                )
+                    });
+                if let Some(secs) = retry_after.filter(|_| page.status == status) {
+                    page.headers.push(("retry-after", secs.to_string()));
+                }
+                page
             }
         }
     }

@@ -2,7 +2,8 @@
 //! POST) and `/token` with `grant_type=authorization_code` (RFC 6749 §4.1, RFC 7636, RFC 9700).
 
 use super::*;
-use crate::oauth::credentials::encode_basic_credentials;
+use crate::host::metrics::Metric;
+use crate::oauth::credentials::{encode_basic_credentials, SecretVerifier};
 use crate::oauth::form::FormParams;
 use crate::oauth::pkce::{APPENDIX_B_CHALLENGE as CHALLENGE, APPENDIX_B_VERIFIER as VERIFIER};
 
@@ -49,10 +50,28 @@ impl Rig {
     }
 
     fn request(&self, method: &str, path: &str, authorization: Option<&str>, body: &str) -> Reply {
+        self.request_from(None, method, path, authorization, body)
+    }
+
+    /// [`Rig::request`] from a client address (Envoy's `source.address`).
+    fn request_from(
+        &self,
+        client_address: Option<&str>,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: &str,
+    ) -> Reply {
         let gateway = self.gateway();
         let endpoint = gateway.endpoint(path).expect("an endpoint path");
-        let request =
-            EndpointRequest { method, path, authorization, content_type: Some(FORM), body: body.as_bytes() };
+        let request = EndpointRequest {
+            client_address,
+            method,
+            path,
+            authorization,
+            content_type: Some(FORM),
+            body: body.as_bytes(),
+        };
         Reply(gateway.serve(&endpoint, &request))
     }
 
@@ -68,12 +87,17 @@ impl Rig {
     }
 
     fn sign_in(&self, handle: &str, username: &str, password: &str) -> Reply {
-        self.request(
-            "POST",
-            "/authorize",
-            None,
-            &format!("handle={handle}&username={username}&password={password}"),
-        )
+        self.sign_in_from(None, handle, username, password)
+    }
+
+    fn sign_in_from(&self, address: Option<&str>, handle: &str, username: &str, password: &str) -> Reply {
+        let body = format!("handle={handle}&username={username}&password={password}");
+        self.request_from(address, "POST", "/authorize", None, &body)
+    }
+
+    /// A fresh login page's handle for demo-spa.
+    fn fresh_handle(&self) -> String {
+        self.authorize(&Rig::good_query("demo-spa", CALLBACK)).handle()
     }
 
     /// A code for demo-spa, signed in as alice.
@@ -348,6 +372,82 @@ fn a_wrong_password_shows_the_page_again_then_the_lockout_holds() {
 }
 
 #[test]
+fn failures_at_the_form_lock_neither_the_password_grant_nor_other_addresses_rfc6819_5_1_4_2_3() {
+    let config = CONFIG.replace(
+        r#""consumer_secret": "demo-secret","#,
+        r#""consumer_secret": "demo-secret", "grant_types": ["password"],"#,
+    );
+    let rig = Rig::with_config(&config);
+    let attacker = Some("203.0.113.7:40000");
+    let mut handle = rig.fresh_handle();
+    // Far more than lockout.max_failures (3), anonymously, at the form.
+    for _ in 0..10 {
+        let again = rig.sign_in_from(attacker, &handle, "alice", "nope");
+        assert!(matches!(again.0.status, 400 | 429), "{}", again.0.status);
+        handle = again.handle();
+    }
+    // The attacker's address is held back, on any of its ports, and told for how long.
+    let held = rig.sign_in_from(Some("203.0.113.7:40001"), &handle, "alice", "wonderland");
+    assert_eq!((held.0.status, held.0.header("retry-after")), (429, Some("300")));
+    // The password grant (which needs the client's secret first) is not locked...
+    let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
+    let grant =
+        rig.request("POST", "/token", Some(&basic), "grant_type=password&username=alice&password=wonderland");
+    assert_eq!(grant.0.status, 200, "{}", grant.text());
+    // ...nor is the form for alice anywhere else.
+    let elsewhere = rig.sign_in_from(Some("198.51.100.2:5555"), &rig.fresh_handle(), "alice", "wonderland");
+    assert_eq!(elsewhere.0.status, 302, "{}", elsewhere.text());
+    // And once the attacker's lockout is over, the right password works from there too.
+    rig.clock.advance(301);
+    let later = rig.sign_in_from(attacker, &rig.fresh_handle(), "alice", "wonderland");
+    assert_eq!(later.0.status, 302, "{}", later.text());
+}
+
+/// CONFIG with alice's password as a PBKDF2 hash of 1,000 iterations, demo-app allowed the
+/// password grant, and a login form budget of `per_second` iterations.
+fn pbkdf2_config(per_second: u64) -> String {
+    let hash =
+        SecretVerifier::hash_pbkdf2("wonderland", b"alice-salt-16byt", 1_000).unwrap().to_config_hash();
+    CONFIG
+        .replace(r#""password": "wonderland""#, &format!(r#""password_hash": "{hash}""#))
+        .replace(r#""consumer_secret": "demo-secret","#, r#""consumer_secret": "demo-secret", "grant_types": ["password"],"#)
+        .replace(
+            r#""issuer": "https://127.0.0.1:8243","#,
+            &format!(r#""issuer": "https://127.0.0.1:8243", "authorization": {{ "pbkdf2_iterations_per_sec": {per_second} }},"#),
+        )
+}
+
+#[test]
+fn the_form_hashes_within_its_budget_then_is_busy_without_hashing() {
+    // Two PBKDF2 checks of 1,000 iterations a second per worker.
+    let rig = Rig::with_config(&pbkdf2_config(2_000));
+    let from = Some("203.0.113.7:40000");
+    // An unknown username runs the decoy, as dear as alice's hash: it is counted too.
+    for (username, expected) in [("nobody", 400), ("alice", 400)] {
+        let reply = rig.sign_in_from(from, &rig.fresh_handle(), username, "nope");
+        assert_eq!(reply.0.status, expected, "{username}");
+    }
+    assert_eq!(rig.metrics.get(Metric::SignInSlowHashes), 2);
+    // The budget is spent: fresh names and even the right password wait, and nothing is hashed.
+    for (username, password) in [("fresh1", "x"), ("fresh2", "x"), ("alice", "wonderland")] {
+        let busy = rig.sign_in_from(from, &rig.fresh_handle(), username, password);
+        assert_eq!((busy.0.status, busy.0.header("retry-after")), (503, Some("1")), "{username}");
+        assert!(busy.text().contains("busy"), "{}", busy.text());
+    }
+    assert_eq!(rig.metrics.get(Metric::SignInSlowHashes), 2, "no hashing past the budget");
+    assert_eq!(rig.metrics.get(Metric::SignInBusy), 3);
+    // A busy form counts no failure: alice is not held back once the next second comes. And the
+    // password grant, behind its client secret, never waits for the form's budget.
+    let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
+    let grant =
+        rig.request("POST", "/token", Some(&basic), "grant_type=password&username=alice&password=wonderland");
+    assert_eq!(grant.0.status, 200, "{}", grant.text());
+    rig.clock.advance(1);
+    assert_eq!(rig.sign_in_from(from, &rig.fresh_handle(), "alice", "wonderland").0.status, 302);
+    assert_eq!(rig.metrics.get(Metric::SignInSlowHashes), 3);
+}
+
+#[test]
 fn metadata_names_the_code_flow() {
     let rig = Rig::new();
     let reply = rig.request("GET", "/.well-known/oauth-authorization-server", None, "");
@@ -458,6 +558,7 @@ fn cors_only_for_the_origins_of_registered_redirect_uris() {
         let gateway = rig.gateway();
         let endpoint = gateway.endpoint(case.path).unwrap();
         let request = EndpointRequest {
+            client_address: None,
             method: case.method,
             path: case.path,
             authorization: None,
@@ -487,6 +588,7 @@ impl Rig {
         let endpoint = gateway.endpoint(path).unwrap();
         let admin = format!("Basic {}", encode_basic_credentials("alice", "wonderland"));
         let request = EndpointRequest {
+            client_address: None,
             method: "POST",
             path,
             authorization: Some(&admin),

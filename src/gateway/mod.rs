@@ -78,6 +78,10 @@ pub struct EndpointRequest<'a> {
     pub authorization: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub body: &'a [u8],
+    /// Where the request came from (Envoy's `source.address`, `ip:port`), read for the login
+    /// form only: its failures are counted per (username, address). `None`: unknown, and
+    /// every such request shares one address.
+    pub client_address: Option<&'a str>,
 }
 
 /// Any other request: only its headers matter.

@@ -105,6 +105,9 @@ pub(super) enum ErrorKind {
     LockedOut { retry_after_secs: u64 },
     /// 503 `temporarily_unavailable`: the store could not serve the request.
     Unavailable,
+    /// 503 `temporarily_unavailable`, with `Retry-After`: this worker's budget of slow password
+    /// hashing is spent for now (see [`crate::state::hash_budget`]).
+    Busy { retry_after_secs: u64 },
 }
 
 impl ErrorKind {
@@ -125,7 +128,7 @@ impl ErrorKind {
             ErrorKind::DuplicateClient | ErrorKind::AlreadySubscribed => 409,
             ErrorKind::BodyTooLarge => 413,
             ErrorKind::LockedOut { .. } => 429,
-            ErrorKind::Unavailable => 503,
+            ErrorKind::Unavailable | ErrorKind::Busy { .. } => 503,
         }
     }
 
@@ -144,7 +147,9 @@ impl ErrorKind {
             ErrorKind::InvalidClientMetadata | ErrorKind::DuplicateClient => "invalid_client_metadata",
             ErrorKind::NotFound => "not_found",
             ErrorKind::AlreadySubscribed => "subscription_exists",
-            ErrorKind::LockedOut { .. } | ErrorKind::Unavailable => "temporarily_unavailable",
+            ErrorKind::LockedOut { .. } | ErrorKind::Unavailable | ErrorKind::Busy { .. } => {
+                "temporarily_unavailable"
+            }
         }
     }
 
@@ -172,7 +177,7 @@ impl OAuthError {
             ErrorKind::InvalidRegistrationToken => headers
                 .push(("www-authenticate", format!("Bearer realm=\"{realm}\", error=\"invalid_token\""))),
             ErrorKind::MethodNotAllowed { allow } => headers.push(("allow", allow.to_owned())),
-            ErrorKind::LockedOut { retry_after_secs } => {
+            ErrorKind::LockedOut { retry_after_secs } | ErrorKind::Busy { retry_after_secs } => {
                 headers.push(("retry-after", retry_after_secs.to_string()))
             }
             _ => {}
@@ -191,6 +196,9 @@ pub(super) const CLIENT_AUTH_FAILED: OAuthError = ErrorKind::InvalidClient
     .because("client authentication failed: send Authorization: Basic base64(consumer-key:consumer-secret)");
 pub(super) const CLIENT_POST_AUTH_FAILED: OAuthError = ErrorKind::InvalidClientInBody
     .because("client authentication failed: send client_id and client_secret, or HTTP Basic");
+/// This worker spent its PBKDF2 budget for the second: a second later it has a new one.
+pub(super) const SIGN_IN_BUSY: OAuthError =
+    ErrorKind::Busy { retry_after_secs: 1 }.because("signing in is busy; try again in a moment");
 pub(super) const STORE_UNAVAILABLE: OAuthError =
     ErrorKind::Unavailable.because("the token store is unavailable; try again later");
 

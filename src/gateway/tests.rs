@@ -78,7 +78,14 @@ impl Rig {
     ) -> Reply {
         let gateway = self.gateway();
         let endpoint = gateway.endpoint(path).expect("an endpoint path");
-        let request = EndpointRequest { method, path, authorization, content_type, body: body.as_bytes() };
+        let request = EndpointRequest {
+            client_address: None,
+            method,
+            path,
+            authorization,
+            content_type,
+            body: body.as_bytes(),
+        };
         Reply(gateway.serve(&endpoint, &request))
     }
 
@@ -1834,6 +1841,7 @@ fn the_sweep_drops_grants_whose_owner_can_never_stand_again() {
     let issue = |key: &str, secret: &str| {
         let basic = format!("Basic {}", encode_basic_credentials(key, secret));
         let request = EndpointRequest {
+            client_address: None,
             method: "POST",
             path: "/token",
             authorization: Some(&basic),
@@ -1865,6 +1873,7 @@ fn the_sweep_drops_grants_whose_owner_can_never_stand_again() {
     // not know: "someone-else" was configured by another config, so it is no registered client.
     let basic = format!("Basic {}", encode_basic_credentials("someone-else", "x"));
     let request = EndpointRequest {
+        client_address: None,
         method: "POST",
         path: "/token",
         authorization: Some(&basic),
@@ -1945,6 +1954,7 @@ fn restoring_old_credentials_does_not_revive_ended_tokens() {
     let issue_under = |loaded: &(Config, CredentialChanges)| {
         let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
         let request = EndpointRequest {
+            client_address: None,
             method: "POST",
             path: "/token",
             authorization: Some(&basic),
@@ -2012,6 +2022,7 @@ fn a_failed_clock_refuses_requests_and_erases_nothing() {
     let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
     let body = b"grant_type=client_credentials";
     let request = EndpointRequest {
+        client_address: None,
         method: "POST",
         path: "/token",
         authorization: Some(&basic),
@@ -2065,6 +2076,7 @@ fn refreshing_a_registered_clients_grant_reads_the_registry_once() {
     let basic = format!("Basic {}", encode_basic_credentials(&client_id, &secret));
     let body = format!("grant_type=refresh_token&refresh_token={refresh}");
     let request = EndpointRequest {
+        client_address: None,
         method: "POST",
         path: "/token",
         authorization: Some(&basic),

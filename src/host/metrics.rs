@@ -89,6 +89,11 @@ pub enum Metric {
     /// Fleet mode: decisions that ran again on fresh values from etcd: another replica changed
     /// what they read, or this replica had not cached it yet (a first read of a bucket).
     FleetConflicts,
+    /// PBKDF2 checks run at the login form (unknown usernames' decoys included).
+    SignInSlowHashes,
+    /// Login form posts refused (503) because this worker's PBKDF2 budget for the second was
+    /// spent (see [`crate::state::hash_budget`]).
+    SignInBusy,
     /// Counter per API (by its index in the config), defined at configure time; not in
     /// [`Metric::ALL`], whose stats every config has.
     Api {
@@ -98,7 +103,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 25] = [
+    pub const ALL: [Metric; 27] = [
         Metric::TokensIssued(GrantType::ClientCredentials),
         Metric::TokensIssued(GrantType::Password),
         Metric::TokensIssued(GrantType::RefreshToken),
@@ -124,6 +129,8 @@ impl Metric {
         Metric::RequestsDenied(DenyReason::SubscriptionRequired),
         Metric::RequestsDenied(DenyReason::SubscriptionBlocked),
         Metric::RequestsDenied(DenyReason::Throttled),
+        Metric::SignInSlowHashes,
+        Metric::SignInBusy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -165,6 +172,8 @@ impl Metric {
                 "tokengate.requests_denied.subscription_blocked"
             }
             Metric::RequestsDenied(DenyReason::Throttled) => "tokengate.requests_denied.throttled",
+            Metric::SignInSlowHashes => "tokengate.sign_in.slow_hashes",
+            Metric::SignInBusy => "tokengate.sign_in.busy",
             // Named by its API (`ApiStat::name_for`), defined apart: this is only their prefix.
             Metric::Api { .. } => PER_API_PREFIX,
         }
@@ -199,6 +208,8 @@ impl Metric {
             Metric::RequestsDenied(DenyReason::SubscriptionRequired) => 22,
             Metric::RequestsDenied(DenyReason::SubscriptionBlocked) => 23,
             Metric::RequestsDenied(DenyReason::Throttled) => 24,
+            Metric::SignInSlowHashes => 25,
+            Metric::SignInBusy => 26,
             // Past the end of ALL: hosts keep per-API stats apart.
             Metric::Api { .. } => usize::MAX,
         }

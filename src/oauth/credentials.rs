@@ -226,6 +226,17 @@ impl SecretVerifier {
         }
     }
 
+    /// What one check costs, in PBKDF2 iterations: its iterations once per 32 bytes of digest
+    /// (each 32 bytes is a run of its own). A SHA-256 digest costs next to nothing: 0.
+    pub fn work(&self) -> u64 {
+        match self {
+            SecretVerifier::Sha256 { .. } => 0,
+            SecretVerifier::Pbkdf2Sha256 { iterations, digest, .. } => {
+                u64::from(*iterations).saturating_mul(digest.len().div_ceil(32) as u64)
+            }
+        }
+    }
+
     /// Checks a presented secret in time independent of where it differs.
     pub fn verify(&self, presented: &str) -> bool {
         match self {
@@ -422,6 +433,14 @@ mod tests {
         assert!(
             matches!(decoy, SecretVerifier::Pbkdf2Sha256 { iterations: 5000, ref digest, .. } if digest.len() == 64)
         );
+    }
+
+    #[test]
+    fn work_counts_pbkdf2_iterations_per_32_bytes_of_digest() {
+        let short = SecretVerifier::Pbkdf2Sha256 { iterations: 5000, salt: vec![1], digest: vec![2; 32] };
+        let long = SecretVerifier::Pbkdf2Sha256 { iterations: 5000, salt: vec![1], digest: vec![2; 33] };
+        assert_eq!((short.work(), long.work()), (5000, 10_000));
+        assert_eq!(SecretVerifier::from_plaintext("x").work(), 0);
     }
 
     #[test]

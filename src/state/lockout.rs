@@ -12,6 +12,13 @@
 //! counted in a table of their own that made-up names never enter, so it needs no slot limit;
 //! the table of unknown names is larger and bounded.
 //!
+//! The login form counts apart from everything else: per (username, client address)
+//! ([`Principal::SignIn`]), since anyone can post it, and a per-user lock there would let anyone
+//! lock a user out (RFC 6819 §5.1.4.2.3). Failures at the form lock only that pair: the user's
+//! password grant and the form from other addresses stay open. Pairs of an existing user are
+//! counted in a bounded table of their own ([`LockoutPolicy::sign_in_pairs`]), so neither many
+//! addresses nor made-up names can grow or crowd the table of known names.
+//!
 //! The tables never forget a name while its window or lockout runs, so failures under made-up
 //! names cannot push a victim's count out. When a bucket of unknown names is full, a name not
 //! yet in it cannot be counted and is refused until a slot frees (fail closed): flooding that
@@ -20,6 +27,7 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::hash::Hasher;
+use std::net::{IpAddr, SocketAddr};
 
 use siphasher::sip::SipHasher24;
 
@@ -40,6 +48,7 @@ thread_local! {
 pub const NAMES_PER_BUCKET: usize = 8;
 const UNKNOWN_TABLE: &str = "limits";
 const KNOWN_TABLE: &str = "limits-known";
+const SIGN_IN_TABLE: &str = "limits-sign-in";
 /// The hash key, made once by the first `on_configure` and never changed: hosts may keep its
 /// value once read (Envoy's glue does, sparing a shared-data read on every `/token`).
 pub const KEY: &str = "tokengate/limits/key";
@@ -54,14 +63,20 @@ pub enum Principal<'a> {
     /// A user's password at the registration endpoint: counted apart, so failed admin logins
     /// cannot lock the user's password grant.
     Admin(&'a str),
+    /// A user's password at the login form, from one client address (see [`client_address`]).
+    SignIn {
+        username: &'a str,
+        address: &'a str,
+    },
 }
 
 impl Principal<'_> {
     fn tag(self, key: &[u8; KEY_BYTES]) -> [u8; 8] {
-        let (kind, name) = match self {
-            Principal::Client(name) => (b'c', name),
-            Principal::User(name) => (b'u', name),
-            Principal::Admin(name) => (b'a', name),
+        let (kind, name, address) = match self {
+            Principal::Client(name) => (b'c', name, None),
+            Principal::User(name) => (b'u', name, None),
+            Principal::Admin(name) => (b'a', name, None),
+            Principal::SignIn { username, address } => (b'f', username, Some(address)),
         };
         // SipHash-2-4 is a keyed pseudo-random function, which is all a tag needs to be
         // (SHA-256 over key and name did the same at ten times the price, on every `/token`).
@@ -69,7 +84,14 @@ impl Principal<'_> {
         let sip_key: [u8; 16] = key.get(..16).and_then(|head| head.try_into().ok()).unwrap_or_default();
         let mut hasher = SipHasher24::new_with_key(&sip_key);
         hasher.write(&[kind, 0]);
-        hasher.write(name.as_bytes());
+        if let Some(address) = address {
+            // The name's length first: ("ab", "c") and ("a", "bc") are other pairs.
+            hasher.write(&(name.len() as u64).to_le_bytes());
+            hasher.write(name.as_bytes());
+            hasher.write(address.as_bytes());
+        } else {
+            hasher.write(name.as_bytes());
+        }
         hasher.finish().to_le_bytes()
     }
 }
@@ -92,6 +114,25 @@ pub struct LockoutPolicy {
     pub tracked_names: u32,
     /// Known principals (configured names and registered applications): the other table's size.
     pub known_names: u32,
+    /// (existing username, client address) pairs whose failures at the login form can be
+    /// counted at once; 0 when there is no login form.
+    pub sign_in_pairs: u32,
+}
+
+/// Which table counts a principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Known,
+    Unknown,
+    SignIn,
+}
+
+impl Table {
+    /// Whether a bucket holds at most [`NAMES_PER_BUCKET`] live names (and refuses a name that
+    /// finds it full). The known table needs no bound: only names that exist enter it.
+    fn is_bounded(self) -> bool {
+        self != Table::Known
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +171,7 @@ pub struct FailureLimiter<'h> {
     random: &'h dyn Randomness,
     known: BucketTable<'h>,
     unknown: BucketTable<'h>,
+    sign_in: BucketTable<'h>,
     policy: LockoutPolicy,
     key: OnceCell<[u8; KEY_BYTES]>,
     /// Where the failure epoch is read and moved; `None`: every check reads its bucket.
@@ -144,6 +186,7 @@ impl<'h> FailureLimiter<'h> {
             random,
             known: BucketTable::new(shared, KNOWN_TABLE, buckets(policy.known_names)),
             unknown: BucketTable::new(shared, UNKNOWN_TABLE, buckets(policy.tracked_names)),
+            sign_in: BucketTable::new(shared, SIGN_IN_TABLE, buckets(policy.sign_in_pairs)),
             policy,
             key: OnceCell::new(),
             metrics: None,
@@ -169,7 +212,11 @@ impl<'h> FailureLimiter<'h> {
             self.random.fill(&mut key).map_err(|_| StoreError::Unavailable)?;
             self.shared.set(KEY, &key, 0)?;
         }
-        Ok(self.known.initialize()? + self.unknown.initialize()?)
+        let sign_in = match self.policy.sign_in_pairs {
+            0 => 0,
+            _ => self.sign_in.initialize()?,
+        };
+        Ok(self.known.initialize()? + self.unknown.initialize()? + sign_in)
     }
 
     /// The hash key, read once per limiter. Missing (no `on_configure` made it): refuse, like a
@@ -183,18 +230,24 @@ impl<'h> FailureLimiter<'h> {
         Ok(*self.key.get_or_init(|| key))
     }
 
-    /// The table, tag and bucket that count `principal`.
-    fn slot(
-        &self,
-        principal: Principal,
-        listing: Listing,
-    ) -> Result<(&BucketTable<'h>, [u8; 8], u32), StoreError> {
+    /// The table, tag and bucket that count `principal`. Made-up usernames at the login form
+    /// share the table of unknown names with every other made-up name.
+    fn slot(&self, principal: Principal, listing: Listing) -> Result<(Table, [u8; 8], u32), StoreError> {
         let tag = principal.tag(&self.key()?);
-        let table = match listing {
-            Listing::Known => &self.known,
-            Listing::Unknown => &self.unknown,
+        let table = match (principal, listing) {
+            (_, Listing::Unknown) => Table::Unknown,
+            (Principal::SignIn { .. }, Listing::Known) => Table::SignIn,
+            (_, Listing::Known) => Table::Known,
         };
-        Ok((table, tag, leading_u32(&tag) % table.count()))
+        Ok((table, tag, leading_u32(&tag) % self.table(table).count()))
+    }
+
+    fn table(&self, table: Table) -> &BucketTable<'h> {
+        match table {
+            Table::Known => &self.known,
+            Table::Unknown => &self.unknown,
+            Table::SignIn => &self.sign_in,
+        }
     }
 
     /// Seconds until `principal` may try again (`now` in milliseconds), or `None`.
@@ -209,13 +262,13 @@ impl<'h> FailureLimiter<'h> {
         }
         let (table, tag, bucket) = self.slot(principal, listing)?;
         let epoch = self.metrics.and_then(|metrics| metrics.failure_epoch());
-        let name = remembered_name(&tag, listing);
+        let name = remembered_name(&tag, table);
         if let Some(epoch) = epoch {
             if UNLOCKED.with(|unlocked| unlocked.borrow().recall(&name, epoch, 0)).is_some() {
                 return Ok(None);
             }
         }
-        let wait = self.read_lock(table, tag, bucket, listing, now)?;
+        let wait = self.read_lock(table, tag, bucket, now)?;
         if let (None, Some(epoch)) = (wait, epoch) {
             UNLOCKED.with(|unlocked| unlocked.borrow_mut().remember(name, epoch, u64::MAX, ()));
         }
@@ -225,13 +278,12 @@ impl<'h> FailureLimiter<'h> {
     /// [`Self::locked_for`] from the bucket itself.
     fn read_lock(
         &self,
-        table: &BucketTable<'h>,
+        table: Table,
         tag: [u8; 8],
         bucket: u32,
-        listing: Listing,
         now: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let Some(bytes) = table.read(bucket)? else { return Ok(None) };
+        let Some(bytes) = self.table(table).read(bucket)? else { return Ok(None) };
         let mut live = crate::state::buckets::records_of(&bytes)
             .filter_map(Attempts::decode)
             .filter(|attempts| attempts.window_ends_at > now || attempts.locked_until > now);
@@ -243,9 +295,9 @@ impl<'h> FailureLimiter<'h> {
             }
             tracked += 1;
         }
-        // A bucket full of other live unknown names cannot count this one: refuse until a slot
-        // frees. Known names have no such limit: only names that exist enter their table.
-        let full = listing == Listing::Unknown && tracked >= NAMES_PER_BUCKET;
+        // A bucket full of other live unknown names (or sign-in pairs) cannot count this one:
+        // refuse until a slot frees.
+        let full = table.is_bounded() && tracked >= NAMES_PER_BUCKET;
         Ok(full.then(|| wait_secs(now.saturating_add(self.policy.window_secs.saturating_mul(1000)))))
     }
 
@@ -257,11 +309,11 @@ impl<'h> FailureLimiter<'h> {
         let (table, tag, bucket) = self.slot(principal, listing)?;
         let policy = self.policy;
         let window = policy.window_secs.saturating_mul(1000);
-        table.update(bucket, now, |records: &mut Vec<Attempts>| {
+        self.table(table).update(bucket, now, |records: &mut Vec<Attempts>| {
             // Pruning has already dropped every name whose window and lockout are over.
             let position = match records.iter().position(|attempts| attempts.tag == tag) {
                 Some(position) => position,
-                None if listing == Listing::Unknown && records.len() >= NAMES_PER_BUCKET => {
+                None if table.is_bounded() && records.len() >= NAMES_PER_BUCKET => {
                     return Ok::<(), StoreError>(())
                 }
                 None => {
@@ -294,16 +346,42 @@ impl<'h> FailureLimiter<'h> {
     }
 }
 
+/// What the login form counts failures by, from Envoy's `source.address` (`ip:port`): the
+/// port never (each new connection has another), an IPv4 address whole, an IPv6 address by its
+/// /64, the block one host or site commonly holds whole (RFC 4291 §2.5.4; RFC 7421), so
+/// counting its addresses one by one would give it 2^64 tries. An IPv4-mapped address is its
+/// IPv4 address. Anything else is taken as it is.
+pub fn client_address(source: &str) -> String {
+    let ip = match source.parse::<SocketAddr>() {
+        Ok(socket) => socket.ip(),
+        Err(_) => match source.parse::<IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => return source.to_owned(),
+        },
+    };
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+            }
+        },
+    }
+}
+
 /// A name's key in the worker's memory: its tag and table.
-fn remembered_name(tag: &[u8; 8], listing: Listing) -> [u8; 16] {
+fn remembered_name(tag: &[u8; 8], table: Table) -> [u8; 16] {
     let mut name = [0u8; 16];
     if let Some(head) = name.get_mut(..8) {
         head.copy_from_slice(tag);
     }
-    if let Some(table) = name.get_mut(8) {
-        *table = match listing {
-            Listing::Known => 1,
-            Listing::Unknown => 2,
+    if let Some(slot) = name.get_mut(8) {
+        *slot = match table {
+            Table::Known => 1,
+            Table::Unknown => 2,
+            Table::SignIn => 3,
         };
     }
     name
@@ -321,13 +399,15 @@ mod tests {
         lockout_secs: 300,
         tracked_names: 8,
         known_names: 8,
+        sign_in_pairs: 8,
     };
     const UNKNOWN: Listing = Listing::Unknown;
     const KNOWN: Listing = Listing::Known;
 
     fn limiter(shared: &MemoryStore, buckets: u32) -> FailureLimiter<'_> {
         let names = buckets * NAMES_PER_BUCKET as u32;
-        let policy = LockoutPolicy { tracked_names: names, known_names: names, ..POLICY };
+        let policy =
+            LockoutPolicy { tracked_names: names, known_names: names, sign_in_pairs: names, ..POLICY };
         let limiter = FailureLimiter::new(shared, &SystemRandomness, policy);
         limiter.initialize().unwrap();
         limiter
@@ -442,6 +522,65 @@ mod tests {
     }
 
     #[test]
+    fn failures_at_the_login_form_lock_only_that_username_and_address() {
+        let shared = MemoryStore::default();
+        let limiter = limiter(&shared, 4);
+        let attacker = Principal::SignIn { username: "carol", address: "203.0.113.7" };
+        for _ in 0..POLICY.max_failures {
+            limiter.record_failure(attacker, KNOWN, 1_000).unwrap();
+        }
+        assert_eq!(limiter.locked_for(attacker, KNOWN, 1_000).unwrap(), Some(300));
+        let elsewhere = Principal::SignIn { username: "carol", address: "198.51.100.2" };
+        assert_eq!(limiter.locked_for(elsewhere, KNOWN, 1_000).unwrap(), None, "the user, from elsewhere");
+        assert_eq!(
+            limiter.locked_for(Principal::User("carol"), KNOWN, 1_000).unwrap(),
+            None,
+            "password grant"
+        );
+        // Names and addresses are not glued together: ("carol2", "03…") is another pair.
+        let shifted = Principal::SignIn { username: "carol2", address: "03.0.113.7" };
+        assert_eq!(limiter.locked_for(shifted, KNOWN, 1_000).unwrap(), None);
+    }
+
+    #[test]
+    fn sign_in_pairs_of_existing_users_fill_their_own_bounded_table() {
+        let shared = MemoryStore::default();
+        let limiter = limiter(&shared, 1);
+        // Many addresses failing for an existing user: the table stays bounded (and refuses new
+        // pairs while full), and the known names' table never sees them.
+        for i in 0..100 {
+            let address = format!("192.0.2.{i}");
+            limiter
+                .record_failure(Principal::SignIn { username: "carol", address: &address }, KNOWN, 0)
+                .unwrap();
+        }
+        let pairs = shared.get("tokengate/limits-sign-in/0").unwrap().unwrap().0;
+        assert_eq!(crate::state::buckets::records_of(&pairs).count(), NAMES_PER_BUCKET);
+        let newcomer = Principal::SignIn { username: "carol", address: "198.51.100.9" };
+        assert_eq!(limiter.locked_for(newcomer, KNOWN, 1_000).unwrap(), Some(60));
+        assert_eq!(limiter.locked_for(Principal::User("carol"), KNOWN, 1_000).unwrap(), None);
+        let known = shared.get("tokengate/limits-known/0").unwrap().unwrap().0;
+        assert_eq!(crate::state::buckets::records_of(&known).count(), 0);
+    }
+
+    #[test]
+    fn a_client_address_is_its_ip_without_the_port_and_an_ipv6_one_its_64() {
+        let cases = [
+            ("203.0.113.7:51234", "203.0.113.7"),
+            ("203.0.113.7", "203.0.113.7"),
+            ("[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"),
+            ("[2001:db8:1:2:ffff::1]:443", "2001:db8:1:2::/64"),
+            ("[::ffff:192.0.2.1]:80", "192.0.2.1"),
+            ("[::1]:8080", "0:0:0:0::/64"),
+            ("envoy-internal", "envoy-internal"),
+            ("", ""),
+        ];
+        for (source, expected) in cases {
+            assert_eq!(client_address(source), expected, "{source}");
+        }
+    }
+
+    #[test]
     fn the_key_is_made_once_and_survives_a_second_vm() {
         let shared = MemoryStore::default();
         let first = limiter(&shared, 4);
@@ -492,6 +631,7 @@ mod remembering_tests {
         lockout_secs: 300,
         tracked_names: 8,
         known_names: 8,
+        sign_in_pairs: 8,
     };
 
     #[test]

@@ -8,12 +8,14 @@
 //! - [`lockout`]: failed-secret counters per consumer key and username;
 //! - [`credential_changes`]: when each name's credentials last changed, one key;
 //! - [`remembered`]: not shared data but each worker's bounded memory of tokens it validated;
+//! - [`hash_budget`]: not shared data either: each worker's budget of PBKDF2 at the login form;
 //! - [`token`]: the token format (what a token says about where its grant lives).
 
 pub mod authorization;
 pub mod buckets;
 pub mod credential_changes;
 pub mod grants;
+pub mod hash_budget;
 pub mod lockout;
 pub mod registry;
 pub mod remembered;

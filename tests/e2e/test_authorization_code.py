@@ -8,6 +8,9 @@ following the redirect (the callback URL is only read, never fetched).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import http.client
 import re
 import time
 import urllib.parse
@@ -25,12 +28,28 @@ SPA = "demo-spa"
 CODE_LIFETIME_S = 2
 LOCK_USER = ("lock-me", "right-password")
 
+# Users whose passwords are PBKDF2 hashes of this many iterations; each worker may spend as many a
+# second at the login form: one such check per worker per second.
+PBKDF2_ITERATIONS = 1000
+SLOW_USERS = [(f"slow{i}", f"slow-password-{i}") for i in range(3)]
+
+
+def pbkdf2_hash(password: str) -> str:
+    salt = b"e2e-salt-" + password.encode()
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, PBKDF2_ITERATIONS)
+    return f"pbkdf2-sha256${PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
 PLUGIN_CONFIG = harness.with_changes(
     harness.demo_plugin_config(),
-    authorization={"code_lifetime_secs": CODE_LIFETIME_S},
+    authorization={"code_lifetime_secs": CODE_LIFETIME_S, "pbkdf2_iterations_per_sec": PBKDF2_ITERATIONS},
     lockout={"max_failures": 3, "window_secs": 60, "lockout_secs": 300},
 )
 PLUGIN_CONFIG["users"].append({"username": LOCK_USER[0], "password": LOCK_USER[1], "scopes": ["orders:read"]})
+# Three PBKDF2 users against two plaintext ones: unknown usernames are checked against a decoy as
+# dear as the most common verifier, so here they cost a PBKDF2 check too.
+PLUGIN_CONFIG["users"] += [{"username": name, "password_hash": pbkdf2_hash(password), "scopes": ["orders:read"]}
+                           for name, password in SLOW_USERS]
 
 HANDLE = re.compile(r'name="handle" value="([^"]+)"')
 
@@ -153,7 +172,23 @@ def test_the_login_handle_works_once(gateway, spa):
     assert forged.status_code == 400 and "Location" not in forged.headers
 
 
-def test_the_login_page_locks_out_like_the_password_grant(gateway, spa):
+def post_login_from(gateway, source_ip: str, handle: str, username: str, password: str):
+    """post_login from another loopback address (Linux routes all of 127/8 to lo), which the
+    filter reads as Envoy's `source.address`: (status, Location, page)."""
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=TIMEOUT_S,
+                                            source_address=(source_ip, 0))
+    try:
+        body = urllib.parse.urlencode({"handle": handle, "username": username, "password": password})
+        connection.request("POST", "/authorize", body, {"Content-Type": "application/x-www-form-urlencoded"})
+        reply = connection.getresponse()
+        return reply.status, reply.getheader("Location", ""), reply.read().decode()
+    finally:
+        connection.close()
+
+
+def test_the_login_page_locks_out_one_address_never_the_user(gateway, spa):
+    """Failures at the form lock the (user, client address) pair only: anyone may post the
+    form, so a per-user lock would let anyone lock a user out (RFC 6819 §5.1.4.2.3)."""
     handle, _ = login_page(gateway, spa, generate_token(48))
     for _ in range(3):
         again = post_login(gateway, handle, LOCK_USER[0], "wrong-password")
@@ -161,10 +196,46 @@ def test_the_login_page_locks_out_like_the_password_grant(gateway, spa):
         handle = HANDLE.search(again.text).group(1)
     locked = post_login(gateway, handle, *LOCK_USER)
     assert locked.status_code == 429 and "Location" not in locked.headers
-    # The same counter as the password grant's.
+    assert locked.headers["Retry-After"] == "300"
+    # Not the password grant's counter: the user's right password still works there...
     body = {"grant_type": "password", "username": LOCK_USER[0], "password": LOCK_USER[1]}
     grant = requests.post(gateway.url("/token"), data=body, auth=("demo-app", "demo-secret"), timeout=TIMEOUT_S)
-    assert grant.status_code == 429
+    assert grant.status_code == 200, grant.text
+    # ...and at the form, from another address.
+    handle, _ = login_page(gateway, spa, generate_token(48))
+    status, location, page = post_login_from(gateway, "127.0.0.2", handle, *LOCK_USER)
+    assert status == 302 and location.startswith(CALLBACK + "?code="), page
+
+
+def sign_in_stats(gateway) -> tuple[int, int]:
+    stats = gateway.stats(r"sign_in\.")
+    return (stats.get("wasmcustom.tokengate.sign_in.slow_hashes", 0),
+            stats.get("wasmcustom.tokengate.sign_in.busy", 0))
+
+
+def test_a_burst_of_fresh_usernames_gets_503_without_hashing_past_the_budget(gateway, spa):
+    """Each worker runs at most `pbkdf2_iterations_per_sec` PBKDF2 iterations a second at the
+    form, unknown usernames' decoys included; past that the form answers 503 with Retry-After
+    before hashing, so an anonymous flood cannot hold the workers."""
+    handles = [login_page(gateway, spa, generate_token(48))[0] for _ in range(30)]
+    hashes_before, busy_before = sign_in_stats(gateway)
+    first_second = int(time.time())
+    statuses = []
+    for i, handle in enumerate(handles):
+        reply = post_login(gateway, handle, f"fresh-{i}-{generate_token(8)}", "guess")
+        statuses.append(reply.status_code)
+        if reply.status_code == 503:
+            assert reply.headers["Retry-After"] == "1" and "busy" in reply.text, reply.text
+    seconds = int(time.time()) - first_second + 1
+    hashes, busy = sign_in_stats(gateway)
+    hashes, busy = hashes - hashes_before, busy - busy_before
+    # Every post either hashed (a wrong password: 400) or was refused before hashing (503).
+    assert set(statuses) <= {400, 503} and (hashes, busy) == (statuses.count(400), statuses.count(503)), statuses
+    # One PBKDF2 check per worker in each second the burst touched, and no more.
+    assert 1 <= hashes <= harness.CONCURRENCY * seconds, (hashes, seconds, statuses)
+    # The budget refuses nobody for long: a slow user's right password works a second later.
+    time.sleep(1.1)
+    assert sign_in(gateway, spa, generate_token(48), user=SLOW_USERS[0]).startswith(CALLBACK)
 
 
 @pytest.mark.parametrize("path", ["/token", "/revoke"])

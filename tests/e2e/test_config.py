@@ -145,3 +145,36 @@ def test_docker_compose_runs_the_same_demo():
     assert upstream["command"][-2:] == ["/demo_upstream.py", "8081"]
     # Host networking keeps envoy.yaml's loopback addresses valid unchanged.
     assert envoy["network_mode"] == upstream["network_mode"] == "host"
+
+
+def credential_route_regex(cfg: dict) -> str:
+    """The regex of the route that turns on the per-connection local_ratelimit."""
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert [f["name"] for f in hcm["http_filters"]][:2] == [
+        "envoy.filters.http.local_ratelimit", harness.WASM_FILTER_NAME]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    (limited,) = [r for r in routes if "envoy.filters.http.local_ratelimit" in r.get("typed_per_filter_config", {})]
+    return limited["match"]["safe_regex"]["regex"]
+
+
+@pytest.mark.parametrize("envoy_file", ["envoy.yaml", "fleet/envoy.yaml"])
+def test_every_endpoint_that_checks_a_password_is_rate_limited_per_connection(envoy_file):
+    """Each endpoint that checks a client secret or a user password (the login form and RFC 7591
+    registration included: both take passwords from anyone) sits under the demo's
+    per-connection rate limit, in the single-Envoy demo and in fleet mode alike. Envoy's
+    safe_regex must match the whole path (without its query), as re.fullmatch does."""
+    import re
+
+    cfg = yaml.safe_load((harness.REPO / "envoy" / envoy_file).read_text())
+    regex = re.compile(credential_route_regex(cfg))
+    plugin = json.loads(harness.wasm_filter(cfg)["configuration"]["value"])
+    registration = plugin["registration"]
+    limited = [plugin["token_endpoint"], plugin["revocation_endpoint"], plugin["introspection_endpoint"],
+               plugin.get("authorization", {}).get("endpoint", "/authorize"),
+               registration["endpoint"], registration["endpoint"] + "/some-client/secret",
+               registration.get("rfc7591_endpoint", "/register"),
+               registration.get("rfc7591_endpoint", "/register") + "/some-client"]
+    for path in limited:
+        assert regex.fullmatch(path), (envoy_file, path)
+    for path in ["/api/orders", "/api/public/ping", "/registered", "/authorized", "/.well-known/oauth-authorization-server"]:
+        assert not regex.fullmatch(path), (envoy_file, path)

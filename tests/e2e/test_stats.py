@@ -48,6 +48,8 @@ METRICS = {
     "tokengate.requests_denied.subscription_required": "counter",
     "tokengate.requests_denied.subscription_blocked": "counter",
     "tokengate.requests_denied.throttled": "counter",
+    "tokengate.sign_in.slow_hashes": "counter",
+    "tokengate.sign_in.busy": "counter",
 }
 STATS_PREFIX = "wasmcustom."  # Envoy's namespace for stats a wasm module defines
 
@@ -191,6 +193,9 @@ def test_stats_after_known_traffic(gateway):
         "tokengate.requests_denied.subscription_required": 0,
         "tokengate.requests_denied.subscription_blocked": 0,
         "tokengate.requests_denied.throttled": 0,
+        # No sign-in at the login form (test_authorization_code.py counts those).
+        "tokengate.sign_in.slow_hashes": 0,
+        "tokengate.sign_in.busy": 0,
     }
     assert settled_stats(gateway, expected) == expected
 
