@@ -28,6 +28,7 @@ use tokengate::oauth::grant_type::GrantType;
 use tokengate::oauth::scope::{is_scope_token, ScopeSet};
 use tokengate::state::buckets::{decode_bucket, encode_bucket, records_of, Record};
 use tokengate::state::credential_changes::{CredentialChanges, CredentialKind};
+use tokengate::state::login_handle::KeyMemory;
 use tokengate::state::grants::{
     AccessEntry, GrantOwner, GrantRecord, KeyType, NewGrant, RefreshEntry, RefreshPlan, TokenStore,
 };
@@ -743,12 +744,14 @@ pub fn gateway(data: &[u8]) {
     let random = CountingRandom::new(0);
     let clock = ManualClock::at(1_700_000_000);
     let changes = CredentialChanges::default();
+    let login_key = KeyMemory::new();
     let host = Host {
         shared: &shared,
         random: &random,
         clock: &clock,
         metrics: &NoMetrics,
         credential_changes: &changes,
+        login_key: &login_key,
     };
     let gateway = Gateway::new(config, host);
     gateway.initialize_store().unwrap();

@@ -8,7 +8,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use super::envoy_host::{envoy_host, request_headers, request_trailers, EnvoyClock, EnvoyMetrics};
+use super::envoy_host::{envoy_host, request_headers, request_trailers, EnvoyClock, EnvoyMetrics, LOGIN_KEY};
 use super::fleet_request::{run_pass, Answer, FleetClient, Next, Waiting};
 use crate::config::Config;
 use crate::gateway::{
@@ -206,6 +206,7 @@ impl GatewayRequest {
                     clock: &EnvoyClock,
                     metrics: staged,
                     credential_changes: &changes,
+                    login_key: &LOGIN_KEY,
                 };
                 let gateway = Gateway::new(&self.config, host);
                 match &job {

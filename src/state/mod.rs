@@ -15,6 +15,7 @@ pub mod buckets;
 pub mod credential_changes;
 pub mod grants;
 pub mod lockout;
+pub mod login_handle;
 pub mod registry;
 pub mod remembered;
 pub mod token;
