@@ -28,11 +28,11 @@ use tokengate::oauth::grant_type::GrantType;
 use tokengate::oauth::scope::{is_scope_token, ScopeSet};
 use tokengate::state::buckets::{decode_bucket, encode_bucket, records_of, Record};
 use tokengate::state::credential_changes::{CredentialChanges, CredentialKind};
-use tokengate::state::login_handle::KeyMemory;
 use tokengate::state::grants::{
     AccessEntry, GrantOwner, GrantRecord, KeyType, NewGrant, RefreshEntry, RefreshPlan, TokenStore,
 };
 use tokengate::state::lockout::{FailureLimiter, Listing, LockoutPolicy, Principal};
+use tokengate::state::login_handle::KeyMemory;
 use tokengate::state::registry::{AuthMethod, ClientRecord, ClientRegistry, Registration};
 use tokengate::state::token::{grant_tag, mint_access_token, mint_refresh_token, ParsedToken};
 

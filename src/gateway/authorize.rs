@@ -190,7 +190,8 @@ impl<'a> Gateway<'a> {
                 };
                 self.login_page_for(flow, &app, &again, status).unwrap_or_else(|code| {
                     let ticket = &opened.ticket;
-                    let callback = Callback { redirect_uri: &ticket.redirect_uri, state: ticket.state.as_deref() };
+                    let callback =
+                        Callback { redirect_uri: &ticket.redirect_uri, state: ticket.state.as_deref() };
                     self.redirect_error(&callback, code, "try again later")
                 })
             }
@@ -216,9 +217,7 @@ impl<'a> Gateway<'a> {
         match table.spend_login(&tag, now, expires_at) {
             Ok(true) => {}
             Ok(false) => return expired_page(),
-            Err(_) => {
-                return self.redirect_error(&callback, "temporarily_unavailable", "try again later")
-            }
+            Err(_) => return self.redirect_error(&callback, "temporarily_unavailable", "try again later"),
         }
         let scope = ScopeSet::from_names(ticket.scope.split(' ').filter(|n| !n.is_empty()))
             .intersection(user_scopes)
