@@ -13,6 +13,7 @@ use tokengate::host::header_pairs::HeaderPairs;
 use tokengate::host::memory::{EpochHost, ManualClock};
 use tokengate::host::SystemRandomness;
 use tokengate::state::credential_changes::CredentialChanges;
+use tokengate::state::login_handle::KeyMemory;
 
 /// The bench's plugin configuration (bench/envoy_configs.py), with a plaintext password.
 const CONFIG: &str = r#"{
@@ -58,12 +59,14 @@ fn main() {
     let host = EpochHost::default();
     let clock = ManualClock::at(1_700_000_000);
     let changes = CredentialChanges::default();
+    let login_key = KeyMemory::new();
     let host = Host {
         shared: &host,
         random: &SystemRandomness,
         clock: &clock,
         metrics: &host,
         credential_changes: &changes,
+        login_key: &login_key,
     };
     let gateway = Gateway::new(&config, host);
     gateway.initialize_store().unwrap();

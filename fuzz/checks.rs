@@ -32,6 +32,7 @@ use tokengate::state::grants::{
     AccessEntry, GrantOwner, GrantRecord, KeyType, NewGrant, RefreshEntry, RefreshPlan, TokenStore,
 };
 use tokengate::state::lockout::{FailureLimiter, Listing, LockoutPolicy, Principal};
+use tokengate::state::login_handle::KeyMemory;
 use tokengate::state::registry::{AuthMethod, ClientRecord, ClientRegistry, Registration};
 use tokengate::state::token::{grant_tag, mint_access_token, mint_refresh_token, ParsedToken};
 
@@ -745,12 +746,14 @@ pub fn gateway(data: &[u8]) {
     let random = CountingRandom::new(0);
     let clock = ManualClock::at(1_700_000_000);
     let changes = CredentialChanges::default();
+    let login_key = KeyMemory::new();
     let host = Host {
         shared: &shared,
         random: &random,
         clock: &clock,
         metrics: &NoMetrics,
         credential_changes: &changes,
+        login_key: &login_key,
     };
     let gateway = Gateway::new(config, host);
     gateway.initialize_store().unwrap();

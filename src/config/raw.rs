@@ -69,7 +69,8 @@ pub(super) struct RawAuthorization {
     pub(super) code_lifetime_secs: u64,
     /// How long the login page's handle stays good.
     pub(super) login_lifetime_secs: u64,
-    /// Pending sign-ins (and, apart, codes) the shared-data tables hold.
+    /// Codes and used login handles the shared-data table holds (pending sign-ins are not
+    /// stored: they travel sealed in the login page, see `state::login_handle`).
     pub(super) capacity: u32,
     /// PBKDF2 iterations each worker may spend a second checking passwords at the login form
     /// (see [`crate::state::hash_budget`]).

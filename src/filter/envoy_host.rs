@@ -12,6 +12,11 @@ use crate::host::metrics::{ApiStat, Metric, MetricKind};
 use crate::host::{Clock, Metrics, SharedStore, StoreError, SystemRandomness};
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::lockout;
+use crate::state::login_handle::KeyMemory;
+
+/// This VM's copy of the login handles' key (each VM is its own instance, so a static is one
+/// per VM): read once, it spares every login page a shared-data read.
+pub static LOGIN_KEY: KeyMemory = KeyMemory::new();
 
 /// The gateway's host in Envoy: shared data, the clock, WASI randomness, this VM's metrics and
 /// the credential changes it last read.
@@ -22,6 +27,7 @@ pub fn envoy_host<'h>(metrics: &'h EnvoyMetrics, credential_changes: &'h Credent
         clock: &EnvoyClock,
         metrics,
         credential_changes,
+        login_key: &LOGIN_KEY,
     }
 }
 

@@ -9,7 +9,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::envoy_host::{
-    envoy_host, request_headers, request_trailers, source_address, EnvoyClock, EnvoyMetrics,
+    envoy_host, request_headers, request_trailers, source_address, EnvoyClock, EnvoyMetrics, LOGIN_KEY,
 };
 use super::fleet_request::{run_pass, Answer, FleetClient, Next, Waiting};
 use crate::config::Config;
@@ -220,6 +220,7 @@ impl GatewayRequest {
                     clock: &EnvoyClock,
                     metrics: staged,
                     credential_changes: &changes,
+                    login_key: &LOGIN_KEY,
                 };
                 let gateway = Gateway::new(&self.config, host);
                 match &job {

@@ -16,10 +16,10 @@ const HEADER_BYTES: usize = 1 + 8 + 8;
 const STORE_ATTEMPTS: usize = 16;
 
 /// The tables that live in etcd in fleet mode; everything else stays per Envoy. The code
-/// flow's two (pending sign-ins and codes) are there so a sign-in started on one replica can
-/// finish on another, and a code be redeemed (and its replay caught) on any.
+/// flow's two are there so a login page served by one replica opens on another (the key its
+/// handles are sealed under), and a code be redeemed (and its replay caught) on any.
 const FLEET_TABLES: [&str; 4] =
-    ["tokengate/grants/", "tokengate/clients/", "tokengate/authz-login/", "tokengate/authz-code/"];
+    ["tokengate/grants/", "tokengate/clients/", "tokengate/authz-key/", "tokengate/authz-code/"];
 
 /// A decoded cache entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,7 @@ use crate::host::SystemRandomness;
 use crate::oauth::credentials::encode_basic_credentials;
 use crate::oauth::pkce::{APPENDIX_B_CHALLENGE as CHALLENGE, APPENDIX_B_VERIFIER as VERIFIER};
 use crate::state::credential_changes::CredentialChanges;
+use crate::state::login_handle::KeyMemory;
 
 const PREFIX: &str = "test/";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -31,6 +32,8 @@ struct Replica<'f> {
     shared: MemoryStore,
     metrics: RecordedMetrics,
     changes: CredentialChanges,
+    /// One VM's copy of the login handles' key.
+    login_key: KeyMemory,
     /// The revision this replica's watch has applied up to.
     watched: std::cell::Cell<i64>,
 }
@@ -60,6 +63,7 @@ impl Fleet {
             shared: MemoryStore::default(),
             metrics: RecordedMetrics::default(),
             changes: CredentialChanges::default(),
+            login_key: KeyMemory::new(),
             watched: std::cell::Cell::new(self.etcd.revision()),
         };
         replica.plain_gateway().initialize_store().unwrap();
@@ -88,6 +92,7 @@ impl Replica<'_> {
             clock: &self.fleet.clock,
             metrics,
             credential_changes: &self.changes,
+            login_key: &self.login_key,
         }
     }
 
@@ -440,4 +445,24 @@ fn a_sign_in_started_on_one_replica_finishes_on_another_and_its_code_works_once_
     assert_eq!(b.bearer_status(&access), 401);
     a.catch_up();
     assert_eq!(a.bearer_status(&access), 401);
+}
+
+#[test]
+fn replicas_that_both_start_a_sign_in_cold_agree_on_one_handle_key() {
+    let fleet = code_flow_fleet();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let query = format!(
+        "/authorize?response_type=code&client_id=demo-spa&redirect_uri={}&state=s1\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256",
+        crate::oauth::credentials::form_encode(SPA_CALLBACK)
+    );
+    // A makes the key; B, which has heard nothing of it, tries to make its own, is refused by
+    // etcd, and reads A's back.
+    let (page_a, page_b) = (a.anonymous("GET", &query, ""), b.anonymous("GET", &query, ""));
+    assert_eq!((page_a.status, page_b.status), (200, 200));
+    for (page, other) in [(&page_a, &b), (&page_b, &a)] {
+        let body = format!("handle={}&username=admin&password=admin", login_handle(page));
+        let back = other.anonymous("POST", "/authorize", &body);
+        assert_eq!(back.status, 302, "{}", String::from_utf8_lossy(&back.body));
+    }
 }

@@ -17,8 +17,9 @@ use crate::oauth::grant_type::GrantType;
 use crate::oauth::pkce::{ChallengeError, CodeChallenge};
 use crate::oauth::redirect_uri;
 use crate::oauth::scope::ScopeSet;
-use crate::state::authorization::{Ticket, TicketError};
+use crate::state::authorization::Ticket;
 use crate::state::lockout::client_address;
+use crate::state::login_handle::OpenedHandle;
 
 /// The longest `state` kept and echoed.
 const MAX_STATE_BYTES: usize = 512;
@@ -83,7 +84,8 @@ impl<'a> Gateway<'a> {
                     challenge: challenge.as_str().to_owned(),
                     username: String::new(),
                 };
-                self.login_page_for(flow, &app, ticket, 200, "", None)
+                let form = LoginForm { ticket: &ticket, expires_at: None, username: "", message: None };
+                self.login_page_for(flow, &app, &form, 200)
                     .unwrap_or_else(|code| self.redirect_error(&callback, code, "try again later"))
             }
             Err((code, description)) => self.redirect_error(&callback, code, description),
@@ -120,60 +122,52 @@ impl<'a> Gateway<'a> {
         Ok((scope, challenge))
     }
 
-    /// Stores `ticket` under a new handle and renders the login page for it; on failure, the
-    /// RFC 6749 error code to send back.
+    /// Renders the login page with `form.ticket` sealed into its handle (nothing is stored);
+    /// on failure, the RFC 6749 error code to send back.
     fn login_page_for(
         &self,
         flow: &AuthorizationConfig,
         app: &Application,
-        ticket: Ticket,
+        form: &LoginForm,
         status: u16,
-        username: &str,
-        message: Option<&str>,
     ) -> Result<Response, &'static str> {
-        let (Some(table), Ok(now)) = (&self.authorizations, self.now()) else {
+        let (Some(keys), Ok(now)) = (&self.login_keys, self.now()) else {
             return Err("temporarily_unavailable");
         };
-        let scope = ticket.scope.clone();
-        let redirect_uri = ticket.redirect_uri.clone();
-        let handle =
-            table.start_login(ticket, now, now.saturating_add(flow.login_lifetime_ms)).map_err(|error| {
-                match error {
-                    TicketError::Full | TicketError::Store(_) => "temporarily_unavailable",
-                    TicketError::Random => "server_error",
-                }
-            })?;
+        let expires_at = form.expires_at.unwrap_or_else(|| now.saturating_add(flow.login_lifetime_ms));
+        let handle = keys.seal(form.ticket, now, expires_at).map_err(|_| "temporarily_unavailable")?;
         let page = LoginPage {
             action: &flow.endpoint,
             application: &app.name,
-            scopes: scope.split(' ').filter(|name| !name.is_empty()).collect(),
+            scopes: form.ticket.scope.split(' ').filter(|name| !name.is_empty()).collect(),
             handle: &handle,
-            redirect_origin: redirect_uri::origin(&redirect_uri),
-            username,
-            message,
+            redirect_origin: redirect_uri::origin(&form.ticket.redirect_uri),
+            username: form.username,
+            message: form.message,
         };
         Ok(login_page(status, &page))
     }
 
-    /// `POST /authorize`: the login form. A wrong password shows the page again under a new
-    /// handle; a forged, expired or replayed handle ends here.
+    /// `POST /authorize`: the login form. Its handle's MAC and expiry are checked before
+    /// anything else; a wrong password shows the page again for the same request and expiry;
+    /// a forged, altered, expired or already used handle ends here.
     fn sign_in(&self, flow: &AuthorizationConfig, request: &EndpointRequest) -> Response {
         let Ok(form) = self.read_form(request) else {
             return error_page(400, "The sign-in form is malformed.");
         };
-        let (Some(table), Ok(now)) = (&self.authorizations, self.now()) else {
+        let (Some(keys), Ok(now)) = (&self.login_keys, self.now()) else {
             return error_page(503, "Signing in is unavailable; try again later.");
         };
-        let taken = match form.get("handle") {
-            Some(handle) => table.take_login(handle, now),
+        let opened = match form.get("handle") {
+            Some(handle) => keys.open(handle, now),
             None => Ok(None),
         };
-        let ticket = match taken {
-            Ok(Some(ticket)) => ticket,
-            Ok(None) => return error_page(400, "This sign-in has expired or was already used. Start again."),
+        let opened = match opened {
+            Ok(Some(opened)) => opened,
+            Ok(None) => return expired_page(),
             Err(_) => return error_page(503, "Signing in is unavailable; try again later."),
         };
-        let app = match self.application(&ticket.client_id) {
+        let app = match self.application(&opened.ticket.client_id) {
             Ok(Some(app)) => app,
             Ok(None) => return error_page(400, "The application is no longer known."),
             Err(_) => return error_page(503, "Signing in is unavailable; try again later."),
@@ -184,7 +178,7 @@ impl<'a> Gateway<'a> {
         let address = client_address(request.client_address.unwrap_or_default());
         let budget = flow.pbkdf2_iterations_per_sec;
         match self.authenticate_user_at_form(username, password, &address, budget, wrong) {
-            Ok(user) => self.issue_code(flow, ticket, &user.scopes, &user.username),
+            Ok(user) => self.issue_code(flow, opened, &user.scopes, &user.username),
             Err(error) => {
                 let (status, message, retry_after) = match error.kind {
                     ErrorKind::LockedOut { retry_after_secs } => {
@@ -196,13 +190,18 @@ impl<'a> Gateway<'a> {
                     ErrorKind::Unavailable => (503, "Signing in is unavailable; try again later.", None),
                     _ => (400, "The username or password is wrong.", None),
                 };
-                let (redirect_uri, state) = (ticket.redirect_uri.clone(), ticket.state.clone());
-                let mut page = self
-                    .login_page_for(flow, &app, ticket, status, username, Some(message))
-                    .unwrap_or_else(|code| {
-                        let callback = Callback { redirect_uri: &redirect_uri, state: state.as_deref() };
-                        self.redirect_error(&callback, code, "try again later")
-                    });
+                let again = LoginForm {
+                    ticket: &opened.ticket,
+                    expires_at: Some(opened.expires_at),
+                    username,
+                    message: Some(message),
+                };
+                let mut page = self.login_page_for(flow, &app, &again, status).unwrap_or_else(|code| {
+                    let ticket = &opened.ticket;
+                    let callback =
+                        Callback { redirect_uri: &ticket.redirect_uri, state: ticket.state.as_deref() };
+                    self.redirect_error(&callback, code, "try again later")
+                });
                 if let Some(secs) = retry_after.filter(|_| page.status == status) {
                     page.headers.push(("retry-after", secs.to_string()));
                 }
@@ -212,19 +211,26 @@ impl<'a> Gateway<'a> {
     }
 
     /// The user signed in: a code for the scope asked within the user's, back to the client.
+    /// The handle is spent first (a handle signs in once), then the code stored.
     fn issue_code(
         &self,
         flow: &AuthorizationConfig,
-        ticket: Ticket,
+        opened: OpenedHandle,
         user_scopes: &ScopeSet,
         username: &str,
     ) -> Response {
+        let OpenedHandle { ticket, expires_at, tag } = opened;
         let redirect_uri = ticket.redirect_uri.clone();
         let state = ticket.state.clone();
         let callback = Callback { redirect_uri: &redirect_uri, state: state.as_deref() };
         let (Some(table), Ok(now)) = (&self.authorizations, self.now()) else {
             return self.redirect_error(&callback, "temporarily_unavailable", "try again later");
         };
+        match table.spend_login(&tag, now, expires_at) {
+            Ok(true) => {}
+            Ok(false) => return expired_page(),
+            Err(_) => return self.redirect_error(&callback, "temporarily_unavailable", "try again later"),
+        }
         let scope = ScopeSet::from_names(ticket.scope.split(' ').filter(|n| !n.is_empty()))
             .intersection(user_scopes)
             .to_string();
@@ -254,6 +260,24 @@ impl<'a> Gateway<'a> {
         }
         url
     }
+}
+
+/// What the login page's form carries: the request sealed into its handle, and what the
+/// page shows.
+struct LoginForm<'f> {
+    ticket: &'f Ticket,
+    /// The handle's expiry: kept when the page is shown again, so retries never extend it;
+    /// `None` for a new sign-in (now plus the login lifetime).
+    expires_at: Option<u64>,
+    /// Kept in the username field after a failed attempt (never the password).
+    username: &'f str,
+    message: Option<&'f str>,
+}
+
+/// The answer to a login form whose handle is not good: forged, altered, sealed under another
+/// key, expired, or already used for a sign-in.
+fn expired_page() -> Response {
+    error_page(400, "This sign-in has expired or was already used. Start again.")
 }
 
 /// The presented redirect URI when it matches a registered one; when absent, the only one

@@ -354,6 +354,51 @@ fn the_login_handle_works_once_and_forgeries_do_nothing() {
 }
 
 #[test]
+fn a_tampered_foreign_or_expired_handle_gets_the_expired_page() {
+    let rig = Rig::new();
+    let query = Rig::good_query("demo-spa", CALLBACK);
+    let handle = rig.authorize(&query).handle();
+    let mut tampered = handle.clone().into_bytes();
+    tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
+    // Another deployment (its own store) seals under its own key.
+    let foreign = Rig::new().authorize(&query).handle();
+    struct Case {
+        name: &'static str,
+        handle: String,
+        after_secs: u64,
+    }
+    let cases = [
+        Case { name: "one character changed", handle: String::from_utf8(tampered).unwrap(), after_secs: 0 },
+        Case { name: "sealed under another key", handle: foreign, after_secs: 0 },
+        Case { name: "past the login lifetime (300 s)", handle: handle.clone(), after_secs: 300 },
+    ];
+    for case in cases {
+        rig.clock.advance(case.after_secs);
+        let reply = rig.sign_in(&case.handle, "alice", "wonderland");
+        assert_eq!((reply.0.status, reply.0.header("location")), (400, None), "{}", case.name);
+        assert!(reply.text().contains("expired or was already used"), "{}: {}", case.name, reply.text());
+    }
+}
+
+#[test]
+fn login_pages_store_nothing_so_no_caller_can_fill_a_table() {
+    let rig = Rig::new();
+    let query = Rig::good_query("demo-spa", CALLBACK);
+    // The first page ever made the handles' key; every page after it stores nothing.
+    assert_eq!(rig.authorize(&query).0.status, 200);
+    let stored = (rig.shared.key_count(), rig.shared.stored_bytes());
+    for method in ["GET", "HEAD"] {
+        for _ in 0..1500 {
+            let page = rig.request(method, &format!("/authorize?{query}"), None, "");
+            assert_eq!(page.0.status, 200, "{method}: {}", page.text());
+        }
+    }
+    assert_eq!((rig.shared.key_count(), rig.shared.stored_bytes()), stored);
+    let page = rig.authorize(&query);
+    assert_eq!(rig.sign_in(&page.handle(), "alice", "wonderland").0.status, 302, "sign-ins still work");
+}
+
+#[test]
 fn a_wrong_password_shows_the_page_again_then_the_lockout_holds() {
     let rig = Rig::new();
     let page = rig.authorize(&Rig::good_query("demo-spa", CALLBACK));

@@ -34,6 +34,7 @@ use crate::state::buckets::InitError;
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::grants::{GrantRecord, TokenStore};
 use crate::state::lockout::FailureLimiter;
+use crate::state::login_handle::{HandleKeys, KeyMemory};
 use crate::state::registry::ClientRegistry;
 #[cfg(test)]
 pub(crate) use login_page::handle_in as login_handle_in;
@@ -100,6 +101,8 @@ pub struct Host<'h> {
     pub metrics: &'h dyn Metrics,
     /// When credentials last changed, as this VM last read it (see [`crate::state::credential_changes`]).
     pub credential_changes: &'h CredentialChanges,
+    /// This VM's copy of the login handles' key (see [`crate::state::login_handle`]).
+    pub login_key: &'h KeyMemory,
 }
 
 pub struct Gateway<'a> {
@@ -107,8 +110,10 @@ pub struct Gateway<'a> {
     store: TokenStore<'a>,
     limiter: FailureLimiter<'a>,
     registry: Option<ClientRegistry<'a>>,
-    /// Pending sign-ins and codes, when the authorization code flow is on.
+    /// Codes and used login handles, when the authorization code flow is on.
     authorizations: Option<AuthorizationTable<'a>>,
+    /// The key pending sign-ins are sealed under, likewise.
+    login_keys: Option<HandleKeys<'a>>,
     clock: &'a dyn Clock,
     metrics: &'a dyn Metrics,
     credential_changes: &'a CredentialChanges,
@@ -136,6 +141,10 @@ impl<'a> Gateway<'a> {
                 .authorization
                 .as_ref()
                 .map(|flow| AuthorizationTable::new(host.shared, host.random, flow.capacity)),
+            login_keys: config
+                .authorization
+                .as_ref()
+                .map(|_| HandleKeys::new(host.shared, host.random, host.login_key)),
             clock: host.clock,
             metrics: host.metrics,
             credential_changes: host.credential_changes,
@@ -150,9 +159,9 @@ impl<'a> Gateway<'a> {
             Some(registry) => registry.initialize()?,
             None => 0,
         };
-        let authorizations_created = match &self.authorizations {
-            Some(table) => table.initialize()?,
-            None => 0,
+        let authorizations_created = match (&self.authorizations, &self.login_keys) {
+            (Some(table), Some(keys)) => table.initialize()? + keys.initialize()?,
+            _ => 0,
         };
         Ok(self.store.initialize()?
             + registry_created
@@ -161,11 +170,12 @@ impl<'a> Gateway<'a> {
     }
 
     /// The keys of the tables a fleet keeps in etcd: the grant store's buckets, the
-    /// registry's and the code flow's.
+    /// registry's and the code flow's (its codes and its login handles' key).
     pub fn table_keys(&self) -> Vec<String> {
         let registry = self.registry.iter().flat_map(|registry| registry.bucket_keys());
         let authorizations = self.authorizations.iter().flat_map(|table| table.bucket_keys());
-        self.store.bucket_keys().chain(registry).chain(authorizations).collect()
+        let login_keys = self.login_keys.iter().flat_map(|keys| keys.bucket_keys());
+        self.store.bucket_keys().chain(registry).chain(authorizations).chain(login_keys).collect()
     }
 
     /// Sweeps the next slice of the token store (called from a timer on every VM): a

@@ -5,6 +5,7 @@ use crate::host::metrics::{DenyReason, Metric};
 use crate::host::SystemRandomness;
 use crate::oauth::credentials::encode_basic_credentials;
 use crate::state::credential_changes::CredentialChanges;
+use crate::state::login_handle::KeyMemory;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -14,6 +15,7 @@ struct Rig {
     clock: ManualClock,
     metrics: RecordedMetrics,
     changes: CredentialChanges,
+    login_key: KeyMemory,
 }
 
 impl Rig {
@@ -29,6 +31,7 @@ impl Rig {
             clock: ManualClock::at(1_700_000_000),
             metrics: RecordedMetrics::default(),
             changes: CredentialChanges::default(),
+            login_key: KeyMemory::new(),
         };
         rig.gateway().initialize_store().unwrap();
         rig
@@ -41,6 +44,7 @@ impl Rig {
             clock: &self.clock,
             metrics: &self.metrics,
             credential_changes: &self.changes,
+            login_key: &self.login_key,
         }
     }
 

@@ -1,17 +1,20 @@
-//! The authorization code flow's short-lived records (RFC 6749 §4.1): sign-ins waiting for a
-//! password, and the codes they produce.
+//! The authorization code flow's short-lived records (RFC 6749 §4.1): the codes sign-ins
+//! produce, and the login handles already used.
 //!
-//! Two bounded [`BucketTable`]s: `login` (the login page's hidden handle → the pending
-//! authorization request) and `code` (the code → who signed in, for which client, redirect
-//! URI, scope and PKCE challenge). Both keep SHA-256 prefixes of the handle or code, never the
-//! text, and drop records once they expire. Handles and codes are 32 random bytes (256 bits)
-//! in base64url: the bucket comes from their hash, so nothing in them is guessable or needs
-//! to be parsed.
+//! One bounded [`BucketTable`], `code`: the code → who signed in, for which client, redirect
+//! URI, scope and PKCE challenge. It keeps SHA-256 prefixes of the code, never the text, and
+//! drops records once they expire. Codes are 32 random bytes (256 bits) in base64url: the
+//! bucket comes from their hash, so nothing in them is guessable or needs to be parsed.
 //!
-//! A login handle is taken (removed) by its first use. A code is marked spent by its first
-//! presentation, good or bad; a second presentation marks it replayed, and the caller revokes
-//! the grant the first one produced (RFC 6749 §4.1.2), including a grant still being issued
-//! while the replay arrived ([`AuthorizationTable::remember_grant`] reports it).
+//! The pending sign-in itself is not stored: it travels sealed in the login page
+//! ([`crate::state::login_handle`]). Only a sign-in that succeeded leaves a record of its
+//! handle here ([`AuthorizationTable::spend_login`]), until the handle expires, so a handle
+//! gives at most one code while nobody without a password can add a record.
+//!
+//! A code is marked spent by its first presentation, good or bad; a second presentation marks
+//! it replayed, and the caller revokes the grant the first one produced (RFC 6749 §4.1.2),
+//! including a grant still being issued while the replay arrived
+//! ([`AuthorizationTable::remember_grant`] reports it).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -88,50 +91,56 @@ impl From<RandomUnavailable> for TicketError {
 }
 
 pub struct AuthorizationTable<'h> {
-    logins: BucketTable<'h>,
     codes: BucketTable<'h>,
     random: &'h dyn Randomness,
 }
 
 impl<'h> AuthorizationTable<'h> {
-    /// Tables holding about `capacity` pending sign-ins and as many codes.
+    /// A table holding about `capacity` codes and used login handles.
     pub fn new(shared: &'h dyn SharedStore, random: &'h dyn Randomness, capacity: u32) -> Self {
         let count = capacity.div_ceil(SLOTS_PER_BUCKET as u32).max(1);
-        AuthorizationTable {
-            logins: BucketTable::new(shared, "authz-login", count),
-            codes: BucketTable::new(shared, "authz-code", count),
-            random,
-        }
+        AuthorizationTable { codes: BucketTable::new(shared, "authz-code", count), random }
     }
 
-    /// Every bucket's key, both tables.
+    /// Every bucket's key.
     pub fn bucket_keys(&self) -> impl Iterator<Item = String> + '_ {
-        self.logins.keys().chain(self.codes.keys())
+        self.codes.keys()
     }
 
     /// Creates missing buckets (start-up only; see [`BucketTable::initialize`]).
     pub fn initialize(&self) -> Result<u32, StoreError> {
-        Ok(self.logins.initialize()? + self.codes.initialize()?)
+        self.codes.initialize()
     }
 
-    /// Stores a pending sign-in until `expires_at`; returns its handle.
-    pub fn start_login(&self, ticket: Ticket, now: u64, expires_at: u64) -> Result<String, TicketError> {
-        self.insert(&self.logins, ticket, now, expires_at)
-    }
-
-    /// Takes a pending sign-in: it is gone afterwards, whatever the caller does with it.
-    pub fn take_login(&self, handle: &str, now: u64) -> Result<Option<Ticket>, StoreError> {
-        let hash = secret_hash(handle);
-        let taken = self.logins.update(bucket_of(&hash, &self.logins), now, |entries: &mut Vec<Entry>| {
-            let position = entries.iter().position(|entry| entry.hash == hash);
-            Ok::<_, StoreError>(position.map(|position| entries.remove(position).ticket))
+    /// Records that the login handle whose MAC is `tag` produced a sign-in, until the handle
+    /// expires at `expires_at`. False when it already had: a handle signs in once.
+    pub fn spend_login(&self, tag: &[u8], now: u64, expires_at: u64) -> Result<bool, TicketError> {
+        let hash = hash_prefix(b"login-handle\0", tag);
+        let empty = Ticket {
+            client_id: String::new(),
+            redirect_uri: String::new(),
+            scope: String::new(),
+            state: None,
+            challenge: String::new(),
+            username: String::new(),
+        };
+        let used = Entry { hash, expires_at, status: Status::Spent, grant: None, ticket: empty };
+        let spent = self.codes.update(bucket_of(&hash, &self.codes), now, |entries: &mut Vec<Entry>| {
+            if entries.iter().any(|entry| entry.hash == hash) {
+                return Ok::<_, TicketError>(false);
+            }
+            if entries.len() >= SLOTS_PER_BUCKET {
+                return Err(TicketError::Full);
+            }
+            entries.push(used.clone());
+            Ok(true)
         })?;
-        Ok(taken.and_then(|updated| updated.value))
+        spent.map(|updated| updated.value).ok_or(TicketError::Store(StoreError::Unavailable))
     }
 
     /// Stores a code until `expires_at`; returns its text.
     pub fn issue_code(&self, ticket: Ticket, now: u64, expires_at: u64) -> Result<String, TicketError> {
-        self.insert(&self.codes, ticket, now, expires_at)
+        self.insert(ticket, now, expires_at)
     }
 
     /// Presents a code: the first presentation spends it, later ones mark it replayed. Only a
@@ -180,13 +189,8 @@ impl<'h> AuthorizationTable<'h> {
         Ok(replayed.is_some_and(|updated| updated.value))
     }
 
-    fn insert(
-        &self,
-        table: &BucketTable,
-        ticket: Ticket,
-        now: u64,
-        expires_at: u64,
-    ) -> Result<String, TicketError> {
+    fn insert(&self, ticket: Ticket, now: u64, expires_at: u64) -> Result<String, TicketError> {
+        let table = &self.codes;
         let mut secret = [0u8; SECRET_BYTES];
         self.random.fill(&mut secret)?;
         let text = URL_SAFE_NO_PAD.encode(secret);
@@ -216,13 +220,13 @@ fn bucket_of(hash: &[u8; 16], table: &BucketTable) -> u32 {
     u32::from_be_bytes([a, b, c, d]) % table.count()
 }
 
-fn put_text(out: &mut Vec<u8>, text: &str) {
+pub(super) fn put_text(out: &mut Vec<u8>, text: &str) {
     let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(text.as_bytes().get(..usize::from(len)).unwrap_or_default());
 }
 
-fn read_text(reader: &mut Reader) -> Option<String> {
+pub(super) fn read_text(reader: &mut Reader) -> Option<String> {
     let len = reader.u16()?;
     String::from_utf8(reader.take(usize::from(len))?.to_vec()).ok()
 }
@@ -310,17 +314,20 @@ mod tests {
     }
 
     #[test]
-    fn a_login_handle_works_once_and_expires() {
+    fn a_login_handle_is_spent_once_until_it_expires() {
         let (shared, random) = (MemoryStore::default(), SystemRandomness);
         let table = AuthorizationTable::new(&shared, &random, 64);
         table.initialize().unwrap();
-        let handle = table.start_login(ticket(), 0, 1000).unwrap();
-        assert_eq!(handle.len(), 43, "256 bits, base64url");
-        assert_eq!(table.take_login("forged", 1).unwrap(), None);
-        assert_eq!(table.take_login(&handle, 1).unwrap(), Some(ticket()));
-        assert_eq!(table.take_login(&handle, 2).unwrap(), None, "replayed");
-        let late = table.start_login(ticket(), 0, 1000).unwrap();
-        assert_eq!(table.take_login(&late, 1000).unwrap(), None, "expired");
+        let tag = [5u8; 32];
+        assert_eq!(table.spend_login(&tag, 0, 1000), Ok(true));
+        assert_eq!(table.spend_login(&tag, 1, 1000), Ok(false), "replayed");
+        assert_eq!(table.spend_login(&[6u8; 32], 1, 1000), Ok(true), "another handle");
+        assert_eq!(
+            table.redeem(&URL_SAFE_NO_PAD.encode(tag), 2, any).unwrap(),
+            Redeemed::Unknown,
+            "not a code"
+        );
+        assert_eq!(table.spend_login(&tag, 1000, 2000), Ok(true), "forgotten once the handle expired");
     }
 
     /// A presentation with the code's own client, redirect URI and verifier.

@@ -2,7 +2,9 @@
 //!
 //! Shared data is a process-wide map whose keys can never be deleted, so every table here is a
 //! fixed set of keys created at start-up ([`buckets`]), each rewritten with compare-and-swap:
-//! - [`authorization`]: pending sign-ins and authorization codes (RFC 6749 §4.1), short-lived;
+//! - [`authorization`]: authorization codes (RFC 6749 §4.1) and used login handles, short-lived;
+//! - [`login_handle`]: the key the login page's handle is sealed under (the pending sign-in
+//!   itself is in the page, not here);
 //! - [`grants`]: the token store (grants and their tokens, by hash), with its record codec;
 //! - [`registry`]: applications added by dynamic client registration;
 //! - [`lockout`]: failed-secret counters per consumer key and username;
@@ -17,6 +19,7 @@ pub mod credential_changes;
 pub mod grants;
 pub mod hash_budget;
 pub mod lockout;
+pub mod login_handle;
 pub mod registry;
 pub mod remembered;
 pub mod token;

@@ -172,6 +172,32 @@ def test_the_login_handle_works_once(gateway, spa):
     assert forged.status_code == 400 and "Location" not in forged.headers
 
 
+def test_two_thousand_login_pages_then_a_sign_in_still_succeeds(gateway, spa):
+    """The pending request travels sealed in the page's handle, so pages store nothing: asking
+    for more pages than the code table holds (1024) crowds no real sign-in out."""
+    url, _ = spa.create_authorization_url(gateway.url("/authorize"), code_verifier=generate_token(48))
+    with requests.Session() as session:  # keep-alive, as a flood would
+        for _ in range(2000):
+            page = session.get(url, timeout=TIMEOUT_S, allow_redirects=False)
+            assert page.status_code == 200, page.text
+    handle, _ = login_page(gateway, spa, generate_token(48))
+    assert post_login(gateway, handle, *ADMIN).status_code == 302
+
+
+def test_a_head_of_the_login_page_writes_nothing(envoy_factory, spa):
+    """authorization.capacity 1 leaves room for 8 records: 50 HEADs that each stored a pending
+    sign-in would leave none for the sign-in that follows."""
+    config = harness.with_changes(PLUGIN_CONFIG, authorization={"capacity": 1, "code_lifetime_secs": CODE_LIFETIME_S})
+    small = envoy_factory.start(config, "small-table")
+    url, _ = spa.create_authorization_url(small.url("/authorize"), code_verifier=generate_token(48))
+    with requests.Session() as session:
+        for _ in range(50):
+            head = session.head(url, timeout=TIMEOUT_S, allow_redirects=False)
+            assert (head.status_code, head.content) == (200, b""), head.headers
+    handle, _ = login_page(small, spa, generate_token(48))
+    assert post_login(small, handle, *ADMIN).status_code == 302
+
+
 def post_login_from(gateway, source_ip: str, handle: str, username: str, password: str):
     """post_login from another loopback address (Linux routes all of 127/8 to lo), which the
     filter reads as Envoy's `source.address`: (status, Location, page)."""
