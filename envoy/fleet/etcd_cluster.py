@@ -6,6 +6,10 @@ directory, started and stopped member by member. Used by `make fleet` and the fl
 runs until Ctrl-C. Each member listens for clients on client_port + 100*i and for peers on
 client_port + 100*i + 1 (2379/2380, 2479/2480, 2579/2580 by default). History is compacted
 every few minutes (revision mode), so a watch far behind is told to start again.
+
+With `partitionable=True` (tests only) every member's peers reach it through a relay, so that
+`isolate(member)` can cut one member off from the others while it keeps serving its clients,
+as a network partition does.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +52,89 @@ def _bindable(port: int) -> bool:
     return True
 
 
+class PeerRelay:
+    """A TCP relay in front of one member's peer port. Its `cut` set names the members that are
+    partitioned away: a connection to a cut member, or from one, is refused or closed. etcd's
+    peers say who they are in every raft request (`X-Server-From: <member id in hex>`), and a
+    connection only ever carries requests of the member that opened it."""
+
+    def __init__(self, target_port: int, cut: set[str]) -> None:
+        self.target_port = target_port
+        self.member_id = ""  # this member's id in hex, known once the cluster runs
+        self.cut = cut
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open: list[tuple[str, socket.socket, socket.socket]] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                inbound, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(inbound,), daemon=True).start()
+
+    def _relay(self, inbound: socket.socket) -> None:
+        head = b""
+        inbound.settimeout(5)
+        try:
+            while b"\r\n\r\n" not in head and len(head) < 16384:
+                chunk = inbound.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+            inbound.settimeout(None)
+            sender = ""
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"x-server-from:"):
+                    sender = line.split(b":", 1)[1].strip().decode()
+            if self._is_cut(sender):
+                raise OSError("partitioned")
+            outbound = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            outbound.settimeout(None)
+            outbound.sendall(head)
+        except OSError:
+            inbound.close()
+            return
+        with self.lock:
+            self.open.append((sender, inbound, outbound))
+        threading.Thread(target=self._pump, args=(outbound, inbound), daemon=True).start()
+        self._pump(inbound, outbound)
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _is_cut(self, sender: str) -> bool:
+        return self.member_id in self.cut or (sender != "" and sender in self.cut)
+
+    def enforce(self) -> None:
+        """Closes the open connections the `cut` set now forbids."""
+        with self.lock:
+            doomed = [entry for entry in self.open if self._is_cut(entry[0])]
+            self.open = [entry for entry in self.open if entry not in doomed]
+        for _, inbound, outbound in doomed:
+            for sock in (inbound, outbound):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
 @dataclass
 class Member:
     name: str
@@ -55,6 +143,7 @@ class Member:
     data_dir: Path
     log_path: Path
     proc: subprocess.Popen | None = None
+    relay: PeerRelay | None = None
 
     @property
     def client_url(self) -> str:
@@ -62,7 +151,14 @@ class Member:
 
     @property
     def peer_url(self) -> str:
+        """Where the member listens for its peers."""
         return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
+    def advertised_peer_url(self) -> str:
+        """Where its peers reach it: through the relay when there is one."""
+        port = self.relay.port if self.relay else self.peer_port
+        return f"http://127.0.0.1:{port}"
 
 
 @dataclass
@@ -70,7 +166,10 @@ class EtcdCluster:
     root: Path
     size: int = 3
     client_port: int = 0
+    partitionable: bool = False
     members: list[Member] = field(default_factory=list)
+    # Member ids (hex) cut off from the others; shared by every relay.
+    cut: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -82,13 +181,14 @@ class EtcdCluster:
                 client = _free_port_pair()
                 peer = client + 1
             name = f"m{i + 1}"
+            relay = PeerRelay(peer, self.cut) if self.partitionable else None
             self.members.append(
-                Member(name, client, peer, self.root / name, self.root / f"{name}.log")
+                Member(name, client, peer, self.root / name, self.root / f"{name}.log", relay=relay)
             )
 
     @property
     def initial_cluster(self) -> str:
-        return ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        return ",".join(f"{m.name}={m.advertised_peer_url}" for m in self.members)
 
     @property
     def endpoints(self) -> str:
@@ -110,7 +210,7 @@ class EtcdCluster:
             "--listen-client-urls", member.client_url,
             "--advertise-client-urls", member.client_url,
             "--listen-peer-urls", member.peer_url,
-            "--initial-advertise-peer-urls", member.peer_url,
+            "--initial-advertise-peer-urls", member.advertised_peer_url,
             "--initial-cluster", self.initial_cluster,
             "--initial-cluster-state", state,
             "--initial-cluster-token", "tokengate-fleet",
@@ -135,6 +235,32 @@ class EtcdCluster:
     def stop(self) -> None:
         for member in self.members:
             self.stop_member(member)
+            if member.relay:
+                member.relay.close()
+
+    def isolate(self, member: Member) -> None:
+        """Cuts `member` off from its peers (both ways; `partitionable` clusters only). It keeps
+        running and serving its clients from what it has."""
+        assert member.relay, "isolate needs EtcdCluster(partitionable=True)"
+        self.cut.add(self._member_id(member))
+        for each in self.members:
+            if each.relay:
+                each.relay.enforce()
+
+    def heal(self) -> None:
+        self.cut.clear()
+
+    def _member_id(self, member: Member) -> str:
+        import json
+
+        out = self.etcdctl("member", "list", "--write-out", "json")
+        for listed in json.loads(out)["members"]:
+            if listed.get("name") == member.name:
+                member_id = format(listed["ID"], "x")
+                if member.relay:
+                    member.relay.member_id = member_id
+                return member_id
+        raise RuntimeError(f"{member.name} is not in the member list")
 
     def running(self) -> list[Member]:
         return [m for m in self.members if m.proc and m.proc.poll() is None]

@@ -128,6 +128,12 @@ impl GatewayRoot {
 }
 
 impl Context for GatewayRoot {
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        if let (Some(watcher), Some(metrics)) = (self.watcher.as_mut(), self.metrics.as_ref()) {
+            watcher.on_read_answer(token_id, status_code, response_size, metrics);
+        }
+    }
+
     fn on_grpc_stream_message(&mut self, token_id: u32, message_size: usize) {
         if let (Some(watcher), Some(metrics)) = (self.watcher.as_mut(), self.metrics.as_ref()) {
             watcher.on_message(token_id, message_size, metrics);

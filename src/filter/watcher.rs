@@ -3,9 +3,11 @@
 //! writes into shared data every worker reads at once.
 //!
 //! Envoy never reopens a closed gRPC stream, so the timer does: with backoff, from the revision
-//! after the last one applied, so nothing in between is missed. Each tick also asks etcd where
-//! the watch stands (a progress request); every answer is the heartbeat workers check before
-//! they let their cache answer alone.
+//! after the last one applied, so nothing in between is missed. Each tick also asks the watch
+//! where it stands (a progress request) and sends etcd one linearizable `Range`; the heartbeat
+//! workers check before they let their cache answer alone is stamped only once the watch has
+//! reached that read's revision ([`crate::fleet::heartbeat`]). The read is a unary call from
+//! this root context, whose answer Envoy delivers back to it (`on_grpc_call_response`).
 
 use std::time::Duration;
 
@@ -15,7 +17,8 @@ use proxy_wasm::types::BufferType;
 
 use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use crate::config::FleetConfig;
-use crate::fleet::etcd::{WatchResponse, WATCH_SERVICE};
+use crate::fleet::etcd::{RangeResponse, WatchResponse, KV_SERVICE, WATCH_SERVICE};
+use crate::fleet::heartbeat::{self, Heartbeat};
 use crate::fleet::watch::{self, Heard};
 use crate::host::metrics::Metric;
 use crate::host::{Clock, Metrics};
@@ -27,6 +30,9 @@ const MAX_BACKOFF_MS: u64 = 5_000;
 /// A stream that answers no progress request for this long is treated as dead and reopened
 /// (a hung etcd member keeps the HTTP/2 connection up).
 const SILENCE_LIMIT_MS: u64 = 3_000;
+/// A stream still behind a revision a linearizable read returned this long after the answer
+/// sits on a member behind the quorum: it is reopened, so that Envoy may pick another member.
+const LAG_LIMIT_MS: u64 = 3_000;
 
 pub struct Watcher {
     context_id: u32,
@@ -39,6 +45,10 @@ pub struct Watcher {
     backoff_ms: u64,
     next_open_at: u64,
     heard_at: u64,
+    /// When the heartbeat may be stamped, from the quorum reads and the watch's progress.
+    heartbeat: Heartbeat,
+    /// The quorum read out, if any.
+    read: Option<u32>,
 }
 
 impl Watcher {
@@ -52,6 +62,8 @@ impl Watcher {
             backoff_ms: FIRST_BACKOFF_MS,
             next_open_at: 0,
             heard_at: 0,
+            heartbeat: Heartbeat::default(),
+            read: None,
         }
     }
 
@@ -63,7 +75,17 @@ impl Watcher {
                 let _ = hostcalls::cancel_grpc_stream(token);
                 self.closed(now, metrics);
             }
+            Some(token) if self.heartbeat.watch_lags(now, LAG_LIMIT_MS) => {
+                log::warn!(
+                    "#{} etcd watch behind the quorum for {} ms; reopening",
+                    self.context_id,
+                    LAG_LIMIT_MS
+                );
+                let _ = hostcalls::cancel_grpc_stream(token);
+                self.closed(now, metrics);
+            }
             Some(token) => {
+                self.send_read(now);
                 let sent = watch::progress_request().encode_to_vec();
                 if hostcalls::send_grpc_stream_message(token, Some(&sent), false).is_err() {
                     self.closed(now, metrics);
@@ -90,8 +112,56 @@ impl Watcher {
             return self.closed(now, metrics);
         }
         self.stream = Some(token);
-        // The stream gets the silence limit from now to say something.
+        // The stream gets the silence limit from now to say something, and the lag limit to
+        // catch up.
         self.heard_at = now;
+        self.heartbeat.watch_opened(now);
+    }
+
+    /// Sends the tick's linearizable read, unless one is still out. Its failures are not
+    /// `fleet.etcd_failures` (no request is answered 503 for them): the heartbeat just ages.
+    fn send_read(&mut self, now: u64) {
+        // Envoy answers every call by its timeout; a read out twice as long is taken as lost.
+        if !self.heartbeat.read_due(now, self.fleet.timeout_ms.saturating_mul(2)) {
+            return;
+        }
+        let request = heartbeat::read_request(&self.fleet.prefix).encode_to_vec();
+        let timeout = Duration::from_millis(self.fleet.timeout_ms);
+        match hostcalls::dispatch_grpc_call(
+            &self.fleet.cluster,
+            KV_SERVICE,
+            "Range",
+            Vec::new(),
+            Some(&request),
+            timeout,
+        ) {
+            Ok(token) => {
+                self.read = Some(token);
+                self.heartbeat.read_sent(now);
+            }
+            Err(status) => log::debug!("#{} cannot send the heartbeat read: {status:?}", self.context_id),
+        }
+    }
+
+    /// The answer to the tick's read.
+    pub fn on_read_answer(&mut self, token: u32, status: u32, size: usize, metrics: &EnvoyMetrics) {
+        if self.read != Some(token) {
+            return;
+        }
+        self.read = None;
+        let Some(now) = EnvoyClock.now_millis() else { return self.heartbeat.read_failed() };
+        let answer = (status == 0)
+            .then(|| hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, size).ok().flatten())
+            .flatten()
+            .and_then(|bytes| RangeResponse::decode(bytes.as_slice()).ok())
+            .and_then(|response| response.header);
+        let Some(header) = answer else {
+            log::debug!("#{} heartbeat read failed (grpc status {status})", self.context_id);
+            return self.heartbeat.read_failed();
+        };
+        if let Some(stamp) = self.heartbeat.read_answered(header.revision, now) {
+            metrics.set(Metric::FleetWatchHeartbeat, stamp);
+        }
     }
 
     fn closed(&mut self, now: u64, metrics: &EnvoyMetrics) {
@@ -118,7 +188,13 @@ impl Watcher {
                 self.applied = self.applied.max(revision);
                 self.heard_at = now;
                 self.backoff_ms = FIRST_BACKOFF_MS;
-                metrics.set(Metric::FleetWatchHeartbeat, now);
+                if let Some(stamp) = self.heartbeat.watch_reached(revision) {
+                    metrics.set(Metric::FleetWatchHeartbeat, stamp);
+                }
+            }
+            Ok(Heard::Opened) => {
+                self.heard_at = now;
+                self.backoff_ms = FIRST_BACKOFF_MS;
             }
             Ok(Heard::Compacted) => {
                 log::warn!(

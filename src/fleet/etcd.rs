@@ -36,6 +36,10 @@ pub struct RangeRequest {
     pub range_end: Vec<u8>,
     #[prost(int64, tag = "3")]
     pub limit: i64,
+    /// Only the number of keys comes back. (Tag 7, `serializable`, is left false: a
+    /// linearizable read, which the member answers only once it has caught up with the leader.)
+    #[prost(bool, tag = "9")]
+    pub count_only: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]

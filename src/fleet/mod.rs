@@ -9,11 +9,13 @@
 //! - A decision runs over the cache ([`view`]); [`plan`] says what etcd must confirm or commit
 //!   before its answer goes out, and [`plan::settle`] applies etcd's answer. The gateway itself
 //!   does not know it runs in a fleet.
-//! - One Watch per Envoy ([`watch`]) keeps the cache current for every worker.
+//! - One Watch per Envoy ([`watch`]) keeps the cache current for every worker; [`heartbeat`]
+//!   says when the watcher may vouch for it (against a linearizable read, not the watch's word).
 //! - [`etcd`] is the wire format (prost); [`memory_etcd`] an in-memory etcd for native tests.
 
 pub mod cache;
 pub mod etcd;
+pub mod heartbeat;
 pub mod memory_etcd;
 pub mod plan;
 pub mod view;

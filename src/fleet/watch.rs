@@ -13,6 +13,9 @@ use crate::host::{SharedStore, StoreError};
 pub enum Heard {
     /// Events (possibly none: a progress answer) up to this revision were applied.
     UpTo(i64),
+    /// The watch was created: its header's revision is etcd's, not the watch's, whose events
+    /// from the start revision on are still to come.
+    Opened,
     /// etcd compacted the revisions the watch needed: the cache was forgotten and the watch must
     /// start again from the current revision.
     Compacted,
@@ -31,7 +34,8 @@ pub fn create_request(prefix: &str, start_revision: i64) -> WatchRequest {
     }
 }
 
-/// Asks etcd to say where the watch stands: its answer is the watcher's heartbeat.
+/// Asks etcd to say where the watch stands. The member answers from its own store, without
+/// the quorum: the answer tells how far the watch got, not that the member is current.
 pub fn progress_request() -> WatchRequest {
     WatchRequest { request: Some(watch_request::Request::Progress(WatchProgressRequest {})) }
 }
@@ -48,14 +52,17 @@ pub fn apply(
         cache::forget(cache, forget_keys)?;
         return Ok(Heard::Compacted);
     }
+    if response.created && response.events.is_empty() {
+        return Ok(Heard::Opened);
+    }
     for event in &response.events {
         let Some(kv) = &event.kv else { continue };
         let Some(key) = cache::cache_key(prefix, &kv.key) else { continue };
         let current = (event.kind != EVENT_DELETE).then_some((kv.value.as_slice(), kv.mod_revision));
         cache::store(cache, &key, cache::entry_of(current, kv.mod_revision))?;
     }
-    // A message with events vouches for those events; one without (created, progress) for
-    // everything up to its header's revision.
+    // A message with events vouches for those events; a progress answer for everything up to
+    // its header's revision.
     let last_event =
         response.events.iter().filter_map(|event| event.kv.as_ref()).map(|kv| kv.mod_revision).max();
     Ok(Heard::UpTo(

@@ -44,6 +44,19 @@ def etcd(tmp_path_factory):
         CLUSTERS.remove(cluster)
 
 
+@pytest.fixture
+def partitionable_etcd(tmp_path_factory):
+    """A cluster of its own whose members can be cut off from each other (EtcdCluster.isolate)."""
+    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd"), 3, partitionable=True)
+    CLUSTERS.append(cluster)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.heal()
+        cluster.stop()
+        CLUSTERS.remove(cluster)
+
+
 @pytest.fixture(scope="module")
 def fleet(request, etcd, upstream, tmp_path_factory):
     prefix = f"test-{request.module.__name__}/"

@@ -60,18 +60,23 @@ class Replica(harness.Gateway):
 
 
 class Fleet:
-    """Replicas started on enter, stopped on exit; `restart(i)` stops one and starts it again."""
+    """Replicas started on enter, stopped on exit; `restart(i)` stops one and starts it again.
 
-    def __init__(self, etcd, upstream_port: int, workdir: Path, prefix: str, count: int = 2, **fleet: object):
+    `members`: the etcd members each replica's `etcd` cluster lists (default: every member for
+    every replica), to pin a replica's watch to one member."""
+
+    def __init__(self, etcd, upstream_port: int, workdir: Path, prefix: str, count: int = 2,
+                 members: list[list] | None = None, **fleet: object):
         self.etcd = etcd
         self.prefix = prefix
         self.upstream_port = upstream_port
         self.workdir = workdir
         self.plugin = plugin_config(prefix, **fleet)
+        self.members = members or [etcd.members] * count
         self.replicas = [self._replica(i) for i in range(count)]
 
     def _replica(self, index: int) -> Replica:
-        config = replicas.render(0, 0, [m.client_port for m in self.etcd.members], harness.wasm_module(),
+        config = replicas.render(0, 0, [m.client_port for m in self.members[index]], harness.wasm_module(),
                                  self.plugin, self.upstream_port)
         return Replica(f"replica{index}", self.workdir / f"replica{index}", config)
 

@@ -6,6 +6,9 @@
   and write nothing; a token a replica has seen keeps its answer for the staleness window,
   then gets 503, never 401; a token it has not seen gets 503.
 - etcd back: the watch resumes by itself and answers are right again.
+- The member a replica's watch sits on cut off from the quorum (and behind it): the replica
+  stops trusting its cache once the staleness window has passed, though that member still
+  answers the watch.
 """
 
 from __future__ import annotations
@@ -123,3 +126,34 @@ def test_etcd_down_from_the_very_start(upstream, tmp_path):
             for sign in ("panicked", "Wasm VM failed", "wasm trap"):
                 assert sign not in replica.log(), f"{replica.name}: {sign}"
 
+
+def test_a_watch_on_a_member_cut_off_from_the_quorum_keeps_no_revoked_token_alive(
+        partitionable_etcd, upstream, tmp_path):
+    """etcd answers a watch's progress requests from the member's own store, without asking the
+    quorum, so a member partitioned away from its peers still says the watch is current while
+    the fleet moves on. Replica A's etcd cluster is that one member; B revokes A's token through
+    the other two. Once A's staleness window has passed, A must ask etcd about the token (503:
+    its member cannot answer linearizably; 401 would be right too), never answer it with 200.
+
+    (A member stopped with SIGSTOP would not do: it answers nothing, so the watch goes silent,
+    and on SIGCONT it reads the raft messages its sockets buffered and learns the revocation.)"""
+    etcd = partitionable_etcd
+    leader = etcd.leader()
+    cut_off = next(member for member in etcd.members if member is not leader)
+    quorum = [member for member in etcd.members if member is not cut_off]
+    with Fleet(etcd, upstream.port, tmp_path / "fleet", "test-cut-off-member/",
+               members=[[cut_off], quorum]) as partitioned:
+        a, b = partitioned.replicas
+        token = a.token(grant_type="client_credentials")["access_token"]
+        assert a.status(token) == 200 and b.status(token) == 200
+        wait_for_watch(a)
+        etcd.isolate(cut_off)
+        isolated_at = time.monotonic()
+        assert b.post("/revoke", {"token": token}).status_code == 200
+        assert b.status(token) == 401
+        time.sleep(max(0.0, STALENESS_S + 1.5 - (time.monotonic() - isolated_at)))
+        statuses = []
+        while time.monotonic() - isolated_at < STALENESS_S + 5:
+            statuses.append(a.status(token))
+            time.sleep(0.2)
+        assert statuses and 200 not in statuses, statuses
