@@ -8,7 +8,7 @@ use proxy_wasm::types::{MapType, MetricType, Status};
 
 use crate::gateway::Host;
 use crate::host::header_pairs::HeaderPairs;
-use crate::host::metrics::{ApiStat, Metric, MetricKind};
+use crate::host::metrics::{ApiStat, Metric, MetricKind, StateGauge};
 use crate::host::{Clock, Metrics, SharedStore, StoreError, SystemRandomness};
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::lockout;
@@ -130,6 +130,17 @@ fn live_epoch(name: &str) -> Result<Option<u32>, Status> {
     Ok((after != before).then_some(id))
 }
 
+/// True when Envoy keeps this gauge: a gauge its `stats_matcher` rejects reads 0 whatever is
+/// added. One that reads 0 gets 1 added, which leaves a tier window's count in window 0 (1970,
+/// long over) and a heartbeat 1 ms after 1970 (long stale): neither reads as current.
+fn gauge_is_kept(id: u32) -> bool {
+    match hostcalls::get_metric(id) {
+        Ok(0) => hostcalls::increment_metric(id, 1).is_ok() && matches!(hostcalls::get_metric(id), Ok(1..)),
+        Ok(_) => true,
+        Err(_) => false,
+    }
+}
+
 impl EnvoyMetrics {
     /// The stats, `window_counters` gauges for the tiers (see `gateway/throttle.rs`), and
     /// each API's counters.
@@ -143,7 +154,7 @@ impl EnvoyMetrics {
             *slot = hostcalls::define_metric(kind, metric.name())?;
         }
         let windows = (0..window_counters)
-            .map(|n| hostcalls::define_metric(MetricType::Gauge, &format!("tokengate.tier_window.{n}")))
+            .map(|n| hostcalls::define_metric(MetricType::Gauge, &StateGauge::TierWindow(n).name()))
             .collect::<Result<Vec<u32>, Status>>()?;
         let apis = apis
             .iter()
@@ -155,16 +166,21 @@ impl EnvoyMetrics {
                 ])
             })
             .collect::<Result<Vec<[u32; 2]>, Status>>()?;
-        let token_epoch = live_epoch("tokengate.token_epoch")?;
-        let failure_epoch = live_epoch("tokengate.failure_epoch")?;
+        let token_epoch = live_epoch(&StateGauge::TokenEpoch.name())?;
+        let failure_epoch = live_epoch(&StateGauge::FailureEpoch.name())?;
         let unflushed = std::array::from_fn(|_| Cell::new(0));
         Ok(EnvoyMetrics { ids, windows, apis, token_epoch, failure_epoch, unflushed })
     }
 
-    /// Whether Envoy keeps tokengate's gauges (a `stats_matcher` may reject them): the epochs
-    /// are the probe, and the tier windows have the same prefix.
-    pub fn gauges_kept(&self) -> bool {
-        self.token_epoch.is_some() && self.failure_epoch.is_some()
+    /// Whether Envoy keeps this gauge (see [`StateGauge`]): the epochs were probed as they
+    /// were defined, the others are probed now.
+    pub fn keeps(&self, gauge: StateGauge) -> bool {
+        match gauge {
+            StateGauge::TokenEpoch => self.token_epoch.is_some(),
+            StateGauge::FailureEpoch => self.failure_epoch.is_some(),
+            StateGauge::TierWindow(counter) => self.windows.get(counter).is_some_and(|id| gauge_is_kept(*id)),
+            StateGauge::FleetHeartbeat => self.id(Metric::FleetWatchHeartbeat).is_some_and(gauge_is_kept),
+        }
     }
 
     /// Adds what the [`batched`] stats counted since the last flush to the process-wide stats.

@@ -17,7 +17,7 @@ use super::watcher::{Watcher, WATCHER_ROOT_ID};
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::host::body_wait::{BodyWaits, BODY_WAIT_LIMIT_MS};
-use crate::host::metrics::Metric;
+use crate::host::metrics::{Metric, StateGauge};
 use crate::host::{Clock, Metrics};
 use crate::state::buckets::InitError;
 use crate::state::credential_changes::CredentialChanges;
@@ -105,6 +105,35 @@ impl GatewayRoot {
         }
     }
 
+    /// Probes every gauge the configuration reads back as state (see [`StateGauge`]): false,
+    /// with one line naming the gauge, when Envoy's `stats_matcher` rejects one it cannot do
+    /// without; a warning when it rejects one it can.
+    fn state_gauges_kept(&self, metrics: &EnvoyMetrics, tier_windows: usize, fleet: bool) -> bool {
+        let mut warned = false;
+        for gauge in StateGauge::used_by(tier_windows, fleet) {
+            if metrics.keeps(gauge) {
+                continue;
+            }
+            if let Some(why) = gauge.needed_because() {
+                log::error!(
+                    "#{} invalid configuration: Envoy's stats_matcher rejects the gauge wasmcustom.{}, and {why}; let wasmcustom.tokengate.* through",
+                    self.context_id,
+                    gauge.name()
+                );
+                return false;
+            }
+            if !warned {
+                log::warn!(
+                    "#{} Envoy's stats_matcher rejects the gauge wasmcustom.{}: workers will not remember validated tokens",
+                    self.context_id,
+                    gauge.name()
+                );
+                warned = true;
+            }
+        }
+        true
+    }
+
     /// Fleet mode: the bootstrap singleton becomes the Envoy's etcd watcher, every other root
     /// hands its request contexts an etcd client. Returns the timer period this root needs.
     fn take_fleet_role(
@@ -166,18 +195,8 @@ impl RootContext for GatewayRoot {
                 return false;
             }
         };
-        if !metrics.gauges_kept() {
-            if counters > 0 {
-                log::error!(
-                    "#{} invalid configuration: Envoy's stats_matcher rejects tokengate's gauges (wasmcustom.tokengate.*), so rated tiers could not count; let them through",
-                    self.context_id
-                );
-                return false;
-            }
-            log::warn!(
-                "#{} Envoy's stats_matcher rejects tokengate's gauges (wasmcustom.tokengate.*): workers will not remember validated tokens",
-                self.context_id
-            );
+        if !self.state_gauges_kept(&metrics, counters, config.fleet.is_some()) {
+            return false;
         }
         metrics.set(Metric::StoreCapacity, u64::from(config.store_capacity));
         match Gateway::new(&config, envoy_host(&metrics, &CredentialChanges::default())).initialize_store() {

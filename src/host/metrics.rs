@@ -226,9 +226,82 @@ impl Metric {
     }
 }
 
+/// The gauges the filter reads back as state, not only publishes. Envoy's `stats_matcher`
+/// can reject any stat by name, and a rejected gauge reads 0 whatever is written to it, so
+/// each one a configuration relies on is probed when the configuration is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateGauge {
+    /// When stored tokens last ended or changed (see `state::remembered`).
+    TokenEpoch,
+    /// When a secret check last failed (see `state::lockout`).
+    FailureEpoch,
+    /// A rated subscription's request count in its current window, by counter number (see
+    /// `gateway::throttle`).
+    TierWindow(usize),
+    /// Fleet mode: when this Envoy's etcd watch last heard from etcd
+    /// ([`Metric::FleetWatchHeartbeat`]).
+    FleetHeartbeat,
+}
+
+impl StateGauge {
+    /// The state gauges a configuration reads: the epochs always, a window per counter of its
+    /// rated tiers, the watch's heartbeat in fleet mode. Those a configuration cannot do
+    /// without come first.
+    pub fn used_by(tier_windows: usize, fleet: bool) -> impl Iterator<Item = StateGauge> {
+        (0..tier_windows)
+            .map(StateGauge::TierWindow)
+            .chain(fleet.then_some(StateGauge::FleetHeartbeat))
+            .chain([StateGauge::TokenEpoch, StateGauge::FailureEpoch])
+    }
+
+    /// Its stat's name (Envoy shows it with a `wasmcustom.` prefix).
+    pub fn name(self) -> String {
+        match self {
+            StateGauge::TokenEpoch => "tokengate.token_epoch".to_owned(),
+            StateGauge::FailureEpoch => "tokengate.failure_epoch".to_owned(),
+            StateGauge::TierWindow(counter) => format!("tokengate.tier_window.{counter}"),
+            StateGauge::FleetHeartbeat => Metric::FleetWatchHeartbeat.name().to_owned(),
+        }
+    }
+
+    /// What a configuration would silently lose if Envoy rejected it, when that is reason to
+    /// refuse the configuration; `None` when the filter does without it (its workers then
+    /// remember no validated token and no failure, and read the store every time).
+    pub fn needed_because(self) -> Option<&'static str> {
+        match self {
+            StateGauge::TierWindow(_) => Some("rated tiers count requests in it, so none would be throttled"),
+            StateGauge::FleetHeartbeat => {
+                Some("workers read the etcd watch's heartbeat from it, so none could answer from its cache")
+            }
+            StateGauge::TokenEpoch | StateGauge::FailureEpoch => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configuration_uses_the_gauges_it_reads_and_the_ones_it_needs_come_first() {
+        let used: Vec<StateGauge> = StateGauge::used_by(2, true).collect();
+        assert_eq!(
+            used,
+            [
+                StateGauge::TierWindow(0),
+                StateGauge::TierWindow(1),
+                StateGauge::FleetHeartbeat,
+                StateGauge::TokenEpoch,
+                StateGauge::FailureEpoch
+            ]
+        );
+        let local: Vec<StateGauge> = StateGauge::used_by(0, false).collect();
+        assert_eq!(local, [StateGauge::TokenEpoch, StateGauge::FailureEpoch]);
+        let needed = used.iter().take_while(|gauge| gauge.needed_because().is_some()).count();
+        assert_eq!(needed, 3, "a gauge the configuration can do without came before one it needs");
+        assert_eq!(StateGauge::TierWindow(7).name(), "tokengate.tier_window.7");
+        assert_eq!(StateGauge::FleetHeartbeat.name(), Metric::FleetWatchHeartbeat.name());
+    }
 
     #[test]
     fn names_are_unique_and_prometheus_friendly() {

@@ -101,3 +101,29 @@ def test_without_its_gauges_rated_tiers_are_refused(upstream, tmp_path):
     log = envoy.log()
     assert code != 0, log
     assert any("invalid configuration:" in line and "stats_matcher" in line for line in log.splitlines()), log
+
+
+# Excludes only the tier windows: the epochs get through, so a probe of the epochs alone would
+# take the gauges for kept while every tier silently admitted everything.
+NO_TIER_WINDOWS = {"stats_matcher": {"exclusion_list": {"patterns": [{"prefix": "wasmcustom.tokengate.tier_window."}]}}}
+
+
+def test_a_stats_matcher_rejecting_only_tier_windows_is_refused(upstream, tmp_path):
+    plugin = harness.with_changes(
+        PLUGIN_CONFIG,
+        apis=[{"name": "Orders", "version": "1", "context": "/orders/1",
+               "resources": [{"methods": ["GET"], "path": "/items", "scopes": []}]}],
+    )
+    plugin["applications"][0]["subscriptions"] = [{"api": "Orders", "tier": "Bronze"}]
+    config = harness.render_envoy_config(plugin, upstream.port)
+    config["stats_config"] = NO_TIER_WINDOWS
+    envoy = harness.Envoy("no-tier-windows", tmp_path / "no-tier-windows", config)
+    try:
+        code = envoy.run_to_exit()
+    finally:
+        envoy.stop()
+    log = envoy.log()
+    assert code != 0, log
+    refusals = [line for line in log.splitlines() if "invalid configuration:" in line]
+    assert any("stats_matcher" in line and "wasmcustom.tokengate.tier_window.0" in line for line in refusals), log
+    assert "workers will not remember validated tokens" not in log, "the epochs were taken for rejected"
