@@ -1518,7 +1518,7 @@ fn rfc7591_registration_and_rfc7592_management() {
     let updated = manage(&rig, "PUT", &uri, &token, &update);
     assert_eq!(updated.0.status, 200, "{}", updated.text());
     assert_eq!(updated.field("client_name"), "shop-2");
-    // PUT replaces: the scope, no longer asked for, is registration's whole list again.
+    // PUT replaces: the scope, no longer asked for, is what the administrator registered.
     assert_eq!(updated.field("scope"), "orders:read");
     assert_eq!(updated.field("token_endpoint_auth_method"), "client_secret_basic");
     assert_eq!(rig.post_as(&id, &secret, "/token", "grant_type=client_credentials").0.status, 200);
