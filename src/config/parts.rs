@@ -100,6 +100,16 @@ pub struct RegistrationConfig {
     pub grant_types: GrantTypes,
     /// Scopes every registered application may be granted.
     pub scopes: ScopeSet,
+    /// The most applications one administrator may have registered; super-admins have no limit.
+    pub max_per_owner: u32,
+}
+
+impl RegistrationConfig {
+    /// The registration quota of `admin`, `None` for a super-admin: it registers for any owner
+    /// and manages every application, so a limit would only get in its way.
+    pub fn quota_for(&self, admin: &User) -> Option<u32> {
+        (!admin.is_super_admin).then_some(self.max_per_owner)
+    }
 }
 
 /// The window of a tier. WSO2 counts per minute, hour or day; `second` keeps tests short.

@@ -139,6 +139,8 @@ pub(super) struct RawRegistration {
     pub(super) grant_types: Vec<GrantType>,
     #[serde(default)]
     pub(super) scopes: Vec<String>,
+    #[serde(default = "default_registrations_per_owner")]
+    pub(super) max_per_owner: u32,
 }
 
 #[derive(Deserialize)]
@@ -268,6 +270,9 @@ pub(super) fn default_rfc7591_endpoint() -> String {
 }
 pub(super) fn default_registration_capacity() -> u32 {
     1024
+}
+pub(super) fn default_registrations_per_owner() -> u32 {
+    100
 }
 pub(super) fn default_access_validity() -> i64 {
     DEFAULT_ACCESS_VALIDITY_SECS

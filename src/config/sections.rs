@@ -365,6 +365,9 @@ pub(super) fn registration(
 ) -> Result<RegistrationConfig, ConfigError> {
     let scopes = catalog.register_grantable("registration.scopes", &raw.scopes)?;
     check_capacity("registration.capacity", 1, raw.capacity)?;
+    if raw.max_per_owner == 0 {
+        return Err(problem("registration.max_per_owner", "must be at least 1"));
+    }
     if !users.values().any(|user| user.is_admin) {
         return Err(problem("registration", "no user is an admin, so nobody could register"));
     }
@@ -374,6 +377,7 @@ pub(super) fn registration(
         capacity: raw.capacity,
         grant_types: grant_type_set("registration.grant_types", &raw.grant_types)?,
         scopes,
+        max_per_owner: raw.max_per_owner,
     })
 }
 

@@ -332,6 +332,7 @@ fn lifecycle_settings_are_validated() {
     assert_eq!(config.registration.as_ref().unwrap().rfc7591_endpoint, "/register");
     assert!(config.applications["orders-service"].can_introspect);
     assert!(config.users["admin"].is_admin);
+    assert_eq!(config.registration.as_ref().unwrap().max_per_owner, 100);
 
     let table: Vec<(String, &str)> = vec![
         (demo_with(|v| v["issuer"] = "http://example.com".into()), "issuer: must be an https URL"),
@@ -372,6 +373,13 @@ fn lifecycle_settings_are_validated() {
                 v["registration"] = serde_json::json!({"grant_types": ["refresh_token"]});
             }),
             "registration.grant_types: refresh_token alone",
+        ),
+        (
+            demo_with(|v| {
+                v["users"][0]["admin"] = true.into();
+                v["registration"] = serde_json::json!({"max_per_owner": 0});
+            }),
+            "registration.max_per_owner: must be at least 1",
         ),
         (
             demo_with(|v| v["resources"][0]["path"] = "/introspect".into()),

@@ -4,26 +4,33 @@
 //! |---|---|
 //! | `POST <rfc7591_endpoint>` (JSON client metadata) | registers an application (201): its id, secret, metadata, a registration access token and its client URI |
 //! | `GET <rfc7591_endpoint>/<client id>` | reads its metadata (never the secret or the token: only their hashes are kept) |
-//! | `PUT <rfc7591_endpoint>/<client id>` | replaces its metadata; id, secret and token stay |
+//! | `PUT <rfc7591_endpoint>/<client id>` | replaces its metadata; id and secret stay |
 //! | `DELETE <rfc7591_endpoint>/<client id>` | deletes it (204): its tokens stop working |
 //!
 //! Registering needs authorization (§3 lets the server require it): an administrator's HTTP
 //! Basic, as at the WSO2 endpoint. The client URI takes `Authorization: Bearer <registration
-//! access token>` (RFC 7592 §2); a wrong token and an unknown client get the same 401.
+//! access token>` (RFC 7592 §2); a wrong token and an unknown client get the same 401. With the
+//! token alone an update may keep or narrow the grant types and scope the client's administrator
+//! gave it ([`AdminGrant`](crate::state::registry::AdminGrant)), never widen them (§2.2 lets the
+//! server refuse any change). The client URI also takes the HTTP Basic of an administrator who
+//! manages the client: its update may give anything registration allows, and replaces the
+//! registration access token (§3: the reply carries the new one).
 
 use serde::{Deserialize, Serialize};
 
 use super::authentication::media_type_is;
 use super::bearer::bearer_token;
-use super::reply::{no_store_json, ErrorKind, OAuthError, Response, STORE_UNAVAILABLE};
+use super::registration::{self, managed_by};
+use super::reply::{no_store_json, ErrorKind, OAuthError, Response};
 use super::{EndpointRequest, Gateway};
 use crate::config::RegistrationConfig;
 use crate::host::metrics::Metric;
+use crate::oauth::credentials::parse_basic_authorization;
 use crate::oauth::grant_type::{refresh_without_password, GrantType, GrantTypes};
 use crate::oauth::redirect_uri;
 use crate::oauth::scope::ScopeSet;
 use crate::state::registry::{
-    AuthMethod, ClientRecord, ClientRegistry, RegisterOptions, Registration, RegistryError,
+    AuthMethod, ClientRecord, ClientRegistry, MetadataUpdater, RegisterOptions, Registration, RegistryError,
 };
 
 /// RFC 7591 §2 client metadata, the fields this gateway understands; any others are ignored
@@ -62,6 +69,14 @@ struct ClientInformation {
     registration_client_uri: String,
 }
 
+/// A client at its RFC 7592 URI and who is managing it.
+struct ManagedClient<'r, 'a> {
+    registry: &'r ClientRegistry<'a>,
+    registration: &'a RegistrationConfig,
+    record: ClientRecord,
+    updater: MetadataUpdater<'r>,
+}
+
 /// RFC 7592 §2.1: a missing or wrong token and an unknown client are all this 401.
 const REGISTRATION_TOKEN_INVALID: OAuthError = ErrorKind::InvalidRegistrationToken
     .because("send Authorization: Bearer with this client's registration access token");
@@ -81,28 +96,42 @@ impl<'a> Gateway<'a> {
     /// `<rfc7591_endpoint>/<client id>`: RFC 7592 read, update and delete.
     pub(super) fn rfc7592_client_endpoint(&self, request: &EndpointRequest, client_id: &str) -> Response {
         let result =
-            self.managed_client(request, client_id).and_then(
-                |(registry, registration, record)| match request.method {
-                    "GET" => Ok((200, Some(self.client_information(record, None, None)))),
-                    "PUT" => {
-                        let metadata = json_metadata(request)?;
-                        check_update_identity(&metadata, &record)?;
-                        let asked =
-                            self.asked_registration(metadata, registration, &record.registration.owner)?;
-                        let updated = registry
-                            .update_metadata(client_id, asked, self.now()?)
-                            .map_err(registry_error)?;
-                        Ok((200, Some(self.client_information(updated, None, None))))
-                    }
-                    "DELETE" => {
-                        registry.delete(client_id, self.now()?).map_err(registry_error)?;
-                        Ok((204, None))
-                    }
-                    _ => Err(ErrorKind::MethodNotAllowed { allow: "GET, PUT, DELETE" }
-                        .because("use GET, PUT or DELETE")),
-                },
-            );
+            self.managed_client(request, client_id).and_then(|managed| match request.method {
+                "GET" => Ok((200, Some(self.client_information(managed.record, None, None)))),
+                "PUT" => self.update_client(request, managed),
+                "DELETE" => {
+                    managed.registry.delete(client_id, self.now()?).map_err(registry_error)?;
+                    Ok((204, None))
+                }
+                _ => Err(ErrorKind::MethodNotAllowed { allow: "GET, PUT, DELETE" }
+                    .because("use GET, PUT or DELETE")),
+            });
         self.client_information_reply(result)
+    }
+
+    /// RFC 7592 §2.2. The client itself may keep or narrow what its administrator gave it
+    /// (omitted `grant_types` and `scope` keep that); an administrator may give it anything
+    /// registration allows, and its reply carries a new registration access token (§3).
+    fn update_client(
+        &self,
+        request: &EndpointRequest,
+        managed: ManagedClient<'_, 'a>,
+    ) -> Result<(u16, Option<ClientInformation>), OAuthError> {
+        let ManagedClient { registry, registration, record, updater } = managed;
+        let mut metadata = json_metadata(request)?;
+        check_update_identity(&metadata, &record)?;
+        if let MetadataUpdater::Client { .. } = updater {
+            let granted = &record.admin_grant;
+            metadata.grant_types.get_or_insert_with(|| {
+                granted.grant_types.iter().map(|grant| grant.as_str().to_owned()).collect()
+            });
+            metadata.scope.get_or_insert_with(|| granted.scope.clone());
+        }
+        let asked = self.asked_registration(metadata, registration, &record.registration.owner)?;
+        let (updated, new_token) = registry
+            .update_metadata(&record.client_id, asked, self.now()?, updater)
+            .map_err(registry_error)?;
+        Ok((200, Some(self.client_information(updated, None, new_token))))
     }
 
     fn register_rfc7591(
@@ -116,9 +145,9 @@ impl<'a> Gateway<'a> {
         }
         let metadata = json_metadata(request)?;
         let asked = self.asked_registration(metadata, registration, &admin.username)?;
-        let registered = registry
-            .register_with(asked, &admin.username, self.now()?, RegisterOptions::RFC7591)
-            .map_err(registry_error)?;
+        let options = RegisterOptions::RFC7591.at_most_per_admin(registration.quota_for(admin));
+        let registered =
+            registry.register_with(asked, &admin.username, self.now()?, options).map_err(registry_error)?;
         self.metrics.add(Metric::Registrations, 1);
         let info = self.client_information(
             registered.record,
@@ -128,25 +157,31 @@ impl<'a> Gateway<'a> {
         Ok((201, Some(info)))
     }
 
-    /// The registry, the registration settings and the client `request`'s registration access
-    /// token names.
-    fn managed_client(
-        &self,
-        request: &EndpointRequest,
+    /// The client `client_id` names and who manages it: the client, by the registration access
+    /// token it sends as Bearer, or an administrator who manages it, by HTTP Basic (only an
+    /// application registered through RFC 7591: the others are managed at the v0.17 endpoint).
+    fn managed_client<'r>(
+        &'r self,
+        request: &'r EndpointRequest,
         client_id: &str,
-    ) -> Result<(&ClientRegistry<'a>, &'a RegistrationConfig, ClientRecord), OAuthError> {
+    ) -> Result<ManagedClient<'r, 'a>, OAuthError> {
         let (Some(registry), Some(registration)) = (&self.registry, &self.config.registration) else {
             return Err(NOT_SERVED);
         };
-        let token = request
-            .authorization
-            .and_then(|header| bearer_token(header).ok())
-            .ok_or(REGISTRATION_TOKEN_INVALID)?;
+        let authorization = request.authorization.unwrap_or_default();
+        if parse_basic_authorization(authorization).is_ok() {
+            let (registry, admin) = self.authenticate_admin(request)?;
+            let record =
+                managed_by(admin, registry.find(client_id)?.filter(ClientRecord::has_registration_token))?;
+            return Ok(ManagedClient { registry, registration, record, updater: MetadataUpdater::Admin });
+        }
+        let token = bearer_token(authorization).map_err(|_| REGISTRATION_TOKEN_INVALID)?;
         let record = registry
             .find(client_id)?
             .filter(|record| record.registration_token_matches(token))
             .ok_or(REGISTRATION_TOKEN_INVALID)?;
-        Ok((registry, registration, record))
+        let updater = MetadataUpdater::Client { registration_token: token };
+        Ok(ManagedClient { registry, registration, record, updater })
     }
 
     /// Client metadata checked against RFC 7591 §2 and the registration settings.
@@ -304,13 +339,10 @@ fn redirect_uris(uris: Vec<String>) -> Result<String, OAuthError> {
     Ok(joined)
 }
 
+/// As at v0.17, but a client that is gone is a registration access token that no longer works.
 fn registry_error(error: RegistryError) -> OAuthError {
     match error {
-        RegistryError::Duplicate => {
-            ErrorKind::DuplicateClient.because("this owner already has an application with this name")
-        }
         RegistryError::NotFound => REGISTRATION_TOKEN_INVALID,
-        RegistryError::Full => ErrorKind::Unavailable.because("no room for more registered applications"),
-        RegistryError::Random | RegistryError::Store(_) => STORE_UNAVAILABLE,
+        other => registration::registry_error(other),
     }
 }

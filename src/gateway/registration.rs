@@ -5,13 +5,14 @@
 //! |---|---|
 //! | `POST <endpoint>` (JSON) | registers an application, answers its id and secret (201) |
 //! | `GET <endpoint>/<client id>` | describes a registered application (no secret) |
-//! | `POST <endpoint>/<client id>/secret` | replaces its secret: its tokens stop working |
+//! | `POST <endpoint>/<client id>/secret` | replaces its secret: its tokens, and its RFC 7592 registration access token, stop working |
 //! | `DELETE <endpoint>/<client id>` | deletes it: its tokens stop working (204) |
 //!
 //! Every call authenticates with HTTP Basic as a user marked `admin` in the configuration. An
 //! application is managed only by the admin who registered it (kept in its record) or by a
 //! `super_admin`; to any other admin it does not exist (404). Only a super-admin may register
-//! for an `owner` other than itself.
+//! for an `owner` other than itself. An admin who is not a super-admin may have at most
+//! `registration.max_per_owner` applications registered (403 past it).
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +25,9 @@ use crate::oauth::credentials::parse_basic_authorization;
 use crate::oauth::grant_type::{refresh_without_password, GrantType, GrantTypes};
 use crate::oauth::redirect_uri;
 use crate::state::lockout::Principal;
-use crate::state::registry::{AuthMethod, ClientRecord, ClientRegistry, Registration, RegistryError};
+use crate::state::registry::{
+    AuthMethod, ClientRecord, ClientRegistry, RegisterOptions, Registration, RegistryError,
+};
 
 /// The request body of WSO2's v0.17 registration. Unknown fields are ignored, as WSO2 does.
 #[derive(Deserialize)]
@@ -173,8 +176,11 @@ impl<'a> Gateway<'a> {
             scope: String::new(),
             auth_method: AuthMethod::default(),
         };
-        let registered =
-            registry.register(registration, &admin.username, self.now()?).map_err(registry_error)?;
+        let quota = self.config.registration.as_ref().and_then(|config| config.quota_for(admin));
+        let options = RegisterOptions::WSO2.at_most_per_admin(quota);
+        let registered = registry
+            .register_with(registration, &admin.username, self.now()?, options)
+            .map_err(registry_error)?;
         self.metrics.add(Metric::Registrations, 1);
         Ok((201, Some(registration_response(registered.record, Some(registered.secret)))))
     }
@@ -220,6 +226,13 @@ pub(super) fn registry_error(error: RegistryError) -> OAuthError {
         }
         RegistryError::NotFound => NOT_FOUND,
         RegistryError::Full => ErrorKind::Unavailable.because("no room for more registered applications"),
+        RegistryError::QuotaReached => ErrorKind::AccessDenied.because(
+            "this administrator has registered registration.max_per_owner applications; delete one first",
+        ),
+        RegistryError::BeyondAdminGrant => ErrorKind::InvalidClientMetadata.because(
+            "with the registration access token, grant_types and scope may keep or narrow what the \
+             administrator registered, not exceed it; an administrator (HTTP Basic) may widen them",
+        ),
         RegistryError::Random | RegistryError::Store(_) => STORE_UNAVAILABLE,
     }
 }

@@ -97,6 +97,9 @@ pub(super) enum ErrorKind {
     InvalidRegistrationToken,
     /// 409 `invalid_client_metadata`: the registration exists already.
     DuplicateClient,
+    /// 403 `access_denied`: the caller is who it says, and may not do this (a registration past
+    /// `registration.max_per_owner`).
+    AccessDenied,
     /// 404 `not_found`.
     NotFound,
     /// 409 `subscription_exists`: the application is subscribed to that API already.
@@ -123,6 +126,7 @@ impl ErrorKind {
             ErrorKind::InvalidClient
             | ErrorKind::InvalidClientInBody
             | ErrorKind::InvalidRegistrationToken => 401,
+            ErrorKind::AccessDenied => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed { .. } => 405,
             ErrorKind::DuplicateClient | ErrorKind::AlreadySubscribed => 409,
@@ -145,6 +149,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedGrantType => "unsupported_grant_type",
             ErrorKind::InvalidScope => "invalid_scope",
             ErrorKind::InvalidClientMetadata | ErrorKind::DuplicateClient => "invalid_client_metadata",
+            ErrorKind::AccessDenied => "access_denied",
             ErrorKind::NotFound => "not_found",
             ErrorKind::AlreadySubscribed => "subscription_exists",
             ErrorKind::LockedOut { .. } | ErrorKind::Unavailable | ErrorKind::Busy { .. } => {

@@ -96,17 +96,31 @@ impl AuthMethod {
 pub struct RegisterOptions {
     pub unique_name: bool,
     pub registration_token: bool,
+    /// The most applications the registering administrator may have registered; `None`: no limit.
+    pub max_registered_by: Option<u32>,
 }
 
 impl RegisterOptions {
-    pub const WSO2: RegisterOptions = RegisterOptions { unique_name: true, registration_token: false };
-    pub const RFC7591: RegisterOptions = RegisterOptions { unique_name: false, registration_token: true };
+    pub const WSO2: RegisterOptions =
+        RegisterOptions { unique_name: true, registration_token: false, max_registered_by: None };
+    pub const RFC7591: RegisterOptions =
+        RegisterOptions { unique_name: false, registration_token: true, max_registered_by: None };
+
+    /// These options with at most `limit` applications per registering administrator.
+    pub fn at_most_per_admin(self, limit: Option<u32>) -> RegisterOptions {
+        RegisterOptions { max_registered_by: limit, ..self }
+    }
 }
 
 /// Marks the fields added for RFC 7591 after `registered_by`.
 const RFC7591_FIELDS: u8 = 1;
 /// Marks the subscriptions, added after the RFC 7591 fields.
 const SUBSCRIPTION_FIELDS: u8 = 2;
+/// Marks the admin grant, added after the subscriptions. Written only when the application's
+/// registration asks for less than its admin grant, so a record that never narrowed keeps the
+/// bytes it had before; an older module that rewrites the bucket drops it, and the admin grant
+/// falls back to what the application has then (a ceiling that can only go down, never up).
+const ADMIN_GRANT_FIELDS: u8 = 3;
 /// Subscriptions one registered application may hold (one per API): bounds its record.
 pub const MAX_SUBSCRIPTIONS_PER_CLIENT: usize = 32;
 
@@ -160,6 +174,42 @@ pub struct RegisteredSubscription {
     pub state: RegisteredState,
 }
 
+/// What an administrator gave an application: the grant types and scopes it was registered with,
+/// or last given by an administrator's RFC 7592 update. An update made with the application's
+/// registration access token alone may keep or narrow these, never exceed them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminGrant {
+    pub grant_types: GrantTypes,
+    /// As [`Registration::scope`]: empty means every scope of `registration.scopes`.
+    pub scope: String,
+}
+
+impl AdminGrant {
+    /// The admin grant of an application registered with `registration`.
+    pub fn of(registration: &Registration) -> AdminGrant {
+        AdminGrant { grant_types: registration.grant_types, scope: registration.scope.clone() }
+    }
+
+    /// True when `registration` asks for no grant type and no scope beyond this grant.
+    pub fn covers(&self, registration: &Registration) -> bool {
+        let grants_within = registration.grant_types.iter().all(|grant| self.grant_types.contains(grant));
+        let scope_within = self.scope.is_empty()
+            || (!registration.scope.is_empty()
+                && registration.scope.split(' ').all(|asked| self.scope.split(' ').any(|own| own == asked)));
+        grants_within && scope_within
+    }
+}
+
+/// Who changes an application's metadata through RFC 7592 (see [`ClientRegistry::update_metadata`]).
+#[derive(Debug, Clone, Copy)]
+pub enum MetadataUpdater<'t> {
+    /// The application, with its registration access token: within its [`AdminGrant`].
+    Client { registration_token: &'t str },
+    /// An administrator who manages it: the update becomes its admin grant, and it gets a new
+    /// registration access token.
+    Admin,
+}
+
 /// A registered application as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord {
@@ -177,6 +227,8 @@ pub struct ClientRecord {
     registration_token_hash: Option<[u8; 32]>,
     /// The APIs it subscribed to through the admin endpoint; they go when it goes.
     pub subscriptions: Vec<RegisteredSubscription>,
+    /// The ceiling of its own RFC 7592 updates.
+    pub admin_grant: AdminGrant,
 }
 
 impl ClientRecord {
@@ -190,6 +242,26 @@ impl ClientRecord {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         digest.ct_eq(stored).into()
     }
+
+    /// True for applications registered through RFC 7591: only they have a registration access
+    /// token (a re-key replaces it, see [`ClientRegistry::regenerate_secret`]).
+    pub fn has_registration_token(&self) -> bool {
+        self.registration_token_hash.is_some()
+    }
+}
+
+/// A space-separated scope list behind its u16 length.
+fn put_scope(out: &mut Vec<u8>, scope: &str) {
+    // Scopes are validated tokens within registration.scopes; the limit only bounds the record.
+    let scope = scope.as_bytes();
+    let scope = scope.get(..scope.len().min(usize::from(u16::MAX))).unwrap_or_default();
+    out.extend_from_slice(&(scope.len() as u16).to_be_bytes());
+    out.extend_from_slice(scope);
+}
+
+fn read_scope(r: &mut Reader) -> Option<String> {
+    let len = r.u16()?;
+    String::from_utf8(r.take(usize::from(len))?.to_vec()).ok()
 }
 
 fn decode_subscription(r: &mut Reader) -> Option<RegisteredSubscription> {
@@ -219,9 +291,7 @@ impl Record for ClientRecord {
                 let issued_at = r.u64()?;
                 let auth_method = AuthMethod::from_code(r.u8()?)?;
                 let token_hash = if r.u8()? != 0 { Some(r.array()?) } else { None };
-                let scope_len = r.u16()?;
-                let scope = String::from_utf8(r.take(usize::from(scope_len))?.to_vec()).ok()?;
-                (issued_at, auth_method, token_hash, scope)
+                (issued_at, auth_method, token_hash, read_scope(&mut r)?)
             }
             _ => (0, AuthMethod::default(), None, String::new()),
         };
@@ -233,6 +303,15 @@ impl Record for ClientRecord {
             _ => Vec::new(),
         };
         let registration = Registration { name, owner, callback_url, grant_types, saas, scope, auth_method };
+        // Absent: the application has what its admin grant gave it (see ADMIN_GRANT_FIELDS).
+        let admin_grant = match r.peek() {
+            Some(ADMIN_GRANT_FIELDS) => {
+                r.u8()?;
+                let grant_types = GrantTypes::from_bits(r.u8()?);
+                AdminGrant { grant_types, scope: read_scope(&mut r)? }
+            }
+            _ => AdminGrant::of(&registration),
+        };
         Some(ClientRecord {
             client_id,
             registration,
@@ -242,6 +321,7 @@ impl Record for ClientRecord {
             issued_at_secs,
             registration_token_hash,
             subscriptions,
+            admin_grant,
         })
     }
 
@@ -265,11 +345,7 @@ impl Record for ClientRecord {
             }
             None => out.push(0),
         }
-        // Scopes are validated tokens within registration.scopes; the limit only bounds the record.
-        let scope = self.registration.scope.as_bytes();
-        let scope = scope.get(..scope.len().min(usize::from(u16::MAX))).unwrap_or_default();
-        out.extend_from_slice(&(scope.len() as u16).to_be_bytes());
-        out.extend_from_slice(scope);
+        put_scope(out, &self.registration.scope);
         if !self.subscriptions.is_empty() {
             out.push(SUBSCRIPTION_FIELDS);
             let kept = self.subscriptions.iter().take(MAX_SUBSCRIPTIONS_PER_CLIENT);
@@ -279,6 +355,11 @@ impl Record for ClientRecord {
                 put_short_bytes(out, subscription.tier.as_bytes());
                 out.push(subscription.state.code());
             }
+        }
+        if self.admin_grant != AdminGrant::of(&self.registration) {
+            out.push(ADMIN_GRANT_FIELDS);
+            out.push(self.admin_grant.grant_types.bits());
+            put_scope(out, &self.admin_grant.scope);
         }
     }
 
@@ -302,6 +383,10 @@ pub enum RegistryError {
     Duplicate,
     Full,
     NotFound,
+    /// The registering administrator has registered as many applications as it may.
+    QuotaReached,
+    /// An update made with the registration access token asked for more than the admin grant.
+    BeyondAdminGrant,
     Random,
     Store(StoreError),
 }
@@ -424,6 +509,11 @@ impl<'h> ClientRegistry<'h> {
                 && record.registration.owner == registration.owner
                 && record.registration.name == registration.name
         };
+        if let Some(limit) = options.max_registered_by {
+            if self.count_registered_by(registered_by)? >= limit {
+                return Err(RegistryError::QuotaReached);
+            }
+        }
         if options.unique_name {
             for &bucket in &window {
                 let bytes = self.table.read(bucket)?.unwrap_or_default();
@@ -453,6 +543,7 @@ impl<'h> ClientRegistry<'h> {
                 issued_at_secs: now / 1000,
                 registration_token_hash,
                 subscriptions: Vec::new(),
+                admin_grant: AdminGrant::of(&registration),
             };
             let outcome = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
                 // A twin registered concurrently into this bucket since the scan above.
@@ -482,23 +573,64 @@ impl<'h> ClientRegistry<'h> {
         Ok((token, hash))
     }
 
-    /// Replaces an application's metadata (RFC 7592 §2.2); its owner, id, secret and
-    /// registration access token stay.
+    /// How many applications `registered_by` has registered, counted over every bucket: the
+    /// registry itself is the count, so nothing can drift from it.
+    pub fn count_registered_by(&self, registered_by: &str) -> Result<u32, StoreError> {
+        let mut count = 0u32;
+        for bucket in 0..self.table.count() {
+            let bytes = self.table.read(bucket)?.unwrap_or_default();
+            let mine = records_of(&bytes)
+                .filter_map(ClientRecord::decode)
+                .filter(|record| record.registered_by == registered_by)
+                .count();
+            count = count.saturating_add(u32::try_from(mine).unwrap_or(u32::MAX));
+        }
+        Ok(count)
+    }
+
+    /// Replaces an application's metadata (RFC 7592 §2.2); its owner, id and secret stay.
+    ///
+    /// The application itself ([`MetadataUpdater::Client`]) keeps its registration access token
+    /// and may not exceed its admin grant ([`RegistryError::BeyondAdminGrant`]); both are checked
+    /// in the same compare-and-swap as the write, so a concurrent re-key or admin update wins.
+    /// An administrator's update becomes the admin grant and rotates the registration access
+    /// token: the new one is returned, once.
     pub fn update_metadata(
         &self,
         client_id: &str,
         registration: Registration,
         now: u64,
-    ) -> Result<ClientRecord, RegistryError> {
+        updater: MetadataUpdater,
+    ) -> Result<(ClientRecord, Option<String>), RegistryError> {
         let bucket = bucket_of(client_id).ok_or(RegistryError::NotFound)?;
+        let new_token = match updater {
+            MetadataUpdater::Client { .. } => None,
+            MetadataUpdater::Admin => Some(self.new_registration_token()?),
+        };
         let updated = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
             let record =
                 records.iter_mut().find(|r| r.client_id == client_id).ok_or(RegistryError::NotFound)?;
-            record.registration =
+            let registration =
                 Registration { owner: record.registration.owner.clone(), ..registration.clone() };
+            match updater {
+                MetadataUpdater::Client { registration_token } => {
+                    if !record.registration_token_matches(registration_token) {
+                        return Err(RegistryError::NotFound);
+                    }
+                    if !record.admin_grant.covers(&registration) {
+                        return Err(RegistryError::BeyondAdminGrant);
+                    }
+                }
+                MetadataUpdater::Admin => {
+                    record.admin_grant = AdminGrant::of(&registration);
+                    record.registration_token_hash = new_token.as_ref().map(|(_, hash)| *hash);
+                }
+            }
+            record.registration = registration;
             Ok::<_, RegistryError>(record.clone())
         })?;
-        Ok(updated.ok_or(RegistryError::NotFound)?.value)
+        let record = updated.ok_or(RegistryError::NotFound)?.value;
+        Ok((record, new_token.map(|(token, _)| token)))
     }
 
     /// The registered application with this id, if any: one shared-data read.
@@ -511,14 +643,23 @@ impl<'h> ClientRegistry<'h> {
     }
 
     /// Replaces an application's secret; its old tokens die with the old secret's fingerprint.
+    ///
+    /// A re-key also rotates its RFC 7592 registration access token, if it has one: whoever
+    /// held the old secret may hold the old token too. The new token is not returned (WSO2's
+    /// v0.17 response has no field for it) but its hash keeps the application an RFC 7591 one,
+    /// which an administrator's RFC 7592 update can hand a token again.
     pub fn regenerate_secret(&self, client_id: &str, now: u64) -> Result<Registered, RegistryError> {
         let bucket = bucket_of(client_id).ok_or(RegistryError::NotFound)?;
         let (secret, salt, digest) = self.new_secret()?;
+        let (_, unknown_token_hash) = self.new_registration_token()?;
         let updated = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
             let record =
                 records.iter_mut().find(|r| r.client_id == client_id).ok_or(RegistryError::NotFound)?;
             record.salt = salt;
             record.digest = digest;
+            if record.registration_token_hash.is_some() {
+                record.registration_token_hash = Some(unknown_token_hash);
+            }
             Ok::<_, RegistryError>(record.clone())
         })?;
         let record = updated.ok_or(RegistryError::NotFound)?.value;
@@ -775,14 +916,142 @@ mod tests {
         assert!(!wso2.record.registration_token_matches(&token));
         // Metadata updates keep id, owner, secret and token.
         let changed = Registration { name: "renamed".into(), owner: "someone-else".into(), ..asked };
-        let updated = registry.update_metadata(&found.client_id, changed, 0).unwrap();
+        let by_client = MetadataUpdater::Client { registration_token: &token };
+        let (updated, new_token) = registry.update_metadata(&found.client_id, changed, 0, by_client).unwrap();
+        assert_eq!(new_token, None);
         assert_eq!(updated.registration.name, "renamed");
         assert_eq!(updated.registration.owner, "admin");
         assert!(updated.verifier().verify(&first.secret));
         assert!(updated.registration_token_matches(&token));
         assert_eq!(
-            registry.update_metadata("nope", registration("x"), 0).err(),
+            registry.update_metadata("nope", registration("x"), 0, by_client).err(),
             Some(RegistryError::NotFound)
         );
+    }
+
+    #[test]
+    fn the_admin_grant_is_stored_only_once_a_client_narrowed_itself() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 64);
+        let asked = Registration { scope: "orders:read orders:write".into(), ..registration("shop") };
+        let registered = registry.register_with(asked.clone(), "admin", 0, RegisterOptions::RFC7591).unwrap();
+        let token = registered.registration_token.unwrap();
+        let id = registered.record.client_id;
+        let mut unchanged = Vec::new();
+        registry.find(&id).unwrap().unwrap().encode_into(&mut unchanged);
+        // Still what the admin gave: the record ends with its scope, as older modules wrote it.
+        let scope_field = [&(asked.scope.len() as u16).to_be_bytes()[..], asked.scope.as_bytes()].concat();
+        assert!(unchanged.ends_with(&scope_field));
+
+        let narrower = Registration {
+            grant_types: GrantTypes::from([GrantType::Password]),
+            scope: "orders:read".into(),
+            ..asked.clone()
+        };
+        let by_client = MetadataUpdater::Client { registration_token: &token };
+        let (narrowed, _) = registry.update_metadata(&id, narrower.clone(), 0, by_client).unwrap();
+        assert_eq!(narrowed.admin_grant, AdminGrant::of(&asked), "narrowing keeps the ceiling");
+        let mut bytes = Vec::new();
+        narrowed.encode_into(&mut bytes);
+        assert_eq!(ClientRecord::decode(&bytes).as_ref(), Some(&narrowed));
+        // An older module rewriting the bucket drops the admin grant (marker, grant bits, scope):
+        // the ceiling falls to what the client has, never above it.
+        bytes.truncate(bytes.len() - (1 + 1 + 2 + asked.scope.len()));
+        let dropped = ClientRecord::decode(&bytes).unwrap();
+        assert_eq!(dropped.admin_grant, AdminGrant::of(&narrower));
+        assert_eq!(dropped.registration, narrower);
+        // Back up to the admin grant is fine; beyond it is refused and changes nothing.
+        registry.update_metadata(&id, asked.clone(), 0, by_client).unwrap();
+        let beyond =
+            Registration { grant_types: GrantTypes::from([GrantType::ClientCredentials]), ..asked.clone() };
+        assert_eq!(
+            registry.update_metadata(&id, beyond, 0, by_client).err(),
+            Some(RegistryError::BeyondAdminGrant)
+        );
+        assert_eq!(registry.find(&id).unwrap().unwrap().registration, asked);
+    }
+
+    #[test]
+    fn an_admin_grant_covers_what_it_keeps_or_narrows() {
+        struct Case {
+            name: &'static str,
+            granted: (&'static [GrantType], &'static str),
+            asked: (&'static [GrantType], &'static str),
+            covers: bool,
+        }
+        use GrantType::{ClientCredentials as Cc, Password};
+        let table = [
+            Case { name: "the same", granted: (&[Cc], "a b"), asked: (&[Cc], "a b"), covers: true },
+            Case { name: "fewer scopes", granted: (&[Cc], "a b"), asked: (&[Cc], "b"), covers: true },
+            Case {
+                name: "fewer grants",
+                granted: (&[Cc, Password], "a"),
+                asked: (&[Password], "a"),
+                covers: true,
+            },
+            Case { name: "all scopes granted", granted: (&[Cc], ""), asked: (&[Cc], "a"), covers: true },
+            Case {
+                name: "another grant",
+                granted: (&[Cc], "a"),
+                asked: (&[Cc, Password], "a"),
+                covers: false,
+            },
+            Case { name: "another scope", granted: (&[Cc], "a"), asked: (&[Cc], "a c"), covers: false },
+            Case { name: "a scope's prefix", granted: (&[Cc], "ab"), asked: (&[Cc], "a"), covers: false },
+            Case { name: "all scopes asked", granted: (&[Cc], "a"), asked: (&[Cc], ""), covers: false },
+        ];
+        for Case { name, granted, asked, covers } in table {
+            let granted =
+                AdminGrant { grant_types: granted.0.iter().copied().collect(), scope: granted.1.into() };
+            let asked = Registration {
+                grant_types: asked.0.iter().copied().collect(),
+                scope: asked.1.into(),
+                ..registration("shop")
+            };
+            assert_eq!(granted.covers(&asked), covers, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_re_key_rotates_the_registration_token_and_an_admin_update_hands_out_a_new_one() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 64);
+        let registered =
+            registry.register_with(registration("shop"), "admin", 0, RegisterOptions::RFC7591).unwrap();
+        let (id, token) = (registered.record.client_id, registered.registration_token.unwrap());
+        assert!(registry.regenerate_secret(&id, 0).unwrap().registration_token.is_none());
+        let rekeyed = registry.find(&id).unwrap().unwrap();
+        assert!(!rekeyed.registration_token_matches(&token));
+        assert!(rekeyed.has_registration_token(), "still an RFC 7591 application");
+        let by_client = MetadataUpdater::Client { registration_token: &token };
+        assert_eq!(
+            registry.update_metadata(&id, registration("shop"), 0, by_client).err(),
+            Some(RegistryError::NotFound)
+        );
+        let (updated, new_token) =
+            registry.update_metadata(&id, registration("shop"), 0, MetadataUpdater::Admin).unwrap();
+        assert!(updated.registration_token_matches(&new_token.unwrap()));
+        // A v0.17 application has no token before or after a re-key.
+        let wso2 = registry.register(registration("v017"), "admin", 0).unwrap().record.client_id;
+        registry.regenerate_secret(&wso2, 0).unwrap();
+        assert!(!registry.find(&wso2).unwrap().unwrap().has_registration_token());
+    }
+
+    #[test]
+    fn the_quota_counts_what_the_registering_admin_has_in_the_registry() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 256);
+        let at_most_two = RegisterOptions::WSO2.at_most_per_admin(Some(2));
+        let first = registry.register_with(registration("a"), "admin", 0, at_most_two).unwrap();
+        registry.register_with(registration("b"), "admin", 0, at_most_two).unwrap();
+        assert_eq!(registry.count_registered_by("admin"), Ok(2));
+        assert_eq!(
+            registry.register_with(registration("c"), "admin", 0, at_most_two).err(),
+            Some(RegistryError::QuotaReached)
+        );
+        assert!(registry.register_with(registration("c"), "ops", 0, at_most_two).is_ok());
+        assert!(registry.register_with(registration("d"), "admin", 0, RegisterOptions::WSO2).is_ok());
+        registry.delete(&first.record.client_id, 0).unwrap();
+        assert_eq!(registry.count_registered_by("admin"), Ok(2));
     }
 }

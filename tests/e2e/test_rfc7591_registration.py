@@ -84,12 +84,13 @@ def test_register_use_read_update_delete(gateway):
                                   "registration_access_token": ABSENT}).check(
         send(gateway, manage_req("GET", client_id, token)))
     assert read["registration_client_uri"] == data["registration_client_uri"]
-    Expect(200, NO_STORE, {"client_name": "renamed", "scope": "orders:read orders:write",
+    Expect(200, NO_STORE, {"client_name": "renamed", "scope": "orders:read",
                            "token_endpoint_auth_method": "client_secret_basic"}).check(
         send(gateway, manage_req("PUT", client_id, token, {"client_id": client_id, "client_name": "renamed",
                                                              "grant_types": ["client_credentials"]})))
-    # The same secret, now with the wider scope PUT asked for by leaving `scope` out.
-    token_success("orders:read orders:write", refresh=False).check(
+    # The same secret, with the scope the administrator registered: leaving `scope` out of the
+    # client's own update keeps it (a registration access token never widens a client).
+    token_success("orders:read", refresh=False).check(
         send(gateway, token_req("grant_type=client_credentials", (client_id, secret))))
 
     Expect(204).check(send(gateway, manage_req("DELETE", client_id, token)))
@@ -133,7 +134,8 @@ ERROR_ROWS = {
     "read without a token": (manage_req("GET", "$id", None), BAD_TOKEN),
     "read with a wrong token": (manage_req("GET", "$id", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), BAD_TOKEN),
     "read with the client secret": (manage_req("GET", "$id", "$secret"), BAD_TOKEN),
-    "read with an administrator's Basic": (Req("GET", f"{ENDPOINT}/$id", {"Authorization": basic(*ADMIN)}), BAD_TOKEN),
+    "read with a non-administrator's Basic": (Req("GET", f"{ENDPOINT}/$id", {"Authorization": basic(*VIEWER)}),
+                                              token_error(401, "invalid_client")),
     "read an unknown client": (manage_req("GET", "AAAAAAAAAAAAAAAAAAAAAA", "$token"), BAD_TOKEN),
     "update another client_id": (manage_req("PUT", "$id", "$token", {"client_id": "demo-app"}),
                                  token_error(400, "invalid_request")),
@@ -166,3 +168,71 @@ def test_the_v017_endpoint_keeps_working(gateway):
     rfc = registered(gateway, {"client_name": "seen-by-v017"})
     Expect(200, body={"clientId": rfc["client_id"], "clientName": "seen-by-v017"}).check(
         send(gateway, Req("GET", f"{V017}/{rfc['client_id']}", {"Authorization": basic(*ADMIN)})))
+
+
+def admin_req(method: str, client_id: str, payload=None, who=ADMIN) -> Req:
+    req = manage_req(method, client_id, None, payload)
+    req.headers["Authorization"] = basic(*who)
+    return req
+
+
+def test_a_client_keeps_or_narrows_what_its_administrator_registered(gateway):
+    """RFC 7592 §2.2 lets the server refuse a change: the registration access token alone may
+    not add grant types or scopes; the registering administrator (HTTP Basic) may, and its
+    update hands the client a new registration access token (§3)."""
+    data = registered(gateway, {"client_name": "console", "grant_types": ["client_credentials"],
+                                "scope": "orders:read"})
+    client_id, token = data["client_id"], data["registration_access_token"]
+    wider = {"client_id": client_id, "client_name": "Demo console",
+             "grant_types": ["client_credentials", "password", "refresh_token"],
+             "redirect_uris": ["https://evil.example/cb"], "scope": "orders:read orders:write"}
+    # The password grant (scope kept), then the wider scope (grants kept): both refused.
+    for fields in ({"scope": "orders:read"}, {"grant_types": ["client_credentials"]}):
+        BAD_METADATA.check(send(gateway, manage_req("PUT", client_id, token, {**wider, **fields})))
+    Expect(200, body={"grant_types": ["client_credentials"], "scope": "orders:read"}).check(
+        send(gateway, manage_req("GET", client_id, token)))
+    # A new name and redirect URI within registration policy are the client's to change.
+    Expect(200, body={"client_name": "Demo console", "redirect_uris": ["https://evil.example/cb"],
+                      "grant_types": ["client_credentials"], "scope": "orders:read"}).check(
+        send(gateway, manage_req("PUT", client_id, token, {"client_id": client_id, "client_name": "Demo console",
+                                                           "redirect_uris": ["https://evil.example/cb"]})))
+
+    widened = Expect(200, NO_STORE, {"grant_types": wider["grant_types"], "scope": "orders:read orders:write",
+                                     "registration_access_token": UNRESERVED}).check(
+        send(gateway, admin_req("PUT", client_id, wider)))
+    BAD_TOKEN.check(send(gateway, manage_req("GET", client_id, token)))
+    on_every_worker(gateway, manage_req("GET", client_id, widened["registration_access_token"]),
+                    Expect(200, body={"scope": "orders:read orders:write"}))
+
+
+def test_a_v017_re_key_ends_the_registration_access_token(gateway):
+    data = registered(gateway, {"client_name": "rekeyed"})
+    client_id, token = data["client_id"], data["registration_access_token"]
+    rekeyed = Expect(200, NO_STORE, {"clientSecret": UNRESERVED}).check(send(gateway, Req(
+        "POST", f"{V017}/{client_id}/secret", {"Authorization": basic(*ADMIN)})))
+    on_every_worker(gateway, manage_req("GET", client_id, token), BAD_TOKEN)
+    BAD_TOKEN.check(send(gateway, manage_req("DELETE", client_id, token)))
+    # The administrator hands the client a new one with an RFC 7592 update.
+    handed = Expect(200, NO_STORE, {"registration_access_token": UNRESERVED}).check(
+        send(gateway, admin_req("PUT", client_id, {"client_id": client_id, "client_name": "rekeyed"})))
+    Expect(200, body={"client_id": client_id}).check(
+        send(gateway, manage_req("GET", client_id, handed["registration_access_token"])))
+    token_success("orders:read orders:write", refresh=False).check(
+        send(gateway, token_req("grant_type=client_credentials", (client_id, rekeyed["clientSecret"]))))
+
+
+def test_registrations_stop_at_max_per_owner(envoy_factory):
+    """One administrator cannot fill the registry for every other: 403 access_denied past
+    registration.max_per_owner, whichever endpoint, until it deletes one."""
+    plugin = harness.demo_plugin_config()
+    plugin["registration"]["max_per_owner"] = 3
+    plugin["users"].append({"username": "ops", "password": "ops", "admin": True})
+    gw = envoy_factory.start(plugin)
+    ids = [registered(gw, {"client_name": f"app{i}"})["client_id"] for i in range(3)]
+    denied = token_error(403, "access_denied")
+    denied.check(send(gw, register_req({"client_name": "app3"})))
+    denied.check(send(gw, Req("POST", V017, {"Authorization": basic(*ADMIN), "Content-Type": JSON_TYPE},
+                              json.dumps({"clientName": "app3", "grantType": "client_credentials"}))))
+    Expect(201).check(send(gw, register_req({"client_name": "ops-app"}, who=("ops", "ops"))))
+    Expect(204).check(send(gw, Req("DELETE", f"{V017}/{ids[0]}", {"Authorization": basic(*ADMIN)})))
+    Expect(201).check(send(gw, register_req({"client_name": "app3"})))
