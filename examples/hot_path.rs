@@ -11,7 +11,7 @@ use tokengate::config::Config;
 use tokengate::gateway::{ApiRequest, EndpointRequest, Gateway, Host, Outcome};
 use tokengate::host::header_pairs::HeaderPairs;
 use tokengate::host::memory::{EpochHost, ManualClock};
-use tokengate::host::SystemRandomness;
+use tokengate::host::{NoConnection, SystemRandomness};
 use tokengate::state::credential_changes::CredentialChanges;
 use tokengate::state::login_handle::KeyMemory;
 
@@ -66,6 +66,9 @@ fn main() {
         clock: &clock,
         metrics: &host,
         credential_changes: &changes,
+        process_shared: &host,
+        connection: &NoConnection,
+        config_generation: &std::cell::Cell::new(0),
         login_key: &login_key,
     };
     let gateway = Gateway::new(&config, host);

@@ -19,7 +19,7 @@ use tokengate::gateway::{
     USERNAME_HEADER,
 };
 use tokengate::host::memory::{ManualClock, MemoryStore, NoMetrics};
-use tokengate::host::{RandomUnavailable, Randomness, SharedStore};
+use tokengate::host::{NoConnection, RandomUnavailable, Randomness, SharedStore};
 use tokengate::oauth::credentials::{
     decode_basic_credentials, encode_basic_credentials, parse_basic_authorization,
 };
@@ -753,6 +753,9 @@ pub fn gateway(data: &[u8]) {
         clock: &clock,
         metrics: &NoMetrics,
         credential_changes: &changes,
+        process_shared: &shared,
+        connection: &NoConnection,
+        config_generation: &std::cell::Cell::new(0),
         login_key: &login_key,
     };
     let gateway = Gateway::new(config, host);

@@ -9,7 +9,7 @@ use proxy_wasm::types::{MapType, MetricType, Status};
 use crate::gateway::Host;
 use crate::host::header_pairs::HeaderPairs;
 use crate::host::metrics::{ApiStat, Metric, MetricKind, StateGauge};
-use crate::host::{Clock, Metrics, SharedStore, StoreError, SystemRandomness};
+use crate::host::{Clock, Connection, Metrics, SharedStore, StoreError, SystemRandomness};
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::lockout;
 use crate::state::login_handle::KeyMemory;
@@ -18,16 +18,36 @@ use crate::state::login_handle::KeyMemory;
 /// per VM): read once, it spares every login page a shared-data read.
 pub static LOGIN_KEY: KeyMemory = KeyMemory::new();
 
-/// The gateway's host in Envoy: shared data, the clock, WASI randomness, this VM's metrics and
-/// the credential changes it last read.
-pub fn envoy_host<'h>(metrics: &'h EnvoyMetrics, credential_changes: &'h CredentialChanges) -> Host<'h> {
+/// The gateway's host in Envoy: shared data, the clock, WASI randomness, this VM's metrics,
+/// the credential changes it last read and the record generation its config belongs to, and
+/// the request's connection ([`crate::host::NoConnection`] outside a request).
+pub fn envoy_host<'h>(
+    metrics: &'h EnvoyMetrics,
+    credential_changes: &'h CredentialChanges,
+    config_generation: &'h Cell<u64>,
+    connection: &'h dyn Connection,
+) -> Host<'h> {
     Host {
         shared: &EnvoySharedData,
         random: &SystemRandomness,
         clock: &EnvoyClock,
         metrics,
         credential_changes,
+        process_shared: &EnvoySharedData,
+        connection,
+        config_generation,
         login_key: &LOGIN_KEY,
+    }
+}
+
+/// The request's downstream connection, asked through Envoy's `connection.id` attribute.
+pub struct EnvoyConnection;
+
+impl Connection for EnvoyConnection {
+    /// The attribute is a uint64, handed over as 8 bytes in the host's (little-endian) order.
+    fn id(&self) -> Option<u64> {
+        let bytes = hostcalls::get_property(vec!["connection", "id"]).ok().flatten()?;
+        Some(u64::from_le_bytes(bytes.as_slice().try_into().ok()?))
     }
 }
 

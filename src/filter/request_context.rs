@@ -1,7 +1,7 @@
 //! One per HTTP stream: reads the request, asks the gateway, applies the outcome.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
@@ -9,7 +9,8 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::envoy_host::{
-    envoy_host, request_headers, request_trailers, source_address, EnvoyClock, EnvoyMetrics, LOGIN_KEY,
+    envoy_host, request_headers, request_trailers, source_address, EnvoyClock, EnvoyConnection, EnvoyMetrics,
+    EnvoySharedData, LOGIN_KEY,
 };
 use super::fleet_request::{run_pass, Answer, FleetClient, Next, Waiting};
 use crate::config::Config;
@@ -26,6 +27,8 @@ pub struct GatewayRequest {
     config: Rc<Config>,
     metrics: Rc<EnvoyMetrics>,
     credential_changes: Rc<RefCell<CredentialChanges>>,
+    /// The record generation the root's config belongs to (see `state::credential_changes`).
+    config_generation: Rc<Cell<u64>>,
     /// Set while a request to one of the gateway's endpoints waits for its body.
     pending: Option<PendingEndpointRequest>,
     /// This VM's requests waiting for a body; this one is in it while `waits_for_body`.
@@ -81,7 +84,7 @@ impl GatewayRequest {
         context_id: u32,
         config: Rc<Config>,
         metrics: Rc<EnvoyMetrics>,
-        credential_changes: Rc<RefCell<CredentialChanges>>,
+        (credential_changes, config_generation): (Rc<RefCell<CredentialChanges>>, Rc<Cell<u64>>),
         fleet: Option<Rc<FleetClient>>,
         body_waits: Rc<BodyWaits>,
     ) -> Self {
@@ -90,6 +93,7 @@ impl GatewayRequest {
             config,
             metrics,
             credential_changes,
+            config_generation,
             pending: None,
             body_waits,
             waits_for_body: false,
@@ -105,7 +109,8 @@ impl GatewayRequest {
     /// only for that call: the root's timer replaces them between requests.
     fn with_gateway<T>(&self, decide: impl FnOnce(&Gateway) -> T) -> T {
         let changes = self.credential_changes.borrow();
-        decide(&Gateway::new(&self.config, envoy_host(&self.metrics, &changes)))
+        let host = envoy_host(&self.metrics, &changes, &self.config_generation, &EnvoyConnection);
+        decide(&Gateway::new(&self.config, host))
     }
 
     /// Sends a local reply. The stream must then stay paused: the reply ends it, and
@@ -220,6 +225,9 @@ impl GatewayRequest {
                     clock: &EnvoyClock,
                     metrics: staged,
                     credential_changes: &changes,
+                    process_shared: &EnvoySharedData,
+                    connection: &EnvoyConnection,
+                    config_generation: &self.config_generation,
                     login_key: &LOGIN_KEY,
                 };
                 let gateway = Gateway::new(&self.config, host);

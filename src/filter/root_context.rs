@@ -2,7 +2,7 @@
 //! the token store at start-up and, on a timer, sweeps expired grants and re-reads the
 //! credential changes other config loads recorded.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::host::body_wait::{BodyWaits, BODY_WAIT_LIMIT_MS};
 use crate::host::metrics::{Metric, StateGauge};
-use crate::host::{Clock, Metrics};
+use crate::host::{Clock, Metrics, NoConnection};
 use crate::state::buckets::InitError;
 use crate::state::credential_changes::CredentialChanges;
 
@@ -37,6 +37,9 @@ pub struct GatewayRoot {
     metrics: Option<Rc<EnvoyMetrics>>,
     /// Shared with this root's request contexts; refreshed on every tick.
     credential_changes: Rc<RefCell<CredentialChanges>>,
+    /// The credential record's generation this root's config belongs to, shared with its
+    /// request contexts, which move it on when they re-assert a restored config.
+    config_generation: Rc<Cell<u64>>,
     /// Fleet mode: etcd's client for this VM's request contexts.
     fleet: Option<Rc<FleetClient>>,
     /// Fleet mode, in the bootstrap singleton only: the Envoy's one etcd watch.
@@ -52,6 +55,7 @@ impl GatewayRoot {
             config: None,
             metrics: None,
             credential_changes: Rc::default(),
+            config_generation: Rc::default(),
             fleet: None,
             watcher: None,
             body_waits: Rc::default(),
@@ -145,7 +149,9 @@ impl GatewayRoot {
         let Some(fleet) = &config.fleet else { return TICK_PERIOD };
         if Self::is_watcher() {
             log::info!("#{} fleet watcher for etcd cluster {:?}", self.context_id, fleet.cluster);
-            let keys = Gateway::new(config, envoy_host(metrics, changes)).table_keys();
+            let generation = Cell::new(changes.generation());
+            let keys =
+                Gateway::new(config, envoy_host(metrics, changes, &generation, &NoConnection)).table_keys();
             self.watcher = Some(Watcher::new(self.context_id, fleet.clone(), keys));
             return Watcher::tick_period();
         }
@@ -199,7 +205,9 @@ impl RootContext for GatewayRoot {
             return false;
         }
         metrics.set(Metric::StoreCapacity, u64::from(config.store_capacity));
-        match Gateway::new(&config, envoy_host(&metrics, &CredentialChanges::default())).initialize_store() {
+        let (no_changes, no_generation) = (CredentialChanges::default(), Cell::new(0));
+        let host = envoy_host(&metrics, &no_changes, &no_generation, &NoConnection);
+        match Gateway::new(&config, host).initialize_store() {
             Ok(0) => {}
             Ok(created) => log::info!("#{} token store: created {created} buckets", self.context_id),
             Err(InitError::WouldDrop { records }) => {
@@ -243,6 +251,7 @@ impl RootContext for GatewayRoot {
         );
         self.config = Some(Rc::new(config));
         self.metrics = Some(metrics);
+        self.config_generation.set(changes.generation());
         *self.credential_changes.borrow_mut() = changes;
         true
     }
@@ -265,7 +274,8 @@ impl RootContext for GatewayRoot {
             return;
         }
         let changes = self.credential_changes.borrow();
-        let gateway = Gateway::new(config, envoy_host(metrics, &changes));
+        let gateway =
+            Gateway::new(config, envoy_host(metrics, &changes, &self.config_generation, &NoConnection));
         if let Err(error) = gateway.sweep_step(SWEEP_SLICES, SWEEP_MIN_SLICE) {
             log::warn!("#{} sweep failed: {error:?}", self.context_id);
         }
@@ -275,9 +285,17 @@ impl RootContext for GatewayRoot {
         let config = Rc::clone(self.config.as_ref()?);
         let metrics = Rc::clone(self.metrics.as_ref()?);
         let changes = Rc::clone(&self.credential_changes);
+        let generation = Rc::clone(&self.config_generation);
         let fleet = self.fleet.clone();
         let body_waits = Rc::clone(&self.body_waits);
-        Some(Box::new(GatewayRequest::new(context_id, config, metrics, changes, fleet, body_waits)))
+        Some(Box::new(GatewayRequest::new(
+            context_id,
+            config,
+            metrics,
+            (changes, generation),
+            fleet,
+            body_waits,
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {

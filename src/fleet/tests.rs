@@ -33,6 +33,7 @@ struct Replica<'f> {
     shared: MemoryStore,
     metrics: RecordedMetrics,
     changes: CredentialChanges,
+    config_generation: std::cell::Cell<u64>,
     /// One VM's copy of the login handles' key.
     login_key: KeyMemory,
     /// The revision this replica's watch has applied up to.
@@ -64,6 +65,7 @@ impl Fleet {
             shared: MemoryStore::default(),
             metrics: RecordedMetrics::default(),
             changes: CredentialChanges::default(),
+            config_generation: std::cell::Cell::new(0),
             login_key: KeyMemory::new(),
             watched: std::cell::Cell::new(self.etcd.revision()),
         };
@@ -93,6 +95,9 @@ impl Replica<'_> {
             clock: &self.fleet.clock,
             metrics,
             credential_changes: &self.changes,
+            process_shared: &self.shared,
+            connection: &crate::host::NoConnection,
+            config_generation: &self.config_generation,
             login_key: &self.login_key,
         }
     }

@@ -15,6 +15,7 @@ use crate::oauth::form::{query_parameter_names, FormError, FormParams};
 use crate::oauth::grant_type::{GrantType, GrantTypes};
 use crate::oauth::redirect_uri;
 use crate::oauth::scope::ScopeSet;
+use crate::state::credential_changes::{CredentialChanges, CredentialKind, Reclaim};
 use crate::state::grants::KeyType;
 use crate::state::hash_budget;
 use crate::state::lockout::{Listing, Principal};
@@ -84,12 +85,62 @@ impl<'a> Gateway<'a> {
         form: &FormParams,
     ) -> Result<Cow<'a, Application>, OAuthError> {
         if request.authorization.is_none() && !form.was_sent("client_secret") {
-            let public = form.get("client_id").and_then(|id| self.config.applications.get(id));
+            let public = form.get("client_id").and_then(|id| self.configured_application(id));
             if let Some(app) = public.filter(|app| app.public) {
                 return Ok(Cow::Borrowed(app));
             }
         }
         self.authenticate_client(request, form)
+    }
+
+    /// The application of this name in this VM's config, unless a later config changed its
+    /// secret or dropped it and this request came on a connection Envoy drains (see
+    /// [`Self::holds_current`]).
+    pub(super) fn configured_application(&self, consumer_key: &str) -> Option<&'a Application> {
+        let app = self.config.applications.get(consumer_key)?;
+        self.holds_current(CredentialKind::Application, consumer_key, app.fingerprint).then_some(app)
+    }
+
+    /// The user of this name in this VM's config, unless a later config changed their
+    /// password or dropped them, as for [`Self::configured_application`].
+    pub(super) fn configured_user(&self, username: &str) -> Option<&'a User> {
+        let user = self.config.users.get(username)?;
+        self.holds_current(CredentialKind::User, username, user.fingerprint).then_some(user)
+    }
+
+    /// Whether this VM's credential `(kind, name, fingerprint)` is still the one to use. After
+    /// a config update Envoy keeps serving the connections it drains (for up to 600 s by
+    /// default, `--drain-time-s`) with the old config's VMs: there a changed secret or
+    /// password must not authenticate, nor tokens issued under it stand. Only a credential the
+    /// record says is superseded pays for the connection id (a host call, about 10,000
+    /// instructions) and a fresh read of the record: the Bearer hot path never does in the
+    /// steady state. A failure to tell refuses.
+    fn holds_current(&self, kind: CredentialKind, name: &str, fingerprint: u32) -> bool {
+        if !self.credential_changes.superseded(kind, name, fingerprint) {
+            return true;
+        }
+        let (Some(connection_id), Ok(now)) = (self.connection.id(), self.now()) else { return false };
+        let credentials = self.config.credentials();
+        let asked = (kind, name, fingerprint);
+        match CredentialChanges::reclaim(self.process_shared, &credentials, asked, connection_id, now) {
+            Ok(Reclaim::Current(reasserted)) => {
+                if let Some(generation) = reasserted {
+                    self.config_generation.set(generation);
+                }
+                true
+            }
+            Ok(Reclaim::Draining) | Err(_) => false,
+        }
+    }
+
+    /// Fixes the record generation's boundary on this VM's first request after a change, if
+    /// its config is the newest (see [`CredentialChanges::mark_boundary`]): two comparisons in
+    /// the steady state. A failed read or write leaves it unknown, for the next request to
+    /// fix; this request is served either way.
+    pub(super) fn mark_config_boundary(&self) {
+        let changes = self.credential_changes;
+        let generation = self.config_generation.get();
+        changes.mark_boundary(self.process_shared, generation, self.connection).ok();
     }
 
     /// Checks a username and password; `failure` is the error for wrong credentials.
@@ -139,7 +190,7 @@ impl<'a> Gateway<'a> {
         failure: OAuthError,
         before_hashing: impl FnOnce(&SecretVerifier) -> Result<(), OAuthError>,
     ) -> Result<&'a User, OAuthError> {
-        let user = self.config.users.get(username);
+        let user = self.configured_user(username);
         let decoy = &self.config.decoy_user_verifier;
         self.verify_secret_after(
             principal,
@@ -207,8 +258,8 @@ impl<'a> Gateway<'a> {
 
     /// A configured application, or a registered one (one shared-data read).
     pub(super) fn application(&self, consumer_key: &str) -> Result<Option<Cow<'a, Application>>, StoreError> {
-        if let Some(app) = self.config.applications.get(consumer_key) {
-            return Ok(Some(Cow::Borrowed(app)));
+        if self.config.applications.contains_key(consumer_key) {
+            return Ok(self.configured_application(consumer_key).map(Cow::Borrowed));
         }
         let (Some(registry), Some(registration)) = (&self.registry, &self.config.registration) else {
             return Ok(None);

@@ -59,6 +59,7 @@ struct Identity<'s> {
 
 impl<'a> Gateway<'a> {
     pub fn authorize(&self, request: &ApiRequest) -> Outcome {
+        self.mark_config_boundary();
         let outcome = self.check_bearer(request);
         match &outcome {
             Ok(_) => self.metrics.add(Metric::RequestsAllowed, 1),

@@ -46,7 +46,7 @@ impl<'a> Gateway<'a> {
             }
             Redeemed::Unknown => return Err(INVALID_CODE),
         };
-        let user = self.config.users.get(&ticket.username).ok_or(INVALID_CODE)?;
+        let user = self.configured_user(&ticket.username).ok_or(INVALID_CODE)?;
         let owner = GrantOwner {
             client_id: app.consumer_key.clone(),
             client_fingerprint: app.fingerprint,

@@ -27,7 +27,9 @@ mod throttle;
 mod token;
 
 use crate::config::Config;
-use crate::host::{Clock, Metrics, Randomness, SharedStore, StoreError};
+use std::cell::Cell;
+
+use crate::host::{Clock, Connection, Metrics, Randomness, SharedStore, StoreError};
 use crate::oauth::METADATA_PATH;
 use crate::state::authorization::AuthorizationTable;
 use crate::state::buckets::InitError;
@@ -101,6 +103,15 @@ pub struct Host<'h> {
     pub metrics: &'h dyn Metrics,
     /// When credentials last changed, as this VM last read it (see [`crate::state::credential_changes`]).
     pub credential_changes: &'h CredentialChanges,
+    /// This Envoy process's own shared data, where the credential record lives (in fleet mode
+    /// `shared` is etcd's view; connection ids are per process).
+    pub process_shared: &'h dyn SharedStore,
+    /// The request's downstream connection, asked for its id only when the record needs it.
+    pub connection: &'h dyn Connection,
+    /// The record generation this VM's config belongs to (see
+    /// [`crate::state::credential_changes`]): set when it loads, and when it re-asserts a
+    /// restored config.
+    pub config_generation: &'h Cell<u64>,
     /// This VM's copy of the login handles' key (see [`crate::state::login_handle`]).
     pub login_key: &'h KeyMemory,
 }
@@ -117,6 +128,9 @@ pub struct Gateway<'a> {
     clock: &'a dyn Clock,
     metrics: &'a dyn Metrics,
     credential_changes: &'a CredentialChanges,
+    process_shared: &'a dyn SharedStore,
+    connection: &'a dyn Connection,
+    config_generation: &'a Cell<u64>,
 }
 
 /// Splits `/path?query` into the path and the query.
@@ -148,6 +162,9 @@ impl<'a> Gateway<'a> {
             clock: host.clock,
             metrics: host.metrics,
             credential_changes: host.credential_changes,
+            process_shared: host.process_shared,
+            connection: host.connection,
+            config_generation: host.config_generation,
         }
     }
 
@@ -242,6 +259,7 @@ impl<'a> Gateway<'a> {
 
     /// Answers a request to one of the gateway's endpoints.
     pub fn serve(&self, endpoint: &Endpoint, request: &EndpointRequest) -> Response {
+        self.mark_config_boundary();
         match endpoint {
             Endpoint::Token => self.token_endpoint(request),
             Endpoint::Authorize => self.authorize_endpoint(request),

@@ -200,7 +200,7 @@ impl<'a> Gateway<'a> {
         // decoy check: the endpoint says nothing about anyone's password. Its failures count
         // under the admin login, apart from the user's password grant.
         let name = credentials.consumer_key.as_str();
-        let admin = self.config.users.get(name).filter(|user| user.is_admin);
+        let admin = self.configured_user(name).filter(|user| user.is_admin);
         let user = self.verify_secret(
             Principal::Admin(name),
             admin,

@@ -40,9 +40,7 @@ impl Gateway<'_> {
         let user = match &owner.user {
             None => None,
             Some((username, fingerprint)) => Some(
-                self.config
-                    .users
-                    .get(username)
+                self.configured_user(username)
                     .filter(|user| user.fingerprint == *fingerprint)
                     .filter(|_| !changes.ended(CredentialKind::User, username, issued_at))?,
             ),

@@ -40,6 +40,23 @@ pub trait Clock {
     fn now_millis(&self) -> Option<u64>;
 }
 
+/// The downstream connection a request came on.
+pub trait Connection {
+    /// Envoy's `connection.id`: process-wide, assigned in increasing order when Envoy accepts a
+    /// connection. A host call, so asked only when it matters (see
+    /// [`crate::state::credential_changes`]). `None` when the host cannot tell.
+    fn id(&self) -> Option<u64>;
+}
+
+/// Where there is no connection to ask (a timer, a config load) or a host keeps no ids.
+pub struct NoConnection;
+
+impl Connection for NoConnection {
+    fn id(&self) -> Option<u64> {
+        None
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RandomUnavailable;
 

@@ -17,10 +17,11 @@ import json
 import time
 
 import pytest
+import requests
 
 import harness
 from client import (
-    ADMIN, FULL_SCOPE, Expect, Req, basic, client_token, form, forwarded, invalid_client, invalid_token,
+    ADMIN, CC, FULL_SCOPE, Expect, Req, basic, client_token, form, forwarded, invalid_client, invalid_token,
     on_every_worker, orders_call, password_grant, post_token, refresh, send, token_error, token_req, token_success,
 )
 
@@ -165,6 +166,88 @@ def test_restoring_old_credentials_does_not_revive_tokens(dynamic_gateway):
         on_every_worker(gw, orders_call(token), invalid_token())
         INACTIVE.check(send(gw, introspect(token)))
         on_every_worker(gw, orders_call(fresh[app]), forwarded, per_worker=1)
+
+
+def local_port(resp: requests.Response) -> int:
+    """The local port of the connection an answer came through. After an answer that says
+    `connection: close`, http.client lets go of the socket, which the unread answer still
+    reads from."""
+    sock = resp.raw.connection.sock if resp.raw.connection else None
+    if sock is None:
+        sock = resp.raw._fp.fp.raw._sock
+    return sock.getsockname()[1]
+
+
+class KeptConnections:
+    """Keep-alive connections, opened before a reload: Envoy keeps serving them with the old
+    filter chain, and so the old config's VMs, until it drains them (600 s by default,
+    `--drain-time-s`). With the default gradual drain strategy Envoy ends each connection at a
+    moment of its choosing within that time, by answering one request with `connection:
+    close` (that answer still comes from the old chain); so several are opened, and each
+    request goes on the first one still open. Every answer must come through the socket its
+    connection opened before the reload: none was silently opened anew (on the new chain)."""
+
+    def __init__(self, gw, count: int = 8) -> None:
+        self.gw = gw
+        self.sessions = [requests.Session() for _ in range(count)]
+        for session in self.sessions:
+            session.headers.clear()
+        self.ports: list[int | None] = [None] * count
+        self.closed = [False] * count
+
+    def _send_on(self, at: int, req: Req) -> requests.Response:
+        body = req.body.encode() if isinstance(req.body, str) else req.body
+        resp = self.sessions[at].request(req.method, self.gw.url(req.path), headers=req.headers, data=body,
+                                         timeout=10, stream=True)
+        port = local_port(resp)
+        resp.content  # read to the end, so the connection goes back to the session's pool
+        if self.ports[at] is None:
+            self.ports[at] = port
+        assert port == self.ports[at], "a kept connection was closed and opened anew"
+        self.closed[at] = resp.headers.get("connection", "").lower() == "close"
+        return resp
+
+    def open_all(self, req: Req) -> list[requests.Response]:
+        """Opens every connection with `req`, before the reload."""
+        return [self._send_on(at, req) for at in range(len(self.sessions))]
+
+    def send(self, req: Req) -> requests.Response:
+        still_open = [at for at, closed in enumerate(self.closed) if not closed]
+        assert still_open, "Envoy closed every kept connection"
+        return self._send_on(still_open[0], req)
+
+    def close(self) -> None:
+        for session in self.sessions:
+            session.close()
+
+
+def test_a_connection_opened_before_a_rotation_loses_the_old_credentials(dynamic_gateway):
+    """A rotated secret must stop working everywhere, also on keep-alive connections that the
+    old filter chain still serves: their VMs learn from the shared credential record, within a
+    timer tick, that demo-app's secret and the admin's password changed after their own config
+    was loaded. The old secret and password are refused there, and so are the tokens minted
+    under them."""
+    gw = dynamic_gateway(BEFORE)
+    kept = KeptConnections(gw)
+    try:
+        old_token = client_token(gw)
+        for resp in kept.open_all(orders_call(old_token)):
+            forwarded(resp)
+        gw.update(AFTER)
+        deadline = time.monotonic() + STALE_VIEW_S
+        while (status := kept.send(token_req(CC)).status_code) == 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status == 401, f"the old secret still gets tokens {STALE_VIEW_S} s after the rotation"
+        invalid_client().check(kept.send(token_req(CC)))
+        invalid_token().check(kept.send(orders_call(old_token)))
+        token_error(400, "invalid_grant").check(
+            kept.send(token_req(form(grant_type="password", username="admin", password="admin"), KEEP_APP)))
+        # What the rotation left alone still works on the old connections.
+        kept_token = Expect(200, body={}).check(kept.send(token_req(CC, KEEP_APP)))["access_token"]
+        forwarded(kept.send(orders_call(kept_token)))
+    finally:
+        kept.close()
+    client_token(gw, ("demo-app", NEW_DEMO_SECRET))
 
 
 def test_rejected_update_keeps_the_running_configuration(dynamic_gateway):
