@@ -102,7 +102,7 @@ def test_demo_config_validates(tmp_path):
 
 
 def test_demo_config_shape():
-    """What `make run` and the README rely on in envoy/envoy.yaml."""
+    """What `make run` and docs/getting-started.md rely on in envoy/envoy.yaml."""
     cfg = harness.load_demo_envoy_config()
     listener = cfg["static_resources"]["listeners"][0]
     assert listener["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 8080}

@@ -144,7 +144,7 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 def record(name: str, figures: dict) -> None:
-    """Keeps a measured figure in target/fleet/<name>.json for the note and the README."""
+    """Keeps a measured figure in target/fleet/<name>.json for docs/fleet.md."""
     out = harness.REPO / "target" / "fleet"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(figures, indent=2))
