@@ -36,7 +36,7 @@ def plugin_config(prefix: str, **fleet: object) -> dict:
     config = replicas.plugin_config(replicas.load())
     config["fleet"] = {**config["fleet"], "prefix": prefix, **fleet}
     config["applications"].append(SHORT_LIVED)
-    # An API for subscriptions of registered applications (issue 12).
+    # An API for subscriptions of registered applications.
     config["apis"] = [*config.get("apis", []), ORDERS_API]
     return config
 
