@@ -330,7 +330,7 @@ fuzz: fuzz-tools
 ## End of Fuzzing ------------------------------------------------------------------------------
 
 ## Benchmarks ----------------------------------------------------------------------------------
-# Not part of `make test` (about 17 minutes): tokengate against Envoy alone, a do-nothing wasm
+# Not part of `make test` (about 20 minutes): tokengate against Envoy alone, a do-nothing wasm
 # filter, native api_key_auth / jwt_authn and a Lua filter, each in the real Envoy with one
 # worker and a direct_response route. Instructions per request under callgrind (the stable
 # figure), rps and p50/p99 from wrk, heap per token at 1M tokens, start-up, .wasm sizes; and

@@ -1,5 +1,5 @@
 """`make bench`: tokengate against Envoy alone, a do-nothing wasm filter and Envoy's own auth
-filters, side by side, in one run (issue 5).
+filters, side by side, in one run.
 
 For every scenario the real Envoy runs with one worker and a `direct_response` route, so the
 HTTP filter is the only thing that differs between rows. Each row gets two figures:
@@ -234,8 +234,8 @@ LOGIN_HANDLE = re.compile(rb'name="handle" value="([^"]+)"')
 
 
 def authorize_endpoint() -> Scenario:
-    """The authorization code flow's browser side (issue 13): GET /authorize (checks, a login
-    ticket stored under a fresh handle, the login page) and POST /authorize (the handle taken,
+    """The authorization code flow's browser side: GET /authorize (checks, the request sealed
+    into the page's handle, the login page) and POST /authorize (the handle taken,
     the password checked, a code stored, the 302 back). The user's password is plaintext here:
     PBKDF2's cost is the password grant row's. Each POST spends a handle, fetched beforehand
     with GETs, so the rows are callgrind only (wrk would replay spent handles)."""

@@ -146,7 +146,7 @@ def tokengate_config(
 
     `tier` puts the orders resources (same paths) in an API with context `/api` that the
     application is subscribed to with a rated tier too big to throttle: the subscription and
-    tier checks on top of a Bearer hit (issue 12). `sandbox` (with `tier`) makes CLIENT_ID the
+    tier checks on top of a Bearer hit. `sandbox` (with `tier`) makes CLIENT_ID the
     application's sandbox pair and gives the API a sandbox upstream: the tokens the bench issues
     are sandbox tokens, and every hit sets the routing header.
     """

@@ -19,7 +19,7 @@ Scenarios (BENCH_ONLY names) and their rows:
   live grants (80 % of the store) and pool of 256 tokens as tokengate_bearer_10k_hit; answered
   without etcd (checked: etcd calls per request are counted from Envoy's cluster stats).
 - fleet_bearer_miss: the first use of a token on a replica that has never seen its bucket.
-  Replica A issues 10,000 grants; replica B starts afterwards (its watch starts from then, so
+  Replica A hands out 10,000 grants; replica B starts afterwards (its watch starts from then, so
   what A wrote before is not in B's cache) and is sent one token per bucket, each once: one
   etcd Txn per request. Instructions on B (callgrind, BENCH_FIRST_USES requests) and, natively,
   the latency of 200 first uses timed one by one in Python, with the same 200 tokens timed

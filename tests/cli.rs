@@ -103,8 +103,8 @@ fn hash_secret_refusals() {
 
 #[test]
 fn check_config_takes_the_demo_yaml_files_and_json() {
-    // Issue 13: every demo (fleet mode's too, now that its tables are in etcd) adds the public
-    // client demo-spa.
+    // Every demo (fleet mode's too, whose code-flow tables are in etcd) has the public client
+    // demo-spa.
     for (file, applications) in
         [("envoy/envoy.yaml", 3), ("envoy/fleet/envoy.yaml", 3), ("envoy/dynamic/lds.yaml", 3)]
     {

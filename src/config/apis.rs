@@ -2,7 +2,7 @@
 //! group of resources, and how often.
 //!
 //! The flat `resources` list stays one implicit API that needs no subscription and is never
-//! throttled, so a config without `apis` behaves as before.
+//! throttled, so a config without `apis` checks tokens and scopes only.
 
 use foldhash::{HashMap, HashMapExt};
 

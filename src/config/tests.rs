@@ -213,7 +213,7 @@ fn error_messages_never_echo_a_secret() {
     assert!(message.starts_with("applications[0].consumer_secret_hash: expected sha256$"), "{message}");
 }
 
-/// Finding E: serde quotes an unknown variant; the message names its place and the variants
+/// serde quotes an unknown variant; the message names its place and the variants
 /// expected, never the value (it may be a secret pasted into the wrong field).
 #[test]
 fn unknown_variants_are_named_by_place_not_value() {

@@ -684,7 +684,7 @@ fn registrations_with_the_code_grant_need_good_redirect_uris() {
             error: Some("invalid_redirect_uri"),
         },
         RegistrationCase {
-            name: "RFC 7591, client_credentials keeps any absolute URI as before",
+            name: "RFC 7591, client_credentials stores any absolute URI, since no code goes there",
             path: "/register",
             json: r#"{"grant_types":["client_credentials"],"redirect_uris":["myapp:cb"]}"#,
             status: 201,

@@ -1,5 +1,5 @@
-//! Issue 12, second part: production and sandbox key pairs, sandbox routing, and the key
-//! type selector of seed 003, over [`super::SUBSCRIPTIONS`].
+//! Production and sandbox key pairs, sandbox routing, the key type in the scope (as older
+//! WSO2 clients send it) and the admin subscription endpoint, over [`super::SUBSCRIPTIONS`].
 
 use super::*;
 use crate::gateway::reply::UPSTREAM_HEADER;
@@ -104,7 +104,7 @@ fn both_key_pairs_share_the_subscription_tier() {
     assert_eq!(rig.metrics.get(Metric::Api { api: 1, stat: ApiStat::Throttled }), 0);
 }
 
-/// Seed 003's selector against the pair that authenticated, and refresh keeping the key type.
+/// The key type in the scope against the pair that authenticated, and refresh keeping the key type.
 #[test]
 fn the_scope_asserts_the_key_type_of_the_pair_that_authenticated() {
     struct Case {
@@ -193,7 +193,7 @@ fn introspection_reports_the_key_type() {
     }
 }
 
-/// Issue 12: registered applications subscribe through the admin endpoint.
+/// Registered applications subscribe through the admin endpoint.
 const REGISTERED: &str = r#"{
   "tiers": [ { "name": "Tiny", "requests": 2, "per": "minute" } ],
   "apis": [ { "name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0", "sandbox_upstream": "sandbox",

@@ -240,7 +240,7 @@ fn token_endpoint_errors_follow_rfc_6749() {
     }
 }
 
-/// Issue 11: `client_secret_post` (RFC 6749 §2.3.1) at every endpoint that authenticates an
+/// `client_secret_post` (RFC 6749 §2.3.1) at every endpoint that authenticates an
 /// application; one method per request; a failure is 401 `invalid_client` without a Basic
 /// challenge, since the client did not use the Authorization header.
 #[test]
@@ -666,7 +666,7 @@ fn forwarded_requests_carry_identity_and_lose_the_token() {
     assert!(public.set_headers.is_empty());
 }
 
-/// Finding A: method and URL override headers would turn an allowed GET into a write in
+/// Method and URL override headers would turn an allowed GET into a write in
 /// frameworks that honour them; they are stripped unless `forward_method_overrides`.
 #[test]
 fn method_override_headers_are_stripped_unless_configured() {
@@ -717,7 +717,7 @@ fn method_override_headers_are_stripped_unless_configured() {
     }
 }
 
-/// Finding C: a public `/static/*` must not forward `/static/..;/api/orders`, which Tomcat,
+/// A public `/static/*` must not forward `/static/..;/api/orders`, which Tomcat,
 /// Jetty and Spring serve as `/api/orders`.
 #[test]
 fn paths_with_dot_segments_or_semicolon_parameters_are_refused() {
@@ -831,7 +831,7 @@ fn a_reused_refresh_token_kills_every_token_of_the_grant() {
     assert_eq!(newest.field("error"), "invalid_grant");
 }
 
-/// Finding G (RFC 9700 §4.14.2): by default there is no grace, so the refresh token just
+/// RFC 9700 §4.14.2: by default there is no grace, so the refresh token just
 /// replaced, presented at once (an attacker's refresh moments before the client's, or the
 /// client's after the attacker's), revokes the grant: nobody keeps a stolen session.
 #[test]
@@ -915,7 +915,7 @@ fn a_full_store_answers_503_and_keeps_existing_tokens() {
     }
 }
 
-/// Finding B: one client cannot fill the store. With a share of 8 grants (one bucket), the
+/// One client cannot fill the store (`store.max_grants_per_application`). With a share of 8 grants (one bucket), the
 /// demo app's ninth grant is refused with a clear 503; its tokens, and everyone else's room,
 /// stay.
 #[test]
@@ -1102,14 +1102,14 @@ fn metadata_follows_rfc_8414() {
     assert_eq!(body["token_endpoint"], "http://127.0.0.1:8080/token");
     assert_eq!(body["revocation_endpoint"], "http://127.0.0.1:8080/revoke");
     assert_eq!(body["introspection_endpoint"], "http://127.0.0.1:8080/introspect");
-    // Issue 11: RFC 7591's endpoint (was the v0.17 one, which still works, unadvertised).
+    // RFC 7591's endpoint: RFC 8414 clients expect it there (the v0.17 one works, unadvertised).
     assert_eq!(body["registration_endpoint"], "http://127.0.0.1:8080/register");
     assert_eq!(
         body["grant_types_supported"],
         serde_json::json!(["client_credentials", "password", "refresh_token"])
     );
     assert_eq!(body["scopes_supported"], serde_json::json!(["orders:read", "orders:write"]));
-    // Issue 11: client_secret_post too, at every endpoint that authenticates an application.
+    // client_secret_post too (RFC 6749 §2.3.1), at every endpoint that authenticates an application.
     let methods = serde_json::json!(["client_secret_basic", "client_secret_post"]);
     assert_eq!(body["token_endpoint_auth_methods_supported"], methods);
     assert_eq!(body["revocation_endpoint_auth_methods_supported"], methods);
@@ -1192,7 +1192,7 @@ fn registration_answers_like_wso2_and_the_application_works_at_once() {
     assert_eq!(rig.metrics.get(Metric::Registrations), 1);
 }
 
-/// Issue 10: the registration endpoint is no password oracle: a right password of a user who is
+/// The registration endpoint is no password oracle: a right password of a user who is
 /// not an admin, a wrong one and an unknown name get the same reply.
 #[test]
 fn the_registration_endpoint_says_nothing_about_passwords() {
@@ -1221,7 +1221,7 @@ fn the_registration_endpoint_says_nothing_about_passwords() {
     }
 }
 
-/// Issue 10: failed admin logins count apart from the same user's password grant.
+/// Failed admin logins count apart from the same user's password grant.
 #[test]
 fn failed_admin_logins_do_not_lock_the_password_grant() {
     let rig = lifecycle_rig();
@@ -1238,7 +1238,7 @@ fn failed_admin_logins_do_not_lock_the_password_grant() {
     }
 }
 
-/// Issue 10: an application is managed only by the admin who registered it or a super-admin;
+/// An application is managed only by the admin who registered it or a super-admin;
 /// to another admin it does not exist. Only a super-admin registers for another owner.
 #[test]
 fn only_the_registering_admin_or_a_super_admin_manages_an_application() {
@@ -1391,7 +1391,7 @@ fn bad_registrations_get_clear_4xx_errors() {
             status: 401,
             error: "invalid_client",
         },
-        // Issue 10: a user who is not an admin is refused like a wrong password (was 403).
+        // A user who is not an admin is refused like a wrong password: a 403 would confirm the password.
         RegisterCase {
             caller: ("viewer", "viewer"),
             content_type: "application/json",
@@ -1481,7 +1481,7 @@ fn manage(rig: &Rig, method: &str, uri: &str, token: &str, body: &str) -> Reply 
     rig.endpoint(method, uri, Some(&bearer), content_type, body)
 }
 
-/// Issue 11: RFC 7591 registration and RFC 7592 read, update and delete.
+/// RFC 7591 registration and RFC 7592 read, update and delete.
 #[test]
 fn rfc7591_registration_and_rfc7592_management() {
     let rig = lifecycle_rig();
@@ -1858,7 +1858,7 @@ fn registrations_past_max_per_owner_are_refused_until_one_is_deleted() {
     assert_eq!(rig.metrics.get(Metric::Registrations), 8);
 }
 
-/// Issue 11: RFC 7591 §3.2.2 errors, and who may register.
+/// RFC 7591 §3.2.2 errors, and who may register.
 #[test]
 fn rfc7591_registration_errors() {
     let rig = lifecycle_rig();
@@ -2070,8 +2070,8 @@ fn repeated_failures_lock_a_client_or_user_out_for_a_while() {
     assert_eq!(rig.token("grant_type=password&username=admin&password=admin").0.status, 429);
 }
 
-/// Finding B: with never-expiring tokens, grants of a removed, re-keyed or deleted owner used
-/// to keep their slots for ever; the sweep drops them, and only them.
+/// With never-expiring tokens, grants of a removed, re-keyed or deleted owner would keep
+/// their slots for ever; the sweep drops them, and only them.
 #[test]
 fn the_sweep_drops_grants_whose_owner_can_never_stand_again() {
     // Never-expiring tokens, and two applications that the next config changes.
@@ -2151,8 +2151,8 @@ fn the_sweep_drops_grants_whose_owner_can_never_stand_again() {
     assert_eq!(grants(), 2, "demo-app's and someone-else's grants are left");
 }
 
-/// Issue 10: these names shared demo-app's lockout bucket under the old unkeyed hash, so eight
-/// failures under them locked demo-app out without its secret.
+/// These names share demo-app's lockout bucket under an unkeyed hash, where eight failures
+/// under them would lock demo-app out without its secret; under the keyed hash they do not.
 #[test]
 fn made_up_names_cannot_lock_a_known_client_out() {
     let rig = Rig::demo();
@@ -2172,7 +2172,7 @@ fn made_up_names_cannot_lock_a_known_client_out() {
     assert_eq!(reply.0.status, 200, "{}", reply.text());
 }
 
-/// Issue 10: junk names fill the table of unknown names, never the slots of names that exist.
+/// Junk names fill the table of unknown names, never the slots of names that exist.
 #[test]
 fn filling_the_table_of_unknown_names_leaves_known_names_alone() {
     let rig = Rig::with_config(&DEMO.replacen(
@@ -2487,7 +2487,7 @@ fn refreshing_a_registered_clients_grant_reads_the_registry_once() {
     assert!(!reply.field("refresh_token").is_empty());
 }
 
-/// Issue 12: APIs, tiers and subscriptions. Four applications, each subscribed to the Orders
+/// APIs, tiers and subscriptions (WSO2's model). Four applications, each subscribed to the Orders
 /// API in its own way; none to the Stock API.
 const SUBSCRIPTIONS: &str = r#"{
   "tiers": [ { "name": "Tiny", "requests": 2, "per": "minute" } ],
@@ -2626,7 +2626,7 @@ fn a_tier_throttles_with_ratelimit_headers_until_its_window_ends() {
     assert_eq!(status_of(&rig.call_with_token("GET", "/orders/1.0.0/items", &token)), 200);
 }
 
-/// Seed 003: older WSO2 clients put the key type in the scope.
+/// Older WSO2 clients put the key type in the scope (`scope=PRODUCTION`).
 #[test]
 fn production_in_the_scope_selects_the_key_type_and_is_not_granted() {
     struct Case {

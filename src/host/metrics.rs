@@ -28,7 +28,7 @@ pub enum DenyReason {
     Throttled,
 }
 
-/// What is counted per API (issue 12): the APIs come from the config, so their number (and
+/// What is counted per API: the APIs come from the config, so their number (and
 /// these stats') is bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApiStat {

@@ -259,7 +259,7 @@ mod tests {
         }
     }
 
-    /// Finding C: paths a Java upstream would resolve elsewhere than the route table does.
+    /// Paths a Java upstream (Tomcat, Jetty, Spring) would resolve elsewhere than the route table does.
     #[test]
     fn dot_segments_and_semicolon_parameters_are_ambiguous() {
         struct Case {

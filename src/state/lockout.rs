@@ -480,10 +480,10 @@ mod tests {
         assert_eq!(limiter.locked_for(newcomer, UNKNOWN, 60_000).unwrap(), None);
     }
 
-    /// Issue 10: eight made-up names whose unkeyed hash shared demo-app's bucket (512 buckets,
-    /// the old default) locked it out before any secret was checked.
+    /// Eight made-up names whose unkeyed hash shares demo-app's bucket (in a table of 512
+    /// buckets) must not lock it out before any secret is checked.
     #[test]
-    fn the_spray_names_no_longer_lock_demo_app() {
+    fn names_sharing_an_unkeyed_bucket_do_not_lock_demo_app() {
         let shared = MemoryStore::default();
         let limiter = limiter(&shared, 512);
         let spray = [

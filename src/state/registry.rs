@@ -777,7 +777,8 @@ mod tests {
         });
         assert_eq!(too_many, Err(SubscriptionError::TooMany));
         assert_eq!(registry.find(id).unwrap().unwrap().subscriptions.len(), 1);
-        // Unsubscribed again, the record is written as before subscriptions existed.
+        // Unsubscribed again, the record is written without a subscription section, as modules
+        // that predate subscriptions read it.
         registry
             .update_subscriptions(id, 3, |subscriptions| {
                 subscriptions.clear();
@@ -837,7 +838,7 @@ mod tests {
         }
     }
 
-    /// Issue 10: 1024 → 64 → 1024 lost 47 of 50 registered applications.
+    /// Without this check, 1024 → 64 → 1024 would lose 47 of 50 registered applications.
     #[test]
     fn a_lower_capacity_that_would_delete_applications_is_refused() {
         let shared = MemoryStore::default();

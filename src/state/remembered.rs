@@ -11,7 +11,7 @@
 //!
 //! Only the store's answer is remembered: whether the grant's application and user still
 //! stand (credential changes, a deleted or re-keyed registration) is judged afresh on every
-//! request, as before. Fleet mode remembers nothing: its hosts keep no epoch (another
+//! request. Fleet mode remembers nothing: its hosts keep no epoch (another
 //! replica's revocation reaches this one through etcd's watch, not through a local write).
 //!
 //! The memory is fixed: [`SLOTS`] entries chosen by the token's [`recall_key`] (each new

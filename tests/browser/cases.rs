@@ -17,7 +17,7 @@ use tokengate::oauth::form::FormParams;
 use tokengate::oauth::pkce::{self, CodeChallenge};
 use tokengate::oauth::scope::ScopeSet;
 
-/// The seeds' example pair and what `base64` of "key:secret" gives for it.
+/// WSO2 API Manager's documented example pair and what `base64` of "key:secret" gives for it.
 pub const SEED_KEY: &str = "wU62DjlyDBnq87GlBwplfqvmAbAa";
 pub const SEED_SECRET: &str = "ksdSdoefDDP7wpaElfqvmjDue";
 pub const SEED_BASE64: &str = "d1U2MkRqbHlEQm5xODdHbEJ3cGxmcXZtQWJBYTprc2RTZG9lZkREUDd3cGFFbGZxdm1qRHVl";

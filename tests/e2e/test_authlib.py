@@ -1,7 +1,7 @@
 """A real OAuth client library against the gateway: authlib's OAuth2Session.
 
 authlib authenticates with client_secret_basic, sending id and secret raw
-(checklist: "Client libraries disagree about Basic encoding"), and posts
+(clients disagree on whether to form-encode Basic credentials, RFC 6749 §2.3.1), and posts
 `application/x-www-form-urlencoded;charset=UTF-8`.
 """
 

@@ -1,13 +1,12 @@
-"""Basic client authentication header decoding (OAUTH-CHECKLIST 1.10, C2).
+"""Basic client authentication header decoding (RFC 6749 §2.3.1).
 
-The header values are the checklist's, byte for byte, so a row can be read
-against it. Expectations follow the contract: every failure is 401
+Expectations follow docs/token-endpoint.md: every failure is 401
 invalid_client with a Basic challenge, never a 5xx.
 
 Ids and secrets are decoded as RFC 6749 §2.3.1 says: base64, split at the
 first ':', then form-url-decode each half. The apps below make each step
 observable:
-  client/secret        the checklist's example client
+  client/secret        a plain client
   my-client/secret     `my%2Dclient` must decode to `my-client`
   plus-client/a+b      only `a%2Bb` means `a+b`; a raw `+` is a space
   tg.app_1-x~/...      id and secret from the safe set [A-Za-z0-9-._~], which
@@ -52,7 +51,7 @@ def row(id: str, authorization: str, want=REJECTED) -> Row:
 
 
 ROWS = [
-    # --- the checklist table
+    # --- the decoding steps
     row("split at first colon", "Basic Y2xpZW50OnNlYzpyZXQ="),  # client / sec:ret, not client:sec / ret
     row("no colon", "Basic Y2xpZW50"),
     row("empty id", "Basic OnNlY3JldA=="),
@@ -61,7 +60,7 @@ ROWS = [
     row("secret not utf-8", "Basic Y2xpZW50Ov/+"),
     row("NUL in secret", "Basic Y2xpZW50OnNlAGNyZXQ="),
     row("encoded colon in id is part of the id", "Basic bXklM0FjbGllbnQ6c2VjcmV0"),  # my:client: no such app
-    # The checklist's `client:a+b` / `client:a%2Bb`, for an app whose secret is a+b.
+    # `client:a+b` / `client:a%2Bb`, for an app whose secret is a+b.
     row("raw plus is a space", f"Basic {b64('plus-client:a+b')}"),
     row("encoded plus is a plus", f"Basic {b64('plus-client:a%2Bb')}", ACCEPTED),
     row("lower-case scheme", f"basic {b64('client:secret')}", ACCEPTED),
@@ -93,7 +92,7 @@ def test_basic_decoding(gateway, row):
 
 def test_missing_padding_is_handled_consistently(gateway):
     """`client:secret` without base64 padding: accept or reject, but always
-    the same way (checklist 1.10), and a rejection is a proper 401."""
+    the same way, and a rejection is a proper 401."""
     unpadded = row("no padding", "Basic Y2xpZW50OnNlY3JldA")
     assert unpadded.req.headers["Authorization"] == f"Basic {b64('client:secret').rstrip('=')}"
     statuses = {send(gateway, unpadded.req).status_code for _ in range(6)}

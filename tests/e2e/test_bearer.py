@@ -1,4 +1,4 @@
-"""Bearer checks on every path but /token (contract "Bearer checks", checklist 1.5).
+"""Bearer checks on every path but /token (RFC 6750; docs/resources.md).
 
 Also checks what envoy/envoy.yaml's path normalisation buys: a path spelled
 differently still meets the resource rule it really addresses.
@@ -170,7 +170,7 @@ def test_identity_headers_are_single_valued(gateway, tokens):
     assert echo["headers"]["x-tokengate-username"] == "admin"
 
 
-# Finding A: headers that frameworks honour to change the method or path after our check.
+# Headers that frameworks honour to change the method or path after our check.
 METHOD_OVERRIDES = {
     "X-HTTP-Method-Override": "DELETE", "X-HTTP-Method": "DELETE", "X-Method-Override": "PUT",
     "X-Original-URL": "/api/admin", "X-Rewrite-URL": "/api/admin",
@@ -190,7 +190,7 @@ def test_method_overrides_never_reach_the_upstream(gateway, tokens, row):
     assert not reached & {name.lower() for name in METHOD_OVERRIDES}, echo
 
 
-# Finding C: sent byte for byte (requests would resolve dot segments itself). Envoy's
+# Sent byte for byte (requests would resolve dot segments itself). Envoy's
 # normalize_path resolves `..;` and `.;` like a dot segment (as Tomcat would), but it decodes
 # `%2e` only afterwards, so `%2e%2e;` reaches the filter as `..;`, which Tomcat, Jetty and
 # Spring serve as the parent: /api/static/%2e%2e;/api/orders would be /api/orders upstream.

@@ -1,4 +1,4 @@
-"""client_secret_post (RFC 6749 §2.3.1, issue 11): client_id and client_secret in
+"""client_secret_post (RFC 6749 §2.3.1): client_id and client_secret in
 the form body at /token, /revoke and /introspect, through the real Envoy.
 
 One method per request: Basic plus a body client_secret is 400

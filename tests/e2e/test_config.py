@@ -47,7 +47,7 @@ ORDERS_API = {"name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0",
 
 
 def with_subscription(api: str = "Orders", tier: str = "Unlimited", sandbox_key: str | None = None) -> dict:
-    """Issue 12's config errors: the demo app subscribed to `api` with `tier`, and a sandbox pair."""
+    """For subscription config errors: the demo app subscribed to `api` with `tier`, and a sandbox pair."""
     cfg = config_with(apis=[ORDERS_API])
     app = cfg["applications"][0]
     app["subscriptions"] = [{"api": api, "tier": tier}]
@@ -102,7 +102,7 @@ def test_demo_config_validates(tmp_path):
 
 
 def test_demo_config_shape():
-    """What `make run` and the README rely on in envoy/envoy.yaml."""
+    """What `make run` and docs/getting-started.md rely on in envoy/envoy.yaml."""
     cfg = harness.load_demo_envoy_config()
     listener = cfg["static_resources"]["listeners"][0]
     assert listener["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 8080}
@@ -110,7 +110,7 @@ def test_demo_config_shape():
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     assert hcm["normalize_path"] is True and hcm["merge_slashes"] is True
     assert hcm["path_with_escaped_slashes_action"] == "REJECT_REQUEST"
-    # The credential endpoints' per-connection rate limit runs before the filter (issue 10).
+    # The credential endpoints' per-connection rate limit runs before the filter (docs/token-endpoint.md).
     assert [f["name"] for f in hcm["http_filters"]] == [
         "envoy.filters.http.local_ratelimit", harness.WASM_FILTER_NAME, "envoy.filters.http.router"]
     wasm = harness.wasm_filter(cfg)

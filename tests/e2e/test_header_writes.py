@@ -1,5 +1,5 @@
 """What a forwarded Bearer request's headers become when the filter writes as few as it can
-(issue 14): a header about to be set is not removed first (the write replaces every copy),
+(each write is a host call): a header about to be set is not removed first (the write replaces every copy),
 and an empty identity header is not written, yet nothing a client sent under an identity
 header's name ever reaches the upstream.
 """

@@ -6,7 +6,7 @@
   sees end-of-stream, and without a trailers callback the buffered body, credentials and
   all, would go on to the upstream.
 - Identity headers sent as trailers of a forwarded request: an upstream that merges trailers
-  into headers would read a forged identity (finding F).
+  into headers would read a forged identity.
 """
 
 import shutil

@@ -1,6 +1,6 @@
 """Token introspection (RFC 7662) at /introspect, through the real Envoy.
 
-Checklist 1.7: callers authenticate (bad credentials → 401 with a Basic
+RFC 7662 §2.1: callers authenticate (bad credentials → 401 with a Basic
 challenge). An active token answers active, scope, client_id, username (only
 where there is one), token_type, exp and iat, and nothing else; an unknown,
 expired, revoked, malformed or foreign token answers exactly

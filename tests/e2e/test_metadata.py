@@ -1,6 +1,6 @@
 """Authorization server metadata (RFC 8414) at /.well-known/oauth-authorization-server.
 
-Checklist 1.8: GET answers JSON with the configured issuer, which must be the
+RFC 8414 §3: GET answers JSON with the configured issuer, which must be the
 URL the document was fetched from minus the well-known suffix (§3.3, so the
 gateway here listens on a port chosen before Envoy starts and the issuer names
 it), the endpoints, grant_types_supported, scopes_supported and
@@ -23,9 +23,9 @@ from client import (
 
 WELL_KNOWN = "/.well-known/oauth-authorization-server"
 JSON = {"Content-Type": re.compile(r"application/json(;.*)?", re.I)}
-# Issue 11: client_secret_post is accepted at /token, /revoke and /introspect.
+# client_secret_post (RFC 6749 §2.3.1) is accepted at /token, /revoke and /introspect.
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
-# Issue 13: the demo's public client (demo-spa) authenticates with none at /token and /revoke.
+# The demo's public client (demo-spa) authenticates with none at /token and /revoke.
 PUBLIC_AUTH_METHODS = AUTH_METHODS + ["none"]
 
 
@@ -52,14 +52,14 @@ def test_metadata_document(served):
         "token_endpoint": f"{issuer}/token",
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
-        # Issue 11: RFC 7591's endpoint (the v0.17 one still works, unadvertised).
+        # RFC 7591's endpoint (the v0.17 one still works, unadvertised).
         "registration_endpoint": f"{issuer}/register",
         "grant_types_supported": ["client_credentials", "password", "refresh_token", "authorization_code"],
         "scopes_supported": ["orders:read", "orders:write"],
         "token_endpoint_auth_methods_supported": PUBLIC_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": PUBLIC_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
-        # Issue 13: the authorization endpoint (RFC 6749 §3.1, RFC 7636 §6.2, RFC 9207 §3).
+        # The authorization endpoint (RFC 6749 §3.1, RFC 7636 §6.2, RFC 9207 §3).
         "authorization_endpoint": f"{issuer}/authorize",
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
@@ -84,7 +84,7 @@ def test_published_endpoints_work(served):
     expect(post(doc["revocation_endpoint"], form(token=token["access_token"])), 200)
     expect(post(doc["introspection_endpoint"], form(token=token["access_token"])), 200, body={"active": False},
            exact=True)
-    # Issue 11: the advertised endpoint takes RFC 7591 client metadata (it took v0.17's before).
+    # The advertised endpoint takes RFC 7591 client metadata, as RFC 8414 clients expect.
     registered = requests.post(doc["registration_endpoint"], json={"client_name": "metadata-client",
                                                                     "grant_types": ["client_credentials"]},
                                headers={"Authorization": basic("admin", "admin")}, timeout=TIMEOUT_S)

@@ -1,4 +1,4 @@
-"""The built filter exports only the proxy-wasm callbacks it uses (issue 14), and still frees
+"""The built filter exports only the proxy-wasm callbacks it uses (Envoy enters V8 for every exported callback), and still frees
 every request it served.
 
 Envoy enters V8 for every callback a module exports, on every request, whether or not the

@@ -61,7 +61,7 @@ def test_client_credentials_with_discovery(served):
                         "client_secret": DEMO_APP[1]})
     assert outcome["ok"], outcome
     result = outcome["result"]
-    # Issue 13: "none" too, for the demo's public client.
+    # "none" too, for the demo's public client (RFC 7591 §2).
     assert result["metadata_auth_methods"] == ["client_secret_basic", "client_secret_post", "none"]
     tokens = result["tokens"]
     assert tokens["token_type"].lower() == "bearer" and tokens["refresh_token"] is None
@@ -83,7 +83,8 @@ def test_a_wrong_secret_is_invalid_client(served):
 
 
 def test_dynamic_client_registration_then_client_credentials(served):
-    """Issue 11: this was 400 `clientName is missing` when the metadata named the v0.17 endpoint."""
+    """The metadata names the RFC 7591 endpoint, which takes openid-client's RFC 7591 metadata
+    (WSO2's v0.17 endpoint would answer 400 `clientName is missing`)."""
     outcome = run_node({"action": "register", "issuer": issuer(served), "admin": list(ADMIN),
                         "metadata": {"client_name": "openid-client-app", "grant_types": ["client_credentials"],
                                      "scope": "orders:read"}})

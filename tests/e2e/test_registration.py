@@ -1,5 +1,5 @@
 """Dynamic client registration as WSO2 API Manager's client-registration/v0.17
-does it (seed 004), and the administrator's re-key and delete.
+documents it, and the administrator's re-key and delete.
 
   POST   <endpoint>              register (JSON), 201 with the id and secret
   GET    <endpoint>/<id>         describe (no secret)
@@ -104,8 +104,8 @@ def cc_token_req(app: tuple[str, str]) -> Req:
 CC_OK = token_success(FULL_SCOPE, refresh=False)
 
 
-def test_seed_registration(gateway):
-    """Seed 004's request and response, and the application works at once, on
+def test_wso2_documented_registration(gateway):
+    """The request and response of WSO2 API Manager's documentation, and the application works at once, on
     every worker, with exactly the grants it registered."""
     data = registered(SEED_PAYLOAD).check(send(gateway, register_req(SEED_PAYLOAD)))
     assert json.loads(data["jsonString"]) == {
@@ -201,7 +201,7 @@ def test_a_name_is_unique_per_owner(gateway):
     token_error(409, "invalid_client_metadata").check(send(gateway, register_req(payload)))
     token_error(409, "invalid_client_metadata").check(send(gateway, register_req({**payload, "owner": "admin"})))
     # Another owner may use the name: another administrator for itself, a super-admin for anyone
-    # (an administrator registering for another owner is refused: issue 10).
+    # (an administrator registering for another owner is refused).
     register(gateway, payload, OPS, owner="ops")
     register(gateway, {**payload, "owner": "someone"}, ROOT, owner="someone")
 
@@ -223,8 +223,8 @@ ERROR_ROWS = {
     "form body": (register_req(urlencode(GOOD), content_type="application/x-www-form-urlencoded"),
                   token_error(400, "invalid_request")),
     "no content type": (register_req(GOOD, content_type=None), token_error(400, "invalid_request")),
-    # A user who is not an administrator gets what a wrong password gets (was 403, a password
-    # oracle: issue 10).
+    # A user who is not an administrator gets what a wrong password gets (a different answer
+    # would tell a right password).
     "not an administrator": (register_req(GOOD, VIEWER), invalid_client()),
     "wrong administrator password": (register_req(GOOD, ("admin", "wrong")), invalid_client()),
     "unknown user": (register_req(GOOD, ("nobody", "admin")), invalid_client()),
@@ -235,7 +235,7 @@ ERROR_ROWS = {
     # Management of applications: the same gate, and only registered ones.
     "describe, not an administrator": (admin_req("GET", f"{ENDPOINT}/$id", VIEWER), invalid_client()),
     "new secret, not an administrator": (admin_req("POST", f"{ENDPOINT}/$id/secret", VIEWER), invalid_client()),
-    # Only the administrator who registered it (or a super-admin) sees it: issue 10.
+    # Only the administrator who registered it (or a super-admin) sees it.
     "describe, another administrator": (admin_req("GET", f"{ENDPOINT}/$id", OPS), token_error(404, "not_found")),
     "new secret, another administrator": (admin_req("POST", f"{ENDPOINT}/$id/secret", OPS),
                                           token_error(404, "not_found")),

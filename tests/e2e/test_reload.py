@@ -268,7 +268,7 @@ def test_rejected_update_keeps_the_running_configuration(dynamic_gateway):
 
 
 def test_lowering_the_registry_capacity_below_its_applications_is_refused(dynamic_gateway):
-    """Issue 10: 1024 → 64 → 1024 lost registered applications. An update whose smaller
+    """Registered applications cannot be issued again, so 1024 → 64 → 1024 must not lose them. An update whose smaller
     registry would drop some is refused, and every registered application keeps working."""
     gw = dynamic_gateway(BEFORE)
     registered = [register(gw, f"app-{i}") for i in range(50)]

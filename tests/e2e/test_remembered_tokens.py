@@ -1,5 +1,5 @@
 """Each worker remembers the access tokens it validated (src/state/remembered.rs), and a token
-ended on one worker is refused by every worker's very next request (issue 14).
+ended on one worker is refused by every worker's very next request (docs/token-store.md, docs/performance.md).
 
 Every row first makes both workers' VMs validate the token several times over fresh
 connections (so each holds it in its memory), then ends it through one connection, then

@@ -4,7 +4,7 @@ Its documented pattern: `fetch_token` for the password grant (a
 LegacyApplicationClient; given a client_secret, requests-oauthlib sends the
 credentials as HTTP Basic), then `OAuth2Session.refresh_token(token_url,
 client_id=..., client_secret=...)`, which puts both in the form body:
-client_secret_post (issue 11). oauthlib refuses plain http unless
+client_secret_post (RFC 6749 §2.3.1). oauthlib refuses plain http unless
 OAUTHLIB_INSECURE_TRANSPORT=1 is in the environment; the demo listens on plain
 http on loopback, so the test sets it.
 """

@@ -1,9 +1,9 @@
 """Token revocation (RFC 7009) at /revoke, through the real Envoy with two workers.
 
-Checklist 1.6: the application authenticates as at /token; 200 for a revoked
+RFC 7009 §2.1: the application authenticates as at /token; 200 for a revoked
 token and also for an unknown one; a missing token is invalid_request; failed
 client authentication is 401 invalid_client, with a Basic challenge when the
-client used Basic; client_secret_post works too (issue 11). An
+client used Basic; client_secret_post works too (RFC 6749 §2.3.1). An
 application revokes only its own tokens: another's is refused and keeps
 working. A wrong token_type_hint still finds the token. Revoking a refresh
 token ends its whole grant, the access tokens issued from it included, and
@@ -63,7 +63,7 @@ ROWS = [
     RevokeRow("refresh token ends its grant", revoke_req("token=$refresh"), REVOKED, dead=GRANT, refresh_dead=True),
     RevokeRow("refresh token, hinted as access_token", revoke_req("token=$refresh&token_type_hint=access_token"),
               REVOKED, dead=GRANT, refresh_dead=True),
-    # Finding D: a refresh token is matched by its hash, not its grant id alone: a rotated or
+    # A refresh token is matched by its hash, not its grant id alone: a rotated or
     # forged one is unknown (as /introspect says), and the live grant keeps working.
     RevokeRow("refresh token already rotated away", revoke_req("token=$used_refresh"), REVOKED),
     RevokeRow("forged refresh token with the grant's id", revoke_req("token=$forged_refresh"), REVOKED),
@@ -82,7 +82,7 @@ ROWS = [
     RevokeRow("wrong secret", revoke_req("token=$access", ("demo-app", "wrong-secret")), invalid_client()),
     RevokeRow("unknown client", revoke_req("token=$access", ("ghost-app", "demo-secret")), invalid_client()),
     RevokeRow("no client authentication", revoke_req("token=$access", None), invalid_client()),
-    # Issue 11: client_secret_post is accepted (this row expected 401 invalid_client before).
+    # client_secret_post is accepted (RFC 6749 §2.3.1), as at /token.
     RevokeRow("client secret in the body instead of Basic",
               revoke_req("token=$access&client_id=demo-app&client_secret=demo-secret", None), REVOKED,
               dead=("access",)),

@@ -1,4 +1,4 @@
-"""RFC 7591 dynamic client registration and RFC 7592 management (issue 11),
+"""RFC 7591 dynamic client registration and RFC 7592 management,
 through the real Envoy with two workers.
 
   POST   /register        client metadata (JSON), an administrator's HTTP Basic

@@ -21,7 +21,7 @@ from client import (
     refresh, send, token_req,
 )
 
-# name (as the filter defines it) → kind; the README's table of stats.
+# name (as the filter defines it) → kind; docs/stats.md's table.
 METRICS = {
     "tokengate.tokens_issued.client_credentials": "counter",
     "tokengate.tokens_issued.password": "counter",
@@ -106,7 +106,7 @@ PLUGIN_CONFIG = harness.with_changes(harness.demo_plugin_config(), refresh_token
 
 def test_metrics_table_matches_the_source():
     """Every metric src/host/metrics.rs defines is in this module's table, so none
-    goes without an end-to-end check (or out of the README)."""
+    goes without an end-to-end check (or out of docs/stats.md)."""
     source = (harness.REPO / "src" / "host" / "metrics.rs").read_text()
     defined = set(re.findall(r'=> \{?\s*"(tokengate\.[a-z_.]+)"', source))
     assert defined == set(METRICS) | EPOCHS

@@ -1,4 +1,4 @@
-"""APIs, tiers and subscriptions (issue 12), against the real Envoy and its 2 workers.
+"""APIs, tiers and subscriptions (docs/apis-tiers-subscriptions.md), against the real Envoy and its 2 workers.
 
 Contract: a resource of an API needs a token (401), then that the token's application
 is subscribed to the API and the subscription active (403 subscription_required or
@@ -157,8 +157,8 @@ def burst(gateway, token: str):
         assert allowed <= 3 * TINY, "never throttled"
 
 
-def test_seed_003_production_in_the_scope_selects_the_key_type(gateway):
-    """Seed 003's request: `scope=PRODUCTION` (older WSO2) is the key type, not a scope."""
+def test_production_in_the_scope_selects_the_key_type(gateway):
+    """`scope=PRODUCTION` (older WSO2) is the key type, not a scope."""
     body = form(grant_type="password", username="admin", password="admin", scope="PRODUCTION")
     token_success(FULL_SCOPE, refresh=True).check(post_token(gateway, body))
     token_error(400, "invalid_scope").check(post_token(gateway, form(grant_type="client_credentials", scope="SANDBOX")))

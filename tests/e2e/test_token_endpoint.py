@@ -1,7 +1,6 @@
 """/token: request parsing, client authentication, grants and scope.
 
-docs/CONTRACT.md "/token" and OAUTH-CHECKLIST 1.1 (T1-T8), 1.2 (C1, C5),
-1.3 (G1-G3, G5-G8) and 1.4, one table row per rule. Refresh-token lifecycles
+RFC 6749 §2.3.1, §3.2, §4, §5 and docs/token-endpoint.md, one table row per rule. Refresh-token lifecycles
 are in test_tokens.py; the Basic header decoding table in test_basic_auth.py.
 """
 
@@ -47,11 +46,11 @@ def cc_row(id: str, body: str, want: Expect, auth=DEMO_APP, **kw) -> Row:
 
 
 ROWS = [
-    # --- T1: POST only; 405 carries Allow (RFC 9110 §15.5.6).
+    # --- RFC 6749 §3.2: POST only; 405 carries Allow (RFC 9110 §15.5.6).
     cc_row("GET", "", token_error(405, "invalid_request", Allow="POST"), method="GET", content_type=None),
     cc_row("PUT", CC, token_error(405, "invalid_request", Allow="POST"), method="PUT"),
     cc_row("DELETE", "", token_error(405, "invalid_request", Allow="POST"), method="DELETE", content_type=None),
-    # --- T2: form content type, case-insensitive, parameters allowed.
+    # --- RFC 6749 §3.2, Appendix B: form content type, case-insensitive, parameters allowed.
     cc_row("content type with charset", CC, ok(), content_type="application/x-www-form-urlencoded;charset=UTF-8"),
     cc_row("content type any case", CC, ok(), content_type="Application/X-WWW-Form-URLEncoded; Charset=utf-8"),
     cc_row("json body", '{"grant_type": "client_credentials"}', bad("invalid_request"), content_type="application/json"),
@@ -60,38 +59,38 @@ ROWS = [
     cc_row("text/plain", CC, bad("invalid_request"), content_type="text/plain"),
     cc_row("no content type", CC, bad("invalid_request"), content_type=None),
     cc_row("form type prefix only", CC, bad("invalid_request"), content_type="application/x-www-form-urlencoded-evil"),
-    # --- T3/T8: grant_type missing, empty, repeated, unknown, not allowed.
+    # --- RFC 6749 §5.2: grant_type missing, empty, repeated, unknown, not allowed.
     cc_row("no grant_type", "scope=orders%3Aread", bad("invalid_request")),
     cc_row("empty body", "", bad("invalid_request")),
     cc_row("empty grant_type", "grant_type=", bad("invalid_request")),
     cc_row("grant_type twice", f"{CC}&{CC}", bad("invalid_request")),
     cc_row("unknown grant", "grant_type=magic", bad("unsupported_grant_type")),
-    # Issue 13: the demo serves the code grant (demo-spa); demo-app may not use it (T8).
+    # The demo serves the code grant (demo-spa); demo-app may not use it (unauthorized_client).
     cc_row("authorization_code not allowed for app", "grant_type=authorization_code&code=x", bad("unauthorized_client")),
     cc_row("password not allowed for app", form(grant_type="password", username="admin", password="admin"),
            bad("unauthorized_client"), auth=CC_ONLY),
     cc_row("refresh not allowed for app", form(grant_type="refresh_token", refresh_token="x" * 43),
            bad("unauthorized_client"), auth=CC_ONLY),
-    # --- T3/T4/T5: empty scope is the default, unknown params ignored, repeats rejected.
+    # --- RFC 6749 §3.1, §3.3: empty scope is the default, unknown params ignored, repeats rejected.
     cc_row("empty scope means default", f"{CC}&scope=", ok()),
     cc_row("unknown parameter ignored", f"{CC}&foo=bar&audience=x", ok()),
     cc_row("scope twice", f"{CC}&scope=orders%3Aread&scope=orders%3Aread", bad("invalid_request")),
     cc_row("unknown parameter twice", f"{CC}&foo=1&foo=2", bad("invalid_request")),
-    # --- T7: percent-decoding then UTF-8; never a 5xx.
+    # --- RFC 6749 Appendix B: percent-decoding then UTF-8; never a 5xx.
     cc_row("bad percent escape", f"{CC}&scope=%ZZ", bad("invalid_request")),
     cc_row("truncated percent escape", f"{CC}&scope=orders%3", bad("invalid_request")),
     cc_row("percent-encoded invalid utf-8", f"{CC}&scope=%FF", bad("invalid_request")),
     Row("raw invalid utf-8", Req("POST", "/token", {**token_req("").headers}, CC.encode() + b"&scope=\xff\xfe"),
         bad("invalid_request")),
     cc_row("plus is a space in a form", "grant_type=client_credentials&scope=orders%3Aread+orders%3Awrite", ok()),
-    # --- T6: client credentials never in the query string.
+    # --- RFC 6749 §2.3.1: client credentials never in the query string.
     cc_row("client_id in query", CC, bad("invalid_request"), path="/token?client_id=demo-app"),
     cc_row("client_secret in query", CC, bad("invalid_request"), path="/token?client_secret=demo-secret"),
     # --- body size limit (contract: 413 invalid_request).
     cc_row("body at the limit", padded_cc_body(MAX_BODY), ok()),
     cc_row("body over the limit", padded_cc_body(MAX_BODY + 1), bad("invalid_request", 413)),
     cc_row("body far over the limit", padded_cc_body(MAX_BODY * 8), bad("invalid_request", 413)),
-    # --- C1/C5: Basic authentication; every failure is 401 with a Basic challenge.
+    # --- RFC 6749 §2.3.1, §5.2: Basic authentication; every failure is 401 with a Basic challenge.
     cc_row("no credentials", CC, invalid_client(), auth=None),
     cc_row("unknown client", CC, invalid_client(), auth=("nobody", "demo-secret")),
     cc_row("wrong secret", CC, invalid_client(), auth=("demo-app", "wrong")),
@@ -99,7 +98,7 @@ ROWS = [
     cc_row("secret prefix", CC, invalid_client(), auth=("demo-app", "demo-secre")),
     cc_row("empty secret", CC, invalid_client(), auth=("demo-app", "")),
     cc_row("bearer scheme at /token", CC, invalid_client(), auth=None, Authorization="Bearer abcdefghijklmnopqrstuvwxyz"),
-    # --- G2/G5: client_credentials: no refresh token; scope defaults to the app's.
+    # --- RFC 6749 §4.4.3: client_credentials: no refresh token; scope defaults to the app's.
     cc_row("client_credentials", CC, ok()),
     cc_row("client_credentials narrowed", f"{CC}&scope=orders%3Aread", ok("orders:read")),
     cc_row("scope order does not matter", form(grant_type="client_credentials", scope="orders:write orders:read"), ok()),
@@ -114,7 +113,7 @@ ROWS = [
     cc_row("backslash in scope", form(grant_type="client_credentials", scope="orders:read\\"), bad("invalid_scope")),
     cc_row("tab in scope", form(grant_type="client_credentials", scope="orders:read\torders:write"), bad("invalid_scope")),
     cc_row("non-ascii scope", form(grant_type="client_credentials", scope="ordérs:read"), bad("invalid_scope")),
-    # --- G1: password grant.
+    # --- RFC 6749 §4.3: password grant.
     cc_row("password", form(grant_type="password", username="admin", password="admin"), ok(refresh=True)),
     cc_row("password narrowed", form(grant_type="password", username="admin", password="admin", scope="orders:write"),
            ok("orders:write", refresh=True)),
@@ -131,7 +130,7 @@ ROWS = [
     cc_row("missing username", form(grant_type="password", password="admin"), bad("invalid_request")),
     cc_row("missing password", form(grant_type="password", username="admin"), bad("invalid_request")),
     cc_row("empty password", form(grant_type="password", username="admin", password=""), bad("invalid_request")),
-    # --- G3: refresh_token grant basics (lifecycle in test_tokens.py).
+    # --- RFC 6749 §6: refresh_token grant basics (lifecycle in test_tokens.py).
     cc_row("missing refresh_token", "grant_type=refresh_token", bad("invalid_request")),
     cc_row("unknown refresh_token", form(grant_type="refresh_token", refresh_token="A" * 43), bad("invalid_grant")),
     cc_row("malformed refresh_token", form(grant_type="refresh_token", refresh_token="not a token!"), bad("invalid_grant")),
@@ -144,7 +143,7 @@ def test_token_endpoint(gateway, row):
 
 
 def test_error_descriptions_never_echo_input(gateway):
-    """G7: whatever odd bytes a client sends, the description stays within
+    """RFC 6749 §5.2 (error_description's characters): whatever odd bytes a client sends, the description stays within
     RFC 6749 §5.2's character set (checked by token_error) and does not
     contain the input."""
     marker = 'zq"\\\x01é'
@@ -154,7 +153,7 @@ def test_error_descriptions_never_echo_input(gateway):
 
 
 def test_tokens_are_distinct(gateway):
-    """G8 as far as a black box can tell: long enough for 128 bits (checked
+    """RFC 6749 §10.10 as far as a black box can tell: long enough for 128 bits (checked
     by token_success) and never repeated. Tokens may carry a structured
     prefix (a store slot, say), so only whole tokens are compared; the
     CSPRNG itself is the unit tests' business."""
@@ -163,7 +162,7 @@ def test_tokens_are_distinct(gateway):
 
 
 def test_token_response_headers_on_405(gateway):
-    """G6 on the path least likely to go through the normal response code."""
+    """RFC 6749 §5.1 (`Cache-Control: no-store`) on the path least likely to go through the normal response code."""
     run_row(gateway, Row("HEAD", Req("HEAD", "/token"), Expect(405, {**NO_STORE, "Allow": "POST"})))
 
 
@@ -216,7 +215,7 @@ def test_chunked_body_over_the_limit(gateway):
 
 def test_one_connection_hammering_the_token_endpoint_is_rate_limited_by_envoy(gateway):
     """envoy/envoy.yaml's local_ratelimit: 100 requests in a burst, then 50 a second, per
-    connection, on the credential endpoints only (issue 10). Another connection is unaffected."""
+    connection, on the credential endpoints only (docs/token-endpoint.md). Another connection is unaffected."""
     with requests.Session() as session:
         statuses = []
         for _ in range(400):

@@ -1,7 +1,7 @@
 """Token lifecycles across Envoy's workers: sharing, rotation, races, expiry.
 
-Checklist G3/G4, RFC 9700 §4.14.2 (refresh rotation and reuse detection) and
-the contract's refresh and expiry rules. Each request goes out on a fresh
+RFC 6749 §6 (refreshing), RFC 9700 §4.14.2 (refresh rotation and reuse detection) and
+docs/token-endpoint.md's refresh and expiry rules. Each request goes out on a fresh
 connection, so with two workers a token is routinely issued by one wasm VM and
 checked or refreshed by the other: the store must live in shared data.
 """
@@ -92,7 +92,7 @@ def test_refresh_rotation_and_reuse_revokes_grant(gateway):
 
 
 def test_refresh_keeps_grant_scope_while_access_narrows(gateway):
-    """G4: the access token may narrow; the new refresh token keeps the
+    """RFC 6749 §6: the access token may narrow; the new refresh token keeps the
     presented one's scope, so a later refresh can widen back to it."""
     grant = password_grant(gateway, ADMIN)
     narrowed = refreshed(gateway, grant["refresh_token"], scope_out="orders:read", scope="orders:read")
@@ -115,7 +115,7 @@ def test_refresh_scope_cannot_exceed_grant(gateway):
 
 
 def test_refresh_token_bound_to_client(gateway):
-    """G3: another client's refresh token is invalid_grant, and that attempt
+    """RFC 6749 §6: another client's refresh token is invalid_grant, and that attempt
     neither uses nor revokes it (else any client could kill others' grants)."""
     grant = password_grant(gateway, ADMIN)
     INVALID_GRANT.check(refresh(gateway, grant["refresh_token"], auth=OTHER_APP))
@@ -165,7 +165,7 @@ def test_concurrent_refreshes_have_one_winner_who_keeps_the_grant_within_the_gra
 
 
 def test_concurrent_refreshes_by_default_have_one_winner_and_revoke_the_grant(envoy_factory):
-    """Finding G (RFC 9700 §4.14.2): with no grace (the default) a loser presents the token the
+    """RFC 9700 §4.14.2: with no grace (the default) a loser presents the token the
     winner just replaced, which is reuse: the grant ends, the winner's tokens included."""
     config = {k: v for k, v in PLUGIN_CONFIG.items() if k != "refresh_token_reuse_grace_ms"}
     gw = envoy_factory.start(config, "no-grace")

@@ -36,7 +36,7 @@ def plugin_config(prefix: str, **fleet: object) -> dict:
     config = replicas.plugin_config(replicas.load())
     config["fleet"] = {**config["fleet"], "prefix": prefix, **fleet}
     config["applications"].append(SHORT_LIVED)
-    # An API for subscriptions of registered applications (issue 12).
+    # An API for subscriptions of registered applications.
     config["apis"] = [*config.get("apis", []), ORDERS_API]
     return config
 
@@ -144,7 +144,7 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 def record(name: str, figures: dict) -> None:
-    """Keeps a measured figure in target/fleet/<name>.json for the note and the README."""
+    """Keeps a measured figure in target/fleet/<name>.json for docs/fleet.md."""
     out = harness.REPO / "target" / "fleet"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(figures, indent=2))

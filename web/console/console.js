@@ -279,7 +279,7 @@ async function describe(token) {
 }
 
 // ------------------------------------------------------------------------------------------
-// Subscriptions and tiers (issue 12)
+// Subscriptions and tiers
 
 /** The IETF ratelimit-headers draft's `"Name";q=3;w=60` / `"Name";r=2;t=7`, as an object. */
 function parseRateLimit(value) {

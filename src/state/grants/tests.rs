@@ -378,7 +378,7 @@ fn the_loser_of_a_concurrent_refresh_gets_invalid_grant_and_the_winner_keeps_its
     assert!(fixture.store().refresh(&winner.refresh_token.unwrap(), "a", NOW, GRACE, keep_scope).is_ok());
 }
 
-/// Finding G: without a grace (the default), the loser of a concurrent refresh presents the
+/// RFC 9700 §4.14.2: without a grace (the default), the loser of a concurrent refresh presents the
 /// token the winner just replaced, which is reuse: the grant and the winner's tokens go.
 #[test]
 fn without_a_grace_the_loser_of_a_concurrent_refresh_revokes_the_grant() {
@@ -467,7 +467,7 @@ fn revoking_a_refresh_token_ends_the_whole_grant() {
     assert_eq!(fixture.store().revoke("garbage", "a", NOW, GRACE), Ok(Revocation::Unknown));
 }
 
-/// Finding D: the grant id in a refresh token only says which grant to look at; revoking
+/// The grant id in a refresh token only says which grant to look at; revoking
 /// needs the current refresh token (or, within the grace, the one it just replaced).
 #[test]
 fn a_rotated_or_forged_refresh_token_revokes_nothing() {
@@ -586,7 +586,7 @@ fn a_validated_token_is_found_again_without_reading_the_store() {
     assert_eq!(host.reads.get(), reads + 1);
     assert_eq!(store.find_access(&issued.access_token, NOW + 2).unwrap(), first);
     assert_eq!(host.reads.get(), reads + 1, "the second lookup came from this worker's memory");
-    assert_eq!(host.token_epoch.get(), 40, "issuing and finding tokens leave the epoch alone");
+    assert_eq!(host.token_epoch.get(), 40, "issuing and looking up tokens leave the epoch alone");
     assert_eq!(store.find_access(&issued.access_token, NOW + 60), Err(LookupError::Expired));
     assert_eq!(host.reads.get(), reads + 2, "an expired memory is not trusted: the store says why");
 }

@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 
 import { SHOTS, consoleAct, launchChromium, reportFailure, startGateway, stopGateway } from "./rig.mjs";
 
-// The seeds' example pair, and what `base64` of "key:secret" gives for it.
+// WSO2 API Manager's documented example pair, and what `base64` of "key:secret" gives for it.
 const SEED_KEY = "wU62DjlyDBnq87GlBwplfqvmAbAa";
 const SEED_SECRET = "ksdSdoefDDP7wpaElfqvmjDue";
 const SEED_BASE64 = "d1U2MkRqbHlEQm5xODdHbEJ3cGxmcXZtQWJBYTprc2RTZG9lZkREUDd3cGFFbGZxdm1qRHVl";
