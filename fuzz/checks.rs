@@ -25,6 +25,7 @@ use tokengate::oauth::credentials::{
 };
 use tokengate::oauth::form::{decode_component, query_parameter_names, FormParams};
 use tokengate::oauth::grant_type::GrantType;
+use tokengate::oauth::redirect_uri::ApplicationType;
 use tokengate::oauth::scope::{is_scope_token, ScopeSet};
 use tokengate::state::buckets::{decode_bucket, encode_bucket, records_of, Record};
 use tokengate::state::credential_changes::{CredentialChanges, CredentialKind};
@@ -372,6 +373,7 @@ fn registry_over(bytes: &[u8]) {
         saas: false,
         scope: String::new(),
         auth_method: AuthMethod::default(),
+        application_type: ApplicationType::default(),
     };
     let Ok(registered) = registry.register(registration, "admin", RECORDS_NOW) else { return };
     let id = &registered.record.client_id;
@@ -480,6 +482,7 @@ pub fn record_seeds() -> Vec<(&'static str, Vec<u8>)> {
             saas: name == "reports",
             scope: String::new(),
             auth_method: AuthMethod::default(),
+            application_type: ApplicationType::default(),
         };
         registry.register(registration, "admin", now).unwrap();
     }

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use crate::oauth::form::FormParams;
 use crate::oauth::messages::ErrorResponse;
 use crate::oauth::pkce::{self, S256};
-use crate::oauth::redirect_uri;
+use crate::oauth::redirect_uri::{self, ApplicationType};
 use crate::oauth::scope::{ScopeSet, MALFORMED_SCOPE};
 
 /// Random bytes behind one verifier or one `state`: 256 bits, 43 base64url characters
@@ -162,7 +162,9 @@ pub fn authorization_request(
     }
     let client_id = present(input.client_id, "the client id")?;
     let redirect = present(input.redirect_uri, "the redirect URI")?;
-    redirect_uri::check_registered(redirect).map_err(|_| SignInError::MalformedRedirectUri)?;
+    // The browser package and the CLI check as for a web client: what any client may use.
+    redirect_uri::check_registered(redirect, ApplicationType::Web)
+        .map_err(|_| SignInError::MalformedRedirectUri)?;
     let scope = match input.scope.filter(|scope| !scope.is_empty()) {
         Some(text) => Some(ScopeSet::parse(text).map_err(|_| SignInError::MalformedScope)?.to_string()),
         None => None,

@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::grant_type::GrantTypes;
+use crate::oauth::redirect_uri::ApplicationType;
 use crate::oauth::scope::ScopeSet;
 use crate::state::grants::{KeyType, NEVER_EXPIRES};
 
@@ -45,6 +46,9 @@ pub struct Application {
     pub public: bool,
     /// Registered redirect URIs, matched exactly ([`crate::oauth::redirect_uri::matches`]).
     pub redirect_uris: Vec<String>,
+    /// Web or native: which redirect URIs it may have, and whether a loopback one's port may
+    /// change (native only, RFC 8252 §7.3).
+    pub application_type: ApplicationType,
     /// What the login page calls it.
     pub name: String,
     /// Which key pair this consumer key is: a sandbox pair is an entry of its own, with the
@@ -60,8 +64,12 @@ pub struct AuthorizationConfig {
     pub capacity: u32,
     /// PBKDF2 iterations each worker may spend a second at the login form.
     pub pbkdf2_iterations_per_sec: u64,
-    /// The origins of every registered redirect URI: CORS at `/token` and `/revoke`.
+    /// The origins of web clients' redirect URIs, matched exactly: CORS at `/token` and
+    /// `/revoke`.
     pub cors_origins: Vec<String>,
+    /// The origins of native clients' redirect URIs: a loopback one on any port, as its
+    /// redirect URI (RFC 8252 §7.3).
+    pub native_cors_origins: Vec<String>,
 }
 
 pub struct User {

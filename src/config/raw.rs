@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::parts::{SubscriptionState, TierUnit};
 use crate::oauth::grant_type::GrantType;
+use crate::oauth::redirect_uri::ApplicationType;
 
 const DEFAULT_ACCESS_VALIDITY_SECS: i64 = 3600;
 const DEFAULT_REFRESH_VALIDITY_SECS: i64 = 86400;
@@ -205,6 +206,10 @@ pub(super) struct RawApplication {
     /// Where `/authorize` may send codes: exact strings (RFC 9700 §4.1.3).
     #[serde(default)]
     pub(super) redirect_uris: Vec<String>,
+    /// `web` (the default) or `native` (RFC 8252): which redirect URIs it may use and how they
+    /// are matched (see [`crate::oauth::redirect_uri`]).
+    #[serde(default)]
+    pub(super) application_type: ApplicationType,
     /// Shown on the login page; the consumer key when absent.
     pub(super) name: Option<String>,
     /// The APIs (of `apis`) this application may call, each with its tier.

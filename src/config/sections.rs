@@ -11,7 +11,7 @@ use super::raw::{
 use super::scope_catalog::ScopeCatalog;
 use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::grant_type::{refresh_without_password, GrantType, GrantTypes};
-use crate::oauth::redirect_uri::{self, RedirectUriError};
+use crate::oauth::redirect_uri::{self, ApplicationType, RedirectUriError};
 use crate::oauth::routes::{Access, PathTemplate, RouteRule, RouteTable};
 use crate::oauth::METADATA_PATH;
 use crate::state::grants::KeyType;
@@ -154,7 +154,7 @@ pub(super) fn applications(
             true => public_client(&at, &app, grant_types)?,
             false => verifier(&at, "consumer_secret", app.consumer_secret, app.consumer_secret_hash)?,
         };
-        let redirect_uris = redirect_uris(&at, app.redirect_uris, grant_types)?;
+        let redirect_uris = redirect_uris(&at, app.redirect_uris, grant_types, app.application_type)?;
         let name = app.name.unwrap_or_else(|| app.consumer_key.clone());
         check_name(&format!("{at}.name"), &name)?;
         let scopes = catalog.register_grantable(&format!("{at}.scopes"), &app.scopes)?;
@@ -172,6 +172,7 @@ pub(super) fn applications(
             can_introspect: app.introspect,
             public: app.public,
             redirect_uris,
+            application_type: app.application_type,
             name,
             // Filled in once the APIs and tiers are known (`apis::subscribe`).
             subscriptions: Vec::new(),
@@ -247,9 +248,15 @@ fn public_client(at: &str, app: &RawApplication, grants: GrantTypes) -> Result<S
     Ok(SecretVerifier::Sha256 { salt: b"tokengate public client".to_vec(), digest: [0; 32] })
 }
 
-/// Redirect URIs: needed by, and only for, the authorization code grant; https or loopback
-/// http, no fragment (RFC 6749 §3.1.2, RFC 8252 §7.3); none twice.
-fn redirect_uris(at: &str, uris: Vec<String>, grants: GrantTypes) -> Result<Vec<String>, ConfigError> {
+/// Redirect URIs: needed by, and only for, the authorization code grant; https with a host or
+/// loopback http, or for a native client a private-use scheme, no fragment (RFC 6749 §3.1.2,
+/// RFC 8252 §7); none twice.
+fn redirect_uris(
+    at: &str,
+    uris: Vec<String>,
+    grants: GrantTypes,
+    application_type: ApplicationType,
+) -> Result<Vec<String>, ConfigError> {
     let uses_code = grants.contains(GrantType::AuthorizationCode);
     if uses_code && uris.is_empty() {
         return Err(problem(
@@ -268,11 +275,21 @@ fn redirect_uris(at: &str, uris: Vec<String>, grants: GrantTypes) -> Result<Vec<
         if uri.len() > MAX_NAME_BYTES {
             return Err(problem(place, format!("must be at most {MAX_NAME_BYTES} bytes")));
         }
-        redirect_uri::check_registered(uri).map_err(|error| match error {
-            RedirectUriError::Scheme => problem(&place, "must be https, or http on 127.0.0.1 or [::1]"),
+        redirect_uri::check_registered(uri, application_type).map_err(|error| match error {
+            RedirectUriError::Scheme => match application_type {
+                ApplicationType::Web => problem(&place, "must be https, or http on 127.0.0.1 or [::1]"),
+                ApplicationType::Native => problem(
+                    &place,
+                    "must be https, http on 127.0.0.1 or [::1], or a private-use scheme like com.example.app:/cb",
+                ),
+            },
+            RedirectUriError::UnsafeScheme => {
+                problem(&place, "must not use the javascript, data, vbscript or file scheme")
+            }
             RedirectUriError::Malformed => {
                 problem(&place, "must have no fragment, wildcard, space or non-ASCII character")
             }
+            RedirectUriError::Duplicate => problem(&place, "is listed twice"),
         })?;
         if uris.iter().take(j).any(|other| other == uri) {
             return Err(problem(place, "is listed twice"));
@@ -312,15 +329,8 @@ pub(super) fn authorization(
     if !(1_000..=100_000_000).contains(&section.pbkdf2_iterations_per_sec) {
         return Err(problem("authorization.pbkdf2_iterations_per_sec", "must be between 1000 and 100000000"));
     }
-    // Sorted and without repeats, by insertion: no sort code for a list this short.
-    let origins =
-        users.iter().flat_map(|app| app.redirect_uris.iter().filter_map(|uri| redirect_uri::origin(uri)));
-    let mut cors_origins: Vec<String> = Vec::new();
-    for origin in origins {
-        if let Err(at) = cors_origins.binary_search_by(|known| known.as_str().cmp(origin)) {
-            cors_origins.insert(at, origin.to_owned());
-        }
-    }
+    let cors_origins = redirect_origins(&users, ApplicationType::Web);
+    let native_cors_origins = redirect_origins(&users, ApplicationType::Native);
     Ok(Some(AuthorizationConfig {
         endpoint: section.endpoint.clone(),
         code_lifetime_ms: section.code_lifetime_secs.saturating_mul(1000),
@@ -328,7 +338,24 @@ pub(super) fn authorization(
         capacity: section.capacity,
         pbkdf2_iterations_per_sec: section.pbkdf2_iterations_per_sec,
         cors_origins,
+        native_cors_origins,
     }))
+}
+
+/// The origins of the redirect URIs of the applications of one type, sorted and without
+/// repeats, by insertion: no sort code for a list this short.
+fn redirect_origins(users: &[&Application], application_type: ApplicationType) -> Vec<String> {
+    let origins = users
+        .iter()
+        .filter(|app| app.application_type == application_type)
+        .flat_map(|app| app.redirect_uris.iter().filter_map(|uri| redirect_uri::origin(uri)));
+    let mut sorted: Vec<String> = Vec::new();
+    for origin in origins {
+        if let Err(at) = sorted.binary_search_by(|known| known.as_str().cmp(origin)) {
+            sorted.insert(at, origin.to_owned());
+        }
+    }
+    sorted
 }
 
 /// The configured users, by username.

@@ -1,5 +1,6 @@
 use super::*;
 use crate::oauth::grant_type::{GrantType, GrantTypes};
+use crate::oauth::redirect_uri::ApplicationType;
 
 /// The demo configuration shipped in envoy/envoy.yaml, as the gateway tests use it too.
 pub(crate) const DEMO: &str = r#"{
@@ -448,6 +449,25 @@ fn with_spa(change: impl FnOnce(&mut serde_json::Value)) -> String {
     })
 }
 
+/// Web clients (the default) get CORS for their redirect URIs' exact origins; native ones for
+/// their loopback origins on any port, apart (RFC 9700 §4.1.3, RFC 8252 §7.3).
+#[test]
+fn application_types_split_the_cors_origins_and_allow_private_use_schemes_to_native_clients() {
+    let json = with_spa(|v| {
+        v["applications"].as_array_mut().unwrap().push(serde_json::json!({
+            "consumer_key": "demo-cli", "public": true, "application_type": "native",
+            "grant_types": ["authorization_code"],
+            "redirect_uris": ["http://127.0.0.1/callback", "com.example.app:/cb"], "scopes": ["orders:read"]
+        }));
+    });
+    let config = Config::from_json(json.as_bytes()).unwrap();
+    let flow = config.authorization.as_ref().unwrap();
+    assert_eq!(flow.cors_origins, vec!["http://127.0.0.1:8080".to_owned()]);
+    assert_eq!(flow.native_cors_origins, vec!["http://127.0.0.1".to_owned()]);
+    assert_eq!(config.applications["demo-cli"].application_type, ApplicationType::Native);
+    assert_eq!(config.applications["demo-spa"].application_type, ApplicationType::Web);
+}
+
 #[test]
 fn the_code_flow_is_configured_per_application_rfc6749_4_1() {
     let config = Config::from_json(with_spa(|_| {}).as_bytes()).unwrap();
@@ -502,6 +522,29 @@ fn the_code_flow_is_configured_per_application_rfc6749_4_1() {
             name: "twice the same URI",
             json: with_spa(|v| v["applications"][1]["redirect_uris"] = serde_json::json!(["https://a.example/cb", "https://a.example/cb"])),
             error: "applications[1].redirect_uris[1]: is listed twice",
+        },
+        Refused {
+            name: "https without a host",
+            json: with_spa(|v| v["applications"][1]["redirect_uris"] = serde_json::json!(["https://:443/cb"])),
+            error: "applications[1].redirect_uris[0]: must be https, or http on 127.0.0.1 or [::1]",
+        },
+        Refused {
+            name: "a javascript: redirect URI, even for a native client",
+            json: with_spa(|v| {
+                v["applications"][1]["application_type"] = "native".into();
+                v["applications"][1]["redirect_uris"] = serde_json::json!(["javascript:alert(1)"]);
+            }),
+            error: "applications[1].redirect_uris[0]: must not use the javascript, data, vbscript or file scheme",
+        },
+        Refused {
+            name: "a private-use scheme for a web client",
+            json: with_spa(|v| v["applications"][1]["redirect_uris"] = serde_json::json!(["com.example.app:/cb"])),
+            error: "applications[1].redirect_uris[0]: must be https, or http on 127.0.0.1 or [::1]",
+        },
+        Refused {
+            name: "an application type OpenID Connect does not define",
+            json: with_spa(|v| v["applications"][1]["application_type"] = "desktop".into()),
+            error: "applications[1].application_type: unknown variant",
         },
         Refused {
             name: "a code lifetime over 60 s",

@@ -294,7 +294,9 @@ impl<'a> Gateway<'a> {
                 .registration
                 .callback_url
                 .split(' ')
-                .filter(|uri| redirect_uri::check_registered(uri).is_ok())
+                .filter(|uri| {
+                    redirect_uri::check_registered(uri, record.registration.application_type).is_ok()
+                })
                 .map(str::to_owned)
                 .collect(),
             false => Vec::new(),
@@ -314,6 +316,7 @@ impl<'a> Gateway<'a> {
             can_introspect: false,
             public: false,
             redirect_uris,
+            application_type: record.registration.application_type,
             // Registration issues one key pair.
             key_type: KeyType::Production,
             subscriptions,

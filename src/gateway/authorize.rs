@@ -141,7 +141,7 @@ impl<'a> Gateway<'a> {
             application: &app.name,
             scopes: form.ticket.scope.split(' ').filter(|name| !name.is_empty()).collect(),
             handle: &handle,
-            redirect_origin: redirect_uri::origin(&form.ticket.redirect_uri),
+            redirect_origin: redirect_uri::destination(&form.ticket.redirect_uri),
             username: form.username,
             message: form.message,
         };
@@ -280,12 +280,14 @@ fn expired_page() -> Response {
     error_page(400, "This sign-in has expired or was already used. Start again.")
 }
 
-/// The presented redirect URI when it matches a registered one; when absent, the only one
-/// registered (RFC 6749 §4.1.1, §3.1.2.3).
+/// The presented redirect URI when it matches a registered one (a loopback one's port may
+/// differ for a native client only); when absent, the only one registered (RFC 6749 §4.1.1,
+/// §3.1.2.3).
 fn verified_redirect_uri<'r>(app: &'r Application, presented: Option<&'r str>) -> Option<&'r str> {
     match (presented, app.redirect_uris.as_slice()) {
         (Some(presented), registered) => {
-            registered.iter().any(|uri| redirect_uri::matches(uri, presented)).then_some(presented)
+            let matching = |uri: &String| redirect_uri::matches(uri, presented, app.application_type);
+            registered.iter().any(matching).then_some(presented)
         }
         (None, [only]) => Some(only.as_str()),
         (None, _) => None,

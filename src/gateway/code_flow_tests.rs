@@ -22,6 +22,12 @@ const CONFIG: &str = r#"{
     { "consumer_key": "web-app", "consumer_secret": "web-secret",
       "grant_types": ["authorization_code"],
       "redirect_uris": ["https://app.example/cb"], "scopes": ["orders:read"] },
+    { "consumer_key": "demo-cli", "public": true, "application_type": "native",
+      "grant_types": ["authorization_code"],
+      "redirect_uris": ["http://127.0.0.1/callback"], "scopes": ["orders:read"] },
+    { "consumer_key": "loopback-web", "public": true,
+      "grant_types": ["authorization_code"],
+      "redirect_uris": ["http://[::1]:8080/cb"], "scopes": ["orders:read"] },
     { "consumer_key": "demo-app", "consumer_secret": "demo-secret", "scopes": ["orders:read"] }
   ],
   "users": [ { "username": "alice", "password": "wonderland", "scopes": ["orders:read", "orders:write"] } ]
@@ -330,15 +336,41 @@ fn other_errors_go_back_with_state_and_iss() {
 }
 
 #[test]
-fn a_loopback_redirect_may_change_its_port_rfc8252_7_3() {
+fn a_native_clients_loopback_redirect_may_change_its_port_rfc8252_7_3() {
     let rig = Rig::new();
-    let other_port = "http://127.0.0.1:51000/console/callback";
-    let page = rig.authorize(&Rig::good_query("demo-spa", other_port));
+    let other_port = "http://127.0.0.1:51000/callback";
+    let page = rig.authorize(&Rig::good_query("demo-cli", other_port));
     assert_eq!(page.0.status, 200, "{}", page.text());
     let back = rig.sign_in(&page.handle(), "alice", "wonderland");
     assert!(back.location().starts_with(other_port));
     let code = back.callback().get("code").unwrap().to_owned();
-    assert_eq!(rig.exchange(&code, other_port, VERIFIER).0.status, 200);
+    let body = format!(
+        "grant_type=authorization_code&client_id=demo-cli&code={code}&redirect_uri={other_port}\
+         &code_verifier={VERIFIER}"
+    );
+    assert_eq!(rig.request("POST", "/token", None, &body).0.status, 200);
+}
+
+/// RFC 9700 §4.1.3 keeps the port exception to native apps: for a web client (the default),
+/// another port on the loopback address is another origin, perhaps another program.
+#[test]
+fn a_web_clients_loopback_redirect_keeps_its_port_rfc9700_4_1_3() {
+    let rig = Rig::new();
+    for (client, other_port) in
+        [("demo-spa", "http://127.0.0.1:51000/console/callback"), ("loopback-web", "http://[::1]:51000/cb")]
+    {
+        let page = rig.authorize(&Rig::good_query(client, other_port));
+        assert_eq!((page.0.status, page.0.header("location")), (400, None), "{client}: {}", page.text());
+    }
+    let page = rig.authorize(&Rig::good_query("demo-spa", CALLBACK));
+    assert_eq!(page.0.status, 200, "the registered port still works");
+}
+
+#[test]
+fn the_login_page_names_where_the_code_goes() {
+    let page = Rig::new().authorize(&Rig::good_query("web-app", "https://app.example/cb"));
+    assert_eq!(page.0.status, 200, "{}", page.text());
+    assert!(page.text().contains("sent back to <strong>https://app.example</strong>"), "{}", page.text());
 }
 
 #[test]
@@ -558,7 +590,23 @@ fn cors_only_for_the_origins_of_registered_redirect_uris() {
             allow_origin: Some("http://127.0.0.1:8080"),
         },
         CorsCase {
-            name: "post, a registered loopback origin on another port (RFC 8252 §7.3)",
+            name: "post, a web client's loopback origin",
+            method: "POST",
+            path: "/token",
+            origin: Some("http://[::1]:8080"),
+            status: 400,
+            allow_origin: Some("http://[::1]:8080"),
+        },
+        CorsCase {
+            name: "post, a web client's loopback origin on another port (RFC 9700 §4.1.3)",
+            method: "POST",
+            path: "/token",
+            origin: Some("http://[::1]:9999"),
+            status: 400,
+            allow_origin: None,
+        },
+        CorsCase {
+            name: "post, a native client's loopback origin on another port (RFC 8252 §7.3)",
             method: "POST",
             path: "/token",
             origin: Some("http://127.0.0.1:9999"),
@@ -684,9 +732,86 @@ fn registrations_with_the_code_grant_need_good_redirect_uris() {
             error: Some("invalid_redirect_uri"),
         },
         RegistrationCase {
-            name: "RFC 7591, client_credentials stores any absolute URI, since no code goes there",
+            name: "RFC 7591, client_credentials: a web client's URIs follow the same rules",
             path: "/register",
             json: r#"{"grant_types":["client_credentials"],"redirect_uris":["myapp:cb"]}"#,
+            status: 400,
+            error: Some("invalid_redirect_uri"),
+        },
+        RegistrationCase {
+            name: "RFC 7591, javascript: is refused whatever the grants",
+            path: "/register",
+            json: r#"{"grant_types":["client_credentials"],"redirect_uris":["javascript:alert(1)"]}"#,
+            status: 400,
+            error: Some("invalid_redirect_uri"),
+        },
+        RegistrationCase {
+            name: "RFC 7591, data: is refused even for a native client",
+            path: "/register",
+            json: r#"{"application_type":"native","redirect_uris":["data:text/html,hi"]}"#,
+            status: 400,
+            error: Some("invalid_redirect_uri"),
+        },
+        RegistrationCase {
+            name: "RFC 7591, https without a host",
+            path: "/register",
+            json: r#"{"grant_types":["authorization_code"],"redirect_uris":["https://:443/cb"]}"#,
+            status: 400,
+            error: Some("invalid_redirect_uri"),
+        },
+        RegistrationCase {
+            name: "RFC 7591, the same URI twice (RFC 7591 §3.2.2)",
+            path: "/register",
+            json: r#"{"grant_types":["authorization_code"],"redirect_uris":["https://shop.example/cb","https://shop.example/cb"]}"#,
+            status: 400,
+            error: Some("invalid_redirect_uri"),
+        },
+        RegistrationCase {
+            name: "RFC 7591, a native client's private-use scheme (RFC 8252 §7.1)",
+            path: "/register",
+            json: r#"{"application_type":"native","grant_types":["authorization_code"],"redirect_uris":["com.example.app:/cb"]}"#,
+            status: 201,
+            error: None,
+        },
+        RegistrationCase {
+            name: "RFC 7591, a web client may not have one",
+            path: "/register",
+            json: r#"{"grant_types":["authorization_code"],"redirect_uris":["com.example.app:/cb"]}"#,
+            status: 400,
+            error: Some("invalid_redirect_uri"),
+        },
+        RegistrationCase {
+            name: "RFC 7591, an unknown application_type",
+            path: "/register",
+            json: r#"{"application_type":"desktop","redirect_uris":["https://shop.example/cb"]}"#,
+            status: 400,
+            error: Some("invalid_client_metadata"),
+        },
+        RegistrationCase {
+            name: "v0.17, a javascript: callbackUrl without the code grant",
+            path: "/client-registration/v0.17/register",
+            json: r#"{"clientName":"js","callbackUrl":"javascript:alert(1)","grantType":"client_credentials"}"#,
+            status: 400,
+            error: Some("invalid_client_metadata"),
+        },
+        RegistrationCase {
+            name: "v0.17, the same callbackUrl twice",
+            path: "/client-registration/v0.17/register",
+            json: r#"{"clientName":"twice","callbackUrl":"https://shop.example/cb https://shop.example/cb","grantType":"authorization_code"}"#,
+            status: 400,
+            error: Some("invalid_client_metadata"),
+        },
+        RegistrationCase {
+            name: "v0.17, https without a host",
+            path: "/client-registration/v0.17/register",
+            json: r#"{"clientName":"hostless","callbackUrl":"https://:443/cb","grantType":"authorization_code"}"#,
+            status: 400,
+            error: Some("invalid_client_metadata"),
+        },
+        RegistrationCase {
+            name: "v0.17, the docs' callbackUrl without the code grant is only stored",
+            path: "/client-registration/v0.17/register",
+            json: r#"{"clientName":"docs-cc","callbackUrl":"www.google.lk","grantType":"client_credentials"}"#,
             status: 201,
             error: None,
         },
@@ -764,4 +889,47 @@ fn a_registered_client_signs_a_user_in_and_redeems_the_code_with_its_secret() {
     let other_id = other.json()["client_id"].as_str().unwrap().to_owned();
     let refused = rig.authorize(&Rig::good_query(&other_id, "https://shop.example/cb"));
     assert_eq!((refused.0.status, refused.0.header("location")), (400, None));
+}
+
+/// RFC 7591 `application_type`: echoed, kept with the client (RFC 7592 reads it back), and
+/// deciding whether a loopback redirect URI's port may change (native only, RFC 8252 §7.3).
+#[test]
+fn a_registered_clients_application_type_decides_the_loopback_port() {
+    let rig = Rig::with_config(REGISTERING);
+    let register = |json: &str| {
+        let reply = rig.register("/register", json);
+        assert_eq!(reply.0.status, 201, "{}", reply.text());
+        reply.json()
+    };
+    let native = register(
+        r#"{"application_type":"native","grant_types":["authorization_code"],"redirect_uris":["http://127.0.0.1/cb"]}"#,
+    );
+    let web =
+        register(r#"{"grant_types":["authorization_code"],"redirect_uris":["http://127.0.0.1:9000/cb"]}"#);
+    assert_eq!(
+        (native["application_type"].as_str(), web["application_type"].as_str()),
+        (Some("native"), Some("web"))
+    );
+
+    let read = rig.gateway();
+    let path = format!("/register/{}", native["client_id"].as_str().unwrap());
+    let bearer = format!("Bearer {}", native["registration_access_token"].as_str().unwrap());
+    let request = EndpointRequest {
+        client_address: None,
+        method: "GET",
+        path: &path,
+        authorization: Some(&bearer),
+        content_type: None,
+        body: b"",
+    };
+    let stored = Reply(read.serve(&read.endpoint(&path).unwrap(), &request));
+    assert_eq!(stored.json()["application_type"], "native", "{}", stored.text());
+
+    let native_id = native["client_id"].as_str().unwrap();
+    let page = rig.authorize(&Rig::good_query(native_id, "http://127.0.0.1:51000/cb"));
+    assert_eq!(page.0.status, 200, "{}", page.text());
+    let web_id = web["client_id"].as_str().unwrap();
+    let refused = rig.authorize(&Rig::good_query(web_id, "http://127.0.0.1:51000/cb"));
+    assert_eq!((refused.0.status, refused.0.header("location")), (400, None));
+    assert_eq!(rig.authorize(&Rig::good_query(web_id, "http://127.0.0.1:9000/cb")).0.status, 200);
 }

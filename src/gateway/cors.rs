@@ -1,11 +1,12 @@
-//! CORS at `/token` and `/revoke` for the origins of registered redirect URIs (loopback ones on
-//! any port), so a browser
-//! app (a public client) can redeem its code and refresh its tokens. Other origins get no
-//! CORS header at all, and their preflight is answered as any OPTIONS request is.
+//! CORS at `/token` and `/revoke` for the origins of configured redirect URIs, so a browser
+//! app (a public client) can redeem its code and refresh its tokens: a web client's exactly, a
+//! native client's loopback one on any port, as its redirect URI (RFC 8252 §7.3). Other
+//! origins get no CORS header at all, and their preflight is answered as any OPTIONS request
+//! is.
 
 use super::reply::Response;
 use super::{Endpoint, EndpointRequest, Gateway};
-use crate::oauth::redirect_uri;
+use crate::oauth::redirect_uri::{self, ApplicationType};
 
 impl<'a> Gateway<'a> {
     /// [`Gateway::serve`] for a request that may carry an `Origin` header.
@@ -29,11 +30,17 @@ impl<'a> Gateway<'a> {
         response
     }
 
-    /// A registered redirect URI's origin; for a loopback `http` one, on any port, since its
-    /// redirect URI may carry any port (RFC 8252 §7.3) and the app is served from there.
+    /// A web client's redirect URI's origin, exactly (RFC 9700 §4.1.3 keeps the port exception
+    /// to native apps: another port on the same machine is another program); a native
+    /// client's loopback one on any port, since its redirect URI may carry any port (RFC 8252
+    /// §7.3) and the app is served from there.
     fn is_cors_origin(&self, origin: &str) -> bool {
         self.config.authorization.as_ref().is_some_and(|flow| {
-            flow.cors_origins.iter().any(|registered| redirect_uri::matches(registered, origin))
+            flow.cors_origins.iter().any(|registered| registered == origin)
+                || flow
+                    .native_cors_origins
+                    .iter()
+                    .any(|registered| redirect_uri::matches(registered, origin, ApplicationType::Native))
         })
     }
 }

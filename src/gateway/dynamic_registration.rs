@@ -27,7 +27,7 @@ use crate::config::RegistrationConfig;
 use crate::host::metrics::Metric;
 use crate::oauth::credentials::parse_basic_authorization;
 use crate::oauth::grant_type::{refresh_without_password, GrantType, GrantTypes};
-use crate::oauth::redirect_uri;
+use crate::oauth::redirect_uri::{self, ApplicationType, RedirectUriError};
 use crate::oauth::scope::ScopeSet;
 use crate::state::registry::{
     AuthMethod, ClientRecord, ClientRegistry, MetadataUpdater, RegisterOptions, Registration, RegistryError,
@@ -45,6 +45,8 @@ struct ClientMetadata {
     redirect_uris: Option<Vec<String>>,
     scope: Option<String>,
     token_endpoint_auth_method: Option<String>,
+    /// `web` (the default) or `native` (OpenID Connect Dynamic Client Registration 1.0 §2).
+    application_type: Option<String>,
 }
 
 /// RFC 7591 §3.2.1 client information response (RFC 7592 §3 for reads and updates).
@@ -64,6 +66,7 @@ struct ClientInformation {
     grant_types: Vec<&'static str>,
     scope: String,
     token_endpoint_auth_method: &'static str,
+    application_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     registration_access_token: Option<String>,
     registration_client_uri: String,
@@ -203,16 +206,16 @@ impl<'a> Gateway<'a> {
                     "token_endpoint_auth_method must be client_secret_basic or client_secret_post",
                 ))?,
         };
-        let callback_url = redirect_uris(metadata.redirect_uris.unwrap_or_default())?;
+        let application_type = match metadata.application_type.as_deref() {
+            None => ApplicationType::Web,
+            Some(name) => ApplicationType::from_name(name)
+                .ok_or(ErrorKind::InvalidClientMetadata.because("application_type must be web or native"))?,
+        };
+        let callback_url = redirect_uris(metadata.redirect_uris.unwrap_or_default(), application_type)?;
         let grant_types = grant_types(metadata.grant_types, registration.grant_types)?;
-        // The code grant redirects there: the rules of configured redirect URIs apply.
-        if grant_types.contains(GrantType::AuthorizationCode) {
-            redirect_uri::check_all_registered(&callback_url).map_err(|_| {
-                ErrorKind::InvalidRedirectUri.because(
-                    "authorization_code needs redirect_uris, each https or http on 127.0.0.1 or [::1], \
-                     without a fragment or wildcard",
-                )
-            })?;
+        // The code grant redirects there: it needs one at least.
+        if grant_types.contains(GrantType::AuthorizationCode) && callback_url.is_empty() {
+            return Err(ErrorKind::InvalidRedirectUri.because("authorization_code needs redirect_uris"));
         }
         Ok(Registration {
             name,
@@ -222,6 +225,7 @@ impl<'a> Gateway<'a> {
             saas: false,
             scope: scope_within(metadata.scope.as_deref(), &registration.scopes)?,
             auth_method,
+            application_type,
         })
     }
 
@@ -252,6 +256,7 @@ impl<'a> Gateway<'a> {
             grant_types: registration.grant_types.iter().map(|grant| grant.as_str()).collect(),
             scope: scopes.map(|scopes| scopes.to_string()).unwrap_or_default(),
             token_endpoint_auth_method: registration.auth_method.as_str(),
+            application_type: registration.application_type.as_str(),
             registration_access_token: registration_token,
         }
     }
@@ -319,18 +324,32 @@ fn scope_within(asked: Option<&str>, allowed: &ScopeSet) -> Result<String, OAuth
     Ok(scopes.to_string())
 }
 
-/// `redirect_uris`, stored as given (joined by spaces): absolute URIs without a fragment
-/// (RFC 7591 §2). Only the code grant uses them, and then they must be more (see above).
-fn redirect_uris(uris: Vec<String>) -> Result<String, OAuthError> {
-    const BAD: OAuthError =
-        ErrorKind::InvalidRedirectUri.because("each redirect URI must be an absolute URI without a fragment");
-    for uri in &uris {
-        let scheme = uri.split_once(':').map(|(scheme, _)| scheme).unwrap_or_default();
-        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
-        if !scheme_ok || uri.contains('#') || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(BAD);
-        }
+/// `redirect_uris`, stored as given (joined by spaces), each once, each a redirect URI the
+/// client's type may use (see [`redirect_uri::check_registered`]), whatever its grants: a
+/// client without the code grant is never redirected to, but what is stored and echoed must
+/// not be a script or a file (RFC 7591 §3.2.2 `invalid_redirect_uri`).
+fn redirect_uris(uris: Vec<String>, application_type: ApplicationType) -> Result<String, OAuthError> {
+    for (i, uri) in uris.iter().enumerate() {
+        let reason = match redirect_uri::check_registered(uri, application_type) {
+            Ok(()) if uris.iter().take(i).any(|earlier| earlier == uri) => "a redirect URI is listed twice",
+            Ok(()) => continue,
+            Err(RedirectUriError::UnsafeScheme) => {
+                "a redirect URI must not use the javascript, data, vbscript or file scheme"
+            }
+            Err(RedirectUriError::Malformed | RedirectUriError::Duplicate) => {
+                "a redirect URI must have no fragment, wildcard, space or non-ASCII character"
+            }
+            Err(RedirectUriError::Scheme) => match application_type {
+                ApplicationType::Web => {
+                    "a web client's redirect URI must be https://host..., or http on 127.0.0.1 or [::1]"
+                }
+                ApplicationType::Native => {
+                    "a native client's redirect URI must be https://host..., http on 127.0.0.1 or [::1], \
+                     or a private-use scheme like com.example.app:/cb"
+                }
+            },
+        };
+        return Err(ErrorKind::InvalidRedirectUri.because(reason));
     }
     let joined = uris.join(" ");
     if joined.len() > MAX_TEXT_BYTES {

@@ -8,11 +8,12 @@ use super::reply::Response;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
 
-/// The login page's policy: as [`CSP`], with the redirect URI's origin allowed as a target of
-/// the form. Browsers check `form-action` on every redirect after a form's submission too
-/// (CSP Level 3 §6.4.1), so `'self'` alone would stop the 302 to an app on another origin.
+/// The login page's policy: as [`CSP`], with the redirect URI's origin (or private-use scheme)
+/// allowed as a target of the form. Browsers check `form-action` on every redirect after a
+/// form's submission too (CSP Level 3 §6.4.1), so `'self'` alone would stop the 302 to an app
+/// on another origin.
 fn login_csp(redirect_origin: Option<&str>) -> String {
-    match redirect_origin.filter(|origin| is_plain_origin(origin)) {
+    match redirect_origin.filter(|origin| is_plain_origin(origin) || is_scheme_source(origin)) {
         Some(origin) => format!(
             "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {origin}; frame-ancestors 'none'"
         ),
@@ -32,6 +33,15 @@ fn is_plain_origin(origin: &str) -> bool {
     })
 }
 
+/// `scheme:` (CSP Level 3 `scheme-source`), the scheme as RFC 3986 §3.1 spells one, and not
+/// one that would allow every web origin.
+fn is_scheme_source(source: &str) -> bool {
+    let Some(scheme) = source.strip_suffix(':') else { return false };
+    scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        && !["http", "https"].iter().any(|web| scheme.eq_ignore_ascii_case(web))
+}
+
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:24rem;margin:3rem auto;padding:0 1rem}\
 label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.4rem;box-sizing:border-box}\
 button{margin-top:1rem;padding:.5rem 1rem}.error{color:#a00}ul{padding-left:1.2rem}";
@@ -43,7 +53,8 @@ pub(super) struct LoginPage<'p> {
     /// The scopes asked for (empty: the application's default).
     pub(super) scopes: Vec<&'p str>,
     pub(super) handle: &'p str,
-    /// Where the form's redirect goes (`scheme://host[:port]`), allowed by the page's CSP.
+    /// Where the form's redirect goes (`scheme://host[:port]`, or a native app's `scheme:`):
+    /// shown to the user, and allowed by the page's CSP.
     pub(super) redirect_origin: Option<&'p str>,
     /// Kept in the username field after a failed attempt (never the password).
     pub(super) username: &'p str,
@@ -75,10 +86,15 @@ pub(super) fn login_page(status: u16, page: &LoginPage) -> Response {
         }
     };
     let message = page.message.map(|m| format!("<p class=\"error\">{}</p>", escape(m))).unwrap_or_default();
+    // Names can be chosen by whoever registers an application; where the code goes cannot.
+    let destination = page
+        .redirect_origin
+        .map(|origin| format!("<p>You will be sent back to <strong>{}</strong>.</p>", escape(origin)))
+        .unwrap_or_default();
     let body = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width\"><title>Sign in</title><style>{STYLE}</style></head>\
-<body><h1>Sign in</h1><p><strong>{app}</strong> wants to access your account.</p>{scopes}{message}\
+<body><h1>Sign in</h1><p><strong>{app}</strong> wants to access your account.</p>{scopes}{destination}{message}\
 <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"handle\" value=\"{handle}\">\
 <label for=\"username\">Username</label><input id=\"username\" name=\"username\" value=\"{username}\" \
 autocomplete=\"username\" required>\
@@ -170,6 +186,24 @@ mod tests {
     }
 
     #[test]
+    fn the_page_names_where_the_code_goes_escaped() {
+        let page = LoginPage {
+            action: "/authorize",
+            application: "Your bank",
+            scopes: Vec::new(),
+            handle: "h",
+            redirect_origin: Some("https://shop.example"),
+            username: "",
+            message: None,
+        };
+        let body = String::from_utf8(login_page(200, &page).body).unwrap();
+        assert!(body.contains("sent back to <strong>https://shop.example</strong>"), "{body}");
+        let hostile = LoginPage { redirect_origin: Some("https://a<b>\"c"), ..page };
+        let body = String::from_utf8(login_page(200, &hostile).body).unwrap();
+        assert!(body.contains("sent back to <strong>https://a&lt;b&gt;&quot;c</strong>"), "{body}");
+    }
+
+    #[test]
     fn the_form_may_redirect_to_the_apps_origin_only() {
         let cases = [
             (Some("http://127.0.0.1:5173"), "form-action 'self' http://127.0.0.1:5173;"),
@@ -181,6 +215,10 @@ mod tests {
             (Some("https://a.example,b"), "form-action 'self';"),
             (Some("https://*.example"), "form-action 'self';"),
             (Some("javascript:x"), "form-action 'self';"),
+            // A native app's private-use scheme (RFC 8252 §7.1), as a CSP scheme-source.
+            (Some("com.example.app:"), "form-action 'self' com.example.app:;"),
+            (Some("https:"), "form-action 'self';"),
+            (Some("com.example app:"), "form-action 'self';"),
         ];
         for (origin, expected) in cases {
             let policy = login_csp(origin);

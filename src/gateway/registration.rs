@@ -23,7 +23,7 @@ use crate::config::User;
 use crate::host::metrics::Metric;
 use crate::oauth::credentials::parse_basic_authorization;
 use crate::oauth::grant_type::{refresh_without_password, GrantType, GrantTypes};
-use crate::oauth::redirect_uri;
+use crate::oauth::redirect_uri::{self, ApplicationType};
 use crate::state::lockout::Principal;
 use crate::state::registry::{
     AuthMethod, ClientRecord, ClientRegistry, RegisterOptions, Registration, RegistryError,
@@ -158,14 +158,21 @@ impl<'a> Gateway<'a> {
         if refresh_without_password(grant_types) {
             return Err(ErrorKind::InvalidClientMetadata.because("refresh_token needs the password grant"));
         }
-        // The code grant redirects to callbackUrl: the rules of configured redirect URIs apply.
+        // v0.17 has no application type: a web client's. The code grant redirects to
+        // callbackUrl: the rules of configured redirect URIs apply. Without it, callbackUrl is
+        // stored and echoed only (the docs' `www.google.lk`), yet never a script or a file.
+        let application_type = ApplicationType::Web;
         if grant_types.contains(GrantType::AuthorizationCode)
-            && redirect_uri::check_all_registered(&payload.callback_url).is_err()
+            && redirect_uri::check_all_registered(&payload.callback_url, application_type).is_err()
         {
             return Err(ErrorKind::InvalidClientMetadata.because(
                 "with authorization_code, callbackUrl must be https, or http on 127.0.0.1 or [::1], \
-                 without a fragment or wildcard",
+                 without a fragment or wildcard, each URI once",
             ));
+        }
+        if payload.callback_url.split(' ').any(redirect_uri::has_unsafe_scheme) {
+            return Err(ErrorKind::InvalidClientMetadata
+                .because("callbackUrl must not use the javascript, data, vbscript or file scheme"));
         }
         let registration = Registration {
             name,
@@ -175,6 +182,7 @@ impl<'a> Gateway<'a> {
             saas: payload.saas_app,
             scope: String::new(),
             auth_method: AuthMethod::default(),
+            application_type,
         };
         let quota = self.config.registration.as_ref().and_then(|config| config.quota_for(admin));
         let options = RegisterOptions::WSO2.at_most_per_admin(quota);

@@ -16,6 +16,7 @@ use crate::host::metrics::Metric;
 use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
 use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::grant_type::GrantTypes;
+use crate::oauth::redirect_uri::ApplicationType;
 use crate::state::buckets::{put_short_bytes, records_of, BucketTable, InitError, Reader, Record};
 
 /// Registered applications per bucket.
@@ -47,6 +48,9 @@ pub struct Registration {
     /// RFC 7591 `token_endpoint_auth_method`: what the client said it will use. Both methods
     /// are accepted at `/token` whatever it says.
     pub auth_method: AuthMethod,
+    /// `application_type` (RFC 7591 registrations only; WSO2's v0.17 has none): web, the
+    /// default, or native.
+    pub application_type: ApplicationType,
 }
 
 /// RFC 7591 §2 `token_endpoint_auth_method`, the ones this gateway supports.
@@ -121,6 +125,10 @@ const SUBSCRIPTION_FIELDS: u8 = 2;
 /// bytes it had before; an older module that rewrites the bucket drops it, and the admin grant
 /// falls back to what the application has then (a ceiling that can only go down, never up).
 const ADMIN_GRANT_FIELDS: u8 = 3;
+/// Marks the application type, added after the admin grant, and written only for a native
+/// client: a web client's record keeps the bytes it had before the type existed, and a record
+/// without the mark is a web client's.
+const APPLICATION_TYPE_FIELDS: u8 = 4;
 /// Subscriptions one registered application may hold (one per API): bounds its record.
 pub const MAX_SUBSCRIPTIONS_PER_CLIENT: usize = 32;
 
@@ -264,6 +272,21 @@ fn read_scope(r: &mut Reader) -> Option<String> {
     String::from_utf8(r.take(usize::from(len))?.to_vec()).ok()
 }
 
+fn application_type_code(application_type: ApplicationType) -> u8 {
+    match application_type {
+        ApplicationType::Web => 0,
+        ApplicationType::Native => 1,
+    }
+}
+
+fn application_type_from_code(code: u8) -> Option<ApplicationType> {
+    match code {
+        0 => Some(ApplicationType::Web),
+        1 => Some(ApplicationType::Native),
+        _ => None,
+    }
+}
+
 fn decode_subscription(r: &mut Reader) -> Option<RegisteredSubscription> {
     let api = r.short_string()?;
     let tier = r.short_string()?;
@@ -302,16 +325,33 @@ impl Record for ClientRecord {
             }
             _ => Vec::new(),
         };
-        let registration = Registration { name, owner, callback_url, grant_types, saas, scope, auth_method };
         // Absent: the application has what its admin grant gave it (see ADMIN_GRANT_FIELDS).
         let admin_grant = match r.peek() {
             Some(ADMIN_GRANT_FIELDS) => {
                 r.u8()?;
                 let grant_types = GrantTypes::from_bits(r.u8()?);
-                AdminGrant { grant_types, scope: read_scope(&mut r)? }
+                Some(AdminGrant { grant_types, scope: read_scope(&mut r)? })
             }
-            _ => AdminGrant::of(&registration),
+            _ => None,
         };
+        let application_type = match r.peek() {
+            Some(APPLICATION_TYPE_FIELDS) => {
+                r.u8()?;
+                application_type_from_code(r.u8()?)?
+            }
+            _ => ApplicationType::Web,
+        };
+        let registration = Registration {
+            name,
+            owner,
+            callback_url,
+            grant_types,
+            saas,
+            scope,
+            auth_method,
+            application_type,
+        };
+        let admin_grant = admin_grant.unwrap_or_else(|| AdminGrant::of(&registration));
         Some(ClientRecord {
             client_id,
             registration,
@@ -360,6 +400,10 @@ impl Record for ClientRecord {
             out.push(ADMIN_GRANT_FIELDS);
             out.push(self.admin_grant.grant_types.bits());
             put_scope(out, &self.admin_grant.scope);
+        }
+        if self.registration.application_type != ApplicationType::Web {
+            out.push(APPLICATION_TYPE_FIELDS);
+            out.push(application_type_code(self.registration.application_type));
         }
     }
 
@@ -719,6 +763,7 @@ mod tests {
             saas: false,
             scope: String::new(),
             auth_method: AuthMethod::ClientSecretBasic,
+            application_type: ApplicationType::Web,
         }
     }
 
@@ -885,6 +930,45 @@ mod tests {
         assert_eq!(old, ClientRecord { registered_by: String::new(), issued_at_secs: 0, ..registered });
     }
 
+    /// A record written before the application type existed is a web client's, and a web
+    /// client's record is still written byte for byte as before; a native one adds its mark.
+    #[test]
+    fn the_application_type_defaults_to_web_and_leaves_web_records_bytes_alone() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 64);
+        let web = registry.register(registration("shop"), "admin", 0).unwrap().record;
+        let mut web_bytes = Vec::new();
+        web.encode_into(&mut web_bytes);
+        assert_eq!(
+            ClientRecord::decode(&web_bytes).unwrap().registration.application_type,
+            ApplicationType::Web
+        );
+
+        let native_registration =
+            Registration { application_type: ApplicationType::Native, ..web.registration.clone() };
+        let native = ClientRecord { registration: native_registration, ..web.clone() };
+        let mut native_bytes = Vec::new();
+        native.encode_into(&mut native_bytes);
+        assert_eq!(native_bytes, [web_bytes.as_slice(), &[APPLICATION_TYPE_FIELDS, 1]].concat());
+        assert_eq!(ClientRecord::decode(&native_bytes).as_ref(), Some(&native));
+        // After subscriptions too.
+        let subscribed = ClientRecord {
+            subscriptions: vec![RegisteredSubscription {
+                api: "Orders".into(),
+                tier: "Gold".into(),
+                state: RegisteredState::Unblocked,
+            }],
+            ..native
+        };
+        let mut bytes = Vec::new();
+        subscribed.encode_into(&mut bytes);
+        assert_eq!(ClientRecord::decode(&bytes).as_ref(), Some(&subscribed));
+        // An unknown type is no record, rather than a guess.
+        let last = native_bytes.len() - 1;
+        native_bytes[last] = 9;
+        assert_eq!(ClientRecord::decode(&native_bytes), None);
+    }
+
     #[test]
     fn rfc7591_registrations_keep_a_token_hash_scope_and_method_and_may_share_a_name() {
         let shared = MemoryStore::default();
@@ -970,6 +1054,31 @@ mod tests {
             Some(RegistryError::BeyondAdminGrant)
         );
         assert_eq!(registry.find(&id).unwrap().unwrap().registration, asked);
+    }
+
+    /// Each optional block after the subscriptions has its own mark, in a fixed order: a native
+    /// client that narrowed itself keeps both its admin grant and its type.
+    #[test]
+    fn a_narrowed_native_client_keeps_its_admin_grant_and_its_type() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 64);
+        let registered = registry.register(registration("shop"), "admin", 0).unwrap().record;
+        let narrowed = ClientRecord {
+            registration: Registration {
+                application_type: ApplicationType::Native,
+                scope: "orders:read".into(),
+                ..registered.registration.clone()
+            },
+            admin_grant: AdminGrant {
+                grant_types: registered.registration.grant_types,
+                scope: "orders:read orders:write".into(),
+            },
+            ..registered
+        };
+        let mut bytes = Vec::new();
+        narrowed.encode_into(&mut bytes);
+        assert!(bytes.ends_with(&[APPLICATION_TYPE_FIELDS, 1]));
+        assert_eq!(ClientRecord::decode(&bytes).as_ref(), Some(&narrowed));
     }
 
     #[test]

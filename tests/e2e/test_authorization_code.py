@@ -47,6 +47,12 @@ PLUGIN_CONFIG = harness.with_changes(
     lockout={"max_failures": 3, "window_secs": 60, "lockout_secs": 300},
 )
 PLUGIN_CONFIG["users"].append({"username": LOCK_USER[0], "password": LOCK_USER[1], "scopes": ["orders:read"]})
+# A native app (RFC 8252): its loopback redirect URI may carry any port, unlike demo-spa's (a web client's).
+NATIVE = "demo-cli"
+NATIVE_CALLBACK = "http://[::1]/callback"
+PLUGIN_CONFIG["applications"].append({"consumer_key": NATIVE, "public": True, "application_type": "native",
+                                      "grant_types": ["authorization_code"], "redirect_uris": [NATIVE_CALLBACK],
+                                      "scopes": ["orders:read"]})
 # Three PBKDF2 users against two plaintext ones: unknown usernames are checked against a decoy as
 # dear as the most common verifier, so here they cost a PBKDF2 check too.
 PLUGIN_CONFIG["users"] += [{"username": name, "password_hash": pbkdf2_hash(password), "scopes": ["orders:read"]}
@@ -146,6 +152,21 @@ def test_an_unregistered_redirect_uri_gets_a_page_not_a_redirect(gateway):
     reply = requests.get(gateway.url("/authorize"), params=query, timeout=TIMEOUT_S, allow_redirects=False)
     assert reply.status_code == 400 and "Location" not in reply.headers
     assert reply.headers["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("client_id, redirect_uri, status", [
+    (SPA, CALLBACK, 200),
+    # A web client's loopback redirect URI keeps its port (RFC 9700 §4.1.3).
+    (SPA, "http://127.0.0.1:9999/console/callback", 400),
+    # A native client's may carry any port (RFC 8252 §7.3).
+    (NATIVE, "http://[::1]:9999/callback", 200),
+])
+def test_only_a_native_clients_loopback_redirect_may_change_its_port(gateway, client_id, redirect_uri, status):
+    query = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+             "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"}
+    reply = requests.get(gateway.url("/authorize"), params=query, timeout=TIMEOUT_S, allow_redirects=False)
+    assert reply.status_code == status, reply.text
+    assert "Location" not in reply.headers
 
 
 def test_missing_pkce_goes_back_as_invalid_request(gateway):
@@ -282,11 +303,12 @@ def test_cors_for_registered_origins_only(gateway, path):
     post = requests.post(gateway.url(path), data={"grant_type": "refresh_token", "client_id": SPA, "token": "x",
                                                   "refresh_token": "x"}, headers={"Origin": allowed}, timeout=TIMEOUT_S)
     assert post.headers["Access-Control-Allow-Origin"] == allowed
-    # A loopback redirect URI may carry any port (RFC 8252 §7.3): so may its app's origin.
+    # A native client's loopback redirect URI may carry any port (RFC 8252 §7.3): so may its app's origin.
     other_port = requests.options(gateway.url(path), timeout=TIMEOUT_S, headers={
-        "Origin": "http://127.0.0.1:9999", "Access-Control-Request-Method": "POST"})
-    assert other_port.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:9999"
-    for other in ["https://evil.example", "http://localhost:8080", "http://[::2]:8080"]:
+        "Origin": "http://[::1]:9999", "Access-Control-Request-Method": "POST"})
+    assert other_port.headers["Access-Control-Allow-Origin"] == "http://[::1]:9999"
+    # A web client's keeps its port (RFC 9700 §4.1.3): demo-spa's origin on another port is refused.
+    for other in ["https://evil.example", "http://localhost:8080", "http://[::2]:8080", "http://127.0.0.1:9999"]:
         refused = requests.options(gateway.url(path), headers={"Origin": other, "Access-Control-Request-Method": "POST"},
                                    timeout=TIMEOUT_S)
         assert "Access-Control-Allow-Origin" not in refused.headers
@@ -303,7 +325,7 @@ def test_a_registered_client_signs_a_user_in_and_calls_the_api(gateway, monkeypa
         "redirect_uris": [shop_callback], "scope": "orders:read"})
     assert registered.status_code == 201, registered.text
     client = registered.json()
-    assert client["redirect_uris"] == [shop_callback]
+    assert client["redirect_uris"] == [shop_callback] and client["application_type"] == "web"
     monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
     with OAuth2Session(client["client_id"], client["client_secret"], redirect_uri=shop_callback, scope="orders:read",
                        code_challenge_method="S256") as shop:
@@ -312,6 +334,7 @@ def test_a_registered_client_signs_a_user_in_and_calls_the_api(gateway, monkeypa
         page = requests.get(url, timeout=TIMEOUT_S, allow_redirects=False)
         assert page.status_code == 200 and "Shop" in page.text, page.text
         assert "form-action 'self' https://shop.example;" in page.headers["Content-Security-Policy"]
+        assert "sent back to <strong>https://shop.example</strong>" in page.text
         back = post_login(gateway, HANDLE.search(page.text).group(1), *ADMIN)
         assert back.status_code == 302 and back.headers["Location"].startswith(shop_callback + "?code=")
         token = shop.fetch_token(gateway.url("/token"), authorization_response=back.headers["Location"],

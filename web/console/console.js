@@ -21,8 +21,9 @@ const REVOCATION_ENDPOINT = "/revoke";
 const INTROSPECTION_ENDPOINT = "/introspect";
 /** How long the access token box must stay still before a pasted token is looked up. */
 const PASTE_SETTLE_MS = 400;
-/** Signing in: the demo's public client, the console's own callback (a registered redirect URI;
- * any port on 127.0.0.1 or [::1], RFC 8252 §7.3), and where the pending sign-in waits for it. */
+/** Signing in: the demo's public client, the console's own callback (a registered redirect URI,
+ * port included: demo-spa is a web client, RFC 9700 §4.1.3), and where the pending sign-in waits
+ * for it. */
 const SIGN_IN_CLIENT = "demo-spa";
 const CALLBACK_PATH = "/console/callback";
 const SIGN_IN_STORAGE = "tokengate-console-sign-in";

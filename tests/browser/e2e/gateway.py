@@ -46,9 +46,13 @@ def console_clusters(port: int) -> list[dict]:
     return clusters
 
 
-def plugin_config() -> dict:
+def plugin_config(listener_port: int, spa_port: int) -> dict:
     """The demo configuration, and an Orders API that demo-app is subscribed to with a tier of
-    2 requests an hour: the console's subscription table and its 429 in plain words."""
+    2 requests an hour: the console's subscription table and its 429 in plain words.
+
+    demo-spa is a web client, whose loopback redirect URIs keep their port (RFC 9700 §4.1.3):
+    it lists the console's callback on this gateway's port and the callback of the test's
+    single-page app on its own origin (sign_in.test.mjs), as `make run` lists port 8080."""
     config = harness.with_changes(
         harness.demo_plugin_config(),
         tiers=[{"name": "Tiny", "requests": 2, "per": "hour"}],
@@ -57,6 +61,8 @@ def plugin_config() -> dict:
     )
     demo_app = next(app for app in config["applications"] if app["consumer_key"] == "demo-app")
     demo_app["subscriptions"] = [{"api": "Orders", "tier": "Tiny"}]
+    demo_spa = next(app for app in config["applications"] if app["consumer_key"] == "demo-spa")
+    demo_spa["redirect_uris"] = [f"http://127.0.0.1:{port}/console/callback" for port in (listener_port, spa_port)]
     return config
 
 
@@ -68,11 +74,12 @@ def main() -> None:
     upstream = harness.Upstream()
     console = ConsoleServer()
     try:
-        config = harness.render_envoy_config(plugin_config(), upstream.port)
+        listener_port, spa_port = harness.free_port(), harness.free_port()
+        config = harness.render_envoy_config(plugin_config(listener_port, spa_port), upstream.port, listener_port)
         config["static_resources"]["clusters"].extend(console_clusters(console.port))
         workdir = Path(tempfile.mkdtemp(prefix="tokengate-console-"))
         with harness.Gateway("console", workdir, config) as gateway:
-            print(json.dumps({"url": gateway.url(""), "log": str(gateway.log_path)}), flush=True)
+            print(json.dumps({"url": gateway.url(""), "log": str(gateway.log_path), "spaPort": spa_port}), flush=True)
             sys.stdin.read()  # until the test closes our stdin
     finally:
         console.stop()

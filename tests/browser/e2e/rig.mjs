@@ -31,8 +31,8 @@ export async function startGateway() {
     cwd: REPO,
     stdio: ["pipe", "pipe", "inherit"],
   });
-  const { url, log } = JSON.parse(await firstLine(process.stdout, STARTUP_TIMEOUT_MS));
-  return { process, url, log };
+  const { url, log, spaPort } = JSON.parse(await firstLine(process.stdout, STARTUP_TIMEOUT_MS));
+  return { process, url, log, spaPort };
 }
 
 /** Stops a gateway from startGateway (closing its stdin ends it) and waits for it to exit. */

@@ -6,7 +6,7 @@
 //    callback, and the user's token then used, refreshed and revoked like the key-pair form's.
 //    Screenshots of the login page and of the signed-in console go to target/browser/.
 // 2. oauth4webapi (a well-known browser OAuth library, from npm) completing the same flow from
-//    a page on another origin (its own loopback port), so CORS and the login page's
+//    a page on another origin (its own loopback port, registered), so CORS and the login page's
 //    form-action are exercised as a real single-page app meets them.
 
 import { after, before, test } from "node:test";
@@ -33,7 +33,9 @@ before(async () => {
   gateway = await startGateway();
   ({ url: base, log: envoyLog } = gateway);
   browser = await launchChromium();
-  spaServer = await startSpa();
+  // On the port the gateway registered for it: demo-spa is a web client, whose loopback
+  // redirect URIs keep their port (RFC 9700 §4.1.3).
+  spaServer = await startSpa(gateway.spaPort);
   spaBase = `http://127.0.0.1:${spaServer.address().port}`;
 });
 
@@ -212,7 +214,7 @@ if (location.pathname === "/console/callback") {
 }
 `;
 
-function startSpa() {
+function startSpa(port) {
   const server = createServer(async (request, response) => {
     const path = new URL(request.url, "http://x").pathname;
     const send = (type, body) => response.writeHead(200, { "Content-Type": type }).end(body);
@@ -228,7 +230,7 @@ function startSpa() {
     }
     response.writeHead(404).end();
   });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+  return new Promise((resolve) => server.listen(port, "127.0.0.1", () => resolve(server)));
 }
 
 test("oauth4webapi completes the flow from another origin: login page, code, token, refresh", async () => {
