@@ -105,6 +105,20 @@ pub(super) fn apis(raw: &[RawApi]) -> Result<Vec<Api>, ConfigError> {
         if apis.iter().any(|other| other.context == *context) {
             return Err(problem(format!("{at}.context"), "two APIs have this context"));
         }
+        // A path under both contexts would fall into the shorter one's `/*` (or `/{id}`) when
+        // the longer API has no exact match (`/orders/1.0.0/ITEMS`), and skip the longer
+        // API's subscription and tier: no context may be another's prefix, segment-wise.
+        let overlapping =
+            apis.iter().enumerate().find(|(_, other)| contexts_overlap(&other.context, context));
+        if let Some((j, other)) = overlapping {
+            return Err(problem(
+                format!("{at}.context"),
+                format!(
+                    "overlaps the context of apis[{j}] ({}): no context may be a path under another",
+                    other.name
+                ),
+            ));
+        }
         for (field, upstream) in
             [("production_upstream", &api.production_upstream), ("sandbox_upstream", &api.sandbox_upstream)]
         {
@@ -125,6 +139,16 @@ pub(super) fn apis(raw: &[RawApi]) -> Result<Vec<Api>, ConfigError> {
         });
     }
     Ok(apis)
+}
+
+/// True when one context is the other or a path under it, segment by segment: `/orders` and
+/// `/orders/1.0.0` overlap, `/orders` and `/orders2` do not. Contexts start with '/' and do
+/// not end with one (checked before).
+fn contexts_overlap(one: &str, other: &str) -> bool {
+    let under = |longer: &str, shorter: &str| {
+        longer.strip_prefix(shorter).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    under(one, other) || under(other, one)
 }
 
 /// A resource's path under its API's context: `/` is the context itself. A path without its

@@ -575,6 +575,25 @@ fn demo_with_api(change: impl FnOnce(&mut serde_json::Value)) -> String {
     })
 }
 
+/// The demo API (`Orders` at `/orders/1.0.0`) and a second one, `Catalog`, at `context`, with a
+/// public wildcard: the resource that would swallow the other API's paths if both were kept.
+fn with_second_api(context: &str) -> String {
+    demo_with_api(|v| {
+        v["apis"].as_array_mut().unwrap().push(serde_json::json!({ "name": "Catalog", "version": "1",
+            "context": context, "resources": [{ "methods": ["GET"], "path": "/*", "public": true }] }));
+    })
+}
+
+/// Contexts overlap segment by segment only: a shared spelling without a '/' between is two
+/// separate trees of paths.
+#[test]
+fn contexts_that_only_share_a_spelling_are_accepted() {
+    for context in ["/orders2", "/orders/1.0.01", "/orders/2.0.0", "/order", "/Orders/1.0.0/beta"] {
+        let config = Config::from_json(with_second_api(context).as_bytes());
+        assert!(config.is_ok(), "{context}: {:?}", config.err());
+    }
+}
+
 #[test]
 fn apis_tiers_and_subscriptions_are_validated() {
     let table = [
@@ -607,6 +626,21 @@ fn apis_tiers_and_subscriptions_are_validated() {
             name: "a context ending in '/'",
             json: demo_with_api(|v| v["apis"][0]["context"] = "/orders/".into()),
             error: "apis[0].context: must be a path like /orders/1.0.0",
+        },
+        Refused {
+            name: "a context that is a prefix of another API's",
+            json: with_second_api("/orders"),
+            error: "apis[1].context: overlaps the context of apis[0] (Orders): no context may be a path under another",
+        },
+        Refused {
+            name: "a context under another API's",
+            json: with_second_api("/orders/1.0.0/beta"),
+            error: "apis[1].context: overlaps the context of apis[0] (Orders)",
+        },
+        Refused {
+            name: "a context under another API's, with a doubled slash",
+            json: with_second_api("/orders/1.0.0//beta"),
+            error: "apis[1].context: overlaps the context of apis[0] (Orders)",
         },
         Refused {
             name: "an API resource's path without '/'",

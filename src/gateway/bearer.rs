@@ -12,7 +12,7 @@ use crate::host::metrics::{ApiStat, DenyReason, Metric};
 use crate::oauth::credentials::is_b64token;
 use crate::oauth::form::query_parameter_names;
 use crate::oauth::messages::ErrorResponse;
-use crate::oauth::routes::{has_ambiguous_segment, Access, RouteMatch};
+use crate::oauth::routes::{has_ambiguous_segment, has_method_override_parameter, Access, RouteMatch};
 use crate::state::grants::{GrantOwner, KeyType, LookupError};
 
 /// Headers some frameworks honour to change a request's method or path after the gateway
@@ -84,6 +84,12 @@ impl<'a> Gateway<'a> {
         // A path some upstream would resolve to another resource than the rule that matched.
         if has_ambiguous_segment(path) {
             let description = "the path has a dot segment or a ';' parameter";
+            let body = ErrorResponse::new("invalid_request", description).to_json();
+            return Err((DenyReason::InvalidRequest, json_response(400, Vec::new(), body)));
+        }
+        // The query's counterpart of the override headers, which cannot be stripped: refused.
+        if !self.config.forward_method_overrides && query.is_some_and(has_method_override_parameter) {
+            let description = "the query has a _method parameter, which some frameworks read as the method";
             let body = ErrorResponse::new("invalid_request", description).to_json();
             return Err((DenyReason::InvalidRequest, json_response(400, Vec::new(), body)));
         }

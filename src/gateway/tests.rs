@@ -717,6 +717,45 @@ fn method_override_headers_are_stripped_unless_configured() {
     }
 }
 
+/// Symfony, Laravel and Express's method-override read `_method` from the query of a POST: a
+/// write allowed with `orders:write` would reach the upstream as a DELETE. Unlike the headers it
+/// cannot be stripped, so such a request is refused unless `forward_method_overrides`.
+#[test]
+fn a_method_override_in_the_query_is_refused_unless_configured() {
+    struct Case {
+        name: &'static str,
+        method: &'static str,
+        path: &'static str,
+        refused: bool,
+    }
+    #[rustfmt::skip]
+    let table = [
+        Case { name: "a POST turned into a DELETE", method: "POST", path: "/api/orders?_method=DELETE", refused: true },
+        Case { name: "percent-encoded", method: "POST", path: "/api/orders?%5fmethod=DELETE", refused: true },
+        Case { name: "as PHP spells it", method: "POST", path: "/api/orders?a=1&.method=PUT", refused: true },
+        Case { name: "on a public resource", method: "GET", path: "/api/public/ping?_method=DELETE", refused: true },
+        Case { name: "another parameter", method: "GET", path: "/api/orders/7?method=DELETE", refused: false },
+        Case { name: "in a value", method: "GET", path: "/api/orders?q=_method", refused: false },
+    ];
+    for (options, forwarded) in [("", false), ("\"forward_method_overrides\": true,", true)] {
+        let rig = Rig::with_config(&DEMO.replacen('{', &format!("{{ {options}"), 1));
+        let token = rig.access_token("grant_type=client_credentials");
+        for Case { name, method, path, refused } in &table {
+            let outcome = rig.call_with_token(method, path, &token);
+            let refused = *refused && !forwarded;
+            match outcome {
+                Outcome::Respond(response) if refused => {
+                    assert_eq!(response.status, 400, "{name} ({options})");
+                    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+                    assert_eq!(body["error"], "invalid_request", "{name} ({options})");
+                }
+                Outcome::Forward(_) if !refused => {}
+                other => panic!("{name} ({options}): {other:?}"),
+            }
+        }
+    }
+}
+
 /// A public `/static/*` must not forward `/static/..;/api/orders`, which Tomcat,
 /// Jetty and Spring serve as `/api/orders`.
 #[test]

@@ -1,5 +1,7 @@
 //! API resources: an HTTP method plus a path template, and what a request needs to reach it.
 
+use crate::oauth::form::query_parameter_names;
+
 /// One segment of a path template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -131,6 +133,25 @@ pub fn has_ambiguous_segment(path: &str) -> bool {
         }
         !other && (dots == 1 || dots == 2)
     })
+}
+
+/// True when a query string has a parameter that a method-override middleware would read as
+/// the request's method: Symfony and Laravel (`Request::getMethod`) and Express's
+/// `method-override` with a `_method` getter read `_method` from the query of a POST, so a POST
+/// allowed with one scope would reach the upstream as a DELETE.
+///
+/// A scan of the names only, and none at all for a request without a query.
+pub fn has_method_override_parameter(query: &str) -> bool {
+    query_parameter_names(query).any(|name| is_method_override_parameter(&name))
+}
+
+/// `_method`, also as PHP reads a name (the PHP manual, "Variables From External Sources"):
+/// leading spaces dropped (`+` is a space in a query), `.` and ` ` turned into `_`, and
+/// `_method[...]` read as an array named `_method`.
+fn is_method_override_parameter(name: &str) -> bool {
+    let name = name.trim_start_matches([' ', '+']);
+    let name = name.split_once('[').map_or(name, |(base, _)| base);
+    name.strip_prefix(['_', '.']) == Some("method")
 }
 
 /// What a matched resource asks of a request.
@@ -291,6 +312,33 @@ mod tests {
         ];
         for Case { name, path, ambiguous } in table {
             assert_eq!(has_ambiguous_segment(path), ambiguous, "{name}: {path}");
+        }
+    }
+
+    #[test]
+    fn method_override_parameters_are_found_in_the_query() {
+        struct Case {
+            name: &'static str,
+            query: &'static str,
+            found: bool,
+        }
+        #[rustfmt::skip]
+        let table = [
+            Case { name: "plain", query: "_method=DELETE", found: true },
+            Case { name: "after other parameters", query: "page=2&_method=PUT", found: true },
+            Case { name: "without a value", query: "a=1&_method", found: true },
+            Case { name: "percent-encoded", query: "%5Fmethod=DELETE", found: true },
+            Case { name: "PHP reads a dot as '_'", query: ".method=DELETE", found: true },
+            Case { name: "PHP drops leading spaces", query: "+_method=DELETE&%20_method=PUT", found: true },
+            Case { name: "PHP and qs read brackets as an array", query: "_method[]=DELETE", found: true },
+            Case { name: "no such parameter", query: "page=2&sort=asc", found: false },
+            Case { name: "a value, not a name", query: "q=_method", found: false },
+            Case { name: "a longer name", query: "_methods=DELETE&x_method=PUT", found: false },
+            Case { name: "upper case is another name", query: "_METHOD=DELETE", found: false },
+            Case { name: "empty", query: "", found: false },
+        ];
+        for Case { name, query, found } in table {
+            assert_eq!(has_method_override_parameter(query), found, "{name}: {query}");
         }
     }
 

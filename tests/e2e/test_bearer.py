@@ -66,6 +66,7 @@ NOT_FOUND = Expect(404, {"Content-Type": re.compile(r"application/json.*")}, {"e
 NO_CREDENTIALS = Expect(401, {"WWW-Authenticate": bearer_challenge()})
 MALFORMED = Expect(400, {"WWW-Authenticate": bearer_challenge(error="invalid_request")})
 INVALID_TOKEN = invalid_token()
+REFUSED_JSON = Expect(400, {"Content-Type": re.compile(r"application/json.*")}, {"error": "invalid_request"})
 ENVOY_REJECTS = Expect(400)  # path_with_escaped_slashes_action: REJECT_REQUEST, before the filter
 RW_IDENTITY = identity("demo-app", FULL_SCOPE)
 
@@ -107,6 +108,12 @@ ROWS = [
     # --- B2/B3: tokens in the query string are refused.
     Row("token in query", get("/api/orders?access_token=$rw"), MALFORMED),
     Row("token in query and header", get("/api/orders?access_token=$rw", "Bearer $rw"), MALFORMED),
+    # --- a `_method` in the query: Symfony, Laravel and Express's method-override would make
+    # the upstream see this POST as a DELETE (forward_method_overrides is off here).
+    Row("method override in query", get("/api/orders?_method=DELETE", "Bearer $rw", method="POST"), REFUSED_JSON),
+    Row("method override in query, encoded", get("/api/orders?%5Fmethod=DELETE", "Bearer $rw", method="POST"), REFUSED_JSON),
+    Row("method override in query, PHP's spelling", get("/api/public/ping?.method=DELETE"), REFUSED_JSON),
+    Row("method as a plain parameter", get("/api/public/ping?method=DELETE"), upstream("/api/public/ping?method=DELETE")),
     # --- B1: scheme case-insensitive, 1*SP before the token (RFC 6750 §2.1).
     Row("lower-case scheme", get("/api/orders", "bearer $rw"), upstream("/api/orders", RW_IDENTITY)),
     Row("upper-case scheme", get("/api/orders", "BEARER $rw"), upstream("/api/orders", RW_IDENTITY)),

@@ -56,6 +56,13 @@ def test_method_overrides_forwarded(gateway):
     assert "x-http-method-override" in echo["header_names"], echo
 
 
+def test_method_override_parameter_forwarded(gateway):
+    """With forward_method_overrides the operator vouches for the upstream: `_method` passes."""
+    token = client_token(gateway)
+    echo = forwarded(call(gateway, "/api/orders?_method=DELETE", token, method="POST"))
+    assert (echo["method"], echo["path"]) == ("POST", "/api/orders?_method=DELETE"), echo
+
+
 def test_body_limit(gateway):
     CC_OK.check(post_token(gateway, padded_cc_body(MAX_BODY)))
     token_error(413, "invalid_request").check(post_token(gateway, padded_cc_body(MAX_BODY + 1)))
