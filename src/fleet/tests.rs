@@ -178,8 +178,35 @@ impl Replica<'_> {
         let keys = self.plain_gateway().table_keys();
         match watch::apply(&self.shared, PREFIX, &response, keys.into_iter()).unwrap() {
             watch::Heard::UpTo(revision) => self.watched.set(revision.max(self.watched.get())),
-            watch::Heard::Compacted => self.watched.set(self.fleet.etcd.revision()),
+            watch::Heard::Compacted => self.restart_watch(),
             watch::Heard::Opened => {}
+        }
+    }
+
+    /// What the watcher does with no revision to resume from (at start-up, after a
+    /// compaction): one read says where etcd stands, every older entry is forgotten below that
+    /// floor, and the watch starts right after it.
+    fn restart_watch(&self) {
+        let revision = self.fleet.etcd.revision();
+        let keys = self.plain_gateway().table_keys();
+        super::cache::forget_below(&self.shared, keys.into_iter(), revision).unwrap();
+        self.watched.set(revision);
+    }
+
+    /// A Bearer check's pass over the cache and the transaction it needs, not yet sent.
+    fn bearer_txn(&self, token: &str) -> super::plan::FleetTxn {
+        let authorization = format!("Bearer {token}");
+        let view = FleetView::new(&self.shared);
+        let staged = StagedMetrics::default();
+        let gateway = Gateway::new(&self.fleet.config, self.host(&view, &staged));
+        gateway.authorize(&ApiRequest {
+            method: "GET",
+            path: "/api/orders",
+            authorization: Some(&authorization),
+        });
+        match plan(&view.into_record(), PREFIX, true, self.fleet.now()) {
+            Step::Ask(txn) => txn,
+            Step::Deliver => panic!("a Bearer check on a cold cache asks etcd"),
         }
     }
 }
@@ -345,6 +372,42 @@ fn after_a_compaction_the_cache_is_forgotten_and_read_again() {
     assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
     fleet.etcd.compact();
     // B's watch was behind the compaction: it forgets its cache rather than trust it.
+    b.catch_up();
+    assert_eq!(b.bearer_status(&token), 401);
+}
+
+#[test]
+fn an_answer_sent_before_a_compaction_cannot_outlive_the_watch_that_follows() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    // etcd answers B about the token's bucket; the answer is still on its way...
+    let txn = b.bearer_txn(&token);
+    let late = fleet.etcd.txn(&txn.request);
+    // ...while A revokes the token and etcd compacts the history B's watch needed.
+    assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    fleet.etcd.compact();
+    b.catch_up();
+    // The watch now starts after the revocation and will never deliver it: the late answer
+    // must not be cached, or B would let the revoked token through on its cache alone.
+    let _ = settle(&b.shared, &txn, &late).unwrap();
+    b.catch_up();
+    assert_eq!(b.bearer_status(&token), 401);
+}
+
+#[test]
+fn an_answer_sent_before_the_watch_starts_cannot_outlive_it() {
+    let fleet = Fleet::new();
+    let a = fleet.replica();
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    // A replica starting up: its first request asks etcd before its watch is open.
+    let b = fleet.replica();
+    let txn = b.bearer_txn(&token);
+    let late = fleet.etcd.txn(&txn.request);
+    assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    // The watch opens after the revocation (from where etcd stands), then the answer lands.
+    b.restart_watch();
+    let _ = settle(&b.shared, &txn, &late).unwrap();
     b.catch_up();
     assert_eq!(b.bearer_status(&token), 401);
 }
