@@ -11,7 +11,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 use super::envoy_host::{
     envoy_host, request_headers, request_trailers, source_address, EnvoyClock, EnvoyMetrics, LOGIN_KEY,
 };
-use super::fleet_request::{run_pass, Answer, FleetClient, Next, Waiting};
+use super::fleet_request::{Answer, FleetClient, Next, Waiting};
 use crate::config::Config;
 use crate::gateway::{
     ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Host, Outcome, Response, IDENTITY_HEADER_PREFIX,
@@ -212,14 +212,13 @@ impl GatewayRequest {
         in_callback: bool,
     ) -> Action {
         let pass = {
-            let changes = self.credential_changes.borrow();
-            run_pass(Rc::clone(&self.metrics), |view, staged| {
+            fleet.run_pass(&self.config, |view, staged, changes| {
                 let host = Host {
                     shared: view,
                     random: &SystemRandomness,
                     clock: &EnvoyClock,
                     metrics: staged,
-                    credential_changes: &changes,
+                    credential_changes: changes,
                     login_key: &LOGIN_KEY,
                 };
                 let gateway = Gateway::new(&self.config, host);

@@ -26,9 +26,15 @@ const UNKNOWN_REVISION: i64 = -1;
 
 /// The tables that live in etcd in fleet mode; everything else stays per Envoy. The code
 /// flow's two are there so a login page served by one replica opens on another (the key its
-/// handles are sealed under), and a code be redeemed (and its replay caught) on any.
-const FLEET_TABLES: [&str; 4] =
-    ["tokengate/grants/", "tokengate/clients/", "tokengate/authz-key/", "tokengate/authz-code/"];
+/// handles are sealed under), and a code be redeemed (and its replay caught) on any; the
+/// credential-change record so that no restart forgets what a change ended.
+const FLEET_TABLES: [&str; 5] = [
+    "tokengate/grants/",
+    "tokengate/clients/",
+    "tokengate/authz-key/",
+    "tokengate/authz-code/",
+    "tokengate/credential-changes/",
+];
 
 /// A decoded cache entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +175,7 @@ mod tests {
         assert!(is_fleet_key("tokengate/grants/17") && is_fleet_key("tokengate/clients/0"));
         assert!(!is_fleet_key("tokengate/grants/count") && !is_fleet_key("tokengate/limits/3"));
         assert!(!is_fleet_key("tokengate/grants/") && !is_fleet_key("tokengate/credential-changes"));
+        assert!(is_fleet_key(crate::state::credential_changes::FLEET_KEY), "the record's fleet key");
         assert_eq!(etcd_key("prod/", "tokengate/grants/17"), b"prod/grants/17");
         assert_eq!(cache_key("prod/", b"prod/grants/17").as_deref(), Some("tokengate/grants/17"));
         assert_eq!(cache_key("prod/", b"other/grants/17"), None);

@@ -26,13 +26,19 @@ struct Fleet {
     etcd: MemoryEtcd,
     clock: ManualClock,
     config: Config,
+    json: String,
 }
 
 struct Replica<'f> {
     fleet: &'f Fleet,
+    /// This replica's configuration (the fleet's, unless it was started with another).
+    config: Config,
     shared: MemoryStore,
     metrics: RecordedMetrics,
-    changes: CredentialChanges,
+    /// This VM's copy of the credential-change record, and where it stands with etcd's.
+    changes: std::cell::RefCell<CredentialChanges>,
+    record: super::credentials::CredentialRecord,
+    no_changes: CredentialChanges,
     /// One VM's copy of the login handles' key.
     login_key: KeyMemory,
     /// The revision this replica's watch has applied up to.
@@ -55,20 +61,35 @@ impl Fleet {
             etcd: MemoryEtcd::default(),
             clock: ManualClock::at(1_700_000_000),
             config: Config::from_json(json.as_bytes()).unwrap(),
+            json: json.to_owned(),
         }
     }
 
     fn replica(&self) -> Replica<'_> {
+        self.replica_with(&self.json)
+    }
+
+    /// A replica started (as a new process: nothing in its shared data) with its own config.
+    fn replica_with(&self, json: &str) -> Replica<'_> {
         let replica = Replica {
             fleet: self,
+            config: Config::from_json(json.as_bytes()).unwrap(),
             shared: MemoryStore::default(),
             metrics: RecordedMetrics::default(),
-            changes: CredentialChanges::default(),
+            changes: std::cell::RefCell::default(),
+            record: super::credentials::CredentialRecord::new(self.now()),
+            no_changes: CredentialChanges::default(),
             login_key: KeyMemory::new(),
             watched: std::cell::Cell::new(self.etcd.revision()),
         };
         replica.plain_gateway().initialize_store().unwrap();
+        CredentialChanges::create_fleet_record(&replica.shared).unwrap();
         replica
+    }
+
+    /// The grant buckets etcd holds (beside them: the credential-change record).
+    fn grant_keys(&self) -> usize {
+        self.etcd.keys_under(format!("{PREFIX}grants/").as_bytes())
     }
 
     fn now(&self) -> u64 {
@@ -79,20 +100,30 @@ impl Fleet {
 
 impl Replica<'_> {
     fn plain_gateway(&self) -> Gateway<'_> {
-        Gateway::new(&self.fleet.config, self.host(&self.shared, &self.metrics))
+        Gateway::new(&self.config, self.host(&self.shared, &self.metrics))
     }
 
+    /// A host whose credential changes are none (passes that judge no token by them).
     fn host<'h>(
         &'h self,
         shared: &'h dyn crate::host::SharedStore,
         metrics: &'h dyn crate::host::Metrics,
+    ) -> Host<'h> {
+        self.host_with(shared, metrics, &self.no_changes)
+    }
+
+    fn host_with<'h>(
+        &'h self,
+        shared: &'h dyn crate::host::SharedStore,
+        metrics: &'h dyn crate::host::Metrics,
+        credential_changes: &'h CredentialChanges,
     ) -> Host<'h> {
         Host {
             shared,
             random: &SystemRandomness,
             clock: &self.fleet.clock,
             metrics,
-            credential_changes: &self.changes,
+            credential_changes,
             login_key: &self.login_key,
         }
     }
@@ -103,11 +134,23 @@ impl Replica<'_> {
         for _ in 0..ATTEMPTS {
             let view = FleetView::new(&self.shared);
             let staged = StagedMetrics::default();
-            let answer = pass(&Gateway::new(&self.fleet.config, self.host(&view, &staged)));
+            let read = self.record.for_pass(&view, &self.config).unwrap();
+            let answer = {
+                let held = self.changes.borrow();
+                let changes = read.as_ref().unwrap_or(&held);
+                pass(&Gateway::new(&self.config, self.host_with(&view, &staged, changes)))
+            };
             let record = view.into_record();
+            let holds = |staged: StagedMetrics| {
+                staged.into_held().report(&self.metrics);
+                if let Some(read) = read.clone() {
+                    *self.changes.borrow_mut() = read;
+                    self.record.confirmed();
+                }
+            };
             match plan(&record, PREFIX, confirm(&answer), self.fleet.now()) {
                 Step::Deliver => {
-                    staged.into_held().report(&self.metrics);
+                    holds(staged);
                     return Ok(answer);
                 }
                 Step::Ask(txn) => {
@@ -116,7 +159,7 @@ impl Replica<'_> {
                     }
                     let response = self.fleet.etcd.txn(&txn.request);
                     if settle(&self.shared, &txn, &response).unwrap() == Settled::Holds {
-                        staged.into_held().report(&self.metrics);
+                        holds(staged);
                         return Ok(answer);
                     }
                 }
@@ -198,7 +241,7 @@ impl Replica<'_> {
         let authorization = format!("Bearer {token}");
         let view = FleetView::new(&self.shared);
         let staged = StagedMetrics::default();
-        let gateway = Gateway::new(&self.fleet.config, self.host(&view, &staged));
+        let gateway = Gateway::new(&self.config, self.host(&view, &staged));
         gateway.authorize(&ApiRequest {
             method: "GET",
             path: "/api/orders",
@@ -342,14 +385,14 @@ fn expired_grants_leave_etcd_with_their_lease() {
     let fleet = Fleet::new();
     let a = fleet.replica();
     let token = field(&a.token("grant_type=client_credentials"), "access_token");
-    assert_eq!(fleet.etcd.key_count(), 1);
+    assert_eq!(fleet.grant_keys(), 1);
     // Validity 3600 s; the lease outlives the token by 10 to 20 s.
     fleet.clock.advance(3600 + 5);
     fleet.etcd.expire_leases(fleet.now());
-    assert_eq!(fleet.etcd.key_count(), 1, "not before the lease's window has passed");
+    assert_eq!(fleet.grant_keys(), 1, "not before the lease's window has passed");
     fleet.clock.advance(20);
     fleet.etcd.expire_leases(fleet.now());
-    assert_eq!(fleet.etcd.key_count(), 0);
+    assert_eq!(fleet.grant_keys(), 0);
     a.catch_up();
     assert_eq!(a.bearer_status(&token), 401);
 }
@@ -360,7 +403,7 @@ fn revoking_the_last_grant_of_a_bucket_deletes_its_key() {
     let a = fleet.replica();
     let token = field(&a.token("grant_type=client_credentials"), "access_token");
     assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
-    assert_eq!(fleet.etcd.key_count(), 0);
+    assert_eq!(fleet.grant_keys(), 0);
 }
 
 #[test]
@@ -410,6 +453,26 @@ fn an_answer_sent_before_the_watch_starts_cannot_outlive_it() {
     let _ = settle(&b.shared, &txn, &late).unwrap();
     b.catch_up();
     assert_eq!(b.bearer_status(&token), 401);
+}
+
+#[test]
+fn a_secret_rolled_back_across_restarts_does_not_revive_the_tokens_its_change_ended() {
+    let fleet = Fleet::new();
+    let token = field(&fleet.replica().token("grant_type=client_credentials"), "access_token");
+    let mut rotated: serde_json::Value = serde_json::from_str(&fleet.json).unwrap();
+    rotated["applications"][0]["consumer_secret"] = "rotated-secret".into();
+    fleet.clock.advance(1);
+    // Every replica restarted with the new secret: the token dies by its fingerprint.
+    let under_v2 = fleet.replica_with(&rotated.to_string());
+    assert_eq!(under_v2.bearer_status(&token), 401);
+    fleet.clock.advance(1);
+    // Every replica restarted with the old secret again: new processes, empty shared data.
+    // Only etcd remembers that the secret changed after the token was issued.
+    let (back, other) = (fleet.replica(), fleet.replica());
+    assert_eq!(back.bearer_status(&token), 401, "the rollback revived the token");
+    assert_eq!(other.bearer_status(&token), 401);
+    let fresh = field(&back.token("grant_type=client_credentials"), "access_token");
+    assert_eq!(other.bearer_status(&fresh), 200, "tokens issued after the rollback work everywhere");
 }
 
 /// Fleet mode: each replica enforces its tiers in its own window counters, read and written at

@@ -11,13 +11,21 @@
 //! Envoy may reuse an earlier config's plugin without calling `on_configure` again (a config
 //! update that restores an earlier config exactly), so each VM also re-reads the record on a
 //! timer, and its view is at most one timer period old.
+//!
+//! In fleet mode the grants live in etcd, so the record must too: one shared-data key per Envoy
+//! would forget, at the next restart, the change a rollback must not undo. There the record is
+//! [`FLEET_KEY`], a key of the fleet's cache kept in etcd like the grants' buckets, written
+//! through the fleet layer's transactions (see `crate::fleet::credentials`).
 
 use std::collections::BTreeMap;
 
 use crate::host::{SharedStore, StoreError};
-use crate::state::buckets::{put_short_bytes, Reader, CAS_ATTEMPTS};
+use crate::state::buckets::{put_short_bytes, Reader, CAS_ATTEMPTS, EMPTY_BUCKET};
 
 const KEY: &str = "tokengate/credential-changes";
+/// The record's key in fleet mode: in each Envoy's cache of etcd, `<prefix>credential-changes/0`
+/// in etcd.
+pub const FLEET_KEY: &str = "tokengate/credential-changes/0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CredentialKind {
@@ -105,24 +113,55 @@ impl CredentialChanges {
 
     /// Reads the shared record without changing it (the timer's refresh).
     pub fn read(shared: &dyn SharedStore) -> Result<Self, StoreError> {
-        Ok(match shared.get(KEY)? {
-            Some((bytes, _)) => CredentialChanges::from_entries(&decode(&bytes)),
+        Self::read_under(shared, KEY)
+    }
+
+    /// Reads the record kept under `key` without changing it.
+    pub fn read_under(shared: &dyn SharedStore, key: &str) -> Result<Self, StoreError> {
+        Ok(match shared.get(key)? {
+            Some((bytes, _)) => Self::from_record(&bytes),
             None => CredentialChanges::default(),
         })
+    }
+
+    /// The changes a stored record says (an empty or unreadable one says none).
+    pub fn from_record(bytes: &[u8]) -> Self {
+        CredentialChanges::from_entries(&decode(bytes))
+    }
+
+    /// Creates the fleet record's cache key, unknown, if this Envoy lacks it: the fleet's cache
+    /// only takes etcd's word for keys that exist (see `crate::fleet::cache::store`).
+    pub fn create_fleet_record(shared: &dyn SharedStore) -> Result<(), StoreError> {
+        match shared.get(FLEET_KEY)? {
+            Some(_) => Ok(()),
+            None => shared.set(FLEET_KEY, EMPTY_BUCKET, 0),
+        }
     }
 
     /// Records the credentials of a config being loaded at `now`, and returns the changes.
     ///
     /// `credentials` lists every configured (kind, name, fingerprint). A name seen before with
     /// another fingerprint, or coming back after it disappeared, changed now; a name missing
-    /// from this config disappeared now.
+    /// from this config disappeared now. A change time never moves back (a replica whose clock
+    /// is behind, or that loaded its config before the last change was recorded, must not
+    /// revive what that change ended).
     pub fn record(
         shared: &dyn SharedStore,
         credentials: &[(CredentialKind, &str, u32)],
         now: u64,
     ) -> Result<Self, StoreError> {
+        Self::record_under(shared, KEY, credentials, now)
+    }
+
+    /// [`Self::record`] for the record kept under `key`.
+    pub fn record_under(
+        shared: &dyn SharedStore,
+        key: &str,
+        credentials: &[(CredentialKind, &str, u32)],
+        now: u64,
+    ) -> Result<Self, StoreError> {
         for _ in 0..CAS_ATTEMPTS {
-            let (before, cas) = match shared.get(KEY)? {
+            let (before, cas) = match shared.get(key)? {
                 Some((bytes, cas)) => (decode(&bytes), cas),
                 None => (BTreeMap::new(), 0),
             };
@@ -136,7 +175,7 @@ impl CredentialChanges {
                     (Some(entry), Some(old)) => {
                         if old.fingerprint != fingerprint || !old.present {
                             entry.fingerprint = fingerprint;
-                            entry.changed_at = now;
+                            entry.changed_at = entry.changed_at.max(now);
                         }
                         entry.present = true;
                     }
@@ -147,13 +186,13 @@ impl CredentialChanges {
             }
             for (key, entry) in entries.iter_mut() {
                 if !entry.present && before.get(key).is_some_and(|old| old.present) {
-                    entry.changed_at = now;
+                    entry.changed_at = entry.changed_at.max(now);
                 }
             }
             if entries == before {
                 return Ok(CredentialChanges::from_entries(&entries));
             }
-            match shared.set(KEY, &encode(&entries), cas) {
+            match shared.set(key, &encode(&entries), cas) {
                 Ok(()) => return Ok(CredentialChanges::from_entries(&entries)),
                 Err(StoreError::CasMismatch) => continue,
                 Err(other) => return Err(other),
@@ -191,6 +230,27 @@ mod tests {
         assert!(restored.ended(App, "a", 15), "rolling back revived a token from before the rotation");
         // A VM that kept the old config sees the same through the timer's read.
         assert_eq!(CredentialChanges::read(&shared).unwrap(), restored);
+    }
+
+    #[test]
+    fn a_change_recorded_with_an_earlier_time_never_moves_the_last_change_back() {
+        let shared = MemoryStore::default();
+        CredentialChanges::record(&shared, &[(App, "a", 1)], 10).unwrap();
+        CredentialChanges::record(&shared, &[(App, "a", 2)], 20).unwrap();
+        // A replica that loaded the old config at 15 (or whose clock is behind) records it late.
+        let late = CredentialChanges::record(&shared, &[(App, "a", 1)], 15).unwrap();
+        assert!(late.ended(App, "a", 19), "a late record revived tokens the change at 20 ended");
+    }
+
+    #[test]
+    fn an_empty_fleet_record_says_nothing_changed() {
+        let shared = MemoryStore::default();
+        CredentialChanges::create_fleet_record(&shared).unwrap();
+        assert_eq!(CredentialChanges::read_under(&shared, FLEET_KEY).unwrap(), CredentialChanges::default());
+        CredentialChanges::record_under(&shared, FLEET_KEY, &[(App, "a", 1)], 10).unwrap();
+        let (_, cas) = shared.get(FLEET_KEY).unwrap().unwrap();
+        CredentialChanges::create_fleet_record(&shared).unwrap();
+        assert_eq!(shared.get(FLEET_KEY).unwrap().unwrap().1, cas, "creating it again rewrote the record");
     }
 
     #[test]
