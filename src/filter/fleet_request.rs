@@ -125,7 +125,9 @@ impl FleetClient {
                 return Self::refused();
             }
         };
-        Pass { answer, record: view.into_record(), stats: staged.into_held(), credentials }
+        let mut record = view.into_record();
+        let credentials = self.record.keep_if_judged(&mut record, credentials);
+        Pass { answer, record, stats: staged.into_held(), credentials }
     }
 
     /// A pass that could not run: 503, nothing read or written.

@@ -7,11 +7,13 @@
 //! [`super::view::FleetView`], writes this config's changes into it, and its transaction
 //! commits them with its own answer. Until etcd has confirmed the record, every pass reads it
 //! again that way, so a replica that cannot reach etcd answers 503 rather than judge a token
-//! by a history it does not have. Afterwards each VM's timer re-reads the record from the
+//! by a history it does not have (a pass that reads nothing else of etcd's, a public
+//! resource's, leaves the record out and answers as before). Afterwards each VM's timer re-reads the record from the
 //! cache, which the watch keeps current.
 
 use std::cell::Cell;
 
+use super::view::PassRecord;
 use crate::config::Config;
 use crate::host::{SharedStore, StoreError};
 use crate::state::credential_changes::{CredentialChanges, FLEET_KEY};
@@ -56,6 +58,25 @@ impl CredentialRecord {
                     .map(Some)
             }
         }
+    }
+
+    /// After a pass that read the record: a pass that read nothing else of the fleet's judged
+    /// no token or client by it (a public resource, say), so the record leaves the pass (which
+    /// then needs etcd no more than before) and waits for one that does. Returns the record
+    /// to keep once the pass holds.
+    pub fn keep_if_judged(
+        &self,
+        pass: &mut PassRecord,
+        read: Option<CredentialChanges>,
+    ) -> Option<CredentialChanges> {
+        read.as_ref()?;
+        let judged = pass.reads.keys().chain(pass.writes.keys()).any(|key| key != FLEET_KEY);
+        if judged {
+            return read;
+        }
+        pass.reads.remove(FLEET_KEY);
+        pass.writes.remove(FLEET_KEY);
+        None
     }
 
     /// A pass that read the record through its view holds (etcd agreed, or the cache already

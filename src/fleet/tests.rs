@@ -140,7 +140,8 @@ impl Replica<'_> {
                 let changes = read.as_ref().unwrap_or(&held);
                 pass(&Gateway::new(&self.config, self.host_with(&view, &staged, changes)))
             };
-            let record = view.into_record();
+            let mut record = view.into_record();
+            let read = self.record.keep_if_judged(&mut record, read);
             let holds = |staged: StagedMetrics| {
                 staged.into_held().report(&self.metrics);
                 if let Some(read) = read.clone() {
@@ -473,6 +474,40 @@ fn a_secret_rolled_back_across_restarts_does_not_revive_the_tokens_its_change_en
     assert_eq!(other.bearer_status(&token), 401);
     let fresh = field(&back.token("grant_type=client_credentials"), "access_token");
     assert_eq!(other.bearer_status(&fresh), 200, "tokens issued after the rollback work everywhere");
+}
+
+#[test]
+fn a_replica_records_its_config_with_the_first_pass_that_judges_a_token() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    let pass = |authorization: Option<&str>, path: &str| {
+        let view = FleetView::new(&b.shared);
+        let staged = StagedMetrics::default();
+        let read = b.record.for_pass(&view, &b.config).unwrap();
+        let changes = read.clone().unwrap_or_default();
+        let gateway = Gateway::new(&b.config, b.host_with(&view, &staged, &changes));
+        let outcome = gateway.authorize(&ApiRequest { method: "GET", path, authorization });
+        let mut record = view.into_record();
+        let kept = b.record.keep_if_judged(&mut record, read);
+        (outcome, record, kept)
+    };
+    // Before B has heard from etcd at all, a public resource reads nothing of etcd's: it
+    // needs no etcd (it keeps working while etcd is away), and records nothing.
+    let (outcome, record, kept) = pass(None, "/api/public/ping");
+    assert!(matches!(outcome, Outcome::Forward(_)));
+    assert_eq!(plan(&record, PREFIX, false, fleet.now()), Step::Deliver);
+    assert_eq!(kept, None);
+    b.catch_up();
+    // Once B's watch has delivered the token's bucket and the record A wrote for the same
+    // config, a token check reads the record with the bucket, needs no write, and the cache
+    // answers alone.
+    let authorization = format!("Bearer {token}");
+    let (outcome, record, kept) = pass(Some(&authorization), "/api/orders");
+    assert!(matches!(outcome, Outcome::Forward(_)));
+    assert!(record.reads.contains_key(crate::state::credential_changes::FLEET_KEY));
+    assert_eq!(plan(&record, PREFIX, false, fleet.now()), Step::Deliver);
+    assert!(kept.is_some(), "the record read with a token check is kept");
 }
 
 /// Fleet mode: each replica enforces its tiers in its own window counters, read and written at
