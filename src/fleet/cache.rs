@@ -20,8 +20,8 @@ const ENTRY_FORMAT: u8 = 0xF1;
 const HEADER_BYTES: usize = 1 + 8 + 8;
 /// Attempts at replacing an entry another worker keeps changing.
 const STORE_ATTEMPTS: usize = 16;
-/// The mod revision of an entry known not to be known: forgotten below a floor (its seen
-/// revision is the last revision the watch does not cover).
+/// The mod revision that marks an entry forgotten below a floor (its seen revision is the
+/// last revision the watch does not cover).
 const UNKNOWN_REVISION: i64 = -1;
 
 /// The tables that live in etcd in fleet mode; everything else stays per Envoy. The code

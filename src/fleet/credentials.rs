@@ -8,8 +8,8 @@
 //! commits them with its own answer. Until etcd has confirmed the record, every pass reads it
 //! again that way, so a replica that cannot reach etcd answers 503 rather than judge a token
 //! by a history it does not have (a pass that reads nothing else of etcd's, a public
-//! resource's, leaves the record out and answers as before). Afterwards each VM's timer re-reads the record from the
-//! cache, which the watch keeps current.
+//! resource's, leaves the record out and answers as before). Afterwards each VM's timer
+//! re-reads the record from the cache, which the watch keeps current.
 
 use std::cell::Cell;
 
