@@ -11,13 +11,15 @@ use prost::Message;
 use proxy_wasm::hostcalls;
 
 use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
-use crate::config::FleetConfig;
+use crate::config::{Config, FleetConfig};
+use crate::fleet::credentials::CredentialRecord;
 use crate::fleet::etcd::{LeaseGrantRequest, TxnResponse, KV_SERVICE, LEASE_SERVICE};
 use crate::fleet::plan::{plan, settle, FleetTxn, Settled, Step};
 use crate::fleet::view::{FleetView, HeldStats, PassRecord, StagedMetrics};
 use crate::gateway::{Outcome, Response};
 use crate::host::metrics::Metric;
 use crate::host::{Clock, Metrics};
+use crate::state::credential_changes::CredentialChanges;
 
 /// Passes a decision may take (each after another replica changed what it read).
 const MAX_PASSES: usize = 5;
@@ -60,18 +62,8 @@ pub struct Pass {
     pub answer: Answer,
     pub record: PassRecord,
     pub stats: HeldStats,
-}
-
-/// Runs `decide` over this Envoy's cache with stats held back (the tiers' window counters
-/// are this Envoy's `metrics`, at once).
-pub fn run_pass(
-    metrics: Rc<EnvoyMetrics>,
-    decide: impl FnOnce(&FleetView, &StagedMetrics) -> Answer,
-) -> Pass {
-    let view = FleetView::new(&EnvoySharedData);
-    let staged = StagedMetrics::with_windows(metrics);
-    let answer = decide(&view, &staged);
-    Pass { answer, record: view.into_record(), stats: staged.into_held() }
+    /// The credential-change record the pass read through the cache, to keep once it holds.
+    credentials: Option<CredentialChanges>,
 }
 
 /// A decision waiting for etcd.
@@ -80,6 +72,7 @@ pub struct Waiting {
     pub stats: HeldStats,
     pub txn: FleetTxn,
     pub passes: usize,
+    credentials: Option<CredentialChanges>,
     /// The lease being granted, when the call out is a `LeaseGrant`.
     lease_call: Option<i64>,
     /// Re-sends left for the call out.
@@ -102,9 +95,61 @@ pub struct FleetClient {
     pub config: FleetConfig,
     pub metrics: Rc<EnvoyMetrics>,
     pub leases: Rc<GrantedLeases>,
+    /// This VM's standing with the fleet's credential-change record.
+    pub record: CredentialRecord,
+    /// This VM's copy of the record (the root's, refreshed by its timer).
+    pub changes: Rc<RefCell<CredentialChanges>>,
 }
 
 impl FleetClient {
+    /// Runs `decide` over this Envoy's cache with stats held back (the tiers' window counters
+    /// are this Envoy's `metrics`, at once), judging tokens by the credential-change record
+    /// etcd holds: this VM's copy once confirmed, else the record read (and recorded) in the
+    /// pass itself (see [`crate::fleet::credentials`]).
+    pub fn run_pass(
+        &self,
+        config: &Config,
+        decide: impl FnOnce(&FleetView, &StagedMetrics, &CredentialChanges) -> Answer,
+    ) -> Pass {
+        let view = FleetView::new(&EnvoySharedData);
+        let windows: Rc<dyn Metrics> = self.metrics.clone();
+        let staged = StagedMetrics::with_windows(windows);
+        let (answer, credentials) = match self.record.for_pass(&view, config) {
+            Ok(Some(read)) => (decide(&view, &staged, &read), Some(read)),
+            Ok(None) => match self.changes.try_borrow() {
+                Ok(changes) => (decide(&view, &staged, &changes), None),
+                Err(_) => return Self::refused(),
+            },
+            Err(error) => {
+                log::debug!("fleet: cannot read the credential-change record: {error:?}");
+                return Self::refused();
+            }
+        };
+        let mut record = view.into_record();
+        let credentials = self.record.keep_if_judged(&mut record, credentials);
+        Pass { answer, record, stats: staged.into_held(), credentials }
+    }
+
+    /// A pass that could not run: 503, nothing read or written.
+    fn refused() -> Pass {
+        Pass {
+            answer: Answer::Reply(Response::unavailable()),
+            record: PassRecord::default(),
+            stats: HeldStats::default(),
+            credentials: None,
+        }
+    }
+
+    /// A pass holds: the record it read is etcd's, and this VM's from now on.
+    fn holds(&self, stats: HeldStats, credentials: Option<CredentialChanges>) {
+        stats.report(self.metrics.as_ref());
+        let Some(credentials) = credentials else { return };
+        if let Ok(mut changes) = self.changes.try_borrow_mut() {
+            *changes = credentials;
+            self.record.confirmed();
+        }
+    }
+
     /// True when this Envoy's watch has been silent longer than the staleness window: then
     /// no token check may rest on the cache alone.
     pub fn cache_is_stale(&self) -> bool {
@@ -118,7 +163,7 @@ impl FleetClient {
         let Some(now) = EnvoyClock.now_millis() else { return self.failed() };
         match plan(&pass.record, &self.config.prefix, confirm, now) {
             Step::Deliver => {
-                pass.stats.report(self.metrics.as_ref());
+                self.holds(pass.stats, pass.credentials);
                 Next::Deliver(pass.answer)
             }
             Step::Ask(txn) => {
@@ -127,6 +172,7 @@ impl FleetClient {
                     stats: pass.stats,
                     txn,
                     passes,
+                    credentials: pass.credentials,
                     lease_call: None,
                     retries: 0,
                 };
@@ -164,7 +210,7 @@ impl FleetClient {
         };
         match settle(&EnvoySharedData, &waiting.txn, &response) {
             Ok(Settled::Holds) => {
-                waiting.stats.report(self.metrics.as_ref());
+                self.holds(waiting.stats, waiting.credentials);
                 Next::Deliver(waiting.answer)
             }
             Ok(Settled::Stale) if waiting.passes.saturating_add(1) < MAX_PASSES => {

@@ -12,7 +12,7 @@ use super::envoy_host::{
     envoy_host, request_headers, request_trailers, source_address, EnvoyClock, EnvoyConnection, EnvoyMetrics,
     EnvoySharedData, LOGIN_KEY,
 };
-use super::fleet_request::{run_pass, Answer, FleetClient, Next, Waiting};
+use super::fleet_request::{Answer, FleetClient, Next, Waiting};
 use crate::config::Config;
 use crate::gateway::{
     ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Host, Outcome, Response, IDENTITY_HEADER_PREFIX,
@@ -217,14 +217,13 @@ impl GatewayRequest {
         in_callback: bool,
     ) -> Action {
         let pass = {
-            let changes = self.credential_changes.borrow();
-            run_pass(Rc::clone(&self.metrics), |view, staged| {
+            fleet.run_pass(&self.config, |view, staged, changes| {
                 let host = Host {
                     shared: view,
                     random: &SystemRandomness,
                     clock: &EnvoyClock,
                     metrics: staged,
-                    credential_changes: &changes,
+                    credential_changes: changes,
                     process_shared: &EnvoySharedData,
                     connection: &EnvoyConnection,
                     config_generation: &self.config_generation,

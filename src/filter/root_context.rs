@@ -15,10 +15,11 @@ use super::fleet_request::{FleetClient, GrantedLeases};
 use super::request_context::GatewayRequest;
 use super::watcher::{Watcher, WATCHER_ROOT_ID};
 use crate::config::Config;
+use crate::fleet::credentials::{self, CredentialRecord};
 use crate::gateway::Gateway;
 use crate::host::body_wait::{BodyWaits, BODY_WAIT_LIMIT_MS};
 use crate::host::metrics::{Metric, StateGauge};
-use crate::host::{Clock, Metrics, NoConnection};
+use crate::host::{Clock, Metrics, NoConnection, StoreError};
 use crate::state::buckets::InitError;
 use crate::state::credential_changes::CredentialChanges;
 
@@ -140,25 +141,63 @@ impl GatewayRoot {
 
     /// Fleet mode: the bootstrap singleton becomes the Envoy's etcd watcher, every other root
     /// hands its request contexts an etcd client. Returns the timer period this root needs.
+    /// `configured_at`: when this config was loaded, the time its credential changes are
+    /// recorded at (see [`crate::fleet::credentials`]).
     fn take_fleet_role(
         &mut self,
         config: &Config,
         metrics: &Rc<EnvoyMetrics>,
-        changes: &CredentialChanges,
+        configured_at: u64,
     ) -> Duration {
         let Some(fleet) = &config.fleet else { return TICK_PERIOD };
         if Self::is_watcher() {
             log::info!("#{} fleet watcher for etcd cluster {:?}", self.context_id, fleet.cluster);
-            let generation = Cell::new(changes.generation());
-            let keys =
-                Gateway::new(config, envoy_host(metrics, changes, &generation, &NoConnection)).table_keys();
+            let generation = Cell::new(0);
+            let no_changes = CredentialChanges::default();
+            let keys = Gateway::new(config, envoy_host(metrics, &no_changes, &generation, &NoConnection))
+                .table_keys();
             self.watcher = Some(Watcher::new(self.context_id, fleet.clone(), keys));
             return Watcher::tick_period();
         }
         let leases = Rc::new(GrantedLeases::default());
-        self.fleet =
-            Some(Rc::new(FleetClient { config: fleet.clone(), metrics: Rc::clone(metrics), leases }));
+        self.fleet = Some(Rc::new(FleetClient {
+            config: fleet.clone(),
+            metrics: Rc::clone(metrics),
+            leases,
+            record: CredentialRecord::new(configured_at),
+            changes: Rc::clone(&self.credential_changes),
+        }));
         TICK_PERIOD
+    }
+
+    /// Records this config's credential changes, and returns the changes this VM starts with.
+    /// In fleet mode the record is etcd's: this only creates its cache key, and the first
+    /// request's pass records the config (see [`crate::fleet::credentials`]).
+    fn record_credentials(&self, config: &Config, now: u64) -> Result<CredentialChanges, StoreError> {
+        if config.fleet.is_none() {
+            return CredentialChanges::record(&EnvoySharedData, &config.credentials(), now);
+        }
+        CredentialChanges::create_fleet_record(&EnvoySharedData)?;
+        Ok(credentials::cached(&EnvoySharedData)?.unwrap_or_default())
+    }
+
+    /// The timer's re-read of the credential changes other config loads recorded.
+    fn refresh_credentials(&self, config: &Config) {
+        let read = match (&config.fleet, &self.fleet) {
+            (None, _) | (_, None) => CredentialChanges::read(&EnvoySharedData).map(Some),
+            (Some(_), Some(fleet)) => {
+                let cached = credentials::cached(&EnvoySharedData);
+                if let Ok(None) = cached {
+                    fleet.record.forgotten();
+                }
+                cached
+            }
+        };
+        match read {
+            Ok(Some(changes)) => *self.credential_changes.borrow_mut() = changes,
+            Ok(None) => {}
+            Err(error) => log::warn!("#{} cannot read credential changes: {error:?}", self.context_id),
+        }
     }
 }
 
@@ -227,14 +266,14 @@ impl RootContext for GatewayRoot {
             log::error!("#{} cannot read the clock to record credential changes", self.context_id);
             return false;
         };
-        let changes = match CredentialChanges::record(&EnvoySharedData, &config.credentials(), now) {
+        let changes = match self.record_credentials(&config, now) {
             Ok(changes) => changes,
             Err(error) => {
                 log::error!("#{} cannot record credential changes: {error:?}", self.context_id);
                 return false;
             }
         };
-        let tick = self.take_fleet_role(&config, &metrics, &changes);
+        let tick = self.take_fleet_role(&config, &metrics, now);
         if let Err(status) = hostcalls::set_tick_period(tick) {
             log::warn!(
                 "#{} no timer ({status:?}): expired grants are reclaimed only on writes",
@@ -265,10 +304,7 @@ impl RootContext for GatewayRoot {
         self.warn_of_missing_bodies();
         // Envoy can reuse this root for a later config without calling on_configure, so the
         // credential changes that other loads recorded are re-read here.
-        match CredentialChanges::read(&EnvoySharedData) {
-            Ok(changes) => *self.credential_changes.borrow_mut() = changes,
-            Err(error) => log::warn!("#{} cannot read credential changes: {error:?}", self.context_id),
-        }
+        self.refresh_credentials(config);
         if config.fleet.is_some() {
             // etcd's leases end what expires; a bucket is rewritten with its next write.
             return;

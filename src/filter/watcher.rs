@@ -3,7 +3,9 @@
 //! writes into shared data every worker reads at once.
 //!
 //! Envoy never reopens a closed gRPC stream, so the timer does: with backoff, from the revision
-//! after the last one applied, so nothing in between is missed. Each tick also asks the watch
+//! after the last one applied, so nothing in between is missed. With none to resume from (at
+//! start-up, after a compaction) it first reads where etcd stands, `R`, forgets every cache
+//! entry older than `R` ([`crate::fleet::cache::forget_below`]) and watches from `R + 1`. Each tick also asks the watch
 //! where it stands (a progress request) and sends etcd one linearizable `Range`; the heartbeat
 //! workers check before they let their cache answer alone is stamped only once the watch has
 //! reached that read's revision ([`crate::fleet::heartbeat`]). The read is a unary call from
@@ -17,6 +19,7 @@ use proxy_wasm::types::BufferType;
 
 use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use crate::config::FleetConfig;
+use crate::fleet::cache;
 use crate::fleet::etcd::{RangeResponse, WatchResponse, KV_SERVICE, WATCH_SERVICE};
 use crate::fleet::heartbeat::{self, Heartbeat};
 use crate::fleet::watch::{self, Heard};
@@ -49,6 +52,8 @@ pub struct Watcher {
     heartbeat: Heartbeat,
     /// The quorum read out, if any.
     read: Option<u32>,
+    /// The read out that says where a watch with no revision to resume from starts, if any.
+    start_read: Option<u32>,
 }
 
 impl Watcher {
@@ -64,6 +69,7 @@ impl Watcher {
             heard_at: 0,
             heartbeat: Heartbeat::default(),
             read: None,
+            start_read: None,
         }
     }
 
@@ -91,13 +97,53 @@ impl Watcher {
                     self.closed(now, metrics);
                 }
             }
+            None if self.start_read.is_some() => {}
+            None if now >= self.next_open_at && self.applied == 0 => self.send_start_read(now, metrics),
             None if now >= self.next_open_at => self.open(now, metrics),
             None => {}
         }
     }
 
+    /// Asks where etcd stands before a watch with no revision to resume from (a linearizable
+    /// read: everything committed before it is at or below its revision).
+    fn send_start_read(&mut self, now: u64, metrics: &EnvoyMetrics) {
+        let request = heartbeat::read_request(&self.fleet.prefix).encode_to_vec();
+        let timeout = Duration::from_millis(self.fleet.timeout_ms);
+        match hostcalls::dispatch_grpc_call(
+            &self.fleet.cluster,
+            KV_SERVICE,
+            "Range",
+            Vec::new(),
+            Some(&request),
+            timeout,
+        ) {
+            Ok(token) => self.start_read = Some(token),
+            Err(status) => {
+                log::warn!("#{} cannot read etcd's revision: {status:?}", self.context_id);
+                self.closed(now, metrics);
+            }
+        }
+    }
+
+    /// The answer to the start read: the cache forgets what is older, the watch opens after it.
+    fn on_start_read_answer(&mut self, status: u32, size: usize, metrics: &EnvoyMetrics) {
+        self.start_read = None;
+        let now = EnvoyClock.now_millis().unwrap_or(0);
+        let revision = read_revision(status, size).filter(|revision| *revision > 0);
+        let Some(revision) = revision else {
+            log::warn!("#{} cannot read etcd's revision (grpc status {status})", self.context_id);
+            return self.closed(now, metrics);
+        };
+        if let Err(error) = cache::forget_below(&EnvoySharedData, self.table_keys.iter().cloned(), revision) {
+            log::warn!("#{} cannot forget the cache before watching: {error:?}", self.context_id);
+            return self.closed(now, metrics);
+        }
+        self.applied = revision;
+        self.open(now, metrics);
+    }
+
     fn open(&mut self, now: u64, metrics: &EnvoyMetrics) {
-        let start = if self.applied > 0 { self.applied.saturating_add(1) } else { 0 };
+        let start = self.applied.saturating_add(1);
         let token = match hostcalls::open_grpc_stream(&self.fleet.cluster, WATCH_SERVICE, "Watch", Vec::new())
         {
             Ok(token) => token,
@@ -143,23 +189,21 @@ impl Watcher {
         }
     }
 
-    /// The answer to the tick's read.
+    /// The answer to one of the watcher's reads: the tick's, or the one a watch starts from.
     pub fn on_read_answer(&mut self, token: u32, status: u32, size: usize, metrics: &EnvoyMetrics) {
+        if self.start_read == Some(token) {
+            return self.on_start_read_answer(status, size, metrics);
+        }
         if self.read != Some(token) {
             return;
         }
         self.read = None;
         let Some(now) = EnvoyClock.now_millis() else { return self.heartbeat.read_failed() };
-        let answer = (status == 0)
-            .then(|| hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, size).ok().flatten())
-            .flatten()
-            .and_then(|bytes| RangeResponse::decode(bytes.as_slice()).ok())
-            .and_then(|response| response.header);
-        let Some(header) = answer else {
+        let Some(revision) = read_revision(status, size) else {
             log::debug!("#{} heartbeat read failed (grpc status {status})", self.context_id);
             return self.heartbeat.read_failed();
         };
-        if let Some(stamp) = self.heartbeat.read_answered(header.revision, now) {
+        if let Some(stamp) = self.heartbeat.read_answered(revision, now) {
             metrics.set(Metric::FleetWatchHeartbeat, stamp);
         }
     }
@@ -227,4 +271,14 @@ impl Watcher {
     pub fn tick_period() -> Duration {
         Duration::from_millis(500)
     }
+}
+
+/// The revision in a `Range` answer of `size` bytes (`None`: the call failed).
+fn read_revision(status: u32, size: usize) -> Option<i64> {
+    (status == 0)
+        .then(|| hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, size).ok().flatten())
+        .flatten()
+        .and_then(|bytes| RangeResponse::decode(bytes.as_slice()).ok())
+        .and_then(|response| response.header)
+        .map(|header| header.revision)
 }

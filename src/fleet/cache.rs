@@ -6,6 +6,12 @@
 //! revision is the etcd revision at which this word was true, so an older answer (a slow read,
 //! a replayed watch event) never overwrites a newer one. A value without the format byte (the
 //! empty bucket `on_configure` creates) is an entry nobody has asked etcd about yet.
+//!
+//! When the watch starts without a revision to resume from (at start-up, or after etcd
+//! compacted the history it needed), it starts right after a revision `R` a read returned, and
+//! delivers only what changes after `R`. An answer etcd gave before `R` (a `Txn` still on its
+//! way) would then install a word no event ever corrects, so [`forget_below`] leaves every
+//! entry older than `R` unknown with a floor: only words seen at `R` or later are taken.
 
 use crate::host::{SharedStore, StoreError};
 use crate::state::buckets::EMPTY_BUCKET;
@@ -14,12 +20,21 @@ const ENTRY_FORMAT: u8 = 0xF1;
 const HEADER_BYTES: usize = 1 + 8 + 8;
 /// Attempts at replacing an entry another worker keeps changing.
 const STORE_ATTEMPTS: usize = 16;
+/// The mod revision that marks an entry forgotten below a floor (its seen revision is the
+/// last revision the watch does not cover).
+const UNKNOWN_REVISION: i64 = -1;
 
 /// The tables that live in etcd in fleet mode; everything else stays per Envoy. The code
 /// flow's two are there so a login page served by one replica opens on another (the key its
-/// handles are sealed under), and a code be redeemed (and its replay caught) on any.
-const FLEET_TABLES: [&str; 4] =
-    ["tokengate/grants/", "tokengate/clients/", "tokengate/authz-key/", "tokengate/authz-code/"];
+/// handles are sealed under), and a code be redeemed (and its replay caught) on any; the
+/// credential-change record so that no restart forgets what a change ended.
+const FLEET_TABLES: [&str; 5] = [
+    "tokengate/grants/",
+    "tokengate/clients/",
+    "tokengate/authz-key/",
+    "tokengate/authz-code/",
+    "tokengate/credential-changes/",
+];
 
 /// A decoded cache entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +63,13 @@ pub fn cache_key(prefix: &str, etcd_key: &[u8]) -> Option<String> {
     let rest = std::str::from_utf8(etcd_key.strip_prefix(prefix.as_bytes())?).ok()?;
     let key = ["tokengate/", rest].concat();
     is_fleet_key(&key).then_some(key)
+}
+
+impl Entry<'_> {
+    /// False for an entry forgotten below a floor: it holds no word of etcd's.
+    pub fn is_known(&self) -> bool {
+        self.mod_revision != UNKNOWN_REVISION
+    }
 }
 
 pub fn decode(bytes: &[u8]) -> Option<Entry<'_>> {
@@ -108,6 +130,41 @@ pub fn forget(cache: &dyn SharedStore, keys: impl Iterator<Item = String>) -> Re
     Ok(())
 }
 
+/// Leaves every entry of `keys` that etcd's word older than `revision` set unknown, and
+/// refuses such words from now on (see the module's doc): what the watch does before it
+/// starts from `revision + 1`. Entries seen at `revision` or later stay, as they are current.
+pub fn forget_below(
+    cache: &dyn SharedStore,
+    keys: impl Iterator<Item = String>,
+    revision: i64,
+) -> Result<(), StoreError> {
+    let floor = Entry {
+        mod_revision: UNKNOWN_REVISION,
+        seen_revision: revision.saturating_sub(1),
+        value: EMPTY_BUCKET,
+    };
+    for key in keys {
+        forget_key_below(cache, &key, floor)?;
+    }
+    Ok(())
+}
+
+fn forget_key_below(cache: &dyn SharedStore, key: &str, floor: Entry) -> Result<(), StoreError> {
+    for _ in 0..STORE_ATTEMPTS {
+        let Some((current, cas)) = cache.get(key)? else { return Ok(()) };
+        // A word seen at the floor or later (a newer floor included) is current: kept.
+        if decode(&current).is_some_and(|held| held.seen_revision > floor.seen_revision) {
+            return Ok(());
+        }
+        match cache.set(key, &encode(floor), cas) {
+            Ok(()) => return Ok(()),
+            Err(StoreError::CasMismatch) => continue,
+            Err(other) => return Err(other),
+        }
+    }
+    Err(StoreError::CasMismatch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +175,7 @@ mod tests {
         assert!(is_fleet_key("tokengate/grants/17") && is_fleet_key("tokengate/clients/0"));
         assert!(!is_fleet_key("tokengate/grants/count") && !is_fleet_key("tokengate/limits/3"));
         assert!(!is_fleet_key("tokengate/grants/") && !is_fleet_key("tokengate/credential-changes"));
+        assert!(is_fleet_key(crate::state::credential_changes::FLEET_KEY), "the record's fleet key");
         assert_eq!(etcd_key("prod/", "tokengate/grants/17"), b"prod/grants/17");
         assert_eq!(cache_key("prod/", b"prod/grants/17").as_deref(), Some("tokengate/grants/17"));
         assert_eq!(cache_key("prod/", b"other/grants/17"), None);
@@ -139,6 +197,28 @@ mod tests {
         assert_eq!(decode(&bytes), Some(Entry { mod_revision: 0, seen_revision: 12, value: EMPTY_BUCKET }));
         forget(&cache, [key.to_owned()].into_iter()).unwrap();
         assert_eq!(decode(&cache.get(key).unwrap().unwrap().0), None);
+    }
+
+    #[test]
+    fn below_a_floor_older_words_are_refused_and_newer_ones_kept() {
+        let cache = MemoryStore::default();
+        let (old, current) = ("tokengate/grants/1", "tokengate/grants/2");
+        for key in [old, current] {
+            cache.set(key, EMPTY_BUCKET, 0).unwrap();
+        }
+        assert!(store(&cache, old, entry_of(Some((b"old", 4)), 4)).unwrap());
+        assert!(store(&cache, current, entry_of(Some((b"now", 10)), 10)).unwrap());
+        forget_below(&cache, [old, current, "tokengate/grants/9"].map(str::to_owned).into_iter(), 10)
+            .unwrap();
+        let held = |key| decode(&cache.get(key).unwrap().unwrap().0).map(|entry| entry.is_known());
+        assert_eq!(held(old), Some(false), "a word from before the floor is forgotten");
+        assert_eq!(held(current), Some(true), "a word at the floor is current");
+        assert_eq!(cache.get("tokengate/grants/9").unwrap(), None, "missing keys are not created");
+        assert!(
+            !store(&cache, old, entry_of(Some((b"late", 9)), 9)).unwrap(),
+            "an answer from before the floor"
+        );
+        assert!(store(&cache, old, entry_of(Some((b"new", 10)), 10)).unwrap());
     }
 
     #[test]

@@ -53,6 +53,11 @@ impl MemoryEtcd {
         self.inner.borrow().keys.len()
     }
 
+    /// How many keys start with `prefix`.
+    pub fn keys_under(&self, prefix: &[u8]) -> usize {
+        self.inner.borrow().keys.keys().filter(|key| key.starts_with(prefix)).count()
+    }
+
     /// Total bytes of keys and values held.
     pub fn stored_bytes(&self) -> usize {
         self.inner.borrow().keys.values().map(|kv| kv.key.len() + kv.value.len()).sum()

@@ -2,9 +2,9 @@
 //!
 //! etcd holds the tables that must agree across replicas, bucket by bucket, under the
 //! deployment's prefix: `<prefix>grants/<n>` (grants, by token hash: the same bucket records
-//! local mode keeps) and `<prefix>clients/<n>` (registered applications). Each Envoy's shared
-//! data is its cache of those keys ([`cache`]); lockout counters and credential-change records
-//! stay per Envoy.
+//! local mode keeps), `<prefix>clients/<n>` (registered applications) and
+//! `<prefix>credential-changes/0` (when credentials last changed: [`credentials`]). Each
+//! Envoy's shared data is its cache of those keys ([`cache`]); lockout counters stay per Envoy.
 //!
 //! - A decision runs over the cache ([`view`]); [`plan`] says what etcd must confirm or commit
 //!   before its answer goes out, and [`plan::settle`] applies etcd's answer. The gateway itself
@@ -14,6 +14,7 @@
 //! - [`etcd`] is the wire format (prost); [`memory_etcd`] an in-memory etcd for native tests.
 
 pub mod cache;
+pub mod credentials;
 pub mod etcd;
 pub mod heartbeat;
 pub mod memory_etcd;

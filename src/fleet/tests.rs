@@ -26,13 +26,19 @@ struct Fleet {
     etcd: MemoryEtcd,
     clock: ManualClock,
     config: Config,
+    json: String,
 }
 
 struct Replica<'f> {
     fleet: &'f Fleet,
+    /// This replica's configuration (the fleet's, unless it was started with another).
+    config: Config,
     shared: MemoryStore,
     metrics: RecordedMetrics,
-    changes: CredentialChanges,
+    /// This VM's copy of the credential-change record, and where it stands with etcd's.
+    changes: std::cell::RefCell<CredentialChanges>,
+    record: super::credentials::CredentialRecord,
+    no_changes: CredentialChanges,
     config_generation: std::cell::Cell<u64>,
     /// One VM's copy of the login handles' key.
     login_key: KeyMemory,
@@ -56,21 +62,36 @@ impl Fleet {
             etcd: MemoryEtcd::default(),
             clock: ManualClock::at(1_700_000_000),
             config: Config::from_json(json.as_bytes()).unwrap(),
+            json: json.to_owned(),
         }
     }
 
     fn replica(&self) -> Replica<'_> {
+        self.replica_with(&self.json)
+    }
+
+    /// A replica started (as a new process: nothing in its shared data) with its own config.
+    fn replica_with(&self, json: &str) -> Replica<'_> {
         let replica = Replica {
             fleet: self,
+            config: Config::from_json(json.as_bytes()).unwrap(),
             shared: MemoryStore::default(),
             metrics: RecordedMetrics::default(),
-            changes: CredentialChanges::default(),
+            changes: std::cell::RefCell::default(),
+            record: super::credentials::CredentialRecord::new(self.now()),
+            no_changes: CredentialChanges::default(),
             config_generation: std::cell::Cell::new(0),
             login_key: KeyMemory::new(),
             watched: std::cell::Cell::new(self.etcd.revision()),
         };
         replica.plain_gateway().initialize_store().unwrap();
+        CredentialChanges::create_fleet_record(&replica.shared).unwrap();
         replica
+    }
+
+    /// The grant buckets etcd holds (beside them: the credential-change record).
+    fn grant_keys(&self) -> usize {
+        self.etcd.keys_under(format!("{PREFIX}grants/").as_bytes())
     }
 
     fn now(&self) -> u64 {
@@ -81,20 +102,30 @@ impl Fleet {
 
 impl Replica<'_> {
     fn plain_gateway(&self) -> Gateway<'_> {
-        Gateway::new(&self.fleet.config, self.host(&self.shared, &self.metrics))
+        Gateway::new(&self.config, self.host(&self.shared, &self.metrics))
     }
 
+    /// A host whose credential changes are none (passes that judge no token by them).
     fn host<'h>(
         &'h self,
         shared: &'h dyn crate::host::SharedStore,
         metrics: &'h dyn crate::host::Metrics,
+    ) -> Host<'h> {
+        self.host_with(shared, metrics, &self.no_changes)
+    }
+
+    fn host_with<'h>(
+        &'h self,
+        shared: &'h dyn crate::host::SharedStore,
+        metrics: &'h dyn crate::host::Metrics,
+        credential_changes: &'h CredentialChanges,
     ) -> Host<'h> {
         Host {
             shared,
             random: &SystemRandomness,
             clock: &self.fleet.clock,
             metrics,
-            credential_changes: &self.changes,
+            credential_changes,
             process_shared: &self.shared,
             connection: &crate::host::NoConnection,
             config_generation: &self.config_generation,
@@ -108,11 +139,24 @@ impl Replica<'_> {
         for _ in 0..ATTEMPTS {
             let view = FleetView::new(&self.shared);
             let staged = StagedMetrics::default();
-            let answer = pass(&Gateway::new(&self.fleet.config, self.host(&view, &staged)));
-            let record = view.into_record();
+            let read = self.record.for_pass(&view, &self.config).unwrap();
+            let answer = {
+                let held = self.changes.borrow();
+                let changes = read.as_ref().unwrap_or(&held);
+                pass(&Gateway::new(&self.config, self.host_with(&view, &staged, changes)))
+            };
+            let mut record = view.into_record();
+            let read = self.record.keep_if_judged(&mut record, read);
+            let holds = |staged: StagedMetrics| {
+                staged.into_held().report(&self.metrics);
+                if let Some(read) = read.clone() {
+                    *self.changes.borrow_mut() = read;
+                    self.record.confirmed();
+                }
+            };
             match plan(&record, PREFIX, confirm(&answer), self.fleet.now()) {
                 Step::Deliver => {
-                    staged.into_held().report(&self.metrics);
+                    holds(staged);
                     return Ok(answer);
                 }
                 Step::Ask(txn) => {
@@ -121,7 +165,7 @@ impl Replica<'_> {
                     }
                     let response = self.fleet.etcd.txn(&txn.request);
                     if settle(&self.shared, &txn, &response).unwrap() == Settled::Holds {
-                        staged.into_held().report(&self.metrics);
+                        holds(staged);
                         return Ok(answer);
                     }
                 }
@@ -183,8 +227,35 @@ impl Replica<'_> {
         let keys = self.plain_gateway().table_keys();
         match watch::apply(&self.shared, PREFIX, &response, keys.into_iter()).unwrap() {
             watch::Heard::UpTo(revision) => self.watched.set(revision.max(self.watched.get())),
-            watch::Heard::Compacted => self.watched.set(self.fleet.etcd.revision()),
+            watch::Heard::Compacted => self.restart_watch(),
             watch::Heard::Opened => {}
+        }
+    }
+
+    /// What the watcher does with no revision to resume from (at start-up, after a
+    /// compaction): one read says where etcd stands, every older entry is forgotten below that
+    /// floor, and the watch starts right after it.
+    fn restart_watch(&self) {
+        let revision = self.fleet.etcd.revision();
+        let keys = self.plain_gateway().table_keys();
+        super::cache::forget_below(&self.shared, keys.into_iter(), revision).unwrap();
+        self.watched.set(revision);
+    }
+
+    /// A Bearer check's pass over the cache and the transaction it needs, not yet sent.
+    fn bearer_txn(&self, token: &str) -> super::plan::FleetTxn {
+        let authorization = format!("Bearer {token}");
+        let view = FleetView::new(&self.shared);
+        let staged = StagedMetrics::default();
+        let gateway = Gateway::new(&self.config, self.host(&view, &staged));
+        gateway.authorize(&ApiRequest {
+            method: "GET",
+            path: "/api/orders",
+            authorization: Some(&authorization),
+        });
+        match plan(&view.into_record(), PREFIX, true, self.fleet.now()) {
+            Step::Ask(txn) => txn,
+            Step::Deliver => panic!("a Bearer check on a cold cache asks etcd"),
         }
     }
 }
@@ -320,14 +391,14 @@ fn expired_grants_leave_etcd_with_their_lease() {
     let fleet = Fleet::new();
     let a = fleet.replica();
     let token = field(&a.token("grant_type=client_credentials"), "access_token");
-    assert_eq!(fleet.etcd.key_count(), 1);
+    assert_eq!(fleet.grant_keys(), 1);
     // Validity 3600 s; the lease outlives the token by 10 to 20 s.
     fleet.clock.advance(3600 + 5);
     fleet.etcd.expire_leases(fleet.now());
-    assert_eq!(fleet.etcd.key_count(), 1, "not before the lease's window has passed");
+    assert_eq!(fleet.grant_keys(), 1, "not before the lease's window has passed");
     fleet.clock.advance(20);
     fleet.etcd.expire_leases(fleet.now());
-    assert_eq!(fleet.etcd.key_count(), 0);
+    assert_eq!(fleet.grant_keys(), 0);
     a.catch_up();
     assert_eq!(a.bearer_status(&token), 401);
 }
@@ -338,7 +409,7 @@ fn revoking_the_last_grant_of_a_bucket_deletes_its_key() {
     let a = fleet.replica();
     let token = field(&a.token("grant_type=client_credentials"), "access_token");
     assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
-    assert_eq!(fleet.etcd.key_count(), 0);
+    assert_eq!(fleet.grant_keys(), 0);
 }
 
 #[test]
@@ -352,6 +423,96 @@ fn after_a_compaction_the_cache_is_forgotten_and_read_again() {
     // B's watch was behind the compaction: it forgets its cache rather than trust it.
     b.catch_up();
     assert_eq!(b.bearer_status(&token), 401);
+}
+
+#[test]
+fn an_answer_sent_before_a_compaction_cannot_outlive_the_watch_that_follows() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    // etcd answers B about the token's bucket; the answer is still on its way...
+    let txn = b.bearer_txn(&token);
+    let late = fleet.etcd.txn(&txn.request);
+    // ...while A revokes the token and etcd compacts the history B's watch needed.
+    assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    fleet.etcd.compact();
+    b.catch_up();
+    // The watch now starts after the revocation and will never deliver it: the late answer
+    // must not be cached, or B would let the revoked token through on its cache alone.
+    let _ = settle(&b.shared, &txn, &late).unwrap();
+    b.catch_up();
+    assert_eq!(b.bearer_status(&token), 401);
+}
+
+#[test]
+fn an_answer_sent_before_the_watch_starts_cannot_outlive_it() {
+    let fleet = Fleet::new();
+    let a = fleet.replica();
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    // A replica starting up: its first request asks etcd before its watch is open.
+    let b = fleet.replica();
+    let txn = b.bearer_txn(&token);
+    let late = fleet.etcd.txn(&txn.request);
+    assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    // The watch opens after the revocation (from where etcd stands), then the answer lands.
+    b.restart_watch();
+    let _ = settle(&b.shared, &txn, &late).unwrap();
+    b.catch_up();
+    assert_eq!(b.bearer_status(&token), 401);
+}
+
+#[test]
+fn a_secret_rolled_back_across_restarts_does_not_revive_the_tokens_its_change_ended() {
+    let fleet = Fleet::new();
+    let token = field(&fleet.replica().token("grant_type=client_credentials"), "access_token");
+    let mut rotated: serde_json::Value = serde_json::from_str(&fleet.json).unwrap();
+    rotated["applications"][0]["consumer_secret"] = "rotated-secret".into();
+    fleet.clock.advance(1);
+    // Every replica restarted with the new secret: the token dies by its fingerprint.
+    let under_v2 = fleet.replica_with(&rotated.to_string());
+    assert_eq!(under_v2.bearer_status(&token), 401);
+    fleet.clock.advance(1);
+    // Every replica restarted with the old secret again: new processes, empty shared data.
+    // Only etcd remembers that the secret changed after the token was issued.
+    let (back, other) = (fleet.replica(), fleet.replica());
+    assert_eq!(back.bearer_status(&token), 401, "the rollback revived the token");
+    assert_eq!(other.bearer_status(&token), 401);
+    let fresh = field(&back.token("grant_type=client_credentials"), "access_token");
+    assert_eq!(other.bearer_status(&fresh), 200, "tokens issued after the rollback work everywhere");
+}
+
+#[test]
+fn a_replica_records_its_config_with_the_first_pass_that_judges_a_token() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    let pass = |authorization: Option<&str>, path: &str| {
+        let view = FleetView::new(&b.shared);
+        let staged = StagedMetrics::default();
+        let read = b.record.for_pass(&view, &b.config).unwrap();
+        let changes = read.clone().unwrap_or_default();
+        let gateway = Gateway::new(&b.config, b.host_with(&view, &staged, &changes));
+        let outcome = gateway.authorize(&ApiRequest { method: "GET", path, authorization });
+        let mut record = view.into_record();
+        let kept = b.record.keep_if_judged(&mut record, read);
+        (outcome, record, kept)
+    };
+    // Before B has heard from etcd at all, a public resource reads nothing of etcd's: it
+    // needs no etcd (it keeps working while etcd is away), and records nothing.
+    let (outcome, record, kept) = pass(None, "/api/public/ping");
+    assert!(matches!(outcome, Outcome::Forward(_)));
+    assert_eq!(plan(&record, PREFIX, false, fleet.now()), Step::Deliver);
+    assert_eq!(kept, None);
+    b.catch_up();
+    // Once B's watch has delivered the token's bucket and the record A wrote for the same
+    // config, a token check reads the record with the bucket, needs no write, and the cache
+    // answers alone.
+    let authorization = format!("Bearer {token}");
+    let (outcome, record, kept) = pass(Some(&authorization), "/api/orders");
+    assert!(matches!(outcome, Outcome::Forward(_)));
+    assert!(record.reads.contains_key(crate::state::credential_changes::FLEET_KEY));
+    assert_eq!(plan(&record, PREFIX, false, fleet.now()), Step::Deliver);
+    assert!(kept.is_some(), "the record read with a token check is kept");
 }
 
 /// Fleet mode: each replica enforces its tiers in its own window counters, read and written at

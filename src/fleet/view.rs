@@ -55,8 +55,8 @@ impl SharedStore for FleetView<'_> {
         }
         let Some((bytes, cas)) = self.cache.get(key)? else { return Ok(None) };
         let (revision, value) = match cache::decode(&bytes) {
-            Some(entry) => (Some(entry.mod_revision), entry.value.to_vec()),
-            None => (None, EMPTY_BUCKET.to_vec()),
+            Some(entry) if entry.is_known() => (Some(entry.mod_revision), entry.value.to_vec()),
+            _ => (None, EMPTY_BUCKET.to_vec()),
         };
         // The first read is the one the decision rests on.
         record.reads.entry(key.to_owned()).or_insert(revision);

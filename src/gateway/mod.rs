@@ -187,12 +187,20 @@ impl<'a> Gateway<'a> {
     }
 
     /// The keys of the tables a fleet keeps in etcd: the grant store's buckets, the
-    /// registry's and the code flow's (its codes and its login handles' key).
+    /// registry's and the code flow's (its codes and its login handles' key), and the
+    /// credential-change record.
     pub fn table_keys(&self) -> Vec<String> {
         let registry = self.registry.iter().flat_map(|registry| registry.bucket_keys());
         let authorizations = self.authorizations.iter().flat_map(|table| table.bucket_keys());
         let login_keys = self.login_keys.iter().flat_map(|keys| keys.bucket_keys());
-        self.store.bucket_keys().chain(registry).chain(authorizations).chain(login_keys).collect()
+        let record = std::iter::once(crate::state::credential_changes::FLEET_KEY.to_owned());
+        self.store
+            .bucket_keys()
+            .chain(registry)
+            .chain(authorizations)
+            .chain(login_keys)
+            .chain(record)
+            .collect()
     }
 
     /// Sweeps the next slice of the token store (called from a timer on every VM): a

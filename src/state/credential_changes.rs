@@ -26,14 +26,25 @@
 //! credentials as the newest (a new generation, whose boundary is that connection). Below the
 //! boundary, or while it is unknown, the connection is a draining one, and the superseded
 //! credentials are refused. Connection ids are per Envoy process, as is this record.
+//!
+//! In fleet mode the grants live in etcd, so the record must too: one shared-data key per Envoy
+//! would forget, at the next restart, the change a rollback must not undo. There the record is
+//! [`FLEET_KEY`], a key of the fleet's cache kept in etcd like the grants' buckets, written
+//! through the fleet layer's transactions (see `crate::fleet::credentials`). That record is
+//! every replica's, and replicas may run different configs during a rolling deploy, each of
+//! them current: so a fleet record never marks a name superseded, and the draining-connection
+//! refusal above is local mode's alone.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use crate::host::{Connection, SharedStore, StoreError};
-use crate::state::buckets::{put_short_bytes, Reader, CAS_ATTEMPTS};
+use crate::state::buckets::{put_short_bytes, Reader, CAS_ATTEMPTS, EMPTY_BUCKET};
 
 const KEY: &str = "tokengate/credential-changes";
+/// The record's key in fleet mode: in each Envoy's cache of etcd, `<prefix>credential-changes/0`
+/// in etcd.
+pub const FLEET_KEY: &str = "tokengate/credential-changes/0";
 /// Marks the record's trailer, its generation and boundary (after every entry, so a reader
 /// that does not know it still finds every entry first).
 const GENERATION_MARK: u8 = b'g';
@@ -112,7 +123,11 @@ fn encode_record(record: &Record) -> Vec<u8> {
 }
 
 fn read_record(shared: &dyn SharedStore) -> Result<(Record, u32), StoreError> {
-    Ok(match shared.get(KEY)? {
+    read_record_under(shared, KEY)
+}
+
+fn read_record_under(shared: &dyn SharedStore, key: &str) -> Result<(Record, u32), StoreError> {
+    Ok(match shared.get(key)? {
         Some((bytes, cas)) => (decode_record(&bytes), cas),
         None => (Record::default(), 0),
     })
@@ -120,7 +135,9 @@ fn read_record(shared: &dyn SharedStore) -> Result<(Record, u32), StoreError> {
 
 /// The entries after a config with `credentials` loads at `now`: a name seen before with
 /// another fingerprint, or coming back after it disappeared, changed now; a name missing from
-/// this config disappeared now.
+/// this config disappeared now. A change time never moves back (a replica whose clock is
+/// behind, or that loaded its config before the last change was recorded, must not revive
+/// what that change ended).
 fn apply(before: &Entries, credentials: &[(CredentialKind, &str, u32)], now: u64) -> Entries {
     let mut entries = before.clone();
     for entry in entries.values_mut() {
@@ -132,7 +149,7 @@ fn apply(before: &Entries, credentials: &[(CredentialKind, &str, u32)], now: u64
             (Some(entry), Some(old)) => {
                 if old.fingerprint != fingerprint || !old.present {
                     entry.fingerprint = fingerprint;
-                    entry.changed_at = now;
+                    entry.changed_at = entry.changed_at.max(now);
                 }
                 entry.present = true;
             }
@@ -143,7 +160,7 @@ fn apply(before: &Entries, credentials: &[(CredentialKind, &str, u32)], now: u64
     }
     for (key, entry) in entries.iter_mut() {
         if !entry.present && before.get(key).is_some_and(|old| old.present) {
-            entry.changed_at = now;
+            entry.changed_at = entry.changed_at.max(now);
         }
     }
     entries
@@ -187,10 +204,17 @@ pub struct CredentialChanges {
     /// Set in place once this VM learns the boundary, so that only its first request after a
     /// change pays for the connection id.
     boundary: Cell<u64>,
+    /// Whether this is this Envoy's own record, whose newest config may supersede this VM's
+    /// (false for fleet mode's record: see the module's text).
+    judges_supersession: bool,
 }
 
 impl CredentialChanges {
-    fn from_record(record: &Record) -> Self {
+    fn from_local_record(record: &Record) -> Self {
+        CredentialChanges { judges_supersession: true, ..Self::from_fleet_record(record) }
+    }
+
+    fn from_fleet_record(record: &Record) -> Self {
         let mut last = foldhash::HashMap::<String, [LastChange; 2]>::default();
         for ((kind, name), entry) in record.entries.iter().filter(|(_, entry)| entry.changed_at > 0) {
             let both = last.entry(name.clone()).or_default();
@@ -212,6 +236,7 @@ impl CredentialChanges {
             configured,
             generation: record.generation,
             boundary: Cell::new(record.boundary),
+            judges_supersession: false,
         }
     }
 
@@ -248,7 +273,10 @@ impl CredentialChanges {
     /// agree with the record whatever their clocks read when each loaded (a wall clock may
     /// step back between two of them), so none is ever refused because of its own change.
     pub fn superseded(&self, kind: CredentialKind, name: &str, fingerprint: u32) -> bool {
-        self.last_change(kind, name).is_some_and(|change| change.at > 0 && change.newest != Some(fingerprint))
+        self.judges_supersession
+            && self
+                .last_change(kind, name)
+                .is_some_and(|change| change.at > 0 && change.newest != Some(fingerprint))
     }
 
     /// Fixes the boundary of the generation `own_generation` (the one this VM's config
@@ -265,7 +293,11 @@ impl CredentialChanges {
         own_generation: u64,
         connection: &dyn Connection,
     ) -> Result<(), StoreError> {
-        if self.generation != own_generation || self.boundary.get() != 0 || own_generation == 0 {
+        if !self.judges_supersession
+            || self.generation != own_generation
+            || self.boundary.get() != 0
+            || own_generation == 0
+        {
             return Ok(());
         }
         let Some(id) = connection.id() else { return Ok(()) };
@@ -330,7 +362,49 @@ impl CredentialChanges {
 
     /// Reads the shared record without changing it (the timer's refresh).
     pub fn read(shared: &dyn SharedStore) -> Result<Self, StoreError> {
-        Ok(CredentialChanges::from_record(&read_record(shared)?.0))
+        Ok(CredentialChanges::from_local_record(&read_record(shared)?.0))
+    }
+
+    /// Reads fleet mode's record (through a fleet view or this Envoy's cache of it).
+    pub fn read_fleet(shared: &dyn SharedStore) -> Result<Self, StoreError> {
+        Ok(CredentialChanges::from_fleet_record(&read_record_under(shared, FLEET_KEY)?.0))
+    }
+
+    /// The changes a stored fleet record says (an empty or unreadable one says none).
+    pub fn from_fleet_bytes(bytes: &[u8]) -> Self {
+        CredentialChanges::from_fleet_record(&decode_record(bytes))
+    }
+
+    /// Creates the fleet record's cache key, unknown, if this Envoy lacks it: the fleet's cache
+    /// only takes etcd's word for keys that exist (see `crate::fleet::cache::store`).
+    pub fn create_fleet_record(shared: &dyn SharedStore) -> Result<(), StoreError> {
+        match shared.get(FLEET_KEY)? {
+            Some(_) => Ok(()),
+            None => shared.set(FLEET_KEY, EMPTY_BUCKET, 0),
+        }
+    }
+
+    /// [`Self::record`] into fleet mode's record, through a fleet view (so the pass's etcd
+    /// transaction commits it).
+    pub fn record_fleet(
+        view: &dyn SharedStore,
+        credentials: &[(CredentialKind, &str, u32)],
+        now: u64,
+    ) -> Result<Self, StoreError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let (before, cas) = read_record_under(view, FLEET_KEY)?;
+            let entries = apply(&before.entries, credentials, now);
+            if entries == before.entries {
+                return Ok(CredentialChanges::from_fleet_record(&before));
+            }
+            let record = Record { entries, ..before };
+            match view.set(FLEET_KEY, &encode_record(&record), cas) {
+                Ok(()) => return Ok(CredentialChanges::from_fleet_record(&record)),
+                Err(StoreError::CasMismatch) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::CasMismatch)
     }
 
     /// Records the credentials of a config being loaded at `now`, and returns the changes; the
@@ -349,11 +423,11 @@ impl CredentialChanges {
             let (before, cas) = read_record(shared)?;
             let entries = apply(&before.entries, credentials, now);
             if entries == before.entries && before.generation > 0 {
-                return Ok(CredentialChanges::from_record(&before));
+                return Ok(CredentialChanges::from_local_record(&before));
             }
             let record = Record { entries, generation: before.generation.saturating_add(1), boundary: 0 };
             match shared.set(KEY, &encode_record(&record), cas) {
-                Ok(()) => return Ok(CredentialChanges::from_record(&record)),
+                Ok(()) => return Ok(CredentialChanges::from_local_record(&record)),
                 Err(StoreError::CasMismatch) => continue,
                 Err(other) => return Err(other),
             }
@@ -390,6 +464,33 @@ mod tests {
         assert!(restored.ended(App, "a", 15), "rolling back revived a token from before the rotation");
         // A VM that kept the old config sees the same through the timer's read.
         assert_eq!(CredentialChanges::read(&shared).unwrap(), restored);
+    }
+
+    #[test]
+    fn a_change_recorded_with_an_earlier_time_never_moves_the_last_change_back() {
+        let shared = MemoryStore::default();
+        CredentialChanges::record(&shared, &[(App, "a", 1)], 10).unwrap();
+        CredentialChanges::record(&shared, &[(App, "a", 2)], 20).unwrap();
+        // A replica that loaded the old config at 15 (or whose clock is behind) records it late.
+        let late = CredentialChanges::record(&shared, &[(App, "a", 1)], 15).unwrap();
+        assert!(late.ended(App, "a", 19), "a late record revived tokens the change at 20 ended");
+    }
+
+    #[test]
+    fn an_empty_fleet_record_says_nothing_changed_and_never_supersedes() {
+        let shared = MemoryStore::default();
+        CredentialChanges::create_fleet_record(&shared).unwrap();
+        assert_eq!(CredentialChanges::read_fleet(&shared).unwrap(), CredentialChanges::default());
+        CredentialChanges::record_fleet(&shared, &[(App, "a", 1)], 10).unwrap();
+        let (_, cas) = shared.get(FLEET_KEY).unwrap().unwrap();
+        CredentialChanges::create_fleet_record(&shared).unwrap();
+        assert_eq!(shared.get(FLEET_KEY).unwrap().unwrap().1, cas, "creating it again rewrote the record");
+        // Another replica's newer config: tokens from before it end, but this one's credential
+        // is not refused (replicas may differ during a rolling deploy).
+        let rotated = CredentialChanges::record_fleet(&shared, &[(App, "a", 2)], 20).unwrap();
+        assert!(rotated.ended(App, "a", 15));
+        assert!(!rotated.superseded(App, "a", 1));
+        assert!(!CredentialChanges::read_fleet(&shared).unwrap().superseded(App, "a", 1));
     }
 
     #[test]

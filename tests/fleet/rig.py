@@ -66,18 +66,18 @@ class Fleet:
     every replica), to pin a replica's watch to one member."""
 
     def __init__(self, etcd, upstream_port: int, workdir: Path, prefix: str, count: int = 2,
-                 members: list[list] | None = None, **fleet: object):
+                 members: list[list] | None = None, plugin: dict | None = None, **fleet: object):
         self.etcd = etcd
         self.prefix = prefix
         self.upstream_port = upstream_port
         self.workdir = workdir
-        self.plugin = plugin_config(prefix, **fleet)
+        self.plugin = plugin or plugin_config(prefix, **fleet)
         self.members = members or [etcd.members] * count
         self.replicas = [self._replica(i) for i in range(count)]
 
-    def _replica(self, index: int) -> Replica:
+    def _replica(self, index: int, plugin: dict | None = None) -> Replica:
         config = replicas.render(0, 0, [m.client_port for m in self.members[index]], harness.wasm_module(),
-                                 self.plugin, self.upstream_port)
+                                 plugin or self.plugin, self.upstream_port)
         return Replica(f"replica{index}", self.workdir / f"replica{index}", config)
 
     def __enter__(self) -> "Fleet":
@@ -92,14 +92,16 @@ class Fleet:
         for replica in self.replicas:
             replica.__exit__(*exc)
 
-    def restart(self, index: int) -> Replica:
-        """Kills replica `index` (SIGKILL: nothing is flushed, as in a crash) and starts it again."""
+    def restart(self, index: int, plugin: dict | None = None) -> Replica:
+        """Kills replica `index` (SIGKILL: nothing is flushed, as in a crash) and starts it again,
+        with the plugin configuration `plugin` if given."""
         old = self.replicas[index]
         if old.proc is not None:
             old.proc.kill()
             old.proc.wait()
         old.__exit__(None, None, None)
-        fresh = Replica(old.name, self.workdir / f"{old.name}-{time.monotonic_ns()}", old.config)
+        config = old.config if plugin is None else self._replica(index, plugin).config
+        fresh = Replica(old.name, self.workdir / f"{old.name}-{time.monotonic_ns()}", config)
         fresh.__enter__()
         self.replicas[index] = fresh
         return fresh

@@ -5,13 +5,14 @@ outlive the Envoys."""
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import re
 import time
 import urllib.parse
 
 import requests
 
-from rig import ADMIN, REGISTER, percentile, record, unseen_token, wait_for_watch
+from rig import ADMIN, REGISTER, Fleet, percentile, plugin_config, record, unseen_token, wait_for_watch
 
 TRIALS = 30
 
@@ -129,6 +130,31 @@ def test_tokens_survive_an_envoy_restart(fleet):
     assert restarted.status(token) == 200
     assert b.status(token) == 200
     assert restarted.post("/token", {"grant_type": "refresh_token", "refresh_token": refresh}).status_code == 200
+
+
+def test_a_secret_rolled_back_across_restarts_does_not_revive_the_tokens_its_change_ended(
+        etcd, upstream, tmp_path):
+    """A token ended by a secret change stays ended when a later config restores the old
+    secret, though every replica restarted (empty shared data) in between: the record of
+    when the secret changed lives in etcd with the grants."""
+    prefix = "test-rollback/"
+    first = plugin_config(prefix)
+    first["applications"].append({"consumer_key": "rolled", "consumer_secret": "first-secret",
+                                  "grant_types": ["client_credentials"], "scopes": ["orders:read"]})
+    second = copy.deepcopy(first)
+    second["applications"][-1]["consumer_secret"] = "second-secret"
+    with Fleet(etcd, upstream.port, tmp_path, prefix, plugin=first) as fleet:
+        token = fleet.replicas[0].token(("rolled", "first-secret"), grant_type="client_credentials")
+        assert [replica.status(token["access_token"]) for replica in fleet.replicas] == [200, 200]
+        for config, name in ((second, "the new secret"), (first, "the old secret again")):
+            for index in range(len(fleet.replicas)):
+                fleet.restart(index, config)
+            for replica in fleet.replicas:
+                wait_for_watch(replica)
+            statuses = [replica.status(token["access_token"]) for replica in fleet.replicas]
+            assert statuses == [401, 401], f"under {name}: {statuses}"
+        fresh = fleet.replicas[1].token(("rolled", "first-secret"), grant_type="client_credentials")
+        assert [replica.status(fresh["access_token"]) for replica in fleet.replicas] == [200, 200]
 
 
 def test_introspection_on_one_replica_sees_tokens_of_the_other(fleet):
