@@ -104,19 +104,24 @@ impl Watcher {
         }
     }
 
-    /// Asks where etcd stands before a watch with no revision to resume from (a linearizable
-    /// read: everything committed before it is at or below its revision).
-    fn send_start_read(&mut self, now: u64, metrics: &EnvoyMetrics) {
+    /// Sends one linearizable `Range` (see [`heartbeat::read_request`]): where etcd stands.
+    fn dispatch_read(&self) -> Result<u32, proxy_wasm::types::Status> {
         let request = heartbeat::read_request(&self.fleet.prefix).encode_to_vec();
         let timeout = Duration::from_millis(self.fleet.timeout_ms);
-        match hostcalls::dispatch_grpc_call(
+        hostcalls::dispatch_grpc_call(
             &self.fleet.cluster,
             KV_SERVICE,
             "Range",
             Vec::new(),
             Some(&request),
             timeout,
-        ) {
+        )
+    }
+
+    /// Asks where etcd stands before a watch with no revision to resume from (a linearizable
+    /// read: everything committed before it is at or below its revision).
+    fn send_start_read(&mut self, now: u64, metrics: &EnvoyMetrics) {
+        match self.dispatch_read() {
             Ok(token) => self.start_read = Some(token),
             Err(status) => {
                 log::warn!("#{} cannot read etcd's revision: {status:?}", self.context_id);
@@ -171,16 +176,7 @@ impl Watcher {
         if !self.heartbeat.read_due(now, self.fleet.timeout_ms.saturating_mul(2)) {
             return;
         }
-        let request = heartbeat::read_request(&self.fleet.prefix).encode_to_vec();
-        let timeout = Duration::from_millis(self.fleet.timeout_ms);
-        match hostcalls::dispatch_grpc_call(
-            &self.fleet.cluster,
-            KV_SERVICE,
-            "Range",
-            Vec::new(),
-            Some(&request),
-            timeout,
-        ) {
+        match self.dispatch_read() {
             Ok(token) => {
                 self.read = Some(token);
                 self.heartbeat.read_sent(now);
