@@ -297,12 +297,13 @@ impl Record for Entry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::host::memory::MemoryStore;
     use crate::host::SystemRandomness;
 
-    fn ticket() -> Ticket {
+    /// A pending request of the demo's public client, as the login page would seal or store it.
+    pub(crate) fn ticket() -> Ticket {
         Ticket {
             client_id: "demo-spa".to_owned(),
             redirect_uri: "http://127.0.0.1:8080/console/callback".to_owned(),

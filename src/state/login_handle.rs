@@ -226,17 +226,7 @@ mod tests {
     use super::*;
     use crate::host::memory::{EpochHost, MemoryStore};
     use crate::host::SystemRandomness;
-
-    fn ticket() -> Ticket {
-        Ticket {
-            client_id: "demo-spa".to_owned(),
-            redirect_uri: "http://127.0.0.1:8080/console/callback".to_owned(),
-            scope: "read write".to_owned(),
-            state: Some("xyz".to_owned()),
-            challenge: crate::oauth::pkce::APPENDIX_B_CHALLENGE.to_owned(),
-            username: String::new(),
-        }
-    }
+    use crate::state::authorization::tests::ticket;
 
     const KEY: HandleKey = HandleKey([7; KEY_BYTES]);
 

@@ -84,7 +84,9 @@ def test_without_its_gauges_no_worker_remembers_a_token(upstream, tmp_path):
         assert "workers will not remember validated tokens" in gateway.log()
 
 
-def test_without_its_gauges_rated_tiers_are_refused(upstream, tmp_path):
+def run_rated_tier_config(upstream, tmp_path, name: str, stats_config: dict) -> tuple[int, str]:
+    """Envoy with a Bronze-rated subscription under `stats_config`, run until it exits: its exit
+    code and log."""
     plugin = harness.with_changes(
         PLUGIN_CONFIG,
         apis=[{"name": "Orders", "version": "1", "context": "/orders/1",
@@ -92,13 +94,17 @@ def test_without_its_gauges_rated_tiers_are_refused(upstream, tmp_path):
     )
     plugin["applications"][0]["subscriptions"] = [{"api": "Orders", "tier": "Bronze"}]
     config = harness.render_envoy_config(plugin, upstream.port)
-    config["stats_config"] = NO_TOKENGATE_STATS
-    envoy = harness.Envoy("no-stats-tier", tmp_path / "no-stats-tier", config)
+    config["stats_config"] = stats_config
+    envoy = harness.Envoy(name, tmp_path / name, config)
     try:
         code = envoy.run_to_exit()
     finally:
         envoy.stop()
-    log = envoy.log()
+    return code, envoy.log()
+
+
+def test_without_its_gauges_rated_tiers_are_refused(upstream, tmp_path):
+    code, log = run_rated_tier_config(upstream, tmp_path, "no-stats-tier", NO_TOKENGATE_STATS)
     assert code != 0, log
     assert any("invalid configuration:" in line and "stats_matcher" in line for line in log.splitlines()), log
 
@@ -109,20 +115,7 @@ NO_TIER_WINDOWS = {"stats_matcher": {"exclusion_list": {"patterns": [{"prefix": 
 
 
 def test_a_stats_matcher_rejecting_only_tier_windows_is_refused(upstream, tmp_path):
-    plugin = harness.with_changes(
-        PLUGIN_CONFIG,
-        apis=[{"name": "Orders", "version": "1", "context": "/orders/1",
-               "resources": [{"methods": ["GET"], "path": "/items", "scopes": []}]}],
-    )
-    plugin["applications"][0]["subscriptions"] = [{"api": "Orders", "tier": "Bronze"}]
-    config = harness.render_envoy_config(plugin, upstream.port)
-    config["stats_config"] = NO_TIER_WINDOWS
-    envoy = harness.Envoy("no-tier-windows", tmp_path / "no-tier-windows", config)
-    try:
-        code = envoy.run_to_exit()
-    finally:
-        envoy.stop()
-    log = envoy.log()
+    code, log = run_rated_tier_config(upstream, tmp_path, "no-tier-windows", NO_TIER_WINDOWS)
     assert code != 0, log
     refusals = [line for line in log.splitlines() if "invalid configuration:" in line]
     assert any("stats_matcher" in line and "wasmcustom.tokengate.tier_window.0" in line for line in refusals), log
