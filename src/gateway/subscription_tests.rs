@@ -1,11 +1,180 @@
-//! Production and sandbox key pairs, sandbox routing, the key type in the scope (as older
-//! WSO2 clients send it) and the admin subscription endpoint, over [`super::SUBSCRIPTIONS`].
+//! APIs, tiers and subscriptions (WSO2's model): the order of the checks, throttling tiers,
+//! production and sandbox key pairs, sandbox routing, the key type in the scope (as older WSO2
+//! clients send it) and the admin subscription endpoint, over [`SUBSCRIPTIONS`].
 
 use super::*;
 use crate::gateway::reply::UPSTREAM_HEADER;
 use crate::host::metrics::ApiStat;
 
 const ITEMS: &str = "/orders/1.0.0/items";
+
+/// APIs, tiers and subscriptions (WSO2's model). Four applications, each subscribed to the Orders
+/// API in its own way; none to the Stock API.
+const SUBSCRIPTIONS: &str = r#"{
+  "tiers": [ { "name": "Tiny", "requests": 2, "per": "minute" } ],
+  "apis": [
+    { "name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0", "sandbox_upstream": "sandbox", "resources": [
+        { "methods": ["GET"], "path": "/items", "scopes": ["orders:read"] },
+        { "methods": ["GET"], "path": "/ping", "public": true } ] },
+    { "name": "Stock", "version": "2.0", "context": "/stock/2.0", "resources": [
+        { "methods": ["GET"], "path": "/", "scopes": [] } ] }
+  ],
+  "applications": [
+    { "consumer_key": "tiny", "consumer_secret": "s", "scopes": ["orders:read"],
+      "sandbox": { "consumer_key": "tiny-sandbox", "consumer_secret": "s" },
+      "subscriptions": [ { "api": "Orders", "tier": "Tiny" } ] },
+    { "consumer_key": "unlimited", "consumer_secret": "s", "scopes": ["orders:read"],
+      "sandbox": { "consumer_key": "unlimited-sandbox", "consumer_secret": "s" },
+      "subscriptions": [ { "api": "Orders" }, { "api": "Stock" } ] },
+    { "consumer_key": "blocked", "consumer_secret": "s", "scopes": ["orders:read"],
+      "sandbox": { "consumer_key": "blocked-sandbox", "consumer_secret": "s" },
+      "subscriptions": [ { "api": "Orders", "tier": "Gold", "state": "blocked" } ] },
+    { "consumer_key": "prod-blocked", "consumer_secret": "s", "scopes": ["orders:read"],
+      "sandbox": { "consumer_key": "prod-blocked-sandbox", "consumer_secret": "s" },
+      "subscriptions": [ { "api": "Orders", "tier": "Bronze", "state": "prod_only_blocked" } ] },
+    { "consumer_key": "noscope", "consumer_secret": "s",
+      "subscriptions": [ { "api": "Orders", "tier": "Tiny" } ] }
+  ],
+  "resources": [ { "methods": ["GET"], "path": "/api/orders", "scopes": ["orders:read"] } ]
+}"#;
+
+fn app_token(rig: &Rig, key: &str) -> String {
+    let reply = rig.post_as(key, "s", "/token", "grant_type=client_credentials");
+    assert_eq!(reply.0.status, 200, "{}", reply.text());
+    reply.field("access_token")
+}
+
+fn error_code(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Respond(response) => Reply(response.clone()).field("error"),
+        Outcome::Forward(_) => String::new(),
+    }
+}
+
+#[test]
+fn subscriptions_are_checked_after_the_token_and_before_the_scope() {
+    struct Case {
+        name: &'static str,
+        app: &'static str,
+        path: &'static str,
+        status: u16,
+        error: &'static str,
+    }
+    #[rustfmt::skip]
+    let table = [
+        Case { name: "subscribed, Unlimited", app: "unlimited", path: "/orders/1.0.0/items", status: 200, error: "" },
+        Case { name: "subscribed, rated", app: "tiny", path: "/orders/1.0.0/items", status: 200, error: "" },
+        Case { name: "not subscribed", app: "tiny", path: "/stock/2.0", status: 403, error: "subscription_required" },
+        Case { name: "blocked", app: "blocked", path: "/orders/1.0.0/items", status: 403, error: "subscription_blocked" },
+        Case { name: "blocked for production keys", app: "prod-blocked", path: "/orders/1.0.0/items",
+               status: 403, error: "subscription_blocked" },
+        Case { name: "subscribed without the scope", app: "noscope", path: "/orders/1.0.0/items",
+               status: 403, error: "insufficient_scope" },
+        Case { name: "the flat list needs no subscription", app: "blocked", path: "/api/orders", status: 200, error: "" },
+    ];
+    let rig = Rig::with_config(SUBSCRIPTIONS);
+    for Case { name, app, path, status, error } in table {
+        let outcome = rig.call_with_token("GET", path, &app_token(&rig, app));
+        assert_eq!(status_of(&outcome), status, "{name}");
+        assert_eq!(error_code(&outcome), error, "{name}");
+        // A subscription denial is no Bearer challenge: the token is fine.
+        if error.starts_with("subscription") {
+            assert_eq!(challenge_of(&outcome), "", "{name}");
+        }
+    }
+    // An unknown token is 401 before any subscription is looked at.
+    assert_eq!(status_of(&rig.call_with_token("GET", "/stock/2.0", "nope")), 401);
+    // A public resource of an API needs neither token nor subscription.
+    assert_eq!(status_of(&rig.call("GET", "/orders/1.0.0/ping", None)), 200);
+    assert_eq!(rig.metrics.get(Metric::RequestsDenied(DenyReason::SubscriptionRequired)), 1);
+    assert_eq!(rig.metrics.get(Metric::RequestsDenied(DenyReason::SubscriptionBlocked)), 2);
+}
+
+#[test]
+fn allowed_requests_carry_the_api_and_tier_and_spoofed_copies_are_stripped() {
+    let rig = Rig::with_config(SUBSCRIPTIONS);
+    let Outcome::Forward(forward) =
+        rig.call_with_token("GET", "/orders/1.0.0/items", &app_token(&rig, "unlimited"))
+    else {
+        panic!("not forwarded")
+    };
+    assert!(forward.set_headers.contains(&(API_HEADER, "Orders".to_owned())));
+    assert!(forward.set_headers.contains(&(TIER_HEADER, "Unlimited".to_owned())));
+    let Outcome::Forward(flat) = rig.call_with_token("GET", "/api/orders", &app_token(&rig, "unlimited"))
+    else {
+        panic!("not forwarded")
+    };
+    assert!(flat.set_headers.iter().all(|(name, _)| *name != API_HEADER && *name != TIER_HEADER));
+    for forward in [forward, flat] {
+        assert!(
+            forward.remove_headers.contains(&API_HEADER) && forward.remove_headers.contains(&TIER_HEADER)
+        );
+    }
+}
+
+#[test]
+fn a_tier_throttles_with_ratelimit_headers_until_its_window_ends() {
+    let rig = Rig::with_config(SUBSCRIPTIONS);
+    let token = app_token(&rig, "tiny");
+    for _ in 0..2 {
+        assert_eq!(status_of(&rig.call_with_token("GET", "/orders/1.0.0/items", &token)), 200);
+    }
+    let Outcome::Respond(throttled) = rig.call_with_token("GET", "/orders/1.0.0/items", &token) else {
+        panic!("not throttled")
+    };
+    assert_eq!(throttled.status, 429);
+    assert_eq!(Reply(throttled.clone()).field("error"), "throttled");
+    let retry: u64 = throttled.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(throttled.header("ratelimit-policy"), Some("\"Tiny\";q=2;w=60"));
+    assert_eq!(throttled.header("ratelimit"), Some(format!("\"Tiny\";r=0;t={retry}").as_str()));
+    assert_eq!(throttled.header("x-ratelimit-limit"), Some("2"));
+    assert_eq!(throttled.header("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(challenge_of(&Outcome::Respond(throttled)), "");
+    assert_eq!(rig.metrics.get(Metric::RequestsDenied(DenyReason::Throttled)), 1);
+    // Another application's subscription counts apart; an Unlimited one is never throttled.
+    assert_eq!(
+        status_of(&rig.call_with_token("GET", "/orders/1.0.0/items", &app_token(&rig, "unlimited"))),
+        200
+    );
+    for _ in 0..50 {
+        assert_eq!(
+            status_of(&rig.call_with_token("GET", "/orders/1.0.0/items", &app_token(&rig, "unlimited"))),
+            200
+        );
+    }
+    rig.clock.advance(retry);
+    assert_eq!(status_of(&rig.call_with_token("GET", "/orders/1.0.0/items", &token)), 200);
+}
+
+/// Older WSO2 clients put the key type in the scope (`scope=PRODUCTION`).
+#[test]
+fn production_in_the_scope_selects_the_key_type_and_is_not_granted() {
+    struct Case {
+        name: &'static str,
+        scope: &'static str,
+        status: u16,
+        granted: &'static str,
+    }
+    #[rustfmt::skip]
+    let table = [
+        Case { name: "PRODUCTION alone asks for the default scope", scope: "PRODUCTION",
+               status: 200, granted: "orders:read orders:write" },
+        Case { name: "PRODUCTION next to a scope", scope: "PRODUCTION orders:read", status: 200, granted: "orders:read" },
+        Case { name: "SANDBOX with the production pair", scope: "SANDBOX", status: 400, granted: "" },
+        Case { name: "another unknown scope stays invalid", scope: "PRODUCTION admin", status: 400, granted: "" },
+    ];
+    let rig = Rig::demo();
+    for Case { name, scope, status, granted } in table {
+        let reply = rig.token(&format!("grant_type=password&username=admin&password=admin&scope={scope}"));
+        assert_eq!(reply.0.status, status, "{name}: {}", reply.text());
+        if status == 200 {
+            assert_eq!(reply.field("scope"), granted, "{name}");
+        } else {
+            assert_eq!(reply.field("error"), "invalid_scope", "{name}");
+        }
+    }
+}
 
 fn forwarded(outcome: Outcome) -> Forward {
     match outcome {
