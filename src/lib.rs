@@ -9,7 +9,7 @@
 //! | [`host`] | the traits the logic needs from its host (shared store, clock, randomness, stats), stat names, in-memory fakes | `oauth` |
 //! | [`state`] | the shared-data tables: grants, registered applications, lockout counters, credential changes, the code flow's records, the token format | `host`, `oauth` |
 //! | [`config`] | JSON → validated [`config::Config`], one check per section | `oauth`, `state` |
-//! | [`fleet`] | fleet mode: the etcd messages, this Envoy's cache of etcd's tables, what a decision needs etcd to confirm or commit, the watch | `host`, `state` |
+//! | [`fleet`] | fleet mode: the etcd messages, this Envoy's cache of etcd's tables, what a decision needs etcd to confirm or commit, the watch, the fleet's credential-change record | `host`, `state`, `config` |
 //! | [`gateway`] | the decisions: request in, `Response` or `Forward` out, one file per endpoint | `oauth`, `host`, `state`, `config` |
 //! | `filter` | proxy-wasm glue (feature `filter`, `wasm32-wasip1`): what Envoy loads | `gateway`, `fleet` and below |
 //! | [`client`] | the front-end side (`/token` requests, responses, challenges) and the browser package's wasm-bindgen glue (feature `web`) | `oauth` |
