@@ -220,15 +220,48 @@ fn bucket_of(hash: &[u8; 16], table: &BucketTable) -> u32 {
     u32::from_be_bytes([a, b, c, d]) % table.count()
 }
 
-pub(super) fn put_text(out: &mut Vec<u8>, text: &str) {
+fn put_text(out: &mut Vec<u8>, text: &str) {
     let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(text.as_bytes().get(..usize::from(len)).unwrap_or_default());
 }
 
-pub(super) fn read_text(reader: &mut Reader) -> Option<String> {
+fn read_text(reader: &mut Reader) -> Option<String> {
     let len = reader.u16()?;
     String::from_utf8(reader.take(usize::from(len))?.to_vec()).ok()
+}
+
+impl Ticket {
+    /// Writes the pending request (every field but `username`), in the order the code table's
+    /// records and the login page's sealed handle both keep it.
+    pub(super) fn encode_request(&self, out: &mut Vec<u8>) {
+        match &self.state {
+            Some(state) => {
+                out.push(1);
+                put_text(out, state);
+            }
+            None => out.push(0),
+        }
+        for text in [&self.client_id, &self.redirect_uri, &self.scope, &self.challenge] {
+            put_text(out, text);
+        }
+    }
+
+    /// Reads what [`Self::encode_request`] wrote; `username` is left empty.
+    pub(super) fn decode_request(r: &mut Reader) -> Option<Ticket> {
+        let state = match r.u8()? {
+            0 => None,
+            _ => Some(read_text(r)?),
+        };
+        Some(Ticket {
+            client_id: read_text(r)?,
+            redirect_uri: read_text(r)?,
+            scope: read_text(r)?,
+            state,
+            challenge: read_text(r)?,
+            username: String::new(),
+        })
+    }
 }
 
 impl Record for Entry {
@@ -245,18 +278,8 @@ impl Record for Entry {
             0 => None,
             _ => Some(GrantLocation { bucket: r.u32()?, tag: r.array::<8>()? }),
         };
-        let state = match r.u8()? {
-            0 => None,
-            _ => Some(read_text(&mut r)?),
-        };
-        let ticket = Ticket {
-            client_id: read_text(&mut r)?,
-            redirect_uri: read_text(&mut r)?,
-            scope: read_text(&mut r)?,
-            state,
-            challenge: read_text(&mut r)?,
-            username: read_text(&mut r)?,
-        };
+        let mut ticket = Ticket::decode_request(&mut r)?;
+        ticket.username = read_text(&mut r)?;
         Some(Entry { hash, expires_at, status, grant, ticket })
     }
 
@@ -276,19 +299,8 @@ impl Record for Entry {
             }
             None => out.push(0),
         }
-        match &self.ticket.state {
-            Some(state) => {
-                out.push(1);
-                put_text(out, state);
-            }
-            None => out.push(0),
-        }
-        let ticket = &self.ticket;
-        for text in
-            [&ticket.client_id, &ticket.redirect_uri, &ticket.scope, &ticket.challenge, &ticket.username]
-        {
-            put_text(out, text);
-        }
+        self.ticket.encode_request(out);
+        put_text(out, &self.ticket.username);
     }
 
     fn prune(&mut self, now: u64) -> bool {

@@ -23,7 +23,7 @@ use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::host::{Randomness, SharedStore, StoreError};
-use crate::state::authorization::{put_text, read_text, Ticket};
+use crate::state::authorization::Ticket;
 use crate::state::buckets::{BucketTable, Reader, Record};
 
 const TABLE: &str = "authz-key";
@@ -86,16 +86,7 @@ pub fn seal(key: &HandleKey, ticket: &Ticket, expires_at: u64, nonce: [u8; NONCE
     bytes.push(FORMAT);
     bytes.extend_from_slice(&expires_at.to_be_bytes());
     bytes.extend_from_slice(&nonce);
-    match &ticket.state {
-        Some(state) => {
-            bytes.push(1);
-            put_text(&mut bytes, state);
-        }
-        None => bytes.push(0),
-    }
-    for text in [&ticket.client_id, &ticket.redirect_uri, &ticket.scope, &ticket.challenge] {
-        put_text(&mut bytes, text);
-    }
+    ticket.encode_request(&mut bytes);
     let tag = key.mac().chain_update(&bytes).finalize().into_bytes();
     bytes.extend_from_slice(&tag);
     URL_SAFE_NO_PAD.encode(bytes)
@@ -121,18 +112,7 @@ pub fn open(key: &HandleKey, handle: &str, now: u64) -> Option<OpenedHandle> {
         return None;
     }
     r.take(NONCE_BYTES)?;
-    let state = match r.u8()? {
-        0 => None,
-        _ => Some(read_text(&mut r)?),
-    };
-    let ticket = Ticket {
-        client_id: read_text(&mut r)?,
-        redirect_uri: read_text(&mut r)?,
-        scope: read_text(&mut r)?,
-        state,
-        challenge: read_text(&mut r)?,
-        username: String::new(),
-    };
+    let ticket = Ticket::decode_request(&mut r)?;
     if !r.0.is_empty() {
         return None;
     }
