@@ -18,8 +18,15 @@ pub(crate) const DEMO: &str = r#"{
   ]
 }"#;
 
-fn demo_with(change: impl FnOnce(&mut serde_json::Value)) -> String {
-    let mut value: serde_json::Value = serde_json::from_str(DEMO).unwrap();
+/// The demo configuration with `change` made to its JSON value: the one way tests build a
+/// variant of a config (an edit on the text could match the wrong place and pass unnoticed).
+pub(crate) fn demo_with(change: impl FnOnce(&mut serde_json::Value)) -> String {
+    config_with(DEMO, change)
+}
+
+/// `json` with `change` made to its value.
+pub(crate) fn config_with(json: &str, change: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(json).unwrap();
     change(&mut value);
     value.to_string()
 }
@@ -275,6 +282,7 @@ fn parse_errors_name_the_value_at_their_position() {
         },
         Refused {
             name: "a wrong type on another line",
+            // An edit on the text, not the value: the error must name a line other than the first.
             json: DEMO.replace(r#""public": true"#, r#""public": "yes""#),
             error: "resources[3].public: wrong type or value at line 12 column ",
         },
