@@ -103,7 +103,7 @@ def _add_dir(tar: tarfile.TarFile, path: str, mode: int = 0o755) -> None:
 def rootfs(recipe: Recipe) -> bytes:
     """The image's whole file system as an uncompressed tarball."""
     files: dict[str, Path] = dict(recipe.programs)
-    elves = [source for source in recipe.programs.values()]
+    elf_files = list(recipe.programs.values())
     for tree in recipe.trees:
         for path in sorted(tree.rglob("*")):
             # The standard library's own tests and third-party packages are not needed.
@@ -112,8 +112,8 @@ def rootfs(recipe: Recipe) -> bytes:
                 continue
             files[str(path)] = path
             if path.suffix == ".so" and _is_elf(path):
-                elves.append(path)
-    for elf in elves:
+                elf_files.append(path)
+    for elf in elf_files:
         for library in shared_libraries(elf):
             files.setdefault(str(library), library)
     buffer = io.BytesIO()
