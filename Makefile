@@ -24,11 +24,15 @@ export ENVOY
 
 all: build
 
+# Targets kept in their own files: mk/compose.mk (make test-compose).
+-include mk/compose.mk
+
 help:
 	@echo "make run    - build the filter and start Envoy with the demo config on 127.0.0.1:8080 and"
 	@echo "              https://127.0.0.1:8243 (admin :9901); the API console builds in the background;"
 	@echo "              CONFIG=file.json runs another plugin configuration (envoy/ stays as it is)"
-	@echo "make test   - every test tier: lint, native unit tests, e2e against the real Envoy, browser"
+	@echo "make test   - every test tier: lint, native unit tests, e2e against the real Envoy, browser, compose"
+	@echo "make test-compose - both compose files run for real, on a Docker daemon the test starts and stops"
 	@echo "make build  - build the filter ($(FILTER_WASM))"
 	@echo "make cli    - the operator CLI, target/$(PROFILE)/tokengate: hash-secret, check-config, routes"
 	@echo "make lint   - rustfmt check and clippy on both native and wasm builds"
@@ -168,7 +172,7 @@ $(TLS_CERT):
 
 ## Tests ---------------------------------------------------------------------------------------
 
-test: lint test-unit test-e2e test-fleet test-web
+test: lint test-unit test-e2e test-fleet test-web test-compose
 
 lint: rust-targets
 	cargo fmt --check

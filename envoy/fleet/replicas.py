@@ -87,3 +87,25 @@ def write(cfg: dict, path: Path) -> Path:
     with path.open("w") as f:
         yaml.safe_dump(cfg, f, sort_keys=False)
     return path
+
+
+def main() -> int:
+    """Prints one replica's config, with a header saying how it was made: the second replica of
+    envoy/fleet/docker-compose.yaml is `.venv/bin/python envoy/fleet/replicas.py 8090 9902 8253 > envoy/fleet/replica2.yaml`."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("listener_port", type=int)
+    parser.add_argument("admin_port", type=int)
+    parser.add_argument("tls_port", type=int)
+    args = parser.parse_args()
+    command = f".venv/bin/python envoy/fleet/replicas.py {args.listener_port} {args.admin_port} {args.tls_port}"
+    sys.stdout.write(f"# envoy/fleet/envoy.yaml with the ports moved, written by `{command}`;\n"
+                     "# tests/e2e/test_envoy_files.py checks that it still matches. Edit envoy.yaml, not this.\n")
+    yaml.safe_dump(render(args.listener_port, args.admin_port, tls_port=args.tls_port), sys.stdout, sort_keys=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -8,13 +8,17 @@
   names is validated as that bootstrap with the file's listeners inlined.
 - envoy/docker-compose.yaml passes `docker-compose config` (the Debian
   package; no Docker engine needed) and runs the official Envoy 1.40 image
-  on envoy/envoy.yaml with the built module, next to the demo upstream.
+  on envoy/envoy.yaml with the built module, next to the demo upstream; so
+  does envoy/fleet/docker-compose.yaml, whose second replica's config
+  (envoy/fleet/replica2.yaml) is envoy/fleet/envoy.yaml with its ports moved.
+  `make test-compose` (tests/compose) runs both files for real.
 - No other YAML lies there unchecked.
 """
 
 import copy
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +28,8 @@ import harness
 
 ENVOY_DIR = harness.REPO / "envoy"
 COMPOSE_FILE = ENVOY_DIR / "docker-compose.yaml"
+FLEET_COMPOSE_FILE = ENVOY_DIR / "fleet" / "docker-compose.yaml"
+FLEET_REPLICA_2 = ENVOY_DIR / "fleet" / "replica2.yaml"
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 VALIDATE_TIMEOUT_S = 120
 
@@ -81,7 +87,7 @@ def test_every_yaml_is_checked():
     """A YAML file under envoy/ is the compose file, a bootstrap, or an LDS file a bootstrap reads."""
     lds_files = {lds_path_of(harness.load_yaml(p)) for p in BOOTSTRAPS} - {None}
     assert lds_files <= set(yaml_files()), f"a bootstrap names an LDS file that is not there: {lds_files}"
-    unchecked = set(yaml_files()) - set(BOOTSTRAPS) - lds_files - {COMPOSE_FILE}
+    unchecked = set(yaml_files()) - set(BOOTSTRAPS) - lds_files - {COMPOSE_FILE, FLEET_COMPOSE_FILE}
     assert not unchecked, f"no test knows what to check these with: {sorted(map(str, unchecked))}"
     assert len(BOOTSTRAPS) >= 2  # envoy.yaml and dynamic/envoy.yaml at least
 
@@ -159,6 +165,44 @@ def test_docker_compose_config():
     assert sandbox["command"][-3:] == ["/demo_upstream.py", "8083", "sandbox"]
     assert "sandbox_upstream" in envoy["depends_on"]
     assert envoy["network_mode"] == upstream["network_mode"] == "host"
+
+
+def test_fleet_docker_compose_config():
+    """The fleet's compose file: three etcd members forming one cluster, two replicas on the
+    fleet configs (the repository mounted as in envoy/docker-compose.yaml), the upstreams."""
+    result = subprocess.run([docker_compose(), "-f", str(FLEET_COMPOSE_FILE), "config"], cwd=ENVOY_DIR / "fleet",
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert set(services) == {"etcd1", "etcd2", "etcd3", "replica1", "replica2", "demo_upstream", "sandbox_upstream"}
+    assert all(service["network_mode"] == "host" for service in services.values())
+    # etcd's members listen where envoy/fleet/envoy.yaml's etcd cluster sends.
+    clusters = {c["name"]: c for c in harness.load_yaml(ENVOY_DIR / "fleet" / "envoy.yaml")["static_resources"]["clusters"]}
+    etcd_ports = [e["endpoint"]["address"]["socket_address"]["port_value"]
+                  for e in clusters["etcd"]["load_assignment"]["endpoints"][0]["lb_endpoints"]]
+    members = [services[f"etcd{i}"] for i in (1, 2, 3)]
+    assert [m["command"][m["command"].index("--listen-client-urls") + 1] for m in members] == [
+        f"http://127.0.0.1:{port}" for port in etcd_ports]
+    peers = ",".join(f"m{i}={m['command'][m['command'].index('--initial-advertise-peer-urls') + 1]}"
+                     for i, m in enumerate(members, start=1))
+    assert all(m["environment"]["ETCD_INITIAL_CLUSTER"] == peers for m in members)
+    for name, config in (("replica1", "envoy/fleet/envoy.yaml"), ("replica2", "envoy/fleet/replica2.yaml")):
+        replica = services[name]
+        assert replica["image"] == services["replica1"]["image"] == "envoyproxy/envoy:v1.40.0"
+        assert replica["command"][:3] == ["envoy", "-c", config] and "--disable-hot-restart" in replica["command"]
+        assert replica["volumes"] == [f"{harness.REPO}:/tokengate:ro"] and replica["working_dir"] == "/tokengate"
+    assert services["demo_upstream"]["command"][-2:] == ["/demo_upstream.py", "8081"]
+    assert services["sandbox_upstream"]["command"][-3:] == ["/demo_upstream.py", "8083", "sandbox"]
+
+
+def test_fleet_replica_2_is_the_fleet_config_with_its_ports_moved():
+    """envoy/fleet/replica2.yaml is written by envoy/fleet/replicas.py, as `make fleet` writes
+    its second replica's: an edit to envoy/fleet/envoy.yaml must be carried over (its header
+    says how)."""
+    sys.path.insert(0, str(ENVOY_DIR / "fleet"))
+    import replicas
+
+    assert harness.load_yaml(FLEET_REPLICA_2) == replicas.render(8090, 9902, tls_port=8253)
 
 
 def test_docker_compose_refuses_a_broken_file(tmp_path):
