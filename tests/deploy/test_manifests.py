@@ -179,6 +179,19 @@ def test_istio_fleet_config_names_the_cluster_istio_builds_for_etcd(examples: li
     assert config["fleet"]["cluster"] == f"outbound|{port['number']}||{host}"
 
 
+def test_istio_http_filter_asks_for_the_extension_config_it_adds(examples: list[Rendered]):
+    """The inserted filter finds its configuration by name over ECDS: a mismatch leaves the
+    listener waiting for a config that never comes (initial_fetch_timeout 0s)."""
+    for name in ("istio/envoyfilter.yaml", "istio/fleet.yaml"):
+        patches = documents_of(examples, name)["EnvoyFilter"]["spec"]["configPatches"]
+        (added,) = [p["patch"]["value"]["name"] for p in patches if p["applyTo"] == "EXTENSION_CONFIG"]
+        (inserted,) = [p["patch"]["value"] for p in patches if p["applyTo"] == "HTTP_FILTER"]
+        assert inserted["name"] == added, name
+        assert inserted["config_discovery"]["type_urls"] == [
+            "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+        ], name
+
+
 def test_envoy_gateway_patches_name_the_filter_and_cluster_it_makes(examples: list[Rendered]):
     """Envoy Gateway names the policy's filter envoy.filters.http.wasm/envoyextensionpolicy/
     <namespace>/<name>/wasm/<index> (internal/gatewayapi/envoyextensionpolicy.go); the
