@@ -118,3 +118,48 @@ def test_filter_block_issues_and_checks_a_token(platform, filter_config, upstrea
         bearer = {"Authorization": f"Bearer {token}"}
         assert requests.get(gateway.url("/api/orders"), headers=bearer, timeout=TIMEOUT_S).status_code == 200
         assert requests.get(gateway.url("/api/orders"), timeout=TIMEOUT_S).status_code == 401
+
+
+def test_envoy_gateway_fleet_variant_runs_in_fleet_mode(upstream, module_from_image, tmp_path):
+    """The fleet variant's added cluster and its policy's filter block, in Envoy: the cluster is
+    accepted, the filter configures in fleet mode, and /token writes the grant through the
+    plugin configuration's cluster, the patch's one (no etcd runs here: the write fails and
+    /token answers 503, where local mode would issue a token)."""
+    documents = rendered("envoy-gateway/fleet.yaml")
+    (cluster_patch,) = [
+        p for p in documents["EnvoyPatchPolicy"]["spec"]["jsonPatches"] if p["type"].endswith("Cluster")
+    ]
+    (policy_wasm,) = documents["EnvoyExtensionPolicy"]["spec"]["wasm"]
+    envoy_config = harness.render_envoy_config(harness.demo_plugin_config(), upstream.port)
+    envoy_config["static_resources"]["clusters"].append(cluster_patch["operation"]["value"])
+    wasm = harness.wasm_filter(envoy_config)
+    wasm.clear()
+    wasm.update(
+        {
+            "name": policy_wasm["name"],
+            "root_id": policy_wasm["rootID"],
+            "allow_on_headers_stop_iteration": True,
+            "vm_config": {
+                "vm_id": "envoyextensionpolicy/default/tokengate/wasm/0",
+                "runtime": "envoy.wasm.runtime.v8",
+                "code": {"local": {"filename": str(module_from_image)}},
+            },
+            "configuration": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": json.dumps(policy_wasm["config"]),
+            },
+        }
+    )
+    with harness.Gateway("envoy-gateway-fleet", tmp_path / "envoy", envoy_config) as gateway:
+        clusters = requests.get(f"{gateway.admin}/clusters?format=json", timeout=TIMEOUT_S).json()
+        assert policy_wasm["config"]["fleet"]["cluster"] in [c["name"] for c in clusters["cluster_statuses"]]
+        assert requests.get(gateway.url("/api/orders"), timeout=TIMEOUT_S).status_code == 401
+        issued = requests.post(
+            gateway.url("/token"),
+            auth=("demo-app", "demo-secret"),
+            data={"grant_type": "client_credentials"},
+            timeout=TIMEOUT_S,
+        )
+        assert issued.status_code == 503, issued.text
+        failures = gateway.stats(r"^wasmcustom\.tokengate\.fleet\.etcd_failures$")
+        assert failures.get("wasmcustom.tokengate.fleet.etcd_failures", 0) >= 1
