@@ -19,6 +19,7 @@ TOOLS_STAMP  := $(VENV)/.installed-$(shell cat tests/requirements.txt | sha256su
 
 export TOKENGATE_WASM := $(abspath $(FILTER_WASM))
 export ENVOY
+-include mk/deploy.mk
 
 .PHONY: all build cli tools rust-targets run test test-unit test-e2e test-fleet lint clean help
 
