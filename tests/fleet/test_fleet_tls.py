@@ -59,6 +59,16 @@ def test_a_token_issued_on_one_replica_works_on_the_other(tls_fleet):
         assert cluster_stat(replica, "ssl.handshake") > 0
 
 
+def test_the_health_check_finds_every_member_up_over_tls(tls_fleet):
+    members = len(tls_fleet.etcd.members)
+    for replica in tls_fleet.replicas:
+        deadline = time.monotonic() + 5
+        while cluster_stat(replica, "health_check.healthy") != members:
+            assert time.monotonic() < deadline, f"{replica.name}: members healthy by the health check " \
+                f"{cluster_stat(replica, 'health_check.healthy')} of {members}"
+            time.sleep(0.1)
+
+
 def test_a_revocation_on_one_replica_reaches_the_other_by_the_watch(tls_fleet):
     a, b = tls_fleet.replicas
     for _ in range(5):
