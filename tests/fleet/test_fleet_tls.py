@@ -115,7 +115,7 @@ MISFITS = [
 
 
 @pytest.mark.parametrize("misfit", MISFITS, ids=lambda misfit: misfit.name)
-def test_an_envoy_etcd_and_it_cannot_agree_on_answers_503_and_keeps_running(misfit, tls_fleet, tmp_path):
+def test_an_envoy_that_etcd_refuses_or_cannot_trust_answers_503_and_keeps_running(misfit, tls_fleet, tmp_path):
     issued = tls_fleet.replicas[0].token(grant_type="client_credentials")["access_token"]
     transport = etcd_transport(tls_fleet.etcd.tls, misfit.client, misfit.server_name)
     config = replicas.render(0, 0, [m.client_port for m in tls_fleet.etcd.members], harness.wasm_module(),
