@@ -10,6 +10,10 @@ every few minutes (revision mode), so a watch far behind is told to start again.
 With `partitionable=True` (tests only) every member's peers reach it through a relay, so that
 `isolate(member)` can cut one member off from the others while it keeps serving its clients,
 as a network partition does.
+
+With `tls=EtcdTls.make(directory)` (or `--tls DIR`) the members serve their clients over TLS and
+demand a client certificate signed by the rig's CA (`--client-cert-auth`), and speak TLS to
+each other with the same certificates; see docs/fleet.md, "Securing etcd".
 """
 
 from __future__ import annotations
@@ -50,6 +54,84 @@ def _bindable(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _openssl(*args: str) -> None:
+    done = subprocess.run(["openssl", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"openssl {args[0]} failed: {done.stderr.strip()}")
+
+
+@dataclass(frozen=True)
+class EtcdTls:
+    """Certificates for a TLS etcd, made by the openssl CLI into one directory (keys readable
+    by their owner only): a CA; one server certificate every member presents to its clients
+    and its peers; the client certificate tokengate presents (`client`); one for the rig's
+    etcdctl (`etcdctl`); and a client certificate from a second CA etcd does not trust
+    (`untrusted`), to show that etcd refuses it."""
+
+    directory: Path
+    # The DNS name in the members' certificate, which envoy/fleet/etcd-tls.yaml checks.
+    SERVER_NAME = "etcd.tokengate.internal"
+    # The Common Name of tokengate's client certificate: its etcd user once auth is enabled.
+    CLIENT_USER = "tokengate"
+
+    @property
+    def ca(self) -> Path:
+        return self.directory / "ca.crt"
+
+    def cert(self, name: str) -> Path:
+        return self.directory / f"{name}.crt"
+
+    def key(self, name: str) -> Path:
+        return self.directory / f"{name}.key"
+
+    @classmethod
+    def make(cls, directory: Path) -> "EtcdTls":
+        tls = cls(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tls._authority("ca")
+        tls._authority("untrusted-ca")
+        # Members are reached by address (etcdctl, peers) and by name (Envoy checks the name).
+        tls._leaf("server", "ca", "etcd member", f"DNS:{cls.SERVER_NAME},DNS:localhost,IP:127.0.0.1",
+                  "serverAuth,clientAuth")
+        tls._leaf("client", "ca", cls.CLIENT_USER, None, "clientAuth")
+        tls._leaf("etcdctl", "ca", "root", None, "clientAuth")
+        tls._leaf("untrusted", "untrusted-ca", cls.CLIENT_USER, None, "clientAuth")
+        return tls
+
+    def _authority(self, name: str) -> None:
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-days", "2", "-subj", f"/CN=tokengate test {name}",
+                 "-keyout", str(self.key(name)), "-out", str(self.cert(name)))
+
+    def _leaf(self, name: str, issuer: str, common_name: str, alt_names: str | None, usage: str) -> None:
+        request = self.directory / f"{name}.csr"
+        _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-subj", f"/CN={common_name}", "-keyout", str(self.key(name)), "-out", str(request))
+        extensions = self.directory / f"{name}.ext"
+        lines = [f"extendedKeyUsage={usage}", "keyUsage=digitalSignature,keyEncipherment"]
+        if alt_names:
+            lines.append(f"subjectAltName={alt_names}")
+        extensions.write_text("\n".join(lines) + "\n")
+        _openssl("x509", "-req", "-in", str(request), "-CA", str(self.cert(issuer)),
+                 "-CAkey", str(self.key(issuer)), "-CAcreateserial", "-days", "2",
+                 "-extfile", str(extensions), "-out", str(self.cert(name)))
+        for path in (self.key(name), self.key(issuer)):
+            path.chmod(0o600)
+        request.unlink()
+        extensions.unlink()
+
+    def etcdctl_flags(self) -> list[str]:
+        return ["--cacert", str(self.ca), "--cert", str(self.cert("etcdctl")), "--key", str(self.key("etcdctl"))]
+
+    def member_flags(self) -> list[str]:
+        server = [str(self.ca), str(self.cert("server")), str(self.key("server"))]
+        return [
+            "--client-cert-auth", "--trusted-ca-file", server[0], "--cert-file", server[1], "--key-file", server[2],
+            "--peer-client-cert-auth", "--peer-trusted-ca-file", server[0],
+            "--peer-cert-file", server[1], "--peer-key-file", server[2],
+        ]
 
 
 class PeerRelay:
@@ -144,21 +226,22 @@ class Member:
     log_path: Path
     proc: subprocess.Popen | None = None
     relay: PeerRelay | None = None
+    scheme: str = "http"
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
         """Where the member listens for its peers."""
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"{self.scheme}://127.0.0.1:{self.peer_port}"
 
     @property
     def advertised_peer_url(self) -> str:
         """Where its peers reach it: through the relay when there is one."""
         port = self.relay.port if self.relay else self.peer_port
-        return f"http://127.0.0.1:{port}"
+        return f"{self.scheme}://127.0.0.1:{port}"
 
 
 @dataclass
@@ -167,12 +250,16 @@ class EtcdCluster:
     size: int = 3
     client_port: int = 0
     partitionable: bool = False
+    tls: EtcdTls | None = None
     members: list[Member] = field(default_factory=list)
     # Member ids (hex) cut off from the others; shared by every relay.
     cut: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        # The relay reads each peer request's sender from its plain HTTP headers.
+        assert not (self.tls and self.partitionable), "a partitionable cluster speaks plain HTTP to its peers"
         self.root.mkdir(parents=True, exist_ok=True)
+        scheme = "https" if self.tls else "http"
         for i in range(self.size):
             if self.client_port:
                 client = self.client_port + 100 * i
@@ -183,7 +270,7 @@ class EtcdCluster:
             name = f"m{i + 1}"
             relay = PeerRelay(peer, self.cut) if self.partitionable else None
             self.members.append(
-                Member(name, client, peer, self.root / name, self.root / f"{name}.log", relay=relay)
+                Member(name, client, peer, self.root / name, self.root / f"{name}.log", relay=relay, scheme=scheme)
             )
 
     @property
@@ -216,6 +303,7 @@ class EtcdCluster:
             "--initial-cluster-token", "tokengate-fleet",
             "--auto-compaction-mode", "revision",
             "--auto-compaction-retention", "100000",
+            *(self.tls.member_flags() if self.tls else []),
         ]
         log = member.log_path.open("ab")
         member.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -268,12 +356,33 @@ class EtcdCluster:
     def etcdctl(self, *args: str, timeout: float = 10) -> str:
         endpoints = ",".join(m.client_url for m in self.running()) or self.endpoints
         done = subprocess.run(
-            [ETCDCTL, "--endpoints", endpoints, "--command-timeout=3s", *args],
+            [ETCDCTL, "--endpoints", endpoints, "--command-timeout=3s", *self._etcdctl_tls(), *args],
             capture_output=True, text=True, timeout=timeout, env={"ETCDCTL_API": "3"},
         )
         if done.returncode != 0:
             raise RuntimeError(f"etcdctl {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
+
+    def enable_auth(self, user: str, prefix: str) -> None:
+        """Turns on etcd's access control (TLS clusters: users are certificates' Common Names,
+        which etcd takes as the user under --client-cert-auth, so nobody has a password):
+        `root`, the rig's etcdctl, may do anything; `user` may read and write under `prefix`
+        and nothing else."""
+        assert self.tls, "users without passwords are named by client certificates"
+        for command in (
+            ("user", "add", "root", "--no-password"),
+            ("role", "add", "root"),
+            ("user", "grant-role", "root", "root"),
+            ("user", "add", user, "--no-password"),
+            ("role", "add", user),
+            ("role", "grant-permission", user, "--prefix=true", "readwrite", prefix),
+            ("user", "grant-role", user, user),
+            ("auth", "enable"),
+        ):
+            self.etcdctl(*command)
+
+    def _etcdctl_tls(self) -> list[str]:
+        return self.tls.etcdctl_flags() if self.tls else []
 
     def leader(self) -> Member:
         """The member that leads the cluster now."""
@@ -295,7 +404,7 @@ class EtcdCluster:
                     raise RuntimeError(f"etcd {member.name} exited; log:\n{self.logs()}")
             urls = ",".join(m.client_url for m in members)
             done = subprocess.run(
-                [ETCDCTL, "--endpoints", urls, "--command-timeout=1s", "endpoint", "health"],
+                [ETCDCTL, "--endpoints", urls, "--command-timeout=1s", *self._etcdctl_tls(), "endpoint", "health"],
                 capture_output=True, text=True, env={"ETCDCTL_API": "3"},
             )
             if done.returncode == 0:
@@ -317,8 +426,11 @@ def main() -> int:
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--client-port", type=int, default=2379)
     parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--tls", type=Path, metavar="CERT_DIR",
+                        help="serve clients and peers over TLS with client certificates made into CERT_DIR")
     args = parser.parse_args()
-    cluster = EtcdCluster(args.dir, args.members, args.client_port)
+    tls = EtcdTls.make(args.tls) if args.tls else None
+    cluster = EtcdCluster(args.dir, args.members, args.client_port, tls=tls)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         cluster.start()

@@ -1,6 +1,6 @@
 """Renders one fleet replica's Envoy config from envoy/fleet/envoy.yaml: its listener, TLS
-listener (dropped when no port is given: the tests run without certificates) and admin ports, and optionally the etcd members' client ports, the wasm path and the plugin
-configuration. Used by `make fleet` (envoy/fleet/run.py) and by the fleet tests."""
+listener (dropped when no port is given: the tests run without certificates) and admin ports, and optionally the etcd members' client ports, the wasm path, the plugin
+configuration and the etcd cluster's TLS (envoy/fleet/etcd-tls.yaml). Used by `make fleet` (envoy/fleet/run.py) and by the fleet tests."""
 
 from __future__ import annotations
 
@@ -11,10 +11,30 @@ from pathlib import Path
 import yaml
 
 FLEET_YAML = Path(__file__).resolve().parent / "envoy.yaml"
+ETCD_TLS_YAML = Path(__file__).resolve().parent / "etcd-tls.yaml"
 
 
 def load() -> dict:
     return yaml.safe_load(FLEET_YAML.read_text())
+
+
+def etcd_transport_socket(ca: Path, certificate: Path | None, key: Path | None,
+                          server_name: str | None = None) -> dict:
+    """envoy/fleet/etcd-tls.yaml's transport socket with these files: the CA that signed etcd's
+    certificates, the client certificate and key (None: present none), and the name expected
+    in the members' certificates (None: the file's)."""
+    socket = yaml.safe_load(ETCD_TLS_YAML.read_text())["transport_socket"]
+    context = socket["typed_config"]["common_tls_context"]
+    context["validation_context"]["trusted_ca"]["filename"] = str(ca)
+    if certificate is None or key is None:
+        del context["tls_certificates"]
+    else:
+        context["tls_certificates"] = [{"certificate_chain": {"filename": str(certificate)},
+                                        "private_key": {"filename": str(key)}}]
+    if server_name is not None:
+        (alt_name,) = context["validation_context"]["match_typed_subject_alt_names"]
+        alt_name["matcher"]["exact"] = server_name
+    return socket
 
 
 PLAIN_LISTENER = "tokengate_listener"
@@ -47,6 +67,7 @@ def render(
     plugin: dict | None = None,
     upstream_port: int | None = None,
     tls_port: int | None = None,
+    etcd_transport: dict | None = None,
 ) -> dict:
     cfg = copy.deepcopy(load())
     listener = _listener(cfg)
@@ -65,6 +86,8 @@ def render(
             {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
             for port in etcd_ports
         ]
+    if etcd_transport is not None:
+        clusters["etcd"]["transport_socket"] = etcd_transport
     if upstream_port is not None:
         # The sandbox cluster too: one upstream answers both in the fleet's tests.
         for name in ("demo_upstream", "sandbox_upstream"):

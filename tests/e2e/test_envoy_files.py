@@ -12,6 +12,9 @@
   does envoy/fleet/docker-compose.yaml, whose second replica's config
   (envoy/fleet/replica2.yaml) is envoy/fleet/envoy.yaml with its ports moved.
   `make test-compose` (tests/compose) runs both files for real.
+- envoy/fleet/etcd-tls.yaml, a transport socket for fleet mode's etcd cluster, passes
+  `envoy --mode validate` inside envoy/fleet/envoy.yaml's etcd cluster, where its comment says
+  it goes (tests/fleet/test_fleet_tls.py runs it against a TLS etcd).
 - No other YAML lies there unchecked.
 """
 
@@ -32,6 +35,8 @@ FLEET_COMPOSE_FILE = ENVOY_DIR / "fleet" / "docker-compose.yaml"
 FLEET_REPLICA_2 = ENVOY_DIR / "fleet" / "replica2.yaml"
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 VALIDATE_TIMEOUT_S = 120
+# Not a bootstrap: a block for the `etcd` cluster of envoy/fleet/envoy.yaml.
+ETCD_TLS_BLOCK = ENVOY_DIR / "fleet" / "etcd-tls.yaml"
 
 
 def yaml_files() -> list[Path]:
@@ -87,7 +92,7 @@ def test_every_yaml_is_checked():
     """A YAML file under envoy/ is the compose file, a bootstrap, or an LDS file a bootstrap reads."""
     lds_files = {lds_path_of(harness.load_yaml(p)) for p in BOOTSTRAPS} - {None}
     assert lds_files <= set(yaml_files()), f"a bootstrap names an LDS file that is not there: {lds_files}"
-    unchecked = set(yaml_files()) - set(BOOTSTRAPS) - lds_files - {COMPOSE_FILE, FLEET_COMPOSE_FILE}
+    unchecked = set(yaml_files()) - set(BOOTSTRAPS) - lds_files - {COMPOSE_FILE, FLEET_COMPOSE_FILE, ETCD_TLS_BLOCK}
     assert not unchecked, f"no test knows what to check these with: {sorted(map(str, unchecked))}"
     assert len(BOOTSTRAPS) >= 2  # envoy.yaml and dynamic/envoy.yaml at least
 
@@ -110,6 +115,21 @@ def test_envoy_validates(path, tmp_path):
         inlined.setdefault("static_resources", {})["listeners"] = [
             {k: v for k, v in listener.items() if k != "@type"} for listener in listeners]
         validate(inlined, tmp_path, "with-lds-inlined.yaml")
+
+
+def test_the_etcd_tls_block_validates_in_the_fleet_config(tmp_path):
+    block = harness.load_yaml(ETCD_TLS_BLOCK)
+    assert set(block) == {"transport_socket"}
+    bootstrap = harness.load_yaml(ENVOY_DIR / "fleet" / "envoy.yaml")
+    (etcd,) = [cluster for cluster in bootstrap["static_resources"]["clusters"] if cluster["name"] == "etcd"]
+    etcd.update(block)
+    point_at_module_under_test(bootstrap)
+    harness.point_at_test_certificate(bootstrap, tmp_path)
+    # The test certificate is self-signed: it can stand for the CA too (validation reads the file).
+    context = etcd["transport_socket"]["typed_config"]["common_tls_context"]
+    (client,) = context["tls_certificates"]
+    context["validation_context"]["trusted_ca"]["filename"] = client["certificate_chain"]["filename"]
+    validate(bootstrap, tmp_path, "fleet-with-etcd-tls.yaml")
 
 
 def test_dynamic_listener_is_the_demo_listener():

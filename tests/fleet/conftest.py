@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 sys.path.insert(0, str(REPO / "envoy" / "fleet"))
 
 import harness  # noqa: E402
-from etcd_cluster import EtcdCluster  # noqa: E402
+from etcd_cluster import EtcdCluster, EtcdTls  # noqa: E402
 from rig import Fleet  # noqa: E402
 
 CLUSTERS: list[EtcdCluster] = []
@@ -36,6 +36,21 @@ def upstream():
 @pytest.fixture(scope="module")
 def etcd(tmp_path_factory):
     cluster = EtcdCluster(tmp_path_factory.mktemp("etcd"), 3)
+    CLUSTERS.append(cluster)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+        CLUSTERS.remove(cluster)
+
+
+@pytest.fixture(scope="module")
+def tls_etcd(tmp_path_factory):
+    """A cluster of its own that serves its clients and its peers over TLS and asks every client
+    for a certificate from its CA (`--client-cert-auth`); the certificates are made for it in a
+    temporary directory (EtcdTls)."""
+    root = tmp_path_factory.mktemp("etcd-tls")
+    cluster = EtcdCluster(root / "data", 3, tls=EtcdTls.make(root / "certificates"))
     CLUSTERS.append(cluster)
     try:
         yield cluster.start()

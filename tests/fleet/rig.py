@@ -63,11 +63,13 @@ class Fleet:
     """Replicas started on enter, stopped on exit; `restart(i)` stops one and starts it again.
 
     `members`: the etcd members each replica's `etcd` cluster lists (default: every member for
-    every replica), to pin a replica's watch to one member."""
+    every replica), to pin a replica's watch to one member. Against a TLS etcd, every replica's
+    `etcd` cluster presents the rig's client certificate (envoy/fleet/etcd-tls.yaml)."""
 
     def __init__(self, etcd, upstream_port: int, workdir: Path, prefix: str, count: int = 2,
                  members: list[list] | None = None, plugin: dict | None = None, **fleet: object):
         self.etcd = etcd
+        self.etcd_transport = etcd_transport(etcd.tls) if etcd.tls else None
         self.prefix = prefix
         self.upstream_port = upstream_port
         self.workdir = workdir
@@ -77,7 +79,7 @@ class Fleet:
 
     def _replica(self, index: int, plugin: dict | None = None) -> Replica:
         config = replicas.render(0, 0, [m.client_port for m in self.members[index]], harness.wasm_module(),
-                                 plugin or self.plugin, self.upstream_port)
+                                 plugin or self.plugin, self.upstream_port, etcd_transport=self.etcd_transport)
         return Replica(f"replica{index}", self.workdir / f"replica{index}", config)
 
     def __enter__(self) -> "Fleet":
@@ -110,6 +112,13 @@ class Fleet:
         """The fleet's keys in etcd, by etcdctl."""
         out = self.etcd.etcdctl("get", "--prefix", self.prefix, "--keys-only")
         return [line for line in out.splitlines() if line.strip()]
+
+
+def etcd_transport(tls, client: str | None = "client", server_name: str | None = None) -> dict:
+    """The `etcd` cluster's TLS with the rig's certificates (`tls`: an EtcdTls): the client
+    certificate named `client` (None: none), and the server name checked (None: the real one)."""
+    certificate, key = (tls.cert(client), tls.key(client)) if client else (None, None)
+    return replicas.etcd_transport_socket(tls.ca, certificate, key, server_name)
 
 
 def heartbeat(replica: Replica) -> int:
