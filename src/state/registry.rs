@@ -345,7 +345,11 @@ impl Record for ClientRecord {
             _ => ApplicationType::Web,
         };
         // Marks only ever follow each other in increasing order, so what is left starts with
-        // a newer module's mark.
+        // a newer module's mark; a known mark out of order is not a record this build
+        // understands (the bucket keeps it as it is).
+        if r.peek().is_some_and(|mark| mark <= APPLICATION_TYPE_FIELDS) {
+            return None;
+        }
         let newer_fields = r.0.to_vec();
         let registration = Registration {
             name,
