@@ -990,6 +990,25 @@ mod tests {
         assert_eq!(records_of(&rewritten).filter(|raw| *raw == unknown_type.as_slice()).count(), 1);
     }
 
+    /// Re-encoding drops a known block that says nothing (an empty subscription list): a known
+    /// mark after the last one would then be read as a known block, so such a record is not
+    /// read at all (the bucket keeps it as it is) rather than changed by a rewrite.
+    #[test]
+    fn a_known_mark_after_the_last_known_one_is_not_a_record_this_build_reads() {
+        let shared = MemoryStore::default();
+        let web = registry(&shared, 64).register(registration("shop"), "admin", 0).unwrap().record;
+        let mut bytes = Vec::new();
+        web.encode_into(&mut bytes);
+        let out_of_order = [bytes.as_slice(), &[APPLICATION_TYPE_FIELDS, 1, SUBSCRIPTION_FIELDS, 0]].concat();
+        assert_eq!(ClientRecord::decode(&out_of_order), None);
+        let newer = [bytes.as_slice(), &[APPLICATION_TYPE_FIELDS + 1, SUBSCRIPTION_FIELDS]].concat();
+        let decoded = ClientRecord::decode(&newer).unwrap();
+        assert_eq!(decoded.newer_fields, vec![APPLICATION_TYPE_FIELDS + 1, SUBSCRIPTION_FIELDS]);
+        let mut reencoded = Vec::new();
+        decoded.encode_into(&mut reencoded);
+        assert_eq!(reencoded, newer);
+    }
+
     /// A record written before the application type existed is a web client's, and a web
     /// client's record is still written byte for byte as before; a native one adds its mark.
     #[test]
