@@ -48,15 +48,16 @@ def previous_module() -> Path:
 
 
 def fresh(method: str, url: str, **kwargs) -> requests.Response:
-    """One request on a fresh connection. A 503 `temporarily_unavailable` (an etcd call that
-    timed out on a loaded machine: docs/fleet.md says it writes nothing) is retried, as a client
-    would, a few times; any other answer is returned."""
+    """One request on a fresh connection. A 503 `temporarily_unavailable`, which writes nothing
+    (docs/fleet.md), is retried as a client would, for up to 3 s: both builds answer some fleet
+    registrations so on a fresh replica (all of them before its first `/token`), whichever
+    module runs, so it says nothing about what an upgrade keeps."""
     headers = {"Connection": "close", **kwargs.pop("headers", {})}
-    for _ in range(5):
+    for _ in range(30):
         reply = requests.request(method, url, headers=headers, timeout=10, **kwargs)
         if reply.status_code != 503:
             return reply
-        time.sleep(0.2)
+        time.sleep(0.1)
     return reply
 
 
