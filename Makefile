@@ -42,6 +42,7 @@ help:
 	@echo "make profile - our code's instructions per request on the hot paths, natively, by function"
 	@echo "make soak   - 1,000,000 short-lived tokens and Envoy's memory before, during, after"
 	@echo "make fleet  - fleet mode: 3 etcd members and two replicas on 127.0.0.1:8080 and :8090"
+	@echo "make previous-release - the previous release's module (target/previous/), for the upgrade test"
 	@echo "make fuzz   - every cargo-fuzz target for FUZZ_SECONDS (default 60) each; fails on a crash"
 
 ## Installs ------------------------------------------------------------------------------------
@@ -196,8 +197,25 @@ e2e-rust-client:
 
 # Fleet mode against a real 3-member etcd cluster and two Envoys (tests/fleet); nghttp (e2e-tools)
 # sends the HTTP/2 requests with trailers.
-test-fleet: tools build fleet-tools e2e-tools
+test-fleet: tools build previous-release fleet-tools e2e-tools
 	$(VENV)/bin/python -m pytest tests/fleet -q
+
+# The previous release's module, for tests/fleet/test_fleet_upgrade.py: a rolling upgrade and a
+# rollback between it and this build must lose no record (docs/upgrading.md). Built from
+# PREVIOUS_RELEASE's tree (git archive, so no worktree is registered) into target/previous/,
+# with its own target dir; the test finds it at PREVIOUS_WASM.
+PREVIOUS_RELEASE := ab65911
+PREVIOUS_DIR     := target/previous
+export PREVIOUS_WASM := $(abspath $(PREVIOUS_DIR)/$(PREVIOUS_RELEASE).wasm)
+.PHONY: previous-release
+previous-release: rust-targets wasm-tools
+	@if [ ! -f $(PREVIOUS_WASM) ]; then \
+	  rm -rf $(PREVIOUS_DIR)/src && mkdir -p $(PREVIOUS_DIR)/src && \
+	  git archive $(PREVIOUS_RELEASE) | tar -x -C $(PREVIOUS_DIR)/src && \
+	  $(MAKE) --no-print-directory -C $(PREVIOUS_DIR)/src build PROFILE=release && \
+	  cp $(PREVIOUS_DIR)/src/target/wasm32-wasip1/release/tokengate.wasm $(PREVIOUS_WASM); \
+	fi
+	@echo "$(PREVIOUS_WASM)"
 
 ## Fleet mode ----------------------------------------------------------------------------------
 # `make fleet`: a 3-member etcd cluster on loopback (data in target/fleet/etcd, so tokens outlive

@@ -455,6 +455,7 @@ pub fn record_seeds() -> Vec<(&'static str, Vec<u8>)> {
             },
             AccessEntry { hash: [5; 16], issued_at: now - 9000, expires_at: now - 1, scopes: Some(vec![7]) },
         ],
+        newer_fields: Vec::new(),
     };
     let client_only = GrantRecord {
         owner: owner("orders-service"),

@@ -57,6 +57,9 @@ struct Entry {
     status: Status,
     grant: Option<GrantLocation>,
     ticket: Ticket,
+    /// Fields a newer module appended after the username, kept as they were and written back
+    /// last (docs/upgrading.md).
+    newer_fields: Vec<u8>,
 }
 
 /// What presenting a code found.
@@ -124,7 +127,14 @@ impl<'h> AuthorizationTable<'h> {
             challenge: String::new(),
             username: String::new(),
         };
-        let used = Entry { hash, expires_at, status: Status::Spent, grant: None, ticket: empty };
+        let used = Entry {
+            hash,
+            expires_at,
+            status: Status::Spent,
+            grant: None,
+            ticket: empty,
+            newer_fields: Vec::new(),
+        };
         let spent = self.codes.update(bucket_of(&hash, &self.codes), now, |entries: &mut Vec<Entry>| {
             if entries.iter().any(|entry| entry.hash == hash) {
                 return Ok::<_, TicketError>(false);
@@ -195,7 +205,8 @@ impl<'h> AuthorizationTable<'h> {
         self.random.fill(&mut secret)?;
         let text = URL_SAFE_NO_PAD.encode(secret);
         let hash = secret_hash(&text);
-        let entry = Entry { hash, expires_at, status: Status::Fresh, grant: None, ticket };
+        let entry =
+            Entry { hash, expires_at, status: Status::Fresh, grant: None, ticket, newer_fields: Vec::new() };
         let stored = table.update(bucket_of(&hash, table), now, |entries: &mut Vec<Entry>| {
             if entries.len() >= SLOTS_PER_BUCKET {
                 return Ok::<_, TicketError>(false);
@@ -280,7 +291,7 @@ impl Record for Entry {
         };
         let mut ticket = Ticket::decode_request(&mut r)?;
         ticket.username = read_text(&mut r)?;
-        Some(Entry { hash, expires_at, status, grant, ticket })
+        Some(Entry { hash, expires_at, status, grant, ticket, newer_fields: r.0.to_vec() })
     }
 
     fn encode_into(&self, out: &mut Vec<u8>) {
@@ -301,6 +312,7 @@ impl Record for Entry {
         }
         self.ticket.encode_request(out);
         put_text(out, &self.ticket.username);
+        out.extend_from_slice(&self.newer_fields);
     }
 
     fn prune(&mut self, now: u64) -> bool {
@@ -313,6 +325,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::host::memory::MemoryStore;
     use crate::host::SystemRandomness;
+    use crate::state::buckets::{decode_bucket, encode_bucket};
 
     /// A pending request of the demo's public client, as the login page would seal or store it.
     pub(crate) fn ticket() -> Ticket {
@@ -360,6 +373,24 @@ pub(crate) mod tests {
         assert_eq!(table.redeem(&code, 3, any).unwrap(), Redeemed::Replayed(Some(grant)));
         assert_eq!(table.redeem(&code, 60_000, any).unwrap(), Redeemed::Unknown, "expired");
         assert_eq!(table.redeem("made-up", 4, any).unwrap(), Redeemed::Unknown);
+    }
+
+    #[test]
+    fn a_field_a_newer_module_appended_survives_spending_the_code() {
+        let (shared, random) = (MemoryStore::default(), SystemRandomness);
+        let table = AuthorizationTable::new(&shared, &random, 1);
+        table.initialize().unwrap();
+        let code = table.issue_code(ticket(), 0, 60_000).unwrap();
+        let key = table.bucket_keys().next().unwrap();
+        let mut entries = decode_bucket::<Entry>(&shared.get(&key).unwrap().unwrap().0);
+        entries[0].newer_fields = vec![0x7E, 0x01];
+        shared.set(&key, &encode_bucket(&entries), 0).unwrap();
+
+        assert_eq!(table.redeem(&code, 1, any).unwrap(), Redeemed::Fresh(ticket()));
+
+        let entries = decode_bucket::<Entry>(&shared.get(&key).unwrap().unwrap().0);
+        assert_eq!(entries[0].status, Status::Spent);
+        assert_eq!(entries[0].newer_fields, vec![0x7E, 0x01]);
     }
 
     #[test]

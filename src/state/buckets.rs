@@ -184,12 +184,15 @@ impl<'h> BucketTable<'h> {
             let Some((bytes, cas)) = self.shared.get(&key)? else {
                 return Ok(None);
             };
-            let mut records: Vec<R> = decode_bucket(&bytes);
+            let (mut records, not_understood) = decode_bucket_keeping_the_rest::<R>(&bytes);
             let before = records.len();
             records.retain_mut(|record| record.prune(now));
             let value = change(&mut records)?;
             let records_delta = records.len() as i64 - before as i64;
-            let encoded = encode_bucket(&records);
+            let mut encoded = encode_bucket(&records);
+            for raw in not_understood {
+                put_framed(&mut encoded, |out| out.extend_from_slice(raw));
+            }
             if encoded == bytes {
                 return Ok(Some(Updated { value, records_delta }));
             }
@@ -219,22 +222,43 @@ pub fn encode_bucket<R: Record>(records: &[R]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + records.len() * 96);
     out.push(BUCKET_FORMAT);
     for record in records {
-        let start = out.len();
-        out.extend_from_slice(&[0, 0]);
-        record.encode_into(&mut out);
-        let len = out.len() - start - 2;
-        match (u16::try_from(len), out.get_mut(start..start + 2)) {
-            (Ok(len), Some(prefix)) => prefix.copy_from_slice(&len.to_be_bytes()),
-            // Config limits keep records far below 64 KiB; drop one that is not, rather than
-            // write a bucket no reader could parse.
-            _ => out.truncate(start),
-        }
+        put_framed(&mut out, |out| record.encode_into(out));
     }
     out
 }
 
+/// Appends one record behind its u16 length.
+fn put_framed(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0]);
+    write(out);
+    let len = out.len() - start - 2;
+    match (u16::try_from(len), out.get_mut(start..start + 2)) {
+        (Ok(len), Some(prefix)) => prefix.copy_from_slice(&len.to_be_bytes()),
+        // Config limits keep records far below 64 KiB; drop one that is not, rather than
+        // write a bucket no reader could parse.
+        _ => out.truncate(start),
+    }
+}
+
 pub fn decode_bucket<R: Record>(bucket: &[u8]) -> Vec<R> {
     records_of(bucket).filter_map(R::decode).collect()
+}
+
+/// The records this build understands, and the raw bytes of those it does not: a record kind
+/// (or a field value) added by a newer module. [`BucketTable::update`] writes the latter back
+/// unchanged after the records it knows, so a module never drops what a newer one wrote
+/// (docs/upgrading.md). It cannot tell when they expire: the modules that know them prune them.
+fn decode_bucket_keeping_the_rest<R: Record>(bucket: &[u8]) -> (Vec<R>, Vec<&[u8]>) {
+    let mut known = Vec::new();
+    let mut not_understood = Vec::new();
+    for raw in records_of(bucket) {
+        match R::decode(raw) {
+            Some(record) => known.push(record),
+            None => not_understood.push(raw),
+        }
+    }
+    (known, not_understood)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -374,6 +398,26 @@ mod tests {
         let updated = table.update(0, 10, push(Note(4, 60))).unwrap().unwrap();
         assert_eq!(updated.records_delta, 1 - 2);
         assert_eq!(decode_bucket::<Note>(&table.read(0).unwrap().unwrap()), vec![Note(2, 50), Note(4, 60)]);
+    }
+
+    #[test]
+    fn a_record_kind_this_build_does_not_know_survives_a_rewrite_unchanged() {
+        let shared = MemoryStore::default();
+        let table = BucketTable::new(&shared, "t", 1);
+        table.initialize().unwrap();
+        table.update(0, 0, push(Note(1, 10))).unwrap();
+        // A newer module's record of another kind: too short to be a Note.
+        let from_a_newer_module = [0xA5, 0x01, 0x02];
+        let mut bucket = table.read(0).unwrap().unwrap();
+        bucket.extend_from_slice(&(from_a_newer_module.len() as u16).to_be_bytes());
+        bucket.extend_from_slice(&from_a_newer_module);
+        shared.set("tokengate/t/0", &bucket, 0).unwrap();
+
+        table.update(0, 20, push(Note(2, 30))).unwrap();
+
+        let rewritten = table.read(0).unwrap().unwrap();
+        assert_eq!(decode_bucket::<Note>(&rewritten), vec![Note(2, 30)], "the expired Note was pruned");
+        assert_eq!(records_of(&rewritten).filter(|raw| *raw == from_a_newer_module).count(), 1);
     }
 
     #[test]

@@ -74,6 +74,9 @@ struct Record {
     generation: u64,
     /// The id of the first connection a VM of this generation served (0: not yet known).
     boundary: u64,
+    /// What a newer module appended after the trailer, kept as it was and written back last
+    /// (docs/upgrading.md).
+    newer_fields: Vec<u8>,
 }
 
 fn decode_record(bytes: &[u8]) -> Record {
@@ -83,6 +86,7 @@ fn decode_record(bytes: &[u8]) -> Record {
         if kind == GENERATION_MARK {
             if let (Some(generation), Some(boundary)) = (r.u64(), r.u64()) {
                 (record.generation, record.boundary) = (generation, boundary);
+                record.newer_fields = r.0.to_vec();
             }
             break;
         }
@@ -119,6 +123,7 @@ fn encode_record(record: &Record) -> Vec<u8> {
     out.push(GENERATION_MARK);
     out.extend_from_slice(&record.generation.to_be_bytes());
     out.extend_from_slice(&record.boundary.to_be_bytes());
+    out.extend_from_slice(&record.newer_fields);
     out
 }
 
@@ -350,6 +355,7 @@ impl CredentialChanges {
                 entries: apply(&before.entries, credentials, now),
                 generation,
                 boundary: connection_id,
+                newer_fields: before.newer_fields.clone(),
             };
             match shared.set(KEY, &encode_record(&record), cas) {
                 Ok(()) => return Ok(Reclaim::Current(Some(generation))),
@@ -425,7 +431,8 @@ impl CredentialChanges {
             if entries == before.entries && before.generation > 0 {
                 return Ok(CredentialChanges::from_local_record(&before));
             }
-            let record = Record { entries, generation: before.generation.saturating_add(1), boundary: 0 };
+            let record =
+                Record { entries, generation: before.generation.saturating_add(1), boundary: 0, ..before };
             match shared.set(KEY, &encode_record(&record), cas) {
                 Ok(()) => return Ok(CredentialChanges::from_local_record(&record)),
                 Err(StoreError::CasMismatch) => continue,
@@ -640,6 +647,21 @@ mod tests {
         assert_eq!(decode_record(&encode_record(&record)), record);
         // A record written before it had a trailer reads as generation 0, boundary unknown.
         assert_eq!(decode_record(&encode(&record.entries)), Record { generation: 0, boundary: 0, ..record });
+    }
+
+    #[test]
+    fn a_field_a_newer_module_appended_after_the_trailer_survives_a_config_change() {
+        let shared = MemoryStore::default();
+        CredentialChanges::record(&shared, &[(App, "a", 1)], 10).unwrap();
+        let mut newer = shared.get(KEY).unwrap().unwrap().0;
+        newer.extend_from_slice(&[0x5A, 0x01, 0x02]);
+        shared.set(KEY, &newer, 0).unwrap();
+
+        CredentialChanges::record(&shared, &[(App, "a", 2)], 20).unwrap();
+
+        let rewritten = decode_record(&shared.get(KEY).unwrap().unwrap().0);
+        assert_eq!(rewritten.entries.get(&(App, "a".to_owned())).map(|entry| entry.fingerprint), Some(2));
+        assert_eq!(rewritten.newer_fields, vec![0x5A, 0x01, 0x02]);
     }
 
     #[test]

@@ -141,6 +141,9 @@ struct Attempts {
     failures: u16,
     window_ends_at: u64,
     locked_until: u64,
+    /// Fields a newer module appended, kept as they were and written back last
+    /// (docs/upgrading.md).
+    newer_fields: Vec<u8>,
 }
 
 impl Record for Attempts {
@@ -151,6 +154,7 @@ impl Record for Attempts {
             failures: r.u16()?,
             window_ends_at: r.u64()?,
             locked_until: r.u64()?,
+            newer_fields: r.0.to_vec(),
         })
     }
 
@@ -159,6 +163,7 @@ impl Record for Attempts {
         out.extend_from_slice(&self.failures.to_be_bytes());
         out.extend_from_slice(&self.window_ends_at.to_be_bytes());
         out.extend_from_slice(&self.locked_until.to_be_bytes());
+        out.extend_from_slice(&self.newer_fields);
     }
 
     fn prune(&mut self, now: u64) -> bool {
@@ -322,6 +327,7 @@ impl<'h> FailureLimiter<'h> {
                         failures: 0,
                         window_ends_at: now.saturating_add(window),
                         locked_until: 0,
+                        newer_fields: Vec::new(),
                     });
                     records.len() - 1
                 }
@@ -540,6 +546,24 @@ mod tests {
         // Names and addresses are not glued together: ("carol2", "03…") is another pair.
         let shifted = Principal::SignIn { username: "carol2", address: "03.0.113.7" };
         assert_eq!(limiter.locked_for(shifted, KNOWN, 1_000).unwrap(), None);
+    }
+
+    #[test]
+    fn a_field_a_newer_module_appended_survives_the_next_failure() {
+        let shared = MemoryStore::default();
+        let limiter = limiter(&shared, 1);
+        let user = Principal::User("dave");
+        limiter.record_failure(user, KNOWN, 100_000).unwrap();
+        let key = "tokengate/limits-known/0";
+        let mut counted =
+            crate::state::buckets::decode_bucket::<Attempts>(&shared.get(key).unwrap().unwrap().0);
+        counted[0].newer_fields = vec![0x42];
+        shared.set(key, &crate::state::buckets::encode_bucket(&counted), 0).unwrap();
+
+        limiter.record_failure(user, KNOWN, 100_001).unwrap();
+
+        let counted = crate::state::buckets::decode_bucket::<Attempts>(&shared.get(key).unwrap().unwrap().0);
+        assert_eq!((counted[0].failures, counted[0].newer_fields.as_slice()), (2, &[0x42][..]));
     }
 
     #[test]

@@ -237,6 +237,9 @@ pub struct ClientRecord {
     pub subscriptions: Vec<RegisteredSubscription>,
     /// The ceiling of its own RFC 7592 updates.
     pub admin_grant: AdminGrant,
+    /// What a newer module wrote after the last mark this build knows (a mark of its own, then
+    /// its fields), kept as it was and written back last (docs/upgrading.md).
+    pub newer_fields: Vec<u8>,
 }
 
 impl ClientRecord {
@@ -341,6 +344,13 @@ impl Record for ClientRecord {
             }
             _ => ApplicationType::Web,
         };
+        // Marks only ever follow each other in increasing order, so what is left starts with
+        // a newer module's mark; a known mark out of order is not a record this build
+        // understands (the bucket keeps it as it is).
+        if r.peek().is_some_and(|mark| mark <= APPLICATION_TYPE_FIELDS) {
+            return None;
+        }
+        let newer_fields = r.0.to_vec();
         let registration = Registration {
             name,
             owner,
@@ -362,6 +372,7 @@ impl Record for ClientRecord {
             registration_token_hash,
             subscriptions,
             admin_grant,
+            newer_fields,
         })
     }
 
@@ -405,6 +416,7 @@ impl Record for ClientRecord {
             out.push(APPLICATION_TYPE_FIELDS);
             out.push(application_type_code(self.registration.application_type));
         }
+        out.extend_from_slice(&self.newer_fields);
     }
 
     /// Registered applications do not expire.
@@ -588,6 +600,7 @@ impl<'h> ClientRegistry<'h> {
                 registration_token_hash,
                 subscriptions: Vec::new(),
                 admin_grant: AdminGrant::of(&registration),
+                newer_fields: Vec::new(),
             };
             let outcome = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
                 // A twin registered concurrently into this bucket since the scan above.
@@ -928,6 +941,72 @@ mod tests {
         bytes.truncate(bytes.len() - 1 - "admin".len());
         let old = ClientRecord::decode(&bytes).unwrap();
         assert_eq!(old, ClientRecord { registered_by: String::new(), issued_at_secs: 0, ..registered });
+    }
+
+    /// What a newer module wrote, a mark and field after the last mark this build knows and a
+    /// record this build cannot read (an application type it does not know), outlives a
+    /// subscription change made by this build.
+    #[test]
+    fn a_newer_modules_marks_and_records_survive_a_subscription_change() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 64);
+        let shop = registry.register(registration("shop"), "admin", 0).unwrap().record;
+        let bucket = bucket_of(&shop.client_id).unwrap();
+        let newer_mark = [APPLICATION_TYPE_FIELDS + 1, 0xAB, 0xCD];
+        let from_newer = ClientRecord { newer_fields: newer_mark.to_vec(), ..shop.clone() };
+        let mut unknown_type = Vec::new();
+        ClientRecord {
+            client_id: "other-app".into(),
+            registration: Registration {
+                application_type: ApplicationType::Native,
+                ..shop.registration.clone()
+            },
+            ..shop.clone()
+        }
+        .encode_into(&mut unknown_type);
+        let last = unknown_type.len() - 1;
+        unknown_type[last] = 9;
+        let mut bytes = crate::state::buckets::encode_bucket(&[from_newer]);
+        bytes.extend_from_slice(&(unknown_type.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&unknown_type);
+        shared.set(&format!("tokengate/{TABLE}/{bucket}"), &bytes, 0).unwrap();
+
+        let gold = RegisteredSubscription {
+            api: "Orders".into(),
+            tier: "Gold".into(),
+            state: RegisteredState::Unblocked,
+        };
+        registry
+            .update_subscriptions(&shop.client_id, 0, |subscriptions| {
+                subscriptions.push(gold.clone());
+                Ok(())
+            })
+            .unwrap();
+
+        let found = registry.find(&shop.client_id).unwrap().unwrap();
+        assert_eq!(found.subscriptions, vec![gold]);
+        assert_eq!(found.newer_fields, newer_mark, "the newer mark follows the subscriptions");
+        let rewritten = registry.table.read(bucket).unwrap().unwrap();
+        assert_eq!(records_of(&rewritten).filter(|raw| *raw == unknown_type.as_slice()).count(), 1);
+    }
+
+    /// Re-encoding drops a known block that says nothing (an empty subscription list): a known
+    /// mark after the last one would then be read as a known block, so such a record is not
+    /// read at all (the bucket keeps it as it is) rather than changed by a rewrite.
+    #[test]
+    fn a_known_mark_after_the_last_known_one_is_not_a_record_this_build_reads() {
+        let shared = MemoryStore::default();
+        let web = registry(&shared, 64).register(registration("shop"), "admin", 0).unwrap().record;
+        let mut bytes = Vec::new();
+        web.encode_into(&mut bytes);
+        let out_of_order = [bytes.as_slice(), &[APPLICATION_TYPE_FIELDS, 1, SUBSCRIPTION_FIELDS, 0]].concat();
+        assert_eq!(ClientRecord::decode(&out_of_order), None);
+        let newer = [bytes.as_slice(), &[APPLICATION_TYPE_FIELDS + 1, SUBSCRIPTION_FIELDS]].concat();
+        let decoded = ClientRecord::decode(&newer).unwrap();
+        assert_eq!(decoded.newer_fields, vec![APPLICATION_TYPE_FIELDS + 1, SUBSCRIPTION_FIELDS]);
+        let mut reencoded = Vec::new();
+        decoded.encode_into(&mut reencoded);
+        assert_eq!(reencoded, newer);
     }
 
     /// A record written before the application type existed is a web client's, and a web

@@ -206,18 +206,19 @@ def render_envoy_config(
     return cfg
 
 
-def _set_plugin(wasm: dict, plugin_config: dict | str) -> None:
-    wasm["vm_config"]["code"]["local"]["filename"] = str(wasm_module())
+def _set_plugin(wasm: dict, plugin_config: dict | str, module: Path | None = None) -> None:
+    wasm["vm_config"]["code"]["local"]["filename"] = str(module or wasm_module())
     text = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config, indent=1)
     wasm["configuration"]["value"] = text
 
 
-def render_lds(plugin_config: dict | str, version: str = "1") -> dict:
-    """envoy/dynamic/lds.yaml with a free port, the module under test and a plugin config."""
+def render_lds(plugin_config: dict | str, version: str = "1", module: Path | None = None) -> dict:
+    """envoy/dynamic/lds.yaml with a free port, the module under test (or `module`) and a plugin
+    config."""
     lds = load_yaml(DYNAMIC_LDS)
     (listener,) = lds["resources"]
     listener["address"]["socket_address"]["port_value"] = 0
-    _set_plugin(listener_wasm_filter(listener), plugin_config)
+    _set_plugin(listener_wasm_filter(listener), plugin_config, module)
     lds["version_info"] = version
     return lds
 
@@ -447,20 +448,23 @@ class DynamicGateway(Gateway):
     """A gateway whose listener comes from an LDS file (envoy/dynamic/), so that a
     test can change the filter's configuration while Envoy keeps running."""
 
-    def __init__(self, name: str, workdir: Path, plugin_config: dict, upstream_port: int) -> None:
+    def __init__(self, name: str, workdir: Path, plugin_config: dict, upstream_port: int,
+                 module: Path | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.lds_path = workdir / "lds.yaml"
         self.plugin_config = plugin_config
         self.version = 1
-        write_yaml_atomically(self.lds_path, render_lds(plugin_config, str(self.version)))
+        write_yaml_atomically(self.lds_path, render_lds(plugin_config, str(self.version), module))
         super().__init__(name, workdir, render_dynamic_bootstrap(self.lds_path, upstream_port))
 
     @property
     def token_path(self) -> str:
         return self.plugin_config.get("token_endpoint", "/token")
 
-    def update(self, plugin_config: dict | str, timeout: float = STARTUP_TIMEOUT_S) -> None:
-        """Rename a new LDS file into place and wait until Envoy serves it.
+    def update(self, plugin_config: dict | str, timeout: float = STARTUP_TIMEOUT_S,
+               module: Path | None = None) -> None:
+        """Rename a new LDS file into place (with `module` instead of the module under test, if
+        given) and wait until Envoy serves it.
 
         Applied means: LDS accepted the new version, no listener is warming
         (the new filter chain's VMs are configured), and the old listener or
@@ -471,7 +475,7 @@ class DynamicGateway(Gateway):
         """
         before = self._listener_manager()
         self.version += 1
-        write_yaml_atomically(self.lds_path, render_lds(plugin_config, str(self.version)))
+        write_yaml_atomically(self.lds_path, render_lds(plugin_config, str(self.version), module))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             now = self._listener_manager()

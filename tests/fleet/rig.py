@@ -64,10 +64,13 @@ class Fleet:
 
     `members`: the etcd members each replica's `etcd` cluster lists (default: every member for
     every replica), to pin a replica's watch to one member. Against a TLS etcd, every replica's
-    `etcd` cluster presents the rig's client certificate (envoy/fleet/etcd-tls.yaml)."""
+    `etcd` cluster presents the rig's client certificate (envoy/fleet/etcd-tls.yaml). `modules`:
+    each replica's tokengate module (default: the module under test for every replica), to run
+    two builds side by side."""
 
     def __init__(self, etcd, upstream_port: int, workdir: Path, prefix: str, count: int = 2,
-                 members: list[list] | None = None, plugin: dict | None = None, **fleet: object):
+                 members: list[list] | None = None, plugin: dict | None = None,
+                 modules: list[Path] | None = None, **fleet: object):
         self.etcd = etcd
         self.etcd_transport = etcd_transport(etcd.tls) if etcd.tls else None
         self.prefix = prefix
@@ -75,10 +78,11 @@ class Fleet:
         self.workdir = workdir
         self.plugin = plugin or plugin_config(prefix, **fleet)
         self.members = members or [etcd.members] * count
+        self.modules = modules or [harness.wasm_module()] * count
         self.replicas = [self._replica(i) for i in range(count)]
 
     def _replica(self, index: int, plugin: dict | None = None) -> Replica:
-        config = replicas.render(0, 0, [m.client_port for m in self.members[index]], harness.wasm_module(),
+        config = replicas.render(0, 0, [m.client_port for m in self.members[index]], self.modules[index],
                                  plugin or self.plugin, self.upstream_port, etcd_transport=self.etcd_transport)
         return Replica(f"replica{index}", self.workdir / f"replica{index}", config)
 
@@ -94,15 +98,17 @@ class Fleet:
         for replica in self.replicas:
             replica.__exit__(*exc)
 
-    def restart(self, index: int, plugin: dict | None = None) -> Replica:
+    def restart(self, index: int, plugin: dict | None = None, module: Path | None = None) -> Replica:
         """Kills replica `index` (SIGKILL: nothing is flushed, as in a crash) and starts it again,
-        with the plugin configuration `plugin` if given."""
+        with the plugin configuration `plugin` and the tokengate module `module` if given."""
         old = self.replicas[index]
         if old.proc is not None:
             old.proc.kill()
             old.proc.wait()
         old.__exit__(None, None, None)
-        config = old.config if plugin is None else self._replica(index, plugin).config
+        if module is not None:
+            self.modules[index] = module
+        config = old.config if plugin is None and module is None else self._replica(index, plugin).config
         fresh = Replica(old.name, self.workdir / f"{old.name}-{time.monotonic_ns()}", config)
         fresh.__enter__()
         self.replicas[index] = fresh

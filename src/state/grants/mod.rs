@@ -387,6 +387,7 @@ impl<'h> TokenStore<'h> {
                     expires_at: grant.access_expires_at,
                     scopes: None,
                 }],
+                newer_fields: Vec::new(),
             };
             let stored = self.update(bucket, now, |records| {
                 if records.len() >= SLOTS_PER_BUCKET {

@@ -72,6 +72,9 @@ pub struct GrantRecord {
     pub scopes: Vec<ScopeId>,
     pub refresh: Option<RefreshEntry>,
     pub access: Vec<AccessEntry>,
+    /// Fields a newer module appended after the access entries, kept as they were and
+    /// written back after them, so rewriting the bucket does not drop them (docs/upgrading.md).
+    pub newer_fields: Vec<u8>,
 }
 
 impl GrantRecord {
@@ -99,17 +102,25 @@ impl GrantRecord {
 
 /// Layout: `tag(8) client_fp(4) user_fp(4) client(len8) user(len8, empty = none)
 /// refresh?(flag | 0x80 for sandbox keys, hash 16, issued 8, expires 8) scopes(count8, u32…)
-/// access(count8, {hash 16, issued 8, expires 8, scopes or 0xFF = the grant's})`.
+/// access(count8, {hash 16, issued 8, expires 8, scopes or 0xFF = the grant's})
+/// newer fields(…)`: every reader stops after the access entries, so a newer module may append
+/// fields there, and an older one keeps them ([`GrantRecord::newer_fields`]).
 impl Record for GrantRecord {
     fn decode(bytes: &[u8]) -> Option<Self> {
         let view = GrantView::parse(bytes)?;
-        let access = view.access().map(|entry| entry.to_owned()).collect::<Option<Vec<_>>>()?;
+        let mut entries = Reader(view.access);
+        // Every entry must decode: a record whose entries this build misreads is kept whole,
+        // as bytes, by the bucket rather than rewritten with fewer of them.
+        let access = (0..view.access_count)
+            .map(|_| read_access_entry(&mut entries)?.to_owned())
+            .collect::<Option<Vec<_>>>()?;
         Some(GrantRecord {
             tag: view.tag,
             owner: view.owner(),
             scopes: Reader(view.scopes).scopes()?,
             refresh: view.refresh,
             access,
+            newer_fields: entries.0.to_vec(),
         })
     }
 
@@ -150,6 +161,7 @@ impl Record for GrantRecord {
                 Some(scopes) => put_scopes(out, scopes),
             }
         }
+        out.extend_from_slice(&self.newer_fields);
     }
 
     fn prune(&mut self, now: u64) -> bool {
@@ -173,6 +185,7 @@ pub(super) struct GrantView<'a> {
     /// The encoded scope list (count byte included).
     pub(super) scopes: &'a [u8],
     pub(super) access_count: u8,
+    /// The access entries, then any fields a newer module appended.
     pub(super) access: &'a [u8],
 }
 
@@ -225,18 +238,7 @@ impl<'a> GrantView<'a> {
     /// The access entries; a malformed one ends the iteration with `None`.
     pub(super) fn access(&self) -> impl Iterator<Item = AccessView<'a>> + '_ {
         let mut r = Reader(self.access);
-        (0..self.access_count).map_while(move |_| {
-            let hash = r.array()?;
-            let issued_at = r.u64()?;
-            let expires_at = r.u64()?;
-            let scopes = if r.peek()? == SAME_SCOPE_AS_GRANT {
-                r.u8()?;
-                None
-            } else {
-                Some(take_scope_list(&mut r)?)
-            };
-            Some(AccessView { hash, issued_at, expires_at, scopes })
-        })
+        (0..self.access_count).map_while(move |_| read_access_entry(&mut r))
     }
 
     pub(super) fn owner(&self) -> GrantOwner {
@@ -257,6 +259,19 @@ impl AccessView<'_> {
         };
         Some(AccessEntry { hash: self.hash, issued_at: self.issued_at, expires_at: self.expires_at, scopes })
     }
+}
+
+fn read_access_entry<'a>(r: &mut Reader<'a>) -> Option<AccessView<'a>> {
+    let hash = r.array()?;
+    let issued_at = r.u64()?;
+    let expires_at = r.u64()?;
+    let scopes = if r.peek()? == SAME_SCOPE_AS_GRANT {
+        r.u8()?;
+        None
+    } else {
+        Some(take_scope_list(r)?)
+    };
+    Some(AccessView { hash, issued_at, expires_at, scopes })
 }
 
 /// Takes an encoded scope list (count byte and ids) as one slice.

@@ -1,7 +1,7 @@
 use super::*;
 use crate::host::memory::{EpochHost, MemoryStore, NoMetrics, RecordedMetrics};
 use crate::host::SystemRandomness;
-use crate::state::buckets::{decode_bucket, encode_bucket};
+use crate::state::buckets::{decode_bucket, encode_bucket, records_of};
 
 const NOW: u64 = 1_700_000_000;
 /// Reuse grace for refresh tokens, in the same units as NOW.
@@ -78,6 +78,7 @@ fn records_round_trip_through_the_bucket_encoding() {
             AccessEntry { hash: [5; 16], issued_at: 2, expires_at: 6, scopes: Some(vec![10]) },
             AccessEntry { hash: [6; 16], issued_at: 3, expires_at: 7, scopes: Some(vec![]) },
         ],
+        newer_fields: Vec::new(),
     };
     let bucket = encode_bucket(&[record.clone(), record.clone()]);
     assert_eq!(decode_bucket::<GrantRecord>(&bucket), vec![record.clone(), record]);
@@ -97,6 +98,7 @@ fn sandbox_grants_keep_their_key_type_with_every_refresh_shape() {
                 scopes: vec![1],
                 refresh: refresh.clone(),
                 access: vec![AccessEntry { hash: [4; 16], issued_at: 1, expires_at: 5, scopes: None }],
+                newer_fields: Vec::new(),
             };
             let bucket = encode_bucket(std::slice::from_ref(&record));
             assert_eq!(decode_bucket::<GrantRecord>(&bucket), vec![record], "{key_type:?} {refresh:?}");
@@ -136,6 +138,7 @@ fn truncated_or_garbage_buckets_decode_without_panicking() {
         scopes: vec![1],
         refresh: None,
         access: vec![AccessEntry { hash: [1; 16], issued_at: 0, expires_at: 1, scopes: None }],
+        newer_fields: Vec::new(),
     };
     let bucket = encode_bucket(&[record]);
     for cut in 0..bucket.len() {
@@ -620,4 +623,45 @@ fn every_way_a_token_ends_moves_the_epoch_and_the_memory_is_not_trusted() {
     // Nothing revoked: the epoch stays.
     assert_eq!(store.revoke(&access, "demo-app", NOW, GRACE), Ok(Revocation::Unknown));
     assert_eq!(host.token_epoch.get(), 44);
+}
+
+/// The bucket holding the fixture's only grant.
+fn bucket_with_records(fixture: &Fixture) -> (String, Vec<u8>) {
+    (0..fixture.bucket_count)
+        .map(|index| format!("tokengate/{TABLE}/{index}"))
+        .filter_map(|key| Some((key.clone(), fixture.shared.get(&key).unwrap()?.0)))
+        .find(|(_, bytes)| records_of(bytes).next().is_some())
+        .expect("a bucket holds the grant")
+}
+
+#[test]
+fn a_newer_modules_fields_and_record_kinds_survive_a_refresh_by_this_build() {
+    let fixture = Fixture::with_capacity(100);
+    let issued = fixture.store().issue(password_grant("a"), NOW).unwrap();
+    let (key, bucket) = bucket_with_records(&fixture);
+    // What a newer module would write: the same grant with a field appended after the access
+    // entries, and a record of a kind this build does not know (refresh flag 3).
+    let mut grant = decode_bucket::<GrantRecord>(&bucket).remove(0);
+    grant.newer_fields = vec![0x11, 0x22, 0x33];
+    let mut unknown_kind = Vec::new();
+    GrantRecord { tag: [9; 8], newer_fields: Vec::new(), ..grant.clone() }.encode_into(&mut unknown_kind);
+    unknown_kind[8 + 4 + 4 + 1 + 1 + 1 + 5] = 3;
+    let mut newer = encode_bucket(std::slice::from_ref(&grant));
+    newer.extend_from_slice(&(unknown_kind.len() as u16).to_be_bytes());
+    newer.extend_from_slice(&unknown_kind);
+    fixture.shared.set(&key, &newer, 0).unwrap();
+    assert!(fixture.store().find_access(&issued.access_token, NOW + 1).is_ok(), "the hot path reads it");
+
+    let refreshed = fixture
+        .store()
+        .refresh(issued.refresh_token.as_ref().unwrap(), "a", NOW + 10, GRACE, keep_scope)
+        .unwrap();
+
+    let (_, rewritten) = bucket_with_records(&fixture);
+    let grants = decode_bucket::<GrantRecord>(&rewritten);
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].newer_fields, vec![0x11, 0x22, 0x33], "the appended field is kept");
+    assert_eq!(grants[0].access.len(), 2, "the refresh did rewrite the record");
+    assert_eq!(records_of(&rewritten).filter(|raw| *raw == unknown_kind.as_slice()).count(), 1);
+    assert!(fixture.store().find_access(&refreshed.access_token, NOW + 11).is_ok());
 }
