@@ -798,7 +798,7 @@ pub fn gateway(data: &[u8]) {
                     authorization: request.authorization.as_deref(),
                 };
                 match gateway.authorize(&api) {
-                    Outcome::Respond(response) => check_response(&request, &response),
+                    Outcome::Deny(denial) => check_response(&request, &denial.response),
                     Outcome::Forward(forward) => {
                         trace(&request, || format!("{forward:?}"));
                         for identity in [CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER] {

@@ -18,21 +18,36 @@ use crate::state::login_handle::KeyMemory;
 /// per VM): read once, it spares every login page a shared-data read.
 pub static LOGIN_KEY: KeyMemory = KeyMemory::new();
 
-/// The gateway's host in Envoy: shared data, the clock, WASI randomness, this VM's metrics,
-/// the credential changes it last read and the record generation its config belongs to, and
-/// the request's connection ([`crate::host::NoConnection`] outside a request).
+/// Where a decision reads and writes: this Envoy's shared data (local mode) or a pass over its
+/// cache of etcd (fleet mode), the stats it reports, and the credential-change record it
+/// judges tokens by.
+pub struct Backing<'b> {
+    pub shared: &'b dyn SharedStore,
+    pub metrics: &'b dyn Metrics,
+    pub credential_changes: &'b CredentialChanges,
+}
+
+impl<'b> Backing<'b> {
+    /// Local mode, and every root-context job: this Envoy's shared data.
+    pub fn local(metrics: &'b EnvoyMetrics, credential_changes: &'b CredentialChanges) -> Self {
+        Backing { shared: &EnvoySharedData, metrics, credential_changes }
+    }
+}
+
+/// The gateway's host in Envoy over `backing`: the clock, WASI randomness, the record
+/// generation this VM's config belongs to, and the request's connection
+/// ([`crate::host::NoConnection`] outside a request). Every gateway the filter makes is built here.
 pub fn envoy_host<'h>(
-    metrics: &'h EnvoyMetrics,
-    credential_changes: &'h CredentialChanges,
+    backing: Backing<'h>,
     config_generation: &'h Cell<u64>,
     connection: &'h dyn Connection,
 ) -> Host<'h> {
     Host {
-        shared: &EnvoySharedData,
+        shared: backing.shared,
         random: &SystemRandomness,
         clock: &EnvoyClock,
-        metrics,
-        credential_changes,
+        metrics: backing.metrics,
+        credential_changes: backing.credential_changes,
         process_shared: &EnvoySharedData,
         connection,
         config_generation,

@@ -10,7 +10,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
-use super::envoy_host::{envoy_host, EnvoyClock, EnvoyMetrics, EnvoySharedData};
+use super::envoy_host::{envoy_host, Backing, EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use super::fleet_request::{FleetClient, GrantedLeases};
 use super::request_context::GatewayRequest;
 use super::watcher::{Watcher, WATCHER_ROOT_ID};
@@ -154,8 +154,11 @@ impl GatewayRoot {
             log::info!("#{} fleet watcher for etcd cluster {:?}", self.context_id, fleet.cluster);
             let generation = Cell::new(0);
             let no_changes = CredentialChanges::default();
-            let keys = Gateway::new(config, envoy_host(metrics, &no_changes, &generation, &NoConnection))
-                .table_keys();
+            let keys = Gateway::new(
+                config,
+                envoy_host(Backing::local(metrics, &no_changes), &generation, &NoConnection),
+            )
+            .table_keys();
             self.watcher = Some(Watcher::new(self.context_id, fleet.clone(), keys));
             return Watcher::tick_period();
         }
@@ -245,7 +248,7 @@ impl RootContext for GatewayRoot {
         }
         metrics.set(Metric::StoreCapacity, u64::from(config.store_capacity));
         let (no_changes, no_generation) = (CredentialChanges::default(), Cell::new(0));
-        let host = envoy_host(&metrics, &no_changes, &no_generation, &NoConnection);
+        let host = envoy_host(Backing::local(&metrics, &no_changes), &no_generation, &NoConnection);
         match Gateway::new(&config, host).initialize_store() {
             Ok(0) => {}
             Ok(created) => log::info!("#{} token store: created {created} buckets", self.context_id),
@@ -310,8 +313,10 @@ impl RootContext for GatewayRoot {
             return;
         }
         let changes = self.credential_changes.borrow();
-        let gateway =
-            Gateway::new(config, envoy_host(metrics, &changes, &self.config_generation, &NoConnection));
+        let gateway = Gateway::new(
+            config,
+            envoy_host(Backing::local(metrics, &changes), &self.config_generation, &NoConnection),
+        );
         if let Err(error) = gateway.sweep_step(SWEEP_SLICES, SWEEP_MIN_SLICE) {
             log::warn!("#{} sweep failed: {error:?}", self.context_id);
         }

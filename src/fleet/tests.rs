@@ -8,7 +8,7 @@ use super::view::{FleetView, StagedMetrics};
 use super::watch;
 use crate::config::tests::demo_with_lifecycle;
 use crate::config::Config;
-use crate::gateway::{ApiRequest, EndpointRequest, Gateway, Host, Outcome, Response};
+use crate::gateway::{ApiRequest, Denial, EndpointRequest, Gateway, Host, Outcome, Response};
 use crate::host::memory::{ManualClock, MemoryStore, RecordedMetrics};
 use crate::host::metrics::Metric;
 use crate::host::SystemRandomness;
@@ -204,20 +204,17 @@ impl Replica<'_> {
     fn bearer_status(&self, token: &str) -> u16 {
         let authorization = format!("Bearer {token}");
         let outcome = self
-            .decide(
-                |outcome| matches!(outcome, Outcome::Respond(response) if response.status == 401),
-                |gateway| {
-                    gateway.authorize(&ApiRequest {
-                        method: "GET",
-                        path: "/api/orders",
-                        authorization: Some(&authorization),
-                    })
-                },
-            )
+            .decide(Outcome::rests_on_the_store, |gateway| {
+                gateway.authorize(&ApiRequest {
+                    method: "GET",
+                    path: "/api/orders",
+                    authorization: Some(&authorization),
+                })
+            })
             .unwrap();
         match outcome {
             Outcome::Forward(_) => 200,
-            Outcome::Respond(response) => response.status,
+            Outcome::Deny(Denial { response, .. }) => response.status,
         }
     }
 
@@ -277,6 +274,36 @@ fn a_token_issued_on_one_replica_is_accepted_by_another_at_once() {
         a.metrics.get(Metric::TokensIssued(crate::oauth::grant_type::GrantType::ClientCredentials)),
         1
     );
+}
+
+/// A replica's cache may not have seen a token another replica just issued: a refusal for want
+/// of a live token waits for etcd's word. Every other answer can go out from the cache.
+#[test]
+fn only_a_denial_for_want_of_a_live_token_must_rest_on_etcd() {
+    let fleet = Fleet::new();
+    let replica = fleet.replica();
+    let token = format!("Bearer {}", field(&replica.token("grant_type=client_credentials"), "access_token"));
+    struct Case {
+        name: &'static str,
+        path: &'static str,
+        authorization: Option<&'static str>,
+        rests_on_the_store: bool,
+    }
+    #[rustfmt::skip]
+    let table = [
+        Case { name: "no token", path: "/api/orders", authorization: None, rests_on_the_store: true },
+        Case { name: "an unknown token", path: "/api/orders", authorization: Some("Bearer AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), rests_on_the_store: true },
+        Case { name: "a malformed header", path: "/api/orders", authorization: Some("Bearer a b"), rests_on_the_store: false },
+        Case { name: "no such resource", path: "/nowhere", authorization: None, rests_on_the_store: false },
+        Case { name: "a token in the URL", path: "/api/orders?access_token=x", authorization: None, rests_on_the_store: false },
+        Case { name: "a live token", path: "/api/orders", authorization: Some("live"), rests_on_the_store: false },
+    ];
+    for Case { name, path, authorization, rests_on_the_store } in table {
+        let authorization = authorization.map(|header| if header == "live" { token.as_str() } else { header });
+        let request = ApiRequest { method: "GET", path, authorization };
+        let outcome = replica.decide(Outcome::rests_on_the_store, |gateway| gateway.authorize(&request)).unwrap();
+        assert_eq!(outcome.rests_on_the_store(), rests_on_the_store, "{name}: {outcome:?}");
+    }
 }
 
 #[test]

@@ -43,8 +43,8 @@ pub(crate) use login_page::handle_in as login_handle_in;
 use reply::{ErrorKind, OAuthError};
 
 pub use reply::{
-    Forward, Outcome, Response, API_HEADER, CLIENT_ID_HEADER, IDENTITY_HEADER_PREFIX, SCOPE_HEADER,
-    TIER_HEADER, USERNAME_HEADER,
+    Denial, Forward, Grounds, Outcome, Response, API_HEADER, CLIENT_ID_HEADER, IDENTITY_HEADER_PREFIX,
+    SCOPE_HEADER, TIER_HEADER, USERNAME_HEADER,
 };
 
 /// One of the gateway's own endpoints.
