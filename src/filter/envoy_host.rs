@@ -127,7 +127,7 @@ pub struct EnvoyMetrics {
     /// The subscriptions' window counters (gauges `tokengate.tier_window.<n>`), by number.
     windows: Vec<u32>,
     /// Per API, its counters by [`ApiStat::index`].
-    apis: Vec<[u32; 2]>,
+    apis: Vec<[u32; ApiStat::ALL.len()]>,
     /// The token epoch (gauge `tokengate.token_epoch`, see `state::remembered`), when Envoy
     /// keeps it (see [`live_epoch`]).
     token_epoch: Option<u32>,
@@ -194,13 +194,13 @@ impl EnvoyMetrics {
         let apis = apis
             .iter()
             .map(|api| {
-                let [throttled, denied] = ApiStat::ALL.map(|stat| stat.name_for(api));
-                Ok([
-                    hostcalls::define_metric(MetricType::Counter, &throttled)?,
-                    hostcalls::define_metric(MetricType::Counter, &denied)?,
-                ])
+                let mut ids = [0; ApiStat::ALL.len()];
+                for (slot, stat) in ids.iter_mut().zip(ApiStat::ALL) {
+                    *slot = hostcalls::define_metric(MetricType::Counter, &stat.name_for(api))?;
+                }
+                Ok(ids)
             })
-            .collect::<Result<Vec<[u32; 2]>, Status>>()?;
+            .collect::<Result<Vec<[u32; ApiStat::ALL.len()]>, Status>>()?;
         let token_epoch = live_epoch(&StateGauge::TokenEpoch.name())?;
         let failure_epoch = live_epoch(&StateGauge::FailureEpoch.name())?;
         let unflushed = std::array::from_fn(|_| Cell::new(0));

@@ -299,9 +299,11 @@ fn only_a_denial_for_want_of_a_live_token_must_rest_on_etcd() {
         Case { name: "a live token", path: "/api/orders", authorization: Some("live"), rests_on_the_store: false },
     ];
     for Case { name, path, authorization, rests_on_the_store } in table {
-        let authorization = authorization.map(|header| if header == "live" { token.as_str() } else { header });
+        let authorization =
+            authorization.map(|header| if header == "live" { token.as_str() } else { header });
         let request = ApiRequest { method: "GET", path, authorization };
-        let outcome = replica.decide(Outcome::rests_on_the_store, |gateway| gateway.authorize(&request)).unwrap();
+        let outcome =
+            replica.decide(Outcome::rests_on_the_store, |gateway| gateway.authorize(&request)).unwrap();
         assert_eq!(outcome.rests_on_the_store(), rests_on_the_store, "{name}: {outcome:?}");
     }
 }
