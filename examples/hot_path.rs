@@ -65,6 +65,7 @@ fn main() {
         random: &SystemRandomness,
         clock: &clock,
         metrics: &host,
+        coordination: &host,
         credential_changes: &changes,
         process_shared: &host,
         connection: &NoConnection,

@@ -310,7 +310,7 @@ fn owner(client: &str) -> GrantOwner {
 fn grant_store_over(bytes: &[u8]) {
     let shared = MemoryStore::default();
     let random = CountingRandom::new(fingerprint(bytes));
-    let store = TokenStore::new(&shared, &random, &NoMetrics, 8);
+    let store = TokenStore::new(&shared, &random, &NoMetrics, &NoMetrics, 8);
     store.initialize().unwrap();
     plant(&shared, "tokengate/grants/0", bytes);
     let (access, refresh, _) = known_tokens();
@@ -755,6 +755,7 @@ pub fn gateway(data: &[u8]) {
         random: &random,
         clock: &clock,
         metrics: &NoMetrics,
+        coordination: &NoMetrics,
         credential_changes: &changes,
         process_shared: &shared,
         connection: &NoConnection,

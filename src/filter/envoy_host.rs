@@ -9,7 +9,7 @@ use proxy_wasm::types::{MapType, MetricType, Status};
 use crate::gateway::Host;
 use crate::host::header_pairs::HeaderPairs;
 use crate::host::metrics::{ApiStat, Metric, MetricKind, StateGauge};
-use crate::host::{Clock, Connection, Metrics, SharedStore, StoreError, SystemRandomness};
+use crate::host::{Clock, Connection, Coordination, Metrics, SharedStore, StoreError, SystemRandomness};
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::lockout;
 use crate::state::login_handle::KeyMemory;
@@ -24,13 +24,14 @@ pub static LOGIN_KEY: KeyMemory = KeyMemory::new();
 pub struct Backing<'b> {
     pub shared: &'b dyn SharedStore,
     pub metrics: &'b dyn Metrics,
+    pub coordination: &'b dyn Coordination,
     pub credential_changes: &'b CredentialChanges,
 }
 
 impl<'b> Backing<'b> {
     /// Local mode, and every root-context job: this Envoy's shared data.
     pub fn local(metrics: &'b EnvoyMetrics, credential_changes: &'b CredentialChanges) -> Self {
-        Backing { shared: &EnvoySharedData, metrics, credential_changes }
+        Backing { shared: &EnvoySharedData, metrics, coordination: metrics, credential_changes }
     }
 }
 
@@ -47,6 +48,7 @@ pub fn envoy_host<'h>(
         random: &SystemRandomness,
         clock: &EnvoyClock,
         metrics: backing.metrics,
+        coordination: backing.coordination,
         credential_changes: backing.credential_changes,
         process_shared: &EnvoySharedData,
         connection,
@@ -268,7 +270,11 @@ impl Metrics for EnvoyMetrics {
             let _ = hostcalls::record_metric(id, value);
         }
     }
+}
 
+/// The tier windows and both epochs, as process-wide gauges ([`EnvoyMetrics::define`]); an
+/// epoch Envoy does not keep reads `None`.
+impl Coordination for EnvoyMetrics {
     fn window(&self, counter: usize) -> Option<u64> {
         hostcalls::get_metric(*self.windows.get(counter)?).ok()
     }

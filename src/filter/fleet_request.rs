@@ -19,7 +19,7 @@ use crate::fleet::plan::{plan, settle, FleetTxn, Settled, Step};
 use crate::fleet::view::{FleetView, HeldStats, PassRecord, StagedMetrics};
 use crate::gateway::Response;
 use crate::host::metrics::Metric;
-use crate::host::{Clock, Metrics};
+use crate::host::{Clock, Coordination, Metrics};
 use crate::state::credential_changes::CredentialChanges;
 
 /// Passes a decision may take (each after another replica changed what it read).
@@ -103,9 +103,14 @@ impl FleetClient {
     /// pass itself (see [`crate::fleet::credentials`]).
     pub fn run_pass(&self, config: &Config, decide: impl FnOnce(Backing<'_>) -> Answer) -> Pass {
         let view = FleetView::new(&EnvoySharedData);
-        let windows: Rc<dyn Metrics> = self.metrics.clone();
+        let windows: Rc<dyn Coordination> = self.metrics.clone();
         let staged = StagedMetrics::with_windows(windows);
-        let backing = |credential_changes| Backing { shared: &view, metrics: &staged, credential_changes };
+        let backing = |credential_changes| Backing {
+            shared: &view,
+            metrics: &staged,
+            coordination: &staged,
+            credential_changes,
+        };
         let (answer, credentials) = match self.record.for_pass(&view, config) {
             Ok(Some(read)) => (decide(backing(&read)), Some(read)),
             Ok(None) => match self.changes.try_borrow() {

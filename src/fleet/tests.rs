@@ -109,7 +109,7 @@ impl Replica<'_> {
     fn host<'h>(
         &'h self,
         shared: &'h dyn crate::host::SharedStore,
-        metrics: &'h dyn crate::host::Metrics,
+        metrics: &'h (impl crate::host::Metrics + crate::host::Coordination),
     ) -> Host<'h> {
         self.host_with(shared, metrics, &self.no_changes)
     }
@@ -117,7 +117,7 @@ impl Replica<'_> {
     fn host_with<'h>(
         &'h self,
         shared: &'h dyn crate::host::SharedStore,
-        metrics: &'h dyn crate::host::Metrics,
+        metrics: &'h (impl crate::host::Metrics + crate::host::Coordination),
         credential_changes: &'h CredentialChanges,
     ) -> Host<'h> {
         Host {
@@ -125,6 +125,7 @@ impl Replica<'_> {
             random: &SystemRandomness,
             clock: &self.fleet.clock,
             metrics,
+            coordination: metrics,
             credential_changes,
             process_shared: &self.shared,
             connection: &crate::host::NoConnection,
@@ -548,7 +549,7 @@ fn a_replica_records_its_config_with_the_first_pass_that_judges_a_token() {
 /// once (not held back with the pass's stats).
 #[test]
 fn staged_metrics_count_tier_windows_at_once() {
-    use crate::host::Metrics;
+    use crate::host::Coordination;
     let windows = std::rc::Rc::new(crate::host::memory::RecordedMetrics::default());
     let staged = StagedMetrics::with_windows(windows.clone());
     staged.restart_window(3, 7 << 32 | 1);

@@ -251,7 +251,7 @@ impl<'a> Gateway<'a> {
         };
         let window = unit.millis() / 1000;
         let policy = || ("ratelimit-policy", format!("\"{}\";q={limit};w={window}", tier.name));
-        match admit(self.metrics, counter, limit, unit, now) {
+        match admit(self.coordination, counter, limit, unit, now) {
             // Each response header is a host call (about 6,000 instructions): they go out once
             // half the window's requests are used, when a client has a reason to slow down.
             Admission::Allowed { remaining, .. } if remaining > limit / 2 => {

@@ -29,7 +29,7 @@ mod token;
 use crate::config::Config;
 use std::cell::Cell;
 
-use crate::host::{Clock, Connection, Metrics, Randomness, SharedStore, StoreError};
+use crate::host::{Clock, Connection, Coordination, Metrics, Randomness, SharedStore, StoreError};
 use crate::oauth::METADATA_PATH;
 use crate::state::authorization::AuthorizationTable;
 use crate::state::buckets::InitError;
@@ -101,6 +101,8 @@ pub struct Host<'h> {
     pub random: &'h dyn Randomness,
     pub clock: &'h dyn Clock,
     pub metrics: &'h dyn Metrics,
+    /// The tiers' windows and the epochs the workers coordinate through.
+    pub coordination: &'h dyn Coordination,
     /// When credentials last changed, as this VM last read it (see [`crate::state::credential_changes`]).
     pub credential_changes: &'h CredentialChanges,
     /// This Envoy process's own shared data, where the credential record lives (in fleet mode
@@ -127,6 +129,7 @@ pub struct Gateway<'a> {
     login_keys: Option<HandleKeys<'a>>,
     clock: &'a dyn Clock,
     metrics: &'a dyn Metrics,
+    coordination: &'a dyn Coordination,
     credential_changes: &'a CredentialChanges,
     process_shared: &'a dyn SharedStore,
     connection: &'a dyn Connection,
@@ -145,9 +148,16 @@ impl<'a> Gateway<'a> {
     pub fn new(config: &'a Config, host: Host<'a>) -> Self {
         Gateway {
             config,
-            store: TokenStore::new(host.shared, host.random, host.metrics, config.store_capacity)
-                .with_share_per_owner(config.max_grants_per_application),
-            limiter: FailureLimiter::new(host.shared, host.random, config.lockout).remembering(host.metrics),
+            store: TokenStore::new(
+                host.shared,
+                host.random,
+                host.metrics,
+                host.coordination,
+                config.store_capacity,
+            )
+            .with_share_per_owner(config.max_grants_per_application),
+            limiter: FailureLimiter::new(host.shared, host.random, config.lockout)
+                .remembering(host.coordination),
             registry: config.registration.as_ref().map(|registration| {
                 ClientRegistry::new(host.shared, host.random, host.metrics, registration.capacity)
             }),
@@ -161,6 +171,7 @@ impl<'a> Gateway<'a> {
                 .map(|_| HandleKeys::new(host.shared, host.random, host.login_key)),
             clock: host.clock,
             metrics: host.metrics,
+            coordination: host.coordination,
             credential_changes: host.credential_changes,
             process_shared: host.process_shared,
             connection: host.connection,

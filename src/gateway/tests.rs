@@ -58,6 +58,7 @@ impl Rig {
             random: &SystemRandomness,
             clock: &self.clock,
             metrics: &self.metrics,
+            coordination: &self.metrics,
             credential_changes: &self.changes,
             process_shared: &self.shared,
             connection: &self.connection,

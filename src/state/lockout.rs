@@ -31,7 +31,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use siphasher::sip::SipHasher24;
 
-use crate::host::{Metrics, Randomness, SharedStore, StoreError};
+use crate::host::{Coordination, Randomness, SharedStore, StoreError};
 use crate::oauth::scope::leading_u32;
 use crate::state::buckets::{BucketTable, Reader, Record};
 use crate::state::remembered::RememberedGrants;
@@ -175,7 +175,7 @@ pub struct FailureLimiter<'h> {
     policy: LockoutPolicy,
     key: OnceCell<[u8; KEY_BYTES]>,
     /// Where the failure epoch is read and moved; `None`: every check reads its bucket.
-    metrics: Option<&'h dyn Metrics>,
+    epoch: Option<&'h dyn Coordination>,
 }
 
 impl<'h> FailureLimiter<'h> {
@@ -189,14 +189,14 @@ impl<'h> FailureLimiter<'h> {
             sign_in: BucketTable::new(shared, SIGN_IN_TABLE, buckets(policy.sign_in_pairs)),
             policy,
             key: OnceCell::new(),
-            metrics: None,
+            epoch: None,
         }
     }
 
-    /// Lets this worker remember names it found unlocked while `metrics`' failure epoch
+    /// Lets this worker remember names it found unlocked while `epoch`'s failure epoch
     /// stands still (a host without one keeps reading every bucket).
-    pub fn remembering(mut self, metrics: &'h dyn Metrics) -> Self {
-        self.metrics = Some(metrics);
+    pub fn remembering(mut self, epoch: &'h dyn Coordination) -> Self {
+        self.epoch = Some(epoch);
         self
     }
 
@@ -261,7 +261,7 @@ impl<'h> FailureLimiter<'h> {
             return Ok(None);
         }
         let (table, tag, bucket) = self.slot(principal, listing)?;
-        let epoch = self.metrics.and_then(|metrics| metrics.failure_epoch());
+        let epoch = self.epoch.and_then(|epoch| epoch.failure_epoch());
         let name = remembered_name(&tag, table);
         if let Some(epoch) = epoch {
             if UNLOCKED.with(|unlocked| unlocked.borrow().recall(&name, epoch, 0)).is_some() {
@@ -339,8 +339,8 @@ impl<'h> FailureLimiter<'h> {
             }
             Ok(())
         })?;
-        if let Some(metrics) = self.metrics {
-            metrics.failure_recorded();
+        if let Some(epoch) = self.epoch {
+            epoch.failure_recorded();
         }
         Ok(())
     }
