@@ -792,3 +792,23 @@ fn the_heartbeat_read_is_one_linearizable_count_on_one_key() {
     assert!(read.count_only);
     assert_eq!(read.limit, 1);
 }
+
+/// What the watcher watches and the cache holds is what fleet mode keeps in etcd: a table
+/// declared at home in etcd but left out of the gateway's keys would be written by each
+/// replica alone, and one the gateway listed but `state::keys` kept per Envoy never shared.
+#[test]
+fn the_gateways_table_keys_are_exactly_the_fleet_tables_buckets() {
+    use crate::state::keys::{table_of_bucket, Home, TABLES};
+    let fleet = code_flow_fleet();
+    let keys = fleet.replica().plain_gateway().table_keys();
+    let outside: Vec<&String> = keys.iter().filter(|key| !super::cache::is_fleet_key(key)).collect();
+    assert!(outside.is_empty(), "not kept in etcd: {outside:?}");
+    let mut listed: Vec<&str> =
+        keys.iter().filter_map(|key| table_of_bucket(key)).map(|table| table.name).collect();
+    listed.sort_unstable();
+    listed.dedup();
+    let mut in_etcd: Vec<&str> =
+        TABLES.iter().filter(|table| table.home == Home::Etcd).map(|table| table.name).collect();
+    in_etcd.sort_unstable();
+    assert_eq!(listed, in_etcd);
+}

@@ -22,6 +22,7 @@ use base64::Engine;
 use crate::host::{RandomUnavailable, Randomness, SharedStore, StoreError};
 use crate::state::buckets::{BucketTable, Reader, Record};
 use crate::state::grants::GrantLocation;
+use crate::state::keys;
 use crate::state::token::hash_prefix;
 
 /// Records one bucket holds; a full bucket refuses new ones until some expire.
@@ -99,7 +100,7 @@ impl<'h> AuthorizationTable<'h> {
     /// A table holding about `capacity` codes and used login handles.
     pub fn new(shared: &'h dyn SharedStore, random: &'h dyn Randomness, capacity: u32) -> Self {
         let count = capacity.div_ceil(SLOTS_PER_BUCKET as u32).max(1);
-        AuthorizationTable { codes: BucketTable::new(shared, "authz-code", count), random }
+        AuthorizationTable { codes: BucketTable::new(shared, keys::AUTHORIZATION_CODES, count), random }
     }
 
     /// Every bucket's key.

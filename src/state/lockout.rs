@@ -34,6 +34,7 @@ use siphasher::sip::SipHasher24;
 use crate::host::{Coordination, Randomness, SharedStore, StoreError};
 use crate::oauth::scope::leading_u32;
 use crate::state::buckets::{BucketTable, Reader, Record};
+use crate::state::keys;
 use crate::state::remembered::RememberedGrants;
 
 thread_local! {
@@ -46,12 +47,9 @@ thread_local! {
 
 /// Unknown names tracked per bucket.
 pub const NAMES_PER_BUCKET: usize = 8;
-const UNKNOWN_TABLE: &str = "limits";
-const KNOWN_TABLE: &str = "limits-known";
-const SIGN_IN_TABLE: &str = "limits-sign-in";
 /// The hash key, made once by the first `on_configure` and never changed: hosts may keep its
 /// value once read (Envoy's glue does, sparing a shared-data read on every `/token`).
-pub const KEY: &str = "tokengate/limits/key";
+pub const KEY: &str = keys::LIMITER_KEY;
 const KEY_BYTES: usize = 32;
 
 /// Whose credentials failed.
@@ -184,9 +182,9 @@ impl<'h> FailureLimiter<'h> {
         FailureLimiter {
             shared,
             random,
-            known: BucketTable::new(shared, KNOWN_TABLE, buckets(policy.known_names)),
-            unknown: BucketTable::new(shared, UNKNOWN_TABLE, buckets(policy.tracked_names)),
-            sign_in: BucketTable::new(shared, SIGN_IN_TABLE, buckets(policy.sign_in_pairs)),
+            known: BucketTable::new(shared, keys::LIMITS_KNOWN, buckets(policy.known_names)),
+            unknown: BucketTable::new(shared, keys::LIMITS_UNKNOWN, buckets(policy.tracked_names)),
+            sign_in: BucketTable::new(shared, keys::LIMITS_SIGN_IN, buckets(policy.sign_in_pairs)),
             policy,
             key: OnceCell::new(),
             epoch: None,

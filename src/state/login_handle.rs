@@ -25,8 +25,8 @@ use sha2::Sha256;
 use crate::host::{Randomness, SharedStore, StoreError};
 use crate::state::authorization::Ticket;
 use crate::state::buckets::{BucketTable, Reader, Record};
+use crate::state::keys;
 
-const TABLE: &str = "authz-key";
 const KEY_BYTES: usize = 32;
 const NONCE_BYTES: usize = 16;
 const TAG_BYTES: usize = 32;
@@ -144,7 +144,7 @@ pub struct HandleKeys<'h> {
 
 impl<'h> HandleKeys<'h> {
     pub fn new(shared: &'h dyn SharedStore, random: &'h dyn Randomness, memory: &'h KeyMemory) -> Self {
-        HandleKeys { slot: BucketTable::new(shared, TABLE, 1), random, memory }
+        HandleKeys { slot: BucketTable::new(shared, keys::LOGIN_KEY, 1), random, memory }
     }
 
     /// The key's slot (one fleet table key).

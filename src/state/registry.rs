@@ -18,12 +18,12 @@ use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::grant_type::GrantTypes;
 use crate::oauth::redirect_uri::ApplicationType;
 use crate::state::buckets::{put_short_bytes, records_of, BucketTable, InitError, Reader, Record};
+use crate::state::keys;
 
 /// Registered applications per bucket.
 pub const CLIENTS_PER_BUCKET: usize = 8;
 /// Buckets a registration may probe from its home bucket before the registry counts as full.
 const PROBE_WINDOW: u32 = 64;
-const TABLE: &str = "clients";
 const CLIENT_ID_RANDOM_BYTES: usize = 12;
 const SECRET_BYTES: usize = 32;
 const SALT_BYTES: usize = 16;
@@ -491,7 +491,7 @@ impl<'h> ClientRegistry<'h> {
         metrics: &'h dyn Metrics,
         capacity: u32,
     ) -> Self {
-        let table = BucketTable::new(shared, TABLE, client_bucket_count_for(capacity));
+        let table = BucketTable::new(shared, keys::CLIENTS, client_bucket_count_for(capacity));
         ClientRegistry { table, random, metrics }
     }
 

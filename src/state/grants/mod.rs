@@ -17,6 +17,7 @@ use crate::host::metrics::Metric;
 use crate::host::{Coordination, Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
 use crate::oauth::scope::ScopeId;
 use crate::state::buckets::{records_of, BucketTable, Reader, Record, Updated};
+use crate::state::keys;
 use crate::state::remembered::{recall_key, RememberedGrants};
 use crate::state::token::{
     grant_tag, mint_access_token, mint_refresh_token, new_grant_id, AccessToken, GrantTag, ParsedToken,
@@ -37,8 +38,6 @@ thread_local! {
 pub const SLOTS_PER_BUCKET: usize = 8;
 /// Random buckets tried for a new grant before the store counts as full.
 const BUCKET_PROBES: usize = 4;
-/// The bucket table's name: keys are `tokengate/grants/<index>`.
-const TABLE: &str = "grants";
 
 /// When the last token of any grant in `bucket` (a bucket's bytes) expires: the bucket is
 /// worth keeping until then. `None` when a token never expires or the bucket holds no grant.
@@ -212,7 +211,7 @@ impl<'h> TokenStore<'h> {
         coordination: &'h dyn Coordination,
         capacity: u32,
     ) -> Self {
-        let table = BucketTable::new(shared, TABLE, bucket_count_for(capacity));
+        let table = BucketTable::new(shared, keys::GRANTS, bucket_count_for(capacity));
         TokenStore { owner_buckets: table.count(), table, random, metrics, coordination }
     }
 
