@@ -762,8 +762,8 @@ pub fn gateway(data: &[u8]) {
         config_generation: &std::cell::Cell::new(0),
         login_key: &login_key,
     };
+    config.store_layout().initialize(&shared, &random).unwrap();
     let gateway = Gateway::new(config, host);
-    gateway.initialize_store().unwrap();
 
     let mut session = Session::default();
     for raw in requests(data) {

@@ -84,7 +84,7 @@ impl Fleet {
             login_key: KeyMemory::new(),
             watched: std::cell::Cell::new(self.etcd.revision()),
         };
-        replica.plain_gateway().initialize_store().unwrap();
+        replica.config.store_layout().initialize(&replica.shared, &SystemRandomness).unwrap();
         CredentialChanges::create_fleet_record(&replica.shared).unwrap();
         replica
     }
@@ -101,10 +101,6 @@ impl Fleet {
 }
 
 impl Replica<'_> {
-    fn plain_gateway(&self) -> Gateway<'_> {
-        Gateway::new(&self.config, self.host(&self.shared, &self.metrics))
-    }
-
     /// A host whose credential changes are none (passes that judge no token by them).
     fn host<'h>(
         &'h self,
@@ -222,7 +218,7 @@ impl Replica<'_> {
     /// Applies what this replica's watch would have delivered since it last looked.
     fn catch_up(&self) {
         let response = self.fleet.etcd.watch_from(self.watched.get() + 1);
-        let keys = self.plain_gateway().table_keys();
+        let keys = self.config.store_layout().fleet_keys();
         match watch::apply(&self.shared, PREFIX, &response, keys.into_iter()).unwrap() {
             watch::Heard::UpTo(revision) => self.watched.set(revision.max(self.watched.get())),
             watch::Heard::Compacted => self.restart_watch(),
@@ -235,7 +231,7 @@ impl Replica<'_> {
     /// floor, and the watch starts right after it.
     fn restart_watch(&self) {
         let revision = self.fleet.etcd.revision();
-        let keys = self.plain_gateway().table_keys();
+        let keys = self.config.store_layout().fleet_keys();
         super::cache::forget_below(&self.shared, keys.into_iter(), revision).unwrap();
         self.watched.set(revision);
     }
@@ -797,10 +793,10 @@ fn the_heartbeat_read_is_one_linearizable_count_on_one_key() {
 /// declared at home in etcd but left out of the gateway's keys would be written by each
 /// replica alone, and one the gateway listed but `state::keys` kept per Envoy never shared.
 #[test]
-fn the_gateways_table_keys_are_exactly_the_fleet_tables_buckets() {
+fn the_store_layouts_fleet_keys_are_exactly_the_fleet_tables_buckets() {
     use crate::state::keys::{table_of_bucket, Home, TABLES};
     let fleet = code_flow_fleet();
-    let keys = fleet.replica().plain_gateway().table_keys();
+    let keys = fleet.replica().config.store_layout().fleet_keys();
     let outside: Vec<&String> = keys.iter().filter(|key| !super::cache::is_fleet_key(key)).collect();
     assert!(outside.is_empty(), "not kept in etcd: {outside:?}");
     let mut listed: Vec<&str> =

@@ -32,7 +32,6 @@ use std::cell::Cell;
 use crate::host::{Clock, Connection, Coordination, Metrics, Randomness, SharedStore, StoreError};
 use crate::oauth::METADATA_PATH;
 use crate::state::authorization::AuthorizationTable;
-use crate::state::buckets::InitError;
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::grants::{GrantRecord, TokenStore};
 use crate::state::lockout::FailureLimiter;
@@ -177,41 +176,6 @@ impl<'a> Gateway<'a> {
             connection: host.connection,
             config_generation: host.config_generation,
         }
-    }
-
-    /// Creates the store's buckets. Only for `on_configure` (see [`crate::state::buckets`]).
-    /// [`InitError::WouldDrop`]: a lower `registration.capacity` would delete registered
-    /// applications, so the configuration must be refused.
-    pub fn initialize_store(&self) -> Result<u32, InitError> {
-        let registry_created = match &self.registry {
-            Some(registry) => registry.initialize()?,
-            None => 0,
-        };
-        let authorizations_created = match (&self.authorizations, &self.login_keys) {
-            (Some(table), Some(keys)) => table.initialize()? + keys.initialize()?,
-            _ => 0,
-        };
-        Ok(self.store.initialize()?
-            + registry_created
-            + authorizations_created
-            + self.limiter.initialize()?)
-    }
-
-    /// The keys of the tables a fleet keeps in etcd: the grant store's buckets, the
-    /// registry's and the code flow's (its codes and its login handles' key), and the
-    /// credential-change record.
-    pub fn table_keys(&self) -> Vec<String> {
-        let registry = self.registry.iter().flat_map(|registry| registry.bucket_keys());
-        let authorizations = self.authorizations.iter().flat_map(|table| table.bucket_keys());
-        let login_keys = self.login_keys.iter().flat_map(|keys| keys.bucket_keys());
-        let record = std::iter::once(crate::state::credential_changes::FLEET_KEY.to_owned());
-        self.store
-            .bucket_keys()
-            .chain(registry)
-            .chain(authorizations)
-            .chain(login_keys)
-            .chain(record)
-            .collect()
     }
 
     /// Sweeps the next slice of the token store (called from a timer on every VM): a

@@ -48,7 +48,7 @@ impl Rig {
             connection: FakeConnection::default(),
             config_generation: std::cell::Cell::new(0),
         };
-        rig.gateway().initialize_store().unwrap();
+        rig.config.store_layout().initialize(&rig.shared, &SystemRandomness).unwrap();
         rig
     }
 

@@ -20,6 +20,7 @@ pub mod credential_changes;
 pub mod grants;
 pub mod hash_budget;
 pub mod keys;
+pub mod layout;
 pub mod lockout;
 pub mod login_handle;
 pub mod registry;

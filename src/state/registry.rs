@@ -29,7 +29,7 @@ const SECRET_BYTES: usize = 32;
 const SALT_BYTES: usize = 16;
 
 /// Buckets needed for `capacity` registered applications.
-fn client_bucket_count_for(capacity: u32) -> u32 {
+pub fn client_bucket_count_for(capacity: u32) -> u32 {
     capacity.div_ceil(CLIENTS_PER_BUCKET as u32).max(1)
 }
 
