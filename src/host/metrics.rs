@@ -119,7 +119,7 @@ pub enum Metric {
 /// request), so rows are only ever added at the end. `Slot` names each row's place; the
 /// matches are exhaustive, so a new variant (or grant type, or deny reason) must get a row.
 macro_rules! stats {
-    ($( $slot:ident: $kind:ident $name:literal = $variant:ident $(($arg:path))?; )*) => {
+    ($( $slot:ident: $kind:ident = $variant:ident $(($arg:path))? => $name:literal; )*) => {
         /// Each row's place in [`Metric::ALL`].
         #[derive(Clone, Copy)]
         enum Slot {
@@ -158,33 +158,33 @@ macro_rules! stats {
 
 #[rustfmt::skip]
 stats! {
-    ClientCredentialsIssued: Counter "tokengate.tokens_issued.client_credentials" = TokensIssued(GrantType::ClientCredentials);
-    PasswordIssued: Counter "tokengate.tokens_issued.password" = TokensIssued(GrantType::Password);
-    RefreshIssued: Counter "tokengate.tokens_issued.refresh_token" = TokensIssued(GrantType::RefreshToken);
-    TokenErrors: Counter "tokengate.token_errors" = TokenErrors;
-    RefreshReuseDetected: Counter "tokengate.refresh_reuse_detected" = RefreshReuseDetected;
-    RequestsAllowed: Counter "tokengate.requests_allowed" = RequestsAllowed;
-    MissingToken: Counter "tokengate.requests_denied.missing_token" = RequestsDenied(DenyReason::MissingToken);
-    InvalidRequest: Counter "tokengate.requests_denied.invalid_request" = RequestsDenied(DenyReason::InvalidRequest);
-    InvalidToken: Counter "tokengate.requests_denied.invalid_token" = RequestsDenied(DenyReason::InvalidToken);
-    InsufficientScope: Counter "tokengate.requests_denied.insufficient_scope" = RequestsDenied(DenyReason::InsufficientScope);
-    NoSuchResource: Counter "tokengate.requests_denied.no_such_resource" = RequestsDenied(DenyReason::NoSuchResource);
-    Revocations: Counter "tokengate.revocations" = Revocations;
-    Introspections: Counter "tokengate.introspections" = Introspections;
-    Registrations: Counter "tokengate.registrations" = Registrations;
-    StoreFull: Counter "tokengate.store_full" = StoreFull;
-    StoreGrants: Gauge "tokengate.store_grants" = StoreGrants;
-    StoreCapacity: Gauge "tokengate.store_capacity" = StoreCapacity;
-    RegisteredClients: Gauge "tokengate.registered_clients" = RegisteredClients;
-    FleetWatchHeartbeat: Gauge "tokengate.fleet.watch_heartbeat_ms" = FleetWatchHeartbeat;
-    FleetEtcdFailures: Counter "tokengate.fleet.etcd_failures" = FleetEtcdFailures;
-    FleetConflicts: Counter "tokengate.fleet.conflicts" = FleetConflicts;
-    AuthorizationCodeIssued: Counter "tokengate.tokens_issued.authorization_code" = TokensIssued(GrantType::AuthorizationCode);
-    SubscriptionRequired: Counter "tokengate.requests_denied.subscription_required" = RequestsDenied(DenyReason::SubscriptionRequired);
-    SubscriptionBlocked: Counter "tokengate.requests_denied.subscription_blocked" = RequestsDenied(DenyReason::SubscriptionBlocked);
-    Throttled: Counter "tokengate.requests_denied.throttled" = RequestsDenied(DenyReason::Throttled);
-    SignInSlowHashes: Counter "tokengate.sign_in.slow_hashes" = SignInSlowHashes;
-    SignInBusy: Counter "tokengate.sign_in.busy" = SignInBusy;
+    ClientCredentialsIssued: Counter = TokensIssued(GrantType::ClientCredentials) => "tokengate.tokens_issued.client_credentials";
+    PasswordIssued: Counter = TokensIssued(GrantType::Password) => "tokengate.tokens_issued.password";
+    RefreshIssued: Counter = TokensIssued(GrantType::RefreshToken) => "tokengate.tokens_issued.refresh_token";
+    TokenErrors: Counter = TokenErrors => "tokengate.token_errors";
+    RefreshReuseDetected: Counter = RefreshReuseDetected => "tokengate.refresh_reuse_detected";
+    RequestsAllowed: Counter = RequestsAllowed => "tokengate.requests_allowed";
+    MissingToken: Counter = RequestsDenied(DenyReason::MissingToken) => "tokengate.requests_denied.missing_token";
+    InvalidRequest: Counter = RequestsDenied(DenyReason::InvalidRequest) => "tokengate.requests_denied.invalid_request";
+    InvalidToken: Counter = RequestsDenied(DenyReason::InvalidToken) => "tokengate.requests_denied.invalid_token";
+    InsufficientScope: Counter = RequestsDenied(DenyReason::InsufficientScope) => "tokengate.requests_denied.insufficient_scope";
+    NoSuchResource: Counter = RequestsDenied(DenyReason::NoSuchResource) => "tokengate.requests_denied.no_such_resource";
+    Revocations: Counter = Revocations => "tokengate.revocations";
+    Introspections: Counter = Introspections => "tokengate.introspections";
+    Registrations: Counter = Registrations => "tokengate.registrations";
+    StoreFull: Counter = StoreFull => "tokengate.store_full";
+    StoreGrants: Gauge = StoreGrants => "tokengate.store_grants";
+    StoreCapacity: Gauge = StoreCapacity => "tokengate.store_capacity";
+    RegisteredClients: Gauge = RegisteredClients => "tokengate.registered_clients";
+    FleetWatchHeartbeat: Gauge = FleetWatchHeartbeat => "tokengate.fleet.watch_heartbeat_ms";
+    FleetEtcdFailures: Counter = FleetEtcdFailures => "tokengate.fleet.etcd_failures";
+    FleetConflicts: Counter = FleetConflicts => "tokengate.fleet.conflicts";
+    AuthorizationCodeIssued: Counter = TokensIssued(GrantType::AuthorizationCode) => "tokengate.tokens_issued.authorization_code";
+    SubscriptionRequired: Counter = RequestsDenied(DenyReason::SubscriptionRequired) => "tokengate.requests_denied.subscription_required";
+    SubscriptionBlocked: Counter = RequestsDenied(DenyReason::SubscriptionBlocked) => "tokengate.requests_denied.subscription_blocked";
+    Throttled: Counter = RequestsDenied(DenyReason::Throttled) => "tokengate.requests_denied.throttled";
+    SignInSlowHashes: Counter = SignInSlowHashes => "tokengate.sign_in.slow_hashes";
+    SignInBusy: Counter = SignInBusy => "tokengate.sign_in.busy";
 }
 
 /// The gauges the filter reads back as state, not only publishes. Envoy's `stats_matcher`
