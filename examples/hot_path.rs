@@ -60,11 +60,13 @@ fn main() {
     let clock = ManualClock::at(1_700_000_000);
     let changes = CredentialChanges::default();
     let login_key = KeyMemory::new();
+    config.store_layout().initialize(&host, &SystemRandomness).unwrap();
     let host = Host {
         shared: &host,
         random: &SystemRandomness,
         clock: &clock,
         metrics: &host,
+        coordination: &host,
         credential_changes: &changes,
         process_shared: &host,
         connection: &NoConnection,
@@ -72,7 +74,6 @@ fn main() {
         login_key: &login_key,
     };
     let gateway = Gateway::new(&config, host);
-    gateway.initialize_store().unwrap();
 
     let basic = format!("Basic {}", STANDARD.encode("bench-client:bench-secret-0123456789abcdef"));
     let endpoint = gateway.endpoint("/token").unwrap();

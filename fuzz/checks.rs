@@ -310,7 +310,7 @@ fn owner(client: &str) -> GrantOwner {
 fn grant_store_over(bytes: &[u8]) {
     let shared = MemoryStore::default();
     let random = CountingRandom::new(fingerprint(bytes));
-    let store = TokenStore::new(&shared, &random, &NoMetrics, 8);
+    let store = TokenStore::new(&shared, &random, &NoMetrics, &NoMetrics, 8);
     store.initialize().unwrap();
     plant(&shared, "tokengate/grants/0", bytes);
     let (access, refresh, _) = known_tokens();
@@ -756,14 +756,15 @@ pub fn gateway(data: &[u8]) {
         random: &random,
         clock: &clock,
         metrics: &NoMetrics,
+        coordination: &NoMetrics,
         credential_changes: &changes,
         process_shared: &shared,
         connection: &NoConnection,
         config_generation: &std::cell::Cell::new(0),
         login_key: &login_key,
     };
+    config.store_layout().initialize(&shared, &random).unwrap();
     let gateway = Gateway::new(config, host);
-    gateway.initialize_store().unwrap();
 
     let mut session = Session::default();
     for raw in requests(data) {
@@ -799,7 +800,7 @@ pub fn gateway(data: &[u8]) {
                     authorization: request.authorization.as_deref(),
                 };
                 match gateway.authorize(&api) {
-                    Outcome::Respond(response) => check_response(&request, &response),
+                    Outcome::Deny(denial) => check_response(&request, &denial.response),
                     Outcome::Forward(forward) => {
                         trace(&request, || format!("{forward:?}"));
                         for identity in [CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER] {

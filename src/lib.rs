@@ -6,8 +6,8 @@
 //! | module | holds | imports |
 //! |---|---|---|
 //! | [`oauth`] | the wire rules: grant types, forms, Basic credentials and secret hashes, scopes, the resource table, token and error messages | nothing of the crate |
-//! | [`host`] | the traits the logic needs from its host (shared store, clock, randomness, stats), stat names, in-memory fakes | `oauth` |
-//! | [`state`] | the shared-data tables: grants, registered applications, lockout counters, credential changes, the code flow's records, the token format | `host`, `oauth` |
+//! | [`host`] | the traits the logic needs from its host (shared store, clock, randomness, stats, the coordination gauges), stat names, in-memory fakes | `oauth` |
+//! | [`state`] | the shared-data tables and their keys and sizes: grants, registered applications, lockout counters, credential changes, the code flow's records, the token format | `host`, `oauth` |
 //! | [`config`] | JSON → validated [`config::Config`], one check per section | `oauth`, `state` |
 //! | [`fleet`] | fleet mode: the etcd messages, this Envoy's cache of etcd's tables, what a decision needs etcd to confirm or commit, the watch, the fleet's credential-change record | `host`, `state`, `config` |
 //! | [`gateway`] | the decisions: request in, `Response` or `Forward` out, one file per endpoint | `oauth`, `host`, `state`, `config` |

@@ -24,6 +24,7 @@ use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::routes::RouteTable;
 use crate::oauth::scope::{scope_id, ScopeId, ScopeSet};
 use crate::state::credential_changes::CredentialKind;
+use crate::state::layout::StoreLayout;
 use crate::state::lockout::LockoutPolicy;
 pub use apis::{registered_counter, MAX_COUNTERS};
 use error::problem;
@@ -230,6 +231,16 @@ fn known_principals(
 }
 
 impl Config {
+    /// The shared-data tables this config uses, sized by it.
+    pub fn store_layout(&self) -> StoreLayout {
+        StoreLayout::new(
+            self.store_capacity,
+            self.registration.as_ref().map(|registration| registration.capacity),
+            self.authorization.as_ref().map(|flow| flow.capacity),
+            self.lockout,
+        )
+    }
+
     /// The stored ids of a set of scopes, in the set's (name) order.
     pub fn scope_ids(&self, scopes: &ScopeSet) -> Vec<ScopeId> {
         scopes

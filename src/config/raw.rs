@@ -310,7 +310,7 @@ pub(super) struct RawFleet {
 }
 
 pub(super) fn default_fleet_prefix() -> String {
-    "tokengate/".to_owned()
+    crate::state::keys::ROOT.to_owned()
 }
 pub(super) fn default_fleet_timeout() -> u64 {
     1000

@@ -9,7 +9,7 @@ use proxy_wasm::types::{MapType, MetricType, Status};
 use crate::gateway::Host;
 use crate::host::header_pairs::HeaderPairs;
 use crate::host::metrics::{ApiStat, Metric, MetricKind, StateGauge};
-use crate::host::{Clock, Connection, Metrics, SharedStore, StoreError, SystemRandomness};
+use crate::host::{Clock, Connection, Coordination, Metrics, SharedStore, StoreError, SystemRandomness};
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::lockout;
 use crate::state::login_handle::KeyMemory;
@@ -18,21 +18,38 @@ use crate::state::login_handle::KeyMemory;
 /// per VM): read once, it spares every login page a shared-data read.
 pub static LOGIN_KEY: KeyMemory = KeyMemory::new();
 
-/// The gateway's host in Envoy: shared data, the clock, WASI randomness, this VM's metrics,
-/// the credential changes it last read and the record generation its config belongs to, and
-/// the request's connection ([`crate::host::NoConnection`] outside a request).
+/// Where a decision reads and writes: this Envoy's shared data (local mode) or a pass over its
+/// cache of etcd (fleet mode), the stats it reports, and the credential-change record it
+/// judges tokens by.
+pub struct Backing<'b> {
+    pub shared: &'b dyn SharedStore,
+    pub metrics: &'b dyn Metrics,
+    pub coordination: &'b dyn Coordination,
+    pub credential_changes: &'b CredentialChanges,
+}
+
+impl<'b> Backing<'b> {
+    /// Local mode, and every root-context job: this Envoy's shared data.
+    pub fn local(metrics: &'b EnvoyMetrics, credential_changes: &'b CredentialChanges) -> Self {
+        Backing { shared: &EnvoySharedData, metrics, coordination: metrics, credential_changes }
+    }
+}
+
+/// The gateway's host in Envoy over `backing`: the clock, WASI randomness, the record
+/// generation this VM's config belongs to, and the request's connection
+/// ([`crate::host::NoConnection`] outside a request). Every gateway the filter makes is built here.
 pub fn envoy_host<'h>(
-    metrics: &'h EnvoyMetrics,
-    credential_changes: &'h CredentialChanges,
+    backing: Backing<'h>,
     config_generation: &'h Cell<u64>,
     connection: &'h dyn Connection,
 ) -> Host<'h> {
     Host {
-        shared: &EnvoySharedData,
+        shared: backing.shared,
         random: &SystemRandomness,
         clock: &EnvoyClock,
-        metrics,
-        credential_changes,
+        metrics: backing.metrics,
+        coordination: backing.coordination,
+        credential_changes: backing.credential_changes,
         process_shared: &EnvoySharedData,
         connection,
         config_generation,
@@ -112,7 +129,7 @@ pub struct EnvoyMetrics {
     /// The subscriptions' window counters (gauges `tokengate.tier_window.<n>`), by number.
     windows: Vec<u32>,
     /// Per API, its counters by [`ApiStat::index`].
-    apis: Vec<[u32; 2]>,
+    apis: Vec<[u32; ApiStat::ALL.len()]>,
     /// The token epoch (gauge `tokengate.token_epoch`, see `state::remembered`), when Envoy
     /// keeps it (see [`live_epoch`]).
     token_epoch: Option<u32>,
@@ -179,13 +196,13 @@ impl EnvoyMetrics {
         let apis = apis
             .iter()
             .map(|api| {
-                let [throttled, denied] = ApiStat::ALL.map(|stat| stat.name_for(api));
-                Ok([
-                    hostcalls::define_metric(MetricType::Counter, &throttled)?,
-                    hostcalls::define_metric(MetricType::Counter, &denied)?,
-                ])
+                let mut ids = [0; ApiStat::ALL.len()];
+                for (slot, stat) in ids.iter_mut().zip(ApiStat::ALL) {
+                    *slot = hostcalls::define_metric(MetricType::Counter, &stat.name_for(api))?;
+                }
+                Ok(ids)
             })
-            .collect::<Result<Vec<[u32; 2]>, Status>>()?;
+            .collect::<Result<Vec<[u32; ApiStat::ALL.len()]>, Status>>()?;
         let token_epoch = live_epoch(&StateGauge::TokenEpoch.name())?;
         let failure_epoch = live_epoch(&StateGauge::FailureEpoch.name())?;
         let unflushed = std::array::from_fn(|_| Cell::new(0));
@@ -253,7 +270,11 @@ impl Metrics for EnvoyMetrics {
             let _ = hostcalls::record_metric(id, value);
         }
     }
+}
 
+/// The tier windows and both epochs, as process-wide gauges ([`EnvoyMetrics::define`]); an
+/// epoch Envoy does not keep reads `None`.
+impl Coordination for EnvoyMetrics {
     fn window(&self, counter: usize) -> Option<u64> {
         hostcalls::get_metric(*self.windows.get(counter)?).ok()
     }

@@ -10,15 +10,16 @@ use std::time::Duration;
 use prost::Message;
 use proxy_wasm::hostcalls;
 
-use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
+use super::decision::Answer;
+use super::envoy_host::{Backing, EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use crate::config::{Config, FleetConfig};
 use crate::fleet::credentials::CredentialRecord;
 use crate::fleet::etcd::{LeaseGrantRequest, TxnResponse, KV_SERVICE, LEASE_SERVICE};
 use crate::fleet::plan::{plan, settle, FleetTxn, Settled, Step};
 use crate::fleet::view::{FleetView, HeldStats, PassRecord, StagedMetrics};
-use crate::gateway::{Outcome, Response};
+use crate::gateway::Response;
 use crate::host::metrics::Metric;
-use crate::host::{Clock, Metrics};
+use crate::host::{Clock, Coordination, Metrics};
 use crate::state::credential_changes::CredentialChanges;
 
 /// Passes a decision may take (each after another replica changed what it read).
@@ -49,12 +50,6 @@ impl GrantedLeases {
             ids.insert(id);
         }
     }
-}
-
-/// What a decision answers: a Bearer check's outcome or an endpoint's reply.
-pub enum Answer {
-    Outcome(Outcome),
-    Reply(Response),
 }
 
 /// One pass: the decision over the cache and what it read and wrote.
@@ -106,18 +101,20 @@ impl FleetClient {
     /// are this Envoy's `metrics`, at once), judging tokens by the credential-change record
     /// etcd holds: this VM's copy once confirmed, else the record read (and recorded) in the
     /// pass itself (see [`crate::fleet::credentials`]).
-    pub fn run_pass(
-        &self,
-        config: &Config,
-        decide: impl FnOnce(&FleetView, &StagedMetrics, &CredentialChanges) -> Answer,
-    ) -> Pass {
+    pub fn run_pass(&self, config: &Config, decide: impl FnOnce(Backing<'_>) -> Answer) -> Pass {
         let view = FleetView::new(&EnvoySharedData);
-        let windows: Rc<dyn Metrics> = self.metrics.clone();
+        let windows: Rc<dyn Coordination> = self.metrics.clone();
         let staged = StagedMetrics::with_windows(windows);
+        let backing = |credential_changes| Backing {
+            shared: &view,
+            metrics: &staged,
+            coordination: &staged,
+            credential_changes,
+        };
         let (answer, credentials) = match self.record.for_pass(&view, config) {
-            Ok(Some(read)) => (decide(&view, &staged, &read), Some(read)),
+            Ok(Some(read)) => (decide(backing(&read)), Some(read)),
             Ok(None) => match self.changes.try_borrow() {
-                Ok(changes) => (decide(&view, &staged, &changes), None),
+                Ok(changes) => (decide(backing(&changes)), None),
                 Err(_) => return Self::refused(),
             },
             Err(error) => {
@@ -133,7 +130,7 @@ impl FleetClient {
     /// A pass that could not run: 503, nothing read or written.
     fn refused() -> Pass {
         Pass {
-            answer: Answer::Reply(Response::unavailable()),
+            answer: Answer::Response(Response::unavailable()),
             record: PassRecord::default(),
             stats: HeldStats::default(),
             credentials: None,

@@ -4,6 +4,7 @@
 //! `GatewayRequest` per HTTP stream. Host calls go through `hostcalls`, which return `Result`,
 //! never through the SDK's trait helpers that unwrap: a panic would kill the VM.
 
+mod decision;
 mod envoy_host;
 mod fleet_request;
 mod request_context;

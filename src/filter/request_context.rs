@@ -8,18 +8,19 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
+use super::decision::{decide, Answer, PendingEndpointRequest, Question};
 use super::envoy_host::{
-    envoy_host, request_headers, request_trailers, source_address, EnvoyClock, EnvoyConnection, EnvoyMetrics,
-    EnvoySharedData, LOGIN_KEY,
+    envoy_host, request_headers, request_trailers, source_address, Backing, EnvoyClock, EnvoyConnection,
+    EnvoyMetrics,
 };
-use super::fleet_request::{Answer, FleetClient, Next, Waiting};
+use super::fleet_request::{FleetClient, Next, Waiting};
 use crate::config::Config;
 use crate::gateway::{
-    ApiRequest, Endpoint, EndpointRequest, Forward, Gateway, Host, Outcome, Response, IDENTITY_HEADER_PREFIX,
+    ApiRequest, Denial, Endpoint, Forward, Gateway, Outcome, Response, IDENTITY_HEADER_PREFIX,
 };
 use crate::host::body_wait::BodyWaits;
 use crate::host::header_pairs::HeaderPairs;
-use crate::host::{Clock, SystemRandomness};
+use crate::host::Clock;
 use crate::state::credential_changes::CredentialChanges;
 
 pub struct GatewayRequest {
@@ -46,36 +47,20 @@ pub struct GatewayRequest {
     trailers_held: bool,
 }
 
-/// A decision fleet mode may have to run more than once.
+/// A request's question, owned: fleet mode may have to ask it more than once.
 enum Job {
     Bearer { method: String, path: String, authorization: Option<String> },
     Endpoint { pending: PendingEndpointRequest, body: Vec<u8> },
 }
 
-struct PendingEndpointRequest {
-    endpoint: Endpoint,
-    method: String,
-    path: String,
-    authorization: Option<String>,
-    content_type: Option<String>,
-    /// CORS at `/token` and `/revoke` (see `gateway::cors`).
-    origin: Option<String>,
-    /// The client's address, for the login form only (a host call the other endpoints skip).
-    client_address: Option<String>,
-}
-
-impl PendingEndpointRequest {
-    /// The endpoint's answer, CORS included: the one call both modes make.
-    fn answer(&self, gateway: &Gateway, body: &[u8]) -> Response {
-        let request = EndpointRequest {
-            method: &self.method,
-            path: &self.path,
-            authorization: self.authorization.as_deref(),
-            content_type: self.content_type.as_deref(),
-            body,
-            client_address: self.client_address.as_deref(),
-        };
-        gateway.serve_with_origin(&self.endpoint, &request, self.origin.as_deref())
+impl Job {
+    fn question(&self) -> Question<'_> {
+        match self {
+            Job::Bearer { method, path, authorization } => {
+                Question::Bearer(ApiRequest { method, path, authorization: authorization.as_deref() })
+            }
+            Job::Endpoint { pending, body } => Question::Endpoint(pending, body),
+        }
     }
 }
 
@@ -109,8 +94,15 @@ impl GatewayRequest {
     /// only for that call: the root's timer replaces them between requests.
     fn with_gateway<T>(&self, decide: impl FnOnce(&Gateway) -> T) -> T {
         let changes = self.credential_changes.borrow();
-        let host = envoy_host(&self.metrics, &changes, &self.config_generation, &EnvoyConnection);
-        decide(&Gateway::new(&self.config, host))
+        let backing = Backing::local(&self.metrics, &changes);
+        decide(&Gateway::new(&self.config, envoy_host(backing, &self.config_generation, &EnvoyConnection)))
+    }
+
+    /// Local mode: `question` answered over this Envoy's shared data.
+    fn decide_locally(&self, question: &Question) -> Answer {
+        let changes = self.credential_changes.borrow();
+        let backing = Backing::local(&self.metrics, &changes);
+        decide(&self.config, &self.config_generation, backing, question)
     }
 
     /// Sends a local reply. The stream must then stay paused: the reply ends it, and
@@ -201,8 +193,8 @@ impl GatewayRequest {
         if let Some(fleet) = self.fleet.clone() {
             return self.decide_in_fleet(&fleet, Job::Endpoint { pending, body }, 0, None, false);
         }
-        let response = self.with_gateway(|gateway| pending.answer(gateway, &body));
-        self.respond(&response)
+        let answer = self.decide_locally(&Question::Endpoint(&pending, &body));
+        self.deliver(answer, None, false)
     }
 
     /// Fleet mode: runs `job` over this Envoy's cache and delivers its answer, or pauses while
@@ -216,41 +208,12 @@ impl GatewayRequest {
         headers: Option<&HeaderPairs>,
         in_callback: bool,
     ) -> Action {
-        let pass = {
-            fleet.run_pass(&self.config, |view, staged, changes| {
-                let host = Host {
-                    shared: view,
-                    random: &SystemRandomness,
-                    clock: &EnvoyClock,
-                    metrics: staged,
-                    credential_changes: changes,
-                    process_shared: &EnvoySharedData,
-                    connection: &EnvoyConnection,
-                    config_generation: &self.config_generation,
-                    login_key: &LOGIN_KEY,
-                };
-                let gateway = Gateway::new(&self.config, host);
-                match &job {
-                    Job::Bearer { method, path, authorization } => {
-                        Answer::Outcome(gateway.authorize(&ApiRequest {
-                            method,
-                            path,
-                            authorization: authorization.as_deref(),
-                        }))
-                    }
-                    Job::Endpoint { pending, body } => Answer::Reply(pending.answer(&gateway, body)),
-                }
-            })
-        };
-        // A denial for an unknown token, and every endpoint answer, must rest on etcd's word,
-        // never on this cache alone; so must everything once the watch has gone quiet.
-        let confirm = match (&job, &pass.answer) {
-            (Job::Endpoint { .. }, _) => true,
-            (Job::Bearer { .. }, Answer::Outcome(Outcome::Respond(response))) if response.status == 401 => {
-                true
-            }
-            (Job::Bearer { .. }, _) => fleet.cache_is_stale(),
-        };
+        let question = job.question();
+        let pass = fleet.run_pass(&self.config, |backing| {
+            decide(&self.config, &self.config_generation, backing, &question)
+        });
+        // Once the watch has gone quiet, no answer may rest on this cache alone.
+        let confirm = pass.answer.must_be_confirmed() || fleet.cache_is_stale();
         match fleet.after_pass(pass, confirm, passes) {
             Next::Deliver(answer) => self.deliver(answer, headers, in_callback),
             Next::Wait(waiting) => {
@@ -258,14 +221,16 @@ impl GatewayRequest {
                 Action::Pause
             }
             Next::Unavailable | Next::Again(_) => {
-                self.deliver(Answer::Reply(Response::unavailable()), headers, in_callback)
+                self.deliver(Answer::Response(Response::unavailable()), headers, in_callback)
             }
         }
     }
 
     fn deliver(&mut self, answer: Answer, headers: Option<&HeaderPairs>, in_callback: bool) -> Action {
         match answer {
-            Answer::Reply(response) | Answer::Outcome(Outcome::Respond(response)) => self.respond(&response),
+            Answer::Response(response) | Answer::Outcome(Outcome::Deny(Denial { response, .. })) => {
+                self.respond(&response)
+            }
             Answer::Outcome(Outcome::Forward(forward)) => {
                 let mut action = match headers {
                     Some(headers) => self.forward(&forward, headers),
@@ -307,7 +272,7 @@ impl Context for GatewayRequest {
             }
             Next::Wait(waiting) => self.waiting = Some((job, waiting)),
             Next::Unavailable => {
-                self.deliver(Answer::Reply(Response::unavailable()), None, true);
+                self.deliver(Answer::Response(Response::unavailable()), None, true);
             }
             Next::Again(passes) => {
                 self.decide_in_fleet(&fleet, job, passes, None, true);
@@ -359,10 +324,8 @@ impl HttpContext for GatewayRequest {
             return self.decide_in_fleet(&fleet, job, 0, Some(&headers), false);
         }
         let request = ApiRequest { method: &method, path: &path, authorization: authorization.as_deref() };
-        match self.with_gateway(|gateway| gateway.authorize(&request)) {
-            Outcome::Forward(forward) => self.forward(&forward, &headers),
-            Outcome::Respond(response) => self.respond(&response),
-        }
+        let answer = self.decide_locally(&Question::Bearer(request));
+        self.deliver(answer, Some(&headers), false)
     }
 
     /// Only a request that passed a rated tier pays for this: its response learns what is left

@@ -10,7 +10,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
-use super::envoy_host::{envoy_host, EnvoyClock, EnvoyMetrics, EnvoySharedData};
+use super::envoy_host::{envoy_host, Backing, EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use super::fleet_request::{FleetClient, GrantedLeases};
 use super::request_context::GatewayRequest;
 use super::watcher::{Watcher, WATCHER_ROOT_ID};
@@ -19,9 +19,10 @@ use crate::fleet::credentials::{self, CredentialRecord};
 use crate::gateway::Gateway;
 use crate::host::body_wait::{BodyWaits, BODY_WAIT_LIMIT_MS};
 use crate::host::metrics::{Metric, StateGauge};
-use crate::host::{Clock, Metrics, NoConnection, StoreError};
+use crate::host::{Clock, Metrics, NoConnection, StoreError, SystemRandomness};
 use crate::state::buckets::InitError;
 use crate::state::credential_changes::CredentialChanges;
+use crate::state::layout::StoreLayout;
 
 /// How often each VM sweeps a slice of the store and re-reads the credential changes.
 const TICK_PERIOD: Duration = Duration::from_secs(1);
@@ -147,16 +148,13 @@ impl GatewayRoot {
         &mut self,
         config: &Config,
         metrics: &Rc<EnvoyMetrics>,
+        layout: &StoreLayout,
         configured_at: u64,
     ) -> Duration {
         let Some(fleet) = &config.fleet else { return TICK_PERIOD };
         if Self::is_watcher() {
             log::info!("#{} fleet watcher for etcd cluster {:?}", self.context_id, fleet.cluster);
-            let generation = Cell::new(0);
-            let no_changes = CredentialChanges::default();
-            let keys = Gateway::new(config, envoy_host(metrics, &no_changes, &generation, &NoConnection))
-                .table_keys();
-            self.watcher = Some(Watcher::new(self.context_id, fleet.clone(), keys));
+            self.watcher = Some(Watcher::new(self.context_id, fleet.clone(), layout.fleet_keys()));
             return Watcher::tick_period();
         }
         let leases = Rc::new(GrantedLeases::default());
@@ -244,9 +242,9 @@ impl RootContext for GatewayRoot {
             return false;
         }
         metrics.set(Metric::StoreCapacity, u64::from(config.store_capacity));
-        let (no_changes, no_generation) = (CredentialChanges::default(), Cell::new(0));
-        let host = envoy_host(&metrics, &no_changes, &no_generation, &NoConnection);
-        match Gateway::new(&config, host).initialize_store() {
+        // The tables this config uses: created here, and watched by a fleet's etcd watcher.
+        let layout = config.store_layout();
+        match layout.initialize(&EnvoySharedData, &SystemRandomness) {
             Ok(0) => {}
             Ok(created) => log::info!("#{} token store: created {created} buckets", self.context_id),
             Err(InitError::WouldDrop { records }) => {
@@ -273,7 +271,7 @@ impl RootContext for GatewayRoot {
                 return false;
             }
         };
-        let tick = self.take_fleet_role(&config, &metrics, now);
+        let tick = self.take_fleet_role(&config, &metrics, &layout, now);
         if let Err(status) = hostcalls::set_tick_period(tick) {
             log::warn!(
                 "#{} no timer ({status:?}): expired grants are reclaimed only on writes",
@@ -310,8 +308,10 @@ impl RootContext for GatewayRoot {
             return;
         }
         let changes = self.credential_changes.borrow();
-        let gateway =
-            Gateway::new(config, envoy_host(metrics, &changes, &self.config_generation, &NoConnection));
+        let gateway = Gateway::new(
+            config,
+            envoy_host(Backing::local(metrics, &changes), &self.config_generation, &NoConnection),
+        );
         if let Err(error) = gateway.sweep_step(SWEEP_SLICES, SWEEP_MIN_SLICE) {
             log::warn!("#{} sweep failed: {error:?}", self.context_id);
         }

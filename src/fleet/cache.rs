@@ -15,6 +15,7 @@
 
 use crate::host::{SharedStore, StoreError};
 use crate::state::buckets::EMPTY_BUCKET;
+use crate::state::keys::{self, Home};
 
 const ENTRY_FORMAT: u8 = 0xF1;
 const HEADER_BYTES: usize = 1 + 8 + 8;
@@ -24,18 +25,6 @@ const STORE_ATTEMPTS: usize = 16;
 /// last revision the watch does not cover).
 const UNKNOWN_REVISION: i64 = -1;
 
-/// The tables that live in etcd in fleet mode; everything else stays per Envoy. The code
-/// flow's two are there so a login page served by one replica opens on another (the key its
-/// handles are sealed under), and a code be redeemed (and its replay caught) on any; the
-/// credential-change record so that no restart forgets what a change ended.
-const FLEET_TABLES: [&str; 5] = [
-    "tokengate/grants/",
-    "tokengate/clients/",
-    "tokengate/authz-key/",
-    "tokengate/authz-code/",
-    "tokengate/credential-changes/",
-];
-
 /// A decoded cache entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry<'a> {
@@ -44,24 +33,22 @@ pub struct Entry<'a> {
     pub value: &'a [u8],
 }
 
-/// True for a bucket of a table that lives in etcd (not the tables' count or sweep keys).
+/// True for a bucket of a table that lives in etcd (not the tables' count or sweep keys): the
+/// tables [`keys::TABLES`] says are at home in etcd; everything else stays per Envoy.
 pub fn is_fleet_key(key: &str) -> bool {
-    FLEET_TABLES.iter().any(|table| {
-        key.strip_prefix(table)
-            .is_some_and(|index| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
-    })
+    keys::table_of_bucket(key).is_some_and(|table| table.home == Home::Etcd)
 }
 
 /// The etcd key of a cache key: the deployment's prefix instead of `tokengate/`.
 pub fn etcd_key(prefix: &str, cache_key: &str) -> Vec<u8> {
-    let rest = cache_key.strip_prefix("tokengate/").unwrap_or(cache_key);
+    let rest = cache_key.strip_prefix(keys::ROOT).unwrap_or(cache_key);
     [prefix.as_bytes(), rest.as_bytes()].concat()
 }
 
 /// The cache key of an etcd key under `prefix`, if it is one of the fleet tables' buckets.
 pub fn cache_key(prefix: &str, etcd_key: &[u8]) -> Option<String> {
     let rest = std::str::from_utf8(etcd_key.strip_prefix(prefix.as_bytes())?).ok()?;
-    let key = ["tokengate/", rest].concat();
+    let key = [keys::ROOT, rest].concat();
     is_fleet_key(&key).then_some(key)
 }
 

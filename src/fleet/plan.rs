@@ -20,6 +20,7 @@ use super::view::PassRecord;
 use crate::host::{SharedStore, StoreError};
 use crate::state::buckets::EMPTY_BUCKET;
 use crate::state::grants::latest_expiry;
+use crate::state::keys;
 
 /// Leases cover ten seconds each: every bucket whose last token expires in those ten seconds
 /// shares one lease, so a write needs a `LeaseGrant` at most every ten seconds per worker, and
@@ -134,7 +135,7 @@ pub fn plan(record: &PassRecord, prefix: &str, confirm: bool, now_ms: u64) -> St
 /// expires. Its id is derived from the prefix and the window, so every replica names the same
 /// lease without asking anyone. Registered applications never expire: no lease.
 fn lease_for(prefix: &str, key: &str, value: &[u8], now_ms: u64) -> Option<LeaseGrantRequest> {
-    if !key.starts_with("tokengate/grants/") {
+    if keys::table_of_bucket(key) != Some(keys::GRANTS) {
         return None;
     }
     let expiry = latest_expiry(value)?;

@@ -8,7 +8,7 @@ use super::view::{FleetView, StagedMetrics};
 use super::watch;
 use crate::config::tests::demo_with_lifecycle;
 use crate::config::Config;
-use crate::gateway::{ApiRequest, EndpointRequest, Gateway, Host, Outcome, Response};
+use crate::gateway::{ApiRequest, Denial, EndpointRequest, Gateway, Host, Outcome, Response};
 use crate::host::memory::{ManualClock, MemoryStore, RecordedMetrics};
 use crate::host::metrics::Metric;
 use crate::host::SystemRandomness;
@@ -84,7 +84,7 @@ impl Fleet {
             login_key: KeyMemory::new(),
             watched: std::cell::Cell::new(self.etcd.revision()),
         };
-        replica.plain_gateway().initialize_store().unwrap();
+        replica.config.store_layout().initialize(&replica.shared, &SystemRandomness).unwrap();
         CredentialChanges::create_fleet_record(&replica.shared).unwrap();
         replica
     }
@@ -101,15 +101,11 @@ impl Fleet {
 }
 
 impl Replica<'_> {
-    fn plain_gateway(&self) -> Gateway<'_> {
-        Gateway::new(&self.config, self.host(&self.shared, &self.metrics))
-    }
-
     /// A host whose credential changes are none (passes that judge no token by them).
     fn host<'h>(
         &'h self,
         shared: &'h dyn crate::host::SharedStore,
-        metrics: &'h dyn crate::host::Metrics,
+        metrics: &'h (impl crate::host::Metrics + crate::host::Coordination),
     ) -> Host<'h> {
         self.host_with(shared, metrics, &self.no_changes)
     }
@@ -117,7 +113,7 @@ impl Replica<'_> {
     fn host_with<'h>(
         &'h self,
         shared: &'h dyn crate::host::SharedStore,
-        metrics: &'h dyn crate::host::Metrics,
+        metrics: &'h (impl crate::host::Metrics + crate::host::Coordination),
         credential_changes: &'h CredentialChanges,
     ) -> Host<'h> {
         Host {
@@ -125,6 +121,7 @@ impl Replica<'_> {
             random: &SystemRandomness,
             clock: &self.fleet.clock,
             metrics,
+            coordination: metrics,
             credential_changes,
             process_shared: &self.shared,
             connection: &crate::host::NoConnection,
@@ -204,27 +201,24 @@ impl Replica<'_> {
     fn bearer_status(&self, token: &str) -> u16 {
         let authorization = format!("Bearer {token}");
         let outcome = self
-            .decide(
-                |outcome| matches!(outcome, Outcome::Respond(response) if response.status == 401),
-                |gateway| {
-                    gateway.authorize(&ApiRequest {
-                        method: "GET",
-                        path: "/api/orders",
-                        authorization: Some(&authorization),
-                    })
-                },
-            )
+            .decide(Outcome::rests_on_the_store, |gateway| {
+                gateway.authorize(&ApiRequest {
+                    method: "GET",
+                    path: "/api/orders",
+                    authorization: Some(&authorization),
+                })
+            })
             .unwrap();
         match outcome {
             Outcome::Forward(_) => 200,
-            Outcome::Respond(response) => response.status,
+            Outcome::Deny(Denial { response, .. }) => response.status,
         }
     }
 
     /// Applies what this replica's watch would have delivered since it last looked.
     fn catch_up(&self) {
         let response = self.fleet.etcd.watch_from(self.watched.get() + 1);
-        let keys = self.plain_gateway().table_keys();
+        let keys = self.config.store_layout().fleet_keys();
         match watch::apply(&self.shared, PREFIX, &response, keys.into_iter()).unwrap() {
             watch::Heard::UpTo(revision) => self.watched.set(revision.max(self.watched.get())),
             watch::Heard::Compacted => self.restart_watch(),
@@ -237,7 +231,7 @@ impl Replica<'_> {
     /// floor, and the watch starts right after it.
     fn restart_watch(&self) {
         let revision = self.fleet.etcd.revision();
-        let keys = self.plain_gateway().table_keys();
+        let keys = self.config.store_layout().fleet_keys();
         super::cache::forget_below(&self.shared, keys.into_iter(), revision).unwrap();
         self.watched.set(revision);
     }
@@ -277,6 +271,38 @@ fn a_token_issued_on_one_replica_is_accepted_by_another_at_once() {
         a.metrics.get(Metric::TokensIssued(crate::oauth::grant_type::GrantType::ClientCredentials)),
         1
     );
+}
+
+/// A replica's cache may not have seen a token another replica just issued: a refusal for want
+/// of a live token waits for etcd's word. Every other answer can go out from the cache.
+#[test]
+fn only_a_denial_for_want_of_a_live_token_must_rest_on_etcd() {
+    let fleet = Fleet::new();
+    let replica = fleet.replica();
+    let token = format!("Bearer {}", field(&replica.token("grant_type=client_credentials"), "access_token"));
+    struct Case {
+        name: &'static str,
+        path: &'static str,
+        authorization: Option<&'static str>,
+        rests_on_the_store: bool,
+    }
+    #[rustfmt::skip]
+    let table = [
+        Case { name: "no token", path: "/api/orders", authorization: None, rests_on_the_store: true },
+        Case { name: "an unknown token", path: "/api/orders", authorization: Some("Bearer AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), rests_on_the_store: true },
+        Case { name: "a malformed header", path: "/api/orders", authorization: Some("Bearer a b"), rests_on_the_store: false },
+        Case { name: "no such resource", path: "/nowhere", authorization: None, rests_on_the_store: false },
+        Case { name: "a token in the URL", path: "/api/orders?access_token=x", authorization: None, rests_on_the_store: false },
+        Case { name: "a live token", path: "/api/orders", authorization: Some("live"), rests_on_the_store: false },
+    ];
+    for Case { name, path, authorization, rests_on_the_store } in table {
+        let authorization =
+            authorization.map(|header| if header == "live" { token.as_str() } else { header });
+        let request = ApiRequest { method: "GET", path, authorization };
+        let outcome =
+            replica.decide(Outcome::rests_on_the_store, |gateway| gateway.authorize(&request)).unwrap();
+        assert_eq!(outcome.rests_on_the_store(), rests_on_the_store, "{name}: {outcome:?}");
+    }
 }
 
 #[test]
@@ -519,7 +545,7 @@ fn a_replica_records_its_config_with_the_first_pass_that_judges_a_token() {
 /// once (not held back with the pass's stats).
 #[test]
 fn staged_metrics_count_tier_windows_at_once() {
-    use crate::host::Metrics;
+    use crate::host::Coordination;
     let windows = std::rc::Rc::new(crate::host::memory::RecordedMetrics::default());
     let staged = StagedMetrics::with_windows(windows.clone());
     staged.restart_window(3, 7 << 32 | 1);
@@ -761,4 +787,24 @@ fn the_heartbeat_read_is_one_linearizable_count_on_one_key() {
     assert!(read.range_end.is_empty(), "one key, not the prefix's range");
     assert!(read.count_only);
     assert_eq!(read.limit, 1);
+}
+
+/// What the watcher watches and the cache holds is what fleet mode keeps in etcd: a table
+/// declared at home in etcd but left out of the gateway's keys would be written by each
+/// replica alone, and one the gateway listed but `state::keys` kept per Envoy never shared.
+#[test]
+fn the_store_layouts_fleet_keys_are_exactly_the_fleet_tables_buckets() {
+    use crate::state::keys::{table_of_bucket, Home, TABLES};
+    let fleet = code_flow_fleet();
+    let keys = fleet.replica().config.store_layout().fleet_keys();
+    let outside: Vec<&String> = keys.iter().filter(|key| !super::cache::is_fleet_key(key)).collect();
+    assert!(outside.is_empty(), "not kept in etcd: {outside:?}");
+    let mut listed: Vec<&str> =
+        keys.iter().filter_map(|key| table_of_bucket(key)).map(|table| table.name).collect();
+    listed.sort_unstable();
+    listed.dedup();
+    let mut in_etcd: Vec<&str> =
+        TABLES.iter().filter(|table| table.home == Home::Etcd).map(|table| table.name).collect();
+    in_etcd.sort_unstable();
+    assert_eq!(listed, in_etcd);
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::cache;
 use crate::host::metrics::Metric;
-use crate::host::{Metrics, SharedStore, StoreError};
+use crate::host::{Coordination, Metrics, SharedStore, StoreError};
 use crate::state::buckets::EMPTY_BUCKET;
 
 /// The cas a held-back write hands to a later read in the same pass.
@@ -79,7 +79,7 @@ impl SharedStore for FleetView<'_> {
 #[derive(Default)]
 pub struct StagedMetrics {
     pending: RefCell<Vec<(Metric, MetricChange)>>,
-    windows: Option<std::rc::Rc<dyn Metrics>>,
+    windows: Option<std::rc::Rc<dyn Coordination>>,
 }
 
 /// Stats held back from a pass whose answer waits for etcd.
@@ -94,7 +94,7 @@ enum MetricChange {
 
 impl StagedMetrics {
     /// Stats held back, window counters read and written in `windows` at once.
-    pub fn with_windows(windows: std::rc::Rc<dyn Metrics>) -> Self {
+    pub fn with_windows(windows: std::rc::Rc<dyn Coordination>) -> Self {
         StagedMetrics { pending: RefCell::default(), windows: Some(windows) }
     }
 
@@ -126,6 +126,11 @@ impl Metrics for StagedMetrics {
             pending.push((metric, MetricChange::Set(value)));
         }
     }
+}
+
+/// This Envoy's tier windows, at once; no epochs: a write on another replica moves neither
+/// epoch here, so in fleet mode no worker remembers a token or an unlocked name.
+impl Coordination for StagedMetrics {
     fn window(&self, counter: usize) -> Option<u64> {
         self.windows.as_ref()?.window(counter)
     }
@@ -139,4 +144,12 @@ impl Metrics for StagedMetrics {
             windows.restart_window(counter, value);
         }
     }
+    fn token_epoch(&self) -> Option<u64> {
+        None
+    }
+    fn tokens_changed(&self) {}
+    fn failure_epoch(&self) -> Option<u64> {
+        None
+    }
+    fn failure_recorded(&self) {}
 }

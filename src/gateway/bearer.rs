@@ -1,8 +1,8 @@
 //! Bearer checks on every request that is not for one of the gateway's endpoints (RFC 6750).
 
 use super::reply::{
-    json_response, Forward, Outcome, Response, API_HEADER, CLIENT_ID_HEADER, SCOPE_HEADER, TIER_HEADER,
-    UPSTREAM_HEADER, USERNAME_HEADER,
+    json_response, Denial, Forward, Outcome, Response, API_HEADER, CLIENT_ID_HEADER, SCOPE_HEADER,
+    TIER_HEADER, UPSTREAM_HEADER, USERNAME_HEADER,
 };
 use super::standing::Standing;
 use super::throttle::{admit, Admission};
@@ -63,20 +63,20 @@ impl<'a> Gateway<'a> {
         let outcome = self.check_bearer(request);
         match &outcome {
             Ok(_) => self.metrics.add(Metric::RequestsAllowed, 1),
-            Err((reason, _)) => self.metrics.add(Metric::RequestsDenied(*reason), 1),
+            Err(denial) => self.metrics.add(Metric::RequestsDenied(denial.reason), 1),
         }
         match outcome {
             Ok(forward) => Outcome::Forward(forward),
-            Err((_, response)) => Outcome::Respond(response),
+            Err(denial) => Outcome::Deny(denial),
         }
     }
 
-    fn check_bearer(&self, request: &ApiRequest) -> Result<Forward, (DenyReason, Response)> {
+    fn check_bearer(&self, request: &ApiRequest) -> Result<Forward, Denial> {
         let (path, query) = split_path(request.path);
         // RFC 6750 §2.3: tokens in URLs leak into logs; refuse them outright.
         if query.is_some_and(|query| query_parameter_names(query).any(|name| name == "access_token")) {
             let description = "send the token in the Authorization header, not the URL";
-            return Err((
+            return Err(Denial::new(
                 DenyReason::InvalidRequest,
                 self.bearer_error(400, "invalid_request", description, None),
             ));
@@ -85,13 +85,13 @@ impl<'a> Gateway<'a> {
         if has_ambiguous_segment(path) {
             let description = "the path has a dot segment or a ';' parameter";
             let body = ErrorResponse::new("invalid_request", description).to_json();
-            return Err((DenyReason::InvalidRequest, json_response(400, Vec::new(), body)));
+            return Err(Denial::new(DenyReason::InvalidRequest, json_response(400, Vec::new(), body)));
         }
         // The query's counterpart of the override headers, which cannot be stripped: refused.
         if !self.config.forward_method_overrides && query.is_some_and(has_method_override_parameter) {
             let description = "the query has a _method parameter, which some frameworks read as the method";
             let body = ErrorResponse::new("invalid_request", description).to_json();
-            return Err((DenyReason::InvalidRequest, json_response(400, Vec::new(), body)));
+            return Err(Denial::new(DenyReason::InvalidRequest, json_response(400, Vec::new(), body)));
         }
         let (found, api) = self.config.routes.find_with_api(request.method, path);
         let required = match found {
@@ -99,12 +99,12 @@ impl<'a> Gateway<'a> {
             RouteMatch::Found(Access::Scopes { names }) => names,
             RouteMatch::NotFound => {
                 let body = ErrorResponse::bare("not_found").to_json();
-                return Err((DenyReason::NoSuchResource, json_response(404, Vec::new(), body)));
+                return Err(Denial::new(DenyReason::NoSuchResource, json_response(404, Vec::new(), body)));
             }
             RouteMatch::MethodNotAllowed(methods) => {
                 let body = ErrorResponse::bare("method_not_allowed").to_json();
                 let headers = vec![("allow", methods.join(", "))];
-                return Err((DenyReason::NoSuchResource, json_response(405, headers, body)));
+                return Err(Denial::new(DenyReason::NoSuchResource, json_response(405, headers, body)));
             }
         };
         self.check_token(request.authorization, required, api)
@@ -117,23 +117,22 @@ impl<'a> Gateway<'a> {
         authorization: Option<&str>,
         required: &[String],
         api: Option<usize>,
-    ) -> Result<Forward, (DenyReason, Response)> {
+    ) -> Result<Forward, Denial> {
         let token = self.presented_token(authorization)?;
         let invalid_token = |description| {
-            (DenyReason::InvalidToken, self.bearer_error(401, "invalid_token", description, None))
+            Denial::new(DenyReason::InvalidToken, self.bearer_error(401, "invalid_token", description, None))
         };
-        let unavailable = || (DenyReason::InvalidToken, Response::unavailable());
-        let Ok(now) = self.now() else { return Err(unavailable()) };
+        let Ok(now) = self.now() else { return Err(Denial::unavailable()) };
         let grant = match self.store.find_access(token, now) {
             Ok(grant) => grant,
             Err(LookupError::Unknown) => return Err(invalid_token("the access token is unknown or revoked")),
             Err(LookupError::Expired) => return Err(invalid_token("the access token expired")),
-            Err(LookupError::Store(_)) => return Err(unavailable()),
+            Err(LookupError::Store(_)) => return Err(Denial::unavailable()),
         };
         let standing = match self.standing(&grant.owner, grant.issued_at) {
             Ok(Some(standing)) => standing,
             Ok(None) => return Err(invalid_token("the access token is unknown or revoked")),
-            Err(_) => return Err(unavailable()),
+            Err(_) => return Err(Denial::unavailable()),
         };
         // WSO2's order: the token, its application's subscription, the scope, the tier.
         let key_type = grant.owner.key_type;
@@ -163,7 +162,7 @@ impl<'a> Gateway<'a> {
             let description = "the access token lacks a required scope";
             let response =
                 self.bearer_error(403, "insufficient_scope", description, Some(required.join(" ")));
-            return Err((DenyReason::InsufficientScope, response));
+            return Err(Denial::new(DenyReason::InsufficientScope, response));
         }
         let scopes = held.join(" ");
         let (api, quota) = match subscription {
@@ -178,14 +177,14 @@ impl<'a> Gateway<'a> {
         Ok(self.forward(Some(Identity { owner: grant.owner, scopes, api, upstream, quota })))
     }
 
-    fn presented_token<'r>(&self, authorization: Option<&'r str>) -> Result<&'r str, (DenyReason, Response)> {
+    fn presented_token<'r>(&self, authorization: Option<&'r str>) -> Result<&'r str, Denial> {
         match authorization.map(bearer_token) {
             None | Some(Err(BearerError::OtherScheme)) => {
-                Err((DenyReason::MissingToken, self.bearer_challenge()))
+                Err(Denial::new(DenyReason::MissingToken, self.bearer_challenge()))
             }
             Some(Err(BearerError::Malformed)) => {
                 let description = "the Authorization header is malformed";
-                Err((
+                Err(Denial::new(
                     DenyReason::InvalidRequest,
                     self.bearer_error(400, "invalid_request", description, None),
                 ))
@@ -201,19 +200,19 @@ impl<'a> Gateway<'a> {
         standing: &'s Standing<'_>,
         api: usize,
         key_type: KeyType,
-    ) -> Result<&'s Subscription, (DenyReason, Response)> {
+    ) -> Result<&'s Subscription, Denial> {
         let subscription = standing.app.subscriptions.iter().find(|subscription| subscription.api == api);
         let name = self.config.apis.get(api).map_or("", |api| api.name.as_str());
         match subscription {
             None => {
                 let description = format!("the application is not subscribed to the API {name}");
                 let body = ErrorResponse::new("subscription_required", &description).to_json();
-                Err((DenyReason::SubscriptionRequired, json_response(403, Vec::new(), body)))
+                Err(Denial::new(DenyReason::SubscriptionRequired, json_response(403, Vec::new(), body)))
             }
             Some(subscription) if blocks(subscription.state, key_type) => {
                 let description = format!("the application's subscription to the API {name} is blocked");
                 let body = ErrorResponse::new("subscription_blocked", &description).to_json();
-                Err((DenyReason::SubscriptionBlocked, json_response(403, Vec::new(), body)))
+                Err(Denial::new(DenyReason::SubscriptionBlocked, json_response(403, Vec::new(), body)))
             }
             Some(subscription) => Ok(subscription),
         }
@@ -222,7 +221,7 @@ impl<'a> Gateway<'a> {
     /// Where a token of `key_type` goes for API `api`: the cluster the API names for it, or
     /// (production) the route's own. WSO2 refuses a sandbox key for an API without a sandbox
     /// endpoint, so nobody's sandbox token ever reaches production.
-    fn upstream(&self, api: usize, key_type: KeyType) -> Result<Option<&str>, (DenyReason, Response)> {
+    fn upstream(&self, api: usize, key_type: KeyType) -> Result<Option<&str>, Denial> {
         let Some(api) = self.config.apis.get(api) else { return Ok(None) };
         match key_type {
             KeyType::Production => Ok(api.production_upstream.as_deref()),
@@ -244,7 +243,7 @@ impl<'a> Gateway<'a> {
         &'s self,
         subscription: &'s Subscription,
         now: u64,
-    ) -> Result<(&'s str, &'s str, Vec<(&'static str, String)>), (DenyReason, Response)> {
+    ) -> Result<(&'s str, &'s str, Vec<(&'static str, String)>), Denial> {
         let api = self.config.apis.get(subscription.api).map_or("", |api| api.name.as_str());
         let tier = &subscription.tier;
         let (Some((limit, unit)), Some(counter)) = (tier.rate, subscription.counter) else {
@@ -252,7 +251,7 @@ impl<'a> Gateway<'a> {
         };
         let window = unit.millis() / 1000;
         let policy = || ("ratelimit-policy", format!("\"{}\";q={limit};w={window}", tier.name));
-        match admit(self.metrics, counter, limit, unit, now) {
+        match admit(self.coordination, counter, limit, unit, now) {
             // Each response header is a host call (about 6,000 instructions): they go out once
             // half the window's requests are used, when a client has a reason to slow down.
             Admission::Allowed { remaining, .. } if remaining > limit / 2 => {
@@ -273,7 +272,7 @@ impl<'a> Gateway<'a> {
                 let description =
                     format!("the {} tier allows {limit} requests per {}", tier.name, unit.name());
                 let body = ErrorResponse::new("throttled", &description).to_json();
-                Err((DenyReason::Throttled, json_response(429, headers, body)))
+                Err(Denial::new(DenyReason::Throttled, json_response(429, headers, body)))
             }
         }
     }
@@ -361,7 +360,7 @@ pub(super) fn bearer_token(header: &str) -> Result<&str, BearerError> {
 
 /// 403 `sandbox_not_served`: a sandbox token where no sandbox upstream is (WSO2 refuses a
 /// sandbox key for an API without a sandbox endpoint), so no sandbox token reaches production.
-fn sandbox_not_served(description: &str) -> (DenyReason, Response) {
+fn sandbox_not_served(description: &str) -> Denial {
     let body = ErrorResponse::new("sandbox_not_served", description).to_json();
-    (DenyReason::SubscriptionBlocked, json_response(403, Vec::new(), body))
+    Denial::new(DenyReason::SubscriptionBlocked, json_response(403, Vec::new(), body))
 }

@@ -29,10 +29,9 @@ mod token;
 use crate::config::Config;
 use std::cell::Cell;
 
-use crate::host::{Clock, Connection, Metrics, Randomness, SharedStore, StoreError};
+use crate::host::{Clock, Connection, Coordination, Metrics, Randomness, SharedStore, StoreError};
 use crate::oauth::METADATA_PATH;
 use crate::state::authorization::AuthorizationTable;
-use crate::state::buckets::InitError;
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::grants::{GrantRecord, TokenStore};
 use crate::state::lockout::FailureLimiter;
@@ -43,8 +42,8 @@ pub(crate) use login_page::handle_in as login_handle_in;
 use reply::{ErrorKind, OAuthError};
 
 pub use reply::{
-    Forward, Outcome, Response, API_HEADER, CLIENT_ID_HEADER, IDENTITY_HEADER_PREFIX, SCOPE_HEADER,
-    TIER_HEADER, USERNAME_HEADER,
+    Denial, Forward, Grounds, Outcome, Response, API_HEADER, CLIENT_ID_HEADER, IDENTITY_HEADER_PREFIX,
+    SCOPE_HEADER, TIER_HEADER, USERNAME_HEADER,
 };
 
 /// One of the gateway's own endpoints.
@@ -101,6 +100,8 @@ pub struct Host<'h> {
     pub random: &'h dyn Randomness,
     pub clock: &'h dyn Clock,
     pub metrics: &'h dyn Metrics,
+    /// The tiers' windows and the epochs the workers coordinate through.
+    pub coordination: &'h dyn Coordination,
     /// When credentials last changed, as this VM last read it (see [`crate::state::credential_changes`]).
     pub credential_changes: &'h CredentialChanges,
     /// This Envoy process's own shared data, where the credential record lives (in fleet mode
@@ -127,6 +128,7 @@ pub struct Gateway<'a> {
     login_keys: Option<HandleKeys<'a>>,
     clock: &'a dyn Clock,
     metrics: &'a dyn Metrics,
+    coordination: &'a dyn Coordination,
     credential_changes: &'a CredentialChanges,
     process_shared: &'a dyn SharedStore,
     connection: &'a dyn Connection,
@@ -145,9 +147,16 @@ impl<'a> Gateway<'a> {
     pub fn new(config: &'a Config, host: Host<'a>) -> Self {
         Gateway {
             config,
-            store: TokenStore::new(host.shared, host.random, host.metrics, config.store_capacity)
-                .with_share_per_owner(config.max_grants_per_application),
-            limiter: FailureLimiter::new(host.shared, host.random, config.lockout).remembering(host.metrics),
+            store: TokenStore::new(
+                host.shared,
+                host.random,
+                host.metrics,
+                host.coordination,
+                config.store_capacity,
+            )
+            .with_share_per_owner(config.max_grants_per_application),
+            limiter: FailureLimiter::new(host.shared, host.random, config.lockout)
+                .remembering(host.coordination),
             registry: config.registration.as_ref().map(|registration| {
                 ClientRegistry::new(host.shared, host.random, host.metrics, registration.capacity)
             }),
@@ -161,46 +170,12 @@ impl<'a> Gateway<'a> {
                 .map(|_| HandleKeys::new(host.shared, host.random, host.login_key)),
             clock: host.clock,
             metrics: host.metrics,
+            coordination: host.coordination,
             credential_changes: host.credential_changes,
             process_shared: host.process_shared,
             connection: host.connection,
             config_generation: host.config_generation,
         }
-    }
-
-    /// Creates the store's buckets. Only for `on_configure` (see [`crate::state::buckets`]).
-    /// [`InitError::WouldDrop`]: a lower `registration.capacity` would delete registered
-    /// applications, so the configuration must be refused.
-    pub fn initialize_store(&self) -> Result<u32, InitError> {
-        let registry_created = match &self.registry {
-            Some(registry) => registry.initialize()?,
-            None => 0,
-        };
-        let authorizations_created = match (&self.authorizations, &self.login_keys) {
-            (Some(table), Some(keys)) => table.initialize()? + keys.initialize()?,
-            _ => 0,
-        };
-        Ok(self.store.initialize()?
-            + registry_created
-            + authorizations_created
-            + self.limiter.initialize()?)
-    }
-
-    /// The keys of the tables a fleet keeps in etcd: the grant store's buckets, the
-    /// registry's and the code flow's (its codes and its login handles' key), and the
-    /// credential-change record.
-    pub fn table_keys(&self) -> Vec<String> {
-        let registry = self.registry.iter().flat_map(|registry| registry.bucket_keys());
-        let authorizations = self.authorizations.iter().flat_map(|table| table.bucket_keys());
-        let login_keys = self.login_keys.iter().flat_map(|keys| keys.bucket_keys());
-        let record = std::iter::once(crate::state::credential_changes::FLEET_KEY.to_owned());
-        self.store
-            .bucket_keys()
-            .chain(registry)
-            .chain(authorizations)
-            .chain(login_keys)
-            .chain(record)
-            .collect()
     }
 
     /// Sweeps the next slice of the token store (called from a timer on every VM): a

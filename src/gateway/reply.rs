@@ -1,6 +1,7 @@
 //! What the gateway answers: its own replies ([`Response`]), changes to a request it lets
 //! through ([`Forward`]), and the RFC 6749 §5.2 errors of its endpoints ([`OAuthError`]).
 
+use crate::host::metrics::DenyReason;
 use crate::host::StoreError;
 use crate::oauth::messages::ErrorResponse;
 
@@ -58,10 +59,63 @@ pub struct Forward {
     pub response_headers: Vec<(&'static str, String)>,
 }
 
+/// What the Bearer check decides for a request to a resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Respond(Response),
+    /// Refused: the gateway answers it itself.
+    Deny(Denial),
     Forward(Forward),
+}
+
+impl Outcome {
+    /// True when the answer says the store holds no live token for the request: a store that
+    /// is one replica's cache (fleet mode) may not have seen yet a token another replica just
+    /// issued, so this answer must rest on the authoritative store's word, never on the cache.
+    pub fn rests_on_the_store(&self) -> bool {
+        matches!(self, Outcome::Deny(Denial { grounds: Grounds::NoLiveToken, .. }))
+    }
+}
+
+/// A refused request: the stat it counts under, what it was refused on, and the reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub reason: DenyReason,
+    pub grounds: Grounds,
+    pub response: Response,
+}
+
+/// What a denial rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grounds {
+    /// The request itself, or what its live token may do: a malformed request, no such
+    /// resource, a scope, subscription or tier that refuses it.
+    Request,
+    /// No live token: none presented, or one the store does not hold as live (unknown,
+    /// expired, revoked).
+    NoLiveToken,
+    /// The store or the clock could not be read.
+    Unavailable,
+}
+
+impl Denial {
+    /// A denial counted under `reason`: a missing or invalid token is refused for want of a
+    /// live token, anything else for the request.
+    pub fn new(reason: DenyReason, response: Response) -> Denial {
+        let grounds = match reason {
+            DenyReason::MissingToken | DenyReason::InvalidToken => Grounds::NoLiveToken,
+            _ => Grounds::Request,
+        };
+        Denial { reason, grounds, response }
+    }
+
+    /// 503 for a token that could not be looked up (counted as an invalid token).
+    pub fn unavailable() -> Denial {
+        Denial {
+            reason: DenyReason::InvalidToken,
+            grounds: Grounds::Unavailable,
+            response: Response::unavailable(),
+        }
+    }
 }
 
 /// What went wrong at an endpoint. Each kind fixes its error code, its HTTP status and the

@@ -12,7 +12,7 @@
 //! requests (with Envoy's 2 workers, `limit + 2`), and never fewer than `limit`.
 
 use crate::config::TierUnit;
-use crate::host::Metrics;
+use crate::host::Coordination;
 
 const COUNT_MASK: u64 = 0xffff_ffff;
 
@@ -24,23 +24,29 @@ pub enum Admission {
 }
 
 /// Counts a request against `limit` per `unit` in window counter `counter`.
-pub fn admit(metrics: &dyn Metrics, counter: usize, limit: u32, unit: TierUnit, now_ms: u64) -> Admission {
+pub fn admit(
+    windows: &dyn Coordination,
+    counter: usize,
+    limit: u32,
+    unit: TierUnit,
+    now_ms: u64,
+) -> Admission {
     let period = unit.millis();
     let window = (now_ms / period) & COUNT_MASK;
     let ends_in_ms = period.saturating_sub(now_ms % period);
     let reset_secs = ends_in_ms.div_ceil(1000);
-    let Some(value) = metrics.window(counter) else {
+    let Some(value) = windows.window(counter) else {
         return Admission::Allowed { remaining: limit.saturating_sub(1), reset_secs };
     };
     if value >> 32 != window {
-        metrics.restart_window(counter, window << 32 | 1);
+        windows.restart_window(counter, window << 32 | 1);
         return Admission::Allowed { remaining: limit.saturating_sub(1), reset_secs };
     }
     let count = u32::try_from(value & COUNT_MASK).unwrap_or(u32::MAX);
     if count >= limit {
         return Admission::Throttled { reset_secs };
     }
-    metrics.count_in_window(counter);
+    windows.count_in_window(counter);
     Admission::Allowed { remaining: limit.saturating_sub(count).saturating_sub(1), reset_secs }
 }
 

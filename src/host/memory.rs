@@ -3,9 +3,9 @@
 //! tests can move, and stats kept or dropped.
 
 use super::metrics::Metric;
-use super::{Clock, Metrics, SharedStore, StoreError};
+use super::{Clock, Coordination, Metrics, SharedStore, StoreError};
 
-/// Discards every stat.
+/// Discards every stat, and keeps no window or epoch: no tier is enforced, nothing remembered.
 pub struct NoMetrics;
 
 impl Metrics for NoMetrics {
@@ -13,7 +13,24 @@ impl Metrics for NoMetrics {
     fn set(&self, _: Metric, _: u64) {}
 }
 
-/// Keeps stats in memory, for tests, and window counters like Envoy's gauges.
+impl Coordination for NoMetrics {
+    fn window(&self, _: usize) -> Option<u64> {
+        None
+    }
+    fn count_in_window(&self, _: usize) {}
+    fn restart_window(&self, _: usize, _: u64) {}
+    fn token_epoch(&self) -> Option<u64> {
+        None
+    }
+    fn tokens_changed(&self) {}
+    fn failure_epoch(&self) -> Option<u64> {
+        None
+    }
+    fn failure_recorded(&self) {}
+}
+
+/// Keeps stats in memory, for tests, and window counters like Envoy's gauges (no epochs:
+/// workers remember nothing, so every lookup in a test reads the store).
 #[derive(Default)]
 pub struct RecordedMetrics(
     std::sync::Mutex<std::collections::HashMap<Metric, i64>>,
@@ -37,6 +54,9 @@ impl Metrics for RecordedMetrics {
             values.insert(metric, i64::try_from(value).unwrap_or(i64::MAX));
         }
     }
+}
+
+impl Coordination for RecordedMetrics {
     fn window(&self, counter: usize) -> Option<u64> {
         self.1.lock().ok().map(|values| values.get(&counter).copied().unwrap_or(0))
     }
@@ -51,6 +71,14 @@ impl Metrics for RecordedMetrics {
             values.insert(counter, value);
         }
     }
+    fn token_epoch(&self) -> Option<u64> {
+        None
+    }
+    fn tokens_changed(&self) {}
+    fn failure_epoch(&self) -> Option<u64> {
+        None
+    }
+    fn failure_recorded(&self) {}
 }
 
 /// An in-memory [`SharedStore`] with Envoy's semantics, for native tests and benches.
@@ -124,6 +152,15 @@ impl SharedStore for EpochHost {
 impl Metrics for EpochHost {
     fn add(&self, _: Metric, _: i64) {}
     fn set(&self, _: Metric, _: u64) {}
+}
+
+/// Both epochs, no tier windows.
+impl Coordination for EpochHost {
+    fn window(&self, _: usize) -> Option<u64> {
+        None
+    }
+    fn count_in_window(&self, _: usize) {}
+    fn restart_window(&self, _: usize, _: u64) {}
     fn token_epoch(&self) -> Option<u64> {
         Some(self.token_epoch.get())
     }

@@ -28,37 +28,49 @@ pub enum DenyReason {
     Throttled,
 }
 
-/// What is counted per API: the APIs come from the config, so their number (and
-/// these stats') is bounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ApiStat {
+/// Declares [`ApiStat`] from one table: its variants in order (a variant's place is its
+/// index among one API's stats, and in [`ApiStat::ALL`]) and each one's name after the API's.
+macro_rules! api_stats {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $suffix:literal, )*) => {
+        /// What is counted per API: the APIs come from the config, so their number (and
+        /// these stats') is bounded.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ApiStat {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl ApiStat {
+            pub const ALL: [ApiStat; [$($suffix),*].len()] = [$(ApiStat::$variant),*];
+
+            /// What its name ends with, after `tokengate.api.<API name>.`.
+            pub fn suffix(self) -> &'static str {
+                match self {
+                    $( ApiStat::$variant => $suffix, )*
+                }
+            }
+        }
+    };
+}
+
+api_stats! {
     /// 429: the subscription's tier allowed no more requests.
-    Throttled,
+    Throttled => "throttled",
     /// 403: no subscription, a blocked one, or a sandbox token for an API without sandbox.
-    SubscriptionDenied,
+    SubscriptionDenied => "subscription_denied",
 }
 
 /// What every per-API stat's name starts with.
 const PER_API_PREFIX: &str = "tokengate.api";
 
 impl ApiStat {
-    pub const ALL: [ApiStat; 2] = [ApiStat::Throttled, ApiStat::SubscriptionDenied];
-
     /// `tokengate.api.<API name>.throttled` and `.subscription_denied`.
     pub fn name_for(self, api: &str) -> String {
-        let stat = match self {
-            ApiStat::Throttled => "throttled",
-            ApiStat::SubscriptionDenied => "subscription_denied",
-        };
-        format!("{PER_API_PREFIX}.{api}.{stat}")
+        format!("{PER_API_PREFIX}.{api}.{}", self.suffix())
     }
 
     /// Its place among one API's stats.
     pub fn index(self) -> usize {
-        match self {
-            ApiStat::Throttled => 0,
-            ApiStat::SubscriptionDenied => 1,
-        }
+        self as usize
     }
 }
 
@@ -102,128 +114,77 @@ pub enum Metric {
     },
 }
 
-impl Metric {
-    pub const ALL: [Metric; 27] = [
-        Metric::TokensIssued(GrantType::ClientCredentials),
-        Metric::TokensIssued(GrantType::Password),
-        Metric::TokensIssued(GrantType::RefreshToken),
-        Metric::TokenErrors,
-        Metric::RefreshReuseDetected,
-        Metric::RequestsAllowed,
-        Metric::RequestsDenied(DenyReason::MissingToken),
-        Metric::RequestsDenied(DenyReason::InvalidRequest),
-        Metric::RequestsDenied(DenyReason::InvalidToken),
-        Metric::RequestsDenied(DenyReason::InsufficientScope),
-        Metric::RequestsDenied(DenyReason::NoSuchResource),
-        Metric::Revocations,
-        Metric::Introspections,
-        Metric::Registrations,
-        Metric::StoreFull,
-        Metric::StoreGrants,
-        Metric::StoreCapacity,
-        Metric::RegisteredClients,
-        Metric::FleetWatchHeartbeat,
-        Metric::FleetEtcdFailures,
-        Metric::FleetConflicts,
-        Metric::TokensIssued(GrantType::AuthorizationCode),
-        Metric::RequestsDenied(DenyReason::SubscriptionRequired),
-        Metric::RequestsDenied(DenyReason::SubscriptionBlocked),
-        Metric::RequestsDenied(DenyReason::Throttled),
-        Metric::SignInSlowHashes,
-        Metric::SignInBusy,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::TokensIssued(GrantType::ClientCredentials) => {
-                "tokengate.tokens_issued.client_credentials"
-            }
-            Metric::TokensIssued(GrantType::Password) => "tokengate.tokens_issued.password",
-            Metric::TokensIssued(GrantType::RefreshToken) => "tokengate.tokens_issued.refresh_token",
-            Metric::TokensIssued(GrantType::AuthorizationCode) => {
-                "tokengate.tokens_issued.authorization_code"
-            }
-            Metric::TokenErrors => "tokengate.token_errors",
-            Metric::RefreshReuseDetected => "tokengate.refresh_reuse_detected",
-            Metric::RequestsAllowed => "tokengate.requests_allowed",
-            Metric::RequestsDenied(DenyReason::MissingToken) => "tokengate.requests_denied.missing_token",
-            Metric::RequestsDenied(DenyReason::InvalidRequest) => "tokengate.requests_denied.invalid_request",
-            Metric::RequestsDenied(DenyReason::InvalidToken) => "tokengate.requests_denied.invalid_token",
-            Metric::RequestsDenied(DenyReason::InsufficientScope) => {
-                "tokengate.requests_denied.insufficient_scope"
-            }
-            Metric::RequestsDenied(DenyReason::NoSuchResource) => {
-                "tokengate.requests_denied.no_such_resource"
-            }
-            Metric::Revocations => "tokengate.revocations",
-            Metric::Introspections => "tokengate.introspections",
-            Metric::Registrations => "tokengate.registrations",
-            Metric::StoreFull => "tokengate.store_full",
-            Metric::StoreGrants => "tokengate.store_grants",
-            Metric::StoreCapacity => "tokengate.store_capacity",
-            Metric::RegisteredClients => "tokengate.registered_clients",
-            Metric::FleetWatchHeartbeat => "tokengate.fleet.watch_heartbeat_ms",
-            Metric::FleetEtcdFailures => "tokengate.fleet.etcd_failures",
-            Metric::FleetConflicts => "tokengate.fleet.conflicts",
-            Metric::RequestsDenied(DenyReason::SubscriptionRequired) => {
-                "tokengate.requests_denied.subscription_required"
-            }
-            Metric::RequestsDenied(DenyReason::SubscriptionBlocked) => {
-                "tokengate.requests_denied.subscription_blocked"
-            }
-            Metric::RequestsDenied(DenyReason::Throttled) => "tokengate.requests_denied.throttled",
-            Metric::SignInSlowHashes => "tokengate.sign_in.slow_hashes",
-            Metric::SignInBusy => "tokengate.sign_in.busy",
-            // Named by its API (`ApiStat::name_for`), defined apart: this is only their prefix.
-            Metric::Api { .. } => PER_API_PREFIX,
+/// Declares [`Metric::ALL`] and each stat's name, index and kind from one table. A row's place
+/// is its index (hosts keep ids in an array by it: the request path updates a stat on every
+/// request), so rows are only ever added at the end. `Slot` names each row's place; the
+/// matches are exhaustive, so a new variant (or grant type, or deny reason) must get a row.
+macro_rules! stats {
+    ($( $slot:ident: $kind:ident = $variant:ident $(($arg:path))? => $name:literal; )*) => {
+        /// Each row's place in [`Metric::ALL`].
+        #[derive(Clone, Copy)]
+        enum Slot {
+            $( $slot, )*
         }
-    }
 
-    /// This metric's place in [`Metric::ALL`], so hosts can keep ids in an array: the request
-    /// path updates a metric on every request. Exhaustive, so a new variant must get one.
-    pub fn index(self) -> usize {
-        match self {
-            Metric::TokensIssued(GrantType::ClientCredentials) => 0,
-            Metric::TokensIssued(GrantType::Password) => 1,
-            Metric::TokensIssued(GrantType::RefreshToken) => 2,
-            Metric::TokenErrors => 3,
-            Metric::RefreshReuseDetected => 4,
-            Metric::RequestsAllowed => 5,
-            Metric::RequestsDenied(DenyReason::MissingToken) => 6,
-            Metric::RequestsDenied(DenyReason::InvalidRequest) => 7,
-            Metric::RequestsDenied(DenyReason::InvalidToken) => 8,
-            Metric::RequestsDenied(DenyReason::InsufficientScope) => 9,
-            Metric::RequestsDenied(DenyReason::NoSuchResource) => 10,
-            Metric::Revocations => 11,
-            Metric::Introspections => 12,
-            Metric::Registrations => 13,
-            Metric::StoreFull => 14,
-            Metric::StoreGrants => 15,
-            Metric::StoreCapacity => 16,
-            Metric::RegisteredClients => 17,
-            Metric::FleetWatchHeartbeat => 18,
-            Metric::FleetEtcdFailures => 19,
-            Metric::FleetConflicts => 20,
-            Metric::TokensIssued(GrantType::AuthorizationCode) => 21,
-            Metric::RequestsDenied(DenyReason::SubscriptionRequired) => 22,
-            Metric::RequestsDenied(DenyReason::SubscriptionBlocked) => 23,
-            Metric::RequestsDenied(DenyReason::Throttled) => 24,
-            Metric::SignInSlowHashes => 25,
-            Metric::SignInBusy => 26,
-            // Past the end of ALL: hosts keep per-API stats apart.
-            Metric::Api { .. } => usize::MAX,
-        }
-    }
+        impl Metric {
+            pub const ALL: [Metric; [$(Slot::$slot),*].len()] = [$( Metric::$variant $(($arg))? ),*];
 
-    pub fn kind(self) -> MetricKind {
-        match self {
-            Metric::StoreGrants
-            | Metric::StoreCapacity
-            | Metric::RegisteredClients
-            | Metric::FleetWatchHeartbeat => MetricKind::Gauge,
-            _ => MetricKind::Counter,
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( Metric::$variant $(($arg))? => $name, )*
+                    // Named by its API (`ApiStat::name_for`), defined apart: this is only their prefix.
+                    Metric::Api { .. } => PER_API_PREFIX,
+                }
+            }
+
+            /// This metric's place in [`Metric::ALL`].
+            pub fn index(self) -> usize {
+                match self {
+                    $( Metric::$variant $(($arg))? => Slot::$slot as usize, )*
+                    // Past the end of ALL: hosts keep per-API stats apart.
+                    Metric::Api { .. } => usize::MAX,
+                }
+            }
+
+            pub fn kind(self) -> MetricKind {
+                match self {
+                    $( Metric::$variant $(($arg))? => MetricKind::$kind, )*
+                    Metric::Api { .. } => MetricKind::Counter,
+                }
+            }
         }
-    }
+    };
+}
+
+#[rustfmt::skip]
+stats! {
+    ClientCredentialsIssued: Counter = TokensIssued(GrantType::ClientCredentials) => "tokengate.tokens_issued.client_credentials";
+    PasswordIssued: Counter = TokensIssued(GrantType::Password) => "tokengate.tokens_issued.password";
+    RefreshIssued: Counter = TokensIssued(GrantType::RefreshToken) => "tokengate.tokens_issued.refresh_token";
+    TokenErrors: Counter = TokenErrors => "tokengate.token_errors";
+    RefreshReuseDetected: Counter = RefreshReuseDetected => "tokengate.refresh_reuse_detected";
+    RequestsAllowed: Counter = RequestsAllowed => "tokengate.requests_allowed";
+    MissingToken: Counter = RequestsDenied(DenyReason::MissingToken) => "tokengate.requests_denied.missing_token";
+    InvalidRequest: Counter = RequestsDenied(DenyReason::InvalidRequest) => "tokengate.requests_denied.invalid_request";
+    InvalidToken: Counter = RequestsDenied(DenyReason::InvalidToken) => "tokengate.requests_denied.invalid_token";
+    InsufficientScope: Counter = RequestsDenied(DenyReason::InsufficientScope) => "tokengate.requests_denied.insufficient_scope";
+    NoSuchResource: Counter = RequestsDenied(DenyReason::NoSuchResource) => "tokengate.requests_denied.no_such_resource";
+    Revocations: Counter = Revocations => "tokengate.revocations";
+    Introspections: Counter = Introspections => "tokengate.introspections";
+    Registrations: Counter = Registrations => "tokengate.registrations";
+    StoreFull: Counter = StoreFull => "tokengate.store_full";
+    StoreGrants: Gauge = StoreGrants => "tokengate.store_grants";
+    StoreCapacity: Gauge = StoreCapacity => "tokengate.store_capacity";
+    RegisteredClients: Gauge = RegisteredClients => "tokengate.registered_clients";
+    FleetWatchHeartbeat: Gauge = FleetWatchHeartbeat => "tokengate.fleet.watch_heartbeat_ms";
+    FleetEtcdFailures: Counter = FleetEtcdFailures => "tokengate.fleet.etcd_failures";
+    FleetConflicts: Counter = FleetConflicts => "tokengate.fleet.conflicts";
+    AuthorizationCodeIssued: Counter = TokensIssued(GrantType::AuthorizationCode) => "tokengate.tokens_issued.authorization_code";
+    SubscriptionRequired: Counter = RequestsDenied(DenyReason::SubscriptionRequired) => "tokengate.requests_denied.subscription_required";
+    SubscriptionBlocked: Counter = RequestsDenied(DenyReason::SubscriptionBlocked) => "tokengate.requests_denied.subscription_blocked";
+    Throttled: Counter = RequestsDenied(DenyReason::Throttled) => "tokengate.requests_denied.throttled";
+    SignInSlowHashes: Counter = SignInSlowHashes => "tokengate.sign_in.slow_hashes";
+    SignInBusy: Counter = SignInBusy => "tokengate.sign_in.busy";
 }
 
 /// The gauges the filter reads back as state, not only publishes. Envoy's `stats_matcher`
@@ -310,6 +271,41 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), Metric::ALL.len());
         assert!(names.iter().all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_')));
+    }
+
+    /// docs/stats.md is where an operator looks a stat up: every stat the filter defines is in
+    /// it, by its name without `tokengate.`, or as `.last` after its family's first row.
+    #[test]
+    fn every_stat_is_on_the_stats_page() {
+        let page = include_str!("../../docs/stats.md");
+        let named = |name: &str| {
+            let last = name.rsplit('.').next().unwrap_or(name);
+            page.contains(&format!("`{name}")) || page.contains(&format!("`.{last}`"))
+        };
+        // Per API, by the full name: `.throttled` alone is the total's row.
+        let per_api: Vec<String> = ApiStat::ALL
+            .map(|stat| stat.name_for("<API name>"))
+            .into_iter()
+            .filter(|name| !page.contains(&format!("`{}`", name.trim_start_matches("tokengate."))))
+            .collect();
+        assert!(per_api.is_empty(), "docs/stats.md does not name {per_api:?}");
+        let gauges = [StateGauge::TokenEpoch, StateGauge::FailureEpoch, StateGauge::FleetHeartbeat]
+            .map(StateGauge::name)
+            .into_iter()
+            .chain(["tokengate.tier_window.<n>".to_owned()]);
+        let names = Metric::ALL.map(|metric| metric.name().to_owned()).into_iter().chain(gauges);
+        let missing: Vec<String> =
+            names.filter(|name| !named(name.strip_prefix("tokengate.").unwrap_or(name))).collect();
+        assert!(missing.is_empty(), "docs/stats.md does not name {missing:?}");
+    }
+
+    #[test]
+    fn per_api_stats_sit_at_their_index_in_all() {
+        for (position, stat) in ApiStat::ALL.iter().enumerate() {
+            assert_eq!(stat.index(), position, "{stat:?}");
+        }
+        let name = ApiStat::SubscriptionDenied.name_for("orders");
+        assert_eq!(name, format!("{PER_API_PREFIX}.orders.subscription_denied"));
     }
 
     #[test]

@@ -65,36 +65,36 @@ pub trait Randomness {
     fn fill(&self, buf: &mut [u8]) -> Result<(), RandomUnavailable>;
 }
 
-/// Where the logic reports its stats (see [`metrics`]).
+/// Where the logic reports its stats (see [`metrics`]): published, never read back.
 pub trait Metrics {
     /// Adds `delta` to a counter or gauge.
     fn add(&self, metric: Metric, delta: i64);
     /// Sets a gauge.
     fn set(&self, metric: Metric, value: u64);
-    /// A subscription's window counter (a process-wide gauge, see `gateway/throttle.rs`);
-    /// `None` when this host keeps none, and then no tier is enforced.
-    fn window(&self, _counter: usize) -> Option<u64> {
-        None
-    }
+}
+
+/// The process-wide counters the workers coordinate through (gauges in Envoy, read back on the
+/// request path): the tiers' windows and the two epochs. No method has a default: a host
+/// states what it keeps, so one cannot leave the tiers unenforced by forgetting a method.
+pub trait Coordination {
+    /// A subscription's window counter (see `gateway/throttle.rs`); `None` when this host
+    /// keeps none, and then no tier is enforced.
+    fn window(&self, counter: usize) -> Option<u64>;
     /// Adds one request to a window counter.
-    fn count_in_window(&self, _counter: usize) {}
+    fn count_in_window(&self, counter: usize);
     /// Starts a window counter afresh.
-    fn restart_window(&self, _counter: usize, _value: u64) {}
+    fn restart_window(&self, counter: usize, value: u64);
     /// The token epoch: a process-wide counter that moves whenever stored tokens end or
     /// change (see [`crate::state::remembered`]). `None` when this host keeps none: then no
     /// worker remembers tokens and every lookup reads the store.
-    fn token_epoch(&self) -> Option<u64> {
-        None
-    }
+    fn token_epoch(&self) -> Option<u64>;
     /// Moves the token epoch on, after a write that ended or changed stored tokens.
-    fn tokens_changed(&self) {}
+    fn tokens_changed(&self);
     /// The failure epoch: a process-wide counter of failed secret checks recorded by the
     /// failure limiter (see [`crate::state::lockout`]); `None` when this host keeps none.
-    fn failure_epoch(&self) -> Option<u64> {
-        None
-    }
+    fn failure_epoch(&self) -> Option<u64>;
     /// Moves the failure epoch on, after a failed attempt was counted.
-    fn failure_recorded(&self) {}
+    fn failure_recorded(&self);
 }
 
 /// The operating system's (or WASI's) secure random source.

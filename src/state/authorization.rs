@@ -22,10 +22,16 @@ use base64::Engine;
 use crate::host::{RandomUnavailable, Randomness, SharedStore, StoreError};
 use crate::state::buckets::{BucketTable, Reader, Record};
 use crate::state::grants::GrantLocation;
+use crate::state::keys;
 use crate::state::token::hash_prefix;
 
 /// Records one bucket holds; a full bucket refuses new ones until some expire.
 const SLOTS_PER_BUCKET: usize = 8;
+
+/// Buckets for about `capacity` codes and used login handles.
+pub fn code_bucket_count_for(capacity: u32) -> u32 {
+    capacity.div_ceil(SLOTS_PER_BUCKET as u32).max(1)
+}
 const SECRET_BYTES: usize = 32;
 
 /// A pending sign-in or an issued code.
@@ -101,8 +107,10 @@ pub struct AuthorizationTable<'h> {
 impl<'h> AuthorizationTable<'h> {
     /// A table holding about `capacity` codes and used login handles.
     pub fn new(shared: &'h dyn SharedStore, random: &'h dyn Randomness, capacity: u32) -> Self {
-        let count = capacity.div_ceil(SLOTS_PER_BUCKET as u32).max(1);
-        AuthorizationTable { codes: BucketTable::new(shared, "authz-code", count), random }
+        AuthorizationTable {
+            codes: BucketTable::new(shared, keys::AUTHORIZATION_CODES, code_bucket_count_for(capacity)),
+            random,
+        }
     }
 
     /// Every bucket's key.

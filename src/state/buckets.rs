@@ -13,6 +13,7 @@
 //! treat a missing bucket as unusable. A meta key remembers how many buckets exist, so worker
 //! VMs and config reloads skip the loop, and a larger table keeps the old buckets.
 
+use super::keys::Table;
 use crate::host::{SharedStore, StoreError};
 use crate::oauth::scope::ScopeId;
 
@@ -55,13 +56,13 @@ pub struct Updated<T> {
 
 pub struct BucketTable<'h> {
     shared: &'h dyn SharedStore,
-    name: &'static str,
+    table: Table,
     count: u32,
 }
 
 impl<'h> BucketTable<'h> {
-    pub fn new(shared: &'h dyn SharedStore, name: &'static str, count: u32) -> Self {
-        BucketTable { shared, name, count: count.max(1) }
+    pub fn new(shared: &'h dyn SharedStore, table: Table, count: u32) -> Self {
+        BucketTable { shared, table, count: count.max(1) }
     }
 
     pub fn count(&self) -> u32 {
@@ -75,7 +76,7 @@ impl<'h> BucketTable<'h> {
 
     fn key(&self, index: u32) -> String {
         // Built on every Bearer check; `format!` costs several times this.
-        ["tokengate/", self.name, "/", itoa::Buffer::new().format(index)].concat()
+        self.table.bucket_key(index)
     }
 
     /// Creates the buckets that do not exist yet; returns how many it created.
@@ -83,7 +84,7 @@ impl<'h> BucketTable<'h> {
     /// A smaller table than last time empties the buckets it gives up: their records could
     /// not be swept, and a later, larger table would bring them back to life.
     pub fn initialize(&self) -> Result<u32, StoreError> {
-        let meta_key = format!("tokengate/{}/count", self.name);
+        let meta_key = self.table.count_key();
         let existing = match self.shared.get(&meta_key)? {
             Some((value, _)) => Reader(&value).u32().unwrap_or(0),
             None => 0,
@@ -118,7 +119,7 @@ impl<'h> BucketTable<'h> {
     /// [`BucketTable::initialize`] for records that must never be dropped: a smaller table
     /// than last time is refused while the buckets it would give up hold any record.
     pub fn initialize_keeping_records(&self) -> Result<u32, InitError> {
-        let meta_key = format!("tokengate/{}/count", self.name);
+        let meta_key = self.table.count_key();
         let existing = match self.shared.get(&meta_key)? {
             Some((value, _)) => Reader(&value).u32().unwrap_or(0),
             None => 0,
@@ -136,7 +137,7 @@ impl<'h> BucketTable<'h> {
     }
 
     fn sweep_cursor_key(&self) -> String {
-        format!("tokengate/{}/sweep", self.name)
+        self.table.sweep_key()
     }
 
     /// Claims the next `count` buckets to sweep: every VM sweeps from a timer, and the shared
@@ -325,6 +326,9 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::keys::Home;
+
+    const TEST_TABLE: Table = Table { name: "t", home: Home::Envoy };
     use crate::host::memory::MemoryStore;
 
     /// A record that is a number and an expiry.
@@ -355,11 +359,11 @@ mod tests {
     #[test]
     fn initialize_creates_buckets_once_and_grows_without_wiping() {
         let shared = MemoryStore::default();
-        let table = BucketTable::new(&shared, "t", 4);
+        let table = BucketTable::new(&shared, TEST_TABLE, 4);
         assert_eq!(table.initialize().unwrap(), 4);
         table.update(2, 0, push(Note(1, 10))).unwrap();
         assert_eq!(table.initialize().unwrap(), 0);
-        let bigger = BucketTable::new(&shared, "t", 6);
+        let bigger = BucketTable::new(&shared, TEST_TABLE, 6);
         assert_eq!(bigger.initialize().unwrap(), 2);
         assert_eq!(decode_bucket::<Note>(&bigger.read(2).unwrap().unwrap()), vec![Note(1, 10)]);
         assert_eq!(shared.key_count(), 6 + 2, "buckets, the count and the sweep cursor");
@@ -368,10 +372,10 @@ mod tests {
     #[test]
     fn a_smaller_table_empties_what_it_gives_up_so_growing_again_revives_nothing() {
         let shared = MemoryStore::default();
-        let big = BucketTable::new(&shared, "t", 6);
+        let big = BucketTable::new(&shared, TEST_TABLE, 6);
         big.initialize().unwrap();
         big.update(5, 0, push(Note(1, 10))).unwrap();
-        BucketTable::new(&shared, "t", 4).initialize().unwrap();
+        BucketTable::new(&shared, TEST_TABLE, 4).initialize().unwrap();
         big.initialize().unwrap();
         assert!(decode_bucket::<Note>(&big.read(5).unwrap().unwrap()).is_empty());
     }
@@ -379,7 +383,7 @@ mod tests {
     #[test]
     fn missing_and_out_of_range_buckets_are_not_written() {
         let shared = MemoryStore::default();
-        let table = BucketTable::new(&shared, "t", 4);
+        let table = BucketTable::new(&shared, TEST_TABLE, 4);
         assert!(table.update(1, 0, push(Note(1, 10))).unwrap().is_none());
         table.initialize().unwrap();
         assert!(table.update(4, 0, push(Note(1, 10))).unwrap().is_none());
@@ -390,7 +394,7 @@ mod tests {
     #[test]
     fn updates_prune_expired_records_and_report_the_change() {
         let shared = MemoryStore::default();
-        let table = BucketTable::new(&shared, "t", 1);
+        let table = BucketTable::new(&shared, TEST_TABLE, 1);
         table.initialize().unwrap();
         for (id, expiry) in [(1, 5), (2, 50), (3, 6)] {
             assert_eq!(table.update(0, 0, push(Note(id, expiry))).unwrap().unwrap().records_delta, 1);
@@ -403,7 +407,7 @@ mod tests {
     #[test]
     fn a_record_kind_this_build_does_not_know_survives_a_rewrite_unchanged() {
         let shared = MemoryStore::default();
-        let table = BucketTable::new(&shared, "t", 1);
+        let table = BucketTable::new(&shared, TEST_TABLE, 1);
         table.initialize().unwrap();
         table.update(0, 0, push(Note(1, 10))).unwrap();
         // A newer module's record of another kind: too short to be a Note.

@@ -40,11 +40,12 @@ use std::collections::BTreeMap;
 
 use crate::host::{Connection, SharedStore, StoreError};
 use crate::state::buckets::{put_short_bytes, Reader, CAS_ATTEMPTS, EMPTY_BUCKET};
+use crate::state::keys;
 
-const KEY: &str = "tokengate/credential-changes";
+const KEY: &str = keys::CREDENTIAL_CHANGES_KEY;
 /// The record's key in fleet mode: in each Envoy's cache of etcd, `<prefix>credential-changes/0`
 /// in etcd.
-pub const FLEET_KEY: &str = "tokengate/credential-changes/0";
+pub const FLEET_KEY: &str = keys::CREDENTIAL_CHANGES_FLEET_KEY;
 /// Marks the record's trailer, its generation and boundary (after every entry, so a reader
 /// that does not know it still finds every entry first).
 const GENERATION_MARK: u8 = b'g';

@@ -31,9 +31,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use siphasher::sip::SipHasher24;
 
-use crate::host::{Metrics, Randomness, SharedStore, StoreError};
+use crate::host::{Coordination, Randomness, SharedStore, StoreError};
 use crate::oauth::scope::leading_u32;
 use crate::state::buckets::{BucketTable, Reader, Record};
+use crate::state::keys;
 use crate::state::remembered::RememberedGrants;
 
 thread_local! {
@@ -46,12 +47,9 @@ thread_local! {
 
 /// Unknown names tracked per bucket.
 pub const NAMES_PER_BUCKET: usize = 8;
-const UNKNOWN_TABLE: &str = "limits";
-const KNOWN_TABLE: &str = "limits-known";
-const SIGN_IN_TABLE: &str = "limits-sign-in";
 /// The hash key, made once by the first `on_configure` and never changed: hosts may keep its
 /// value once read (Envoy's glue does, sparing a shared-data read on every `/token`).
-pub const KEY: &str = "tokengate/limits/key";
+pub const KEY: &str = keys::LIMITER_KEY;
 const KEY_BYTES: usize = 32;
 
 /// Whose credentials failed.
@@ -180,7 +178,7 @@ pub struct FailureLimiter<'h> {
     policy: LockoutPolicy,
     key: OnceCell<[u8; KEY_BYTES]>,
     /// Where the failure epoch is read and moved; `None`: every check reads its bucket.
-    metrics: Option<&'h dyn Metrics>,
+    epoch: Option<&'h dyn Coordination>,
 }
 
 impl<'h> FailureLimiter<'h> {
@@ -189,19 +187,19 @@ impl<'h> FailureLimiter<'h> {
         FailureLimiter {
             shared,
             random,
-            known: BucketTable::new(shared, KNOWN_TABLE, buckets(policy.known_names)),
-            unknown: BucketTable::new(shared, UNKNOWN_TABLE, buckets(policy.tracked_names)),
-            sign_in: BucketTable::new(shared, SIGN_IN_TABLE, buckets(policy.sign_in_pairs)),
+            known: BucketTable::new(shared, keys::LIMITS_KNOWN, buckets(policy.known_names)),
+            unknown: BucketTable::new(shared, keys::LIMITS_UNKNOWN, buckets(policy.tracked_names)),
+            sign_in: BucketTable::new(shared, keys::LIMITS_SIGN_IN, buckets(policy.sign_in_pairs)),
             policy,
             key: OnceCell::new(),
-            metrics: None,
+            epoch: None,
         }
     }
 
-    /// Lets this worker remember names it found unlocked while `metrics`' failure epoch
+    /// Lets this worker remember names it found unlocked while `epoch`'s failure epoch
     /// stands still (a host without one keeps reading every bucket).
-    pub fn remembering(mut self, metrics: &'h dyn Metrics) -> Self {
-        self.metrics = Some(metrics);
+    pub fn remembering(mut self, epoch: &'h dyn Coordination) -> Self {
+        self.epoch = Some(epoch);
         self
     }
 
@@ -266,7 +264,7 @@ impl<'h> FailureLimiter<'h> {
             return Ok(None);
         }
         let (table, tag, bucket) = self.slot(principal, listing)?;
-        let epoch = self.metrics.and_then(|metrics| metrics.failure_epoch());
+        let epoch = self.epoch.and_then(|epoch| epoch.failure_epoch());
         let name = remembered_name(&tag, table);
         if let Some(epoch) = epoch {
             if UNLOCKED.with(|unlocked| unlocked.borrow().recall(&name, epoch, 0)).is_some() {
@@ -345,8 +343,8 @@ impl<'h> FailureLimiter<'h> {
             }
             Ok(())
         })?;
-        if let Some(metrics) = self.metrics {
-            metrics.failure_recorded();
+        if let Some(epoch) = self.epoch {
+            epoch.failure_recorded();
         }
         Ok(())
     }

@@ -25,9 +25,11 @@ use sha2::Sha256;
 use crate::host::{Randomness, SharedStore, StoreError};
 use crate::state::authorization::Ticket;
 use crate::state::buckets::{BucketTable, Reader, Record};
+use crate::state::keys;
 
-const TABLE: &str = "authz-key";
 const KEY_BYTES: usize = 32;
+/// The key's table has one bucket.
+pub const KEY_BUCKETS: u32 = 1;
 const NONCE_BYTES: usize = 16;
 const TAG_BYTES: usize = 32;
 const FORMAT: u8 = 1;
@@ -144,7 +146,7 @@ pub struct HandleKeys<'h> {
 
 impl<'h> HandleKeys<'h> {
     pub fn new(shared: &'h dyn SharedStore, random: &'h dyn Randomness, memory: &'h KeyMemory) -> Self {
-        HandleKeys { slot: BucketTable::new(shared, TABLE, 1), random, memory }
+        HandleKeys { slot: BucketTable::new(shared, keys::LOGIN_KEY, KEY_BUCKETS), random, memory }
     }
 
     /// The key's slot (one fleet table key).

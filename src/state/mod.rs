@@ -11,13 +11,16 @@
 //! - [`credential_changes`]: when each name's credentials last changed, one key;
 //! - [`remembered`]: not shared data but each worker's bounded memory of tokens it validated;
 //! - [`hash_budget`]: not shared data either: each worker's budget of PBKDF2 at the login form;
-//! - [`token`]: the token format (what a token says about where its grant lives).
+//! - [`token`]: the token format (what a token says about where its grant lives);
+//! - [`keys`]: every key and table name above, and where fleet mode keeps each table.
 
 pub mod authorization;
 pub mod buckets;
 pub mod credential_changes;
 pub mod grants;
 pub mod hash_budget;
+pub mod keys;
+pub mod layout;
 pub mod lockout;
 pub mod login_handle;
 pub mod registry;

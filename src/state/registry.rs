@@ -18,18 +18,18 @@ use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::grant_type::GrantTypes;
 use crate::oauth::redirect_uri::ApplicationType;
 use crate::state::buckets::{put_short_bytes, records_of, BucketTable, InitError, Reader, Record};
+use crate::state::keys;
 
 /// Registered applications per bucket.
 pub const CLIENTS_PER_BUCKET: usize = 8;
 /// Buckets a registration may probe from its home bucket before the registry counts as full.
 const PROBE_WINDOW: u32 = 64;
-const TABLE: &str = "clients";
 const CLIENT_ID_RANDOM_BYTES: usize = 12;
 const SECRET_BYTES: usize = 32;
 const SALT_BYTES: usize = 16;
 
 /// Buckets needed for `capacity` registered applications.
-fn client_bucket_count_for(capacity: u32) -> u32 {
+pub fn client_bucket_count_for(capacity: u32) -> u32 {
     capacity.div_ceil(CLIENTS_PER_BUCKET as u32).max(1)
 }
 
@@ -503,7 +503,7 @@ impl<'h> ClientRegistry<'h> {
         metrics: &'h dyn Metrics,
         capacity: u32,
     ) -> Self {
-        let table = BucketTable::new(shared, TABLE, client_bucket_count_for(capacity));
+        let table = BucketTable::new(shared, keys::CLIENTS, client_bucket_count_for(capacity));
         ClientRegistry { table, random, metrics }
     }
 
@@ -969,7 +969,7 @@ mod tests {
         let mut bytes = crate::state::buckets::encode_bucket(&[from_newer]);
         bytes.extend_from_slice(&(unknown_type.len() as u16).to_be_bytes());
         bytes.extend_from_slice(&unknown_type);
-        shared.set(&format!("tokengate/{TABLE}/{bucket}"), &bytes, 0).unwrap();
+        shared.set(&keys::CLIENTS.bucket_key(bucket), &bytes, 0).unwrap();
 
         let gold = RegisteredSubscription {
             api: "Orders".into(),

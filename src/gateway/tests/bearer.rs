@@ -229,7 +229,7 @@ fn a_method_override_in_the_query_is_refused_unless_configured() {
             let outcome = rig.call_with_token(method, path, &token);
             let refused = *refused && !forwarded;
             match outcome {
-                Outcome::Respond(response) if refused => {
+                Outcome::Deny(Denial { response, .. }) if refused => {
                     assert_eq!(response.status, 400, "{name} (forward_method_overrides: {forwarded})");
                     let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
                     assert_eq!(
@@ -276,7 +276,7 @@ fn paths_with_dot_segments_or_semicolon_parameters_are_refused() {
         let outcome =
             if with_token { rig.call_with_token("GET", path, &token) } else { rig.call("GET", path, None) };
         assert_eq!(status_of(&outcome), status, "{name}: {path}");
-        if let Outcome::Respond(response) = outcome {
+        if let Outcome::Deny(Denial { response, .. }) = outcome {
             let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
             assert_eq!(body["error"], "invalid_request", "{name}");
             assert_eq!(response.header("content-type"), Some("application/json"), "{name}");

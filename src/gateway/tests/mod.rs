@@ -56,7 +56,7 @@ impl Rig {
             connection: FakeConnection::default(),
             config_generation: std::cell::Cell::new(0),
         };
-        rig.gateway().initialize_store().unwrap();
+        rig.config.store_layout().initialize(&rig.shared, &SystemRandomness).unwrap();
         rig
     }
 
@@ -66,6 +66,7 @@ impl Rig {
             random: &SystemRandomness,
             clock: &self.clock,
             metrics: &self.metrics,
+            coordination: &self.metrics,
             credential_changes: &self.changes,
             process_shared: &self.shared,
             connection: &self.connection,
@@ -162,14 +163,16 @@ impl Reply {
 
 fn status_of(outcome: &Outcome) -> u16 {
     match outcome {
-        Outcome::Respond(response) => response.status,
+        Outcome::Deny(Denial { response, .. }) => response.status,
         Outcome::Forward(_) => 200,
     }
 }
 
 fn challenge_of(outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Respond(response) => response.header("www-authenticate").unwrap_or_default().to_owned(),
+        Outcome::Deny(Denial { response, .. }) => {
+            response.header("www-authenticate").unwrap_or_default().to_owned()
+        }
         Outcome::Forward(_) => String::new(),
     }
 }

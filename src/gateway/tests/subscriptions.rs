@@ -46,7 +46,7 @@ fn app_token(rig: &Rig, key: &str) -> String {
 
 fn error_code(outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Respond(response) => Reply(response.clone()).field("error"),
+        Outcome::Deny(Denial { response, .. }) => Reply(response.clone()).field("error"),
         Outcome::Forward(_) => String::new(),
     }
 }
@@ -119,7 +119,9 @@ fn a_tier_throttles_with_ratelimit_headers_until_its_window_ends() {
     for _ in 0..2 {
         assert_eq!(status_of(&rig.call_with_token("GET", "/orders/1.0.0/items", &token)), 200);
     }
-    let Outcome::Respond(throttled) = rig.call_with_token("GET", "/orders/1.0.0/items", &token) else {
+    let Outcome::Deny(Denial { response: throttled, .. }) =
+        rig.call_with_token("GET", "/orders/1.0.0/items", &token)
+    else {
         panic!("not throttled")
     };
     assert_eq!(throttled.status, 429);
@@ -130,7 +132,7 @@ fn a_tier_throttles_with_ratelimit_headers_until_its_window_ends() {
     assert_eq!(throttled.header("ratelimit"), Some(format!("\"Tiny\";r=0;t={retry}").as_str()));
     assert_eq!(throttled.header("x-ratelimit-limit"), Some("2"));
     assert_eq!(throttled.header("x-ratelimit-remaining"), Some("0"));
-    assert_eq!(challenge_of(&Outcome::Respond(throttled)), "");
+    assert_eq!(challenge_of(&Outcome::Deny(Denial::new(DenyReason::Throttled, throttled))), "");
     assert_eq!(rig.metrics.get(Metric::RequestsDenied(DenyReason::Throttled)), 1);
     // Another application's subscription counts apart; an Unlimited one is never throttled.
     assert_eq!(
@@ -179,7 +181,7 @@ fn production_in_the_scope_selects_the_key_type_and_is_not_granted() {
 fn forwarded(outcome: Outcome) -> Forward {
     match outcome {
         Outcome::Forward(forward) => forward,
-        Outcome::Respond(response) => panic!("not forwarded: {}", Reply(response).text()),
+        Outcome::Deny(Denial { response, .. }) => panic!("not forwarded: {}", Reply(response).text()),
     }
 }
 

@@ -14,9 +14,10 @@ use std::cell::RefCell;
 use siphasher::sip::SipHasher24;
 
 use crate::host::metrics::Metric;
-use crate::host::{Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
+use crate::host::{Coordination, Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
 use crate::oauth::scope::ScopeId;
 use crate::state::buckets::{records_of, BucketTable, Reader, Record, Updated};
+use crate::state::keys;
 use crate::state::remembered::{recall_key, RememberedGrants};
 use crate::state::token::{
     grant_tag, mint_access_token, mint_refresh_token, new_grant_id, AccessToken, GrantTag, ParsedToken,
@@ -37,8 +38,6 @@ thread_local! {
 pub const SLOTS_PER_BUCKET: usize = 8;
 /// Random buckets tried for a new grant before the store counts as full.
 const BUCKET_PROBES: usize = 4;
-/// The bucket table's name: keys are `tokengate/grants/<index>`.
-const TABLE: &str = "grants";
 
 /// When the last token of any grant in `bucket` (a bucket's bytes) expires: the bucket is
 /// worth keeping until then. `None` when a token never expires or the bucket holds no grant.
@@ -200,6 +199,8 @@ pub struct TokenStore<'h> {
     owner_buckets: u32,
     random: &'h dyn Randomness,
     metrics: &'h dyn Metrics,
+    /// The token epoch, moved by every write that ends or changes tokens.
+    coordination: &'h dyn Coordination,
 }
 
 impl<'h> TokenStore<'h> {
@@ -207,10 +208,11 @@ impl<'h> TokenStore<'h> {
         shared: &'h dyn SharedStore,
         random: &'h dyn Randomness,
         metrics: &'h dyn Metrics,
+        coordination: &'h dyn Coordination,
         capacity: u32,
     ) -> Self {
-        let table = BucketTable::new(shared, TABLE, bucket_count_for(capacity));
-        TokenStore { owner_buckets: table.count(), table, random, metrics }
+        let table = BucketTable::new(shared, keys::GRANTS, bucket_count_for(capacity));
+        TokenStore { owner_buckets: table.count(), table, random, metrics, coordination }
     }
 
     /// Caps the grants one application holds at about `max_grants` without counting them:
@@ -265,7 +267,7 @@ impl<'h> TokenStore<'h> {
     pub fn find_access(&self, token: &str, now: u64) -> Result<AccessGrant, LookupError> {
         let Some(token) = AccessToken::decode(token) else { return Err(LookupError::Unknown) };
         // A worker remembers only while it can tell when to forget: with an epoch to read.
-        let memory = self.metrics.token_epoch().zip(recall_key(token.bytes()));
+        let memory = self.coordination.token_epoch().zip(recall_key(token.bytes()));
         if let Some((epoch, key)) = memory {
             let recalled = REMEMBERED.with(|memory| memory.borrow().recall(&key, epoch, now));
             if let Some(grant) = recalled {
@@ -468,7 +470,7 @@ impl<'h> TokenStore<'h> {
         });
         if matches!(outcome, Ok(Some(_))) {
             // Rotated (older access tokens may have gone) or revoked as reused.
-            self.metrics.tokens_changed();
+            self.coordination.tokens_changed();
         }
         match outcome {
             Ok(Some(Ok(()))) => Ok(IssuedTokens {
@@ -530,7 +532,7 @@ impl<'h> TokenStore<'h> {
             Ok(Revocation::Revoked)
         })?;
         if outcome == Some(Revocation::Revoked) {
-            self.metrics.tokens_changed();
+            self.coordination.tokens_changed();
         }
         Ok(outcome.unwrap_or(Revocation::Unknown))
     }
@@ -544,7 +546,7 @@ impl<'h> TokenStore<'h> {
             Ok::<_, StoreError>(records.len() != before)
         })?;
         if removed == Some(true) {
-            self.metrics.tokens_changed();
+            self.coordination.tokens_changed();
         }
         Ok(removed.unwrap_or(false))
     }

@@ -52,7 +52,7 @@ impl Fixture {
         fixture
     }
     fn store(&self) -> TokenStore<'_> {
-        TokenStore::new(&self.shared, &SystemRandomness, &NoMetrics, self.capacity)
+        TokenStore::new(&self.shared, &SystemRandomness, &NoMetrics, &NoMetrics, self.capacity)
     }
 }
 
@@ -158,8 +158,13 @@ fn initialize_creates_each_bucket_once_and_never_wipes_one() {
     assert_eq!(fixture.store().initialize().unwrap(), 0);
     assert!(fixture.store().find_access(&issued.access_token, NOW).is_ok());
     // A larger capacity adds buckets and keeps the old ones.
-    let bigger =
-        TokenStore::new(&fixture.shared, &SystemRandomness, &NoMetrics, 16 * SLOTS_PER_BUCKET as u32);
+    let bigger = TokenStore::new(
+        &fixture.shared,
+        &SystemRandomness,
+        &NoMetrics,
+        &NoMetrics,
+        16 * SLOTS_PER_BUCKET as u32,
+    );
     assert_eq!(bigger.initialize().unwrap(), 8);
     assert!(bigger.find_access(&issued.access_token, NOW).is_ok());
 }
@@ -370,11 +375,11 @@ fn the_loser_of_a_concurrent_refresh_gets_invalid_grant_and_the_winner_keeps_its
         let (winner, refresh, shared, buckets) =
             (winner.clone(), refresh.clone(), &fixture.shared, fixture.capacity);
         *racing.intrude.borrow_mut() = Some(Box::new(move || {
-            let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, buckets);
+            let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, &NoMetrics, buckets);
             *winner.borrow_mut() = Some(store.refresh(&refresh, "a", NOW, GRACE, keep_scope).unwrap());
         }));
     }
-    let loser = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, fixture.capacity);
+    let loser = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, &NoMetrics, fixture.capacity);
     assert_eq!(loser.refresh(&refresh, "a", NOW, GRACE, keep_scope).err(), Some(RefreshError::InvalidGrant));
     let winner = winner.borrow_mut().take().unwrap();
     assert!(fixture.store().find_access(&winner.access_token, NOW).is_ok());
@@ -393,11 +398,11 @@ fn without_a_grace_the_loser_of_a_concurrent_refresh_revokes_the_grant() {
         let (winner, refresh, shared, buckets) =
             (winner.clone(), refresh.clone(), &fixture.shared, fixture.capacity);
         *racing.intrude.borrow_mut() = Some(Box::new(move || {
-            let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, buckets);
+            let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, &NoMetrics, buckets);
             *winner.borrow_mut() = Some(store.refresh(&refresh, "a", NOW, 0, keep_scope).unwrap());
         }));
     }
-    let loser = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, fixture.capacity);
+    let loser = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, &NoMetrics, fixture.capacity);
     assert_eq!(loser.refresh(&refresh, "a", NOW, 0, keep_scope).err(), Some(RefreshError::ReuseDetected));
     let winner = winner.borrow_mut().take().unwrap();
     assert_eq!(fixture.store().find_access(&winner.access_token, NOW), Err(LookupError::Unknown));
@@ -416,11 +421,11 @@ fn concurrent_issues_into_one_bucket_all_land() {
     {
         let (slot, shared, buckets) = (intruder_token.clone(), &fixture.shared, fixture.capacity);
         *racing.intrude.borrow_mut() = Some(Box::new(move || {
-            let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, buckets);
+            let store = TokenStore::new(shared, &SystemRandomness, &NoMetrics, &NoMetrics, buckets);
             *slot.borrow_mut() = Some(store.issue(cc_grant("b", 60), NOW).unwrap().access_token);
         }));
     }
-    let mine = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, fixture.capacity)
+    let mine = TokenStore::new(&racing, &SystemRandomness, &NoMetrics, &NoMetrics, fixture.capacity)
         .issue(cc_grant("a", 60), NOW)
         .unwrap();
     let theirs = intruder_token.borrow_mut().take().unwrap();
@@ -557,7 +562,7 @@ fn describe_reports_active_tokens_only() {
 fn sweeping_reclaims_expired_grants_and_the_gauge_follows() {
     let metrics = RecordedMetrics::default();
     let fixture = Fixture::with_capacity(800);
-    let store = TokenStore::new(&fixture.shared, &SystemRandomness, &metrics, fixture.capacity);
+    let store = TokenStore::new(&fixture.shared, &SystemRandomness, &metrics, &metrics, fixture.capacity);
     let empty_size = fixture.shared.stored_bytes();
     for _ in 0..300 {
         store.issue(cc_grant("a", 10), NOW).unwrap();
@@ -575,14 +580,14 @@ fn sweeping_reclaims_expired_grants_and_the_gauge_follows() {
 
 fn epoch_host() -> EpochHost {
     let host = EpochHost { token_epoch: 40.into(), ..EpochHost::default() };
-    TokenStore::new(&host, &SystemRandomness, &host, 64).initialize().unwrap();
+    TokenStore::new(&host, &SystemRandomness, &host, &host, 64).initialize().unwrap();
     host
 }
 
 #[test]
 fn a_validated_token_is_found_again_without_reading_the_store() {
     let host = epoch_host();
-    let store = TokenStore::new(&host, &SystemRandomness, &host, 64);
+    let store = TokenStore::new(&host, &SystemRandomness, &host, &host, 64);
     let issued = store.issue(cc_grant("demo-app", 60), NOW).unwrap();
     let reads = host.reads.get();
     let first = store.find_access(&issued.access_token, NOW + 1).unwrap();
@@ -597,7 +602,7 @@ fn a_validated_token_is_found_again_without_reading_the_store() {
 #[test]
 fn every_way_a_token_ends_moves_the_epoch_and_the_memory_is_not_trusted() {
     let host = epoch_host();
-    let store = TokenStore::new(&host, &SystemRandomness, &host, 64);
+    let store = TokenStore::new(&host, &SystemRandomness, &host, &host, 64);
     // An access token revoked.
     let access = store.issue(cc_grant("demo-app", 600), NOW).unwrap().access_token;
     store.find_access(&access, NOW).unwrap();
@@ -628,7 +633,7 @@ fn every_way_a_token_ends_moves_the_epoch_and_the_memory_is_not_trusted() {
 /// The bucket holding the fixture's only grant.
 fn bucket_with_records(fixture: &Fixture) -> (String, Vec<u8>) {
     (0..fixture.bucket_count)
-        .map(|index| format!("tokengate/{TABLE}/{index}"))
+        .map(|index| keys::GRANTS.bucket_key(index))
         .filter_map(|key| Some((key.clone(), fixture.shared.get(&key).unwrap()?.0)))
         .find(|(_, bytes)| records_of(bytes).next().is_some())
         .expect("a bucket holds the grant")
