@@ -19,70 +19,35 @@ TOOLS_STAMP  := $(VENV)/.installed-$(shell cat tests/requirements.txt | sha256su
 
 export TOKENGATE_WASM := $(abspath $(FILTER_WASM))
 export ENVOY
--include mk/deploy.mk
 
-.PHONY: all build cli tools rust-targets run test test-unit test-e2e test-fleet lint clean help
+# The variables the installers (mk/tools.mk) need before their rules are read.
+E2E_NODE_STAMP       := tests/e2e/node/node_modules/.package-lock.json
+BROWSER_NODE_STAMP   := tests/browser/node_modules/.package-lock.json
+TOOLS_DIR            := .tools
+WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
+WASM_BINDGEN         := $(TOOLS_DIR)/bin/wasm-bindgen
+CHROMIUM             ?= /usr/bin/chromium
+CHROMEDRIVER         ?= /usr/bin/chromedriver
 
-all: build
+.PHONY: all build cli run test test-unit test-e2e test-fleet lint lint-make clean help
+.DEFAULT_GOAL := all
 
-# Targets kept in their own files: mk/compose.mk (make test-compose).
--include mk/compose.mk
+all: build ## build the filter (the same as make build)
 
-help:
-	@echo "make run    - build the filter and start Envoy with the demo config on 127.0.0.1:8080 and"
-	@echo "              https://127.0.0.1:8243 (admin :9901); the API console builds in the background;"
-	@echo "              CONFIG=file.json runs another plugin configuration (envoy/ stays as it is)"
-	@echo "make test   - every test tier: lint, native unit tests, e2e against the real Envoy, browser, compose"
-	@echo "make test-compose - both compose files run for real, on a Docker daemon the test starts and stops"
-	@echo "make build  - build the filter ($(FILTER_WASM))"
-	@echo "make cli    - the operator CLI, target/$(PROFILE)/tokengate: hash-secret, check-config, routes"
-	@echo "make lint   - rustfmt check and clippy on both native and wasm builds"
-	@echo "make build-web / test-web - the browser package (pkg/) and its Chromium tests"
-	@echo "make bench  - callgrind and wrk, side by side with Envoy alone and its own auth filters"
-	@echo "make profile - our code's instructions per request on the hot paths, natively, by function"
-	@echo "make soak   - 1,000,000 short-lived tokens and Envoy's memory before, during, after"
-	@echo "make fleet  - fleet mode: 3 etcd members and two replicas on 127.0.0.1:8080 and :8090"
-	@echo "make previous-release - the previous release's module (target/previous/), for the upgrade test"
-	@echo "make fuzz   - every cargo-fuzz target for FUZZ_SECONDS (default 60) each; fails on a crash"
+# `make help` lists every target whose rule line ends in a `## ` comment, this file's first and
+# then mk/*.mk's; `make lint-make` fails when a target named in a .PHONY line has none.
+HELP_FILES := $(firstword $(MAKEFILE_LIST)) $(sort $(wildcard mk/*.mk))
+help: ## this list
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(HELP_FILES) | \
+	  awk 'BEGIN { FS = ":.*## " } { printf "make %-16s %s\n", $$1, $$2 }'
 
-## Installs ------------------------------------------------------------------------------------
-
-rust-targets:
-	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
-	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
-	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
-
-# Debian's python3 makes venvs only with python3-venv (it brings ensurepip).
-$(TOOLS_STAMP): tests/requirements.txt
-	$(PYTHON) -c 'import ensurepip' 2>/dev/null || { $(APT_GET) update && $(APT_GET) install --no-install-recommends python3-venv; }
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
-	touch $@
-
-tools: rust-targets $(TOOLS_STAMP)
-
-# System packages some targets need come from apt (Debian), with sudo unless root.
-# `sudo -n`: fail at once rather than wait for a password nobody will type in CI.
-APT_GET = $(if $(filter 0,$(shell id -u)),,sudo -n) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq
-
-# The e2e tier's system tools: `docker-compose config` validates envoy/docker-compose.yaml (no
-# Docker engine needed); nghttp sends HTTP/2 requests with trailers.
-# Node client libraries the e2e tier drives (openid-client), from tests/e2e/node/package-lock.json.
-E2E_NODE_STAMP := tests/e2e/node/node_modules/.package-lock.json
-$(E2E_NODE_STAMP): tests/e2e/node/package.json tests/e2e/node/package-lock.json
-	cd tests/e2e/node && npm ci --no-audit --no-fund
-	touch $@
-
-.PHONY: e2e-tools
-e2e-tools:
-	@command -v docker-compose >/dev/null && command -v nghttp >/dev/null || \
-	  { $(APT_GET) update && $(APT_GET) install --no-install-recommends docker-compose nghttp2-client; }
+include $(sort $(wildcard mk/*.mk))
 
 ## Build ---------------------------------------------------------------------------------------
 
 # --lib: the filter only. The operator CLI (src/bin/tokengate.rs) is a native program, and
 # its wasm build would also be named tokengate.wasm.
-build: rust-targets wasm-tools
+build: rust-targets wasm-tools ## build the filter: target/wasm32-wasip1/release/tokengate.wasm (PROFILE=release)
 	cargo build --lib --target wasm32-wasip1 $(CARGO_PROFILE_FLAG) --features filter
 	$(call keep_only_exports,$(LINKED_WASM),$(FILTER_WASM),$(FILTER_EXPORTS))
 
@@ -123,14 +88,9 @@ define keep_only_exports
 	mv $(2).opt $(2)
 endef
 
-# binaryen (wasm-metadce, wasm-opt) from Debian.
-.PHONY: wasm-tools
-wasm-tools:
-	@command -v wasm-metadce >/dev/null || { $(APT_GET) update && $(APT_GET) install --no-install-recommends binaryen; }
-
 # The operator CLI, natively: target/release/tokengate (hash-secret, check-config, routes).
 # Or without make: cargo run --bin tokengate -- --help
-cli:
+cli: ## the operator CLI, target/release/tokengate: hash-secret, check-config, routes
 	cargo build $(CARGO_PROFILE_FLAG) --bin tokengate
 	@echo "target/$(PROFILE)/tokengate"
 
@@ -143,7 +103,7 @@ cli:
 # wasm-bindgen-cli (about 10 minutes on 2 cores); later ones take seconds. Everything stops
 # when Envoy does. web/envoy-console.yaml adds the console's cluster to envoy/envoy.yaml.
 # The port check comes first, so a second `make run` says so at once.
-run:
+run: ## build the filter and start Envoy with the demo config on 127.0.0.1:8080 and :8243 (CONFIG=file.json: another plugin config)
 	@$(PYTHON) envoy/run_demo.py check-ports
 	@echo "run: installing Envoy and the Rust targets (first run only)…"
 	@$(MAKE) --no-print-directory tools
@@ -161,10 +121,9 @@ TLS_CERT := $(TLS_DIR)/cert.pem
 TLS_KEY  := $(TLS_DIR)/key.pem
 
 .PHONY: tls
-tls: $(TLS_CERT)
+tls: $(TLS_CERT) ## the demo's self-signed certificate for localhost, in target/tls/
 
-$(TLS_CERT):
-	@command -v openssl >/dev/null || { $(APT_GET) update && $(APT_GET) install --no-install-recommends openssl; }
+$(TLS_CERT): | tls-tools
 	@echo "run: making a self-signed certificate for the TLS listener ($(TLS_DIR)/)…"
 	@mkdir -p $(TLS_DIR)
 	@umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
@@ -174,30 +133,39 @@ $(TLS_CERT):
 
 ## Tests ---------------------------------------------------------------------------------------
 
-test: lint test-unit test-e2e test-fleet test-web test-compose
+test: lint test-unit test-e2e test-fleet test-web test-deploy test-compose ## every tier: lint, unit, e2e (real Envoy), fleet (real etcd, TLS etcd, the previous release beside this one), browser (Chromium), deploy (OCI image, manifests), compose (real Docker)
 
-lint: rust-targets
+lint: rust-targets lint-make ## rustfmt check, clippy (native and wasm) and every public make target's help comment
 	cargo fmt --check
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo fmt --check --manifest-path tests/e2e/rust-oauth2/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --features filter --lib -- -D warnings
 
-test-unit:
+# A target named in a .PHONY line is one a person may run: `make help` must list it.
+# (A .PHONY line may go on over several lines ending in a backslash.)
+lint-make: ## fail when a target named in a .PHONY line has no help comment (make help)
+	@missing=""; \
+	for target in $$(sed -e ':join' -e '/\\$$/{N;s/\\\n//;b join' -e '}' $(HELP_FILES) | sed -n 's/^\.PHONY: *//p'); do \
+	  grep -qE "^$$target:.*## " $(HELP_FILES) || missing="$$missing $$target"; \
+	done; \
+	if [ -n "$$missing" ]; then echo "make help: no '## ' comment on the rule of:$$missing" >&2; exit 1; fi
+
+test-unit: ## cargo test: the pure modules, the gateway on the in-memory host, the docs checks
 	cargo test
 
-test-e2e: tools build e2e-tools $(E2E_NODE_STAMP) e2e-rust-client
+test-e2e: tools build e2e-tools $(E2E_NODE_STAMP) e2e-rust-client ## tests/e2e against the real Envoy with the built filter
 	$(VENV)/bin/python -m pytest tests/e2e -q
 
 # The Rust `oauth2` crate as a client (tests/e2e/test_rust_oauth2.py): its own crate and lock
 # file, built apart so the gateway's crate never depends on it.
 .PHONY: e2e-rust-client
-e2e-rust-client:
+e2e-rust-client: ## the Rust oauth2 crate's client the e2e tier drives (tests/e2e/rust-oauth2)
 	cargo build --release --locked --manifest-path tests/e2e/rust-oauth2/Cargo.toml --target-dir target/rust-oauth2
 
 # Fleet mode against a real 3-member etcd cluster and two Envoys (tests/fleet); nghttp (e2e-tools)
 # sends the HTTP/2 requests with trailers.
-test-fleet: tools build previous-release fleet-tools e2e-tools
+test-fleet: tools build previous-release fleet-tools e2e-tools ## tests/fleet: two Envoys in fleet mode against a real 3-member etcd cluster (plain and TLS), and the previous release's module beside this one
 	$(VENV)/bin/python -m pytest tests/fleet -q
 
 # The previous release's module, for tests/fleet/test_fleet_upgrade.py: a rolling upgrade and a
@@ -208,7 +176,7 @@ PREVIOUS_RELEASE := ab65911
 PREVIOUS_DIR     := target/previous
 export PREVIOUS_WASM := $(abspath $(PREVIOUS_DIR)/$(PREVIOUS_RELEASE).wasm)
 .PHONY: previous-release
-previous-release: rust-targets wasm-tools
+previous-release: rust-targets wasm-tools ## the previous release's module (PREVIOUS_RELEASE) in target/previous/, for the upgrade test
 	@if [ ! -f $(PREVIOUS_WASM) ]; then \
 	  rm -rf $(PREVIOUS_DIR)/src && mkdir -p $(PREVIOUS_DIR)/src && \
 	  git archive $(PREVIOUS_RELEASE) | tar -x -C $(PREVIOUS_DIR)/src && \
@@ -223,15 +191,11 @@ previous-release: rust-targets wasm-tools
 # 127.0.0.1:8080 (admin 9901) and 127.0.0.1:8090 (admin 9902). Ctrl-C stops everything.
 # etcd comes from Debian (etcd-server and etcd-client, 3.4 or newer) when missing.
 
-.PHONY: fleet fleet-tools fleet-clean
-fleet-tools:
-	@command -v etcd >/dev/null && command -v etcdctl >/dev/null || \
-	  { $(APT_GET) update && $(APT_GET) install --no-install-recommends etcd-server etcd-client; }
-
-fleet: tools build build-web tls fleet-tools
+.PHONY: fleet fleet-clean
+fleet: tools build build-web tls fleet-tools ## fleet mode: 3 etcd members and two replicas on 127.0.0.1:8080 and :8090
 	$(VENV)/bin/python envoy/fleet/run.py
 
-fleet-clean:
+fleet-clean: ## forget make fleet's etcd data (target/fleet)
 	rm -rf target/fleet
 
 ## Browser package -------------------------------------------------------------------------
@@ -243,36 +207,14 @@ fleet-clean:
 # chromium and chromium-driver from Debian when missing; playwright-core and vite with `npm ci`
 # from tests/browser/package-lock.json (playwright-core never downloads a browser).
 
-TOOLS_DIR            := .tools
-WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
-WASM_BINDGEN         := $(TOOLS_DIR)/bin/wasm-bindgen
 WASM_BINDGEN_RUNNER  := $(abspath $(TOOLS_DIR)/bin/wasm-bindgen-test-runner)
 CRATE_VERSION        := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 WEB_WASM             := target/wasm32-unknown-unknown/web-release/tokengate.wasm
 PKG_DIR              := pkg
-CHROMIUM             ?= /usr/bin/chromium
-CHROMEDRIVER         ?= /usr/bin/chromedriver
-BROWSER_NODE_STAMP   := tests/browser/node_modules/.package-lock.json
 
-.PHONY: web-tools browser build-web test-web test-web-unit test-web-e2e lint-web
+.PHONY: build-web test-web test-web-unit test-web-e2e lint-web
 
-web-tools:
-	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-	@$(WASM_BINDGEN) --version 2>/dev/null | grep -qx "wasm-bindgen $(WASM_BINDGEN_VERSION)" || \
-	  cargo install --locked --root $(TOOLS_DIR) --target-dir target/wasm-bindgen-cli \
-	    wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
-
-browser:
-	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
-	  $(APT_GET) update && $(APT_GET) install --no-install-recommends chromium chromium-driver; \
-	fi
-
-# npm ci links pkg/ (a file: dependency, as `npm install ./pkg` would), so it must exist first.
-$(BROWSER_NODE_STAMP): tests/browser/package.json tests/browser/package-lock.json | build-web
-	cd tests/browser && npm ci --no-audit --no-fund
-	touch $@
-
-build-web: web-tools
+build-web: web-tools ## the browser package (pkg/): wasm-bindgen's ES module, .wasm and TypeScript types
 	cargo build --lib --target wasm32-unknown-unknown --profile web-release --features web
 	rm -rf $(PKG_DIR)
 	$(WASM_BINDGEN) --target web --out-dir $(PKG_DIR) --out-name tokengate $(WEB_WASM)
@@ -281,11 +223,11 @@ build-web: web-tools
 	@echo "$(PKG_DIR)/tokengate_bg.wasm: $$(stat -c %s $(PKG_DIR)/tokengate_bg.wasm) bytes," \
 	  "$$(gzip -9 -c $(PKG_DIR)/tokengate_bg.wasm | wc -c) gzipped"
 
-lint-web: web-tools
+lint-web: web-tools ## clippy on the browser build
 	cargo clippy --target wasm32-unknown-unknown --features web --lib --test browser -- -D warnings
 
 # The shared cases and the glue, compiled to wasm, in headless Chromium via chromedriver.
-test-web-unit: web-tools browser
+test-web-unit: web-tools browser ## the browser package's tests in headless Chromium (wasm-bindgen-test)
 	CHROMEDRIVER=$(CHROMEDRIVER) \
 	WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(abspath tests/browser/webdriver.json) \
 	WASM_BINDGEN_TEST_TIMEOUT=120 \
@@ -294,11 +236,11 @@ test-web-unit: web-tools browser
 
 # The console against the real Envoy with the filter, and the package in a Vite app
 # (tests/browser/e2e).
-test-web-e2e: tools build build-web browser $(BROWSER_NODE_STAMP)
+test-web-e2e: tools build build-web browser $(BROWSER_NODE_STAMP) ## the API console against the real Envoy, and the package in a Vite app
 	cd tests/browser && CHROMIUM=$(CHROMIUM) PYTHON=$(abspath $(VENV)/bin/python) \
 	  node --test --test-concurrency=1 e2e/
 
-test-web: lint-web test-web-unit test-web-e2e
+test-web: lint-web test-web-unit test-web-e2e ## the browser tier: lint-web, test-web-unit, test-web-e2e
 
 ## End of Browser package ----------------------------------------------------------------------
 
@@ -310,12 +252,8 @@ test-web: lint-web test-web-unit test-web-e2e
 SOAK_TOKENS ?= 1000000
 SOAK_ARGS   ?=
 
-.PHONY: soak soak-tools
-soak-tools:
-	@command -v h2load >/dev/null || \
-	  { $(APT_GET) update && $(APT_GET) install --no-install-recommends nghttp2-client; }
-
-soak: tools build soak-tools
+.PHONY: soak
+soak: tools build soak-tools ## 1,000,000 short-lived tokens and Envoy's memory before, during, after (SOAK_TOKENS)
 	$(VENV)/bin/python soak/soak.py --tokens $(SOAK_TOKENS) $(SOAK_ARGS)
 
 ## End of Soak ---------------------------------------------------------------------------------
@@ -330,13 +268,9 @@ soak: tools build soak-tools
 FUZZ_SECONDS   ?= 60
 FUZZ_TARGETS   ?= form basic token scope challenge config records gateway
 
-.PHONY: fuzz fuzz-tools
-fuzz-tools:
-	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-	@cargo fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
-
+.PHONY: fuzz
 # libFuzzer's own output goes to fuzz/work/<target>.log; its tail is shown when a target fails.
-fuzz: fuzz-tools
+fuzz: fuzz-tools ## every cargo-fuzz target for FUZZ_SECONDS (default 60) each; fails on a crash
 	cargo +nightly fuzz build
 	@summary=""; for target in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/work/$$target; \
@@ -360,18 +294,10 @@ fuzz: fuzz-tools
 # fleet mode's rows against a real 1-member etcd (bench/fleet_bench.py; etcd from fleet-tools).
 # Prints a table; writes target/bench/summary.json. Knobs: see bench/bench.py's docstring.
 
-.PHONY: bench bench-tools bench-filters profile
-# valgrind (callgrind_control), wrk, h2load (nghttp2-client) and taskset (util-linux).
-bench-tools:
-	@missing=""; \
-	for pair in valgrind:valgrind callgrind_control:valgrind wrk:wrk h2load:nghttp2-client taskset:util-linux; do \
-	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; \
-	done; \
-	if [ -n "$$missing" ]; then $(APT_GET) update && $(APT_GET) install --no-install-recommends $$missing; fi
-
+.PHONY: bench bench-filters profile
 # Two reference filters, each its own crate (own [workspace]) built like tokengate: the
 # do-nothing floor every wasm filter pays, and a probe that prices single host calls.
-bench-filters: rust-targets wasm-tools
+bench-filters: rust-targets wasm-tools ## the bench's do-nothing and host-call-probe filters (bench/)
 	for crate in noop-filter hostcall-probe; do \
 	  cargo build --release --target wasm32-wasip1 --manifest-path bench/$$crate/Cargo.toml \
 	    --target-dir target/bench/$$crate || exit 1; \
@@ -386,7 +312,7 @@ NOOP_EXPORTS := memory _initialize proxy_abi_version_0_2_1 proxy_on_vm_start pro
   proxy_on_context_create proxy_on_delete proxy_on_memory_allocate proxy_on_request_headers
 
 # The browser build is only weighed: if it fails, the bench goes on without its size.
-bench: tools build bench-tools bench-filters fleet-tools
+bench: tools build bench-tools bench-filters fleet-tools ## callgrind and wrk, side by side with Envoy alone and its own auth filters (about 20 min)
 	-$(MAKE) --no-print-directory build-web
 	$(VENV)/bin/python bench/bench.py
 
@@ -394,7 +320,7 @@ bench: tools build bench-tools bench-filters fleet-tools
 # under callgrind, a run of 0 requests subtracted from a run of PROFILE_REQUESTS. The
 # per-function listings are in target/profile/<path>.txt.
 PROFILE_REQUESTS ?= 10000
-profile: bench-tools
+profile: bench-tools ## our code's instructions per request on the hot paths, natively, by function
 	CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \
 	  cargo build --release --example hot_path --target-dir target/profile
 	@cd target/profile && for path in bearer token; do \
@@ -410,5 +336,5 @@ profile: bench-tools
 
 ## End of Benchmarks ---------------------------------------------------------------------------
 
-clean:
+clean: ## cargo clean
 	cargo clean

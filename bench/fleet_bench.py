@@ -37,20 +37,17 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
-import socket
 import sys
 import time
-import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
 import envoy_configs as cfg
-from measure import BenchError, Client, Envoy, Instructions, LoadResult, free_port
+from measure import BenchError, Client, Envoy, Instructions, LoadResult, free_port, free_port_pair
 from workload import (
     CLIENT_CREDENTIALS,
     FILTER_WASM,
@@ -92,7 +89,6 @@ BIG_GRANTS = int(os.environ.get("BENCH_FLEET_GRANTS", "100000"))
 ETCD_CALLS = "cluster.etcd.upstream_rq_total"
 CONFLICTS = "wasmcustom.tokengate.fleet.conflicts"
 FAILURES = "wasmcustom.tokengate.fleet.etcd_failures"
-HEARTBEAT = "wasmcustom.tokengate.fleet.watch_heartbeat_ms"
 
 # Figures beyond the table's, by row (into details.json), and the etcd size (into summary.json).
 DETAILS: dict = {}
@@ -111,32 +107,12 @@ class Record(Protocol):
 # etcd, and Envoys in fleet mode
 
 
-def port_pair() -> int:
-    """A loopback port p with p and p + 1 free, for one etcd member's client and peer ports.
-
-    Picked below the kernel's ephemeral range: there bind(0) hands out odd ports and connect()
-    even ones, so once the load generators have left a few thousand connections in TIME_WAIT
-    an ephemeral p + 1 is rarely free (etcd_cluster.py's own search was seen to give up)."""
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
-        ephemeral_low = int(ports.read().split()[0])
-    for _ in range(500):
-        port = random.randrange(10_000, ephemeral_low - 1)
-        try:
-            with socket.socket() as first, socket.socket() as second:
-                first.bind(("127.0.0.1", port))
-                second.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
-    raise BenchError("no free pair of loopback ports for etcd")
-
-
 @contextmanager
 def etcd_member(name: str) -> Iterator[EtcdCluster]:
     """A fresh 1-member etcd on loopback, stopped on the way out whatever happened."""
     root = WORK / f"etcd-{name}"
     shutil.rmtree(root, ignore_errors=True)
-    cluster = EtcdCluster(root, 1, client_port=port_pair())
+    cluster = EtcdCluster(root, 1, client_port=free_port_pair())
     try:
         cluster.start()
         yield cluster
@@ -189,20 +165,13 @@ def replica(name: str, etcd: EtcdCluster, plugin_config: dict, callgrind: bool =
 
 def stats(envoy: Envoy, pattern: str) -> dict[str, int]:
     """Counters and gauges from Envoy's admin whose names match the regex `pattern`."""
-    query = urllib.parse.urlencode({"format": "json", "filter": pattern})
-    entries = json.loads(envoy.admin(f"/stats?{query}"))["stats"]
-    return {entry["name"]: entry["value"] for entry in entries if "value" in entry}
+    return envoy.admin_api.stats(pattern)
 
 
 def wait_for_watch(envoy: Envoy, timeout: float) -> None:
     """Until the Envoy's watcher has heard from etcd since now (its heartbeat gauge)."""
-    since = int(time.time() * 1000)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if stats(envoy, f"^{HEARTBEAT}$").get(HEARTBEAT, 0) >= since:
-            return
-        time.sleep(0.2)
-    raise BenchError(f"{envoy.name}: the etcd watch never reported; see {envoy.log_path}:\n{envoy.log_tail()}")
+    if not envoy.admin_api.wait_for_watch(timeout, interval=0.2):
+        raise BenchError(f"{envoy.name}: the etcd watch never reported; see {envoy.log_path}:\n{envoy.log_tail()}")
 
 
 class EtcdCalls:

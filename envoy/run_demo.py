@@ -21,15 +21,16 @@ the port check runs before anything is installed.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
-import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+
+import envoy_launcher as launcher  # noqa: E402  (every runner's Envoy command and stop)
 HOST = "127.0.0.1"
 # Listener (plain), listener (TLS), admin, demo upstream, console server, sandbox upstream.
 PORTS = [(8080, "the gateway"), (8243, "the gateway's TLS listener"), (9901, "Envoy's admin"),
@@ -73,19 +74,6 @@ def start_console_build(command: str) -> subprocess.Popen | None:
     script = f"{command} > {shlex.quote(str(BUILD_LOG))} 2>&1; echo $? > {shlex.quote(str(exit_file))}"
     say(f"building the console in the background (log: {BUILD_LOG.relative_to(REPO)})")
     return subprocess.Popen(["bash", "-c", script], cwd=REPO, stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen | None, group: bool = False) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        if group:
-            os.killpg(proc.pid, signal.SIGTERM)
-        else:
-            proc.terminate()
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        proc.kill()
 
 
 def relay(lines, out) -> str | None:
@@ -139,18 +127,17 @@ def with_plugin_config(plugin_json: str) -> Path:
 def run_envoy(envoy: str, concurrency: str, envoy_yaml: str = "envoy/envoy.yaml") -> int:
     """Envoy in the foreground, its output passed through; the invalid-configuration line,
     if Envoy gives up on one, printed again last."""
-    console_yaml = (REPO / "web" / "envoy-console.yaml").read_text()
-    command = [envoy, "-c", envoy_yaml, "--config-yaml", console_yaml, "--concurrency", concurrency,
-               "--log-level", "warn", "--component-log-level", "wasm:info"]
+    command = launcher.EnvoyCommand(Path(envoy_yaml), concurrency=int(concurrency), binary=Path(envoy),
+                                    config_yaml=(REPO / "web" / "envoy-console.yaml").read_text(),
+                                    log_level="warn", component_log_level="wasm:info")
     say(f"starting Envoy on http://{HOST}:8080 and https://{HOST}:8243 (admin http://{HOST}:9901)")
     say(f"API console: http://{HOST}:8080/console/   Ctrl-C stops everything")
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace")
+    proc = command.start(log=None)
     try:
         problem = relay(proc.stdout or [], sys.stdout)
         code = proc.wait()
     except KeyboardInterrupt:
-        stop(proc)
+        launcher.stop(proc)
         return 0
     for line in last_words(code, problem):
         say(line)
@@ -184,10 +171,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if build is not None and build.poll() is None:
             say("stopping the console's build (the next `make run` picks it up where it stopped)")
-        stop(build, group=True)
-        stop(console)
-        stop(sandbox)
-        stop(upstream)
+        launcher.stop(build, group=True)
+        for server in (console, sandbox, upstream):
+            launcher.stop(server)
 
 
 def main(argv: list[str]) -> int:

@@ -13,12 +13,12 @@ COMPOSE_SUDO = $(if $(filter 0,$(shell id -u)),,sudo -n)
 # docker.io brings dockerd, containerd and runc; docker-compose is Debian's (v1, `docker-compose`);
 # the demo upstream's image is assembled from Debian's python3 (/usr/bin/python3), the fleet's
 # etcd from etcd-server.
-compose-tools:
+compose-tools: ## docker.io, docker-compose, python3 and etcd-server (Debian)
 	@command -v dockerd >/dev/null && command -v docker-compose >/dev/null && test -x /usr/bin/python3 && \
 	  test -x /usr/bin/etcd || \
 	  { $(APT_GET) update && $(APT_GET) install --no-install-recommends docker.io docker-compose python3 etcd-server; }
 
-test-compose: tools build tls compose-tools
+test-compose: tools build tls compose-tools ## tests/compose: both compose files run for real on a Docker daemon the test starts and stops
 	COMPOSE_SUDO="$(COMPOSE_SUDO)" $(VENV)/bin/python -m pytest tests/compose -q -p no:cacheprovider
 
 ## End of Compose --------------------------------------------------------------------------------

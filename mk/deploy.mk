@@ -7,11 +7,6 @@
 # and validates every rendered manifest against the CRD schemas in deploy/schemas/.
 # docs/deploying.md: pushing the image and applying the manifests.
 
-ifndef DEPLOY_MK_INCLUDED
-DEPLOY_MK_INCLUDED := 1
-# Included near the top of the Makefile: keep `make` alone meaning what the Makefile says.
-deploy_mk_default_goal := $(.DEFAULT_GOAL)
-
 OCI_DIR    := target/oci
 OCI_TAG    := tokengate
 # Where you push the image; only the rendered manifests use it.
@@ -20,21 +15,16 @@ DEPLOY_OUT := target/deploy
 
 .PHONY: oci oci-tools test-deploy
 
-oci-tools:
+oci-tools: ## skopeo and umoci (Debian), which read the image back
 	@command -v skopeo >/dev/null && command -v umoci >/dev/null || \
 	  { $(APT_GET) update && $(APT_GET) install --no-install-recommends skopeo umoci; }
 
-oci: tools build
+oci: tools build ## the filter as an OCI image in target/oci/, its digest, and the Kubernetes examples rendered
 	@digest=$$($(PYTHON) deploy/oci_image.py $(FILTER_WASM) $(OCI_DIR) --tag $(OCI_TAG)) && \
 	  rm -rf $(DEPLOY_OUT) && \
 	  $(VENV)/bin/python deploy/render_manifests.py --image $(OCI_IMAGE) --sha256 $$digest $(DEPLOY_OUT) >/dev/null && \
 	  echo "oci: $(OCI_DIR) (oci:$(OCI_DIR):$(OCI_TAG)), manifests in $(DEPLOY_OUT)/" && \
 	  echo "$$digest"
 
-test-deploy: oci oci-tools
+test-deploy: oci oci-tools ## tests/deploy: the image read back, the manifests against the CRD schemas, in the real Envoy
 	$(VENV)/bin/python -m pytest tests/deploy -q
-
-test: test-deploy
-
-.DEFAULT_GOAL := $(deploy_mk_default_goal)
-endif

@@ -19,7 +19,6 @@ each other with the same certificates; see docs/fleet.md, "Securing etcd".
 from __future__ import annotations
 
 import argparse
-import random
 import shutil
 import signal
 import socket
@@ -30,30 +29,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+
+from envoy_launcher import free_port_pair  # noqa: E402  (shared with the bench's etcd)
+
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 START_TIMEOUT_S = 30
-
-
-def _free_port_pair() -> int:
-    """A port p with p and p+1 both free on loopback right now, below the kernel's range of
-    ephemeral ports: a machine that has just made many short connections (the e2e tier) keeps
-    thousands of those in TIME_WAIT, and a member must be able to bind both of its ports."""
-    for _ in range(500):
-        port = random.randrange(20000, 32000, 2)
-        if all(_bindable(p) for p in (port, port + 1)):
-            return port
-    raise RuntimeError("no free pair of loopback ports")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _openssl(*args: str) -> None:
@@ -265,7 +247,7 @@ class EtcdCluster:
                 client = self.client_port + 100 * i
                 peer = client + 1
             else:
-                client = _free_port_pair()
+                client = free_port_pair()
                 peer = client + 1
             name = f"m{i + 1}"
             relay = PeerRelay(peer, self.cut) if self.partitionable else None

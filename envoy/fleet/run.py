@@ -20,14 +20,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(REPO / "tools")]
 
+import envoy_launcher as launcher  # noqa: E402  (every runner's Envoy command and stop)
 import replicas  # noqa: E402
 from etcd_cluster import EtcdCluster  # noqa: E402
 
 WORK = REPO / "target" / "fleet"
-ENVOY = Path(os.environ.get("ENVOY", REPO / ".venv" / "bin" / "envoy"))
-CONCURRENCY = os.environ.get("CONCURRENCY", "2")
+CONCURRENCY = int(os.environ.get("CONCURRENCY", "2"))
 # (listener, TLS listener, admin); the TLS certificate is `make tls`'s, in target/tls/.
 REPLICAS = [(8080, 8243, 9901), (8090, 8253, 9902)]
 CONSOLE_YAML = REPO / "web" / "envoy-console.yaml"
@@ -39,18 +39,10 @@ def say(text: str) -> None:
 
 def start_envoy(index: int, listener: int, tls: int, admin: int) -> subprocess.Popen:
     config = replicas.write(replicas.render(listener, admin, tls_port=tls), WORK / f"replica{index}.yaml")
-    log = (WORK / f"replica{index}.log").open("ab")
-    return subprocess.Popen(
-        [
-            str(ENVOY), "-c", str(config),
-            "--config-yaml", CONSOLE_YAML.read_text(),
-            "--concurrency", CONCURRENCY,
-            "--disable-hot-restart",
-            "--base-id", str(10 + index),
-            "--log-level", "warn", "--component-log-level", "wasm:info",
-        ],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
+    command = launcher.EnvoyCommand(config, concurrency=CONCURRENCY, base_id=10 + index,
+                                    config_yaml=CONSOLE_YAML.read_text(),
+                                    log_level="warn", component_log_level="wasm:info")
+    return command.start(WORK / f"replica{index}.log", append=True)
 
 
 def main() -> int:
@@ -98,10 +90,7 @@ def main() -> int:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            launcher.stop(child)  # SIGKILL for one still running 10 s after the SIGTERM above
         cluster.stop()
         say("stopped")
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,10 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
+import requests  # noqa: F401  (tests reach the admin interface as harness.requests)
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools"))
+
+import envoy_launcher as launcher  # noqa: E402  (every runner's Envoy command, readiness, stop)
+from envoy_launcher import EnvoyStartupError, free_port  # noqa: E402,F401  (tests use them from here)
+
 ENVOY_YAML = REPO / "envoy" / "envoy.yaml"
 # The same listener served by file-based LDS (envoy/dynamic/envoy.yaml names lds.yaml).
 DYNAMIC_BOOTSTRAP = REPO / "envoy" / "dynamic" / "envoy.yaml"
@@ -39,23 +42,17 @@ DEMO_WASM_PATH = "target/wasm32-wasip1/release/tokengate.wasm"
 # data to be valid on every connection. Two workers match the machine's cores.
 CONCURRENCY = 2
 STARTUP_TIMEOUT_S = 60  # V8 compiles the module once per VM (main + workers)
-STOP_TIMEOUT_S = 10
-
-
-def _path_from_env(var: str, default: str) -> Path:
-    # A relative path given in the environment is taken from the directory
-    # pytest runs in, like any command-line path; the defaults are the
-    # repository's own layout.
-    value = os.environ.get(var)
-    return Path(value).resolve() if value else REPO / default
 
 
 def envoy_binary() -> Path:
-    return _path_from_env("ENVOY", ".venv/bin/envoy")
+    return launcher.envoy_binary()
 
 
 def wasm_module() -> Path:
-    return _path_from_env("TOKENGATE_WASM", DEMO_WASM_PATH)
+    # A relative path given in the environment is taken from the directory pytest runs in,
+    # like any command-line path; the default is the repository's own layout.
+    value = os.environ.get("TOKENGATE_WASM")
+    return Path(value).resolve() if value else REPO / DEMO_WASM_PATH
 
 
 def require_artifacts() -> None:
@@ -153,15 +150,6 @@ def with_changes(base: dict, **top_level: Any) -> dict:
     return cfg
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now, for the rare test that
-    must know its listener's port before Envoy starts (say, to put it in the
-    plugin config); everything else binds port 0."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def point_clusters(cfg: dict, upstream_port: int, sandbox_port: int | None = None) -> None:
     """The demo upstream's cluster at `upstream_port`; the sandbox cluster at `sandbox_port`
     (by default the same upstream: tests that do not look at sandbox routing need one server)."""
@@ -247,17 +235,6 @@ def write_yaml_atomically(path: Path, data: dict) -> None:
 # ---------------------------------------------------------------- processes
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 class LoopbackServer:
     """One of the project's small Python servers (`script port [args]`) on a free loopback
     port: it is told port 0 and prints "listening on 127.0.0.1:PORT" once it listens."""
@@ -271,12 +248,12 @@ class LoopbackServer:
         )
         line = self.proc.stdout.readline()
         if not line.startswith("listening on "):
-            _stop(self.proc)
+            launcher.stop(self.proc)
             raise RuntimeError(f"{script.name} did not start: {line!r}")
         self.port = int(line.rsplit(":", 1)[1])
 
     def stop(self) -> None:
-        _stop(self.proc)
+        launcher.stop(self.proc)
 
 
 class Upstream(LoopbackServer):
@@ -285,10 +262,6 @@ class Upstream(LoopbackServer):
 
     def __init__(self, name: str = "") -> None:
         super().__init__(DEMO_UPSTREAM, *([name] if name else []))
-
-
-class EnvoyStartupError(RuntimeError):
-    pass
 
 
 @dataclass(eq=False)
@@ -311,25 +284,18 @@ class Envoy:
         with self.config_path.open("w") as f:
             yaml.safe_dump(self.config, f, sort_keys=False)
 
-    def command(self, *extra: str) -> list[str]:
-        return [
-            str(envoy_binary()),
-            "-c", str(self.config_path),
-            "--concurrency", str(CONCURRENCY),
-            # Several Envoys run side by side in a test session; hot restart
-            # would make them fight over one shared-memory region.
-            "--disable-hot-restart",
-            "--admin-address-path", str(self.admin_path),
+    def command(self) -> launcher.EnvoyCommand:
+        return launcher.EnvoyCommand(
+            self.config_path,
+            concurrency=CONCURRENCY,
+            binary=envoy_binary(),
+            admin_address_path=self.admin_path,
             # The filter's own debug lines are the useful part of a failure log.
-            "--component-log-level", "wasm:debug",
-            *extra,
-        ]
+            component_log_level="wasm:debug",
+        )
 
     def launch(self) -> None:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
+        self.proc = self.command().start(self.log_path, cwd=self.workdir)
 
     def run_to_exit(self, timeout: float = STARTUP_TIMEOUT_S) -> int:
         """Start Envoy expecting it to give up on its own; returns the exit code."""
@@ -337,7 +303,7 @@ class Envoy:
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _stop(self.proc)
+            launcher.stop(self.proc)
             raise EnvoyStartupError(f"Envoy kept running for {timeout}s; log:\n{self.log()}") from None
 
     def start(self) -> "Envoy":
@@ -348,36 +314,30 @@ class Envoy:
         """
         self.launch()
         try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise EnvoyStartupError(f"Envoy exited with {self.proc.returncode}; log:\n{self.log()}")
-                if self._ready():
-                    self.port = self._listener_port()
-                    return self
-                time.sleep(0.1)
-            raise EnvoyStartupError(f"Envoy not ready after {STARTUP_TIMEOUT_S}s; log:\n{self.log()}")
+            launcher.wait_until(self._ready, self.proc, STARTUP_TIMEOUT_S, "a LIVE admin interface")
+            self.port = self._listener_port()
+            return self
+        except EnvoyStartupError as error:
+            self.stop()
+            raise EnvoyStartupError(f"{error}; log:\n{self.log()}") from None
         except BaseException:
             self.stop()
             raise
 
+    @property
+    def _admin(self) -> launcher.Admin:
+        return launcher.Admin(self.admin)
+
     def _ready(self) -> bool:
         if not self.admin:
-            address = self.admin_path.read_text().strip() if self.admin_path.exists() else ""
-            if not address:
+            found = launcher.Admin.from_address_file(self.admin_path)
+            if found is None:
                 return False
-            self.admin = f"http://{address}"
-        try:
-            return requests.get(f"{self.admin}/ready", timeout=2).status_code == 200
-        except (requests.ConnectionError, requests.Timeout):
-            # Also busy: the admin interface shares the main thread with
-            # on_configure, which creates the token store's buckets.
-            return False
+            self.admin = found.base
+        return self._admin.ready()
 
     def _listener_port(self, name: str = PLAIN_LISTENER) -> int:
-        statuses = requests.get(f"{self.admin}/listeners?format=json", timeout=5).json()["listener_statuses"]
-        named = [s for s in statuses if s.get("name") == name] or statuses[:1]
-        return named[0]["local_address"]["socket_address"]["port_value"]
+        return self._admin.listener_port(name)
 
     def tls_port(self) -> int:
         """The TLS listener's port (a config rendered with `tls`)."""
@@ -388,9 +348,12 @@ class Envoy:
 
     def stats(self, pattern: str = "") -> dict[str, int]:
         """Counters and gauges from the admin /stats whose names match the regex `pattern`."""
-        params = {"format": "json", **({"filter": pattern} if pattern else {})}
-        entries = requests.get(f"{self.admin}/stats", params=params, timeout=5).json()["stats"]
-        return {e["name"]: e["value"] for e in entries if "value" in e}
+        return self._admin.stats(pattern)
+
+    def wait_for_watch(self, timeout: float = 20) -> None:
+        """Until a fleet replica's etcd watcher has heard from etcd since now."""
+        if not self._admin.wait_for_watch(timeout):
+            raise AssertionError(f"{self.name}'s etcd watch never reported; log:\n{self.log()[-5000:]}")
 
     def worker_connections(self) -> list[int]:
         """Connections each worker has accepted on the gateway's listener so far (index = worker)."""
@@ -413,7 +376,7 @@ class Envoy:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop(self.proc)
+            launcher.stop(self.proc)
 
 
 # Envoys currently running, so that conftest can attach their logs to a failed
