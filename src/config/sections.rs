@@ -10,7 +10,7 @@ use super::raw::{
 };
 use super::scope_catalog::ScopeCatalog;
 use crate::oauth::credentials::SecretVerifier;
-use crate::oauth::grant_type::{refresh_without_password, GrantType, GrantTypes};
+use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes};
 use crate::oauth::redirect_uri::{self, ApplicationType, RedirectUriError};
 use crate::oauth::routes::{Access, PathTemplate, RouteRule, RouteTable};
 use crate::oauth::METADATA_PATH;
@@ -500,7 +500,7 @@ fn grant_type_set(at: &str, listed: &[GrantType]) -> Result<GrantTypes, ConfigEr
     if grants.len() != listed.len() {
         return Err(problem(at, "lists a grant type twice"));
     }
-    if refresh_without_password(grants) {
+    if refresh_token_unobtainable(grants) {
         return Err(problem(
             at,
             "refresh_token alone, or with client_credentials only, can never be used: add password or authorization_code",

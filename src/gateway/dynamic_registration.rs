@@ -26,7 +26,7 @@ use super::{EndpointRequest, Gateway};
 use crate::config::RegistrationConfig;
 use crate::host::metrics::Metric;
 use crate::oauth::credentials::parse_basic_authorization;
-use crate::oauth::grant_type::{refresh_without_password, GrantType, GrantTypes};
+use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes};
 use crate::oauth::redirect_uri::{self, ApplicationType, RedirectUriError};
 use crate::oauth::scope::ScopeSet;
 use crate::state::registry::{
@@ -308,7 +308,7 @@ fn grant_types(asked: Option<Vec<String>>, allowed: GrantTypes) -> Result<GrantT
     if grants.is_empty() {
         return Err(ErrorKind::InvalidClientMetadata.because("grant_types names no grant type"));
     }
-    if refresh_without_password(grants) {
+    if refresh_token_unobtainable(grants) {
         return Err(ErrorKind::InvalidClientMetadata.because("refresh_token needs the password grant"));
     }
     Ok(grants)
