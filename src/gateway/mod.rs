@@ -13,9 +13,9 @@
 mod authentication;
 mod authorize;
 mod bearer;
-mod code_grant;
 mod cors;
 mod dynamic_registration;
+mod grants;
 mod lifecycle;
 mod login_page;
 mod metadata;
