@@ -1,4 +1,4 @@
-//! CORS at `/token` and `/revoke` for the origins of configured redirect URIs, so a browser
+//! CORS at the endpoints whose row says so (`/token` and `/revoke`) for the origins of configured redirect URIs, so a browser
 //! app (a public client) can redeem its code and refresh its tokens: a web client's exactly, a
 //! native client's loopback one on any port, as its redirect URI (RFC 8252 §7.3). Other
 //! origins get no CORS header at all, and their preflight is answered as any OPTIONS request
@@ -16,13 +16,11 @@ impl<'a> Gateway<'a> {
         request: &EndpointRequest,
         origin: Option<&str>,
     ) -> Response {
-        let allowed = match endpoint {
-            Endpoint::Token | Endpoint::Revocation => origin.filter(|origin| self.is_cors_origin(origin)),
-            _ => None,
-        };
+        let spec = endpoint.kind().spec();
+        let allowed = origin.filter(|origin| spec.cors && self.is_cors_origin(origin));
         let Some(origin) = allowed else { return self.serve(endpoint, request) };
         if request.method == "OPTIONS" {
-            return preflight(origin);
+            return preflight(origin, spec.methods);
         }
         let mut response = self.serve(endpoint, request);
         response.headers.push(("access-control-allow-origin", origin.to_owned()));
@@ -45,11 +43,12 @@ impl<'a> Gateway<'a> {
     }
 }
 
-/// A preflight's answer (Fetch standard, CORS protocol): POST with the form's headers.
-fn preflight(origin: &str) -> Response {
+/// A preflight's answer (Fetch standard, CORS protocol): the endpoint's methods (POST) with
+/// the form's headers.
+fn preflight(origin: &str, methods: &str) -> Response {
     let headers = vec![
         ("access-control-allow-origin", origin.to_owned()),
-        ("access-control-allow-methods", "POST".to_owned()),
+        ("access-control-allow-methods", methods.to_owned()),
         ("access-control-allow-headers", "authorization, content-type".to_owned()),
         ("access-control-max-age", "600".to_owned()),
         ("vary", "Origin".to_owned()),

@@ -1,9 +1,12 @@
 //! Authorization server metadata (RFC 8414), from the configuration.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::reply::{json_response, Response};
 use super::{EndpointRequest, Gateway};
+use crate::oauth::endpoints::EndpointKind;
 use crate::oauth::grant_type::{GrantType, GrantTypes};
 use crate::oauth::messages::ErrorResponse;
 use crate::oauth::scope::ScopeSet;
@@ -11,13 +14,10 @@ use crate::oauth::scope::ScopeSet;
 #[derive(Serialize)]
 struct Metadata<'a> {
     issuer: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    authorization_endpoint: Option<String>,
-    token_endpoint: String,
-    revocation_endpoint: String,
-    introspection_endpoint: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    registration_endpoint: Option<String>,
+    /// `token_endpoint` and the like: each endpoint that is on and whose row in the endpoint
+    /// table names its metadata field.
+    #[serde(flatten)]
+    endpoints: BTreeMap<&'static str, String>,
     grant_types_supported: Vec<&'static str>,
     scopes_supported: Vec<&'a str>,
     token_endpoint_auth_methods_supported: &'static [&'static str],
@@ -47,7 +47,8 @@ impl<'a> Gateway<'a> {
         };
         if request.method != "GET" && request.method != "HEAD" {
             let body = ErrorResponse::bare("method_not_allowed").to_json();
-            return json_response(405, vec![("allow", "GET, HEAD".to_owned())], body);
+            let allow = EndpointKind::Metadata.spec().methods;
+            return json_response(405, vec![("allow", allow.to_owned())], body);
         }
         let config = self.config;
         let mut grants: GrantTypes =
@@ -69,15 +70,13 @@ impl<'a> Gateway<'a> {
         let has_public = config.applications.values().any(|app| app.public);
         let metadata = Metadata {
             issuer,
-            authorization_endpoint: flow.map(|flow| format!("{issuer}{}", flow.endpoint)),
-            token_endpoint: format!("{issuer}{}", config.token_endpoint),
-            revocation_endpoint: format!("{issuer}{}", config.revocation_endpoint),
-            introspection_endpoint: format!("{issuer}{}", config.introspection_endpoint),
-            // RFC 7591's endpoint; WSO2's v0.17 one is not what RFC 8414 clients expect there.
-            registration_endpoint: config
-                .registration
-                .as_ref()
-                .map(|r| format!("{issuer}{}", r.rfc7591_endpoint)),
+            endpoints: EndpointKind::ALL
+                .into_iter()
+                .filter_map(|kind| {
+                    let field = kind.spec().metadata_field?;
+                    Some((field, format!("{issuer}{}", self.endpoint_path(kind)?)))
+                })
+                .collect(),
             grant_types_supported: grants.iter().map(GrantType::as_str).collect(),
             scopes_supported: scopes,
             token_endpoint_auth_methods_supported: if has_public {

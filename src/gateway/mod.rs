@@ -30,6 +30,7 @@ use crate::config::Config;
 use std::cell::Cell;
 
 use crate::host::{Clock, Connection, Metrics, Randomness, SharedStore, StoreError};
+use crate::oauth::endpoints::EndpointKind;
 use crate::oauth::METADATA_PATH;
 use crate::state::authorization::AuthorizationTable;
 use crate::state::buckets::InitError;
@@ -71,6 +72,63 @@ pub enum Endpoint {
     Rfc7591Registration,
     /// `<RFC 7591 endpoint>/<client id>`: RFC 7592 client configuration.
     Rfc7592Client(String),
+}
+
+impl Endpoint {
+    /// Its row in the endpoint table.
+    pub fn kind(&self) -> EndpointKind {
+        match self {
+            Endpoint::Token => EndpointKind::Token,
+            Endpoint::Authorize => EndpointKind::Authorization,
+            Endpoint::Revocation => EndpointKind::Revocation,
+            Endpoint::Introspection => EndpointKind::Introspection,
+            Endpoint::Metadata => EndpointKind::Metadata,
+            Endpoint::Registration
+            | Endpoint::RegisteredClient(_)
+            | Endpoint::RegisteredClientSecret(_)
+            | Endpoint::Subscriptions { .. } => EndpointKind::Wso2Registration,
+            Endpoint::Rfc7591Registration | Endpoint::Rfc7592Client(_) => EndpointKind::Rfc7591Registration,
+        }
+    }
+
+    /// The endpoint of `kind` that `rest`, the path after the endpoint's own, names: the
+    /// endpoint itself for `""`, a path below it for `/…` if its row serves those.
+    fn of_kind(kind: EndpointKind, rest: &str) -> Option<Endpoint> {
+        if rest.is_empty() {
+            return Some(match kind {
+                EndpointKind::Token => Endpoint::Token,
+                EndpointKind::Authorization => Endpoint::Authorize,
+                EndpointKind::Revocation => Endpoint::Revocation,
+                EndpointKind::Introspection => Endpoint::Introspection,
+                EndpointKind::Metadata => Endpoint::Metadata,
+                EndpointKind::Wso2Registration => Endpoint::Registration,
+                EndpointKind::Rfc7591Registration => Endpoint::Rfc7591Registration,
+            });
+        }
+        let below = rest.strip_prefix('/').filter(|_| kind.spec().serves_below)?;
+        match kind {
+            EndpointKind::Rfc7591Registration => {
+                (!below.is_empty() && !below.contains('/')).then(|| Endpoint::Rfc7592Client(below.to_owned()))
+            }
+            EndpointKind::Wso2Registration => Endpoint::below_wso2_registration(below),
+            _ => None,
+        }
+    }
+
+    /// `<client id>`, `<client id>/secret`, `<client id>/subscriptions[/<API name>]`.
+    fn below_wso2_registration(below: &str) -> Option<Endpoint> {
+        match below.split('/').collect::<Vec<_>>().as_slice() {
+            [client_id] if !client_id.is_empty() => Some(Endpoint::RegisteredClient((*client_id).to_owned())),
+            [client_id, "secret"] if !client_id.is_empty() => {
+                Some(Endpoint::RegisteredClientSecret((*client_id).to_owned()))
+            }
+            [client_id, "subscriptions", api @ ..] if !client_id.is_empty() && api.len() <= 1 => {
+                let api = api.first().map(|api| (*api).to_owned());
+                Some(Endpoint::Subscriptions { client_id: (*client_id).to_owned(), api })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A request to one of the gateway's endpoints, body included.
@@ -218,50 +276,29 @@ impl<'a> Gateway<'a> {
         self.clock.now_millis().ok_or(StoreError::Unavailable)
     }
 
-    /// Which of the gateway's own endpoints `path_and_query` names, if any.
+    /// Which of the gateway's own endpoints `path_and_query` names, if any: each endpoint of
+    /// the table ([`EndpointKind::ALL`]) that is on, at its path or below it.
     pub fn endpoint(&self, path_and_query: &str) -> Option<Endpoint> {
         let (path, _) = split_path(path_and_query);
+        EndpointKind::ALL.into_iter().find_map(|kind| {
+            let rest = path.strip_prefix(self.endpoint_path(kind)?)?;
+            Endpoint::of_kind(kind, rest)
+        })
+    }
+
+    /// Where the configuration puts an endpoint; `None` when it is off (the authorization
+    /// endpoint without the code flow, the registration endpoints without `registration`).
+    fn endpoint_path(&self, kind: EndpointKind) -> Option<&'a str> {
         let config = self.config;
-        if path == config.token_endpoint {
-            return Some(Endpoint::Token);
-        }
-        if path == config.revocation_endpoint {
-            return Some(Endpoint::Revocation);
-        }
-        if path == config.introspection_endpoint {
-            return Some(Endpoint::Introspection);
-        }
-        if path == METADATA_PATH {
-            return Some(Endpoint::Metadata);
-        }
-        if config.authorization.as_ref().is_some_and(|flow| path == flow.endpoint) {
-            return Some(Endpoint::Authorize);
-        }
-        let registration = config.registration.as_ref()?;
-        match path.strip_prefix(registration.rfc7591_endpoint.as_str()) {
-            Some("") => return Some(Endpoint::Rfc7591Registration),
-            Some(rest) => match rest.strip_prefix('/') {
-                Some(client_id) if !client_id.is_empty() && !client_id.contains('/') => {
-                    return Some(Endpoint::Rfc7592Client(client_id.to_owned()))
-                }
-                _ => {}
-            },
-            None => {}
-        }
-        let rest = path.strip_prefix(registration.endpoint.as_str())?;
-        match rest.strip_prefix('/').map(|rest| rest.split('/').collect::<Vec<_>>()).as_deref() {
-            None if rest.is_empty() => Some(Endpoint::Registration),
-            Some([client_id]) if !client_id.is_empty() => {
-                Some(Endpoint::RegisteredClient((*client_id).to_owned()))
-            }
-            Some([client_id, "secret"]) if !client_id.is_empty() => {
-                Some(Endpoint::RegisteredClientSecret((*client_id).to_owned()))
-            }
-            Some([client_id, "subscriptions", api @ ..]) if !client_id.is_empty() && api.len() <= 1 => {
-                let api = api.first().map(|api| (*api).to_owned());
-                Some(Endpoint::Subscriptions { client_id: (*client_id).to_owned(), api })
-            }
-            _ => None,
+        let registration = config.registration.as_ref();
+        match kind {
+            EndpointKind::Token => Some(&config.token_endpoint),
+            EndpointKind::Revocation => Some(&config.revocation_endpoint),
+            EndpointKind::Introspection => Some(&config.introspection_endpoint),
+            EndpointKind::Metadata => Some(METADATA_PATH),
+            EndpointKind::Authorization => config.authorization.as_ref().map(|flow| flow.endpoint.as_str()),
+            EndpointKind::Wso2Registration => registration.map(|r| r.endpoint.as_str()),
+            EndpointKind::Rfc7591Registration => registration.map(|r| r.rfc7591_endpoint.as_str()),
         }
     }
 
@@ -298,5 +335,7 @@ impl<'a> Gateway<'a> {
     }
 }
 
+#[cfg(test)]
+mod endpoint_table_tests;
 #[cfg(test)]
 mod tests;

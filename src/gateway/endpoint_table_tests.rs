@@ -1,0 +1,95 @@
+//! The endpoint table (`oauth/endpoints.rs`) is what matching, the metadata and CORS read: with
+//! every endpoint on, each row's path names an endpoint of that row, and each row with a
+//! metadata field is advertised at its path.
+
+use super::*;
+use crate::host::memory::{ManualClock, MemoryStore, RecordedMetrics};
+use crate::host::{NoConnection, SystemRandomness};
+
+/// Every endpoint on: an issuer, registration, and the code grant (which turns `/authorize` on).
+fn everything_on() -> Config {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&crate::config::tests::demo_with_lifecycle()).unwrap();
+    json["registration"]["grant_types"].as_array_mut().unwrap().push("authorization_code".into());
+    Config::from_json(json.to_string().as_bytes()).unwrap()
+}
+
+struct Hosts {
+    shared: MemoryStore,
+    clock: ManualClock,
+    metrics: RecordedMetrics,
+    changes: CredentialChanges,
+    generation: Cell<u64>,
+    login_key: KeyMemory,
+}
+
+impl Hosts {
+    fn new() -> Hosts {
+        Hosts {
+            shared: MemoryStore::default(),
+            clock: ManualClock::at(1_700_000_000),
+            metrics: RecordedMetrics::default(),
+            changes: CredentialChanges::default(),
+            generation: Cell::new(0),
+            login_key: KeyMemory::new(),
+        }
+    }
+
+    fn gateway<'a>(&'a self, config: &'a Config) -> Gateway<'a> {
+        Gateway::new(
+            config,
+            Host {
+                shared: &self.shared,
+                random: &SystemRandomness,
+                clock: &self.clock,
+                metrics: &self.metrics,
+                credential_changes: &self.changes,
+                process_shared: &self.shared,
+                connection: &NoConnection,
+                config_generation: &self.generation,
+                login_key: &self.login_key,
+            },
+        )
+    }
+}
+
+#[test]
+fn every_rows_path_names_an_endpoint_of_that_row() {
+    let config = everything_on();
+    let hosts = Hosts::new();
+    let gateway = hosts.gateway(&config);
+    for kind in EndpointKind::ALL {
+        let path = gateway.endpoint_path(kind).unwrap_or_else(|| panic!("{kind:?} is off"));
+        let endpoint = gateway.endpoint(&format!("{path}?x=1"));
+        assert_eq!(endpoint.map(|endpoint| endpoint.kind()), Some(kind), "{path}");
+    }
+    // Below its path only for the rows that serve below theirs.
+    for kind in EndpointKind::ALL {
+        let below = format!("{}/some-client", gateway.endpoint_path(kind).unwrap_or_default());
+        let served = gateway.endpoint(&below).map(|endpoint| endpoint.kind());
+        assert_eq!(served, kind.spec().serves_below.then_some(kind), "{below}");
+    }
+}
+
+#[test]
+fn every_row_with_a_metadata_field_is_advertised_at_its_path() {
+    let config = everything_on();
+    let hosts = Hosts::new();
+    let gateway = hosts.gateway(&config);
+    let request = EndpointRequest {
+        method: "GET",
+        path: METADATA_PATH,
+        authorization: None,
+        content_type: None,
+        body: b"",
+        client_address: None,
+    };
+    let reply = gateway.serve(&Endpoint::Metadata, &request);
+    let metadata: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    let issuer = config.issuer.as_deref().unwrap();
+    for kind in EndpointKind::ALL {
+        let Some(field) = kind.spec().metadata_field else { continue };
+        let path = gateway.endpoint_path(kind).unwrap();
+        assert_eq!(metadata[field], format!("{issuer}{path}"), "{kind:?}");
+    }
+}
