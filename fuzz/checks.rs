@@ -797,7 +797,7 @@ pub fn gateway(data: &[u8]) {
                     path: &request.path,
                     authorization: request.authorization.as_deref(),
                 };
-                match gateway.authorize(&api) {
+                match gateway.check_bearer(&api) {
                     Outcome::Respond(response) => check_response(&request, &response),
                     Outcome::Forward(forward) => {
                         trace(&request, || format!("{forward:?}"));

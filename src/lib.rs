@@ -17,7 +17,7 @@
 //! The request path inside Envoy: `filter::request_context` reads the headers and asks
 //! [`gateway::Gateway::endpoint`] whether the path is one of the gateway's own. If it is, the
 //! body is read and [`gateway::Gateway::serve`] answers it (`/token`, `/revoke`, ...). Any other
-//! request goes to [`gateway::Gateway::authorize`], which matches the resource table, looks the
+//! request goes to [`gateway::Gateway::check_bearer`], which matches the resource table, looks the
 //! Bearer token up in the grant store (one shared-data read) and answers 401/403 or forwards it
 //! with identity headers.
 

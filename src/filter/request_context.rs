@@ -232,7 +232,7 @@ impl GatewayRequest {
                 let gateway = Gateway::new(&self.config, host);
                 match &job {
                     Job::Bearer { method, path, authorization } => {
-                        Answer::Outcome(gateway.authorize(&ApiRequest {
+                        Answer::Outcome(gateway.check_bearer(&ApiRequest {
                             method,
                             path,
                             authorization: authorization.as_deref(),
@@ -359,7 +359,7 @@ impl HttpContext for GatewayRequest {
             return self.decide_in_fleet(&fleet, job, 0, Some(&headers), false);
         }
         let request = ApiRequest { method: &method, path: &path, authorization: authorization.as_deref() };
-        match self.with_gateway(|gateway| gateway.authorize(&request)) {
+        match self.with_gateway(|gateway| gateway.check_bearer(&request)) {
             Outcome::Forward(forward) => self.forward(&forward, &headers),
             Outcome::Respond(response) => self.respond(&response),
         }

@@ -207,7 +207,7 @@ impl Replica<'_> {
             .decide(
                 |outcome| matches!(outcome, Outcome::Respond(response) if response.status == 401),
                 |gateway| {
-                    gateway.authorize(&ApiRequest {
+                    gateway.check_bearer(&ApiRequest {
                         method: "GET",
                         path: "/api/orders",
                         authorization: Some(&authorization),
@@ -248,7 +248,7 @@ impl Replica<'_> {
         let view = FleetView::new(&self.shared);
         let staged = StagedMetrics::default();
         let gateway = Gateway::new(&self.config, self.host(&view, &staged));
-        gateway.authorize(&ApiRequest {
+        gateway.check_bearer(&ApiRequest {
             method: "GET",
             path: "/api/orders",
             authorization: Some(&authorization),
@@ -492,7 +492,7 @@ fn a_replica_records_its_config_with_the_first_pass_that_judges_a_token() {
         let read = b.record.for_pass(&view, &b.config).unwrap();
         let changes = read.clone().unwrap_or_default();
         let gateway = Gateway::new(&b.config, b.host_with(&view, &staged, &changes));
-        let outcome = gateway.authorize(&ApiRequest { method: "GET", path, authorization });
+        let outcome = gateway.check_bearer(&ApiRequest { method: "GET", path, authorization });
         let mut record = view.into_record();
         let kept = b.record.keep_if_judged(&mut record, read);
         (outcome, record, kept)

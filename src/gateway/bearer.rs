@@ -1,7 +1,7 @@
 //! Bearer checks on every request that is not for one of the gateway's endpoints (RFC 6750).
 
 use super::reply::{
-    json_response, Forward, Outcome, Response, API_HEADER, CLIENT_ID_HEADER, SCOPE_HEADER, TIER_HEADER,
+    json_response, Forward, Response, API_HEADER, CLIENT_ID_HEADER, SCOPE_HEADER, TIER_HEADER,
     UPSTREAM_HEADER, USERNAME_HEADER,
 };
 use super::standing::Standing;
@@ -58,20 +58,9 @@ struct Identity<'s> {
 }
 
 impl<'a> Gateway<'a> {
-    pub fn authorize(&self, request: &ApiRequest) -> Outcome {
-        self.mark_config_boundary();
-        let outcome = self.check_bearer(request);
-        match &outcome {
-            Ok(_) => self.metrics.add(Metric::RequestsAllowed, 1),
-            Err((reason, _)) => self.metrics.add(Metric::RequestsDenied(*reason), 1),
-        }
-        match outcome {
-            Ok(forward) => Outcome::Forward(forward),
-            Err((_, response)) => Outcome::Respond(response),
-        }
-    }
-
-    fn check_bearer(&self, request: &ApiRequest) -> Result<Forward, (DenyReason, Response)> {
+    /// The decision on a request to an API: what it carries upstream, or why it is refused
+    /// and the reply that says so. [`Gateway::check_bearer`] counts and returns it.
+    pub(super) fn bearer_verdict(&self, request: &ApiRequest) -> Result<Forward, (DenyReason, Response)> {
         let (path, query) = split_path(request.path);
         // RFC 6750 §2.3: tokens in URLs leak into logs; refuse them outright.
         if query.is_some_and(|query| query_parameter_names(query).any(|name| name == "access_token")) {

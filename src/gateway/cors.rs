@@ -5,27 +5,13 @@
 //! is.
 
 use super::reply::Response;
-use super::{Endpoint, EndpointRequest, Gateway};
+use super::{Endpoint, Gateway};
 use crate::oauth::redirect_uri::{self, ApplicationType};
 
 impl<'a> Gateway<'a> {
-    /// [`Gateway::serve`] for a request that may carry an `Origin` header.
-    pub fn serve_with_origin(
-        &self,
-        endpoint: &Endpoint,
-        request: &EndpointRequest,
-        origin: Option<&str>,
-    ) -> Response {
-        let spec = endpoint.kind().spec();
-        let allowed = origin.filter(|origin| spec.cors && self.is_cors_origin(origin));
-        let Some(origin) = allowed else { return self.serve(endpoint, request) };
-        if request.method == "OPTIONS" {
-            return preflight(origin, spec.methods);
-        }
-        let mut response = self.serve(endpoint, request);
-        response.headers.push(("access-control-allow-origin", origin.to_owned()));
-        response.headers.push(("vary", "Origin".to_owned()));
-        response
+    /// `origin` if the endpoint's row allows CORS and the origin is a registered one.
+    pub(super) fn cors_origin<'o>(&self, endpoint: &Endpoint, origin: Option<&'o str>) -> Option<&'o str> {
+        origin.filter(|origin| endpoint.kind().spec().cors && self.is_cors_origin(origin))
     }
 
     /// A web client's redirect URI's origin, exactly (RFC 9700 §4.1.3 keeps the port exception
@@ -45,7 +31,7 @@ impl<'a> Gateway<'a> {
 
 /// A preflight's answer (Fetch standard, CORS protocol): the endpoint's methods (POST) with
 /// the form's headers.
-fn preflight(origin: &str, methods: &str) -> Response {
+pub(super) fn preflight(origin: &str, methods: &str) -> Response {
     let headers = vec![
         ("access-control-allow-origin", origin.to_owned()),
         ("access-control-allow-methods", methods.to_owned()),
@@ -55,4 +41,10 @@ fn preflight(origin: &str, methods: &str) -> Response {
         ("cache-control", "no-store".to_owned()),
     ];
     Response { status: 204, headers, body: Vec::new() }
+}
+
+/// The headers of an actual (not preflight) cross-origin answer.
+pub(super) fn allow_origin(response: &mut Response, origin: &str) {
+    response.headers.push(("access-control-allow-origin", origin.to_owned()));
+    response.headers.push(("vary", "Origin".to_owned()));
 }

@@ -3,7 +3,7 @@
 //! Nothing here knows about proxy-wasm. This file is the front desk: the [`Gateway`] type,
 //! which path is which endpoint, and the dispatch. The filter glue asks [`Gateway::endpoint`]
 //! whether a path is one of the gateway's own endpoints; if so it reads the body and calls
-//! [`Gateway::serve`], otherwise it calls [`Gateway::authorize`].
+//! [`Gateway::serve`], otherwise it calls [`Gateway::check_bearer`].
 //!
 //! One file per endpoint: `token.rs` (RFC 6749), `bearer.rs` (RFC 6750), `lifecycle.rs`
 //! (RFC 7009, 7662), `metadata.rs` (RFC 8414), `registration.rs` (WSO2 dynamic client
@@ -29,6 +29,7 @@ mod token;
 use crate::config::Config;
 use std::cell::Cell;
 
+use crate::host::metrics::Metric;
 use crate::host::{Clock, Connection, Metrics, Randomness, SharedStore, StoreError};
 use crate::oauth::endpoints::EndpointKind;
 use crate::oauth::METADATA_PATH;
@@ -302,6 +303,23 @@ impl<'a> Gateway<'a> {
         }
     }
 
+    /// [`Gateway::serve`] for a request that may carry an `Origin` header: a registered
+    /// origin's preflight is answered here, and its request gets the CORS headers (`cors.rs`).
+    pub fn serve_with_origin(
+        &self,
+        endpoint: &Endpoint,
+        request: &EndpointRequest,
+        origin: Option<&str>,
+    ) -> Response {
+        let Some(origin) = self.cors_origin(endpoint, origin) else { return self.serve(endpoint, request) };
+        if request.method == "OPTIONS" {
+            return cors::preflight(origin, endpoint.kind().spec().methods);
+        }
+        let mut response = self.serve(endpoint, request);
+        cors::allow_origin(&mut response, origin);
+        response
+    }
+
     /// Answers a request to one of the gateway's endpoints.
     pub fn serve(&self, endpoint: &Endpoint, request: &EndpointRequest) -> Response {
         self.mark_config_boundary();
@@ -321,6 +339,22 @@ impl<'a> Gateway<'a> {
             }
             Endpoint::Rfc7591Registration => self.rfc7591_registration_endpoint(request),
             Endpoint::Rfc7592Client(client_id) => self.rfc7592_client_endpoint(request, client_id),
+        }
+    }
+
+    /// The Bearer check (RFC 6750) of a request that is not for one of the gateway's
+    /// endpoints: forward it, with the caller's identity, or answer it (`bearer.rs`).
+    pub fn check_bearer(&self, request: &ApiRequest) -> Outcome {
+        self.mark_config_boundary();
+        match self.bearer_verdict(request) {
+            Ok(forward) => {
+                self.metrics.add(Metric::RequestsAllowed, 1);
+                Outcome::Forward(forward)
+            }
+            Err((reason, response)) => {
+                self.metrics.add(Metric::RequestsDenied(reason), 1);
+                Outcome::Respond(response)
+            }
         }
     }
 

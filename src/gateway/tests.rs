@@ -130,7 +130,7 @@ impl Rig {
     }
 
     fn call(&self, method: &str, path: &str, authorization: Option<&str>) -> Outcome {
-        self.gateway().authorize(&ApiRequest { method, path, authorization })
+        self.gateway().check_bearer(&ApiRequest { method, path, authorization })
     }
 
     fn call_with_token(&self, method: &str, path: &str, token: &str) -> Outcome {
@@ -925,7 +925,7 @@ fn a_config_that_changes_a_secret_or_password_ends_old_tokens() {
         let config = Config::from_json(json.as_bytes()).unwrap();
         let gateway = Gateway::new(&config, rig.host());
         let authorization = format!("Bearer {token}");
-        status_of(&gateway.authorize(&ApiRequest {
+        status_of(&gateway.check_bearer(&ApiRequest {
             method: "GET",
             path: "/api/orders",
             authorization: Some(&authorization),
@@ -2246,7 +2246,7 @@ fn restoring_old_credentials_does_not_revive_ended_tokens() {
     let status_under = |loaded: &(Config, CredentialChanges), token: &str| {
         let authorization = format!("Bearer {token}");
         let request = ApiRequest { method: "GET", path: "/api/orders", authorization: Some(&authorization) };
-        status_of(&rig.gateway_with(loaded).authorize(&request))
+        status_of(&rig.gateway_with(loaded).check_bearer(&request))
     };
     let issue_under = |loaded: &(Config, CredentialChanges)| {
         let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
@@ -2331,7 +2331,7 @@ fn an_old_configs_vm_refuses_credentials_a_later_config_changed() {
     let status_under = |loaded: &(Config, CredentialChanges), token: &str| {
         let authorization = format!("Bearer {token}");
         let request = ApiRequest { method: "GET", path: "/api/orders", authorization: Some(&authorization) };
-        status_of(&rig.gateway_with(loaded).authorize(&request))
+        status_of(&rig.gateway_with(loaded).check_bearer(&request))
     };
     const CC: &str = "grant_type=client_credentials";
     const OLD_PASSWORD: &str = "grant_type=password&username=admin&password=admin";
@@ -2404,7 +2404,7 @@ fn connection_ids_tell_a_restored_configs_vm_from_a_draining_one() {
         let host = Host { credential_changes: &changes, config_generation: &vm.generation, ..rig.host() };
         let authorization = format!("Bearer {token}");
         let request = ApiRequest { method: "GET", path: "/api/orders", authorization: Some(&authorization) };
-        status_of(&Gateway::new(&vm.config, host).authorize(&request))
+        status_of(&Gateway::new(&vm.config, host).check_bearer(&request))
     };
     let old = load(&before);
     let new = load(&after);
@@ -2450,7 +2450,7 @@ fn a_failed_clock_refuses_requests_and_erases_nothing() {
     let token = rig.access_token("grant_type=client_credentials");
     let stopped = Gateway::new(&rig.config, Host { clock: &StoppedClock, ..rig.host() });
 
-    let check = stopped.authorize(&ApiRequest {
+    let check = stopped.check_bearer(&ApiRequest {
         method: "GET",
         path: "/api/orders",
         authorization: Some(&format!("Bearer {token}")),
