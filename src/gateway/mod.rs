@@ -1,30 +1,42 @@
 //! The gateway's decisions: a request goes in, a [`Response`] or [`Outcome`] comes out.
 //!
-//! Nothing here knows about proxy-wasm. This file is the front desk: the [`Gateway`] type,
-//! which path is which endpoint, and the dispatch. The filter glue asks [`Gateway::endpoint`]
-//! whether a path is one of the gateway's own endpoints; if so it reads the body and calls
-//! [`Gateway::serve`], otherwise it calls [`Gateway::check_bearer`].
+//! Two words for what the gateway answers, and no others: a [`Response`] is an HTTP reply
+//! the gateway sends itself (status, headers, body); an [`Outcome`] is the decision on a
+//! request to an API, either [`Outcome::Forward`] (let it through, with [`Forward`]'s header
+//! changes) or [`Outcome::Respond`] (answer it with a [`Response`]).
 //!
-//! One file per endpoint: `token.rs` (RFC 6749), `bearer.rs` (RFC 6750), `lifecycle.rs`
-//! (RFC 7009, 7662), `metadata.rs` (RFC 8414), `registration.rs` (WSO2 dynamic client
-//! registration), `dynamic_registration.rs` (RFC 7591, 7592). Shared rooms: `reply.rs` (responses and typed errors), `authentication.rs`
-//! (who is calling), `standing.rs` (whether a grant's owner still stands).
+//! Nothing here knows about proxy-wasm. This file is the front desk: the [`Gateway`] type and
+//! its public entry points. The filter glue asks [`Gateway::endpoint`] whether a path is one of
+//! the gateway's own endpoints (the table in [`crate::oauth::endpoints`]); if so it reads the
+//! body and calls [`Gateway::serve_with_origin`] (CORS, then [`Gateway::serve`], the
+//! dispatch), or [`Gateway::body_too_large`] when the body is over the limit; otherwise it
+//! calls [`Gateway::check_bearer`].
+//!
+//! One file per endpoint: `token.rs` (RFC 6749 §3.2; one handler per grant in `grants/`),
+//! `authorization_endpoint.rs` (RFC 6749 §3.1, the login page in `login_page.rs`),
+//! `bearer.rs` (RFC 6750), `revocation.rs` (RFC 7009), `introspection.rs` (RFC 7662),
+//! `metadata.rs` (RFC 8414), `wso2_registration.rs` (WSO2's v0.17 dynamic client
+//! registration), `rfc7591_registration.rs` (RFC 7591, 7592), `subscriptions.rs` (a
+//! registered application's subscriptions). Shared rooms: `reply.rs` (responses and typed
+//! errors), `authentication.rs` (who is calling), `standing.rs` (whether a grant's owner still
+//! stands), `cors.rs` (which origins), `throttle.rs` (tier windows).
 
 mod authentication;
-mod authorize;
+mod authorization_endpoint;
 mod bearer;
 mod cors;
-mod dynamic_registration;
 mod grants;
-mod lifecycle;
+mod introspection;
 mod login_page;
 mod metadata;
-mod registration;
 mod reply;
+mod revocation;
+mod rfc7591_registration;
 mod standing;
 mod subscriptions;
 mod throttle;
 mod token;
+mod wso2_registration;
 
 use crate::config::Config;
 use std::cell::Cell;

@@ -58,6 +58,7 @@ pub struct Forward {
     pub response_headers: Vec<(&'static str, String)>,
 }
 
+/// The decision on a request to an API (see the gateway's module documentation for the words).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Respond(Response),

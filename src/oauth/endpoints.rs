@@ -1,6 +1,6 @@
 //! The gateway's own endpoints, declared once.
 //!
-//! Each row of [`endpoints!`] below is an endpoint: the configuration field that sets its path
+//! Each row of `endpoints!` below is an endpoint: the configuration field that sets its path
 //! (named so in configuration errors), the methods its own path takes, whether browser apps may
 //! call it cross-origin (CORS), its field in the RFC 8414 metadata, and whether it also serves
 //! the paths below its own (`<endpoint>/<client id>`). The enum, [`EndpointKind::ALL`] and
@@ -10,7 +10,7 @@
 //! The rows' order is the order the configuration checks paths in: of two endpoints on one
 //! path, the later row is the one named.
 
-/// What an endpoint is: one row of [`endpoints!`].
+/// What an endpoint is: one row of `endpoints!`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndpointSpec {
     /// The configuration field that sets its path, as configuration errors name it.

@@ -1,6 +1,6 @@
 //! The grant types tokengate serves (RFC 6749 §4), declared once.
 //!
-//! Each row of [`grant_types!`] below is a grant: its `grant_type` value, the `/token`
+//! Each row of `grant_types!` below is a grant: its `grant_type` value, the `/token`
 //! parameters it requires and the ones it refuses, and whether it hands a client its first
 //! refresh token. The enum, [`GrantType::ALL`], [`GrantType::as_str`], [`GrantType::from_param`]
 //! and [`GrantType::spec`] are generated from the rows, so a grant cannot exist without its row.
@@ -59,7 +59,7 @@ impl TokenParam {
     }
 }
 
-/// What a grant type takes at `/token`: one row of [`grant_types!`].
+/// What a grant type takes at `/token`: one row of `grant_types!`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GrantSpec {
     /// The `grant_type` parameter value (RFC 6749).

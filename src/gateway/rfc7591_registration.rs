@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::authentication::media_type_is;
 use super::bearer::bearer_token;
-use super::registration::{self, managed_by};
 use super::reply::{no_store_json, ErrorKind, OAuthError, Response};
+use super::wso2_registration::{self, managed_by};
 use super::{EndpointRequest, Gateway};
 use crate::config::RegistrationConfig;
 use crate::host::metrics::Metric;
@@ -362,6 +362,6 @@ fn redirect_uris(uris: Vec<String>, application_type: ApplicationType) -> Result
 fn registry_error(error: RegistryError) -> OAuthError {
     match error {
         RegistryError::NotFound => REGISTRATION_TOKEN_INVALID,
-        other => registration::registry_error(other),
+        other => wso2_registration::registry_error(other),
     }
 }
