@@ -382,6 +382,6 @@ impl<'a> Gateway<'a> {
 }
 
 #[cfg(test)]
-mod endpoint_table_tests;
+mod table_tests;
 #[cfg(test)]
 mod tests;

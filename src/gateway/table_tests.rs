@@ -1,10 +1,13 @@
-//! The endpoint table (`oauth/endpoints.rs`) is what matching, the metadata and CORS read: with
-//! every endpoint on, each row's path names an endpoint of that row, and each row with a
+//! The grant table (`oauth/grant_type.rs`) and the endpoint table (`oauth/endpoints.rs`) reach
+//! the gateway: `/token` asks for each parameter a grant's row requires, in the row's order;
+//! with every endpoint on, each row's path names an endpoint of that row, and each row with a
 //! metadata field is advertised at its path.
 
 use super::*;
 use crate::host::memory::{ManualClock, MemoryStore, RecordedMetrics};
 use crate::host::{NoConnection, SystemRandomness};
+use crate::oauth::credentials::encode_basic_credentials;
+use crate::oauth::grant_type::GrantType;
 
 /// Every endpoint on: an issuer, registration, and the code grant (which turns `/authorize` on).
 fn everything_on() -> Config {
@@ -91,5 +94,42 @@ fn every_row_with_a_metadata_field_is_advertised_at_its_path() {
         let Some(field) = kind.spec().metadata_field else { continue };
         let path = gateway.endpoint_path(kind).unwrap();
         assert_eq!(metadata[field], format!("{issuer}{path}"), "{kind:?}");
+    }
+}
+
+/// An application that may use every grant, and a user.
+const EVERY_GRANT: &str = r#"{
+  "applications": [
+    { "consumer_key": "all", "consumer_secret": "all-secret",
+      "grant_types": ["client_credentials", "password", "refresh_token", "authorization_code"],
+      "redirect_uris": ["https://app.example/cb"], "scopes": ["orders:read"] }
+  ],
+  "users": [ { "username": "alice", "password": "wonderland", "scopes": ["orders:read"] } ]
+}"#;
+
+#[test]
+fn token_asks_for_each_parameter_a_grants_row_requires_in_the_rows_order() {
+    let config = Config::from_json(EVERY_GRANT.as_bytes()).unwrap();
+    let hosts = Hosts::new();
+    let gateway = hosts.gateway(&config);
+    gateway.initialize_store().unwrap();
+    let basic = format!("Basic {}", encode_basic_credentials("all", "all-secret"));
+    for grant in GrantType::ALL {
+        let mut body = format!("grant_type={}", grant.as_str());
+        for &param in grant.spec().requires {
+            let request = EndpointRequest {
+                method: "POST",
+                path: "/token",
+                authorization: Some(&basic),
+                content_type: Some("application/x-www-form-urlencoded"),
+                body: body.as_bytes(),
+                client_address: None,
+            };
+            let reply = gateway.serve(&Endpoint::Token, &request);
+            let error: crate::oauth::messages::ErrorResponse = serde_json::from_slice(&reply.body).unwrap();
+            assert_eq!((reply.status, error.error.as_str()), (400, "invalid_request"), "{body}");
+            assert_eq!(error.error_description.as_deref(), Some(param.missing()), "{body}");
+            body.push_str(&format!("&{}=x", param.name()));
+        }
     }
 }
