@@ -52,7 +52,7 @@ impl<'a> Gateway<'a> {
         for &param in grant.spec().requires {
             request.param(param)?;
         }
-        Ok((grant, grants::handler(grant)(self, request)?))
+        Ok((grant, grants::issue(grant, self, request)?))
     }
 }
 

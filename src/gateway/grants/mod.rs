@@ -3,11 +3,11 @@
 //! The token endpoint (`token.rs`) authenticates the client, checks that it may use the grant,
 //! reads the scope it asked for, checks the parameters the grant's row requires
 //! ([`crate::oauth::grant_type::GrantSpec`]), then hands a [`TokenRequest`] to the grant's
-//! handler, found by [`handler`]. What the handlers share, issuing a grant and narrowing a
+//! handler, found by [`issue`]. What the handlers share, issuing a grant and narrowing a
 //! scope, is here.
 //!
 //! Adding a grant type: its row in `oauth/grant_type.rs`, a file here with its handler, and
-//! its arm in [`handler`] (the compiler asks for it).
+//! its arm in [`issue`] (the compiler asks for it).
 
 mod authorization_code;
 mod client_credentials;
@@ -43,17 +43,29 @@ impl TokenRequest<'_> {
     }
 }
 
-/// A grant's handler: the token response for a request of its grant.
+/// A grant's handler: the token response for a request of its grant. Every handler has this
+/// shape; [`issue`] picks one by the grant type.
 pub(super) type GrantHandler = fn(&Gateway<'_>, TokenRequest<'_>) -> Result<TokenResponse, OAuthError>;
 
-/// The handler of `grant`.
-pub(super) fn handler(grant: GrantType) -> GrantHandler {
+/// The token response of `grant`'s handler (a match, not a table of function pointers, so the
+/// compiler may inline each handler and must be given one for every grant).
+pub(super) fn issue(
+    grant: GrantType,
+    gateway: &Gateway<'_>,
+    request: TokenRequest<'_>,
+) -> Result<TokenResponse, OAuthError> {
     match grant {
-        GrantType::ClientCredentials => client_credentials::issue,
-        GrantType::Password => password::issue,
-        GrantType::RefreshToken => refresh_token::issue,
-        GrantType::AuthorizationCode => authorization_code::issue,
+        GrantType::ClientCredentials => shaped(client_credentials::issue)(gateway, request),
+        GrantType::Password => shaped(password::issue)(gateway, request),
+        GrantType::RefreshToken => shaped(refresh_token::issue)(gateway, request),
+        GrantType::AuthorizationCode => shaped(authorization_code::issue)(gateway, request),
     }
+}
+
+/// Checks that a handler has the one shape; the call through it stays direct.
+#[inline(always)]
+const fn shaped(handler: GrantHandler) -> GrantHandler {
+    handler
 }
 
 /// The grant's owner for `app`'s client, and a user's when the grant is on one's behalf.
