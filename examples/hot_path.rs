@@ -110,7 +110,7 @@ fn main() {
                 let authorization = headers.get("authorization");
                 let request =
                     ApiRequest { method: &method, path: &path, authorization: authorization.as_deref() };
-                matches!(gateway.authorize(&request), Outcome::Forward(_))
+                matches!(gateway.check_bearer(&request), Outcome::Forward(_))
             }
             "token" => gateway.serve(&endpoint, &token_request).status == 200,
             other => panic!("unknown mode {other:?}: use `bearer` or `token`"),

@@ -799,7 +799,7 @@ pub fn gateway(data: &[u8]) {
                     path: &request.path,
                     authorization: request.authorization.as_deref(),
                 };
-                match gateway.authorize(&api) {
+                match gateway.check_bearer(&api) {
                     Outcome::Deny(denial) => check_response(&request, &denial.response),
                     Outcome::Forward(forward) => {
                         trace(&request, || format!("{forward:?}"));

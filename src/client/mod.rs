@@ -13,7 +13,7 @@ pub mod sign_in;
 pub mod web;
 
 use crate::oauth::credentials::{self, is_b64token, CredentialsError};
-use crate::oauth::grant_type::GrantType;
+use crate::oauth::grant_type::{GrantType, TokenParam};
 use crate::oauth::messages::{ErrorResponse, TokenResponse};
 use crate::oauth::pkce;
 use crate::oauth::scope::MALFORMED_SCOPE;
@@ -268,6 +268,22 @@ impl ScopeInput<'_> {
     }
 }
 
+impl GrantRequestInput<'_> {
+    /// The input's value of a grant-specific parameter; the scope is not text and is checked
+    /// on its own ([`ScopeInput::parse`]).
+    fn value(&self, param: TokenParam) -> Option<&str> {
+        match param {
+            TokenParam::Username => self.username,
+            TokenParam::Password => self.password,
+            TokenParam::RefreshToken => self.refresh_token,
+            TokenParam::Code => self.code,
+            TokenParam::RedirectUri => self.redirect_uri,
+            TokenParam::CodeVerifier => self.code_verifier,
+            TokenParam::Scope => None,
+        }
+    }
+}
+
 /// A parameter's value, or `None` when it is missing or empty.
 fn present(value: Option<&str>) -> Option<&str> {
     value.filter(|value| !value.is_empty())
@@ -280,62 +296,49 @@ impl GrantRequest {
         let grant_type = present(input.grant_type)
             .ok_or(ClientError::MissingParameter { grant: None, parameter: "the grant type" })?;
         let grant_type = GrantType::from_param(grant_type).ok_or(ClientError::UnknownGrantType)?;
-        let needs = |value: Option<&str>, parameter| {
-            present(value)
+        let spec = grant_type.spec();
+        for &param in spec.refuses.iter().filter(|&&param| param != TokenParam::Scope) {
+            if present(input.value(param)).is_some() {
+                return Err(ClientError::UnexpectedParameter { grant: grant_type, parameter: param.label() });
+            }
+        }
+        let need = |param: TokenParam| {
+            present(input.value(param))
                 .map(str::to_owned)
-                .ok_or(ClientError::MissingParameter { grant: Some(grant_type), parameter })
+                .ok_or(ClientError::MissingParameter { grant: Some(grant_type), parameter: param.label() })
         };
-        let refuse = |value: Option<&str>, parameter| match present(value) {
-            Some(_) => Err(ClientError::UnexpectedParameter { grant: grant_type, parameter }),
-            None => Ok(()),
-        };
-        let refuse_code_flow = || {
-            refuse(input.code, "a code")?;
-            refuse(input.redirect_uri, "a redirect URI")?;
-            refuse(input.code_verifier, "a code verifier")
-        };
+        for &param in spec.requires {
+            need(param)?;
+        }
         let grant = match grant_type {
-            GrantType::ClientCredentials => {
-                refuse(input.username, "a username")?;
-                refuse(input.password, "a password")?;
-                refuse(input.refresh_token, "a refresh token")?;
-                refuse_code_flow()?;
-                Grant::ClientCredentials
-            }
-            GrantType::Password => {
-                refuse(input.refresh_token, "a refresh token")?;
-                refuse_code_flow()?;
-                Grant::Password {
-                    username: needs(input.username, "a username")?,
-                    password: needs(input.password, "a password")?,
-                }
-            }
-            GrantType::RefreshToken => {
-                refuse(input.username, "a username")?;
-                refuse(input.password, "a password")?;
-                refuse_code_flow()?;
-                Grant::RefreshToken { refresh_token: needs(input.refresh_token, "a refresh token")? }
-            }
+            GrantType::ClientCredentials => Grant::ClientCredentials,
+            GrantType::Password => Grant::Password {
+                username: need(TokenParam::Username)?,
+                password: need(TokenParam::Password)?,
+            },
+            GrantType::RefreshToken => Grant::RefreshToken { refresh_token: need(TokenParam::RefreshToken)? },
             GrantType::AuthorizationCode => {
-                refuse(input.username, "a username")?;
-                refuse(input.password, "a password")?;
-                refuse(input.refresh_token, "a refresh token")?;
-                let code = needs(input.code, "a code")?;
-                let redirect_uri = needs(input.redirect_uri, "a redirect URI")?;
-                let code_verifier = needs(input.code_verifier, "a code verifier")?;
+                let code_verifier = need(TokenParam::CodeVerifier)?;
                 if !pkce::is_valid_verifier(&code_verifier) {
                     return Err(SignInError::MalformedCodeVerifier.into());
                 }
-                Grant::AuthorizationCode { code, redirect_uri, code_verifier }
+                Grant::AuthorizationCode {
+                    code: need(TokenParam::Code)?,
+                    redirect_uri: need(TokenParam::RedirectUri)?,
+                    code_verifier,
+                }
             }
         };
         let scope = match input.scope {
             Some(scope) => scope.parse()?,
             None => None,
         };
-        // RFC 6749 §4.1.3: the code grant takes no scope; the code carries the one granted.
-        if grant_type == GrantType::AuthorizationCode && scope.is_some() {
-            return Err(ClientError::UnexpectedParameter { grant: grant_type, parameter: "a scope" });
+        // The scope is checked once parsed: a malformed scope is reported as such first.
+        if spec.refuses(TokenParam::Scope) && scope.is_some() {
+            return Err(ClientError::UnexpectedParameter {
+                grant: grant_type,
+                parameter: TokenParam::Scope.label(),
+            });
         }
         let client_id = present(input.client_id).map(str::to_owned);
         Ok(GrantRequest { grant, scope, client_id })
@@ -574,6 +577,66 @@ mod tests {
             };
             let request = GrantRequest::from_input(&input).unwrap();
             assert_eq!(request.grant_type(), grant);
+        }
+    }
+
+    /// The whole matrix of the grant table: each grant's request is refused with each
+    /// parameter it refuses added, and without each one it requires.
+    #[test]
+    fn each_grant_refuses_and_requires_the_parameters_its_row_names() {
+        for grant in GrantType::ALL {
+            let spec = grant.spec();
+            let complete = complete_input(grant);
+            assert!(GrantRequest::from_input(&complete).is_ok(), "{grant:?}");
+            for &param in spec.refuses {
+                let mut input = complete;
+                let scope = ["extra".to_owned()];
+                match param {
+                    TokenParam::Scope => input.scope = Some(ScopeInput::Names(&scope)),
+                    _ => set(&mut input, param, Some("x")),
+                }
+                let expected = ClientError::UnexpectedParameter { grant, parameter: param.label() };
+                assert_eq!(
+                    GrantRequest::from_input(&input).err(),
+                    Some(expected),
+                    "{grant:?} with {param:?}"
+                );
+            }
+            for &param in spec.requires {
+                let mut input = complete;
+                set(&mut input, param, None);
+                let expected = ClientError::MissingParameter { grant: Some(grant), parameter: param.label() };
+                assert_eq!(
+                    GrantRequest::from_input(&input).err(),
+                    Some(expected),
+                    "{grant:?} without {param:?}"
+                );
+            }
+        }
+    }
+
+    fn complete_input(grant: GrantType) -> GrantRequestInput<'static> {
+        let mut input = GrantRequestInput { grant_type: Some(grant.as_str()), ..Default::default() };
+        for &param in grant.spec().requires {
+            let value = match param {
+                TokenParam::CodeVerifier => crate::oauth::pkce::APPENDIX_B_VERIFIER,
+                TokenParam::RedirectUri => "http://127.0.0.1/cb",
+                _ => "v",
+            };
+            set(&mut input, param, Some(value));
+        }
+        input
+    }
+
+    fn set<'a>(input: &mut GrantRequestInput<'a>, param: TokenParam, value: Option<&'a str>) {
+        match param {
+            TokenParam::Username => input.username = value,
+            TokenParam::Password => input.password = value,
+            TokenParam::RefreshToken => input.refresh_token = value,
+            TokenParam::Code => input.code = value,
+            TokenParam::RedirectUri => input.redirect_uri = value,
+            TokenParam::CodeVerifier => input.code_verifier = value,
+            TokenParam::Scope => {}
         }
     }
 

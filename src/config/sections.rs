@@ -10,7 +10,8 @@ use super::raw::{
 };
 use super::scope_catalog::ScopeCatalog;
 use crate::oauth::credentials::SecretVerifier;
-use crate::oauth::grant_type::{refresh_without_password, GrantType, GrantTypes};
+use crate::oauth::endpoints::EndpointKind;
+use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes};
 use crate::oauth::redirect_uri::{self, ApplicationType, RedirectUriError};
 use crate::oauth::routes::{Access, PathTemplate, RouteRule, RouteTable};
 use crate::oauth::METADATA_PATH;
@@ -44,26 +45,13 @@ pub(super) fn check_realm_and_issuer(raw: &RawConfig) -> Result<(), ConfigError>
     }
 }
 
-/// The endpoints' paths: each a plain path, no two the same.
+/// The endpoints' paths, by [`EndpointKind`]'s rows: each a plain path, no two the same, and
+/// nothing below an endpoint that serves the paths below it.
 pub(super) fn endpoints(raw: &RawConfig) -> Result<Endpoints, ConfigError> {
-    let mut endpoints = vec![
-        ("token_endpoint", raw.token_endpoint.clone()),
-        ("revocation_endpoint", raw.revocation_endpoint.clone()),
-        ("introspection_endpoint", raw.introspection_endpoint.clone()),
-        ("metadata endpoint", METADATA_PATH.to_owned()),
-    ];
-    let uses_code = raw
-        .applications
-        .iter()
-        .any(|app| app.grant_types.contains(&GrantType::AuthorizationCode))
-        || raw.registration.as_ref().is_some_and(|r| r.grant_types.contains(&GrantType::AuthorizationCode));
-    if uses_code {
-        endpoints.push(("authorization.endpoint", raw.authorization.endpoint.clone()));
-    }
-    if let Some(registration) = &raw.registration {
-        endpoints.push(("registration.endpoint", registration.endpoint.clone()));
-        endpoints.push(("registration.rfc7591_endpoint", registration.rfc7591_endpoint.clone()));
-    }
+    let endpoints: Endpoints = EndpointKind::ALL
+        .into_iter()
+        .filter_map(|kind| Some((kind.spec().config_field, configured_path(raw, kind)?)))
+        .collect();
     for (i, (name, path)) in endpoints.iter().enumerate() {
         if !path.starts_with('/') || path.contains(['?', '#', ' ', '{', '}', '*']) {
             return Err(problem(name, "must be a path starting with '/'"));
@@ -72,14 +60,36 @@ pub(super) fn endpoints(raw: &RawConfig) -> Result<Endpoints, ConfigError> {
             return Err(problem(name, "is the same path as another endpoint"));
         }
     }
-    // The registration endpoints serve the paths below them too (`<endpoint>/<client id>`).
-    for (name, path) in endpoints.iter().filter(|(name, _)| name.starts_with("registration.")) {
+    let serving_below = EndpointKind::ALL.into_iter().filter(|kind| kind.spec().serves_below);
+    for name in serving_below.map(|kind| kind.spec().config_field) {
+        let Some((_, path)) = endpoints.iter().find(|(field, _)| *field == name) else { continue };
         let below = format!("{}/", path.trim_end_matches('/'));
         if let Some((other, _)) = endpoints.iter().find(|(_, other)| other.starts_with(&below)) {
             return Err(problem(name, format!("has the {other} below it")));
         }
     }
     Ok(endpoints)
+}
+
+/// The path `raw` gives an endpoint, or `None` when the endpoint is off: the authorization
+/// endpoint without an application or registration using the code grant, the registration
+/// endpoints without `registration`.
+fn configured_path(raw: &RawConfig, kind: EndpointKind) -> Option<String> {
+    let registration = raw.registration.as_ref();
+    match kind {
+        EndpointKind::Token => Some(raw.token_endpoint.clone()),
+        EndpointKind::Revocation => Some(raw.revocation_endpoint.clone()),
+        EndpointKind::Introspection => Some(raw.introspection_endpoint.clone()),
+        EndpointKind::Metadata => Some(METADATA_PATH.to_owned()),
+        EndpointKind::Authorization => {
+            let code_grant = GrantType::AuthorizationCode;
+            let uses_code = raw.applications.iter().any(|app| app.grant_types.contains(&code_grant))
+                || registration.is_some_and(|r| r.grant_types.contains(&code_grant));
+            uses_code.then(|| raw.authorization.endpoint.clone())
+        }
+        EndpointKind::Wso2Registration => registration.map(|r| r.endpoint.clone()),
+        EndpointKind::Rfc7591Registration => registration.map(|r| r.rfc7591_endpoint.clone()),
+    }
 }
 
 /// Token lifetimes and the refresh race grace.
@@ -500,7 +510,7 @@ fn grant_type_set(at: &str, listed: &[GrantType]) -> Result<GrantTypes, ConfigEr
     if grants.len() != listed.len() {
         return Err(problem(at, "lists a grant type twice"));
     }
-    if refresh_without_password(grants) {
+    if refresh_token_unobtainable(grants) {
         return Err(problem(
             at,
             "refresh_token alone, or with client_credentials only, can never be used: add password or authorization_code",

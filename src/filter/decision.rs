@@ -59,7 +59,7 @@ pub fn decide(
     let host = envoy_host(backing, config_generation, &EnvoyConnection);
     let gateway = Gateway::new(config, host);
     match question {
-        Question::Bearer(request) => Answer::Outcome(gateway.authorize(request)),
+        Question::Bearer(request) => Answer::Outcome(gateway.check_bearer(request)),
         Question::Endpoint(pending, body) => {
             let request = EndpointRequest {
                 method: &pending.method,

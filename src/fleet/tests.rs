@@ -202,7 +202,7 @@ impl Replica<'_> {
         let authorization = format!("Bearer {token}");
         let outcome = self
             .decide(Outcome::rests_on_the_store, |gateway| {
-                gateway.authorize(&ApiRequest {
+                gateway.check_bearer(&ApiRequest {
                     method: "GET",
                     path: "/api/orders",
                     authorization: Some(&authorization),
@@ -242,7 +242,7 @@ impl Replica<'_> {
         let view = FleetView::new(&self.shared);
         let staged = StagedMetrics::default();
         let gateway = Gateway::new(&self.config, self.host(&view, &staged));
-        gateway.authorize(&ApiRequest {
+        gateway.check_bearer(&ApiRequest {
             method: "GET",
             path: "/api/orders",
             authorization: Some(&authorization),
@@ -300,7 +300,7 @@ fn only_a_denial_for_want_of_a_live_token_must_rest_on_etcd() {
             authorization.map(|header| if header == "live" { token.as_str() } else { header });
         let request = ApiRequest { method: "GET", path, authorization };
         let outcome =
-            replica.decide(Outcome::rests_on_the_store, |gateway| gateway.authorize(&request)).unwrap();
+            replica.decide(Outcome::rests_on_the_store, |gateway| gateway.check_bearer(&request)).unwrap();
         assert_eq!(outcome.rests_on_the_store(), rests_on_the_store, "{name}: {outcome:?}");
     }
 }
@@ -518,7 +518,7 @@ fn a_replica_records_its_config_with_the_first_pass_that_judges_a_token() {
         let read = b.record.for_pass(&view, &b.config).unwrap();
         let changes = read.clone().unwrap_or_default();
         let gateway = Gateway::new(&b.config, b.host_with(&view, &staged, &changes));
-        let outcome = gateway.authorize(&ApiRequest { method: "GET", path, authorization });
+        let outcome = gateway.check_bearer(&ApiRequest { method: "GET", path, authorization });
         let mut record = view.into_record();
         let kept = b.record.keep_if_judged(&mut record, read);
         (outcome, record, kept)

@@ -1,8 +1,8 @@
 //! Bearer checks on every request that is not for one of the gateway's endpoints (RFC 6750).
 
 use super::reply::{
-    json_response, Denial, Forward, Outcome, Response, API_HEADER, CLIENT_ID_HEADER, SCOPE_HEADER,
-    TIER_HEADER, UPSTREAM_HEADER, USERNAME_HEADER,
+    json_response, Denial, Forward, Response, API_HEADER, CLIENT_ID_HEADER, SCOPE_HEADER, TIER_HEADER,
+    UPSTREAM_HEADER, USERNAME_HEADER,
 };
 use super::standing::Standing;
 use super::throttle::{admit, Admission};
@@ -58,20 +58,9 @@ struct Identity<'s> {
 }
 
 impl<'a> Gateway<'a> {
-    pub fn authorize(&self, request: &ApiRequest) -> Outcome {
-        self.mark_config_boundary();
-        let outcome = self.check_bearer(request);
-        match &outcome {
-            Ok(_) => self.metrics.add(Metric::RequestsAllowed, 1),
-            Err(denial) => self.metrics.add(Metric::RequestsDenied(denial.reason), 1),
-        }
-        match outcome {
-            Ok(forward) => Outcome::Forward(forward),
-            Err(denial) => Outcome::Deny(denial),
-        }
-    }
-
-    fn check_bearer(&self, request: &ApiRequest) -> Result<Forward, Denial> {
+    /// The decision on a request to an API: what it carries upstream, or why it is refused
+    /// and the reply that says so. [`Gateway::check_bearer`] counts and returns it.
+    pub(super) fn bearer_verdict(&self, request: &ApiRequest) -> Result<Forward, Denial> {
         let (path, query) = split_path(request.path);
         // RFC 6750 §2.3: tokens in URLs leak into logs; refuse them outright.
         if query.is_some_and(|query| query_parameter_names(query).any(|name| name == "access_token")) {

@@ -1,33 +1,17 @@
-//! CORS at `/token` and `/revoke` for the origins of configured redirect URIs, so a browser
+//! CORS at the endpoints whose row says so (`/token` and `/revoke`) for the origins of configured redirect URIs, so a browser
 //! app (a public client) can redeem its code and refresh its tokens: a web client's exactly, a
 //! native client's loopback one on any port, as its redirect URI (RFC 8252 §7.3). Other
 //! origins get no CORS header at all, and their preflight is answered as any OPTIONS request
 //! is.
 
 use super::reply::Response;
-use super::{Endpoint, EndpointRequest, Gateway};
+use super::{Endpoint, Gateway};
 use crate::oauth::redirect_uri::{self, ApplicationType};
 
 impl<'a> Gateway<'a> {
-    /// [`Gateway::serve`] for a request that may carry an `Origin` header.
-    pub fn serve_with_origin(
-        &self,
-        endpoint: &Endpoint,
-        request: &EndpointRequest,
-        origin: Option<&str>,
-    ) -> Response {
-        let allowed = match endpoint {
-            Endpoint::Token | Endpoint::Revocation => origin.filter(|origin| self.is_cors_origin(origin)),
-            _ => None,
-        };
-        let Some(origin) = allowed else { return self.serve(endpoint, request) };
-        if request.method == "OPTIONS" {
-            return preflight(origin);
-        }
-        let mut response = self.serve(endpoint, request);
-        response.headers.push(("access-control-allow-origin", origin.to_owned()));
-        response.headers.push(("vary", "Origin".to_owned()));
-        response
+    /// `origin` if the endpoint's row allows CORS and the origin is a registered one.
+    pub(super) fn cors_origin<'o>(&self, endpoint: &Endpoint, origin: Option<&'o str>) -> Option<&'o str> {
+        origin.filter(|origin| endpoint.kind().spec().cors && self.is_cors_origin(origin))
     }
 
     /// A web client's redirect URI's origin, exactly (RFC 9700 §4.1.3 keeps the port exception
@@ -45,15 +29,22 @@ impl<'a> Gateway<'a> {
     }
 }
 
-/// A preflight's answer (Fetch standard, CORS protocol): POST with the form's headers.
-fn preflight(origin: &str) -> Response {
+/// A preflight's answer (Fetch standard, CORS protocol): the endpoint's methods (POST) with
+/// the form's headers.
+pub(super) fn preflight(origin: &str, methods: &str) -> Response {
     let headers = vec![
         ("access-control-allow-origin", origin.to_owned()),
-        ("access-control-allow-methods", "POST".to_owned()),
+        ("access-control-allow-methods", methods.to_owned()),
         ("access-control-allow-headers", "authorization, content-type".to_owned()),
         ("access-control-max-age", "600".to_owned()),
         ("vary", "Origin".to_owned()),
         ("cache-control", "no-store".to_owned()),
     ];
     Response { status: 204, headers, body: Vec::new() }
+}
+
+/// The headers of an actual (not preflight) cross-origin answer.
+pub(super) fn allow_origin(response: &mut Response, origin: &str) {
+    response.headers.push(("access-control-allow-origin", origin.to_owned()));
+    response.headers.push(("vary", "Origin".to_owned()));
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::reply::{json_response, Response};
 use super::{EndpointRequest, Gateway};
+use crate::oauth::endpoints::EndpointKind;
 use crate::oauth::grant_type::{GrantType, GrantTypes};
 use crate::oauth::messages::ErrorResponse;
 use crate::oauth::scope::ScopeSet;
@@ -11,11 +12,13 @@ use crate::oauth::scope::ScopeSet;
 #[derive(Serialize)]
 struct Metadata<'a> {
     issuer: &'a str,
+    // The endpoints that are on, each at the field its row in the endpoint table names (a test
+    // checks the names agree; a map here would cost the filter serde's flattening code).
     #[serde(skip_serializing_if = "Option::is_none")]
     authorization_endpoint: Option<String>,
-    token_endpoint: String,
-    revocation_endpoint: String,
-    introspection_endpoint: String,
+    token_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+    introspection_endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     registration_endpoint: Option<String>,
     grant_types_supported: Vec<&'static str>,
@@ -47,7 +50,8 @@ impl<'a> Gateway<'a> {
         };
         if request.method != "GET" && request.method != "HEAD" {
             let body = ErrorResponse::bare("method_not_allowed").to_json();
-            return json_response(405, vec![("allow", "GET, HEAD".to_owned())], body);
+            let allow = EndpointKind::Metadata.spec().methods;
+            return json_response(405, vec![("allow", allow.to_owned())], body);
         }
         let config = self.config;
         let mut grants: GrantTypes =
@@ -69,15 +73,12 @@ impl<'a> Gateway<'a> {
         let has_public = config.applications.values().any(|app| app.public);
         let metadata = Metadata {
             issuer,
-            authorization_endpoint: flow.map(|flow| format!("{issuer}{}", flow.endpoint)),
-            token_endpoint: format!("{issuer}{}", config.token_endpoint),
-            revocation_endpoint: format!("{issuer}{}", config.revocation_endpoint),
-            introspection_endpoint: format!("{issuer}{}", config.introspection_endpoint),
+            authorization_endpoint: self.endpoint_url(issuer, EndpointKind::Authorization),
+            token_endpoint: self.endpoint_url(issuer, EndpointKind::Token),
+            revocation_endpoint: self.endpoint_url(issuer, EndpointKind::Revocation),
+            introspection_endpoint: self.endpoint_url(issuer, EndpointKind::Introspection),
             // RFC 7591's endpoint; WSO2's v0.17 one is not what RFC 8414 clients expect there.
-            registration_endpoint: config
-                .registration
-                .as_ref()
-                .map(|r| format!("{issuer}{}", r.rfc7591_endpoint)),
+            registration_endpoint: self.endpoint_url(issuer, EndpointKind::Rfc7591Registration),
             grant_types_supported: grants.iter().map(GrantType::as_str).collect(),
             scopes_supported: scopes,
             token_endpoint_auth_methods_supported: if has_public {
@@ -96,5 +97,10 @@ impl<'a> Gateway<'a> {
             authorization_response_iss_parameter_supported: flow.map(|_| true),
         };
         json_response(200, Vec::new(), serde_json::to_vec(&metadata).unwrap_or_default())
+    }
+
+    /// Where an endpoint that is on is, for the metadata.
+    fn endpoint_url(&self, issuer: &str, kind: EndpointKind) -> Option<String> {
+        self.endpoint_path(kind).map(|path| format!("{issuer}{path}"))
     }
 }

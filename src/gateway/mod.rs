@@ -1,35 +1,49 @@
 //! The gateway's decisions: a request goes in, a [`Response`] or [`Outcome`] comes out.
 //!
-//! Nothing here knows about proxy-wasm. This file is the front desk: the [`Gateway`] type,
-//! which path is which endpoint, and the dispatch. The filter glue asks [`Gateway::endpoint`]
-//! whether a path is one of the gateway's own endpoints; if so it reads the body and calls
-//! [`Gateway::serve`], otherwise it calls [`Gateway::authorize`].
+//! Two words for what the gateway answers, and no others: a [`Response`] is an HTTP reply
+//! the gateway sends itself (status, headers, body); an [`Outcome`] is the decision on a
+//! request to an API, either [`Outcome::Forward`] (let it through, with [`Forward`]'s header
+//! changes) or [`Outcome::Deny`] (refuse it with a [`Response`], saying why).
 //!
-//! One file per endpoint: `token.rs` (RFC 6749), `bearer.rs` (RFC 6750), `lifecycle.rs`
-//! (RFC 7009, 7662), `metadata.rs` (RFC 8414), `registration.rs` (WSO2 dynamic client
-//! registration), `dynamic_registration.rs` (RFC 7591, 7592). Shared rooms: `reply.rs` (responses and typed errors), `authentication.rs`
-//! (who is calling), `standing.rs` (whether a grant's owner still stands).
+//! Nothing here knows about proxy-wasm. This file is the front desk: the [`Gateway`] type and
+//! its public entry points. The filter glue asks [`Gateway::endpoint`] whether a path is one of
+//! the gateway's own endpoints (the table in [`crate::oauth::endpoints`]); if so it reads the
+//! body and calls [`Gateway::serve_with_origin`] (CORS, then [`Gateway::serve`], the
+//! dispatch), or [`Gateway::body_too_large`] when the body is over the limit; otherwise it
+//! calls [`Gateway::check_bearer`].
+//!
+//! One file per endpoint: `token.rs` (RFC 6749 §3.2; one handler per grant in `grants/`),
+//! `authorization_endpoint.rs` (RFC 6749 §3.1, the login page in `login_page.rs`),
+//! `bearer.rs` (RFC 6750), `revocation.rs` (RFC 7009), `introspection.rs` (RFC 7662),
+//! `metadata.rs` (RFC 8414), `wso2_registration.rs` (WSO2's v0.17 dynamic client
+//! registration), `rfc7591_registration.rs` (RFC 7591, 7592), `subscriptions.rs` (a
+//! registered application's subscriptions). Shared rooms: `reply.rs` (responses and typed
+//! errors), `authentication.rs` (who is calling), `standing.rs` (whether a grant's owner still
+//! stands), `cors.rs` (which origins), `throttle.rs` (tier windows).
 
 mod authentication;
-mod authorize;
+mod authorization_endpoint;
 mod bearer;
-mod code_grant;
 mod cors;
-mod dynamic_registration;
-mod lifecycle;
+mod grants;
+mod introspection;
 mod login_page;
 mod metadata;
-mod registration;
 mod reply;
+mod revocation;
+mod rfc7591_registration;
 mod standing;
 mod subscriptions;
 mod throttle;
 mod token;
+mod wso2_registration;
 
 use crate::config::Config;
 use std::cell::Cell;
 
+use crate::host::metrics::Metric;
 use crate::host::{Clock, Connection, Coordination, Metrics, Randomness, SharedStore, StoreError};
+use crate::oauth::endpoints::EndpointKind;
 use crate::oauth::METADATA_PATH;
 use crate::state::authorization::AuthorizationTable;
 use crate::state::credential_changes::CredentialChanges;
@@ -70,6 +84,63 @@ pub enum Endpoint {
     Rfc7591Registration,
     /// `<RFC 7591 endpoint>/<client id>`: RFC 7592 client configuration.
     Rfc7592Client(String),
+}
+
+impl Endpoint {
+    /// Its row in the endpoint table.
+    pub fn kind(&self) -> EndpointKind {
+        match self {
+            Endpoint::Token => EndpointKind::Token,
+            Endpoint::Authorize => EndpointKind::Authorization,
+            Endpoint::Revocation => EndpointKind::Revocation,
+            Endpoint::Introspection => EndpointKind::Introspection,
+            Endpoint::Metadata => EndpointKind::Metadata,
+            Endpoint::Registration
+            | Endpoint::RegisteredClient(_)
+            | Endpoint::RegisteredClientSecret(_)
+            | Endpoint::Subscriptions { .. } => EndpointKind::Wso2Registration,
+            Endpoint::Rfc7591Registration | Endpoint::Rfc7592Client(_) => EndpointKind::Rfc7591Registration,
+        }
+    }
+
+    /// The endpoint of `kind` that `rest`, the path after the endpoint's own, names: the
+    /// endpoint itself for `""`, a path below it for `/…` if its row serves those.
+    fn of_kind(kind: EndpointKind, rest: &str) -> Option<Endpoint> {
+        if rest.is_empty() {
+            return Some(match kind {
+                EndpointKind::Token => Endpoint::Token,
+                EndpointKind::Authorization => Endpoint::Authorize,
+                EndpointKind::Revocation => Endpoint::Revocation,
+                EndpointKind::Introspection => Endpoint::Introspection,
+                EndpointKind::Metadata => Endpoint::Metadata,
+                EndpointKind::Wso2Registration => Endpoint::Registration,
+                EndpointKind::Rfc7591Registration => Endpoint::Rfc7591Registration,
+            });
+        }
+        let below = rest.strip_prefix('/').filter(|_| kind.spec().serves_below)?;
+        match kind {
+            EndpointKind::Rfc7591Registration => {
+                (!below.is_empty() && !below.contains('/')).then(|| Endpoint::Rfc7592Client(below.to_owned()))
+            }
+            EndpointKind::Wso2Registration => Endpoint::below_wso2_registration(below),
+            _ => None,
+        }
+    }
+
+    /// `<client id>`, `<client id>/secret`, `<client id>/subscriptions[/<API name>]`.
+    fn below_wso2_registration(below: &str) -> Option<Endpoint> {
+        match below.split('/').collect::<Vec<_>>().as_slice() {
+            [client_id] if !client_id.is_empty() => Some(Endpoint::RegisteredClient((*client_id).to_owned())),
+            [client_id, "secret"] if !client_id.is_empty() => {
+                Some(Endpoint::RegisteredClientSecret((*client_id).to_owned()))
+            }
+            [client_id, "subscriptions", api @ ..] if !client_id.is_empty() && api.len() <= 1 => {
+                let api = api.first().map(|api| (*api).to_owned());
+                Some(Endpoint::Subscriptions { client_id: (*client_id).to_owned(), api })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A request to one of the gateway's endpoints, body included.
@@ -193,51 +264,47 @@ impl<'a> Gateway<'a> {
         self.clock.now_millis().ok_or(StoreError::Unavailable)
     }
 
-    /// Which of the gateway's own endpoints `path_and_query` names, if any.
+    /// Which of the gateway's own endpoints `path_and_query` names, if any: each endpoint of
+    /// the table ([`EndpointKind::ALL`]) that is on, at its path or below it.
     pub fn endpoint(&self, path_and_query: &str) -> Option<Endpoint> {
         let (path, _) = split_path(path_and_query);
+        EndpointKind::ALL.into_iter().find_map(|kind| {
+            let rest = path.strip_prefix(self.endpoint_path(kind)?)?;
+            Endpoint::of_kind(kind, rest)
+        })
+    }
+
+    /// Where the configuration puts an endpoint; `None` when it is off (the authorization
+    /// endpoint without the code flow, the registration endpoints without `registration`).
+    fn endpoint_path(&self, kind: EndpointKind) -> Option<&'a str> {
         let config = self.config;
-        if path == config.token_endpoint {
-            return Some(Endpoint::Token);
+        let registration = config.registration.as_ref();
+        match kind {
+            EndpointKind::Token => Some(&config.token_endpoint),
+            EndpointKind::Revocation => Some(&config.revocation_endpoint),
+            EndpointKind::Introspection => Some(&config.introspection_endpoint),
+            EndpointKind::Metadata => Some(METADATA_PATH),
+            EndpointKind::Authorization => config.authorization.as_ref().map(|flow| flow.endpoint.as_str()),
+            EndpointKind::Wso2Registration => registration.map(|r| r.endpoint.as_str()),
+            EndpointKind::Rfc7591Registration => registration.map(|r| r.rfc7591_endpoint.as_str()),
         }
-        if path == config.revocation_endpoint {
-            return Some(Endpoint::Revocation);
+    }
+
+    /// [`Gateway::serve`] for a request that may carry an `Origin` header: a registered
+    /// origin's preflight is answered here, and its request gets the CORS headers (`cors.rs`).
+    pub fn serve_with_origin(
+        &self,
+        endpoint: &Endpoint,
+        request: &EndpointRequest,
+        origin: Option<&str>,
+    ) -> Response {
+        let Some(origin) = self.cors_origin(endpoint, origin) else { return self.serve(endpoint, request) };
+        if request.method == "OPTIONS" {
+            return cors::preflight(origin, endpoint.kind().spec().methods);
         }
-        if path == config.introspection_endpoint {
-            return Some(Endpoint::Introspection);
-        }
-        if path == METADATA_PATH {
-            return Some(Endpoint::Metadata);
-        }
-        if config.authorization.as_ref().is_some_and(|flow| path == flow.endpoint) {
-            return Some(Endpoint::Authorize);
-        }
-        let registration = config.registration.as_ref()?;
-        match path.strip_prefix(registration.rfc7591_endpoint.as_str()) {
-            Some("") => return Some(Endpoint::Rfc7591Registration),
-            Some(rest) => match rest.strip_prefix('/') {
-                Some(client_id) if !client_id.is_empty() && !client_id.contains('/') => {
-                    return Some(Endpoint::Rfc7592Client(client_id.to_owned()))
-                }
-                _ => {}
-            },
-            None => {}
-        }
-        let rest = path.strip_prefix(registration.endpoint.as_str())?;
-        match rest.strip_prefix('/').map(|rest| rest.split('/').collect::<Vec<_>>()).as_deref() {
-            None if rest.is_empty() => Some(Endpoint::Registration),
-            Some([client_id]) if !client_id.is_empty() => {
-                Some(Endpoint::RegisteredClient((*client_id).to_owned()))
-            }
-            Some([client_id, "secret"]) if !client_id.is_empty() => {
-                Some(Endpoint::RegisteredClientSecret((*client_id).to_owned()))
-            }
-            Some([client_id, "subscriptions", api @ ..]) if !client_id.is_empty() && api.len() <= 1 => {
-                let api = api.first().map(|api| (*api).to_owned());
-                Some(Endpoint::Subscriptions { client_id: (*client_id).to_owned(), api })
-            }
-            _ => None,
-        }
+        let mut response = self.serve(endpoint, request);
+        cors::allow_origin(&mut response, origin);
+        response
     }
 
     /// Answers a request to one of the gateway's endpoints.
@@ -259,6 +326,22 @@ impl<'a> Gateway<'a> {
             }
             Endpoint::Rfc7591Registration => self.rfc7591_registration_endpoint(request),
             Endpoint::Rfc7592Client(client_id) => self.rfc7592_client_endpoint(request, client_id),
+        }
+    }
+
+    /// The Bearer check (RFC 6750) of a request that is not for one of the gateway's
+    /// endpoints: forward it, with the caller's identity, or answer it (`bearer.rs`).
+    pub fn check_bearer(&self, request: &ApiRequest) -> Outcome {
+        self.mark_config_boundary();
+        match self.bearer_verdict(request) {
+            Ok(forward) => {
+                self.metrics.add(Metric::RequestsAllowed, 1);
+                Outcome::Forward(forward)
+            }
+            Err(denial) => {
+                self.metrics.add(Metric::RequestsDenied(denial.reason), 1);
+                Outcome::Deny(denial)
+            }
         }
     }
 

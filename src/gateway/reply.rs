@@ -59,7 +59,7 @@ pub struct Forward {
     pub response_headers: Vec<(&'static str, String)>,
 }
 
-/// What the Bearer check decides for a request to a resource.
+/// The decision on a request to an API (see the gateway's module documentation for the words).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Refused: the gateway answers it itself.

@@ -18,8 +18,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::authentication::media_type_is;
-use super::registration::{managed_by, registry_error};
 use super::reply::{no_store_json, ErrorKind, OAuthError, Response};
+use super::wso2_registration::{managed_by, registry_error};
 use super::{EndpointRequest, Gateway};
 use crate::state::registry::{RegisteredState, RegisteredSubscription, SubscriptionError};
 

@@ -1,6 +1,8 @@
 //! OAuth 2.0 on the wire, as pure rules: what a request may say and how it is read.
 //!
-//! - [`grant_type`]: the grants (RFC 6749 §4) and the rule that a refresh grant needs a grant that issues refresh tokens (password or authorization code).
+//! - [`grant_type`]: the grants (RFC 6749 §4), one row each: the parameters each requires and
+//!   refuses at `/token`, and whether it issues a first refresh token.
+//! - [`endpoints`]: the gateway's own endpoints, their methods, CORS and RFC 8414 fields.
 //! - [`form`]: `application/x-www-form-urlencoded` bodies, strictly (RFC 6749 Appendix B).
 //! - [`credentials`]: HTTP Basic client authentication (§2.3.1), the config's secret hashes,
 //!   decoys and constant-time checks.
@@ -16,6 +18,7 @@
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 pub mod credentials;
+pub mod endpoints;
 pub mod form;
 pub mod grant_type;
 pub mod messages;

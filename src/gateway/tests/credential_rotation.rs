@@ -19,7 +19,7 @@ fn restoring_old_credentials_does_not_revive_ended_tokens() {
     let status_under = |loaded: &(Config, CredentialChanges), token: &str| {
         let authorization = format!("Bearer {token}");
         let request = ApiRequest { method: "GET", path: "/api/orders", authorization: Some(&authorization) };
-        status_of(&rig.gateway_with(loaded).authorize(&request))
+        status_of(&rig.gateway_with(loaded).check_bearer(&request))
     };
     let issue_under = |loaded: &(Config, CredentialChanges)| {
         let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
@@ -106,7 +106,7 @@ fn an_old_configs_vm_refuses_credentials_a_later_config_changed() {
     let status_under = |loaded: &(Config, CredentialChanges), token: &str| {
         let authorization = format!("Bearer {token}");
         let request = ApiRequest { method: "GET", path: "/api/orders", authorization: Some(&authorization) };
-        status_of(&rig.gateway_with(loaded).authorize(&request))
+        status_of(&rig.gateway_with(loaded).check_bearer(&request))
     };
     const CC: &str = "grant_type=client_credentials";
     const OLD_PASSWORD: &str = "grant_type=password&username=admin&password=admin";
@@ -179,7 +179,7 @@ fn connection_ids_tell_a_restored_configs_vm_from_a_draining_one() {
         let host = Host { credential_changes: &changes, config_generation: &vm.generation, ..rig.host() };
         let authorization = format!("Bearer {token}");
         let request = ApiRequest { method: "GET", path: "/api/orders", authorization: Some(&authorization) };
-        status_of(&Gateway::new(&vm.config, host).authorize(&request))
+        status_of(&Gateway::new(&vm.config, host).check_bearer(&request))
     };
     let old = load(&before);
     let new = load(&after);

@@ -119,7 +119,7 @@ fn a_config_that_changes_a_secret_or_password_ends_old_tokens() {
         let config = Config::from_json(json.as_bytes()).unwrap();
         let gateway = Gateway::new(&config, rig.host());
         let authorization = format!("Bearer {token}");
-        status_of(&gateway.authorize(&ApiRequest {
+        status_of(&gateway.check_bearer(&ApiRequest {
             method: "GET",
             path: "/api/orders",
             authorization: Some(&authorization),

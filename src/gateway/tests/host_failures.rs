@@ -18,7 +18,7 @@ fn a_failed_clock_refuses_requests_and_erases_nothing() {
     let token = rig.access_token("grant_type=client_credentials");
     let stopped = Gateway::new(&rig.config, Host { clock: &StoppedClock, ..rig.host() });
 
-    let check = stopped.authorize(&ApiRequest {
+    let check = stopped.check_bearer(&ApiRequest {
         method: "GET",
         path: "/api/orders",
         authorization: Some(&format!("Bearer {token}")),

@@ -139,7 +139,7 @@ impl Rig {
     }
 
     fn call(&self, method: &str, path: &str, authorization: Option<&str>) -> Outcome {
-        self.gateway().authorize(&ApiRequest { method, path, authorization })
+        self.gateway().check_bearer(&ApiRequest { method, path, authorization })
     }
 
     fn call_with_token(&self, method: &str, path: &str, token: &str) -> Outcome {
@@ -197,5 +197,6 @@ mod lockout_and_sweep;
 mod revocation_introspection;
 mod rfc7591_registration;
 mod subscriptions;
+mod tables;
 mod token_endpoint;
 mod wso2_registration;

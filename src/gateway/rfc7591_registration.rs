@@ -20,13 +20,13 @@ use serde::{Deserialize, Serialize};
 
 use super::authentication::media_type_is;
 use super::bearer::bearer_token;
-use super::registration::{self, managed_by};
 use super::reply::{no_store_json, ErrorKind, OAuthError, Response};
+use super::wso2_registration::{self, managed_by};
 use super::{EndpointRequest, Gateway};
 use crate::config::RegistrationConfig;
 use crate::host::metrics::Metric;
 use crate::oauth::credentials::parse_basic_authorization;
-use crate::oauth::grant_type::{refresh_without_password, GrantType, GrantTypes};
+use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes};
 use crate::oauth::redirect_uri::{self, ApplicationType, RedirectUriError};
 use crate::oauth::scope::ScopeSet;
 use crate::state::registry::{
@@ -308,7 +308,7 @@ fn grant_types(asked: Option<Vec<String>>, allowed: GrantTypes) -> Result<GrantT
     if grants.is_empty() {
         return Err(ErrorKind::InvalidClientMetadata.because("grant_types names no grant type"));
     }
-    if refresh_without_password(grants) {
+    if refresh_token_unobtainable(grants) {
         return Err(ErrorKind::InvalidClientMetadata.because("refresh_token needs the password grant"));
     }
     Ok(grants)
@@ -362,6 +362,6 @@ fn redirect_uris(uris: Vec<String>, application_type: ApplicationType) -> Result
 fn registry_error(error: RegistryError) -> OAuthError {
     match error {
         RegistryError::NotFound => REGISTRATION_TOKEN_INVALID,
-        other => registration::registry_error(other),
+        other => wso2_registration::registry_error(other),
     }
 }

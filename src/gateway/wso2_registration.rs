@@ -22,7 +22,7 @@ use super::{EndpointRequest, Gateway};
 use crate::config::User;
 use crate::host::metrics::Metric;
 use crate::oauth::credentials::parse_basic_authorization;
-use crate::oauth::grant_type::{refresh_without_password, GrantType, GrantTypes};
+use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes};
 use crate::oauth::redirect_uri::{self, ApplicationType};
 use crate::state::lockout::Principal;
 use crate::state::registry::{
@@ -155,7 +155,7 @@ impl<'a> Gateway<'a> {
         if grant_types.is_empty() {
             return Err(ErrorKind::InvalidClientMetadata.because("grantType names no grant type"));
         }
-        if refresh_without_password(grant_types) {
+        if refresh_token_unobtainable(grant_types) {
             return Err(ErrorKind::InvalidClientMetadata.because("refresh_token needs the password grant"));
         }
         // v0.17 has no application type: a web client's. The code grant redirects to

@@ -1,0 +1,13 @@
+//! The client credentials grant (RFC 6749 §4.4): the application on its own behalf, with the
+//! scope it asked for within its own, or all of its own.
+
+use super::{narrow, owner, TokenRequest};
+use crate::gateway::reply::OAuthError;
+use crate::gateway::Gateway;
+use crate::oauth::messages::TokenResponse;
+
+pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let TokenRequest { app, requested, now, .. } = request;
+    let scopes = narrow(requested, &app.scopes)?;
+    Ok(gateway.issue_grant(app, owner(app, None), &scopes, None, now)?.0)
+}

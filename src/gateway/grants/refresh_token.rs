@@ -1,0 +1,64 @@
+//! The refresh token grant (RFC 6749 §6): new tokens for a grant of this client whose owner
+//! still stands. The access token may narrow the grant's scope; the grant keeps it.
+
+use std::borrow::Cow;
+
+use super::{token_body, TokenRequest};
+use crate::gateway::reply::{ErrorKind, OAuthError, STORE_UNAVAILABLE};
+use crate::gateway::Gateway;
+use crate::host::metrics::Metric;
+use crate::oauth::grant_type::TokenParam;
+use crate::oauth::messages::TokenResponse;
+use crate::oauth::scope::ScopeSet;
+use crate::state::grants::{GrantRecord, RefreshError, RefreshPlan, RefreshRefusal};
+
+pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let token = request.param(TokenParam::RefreshToken)?;
+    let (app, requested, now) = (request.app, request.requested.as_ref(), request.now);
+    let invalid_grant = ErrorKind::InvalidGrant.because("the refresh token is invalid, expired or revoked");
+    let mut granted = ScopeSet::default();
+    let access_expires_at = app.access_validity.expires_at(now);
+    let refresh_expires_at = gateway.config.refresh_expires_at(now);
+    let decide = |record: &GrantRecord| -> Result<RefreshPlan, RefreshRefusal> {
+        // Credentials changed or removed since the grant: the grant is dead.
+        let issued_at = record.refresh.as_ref().map_or(0, |refresh| refresh.issued_at);
+        // The store hands over only grants of `app`, already authenticated: no second
+        // lookup (for a registered client, a second shared-data read that could fail and
+        // turn a good refresh token "invalid") is needed.
+        let Some(standing) = gateway.standing_of(Cow::Borrowed(app), &record.owner, issued_at) else {
+            return Err(RefreshRefusal::InvalidGrant);
+        };
+        // The grant keeps its scope; the access token may narrow it (RFC 6749 §6).
+        let grant_scopes = ScopeSet::from_names(gateway.held_scopes(&record.scopes, &standing));
+        let access_scopes = match requested {
+            Some(requested) if !requested.is_subset(&grant_scopes) => {
+                return Err(RefreshRefusal::InvalidScope)
+            }
+            Some(requested) => requested.clone(),
+            None => grant_scopes,
+        };
+        // An access token with the grant's whole scope stores no scope list of its own.
+        let plan = RefreshPlan {
+            access_scopes: Some(gateway.config.scope_ids(&access_scopes)).filter(|ids| *ids != record.scopes),
+            access_expires_at,
+            refresh_expires_at,
+        };
+        granted = access_scopes;
+        Ok(plan)
+    };
+    match gateway.store.refresh(token, &app.consumer_key, now, gateway.config.refresh_reuse_grace_ms, decide)
+    {
+        Ok(issued) => Ok(token_body(issued, &granted, access_expires_at, now)),
+        Err(RefreshError::Refused(RefreshRefusal::InvalidScope)) => {
+            Err(ErrorKind::InvalidScope.because("the scope exceeds the grant's scope"))
+        }
+        Err(RefreshError::ReuseDetected) => {
+            gateway.metrics.add(Metric::RefreshReuseDetected, 1);
+            Err(invalid_grant)
+        }
+        Err(RefreshError::InvalidGrant | RefreshError::Refused(RefreshRefusal::InvalidGrant)) => {
+            Err(invalid_grant)
+        }
+        Err(RefreshError::Random | RefreshError::Store(_)) => Err(STORE_UNAVAILABLE),
+    }
+}
