@@ -12,7 +12,7 @@
 use std::cell::Cell;
 use std::fmt::Debug;
 
-use tokengate::client::challenge::parse_challenges;
+use tokengate::browser::challenge::parse_challenges;
 use tokengate::config::{Config, ConfigError};
 use tokengate::gateway::{
     ApiRequest, EndpointRequest, Gateway, Host, Outcome, Response, CLIENT_ID_HEADER, SCOPE_HEADER,

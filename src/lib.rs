@@ -12,7 +12,7 @@
 //! | [`fleet`] | fleet mode: the etcd messages, this Envoy's cache of etcd's tables, what a decision needs etcd to confirm or commit, the watch, the fleet's credential-change record | `host`, `state`, `config` |
 //! | [`gateway`] | the decisions: request in, a `Response` (an HTTP reply) or an `Outcome` (forward or deny) out; one file per endpoint, one handler per grant (`gateway/grants/`) | `oauth`, `host`, `state`, `config` |
 //! | `filter` | proxy-wasm glue (feature `filter`, `wasm32-wasip1`): what Envoy loads | `gateway`, `fleet` and below |
-//! | [`client`] | the front-end side (`/token` requests, responses, challenges) and the browser package's wasm-bindgen glue (feature `web`) | `oauth` |
+//! | [`browser`] | the browser package: the front-end side (`/token` requests, responses, challenges) and the browser package's wasm-bindgen glue (feature `web`) | `oauth` |
 //!
 //! The request path inside Envoy: `filter::request_context` reads the headers and asks
 //! [`gateway::Gateway::endpoint`] whether the path is one of the gateway's own. If it is, the
@@ -37,7 +37,7 @@
 #[cfg(all(feature = "filter", feature = "web"))]
 compile_error!("features `filter` and `web` build different artifacts; enable only one");
 
-pub mod client;
+pub mod browser;
 pub mod config;
 pub mod fleet;
 pub mod gateway;

@@ -7,9 +7,9 @@
 
 #![allow(dead_code)] // each runner uses what applies to it
 
-use tokengate::client::challenge::{parse_challenges, NextStep};
-use tokengate::client::sign_in::{self, AuthorizationInput, Pkce, SignInError};
-use tokengate::client::{
+use tokengate::browser::challenge::{parse_challenges, NextStep};
+use tokengate::browser::sign_in::{self, AuthorizationInput, Pkce, SignInError};
+use tokengate::browser::{
     self, ClientError, GrantRequest, GrantRequestInput, ScopeInput, TokenSet, FORM_CONTENT_TYPE,
 };
 use tokengate::oauth::credentials::parse_basic_authorization;
@@ -221,22 +221,22 @@ fn request(input: GrantRequestInput) -> Result<GrantRequest, ClientError> {
 // Credentials
 
 pub fn seed_pair_encodes_exactly_like_base64_of_key_colon_secret() {
-    assert_eq!(client::encode_credentials(SEED_KEY, SEED_SECRET).unwrap(), SEED_BASE64);
-    assert_eq!(client::basic_authorization(SEED_KEY, SEED_SECRET).unwrap(), format!("Basic {SEED_BASE64}"));
+    assert_eq!(browser::encode_credentials(SEED_KEY, SEED_SECRET).unwrap(), SEED_BASE64);
+    assert_eq!(browser::basic_authorization(SEED_KEY, SEED_SECRET).unwrap(), format!("Basic {SEED_BASE64}"));
 }
 
 pub fn reserved_characters_are_form_encoded_before_base64() {
     // RFC 6749 §2.3.1: "cli ent+1" / "s3cr:et+%/=" go on the wire as
     // base64("cli+ent%2B1:s3cr%3Aet%2B%25%2F%3D"), as openid-client and the oauth2 crate send it.
     assert_eq!(
-        client::encode_credentials("cli ent+1", "s3cr:et+%/=").unwrap(),
+        browser::encode_credentials("cli ent+1", "s3cr:et+%/=").unwrap(),
         "Y2xpK2VudCUyQjE6czNjciUzQWV0JTJCJTI1JTJGJTNE"
     );
 }
 
 pub fn decoding_follows_the_table() {
     for (encoded, expected) in DECODE_TABLE {
-        let got = client::decode_credentials(encoded);
+        let got = browser::decode_credentials(encoded);
         match expected {
             Ok((key, secret)) => match got {
                 Ok((k, s)) => assert_eq!((k.as_str(), s.as_str()), (*key, *secret), "{encoded:?}"),
@@ -255,28 +255,28 @@ pub fn encoding_round_trips_and_the_gateway_reads_it() {
         ("ключ", "пароль 🔑"),
         ("a", ":"),
     ] {
-        let encoded = client::encode_credentials(key, secret).unwrap();
-        let (k, s) = client::decode_credentials(&encoded).unwrap();
+        let encoded = browser::encode_credentials(key, secret).unwrap();
+        let (k, s) = browser::decode_credentials(&encoded).unwrap();
         assert_eq!((k.as_str(), s.as_str()), (key, secret));
         // The gateway's own header parser agrees.
-        let header = client::basic_authorization(key, secret).unwrap();
+        let header = browser::basic_authorization(key, secret).unwrap();
         let parsed = parse_basic_authorization(&header).map_err(|_| ()).unwrap();
         assert_eq!((parsed.consumer_key.as_str(), parsed.consumer_secret.as_str()), (key, secret));
     }
 }
 
 pub fn encoding_refuses_what_the_gateway_would_refuse() {
-    assert_eq!(code(client::encode_credentials("", "secret")), "empty_consumer_key");
-    assert_eq!(code(client::encode_credentials("key", "")), "empty_consumer_secret");
-    assert_eq!(code(client::encode_credentials("k\ney", "secret")), "control_character");
-    assert_eq!(code(client::encode_credentials("key", "sec\u{7f}ret")), "control_character");
-    assert_eq!(code(client::basic_authorization("", "")), "empty_consumer_key");
+    assert_eq!(code(browser::encode_credentials("", "secret")), "empty_consumer_key");
+    assert_eq!(code(browser::encode_credentials("key", "")), "empty_consumer_secret");
+    assert_eq!(code(browser::encode_credentials("k\ney", "secret")), "control_character");
+    assert_eq!(code(browser::encode_credentials("key", "sec\u{7f}ret")), "control_character");
+    assert_eq!(code(browser::basic_authorization("", "")), "empty_consumer_key");
 }
 
 pub fn bearer_headers_carry_only_b64tokens() {
-    assert_eq!(client::bearer_authorization("AQAA-_.~+/9==").unwrap(), "Bearer AQAA-_.~+/9==");
+    assert_eq!(browser::bearer_authorization("AQAA-_.~+/9==").unwrap(), "Bearer AQAA-_.~+/9==");
     for bad in ["", "=", "a b", " a", "a\"b", "a=b", "tök", "a\n"] {
-        assert_eq!(code(client::bearer_authorization(bad)), "malformed_bearer_token", "{bad:?}");
+        assert_eq!(code(browser::bearer_authorization(bad)), "malformed_bearer_token", "{bad:?}");
     }
 }
 
@@ -425,7 +425,7 @@ pub fn check_token_set(set: &TokenSet, expected: &ExpectedSet, context: &str) {
 
 pub fn token_responses_follow_the_table() {
     for (json, expected) in TOKEN_RESPONSE_TABLE {
-        let got = client::parse_token_response(json, NOW_MS);
+        let got = browser::parse_token_response(json, NOW_MS);
         match expected {
             Ok(expected) => match got {
                 Ok(set) => check_token_set(&set, expected, json),
@@ -438,7 +438,7 @@ pub fn token_responses_follow_the_table() {
 
 pub fn server_errors_keep_code_description_and_scope() {
     let json = r#"{"error":"insufficient_scope","error_description":"needs more","scope":"orders:write"}"#;
-    match client::parse_token_response(json, NOW_MS) {
+    match browser::parse_token_response(json, NOW_MS) {
         Err(error @ ClientError::Server(_)) => {
             assert_eq!(error.code(), "insufficient_scope");
             assert!(error.message().contains("needs more"));
@@ -450,7 +450,7 @@ pub fn server_errors_keep_code_description_and_scope() {
 }
 
 pub fn expiry_and_scopes_answer_questions() {
-    let set = client::parse_token_response(GATEWAY_PASSWORD_GRANT, NOW_MS).unwrap();
+    let set = browser::parse_token_response(GATEWAY_PASSWORD_GRANT, NOW_MS).unwrap();
     let expires_at = NOW_MS + 3_600_000;
     assert!(!set.is_expired(NOW_MS, 0));
     assert!(!set.is_expired(expires_at - 1, 0));
@@ -467,7 +467,7 @@ pub fn expiry_and_scopes_answer_questions() {
     assert!(set.has_scopes(&ScopeSet::default()));
 
     let forever =
-        client::parse_token_response(r#"{"access_token":"t","token_type":"Bearer"}"#, NOW_MS).unwrap();
+        browser::parse_token_response(r#"{"access_token":"t","token_type":"Bearer"}"#, NOW_MS).unwrap();
     assert!(!forever.is_expired(u64::MAX, u64::MAX));
     assert_eq!(forever.remaining_ms(NOW_MS), None);
     // No scope listed: only an empty requirement is known to be met.
@@ -475,7 +475,7 @@ pub fn expiry_and_scopes_answer_questions() {
 }
 
 pub fn refresh_requests_come_from_the_token_set() {
-    let set = client::parse_token_response(GATEWAY_PASSWORD_GRANT, NOW_MS).unwrap();
+    let set = browser::parse_token_response(GATEWAY_PASSWORD_GRANT, NOW_MS).unwrap();
     let request = set.refresh_request(Some(ScopeSet::parse("orders:read").unwrap())).unwrap();
     assert_eq!(
         request.form_body(),
@@ -484,18 +484,18 @@ pub fn refresh_requests_come_from_the_token_set() {
 }
 
 pub fn revocation_bodies_name_the_token_and_hint() {
-    assert_eq!(client::revocation_body("AQAA+/==", None).unwrap(), "token=AQAA%2B%2F%3D%3D");
-    assert_eq!(client::revocation_body("r", Some("")).unwrap(), "token=r");
+    assert_eq!(browser::revocation_body("AQAA+/==", None).unwrap(), "token=AQAA%2B%2F%3D%3D");
+    assert_eq!(browser::revocation_body("r", Some("")).unwrap(), "token=r");
     assert_eq!(
-        client::revocation_body("r", Some("refresh_token")).unwrap(),
+        browser::revocation_body("r", Some("refresh_token")).unwrap(),
         "token=r&token_type_hint=refresh_token"
     );
-    let body = client::revocation_body("a-b", Some("access_token")).unwrap();
+    let body = browser::revocation_body("a-b", Some("access_token")).unwrap();
     let params = FormParams::parse(body.as_bytes()).unwrap();
     assert_eq!(params.get("token"), Some("a-b"));
     assert_eq!(params.get("token_type_hint"), Some("access_token"));
-    assert_eq!(code(client::revocation_body("a b", None)), "malformed_bearer_token");
-    assert_eq!(code(client::revocation_body("t", Some("id_token"))), "unknown_token_type_hint");
+    assert_eq!(code(browser::revocation_body("a b", None)), "malformed_bearer_token");
+    assert_eq!(code(browser::revocation_body("t", Some("id_token"))), "unknown_token_type_hint");
 }
 
 pub fn package_codes_never_collide_with_oauth_codes() {

@@ -1,5 +1,5 @@
 //! The browser package in headless Chromium (`make test-web`): the shared cases compiled to
-//! wasm, then the JavaScript-facing glue (`tokengate::client::web`) with values that come from JS.
+//! wasm, then the JavaScript-facing glue (`tokengate::browser::web`) with values that come from JS.
 //!
 //! Run by wasm-bindgen-test-runner through chromedriver; see the Makefile's browser section.
 
@@ -16,7 +16,7 @@ use js_sys::{Function, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
-use tokengate::client::web;
+use tokengate::browser::web;
 use tokengate::host::{Randomness, SystemRandomness};
 
 wasm_bindgen_test_configure!(run_in_browser);

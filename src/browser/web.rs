@@ -1,6 +1,6 @@
 //! wasm-bindgen glue for the browser package (feature `web`, target `wasm32-unknown-unknown`).
 //!
-//! Thin on purpose: every rule lives in [`crate::client`] and [`crate::client::challenge`], which are
+//! Thin on purpose: every rule lives in [`crate::browser`] and [`crate::browser::challenge`], which are
 //! plain Rust with native tests. This module only turns JavaScript values into Rust values and
 //! back, names things in camelCase, and turns every failure into a real JS `Error` carrying a
 //! stable `code` (serde-wasm-bindgen's one-error-type pattern).
@@ -9,9 +9,9 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::client::challenge;
-use crate::client::sign_in::{self, AuthorizationInput, Pkce, RANDOM_BYTES};
-use crate::client::{self, ClientError, GrantRequest, GrantRequestInput, JsonField, ScopeInput};
+use crate::browser::challenge;
+use crate::browser::sign_in::{self, AuthorizationInput, Pkce, RANDOM_BYTES};
+use crate::browser::{self, ClientError, GrantRequest, GrantRequestInput, JsonField, ScopeInput};
 use crate::oauth::scope::ScopeSet;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -255,7 +255,7 @@ pub fn encode_credentials(
 ) -> Result<String, Error> {
     let key = string_arg(&consumer_key, "consumerKey")?;
     let secret = string_arg(&consumer_secret, "consumerSecret")?;
-    Ok(client::encode_credentials(&key, &secret)?)
+    Ok(browser::encode_credentials(&key, &secret)?)
 }
 
 /// The reverse of `encodeCredentials`, with the gateway's own decoder. Throws `bad_base64`,
@@ -265,7 +265,7 @@ pub fn encode_credentials(
 pub fn decode_credentials(
     #[wasm_bindgen(unchecked_param_type = "string")] encoded: JsValue,
 ) -> Result<Credentials, Error> {
-    let (key, secret) = client::decode_credentials(&string_arg(&encoded, "encoded")?)?;
+    let (key, secret) = browser::decode_credentials(&string_arg(&encoded, "encoded")?)?;
     let object = Object::new();
     set(&object, "consumerKey", &key.into());
     set(&object, "consumerSecret", &secret.into());
@@ -280,7 +280,7 @@ pub fn basic_authorization(
 ) -> Result<String, Error> {
     let key = string_arg(&consumer_key, "consumerKey")?;
     let secret = string_arg(&consumer_secret, "consumerSecret")?;
-    Ok(client::basic_authorization(&key, &secret)?)
+    Ok(browser::basic_authorization(&key, &secret)?)
 }
 
 /// `"Bearer " + accessToken`, for API calls. Throws `malformed_bearer_token` for a token that
@@ -289,7 +289,7 @@ pub fn basic_authorization(
 pub fn bearer_authorization(
     #[wasm_bindgen(js_name = accessToken, unchecked_param_type = "string")] access_token: JsValue,
 ) -> Result<String, Error> {
-    Ok(client::bearer_authorization(&string_arg(&access_token, "accessToken")?)?)
+    Ok(browser::bearer_authorization(&string_arg(&access_token, "accessToken")?)?)
 }
 
 /// The form body and content type of an RFC 7009 revocation request (`POST /revoke`, with
@@ -304,7 +304,7 @@ pub fn revocation_request(
 ) -> Result<TokenRequestBody, Error> {
     let token = string_arg(&token, "token")?;
     let hint = optional_string_arg(&token_type_hint, "tokenTypeHint")?;
-    let mut body = client::revocation_body(&token, hint.as_deref())?;
+    let mut body = browser::revocation_body(&token, hint.as_deref())?;
     // A public client names itself in the body (RFC 7009 §2.1 with RFC 6749 §2.3).
     if let Some(client_id) = optional_string_arg(&client_id, "clientId")?.filter(|id| !id.is_empty()) {
         body.push_str("&client_id=");
@@ -317,7 +317,7 @@ pub fn revocation_request(
 fn form_request(body: String) -> TokenRequestBody {
     let object = Object::new();
     set(&object, "body", &body.into());
-    set(&object, "contentType", &client::FORM_CONTENT_TYPE.into());
+    set(&object, "contentType", &browser::FORM_CONTENT_TYPE.into());
     object.unchecked_into()
 }
 
@@ -388,13 +388,13 @@ pub fn parse_token_response(
     if !value.is_object() || Array::is_array(&value) {
         return Err(ClientError::InvalidTokenResponse("it is not a JSON object").into());
     }
-    Ok(TokenSet(client::read_token_response(&JsObject(value.unchecked_into()), now)?))
+    Ok(TokenSet(browser::read_token_response(&JsObject(value.unchecked_into()), now)?))
 }
 
-/// A parsed JSON object seen through [`client::JsonObject`]: own properties only.
+/// A parsed JSON object seen through [`browser::JsonObject`]: own properties only.
 struct JsObject(Object);
 
-impl client::JsonObject for JsObject {
+impl browser::JsonObject for JsObject {
     fn field(&self, name: &str) -> JsonField {
         let key = JsValue::from_str(name);
         if !Object::has_own(&self.0, &key) {
@@ -416,7 +416,7 @@ impl client::JsonObject for JsObject {
 /// A successful token response. `expiresAt` is in milliseconds since the epoch, like
 /// `Date.now()`; it and `expiresIn` are absent for a token that never expires.
 #[wasm_bindgen]
-pub struct TokenSet(client::TokenSet);
+pub struct TokenSet(browser::TokenSet);
 
 #[wasm_bindgen]
 impl TokenSet {
