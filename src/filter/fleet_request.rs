@@ -13,7 +13,7 @@ use proxy_wasm::hostcalls;
 use super::decision::Answer;
 use super::envoy_host::{Backing, EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use crate::config::{Config, FleetConfig};
-use crate::fleet::credentials::CredentialRecord;
+use crate::fleet::credentials::{record_first, CredentialRecord};
 use crate::fleet::etcd::{LeaseGrantRequest, TxnResponse, KV_SERVICE, LEASE_SERVICE};
 use crate::fleet::plan::{plan, settle, FleetTxn, Settled, Step};
 use crate::fleet::view::{FleetView, HeldStats, PassRecord, StagedMetrics};
@@ -72,6 +72,9 @@ pub struct Waiting {
     lease_call: Option<i64>,
     /// Re-sends left for the call out.
     retries: u8,
+    /// The transaction commits only the credential-change record the pass carried
+    /// ([`record_first`]): once it holds, the pass runs again without it.
+    record_first: bool,
 }
 
 /// What to do after a pass or an etcd answer.
@@ -164,6 +167,12 @@ impl FleetClient {
                 Next::Deliver(pass.answer)
             }
             Step::Ask(txn) => {
+                let record_txn = pass
+                    .credentials
+                    .as_ref()
+                    .and_then(|_| record_first(&pass.record, &txn, &self.config.prefix, now));
+                let record_first = record_txn.is_some();
+                let txn = record_txn.unwrap_or(txn);
                 let waiting = Waiting {
                     answer: pass.answer,
                     stats: pass.stats,
@@ -172,6 +181,7 @@ impl FleetClient {
                     credentials: pass.credentials,
                     lease_call: None,
                     retries: 0,
+                    record_first,
                 };
                 self.send_next(waiting)
             }
@@ -206,6 +216,17 @@ impl FleetClient {
             return self.failed();
         };
         match settle(&EnvoySharedData, &waiting.txn, &response) {
+            // The record holds; the pass itself was never sent: it runs again, without the
+            // record now, and counts its stats then.
+            Ok(Settled::Holds) if waiting.record_first => {
+                self.holds(HeldStats::default(), waiting.credentials);
+                let passes = waiting.passes.saturating_add(1);
+                if passes < MAX_PASSES {
+                    Next::Again(passes)
+                } else {
+                    self.failed()
+                }
+            }
             Ok(Settled::Holds) => {
                 self.holds(waiting.stats, waiting.credentials);
                 Next::Deliver(waiting.answer)

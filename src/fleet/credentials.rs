@@ -13,6 +13,7 @@
 
 use std::cell::Cell;
 
+use super::plan::{plan, FleetTxn, Step, ETCD_MAX_TXN_OPS};
 use super::view::PassRecord;
 use crate::config::Config;
 use crate::host::{SharedStore, StoreError};
@@ -89,6 +90,30 @@ impl CredentialRecord {
         if self.standing.get() == Standing::Known {
             self.standing.set(Standing::ToRead);
         }
+    }
+}
+
+/// The transaction of the credential-change record alone, when `pass` carries the record and
+/// its transaction `txn` is longer than etcd takes with its default `--max-txn-ops` (etcd
+/// refuses such a `Txn` whatever it compares). A VM carries the record in its passes until one
+/// holds, and a registration by an admin with a quota compares every registry bucket (128 at
+/// the default capacity): with the record in it, that pass could never hold. The record goes
+/// first (once it holds, the VM has it and the pass runs again without it): one more pass, once
+/// per VM.
+pub fn record_first(pass: &PassRecord, txn: &FleetTxn, prefix: &str, now_ms: u64) -> Option<FleetTxn> {
+    if txn.operations() <= ETCD_MAX_TXN_OPS {
+        return None;
+    }
+    let mut alone = PassRecord::default();
+    if let Some(&revision) = pass.reads.get(FLEET_KEY) {
+        alone.reads.insert(FLEET_KEY.to_owned(), revision);
+    }
+    if let Some(value) = pass.writes.get(FLEET_KEY) {
+        alone.writes.insert(FLEET_KEY.to_owned(), value.clone());
+    }
+    match plan(&alone, prefix, true, now_ms) {
+        Step::Ask(record_txn) => Some(record_txn),
+        Step::Deliver => None,
     }
 }
 

@@ -30,6 +30,9 @@ const LEASE_WINDOW_MS: u64 = 10_000;
 const MIN_LEASE_TTL_SECS: i64 = 2;
 /// Tokens living longer than this get no lease (their buckets stay until rewritten).
 const MAX_LEASE_MS: u64 = 365 * 24 * 3600 * 1000;
+/// etcd's default `--max-txn-ops`: a `Txn` with more compares, or more operations in either
+/// branch, is refused (`InvalidArgument`), whatever its compares say.
+pub const ETCD_MAX_TXN_OPS: usize = 128;
 
 /// What a pass needs before its answer can go out.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +53,14 @@ pub struct FleetTxn {
     writes: Vec<(String, Vec<u8>)>,
     /// Keys read without a cached entry: on success they are known absent.
     unknown: Vec<String>,
+}
+
+impl FleetTxn {
+    /// What etcd counts against `--max-txn-ops`: the longest of the compares and the branches.
+    pub fn operations(&self) -> usize {
+        let request = &self.request;
+        request.compare.len().max(request.success.len()).max(request.failure.len())
+    }
 }
 
 /// What etcd's answer means for the pass.

@@ -1,9 +1,10 @@
 //! Two replicas (each its own shared data, as two Envoy processes) over one in-memory etcd,
 //! running the real gateway decisions through the fleet layer.
 
+use super::credentials::record_first;
 use super::heartbeat::Heartbeat;
 use super::memory_etcd::MemoryEtcd;
-use super::plan::{plan, settle, Settled, Step};
+use super::plan::{plan, settle, Settled, Step, ETCD_MAX_TXN_OPS};
 use super::view::{FleetView, StagedMetrics};
 use super::watch;
 use crate::config::tests::demo_with_lifecycle;
@@ -50,6 +51,8 @@ struct Replica<'f> {
 enum Failed {
     /// Still stale after every attempt.
     Contended,
+    /// etcd refused the transaction: more operations than its `--max-txn-ops`.
+    TooManyOperations,
 }
 
 impl Fleet {
@@ -131,7 +134,9 @@ impl Replica<'_> {
     }
 
     /// One decision, the way the filter glue drives it: a pass over the cache, then what etcd
-    /// must confirm or commit, repeated while another replica got there first.
+    /// must confirm or commit, repeated while another replica got there first. As etcd does,
+    /// a transaction longer than its default `--max-txn-ops` is refused; as the glue does, a
+    /// pass too long with the credential-change record in it commits the record first.
     fn decide<T>(&self, confirm: impl Fn(&T) -> bool, pass: impl Fn(&Gateway) -> T) -> Result<T, Failed> {
         for _ in 0..ATTEMPTS {
             let view = FleetView::new(&self.shared);
@@ -157,6 +162,18 @@ impl Replica<'_> {
                     return Ok(answer);
                 }
                 Step::Ask(txn) => {
+                    let record_txn =
+                        read.as_ref().and_then(|_| record_first(&record, &txn, PREFIX, self.fleet.now()));
+                    if let Some(record_txn) = record_txn {
+                        let response = self.fleet.etcd.txn(&record_txn.request);
+                        if settle(&self.shared, &record_txn, &response).unwrap() == Settled::Holds {
+                            holds(StagedMetrics::default());
+                        }
+                        continue;
+                    }
+                    if txn.operations() > ETCD_MAX_TXN_OPS {
+                        return Err(Failed::TooManyOperations);
+                    }
                     for lease in &txn.leases {
                         let _ = self.fleet.etcd.lease_grant(lease, self.fleet.now());
                     }
@@ -189,6 +206,27 @@ impl Replica<'_> {
             },
         )
         .unwrap()
+    }
+
+    /// A WSO2 v0.17 registration by the admin, who has a quota (`registration.max_per_owner`).
+    fn register(&self, name: &str) -> Result<Response, Failed> {
+        let basic = format!("Basic {}", encode_basic_credentials("admin", "admin"));
+        let path = "/client-registration/v0.17/register";
+        let body = format!(r#"{{"clientName":"{name}","grantType":"client_credentials"}}"#);
+        self.decide(
+            |_| true,
+            |gateway| {
+                let request = EndpointRequest {
+                    client_address: None,
+                    method: "POST",
+                    path,
+                    authorization: Some(&basic),
+                    content_type: Some("application/json"),
+                    body: body.as_bytes(),
+                };
+                gateway.serve(&gateway.endpoint(path).unwrap(), &request)
+            },
+        )
     }
 
     fn token(&self, body: &str) -> serde_json::Value {
@@ -410,6 +448,21 @@ fn tokens_survive_a_restart_and_registrations_reach_every_replica() {
     let other = fleet.replica();
     let issued = other.endpoint("/token", (&id, &secret), "grant_type=client_credentials");
     assert_eq!(issued.status, 200, "{}", String::from_utf8_lossy(&issued.body));
+}
+
+#[test]
+fn a_fresh_replicas_first_registration_holds_though_it_compares_every_registry_bucket() {
+    // The admin's quota is counted over every registry bucket, and each is compared: 128 at the
+    // default capacity, etcd's default --max-txn-ops. A fresh VM's passes carry the
+    // credential-change record as well until one holds.
+    let fleet = Fleet::new();
+    for name in ["first", "second"] {
+        let fresh = fleet.replica();
+        let registered = fresh.register(name).expect("etcd takes the registration's transaction");
+        assert_eq!(registered.status, 201, "{}", String::from_utf8_lossy(&registered.body));
+        let again = fresh.register(&format!("{name}-again")).expect("the record is not carried again");
+        assert_eq!(again.status, 201, "{}", String::from_utf8_lossy(&again.body));
+    }
 }
 
 #[test]

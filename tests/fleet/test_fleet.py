@@ -103,6 +103,27 @@ def test_registration_re_key_and_delete_reach_every_replica(fleet):
     assert b.post("/token", {"grant_type": "client_credentials"}, new_app).status_code == 401
 
 
+def test_a_fresh_replicas_first_registrations_are_answered_at_once(etcd, upstream, tmp_path):
+    """Each worker of a replica that has just started carries the credential-change record in
+    its passes until one holds (docs/fleet.md); an admin with a quota (registration.max_per_owner)
+    has every registry bucket compared, 128 at the default capacity, and etcd refuses a Txn of
+    more than 128 compares (its default --max-txn-ops). Every worker's first registrations, on
+    both replicas, are 201 at once: no retry, no etcd failure."""
+    with Fleet(etcd, upstream.port, tmp_path, "test-fresh-registrations/") as fresh:
+        for replica in fresh.replicas:
+            before = replica.worker_connections()
+            served = [0] * len(before)
+            for n in range(20):
+                body = f'{{"clientName": "fresh-{replica.name}-{n}", "grantType": "client_credentials"}}'
+                created = replica.post(REGISTER, body, ADMIN, **{"Content-Type": "application/json"})
+                assert created.status_code == 201, (replica.name, n, created.text)
+                served = [now - then for now, then in zip(replica.worker_connections(), before)]
+                if min(served) >= 2:
+                    break
+            assert min(served) >= 2, f"{replica.name}: its registrations did not reach every worker: {served}"
+            assert replica.stats(r"fleet\.etcd_failures$") == {"wasmcustom.tokengate.fleet.etcd_failures": 0}
+
+
 def test_a_subscription_made_on_one_replica_is_effective_on_the_other(fleet):
     a, b = fleet.replicas
     app = register(a, '{"clientName": "fleet-subscriber", "grantType": "client_credentials"}')
