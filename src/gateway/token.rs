@@ -56,8 +56,8 @@ impl<'a> Gateway<'a> {
     }
 }
 
-/// Older WSO2 versions chose the key type with `PRODUCTION` or `SANDBOX` in the scope (seed
-/// 003: `scope=PRODUCTION`). Here the key pair the client authenticated with decides it, so
+/// Older WSO2 versions chose the key type with `PRODUCTION` or `SANDBOX` in the scope (WSO2 API
+/// Manager's Token API page: `scope=PRODUCTION`). Here the key pair the client authenticated with decides it, so
 /// either name only asserts it: it is taken out of the scope (a scope left empty asks for the
 /// default, all the application may have) and never granted, and a name that disagrees with
 /// the pair is `invalid_scope`. Either name stays a plain scope for an application
