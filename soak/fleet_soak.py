@@ -273,7 +273,8 @@ def summarize(soak: Soak, judged: dict, errors: list[dict]) -> dict:
                     for operation in OPERATIONS}
     states = Counter(grant.state for grant in soak.ledger.grants)
     return {
-        "seconds": soak.args.seconds, "threads": soak.args.threads, "requests": len(events),
+        "seconds": soak.args.seconds, "threads": soak.args.threads, "etcd_compaction": soak.args.compaction,
+        "requests": len(events),
         "answers_by_operation": by_operation, "faults": soak.faults,
         "grants": dict(states), "refreshes_acknowledged": sum(len(g.superseded) for g in soak.ledger.grants),
         "applications_registered": len(soak.ledger.applications),
@@ -288,6 +289,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--etcd-member", choices=("leader", "follower"), default="leader")
     parser.add_argument("--down-seconds", type=float, default=5, help="how long the etcd member stays down")
+    parser.add_argument("--compaction", default="revision:100000", metavar="MODE:RETENTION",
+                        help="etcd's --auto-compaction-mode and --auto-compaction-retention, e.g. periodic:5s")
     parser.add_argument("--window", type=float, default=10,
                         help="seconds after a fault ends in which a 503 still counts as the fault's")
     args = parser.parse_args()
@@ -295,7 +298,8 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     upstream = harness.Upstream()
     with tempfile.TemporaryDirectory(prefix="soak-fleet-") as work:
-        etcd = EtcdCluster(Path(work) / "etcd", 3)
+        mode, _, retention = args.compaction.partition(":")
+        etcd = EtcdCluster(Path(work) / "etcd", 3, compaction=(mode, retention))
         try:
             etcd.start()
             plugin = plugin_config(PREFIX)
