@@ -256,6 +256,23 @@ SOAK_ARGS   ?=
 soak: tools build soak-tools ## 1,000,000 short-lived tokens and Envoy's memory before, during, after (SOAK_TOKENS)
 	$(VENV)/bin/python soak/soak.py --tokens $(SOAK_TOKENS) $(SOAK_ARGS)
 
+# Fleet mode under faults (soak/fleet_soak.py): issue, use, refresh, revoke and register over two
+# replicas and a 3-member etcd while etcd's leader is restarted and one Envoy is killed and
+# restarted; then every acknowledged grant is checked on both replicas and every 5xx placed
+# against the faults. Prints the counts; writes target/soak-fleet/summary.json.
+SOAK_FLEET_SECONDS ?= 180
+
+.PHONY: soak-fleet fleet-scale
+soak-fleet: tools build fleet-tools ## fleet mode for SOAK_FLEET_SECONDS (180) while an etcd member and an Envoy restart; no acknowledged grant lost
+	$(VENV)/bin/python soak/fleet_soak.py --seconds $(SOAK_FLEET_SECONDS) $(SOAK_ARGS)
+
+# A replica started against a large state (bench/fleet_scale.py): etcd filled to SCALE_GRANTS
+# (1,000,000) grants, etcd's bytes per grant before and after compaction, the replica's time to
+# its first /token and Bearer 200, its RSS, and what it asked etcd before serving. Writes
+# target/fleet-scale/summary.json.
+fleet-scale: tools build bench-tools fleet-tools ## a replica against 1,000,000 grants in etcd: start-up time, RSS, etcd bytes per grant (SCALE_GRANTS)
+	$(VENV)/bin/python bench/fleet_scale.py
+
 ## End of Soak ---------------------------------------------------------------------------------
 
 ## Fuzzing -------------------------------------------------------------------------------------

@@ -233,6 +233,8 @@ class EtcdCluster:
     client_port: int = 0
     partitionable: bool = False
     tls: EtcdTls | None = None
+    # etcd's --auto-compaction-mode and --auto-compaction-retention
+    compaction: tuple[str, str] = ("revision", "100000")
     members: list[Member] = field(default_factory=list)
     # Member ids (hex) cut off from the others; shared by every relay.
     cut: set[str] = field(default_factory=set)
@@ -283,8 +285,8 @@ class EtcdCluster:
             "--initial-cluster", self.initial_cluster,
             "--initial-cluster-state", state,
             "--initial-cluster-token", "tokengate-fleet",
-            "--auto-compaction-mode", "revision",
-            "--auto-compaction-retention", "100000",
+            "--auto-compaction-mode", self.compaction[0],
+            "--auto-compaction-retention", self.compaction[1],
             *(self.tls.member_flags() if self.tls else []),
         ]
         log = member.log_path.open("ab")
