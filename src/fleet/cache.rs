@@ -97,6 +97,28 @@ pub fn store(cache: &dyn SharedStore, key: &str, entry: Entry) -> Result<bool, S
     Err(StoreError::CasMismatch)
 }
 
+/// Records etcd's answer to a transaction over the entry a pass read with cas `read_cas`
+/// (see [`store`]). While the entry still has that cas nobody has changed it since the pass,
+/// and the word the pass read was seen before the transaction was sent, so older than etcd's
+/// answer: one write, without reading the entry again. Otherwise (another worker or the watch
+/// wrote it meanwhile, or the pass never read it) [`store`] compares the revisions.
+pub fn store_over_read(
+    cache: &dyn SharedStore,
+    key: &str,
+    entry: Entry,
+    read_cas: Option<u32>,
+) -> Result<bool, StoreError> {
+    // Envoy reads a cas of 0 as "no check": never take it for the pass's.
+    if let Some(cas) = read_cas.filter(|&cas| cas != 0) {
+        match cache.set(key, &encode(entry), cas) {
+            Ok(()) => return Ok(true),
+            Err(StoreError::CasMismatch) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    store(cache, key, entry)
+}
+
 /// What etcd said, as a cache entry: `value` at `mod_revision`, or an absent key (an empty
 /// bucket at revision 0).
 pub fn entry_of<'a>(value: Option<(&'a [u8], i64)>, seen_revision: i64) -> Entry<'a> {

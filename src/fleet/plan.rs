@@ -11,7 +11,7 @@
 //!   compares with nothing to write, so etcd confirms the cache or sends what changed.
 //! - Otherwise the decision goes out as it is: a Bearer hit stays synchronous.
 
-use super::cache::{self, Entry};
+use super::cache;
 use super::etcd::{
     compare, request_op, response_op, Compare, DeleteRangeRequest, LeaseGrantRequest, PutRequest,
     RangeRequest, RequestOp, TxnRequest, TxnResponse, COMPARE_EQUAL, COMPARE_TARGET_MOD,
@@ -47,12 +47,13 @@ pub struct FleetTxn {
     pub request: TxnRequest,
     /// Leases the puts use, to grant first (granting an existing one is harmless).
     pub leases: Vec<LeaseGrantRequest>,
-    /// Cache keys in the order of the failure branch's ranges.
-    compared: Vec<String>,
-    /// Cache keys written on success, with their values (empty bucket: deleted).
-    writes: Vec<(String, Vec<u8>)>,
-    /// Keys read without a cached entry: on success they are known absent.
-    unknown: Vec<String>,
+    /// Cache keys in the order of the failure branch's ranges, with the cas the pass read.
+    compared: Vec<(String, Option<u32>)>,
+    /// Cache keys written on success, in the order of the success branch's operations (whose
+    /// puts hold the values), each with the cache's cas when the pass read it.
+    writes: Vec<(String, Option<u32>)>,
+    /// Keys read without a cached entry, with their cas: on success they are known absent.
+    unknown: Vec<(String, Option<u32>)>,
 }
 
 impl FleetTxn {
@@ -78,16 +79,16 @@ pub fn plan(record: &PassRecord, prefix: &str, confirm: bool, now_ms: u64) -> St
     if record.writes.is_empty() && !(unknown || (confirm && !record.reads.is_empty())) {
         return Step::Deliver;
     }
-    let compared: Vec<String> = record.reads.keys().chain(record.writes.keys()).cloned().collect();
-    let mut compared_once: Vec<String> = Vec::with_capacity(compared.len());
-    for key in compared {
-        if !compared_once.contains(&key) {
-            compared_once.push(key);
-        }
-    }
+    // Every key read, then every key written without being read: each compared once.
+    let compared_once: Vec<(String, Option<u32>)> = record
+        .reads
+        .keys()
+        .chain(record.writes.keys().filter(|key| !record.reads.contains_key(*key)))
+        .map(|key| (key.clone(), record.read_cas.get(key).copied()))
+        .collect();
     let compare = compared_once
         .iter()
-        .map(|key| {
+        .map(|(key, _)| {
             // A key this Envoy has never asked etcd about is assumed absent (revision 0): true
             // for most buckets of a young fleet, and etcd refuses the transaction otherwise.
             let revision = record.reads.get(key).copied().flatten().unwrap_or(0);
@@ -101,7 +102,7 @@ pub fn plan(record: &PassRecord, prefix: &str, confirm: bool, now_ms: u64) -> St
         .collect();
     let failure = compared_once
         .iter()
-        .map(|key| RequestOp {
+        .map(|(key, _)| RequestOp {
             request: Some(request_op::Request::Range(RangeRequest {
                 key: cache::etcd_key(prefix, key),
                 ..RangeRequest::default()
@@ -126,12 +127,13 @@ pub fn plan(record: &PassRecord, prefix: &str, confirm: bool, now_ms: u64) -> St
         };
         success.push(RequestOp { request: Some(op) });
     }
-    let writes = record.writes.iter().map(|(key, value)| (key.clone(), value.clone())).collect();
+    let read_cas = |key: &String| record.read_cas.get(key).copied();
+    let writes = record.writes.keys().map(|key| (key.clone(), read_cas(key))).collect();
     let unknown = record
         .reads
         .iter()
         .filter(|(key, revision)| revision.is_none() && !record.writes.contains_key(*key))
-        .map(|(key, _)| key.clone())
+        .map(|(key, _)| (key.clone(), read_cas(key)))
         .collect();
     Step::Ask(FleetTxn {
         request: TxnRequest { compare, success, failure },
@@ -172,21 +174,24 @@ pub fn settle(
 ) -> Result<Settled, StoreError> {
     let revision = response.header.as_ref().map_or(0, |header| header.revision);
     if response.succeeded {
-        for (key, value) in &txn.writes {
-            let deleted = value.as_slice() == EMPTY_BUCKET;
-            let entry =
-                Entry { mod_revision: if deleted { 0 } else { revision }, seen_revision: revision, value };
-            cache::store(cache, key, entry)?;
+        for ((key, read_cas), op) in txn.writes.iter().zip(&txn.request.success) {
+            let entry = match &op.request {
+                Some(request_op::Request::Put(put)) => {
+                    cache::entry_of(Some((&put.value, revision)), revision)
+                }
+                _ => cache::entry_of(None, revision),
+            };
+            cache::store_over_read(cache, key, entry, *read_cas)?;
         }
-        for key in &txn.unknown {
-            cache::store(cache, key, cache::entry_of(None, revision))?;
+        for (key, read_cas) in &txn.unknown {
+            cache::store_over_read(cache, key, cache::entry_of(None, revision), *read_cas)?;
         }
         return Ok(Settled::Holds);
     }
-    for (key, op) in txn.compared.iter().zip(&response.responses) {
+    for ((key, read_cas), op) in txn.compared.iter().zip(&response.responses) {
         let Some(response_op::Response::Range(range)) = &op.response else { continue };
         let current = range.kvs.first().map(|kv| (kv.value.as_slice(), kv.mod_revision));
-        cache::store(cache, key, cache::entry_of(current, revision))?;
+        cache::store_over_read(cache, key, cache::entry_of(current, revision), *read_cas)?;
     }
     Ok(Settled::Stale)
 }

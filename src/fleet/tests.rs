@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::gateway::{ApiRequest, Denial, EndpointRequest, Gateway, Host, Outcome, Response};
 use crate::host::memory::{ManualClock, MemoryStore, RecordedMetrics};
 use crate::host::metrics::Metric;
+use crate::host::SharedStore as _;
 use crate::host::SystemRandomness;
 use crate::oauth::credentials::encode_basic_credentials;
 use crate::oauth::pkce::{APPENDIX_B_CHALLENGE as CHALLENGE, APPENDIX_B_VERIFIER as VERIFIER};
@@ -415,6 +416,83 @@ fn refresh_rotation_is_exactly_once_across_replicas() {
         assert_eq!(replica.bearer_status(&field(&winner, "access_token")), 401);
         assert_eq!(replica.bearer_status(&field(&issued, "access_token")), 401);
     }
+}
+
+/// A shared store that counts its reads: whether settling etcd's answer read the cache again.
+struct CountingReads<'s> {
+    store: &'s MemoryStore,
+    reads: std::cell::Cell<usize>,
+}
+
+impl crate::host::SharedStore for CountingReads<'_> {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, crate::host::StoreError> {
+        self.reads.set(self.reads.get() + 1);
+        self.store.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), crate::host::StoreError> {
+        self.store.set(key, value, cas)
+    }
+}
+
+/// A client_credentials pass over `replica`'s cache, planned: its record and its transaction,
+/// with the leases it needs granted.
+fn planned_token_pass(fleet: &Fleet, replica: &Replica) -> (super::view::PassRecord, super::plan::FleetTxn) {
+    let view = FleetView::new(&replica.shared);
+    let staged = StagedMetrics::default();
+    let gateway = Gateway::new(&fleet.config, replica.host(&view, &staged));
+    let basic = format!("Basic {}", encode_basic_credentials("demo-app", "demo-secret"));
+    let request = EndpointRequest {
+        client_address: None,
+        method: "POST",
+        path: "/token",
+        authorization: Some(&basic),
+        content_type: Some(FORM),
+        body: b"grant_type=client_credentials",
+    };
+    assert_eq!(gateway.serve(&gateway.endpoint("/token").unwrap(), &request).status, 200);
+    let record = view.into_record();
+    let Step::Ask(txn) = plan(&record, PREFIX, true, fleet.now()) else { panic!("a token is a write") };
+    for lease in &txn.leases {
+        let _ = fleet.etcd.lease_grant(lease, fleet.now());
+    }
+    (record, txn)
+}
+
+#[test]
+fn a_committed_write_reaches_the_cache_without_reading_it_again() {
+    // Each shared-data read costs Envoy a host call and a copy into the VM: when nothing
+    // changed the entry since the pass read it, etcd's answer replaces it with one write.
+    let fleet = Fleet::new();
+    let a = fleet.replica();
+    a.token("grant_type=client_credentials");
+    let (record, txn) = planned_token_pass(&fleet, &a);
+    let counting = CountingReads { store: &a.shared, reads: std::cell::Cell::new(0) };
+    let response = fleet.etcd.txn(&txn.request);
+    assert_eq!(settle(&counting, &txn, &response).unwrap(), Settled::Holds);
+    assert_eq!(counting.reads.get(), 0, "the entries the pass read were written over at once");
+    let revision = response.header.map(|header| header.revision).unwrap();
+    for key in record.writes.keys() {
+        let (bytes, _) = a.shared.get(key).unwrap().unwrap();
+        let entry = super::cache::decode(&bytes).unwrap();
+        assert_eq!((entry.mod_revision, entry.seen_revision), (revision, revision), "{key}");
+    }
+}
+
+#[test]
+fn a_newer_word_the_watch_cached_meanwhile_outlives_an_older_answer() {
+    let fleet = Fleet::new();
+    let a = fleet.replica();
+    a.token("grant_type=client_credentials");
+    let (record, txn) = planned_token_pass(&fleet, &a);
+    let response = fleet.etcd.txn(&txn.request);
+    // Between the pass and etcd's answer, the watch caches a later revision of the bucket.
+    let later = response.header.as_ref().map(|header| header.revision).unwrap() + 10;
+    let key = record.writes.keys().next().unwrap();
+    let newer = super::cache::Entry { mod_revision: later, seen_revision: later, value: b"newer" };
+    assert!(super::cache::store(&a.shared, key, newer).unwrap());
+    assert_eq!(settle(&a.shared, &txn, &response).unwrap(), Settled::Holds);
+    let (bytes, _) = a.shared.get(key).unwrap().unwrap();
+    assert_eq!(super::cache::decode(&bytes), Some(newer), "the answer, older, was not taken");
 }
 
 #[test]

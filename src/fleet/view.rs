@@ -24,6 +24,9 @@ const STAGED_CAS: u32 = u32::MAX;
 pub struct PassRecord {
     /// Each key read, with the mod revision its cached entry had (`None`: not cached yet).
     pub reads: BTreeMap<String, Option<i64>>,
+    /// The cache's cas of each key read: while the entry still has it, nothing has changed it
+    /// since, so etcd's answer can replace it without reading it again.
+    pub read_cas: BTreeMap<String, u32>,
     /// Each key written, with its new value.
     pub writes: BTreeMap<String, Vec<u8>>,
 }
@@ -59,7 +62,10 @@ impl SharedStore for FleetView<'_> {
             _ => (None, EMPTY_BUCKET.to_vec()),
         };
         // The first read is the one the decision rests on.
-        record.reads.entry(key.to_owned()).or_insert(revision);
+        if !record.reads.contains_key(key) {
+            record.reads.insert(key.to_owned(), revision);
+            record.read_cas.insert(key.to_owned(), cas);
+        }
         Ok(Some((value, cas)))
     }
 
