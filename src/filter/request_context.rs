@@ -209,11 +209,15 @@ impl GatewayRequest {
         in_callback: bool,
     ) -> Action {
         let question = job.question();
-        let pass = fleet.run_pass(&self.config, |backing| {
+        // Once the watch has gone quiet, no answer may rest on this cache alone, nor on a
+        // worker's memory of it. An endpoint's answer always rests on etcd's word, and its
+        // pass may write: it neither reads nor adds to the memory.
+        let bearer = matches!(job, Job::Bearer { .. });
+        let stale = bearer && fleet.cache_is_stale();
+        let pass = fleet.run_pass(&self.config, bearer && !stale, |backing| {
             decide(&self.config, &self.config_generation, backing, &question)
         });
-        // Once the watch has gone quiet, no answer may rest on this cache alone.
-        let confirm = pass.answer.must_be_confirmed() || fleet.cache_is_stale();
+        let confirm = pass.answer.must_be_confirmed() || stale;
         match fleet.after_pass(pass, confirm, passes) {
             Next::Deliver(answer) => self.deliver(answer, headers, in_callback),
             Next::Wait(waiting) => {
