@@ -113,7 +113,7 @@ impl FleetClient {
     ) -> Pass {
         let view = FleetView::new(&EnvoySharedData);
         let windows: Rc<dyn Coordination> = self.metrics.clone();
-        let staged = StagedMetrics::with_windows(windows, remembers);
+        let staged = StagedMetrics::with_windows(windows, remembers && self.record.is_known());
         let backing = |credential_changes| Backing {
             shared: &view,
             metrics: &staged,

@@ -85,7 +85,7 @@ impl SharedStore for FleetView<'_> {
 /// ([`super::watch::apply`]).
 #[derive(Default)]
 pub struct StagedMetrics {
-    pending: RefCell<Vec<(Metric, MetricChange)>>,
+    pending: RefCell<StatChanges>,
     windows: Option<std::rc::Rc<dyn Coordination>>,
     /// Whether this pass may answer from (and add to) a worker's memory of tokens.
     remembers: bool,
@@ -95,8 +95,31 @@ pub struct StagedMetrics {
 /// Stats held back from a pass whose answer waits for etcd.
 #[derive(Debug, Default)]
 pub struct HeldStats {
-    changes: Vec<(Metric, MetricChange)>,
+    changes: StatChanges,
     tokens_changed: bool,
+}
+
+/// Changes kept in place up to [`INLINE_CHANGES`]: a Bearer hit counts one or two stats, and
+/// the pass that answers it from a worker's memory allocates nothing for them.
+const INLINE_CHANGES: usize = 4;
+
+#[derive(Debug, Default)]
+struct StatChanges {
+    inline: [Option<(Metric, MetricChange)>; INLINE_CHANGES],
+    more: Vec<(Metric, MetricChange)>,
+}
+
+impl StatChanges {
+    fn push(&mut self, change: (Metric, MetricChange)) {
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(change),
+            None => self.more.push(change),
+        }
+    }
+
+    fn into_changes(self) -> impl Iterator<Item = (Metric, MetricChange)> {
+        self.inline.into_iter().flatten().chain(self.more)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -124,7 +147,7 @@ impl HeldStats {
     /// Reports what the pass counted, once its answer goes out (and its writes are in the
     /// cache), and moves the token epoch if the pass ended or changed tokens.
     pub fn report(self, metrics: &dyn Metrics, coordination: &dyn Coordination) {
-        for (metric, change) in self.changes {
+        for (metric, change) in self.changes.into_changes() {
             match change {
                 MetricChange::Add(delta) => metrics.add(metric, delta),
                 MetricChange::Set(value) => metrics.set(metric, value),
