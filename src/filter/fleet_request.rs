@@ -103,11 +103,17 @@ impl FleetClient {
     /// Runs `decide` over this Envoy's cache with stats held back (the tiers' window counters
     /// are this Envoy's `metrics`, at once), judging tokens by the credential-change record
     /// etcd holds: this VM's copy once confirmed, else the record read (and recorded) in the
-    /// pass itself (see [`crate::fleet::credentials`]).
-    pub fn run_pass(&self, config: &Config, decide: impl FnOnce(Backing<'_>) -> Answer) -> Pass {
+    /// pass itself (see [`crate::fleet::credentials`]). `remembers`: the pass may answer from
+    /// this worker's memory of tokens (see [`StagedMetrics::with_windows`]).
+    pub fn run_pass(
+        &self,
+        config: &Config,
+        remembers: bool,
+        decide: impl FnOnce(Backing<'_>) -> Answer,
+    ) -> Pass {
         let view = FleetView::new(&EnvoySharedData);
         let windows: Rc<dyn Coordination> = self.metrics.clone();
-        let staged = StagedMetrics::with_windows(windows);
+        let staged = StagedMetrics::with_windows(windows, remembers && self.record.is_known());
         let backing = |credential_changes| Backing {
             shared: &view,
             metrics: &staged,
@@ -140,9 +146,10 @@ impl FleetClient {
         }
     }
 
-    /// A pass holds: the record it read is etcd's, and this VM's from now on.
+    /// A pass holds (its writes are in the cache): its stats and epoch move go out, and the
+    /// record it read is etcd's, and this VM's from now on.
     fn holds(&self, stats: HeldStats, credentials: Option<CredentialChanges>) {
-        stats.report(self.metrics.as_ref());
+        stats.report(self.metrics.as_ref(), self.metrics.as_ref());
         let Some(credentials) = credentials else { return };
         if let Ok(mut changes) = self.changes.try_borrow_mut() {
             *changes = credentials;
@@ -160,6 +167,12 @@ impl FleetClient {
 
     /// After a pass: deliver, or send what etcd must confirm or commit first.
     pub fn after_pass(&self, pass: Pass, confirm: bool, passes: usize) -> Next {
+        // A pass that read and wrote nothing of etcd's (a hit from a worker's memory) has
+        // nothing to plan: no clock read (a host call) for it.
+        if pass.record.reads.is_empty() && pass.record.writes.is_empty() {
+            self.holds(pass.stats, pass.credentials);
+            return Next::Deliver(pass.answer);
+        }
         let Some(now) = EnvoyClock.now_millis() else { return self.failed() };
         match plan(&pass.record, &self.config.prefix, confirm, now) {
             Step::Deliver => {
@@ -231,11 +244,15 @@ impl FleetClient {
                 self.holds(waiting.stats, waiting.credentials);
                 Next::Deliver(waiting.answer)
             }
+            // The failure branch put etcd's newer words into the cache, before the watch: a
+            // worker that remembered a token they end must read them.
             Ok(Settled::Stale) if waiting.passes.saturating_add(1) < MAX_PASSES => {
+                self.metrics.tokens_changed();
                 self.metrics.add(Metric::FleetConflicts, 1);
                 Next::Again(waiting.passes.saturating_add(1))
             }
             Ok(Settled::Stale) => {
+                self.metrics.tokens_changed();
                 log::debug!("fleet: still stale after {} passes", waiting.passes.saturating_add(1));
                 self.failed()
             }

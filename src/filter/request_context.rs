@@ -41,19 +41,33 @@ pub struct GatewayRequest {
     response_headers: Vec<(&'static str, String)>,
     /// Fleet mode: etcd's client, and the decision waiting for its answer.
     fleet: Option<Rc<FleetClient>>,
-    waiting: Option<(Job, Box<Waiting>)>,
+    waiting: Option<(Job<'static>, Box<Waiting>)>,
     /// The request's trailers came while its decision waited for etcd: a forward strips
     /// them when it resumes the stream, as `on_http_request_trailers` would have.
     trailers_held: bool,
 }
 
-/// A request's question, owned: fleet mode may have to ask it more than once.
-enum Job {
-    Bearer { method: String, path: String, authorization: Option<String> },
+/// A request's question in fleet mode, which may have to ask it more than once. A Bearer
+/// check borrows the request's headers until it has to wait for etcd, and owns them only
+/// then: a hit answered at once copies nothing.
+enum Job<'h> {
+    Bearer { method: Cow<'h, str>, path: Cow<'h, str>, authorization: Option<Cow<'h, str>> },
     Endpoint { pending: PendingEndpointRequest, body: Vec<u8> },
 }
 
-impl Job {
+impl Job<'_> {
+    /// This job, owning what it borrowed: to be kept while etcd answers.
+    fn into_owned(self) -> Job<'static> {
+        match self {
+            Job::Bearer { method, path, authorization } => Job::Bearer {
+                method: Cow::Owned(method.into_owned()),
+                path: Cow::Owned(path.into_owned()),
+                authorization: authorization.map(|header| Cow::Owned(header.into_owned())),
+            },
+            Job::Endpoint { pending, body } => Job::Endpoint { pending, body },
+        }
+    }
+
     fn question(&self) -> Question<'_> {
         match self {
             Job::Bearer { method, path, authorization } => {
@@ -203,21 +217,25 @@ impl GatewayRequest {
     fn decide_in_fleet(
         &mut self,
         fleet: &FleetClient,
-        job: Job,
+        job: Job<'_>,
         passes: usize,
         headers: Option<&HeaderPairs>,
         in_callback: bool,
     ) -> Action {
         let question = job.question();
-        let pass = fleet.run_pass(&self.config, |backing| {
+        // Once the watch has gone quiet, no answer may rest on this cache alone, nor on a
+        // worker's memory of it. An endpoint's answer always rests on etcd's word, and its
+        // pass may write: it neither reads nor adds to the memory.
+        let bearer = matches!(job, Job::Bearer { .. });
+        let stale = bearer && fleet.cache_is_stale();
+        let pass = fleet.run_pass(&self.config, bearer && !stale, |backing| {
             decide(&self.config, &self.config_generation, backing, &question)
         });
-        // Once the watch has gone quiet, no answer may rest on this cache alone.
-        let confirm = pass.answer.must_be_confirmed() || fleet.cache_is_stale();
+        let confirm = pass.answer.must_be_confirmed() || stale;
         match fleet.after_pass(pass, confirm, passes) {
             Next::Deliver(answer) => self.deliver(answer, headers, in_callback),
             Next::Wait(waiting) => {
-                self.waiting = Some((job, waiting));
+                self.waiting = Some((job.into_owned(), waiting));
                 Action::Pause
             }
             Next::Unavailable | Next::Again(_) => {
@@ -316,11 +334,7 @@ impl HttpContext for GatewayRequest {
         let method = headers.get(":method").unwrap_or_default();
         let authorization = headers.get("authorization");
         if let Some(fleet) = self.fleet.clone() {
-            let job = Job::Bearer {
-                method: method.into_owned(),
-                path: path.into_owned(),
-                authorization: authorization.map(Cow::into_owned),
-            };
+            let job = Job::Bearer { method, path, authorization };
             return self.decide_in_fleet(&fleet, job, 0, Some(&headers), false);
         }
         let request = ApiRequest { method: &method, path: &path, authorization: authorization.as_deref() };

@@ -19,7 +19,6 @@ use proxy_wasm::types::BufferType;
 
 use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use crate::config::FleetConfig;
-use crate::fleet::cache;
 use crate::fleet::etcd::{RangeResponse, WatchResponse, KV_SERVICE, WATCH_SERVICE};
 use crate::fleet::heartbeat::{self, Heartbeat};
 use crate::fleet::watch::{self, Heard};
@@ -139,7 +138,9 @@ impl Watcher {
             log::warn!("#{} cannot read etcd's revision (grpc status {status})", self.context_id);
             return self.closed(now, metrics);
         };
-        if let Err(error) = cache::forget_below(&EnvoySharedData, self.table_keys.iter().cloned(), revision) {
+        if let Err(error) =
+            watch::start_after(&EnvoySharedData, metrics, self.table_keys.iter().cloned(), revision)
+        {
             log::warn!("#{} cannot forget the cache before watching: {error:?}", self.context_id);
             return self.closed(now, metrics);
         }
@@ -223,7 +224,13 @@ impl Watcher {
             let _ = hostcalls::cancel_grpc_stream(token);
             return self.closed(now, metrics);
         };
-        match watch::apply(&EnvoySharedData, &self.fleet.prefix, &response, self.table_keys.iter().cloned()) {
+        match watch::apply(
+            &EnvoySharedData,
+            metrics,
+            &self.fleet.prefix,
+            &response,
+            self.table_keys.iter().cloned(),
+        ) {
             Ok(Heard::UpTo(revision)) => {
                 self.applied = self.applied.max(revision);
                 self.heard_at = now;

@@ -79,6 +79,13 @@ impl CredentialRecord {
         None
     }
 
+    /// True once etcd has confirmed the record this VM judges tokens by. Until then a pass
+    /// must read the record, and carries it to etcd only when it reads a grant or a client: a
+    /// Bearer check answered from a worker's memory reads neither, so it waits for this.
+    pub fn is_known(&self) -> bool {
+        self.standing.get() == Standing::Known
+    }
+
     /// A pass that read the record through its view holds (etcd agreed, or the cache already
     /// knew the record): this VM's copy is now etcd's.
     pub fn confirmed(&self) {

@@ -46,6 +46,40 @@ struct Replica<'f> {
     login_key: KeyMemory,
     /// The revision this replica's watch has applied up to.
     watched: std::cell::Cell<i64>,
+    /// This replica's token epoch (a process-wide gauge in Envoy).
+    epochs: std::rc::Rc<TokenEpoch>,
+}
+
+/// A replica's token epoch, and no tier windows. The replicas of a test share one thread, so
+/// one worker's memory of tokens (`state::remembered`, thread-local): each starts its epoch
+/// far from every other's, so that no replica ever recalls what another remembered, as two
+/// Envoy processes never do.
+struct TokenEpoch(std::cell::Cell<u64>);
+
+impl TokenEpoch {
+    fn new() -> Self {
+        static REPLICAS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let replica = REPLICAS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TokenEpoch(std::cell::Cell::new(replica << 32))
+    }
+}
+
+impl crate::host::Coordination for TokenEpoch {
+    fn window(&self, _counter: usize) -> Option<u64> {
+        None
+    }
+    fn count_in_window(&self, _counter: usize) {}
+    fn restart_window(&self, _counter: usize, _value: u64) {}
+    fn token_epoch(&self) -> Option<u64> {
+        Some(self.0.get())
+    }
+    fn tokens_changed(&self) {
+        self.0.set(self.0.get() + 1);
+    }
+    fn failure_epoch(&self) -> Option<u64> {
+        None
+    }
+    fn failure_recorded(&self) {}
 }
 
 #[derive(Debug, PartialEq)]
@@ -87,6 +121,7 @@ impl Fleet {
             config_generation: std::cell::Cell::new(0),
             login_key: KeyMemory::new(),
             watched: std::cell::Cell::new(self.etcd.revision()),
+            epochs: std::rc::Rc::new(TokenEpoch::new()),
         };
         replica.config.store_layout().initialize(&replica.shared, &SystemRandomness).unwrap();
         CredentialChanges::create_fleet_record(&replica.shared).unwrap();
@@ -139,9 +174,21 @@ impl Replica<'_> {
     /// a transaction longer than its default `--max-txn-ops` is refused; as the glue does, a
     /// pass too long with the credential-change record in it commits the record first.
     fn decide<T>(&self, confirm: impl Fn(&T) -> bool, pass: impl Fn(&Gateway) -> T) -> Result<T, Failed> {
+        self.decide_remembering(false, confirm, pass)
+    }
+
+    /// [`Self::decide`]; `remembers`: a Bearer check over a current cache, which the glue lets
+    /// answer from the worker's memory of tokens.
+    fn decide_remembering<T>(
+        &self,
+        remembers: bool,
+        confirm: impl Fn(&T) -> bool,
+        pass: impl Fn(&Gateway) -> T,
+    ) -> Result<T, Failed> {
         for _ in 0..ATTEMPTS {
             let view = FleetView::new(&self.shared);
-            let staged = StagedMetrics::default();
+            let staged =
+                StagedMetrics::with_windows(self.epochs.clone(), remembers && self.record.is_known());
             let read = self.record.for_pass(&view, &self.config).unwrap();
             let answer = {
                 let held = self.changes.borrow();
@@ -151,7 +198,7 @@ impl Replica<'_> {
             let mut record = view.into_record();
             let read = self.record.keep_if_judged(&mut record, read);
             let holds = |staged: StagedMetrics| {
-                staged.into_held().report(&self.metrics);
+                staged.into_held().report(&self.metrics, &*self.epochs);
                 if let Some(read) = read.clone() {
                     *self.changes.borrow_mut() = read;
                     self.record.confirmed();
@@ -183,6 +230,8 @@ impl Replica<'_> {
                         holds(staged);
                         return Ok(answer);
                     }
+                    // As the glue does: the failure branch cached etcd's newer words.
+                    crate::host::Coordination::tokens_changed(&*self.epochs);
                 }
             }
         }
@@ -240,7 +289,7 @@ impl Replica<'_> {
     fn bearer_status(&self, token: &str) -> u16 {
         let authorization = format!("Bearer {token}");
         let outcome = self
-            .decide(Outcome::rests_on_the_store, |gateway| {
+            .decide_remembering(true, Outcome::rests_on_the_store, |gateway| {
                 gateway.check_bearer(&ApiRequest {
                     method: "GET",
                     path: "/api/orders",
@@ -258,7 +307,7 @@ impl Replica<'_> {
     fn catch_up(&self) {
         let response = self.fleet.etcd.watch_from(self.watched.get() + 1);
         let keys = self.config.store_layout().fleet_keys();
-        match watch::apply(&self.shared, PREFIX, &response, keys.into_iter()).unwrap() {
+        match watch::apply(&self.shared, &*self.epochs, PREFIX, &response, keys.into_iter()).unwrap() {
             watch::Heard::UpTo(revision) => self.watched.set(revision.max(self.watched.get())),
             watch::Heard::Compacted => self.restart_watch(),
             watch::Heard::Opened => {}
@@ -271,8 +320,25 @@ impl Replica<'_> {
     fn restart_watch(&self) {
         let revision = self.fleet.etcd.revision();
         let keys = self.config.store_layout().fleet_keys();
-        super::cache::forget_below(&self.shared, keys.into_iter(), revision).unwrap();
+        watch::start_after(&self.shared, &*self.epochs, keys.into_iter(), revision).unwrap();
         self.watched.set(revision);
+    }
+
+    /// The fleet keys a Bearer check of `token` (which must be let through) reads from the
+    /// cache, in a pass that may answer from the worker's memory.
+    fn bearer_reads(&self, token: &str) -> Vec<String> {
+        let authorization = format!("Bearer {token}");
+        let view = FleetView::new(&self.shared);
+        let staged = StagedMetrics::with_windows(self.epochs.clone(), true);
+        let changes = self.changes.borrow();
+        let outcome =
+            Gateway::new(&self.config, self.host_with(&view, &staged, &changes)).check_bearer(&ApiRequest {
+                method: "GET",
+                path: "/api/orders",
+                authorization: Some(&authorization),
+            });
+        assert!(matches!(outcome, Outcome::Forward(_)), "{outcome:?}");
+        view.into_record().reads.into_keys().collect()
     }
 
     /// A Bearer check's pass over the cache and the transaction it needs, not yet sent.
@@ -355,6 +421,47 @@ fn a_revocation_on_one_replica_ends_the_token_on_the_other_once_its_watch_delive
     assert_eq!(b.bearer_status(&token), 401, "the revoking replica knows at once");
     a.catch_up();
     assert_eq!(a.bearer_status(&token), 401, "the other one as soon as its watch delivers");
+}
+
+/// Each worker remembers the tokens it validated (`state::remembered`), trusted while its
+/// Envoy's token epoch stands: the replica that revokes moves it once its write holds, every
+/// other one once its watch has put the revocation in the cache.
+#[test]
+fn a_remembered_token_is_refused_on_every_replica_once_the_revocation_reaches_it() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    b.catch_up();
+    for replica in [&a, &b] {
+        // B's first pass records its config in etcd's credential-change record: until that
+        // holds, no token is judged from memory. The next one remembers.
+        for _ in 0..2 {
+            assert_eq!(replica.bearer_status(&token), 200);
+        }
+        let reads = replica.bearer_reads(&token);
+        assert!(reads.is_empty(), "a warm hit answers from the worker's memory, read {reads:?}");
+    }
+    let revoked = b.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}"));
+    assert_eq!(revoked.status, 200);
+    assert_eq!(b.bearer_status(&token), 401, "the revoking replica forgets at once");
+    // Until its watch delivers, A knows no more than its cache, which still holds the token.
+    assert_eq!(a.bearer_status(&token), 200);
+    a.catch_up();
+    assert_eq!(a.bearer_status(&token), 401, "the next request after the watch delivered");
+}
+
+/// A watch that starts again from where etcd stands (at start-up, after a compaction) never
+/// delivers what changed before: the workers' memories go with the cache.
+#[test]
+fn a_watch_that_starts_again_leaves_no_remembered_token_behind() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    assert_eq!(a.bearer_status(&token), 200);
+    assert_eq!(b.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    fleet.etcd.compact();
+    a.restart_watch();
+    assert_eq!(a.bearer_status(&token), 401);
 }
 
 #[test]
@@ -678,7 +785,7 @@ fn a_replica_records_its_config_with_the_first_pass_that_judges_a_token() {
 fn staged_metrics_count_tier_windows_at_once() {
     use crate::host::Coordination;
     let windows = std::rc::Rc::new(crate::host::memory::RecordedMetrics::default());
-    let staged = StagedMetrics::with_windows(windows.clone());
+    let staged = StagedMetrics::with_windows(windows.clone(), false);
     staged.restart_window(3, 7 << 32 | 1);
     staged.count_in_window(3);
     assert_eq!(windows.window(3), Some(7 << 32 | 2));
@@ -809,7 +916,7 @@ fn watch_delivers(
     heartbeat: &mut Heartbeat,
     message: &crate::fleet::etcd::WatchResponse,
 ) -> Option<u64> {
-    match watch::apply(&replica.shared, PREFIX, message, Vec::new().into_iter()).unwrap() {
+    match watch::apply(&replica.shared, &*replica.epochs, PREFIX, message, Vec::new().into_iter()).unwrap() {
         watch::Heard::UpTo(revision) => heartbeat.watch_reached(revision),
         other => panic!("expected progress, got {other:?}"),
     }
@@ -907,7 +1014,7 @@ fn a_created_watch_vouches_for_nothing_before_its_events() {
         created: true,
         ..Default::default()
     };
-    let heard = watch::apply(&a.shared, PREFIX, &created, Vec::new().into_iter()).unwrap();
+    let heard = watch::apply(&a.shared, &*a.epochs, PREFIX, &created, Vec::new().into_iter()).unwrap();
     assert_eq!(heard, watch::Heard::Opened);
 }
 

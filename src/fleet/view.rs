@@ -8,7 +8,7 @@
 //! etcd agrees does the decision's answer go out. Stats counted during a pass are held back
 //! the same way ([`StagedMetrics`]), so a pass that has to run again counts nothing twice.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use super::cache;
@@ -82,15 +82,51 @@ impl SharedStore for FleetView<'_> {
 /// Stats of one pass, reported only when its decision goes out. The tiers' window counters
 /// are not held back: they go to this Envoy's counters at once (`windows`), so each replica
 /// enforces its tiers alone, and a pass that runs again counts its request again.
+///
+/// The token epoch is this Envoy's too (see [`crate::state::remembered`]): a pass that may
+/// answer from a worker's memory reads it, and a pass that ends or changes tokens moves it
+/// only once its decision holds, after [`super::plan::settle`] has written the new buckets
+/// into the cache: moved earlier, another worker could read the old bucket at the new epoch
+/// and remember a revoked token under it. Other replicas' writes move it through the watch
+/// ([`super::watch::apply`]).
 #[derive(Default)]
 pub struct StagedMetrics {
-    pending: RefCell<Vec<(Metric, MetricChange)>>,
+    pending: RefCell<StatChanges>,
     windows: Option<std::rc::Rc<dyn Coordination>>,
+    /// Whether this pass may answer from (and add to) a worker's memory of tokens.
+    remembers: bool,
+    tokens_changed: Cell<bool>,
 }
 
 /// Stats held back from a pass whose answer waits for etcd.
 #[derive(Debug, Default)]
-pub struct HeldStats(Vec<(Metric, MetricChange)>);
+pub struct HeldStats {
+    changes: StatChanges,
+    tokens_changed: bool,
+}
+
+/// Changes kept in place up to [`INLINE_CHANGES`]: a Bearer hit counts one or two stats, and
+/// the pass that answers it from a worker's memory allocates nothing for them.
+const INLINE_CHANGES: usize = 4;
+
+#[derive(Debug, Default)]
+struct StatChanges {
+    inline: [Option<(Metric, MetricChange)>; INLINE_CHANGES],
+    more: Vec<(Metric, MetricChange)>,
+}
+
+impl StatChanges {
+    fn push(&mut self, change: (Metric, MetricChange)) {
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(change),
+            None => self.more.push(change),
+        }
+    }
+
+    fn into_changes(self) -> impl Iterator<Item = (Metric, MetricChange)> {
+        self.inline.into_iter().flatten().chain(self.more)
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 enum MetricChange {
@@ -99,24 +135,32 @@ enum MetricChange {
 }
 
 impl StagedMetrics {
-    /// Stats held back, window counters read and written in `windows` at once.
-    pub fn with_windows(windows: std::rc::Rc<dyn Coordination>) -> Self {
-        StagedMetrics { pending: RefCell::default(), windows: Some(windows) }
+    /// Stats held back, window counters read and written in `windows` at once. `remembers`:
+    /// the pass reads the token epoch from `windows` too, so a worker may answer a Bearer
+    /// check from its memory; only when the cache may be trusted (the watch is current) and
+    /// the pass writes nothing (a Bearer check), so that nothing is remembered that etcd
+    /// might not commit.
+    pub fn with_windows(windows: std::rc::Rc<dyn Coordination>, remembers: bool) -> Self {
+        StagedMetrics { windows: Some(windows), remembers, ..StagedMetrics::default() }
     }
 
     pub fn into_held(self) -> HeldStats {
-        HeldStats(self.pending.into_inner())
+        HeldStats { changes: self.pending.into_inner(), tokens_changed: self.tokens_changed.get() }
     }
 }
 
 impl HeldStats {
-    /// Reports what the pass counted, once its answer goes out.
-    pub fn report(self, metrics: &dyn Metrics) {
-        for (metric, change) in self.0 {
+    /// Reports what the pass counted, once its answer goes out (and its writes are in the
+    /// cache), and moves the token epoch if the pass ended or changed tokens.
+    pub fn report(self, metrics: &dyn Metrics, coordination: &dyn Coordination) {
+        for (metric, change) in self.changes.into_changes() {
             match change {
                 MetricChange::Add(delta) => metrics.add(metric, delta),
                 MetricChange::Set(value) => metrics.set(metric, value),
             }
+        }
+        if self.tokens_changed {
+            coordination.tokens_changed();
         }
     }
 }
@@ -134,8 +178,10 @@ impl Metrics for StagedMetrics {
     }
 }
 
-/// This Envoy's tier windows, at once; no epochs: a write on another replica moves neither
-/// epoch here, so in fleet mode no worker remembers a token or an unlocked name.
+/// This Envoy's tier windows, at once; its token epoch when the pass [`remembers`], a change
+/// of it held back; no failure epoch, so in fleet mode no worker remembers an unlocked name.
+///
+/// [`remembers`]: StagedMetrics::with_windows
 impl Coordination for StagedMetrics {
     fn window(&self, counter: usize) -> Option<u64> {
         self.windows.as_ref()?.window(counter)
@@ -151,9 +197,14 @@ impl Coordination for StagedMetrics {
         }
     }
     fn token_epoch(&self) -> Option<u64> {
-        None
+        if !self.remembers || self.tokens_changed.get() {
+            return None;
+        }
+        self.windows.as_ref()?.token_epoch()
     }
-    fn tokens_changed(&self) {}
+    fn tokens_changed(&self) {
+        self.tokens_changed.set(true);
+    }
     fn failure_epoch(&self) -> Option<u64> {
         None
     }

@@ -1,12 +1,20 @@
 //! The watcher's side: one etcd Watch per Envoy (a singleton service in the same `vm_id`)
 //! writes every change under the deployment's prefix into the cache, so all workers see a
 //! revocation, a rotation or a re-keyed application within one event's delay.
+//!
+//! Every event it applies moves this Envoy's token epoch, after the cache holds the new value
+//! (see [`crate::state::remembered`]): a worker's memory of a token another replica revoked is
+//! then trusted no more, and its next request reads the cache. Every fleet table judges
+//! tokens (a grant bucket holds them, the registry holds their applications, the
+//! credential-change record ends them), so every event counts; the watch only delivers keys
+//! of those tables. So does forgetting the cache: a watch that starts again from where etcd
+//! stands never delivers what changed in between.
 
 use super::cache;
 use super::etcd::{
     watch_request, WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse, EVENT_DELETE,
 };
-use crate::host::{SharedStore, StoreError};
+use crate::host::{Coordination, SharedStore, StoreError};
 
 /// What the watcher learnt from one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,26 +48,36 @@ pub fn progress_request() -> WatchRequest {
     WatchRequest { request: Some(watch_request::Request::Progress(WatchProgressRequest {})) }
 }
 
-/// Applies one watch message to the cache. `forget_keys`: every fleet key of this Envoy,
+/// Applies one watch message to the cache, then moves `epochs`' token epoch if it changed a
+/// fleet key (see the module's doc). `forget_keys`: every fleet key of this Envoy,
 /// forgotten when etcd compacted past the watch.
 pub fn apply(
     cache: &dyn SharedStore,
+    epochs: &dyn Coordination,
     prefix: &str,
     response: &WatchResponse,
     forget_keys: impl Iterator<Item = String>,
 ) -> Result<Heard, StoreError> {
     if response.canceled && response.compact_revision > 0 {
         cache::forget(cache, forget_keys)?;
+        epochs.tokens_changed();
         return Ok(Heard::Compacted);
     }
     if response.created && response.events.is_empty() {
         return Ok(Heard::Opened);
     }
+    let mut changed = false;
     for event in &response.events {
         let Some(kv) = &event.kv else { continue };
         let Some(key) = cache::cache_key(prefix, &kv.key) else { continue };
         let current = (event.kind != EVENT_DELETE).then_some((kv.value.as_slice(), kv.mod_revision));
         cache::store(cache, &key, cache::entry_of(current, kv.mod_revision))?;
+        // Stored or not: a pass may have put this word in the cache already (`plan::settle`),
+        // before workers that remembered the old one were told.
+        changed = true;
+    }
+    if changed {
+        epochs.tokens_changed();
     }
     // A message with events vouches for those events; a progress answer for everything up to
     // its header's revision.
@@ -68,4 +86,18 @@ pub fn apply(
     Ok(Heard::UpTo(
         last_event.unwrap_or_else(|| response.header.as_ref().map_or(0, |header| header.revision)),
     ))
+}
+
+/// Where a watch with no revision to resume from starts (at start-up, after a compaction):
+/// every entry of `keys` older than `revision` is forgotten ([`cache::forget_below`]), and so
+/// is every worker's memory of tokens, since the watch never delivers what changed before.
+pub fn start_after(
+    cache: &dyn SharedStore,
+    epochs: &dyn Coordination,
+    keys: impl Iterator<Item = String>,
+    revision: i64,
+) -> Result<(), StoreError> {
+    cache::forget_below(cache, keys, revision)?;
+    epochs.tokens_changed();
+    Ok(())
 }

@@ -12,7 +12,8 @@ import urllib.parse
 
 import requests
 
-from rig import ADMIN, REGISTER, Fleet, percentile, plugin_config, record, unseen_token, wait_for_watch
+from rig import (ADMIN, REGISTER, Fleet, heartbeat, percentile, plugin_config, record, unseen_token,
+                 wait_for_watch)
 
 TRIALS = 30
 
@@ -45,6 +46,46 @@ def test_every_replica_refuses_a_revoked_token_within_a_bounded_delay(fleet):
         "p99_ms": round(percentile(delays_ms, 0.99), 1),
         "max_ms": round(max(delays_ms), 1),
     })
+
+
+def status_and_worker(replica, token: str) -> tuple[int, int]:
+    """A Bearer request on a fresh connection, and which of the replica's workers took it."""
+    before = replica.worker_connections()
+    status = replica.status(token)
+    after = replica.worker_connections()
+    moved = [worker for worker, (now, then) in enumerate(zip(after, before)) if now != then]
+    assert len(moved) == 1, (before, after)
+    return status, moved[0]
+
+
+def test_every_worker_forgets_a_remembered_token_at_its_next_request_after_the_watch(fleet):
+    """Each worker answers a token it validated from its memory, trusted while the Envoy's token
+    epoch stands; the watch moves it when it applies another replica's revocation. Once the
+    watch has delivered (the heartbeat is stamped by a quorum read sent after the revocation,
+    which the watch has reached), the very next request on each worker is refused."""
+    a, b = fleet.replicas
+    token = a.token(grant_type="client_credentials")["access_token"]
+    served = [0] * len(a.worker_connections())
+    for _ in range(200):
+        if min(served) >= 2:
+            break
+        status, worker = status_and_worker(a, token)
+        assert status == 200
+        served[worker] += 1
+    assert min(served) >= 2, f"the requests did not reach every worker twice: {served}"
+    assert b.post("/revoke", {"token": token}).status_code == 200
+    revoked_at_ms = time.time() * 1000
+    deadline = time.monotonic() + 5
+    while heartbeat(a) < revoked_at_ms:
+        assert time.monotonic() < deadline, "a's watch never reached the revocation"
+        time.sleep(0.01)
+    first = {}
+    for _ in range(200):
+        if len(first) == len(served):
+            break
+        status, worker = status_and_worker(a, token)
+        first.setdefault(worker, status)
+    assert first == {worker: 401 for worker in range(len(served))}, first
 
 
 def test_refresh_rotation_is_exactly_once_across_the_fleet(fleet):
