@@ -364,9 +364,10 @@ fn field(json: &serde_json::Value, name: &str) -> String {
     json[name].as_str().unwrap_or_default().to_owned()
 }
 
-/// A fleet with the code flow on (the demo SPA's sign-in), as the code flow tests use it.
+/// The demo SPA's redirect URI.
 const SPA_CALLBACK: &str = "http://127.0.0.1:8080/console/callback";
 
+/// A fleet with the code flow on (the demo SPA's sign-in).
 fn code_flow_fleet() -> Fleet {
     let mut config: serde_json::Value = serde_json::from_str(&demo_with_lifecycle()).unwrap();
     config["applications"].as_array_mut().unwrap().push(serde_json::json!({
