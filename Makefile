@@ -171,7 +171,8 @@ test-fleet: tools build previous-release fleet-tools e2e-tools ## tests/fleet: t
 # The previous release's module, for tests/fleet/test_fleet_upgrade.py: a rolling upgrade and a
 # rollback between it and this build must lose no record (docs/upgrading.md). Built from
 # PREVIOUS_RELEASE's tree (git archive, so no worktree is registered) into target/previous/,
-# with its own target dir; the test finds it at PREVIOUS_WASM.
+# with its own target dir; the test finds it at PREVIOUS_WASM. A shallow clone fetches its history
+# first (the commit must be reachable from the clone's origin).
 PREVIOUS_RELEASE := ab65911
 PREVIOUS_DIR     := target/previous
 export PREVIOUS_WASM := $(abspath $(PREVIOUS_DIR)/$(PREVIOUS_RELEASE).wasm)
@@ -179,6 +180,7 @@ export PREVIOUS_WASM := $(abspath $(PREVIOUS_DIR)/$(PREVIOUS_RELEASE).wasm)
 previous-release: rust-targets wasm-tools ## the previous release's module (PREVIOUS_RELEASE) in target/previous/, for the upgrade test
 	@if [ ! -f $(PREVIOUS_WASM) ]; then \
 	  rm -rf $(PREVIOUS_DIR)/src && mkdir -p $(PREVIOUS_DIR)/src && \
+	  { git cat-file -e $(PREVIOUS_RELEASE)^{commit} 2>/dev/null || git fetch --quiet --unshallow; } && \
 	  git archive $(PREVIOUS_RELEASE) | tar -x -C $(PREVIOUS_DIR)/src && \
 	  $(MAKE) --no-print-directory -C $(PREVIOUS_DIR)/src build PROFILE=release && \
 	  cp $(PREVIOUS_DIR)/src/target/wasm32-wasip1/release/tokengate.wasm $(PREVIOUS_WASM); \
