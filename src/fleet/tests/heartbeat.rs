@@ -31,7 +31,7 @@ fn a_watch_on_a_member_behind_the_quorum_never_vouches_for_a_revoked_token() {
     let mut heartbeat = Heartbeat::default();
     // A's watch sits on a member that stops at this revision (partitioned away).
     let member_revision = fleet.etcd.revision();
-    assert_eq!(b.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    assert_eq!(b.revoke(&token), 200);
     for tick in 0..10u64 {
         let now = 1_000 + tick * 500;
         assert!(heartbeat.read_due(now, 2_000));
@@ -51,7 +51,7 @@ fn the_heartbeat_is_when_the_read_the_watch_has_reached_was_sent() {
     let token = field(&a.token("grant_type=client_credentials"), "access_token");
     let mut heartbeat = Heartbeat::default();
     let before = fleet.etcd.revision();
-    assert_eq!(b.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    assert_eq!(b.revoke(&token), 200);
     heartbeat.read_sent(7_000);
     assert_eq!(heartbeat.read_answered(fleet.etcd.revision(), 7_010), None, "the watch is not there yet");
     assert_eq!(watch_delivers(&a, &mut heartbeat, &progress_answer(before)), None);

@@ -287,6 +287,11 @@ impl Replica<'_> {
     }
 
     /// The status a Bearer request to `GET /api/orders` gets (200: forwarded).
+    /// Revokes `token` as the demo app (RFC 7009) and gives the status.
+    fn revoke(&self, token: &str) -> u16 {
+        self.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status
+    }
+
     fn bearer_status(&self, token: &str) -> u16 {
         let authorization = format!("Bearer {token}");
         let outcome = self

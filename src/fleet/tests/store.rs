@@ -73,7 +73,7 @@ fn revoking_the_last_grant_of_a_bucket_deletes_its_key() {
     let fleet = Fleet::new();
     let a = fleet.replica();
     let token = field(&a.token("grant_type=client_credentials"), "access_token");
-    assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    assert_eq!(a.revoke(&token), 200);
     assert_eq!(fleet.grant_keys(), 0);
 }
 
@@ -83,7 +83,7 @@ fn after_a_compaction_the_cache_is_forgotten_and_read_again() {
     let (a, b) = (fleet.replica(), fleet.replica());
     let token = field(&a.token("grant_type=client_credentials"), "access_token");
     assert_eq!(b.bearer_status(&token), 200);
-    assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    assert_eq!(a.revoke(&token), 200);
     fleet.etcd.compact();
     // B's watch was behind the compaction: it forgets its cache rather than trust it.
     b.catch_up();
@@ -99,7 +99,7 @@ fn an_answer_sent_before_a_compaction_cannot_outlive_the_watch_that_follows() {
     let txn = b.bearer_txn(&token);
     let late = fleet.etcd.txn(&txn.request);
     // ...while A revokes the token and etcd compacts the history B's watch needed.
-    assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    assert_eq!(a.revoke(&token), 200);
     fleet.etcd.compact();
     b.catch_up();
     // The watch now starts after the revocation and will never deliver it: the late answer
@@ -118,7 +118,7 @@ fn an_answer_sent_before_the_watch_starts_cannot_outlive_it() {
     let b = fleet.replica();
     let txn = b.bearer_txn(&token);
     let late = fleet.etcd.txn(&txn.request);
-    assert_eq!(a.endpoint("/revoke", ("demo-app", "demo-secret"), &format!("token={token}")).status, 200);
+    assert_eq!(a.revoke(&token), 200);
     // The watch opens after the revocation (from where etcd stands), then the answer lands.
     b.restart_watch();
     let _ = settle(&b.shared, &txn, &late).unwrap();
