@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use crate::oauth::credentials::SecretVerifier;
-use crate::oauth::grant_type::GrantTypes;
+use crate::oauth::grant_type::{GrantType, GrantTypes};
 use crate::oauth::redirect_uri::ApplicationType;
 use crate::oauth::scope::ScopeSet;
 use crate::state::grants::{KeyType, NEVER_EXPIRES};
@@ -117,6 +117,12 @@ impl RegistrationConfig {
     /// and manages every application, so a limit would only get in its way.
     pub fn quota_for(&self, admin: &User) -> Option<u32> {
         (!admin.is_super_admin).then_some(self.max_per_owner)
+    }
+
+    /// Whether a public client (RFC 7591 `token_endpoint_auth_method: none`) may register:
+    /// it needs the code grant.
+    pub fn admits_public_clients(&self) -> bool {
+        self.grant_types.contains(GrantType::AuthorizationCode)
     }
 }
 

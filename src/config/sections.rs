@@ -11,7 +11,7 @@ use super::raw::{
 use super::scope_catalog::ScopeCatalog;
 use crate::oauth::credentials::SecretVerifier;
 use crate::oauth::endpoints::EndpointKind;
-use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes};
+use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes, PUBLIC_CLIENT_GRANTS};
 use crate::oauth::redirect_uri::{self, ApplicationType, RedirectUriError};
 use crate::oauth::routes::{Access, PathTemplate, RouteRule, RouteTable};
 use crate::oauth::METADATA_PATH;
@@ -247,8 +247,9 @@ fn public_client(at: &str, app: &RawApplication, grants: GrantTypes) -> Result<S
     if app.consumer_secret.is_some() || app.consumer_secret_hash.is_some() {
         return Err(problem(at, "a public client has no consumer_secret"));
     }
-    let code_flow_only = [GrantType::AuthorizationCode, GrantType::RefreshToken];
-    if !grants.contains(GrantType::AuthorizationCode) || grants.iter().any(|g| !code_flow_only.contains(&g)) {
+    if !grants.contains(GrantType::AuthorizationCode)
+        || grants.iter().any(|g| !PUBLIC_CLIENT_GRANTS.contains(&g))
+    {
         return Err(problem(
             format!("{at}.grant_types"),
             "a public client may use authorization_code and refresh_token only",

@@ -12,7 +12,7 @@ use crate::host::metrics::Metric;
 use crate::host::StoreError;
 use crate::oauth::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
 use crate::oauth::form::{query_parameter_names, FormError, FormParams};
-use crate::oauth::grant_type::{GrantType, GrantTypes};
+use crate::oauth::grant_type::{GrantType, GrantTypes, PUBLIC_CLIENT_GRANTS};
 use crate::oauth::redirect_uri;
 use crate::oauth::scope::ScopeSet;
 use crate::state::credential_changes::{CredentialChanges, CredentialKind, Reclaim};
@@ -76,21 +76,29 @@ impl<'a> Gateway<'a> {
         )
     }
 
-    /// [`Self::authenticate_client`], or a public client (RFC 6749 §2.1) naming itself with
-    /// `client_id` alone: no Authorization header, no `client_secret`. Only `/token` and
-    /// `/revoke` take it; a public client may only use the code flow's grants.
+    /// [`Self::authenticate_client`], or a public client (RFC 6749 §2.1), configured or
+    /// registered with `token_endpoint_auth_method: none`, naming itself with `client_id`
+    /// alone: no Authorization header, no `client_secret`. Only `/token` and `/revoke` take it;
+    /// a public client may only use the code flow's grants. A public client that presents a
+    /// secret is refused (it was given none), and so is a confidential one that presents none.
     pub(super) fn authenticate_client_or_public(
         &self,
         request: &EndpointRequest,
         form: &FormParams,
     ) -> Result<Cow<'a, Application>, OAuthError> {
         if request.authorization.is_none() && !form.was_sent("client_secret") {
-            let public = form.get("client_id").and_then(|id| self.configured_application(id));
-            if let Some(app) = public.filter(|app| app.public) {
-                return Ok(Cow::Borrowed(app));
+            if let Some(id) = form.get("client_id") {
+                if let Some(app) = self.application(id)?.filter(|app| app.public) {
+                    return Ok(app);
+                }
             }
         }
-        self.authenticate_client(request, form)
+        let app = self.authenticate_client(request, form)?;
+        // Its verifier matches no secret; this holds even if a secret were ever set on it.
+        if app.public {
+            return Err(CLIENT_AUTH_FAILED);
+        }
+        Ok(app)
     }
 
     /// The application of this name in this VM's config, unless a later config changed its
@@ -280,6 +288,7 @@ impl<'a> Gateway<'a> {
     pub(super) fn registered_application(&self, record: ClientRecord, scopes: &ScopeSet) -> Application {
         let verifier: SecretVerifier = record.verifier();
         let scopes = Self::registered_scopes(&record, scopes);
+        let public = record.is_public();
         let allowed = self.config.registration.as_ref().map(|r| r.grant_types);
         let subscriptions = self.registered_subscriptions(&record.client_id, &record.subscriptions);
         let grant_types: GrantTypes = record
@@ -287,6 +296,8 @@ impl<'a> Gateway<'a> {
             .grant_types
             .iter()
             .filter(|&grant| allowed.is_some_and(|allowed| allowed.contains(grant)))
+            // Checked when registered; a public client holds no secret for the other grants.
+            .filter(|&grant| !public || PUBLIC_CLIENT_GRANTS.contains(&grant))
             .collect();
         // Checked when registered; checked again, since an older record may hold anything.
         let redirect_uris = match grant_types.contains(GrantType::AuthorizationCode) {
@@ -314,7 +325,7 @@ impl<'a> Gateway<'a> {
             scopes,
             access_validity: self.config.default_access_validity,
             can_introspect: false,
-            public: false,
+            public,
             redirect_uris,
             application_type: record.registration.application_type,
             // Registration issues one key pair.

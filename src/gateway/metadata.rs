@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::reply::{json_response, Response};
 use super::{EndpointRequest, Gateway};
+use crate::config::RegistrationConfig;
 use crate::oauth::endpoints::EndpointKind;
 use crate::oauth::grant_type::{GrantType, GrantTypes};
 use crate::oauth::messages::ErrorResponse;
@@ -70,7 +71,9 @@ impl<'a> Gateway<'a> {
             }
         }
         let flow = config.authorization.as_ref();
-        let has_public = config.applications.values().any(|app| app.public);
+        // A configured public client, or registration that may register one.
+        let has_public = config.applications.values().any(|app| app.public)
+            || registration.is_some_and(RegistrationConfig::admits_public_clients);
         let metadata = Metadata {
             issuer,
             authorization_endpoint: self.endpoint_url(issuer, EndpointKind::Authorization),

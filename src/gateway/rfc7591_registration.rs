@@ -26,7 +26,7 @@ use super::{EndpointRequest, Gateway};
 use crate::config::RegistrationConfig;
 use crate::host::metrics::Metric;
 use crate::oauth::credentials::parse_basic_authorization;
-use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes};
+use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes, PUBLIC_CLIENT_GRANTS};
 use crate::oauth::redirect_uri::{self, ApplicationType, RedirectUriError};
 use crate::oauth::scope::ScopeSet;
 use crate::state::registry::{
@@ -57,8 +57,10 @@ struct ClientInformation {
     client_secret: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_id_issued_at: Option<u64>,
-    /// The secret does not expire.
-    client_secret_expires_at: u64,
+    /// 0: the secret does not expire. Absent for a public client, which has none (RFC 7591
+    /// §3.2.1 requires it only when a secret was issued).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret_expires_at: Option<u64>,
     #[serde(skip_serializing_if = "String::is_empty")]
     client_name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -123,6 +125,7 @@ impl<'a> Gateway<'a> {
         let ManagedClient { registry, registration, record, updater } = managed;
         let mut metadata = json_metadata(request)?;
         check_update_identity(&metadata, &record)?;
+        keep_client_kind(&mut metadata, &record)?;
         if let MetadataUpdater::Client { .. } = updater {
             let granted = &record.admin_grant;
             metadata.grant_types.get_or_insert_with(|| {
@@ -152,11 +155,10 @@ impl<'a> Gateway<'a> {
         let registered =
             registry.register_with(asked, &admin.username, self.now()?, options).map_err(registry_error)?;
         self.metrics.add(Metric::Registrations, 1);
-        let info = self.client_information(
-            registered.record,
-            Some(registered.secret),
-            registered.registration_token,
-        );
+        // A public client is given no secret (RFC 7591 §3.2.1: only a confidential one gets
+        // one); the record keeps the digest of one nobody knows.
+        let secret = Some(registered.secret).filter(|_| !registered.record.is_public());
+        let info = self.client_information(registered.record, secret, registered.registration_token);
         Ok((201, Some(info)))
     }
 
@@ -201,10 +203,9 @@ impl<'a> Gateway<'a> {
         }
         let auth_method = match metadata.token_endpoint_auth_method.as_deref() {
             None => AuthMethod::default(),
-            Some(name) => AuthMethod::from_name(name)
-                .ok_or(ErrorKind::InvalidClientMetadata.because(
-                    "token_endpoint_auth_method must be client_secret_basic or client_secret_post",
-                ))?,
+            Some(name) => AuthMethod::from_name(name).ok_or(ErrorKind::InvalidClientMetadata.because(
+                "token_endpoint_auth_method must be client_secret_basic, client_secret_post or none",
+            ))?,
         };
         let application_type = match metadata.application_type.as_deref() {
             None => ApplicationType::Web,
@@ -212,7 +213,7 @@ impl<'a> Gateway<'a> {
                 .ok_or(ErrorKind::InvalidClientMetadata.because("application_type must be web or native"))?,
         };
         let callback_url = redirect_uris(metadata.redirect_uris.unwrap_or_default(), application_type)?;
-        let grant_types = grant_types(metadata.grant_types, registration.grant_types)?;
+        let grant_types = grant_types(metadata.grant_types, registration.grant_types, auth_method)?;
         // The code grant redirects there: it needs one at least.
         if grant_types.contains(GrantType::AuthorizationCode) && callback_url.is_empty() {
             return Err(ErrorKind::InvalidRedirectUri.because("authorization_code needs redirect_uris"));
@@ -239,13 +240,14 @@ impl<'a> Gateway<'a> {
         let endpoint =
             self.config.registration.as_ref().map(|r| r.rfc7591_endpoint.as_str()).unwrap_or_default();
         let issuer = self.config.issuer.as_deref().unwrap_or_default();
+        let client_secret_expires_at = (!record.is_public()).then_some(0);
         let registration = record.registration;
         ClientInformation {
             registration_client_uri: format!("{issuer}{endpoint}/{}", record.client_id),
             client_id: record.client_id,
             client_secret: secret,
             client_id_issued_at: Some(record.issued_at_secs).filter(|&secs| secs > 0),
-            client_secret_expires_at: 0,
+            client_secret_expires_at,
             client_name: registration.name,
             redirect_uris: registration
                 .callback_url
@@ -294,10 +296,33 @@ fn check_update_identity(metadata: &ClientMetadata, record: &ClientRecord) -> Re
     Ok(())
 }
 
-/// `grant_types` within the allowed ones; omitted means `client_credentials` (RFC 7591's own
-/// default, `authorization_code`, is not served here: §2 lets the server substitute).
-fn grant_types(asked: Option<Vec<String>>, allowed: GrantTypes) -> Result<GrantTypes, OAuthError> {
-    let asked = asked.unwrap_or_else(|| vec![GrantType::ClientCredentials.as_str().to_owned()]);
+/// RFC 7592 §2.2: an update keeps the client public or confidential. A public client never
+/// got a secret to authenticate with, and a confidential one's secret must not stop being
+/// asked for. An omitted `token_endpoint_auth_method` is the default, as PUT replaces all
+/// metadata: `client_secret_basic` for a confidential client, `none` for a public one.
+fn keep_client_kind(metadata: &mut ClientMetadata, record: &ClientRecord) -> Result<(), OAuthError> {
+    let default = if record.is_public() { AuthMethod::None } else { AuthMethod::default() };
+    let asked = metadata.token_endpoint_auth_method.get_or_insert_with(|| default.as_str().to_owned());
+    let asked_public = AuthMethod::from_name(asked) == Some(AuthMethod::None);
+    if asked_public != record.is_public() {
+        return Err(ErrorKind::InvalidClientMetadata
+            .because("token_endpoint_auth_method cannot change between none and a secret method"));
+    }
+    Ok(())
+}
+
+/// `grant_types` within the allowed ones. Omitted, a confidential client gets
+/// `client_credentials` (RFC 7591's own default, `authorization_code`, is not served to them
+/// here: §2 lets the server substitute) and a public one `authorization_code`. A public
+/// client may ask for the code flow's grants only ([`PUBLIC_CLIENT_GRANTS`]).
+fn grant_types(
+    asked: Option<Vec<String>>,
+    allowed: GrantTypes,
+    auth_method: AuthMethod,
+) -> Result<GrantTypes, OAuthError> {
+    let public = auth_method == AuthMethod::None;
+    let default = if public { GrantType::AuthorizationCode } else { GrantType::ClientCredentials };
+    let asked = asked.unwrap_or_else(|| vec![default.as_str().to_owned()]);
     let mut grants = GrantTypes::default();
     for name in &asked {
         let grant = GrantType::from_param(name)
@@ -310,6 +335,13 @@ fn grant_types(asked: Option<Vec<String>>, allowed: GrantTypes) -> Result<GrantT
     }
     if refresh_token_unobtainable(grants) {
         return Err(ErrorKind::InvalidClientMetadata.because("refresh_token needs the password grant"));
+    }
+    if public
+        && (!grants.contains(GrantType::AuthorizationCode)
+            || grants.iter().any(|grant| !PUBLIC_CLIENT_GRANTS.contains(&grant)))
+    {
+        return Err(ErrorKind::InvalidClientMetadata
+            .because("a public client (token_endpoint_auth_method none) may use authorization_code and refresh_token only"));
     }
     Ok(grants)
 }

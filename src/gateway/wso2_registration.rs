@@ -97,7 +97,11 @@ impl<'a> Gateway<'a> {
             if request.method != "POST" {
                 return Err(ErrorKind::MethodNotAllowed { allow: "POST" }.because("use POST"));
             }
-            managed_by(admin, registry.find(client_id)?)?;
+            let record = managed_by(admin, registry.find(client_id)?)?;
+            // It authenticates with no secret (RFC 6749 §2.1): one would never be accepted.
+            if record.is_public() {
+                return Err(ErrorKind::InvalidRequest.because("a public client has no secret to regenerate"));
+            }
             let registered = registry.regenerate_secret(client_id, self.now()?).map_err(registry_error)?;
             Ok((200, Some(registration_response(registered.record, Some(registered.secret)))))
         });

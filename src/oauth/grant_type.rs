@@ -228,6 +228,10 @@ impl fmt::Debug for GrantTypes {
     }
 }
 
+/// The grants a public client (RFC 6749 §2.1) may use, configured or registered: the code
+/// flow's, where PKCE stands in for the secret it does not have (RFC 7636 §1).
+pub const PUBLIC_CLIENT_GRANTS: [GrantType; 2] = [GrantType::AuthorizationCode, GrantType::RefreshToken];
+
 /// Whether `refresh_token` is among `grants` while none of them hands out a first refresh
 /// token (today the password and authorization code grants do): a grant nobody could ever use.
 pub fn refresh_token_unobtainable(grants: GrantTypes) -> bool {

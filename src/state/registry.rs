@@ -45,8 +45,8 @@ pub struct Registration {
     /// The scopes it may be granted, space-separated, within `registration.scopes`; empty:
     /// all of them (WSO2 registrations, and RFC 7591 ones that asked for no `scope`).
     pub scope: String,
-    /// RFC 7591 `token_endpoint_auth_method`: what the client said it will use. Both methods
-    /// are accepted at `/token` whatever it says.
+    /// RFC 7591 `token_endpoint_auth_method`: what the client said it will use. Both secret
+    /// methods are accepted at `/token` whatever it says; `none` makes it a public client.
     pub auth_method: AuthMethod,
     /// `application_type` (RFC 7591 registrations only; WSO2's v0.17 has none): web, the
     /// default, or native.
@@ -60,6 +60,9 @@ pub enum AuthMethod {
     #[default]
     ClientSecretBasic,
     ClientSecretPost,
+    /// A public client (RFC 6749 §2.1): it names itself with `client_id` alone and holds no
+    /// secret. Stored as [`PUBLIC_CLIENT_FIELDS`], not in the auth method byte.
+    None,
 }
 
 impl AuthMethod {
@@ -67,6 +70,7 @@ impl AuthMethod {
         match name {
             "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
             "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            "none" => Some(AuthMethod::None),
             _ => None,
         }
     }
@@ -75,12 +79,16 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
         }
     }
 
+    /// The auth method byte. A public client writes Basic's code there: a module that predates
+    /// public registrations reads a confidential client whose secret nobody was given, so it
+    /// refuses the client instead of letting it in without one.
     fn code(self) -> u8 {
         match self {
-            AuthMethod::ClientSecretBasic => 0,
+            AuthMethod::ClientSecretBasic | AuthMethod::None => 0,
             AuthMethod::ClientSecretPost => 1,
         }
     }
@@ -129,6 +137,12 @@ const ADMIN_GRANT_FIELDS: u8 = 3;
 /// client: a web client's record keeps the bytes it had before the type existed, and a record
 /// without the mark is a web client's.
 const APPLICATION_TYPE_FIELDS: u8 = 4;
+/// Marks a public client (`token_endpoint_auth_method: none`), added after the application
+/// type, and written only for one: a confidential client's record keeps the bytes it had
+/// before. The mark is followed by one byte of flags, [`PUBLIC_CLIENT`] the only one yet.
+const PUBLIC_CLIENT_FIELDS: u8 = 5;
+/// In [`PUBLIC_CLIENT_FIELDS`]' flags: the client authenticates with no secret.
+const PUBLIC_CLIENT: u8 = 1;
 /// Subscriptions one registered application may hold (one per API): bounds its record.
 pub const MAX_SUBSCRIPTIONS_PER_CLIENT: usize = 32;
 
@@ -259,6 +273,12 @@ impl ClientRecord {
     pub fn has_registration_token(&self) -> bool {
         self.registration_token_hash.is_some()
     }
+
+    /// True for a public client (RFC 6749 §2.1): registered with `token_endpoint_auth_method`
+    /// `none`, it was given no secret and presents none.
+    pub fn is_public(&self) -> bool {
+        self.registration.auth_method == AuthMethod::None
+    }
 }
 
 /// A space-separated scope list behind its u16 length.
@@ -344,10 +364,20 @@ impl Record for ClientRecord {
             }
             _ => ApplicationType::Web,
         };
+        let auth_method = match r.peek() {
+            Some(PUBLIC_CLIENT_FIELDS) => {
+                r.u8()?;
+                match r.u8()? & PUBLIC_CLIENT {
+                    0 => auth_method,
+                    _ => AuthMethod::None,
+                }
+            }
+            _ => auth_method,
+        };
         // Marks only ever follow each other in increasing order, so what is left starts with
         // a newer module's mark; a known mark out of order is not a record this build
         // understands (the bucket keeps it as it is).
-        if r.peek().is_some_and(|mark| mark <= APPLICATION_TYPE_FIELDS) {
+        if r.peek().is_some_and(|mark| mark <= PUBLIC_CLIENT_FIELDS) {
             return None;
         }
         let newer_fields = r.0.to_vec();
@@ -415,6 +445,10 @@ impl Record for ClientRecord {
         if self.registration.application_type != ApplicationType::Web {
             out.push(APPLICATION_TYPE_FIELDS);
             out.push(application_type_code(self.registration.application_type));
+        }
+        if self.is_public() {
+            out.push(PUBLIC_CLIENT_FIELDS);
+            out.push(PUBLIC_CLIENT);
         }
         out.extend_from_slice(&self.newer_fields);
     }
@@ -952,7 +986,7 @@ mod tests {
         let registry = registry(&shared, 64);
         let shop = registry.register(registration("shop"), "admin", 0).unwrap().record;
         let bucket = bucket_of(&shop.client_id).unwrap();
-        let newer_mark = [APPLICATION_TYPE_FIELDS + 1, 0xAB, 0xCD];
+        let newer_mark = [PUBLIC_CLIENT_FIELDS + 1, 0xAB, 0xCD];
         let from_newer = ClientRecord { newer_fields: newer_mark.to_vec(), ..shop.clone() };
         let mut unknown_type = Vec::new();
         ClientRecord {
@@ -1001,12 +1035,49 @@ mod tests {
         web.encode_into(&mut bytes);
         let out_of_order = [bytes.as_slice(), &[APPLICATION_TYPE_FIELDS, 1, SUBSCRIPTION_FIELDS, 0]].concat();
         assert_eq!(ClientRecord::decode(&out_of_order), None);
-        let newer = [bytes.as_slice(), &[APPLICATION_TYPE_FIELDS + 1, SUBSCRIPTION_FIELDS]].concat();
+        let newer = [bytes.as_slice(), &[PUBLIC_CLIENT_FIELDS + 1, SUBSCRIPTION_FIELDS]].concat();
         let decoded = ClientRecord::decode(&newer).unwrap();
-        assert_eq!(decoded.newer_fields, vec![APPLICATION_TYPE_FIELDS + 1, SUBSCRIPTION_FIELDS]);
+        assert_eq!(decoded.newer_fields, vec![PUBLIC_CLIENT_FIELDS + 1, SUBSCRIPTION_FIELDS]);
         let mut reencoded = Vec::new();
         decoded.encode_into(&mut reencoded);
         assert_eq!(reencoded, newer);
+    }
+
+    /// A public client's record adds its mark after the application type's; a confidential
+    /// client's keeps its bytes. Without the mark (what a module that predates public clients
+    /// reads and, rewriting the bucket, keeps after its last known field) the record is a
+    /// confidential client's whose secret nobody was given: refused there, never let in.
+    #[test]
+    fn a_public_client_is_marked_after_the_application_type_and_reads_as_confidential_without_it() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 64);
+        let public_registration = Registration { auth_method: AuthMethod::None, ..registration("mcp") };
+        let public =
+            registry.register_with(public_registration, "admin", 0, RegisterOptions::RFC7591).unwrap();
+        assert!(public.record.is_public());
+        let mut public_bytes = Vec::new();
+        public.record.encode_into(&mut public_bytes);
+        assert!(public_bytes.ends_with(&[PUBLIC_CLIENT_FIELDS, PUBLIC_CLIENT]));
+        assert_eq!(ClientRecord::decode(&public_bytes).as_ref(), Some(&public.record));
+        assert_eq!(registry.find(&public.record.client_id).unwrap().as_ref(), Some(&public.record));
+
+        let without_mark = &public_bytes[..public_bytes.len() - 2];
+        let as_older_modules_read = ClientRecord::decode(without_mark).unwrap();
+        assert_eq!(as_older_modules_read.registration.auth_method, AuthMethod::ClientSecretBasic);
+        // The same client registered confidential is written byte for byte as before.
+        let basic =
+            Registration { auth_method: AuthMethod::ClientSecretBasic, ..public.record.registration.clone() };
+        let mut confidential_bytes = Vec::new();
+        ClientRecord { registration: basic, ..public.record.clone() }.encode_into(&mut confidential_bytes);
+        assert_eq!(confidential_bytes, without_mark);
+
+        let native =
+            Registration { application_type: ApplicationType::Native, ..public.record.registration.clone() };
+        let native_public = ClientRecord { registration: native, ..public.record.clone() };
+        let mut native_bytes = Vec::new();
+        native_public.encode_into(&mut native_bytes);
+        assert!(native_bytes.ends_with(&[APPLICATION_TYPE_FIELDS, 1, PUBLIC_CLIENT_FIELDS, PUBLIC_CLIENT]));
+        assert_eq!(ClientRecord::decode(&native_bytes).as_ref(), Some(&native_public));
     }
 
     /// A record written before the application type existed is a web client's, and a web

@@ -93,3 +93,71 @@ fn replicas_that_both_start_a_sign_in_cold_agree_on_one_handle_key() {
         assert_eq!(back.status, 302, "{}", String::from_utf8_lossy(&back.body));
     }
 }
+
+/// A public client registered through RFC 7591 on one replica (`token_endpoint_auth_method:
+/// none`) is the same client on another: the registry lives in etcd, so B runs its sign-in
+/// and takes its `client_id` alone at `/token`, and A refreshes what B issued.
+#[test]
+fn a_public_client_registered_on_one_replica_signs_in_and_redeems_on_another() {
+    let mut config: serde_json::Value = serde_json::from_str(&demo_with_lifecycle()).unwrap();
+    config["registration"]["grant_types"] =
+        serde_json::json!(["client_credentials", "authorization_code", "refresh_token"]);
+    config["applications"].as_array_mut().unwrap().push(serde_json::json!({
+        "consumer_key": "demo-spa", "public": true, "grant_types": ["authorization_code"],
+        "redirect_uris": [SPA_CALLBACK], "scopes": ["orders:read"]
+    }));
+    let fleet = Fleet::with_config(&config.to_string());
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let basic = format!("Basic {}", encode_basic_credentials("admin", "admin"));
+    let metadata = r#"{"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],
+                       "redirect_uris":["http://127.0.0.1:33418/callback"]}"#;
+    let registered = a
+        .decide(
+            |_| true,
+            |gateway| {
+                let request = EndpointRequest {
+                    client_address: None,
+                    method: "POST",
+                    path: "/register",
+                    authorization: Some(&basic),
+                    content_type: Some("application/json"),
+                    body: metadata.as_bytes(),
+                };
+                gateway.serve(&gateway.endpoint("/register").unwrap(), &request)
+            },
+        )
+        .unwrap();
+    assert_eq!(registered.status, 201, "{}", String::from_utf8_lossy(&registered.body));
+    let registered: serde_json::Value = serde_json::from_slice(&registered.body).unwrap();
+    assert!(registered.get("client_secret").is_none());
+    let client_id = field(&registered, "client_id");
+
+    let redirect_uri = crate::oauth::credentials::form_encode("http://127.0.0.1:33418/callback");
+    let query = format!(
+        "/authorize?response_type=code&client_id={client_id}&redirect_uri={redirect_uri}&state=s1\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256"
+    );
+    let page = b.anonymous("GET", &query, "");
+    assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+    let back = b.anonymous(
+        "POST",
+        "/authorize",
+        &format!("handle={}&username=admin&password=admin", login_handle(&page)),
+    );
+    assert_eq!(back.status, 302, "{}", String::from_utf8_lossy(&back.body));
+    let code = query_param(back.header("location").unwrap(), "code").unwrap();
+    let redeem = format!(
+        "grant_type=authorization_code&client_id={client_id}&code={code}&redirect_uri={redirect_uri}&code_verifier={VERIFIER}"
+    );
+    let tokens = b.anonymous("POST", "/token", &redeem);
+    assert_eq!(tokens.status, 200, "{}", String::from_utf8_lossy(&tokens.body));
+    let tokens: serde_json::Value = serde_json::from_slice(&tokens.body).unwrap();
+    let refresh = format!(
+        "grant_type=refresh_token&client_id={client_id}&refresh_token={}",
+        field(&tokens, "refresh_token")
+    );
+    let refreshed = a.anonymous("POST", "/token", &refresh);
+    assert_eq!(refreshed.status, 200, "{}", String::from_utf8_lossy(&refreshed.body));
+    let refreshed: serde_json::Value = serde_json::from_slice(&refreshed.body).unwrap();
+    assert_eq!(b.bearer_status(&field(&refreshed, "access_token")), 200);
+}
