@@ -110,6 +110,25 @@ pub struct RegistrationConfig {
     pub scopes: ScopeSet,
     /// The most applications one administrator may have registered; super-admins have no limit.
     pub max_per_owner: u32,
+    /// Registration without credentials, for public clients (`None`: off, the default).
+    pub open: Option<OpenRegistration>,
+}
+
+/// RFC 7591 §3 registration without an initial access token (MCP clients register so),
+/// bounded: public clients only, the code flow's grants, scopes within `scopes`, redirect URIs
+/// loopback or https, a quota per source address and in all, and expiry when unused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRegistration {
+    /// The scopes an open registration may ask for; omitted, it gets all of them.
+    pub scopes: ScopeSet,
+    /// The most live open registrations from one source (Envoy's `source.address`, by IP, an
+    /// IPv6 one by its /64).
+    pub max_per_source: u32,
+    /// The most live open registrations in all.
+    pub max_registrations: u32,
+    /// An open registration unused (no `/authorize`, `/token` or `/revoke`) for this long
+    /// expires: refused, and its slot reclaimed.
+    pub expire_unused_after_secs: u32,
 }
 
 impl RegistrationConfig {

@@ -142,6 +142,20 @@ pub(super) struct RawRegistration {
     pub(super) scopes: Vec<String>,
     #[serde(default = "default_registrations_per_owner")]
     pub(super) max_per_owner: u32,
+    /// RFC 7591 §3 registration without an initial access token, for public clients only.
+    pub(super) open: Option<RawOpenRegistration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOpenRegistration {
+    pub(super) scopes: Vec<String>,
+    #[serde(default = "default_open_per_source")]
+    pub(super) max_per_source: u32,
+    #[serde(default = "default_open_total")]
+    pub(super) max_registrations: u32,
+    #[serde(default = "default_open_unused_secs")]
+    pub(super) expire_unused_after_secs: u32,
 }
 
 #[derive(Deserialize)]
@@ -278,6 +292,16 @@ pub(super) fn default_registration_capacity() -> u32 {
 }
 pub(super) fn default_registrations_per_owner() -> u32 {
     100
+}
+pub(super) fn default_open_per_source() -> u32 {
+    5
+}
+pub(super) fn default_open_total() -> u32 {
+    100
+}
+/// 30 days.
+pub(super) fn default_open_unused_secs() -> u32 {
+    30 * 24 * 3600
 }
 pub(super) fn default_access_validity() -> i64 {
     DEFAULT_ACCESS_VALIDITY_SECS

@@ -4,9 +4,12 @@
 use foldhash::{HashMap, HashMapExt};
 
 use super::error::{problem, ConfigError};
-use super::parts::{Application, AuthorizationConfig, FleetConfig, RegistrationConfig, User, Validity};
+use super::parts::{
+    Application, AuthorizationConfig, FleetConfig, OpenRegistration, RegistrationConfig, User, Validity,
+};
 use super::raw::{
-    RawApplication, RawAuthorization, RawConfig, RawFleet, RawKeyPair, RawRegistration, RawResource, RawUser,
+    RawApplication, RawAuthorization, RawConfig, RawFleet, RawKeyPair, RawOpenRegistration, RawRegistration,
+    RawResource, RawUser,
 };
 use super::scope_catalog::ScopeCatalog;
 use crate::oauth::credentials::SecretVerifier;
@@ -14,6 +17,7 @@ use crate::oauth::endpoints::EndpointKind;
 use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes, PUBLIC_CLIENT_GRANTS};
 use crate::oauth::redirect_uri::{self, ApplicationType, RedirectUriError};
 use crate::oauth::routes::{Access, PathTemplate, RouteRule, RouteTable};
+use crate::oauth::scope::ScopeSet;
 use crate::oauth::METADATA_PATH;
 use crate::state::grants::KeyType;
 use crate::state::lockout::{LockoutPolicy, NAMES_PER_BUCKET};
@@ -409,13 +413,59 @@ pub(super) fn registration(
     if !users.values().any(|user| user.is_admin) {
         return Err(problem("registration", "no user is an admin, so nobody could register"));
     }
+    let grant_types = grant_type_set("registration.grant_types", &raw.grant_types)?;
+    let open = match raw.open {
+        Some(open) => Some(open_registration(open, &scopes, grant_types, raw.capacity)?),
+        None => None,
+    };
     Ok(RegistrationConfig {
         endpoint: raw.endpoint,
         rfc7591_endpoint: raw.rfc7591_endpoint,
         capacity: raw.capacity,
-        grant_types: grant_type_set("registration.grant_types", &raw.grant_types)?,
+        grant_types,
         scopes,
         max_per_owner: raw.max_per_owner,
+        open,
+    })
+}
+
+/// Open registration's bounds: scopes within `registration.scopes`, the code grant allowed
+/// (it registers public clients only), quotas of at least 1 and within the registry.
+fn open_registration(
+    raw: RawOpenRegistration,
+    registration_scopes: &ScopeSet,
+    grant_types: GrantTypes,
+    capacity: u32,
+) -> Result<OpenRegistration, ConfigError> {
+    let scopes = ScopeSet::from_names(raw.scopes.iter().map(String::as_str));
+    // A registration's empty scope means all of registration.scopes, so an empty set here
+    // could not be told apart from that.
+    if raw.scopes.is_empty() || raw.scopes.iter().any(|scope| !registration_scopes.contains(scope)) {
+        return Err(problem("registration.open.scopes", "must name one or more of registration.scopes"));
+    }
+    if !grant_types.contains(GrantType::AuthorizationCode) {
+        return Err(problem(
+            "registration.open",
+            "registers public clients, which need authorization_code in registration.grant_types",
+        ));
+    }
+    if raw.max_per_source == 0 || raw.max_per_source > raw.max_registrations {
+        return Err(problem("registration.open.max_per_source", "must be between 1 and max_registrations"));
+    }
+    if raw.max_registrations == 0 || raw.max_registrations > capacity {
+        return Err(problem(
+            "registration.open.max_registrations",
+            "must be between 1 and registration.capacity",
+        ));
+    }
+    if raw.expire_unused_after_secs < 60 {
+        return Err(problem("registration.open.expire_unused_after_secs", "must be at least 60"));
+    }
+    Ok(OpenRegistration {
+        scopes,
+        max_per_source: raw.max_per_source,
+        max_registrations: raw.max_registrations,
+        expire_unused_after_secs: raw.expire_unused_after_secs,
     })
 }
 

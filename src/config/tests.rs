@@ -788,3 +788,67 @@ fn registered_counters_are_shared_only_within_a_tier_period() {
     assert_eq!(registered_counter("a", "Orders", TierUnit::Day, 4), Some(3));
     assert_eq!(registered_counter("a", "Orders", TierUnit::Day, 0), None);
 }
+
+/// `registration.open`: off unless present, and every bound checked.
+#[test]
+fn open_registration_is_off_by_default_and_bounded_when_on() {
+    let with_open = |open: serde_json::Value| {
+        demo_with(|v| {
+            v["users"][0]["admin"] = true.into();
+            v["registration"] = serde_json::json!({
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scopes": ["orders:read", "orders:write"],
+                "open": open
+            });
+        })
+    };
+    let on = Config::from_json(with_open(serde_json::json!({"scopes": ["orders:read"]})).as_bytes()).unwrap();
+    let open = on.registration.as_ref().unwrap().open.clone().unwrap();
+    assert_eq!(open.scopes.to_string(), "orders:read");
+    assert_eq!(
+        (open.max_per_source, open.max_registrations, open.expire_unused_after_secs),
+        (5, 100, 2_592_000)
+    );
+    let off = demo_with(|v| {
+        v["users"][0]["admin"] = true.into();
+        v["registration"] = serde_json::json!({});
+    });
+    assert!(Config::from_json(off.as_bytes()).unwrap().registration.unwrap().open.is_none());
+
+    let table = [
+        (serde_json::json!({"scopes": []}), "registration.open.scopes: must name one or more"),
+        (serde_json::json!({"scopes": ["admin:all"]}), "registration.open.scopes: must name one or more"),
+        (serde_json::json!({}), "registration.open: missing field `scopes`"),
+        (
+            serde_json::json!({"scopes": ["orders:read"], "per_source": 1}),
+            "registration.open.per_source: unknown field `per_source`",
+        ),
+        (
+            serde_json::json!({"scopes": ["orders:read"], "max_per_source": 0}),
+            "registration.open.max_per_source: must be between 1 and max_registrations",
+        ),
+        (
+            serde_json::json!({"scopes": ["orders:read"], "max_per_source": 11, "max_registrations": 10}),
+            "registration.open.max_per_source: must be between 1 and max_registrations",
+        ),
+        (
+            serde_json::json!({"scopes": ["orders:read"], "max_registrations": 2000}),
+            "registration.open.max_registrations: must be between 1 and registration.capacity",
+        ),
+        (
+            serde_json::json!({"scopes": ["orders:read"], "expire_unused_after_secs": 59}),
+            "registration.open.expire_unused_after_secs: must be at least 60",
+        ),
+    ];
+    for (open, expected) in table {
+        let message = error_of(&with_open(open));
+        assert!(message.contains(expected), "got: {message}\n  want: {expected}");
+    }
+    let without_code = demo_with(|v| {
+        v["users"][0]["admin"] = true.into();
+        v["registration"] =
+            serde_json::json!({"scopes": ["orders:read"], "open": {"scopes": ["orders:read"]}});
+    });
+    let message = error_of(&without_code);
+    assert!(message.contains("registration.open: registers public clients"), "{message}");
+}

@@ -306,7 +306,8 @@ impl HttpContext for GatewayRequest {
         if let Some(endpoint) = self.with_gateway(|gateway| gateway.endpoint(&path)) {
             let owned = |name| headers.get(name).map(Cow::into_owned);
             let client_address = match endpoint {
-                Endpoint::Authorize => source_address(),
+                // The login form counts failures, and open registration its quota, by it.
+                Endpoint::Authorize | Endpoint::Rfc7591Registration => source_address(),
                 _ => None,
             };
             let pending = PendingEndpointRequest {

@@ -13,7 +13,7 @@ use crate::host::StoreError;
 use crate::oauth::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
 use crate::oauth::form::{query_parameter_names, FormError, FormParams};
 use crate::oauth::grant_type::{GrantType, GrantTypes, PUBLIC_CLIENT_GRANTS};
-use crate::oauth::redirect_uri;
+use crate::oauth::redirect_uri::{self, LoopbackHosts};
 use crate::oauth::scope::ScopeSet;
 use crate::state::credential_changes::{CredentialChanges, CredentialKind, Reclaim};
 use crate::state::grants::KeyType;
@@ -65,7 +65,7 @@ impl<'a> Gateway<'a> {
         form: &FormParams,
     ) -> Result<Cow<'a, Application>, OAuthError> {
         let (credentials, failure) = presented_client_credentials(request, form)?;
-        let app = self.application(&credentials.consumer_key)?;
+        let app = self.application_in_use(&credentials.consumer_key)?;
         self.verify_secret(
             Principal::Client(&credentials.consumer_key),
             app,
@@ -88,7 +88,7 @@ impl<'a> Gateway<'a> {
     ) -> Result<Cow<'a, Application>, OAuthError> {
         if request.authorization.is_none() && !form.was_sent("client_secret") {
             if let Some(id) = form.get("client_id") {
-                if let Some(app) = self.application(id)?.filter(|app| app.public) {
+                if let Some(app) = self.application_in_use(id)?.filter(|app| app.public) {
                     return Ok(app);
                 }
             }
@@ -264,8 +264,27 @@ impl<'a> Gateway<'a> {
         }
     }
 
-    /// A configured application, or a registered one (one shared-data read).
+    /// A configured application, or a registered one (one shared-data read). An open
+    /// registration unused past its lifetime is none (its bucket's next write drops it).
     pub(super) fn application(&self, consumer_key: &str) -> Result<Option<Cow<'a, Application>>, StoreError> {
+        self.find_application(consumer_key, Use::Read)
+    }
+
+    /// [`Self::application`] for a request the client itself makes (`/authorize`, `/token`,
+    /// `/revoke`, `/introspect`): an open registration's last use is written down, at most
+    /// once a day ([`crate::state::registry::OpenRegistrant::needs_touch`]), so it does not expire while in use.
+    pub(super) fn application_in_use(
+        &self,
+        consumer_key: &str,
+    ) -> Result<Option<Cow<'a, Application>>, StoreError> {
+        self.find_application(consumer_key, Use::ByTheClient)
+    }
+
+    fn find_application(
+        &self,
+        consumer_key: &str,
+        by: Use,
+    ) -> Result<Option<Cow<'a, Application>>, StoreError> {
         if self.config.applications.contains_key(consumer_key) {
             return Ok(self.configured_application(consumer_key).map(Cow::Borrowed));
         }
@@ -273,6 +292,16 @@ impl<'a> Gateway<'a> {
             return Ok(None);
         };
         let Some(record) = registry.find(consumer_key)? else { return Ok(None) };
+        if let Some(open) = &record.open {
+            let now = self.now()?;
+            if open.expired(now) {
+                return Ok(None);
+            }
+            // Best effort: a failed write leaves the use for a later request to note.
+            if by == Use::ByTheClient && open.needs_touch(now) {
+                registry.touch(consumer_key, now).ok();
+            }
+        }
         Ok(Some(Cow::Owned(self.registered_application(record, &registration.scopes))))
     }
 
@@ -306,7 +335,9 @@ impl<'a> Gateway<'a> {
                 .callback_url
                 .split(' ')
                 .filter(|uri| {
-                    redirect_uri::check_registered(uri, record.registration.application_type).is_ok()
+                    let hosts = loopback_hosts(public);
+                    redirect_uri::check_registered_with(uri, record.registration.application_type, hosts)
+                        .is_ok()
                 })
                 .map(str::to_owned)
                 .collect(),
@@ -368,6 +399,22 @@ impl<'a> Gateway<'a> {
                 Some(Subscription { api, tier, state, counter })
             })
             .collect()
+    }
+}
+
+/// Who asks for an application (see [`Gateway::application_in_use`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Read,
+    ByTheClient,
+}
+
+/// The hosts a registered client's `http` redirect URIs may name: a public client's may name
+/// `localhost` too (see [`LoopbackHosts::WithLocalhost`]).
+pub(super) fn loopback_hosts(public: bool) -> LoopbackHosts {
+    match public {
+        true => LoopbackHosts::WithLocalhost,
+        false => LoopbackHosts::IpLiterals,
     }
 }
 

@@ -59,7 +59,7 @@ impl<'a> Gateway<'a> {
             );
         };
         // A configured application, or a registered one (one shared-data read).
-        let found = params.get("client_id").map_or(Ok(None), |id| self.application(id));
+        let found = params.get("client_id").map_or(Ok(None), |id| self.application_in_use(id));
         let app = match found {
             Ok(Some(app)) if app.grant_types.contains(GrantType::AuthorizationCode) => app,
             Ok(_) => return error_page(400, "The application is unknown or may not ask you to sign in."),

@@ -156,6 +156,10 @@ pub(super) enum ErrorKind {
     AccessDenied,
     /// 404 `not_found`.
     NotFound,
+    /// 429 `access_denied`: an open registration past its quota per source or in all (no
+    /// RFC 7591 §3.2.2 code fits: nothing is wrong with the metadata). No `Retry-After`: a slot
+    /// frees when a registration is deleted or expires unused, not after a set time.
+    RegistrationQuota,
     /// 409 `subscription_exists`: the application is subscribed to that API already.
     AlreadySubscribed,
     /// 429 `temporarily_unavailable`, with `Retry-After`: a locked-out name.
@@ -185,7 +189,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed { .. } => 405,
             ErrorKind::DuplicateClient | ErrorKind::AlreadySubscribed => 409,
             ErrorKind::BodyTooLarge => 413,
-            ErrorKind::LockedOut { .. } => 429,
+            ErrorKind::LockedOut { .. } | ErrorKind::RegistrationQuota => 429,
             ErrorKind::Unavailable | ErrorKind::Busy { .. } => 503,
         }
     }
@@ -203,7 +207,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedGrantType => "unsupported_grant_type",
             ErrorKind::InvalidScope => "invalid_scope",
             ErrorKind::InvalidClientMetadata | ErrorKind::DuplicateClient => "invalid_client_metadata",
-            ErrorKind::AccessDenied => "access_denied",
+            ErrorKind::AccessDenied | ErrorKind::RegistrationQuota => "access_denied",
             ErrorKind::NotFound => "not_found",
             ErrorKind::AlreadySubscribed => "subscription_exists",
             ErrorKind::LockedOut { .. } | ErrorKind::Unavailable | ErrorKind::Busy { .. } => {

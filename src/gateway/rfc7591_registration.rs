@@ -18,19 +18,21 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::authentication::media_type_is;
+use super::authentication::{loopback_hosts, media_type_is};
 use super::bearer::bearer_token;
 use super::reply::{no_store_json, ErrorKind, OAuthError, Response};
 use super::wso2_registration::{self, managed_by};
 use super::{EndpointRequest, Gateway};
-use crate::config::RegistrationConfig;
+use crate::config::{OpenRegistration, RegistrationConfig};
 use crate::host::metrics::Metric;
 use crate::oauth::credentials::parse_basic_authorization;
 use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes, PUBLIC_CLIENT_GRANTS};
-use crate::oauth::redirect_uri::{self, ApplicationType, RedirectUriError};
+use crate::oauth::redirect_uri::{self, ApplicationType, LoopbackHosts, RedirectUriError};
 use crate::oauth::scope::ScopeSet;
+use crate::state::lockout;
 use crate::state::registry::{
-    AuthMethod, ClientRecord, ClientRegistry, MetadataUpdater, RegisterOptions, Registration, RegistryError,
+    AuthMethod, ClientRecord, ClientRegistry, MetadataUpdater, OpenQuota, RegisterOptions, Registration,
+    RegistryError,
 };
 
 /// RFC 7591 §2 client metadata, the fields this gateway understands; any others are ignored
@@ -90,6 +92,8 @@ const BAD_METADATA: OAuthError =
     ErrorKind::InvalidClientMetadata.because("the body is not a valid client metadata document");
 /// What a metadata text field may hold.
 const MAX_TEXT_BYTES: usize = 255;
+/// What an open registration keeps of its source address (an IPv6 /64 takes 24 characters).
+const MAX_SOURCE_CHARS: usize = 64;
 
 impl<'a> Gateway<'a> {
     /// `POST <rfc7591_endpoint>`.
@@ -126,6 +130,9 @@ impl<'a> Gateway<'a> {
         let mut metadata = json_metadata(request)?;
         check_update_identity(&metadata, &record)?;
         keep_client_kind(&mut metadata, &record)?;
+        if record.open.is_some() {
+            check_open_policy(&metadata)?;
+        }
         if let MetadataUpdater::Client { .. } = updater {
             let granted = &record.admin_grant;
             metadata.grant_types.get_or_insert_with(|| {
@@ -145,6 +152,10 @@ impl<'a> Gateway<'a> {
         request: &EndpointRequest,
     ) -> Result<(u16, Option<ClientInformation>), OAuthError> {
         let registration = self.config.registration.as_ref().ok_or(NOT_SERVED)?;
+        // No credentials at all: open registration, if the operator turned it on.
+        if let (None, Some(open)) = (request.authorization, &registration.open) {
+            return self.register_openly(request, registration, open);
+        }
         let (registry, admin) = self.authenticate_admin(request)?;
         if request.method != "POST" {
             return Err(ErrorKind::MethodNotAllowed { allow: "POST" }.because("use POST"));
@@ -160,6 +171,42 @@ impl<'a> Gateway<'a> {
         let secret = Some(registered.secret).filter(|_| !registered.record.is_public());
         let info = self.client_information(registered.record, secret, registered.registration_token);
         Ok((201, Some(info)))
+    }
+
+    /// RFC 7591 §3 without an initial access token, within `registration.open`: a public
+    /// client with the code flow's grants, scopes within `open.scopes` (all of them when it
+    /// asks for none), redirect URIs https or loopback http, within the quotas per source
+    /// and in all. It manages itself by its registration access token; a super-admin may too.
+    fn register_openly(
+        &self,
+        request: &EndpointRequest,
+        registration: &RegistrationConfig,
+        open: &OpenRegistration,
+    ) -> Result<(u16, Option<ClientInformation>), OAuthError> {
+        let registry = self.registry.as_ref().ok_or(NOT_SERVED)?;
+        if request.method != "POST" {
+            return Err(ErrorKind::MethodNotAllowed { allow: "POST" }.because("use POST"));
+        }
+        let mut metadata = json_metadata(request)?;
+        // RFC 7591 §3.2.1 lets the server replace a value: omitted, the method is `none`.
+        metadata.token_endpoint_auth_method.get_or_insert_with(|| AuthMethod::None.as_str().to_owned());
+        check_open_policy(&metadata)?;
+        let scope = match metadata.scope.take().filter(|asked| !asked.is_empty()) {
+            Some(asked) => scope_within(Some(&asked), &open.scopes)?,
+            None => open.scopes.to_string(),
+        };
+        let asked = Registration { scope, ..self.asked_registration(metadata, registration, "")? };
+        let source = request.client_address.map(lockout::client_address).unwrap_or_default();
+        let quota = OpenQuota {
+            source: source.chars().take(MAX_SOURCE_CHARS).collect(),
+            max_per_source: open.max_per_source,
+            max_registrations: open.max_registrations,
+            expire_unused_after_secs: open.expire_unused_after_secs,
+        };
+        let options = RegisterOptions { open: Some(quota), ..RegisterOptions::RFC7591 };
+        let registered = registry.register_with(asked, "", self.now()?, options).map_err(registry_error)?;
+        self.metrics.add(Metric::Registrations, 1);
+        Ok((201, Some(self.client_information(registered.record, None, registered.registration_token))))
     }
 
     /// The client `client_id` names and who manages it: the client, by the registration access
@@ -212,7 +259,9 @@ impl<'a> Gateway<'a> {
             Some(name) => ApplicationType::from_name(name)
                 .ok_or(ErrorKind::InvalidClientMetadata.because("application_type must be web or native"))?,
         };
-        let callback_url = redirect_uris(metadata.redirect_uris.unwrap_or_default(), application_type)?;
+        let hosts = loopback_hosts(auth_method == AuthMethod::None);
+        let callback_url =
+            redirect_uris(metadata.redirect_uris.unwrap_or_default(), application_type, hosts)?;
         let grant_types = grant_types(metadata.grant_types, registration.grant_types, auth_method)?;
         // The code grant redirects there: it needs one at least.
         if grant_types.contains(GrantType::AuthorizationCode) && callback_url.is_empty() {
@@ -311,6 +360,24 @@ fn keep_client_kind(metadata: &mut ClientMetadata, record: &ClientRecord) -> Res
     Ok(())
 }
 
+/// What open registration takes beyond RFC 7591's own checks: public clients only, and
+/// redirect URIs https or loopback http (RFC 8252 §7.3; `localhost` too, see
+/// [`redirect_uri::LoopbackHosts::WithLocalhost`]), never a private-use scheme, which
+/// any app on a device may claim.
+fn check_open_policy(metadata: &ClientMetadata) -> Result<(), OAuthError> {
+    if metadata.token_endpoint_auth_method.as_deref() != Some(AuthMethod::None.as_str()) {
+        return Err(ErrorKind::InvalidClientMetadata
+            .because("open registration registers public clients only: token_endpoint_auth_method none"));
+    }
+    let uris = metadata.redirect_uris.iter().flatten();
+    if uris.into_iter().any(|uri| !(uri.starts_with("https://") || uri.starts_with("http://"))) {
+        return Err(ErrorKind::InvalidRedirectUri.because(
+            "open registration takes https redirect URIs, or http on 127.0.0.1, [::1] or localhost",
+        ));
+    }
+    Ok(())
+}
+
 /// `grant_types` within the allowed ones. Omitted, a confidential client gets
 /// `client_credentials` (RFC 7591's own default, `authorization_code`, is not served to them
 /// here: §2 lets the server substitute) and a public one `authorization_code`. A public
@@ -360,9 +427,13 @@ fn scope_within(asked: Option<&str>, allowed: &ScopeSet) -> Result<String, OAuth
 /// client's type may use (see [`redirect_uri::check_registered`]), whatever its grants: a
 /// client without the code grant is never redirected to, but what is stored and echoed must
 /// not be a script or a file (RFC 7591 §3.2.2 `invalid_redirect_uri`).
-fn redirect_uris(uris: Vec<String>, application_type: ApplicationType) -> Result<String, OAuthError> {
+fn redirect_uris(
+    uris: Vec<String>,
+    application_type: ApplicationType,
+    hosts: LoopbackHosts,
+) -> Result<String, OAuthError> {
     for (i, uri) in uris.iter().enumerate() {
-        let reason = match redirect_uri::check_registered(uri, application_type) {
+        let reason = match redirect_uri::check_registered_with(uri, application_type, hosts) {
             Ok(()) if uris.iter().take(i).any(|earlier| earlier == uri) => "a redirect URI is listed twice",
             Ok(()) => continue,
             Err(RedirectUriError::UnsafeScheme) => {

@@ -26,7 +26,7 @@ use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes
 use crate::oauth::redirect_uri::{self, ApplicationType};
 use crate::state::lockout::Principal;
 use crate::state::registry::{
-    AuthMethod, ClientRecord, ClientRegistry, RegisterOptions, Registration, RegistryError,
+    AuthMethod, ClientRecord, ClientRegistry, OpenQuotaReached, RegisterOptions, Registration, RegistryError,
 };
 
 /// The request body of WSO2's v0.17 registration. Unknown fields are ignored, as WSO2 does.
@@ -237,6 +237,10 @@ pub(super) fn registry_error(error: RegistryError) -> OAuthError {
             ErrorKind::DuplicateClient.because("this owner already has an application with this name")
         }
         RegistryError::NotFound => NOT_FOUND,
+        RegistryError::OpenQuotaReached(OpenQuotaReached::Source) => ErrorKind::RegistrationQuota
+            .because("this address has registered registration.open.max_per_source clients"),
+        RegistryError::OpenQuotaReached(OpenQuotaReached::Total) => ErrorKind::RegistrationQuota
+            .because("open registration holds registration.open.max_registrations clients"),
         RegistryError::Full => ErrorKind::Unavailable.because("no room for more registered applications"),
         RegistryError::QuotaReached => ErrorKind::AccessDenied.because(
             "this administrator has registered registration.max_per_owner applications; delete one first",

@@ -57,12 +57,33 @@ pub fn has_unsafe_scheme(uri: &str) -> bool {
     scheme_of(uri).is_some_and(|scheme| UNSAFE_SCHEMES.iter().any(|known| scheme.eq_ignore_ascii_case(known)))
 }
 
+/// Which hosts an `http` redirect URI may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopbackHosts {
+    /// `127.0.0.1` and `[::1]` (RFC 8252 §7.3).
+    IpLiterals,
+    /// Those and `localhost`, for a public client registered through RFC 7591: RFC 8252 §8.3
+    /// calls `localhost` NOT RECOMMENDED (a name can resolve elsewhere, or a firewall treat it
+    /// otherwise), not forbidden, and MCP clients register it (the official SDKs' examples
+    /// listen on `http://localhost:<port>/callback`). Its port is free at the match.
+    WithLocalhost,
+}
+
 /// Checks a redirect URI an application registers: absolute `https` with a host, or `http` on
 /// `127.0.0.1` or `[::1]` (RFC 8252 §7.3, §8.3: `localhost` is not a loopback literal); for a
 /// native client also a private-use scheme in reverse-domain form (RFC 8252 §7.1,
 /// `com.example.app:/cb`). No fragment, no wildcard, no whitespace, and never a scheme of
 /// [`UNSAFE_SCHEMES`].
 pub fn check_registered(uri: &str, application_type: ApplicationType) -> Result<(), RedirectUriError> {
+    check_registered_with(uri, application_type, LoopbackHosts::IpLiterals)
+}
+
+/// [`check_registered`], with `http://localhost` too when `hosts` says so.
+pub fn check_registered_with(
+    uri: &str,
+    application_type: ApplicationType,
+    hosts: LoopbackHosts,
+) -> Result<(), RedirectUriError> {
     if has_unsafe_scheme(uri) {
         return Err(RedirectUriError::UnsafeScheme);
     }
@@ -78,7 +99,9 @@ pub fn check_registered(uri: &str, application_type: ApplicationType) -> Result<
             false => Err(RedirectUriError::Scheme),
         };
     }
-    if loopback_parts(uri).is_some() {
+    if loopback_parts(uri).is_some()
+        || (hosts == LoopbackHosts::WithLocalhost && localhost_parts(uri).is_some())
+    {
         return Ok(());
     }
     let private_use =
@@ -111,9 +134,16 @@ pub fn check_all_registered(joined: &str, application_type: ApplicationType) -> 
 /// exception, for native clients only: a loopback `http` URI may carry any port (RFC 8252
 /// §7.3), host and path still exact. A web client's loopback URI keeps its port: another port
 /// on the same machine is another origin, perhaps another program.
+///
+/// A registered `http://localhost` URI (only a public client registered through RFC 7591 has
+/// one, see [`LoopbackHosts::WithLocalhost`]) is a loopback one whose port is free, whatever the
+/// application type: RFC 8252 §7.3's exception, path and query still exact.
 pub fn matches(registered: &str, presented: &str, application_type: ApplicationType) -> bool {
     if registered == presented {
         return true;
+    }
+    if let (Some(registered), Some(presented)) = (localhost_parts(registered), localhost_parts(presented)) {
+        return registered.rest == presented.rest;
     }
     if application_type != ApplicationType::Native {
         return false;
@@ -187,8 +217,18 @@ struct LoopbackParts<'u> {
 
 /// `http://127.0.0.1[:port]/...` or `http://[::1][:port]/...`, split around the port.
 fn loopback_parts(uri: &str) -> Option<LoopbackParts<'_>> {
+    http_parts(uri, &["127.0.0.1", "[::1]"])
+}
+
+/// `http://localhost[:port]/...`, split around the port.
+fn localhost_parts(uri: &str) -> Option<LoopbackParts<'_>> {
+    http_parts(uri, &["localhost"])
+}
+
+/// `http://<one of hosts>[:port]/...`, split around the port.
+fn http_parts<'u>(uri: &'u str, hosts: &[&'static str]) -> Option<LoopbackParts<'u>> {
     let rest = uri.strip_prefix("http://")?;
-    let host = ["127.0.0.1", "[::1]"].into_iter().find(|host| rest.starts_with(host))?;
+    let host = hosts.iter().copied().find(|host| rest.starts_with(host))?;
     let after_host = rest.get(host.len()..)?;
     let after_port = match after_host.strip_prefix(':') {
         Some(port_on) => {
@@ -453,5 +493,33 @@ mod tests {
             Err(RedirectUriError::Duplicate)
         );
         assert_eq!(check_all_registered("com.example.app:/cb", ApplicationType::Native), Ok(()));
+    }
+
+    /// `localhost` only where [`LoopbackHosts::WithLocalhost`] lets it in (RFC 8252 §8.3), a
+    /// name that merely starts with it never; registered, its port is free at the match and
+    /// its path is not.
+    #[test]
+    fn localhost_is_a_loopback_host_with_any_port_for_the_clients_allowed_it() {
+        let with = |uri| check_registered_with(uri, ApplicationType::Web, LoopbackHosts::WithLocalhost);
+        assert_eq!(with("http://localhost:8090/callback"), Ok(()));
+        assert_eq!(with("http://localhost/callback"), Ok(()));
+        assert_eq!(with("http://localhost.evil.example/cb"), Err(RedirectUriError::Scheme));
+        assert_eq!(with("http://localhost:99999999/cb"), Err(RedirectUriError::Scheme));
+        assert_eq!(
+            check_registered("http://localhost:8090/callback", ApplicationType::Native),
+            Err(RedirectUriError::Scheme)
+        );
+        let registered = "http://localhost:8090/callback";
+        for (presented, expected) in [
+            ("http://localhost:8090/callback", true),
+            ("http://localhost:51234/callback", true),
+            ("http://localhost/callback", true),
+            ("http://localhost:8090/callback?x=1", false),
+            ("http://localhost:8090/other", false),
+            ("http://127.0.0.1:8090/callback", false),
+            ("https://localhost:8090/callback", false),
+        ] {
+            assert_eq!(matches(registered, presented, ApplicationType::Web), expected, "{presented}");
+        }
     }
 }

@@ -104,19 +104,21 @@ impl AuthMethod {
 
 /// How a registration is made: WSO2's (names unique per owner, no registration access token)
 /// or RFC 7591's (names need not be unique, RFC 7592 management by a registration access token).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterOptions {
     pub unique_name: bool,
     pub registration_token: bool,
     /// The most applications the registering administrator may have registered; `None`: no limit.
     pub max_registered_by: Option<u32>,
+    /// Registered without credentials, within these bounds.
+    pub open: Option<OpenQuota>,
 }
 
 impl RegisterOptions {
     pub const WSO2: RegisterOptions =
-        RegisterOptions { unique_name: true, registration_token: false, max_registered_by: None };
+        RegisterOptions { unique_name: true, registration_token: false, max_registered_by: None, open: None };
     pub const RFC7591: RegisterOptions =
-        RegisterOptions { unique_name: false, registration_token: true, max_registered_by: None };
+        RegisterOptions { unique_name: false, registration_token: true, max_registered_by: None, open: None };
 
     /// These options with at most `limit` applications per registering administrator.
     pub fn at_most_per_admin(self, limit: Option<u32>) -> RegisterOptions {
@@ -139,10 +141,14 @@ const ADMIN_GRANT_FIELDS: u8 = 3;
 const APPLICATION_TYPE_FIELDS: u8 = 4;
 /// Marks a public client (`token_endpoint_auth_method: none`), added after the application
 /// type, and written only for one: a confidential client's record keeps the bytes it had
-/// before. The mark is followed by one byte of flags, [`PUBLIC_CLIENT`] the only one yet.
+/// before. The mark is followed by one byte of flags: [`PUBLIC_CLIENT`], and
+/// [`OPEN_REGISTRATION`] followed by its [`OpenRegistrant`] fields.
 const PUBLIC_CLIENT_FIELDS: u8 = 5;
 /// In [`PUBLIC_CLIENT_FIELDS`]' flags: the client authenticates with no secret.
 const PUBLIC_CLIENT: u8 = 1;
+/// In [`PUBLIC_CLIENT_FIELDS`]' flags: registered without credentials; the source, the last
+/// use and the unused lifetime follow.
+const OPEN_REGISTRATION: u8 = 2;
 /// Subscriptions one registered application may hold (one per API): bounds its record.
 pub const MAX_SUBSCRIPTIONS_PER_CLIENT: usize = 32;
 
@@ -222,6 +228,54 @@ impl AdminGrant {
     }
 }
 
+/// What an application registered without credentials (RFC 7591 §3 open registration) keeps
+/// for its bounds: where it came from, for the quota per source, and when it was last used,
+/// for its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRegistrant {
+    /// The source address it registered from, as [`crate::state::lockout::client_address`]
+    /// writes it (an IP, an IPv6 one by its /64).
+    pub source: String,
+    /// When it last used the gateway, in seconds, kept coarsely (see [`Self::needs_touch`]).
+    pub last_used_secs: u64,
+    /// Unused for longer than this, it is expired: refused, and dropped at its bucket's next
+    /// write. Kept with the record, so its bucket can prune it without the config.
+    pub expire_unused_after_secs: u32,
+}
+
+impl OpenRegistrant {
+    pub fn expired(&self, now_ms: u64) -> bool {
+        now_ms / 1000 > self.last_used_secs.saturating_add(u64::from(self.expire_unused_after_secs))
+    }
+
+    /// Whether a use at `now_ms` should be written down: at most once a day (a quarter of the
+    /// lifetime when that is shorter), so a token request does not write the registry each
+    /// time and the registration still never expires while in use.
+    pub fn needs_touch(&self, now_ms: u64) -> bool {
+        let every = (self.expire_unused_after_secs / 4).clamp(1, TOUCH_AT_MOST_EVERY_SECS);
+        now_ms / 1000 >= self.last_used_secs.saturating_add(u64::from(every))
+    }
+}
+
+/// How often an open registration's last use is written at most.
+const TOUCH_AT_MOST_EVERY_SECS: u32 = 24 * 3600;
+
+/// The bounds of an open registration (see [`RegisterOptions::open`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenQuota {
+    pub source: String,
+    pub max_per_source: u32,
+    pub max_registrations: u32,
+    pub expire_unused_after_secs: u32,
+}
+
+/// Which open-registration quota a registration would exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenQuotaReached {
+    Source,
+    Total,
+}
+
 /// Who changes an application's metadata through RFC 7592 (see [`ClientRegistry::update_metadata`]).
 #[derive(Debug, Clone, Copy)]
 pub enum MetadataUpdater<'t> {
@@ -251,6 +305,8 @@ pub struct ClientRecord {
     pub subscriptions: Vec<RegisteredSubscription>,
     /// The ceiling of its own RFC 7592 updates.
     pub admin_grant: AdminGrant,
+    /// Registered without credentials: its source and last use.
+    pub open: Option<OpenRegistrant>,
     /// What a newer module wrote after the last mark this build knows (a mark of its own, then
     /// its fields), kept as it was and written back last (docs/upgrading.md).
     pub newer_fields: Vec<u8>,
@@ -364,15 +420,22 @@ impl Record for ClientRecord {
             }
             _ => ApplicationType::Web,
         };
-        let auth_method = match r.peek() {
+        let (auth_method, open) = match r.peek() {
             Some(PUBLIC_CLIENT_FIELDS) => {
                 r.u8()?;
-                match r.u8()? & PUBLIC_CLIENT {
-                    0 => auth_method,
-                    _ => AuthMethod::None,
-                }
+                let flags = r.u8()?;
+                let auth_method = if flags & PUBLIC_CLIENT != 0 { AuthMethod::None } else { auth_method };
+                let open = match flags & OPEN_REGISTRATION {
+                    0 => None,
+                    _ => Some(OpenRegistrant {
+                        source: r.short_string()?,
+                        last_used_secs: r.u64()?,
+                        expire_unused_after_secs: u32::from_be_bytes(r.array()?),
+                    }),
+                };
+                (auth_method, open)
             }
-            _ => auth_method,
+            _ => (auth_method, None),
         };
         // Marks only ever follow each other in increasing order, so what is left starts with
         // a newer module's mark; a known mark out of order is not a record this build
@@ -402,6 +465,7 @@ impl Record for ClientRecord {
             registration_token_hash,
             subscriptions,
             admin_grant,
+            open,
             newer_fields,
         })
     }
@@ -446,16 +510,25 @@ impl Record for ClientRecord {
             out.push(APPLICATION_TYPE_FIELDS);
             out.push(application_type_code(self.registration.application_type));
         }
-        if self.is_public() {
+        if self.is_public() || self.open.is_some() {
             out.push(PUBLIC_CLIENT_FIELDS);
-            out.push(PUBLIC_CLIENT);
+            let public = if self.is_public() { PUBLIC_CLIENT } else { 0 };
+            match &self.open {
+                Some(open) => {
+                    out.push(public | OPEN_REGISTRATION);
+                    put_short_bytes(out, open.source.as_bytes());
+                    out.extend_from_slice(&open.last_used_secs.to_be_bytes());
+                    out.extend_from_slice(&open.expire_unused_after_secs.to_be_bytes());
+                }
+                None => out.push(public),
+            }
         }
         out.extend_from_slice(&self.newer_fields);
     }
 
-    /// Registered applications do not expire.
-    fn prune(&mut self, _now: u64) -> bool {
-        true
+    /// Registered applications do not expire, but for open registrations unused too long.
+    fn prune(&mut self, now: u64) -> bool {
+        !self.open.as_ref().is_some_and(|open| open.expired(now))
     }
 }
 
@@ -475,6 +548,8 @@ pub enum RegistryError {
     NotFound,
     /// The registering administrator has registered as many applications as it may.
     QuotaReached,
+    /// An open registration past its quota per source or in all.
+    OpenQuotaReached(OpenQuotaReached),
     /// An update made with the registration access token asked for more than the admin grant.
     BeyondAdminGrant,
     Random,
@@ -604,6 +679,20 @@ impl<'h> ClientRegistry<'h> {
                 return Err(RegistryError::QuotaReached);
             }
         }
+        if let Some(quota) = &options.open {
+            let (total, from_source) = self.count_open(&quota.source, now)?;
+            if total >= quota.max_registrations {
+                return Err(RegistryError::OpenQuotaReached(OpenQuotaReached::Total));
+            }
+            if from_source >= quota.max_per_source {
+                return Err(RegistryError::OpenQuotaReached(OpenQuotaReached::Source));
+            }
+        }
+        let open = options.open.as_ref().map(|quota| OpenRegistrant {
+            source: quota.source.clone(),
+            last_used_secs: now / 1000,
+            expire_unused_after_secs: quota.expire_unused_after_secs,
+        });
         if options.unique_name {
             for &bucket in &window {
                 let bytes = self.table.read(bucket)?.unwrap_or_default();
@@ -634,6 +723,7 @@ impl<'h> ClientRegistry<'h> {
                 registration_token_hash,
                 subscriptions: Vec::new(),
                 admin_grant: AdminGrant::of(&registration),
+                open: open.clone(),
                 newer_fields: Vec::new(),
             };
             let outcome = self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
@@ -677,6 +767,39 @@ impl<'h> ClientRegistry<'h> {
             count = count.saturating_add(u32::try_from(mine).unwrap_or(u32::MAX));
         }
         Ok(count)
+    }
+
+    /// Live open registrations, in all and from `source`, counted over every bucket like
+    /// [`Self::count_registered_by`]; expired ones do not count: their slots are free for a
+    /// new registration before their bucket's next write drops them.
+    pub fn count_open(&self, source: &str, now: u64) -> Result<(u32, u32), StoreError> {
+        let (mut total, mut from_source) = (0u32, 0u32);
+        for bucket in 0..self.table.count() {
+            let bytes = self.table.read(bucket)?.unwrap_or_default();
+            for record in records_of(&bytes).filter_map(ClientRecord::decode) {
+                let Some(open) = record.open.filter(|open| !open.expired(now)) else { continue };
+                total = total.saturating_add(1);
+                if open.source == source {
+                    from_source = from_source.saturating_add(1);
+                }
+            }
+        }
+        Ok((total, from_source))
+    }
+
+    /// Writes down that an open registration was used at `now` (see
+    /// [`OpenRegistrant::needs_touch`]); other applications are left as they are.
+    pub fn touch(&self, client_id: &str, now: u64) -> Result<(), RegistryError> {
+        let bucket = bucket_of(client_id).ok_or(RegistryError::NotFound)?;
+        self.table.update(bucket, now, |records: &mut Vec<ClientRecord>| {
+            let record =
+                records.iter_mut().find(|r| r.client_id == client_id).ok_or(RegistryError::NotFound)?;
+            if let Some(open) = &mut record.open {
+                open.last_used_secs = now / 1000;
+            }
+            Ok::<_, RegistryError>(())
+        })?;
+        Ok(())
     }
 
     /// Replaces an application's metadata (RFC 7592 §2.2); its owner, id and secret stay.
@@ -1302,14 +1425,14 @@ mod tests {
         let shared = MemoryStore::default();
         let registry = registry(&shared, 256);
         let at_most_two = RegisterOptions::WSO2.at_most_per_admin(Some(2));
-        let first = registry.register_with(registration("a"), "admin", 0, at_most_two).unwrap();
-        registry.register_with(registration("b"), "admin", 0, at_most_two).unwrap();
+        let first = registry.register_with(registration("a"), "admin", 0, at_most_two.clone()).unwrap();
+        registry.register_with(registration("b"), "admin", 0, at_most_two.clone()).unwrap();
         assert_eq!(registry.count_registered_by("admin"), Ok(2));
         assert_eq!(
-            registry.register_with(registration("c"), "admin", 0, at_most_two).err(),
+            registry.register_with(registration("c"), "admin", 0, at_most_two.clone()).err(),
             Some(RegistryError::QuotaReached)
         );
-        assert!(registry.register_with(registration("c"), "ops", 0, at_most_two).is_ok());
+        assert!(registry.register_with(registration("c"), "ops", 0, at_most_two.clone()).is_ok());
         assert!(registry.register_with(registration("d"), "admin", 0, RegisterOptions::WSO2).is_ok());
         registry.delete(&first.record.client_id, 0).unwrap();
         assert_eq!(registry.count_registered_by("admin"), Ok(2));

@@ -128,4 +128,5 @@ mod authorization_requests;
 mod cors;
 mod exchange;
 mod login_form;
+mod open_registration;
 mod registered_clients;

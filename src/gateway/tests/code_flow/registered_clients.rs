@@ -12,7 +12,7 @@ const REGISTERING: &str = r#"{
 }"#;
 
 impl Rig {
-    fn register(&self, path: &str, json: &str) -> Reply {
+    pub(super) fn register(&self, path: &str, json: &str) -> Reply {
         let gateway = self.gateway();
         let endpoint = gateway.endpoint(path).unwrap();
         let admin = format!("Basic {}", encode_basic_credentials("alice", "wonderland"));
