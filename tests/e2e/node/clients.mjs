@@ -64,6 +64,39 @@ async function run() {
     return { registered: { ...metadata, client_secret: typeof metadata.client_secret === "string" ? "(a string)" : null },
              tokens };
   }
+  if (command.action === "register_public_and_sign_in") {
+    // RFC 7591 registration with no credentials at all (open registration) as a public client
+    // (client.None(): token_endpoint_auth_method none), then the code flow with PKCE S256. The
+    // script plays the user: it GETs the login page, posts the form, and reads the redirect.
+    const config = await client.dynamicClientRegistration(issuer, command.metadata, client.None(),
+                                                          discoveryOptions(recordingFetch()));
+    const metadata = config.clientMetadata();
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: command.redirect_uri, scope: command.scope, state,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256",
+    });
+    const page = await fetch(url, { redirect: "manual" });
+    const handle = /name="handle" value="([^"]+)"/.exec(await page.text())?.[1];
+    if (page.status !== 200 || !handle) throw new Error(`login page: ${page.status}`);
+    const back = await fetch(new URL("/authorize", issuer), {
+      method: "POST", redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ handle, username: command.user[0], password: command.user[1] }).toString(),
+    });
+    const location = back.headers.get("location");
+    if (back.status !== 302 || !location) throw new Error(`login form: ${back.status}`);
+    const tokens = await client.authorizationCodeGrant(config, new URL(location),
+                                                       { pkceCodeVerifier: verifier, expectedState: state });
+    const renewed = await client.refreshTokenGrant(config, tokens.refresh_token);
+    return { registered: { client_id: metadata.client_id, token_endpoint_auth_method: metadata.token_endpoint_auth_method,
+                           has_secret: metadata.client_secret !== undefined, scope: metadata.scope,
+                           redirect_uris: metadata.redirect_uris },
+             callback: location.split("?")[0],
+             tokens: { access_token: tokens.access_token, scope: tokens.scope, refresh_token: tokens.refresh_token ? "(a string)" : null },
+             renewed: { access_token: renewed.access_token, rotated: renewed.refresh_token !== tokens.refresh_token } };
+  }
   throw new Error(`unknown action ${command.action}`);
 }
 
