@@ -161,3 +161,44 @@ fn a_public_client_registered_on_one_replica_signs_in_and_redeems_on_another() {
     let refreshed: serde_json::Value = serde_json::from_slice(&refreshed.body).unwrap();
     assert_eq!(b.bearer_status(&field(&refreshed, "access_token")), 200);
 }
+
+/// Open registration's quotas count the registry in etcd, so they hold across replicas: a
+/// source at its `max_per_source` on A is refused on B, and B takes the client A registered.
+#[test]
+fn open_registration_quotas_hold_across_replicas() {
+    let mut config: serde_json::Value = serde_json::from_str(&demo_with_lifecycle()).unwrap();
+    config["registration"]["grant_types"] = serde_json::json!(["authorization_code", "refresh_token"]);
+    config["registration"]["open"] = serde_json::json!({"scopes": ["orders:read"], "max_per_source": 1});
+    let fleet = Fleet::with_config(&config.to_string());
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let metadata = r#"{"redirect_uris":["http://localhost:8090/callback"]}"#;
+    let register_openly = |replica: &Replica, source: &str| {
+        replica
+            .decide(
+                |_| true,
+                |gateway| {
+                    let request = EndpointRequest {
+                        client_address: Some(source),
+                        method: "POST",
+                        path: "/register",
+                        authorization: None,
+                        content_type: Some("application/json"),
+                        body: metadata.as_bytes(),
+                    };
+                    gateway.serve(&gateway.endpoint("/register").unwrap(), &request)
+                },
+            )
+            .unwrap()
+    };
+    let on_a = register_openly(&a, "192.0.2.1:40000");
+    assert_eq!(on_a.status, 201, "{}", String::from_utf8_lossy(&on_a.body));
+    assert_eq!(register_openly(&b, "192.0.2.1:40001").status, 429, "the same source, on the other replica");
+    assert_eq!(register_openly(&b, "192.0.2.2:40000").status, 201);
+    let client_id = field(&serde_json::from_slice(&on_a.body).unwrap(), "client_id");
+    let query = format!(
+        "/authorize?response_type=code&client_id={client_id}&redirect_uri={}&code_challenge={CHALLENGE}\
+         &code_challenge_method=S256",
+        crate::oauth::credentials::form_encode("http://localhost:51000/callback")
+    );
+    assert_eq!(b.anonymous("GET", &query, "").status, 200, "any localhost port, on the other replica");
+}
