@@ -117,7 +117,11 @@ ERROR_ROWS = {
     "refresh_token without password": (register_req({"grant_types": ["client_credentials", "refresh_token"]}),
                                        BAD_METADATA),
     "scope beyond registration.scopes": (register_req({"scope": "admin"}), BAD_METADATA),
-    "auth method none": (register_req({"token_endpoint_auth_method": "none"}), BAD_METADATA),
+    # A public client (none) may use the code flow's grants only (docs/registration.md).
+    "auth method none with client_credentials": (
+        register_req({"token_endpoint_auth_method": "none", "grant_types": ["client_credentials"]}), BAD_METADATA),
+    "auth method none without redirect_uris": (register_req({"token_endpoint_auth_method": "none"}),
+                                               token_error(400, "invalid_redirect_uri")),
     "auth method private_key_jwt": (register_req({"token_endpoint_auth_method": "private_key_jwt"}), BAD_METADATA),
     "relative redirect URI": (register_req({"redirect_uris": ["/cb"]}), token_error(400, "invalid_redirect_uri")),
     "redirect URI with a fragment": (register_req({"redirect_uris": ["https://a.example/#x"]}),
