@@ -1203,6 +1203,64 @@ mod tests {
         assert_eq!(ClientRecord::decode(&native_bytes).as_ref(), Some(&native_public));
     }
 
+    /// An open registration keeps its source, last use and lifetime after the public flag; the
+    /// quotas count only live ones, a touch moves the last use, and the bucket's next write
+    /// drops an expired one (its slot reclaimed).
+    #[test]
+    fn open_registrations_round_trip_count_while_live_and_are_pruned_when_expired() {
+        let shared = MemoryStore::default();
+        let registry = registry(&shared, 64);
+        let quota = |source: &str| OpenQuota {
+            source: source.to_owned(),
+            max_per_source: 2,
+            max_registrations: 3,
+            expire_unused_after_secs: 100,
+        };
+        let open = |source: &str| RegisterOptions { open: Some(quota(source)), ..RegisterOptions::RFC7591 };
+        let public =
+            || Registration { auth_method: AuthMethod::None, owner: String::new(), ..registration("mcp") };
+        let first = registry.register_with(public(), "", 1_000_000, open("192.0.2.1")).unwrap().record;
+        let mut bytes = Vec::new();
+        first.encode_into(&mut bytes);
+        assert_eq!(
+            bytes[bytes.len() - (2 + 1 + 9 + 8 + 4)..][..2],
+            [PUBLIC_CLIENT_FIELDS, PUBLIC_CLIENT | OPEN_REGISTRATION]
+        );
+        assert_eq!(ClientRecord::decode(&bytes).as_ref(), Some(&first));
+        let open_fields = first.open.clone().unwrap();
+        assert_eq!((open_fields.source.as_str(), open_fields.last_used_secs), ("192.0.2.1", 1000));
+
+        registry.register_with(public(), "", 1_000_000, open("192.0.2.1")).unwrap();
+        assert_eq!(
+            registry.register_with(public(), "", 1_000_000, open("192.0.2.1")).err(),
+            Some(RegistryError::OpenQuotaReached(OpenQuotaReached::Source))
+        );
+        registry.register_with(public(), "", 1_000_000, open("192.0.2.2")).unwrap();
+        assert_eq!(
+            registry.register_with(public(), "", 1_000_000, open("192.0.2.3")).err(),
+            Some(RegistryError::OpenQuotaReached(OpenQuotaReached::Total))
+        );
+        // An administrator's registrations are not open ones.
+        registry.register_with(registration("shop"), "admin", 1_000_000, RegisterOptions::RFC7591).unwrap();
+        assert_eq!(registry.count_open("192.0.2.1", 1_000_000), Ok((3, 2)));
+
+        registry.touch(&first.client_id, 1_050_000).unwrap();
+        assert_eq!(registry.find(&first.client_id).unwrap().unwrap().open.unwrap().last_used_secs, 1050);
+        // At 1,120 s the others (last used at 1,000 s, 100 s lifetime) expired: they count no
+        // more, and a write to the first one's bucket drops the expired ones in it.
+        assert_eq!(registry.count_open("192.0.2.1", 1_120_000), Ok((1, 1)));
+        let fresh = registry.register_with(public(), "", 1_120_000, open("192.0.2.3")).unwrap();
+        assert!(fresh.record.open.is_some());
+        registry.touch(&first.client_id, 1_120_000).unwrap();
+        let bucket = bucket_of(&first.client_id).unwrap();
+        let left = crate::state::buckets::decode_bucket::<ClientRecord>(
+            &registry.table.read(bucket).unwrap().unwrap(),
+        );
+        assert!(left.iter().all(|record| record.open.as_ref().is_none_or(|open| !open.expired(1_120_000))));
+        assert!(ClientRecord { open: Some(open_fields.clone()), ..first.clone() }.prune(1_100_000));
+        assert!(!ClientRecord { open: Some(open_fields), ..first }.prune(1_101_000));
+    }
+
     /// A record written before the application type existed is a web client's, and a web
     /// client's record is still written byte for byte as before; a native one adds its mark.
     #[test]
