@@ -13,13 +13,14 @@ use sha2::{Digest, Sha256};
 use super::error::{problem, ConfigError};
 use super::raw::RawLoginPage;
 
-/// The default accent: white text on it has a contrast of 5.2:1 (WCAG 2.2 §1.4.3 asks 4.5:1).
-const DEFAULT_ACCENT: &str = "#2563eb";
+/// The default accent, `#2563eb`: white text on it has a contrast of 5.2:1 (WCAG 2.2 §1.4.3
+/// asks 4.5:1).
+const DEFAULT_ACCENT: Rgb = Rgb(0x25, 0x63, 0xeb);
 const DEFAULT_TITLE: &str = "Sign in";
 const MAX_TITLE_CHARS: usize = 100;
 const MAX_FOOTER_CHARS: usize = 300;
 /// A logo inlined as a data URI travels in every login page: keep it small.
-pub const MAX_LOGO_DATA_URI_BYTES: usize = 8192;
+const MAX_LOGO_DATA_URI_BYTES: usize = 8192;
 const MAX_LOGO_URL_BYTES: usize = 2048;
 /// The image types a logo may be (`data:<type>;base64,…`); an SVG shown by `<img>` runs no
 /// script (browsers render images in the SVG Integration spec's "secure animated mode").
@@ -50,8 +51,7 @@ pub struct Logo {
 
 impl Default for LoginPageLook {
     fn default() -> Self {
-        let accent = Rgb::parse(DEFAULT_ACCENT).unwrap_or(Rgb(0x25, 0x63, 0xeb));
-        look(DEFAULT_TITLE.to_owned(), None, None, accent)
+        look(DEFAULT_TITLE.to_owned(), None, None, DEFAULT_ACCENT)
     }
 }
 
@@ -64,8 +64,12 @@ pub(super) fn login_page(raw: RawLoginPage) -> Result<LoginPageLook, ConfigError
     let footer =
         raw.footer.map(|footer| plain_text("login_page.footer", footer, MAX_FOOTER_CHARS)).transpose()?;
     let logo = raw.logo.map(logo).transpose()?;
-    let accent = Rgb::parse(raw.accent_color.as_deref().unwrap_or(DEFAULT_ACCENT))
-        .ok_or_else(|| problem("login_page.accent_color", "must be #rgb or #rrggbb (hexadecimal digits)"))?;
+    let accent = match raw.accent_color {
+        Some(text) => Rgb::parse(&text).ok_or_else(|| {
+            problem("login_page.accent_color", "must be #rgb or #rrggbb (hexadecimal digits)")
+        })?,
+        None => DEFAULT_ACCENT,
+    };
     Ok(look(title, logo, footer, accent))
 }
 
@@ -119,7 +123,7 @@ fn logo(src: String) -> Result<Logo, ConfigError> {
         return Err(problem(AT, format!("a URL must be at most {MAX_LOGO_URL_BYTES} bytes")));
     }
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
+    let (authority, path) = rest.split_at_checked(authority_end).unwrap_or((rest, ""));
     // A host-source (CSP Level 3 §2.3.1): no userinfo, wildcard, space, `;` or `,` that a
     // policy would read as another source or directive.
     let plain_host = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']');
@@ -283,7 +287,8 @@ mod tests {
             assert!(ratio >= 4.5, "{accent} with {}: {ratio:.2}:1", rgb.text_on());
         }
         assert_eq!(Rgb::parse("#ffff00").unwrap().text_on(), "#000");
-        assert_eq!(Rgb::parse("#2563eb").unwrap().text_on(), "#fff");
+        assert_eq!(DEFAULT_ACCENT.text_on(), "#fff");
+        assert_eq!(Rgb::parse("#2563eb"), Some(DEFAULT_ACCENT));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::state::lockout::LockoutPolicy;
 pub use apis::{registered_counter, MAX_COUNTERS};
 use error::problem;
 pub use error::ConfigError;
-pub use login_page::{LoginPageLook, Logo, MAX_LOGO_DATA_URI_BYTES};
+pub use login_page::{LoginPageLook, Logo};
 pub use parts::{
     Api, Application, AuthorizationConfig, FleetConfig, RegistrationConfig, Subscription, SubscriptionState,
     Tier, TierUnit, User, Validity,
