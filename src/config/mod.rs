@@ -6,11 +6,13 @@
 
 //!
 //! `raw.rs` holds the JSON's serde types and defaults, `sections.rs` one check per section,
-//! `parts.rs` the validated pieces, `scope_catalog.rs` every scope named anywhere.
+//! `parts.rs` the validated pieces, `scope_catalog.rs` every scope named anywhere,
+//! `login_page.rs` the login page's look and its stylesheet's CSP hash.
 
 mod apis;
 mod error;
 mod json_path;
+mod login_page;
 mod parts;
 mod raw;
 mod scope_catalog;
@@ -29,6 +31,7 @@ use crate::state::lockout::LockoutPolicy;
 pub use apis::{registered_counter, MAX_COUNTERS};
 use error::problem;
 pub use error::ConfigError;
+pub use login_page::{LoginPageLook, Logo};
 pub use parts::{
     Api, Application, AuthorizationConfig, FleetConfig, OpenRegistration, RegistrationConfig, Subscription,
     SubscriptionState, Tier, TierUnit, User, Validity,
@@ -47,6 +50,8 @@ pub struct Config {
     pub registration: Option<RegistrationConfig>,
     /// The authorization code flow (`/authorize`), when some application uses it.
     pub authorization: Option<AuthorizationConfig>,
+    /// The login and error pages' title, logo, footer and stylesheet.
+    pub login_page: LoginPageLook,
     /// Fleet mode (many Envoys, one token state in etcd); `None`: this Envoy alone.
     pub fleet: Option<FleetConfig>,
     /// Access token lifetime for registered applications.
@@ -122,6 +127,7 @@ impl Config {
             },
             &applications,
         )?;
+        let login_page = login_page::login_page(raw.login_page)?;
         let users = sections::users(raw.users, &mut catalog)?;
         let registration = match raw.registration {
             Some(registration) => Some(sections::registration(registration, &users, &mut catalog)?),
@@ -152,6 +158,7 @@ impl Config {
             introspection_endpoint: raw.introspection_endpoint,
             registration,
             authorization,
+            login_page,
             fleet,
             default_access_validity: lifetimes.access,
             refresh_validity_secs: lifetimes.refresh_secs,

@@ -60,6 +60,23 @@ pub(super) struct RawConfig {
     /// The authorization code flow (`/authorize`), on when an application uses it.
     #[serde(default)]
     pub(super) authorization: RawAuthorization,
+    /// What the login page looks like (see `config/login_page.rs`).
+    #[serde(default)]
+    pub(super) login_page: RawLoginPage,
+}
+
+/// The login page's look; every field optional.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawLoginPage {
+    /// The page's title and heading (default "Sign in").
+    pub(super) title: Option<String>,
+    /// A `data:image/…;base64,` URI or an `https://` URL.
+    pub(super) logo: Option<String>,
+    /// `#rgb` or `#rrggbb`.
+    pub(super) accent_color: Option<String>,
+    /// A line of plain text under the form.
+    pub(super) footer: Option<String>,
 }
 
 #[derive(Deserialize)]

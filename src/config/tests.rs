@@ -105,6 +105,14 @@ fn invalid_configs_are_refused_with_a_clear_message() {
             "applications[0].colour: unknown field `colour`",
         ),
         (
+            demo_with(|v| v["login_page"] = serde_json::json!({"accent_colour": "#fff"})),
+            "login_page.accent_colour: unknown field `accent_colour`",
+        ),
+        (
+            demo_with(|v| v["login_page"] = serde_json::json!({"accent_color": "#fff;}*{display:none"})),
+            "login_page.accent_color: must be #rgb or #rrggbb (hexadecimal digits)",
+        ),
+        (
             demo_with(|v| v["applications"][0]["grant_types"][0] = "implicit".into()),
             "applications[0].grant_types[0]: unknown variant at line",
         ),

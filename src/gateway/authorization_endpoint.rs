@@ -36,13 +36,13 @@ struct Callback<'r> {
 impl<'a> Gateway<'a> {
     pub(super) fn authorize_endpoint(&self, request: &EndpointRequest) -> Response {
         let Some(flow) = &self.config.authorization else {
-            return error_page(404, "There is no sign-in here.");
+            return self.error_page(404, "There is no sign-in here.");
         };
         match request.method {
             "GET" | "HEAD" => self.authorization_request(flow, request),
             "POST" => self.sign_in(flow, request),
             _ => {
-                let mut response = error_page(405, "Use GET or POST.");
+                let mut response = self.error_page(405, "Use GET or POST.");
                 response.headers.push(("allow", "GET, HEAD, POST".to_owned()));
                 response
             }
@@ -53,7 +53,7 @@ impl<'a> Gateway<'a> {
     fn authorization_request(&self, flow: &AuthorizationConfig, request: &EndpointRequest) -> Response {
         let (_, query) = split_path(request.path);
         let Ok(params) = FormParams::parse(query.unwrap_or_default().as_bytes()) else {
-            return error_page(
+            return self.error_page(
                 400,
                 "The sign-in request is malformed (a parameter is repeated or badly encoded).",
             );
@@ -62,11 +62,13 @@ impl<'a> Gateway<'a> {
         let found = params.get("client_id").map_or(Ok(None), |id| self.application_in_use(id));
         let app = match found {
             Ok(Some(app)) if app.grant_types.contains(GrantType::AuthorizationCode) => app,
-            Ok(_) => return error_page(400, "The application is unknown or may not ask you to sign in."),
-            Err(_) => return error_page(503, "Signing in is unavailable; try again later."),
+            Ok(_) => {
+                return self.error_page(400, "The application is unknown or may not ask you to sign in.")
+            }
+            Err(_) => return self.error_page(503, "Signing in is unavailable; try again later."),
         };
         let Some(redirect_uri) = verified_redirect_uri(&app, params.get("redirect_uri")) else {
-            return error_page(400, "The redirect URI is not registered for this application.");
+            return self.error_page(400, "The redirect URI is not registered for this application.");
         };
         let state = params.get("state");
         if state.is_some_and(|state| state.len() > MAX_STATE_BYTES) {
@@ -145,7 +147,7 @@ impl<'a> Gateway<'a> {
             username: form.username,
             message: form.message,
         };
-        Ok(login_page(status, &page))
+        Ok(login_page(&self.config.login_page, status, &page))
     }
 
     /// `POST /authorize`: the login form. Its handle's MAC and expiry are checked before
@@ -153,10 +155,10 @@ impl<'a> Gateway<'a> {
     /// a forged, altered, expired or already used handle ends here.
     fn sign_in(&self, flow: &AuthorizationConfig, request: &EndpointRequest) -> Response {
         let Ok(form) = self.read_form(request) else {
-            return error_page(400, "The sign-in form is malformed.");
+            return self.error_page(400, "The sign-in form is malformed.");
         };
         let (Some(keys), Ok(now)) = (&self.login_keys, self.now()) else {
-            return error_page(503, "Signing in is unavailable; try again later.");
+            return self.error_page(503, "Signing in is unavailable; try again later.");
         };
         let opened = match form.get("handle") {
             Some(handle) => keys.open(handle, now),
@@ -164,13 +166,13 @@ impl<'a> Gateway<'a> {
         };
         let opened = match opened {
             Ok(Some(opened)) => opened,
-            Ok(None) => return expired_page(),
-            Err(_) => return error_page(503, "Signing in is unavailable; try again later."),
+            Ok(None) => return self.expired_page(),
+            Err(_) => return self.error_page(503, "Signing in is unavailable; try again later."),
         };
         let app = match self.application(&opened.ticket.client_id) {
             Ok(Some(app)) => app,
-            Ok(None) => return error_page(400, "The application is no longer known."),
-            Err(_) => return error_page(503, "Signing in is unavailable; try again later."),
+            Ok(None) => return self.error_page(400, "The application is no longer known."),
+            Err(_) => return self.error_page(503, "Signing in is unavailable; try again later."),
         };
         let username = form.get("username").unwrap_or_default();
         let password = form.get("password").unwrap_or_default();
@@ -228,7 +230,7 @@ impl<'a> Gateway<'a> {
         };
         match table.spend_login(&tag, now, expires_at) {
             Ok(true) => {}
-            Ok(false) => return expired_page(),
+            Ok(false) => return self.expired_page(),
             Err(_) => return self.redirect_error(&callback, "temporarily_unavailable", "try again later"),
         }
         let scope = ScopeSet::from_names(ticket.scope.split(' ').filter(|n| !n.is_empty()))
@@ -239,6 +241,17 @@ impl<'a> Gateway<'a> {
             Ok(code) => redirect(self.callback_url(&callback, &[("code", &code)])),
             Err(_) => self.redirect_error(&callback, "temporarily_unavailable", "try again later"),
         }
+    }
+
+    /// A page that ends the flow here, in the configured look.
+    fn error_page(&self, status: u16, message: &str) -> Response {
+        error_page(&self.config.login_page, status, message)
+    }
+
+    /// The answer to a login form whose handle is not good: forged, altered, sealed under
+    /// another key, expired, or already used for a sign-in.
+    fn expired_page(&self) -> Response {
+        self.error_page(400, "This sign-in has expired or was already used. Start again.")
     }
 
     fn redirect_error(&self, callback: &Callback, error: &str, description: &str) -> Response {
@@ -272,12 +285,6 @@ struct LoginForm<'f> {
     /// Kept in the username field after a failed attempt (never the password).
     username: &'f str,
     message: Option<&'f str>,
-}
-
-/// The answer to a login form whose handle is not good: forged, altered, sealed under another
-/// key, expired, or already used for a sign-in.
-fn expired_page() -> Response {
-    error_page(400, "This sign-in has expired or was already used. Start again.")
 }
 
 /// The presented redirect URI when it matches a registered one (a loopback one's port may

@@ -14,6 +14,7 @@ Run with the project's .venv Python: `make test-web` does.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import tempfile
@@ -46,9 +47,23 @@ def console_clusters(port: int) -> list[dict]:
     return clusters
 
 
+# The login page's look (login_page.test.mjs checks that Chromium applied it): an accent other
+# than the default, so the page's style hash is the one computed for this config; a logo as a
+# data URI, which the page's CSP allows as `img-src data:`; a footer line.
+LOGO_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40" viewBox="0 0 40 40">'
+            '<rect width="40" height="40" rx="8" fill="#0a7f3c"/>'
+            '<path d="M11 21l6 6 12-14" stroke="#fff" stroke-width="4" fill="none"/></svg>')
+LOGIN_PAGE = {
+    "accent_color": "#0a7f3c",
+    "logo": "data:image/svg+xml;base64," + base64.b64encode(LOGO_SVG.encode()).decode(),
+    "footer": "tokengate demo \u00b7 no real accounts",
+}
+
+
 def plugin_config(listener_port: int, spa_port: int) -> dict:
-    """The demo configuration, and an Orders API that demo-app is subscribed to with a tier of
-    2 requests an hour: the console's subscription table and its 429 in plain words.
+    """The demo configuration with LOGIN_PAGE's look, and an Orders API that demo-app is
+    subscribed to with a tier of 2 requests an hour: the console's subscription table and its
+    429 in plain words.
 
     demo-spa is a web client, whose loopback redirect URIs keep their port (RFC 9700 §4.1.3):
     it lists the console's callback on this gateway's port and the callback of the test's
@@ -58,6 +73,7 @@ def plugin_config(listener_port: int, spa_port: int) -> dict:
         tiers=[{"name": "Tiny", "requests": 2, "per": "hour"}],
         apis=[{"name": "Orders", "version": "1.0.0", "context": "/orders/1.0.0",
                "resources": [{"methods": ["GET"], "path": "/items", "scopes": ["orders:read"]}]}],
+        login_page=LOGIN_PAGE,
     )
     demo_app = next(app for app in config["applications"] if app["consumer_key"] == "demo-app")
     demo_app["subscriptions"] = [{"api": "Orders", "tier": "Tiny"}]
