@@ -10,6 +10,7 @@ use super::error::{problem, ConfigError};
 use super::parts::{Api, Application, Subscription, SubscriptionState, Tier, TierUnit};
 use super::raw::{RawApi, RawSubscription, RawTier};
 use crate::oauth::resource_indicator::{is_resource_uri, MAX_RESOURCE_URI_BYTES};
+use crate::oauth::RESOURCE_METADATA_PATH;
 
 /// The subscriptions with a rate, each counting in its own window counter (a gauge per
 /// subscription, defined when the filter is configured): bounded, so stats stay bounded.
@@ -139,6 +140,7 @@ pub(super) fn apis(raw: &[RawApi], issuer: Option<&str>) -> Result<Vec<Api>, Con
             context: context.clone(),
             production_upstream: api.production_upstream.clone(),
             sandbox_upstream: api.sandbox_upstream.clone(),
+            resource_metadata_url: resource.as_deref().and_then(resource_metadata_url),
             resource,
             require_audience: api.require_audience,
         });
@@ -212,6 +214,14 @@ pub fn metadata_suffix(resource: &str) -> Option<&str> {
     let suffix = rest.get(path_start..)?;
     // A trailing '/' alone is no path (RFC 9728 §3.1: the root form).
     Some(if suffix == "/" { "" } else { suffix })
+}
+
+/// The URL of a resource's metadata (RFC 9728 §3.1): the well-known path between its
+/// authority and its path (`https://h/mcp` → `https://h/.well-known/oauth-protected-resource/mcp`).
+pub fn resource_metadata_url(resource: &str) -> Option<String> {
+    let suffix = metadata_suffix(resource)?;
+    let origin = resource.strip_suffix(suffix).unwrap_or(resource).trim_end_matches('/');
+    Some(format!("{origin}{RESOURCE_METADATA_PATH}{suffix}"))
 }
 
 /// True when one context is the other or a path under it, segment by segment: `/orders` and

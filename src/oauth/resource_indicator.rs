@@ -96,12 +96,12 @@ impl Audience {
     /// fewer resources, never others). Asking for none keeps this one; a bound audience only
     /// narrows; an unbound grant may be narrowed to any resources (the caller checks that
     /// they are served). `None`: the request widens it.
-    pub fn narrowed_to(&self, requested: Audience) -> Option<Audience> {
+    pub fn narrowed_to(&self, requested: &Audience) -> Option<Audience> {
         if requested.is_unbound() {
             return Some(self.clone());
         }
         if self.is_unbound() || requested.0.iter().all(|uri| self.names(uri)) {
-            return Some(requested);
+            return Some(requested.clone());
         }
         None
     }
@@ -156,11 +156,11 @@ mod tests {
         let a = Audience::parse(["urn:a"]).unwrap();
         let c = Audience::parse(["urn:c"]).unwrap();
         let unbound = Audience::default();
-        assert_eq!(both.narrowed_to(a.clone()), Some(a.clone()), "narrowing");
-        assert_eq!(both.narrowed_to(unbound.clone()), Some(both.clone()), "none asked: the same");
-        assert_eq!(a.narrowed_to(both.clone()), None, "widening");
-        assert_eq!(a.narrowed_to(c.clone()), None, "another resource");
-        assert_eq!(unbound.narrowed_to(c.clone()), Some(c), "an unbound grant may be bound");
-        assert_eq!(unbound.narrowed_to(unbound.clone()), Some(unbound));
+        assert_eq!(both.narrowed_to(&a), Some(a.clone()), "narrowing");
+        assert_eq!(both.narrowed_to(&unbound), Some(both.clone()), "none asked: the same");
+        assert_eq!(a.narrowed_to(&both), None, "widening");
+        assert_eq!(a.narrowed_to(&c), None, "another resource");
+        assert_eq!(unbound.narrowed_to(&c), Some(c), "an unbound grant may be bound");
+        assert_eq!(unbound.narrowed_to(&unbound), Some(unbound));
     }
 }

@@ -22,6 +22,7 @@ fn cc_grant(client: &str, expires_in: u64) -> NewGrant {
         scopes: vec![1, 2],
         access_expires_at: NOW + expires_in,
         refresh_expires_at: None,
+        audience: Audience::default(),
     }
 }
 
@@ -31,11 +32,17 @@ fn password_grant(client: &str) -> NewGrant {
         scopes: vec![1, 2],
         access_expires_at: NOW + 3600,
         refresh_expires_at: Some(NOW + 86400),
+        audience: Audience::default(),
     }
 }
 
 fn keep_scope(_: &GrantRecord) -> Result<RefreshPlan, RefreshRefusal> {
-    Ok(RefreshPlan { access_scopes: None, access_expires_at: NOW + 3600, refresh_expires_at: NOW + 86400 })
+    Ok(RefreshPlan {
+        access_scopes: None,
+        access_expires_at: NOW + 3600,
+        refresh_expires_at: NOW + 86400,
+        audience: Audience::default(),
+    })
 }
 
 struct Fixture {
@@ -78,6 +85,7 @@ fn records_round_trip_through_the_bucket_encoding() {
             AccessEntry { hash: [5; 16], issued_at: 2, expires_at: 6, scopes: Some(vec![10]) },
             AccessEntry { hash: [6; 16], issued_at: 3, expires_at: 7, scopes: Some(vec![]) },
         ],
+        audience: Audience::default(),
         newer_fields: Vec::new(),
     };
     let bucket = encode_bucket(&[record.clone(), record.clone()]);
@@ -98,6 +106,7 @@ fn sandbox_grants_keep_their_key_type_with_every_refresh_shape() {
                 scopes: vec![1],
                 refresh: refresh.clone(),
                 access: vec![AccessEntry { hash: [4; 16], issued_at: 1, expires_at: 5, scopes: None }],
+                audience: Audience::default(),
                 newer_fields: Vec::new(),
             };
             let bucket = encode_bucket(std::slice::from_ref(&record));
@@ -138,6 +147,7 @@ fn truncated_or_garbage_buckets_decode_without_panicking() {
         scopes: vec![1],
         refresh: None,
         access: vec![AccessEntry { hash: [1; 16], issued_at: 0, expires_at: 1, scopes: None }],
+        audience: Audience::default(),
         newer_fields: Vec::new(),
     };
     let bucket = encode_bucket(&[record]);
@@ -331,6 +341,7 @@ fn a_grant_keeps_at_most_four_access_tokens() {
                 access_scopes: Some(vec![1]),
                 access_expires_at: NOW + 3600 + i,
                 refresh_expires_at: NOW + 86400,
+                audience: Audience::default(),
             })
         };
         let next = fixture.store().refresh(&refresh, "a", NOW, GRACE, plan).unwrap();
