@@ -210,13 +210,13 @@ impl<'a> Gateway<'a> {
     }
 
     /// What a challenge on API `api` tells the client: where its metadata is (RFC 9728 §5.1)
-    /// and the scopes the resource needs (RFC 6750 §3), when there are any.
+    /// and the scopes the resource needs (RFC 6750 §3), when there are any. A resource outside
+    /// every API keeps the challenge it always had.
     fn challenge_hints(&self, api: Option<usize>, required: &[String]) -> ChallengeHints<'a> {
         let config: &'a Config = self.config;
+        let Some(api) = api.and_then(|api| config.apis.get(api)) else { return ChallengeHints::default() };
         ChallengeHints {
-            resource_metadata: api
-                .and_then(|api| config.apis.get(api))
-                .and_then(|api| api.resource_metadata_url.as_deref()),
+            resource_metadata: api.resource_metadata_url.as_deref(),
             scope: (!required.is_empty()).then(|| required.join(" ")),
         }
     }

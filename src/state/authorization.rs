@@ -391,6 +391,28 @@ pub(crate) mod tests {
         assert_eq!(table.redeem("made-up", 4, any).unwrap(), Redeemed::Unknown);
     }
 
+    /// The code's audience (RFC 8707 §2.1) follows the username; a newer module's field
+    /// follows the audience and survives spending the code.
+    #[test]
+    fn a_codes_audience_and_a_newer_field_after_it_survive_spending_the_code() {
+        let (shared, random) = (MemoryStore::default(), SystemRandomness);
+        let table = AuthorizationTable::new(&shared, &random, 1);
+        table.initialize().unwrap();
+        let audience = Audience::parse(["https://api.example/mcp"]).unwrap();
+        let bound = Ticket { audience, ..ticket() };
+        let code = table.issue_code(bound.clone(), 0, 60_000).unwrap();
+        let key = table.bucket_keys().next().unwrap();
+        let mut entries = decode_bucket::<Entry>(&shared.get(&key).unwrap().unwrap().0);
+        entries[0].newer_fields = vec![0x7E, 0x01];
+        shared.set(&key, &encode_bucket(&entries), 0).unwrap();
+
+        assert_eq!(table.redeem(&code, 1, any).unwrap(), Redeemed::Fresh(bound.clone()));
+
+        let entries = decode_bucket::<Entry>(&shared.get(&key).unwrap().unwrap().0);
+        assert_eq!((entries[0].status, &entries[0].ticket), (Status::Spent, &bound));
+        assert_eq!(entries[0].newer_fields, vec![0x7E, 0x01]);
+    }
+
     #[test]
     fn a_field_a_newer_module_appended_survives_spending_the_code() {
         let (shared, random) = (MemoryStore::default(), SystemRandomness);

@@ -129,3 +129,4 @@ mod cors;
 mod exchange;
 mod login_form;
 mod registered_clients;
+mod resources;
