@@ -25,7 +25,9 @@ impl ResourceError {
     /// The `error_description` (never the value: it is the client's input).
     pub fn description(self) -> &'static str {
         match self {
-            ResourceError::Malformed => "resource must be an absolute URI without a fragment (RFC 8707 §2)",
+            ResourceError::Malformed => {
+                "resource must be an absolute URI without a fragment (RFC 8707 section 2)"
+            }
             ResourceError::TooMany => "too many resource values",
         }
     }
