@@ -794,7 +794,7 @@ fn registered_counters_are_shared_only_within_a_tier_period() {
 #[test]
 fn api_resource_identifiers_are_validated() {
     let with_issuer = |change: fn(&mut serde_json::Value)| {
-        with_second_api("/catalog").pipe_json(|v| {
+        config_with(&with_second_api("/catalog"), |v| {
             v["issuer"] = "https://127.0.0.1:8243".into();
             change(v);
         })
@@ -843,7 +843,7 @@ fn api_resource_identifiers_are_validated() {
         },
         Refused {
             name: "require_audience with no resource to require",
-            json: with_second_api("/catalog").pipe_json(|v| v["apis"][0]["require_audience"] = true.into()),
+            json: config_with(&with_second_api("/catalog"), |v| v["apis"][0]["require_audience"] = true.into()),
             error: "apis[0].resource: require_audience needs a resource",
         },
     ];
@@ -852,7 +852,7 @@ fn api_resource_identifiers_are_validated() {
 
 #[test]
 fn an_api_resource_defaults_to_the_issuers_origin_and_the_context() {
-    let json = with_second_api("/catalog").pipe_json(|v| {
+    let json = config_with(&with_second_api("/catalog"), |v| {
         v["issuer"] = "https://gw.example:8243/oauth2".into();
         v["apis"][1]["resource"] = "https://catalog.example/".into();
         v["apis"][1]["require_audience"] = true.into();
@@ -869,17 +869,4 @@ fn an_api_resource_defaults_to_the_issuers_origin_and_the_context() {
     assert!(config.apis[1].require_audience);
     let without_issuer = Config::from_json(with_second_api("/catalog").as_bytes()).unwrap();
     assert_eq!(without_issuer.apis[0].resource, None, "nothing to derive it from");
-}
-
-/// A JSON text changed by `change`: the tables above build on the demo's variants.
-trait PipeJson {
-    fn pipe_json(self, change: impl FnOnce(&mut serde_json::Value)) -> String;
-}
-
-impl PipeJson for String {
-    fn pipe_json(self, change: impl FnOnce(&mut serde_json::Value)) -> String {
-        let mut value: serde_json::Value = serde_json::from_str(&self).unwrap();
-        change(&mut value);
-        value.to_string()
-    }
 }
