@@ -843,7 +843,9 @@ fn api_resource_identifiers_are_validated() {
         },
         Refused {
             name: "require_audience with no resource to require",
-            json: config_with(&with_second_api("/catalog"), |v| v["apis"][0]["require_audience"] = true.into()),
+            json: config_with(&with_second_api("/catalog"), |v| {
+                v["apis"][0]["require_audience"] = true.into()
+            }),
             error: "apis[0].resource: require_audience needs a resource",
         },
     ];
