@@ -26,6 +26,7 @@ use tokengate::oauth::credentials::{
 use tokengate::oauth::form::{decode_component, query_parameter_names, FormParams};
 use tokengate::oauth::grant_type::GrantType;
 use tokengate::oauth::redirect_uri::ApplicationType;
+use tokengate::oauth::resource_indicator::Audience;
 use tokengate::oauth::scope::{is_scope_token, ScopeSet};
 use tokengate::state::buckets::{decode_bucket, encode_bucket, records_of, Record};
 use tokengate::state::credential_changes::{CredentialChanges, CredentialKind};
@@ -329,7 +330,12 @@ fn grant_store_over(bytes: &[u8]) {
     }
 
     let plan = |_: &GrantRecord| {
-        Ok(RefreshPlan { access_scopes: None, access_expires_at: now + 1000, refresh_expires_at: now + 2000 })
+        Ok(RefreshPlan {
+            access_scopes: None,
+            access_expires_at: now + 1000,
+            refresh_expires_at: now + 2000,
+            audience: Audience::default(),
+        })
     };
     let _ = store.refresh(&refresh, "demo-app", now, 5000, plan);
     let _ = store.revoke(&access, "demo-app", now, 0);
@@ -342,6 +348,7 @@ fn grant_store_over(bytes: &[u8]) {
         scopes: vec![1, 2],
         access_expires_at: now + 60_000,
         refresh_expires_at: Some(now + 120_000),
+        audience: Audience::default(),
     };
     if let Ok(issued) = store.issue(grant, now) {
         let found = store.find_access(&issued.access_token, now).expect("a token just issued is found");
@@ -455,6 +462,7 @@ pub fn record_seeds() -> Vec<(&'static str, Vec<u8>)> {
             },
             AccessEntry { hash: [5; 16], issued_at: now - 9000, expires_at: now - 1, scopes: Some(vec![7]) },
         ],
+        audience: Audience::default(),
         newer_fields: Vec::new(),
     };
     let client_only = GrantRecord {

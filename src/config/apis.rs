@@ -9,6 +9,8 @@ use foldhash::{HashMap, HashMapExt};
 use super::error::{problem, ConfigError};
 use super::parts::{Api, Application, Subscription, SubscriptionState, Tier, TierUnit};
 use super::raw::{RawApi, RawSubscription, RawTier};
+use crate::oauth::resource_indicator::{is_resource_uri, MAX_RESOURCE_URI_BYTES};
+use crate::oauth::RESOURCE_METADATA_PATH;
 
 /// The subscriptions with a rate, each counting in its own window counter (a gauge per
 /// subscription, defined when the filter is configured): bounded, so stats stay bounded.
@@ -84,8 +86,9 @@ pub(super) fn tiers(raw: Vec<RawTier>) -> Result<HashMap<String, Tier>, ConfigEr
     Ok(tiers)
 }
 
-/// The APIs, and each one's resources with their paths under its context.
-pub(super) fn apis(raw: &[RawApi]) -> Result<Vec<Api>, ConfigError> {
+/// The APIs, and each one's resources with their paths under its context; each API's resource
+/// identifier is its own or one derived from `issuer` ([`derived_resource`]).
+pub(super) fn apis(raw: &[RawApi], issuer: Option<&str>) -> Result<Vec<Api>, ConfigError> {
     if raw.len() > MAX_APIS {
         return Err(problem("apis", format!("at most {MAX_APIS} APIs")));
     }
@@ -130,15 +133,95 @@ pub(super) fn apis(raw: &[RawApi]) -> Result<Vec<Api>, ConfigError> {
                 ));
             }
         }
+        let resource = resource_identifier(&at, api, issuer, &apis)?;
         apis.push(Api {
             name: api.name.clone(),
             version: api.version.clone(),
             context: context.clone(),
             production_upstream: api.production_upstream.clone(),
             sandbox_upstream: api.sandbox_upstream.clone(),
+            resource_metadata_url: resource.as_deref().and_then(resource_metadata_url),
+            resource,
+            require_audience: api.require_audience,
         });
     }
     Ok(apis)
+}
+
+/// The API's resource identifier: the configured one, or the issuer's scheme and authority
+/// followed by the context. Each is an absolute URI without a fragment (RFC 8707 §2), no two
+/// APIs share one, nor the path its protected resource metadata is served at (RFC 9728 §3.1).
+fn resource_identifier(
+    at: &str,
+    api: &RawApi,
+    issuer: Option<&str>,
+    earlier: &[Api],
+) -> Result<Option<String>, ConfigError> {
+    let field = format!("{at}.resource");
+    let resource = match (&api.resource, issuer) {
+        (Some(resource), _) => resource.clone(),
+        (None, Some(issuer)) => derived_resource(issuer, &api.context),
+        (None, None) if api.require_audience => {
+            return Err(problem(field, "require_audience needs a resource (or an issuer to derive it from)"));
+        }
+        (None, None) => return Ok(None),
+    };
+    if !is_resource_uri(&resource) {
+        return Err(problem(
+            field,
+            format!("must be an absolute URI without a fragment, at most {MAX_RESOURCE_URI_BYTES} bytes"),
+        ));
+    }
+    // RFC 8707 §2 advises against a query; without one, the metadata URL is path only.
+    if resource.contains('?') {
+        return Err(problem(field, "must have no query (RFC 8707 §2)"));
+    }
+    let Some(path) = metadata_suffix(&resource) else {
+        return Err(problem(field, "must be a URL with an authority, like https://api.example.com/orders"));
+    };
+    for (j, other) in earlier.iter().enumerate() {
+        let Some(other_resource) = other.resource.as_deref() else { continue };
+        if other_resource == resource {
+            return Err(problem(field, format!("is the resource of apis[{j}] too")));
+        }
+        if metadata_suffix(other_resource) == Some(path) {
+            return Err(problem(
+                field,
+                format!("has the path of apis[{j}]'s resource: both metadata documents would share a URL"),
+            ));
+        }
+    }
+    Ok(Some(resource))
+}
+
+/// An API's default resource identifier: the issuer's scheme and authority, then the context
+/// (`https://127.0.0.1:8243` and `/mcp` give `https://127.0.0.1:8243/mcp`).
+pub(super) fn derived_resource(issuer: &str, context: &str) -> String {
+    let origin_end = issuer
+        .find("://")
+        .map(|at| at + 3)
+        .and_then(|authority| issuer.get(authority..)?.find('/').map(|end| authority + end))
+        .unwrap_or(issuer.len());
+    format!("{}{context}", issuer.get(..origin_end).unwrap_or(issuer))
+}
+
+/// What follows the well-known path in a resource's metadata URL (RFC 9728 §3.1): its path
+/// (configured identifiers have no query); `None` for an identifier without an authority
+/// (`urn:…`), which has no such URL.
+pub fn metadata_suffix(resource: &str) -> Option<&str> {
+    let (_, rest) = resource.split_once("://")?;
+    let path_start = rest.find('/').unwrap_or(rest.len());
+    let suffix = rest.get(path_start..)?;
+    // A trailing '/' alone is no path (RFC 9728 §3.1: the root form).
+    Some(if suffix == "/" { "" } else { suffix })
+}
+
+/// The URL of a resource's metadata (RFC 9728 §3.1): the well-known path between its
+/// authority and its path (`https://h/mcp` → `https://h/.well-known/oauth-protected-resource/mcp`).
+pub fn resource_metadata_url(resource: &str) -> Option<String> {
+    let suffix = metadata_suffix(resource)?;
+    let origin = resource.strip_suffix(suffix).unwrap_or(resource).trim_end_matches('/');
+    Some(format!("{origin}{RESOURCE_METADATA_PATH}{suffix}"))
 }
 
 /// True when one context is the other or a path under it, segment by segment: `/orders` and

@@ -28,7 +28,7 @@ use crate::oauth::scope::{scope_id, ScopeId, ScopeSet};
 use crate::state::credential_changes::CredentialKind;
 use crate::state::layout::StoreLayout;
 use crate::state::lockout::LockoutPolicy;
-pub use apis::{registered_counter, MAX_COUNTERS};
+pub use apis::{metadata_suffix, registered_counter, MAX_COUNTERS};
 use error::problem;
 pub use error::ConfigError;
 pub use login_page::{LoginPageLook, Logo};
@@ -112,7 +112,7 @@ impl Config {
         let lockout = sections::limits(&raw)?;
         let mut catalog = ScopeCatalog::default();
         let tiers = apis::tiers(std::mem::take(&mut raw.tiers))?;
-        let api_list = apis::apis(&raw.apis)?;
+        let api_list = apis::apis(&raw.apis, raw.issuer.as_deref())?;
         let subscriptions: Vec<_> = (raw.applications.iter_mut().enumerate())
             .map(|(i, app)| (i, app.consumer_key.clone(), std::mem::take(&mut app.subscriptions)))
             .collect();

@@ -203,6 +203,13 @@ pub struct Api {
     /// production is the route's own cluster, `None` for sandbox refuses sandbox tokens.
     pub production_upstream: Option<String>,
     pub sandbox_upstream: Option<String>,
+    /// The API's resource identifier (RFC 8707 §2, RFC 9728 §1.2): what a token's audience
+    /// must name to be used here. `None` only without an issuer to derive it from.
+    pub resource: Option<String>,
+    /// Where its protected resource metadata is (RFC 9728 §3.1), with `resource`.
+    pub resource_metadata_url: Option<String>,
+    /// Refuse tokens issued without `resource` (unbound) here, not only those bound elsewhere.
+    pub require_audience: bool,
 }
 
 /// An application's subscription to an API (an index into `Config::apis`).

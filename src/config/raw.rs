@@ -127,6 +127,12 @@ pub(super) struct RawApi {
     pub(super) production_upstream: Option<String>,
     /// The Envoy cluster sandbox tokens go to; absent: the API refuses sandbox tokens.
     pub(super) sandbox_upstream: Option<String>,
+    /// The API's resource identifier (RFC 8707, RFC 9728); absent: the issuer's scheme and
+    /// authority followed by the context.
+    pub(super) resource: Option<String>,
+    /// Refuse tokens issued without `resource` here (RFC 8707), not only those bound elsewhere.
+    #[serde(default)]
+    pub(super) require_audience: bool,
 }
 
 #[derive(Deserialize)]

@@ -18,7 +18,7 @@ use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes
 use crate::oauth::redirect_uri::{self, ApplicationType, RedirectUriError};
 use crate::oauth::routes::{Access, PathTemplate, RouteRule, RouteTable};
 use crate::oauth::scope::ScopeSet;
-use crate::oauth::METADATA_PATH;
+use crate::oauth::{METADATA_PATH, RESOURCE_METADATA_PATH};
 use crate::state::grants::KeyType;
 use crate::state::lockout::{LockoutPolicy, NAMES_PER_BUCKET};
 
@@ -93,6 +93,9 @@ fn configured_path(raw: &RawConfig, kind: EndpointKind) -> Option<String> {
         }
         EndpointKind::Wso2Registration => registration.map(|r| r.endpoint.clone()),
         EndpointKind::Rfc7591Registration => registration.map(|r| r.rfc7591_endpoint.clone()),
+        // Fixed like RFC 8414's, and on whenever there are APIs (those without a resource
+        // identifier have no document: the gateway answers 404).
+        EndpointKind::ResourceMetadata => (!raw.apis.is_empty()).then(|| RESOURCE_METADATA_PATH.to_owned()),
     }
 }
 

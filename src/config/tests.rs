@@ -860,3 +860,87 @@ fn open_registration_is_off_by_default_and_bounded_when_on() {
     let message = error_of(&without_code);
     assert!(message.contains("registration.open: registers public clients"), "{message}");
 }
+
+/// RFC 8707 §2 and RFC 9728 §3.1: each API's resource identifier is an absolute URI without a
+/// fragment, names one API only, and gives its metadata a URL of its own.
+#[test]
+fn api_resource_identifiers_are_validated() {
+    let with_issuer = |change: fn(&mut serde_json::Value)| {
+        config_with(&with_second_api("/catalog"), |v| {
+            v["issuer"] = "https://127.0.0.1:8243".into();
+            change(v);
+        })
+    };
+    let table = [
+        Refused {
+            name: "a relative resource",
+            json: with_issuer(|v| v["apis"][0]["resource"] = "/orders".into()),
+            error: "apis[0].resource: must be an absolute URI without a fragment",
+        },
+        Refused {
+            name: "a resource with a fragment",
+            json: with_issuer(|v| v["apis"][0]["resource"] = "https://api.example/orders#v1".into()),
+            error: "apis[0].resource: must be an absolute URI without a fragment",
+        },
+        Refused {
+            name: "a resource with a query",
+            json: with_issuer(|v| v["apis"][0]["resource"] = "https://api.example/orders?v=1".into()),
+            error: "apis[0].resource: must have no query",
+        },
+        Refused {
+            name: "a resource without an authority has no metadata URL",
+            json: with_issuer(|v| v["apis"][0]["resource"] = "urn:example:orders".into()),
+            error: "apis[0].resource: must be a URL with an authority",
+        },
+        Refused {
+            name: "two APIs with one resource",
+            json: with_issuer(|v| {
+                v["apis"][0]["resource"] = "https://api.example/shop".into();
+                v["apis"][1]["resource"] = "https://api.example/shop".into();
+            }),
+            error: "apis[1].resource: is the resource of apis[0] too",
+        },
+        Refused {
+            name: "a resource equal to another API's derived one",
+            json: with_issuer(|v| v["apis"][1]["resource"] = "https://127.0.0.1:8243/orders/1.0.0".into()),
+            error: "apis[1].resource: is the resource of apis[0] too",
+        },
+        Refused {
+            name: "two resources on one path share a metadata URL",
+            json: with_issuer(|v| {
+                v["apis"][0]["resource"] = "https://a.example/shop".into();
+                v["apis"][1]["resource"] = "https://b.example/shop".into();
+            }),
+            error: "apis[1].resource: has the path of apis[0]'s resource",
+        },
+        Refused {
+            name: "require_audience with no resource to require",
+            json: config_with(&with_second_api("/catalog"), |v| {
+                v["apis"][0]["require_audience"] = true.into()
+            }),
+            error: "apis[0].resource: require_audience needs a resource",
+        },
+    ];
+    assert_refused(table);
+}
+
+#[test]
+fn an_api_resource_defaults_to_the_issuers_origin_and_the_context() {
+    let json = config_with(&with_second_api("/catalog"), |v| {
+        v["issuer"] = "https://gw.example:8243/oauth2".into();
+        v["apis"][1]["resource"] = "https://catalog.example/".into();
+        v["apis"][1]["require_audience"] = true.into();
+    });
+    let config = Config::from_json(json.as_bytes()).unwrap();
+    let orders = &config.apis[0];
+    assert_eq!(
+        orders.resource.as_deref(),
+        Some("https://gw.example:8243/orders/1.0.0"),
+        "the issuer's path is not kept"
+    );
+    assert!(!orders.require_audience, "off unless configured");
+    assert_eq!(config.apis[1].resource.as_deref(), Some("https://catalog.example/"));
+    assert!(config.apis[1].require_audience);
+    let without_issuer = Config::from_json(with_second_api("/catalog").as_bytes()).unwrap();
+    assert_eq!(without_issuer.apis[0].resource, None, "nothing to derive it from");
+}

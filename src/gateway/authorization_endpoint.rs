@@ -16,6 +16,7 @@ use crate::oauth::form::FormParams;
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::pkce::{ChallengeError, CodeChallenge};
 use crate::oauth::redirect_uri;
+use crate::oauth::resource_indicator::Audience;
 use crate::oauth::scope::ScopeSet;
 use crate::state::authorization::Ticket;
 use crate::state::lockout::client_address;
@@ -77,8 +78,9 @@ impl<'a> Gateway<'a> {
         }
         let callback = Callback { redirect_uri, state };
         match self.check_authorization_request(&app, &params) {
-            Ok((scope, challenge)) => {
+            Ok((scope, challenge, audience)) => {
                 let ticket = Ticket {
+                    audience,
                     client_id: app.consumer_key.clone(),
                     redirect_uri: redirect_uri.to_owned(),
                     scope: scope.to_string(),
@@ -99,7 +101,7 @@ impl<'a> Gateway<'a> {
         &self,
         app: &Application,
         params: &FormParams,
-    ) -> Result<(ScopeSet, CodeChallenge), (&'static str, &'static str)> {
+    ) -> Result<(ScopeSet, CodeChallenge, Audience), (&'static str, &'static str)> {
         match params.get("response_type") {
             Some("code") => {}
             Some(_) => return Err(("unsupported_response_type", "only response_type=code is supported")),
@@ -121,7 +123,10 @@ impl<'a> Gateway<'a> {
         if !scope.is_subset(&app.scopes) {
             return Err(("invalid_scope", "the scope exceeds what this client may be granted"));
         }
-        Ok((scope, challenge))
+        // RFC 8707 §2.1: the resources travel in the code; `/token` may narrow them.
+        let audience =
+            self.requested_audience(params).map_err(|error| (error.kind.code(), error.description))?;
+        Ok((scope, challenge, audience))
     }
 
     /// Renders the login page with `form.ticket` sealed into its handle (nothing is stored);

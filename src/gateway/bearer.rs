@@ -7,11 +7,12 @@ use super::reply::{
 use super::standing::Standing;
 use super::throttle::{admit, Admission};
 use super::{split_path, ApiRequest, Gateway};
-use crate::config::{Subscription, SubscriptionState};
+use crate::config::{Config, Subscription, SubscriptionState};
 use crate::host::metrics::{ApiStat, DenyReason, Metric};
 use crate::oauth::credentials::is_b64token;
 use crate::oauth::form::query_parameter_names;
 use crate::oauth::messages::ErrorResponse;
+use crate::oauth::resource_indicator::Audience;
 use crate::oauth::routes::{has_ambiguous_segment, has_method_override_parameter, Access, RouteMatch};
 use crate::state::grants::{GrantOwner, KeyType, LookupError};
 
@@ -67,7 +68,7 @@ impl<'a> Gateway<'a> {
             let description = "send the token in the Authorization header, not the URL";
             return Err(Denial::new(
                 DenyReason::InvalidRequest,
-                self.bearer_error(400, "invalid_request", description, None),
+                self.bearer_error(400, "invalid_request", description, None, &ChallengeHints::default()),
             ));
         }
         // A path some upstream would resolve to another resource than the rule that matched.
@@ -107,9 +108,11 @@ impl<'a> Gateway<'a> {
         required: &[String],
         api: Option<usize>,
     ) -> Result<Forward, Denial> {
-        let token = self.presented_token(authorization)?;
+        let hints = || self.challenge_hints(api, required);
+        let token = self.presented_token(authorization, &hints)?;
         let invalid_token = |description| {
-            Denial::new(DenyReason::InvalidToken, self.bearer_error(401, "invalid_token", description, None))
+            let response = self.bearer_error(401, "invalid_token", description, None, &hints());
+            Denial::new(DenyReason::InvalidToken, response)
         };
         let Ok(now) = self.now() else { return Err(Denial::unavailable()) };
         let grant = match self.store.find_access(token, now) {
@@ -118,6 +121,9 @@ impl<'a> Gateway<'a> {
             Err(LookupError::Expired) => return Err(invalid_token("the access token expired")),
             Err(LookupError::Store(_)) => return Err(Denial::unavailable()),
         };
+        if let Some(description) = self.audience_refusal(&grant.audience, api) {
+            return Err(invalid_token(description));
+        }
         let standing = match self.standing(&grant.owner, grant.issued_at) {
             Ok(Some(standing)) => standing,
             Ok(None) => return Err(invalid_token("the access token is unknown or revoked")),
@@ -149,8 +155,9 @@ impl<'a> Gateway<'a> {
         let held = self.held_scopes(&grant.scopes, &standing);
         if !required.iter().all(|name| held.contains(&name.as_str())) {
             let description = "the access token lacks a required scope";
+            let hints = ChallengeHints { scope: None, ..hints() };
             let response =
-                self.bearer_error(403, "insufficient_scope", description, Some(required.join(" ")));
+                self.bearer_error(403, "insufficient_scope", description, Some(required.join(" ")), &hints);
             return Err(Denial::new(DenyReason::InsufficientScope, response));
         }
         let scopes = held.join(" ");
@@ -166,19 +173,51 @@ impl<'a> Gateway<'a> {
         Ok(self.forward(Some(Identity { owner: grant.owner, scopes, api, upstream, quota })))
     }
 
-    fn presented_token<'r>(&self, authorization: Option<&'r str>) -> Result<&'r str, Denial> {
+    fn presented_token<'r>(
+        &self,
+        authorization: Option<&'r str>,
+        hints: &dyn Fn() -> ChallengeHints<'a>,
+    ) -> Result<&'r str, Denial> {
         match authorization.map(bearer_token) {
             None | Some(Err(BearerError::OtherScheme)) => {
-                Err(Denial::new(DenyReason::MissingToken, self.bearer_challenge()))
+                Err(Denial::new(DenyReason::MissingToken, self.bearer_challenge(&hints())))
             }
             Some(Err(BearerError::Malformed)) => {
                 let description = "the Authorization header is malformed";
                 Err(Denial::new(
                     DenyReason::InvalidRequest,
-                    self.bearer_error(400, "invalid_request", description, None),
+                    self.bearer_error(400, "invalid_request", description, None, &hints()),
                 ))
             }
             Some(Ok(token)) => Ok(token),
+        }
+    }
+
+    /// Why a token of `audience` may not be used on a resource of API `api` (RFC 8707): a
+    /// bound token only where its audience names the API; an unbound one anywhere but an API
+    /// that says `require_audience`. A resource outside every API (or of an API without an
+    /// identifier) is in no audience, so only unbound tokens reach it.
+    fn audience_refusal(&self, audience: &Audience, api: Option<usize>) -> Option<&'static str> {
+        let api = api.and_then(|api| self.config.apis.get(api));
+        let resource = api.and_then(|api| api.resource.as_deref());
+        match resource {
+            _ if audience.is_unbound() => api
+                .is_some_and(|api| api.require_audience)
+                .then_some("the access token was issued without a resource; this API requires its own"),
+            Some(resource) if audience.names(resource) => None,
+            _ => Some("the access token's audience does not include this resource"),
+        }
+    }
+
+    /// What a challenge on API `api` tells the client: where its metadata is (RFC 9728 §5.1)
+    /// and the scopes the resource needs (RFC 6750 §3), when there are any. A resource outside
+    /// every API keeps the challenge it always had.
+    fn challenge_hints(&self, api: Option<usize>, required: &[String]) -> ChallengeHints<'a> {
+        let config: &'a Config = self.config;
+        let Some(api) = api.and_then(|api| config.apis.get(api)) else { return ChallengeHints::default() };
+        ChallengeHints {
+            resource_metadata: api.resource_metadata_url.as_deref(),
+            scope: (!required.is_empty()).then(|| required.join(" ")),
         }
     }
 
@@ -298,12 +337,22 @@ impl<'a> Gateway<'a> {
     }
 
     /// RFC 6750 §3: no credentials, so no error code, just the challenge.
-    fn bearer_challenge(&self) -> Response {
-        let challenge = format!("Bearer realm=\"{}\"", self.config.realm);
+    fn bearer_challenge(&self, hints: &ChallengeHints) -> Response {
+        let mut challenge = format!("Bearer realm=\"{}\"", self.config.realm);
+        hints.append_to(&mut challenge);
         Response { status: 401, headers: vec![("www-authenticate", challenge)], body: Vec::new() }
     }
 
-    fn bearer_error(&self, status: u16, code: &str, description: &str, scope: Option<String>) -> Response {
+    /// An error challenge (RFC 6750 §3.1); `scope` is the one a 403 `insufficient_scope`
+    /// names, in the challenge and the body.
+    fn bearer_error(
+        &self,
+        status: u16,
+        code: &str,
+        description: &str,
+        scope: Option<String>,
+        hints: &ChallengeHints,
+    ) -> Response {
         let mut challenge = format!(
             "Bearer realm=\"{}\", error=\"{code}\", error_description=\"{description}\"",
             self.config.realm
@@ -311,8 +360,29 @@ impl<'a> Gateway<'a> {
         if let Some(scope) = &scope {
             challenge.push_str(&format!(", scope=\"{scope}\""));
         }
+        hints.append_to(&mut challenge);
         let body = ErrorResponse { scope, ..ErrorResponse::new(code, description) };
         json_response(status, vec![("www-authenticate", challenge)], body.to_json())
+    }
+}
+
+/// The parameters a challenge on an API adds after the error's.
+#[derive(Default)]
+struct ChallengeHints<'c> {
+    /// RFC 9728 §5.1: the URL of the API's protected resource metadata.
+    resource_metadata: Option<&'c str>,
+    /// RFC 6750 §3: the scopes the resource needs (an `insufficient_scope` names its own).
+    scope: Option<String>,
+}
+
+impl ChallengeHints<'_> {
+    fn append_to(&self, challenge: &mut String) {
+        if let Some(url) = self.resource_metadata {
+            challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+        }
+        if let Some(scope) = &self.scope {
+            challenge.push_str(&format!(", scope=\"{scope}\""));
+        }
     }
 }
 

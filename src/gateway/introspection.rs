@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::reply::{no_store_json, ErrorKind, OAuthError, Response};
 use super::{EndpointRequest, Gateway};
 use crate::host::metrics::Metric;
+use crate::oauth::resource_indicator::Audience;
 use crate::state::grants::{TokenKind, NEVER_EXPIRES};
 
 /// An RFC 7662 §2.2 response. An inactive token is `{"active":false}` and nothing else.
@@ -26,6 +27,28 @@ struct Introspection {
     /// WSO2's key type (`PRODUCTION` or `SANDBOX`): which key pair the token was issued to.
     #[serde(skip_serializing_if = "Option::is_none")]
     key_type: Option<&'static str>,
+    /// RFC 7662 §2.2: the resources the token is for (RFC 8707), a string for one and an
+    /// array for several; absent for a token issued without `resource`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<Aud>,
+}
+
+/// `aud` as RFC 7519 §4.1.3 spells it, which RFC 7662 §2.2 refers to.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Aud {
+    One(String),
+    Several(Vec<String>),
+}
+
+impl Aud {
+    fn of(audience: Audience) -> Option<Aud> {
+        match audience.uris() {
+            [] => None,
+            [one] => Some(Aud::One(one.clone())),
+            several => Some(Aud::Several(several.to_vec())),
+        }
+    }
 }
 
 impl<'a> Gateway<'a> {
@@ -66,6 +89,7 @@ impl<'a> Gateway<'a> {
             exp: (described.expires_at != NEVER_EXPIRES).then_some(described.expires_at / 1000),
             iat: Some(described.issued_at / 1000),
             key_type: Some(described.owner.key_type.name()),
+            aud: Aud::of(described.audience),
         })
     }
 }

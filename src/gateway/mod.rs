@@ -15,7 +15,7 @@
 //! One file per endpoint: `token.rs` (RFC 6749 §3.2; one handler per grant in `grants/`),
 //! `authorization_endpoint.rs` (RFC 6749 §3.1, the login page in `login_page.rs`),
 //! `bearer.rs` (RFC 6750), `revocation.rs` (RFC 7009), `introspection.rs` (RFC 7662),
-//! `metadata.rs` (RFC 8414), `wso2_registration.rs` (WSO2's v0.17 dynamic client
+//! `metadata.rs` (RFC 8414), `resource_metadata.rs` (RFC 9728), `wso2_registration.rs` (WSO2's v0.17 dynamic client
 //! registration), `rfc7591_registration.rs` (RFC 7591, 7592), `subscriptions.rs` (a
 //! registered application's subscriptions). Shared rooms: `reply.rs` (responses and typed
 //! errors), `authentication.rs` (who is calling), `standing.rs` (whether a grant's owner still
@@ -30,6 +30,7 @@ mod introspection;
 mod login_page;
 mod metadata;
 mod reply;
+mod resource_metadata;
 mod revocation;
 mod rfc7591_registration;
 mod standing;
@@ -44,7 +45,7 @@ use std::cell::Cell;
 use crate::host::metrics::Metric;
 use crate::host::{Clock, Connection, Coordination, Metrics, Randomness, SharedStore, StoreError};
 use crate::oauth::endpoints::EndpointKind;
-use crate::oauth::METADATA_PATH;
+use crate::oauth::{METADATA_PATH, RESOURCE_METADATA_PATH};
 use crate::state::authorization::AuthorizationTable;
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::grants::{GrantRecord, TokenStore};
@@ -84,6 +85,9 @@ pub enum Endpoint {
     Rfc7591Registration,
     /// `<RFC 7591 endpoint>/<client id>`: RFC 7592 client configuration.
     Rfc7592Client(String),
+    /// RFC 9728 protected resource metadata: what follows the well-known path, `""` for the
+    /// root form or a resource's path (§3.1).
+    ResourceMetadata(String),
 }
 
 impl Endpoint {
@@ -100,6 +104,7 @@ impl Endpoint {
             | Endpoint::RegisteredClientSecret(_)
             | Endpoint::Subscriptions { .. } => EndpointKind::Wso2Registration,
             Endpoint::Rfc7591Registration | Endpoint::Rfc7592Client(_) => EndpointKind::Rfc7591Registration,
+            Endpoint::ResourceMetadata(_) => EndpointKind::ResourceMetadata,
         }
     }
 
@@ -115,7 +120,12 @@ impl Endpoint {
                 EndpointKind::Metadata => Endpoint::Metadata,
                 EndpointKind::Wso2Registration => Endpoint::Registration,
                 EndpointKind::Rfc7591Registration => Endpoint::Rfc7591Registration,
+                EndpointKind::ResourceMetadata => Endpoint::ResourceMetadata(String::new()),
             });
+        }
+        // A resource's path, '/' included: the metadata answers for it or says 404.
+        if kind == EndpointKind::ResourceMetadata && rest.starts_with('/') {
+            return Some(Endpoint::ResourceMetadata(rest.to_owned()));
         }
         let below = rest.strip_prefix('/').filter(|_| kind.spec().serves_below)?;
         match kind {
@@ -287,6 +297,10 @@ impl<'a> Gateway<'a> {
             EndpointKind::Authorization => config.authorization.as_ref().map(|flow| flow.endpoint.as_str()),
             EndpointKind::Wso2Registration => registration.map(|r| r.endpoint.as_str()),
             EndpointKind::Rfc7591Registration => registration.map(|r| r.rfc7591_endpoint.as_str()),
+            // Only when there is a resource to describe: otherwise the path stays an API's.
+            EndpointKind::ResourceMetadata => {
+                config.apis.iter().any(|api| api.resource.is_some()).then_some(RESOURCE_METADATA_PATH)
+            }
         }
     }
 
@@ -326,6 +340,7 @@ impl<'a> Gateway<'a> {
             }
             Endpoint::Rfc7591Registration => self.rfc7591_registration_endpoint(request),
             Endpoint::Rfc7592Client(client_id) => self.rfc7592_client_endpoint(request, client_id),
+            Endpoint::ResourceMetadata(suffix) => self.resource_metadata_endpoint(request, suffix),
         }
     }
 

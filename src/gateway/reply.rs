@@ -146,6 +146,9 @@ pub(super) enum ErrorKind {
     InvalidClientMetadata,
     /// 400 `invalid_redirect_uri` (RFC 7591 §3.2.2).
     InvalidRedirectUri,
+    /// 400 `invalid_target` (RFC 8707 §2): a `resource` that is malformed, not served here,
+    /// or wider than the grant's.
+    InvalidTarget,
     /// 401 `invalid_token`, with a `Bearer` challenge (RFC 6750 §3): an RFC 7592 registration
     /// access token missing, wrong, or for a client that does not exist (§2.1: all alike).
     InvalidRegistrationToken,
@@ -180,7 +183,8 @@ impl ErrorKind {
             | ErrorKind::UnsupportedGrantType
             | ErrorKind::InvalidScope
             | ErrorKind::InvalidClientMetadata
-            | ErrorKind::InvalidRedirectUri => 400,
+            | ErrorKind::InvalidRedirectUri
+            | ErrorKind::InvalidTarget => 400,
             ErrorKind::InvalidClient
             | ErrorKind::InvalidClientInBody
             | ErrorKind::InvalidRegistrationToken => 401,
@@ -201,6 +205,7 @@ impl ErrorKind {
             }
             ErrorKind::InvalidClient | ErrorKind::InvalidClientInBody => "invalid_client",
             ErrorKind::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorKind::InvalidTarget => "invalid_target",
             ErrorKind::InvalidRegistrationToken => "invalid_token",
             ErrorKind::InvalidGrant => "invalid_grant",
             ErrorKind::UnauthorizedClient => "unauthorized_client",

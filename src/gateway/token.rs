@@ -6,8 +6,10 @@ use super::reply::{no_store_json, ErrorKind, OAuthError, Response};
 use super::{EndpointRequest, Gateway};
 use crate::config::Application;
 use crate::host::metrics::Metric;
+use crate::oauth::form::FormParams;
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::messages::TokenResponse;
+use crate::oauth::resource_indicator::Audience;
 use crate::oauth::scope::ScopeSet;
 use crate::state::grants::KeyType;
 
@@ -45,14 +47,33 @@ impl<'a> Gateway<'a> {
             None => None,
         };
         let requested = without_key_type(requested, &app)?;
+        let audience = self.requested_audience(&form)?;
         let now = self.now()?;
-        let request = TokenRequest { app: &app, form: &form, requested, now };
+        let request = TokenRequest { app: &app, form: &form, requested, audience, now };
         // The parameters the grant's row requires, in its order: the first one missing is the
         // `invalid_request` (RFC 6749 §5.2).
         for &param in grant.spec().requires {
             request.param(param)?;
         }
         Ok((grant, grants::issue(grant, self, request)?))
+    }
+}
+
+impl Gateway<'_> {
+    /// The resources a request names (RFC 8707 §2): each an absolute URI without a fragment
+    /// and the identifier of an API this gateway serves, else `invalid_target`.
+    pub(super) fn requested_audience(&self, form: &FormParams) -> Result<Audience, OAuthError> {
+        let audience = Audience::parse(form.all("resource"))
+            .map_err(|error| ErrorKind::InvalidTarget.because(error.description()))?;
+        match audience.uris().iter().all(|uri| self.serves_resource(uri)) {
+            true => Ok(audience),
+            false => Err(ErrorKind::InvalidTarget.because("the resource is not one this server protects")),
+        }
+    }
+
+    /// True when `uri` is the resource identifier of a configured API.
+    pub(super) fn serves_resource(&self, uri: &str) -> bool {
+        self.config.apis.iter().any(|api| api.resource.as_deref() == Some(uri))
     }
 }
 

@@ -121,6 +121,15 @@ endpoints! {
         metadata_field: Some("registration_endpoint"),
         serves_below: true,
     }
+    /// RFC 9728 §3, at [`super::RESOURCE_METADATA_PATH`] (not configurable) followed by each
+    /// API's resource path (§3.1), when some API has a resource identifier.
+    ResourceMetadata {
+        config_field: "protected resource metadata endpoint",
+        methods: "GET, HEAD",
+        cors: false,
+        metadata_field: None,
+        serves_below: true,
+    }
 }
 
 #[cfg(test)]

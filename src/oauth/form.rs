@@ -45,20 +45,25 @@ fn percent_escapes_are_well_formed(raw: &[u8]) -> bool {
     true
 }
 
+/// The parameters a request may repeat: RFC 8707 §2 lets a client name several resources.
+/// Every other name appears once at most (RFC 6749 §3.1, §3.2).
+pub const REPEATABLE: [&str; 1] = ["resource"];
+
 /// The parameters of a form body. Parameters with an empty value count as absent (§3.2).
 #[derive(Default, Clone, PartialEq, Eq)]
-pub struct FormParams(BTreeMap<String, String>);
+pub struct FormParams(BTreeMap<String, String>, Vec<(String, String)>);
 
 /// Names only: values include passwords, secrets and tokens.
 impl std::fmt::Debug for FormParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
+        f.debug_set().entries(self.0.keys().chain(self.1.iter().map(|(name, _)| name))).finish()
     }
 }
 
 impl FormParams {
     pub fn parse(body: &[u8]) -> Result<Self, FormError> {
         let mut params = BTreeMap::new();
+        let mut repeated = Vec::new();
         for pair in body.split(|&b| b == b'&').filter(|pair| !pair.is_empty()) {
             let (raw_name, raw_value) = match pair.iter().position(|&b| b == b'=') {
                 Some(eq) => {
@@ -69,21 +74,39 @@ impl FormParams {
             };
             let name = decode_component(raw_name)?;
             let value = decode_component(raw_value)?;
-            if params.insert(name, value).is_some() {
+            if REPEATABLE.contains(&name.as_str()) {
+                repeated.push((name, value));
+            } else if params.insert(name, value).is_some() {
                 return Err(FormError::RepeatedParameter);
             }
         }
-        Ok(FormParams(params))
+        Ok(FormParams(params, repeated))
     }
 
-    /// The value of `name`, or `None` if it is missing or empty.
+    /// Every non-empty value of a [`REPEATABLE`] parameter, in the order sent.
+    pub fn all<'p>(&'p self, name: &'p str) -> impl Iterator<Item = &'p str> + 'p {
+        self.1
+            .iter()
+            .filter(move |(sent, value)| sent == name && !value.is_empty())
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The value of `name`, or `None` if it is missing or empty (for a [`REPEATABLE`] one: its
+    /// first non-empty value).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|value| !value.is_empty())
+        match self.0.get(name) {
+            Some(value) => Some(value.as_str()).filter(|value| !value.is_empty()),
+            None => self
+                .1
+                .iter()
+                .find(|(sent, value)| sent == name && !value.is_empty())
+                .map(|(_, value)| value.as_str()),
+        }
     }
 
     /// True when `name` was sent, even with an empty value.
     pub fn was_sent(&self, name: &str) -> bool {
-        self.0.contains_key(name)
+        self.0.contains_key(name) || self.1.iter().any(|(sent, _)| sent == name)
     }
 }
 
@@ -113,6 +136,19 @@ mod tests {
         let form = FormParams::parse(b"scope=&grant_type=client_credentials").unwrap();
         assert_eq!(form.get("scope"), None);
         assert!(form.was_sent("scope"));
+    }
+
+    #[test]
+    fn resource_may_be_repeated_rfc8707_2() {
+        let form = FormParams::parse(b"resource=urn%3Aa&grant_type=x&resource=&resource=urn%3Ab").unwrap();
+        assert_eq!(
+            form.all("resource").collect::<Vec<_>>(),
+            ["urn:a", "urn:b"],
+            "in order, empty ones absent"
+        );
+        assert_eq!(form.get("resource"), Some("urn:a"));
+        assert!(form.was_sent("resource") && !form.was_sent("scope"));
+        assert_eq!(form.all("scope").count(), 0, "only repeatable names are listed");
     }
 
     #[test]

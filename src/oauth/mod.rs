@@ -11,11 +11,16 @@
 //! - [`pkce`]: PKCE `S256` challenges and verifiers (RFC 7636), constant-time.
 //! - [`redirect_uri`]: registrable redirect URIs and their exact match (RFC 9700 §4.1.3, RFC 8252 §7.3).
 //! - [`messages`]: the token and error responses (§5.1, §5.2), shared with the browser package.
+//! - [`resource_indicator`]: the `resource` parameter (RFC 8707) and a grant's audience.
 //!
 //! Nothing here touches state or the host.
 
 /// Where RFC 8414 authorization server metadata is served (§3).
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+/// Where RFC 9728 protected resource metadata is served: this path for a resource identifier
+/// without a path, this path followed by the identifier's path otherwise (§3.1).
+pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
 pub mod credentials;
 pub mod endpoints;
@@ -24,5 +29,6 @@ pub mod grant_type;
 pub mod messages;
 pub mod pkce;
 pub mod redirect_uri;
+pub mod resource_indicator;
 pub mod routes;
 pub mod scope;

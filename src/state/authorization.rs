@@ -20,7 +20,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use crate::host::{RandomUnavailable, Randomness, SharedStore, StoreError};
-use crate::state::buckets::{BucketTable, Reader, Record};
+use crate::oauth::resource_indicator::Audience;
+use crate::state::buckets::{put_audience, BucketTable, Reader, Record};
 use crate::state::grants::GrantLocation;
 use crate::state::keys;
 use crate::state::token::hash_prefix;
@@ -47,6 +48,8 @@ pub struct Ticket {
     pub challenge: String,
     /// Who signed in (code records only).
     pub username: String,
+    /// The resources asked for (RFC 8707 §2.1); unbound without `resource`.
+    pub audience: Audience,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +66,8 @@ struct Entry {
     status: Status,
     grant: Option<GrantLocation>,
     ticket: Ticket,
-    /// Fields a newer module appended after the username, kept as they were and written back
-    /// last (docs/upgrading.md).
+    /// Fields a newer module appended after the username and the audience, kept as they were
+    /// and written back last (docs/upgrading.md).
     newer_fields: Vec<u8>,
 }
 
@@ -134,6 +137,7 @@ impl<'h> AuthorizationTable<'h> {
             state: None,
             challenge: String::new(),
             username: String::new(),
+            audience: Audience::default(),
         };
         let used = Entry {
             hash,
@@ -279,6 +283,7 @@ impl Ticket {
             state,
             challenge: read_text(r)?,
             username: String::new(),
+            audience: Audience::default(),
         })
     }
 }
@@ -299,6 +304,7 @@ impl Record for Entry {
         };
         let mut ticket = Ticket::decode_request(&mut r)?;
         ticket.username = read_text(&mut r)?;
+        ticket.audience = r.audience()?;
         Some(Entry { hash, expires_at, status, grant, ticket, newer_fields: r.0.to_vec() })
     }
 
@@ -320,6 +326,7 @@ impl Record for Entry {
         }
         self.ticket.encode_request(out);
         put_text(out, &self.ticket.username);
+        put_audience(out, &self.ticket.audience);
         out.extend_from_slice(&self.newer_fields);
     }
 
@@ -343,6 +350,7 @@ pub(crate) mod tests {
             scope: "read write".to_owned(),
             state: Some("xyz".to_owned()),
             challenge: crate::oauth::pkce::APPENDIX_B_CHALLENGE.to_owned(),
+            audience: Audience::default(),
             username: String::new(),
         }
     }
@@ -381,6 +389,28 @@ pub(crate) mod tests {
         assert_eq!(table.redeem(&code, 3, any).unwrap(), Redeemed::Replayed(Some(grant)));
         assert_eq!(table.redeem(&code, 60_000, any).unwrap(), Redeemed::Unknown, "expired");
         assert_eq!(table.redeem("made-up", 4, any).unwrap(), Redeemed::Unknown);
+    }
+
+    /// The code's audience (RFC 8707 §2.1) follows the username; a newer module's field
+    /// follows the audience and survives spending the code.
+    #[test]
+    fn a_codes_audience_and_a_newer_field_after_it_survive_spending_the_code() {
+        let (shared, random) = (MemoryStore::default(), SystemRandomness);
+        let table = AuthorizationTable::new(&shared, &random, 1);
+        table.initialize().unwrap();
+        let audience = Audience::parse(["https://api.example/mcp"]).unwrap();
+        let bound = Ticket { audience, ..ticket() };
+        let code = table.issue_code(bound.clone(), 0, 60_000).unwrap();
+        let key = table.bucket_keys().next().unwrap();
+        let mut entries = decode_bucket::<Entry>(&shared.get(&key).unwrap().unwrap().0);
+        entries[0].newer_fields = vec![0x7E, 0x01];
+        shared.set(&key, &encode_bucket(&entries), 0).unwrap();
+
+        assert_eq!(table.redeem(&code, 1, any).unwrap(), Redeemed::Fresh(bound.clone()));
+
+        let entries = decode_bucket::<Entry>(&shared.get(&key).unwrap().unwrap().0);
+        assert_eq!((entries[0].status, &entries[0].ticket), (Status::Spent, &bound));
+        assert_eq!(entries[0].newer_fields, vec![0x7E, 0x01]);
     }
 
     #[test]

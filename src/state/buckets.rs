@@ -15,6 +15,7 @@
 
 use super::keys::Table;
 use crate::host::{SharedStore, StoreError};
+use crate::oauth::resource_indicator::Audience;
 use crate::oauth::scope::ScopeId;
 
 const BUCKET_FORMAT: u8 = 1;
@@ -283,6 +284,26 @@ pub fn put_scopes(out: &mut Vec<u8>, scopes: &[ScopeId]) {
     }
 }
 
+/// The mark that starts an audience (RFC 8707) appended to a grant or code record. A field
+/// appended later starts with a greater mark, so a reader that finds another byte here stops
+/// and keeps the rest as a newer module's fields (docs/upgrading.md).
+pub const AUDIENCE_MARK: u8 = 0x01;
+
+/// Appends `audience` behind [`AUDIENCE_MARK`], or nothing when it is unbound (so an unbound
+/// grant's bytes are those of a record written before audiences existed).
+pub fn put_audience(out: &mut Vec<u8>, audience: &Audience) {
+    if audience.is_unbound() {
+        return;
+    }
+    let uris = audience.uris();
+    let count = uris.len().min(usize::from(u8::MAX));
+    out.push(AUDIENCE_MARK);
+    out.push(count as u8);
+    for uri in uris.iter().take(count) {
+        put_short_bytes(out, uri.as_bytes());
+    }
+}
+
 /// A bounds-checked cursor: every read returns `None` past the end instead of panicking.
 pub struct Reader<'a>(pub &'a [u8]);
 
@@ -316,6 +337,17 @@ impl<'a> Reader<'a> {
     pub fn short_string(&mut self) -> Option<String> {
         let len = self.u8()?;
         String::from_utf8(self.take(usize::from(len))?.to_vec()).ok()
+    }
+    /// The audience [`put_audience`] wrote, if the next byte is its mark; unbound otherwise
+    /// (nothing is consumed). `None` when the field is cut short or not UTF-8.
+    pub fn audience(&mut self) -> Option<Audience> {
+        if self.peek() != Some(AUDIENCE_MARK) {
+            return Some(Audience::default());
+        }
+        self.u8()?;
+        let count = self.u8()?;
+        let uris = (0..count).map(|_| self.short_string()).collect::<Option<Vec<_>>>()?;
+        Some(Audience::from_stored(uris))
     }
     pub fn scopes(&mut self) -> Option<Vec<ScopeId>> {
         let count = self.u8()?;

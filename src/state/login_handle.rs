@@ -24,7 +24,7 @@ use sha2::Sha256;
 
 use crate::host::{Randomness, SharedStore, StoreError};
 use crate::state::authorization::Ticket;
-use crate::state::buckets::{BucketTable, Reader, Record};
+use crate::state::buckets::{put_audience, BucketTable, Reader, Record};
 use crate::state::keys;
 
 const KEY_BYTES: usize = 32;
@@ -89,6 +89,7 @@ pub fn seal(key: &HandleKey, ticket: &Ticket, expires_at: u64, nonce: [u8; NONCE
     bytes.extend_from_slice(&expires_at.to_be_bytes());
     bytes.extend_from_slice(&nonce);
     ticket.encode_request(&mut bytes);
+    put_audience(&mut bytes, &ticket.audience);
     let tag = key.mac().chain_update(&bytes).finalize().into_bytes();
     bytes.extend_from_slice(&tag);
     URL_SAFE_NO_PAD.encode(bytes)
@@ -114,7 +115,8 @@ pub fn open(key: &HandleKey, handle: &str, now: u64) -> Option<OpenedHandle> {
         return None;
     }
     r.take(NONCE_BYTES)?;
-    let ticket = Ticket::decode_request(&mut r)?;
+    let mut ticket = Ticket::decode_request(&mut r)?;
+    ticket.audience = r.audience()?;
     if !r.0.is_empty() {
         return None;
     }

@@ -243,3 +243,63 @@ fn a_newer_word_the_watch_cached_meanwhile_outlives_an_older_answer() {
     let (bytes, _) = a.shared.get(key).unwrap().unwrap();
     assert_eq!(crate::fleet::cache::decode(&bytes), Some(newer), "the answer, older, was not taken");
 }
+
+/// RFC 8707 in fleet mode: a grant's audience lives in its etcd record, so a refresh on
+/// another replica sees it, may narrow it, and never widens it, and every replica's Bearer
+/// check reads the narrowed one.
+#[test]
+fn the_audience_survives_a_refresh_across_replicas_and_only_narrows() {
+    let orders = "http://127.0.0.1:8080/orders";
+    let mcp = "http://127.0.0.1:8080/mcp";
+    let fleet = Fleet::with_config(&crate::config::tests::config_with(&demo_with_lifecycle(), |v| {
+        v["apis"] = serde_json::json!([
+            { "name": "Orders", "version": "1", "context": "/orders",
+              "resources": [{ "methods": ["GET"], "path": "/", "scopes": ["orders:read"] }] },
+            { "name": "Mcp", "version": "1", "context": "/mcp",
+              "resources": [{ "methods": ["GET"], "path": "/", "scopes": ["orders:read"] }] }
+        ]);
+        v["applications"][0]["subscriptions"] = serde_json::json!([{ "api": "Orders" }, { "api": "Mcp" }]);
+    }));
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let encoded = |uri: &str| uri.replace(':', "%3A").replace('/', "%2F");
+    let issued = a.token(&format!(
+        "grant_type=password&username=admin&password=admin&resource={}&resource={}",
+        encoded(orders),
+        encoded(mcp)
+    ));
+    let status_on = |replica: &Replica, path: &str, token: &str| {
+        let authorization = format!("Bearer {token}");
+        let outcome = replica
+            .decide_remembering(true, Outcome::rests_on_the_store, |gateway| {
+                gateway.check_bearer(&ApiRequest { method: "GET", path, authorization: Some(&authorization) })
+            })
+            .unwrap();
+        match outcome {
+            Outcome::Forward(_) => 200,
+            Outcome::Deny(Denial { response, .. }) => response.status,
+        }
+    };
+    b.catch_up();
+    let refresh = |replica: &Replica, token: &str, resource: &str| {
+        let body = format!("grant_type=refresh_token&refresh_token={token}&resource={}", encoded(resource));
+        replica.endpoint("/token", ("demo-app", "demo-secret"), &body)
+    };
+    let narrowed = refresh(&b, &field(&issued, "refresh_token"), mcp);
+    assert_eq!(narrowed.status, 200, "{}", String::from_utf8_lossy(&narrowed.body));
+    let narrowed: serde_json::Value = serde_json::from_slice(&narrowed.body).unwrap();
+    a.catch_up();
+    let widened = refresh(&a, &field(&narrowed, "refresh_token"), orders);
+    assert_eq!(widened.status, 400, "{}", String::from_utf8_lossy(&widened.body));
+    assert!(String::from_utf8_lossy(&widened.body).contains("invalid_target"));
+    for replica in [&a, &b] {
+        assert_eq!(status_on(replica, "/mcp", &field(&narrowed, "access_token")), 200);
+        assert_eq!(status_on(replica, "/orders", &field(&narrowed, "access_token")), 401, "narrowed");
+    }
+    let introspected = a.endpoint(
+        "/introspect",
+        ("orders-service", "rs-secret"),
+        &format!("token={}", field(&narrowed, "access_token")),
+    );
+    let introspected: serde_json::Value = serde_json::from_slice(&introspected.body).unwrap();
+    assert_eq!(introspected["aud"], mcp);
+}

@@ -20,6 +20,9 @@ use crate::state::authorization::{Redeemed, Ticket};
 const INVALID_CODE: OAuthError =
     ErrorKind::InvalidGrant.because("the code is invalid, expired, used, or was issued for another request");
 
+const NOT_REQUESTED_AT_AUTHORIZE: OAuthError =
+    ErrorKind::InvalidTarget.because("the resource was not named in the authorization request");
+
 /// The scope is the one the code carries (§4.1.3: the request takes none), within what the
 /// application and the user hold now.
 pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
@@ -43,8 +46,13 @@ pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<
     let user = gateway.configured_user(&ticket.username).ok_or(INVALID_CODE)?;
     let scopes = ScopeSet::from_names(ticket.scope.split(' ').filter(|name| !name.is_empty()))
         .intersection(&app.scopes.intersection(&user.scopes));
+    // RFC 8707 §2.2: the token request may repeat or narrow the resources the authorization
+    // request named, never name others. The code is spent either way, like any failed
+    // presentation after its checks.
+    let audience = ticket.audience.narrowed_to(&request.audience).ok_or(NOT_REQUESTED_AT_AUTHORIZE)?;
     let refresh_expires_at = gateway.refresh_expiry_for(app, now);
-    let (body, grant) = gateway.issue_grant(app, owner(app, Some(user)), &scopes, refresh_expires_at, now)?;
+    let (body, grant) =
+        gateway.issue_grant(app, owner(app, Some(user)), &scopes, audience, refresh_expires_at, now)?;
     if table.remember_grant(code, grant, now)? {
         // The code came back while this grant was being issued: it goes too.
         gateway.store.revoke_grant(grant, now)?;

@@ -7,7 +7,7 @@ use crate::gateway::Gateway;
 use crate::oauth::messages::TokenResponse;
 
 pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
-    let TokenRequest { app, requested, now, .. } = request;
+    let TokenRequest { app, requested, audience, now, .. } = request;
     let scopes = narrow(requested, &app.scopes)?;
-    Ok(gateway.issue_grant(app, owner(app, None), &scopes, None, now)?.0)
+    Ok(gateway.issue_grant(app, owner(app, None), &scopes, audience, None, now)?.0)
 }

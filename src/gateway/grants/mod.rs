@@ -23,6 +23,7 @@ use crate::host::metrics::Metric;
 use crate::oauth::form::FormParams;
 use crate::oauth::grant_type::{GrantType, TokenParam};
 use crate::oauth::messages::TokenResponse;
+use crate::oauth::resource_indicator::Audience;
 use crate::oauth::scope::ScopeSet;
 use crate::state::grants::{GrantLocation, GrantOwner, IssueError, IssuedTokens, NewGrant, NEVER_EXPIRES};
 
@@ -33,6 +34,8 @@ pub(super) struct TokenRequest<'r> {
     pub form: &'r FormParams,
     /// The scope asked for, without the key-type selectors (`None`: the default).
     pub requested: Option<ScopeSet>,
+    /// The resources asked for (RFC 8707 §2), each one the gateway serves; unbound: none.
+    pub audience: Audience,
     pub now: u64,
 }
 
@@ -86,12 +89,13 @@ impl<'a> Gateway<'a> {
         app: &Application,
         owner: GrantOwner,
         scopes: &ScopeSet,
+        audience: Audience,
         refresh_expires_at: Option<u64>,
         now: u64,
     ) -> Result<(TokenResponse, GrantLocation), OAuthError> {
         let access_expires_at = app.access_validity.expires_at(now);
-        let grant =
-            NewGrant { owner, scopes: self.config.scope_ids(scopes), access_expires_at, refresh_expires_at };
+        let scopes_ids = self.config.scope_ids(scopes);
+        let grant = NewGrant { owner, scopes: scopes_ids, access_expires_at, refresh_expires_at, audience };
         let issued = self.store.issue(grant, now).map_err(|error| match error {
             IssueError::Full => {
                 self.metrics.add(Metric::StoreFull, 1);

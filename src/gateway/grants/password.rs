@@ -13,10 +13,10 @@ pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<
     let password = request.param(TokenParam::Password)?;
     let wrong = ErrorKind::InvalidGrant.because("the username or password is wrong");
     let user = gateway.authenticate_user(username, password, wrong)?;
-    let TokenRequest { app, requested, now, .. } = request;
+    let TokenRequest { app, requested, audience, now, .. } = request;
     let held = app.scopes.intersection(&user.scopes);
     let scopes = narrow(requested, &held)?;
     // A refresh token only for applications allowed to use it.
     let refresh_expires_at = gateway.refresh_expiry_for(app, now);
-    Ok(gateway.issue_grant(app, owner(app, Some(user)), &scopes, refresh_expires_at, now)?.0)
+    Ok(gateway.issue_grant(app, owner(app, Some(user)), &scopes, audience, refresh_expires_at, now)?.0)
 }

@@ -15,6 +15,7 @@ use crate::state::grants::{GrantRecord, RefreshError, RefreshPlan, RefreshRefusa
 pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
     let token = request.param(TokenParam::RefreshToken)?;
     let (app, requested, now) = (request.app, request.requested.as_ref(), request.now);
+    let asked_audience = &request.audience;
     let invalid_grant = ErrorKind::InvalidGrant.because("the refresh token is invalid, expired or revoked");
     let mut granted = ScopeSet::default();
     let access_expires_at = app.access_validity.expires_at(now);
@@ -37,8 +38,11 @@ pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<
             Some(requested) => requested.clone(),
             None => grant_scopes,
         };
+        // RFC 8707 §2.2: the grant's audience may narrow, never widen; a narrowed one sticks.
+        let audience = record.audience.narrowed_to(asked_audience).ok_or(RefreshRefusal::InvalidTarget)?;
         // An access token with the grant's whole scope stores no scope list of its own.
         let plan = RefreshPlan {
+            audience,
             access_scopes: Some(gateway.config.scope_ids(&access_scopes)).filter(|ids| *ids != record.scopes),
             access_expires_at,
             refresh_expires_at,
@@ -51,6 +55,9 @@ pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<
         Ok(issued) => Ok(token_body(issued, &granted, access_expires_at, now)),
         Err(RefreshError::Refused(RefreshRefusal::InvalidScope)) => {
             Err(ErrorKind::InvalidScope.because("the scope exceeds the grant's scope"))
+        }
+        Err(RefreshError::Refused(RefreshRefusal::InvalidTarget)) => {
+            Err(ErrorKind::InvalidTarget.because("the resource is outside the grant's audience"))
         }
         Err(RefreshError::ReuseDetected) => {
             gateway.metrics.add(Metric::RefreshReuseDetected, 1);

@@ -188,6 +188,7 @@ fn register(rig: &Rig, who: (&str, &str), content_type: &str, body: &str) -> Rep
     rig.endpoint("POST", REGISTER, Some(&basic), Some(content_type), body)
 }
 
+mod audience;
 mod bearer;
 mod code_flow;
 mod credential_rotation;

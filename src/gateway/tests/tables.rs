@@ -6,10 +6,13 @@
 use super::*;
 use crate::oauth::grant_type::GrantType;
 
-/// Every endpoint on: an issuer, registration, and the code grant (which turns `/authorize` on).
+/// Every endpoint on: an issuer, registration, the code grant (which turns `/authorize` on),
+/// and an API with a resource identifier (which turns protected resource metadata on).
 fn everything_on() -> Rig {
     Rig::with_config(&config_with(&crate::config::tests::demo_with_lifecycle(), |v| {
         v["registration"]["grant_types"].as_array_mut().unwrap().push("authorization_code".into());
+        v["apis"] = serde_json::json!([{ "name": "Mcp", "version": "1", "context": "/mcp",
+            "resources": [{ "methods": ["POST"], "path": "/", "scopes": ["orders:read"] }] }]);
     }))
 }
 

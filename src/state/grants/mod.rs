@@ -15,6 +15,7 @@ use siphasher::sip::SipHasher24;
 
 use crate::host::metrics::Metric;
 use crate::host::{Coordination, Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
+use crate::oauth::resource_indicator::Audience;
 use crate::oauth::scope::ScopeId;
 use crate::state::buckets::{records_of, BucketTable, Reader, Record, Updated};
 use crate::state::keys;
@@ -75,6 +76,8 @@ pub struct AccessGrant {
     pub owner: GrantOwner,
     pub scopes: Vec<ScopeId>,
     pub issued_at: u64,
+    /// The grant's audience (RFC 8707): the resources the token may be used on.
+    pub audience: Audience,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +118,8 @@ pub struct NewGrant {
     pub access_expires_at: u64,
     /// Set when the grant gets a refresh token.
     pub refresh_expires_at: Option<u64>,
+    /// The resources asked for (RFC 8707); unbound without `resource`.
+    pub audience: Audience,
 }
 
 pub struct IssuedTokens {
@@ -138,6 +143,8 @@ pub struct RefreshPlan {
     pub access_scopes: Option<Vec<ScopeId>>,
     pub access_expires_at: u64,
     pub refresh_expires_at: u64,
+    /// The grant's audience from now on: its own, or narrower (RFC 8707 §2.2).
+    pub audience: Audience,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +170,8 @@ impl From<StoreError> for RefreshError {
 pub enum RefreshRefusal {
     InvalidGrant,
     InvalidScope,
+    /// A `resource` outside the grant's audience (RFC 8707 §2.2).
+    InvalidTarget,
 }
 
 /// The result of a revocation request (RFC 7009).
@@ -189,6 +198,7 @@ pub struct TokenDescription {
     pub scopes: Vec<ScopeId>,
     pub issued_at: u64,
     pub expires_at: u64,
+    pub audience: Audience,
 }
 
 /// The store as the gateway uses it. Borrowing the host pieces keeps it cheap to build per
@@ -297,7 +307,8 @@ impl<'h> TokenStore<'h> {
                 return Err(LookupError::Expired);
             }
             let scopes = Reader(entry.scopes.unwrap_or(view.scopes)).scopes().ok_or(LookupError::Unknown)?;
-            let grant = AccessGrant { owner: view.owner(), scopes, issued_at: entry.issued_at };
+            let audience = view.audience().ok_or(LookupError::Unknown)?;
+            let grant = AccessGrant { owner: view.owner(), scopes, issued_at: entry.issued_at, audience };
             return Ok((grant, entry.expires_at));
         }
         Err(LookupError::Unknown)
@@ -335,6 +346,7 @@ impl<'h> TokenStore<'h> {
                     scopes,
                     issued_at,
                     expires_at,
+                    audience: record.audience,
                 }));
             }
         }
@@ -389,6 +401,7 @@ impl<'h> TokenStore<'h> {
                     expires_at: grant.access_expires_at,
                     scopes: None,
                 }],
+                audience: grant.audience.clone(),
                 newer_fields: Vec::new(),
             };
             let stored = self.update(bucket, now, |records| {
@@ -466,6 +479,7 @@ impl<'h> TokenStore<'h> {
                 expires_at: plan.access_expires_at,
                 scopes: plan.access_scopes,
             });
+            record.audience = plan.audience;
             Ok(Ok(()))
         });
         if matches!(outcome, Ok(Some(_))) {

@@ -1,8 +1,9 @@
 //! A grant as one bucket record: [`GrantRecord`] to decode and re-encode a bucket when it
 //! changes, [`GrantView`] to read one in place on the validation hot path.
 
+use crate::oauth::resource_indicator::Audience;
 use crate::oauth::scope::ScopeId;
-use crate::state::buckets::{put_scopes, put_short_bytes, Reader, Record};
+use crate::state::buckets::{put_audience, put_scopes, put_short_bytes, Reader, Record};
 use crate::state::token::{GrantTag, TokenHash};
 
 /// Live access tokens kept per grant; issuing one more drops the one expiring first.
@@ -72,12 +73,21 @@ pub struct GrantRecord {
     pub scopes: Vec<ScopeId>,
     pub refresh: Option<RefreshEntry>,
     pub access: Vec<AccessEntry>,
-    /// Fields a newer module appended after the access entries, kept as they were and
-    /// written back after them, so rewriting the bucket does not drop them (docs/upgrading.md).
+    /// The resources the grant's tokens may be used on (RFC 8707); unbound when it was issued
+    /// without `resource`. A refresh may narrow it, never widen it.
+    pub audience: Audience,
+    /// Fields a newer module appended after the audience, kept as they were and written back
+    /// after it, so rewriting the bucket does not drop them (docs/upgrading.md).
     pub newer_fields: Vec<u8>,
 }
 
 impl GrantRecord {
+    /// The resource identifiers the grant is bound to (a JWT's `aud`, introspection's `aud`);
+    /// empty when it is unbound.
+    pub fn audience(&self) -> &[String] {
+        self.audience.uris()
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.refresh.is_none() && self.access.is_empty()
     }
@@ -103,8 +113,10 @@ impl GrantRecord {
 /// Layout: `tag(8) client_fp(4) user_fp(4) client(len8) user(len8, empty = none)
 /// refresh?(flag | 0x80 for sandbox keys, hash 16, issued 8, expires 8) scopes(count8, u32…)
 /// access(count8, {hash 16, issued 8, expires 8, scopes or 0xFF = the grant's})
-/// newer fields(…)`: every reader stops after the access entries, so a newer module may append
-/// fields there, and an older one keeps them ([`GrantRecord::newer_fields`]).
+/// audience?(0x01, count8, {uri len8}) newer fields(…)`: readers older than the audience stop
+/// after the access entries, and this one after the audience (absent for an unbound grant), so
+/// a newer module may append fields there, each behind a mark greater than the audience's, and
+/// an older one keeps them ([`GrantRecord::newer_fields`]).
 impl Record for GrantRecord {
     fn decode(bytes: &[u8]) -> Option<Self> {
         let view = GrantView::parse(bytes)?;
@@ -120,6 +132,7 @@ impl Record for GrantRecord {
             scopes: Reader(view.scopes).scopes()?,
             refresh: view.refresh,
             access,
+            audience: entries.audience()?,
             newer_fields: entries.0.to_vec(),
         })
     }
@@ -161,6 +174,7 @@ impl Record for GrantRecord {
                 Some(scopes) => put_scopes(out, scopes),
             }
         }
+        put_audience(out, &self.audience);
         out.extend_from_slice(&self.newer_fields);
     }
 
@@ -239,6 +253,15 @@ impl<'a> GrantView<'a> {
     pub(super) fn access(&self) -> impl Iterator<Item = AccessView<'a>> + '_ {
         let mut r = Reader(self.access);
         (0..self.access_count).map_while(move |_| read_access_entry(&mut r))
+    }
+
+    /// The grant's audience, after its access entries; `None` when a field is malformed.
+    pub(super) fn audience(&self) -> Option<Audience> {
+        let mut r = Reader(self.access);
+        for _ in 0..self.access_count {
+            read_access_entry(&mut r)?;
+        }
+        r.audience()
     }
 
     pub(super) fn owner(&self) -> GrantOwner {

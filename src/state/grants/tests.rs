@@ -22,6 +22,7 @@ fn cc_grant(client: &str, expires_in: u64) -> NewGrant {
         scopes: vec![1, 2],
         access_expires_at: NOW + expires_in,
         refresh_expires_at: None,
+        audience: Audience::default(),
     }
 }
 
@@ -31,11 +32,17 @@ fn password_grant(client: &str) -> NewGrant {
         scopes: vec![1, 2],
         access_expires_at: NOW + 3600,
         refresh_expires_at: Some(NOW + 86400),
+        audience: Audience::default(),
     }
 }
 
 fn keep_scope(_: &GrantRecord) -> Result<RefreshPlan, RefreshRefusal> {
-    Ok(RefreshPlan { access_scopes: None, access_expires_at: NOW + 3600, refresh_expires_at: NOW + 86400 })
+    Ok(RefreshPlan {
+        access_scopes: None,
+        access_expires_at: NOW + 3600,
+        refresh_expires_at: NOW + 86400,
+        audience: Audience::default(),
+    })
 }
 
 struct Fixture {
@@ -78,6 +85,7 @@ fn records_round_trip_through_the_bucket_encoding() {
             AccessEntry { hash: [5; 16], issued_at: 2, expires_at: 6, scopes: Some(vec![10]) },
             AccessEntry { hash: [6; 16], issued_at: 3, expires_at: 7, scopes: Some(vec![]) },
         ],
+        audience: Audience::default(),
         newer_fields: Vec::new(),
     };
     let bucket = encode_bucket(&[record.clone(), record.clone()]);
@@ -98,6 +106,7 @@ fn sandbox_grants_keep_their_key_type_with_every_refresh_shape() {
                 scopes: vec![1],
                 refresh: refresh.clone(),
                 access: vec![AccessEntry { hash: [4; 16], issued_at: 1, expires_at: 5, scopes: None }],
+                audience: Audience::default(),
                 newer_fields: Vec::new(),
             };
             let bucket = encode_bucket(std::slice::from_ref(&record));
@@ -138,6 +147,7 @@ fn truncated_or_garbage_buckets_decode_without_panicking() {
         scopes: vec![1],
         refresh: None,
         access: vec![AccessEntry { hash: [1; 16], issued_at: 0, expires_at: 1, scopes: None }],
+        audience: Audience::default(),
         newer_fields: Vec::new(),
     };
     let bucket = encode_bucket(&[record]);
@@ -331,6 +341,7 @@ fn a_grant_keeps_at_most_four_access_tokens() {
                 access_scopes: Some(vec![1]),
                 access_expires_at: NOW + 3600 + i,
                 refresh_expires_at: NOW + 86400,
+                audience: Audience::default(),
             })
         };
         let next = fixture.store().refresh(&refresh, "a", NOW, GRACE, plan).unwrap();
@@ -669,4 +680,65 @@ fn a_newer_modules_fields_and_record_kinds_survive_a_refresh_by_this_build() {
     assert_eq!(grants[0].access.len(), 2, "the refresh did rewrite the record");
     assert_eq!(records_of(&rewritten).filter(|raw| *raw == unknown_kind.as_slice()).count(), 1);
     assert!(fixture.store().find_access(&refreshed.access_token, NOW + 11).is_ok());
+}
+
+/// RFC 8707 audience, appended after the access entries behind its mark (docs/upgrading.md):
+/// a refresh by this build keeps it and a newer module's field after it, an unbound grant is
+/// written in the layout older modules wrote, and the hot path reads the audience.
+#[test]
+fn the_audience_follows_the_access_entries_and_a_newer_field_follows_it() {
+    let fixture = Fixture::with_capacity(100);
+    let audience = Audience::parse(["https://api.example/mcp", "https://api.example/orders"]).unwrap();
+    let grant = NewGrant { audience: audience.clone(), ..password_grant("a") };
+    let issued = fixture.store().issue(grant, NOW).unwrap();
+    assert_eq!(fixture.store().find_access(&issued.access_token, NOW).unwrap().audience, audience);
+    let (key, bucket) = bucket_with_records(&fixture);
+    let mut record = decode_bucket::<GrantRecord>(&bucket).remove(0);
+    assert_eq!(record.audience(), audience.uris());
+
+    // What an older module reads: the fields up to the access entries, the rest as bytes.
+    let unbound = GrantRecord { audience: Audience::default(), ..record.clone() };
+    let (mut bound_bytes, mut unbound_bytes) = (Vec::new(), Vec::new());
+    record.encode_into(&mut bound_bytes);
+    unbound.encode_into(&mut unbound_bytes);
+    assert!(bound_bytes.starts_with(&unbound_bytes), "the audience is appended, nothing before it moves");
+    assert_eq!(bound_bytes.get(unbound_bytes.len()), Some(&crate::state::buckets::AUDIENCE_MARK));
+
+    record.newer_fields = vec![0xF0, 0x01, 0x02];
+    fixture.shared.set(&key, &encode_bucket(std::slice::from_ref(&record)), 0).unwrap();
+    let narrow = |_: &GrantRecord| {
+        Ok(RefreshPlan {
+            access_scopes: None,
+            access_expires_at: NOW + 3600,
+            refresh_expires_at: NOW + 86400,
+            audience: Audience::parse(["https://api.example/mcp"]).unwrap(),
+        })
+    };
+    let refreshed =
+        fixture.store().refresh(issued.refresh_token.as_ref().unwrap(), "a", NOW + 10, GRACE, narrow);
+    let refreshed = refreshed.unwrap();
+    let (_, rewritten) = bucket_with_records(&fixture);
+    let rewritten = decode_bucket::<GrantRecord>(&rewritten).remove(0);
+    assert_eq!(rewritten.audience(), ["https://api.example/mcp"], "the refresh narrowed it");
+    assert_eq!(rewritten.newer_fields, vec![0xF0, 0x01, 0x02], "the newer field is kept after it");
+    let found = fixture.store().find_access(&refreshed.access_token, NOW + 11).unwrap();
+    assert_eq!(found.audience.uris(), ["https://api.example/mcp"]);
+    let described = fixture.store().describe(&refreshed.access_token, NOW + 11).unwrap().unwrap();
+    assert_eq!(described.audience.uris(), ["https://api.example/mcp"]);
+}
+
+/// A newer module's field right after the access entries (a mark other than the audience's)
+/// is no audience: the grant reads as unbound and the field is kept.
+#[test]
+fn a_field_after_the_access_entries_with_another_mark_is_kept_not_read_as_an_audience() {
+    let fixture = Fixture::with_capacity(100);
+    let issued = fixture.store().issue(password_grant("a"), NOW).unwrap();
+    let (key, bucket) = bucket_with_records(&fixture);
+    let mut record = decode_bucket::<GrantRecord>(&bucket).remove(0);
+    record.newer_fields = b"\xf0newer-field".to_vec();
+    fixture.shared.set(&key, &encode_bucket(std::slice::from_ref(&record)), 0).unwrap();
+    let found = fixture.store().find_access(&issued.access_token, NOW + 1).unwrap();
+    assert!(found.audience.is_unbound());
+    let decoded = decode_bucket::<GrantRecord>(&fixture.shared.get(&key).unwrap().unwrap().0).remove(0);
+    assert_eq!(decoded.newer_fields, b"\xf0newer-field".to_vec());
 }

@@ -130,3 +130,4 @@ mod exchange;
 mod login_form;
 mod open_registration;
 mod registered_clients;
+mod resources;
