@@ -26,12 +26,20 @@ pub struct Backing<'b> {
     pub metrics: &'b dyn Metrics,
     pub coordination: &'b dyn Coordination,
     pub credential_changes: &'b CredentialChanges,
+    /// The clock the decision judges by (a fleet decision's reads it once).
+    pub clock: &'b dyn Clock,
 }
 
 impl<'b> Backing<'b> {
     /// Local mode, and every root-context job: this Envoy's shared data.
     pub fn local(metrics: &'b EnvoyMetrics, credential_changes: &'b CredentialChanges) -> Self {
-        Backing { shared: &EnvoySharedData, metrics, coordination: metrics, credential_changes }
+        Backing {
+            shared: &EnvoySharedData,
+            metrics,
+            coordination: metrics,
+            credential_changes,
+            clock: &EnvoyClock,
+        }
     }
 }
 
@@ -46,7 +54,7 @@ pub fn envoy_host<'h>(
     Host {
         shared: backing.shared,
         random: &SystemRandomness,
-        clock: &EnvoyClock,
+        clock: backing.clock,
         metrics: backing.metrics,
         coordination: backing.coordination,
         credential_changes: backing.credential_changes,

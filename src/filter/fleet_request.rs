@@ -11,7 +11,7 @@ use prost::Message;
 use proxy_wasm::hostcalls;
 
 use super::decision::Answer;
-use super::envoy_host::{Backing, EnvoyClock, EnvoyMetrics, EnvoySharedData};
+use super::envoy_host::{Backing, EnvoyMetrics, EnvoySharedData};
 use crate::config::{Config, FleetConfig};
 use crate::fleet::credentials::{record_first, CredentialRecord};
 use crate::fleet::etcd::{LeaseGrantRequest, TxnResponse, KV_SERVICE, LEASE_SERVICE};
@@ -108,6 +108,7 @@ impl FleetClient {
     pub fn run_pass(
         &self,
         config: &Config,
+        clock: &dyn Clock,
         remembers: bool,
         decide: impl FnOnce(Backing<'_>) -> Answer,
     ) -> Pass {
@@ -119,6 +120,7 @@ impl FleetClient {
             metrics: &staged,
             coordination: &staged,
             credential_changes,
+            clock,
         };
         let (answer, credentials) = match self.record.for_pass(&view, config) {
             Ok(Some(read)) => (decide(backing(&read)), Some(read)),
@@ -159,21 +161,21 @@ impl FleetClient {
 
     /// True when this Envoy's watch has been silent longer than the staleness window: then
     /// no token check may rest on the cache alone.
-    pub fn cache_is_stale(&self) -> bool {
+    pub fn cache_is_stale(&self, clock: &dyn Clock) -> bool {
         let heard = self.metrics.get(Metric::FleetWatchHeartbeat).unwrap_or(0);
-        let now = EnvoyClock.now_millis().unwrap_or(u64::MAX);
+        let now = clock.now_millis().unwrap_or(u64::MAX);
         now.saturating_sub(heard) > self.config.staleness_ms
     }
 
     /// After a pass: deliver, or send what etcd must confirm or commit first.
-    pub fn after_pass(&self, pass: Pass, confirm: bool, passes: usize) -> Next {
+    pub fn after_pass(&self, pass: Pass, clock: &dyn Clock, confirm: bool, passes: usize) -> Next {
         // A pass that read and wrote nothing of etcd's (a hit from a worker's memory) has
         // nothing to plan: no clock read (a host call) for it.
         if pass.record.reads.is_empty() && pass.record.writes.is_empty() {
             self.holds(pass.stats, pass.credentials);
             return Next::Deliver(pass.answer);
         }
-        let Some(now) = EnvoyClock.now_millis() else { return self.failed() };
+        let Some(now) = clock.now_millis() else { return self.failed() };
         match plan(&pass.record, &self.config.prefix, confirm, now) {
             Step::Deliver => {
                 self.holds(pass.stats, pass.credentials);

@@ -20,7 +20,7 @@ use crate::gateway::{
 };
 use crate::host::body_wait::BodyWaits;
 use crate::host::header_pairs::HeaderPairs;
-use crate::host::Clock;
+use crate::host::{Clock, ClockReadOnce};
 use crate::state::credential_changes::CredentialChanges;
 
 pub struct GatewayRequest {
@@ -226,13 +226,15 @@ impl GatewayRequest {
         // Once the watch has gone quiet, no answer may rest on this cache alone, nor on a
         // worker's memory of it. An endpoint's answer always rests on etcd's word, and its
         // pass may write: it neither reads nor adds to the memory.
+        // The staleness check, the decision and the plan judge by one reading of the clock.
+        let clock = ClockReadOnce::new(&EnvoyClock);
         let bearer = matches!(job, Job::Bearer { .. });
-        let stale = bearer && fleet.cache_is_stale();
-        let pass = fleet.run_pass(&self.config, bearer && !stale, |backing| {
+        let stale = bearer && fleet.cache_is_stale(&clock);
+        let pass = fleet.run_pass(&self.config, &clock, bearer && !stale, |backing| {
             decide(&self.config, &self.config_generation, backing, &question)
         });
         let confirm = pass.answer.must_be_confirmed() || stale;
-        match fleet.after_pass(pass, confirm, passes) {
+        match fleet.after_pass(pass, &clock, confirm, passes) {
             Next::Deliver(answer) => self.deliver(answer, headers, in_callback),
             Next::Wait(waiting) => {
                 self.waiting = Some((job.into_owned(), waiting));

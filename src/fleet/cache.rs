@@ -83,13 +83,19 @@ pub fn encode(entry: Entry) -> Vec<u8> {
 /// revision is one state of the key). Only keys that exist are written (they are created at
 /// start-up): shared data has no insert-if-absent. Returns whether the entry was written.
 pub fn store(cache: &dyn SharedStore, key: &str, entry: Entry) -> Result<bool, StoreError> {
+    replace(cache, key, entry).map(|replaced| replaced.is_some())
+}
+
+/// [`store`], giving back the bytes of the entry it replaced when it wrote (`None`: nothing
+/// written, the cache holding this word or a newer one, or no such key).
+pub fn replace(cache: &dyn SharedStore, key: &str, entry: Entry) -> Result<Option<Vec<u8>>, StoreError> {
     for _ in 0..STORE_ATTEMPTS {
-        let Some((current, cas)) = cache.get(key)? else { return Ok(false) };
+        let Some((current, cas)) = cache.get(key)? else { return Ok(None) };
         if decode(&current).is_some_and(|held| held.seen_revision >= entry.seen_revision) {
-            return Ok(false);
+            return Ok(None);
         }
         match cache.set(key, &encode(entry), cas) {
-            Ok(()) => return Ok(true),
+            Ok(()) => return Ok(Some(current)),
             Err(StoreError::CasMismatch) => continue,
             Err(other) => return Err(other),
         }

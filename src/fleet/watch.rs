@@ -2,19 +2,26 @@
 //! writes every change under the deployment's prefix into the cache, so all workers see a
 //! revocation, a rotation or a re-keyed application within one event's delay.
 //!
-//! Every event it applies moves this Envoy's token epoch, after the cache holds the new value
-//! (see [`crate::state::remembered`]): a worker's memory of a token another replica revoked is
-//! then trusted no more, and its next request reads the cache. Every fleet table judges
-//! tokens (a grant bucket holds them, the registry holds their applications, the
-//! credential-change record ends them), so every event counts; the watch only delivers keys
-//! of those tables. So does forgetting the cache: a watch that starts again from where etcd
-//! stands never delivers what changed in between.
+//! An event that may end or alter a token a worker remembers moves this Envoy's token epoch,
+//! after the cache holds the new value (see [`crate::state::remembered`]): a worker's memory of
+//! a token another replica revoked is then trusted no more, and its next request reads the
+//! cache. [`moves_token_epoch`] says which: a grant bucket's change unless it only issues
+//! tokens ([`only_adds_tokens`]), and every change of the other fleet tables (the registry
+//! holds the tokens' applications, the credential-change record ends them). A steady stream
+//! of issued tokens therefore leaves every worker's memory in place. So does an event whose
+//! word the cache already holds: this replica's own write coming back (a pass caches etcd's
+//! answer with its revision, [`super::plan::settle`]), or a word a failure branch brought
+//! first; whoever cached it moved the epoch if it had to (a pass that ends tokens, a failure
+//! branch always). Forgetting the cache moves it too: a watch that starts again from where
+//! etcd stands never delivers what changed in between.
 
 use super::cache;
 use super::etcd::{
     watch_request, WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse, EVENT_DELETE,
 };
 use crate::host::{Coordination, SharedStore, StoreError};
+use crate::state::grants::only_adds_tokens;
+use crate::state::keys;
 
 /// What the watcher learnt from one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,10 +78,12 @@ pub fn apply(
         let Some(kv) = &event.kv else { continue };
         let Some(key) = cache::cache_key(prefix, &kv.key) else { continue };
         let current = (event.kind != EVENT_DELETE).then_some((kv.value.as_slice(), kv.mod_revision));
-        cache::store(cache, &key, cache::entry_of(current, kv.mod_revision))?;
-        // Stored or not: a pass may have put this word in the cache already (`plan::settle`),
-        // before workers that remembered the old one were told.
-        changed = true;
+        let entry = cache::entry_of(current, kv.mod_revision);
+        // Not written: the cache holds this word already, and whoever cached it moved the
+        // epoch if it had to (see the module's doc).
+        let Some(replaced) = cache::replace(cache, &key, entry)? else { continue };
+        let before = cache::decode(&replaced).filter(cache::Entry::is_known).map(|known| known.value);
+        changed |= moves_token_epoch(&key, before, entry.value);
     }
     if changed {
         epochs.tokens_changed();
@@ -86,6 +95,17 @@ pub fn apply(
     Ok(Heard::UpTo(
         last_event.unwrap_or_else(|| response.header.as_ref().map_or(0, |header| header.revision)),
     ))
+}
+
+/// True when the change of the cache key `key` from `before` to `after` may end or alter a
+/// token a worker remembers (see the module's doc). `before` is `None` when the cache held no
+/// word of etcd's for the key (never asked, or forgotten): no worker can remember a token
+/// from it, since forgetting moved the epoch and a pass over an unknown entry asks etcd.
+pub fn moves_token_epoch(key: &str, before: Option<&[u8]>, after: &[u8]) -> bool {
+    if keys::table_of_bucket(key) != Some(keys::GRANTS) {
+        return true;
+    }
+    before.is_some_and(|before| !only_adds_tokens(before, after))
 }
 
 /// Where a watch with no revision to resume from starts (at start-up, after a compaction):

@@ -198,6 +198,17 @@ impl Clock for ManualClock {
 mod tests {
     use super::*;
 
+    /// A fleet decision's staleness check, pass and plan share one reading of the clock.
+    #[test]
+    fn a_clock_read_once_gives_every_question_the_first_answer() {
+        let clock = ManualClock::at(10);
+        let once = crate::host::ClockReadOnce::new(&clock);
+        assert_eq!(once.now_millis(), Some(10_000));
+        clock.advance(5);
+        assert_eq!(once.now_millis(), Some(10_000), "not asked again");
+        assert_eq!(crate::host::ClockReadOnce::new(&clock).now_millis(), Some(15_000));
+    }
+
     #[test]
     fn memory_store_checks_cas_only_on_existing_keys() {
         let store = MemoryStore::default();

@@ -40,6 +40,31 @@ pub trait Clock {
     fn now_millis(&self) -> Option<u64>;
 }
 
+/// A clock that asks `clock` once and gives every later question the same answer: a fleet
+/// decision's staleness check, its pass and its plan then read the time once (in Envoy a host
+/// call, about 1,300 instructions) and judge by one instant.
+pub struct ClockReadOnce<'c> {
+    clock: &'c dyn Clock,
+    read: std::cell::Cell<Option<Option<u64>>>,
+}
+
+impl<'c> ClockReadOnce<'c> {
+    pub fn new(clock: &'c dyn Clock) -> Self {
+        ClockReadOnce { clock, read: std::cell::Cell::new(None) }
+    }
+}
+
+impl Clock for ClockReadOnce<'_> {
+    fn now_millis(&self) -> Option<u64> {
+        if let Some(read) = self.read.get() {
+            return read;
+        }
+        let now = self.clock.now_millis();
+        self.read.set(Some(now));
+        now
+    }
+}
+
 /// The downstream connection a request came on.
 pub trait Connection {
     /// Envoy's `connection.id`: process-wide, assigned in increasing order when Envoy accepts a

@@ -208,6 +208,11 @@ impl<'h> BucketTable<'h> {
     }
 }
 
+/// True when `bytes` are a bucket in the format this build reads (see [`records_of`]).
+pub fn is_bucket(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&BUCKET_FORMAT)
+}
+
 /// The records of one bucket, as bytes: `format ‖ (u16 length ‖ record)*`.
 pub fn records_of(bucket: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut reader = Reader(match bucket.split_first() {

@@ -12,8 +12,9 @@
 //! Only the store's answer is remembered: whether the grant's application and user still
 //! stand (credential changes, a deleted or re-keyed registration) is judged afresh on every
 //! request. In fleet mode another replica's revocation reaches this one through etcd's watch,
-//! not through a local write: the watcher moves the epoch once it has put the change in the
-//! cache (see [`crate::fleet::watch`]), and a pass's own change moves it once it holds.
+//! not through a local write: the watcher moves the epoch once it has put a change that may end
+//! or alter a token in the cache (see [`crate::fleet::watch`]), and a pass's own change moves
+//! it once it holds.
 //!
 //! The memory is fixed: [`SLOTS`] entries chosen by the token's [`recall_key`] (each new
 //! token takes its slot from whatever was there), so it never grows with time or traffic.

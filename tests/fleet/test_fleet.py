@@ -88,6 +88,36 @@ def test_every_worker_forgets_a_remembered_token_at_its_next_request_after_the_w
     assert first == {worker: 401 for worker in range(len(served))}, first
 
 
+def token_epoch(replica) -> int:
+    return replica.stats(r"^wasmcustom\.tokengate\.token_epoch$").get("wasmcustom.tokengate.token_epoch", 0)
+
+
+def wait_for_watch_past(replica, since_ms: float) -> None:
+    """Until the replica's heartbeat is stamped by a quorum read sent after `since_ms`, which its
+    watch has reached: every change committed before then is in its cache."""
+    deadline = time.monotonic() + 5
+    while heartbeat(replica) < since_ms:
+        assert time.monotonic() < deadline, "the watch never reached the change"
+        time.sleep(0.01)
+
+
+def test_tokens_issued_anywhere_leave_every_workers_memory_and_a_revocation_does_not(fleet):
+    """The token epoch moves only for a change that may end or alter a token a worker
+    remembers: tokens issued on either replica (the other's through its watch, this one's
+    own write echoed back) keep it; a revocation on the other replica moves it."""
+    a, b = fleet.replicas
+    revoked = b.token(grant_type="client_credentials")["access_token"]
+    wait_for_watch_past(a, time.time() * 1000)
+    before = token_epoch(a)
+    for replica in (a, b, a, b):
+        replica.token(grant_type="client_credentials")
+    wait_for_watch_past(a, time.time() * 1000)
+    assert token_epoch(a) == before, "issued tokens moved the epoch"
+    assert b.post("/revoke", {"token": revoked}).status_code == 200
+    wait_for_watch_past(a, time.time() * 1000)
+    assert token_epoch(a) > before, "the revocation did not move it"
+
+
 def test_refresh_rotation_is_exactly_once_across_the_fleet(fleet):
     a, b = fleet.replicas
     issued = a.token(grant_type="password", username="admin", password="admin")

@@ -303,3 +303,75 @@ fn the_audience_survives_a_refresh_across_replicas_and_only_narrows() {
     let introspected: serde_json::Value = serde_json::from_slice(&introspected.body).unwrap();
     assert_eq!(introspected["aud"], mcp);
 }
+
+/// This replica's token epoch.
+fn epoch(replica: &Replica) -> u64 {
+    replica.epochs.0.get()
+}
+
+/// A pass caches etcd's answer with its revision (`plan::settle`), so the watch's echo of this
+/// replica's own write finds it there: no worker forgets what it remembered for it.
+#[test]
+fn the_watch_echoing_this_replicas_own_write_keeps_every_remembered_token() {
+    let fleet = Fleet::new();
+    let a = fleet.replica();
+    let token = field(&a.token("grant_type=client_credentials"), "access_token");
+    a.catch_up();
+    for _ in 0..2 {
+        assert_eq!(a.bearer_status(&token), 200);
+    }
+    let before = epoch(&a);
+    let another = field(&a.token("grant_type=client_credentials"), "access_token");
+    a.catch_up();
+    assert_eq!(epoch(&a), before, "neither issuing nor its echo moves it");
+    let reads = a.bearer_reads(&token);
+    assert!(reads.is_empty(), "still answered from the worker's memory, read {reads:?}");
+    assert_eq!(a.revoke(&another), 200);
+    assert_eq!(epoch(&a), before + 1, "the revocation's pass moves it once it holds");
+    a.catch_up();
+    assert_eq!(epoch(&a), before + 1, "and its echo no more");
+}
+
+/// What another replica writes moves the epoch when it may end or alter a token a worker
+/// remembers, and only then: under steady issuance elsewhere, a worker keeps its memory.
+#[test]
+fn another_replicas_write_moves_the_epoch_only_when_it_may_end_or_alter_a_token() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.replica(), fleet.replica());
+    let issued = b.token("grant_type=password&username=admin&password=admin");
+    let refresh = field(&issued, "refresh_token");
+    let revoked = field(&b.token("grant_type=client_credentials"), "access_token");
+    a.catch_up();
+    struct Case<'t> {
+        name: &'static str,
+        change: fn(&Replica, &str),
+        argument: &'t str,
+        moves: bool,
+    }
+    let rotate = |b: &Replica, refresh: &str| {
+        drop(b.token(&format!("grant_type=refresh_token&refresh_token={refresh}")));
+    };
+    #[rustfmt::skip]
+    let table = [
+        Case { name: "a token issued", change: |b, _| drop(b.token("grant_type=client_credentials")), argument: "", moves: false },
+        Case { name: "a token revoked", change: |b, token| assert_eq!(b.revoke(token), 200), argument: &revoked, moves: true },
+        Case { name: "a refresh token rotated", change: rotate, argument: &refresh, moves: true },
+        Case { name: "an application registered", change: |b, _| assert_eq!(b.register("fleet-epoch-app").unwrap().status, 201), argument: "", moves: true },
+    ];
+    for Case { name, change, argument, moves } in table {
+        change(&b, argument);
+        let before = epoch(&a);
+        a.catch_up();
+        assert_eq!(epoch(&a) != before, moves, "{name}");
+    }
+    // A replica started with another secret records the change in etcd's credential-change
+    // record with its first pass that judges a token.
+    let mut rotated: serde_json::Value = serde_json::from_str(&fleet.json).unwrap();
+    rotated["applications"][0]["consumer_secret"] = "rotated-secret".into();
+    fleet.clock.advance(1);
+    let under_new_secret = fleet.replica_with(&rotated.to_string());
+    assert_eq!(under_new_secret.bearer_status(&field(&issued, "access_token")), 401);
+    let before = epoch(&a);
+    a.catch_up();
+    assert_ne!(epoch(&a), before, "a credential change");
+}

@@ -17,7 +17,7 @@ use crate::host::metrics::Metric;
 use crate::host::{Coordination, Metrics, RandomUnavailable, Randomness, SharedStore, StoreError};
 use crate::oauth::resource_indicator::Audience;
 use crate::oauth::scope::ScopeId;
-use crate::state::buckets::{records_of, BucketTable, Reader, Record, Updated};
+use crate::state::buckets::{is_bucket, records_of, BucketTable, Reader, Record, Updated};
 use crate::state::keys;
 use crate::state::remembered::{recall_key, RememberedGrants};
 use crate::state::token::{
@@ -54,6 +54,35 @@ pub fn latest_expiry(bucket: &[u8]) -> Option<u64> {
         }
     }
     latest
+}
+
+/// True when the bucket `after` keeps every token of the bucket `before` as it was: each
+/// record of `before` is in `after` unchanged, or (the same grant) with access tokens added and
+/// nothing else changed. Whatever a worker remembered of a token in `before`
+/// ([`crate::state::remembered`]: its grant's owner, scopes and expiry) then still holds, so a
+/// change that only issues tokens need not make every worker forget what it remembered
+/// (see [`crate::fleet::watch`]). A revocation, a rotation (the refresh entry changes), a
+/// deleted or pruned grant, or a changed expiry or scope is not only an addition; nor is a
+/// change to a record this build cannot read, which must be there byte for byte.
+pub fn only_adds_tokens(before: &[u8], after: &[u8]) -> bool {
+    if !is_bucket(before) {
+        return false;
+    }
+    records_of(before).all(|old| records_of(after).any(|new| new == old) || grew_in(old, after))
+}
+
+/// True when `after` holds the grant `old` (a record's bytes) with only access tokens added.
+fn grew_in(old: &[u8], after: &[u8]) -> bool {
+    let Some(old) = GrantRecord::decode(old) else { return false };
+    records_of(after).filter_map(GrantRecord::decode).any(|new| {
+        new.tag == old.tag
+            && new.owner == old.owner
+            && new.scopes == old.scopes
+            && new.refresh == old.refresh
+            && new.audience == old.audience
+            && new.newer_fields == old.newer_fields
+            && old.access.iter().all(|entry| new.access.contains(entry))
+    })
 }
 
 /// The first of the buckets an application's grants go to (see

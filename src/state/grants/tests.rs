@@ -1,7 +1,7 @@
 use super::*;
 use crate::host::memory::{EpochHost, MemoryStore, NoMetrics, RecordedMetrics};
 use crate::host::SystemRandomness;
-use crate::state::buckets::{decode_bucket, encode_bucket, records_of};
+use crate::state::buckets::{decode_bucket, encode_bucket, records_of, EMPTY_BUCKET};
 
 const NOW: u64 = 1_700_000_000;
 /// Reuse grace for refresh tokens, in the same units as NOW.
@@ -741,4 +741,70 @@ fn a_field_after_the_access_entries_with_another_mark_is_kept_not_read_as_an_aud
     assert!(found.audience.is_unbound());
     let decoded = decode_bucket::<GrantRecord>(&fixture.shared.get(&key).unwrap().unwrap().0).remove(0);
     assert_eq!(decoded.newer_fields, b"\xf0newer-field".to_vec());
+}
+
+/// The fleet watch moves the token epoch only for a change that may end or alter a token a
+/// worker remembers (`fleet::watch`): one that only issues tokens keeps every memory.
+#[test]
+fn only_a_change_that_issues_tokens_keeps_every_remembered_token() {
+    let access =
+        |byte: u8, expires_at: u64| AccessEntry { hash: [byte; 16], issued_at: 1, expires_at, scopes: None };
+    let grant = |tag: u8, access: Vec<AccessEntry>| GrantRecord {
+        tag: [tag; 8],
+        owner: owner("demo-app"),
+        scopes: vec![1, 2],
+        refresh: Some(RefreshEntry { hash: [tag; 16], issued_at: 1, expires_at: NOW, replaced: None }),
+        access,
+        audience: Default::default(),
+        newer_fields: Vec::new(),
+    };
+    let before = encode_bucket(&[grant(1, vec![access(10, NOW)]), grant(2, vec![access(20, NOW)])]);
+    let rotated = GrantRecord {
+        refresh: Some(RefreshEntry { hash: [9; 16], issued_at: 2, expires_at: NOW, replaced: Some([1; 16]) }),
+        ..grant(1, vec![access(10, NOW), access(11, NOW)])
+    };
+    let rescoped = GrantRecord { scopes: vec![1], ..grant(1, vec![access(10, NOW)]) };
+    let audience = crate::oauth::resource_indicator::Audience::parse(["https://api.example/mcp"]).unwrap();
+    let bound = GrantRecord { audience, ..grant(1, vec![access(10, NOW), access(11, NOW)]) };
+    let unreadable = {
+        let mut bucket = before.clone();
+        bucket.extend_from_slice(&[0, 3, 0xEE, 0xEE, 0xEE]);
+        bucket
+    };
+    struct Case {
+        name: &'static str,
+        before: Vec<u8>,
+        after: Vec<u8>,
+        only_adds: bool,
+    }
+    #[rustfmt::skip]
+    let table = [
+        Case { name: "a new grant", before: before.clone(),
+               after: encode_bucket(&[grant(1, vec![access(10, NOW)]), grant(2, vec![access(20, NOW)]), grant(3, vec![access(30, NOW)])]), only_adds: true },
+        Case { name: "the same records in another order", before: before.clone(),
+               after: encode_bucket(&[grant(2, vec![access(20, NOW)]), grant(1, vec![access(10, NOW)])]), only_adds: true },
+        Case { name: "an access token added to a grant", before: before.clone(),
+               after: encode_bucket(&[grant(1, vec![access(10, NOW), access(11, NOW)]), grant(2, vec![access(20, NOW)])]), only_adds: true },
+        Case { name: "into an empty bucket", before: EMPTY_BUCKET.to_vec(), after: before.clone(), only_adds: true },
+        Case { name: "an unchanged bucket", before: before.clone(), after: before.clone(), only_adds: true },
+        Case { name: "a grant revoked", before: before.clone(),
+               after: encode_bucket(&[grant(2, vec![access(20, NOW)])]), only_adds: false },
+        Case { name: "an access token revoked", before: before.clone(),
+               after: encode_bucket(&[grant(1, vec![]), grant(2, vec![access(20, NOW)])]), only_adds: false },
+        Case { name: "a refresh rotation", before: before.clone(),
+               after: encode_bucket(&[rotated, grant(2, vec![access(20, NOW)])]), only_adds: false },
+        Case { name: "an expiry changed", before: before.clone(),
+               after: encode_bucket(&[grant(1, vec![access(10, NOW + 1)]), grant(2, vec![access(20, NOW)])]), only_adds: false },
+        Case { name: "a grant's scope changed", before: before.clone(),
+               after: encode_bucket(&[rescoped, grant(2, vec![access(20, NOW)])]), only_adds: false },
+        Case { name: "a grant's audience changed (RFC 8707)", before: before.clone(),
+               after: encode_bucket(&[bound, grant(2, vec![access(20, NOW)])]), only_adds: false },
+        Case { name: "the bucket deleted", before: before.clone(), after: EMPTY_BUCKET.to_vec(), only_adds: false },
+        Case { name: "a record this build cannot read dropped", before: unreadable.clone(), after: before.clone(), only_adds: false },
+        Case { name: "a record this build cannot read kept", before: unreadable.clone(), after: unreadable.clone(), only_adds: true },
+        Case { name: "a bucket in a format this build cannot read", before: vec![0x7F, 0, 0], after: before.clone(), only_adds: false },
+    ];
+    for Case { name, before, after, only_adds } in table {
+        assert_eq!(only_adds_tokens(&before, &after), only_adds, "{name}");
+    }
 }
