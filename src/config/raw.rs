@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use super::parts::{SubscriptionState, TierUnit};
+use crate::jose::{PrivateJwk, PublicJwk};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::redirect_uri::ApplicationType;
 
@@ -60,6 +61,27 @@ pub(super) struct RawConfig {
     /// The authorization code flow (`/authorize`), on when an application uses it.
     #[serde(default)]
     pub(super) authorization: RawAuthorization,
+    /// Token signing keys and the JWKS (see `signing.rs`); absent: no JWKS, nothing signed.
+    pub(super) signing: Option<RawSigning>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSigning {
+    /// Private JWKs (with `d`), as `tokengate keygen` prints them; the first of each
+    /// algorithm signs.
+    pub(super) keys: Vec<PrivateJwk>,
+    /// Public JWKs of keys that no longer sign, kept in the JWKS until every token they signed
+    /// has expired (a `d` here is refused as an unknown field).
+    #[serde(default)]
+    pub(super) retired_keys: Vec<PublicJwk>,
+    #[serde(default = "default_jwks_endpoint")]
+    pub(super) jwks_endpoint: String,
+}
+
+/// WSO2 API Manager's path for its JWKS.
+pub(super) fn default_jwks_endpoint() -> String {
+    "/oauth2/jwks".to_owned()
 }
 
 #[derive(Deserialize)]

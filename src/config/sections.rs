@@ -73,7 +73,7 @@ pub(super) fn endpoints(raw: &RawConfig) -> Result<Endpoints, ConfigError> {
 
 /// The path `raw` gives an endpoint, or `None` when the endpoint is off: the authorization
 /// endpoint without an application or registration using the code grant, the registration
-/// endpoints without `registration`.
+/// endpoints without `registration`, the JWKS without `signing`.
 fn configured_path(raw: &RawConfig, kind: EndpointKind) -> Option<String> {
     let registration = raw.registration.as_ref();
     match kind {
@@ -89,6 +89,7 @@ fn configured_path(raw: &RawConfig, kind: EndpointKind) -> Option<String> {
         }
         EndpointKind::Wso2Registration => registration.map(|r| r.endpoint.clone()),
         EndpointKind::Rfc7591Registration => registration.map(|r| r.rfc7591_endpoint.clone()),
+        EndpointKind::Jwks => raw.signing.as_ref().map(|signing| signing.jwks_endpoint.clone()),
     }
 }
 

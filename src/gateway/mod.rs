@@ -15,7 +15,7 @@
 //! One file per endpoint: `token.rs` (RFC 6749 §3.2; one handler per grant in `grants/`),
 //! `authorization_endpoint.rs` (RFC 6749 §3.1, the login page in `login_page.rs`),
 //! `bearer.rs` (RFC 6750), `revocation.rs` (RFC 7009), `introspection.rs` (RFC 7662),
-//! `metadata.rs` (RFC 8414), `wso2_registration.rs` (WSO2's v0.17 dynamic client
+//! `metadata.rs` (RFC 8414), `jwks.rs` (RFC 7517's JWK Set), `wso2_registration.rs` (WSO2's v0.17 dynamic client
 //! registration), `rfc7591_registration.rs` (RFC 7591, 7592), `subscriptions.rs` (a
 //! registered application's subscriptions). Shared rooms: `reply.rs` (responses and typed
 //! errors), `authentication.rs` (who is calling), `standing.rs` (whether a grant's owner still
@@ -27,6 +27,7 @@ mod bearer;
 mod cors;
 mod grants;
 mod introspection;
+mod jwks;
 mod login_page;
 mod metadata;
 mod reply;
@@ -84,6 +85,8 @@ pub enum Endpoint {
     Rfc7591Registration,
     /// `<RFC 7591 endpoint>/<client id>`: RFC 7592 client configuration.
     Rfc7592Client(String),
+    /// The JWK Set of the signing keys.
+    Jwks,
 }
 
 impl Endpoint {
@@ -100,6 +103,7 @@ impl Endpoint {
             | Endpoint::RegisteredClientSecret(_)
             | Endpoint::Subscriptions { .. } => EndpointKind::Wso2Registration,
             Endpoint::Rfc7591Registration | Endpoint::Rfc7592Client(_) => EndpointKind::Rfc7591Registration,
+            Endpoint::Jwks => EndpointKind::Jwks,
         }
     }
 
@@ -115,6 +119,7 @@ impl Endpoint {
                 EndpointKind::Metadata => Endpoint::Metadata,
                 EndpointKind::Wso2Registration => Endpoint::Registration,
                 EndpointKind::Rfc7591Registration => Endpoint::Rfc7591Registration,
+                EndpointKind::Jwks => Endpoint::Jwks,
             });
         }
         let below = rest.strip_prefix('/').filter(|_| kind.spec().serves_below)?;
@@ -275,7 +280,8 @@ impl<'a> Gateway<'a> {
     }
 
     /// Where the configuration puts an endpoint; `None` when it is off (the authorization
-    /// endpoint without the code flow, the registration endpoints without `registration`).
+    /// endpoint without the code flow, the registration endpoints without `registration`, the
+    /// JWKS without `signing`).
     fn endpoint_path(&self, kind: EndpointKind) -> Option<&'a str> {
         let config = self.config;
         let registration = config.registration.as_ref();
@@ -287,6 +293,7 @@ impl<'a> Gateway<'a> {
             EndpointKind::Authorization => config.authorization.as_ref().map(|flow| flow.endpoint.as_str()),
             EndpointKind::Wso2Registration => registration.map(|r| r.endpoint.as_str()),
             EndpointKind::Rfc7591Registration => registration.map(|r| r.rfc7591_endpoint.as_str()),
+            EndpointKind::Jwks => config.signing.as_ref().map(|signing| signing.jwks_endpoint.as_str()),
         }
     }
 
@@ -326,6 +333,7 @@ impl<'a> Gateway<'a> {
             }
             Endpoint::Rfc7591Registration => self.rfc7591_registration_endpoint(request),
             Endpoint::Rfc7592Client(client_id) => self.rfc7592_client_endpoint(request, client_id),
+            Endpoint::Jwks => self.jwks_endpoint(request),
         }
     }
 

@@ -384,7 +384,8 @@ fn p256_public(x: &str, y: &str) -> Result<p256::ecdsa::VerifyingKey, KeyError> 
     let x = decode_exact::<32>(x).ok_or(refused("x", "is not 32 bytes of canonical base64url"))?;
     let y = decode_exact::<32>(y).ok_or(refused("y", "is not 32 bytes of canonical base64url"))?;
     let point = [[SEC1_UNCOMPRESSED_TAG].as_slice(), &x, &y].concat();
-    p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(|_| refused("x", "is not a point on P-256"))
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
+        .map_err(|_| refused("y", "is not, with x, a point on P-256"))
 }
 
 /// `text` decoded as exactly `N` bytes of unpadded, canonical base64url.

@@ -192,6 +192,7 @@ mod bearer;
 mod code_flow;
 mod credential_rotation;
 mod grant_lifecycle;
+mod jwks;
 mod host_failures;
 mod lockout_and_sweep;
 mod revocation_introspection;

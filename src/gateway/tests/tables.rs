@@ -6,10 +6,12 @@
 use super::*;
 use crate::oauth::grant_type::GrantType;
 
-/// Every endpoint on: an issuer, registration, and the code grant (which turns `/authorize` on).
+/// Every endpoint on: an issuer, registration, the code grant (which turns `/authorize` on),
+/// and signing keys (the JWKS).
 fn everything_on() -> Rig {
     Rig::with_config(&config_with(&crate::config::tests::demo_with_lifecycle(), |v| {
         v["registration"]["grant_types"].as_array_mut().unwrap().push("authorization_code".into());
+        v["signing"] = serde_json::json!({"keys": [crate::config::tests::rfc8037_signing_key()]});
     }))
 }
 
