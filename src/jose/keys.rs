@@ -11,8 +11,8 @@ use ed25519_dalek::{Signer as _, Verifier as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::jws::JwtError;
-use super::Algorithm;
+use super::algorithm::Algorithm;
+use super::error::{JwtError, KeyError};
 
 /// The longest `kid` accepted: it goes into every token's header.
 const MAX_KID_BYTES: usize = 128;
@@ -55,20 +55,6 @@ pub struct PrivateJwk {
 
 fn signature_use() -> String {
     "sig".to_owned()
-}
-
-/// Why a JWK is refused: the member at fault and what is wrong with it, never its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyError {
-    /// The JWK member (`alg`, `x`, `d`, ...).
-    pub member: &'static str,
-    pub problem: &'static str,
-}
-
-impl std::fmt::Display for KeyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.member, self.problem)
-    }
 }
 
 fn refused(member: &'static str, problem: &'static str) -> KeyError {

@@ -401,9 +401,16 @@ fn a_private_jwk_whose_public_part_is_not_that_of_d_is_refused() {
     let other_x = other.verifying_key().to_jwk().x;
     let refused = SigningKey::from_jwk(&private_jwk("EdDSA", "k", &other_x, None, RFC8037_D)).err();
     assert_eq!(refused.map(|error| error.member), Some("x"));
-    let es_refused =
-        SigningKey::from_jwk(&private_jwk("ES256", "k", RFC7515_A3_X, Some(RFC8037_X), RFC7515_A3_D));
-    assert_eq!(es_refused.err().map(|error| error.member), Some("x"), "y of another point");
+    let other_es = SigningKey::generate(Algorithm::Es256, Some("other"), &[7; 32]).unwrap();
+    let other_es = other_es.verifying_key().to_jwk();
+    let es_jwk = private_jwk("ES256", "k", &other_es.x, other_es.y.as_deref(), RFC7515_A3_D);
+    assert_eq!(
+        SigningKey::from_jwk(&es_jwk).err().map(|error| error.member),
+        Some("x"),
+        "another key's point"
+    );
+    let off_curve = private_jwk("ES256", "k", RFC7515_A3_X, Some(RFC8037_X), RFC7515_A3_D);
+    assert_eq!(SigningKey::from_jwk(&off_curve).err().map(|error| error.member), Some("y"), "not a point");
 }
 
 #[test]
