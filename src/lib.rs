@@ -6,6 +6,7 @@
 //! | module | holds | imports |
 //! |---|---|---|
 //! | [`oauth`] | the wire rules: grant types (one row each), the gateway's endpoints (one row each), forms, Basic credentials and secret hashes, scopes, the resource table, token and error messages | nothing of the crate |
+//! | [`jose`] | signed tokens: JWS compact JWTs signed and verified strictly (EdDSA, ES256), keys as JWKs, the JWKS document | nothing of the crate |
 //! | [`host`] | the traits the logic needs from its host (shared store, clock, randomness, stats, the coordination gauges), stat names, in-memory fakes | `oauth` |
 //! | [`state`] | the shared-data tables and their keys and sizes: grants, registered applications, lockout counters, credential changes, the code flow's records, the token format | `host`, `oauth` |
 //! | [`config`] | JSON → validated [`config::Config`], one check per section | `oauth`, `state` |
@@ -42,6 +43,7 @@ pub mod config;
 pub mod fleet;
 pub mod gateway;
 pub mod host;
+pub mod jose;
 pub mod oauth;
 pub mod state;
 

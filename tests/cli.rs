@@ -171,3 +171,55 @@ fn routes_lists_one_method_and_path_a_line() {
     let out = text(&tokengate(&["routes", two.to_str().unwrap()], "").stdout);
     assert!(out.contains("GET     /x/*  x y\nHEAD    /x/*  x y\n"), "{out}");
 }
+
+/// `keygen` prints a private JWK that a configuration's `signing.keys` loads, whose key signs
+/// a token that verifies with the key set (and so the JWKS) built from that configuration.
+#[test]
+fn keygen_prints_a_key_the_configuration_loads_and_signs_with() {
+    for (args, alg, kid) in [
+        (&["keygen"][..], "EdDSA", None),
+        (&["keygen", "--alg", "ES256", "--kid", "2026-12"][..], "ES256", Some("2026-12")),
+    ] {
+        let out = tokengate(args, "");
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+        let jwk: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(jwk["alg"], alg);
+        assert!(jwk["d"].is_string(), "{jwk}");
+        let config = format!(
+            r#"{{"applications": [{{"consumer_key": "app", "consumer_secret": "s"}}],
+                 "signing": {{"keys": [{stdout}]}}}}"#
+        );
+        let config = Config::from_json(config.as_bytes()).unwrap();
+        let signing = config.signing.unwrap();
+        let key = signing.active_key().unwrap();
+        match kid {
+            Some(kid) => assert_eq!(key.kid(), kid),
+            None => assert_eq!(key.kid(), key.verifying_key().thumbprint(), "RFC 7638 thumbprint by default"),
+        }
+        let token = tokengate::jose::sign(key, Some("at+jwt"), &serde_json::json!({"sub": "a"})).unwrap();
+        let verified =
+            tokengate::jose::verify(&signing.key_set, &token, &tokengate::jose::Algorithm::ALL).unwrap();
+        assert_eq!(verified.claims["sub"], "a");
+        assert!(!signing.jwks.contains(jwk["d"].as_str().unwrap()), "the JWKS never holds d");
+    }
+    // Two runs, two keys.
+    assert_ne!(text(&tokengate(&["keygen"], "").stdout), text(&tokengate(&["keygen"], "").stdout));
+}
+
+#[test]
+fn keygen_refusals() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("RS256 is not offered", &["keygen", "--alg", "RS256"], "is not EdDSA or ES256"),
+        ("a kid with a quote", &["keygen", "--kid", "a\"b"], "--kid: must be"),
+        ("an option without its value", &["keygen", "--alg"], "--alg needs"),
+        ("an unknown option", &["keygen", "--bits", "256"], "unknown option"),
+    ];
+    for (name, args, says) in cases {
+        let out = tokengate(args, "");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(says) && out.stdout.is_empty(), "{name}: {stderr}");
+    }
+}

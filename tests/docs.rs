@@ -173,6 +173,7 @@ fn every_default_endpoint_is_on_its_page() {
         ("/client-registration/v0.17/register", "docs/registration.md"),
         ("/register", "docs/registration.md"),
         ("/.well-known/oauth-authorization-server", "docs/metadata.md"),
+        ("/oauth2/jwks", "docs/tokens-and-keys.md"),
     ];
     for endpoint in &endpoints {
         let (_, page) = pages

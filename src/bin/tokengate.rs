@@ -7,6 +7,7 @@
 //! tokengate hash-secret [--pbkdf2 [--iterations N]]   the secret from stdin or a no-echo prompt
 //! tokengate check-config FILE                         FILE: the plugin JSON, or an Envoy YAML
 //! tokengate routes FILE                               the resource table, one method and path a line
+//! tokengate keygen [--alg EdDSA|ES256] [--kid K]      a new signing key, as `signing.keys` takes it
 //! ```
 //!
 //! An Envoy YAML is not parsed as YAML (that would take a YAML crate): the configurations
@@ -19,6 +20,7 @@ use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::process::{Command, ExitCode, Stdio};
 
 use tokengate::config::Config;
+use tokengate::jose::{self, Algorithm, KeySet, SigningKey};
 use tokengate::oauth::credentials::SecretVerifier;
 use tokengate::oauth::routes::Access;
 
@@ -31,7 +33,10 @@ const USAGE: &str = "usage:
       checks the plugin configuration in FILE (the JSON, or an Envoy YAML holding it as a
       `value: |` block); exit code 0 when valid, 1 when not
   tokengate routes FILE
-      prints the resource table the filter enforces: method, path, scopes or \"public\"";
+      prints the resource table the filter enforces: method, path, scopes or \"public\"
+  tokengate keygen [--alg EdDSA|ES256] [--kid K]
+      makes a signing key from the OS's randomness and prints it as a private JWK, one line,
+      for the configuration's signing.keys (default EdDSA; kid: its RFC 7638 thumbprint)";
 
 const DEFAULT_PBKDF2_ITERATIONS: u32 = 100_000;
 const STRING_VALUE_TYPE: &str = "type.googleapis.com/google.protobuf.StringValue";
@@ -64,6 +69,7 @@ fn run(args: &[String]) -> Result<ExitCode, Failure> {
         "hash-secret" => hash_secret(rest),
         "check-config" => check_config(one_file(rest)?),
         "routes" => routes(one_file(rest)?),
+        "keygen" => keygen(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -186,6 +192,65 @@ fn prompt(label: &str) -> Result<String, Failure> {
     }
     let line = line.strip_suffix('\n').unwrap_or(&line);
     Ok(line.strip_suffix('\r').unwrap_or(line).to_owned())
+}
+
+// ---------------------------------------------------------------------------- keygen
+
+fn keygen(options: &[String]) -> Result<ExitCode, Failure> {
+    let mut alg = Algorithm::EdDSA;
+    let mut kid = None;
+    let mut options = options.iter();
+    while let Some(option) = options.next() {
+        let mut value =
+            |what: &str| options.next().ok_or_else(|| Failure::Usage(format!("{option} needs {what}")));
+        match option.as_str() {
+            "--alg" => {
+                let name = value("EdDSA or ES256")?;
+                alg = Algorithm::from_name(name)
+                    .ok_or_else(|| Failure::Usage(format!("--alg: {name:?} is not EdDSA or ES256")))?;
+            }
+            "--kid" => kid = Some(value("a key id")?.clone()),
+            other => return Err(Failure::Usage(format!("unknown option {other:?}"))),
+        }
+    }
+    let key = new_key(alg, kid.as_deref())?;
+    // What the filter will do with it: load the printed JWK, sign, and verify with its
+    // public half (the JWKS's).
+    let jwk = key.to_private_jwk();
+    let reloaded =
+        SigningKey::from_jwk(&jwk).map_err(|error| Failure::Error(format!("the key made: {error}")))?;
+    let keys = KeySet::new(vec![key.verifying_key().clone()])
+        .map_err(|error| Failure::Error(format!("the key made: {error}")))?;
+    let token = jose::sign(&reloaded, None, &serde_json::json!({"check": true}))
+        .map_err(|error| Failure::Error(format!("the key made cannot sign: {error}")))?;
+    if jose::verify(&keys, &token, &[alg]).is_err() {
+        return Err(Failure::Error("the key made does not verify its own signature; nothing printed".into()));
+    }
+    let text = serde_json::to_string(&jwk).map_err(|_| Failure::Error("cannot write the key".into()))?;
+    println!("{text}");
+    eprintln!(
+        "tokengate: a private key: add it to \"signing\": {{\"keys\": [...]}} in the plugin configuration, \
+         and keep it as secret as that configuration"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A key from the OS's randomness; for ES256, 32 bytes above P-256's order (about one draw in
+/// 2^32) are drawn again.
+fn new_key(alg: Algorithm, kid: Option<&str>) -> Result<SigningKey, Failure> {
+    let mut last_error = None;
+    for _ in 0..4 {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).map_err(|_| Failure::Error("no randomness for the key".into()))?;
+        match SigningKey::generate(alg, kid, &random) {
+            Ok(key) => return Ok(key),
+            Err(error) if error.member == "kid" => {
+                return Err(Failure::Usage(format!("--kid: {}", error.problem)))
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(Failure::Error(format!("no key made: {}", last_error.map(|e| e.to_string()).unwrap_or_default())))
 }
 
 // ---------------------------------------------------------------------------- configurations

@@ -17,6 +17,7 @@ mod parts;
 mod raw;
 mod scope_catalog;
 mod sections;
+mod signing;
 
 // Looked up on every request; foldhash is several times cheaper than SipHash on short keys,
 // and these maps are built from the operator's config, so no caller chooses what goes in.
@@ -38,6 +39,7 @@ pub use parts::{
 };
 use raw::RawConfig;
 use scope_catalog::ScopeCatalog;
+pub use signing::SigningConfig;
 
 /// A validated configuration: everything the gateway needs, precomputed.
 pub struct Config {
@@ -54,6 +56,8 @@ pub struct Config {
     pub login_page: LoginPageLook,
     /// Fleet mode (many Envoys, one token state in etcd); `None`: this Envoy alone.
     pub fleet: Option<FleetConfig>,
+    /// Token signing keys and the JWKS; `None`: nothing is signed and no JWKS is served.
+    pub signing: Option<SigningConfig>,
     /// Access token lifetime for registered applications.
     pub default_access_validity: Validity,
     pub refresh_validity_secs: u64,
@@ -135,6 +139,7 @@ impl Config {
         };
         let routes = sections::routes(resources(raw.resources, raw.apis), &endpoints, &mut catalog)?;
         let fleet = raw.fleet.map(sections::fleet).transpose()?;
+        let signing = raw.signing.map(signing::signing).transpose()?;
         let registered_window_counters = match &registration {
             Some(registration) if !api_list.is_empty() => apis::registered_counters(registration.capacity),
             _ => 0,
@@ -160,6 +165,7 @@ impl Config {
             authorization,
             login_page,
             fleet,
+            signing,
             default_access_validity: lifetimes.access,
             refresh_validity_secs: lifetimes.refresh_secs,
             refresh_reuse_grace_ms: raw.refresh_token_reuse_grace_ms,

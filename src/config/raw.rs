@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use super::parts::{SubscriptionState, TierUnit};
+use crate::jose::{PrivateJwk, PublicJwk};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::redirect_uri::ApplicationType;
 
@@ -63,6 +64,8 @@ pub(super) struct RawConfig {
     /// What the login page looks like (see `config/login_page.rs`).
     #[serde(default)]
     pub(super) login_page: RawLoginPage,
+    /// Token signing keys and the JWKS (see `signing.rs`); absent: no JWKS, nothing signed.
+    pub(super) signing: Option<RawSigning>,
 }
 
 /// The login page's look; every field optional.
@@ -77,6 +80,25 @@ pub(super) struct RawLoginPage {
     pub(super) accent_color: Option<String>,
     /// A line of plain text under the form.
     pub(super) footer: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSigning {
+    /// Private JWKs (with `d`), as `tokengate keygen` prints them; the first of each
+    /// algorithm signs.
+    pub(super) keys: Vec<PrivateJwk>,
+    /// Public JWKs of keys that no longer sign, kept in the JWKS until every token they signed
+    /// has expired (a `d` here is refused as an unknown field).
+    #[serde(default)]
+    pub(super) retired_keys: Vec<PublicJwk>,
+    #[serde(default = "default_jwks_endpoint")]
+    pub(super) jwks_endpoint: String,
+}
+
+/// WSO2 API Manager's path for its JWKS.
+pub(super) fn default_jwks_endpoint() -> String {
+    "/oauth2/jwks".to_owned()
 }
 
 #[derive(Deserialize)]

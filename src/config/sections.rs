@@ -77,7 +77,7 @@ pub(super) fn endpoints(raw: &RawConfig) -> Result<Endpoints, ConfigError> {
 
 /// The path `raw` gives an endpoint, or `None` when the endpoint is off: the authorization
 /// endpoint without an application or registration using the code grant, the registration
-/// endpoints without `registration`.
+/// endpoints without `registration`, the JWKS without `signing`.
 fn configured_path(raw: &RawConfig, kind: EndpointKind) -> Option<String> {
     let registration = raw.registration.as_ref();
     match kind {
@@ -96,6 +96,7 @@ fn configured_path(raw: &RawConfig, kind: EndpointKind) -> Option<String> {
         // Fixed like RFC 8414's, and on whenever there are APIs (those without a resource
         // identifier have no document: the gateway answers 404).
         EndpointKind::ResourceMetadata => (!raw.apis.is_empty()).then(|| RESOURCE_METADATA_PATH.to_owned()),
+        EndpointKind::Jwks => raw.signing.as_ref().map(|signing| signing.jwks_endpoint.clone()),
     }
 }
 

@@ -944,3 +944,117 @@ fn an_api_resource_defaults_to_the_issuers_origin_and_the_context() {
     let without_issuer = Config::from_json(with_second_api("/catalog").as_bytes()).unwrap();
     assert_eq!(without_issuer.apis[0].resource, None, "nothing to derive it from");
 }
+
+/// RFC 8037 Appendix A.1's Ed25519 key: a published test key, never one to deploy.
+pub(crate) fn rfc8037_signing_key() -> serde_json::Value {
+    serde_json::json!({
+        "kty": "OKP", "crv": "Ed25519", "kid": "rfc8037", "alg": "EdDSA",
+        "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
+    })
+}
+
+/// RFC 7515 Appendix A.3's P-256 key, public part only (a retired key).
+fn rfc7515_public_key() -> serde_json::Value {
+    serde_json::json!({
+        "kty": "EC", "crv": "P-256", "kid": "rfc7515", "alg": "ES256",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"
+    })
+}
+
+#[test]
+fn signing_is_optional_and_its_keys_make_the_jwks() {
+    assert!(Config::from_json(DEMO.as_bytes()).unwrap().signing.is_none());
+    let json = demo_with(|v| {
+        v["signing"] =
+            serde_json::json!({"keys": [rfc8037_signing_key()], "retired_keys": [rfc7515_public_key()]});
+    });
+    let signing = Config::from_json(json.as_bytes()).unwrap().signing.unwrap();
+    assert_eq!(signing.jwks_endpoint, "/oauth2/jwks");
+    assert_eq!(signing.active_key().map(|key| key.kid()), Some("rfc8037"));
+    assert!(signing.key_for(crate::jose::Algorithm::Es256).is_none(), "a retired key never signs");
+    let kids: Vec<&str> = signing.key_set.keys().iter().map(|key| key.kid()).collect();
+    assert_eq!(kids, ["rfc8037", "rfc7515"]);
+    let jwks: serde_json::Value = serde_json::from_str(&signing.jwks).unwrap();
+    let mut retired = rfc7515_public_key();
+    retired["use"] = "sig".into();
+    assert_eq!(jwks["keys"][1], retired);
+    assert!(!signing.jwks.contains("\"d\""), "{}", signing.jwks);
+}
+
+#[test]
+fn signing_keys_are_checked_and_errors_name_the_member_never_the_key() {
+    const D: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+    let with = |change: &dyn Fn(&mut serde_json::Value)| {
+        demo_with(|v| {
+            v["signing"] =
+                serde_json::json!({"keys": [rfc8037_signing_key()], "retired_keys": [rfc7515_public_key()]});
+            change(&mut v["signing"]);
+        })
+    };
+    let cases = [
+        Refused {
+            name: "no key",
+            json: with(&|s| s["keys"] = serde_json::json!([])),
+            error: "signing.keys: must list at least one key",
+        },
+        Refused {
+            name: "x of another key",
+            json: with(&|s| s["keys"][0]["x"] = "2tuIvqX91CbdVP3aA7tqs9b-GT4BZwu8FSTBtG5ljIo".into()),
+            error: "signing.keys[0].x: is not the public key of d",
+        },
+        Refused {
+            name: "an algorithm we do not implement",
+            json: with(&|s| s["keys"][0]["alg"] = "RS256".into()),
+            error: "signing.keys[0].alg: must be EdDSA or ES256",
+        },
+        Refused {
+            name: "d that is not base64url",
+            json: with(&|s| s["keys"][0]["d"] = format!("{D}==").into()),
+            error: "signing.keys[0].d: is not 32 bytes of canonical base64url",
+        },
+        Refused {
+            name: "d of the wrong type",
+            json: with(&|s| s["keys"][0]["d"] = 42.into()),
+            error: "signing.keys[0].d: wrong type or value",
+        },
+        Refused {
+            name: "a private key without d",
+            json: with(&|s| {
+                s["keys"][0].as_object_mut().unwrap().remove("d");
+            }),
+            error: "signing.keys[0]: missing field `d`",
+        },
+        Refused {
+            name: "a retired key that still has its private part",
+            json: with(&|s| s["retired_keys"][0]["d"] = D.into()),
+            error: "signing.retired_keys[0]",
+        },
+        Refused {
+            name: "a retired key with the kid of an active one",
+            json: with(&|s| s["retired_keys"][0]["kid"] = "rfc8037".into()),
+            error: "signing.retired_keys[0].kid: is the kid of another key",
+        },
+        Refused {
+            name: "a retired P-256 key with y spelled with non-zero trailing bits",
+            json: with(&|s| s["retired_keys"][0]["y"] = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a1".into()),
+            error: "signing.retired_keys[0].y: is not 32 bytes of canonical base64url",
+        },
+        Refused {
+            name: "a retired P-256 key off the curve",
+            json: with(&|s| s["retired_keys"][0]["y"] = "x_FEzRu9m36HLN_tue658LNpXW6pCyStikYjKIWI5a0".into()),
+            error: "signing.retired_keys[0].y: is not, with x, a point on P-256",
+        },
+        Refused {
+            name: "the JWKS on the token endpoint's path",
+            json: with(&|s| s["jwks_endpoint"] = "/token".into()),
+            error: "signing.jwks_endpoint: is the same path as another endpoint",
+        },
+    ];
+    for case in &cases {
+        let message = error_of(&case.json);
+        assert!(!message.contains(D), "{}: {message}", case.name);
+    }
+    assert_refused(cases);
+}

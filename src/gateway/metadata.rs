@@ -22,6 +22,9 @@ struct Metadata<'a> {
     introspection_endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     registration_endpoint: Option<String>,
+    /// RFC 8414 §2, when signing keys are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_uri: Option<String>,
     grant_types_supported: Vec<&'static str>,
     scopes_supported: Vec<&'a str>,
     token_endpoint_auth_methods_supported: &'static [&'static str],
@@ -82,6 +85,7 @@ impl<'a> Gateway<'a> {
             introspection_endpoint: self.endpoint_url(issuer, EndpointKind::Introspection),
             // RFC 7591's endpoint; WSO2's v0.17 one is not what RFC 8414 clients expect there.
             registration_endpoint: self.endpoint_url(issuer, EndpointKind::Rfc7591Registration),
+            jwks_uri: self.endpoint_url(issuer, EndpointKind::Jwks),
             grant_types_supported: grants.iter().map(GrantType::as_str).collect(),
             scopes_supported: scopes,
             token_endpoint_auth_methods_supported: if has_public {

@@ -15,7 +15,7 @@
 //! One file per endpoint: `token.rs` (RFC 6749 §3.2; one handler per grant in `grants/`),
 //! `authorization_endpoint.rs` (RFC 6749 §3.1, the login page in `login_page.rs`),
 //! `bearer.rs` (RFC 6750), `revocation.rs` (RFC 7009), `introspection.rs` (RFC 7662),
-//! `metadata.rs` (RFC 8414), `resource_metadata.rs` (RFC 9728), `wso2_registration.rs` (WSO2's v0.17 dynamic client
+//! `metadata.rs` (RFC 8414), `resource_metadata.rs` (RFC 9728), `jwks.rs` (RFC 7517's JWK Set), `wso2_registration.rs` (WSO2's v0.17 dynamic client
 //! registration), `rfc7591_registration.rs` (RFC 7591, 7592), `subscriptions.rs` (a
 //! registered application's subscriptions). Shared rooms: `reply.rs` (responses and typed
 //! errors), `authentication.rs` (who is calling), `standing.rs` (whether a grant's owner still
@@ -27,6 +27,7 @@ mod bearer;
 mod cors;
 mod grants;
 mod introspection;
+mod jwks;
 mod login_page;
 mod metadata;
 mod reply;
@@ -88,6 +89,8 @@ pub enum Endpoint {
     /// RFC 9728 protected resource metadata: what follows the well-known path, `""` for the
     /// root form or a resource's path (§3.1).
     ResourceMetadata(String),
+    /// The JWK Set of the signing keys.
+    Jwks,
 }
 
 impl Endpoint {
@@ -105,6 +108,7 @@ impl Endpoint {
             | Endpoint::Subscriptions { .. } => EndpointKind::Wso2Registration,
             Endpoint::Rfc7591Registration | Endpoint::Rfc7592Client(_) => EndpointKind::Rfc7591Registration,
             Endpoint::ResourceMetadata(_) => EndpointKind::ResourceMetadata,
+            Endpoint::Jwks => EndpointKind::Jwks,
         }
     }
 
@@ -121,6 +125,7 @@ impl Endpoint {
                 EndpointKind::Wso2Registration => Endpoint::Registration,
                 EndpointKind::Rfc7591Registration => Endpoint::Rfc7591Registration,
                 EndpointKind::ResourceMetadata => Endpoint::ResourceMetadata(String::new()),
+                EndpointKind::Jwks => Endpoint::Jwks,
             });
         }
         // A resource's path, '/' included: the metadata answers for it or says 404.
@@ -285,7 +290,8 @@ impl<'a> Gateway<'a> {
     }
 
     /// Where the configuration puts an endpoint; `None` when it is off (the authorization
-    /// endpoint without the code flow, the registration endpoints without `registration`).
+    /// endpoint without the code flow, the registration endpoints without `registration`, the
+    /// JWKS without `signing`).
     fn endpoint_path(&self, kind: EndpointKind) -> Option<&'a str> {
         let config = self.config;
         let registration = config.registration.as_ref();
@@ -301,6 +307,7 @@ impl<'a> Gateway<'a> {
             EndpointKind::ResourceMetadata => {
                 config.apis.iter().any(|api| api.resource.is_some()).then_some(RESOURCE_METADATA_PATH)
             }
+            EndpointKind::Jwks => config.signing.as_ref().map(|signing| signing.jwks_endpoint.as_str()),
         }
     }
 
@@ -341,6 +348,7 @@ impl<'a> Gateway<'a> {
             Endpoint::Rfc7591Registration => self.rfc7591_registration_endpoint(request),
             Endpoint::Rfc7592Client(client_id) => self.rfc7592_client_endpoint(request, client_id),
             Endpoint::ResourceMetadata(suffix) => self.resource_metadata_endpoint(request, suffix),
+            Endpoint::Jwks => self.jwks_endpoint(request),
         }
     }
 

@@ -130,6 +130,15 @@ endpoints! {
         metadata_field: None,
         serves_below: true,
     }
+    /// The JWK Set (RFC 7517 §5) of the signing keys, when `signing` is configured: public,
+    /// and fetched by browser apps that verify ID tokens, so CORS is on.
+    Jwks {
+        config_field: "signing.jwks_endpoint",
+        methods: "GET, HEAD",
+        cors: true,
+        metadata_field: Some("jwks_uri"),
+        serves_below: false,
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,8 @@ def test_metadata_document(served):
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
+        # The demo's signing keys' JWK Set (RFC 8414 §2).
+        "jwks_uri": f"{issuer}/oauth2/jwks",
     }
     # §3.3: the issuer plus the well-known suffix is where the document came from.
     assert served.url(WELL_KNOWN) == doc["issuer"] + WELL_KNOWN
@@ -139,6 +141,8 @@ def test_metadata_follows_the_configuration(envoy_factory):
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "response_types_supported": [],
+        # The demo's signing keys, at the JWKS's default path under the issuer.
+        "jwks_uri": f"{issuer}/oauth2/jwks",
     }
     token_success("orders:read", refresh=False).check(
         send(gw, Req("POST", "/oauth2/token", {"Authorization": basic(*DEMO_APP), "Content-Type": FORM},

@@ -194,6 +194,7 @@ mod code_flow;
 mod credential_rotation;
 mod grant_lifecycle;
 mod host_failures;
+mod jwks;
 mod lockout_and_sweep;
 mod revocation_introspection;
 mod rfc7591_registration;

@@ -7,12 +7,14 @@ use super::*;
 use crate::oauth::grant_type::GrantType;
 
 /// Every endpoint on: an issuer, registration, the code grant (which turns `/authorize` on),
-/// and an API with a resource identifier (which turns protected resource metadata on).
+/// an API with a resource identifier (which turns protected resource metadata on) and signing
+/// keys (the JWKS).
 fn everything_on() -> Rig {
     Rig::with_config(&config_with(&crate::config::tests::demo_with_lifecycle(), |v| {
         v["registration"]["grant_types"].as_array_mut().unwrap().push("authorization_code".into());
         v["apis"] = serde_json::json!([{ "name": "Mcp", "version": "1", "context": "/mcp",
             "resources": [{ "methods": ["POST"], "path": "/", "scopes": ["orders:read"] }] }]);
+        v["signing"] = serde_json::json!({"keys": [crate::config::tests::rfc8037_signing_key()]});
     }))
 }
 
