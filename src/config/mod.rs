@@ -30,8 +30,8 @@ pub use apis::{registered_counter, MAX_COUNTERS};
 use error::problem;
 pub use error::ConfigError;
 pub use parts::{
-    Api, Application, AuthorizationConfig, FleetConfig, RegistrationConfig, Subscription, SubscriptionState,
-    Tier, TierUnit, User, Validity,
+    Api, Application, AuthorizationConfig, EtcdLogin, EtcdPassword, FleetConfig, RegistrationConfig,
+    Subscription, SubscriptionState, Tier, TierUnit, User, Validity,
 };
 use raw::RawConfig;
 use scope_catalog::ScopeCatalog;
