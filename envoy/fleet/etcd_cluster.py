@@ -235,6 +235,10 @@ class EtcdCluster:
     tls: EtcdTls | None = None
     # etcd's --auto-compaction-mode and --auto-compaction-retention
     compaction: tuple[str, str] = ("revision", "100000")
+    # More flags for every member (e.g. --auth-token).
+    extra_flags: tuple[str, ...] = ()
+    # Once enable_password_auth has run: root's password, which the rig's etcdctl logs in with.
+    root_password: str | None = None
     members: list[Member] = field(default_factory=list)
     # Member ids (hex) cut off from the others; shared by every relay.
     cut: set[str] = field(default_factory=set)
@@ -288,6 +292,7 @@ class EtcdCluster:
             "--auto-compaction-mode", self.compaction[0],
             "--auto-compaction-retention", self.compaction[1],
             *(self.tls.member_flags() if self.tls else []),
+            *self.extra_flags,
         ]
         log = member.log_path.open("ab")
         member.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -340,7 +345,8 @@ class EtcdCluster:
     def etcdctl(self, *args: str, timeout: float = 10) -> str:
         endpoints = ",".join(m.client_url for m in self.running()) or self.endpoints
         done = subprocess.run(
-            [ETCDCTL, "--endpoints", endpoints, "--command-timeout=3s", *self._etcdctl_tls(), *args],
+            [ETCDCTL, "--endpoints", endpoints, "--command-timeout=3s", *self._etcdctl_tls(), *self._etcdctl_user(),
+             *args],
             capture_output=True, text=True, timeout=timeout, env={"ETCDCTL_API": "3"},
         )
         if done.returncode != 0:
@@ -364,6 +370,26 @@ class EtcdCluster:
             ("auth", "enable"),
         ):
             self.etcdctl(*command)
+
+    def enable_password_auth(self, user: str, password: str, prefix: str) -> None:
+        """Turns on etcd's access control with passwords (docs/fleet.md, "etcd users with
+        passwords"): `root` may do anything, `user` may read and write under `prefix` only."""
+        root_password = "root-" + password
+        for command in (
+            ("user", "add", f"root:{root_password}"),
+            ("role", "add", "root"),
+            ("user", "grant-role", "root", "root"),
+            ("user", "add", f"{user}:{password}"),
+            ("role", "add", user),
+            ("role", "grant-permission", user, "--prefix=true", "readwrite", prefix),
+            ("user", "grant-role", user, user),
+            ("auth", "enable"),
+        ):
+            self.etcdctl(*command)
+        self.root_password = root_password
+
+    def _etcdctl_user(self) -> list[str]:
+        return ["--user", f"root:{self.root_password}"] if self.root_password else []
 
     def _etcdctl_tls(self) -> list[str]:
         return self.tls.etcdctl_flags() if self.tls else []

@@ -34,8 +34,8 @@ use error::problem;
 pub use error::ConfigError;
 pub use login_page::{LoginPageLook, Logo};
 pub use parts::{
-    Api, Application, AuthorizationConfig, FleetConfig, OpenRegistration, RegistrationConfig, Subscription,
-    SubscriptionState, Tier, TierUnit, User, Validity,
+    Api, Application, AuthorizationConfig, EtcdLogin, EtcdPassword, FleetConfig, OpenRegistration,
+    RegistrationConfig, Subscription, SubscriptionState, Tier, TierUnit, User, Validity,
 };
 use raw::RawConfig;
 use scope_catalog::ScopeCatalog;

@@ -94,6 +94,38 @@ pub struct FleetConfig {
     /// How long this Envoy's cache answers Bearer checks alone once its watch has gone
     /// silent; after that every token check asks etcd (and gets 503 when etcd is away).
     pub staleness_ms: u64,
+    /// etcd's user/password authentication, when etcd asks for it (see `crate::fleet::auth`).
+    pub login: Option<EtcdLogin>,
+}
+
+/// The etcd user fleet mode authenticates as, and how often it takes a new token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdLogin {
+    pub user: String,
+    pub password: EtcdPassword,
+    /// A new token is asked for this often: well inside etcd's token TTL, which
+    /// `AuthenticateResponse` does not tell.
+    pub renewal_ms: u64,
+}
+
+/// The etcd user's password: sent to etcd's `Authenticate`, never logged (its `Debug` shows
+/// nothing of it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EtcdPassword(String);
+
+impl EtcdPassword {
+    pub fn new(password: String) -> Self {
+        EtcdPassword(password)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for EtcdPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EtcdPassword(..)")
+    }
 }
 
 /// Dynamic client registration, when enabled.

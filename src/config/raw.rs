@@ -376,6 +376,10 @@ pub(super) struct RawFleet {
     pub(super) timeout_ms: u64,
     #[serde(default = "default_fleet_staleness")]
     pub(super) staleness_ms: u64,
+    pub(super) etcd_user: Option<String>,
+    pub(super) etcd_password: Option<String>,
+    #[serde(default = "default_etcd_token_renewal")]
+    pub(super) etcd_token_renewal_ms: u64,
 }
 
 pub(super) fn default_fleet_prefix() -> String {
@@ -386,4 +390,9 @@ pub(super) fn default_fleet_timeout() -> u64 {
 }
 pub(super) fn default_fleet_staleness() -> u64 {
     5000
+}
+/// Well inside etcd's default token TTL (`--auth-token-ttl`, 300 s), so a token lapses only
+/// when etcd is away for minutes.
+pub(super) fn default_etcd_token_renewal() -> u64 {
+    120_000
 }

@@ -5,7 +5,8 @@ use foldhash::{HashMap, HashMapExt};
 
 use super::error::{problem, ConfigError};
 use super::parts::{
-    Application, AuthorizationConfig, FleetConfig, OpenRegistration, RegistrationConfig, User, Validity,
+    Application, AuthorizationConfig, EtcdLogin, EtcdPassword, FleetConfig, OpenRegistration,
+    RegistrationConfig, User, Validity,
 };
 use super::raw::{
     RawApplication, RawAuthorization, RawConfig, RawFleet, RawKeyPair, RawOpenRegistration, RawRegistration,
@@ -489,12 +490,38 @@ pub(super) fn fleet(raw: RawFleet) -> Result<FleetConfig, ConfigError> {
     if raw.staleness_ms > 600_000 {
         return Err(problem("fleet.staleness_ms", "must be at most 600000"));
     }
+    let login = etcd_login(raw.etcd_user, raw.etcd_password, raw.etcd_token_renewal_ms)?;
     Ok(FleetConfig {
         cluster: raw.cluster,
         prefix: raw.prefix,
         timeout_ms: raw.timeout_ms,
         staleness_ms: raw.staleness_ms,
+        login,
     })
+}
+
+/// etcd's user and password come together or not at all; no message quotes either.
+fn etcd_login(
+    user: Option<String>,
+    password: Option<String>,
+    renewal_ms: u64,
+) -> Result<Option<EtcdLogin>, ConfigError> {
+    let (user, password) = match (user, password) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => return Err(problem("fleet.etcd_password", "is needed with etcd_user")),
+        (None, Some(_)) => return Err(problem("fleet.etcd_user", "is needed with etcd_password")),
+        (Some(user), Some(password)) => (user, password),
+    };
+    if user.is_empty() || user.len() > 255 || user.chars().any(char::is_control) {
+        return Err(problem("fleet.etcd_user", "must be 1 to 255 characters, no control characters"));
+    }
+    if password.is_empty() || password.len() > 1024 {
+        return Err(problem("fleet.etcd_password", "must be 1 to 1024 bytes"));
+    }
+    if !(1_000..=3_600_000).contains(&renewal_ms) {
+        return Err(problem("fleet.etcd_token_renewal_ms", "must be between 1000 and 3600000"));
+    }
+    Ok(Some(EtcdLogin { user, password: EtcdPassword::new(password), renewal_ms }))
 }
 
 /// The resource table: no resource over an endpoint, no method and template twice, and every

@@ -452,6 +452,69 @@ fn the_fleet_section_is_optional_and_validated() {
     }
 }
 
+#[test]
+fn the_etcd_login_comes_whole_and_no_error_or_debug_print_shows_its_password() {
+    let fleet = |extra: serde_json::Value| {
+        let mut section = serde_json::json!({"cluster": "etcd"});
+        for (key, value) in extra.as_object().unwrap() {
+            section[key] = value.clone();
+        }
+        demo_with(|v| v["fleet"] = section)
+    };
+    let json = fleet(serde_json::json!({"etcd_user": "tokengate", "etcd_password": "pw-s3cret"}));
+    let config = Config::from_json(json.as_bytes()).unwrap().fleet.unwrap();
+    let login = config.login.clone().unwrap();
+    assert_eq!(
+        (login.user.as_str(), login.password.expose(), login.renewal_ms),
+        ("tokengate", "pw-s3cret", 120_000)
+    );
+    assert!(!format!("{config:?}").contains("pw-s3cret"), "{config:?}");
+    let without = Config::from_json(fleet(serde_json::json!({})).as_bytes()).unwrap();
+    assert_eq!(without.fleet.unwrap().login, None);
+    struct Case {
+        name: &'static str,
+        extra: serde_json::Value,
+        error: &'static str,
+    }
+    let table = [
+        Case {
+            name: "a user without a password",
+            extra: serde_json::json!({"etcd_user": "tokengate"}),
+            error: "fleet.etcd_password: is needed with etcd_user",
+        },
+        Case {
+            name: "a password without a user",
+            extra: serde_json::json!({"etcd_password": "pw-s3cret"}),
+            error: "fleet.etcd_user: is needed with etcd_password",
+        },
+        Case {
+            name: "an empty password",
+            extra: serde_json::json!({"etcd_user": "tokengate", "etcd_password": ""}),
+            error: "fleet.etcd_password: must be",
+        },
+        Case {
+            name: "a control character in the user",
+            extra: serde_json::json!({"etcd_user": "token\ngate", "etcd_password": "pw-s3cret"}),
+            error: "fleet.etcd_user: must be",
+        },
+        Case {
+            name: "a renewal too quick for etcd's raft",
+            extra: serde_json::json!({"etcd_user": "u", "etcd_password": "pw-s3cret", "etcd_token_renewal_ms": 10}),
+            error: "fleet.etcd_token_renewal_ms: must be",
+        },
+        Case {
+            name: "a password of the wrong type, quoted by serde unless redacted",
+            extra: serde_json::json!({"etcd_user": "u", "etcd_password": 987654321}),
+            error: "fleet.etcd_password: wrong type",
+        },
+    ];
+    for case in table {
+        let message = error_of(&fleet(case.extra));
+        assert!(message.starts_with(case.error), "{}: got {message}", case.name);
+        assert!(!message.contains("pw-s3cret") && !message.contains("987654321"), "{}: {message}", case.name);
+    }
+}
+
 /// A public single-page app using the code flow, added to the demo.
 fn with_spa(change: impl FnOnce(&mut serde_json::Value)) -> String {
     demo_with(|v| {

@@ -13,8 +13,11 @@ use proxy_wasm::hostcalls;
 use super::decision::Answer;
 use super::envoy_host::{Backing, EnvoyMetrics, EnvoySharedData};
 use crate::config::{Config, FleetConfig};
+use crate::fleet::auth::{self, Recovery, SharedToken, TOKEN_METADATA};
 use crate::fleet::credentials::{record_first, CredentialRecord};
-use crate::fleet::etcd::{LeaseGrantRequest, TxnResponse, KV_SERVICE, LEASE_SERVICE};
+use crate::fleet::etcd::{
+    AuthenticateResponse, LeaseGrantRequest, TxnResponse, AUTH_SERVICE, KV_SERVICE, LEASE_SERVICE,
+};
 use crate::fleet::plan::{plan, settle, FleetTxn, Settled, Step};
 use crate::fleet::view::{FleetView, HeldStats, PassRecord, StagedMetrics};
 use crate::gateway::Response;
@@ -75,6 +78,13 @@ pub struct Waiting {
     /// The transaction commits only the credential-change record the pass carried
     /// ([`record_first`]): once it holds, the pass runs again without it.
     record_first: bool,
+    /// etcd's token for this pass's calls (see [`crate::fleet::auth`]): read from shared data
+    /// once, by the pass's first call, and only when etcd wants one.
+    token: Option<SharedToken>,
+    /// The pass has recovered from an ended token once already.
+    recovered: bool,
+    /// The call out is this worker's own `Authenticate`, after etcd refused the token.
+    authenticating: bool,
 }
 
 /// What to do after a pass or an etcd answer.
@@ -197,6 +207,9 @@ impl FleetClient {
                     lease_call: None,
                     retries: 0,
                     record_first,
+                    token: None,
+                    recovered: false,
+                    authenticating: false,
                 };
                 self.send_next(waiting)
             }
@@ -205,6 +218,13 @@ impl FleetClient {
 
     /// After etcd answered the call `waiting` made.
     pub fn after_answer(&self, mut waiting: Waiting, grpc_status: u32, body: Option<Vec<u8>>) -> Next {
+        if waiting.authenticating {
+            return self.after_authenticate(waiting, grpc_status, body);
+        }
+        if grpc_status != 0 && self.config.login.is_some() && token_ended(grpc_status) {
+            self.metrics.add(Metric::FleetEtcdTokenRefusals, 1);
+            return self.recover(waiting);
+        }
         // A re-sent Txn that etcd had applied after all fails its compares and runs the pass
         // again, which then sees its own write: at worst a grant nobody was told about, which
         // its lease ends.
@@ -265,15 +285,77 @@ impl FleetClient {
         }
     }
 
+    /// etcd refused the call for its token: send it again once, with a token another context
+    /// published meanwhile or with one this worker asks for (see [`auth::recover`]).
+    fn recover(&self, mut waiting: Waiting) -> Next {
+        let used = waiting.token.as_ref().map(|shared| shared.token.as_slice()).unwrap_or_default();
+        let current = auth::read(&EnvoySharedData).ok().flatten();
+        let recovery = auth::recover(used, current.as_ref(), waiting.recovered);
+        waiting.recovered = true;
+        waiting.lease_call = None;
+        match recovery {
+            Recovery::ResendWith(_) => {
+                waiting.token = current;
+                self.send_next(waiting)
+            }
+            Recovery::Authenticate => {
+                let Some(login) = &self.config.login else { return self.failed() };
+                waiting.authenticating = true;
+                if self.call(AUTH_SERVICE, "Authenticate", &auth::authenticate_request(login), None) {
+                    Next::Wait(Box::new(waiting))
+                } else {
+                    self.failed()
+                }
+            }
+            Recovery::GiveUp => {
+                log::debug!("etcd refused a renewed token");
+                self.failed()
+            }
+        }
+    }
+
+    /// The answer to this worker's own `Authenticate`: its token is adopted (unless another
+    /// new one won) and the call sent again.
+    fn after_authenticate(&self, mut waiting: Waiting, grpc_status: u32, body: Option<Vec<u8>>) -> Next {
+        waiting.authenticating = false;
+        let fresh = (grpc_status == 0)
+            .then_some(body)
+            .flatten()
+            .and_then(|body| AuthenticateResponse::decode(body.as_slice()).ok())
+            .map(|response| response.token)
+            .filter(|token| !token.is_empty());
+        let (Some(fresh), Some(replaced)) = (fresh, waiting.token.as_ref()) else {
+            log::debug!("etcd refused the login (grpc status {grpc_status})");
+            return self.failed();
+        };
+        match auth::adopt(&EnvoySharedData, fresh.as_bytes(), replaced) {
+            Ok(token) => {
+                waiting.token = Some(SharedToken { token, cas: 0 });
+                self.send_next(waiting)
+            }
+            Err(error) => {
+                log::debug!("cannot share etcd's token: {error:?}");
+                self.failed()
+            }
+        }
+    }
+
     /// Grants the next lease the transaction needs, or sends the transaction.
     fn send_next(&self, mut waiting: Waiting) -> Next {
+        if self.config.login.is_some() && waiting.token.is_none() {
+            // The watcher authenticates before anything else; until it has, no call can pass.
+            let Ok(Some(token)) = auth::read(&EnvoySharedData) else { return self.failed() };
+            waiting.token = Some(token);
+        }
+        let token = waiting.token.as_ref().map(|shared| shared.token.as_slice());
         let lease = waiting.txn.leases.iter().find(|lease| !self.leases.knows(lease.id)).cloned();
         let sent = match &lease {
             Some(lease) => {
                 waiting.lease_call = Some(lease.id);
-                self.call(LEASE_SERVICE, "LeaseGrant", &LeaseGrantRequest { ttl: lease.ttl, id: lease.id })
+                let request = LeaseGrantRequest { ttl: lease.ttl, id: lease.id };
+                self.call(LEASE_SERVICE, "LeaseGrant", &request, token)
             }
-            None => self.call(KV_SERVICE, "Txn", &waiting.txn.request),
+            None => self.call(KV_SERVICE, "Txn", &waiting.txn.request, token),
         };
         if sent {
             Next::Wait(Box::new(waiting))
@@ -282,23 +364,25 @@ impl FleetClient {
         }
     }
 
-    fn call(&self, service: &str, method: &str, message: &impl Message) -> bool {
+    /// Sends one unary call, with etcd's `token` as its metadata when there is one.
+    fn call(&self, service: &str, method: &str, message: &impl Message, token: Option<&[u8]>) -> bool {
         let bytes = message.encode_to_vec();
         let timeout = Duration::from_millis(self.config.timeout_ms);
+        let metadata = token.map(|token| vec![(TOKEN_METADATA, token)]).unwrap_or_default();
         // Errors here (a cluster with no healthy host, say) come back at once, not as a panic.
-        hostcalls::dispatch_grpc_call(
-            &self.config.cluster,
-            service,
-            method,
-            Vec::new(),
-            Some(&bytes),
-            timeout,
-        )
-        .is_ok()
+        hostcalls::dispatch_grpc_call(&self.config.cluster, service, method, metadata, Some(&bytes), timeout)
+            .is_ok()
     }
 
     fn failed(&self) -> Next {
         self.metrics.add(Metric::FleetEtcdFailures, 1);
         Next::Unavailable
     }
+}
+
+/// True when etcd refused the call just answered for its token. Asks the host for the call's
+/// status message, so only on a failure.
+fn token_ended(grpc_status: u32) -> bool {
+    let message = hostcalls::get_grpc_status().ok().and_then(|(_, message)| message);
+    auth::token_ended(grpc_status, message.as_deref())
 }

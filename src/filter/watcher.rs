@@ -10,6 +10,11 @@
 //! workers check before they let their cache answer alone is stamped only once the watch has
 //! reached that read's revision ([`crate::fleet::heartbeat`]). The read is a unary call from
 //! this root context, whose answer Envoy delivers back to it (`on_grpc_call_response`).
+//!
+//! With etcd's user/password authentication configured, the watcher also keeps the Envoy's
+//! token ([`crate::fleet::auth`]): it authenticates before anything else, opens the watch only
+//! once it has a token, and authenticates again every renewal period, or at once when etcd
+//! refuses one of its calls, or the watch's creation, for the token.
 
 use std::time::Duration;
 
@@ -19,7 +24,10 @@ use proxy_wasm::types::BufferType;
 
 use super::envoy_host::{EnvoyClock, EnvoyMetrics, EnvoySharedData};
 use crate::config::FleetConfig;
-use crate::fleet::etcd::{RangeResponse, WatchResponse, KV_SERVICE, WATCH_SERVICE};
+use crate::fleet::auth::{self, Renewal, TOKEN_METADATA};
+use crate::fleet::etcd::{
+    AuthenticateResponse, RangeResponse, WatchResponse, AUTH_SERVICE, KV_SERVICE, WATCH_SERVICE,
+};
 use crate::fleet::heartbeat::{self, Heartbeat};
 use crate::fleet::watch::{self, Heard};
 use crate::host::metrics::Metric;
@@ -53,13 +61,14 @@ pub struct Watcher {
     read: Option<u32>,
     /// The read out that says where a watch with no revision to resume from starts, if any.
     start_read: Option<u32>,
+    /// When to authenticate, if etcd wants a user and password.
+    renewal: Option<Renewal>,
 }
 
 impl Watcher {
     pub fn new(context_id: u32, fleet: FleetConfig, table_keys: Vec<String>) -> Self {
         Watcher {
             context_id,
-            fleet,
             table_keys,
             stream: None,
             applied: 0,
@@ -69,11 +78,18 @@ impl Watcher {
             heartbeat: Heartbeat::default(),
             read: None,
             start_read: None,
+            renewal: fleet.login.as_ref().map(|login| Renewal::new(login.renewal_ms)),
+            fleet,
         }
     }
 
     pub fn tick(&mut self, metrics: &EnvoyMetrics) {
         let Some(now) = EnvoyClock.now_millis() else { return };
+        self.renew(now);
+        if self.renewal.as_ref().is_some_and(|renewal| !renewal.has_token()) {
+            // No call to etcd goes out without a token: it would only be refused.
+            return;
+        }
         match self.stream {
             Some(token) if now.saturating_sub(self.heard_at) > SILENCE_LIMIT_MS => {
                 log::warn!("#{} etcd watch silent for {} ms; reopening", self.context_id, SILENCE_LIMIT_MS);
@@ -103,15 +119,92 @@ impl Watcher {
         }
     }
 
+    /// Sends `Authenticate` when the renewal says so.
+    fn renew(&mut self, now: u64) {
+        let (Some(renewal), Some(login)) = (self.renewal.as_mut(), self.fleet.login.as_ref()) else { return };
+        if !renewal.due(now, self.fleet.timeout_ms.saturating_mul(2)) {
+            return;
+        }
+        let request = auth::authenticate_request(login).encode_to_vec();
+        let timeout = Duration::from_millis(self.fleet.timeout_ms);
+        match hostcalls::dispatch_grpc_call(
+            &self.fleet.cluster,
+            AUTH_SERVICE,
+            "Authenticate",
+            Vec::new(),
+            Some(&request),
+            timeout,
+        ) {
+            Ok(call) => renewal.sent(call, now),
+            Err(status) => {
+                log::warn!("#{} cannot send etcd's Authenticate: {status:?}", self.context_id);
+                renewal.failed(now);
+            }
+        }
+    }
+
+    /// etcd's answer to `Authenticate`: the token goes into shared data for every worker.
+    fn on_authenticated(&mut self, status: u32, size: usize) {
+        let now = EnvoyClock.now_millis().unwrap_or(0);
+        let token = (status == 0)
+            .then(|| hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, size).ok().flatten())
+            .flatten()
+            .and_then(|bytes| AuthenticateResponse::decode(bytes.as_slice()).ok())
+            .map(|response| response.token)
+            .filter(|token| !token.is_empty());
+        let Some(renewal) = self.renewal.as_mut() else { return };
+        let published = match token {
+            Some(token) => auth::publish(&EnvoySharedData, token.as_bytes()),
+            None => {
+                // The user name is the operator's, not a secret; the password never appears.
+                // Not a `fleet.etcd_failures`: no request is refused for it while the last
+                // token lives, and every one is once it has ended.
+                log::warn!(
+                    "#{} etcd did not authenticate user {:?} (grpc status {status})",
+                    self.context_id,
+                    self.fleet.login.as_ref().map_or("", |login| login.user.as_str())
+                );
+                renewal.failed(now);
+                return;
+            }
+        };
+        match published {
+            Ok(()) => renewal.answered(now),
+            Err(error) => {
+                log::warn!("#{} cannot share etcd's token: {error:?}", self.context_id);
+                renewal.failed(now);
+            }
+        }
+    }
+
+    /// The metadata every call carries: etcd's token, when etcd wants one (read from shared
+    /// data, where a worker may have put a newer one than the watcher's own).
+    fn token(&self) -> Option<Vec<u8>> {
+        self.fleet.login.as_ref()?;
+        auth::read(&EnvoySharedData).ok().flatten().map(|shared| shared.token)
+    }
+
+    /// A call of the watcher's failed: if etcd refused its token, authenticate at once.
+    fn check_token(&mut self, status: u32, metrics: &EnvoyMetrics) {
+        let Some(renewal) = self.renewal.as_mut() else { return };
+        let message = hostcalls::get_grpc_status().ok().and_then(|(_, message)| message);
+        if auth::token_ended(status, message.as_deref()) {
+            metrics.add(Metric::FleetEtcdTokenRefusals, 1);
+            renewal.token_ended();
+        }
+    }
+
     /// Sends one linearizable `Range` (see [`heartbeat::read_request`]): where etcd stands.
     fn dispatch_read(&self) -> Result<u32, proxy_wasm::types::Status> {
         let request = heartbeat::read_request(&self.fleet.prefix).encode_to_vec();
         let timeout = Duration::from_millis(self.fleet.timeout_ms);
+        let token = self.token();
+        let metadata = token.as_deref().map(|token| vec![(TOKEN_METADATA, token)]).unwrap_or_default();
         hostcalls::dispatch_grpc_call(
             &self.fleet.cluster,
             KV_SERVICE,
             "Range",
-            Vec::new(),
+            metadata,
             Some(&request),
             timeout,
         )
@@ -135,6 +228,7 @@ impl Watcher {
         let now = EnvoyClock.now_millis().unwrap_or(0);
         let revision = read_revision(status, size).filter(|revision| *revision > 0);
         let Some(revision) = revision else {
+            self.check_token(status, metrics);
             log::warn!("#{} cannot read etcd's revision (grpc status {status})", self.context_id);
             return self.closed(now, metrics);
         };
@@ -150,8 +244,10 @@ impl Watcher {
 
     fn open(&mut self, now: u64, metrics: &EnvoyMetrics) {
         let start = self.applied.saturating_add(1);
-        let token = match hostcalls::open_grpc_stream(&self.fleet.cluster, WATCH_SERVICE, "Watch", Vec::new())
-        {
+        // etcd checks a watch's token once, when the watch is created: an open watch outlives it.
+        let auth_token = self.token();
+        let metadata = auth_token.as_deref().map(|token| vec![(TOKEN_METADATA, token)]).unwrap_or_default();
+        let token = match hostcalls::open_grpc_stream(&self.fleet.cluster, WATCH_SERVICE, "Watch", metadata) {
             Ok(token) => token,
             Err(status) => {
                 log::warn!("#{} cannot open the etcd watch: {status:?}", self.context_id);
@@ -188,6 +284,9 @@ impl Watcher {
 
     /// The answer to one of the watcher's reads: the tick's, or the one a watch starts from.
     pub fn on_read_answer(&mut self, token: u32, status: u32, size: usize, metrics: &EnvoyMetrics) {
+        if self.renewal.as_ref().is_some_and(|renewal| renewal.is_out(token)) {
+            return self.on_authenticated(status, size);
+        }
         if self.start_read == Some(token) {
             return self.on_start_read_answer(status, size, metrics);
         }
@@ -197,6 +296,7 @@ impl Watcher {
         self.read = None;
         let Some(now) = EnvoyClock.now_millis() else { return self.heartbeat.read_failed() };
         let Some(revision) = read_revision(status, size) else {
+            self.check_token(status, metrics);
             log::debug!("#{} heartbeat read failed (grpc status {status})", self.context_id);
             return self.heartbeat.read_failed();
         };
@@ -243,6 +343,18 @@ impl Watcher {
                 self.heard_at = now;
                 self.backoff_ms = FIRST_BACKOFF_MS;
             }
+            Ok(Heard::Refused) => {
+                log::warn!(
+                    "#{} etcd refused the watch (an ended token, or no read permission on the prefix); reopening",
+                    self.context_id
+                );
+                if let Some(renewal) = self.renewal.as_mut() {
+                    metrics.add(Metric::FleetEtcdTokenRefusals, 1);
+                    renewal.token_ended();
+                }
+                let _ = hostcalls::cancel_grpc_stream(token);
+                self.closed(now, metrics);
+            }
             Ok(Heard::Compacted) => {
                 log::warn!(
                     "#{} etcd compacted past the watch; cache forgotten, watching anew",
@@ -267,6 +379,7 @@ impl Watcher {
             return;
         }
         log::warn!("#{} etcd watch closed (grpc status {status}); reopening", self.context_id);
+        self.check_token(status, metrics);
         let now = EnvoyClock.now_millis().unwrap_or(0);
         self.closed(now, metrics);
     }

@@ -9,6 +9,8 @@ use prost::Message;
 pub const KV_SERVICE: &str = "etcdserverpb.KV";
 pub const LEASE_SERVICE: &str = "etcdserverpb.Lease";
 pub const WATCH_SERVICE: &str = "etcdserverpb.Watch";
+/// etcd's user/password authentication: `Authenticate` answers the token other calls carry.
+pub const AUTH_SERVICE: &str = "etcdserverpb.Auth";
 
 #[derive(Clone, PartialEq, Message)]
 pub struct ResponseHeader {
@@ -152,6 +154,38 @@ pub struct LeaseGrantRequest {
     pub ttl: i64,
     #[prost(int64, tag = "2")]
     pub id: i64,
+}
+
+/// Its `Debug` names no field: it carries the password.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub struct AuthenticateRequest {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub password: String,
+}
+
+/// Its `Debug` names no field: it carries the token.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub struct AuthenticateResponse {
+    #[prost(message, optional, tag = "1")]
+    pub header: Option<ResponseHeader>,
+    #[prost(string, tag = "2")]
+    pub token: String,
+}
+
+impl std::fmt::Debug for AuthenticateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthenticateRequest { .. }")
+    }
+}
+
+impl std::fmt::Debug for AuthenticateResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthenticateResponse { .. }")
+    }
 }
 
 #[derive(Clone, PartialEq, Message)]

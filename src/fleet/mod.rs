@@ -11,8 +11,10 @@
 //!   does not know it runs in a fleet.
 //! - One Watch per Envoy ([`watch`]) keeps the cache current for every worker; [`heartbeat`]
 //!   says when the watcher may vouch for it (against a linearizable read, not the watch's word).
+//! - [`auth`]: etcd's user/password authentication, one token per Envoy, renewed by the watcher.
 //! - [`etcd`] is the wire format (prost); [`memory_etcd`] an in-memory etcd for native tests.
 
+pub mod auth;
 pub mod cache;
 pub mod credentials;
 pub mod etcd;

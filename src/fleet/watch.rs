@@ -34,6 +34,10 @@ pub enum Heard {
     /// etcd compacted the revisions the watch needed: the cache was forgotten and the watch must
     /// start again from the current revision.
     Compacted,
+    /// etcd refused to create the watch (`canceled` with no compaction): with access control on,
+    /// its token ended or its user may not read the prefix (etcd checks a watch's permission
+    /// when it is created). Nothing was applied; the watch must be opened again.
+    Refused,
 }
 
 /// The request that opens the watch on every key under `prefix`, from `start_revision`
@@ -69,6 +73,9 @@ pub fn apply(
         cache::forget(cache, forget_keys)?;
         epochs.tokens_changed();
         return Ok(Heard::Compacted);
+    }
+    if response.canceled {
+        return Ok(Heard::Refused);
     }
     if response.created && response.events.is_empty() {
         return Ok(Heard::Opened);

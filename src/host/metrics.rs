@@ -101,6 +101,9 @@ pub enum Metric {
     /// Fleet mode: decisions that ran again on fresh values from etcd: another replica changed
     /// what they read, or this replica had not cached it yet (a first read of a bucket).
     FleetConflicts,
+    /// Fleet mode with etcd's user/password authentication: etcd calls refused for an ended
+    /// token (each sent again once with a new one). Zero while renewal keeps ahead of the TTL.
+    FleetEtcdTokenRefusals,
     /// PBKDF2 checks run at the login form (unknown usernames' decoys included).
     SignInSlowHashes,
     /// Login form posts refused (503) because this worker's PBKDF2 budget for the second was
@@ -179,6 +182,7 @@ stats! {
     FleetWatchHeartbeat: Gauge = FleetWatchHeartbeat => "tokengate.fleet.watch_heartbeat_ms";
     FleetEtcdFailures: Counter = FleetEtcdFailures => "tokengate.fleet.etcd_failures";
     FleetConflicts: Counter = FleetConflicts => "tokengate.fleet.conflicts";
+    FleetEtcdTokenRefusals: Counter = FleetEtcdTokenRefusals => "tokengate.fleet.etcd_token_refusals";
     AuthorizationCodeIssued: Counter = TokensIssued(GrantType::AuthorizationCode) => "tokengate.tokens_issued.authorization_code";
     SubscriptionRequired: Counter = RequestsDenied(DenyReason::SubscriptionRequired) => "tokengate.requests_denied.subscription_required";
     SubscriptionBlocked: Counter = RequestsDenied(DenyReason::SubscriptionBlocked) => "tokengate.requests_denied.subscription_blocked";

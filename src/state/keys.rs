@@ -58,6 +58,9 @@ pub const LIMITER_KEY: &str = "tokengate/limits/key";
 pub const CREDENTIAL_CHANGES_KEY: &str = "tokengate/credential-changes";
 /// The credential-change record in fleet mode: the one bucket of [`CREDENTIAL_CHANGES`].
 pub const CREDENTIAL_CHANGES_FLEET_KEY: &str = "tokengate/credential-changes/0";
+/// Fleet mode with etcd's user/password authentication: the token every etcd call carries,
+/// one per Envoy (see `crate::fleet::auth`). Never in etcd, never logged.
+pub const ETCD_TOKEN_KEY: &str = "tokengate/etcd-token";
 
 impl Table {
     /// Bucket `index`'s key. Built on every Bearer check; `format!` costs several times this.
@@ -97,6 +100,7 @@ mod tests {
         assert_eq!(table_of_bucket(CREDENTIAL_CHANGES_FLEET_KEY), Some(CREDENTIAL_CHANGES));
         assert_eq!(table_of_bucket(LIMITER_KEY), None);
         assert_eq!(table_of_bucket(CREDENTIAL_CHANGES_KEY), None);
+        assert_eq!(table_of_bucket(ETCD_TOKEN_KEY), None);
         assert_eq!(table_of_bucket("tokengate/grants/"), None);
         assert_eq!(table_of_bucket("tokengate/unknown/3"), None);
     }

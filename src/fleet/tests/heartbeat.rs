@@ -120,6 +120,22 @@ fn a_created_watch_vouches_for_nothing_before_its_events() {
 }
 
 #[test]
+fn a_watch_etcd_refused_to_create_is_refused_not_opened() {
+    // etcd 3.4 answers a create it does not permit (an ended token, a user without read on the
+    // prefix) with `created` and `canceled` both set: such a watch delivers nothing, ever.
+    let fleet = Fleet::new();
+    let a = fleet.replica();
+    let refused = crate::fleet::etcd::WatchResponse {
+        header: Some(crate::fleet::etcd::ResponseHeader { revision: 40 }),
+        created: true,
+        canceled: true,
+        ..Default::default()
+    };
+    let heard = watch::apply(&a.shared, &*a.epochs, PREFIX, &refused, Vec::new().into_iter()).unwrap();
+    assert_eq!(heard, watch::Heard::Refused);
+}
+
+#[test]
 fn the_heartbeat_read_is_one_linearizable_count_on_one_key() {
     let read = crate::fleet::heartbeat::read_request(PREFIX);
     assert_eq!(read.key, PREFIX.as_bytes());

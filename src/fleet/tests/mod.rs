@@ -316,7 +316,7 @@ impl Replica<'_> {
         match watch::apply(&self.shared, &*self.epochs, PREFIX, &response, keys.into_iter()).unwrap() {
             watch::Heard::UpTo(revision) => self.watched.set(revision.max(self.watched.get())),
             watch::Heard::Compacted => self.restart_watch(),
-            watch::Heard::Opened => {}
+            watch::Heard::Opened | watch::Heard::Refused => {}
         }
     }
 
