@@ -44,6 +44,7 @@ METRICS = {
     "tokengate.fleet.watch_heartbeat_ms": "gauge",
     "tokengate.fleet.etcd_failures": "counter",
     "tokengate.fleet.conflicts": "counter",
+    "tokengate.fleet.etcd_token_refusals": "counter",
     "tokengate.tokens_issued.authorization_code": "counter",
     "tokengate.requests_denied.subscription_required": "counter",
     "tokengate.requests_denied.subscription_blocked": "counter",
@@ -189,6 +190,7 @@ def test_stats_after_known_traffic(gateway):
         "tokengate.failure_epoch": at_start["tokengate.failure_epoch"] + 1,
         "tokengate.fleet.etcd_failures": 0,
         "tokengate.fleet.conflicts": 0,
+        "tokengate.fleet.etcd_token_refusals": 0,
         "tokengate.tokens_issued.authorization_code": 0,
         # The demo has no APIs: nothing needs a subscription or a tier.
         "tokengate.requests_denied.subscription_required": 0,
