@@ -441,7 +441,12 @@ class DynamicGateway(Gateway):
         write_yaml_atomically(self.lds_path, render_lds(plugin_config, str(self.version), module))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            now = self._listener_manager()
+            try:
+                now = self._listener_manager()
+            except (TimeoutError, OSError):
+                # The admin interface runs on the main thread, which also configures the new
+                # listener's VMs: on a loaded machine it may not answer within the timeout.
+                continue
             if now["lds.update_rejected"] > before["lds.update_rejected"]:
                 raise ListenerUpdateError(f"Envoy rejected LDS version {self.version}; log:\n{self.log()}")
             if (now["lds.update_success"] > before["lds.update_success"]
