@@ -9,9 +9,9 @@ use foldhash::{HashMap, HashMapExt};
 use super::error::{problem, ConfigError};
 use super::parts::{Api, Application, Subscription, SubscriptionState, Tier, TierUnit};
 use super::raw::{RawApi, RawOpenSubscription, RawSubscription, RawTier};
-use crate::state::registry::{RegisteredState, RegisteredSubscription};
 use crate::oauth::resource_indicator::{is_resource_uri, MAX_RESOURCE_URI_BYTES};
 use crate::oauth::RESOURCE_METADATA_PATH;
+use crate::state::registry::{RegisteredState, RegisteredSubscription};
 
 /// The subscriptions with a rate, each counting in its own window counter (a gauge per
 /// subscription, defined when the filter is configured): bounded, so stats stay bounded.

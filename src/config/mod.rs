@@ -133,9 +133,10 @@ impl Config {
         )?;
         let login_page = login_page::login_page(raw.login_page)?;
         let users = sections::users(raw.users, &mut catalog)?;
-        let open_subscriptions = (raw.registration.as_mut().and_then(|registration| registration.open.as_mut()))
-            .map(|open| std::mem::take(&mut open.subscriptions))
-            .unwrap_or_default();
+        let open_subscriptions =
+            (raw.registration.as_mut().and_then(|registration| registration.open.as_mut()))
+                .map(|open| std::mem::take(&mut open.subscriptions))
+                .unwrap_or_default();
         let mut registration = match raw.registration {
             Some(registration) => Some(sections::registration(registration, &users, &mut catalog)?),
             None => None,

@@ -946,7 +946,10 @@ fn open_registration_subscriptions_name_known_apis_and_tiers() {
     assert_eq!(names, [("Mcp", "Unlimited")]);
 
     let table = [
-        (serde_json::json!([{ "api": "Orders" }]), "registration.open.subscriptions[0].api: no API of this name"),
+        (
+            serde_json::json!([{ "api": "Orders" }]),
+            "registration.open.subscriptions[0].api: no API of this name",
+        ),
         (
             serde_json::json!([{ "api": "Mcp", "tier": "Platinum" }]),
             "registration.open.subscriptions[0].tier: no tier of this name",
@@ -955,10 +958,7 @@ fn open_registration_subscriptions_name_known_apis_and_tiers() {
             serde_json::json!([{ "api": "Mcp" }, { "api": "Mcp", "tier": "Gold" }]),
             "registration.open.subscriptions[1].api: subscribed to twice",
         ),
-        (
-            serde_json::json!([{ "api": "Mcp", "state": "BLOCKED" }]),
-            "unknown field `state`",
-        ),
+        (serde_json::json!([{ "api": "Mcp", "state": "BLOCKED" }]), "unknown field `state`"),
     ];
     for (subscriptions, expected) in table {
         let message = error_of(&with_subscriptions(subscriptions));
