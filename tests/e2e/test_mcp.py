@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import urllib.parse
+from pathlib import Path
 
 import anyio
 import httpx2
@@ -63,18 +65,34 @@ def served(upstream, mcp_server, tmp_path_factory):
         yield gw
 
 
+@pytest.fixture(scope="module")
+def served_over_tls(upstream, mcp_server, tmp_path_factory):
+    """The demo's own shape: envoy/mcp.json as it is but for the port, an https issuer on the
+    TLS listener, its self-signed certificate the one the clients trust (docs/mcp.md). Yields
+    the MCP server's URL and the certificate."""
+    workdir = tmp_path_factory.mktemp("mcp_tls")
+    cert, key = harness.make_self_signed_certificate(workdir / "tls")
+    port = harness.free_port()
+    plugin = harness.with_changes(MCP_CONFIG, issuer=f"https://127.0.0.1:{port}")
+    config = harness.render_envoy_config(plugin, upstream.port, tls=(cert, key), mcp_port=mcp_server.port)
+    harness._listener(config, harness.TLS_LISTENER)["address"]["socket_address"]["port_value"] = port
+    with harness.Gateway("mcp_tls", workdir / "envoy", config):
+        yield f"https://127.0.0.1:{port}/mcp", cert
+
+
 def resource_of(gw) -> str:
     return gw.url("/mcp")
 
 
-def sign_in(authorization_url: str) -> str:
+def sign_in(authorization_url: str, cafile: Path | None = None) -> str:
     """The user's part: the login page, the form, and the redirect to the client's callback,
     read and not followed. Returns the callback URL."""
-    page = requests.get(authorization_url, timeout=TIMEOUT_S, allow_redirects=False)
+    verify = str(cafile) if cafile else True
+    page = requests.get(authorization_url, timeout=TIMEOUT_S, allow_redirects=False, verify=verify)
     assert page.status_code == 200, page.text
     form = {"handle": HANDLE.search(page.text).group(1), "username": ADMIN[0], "password": ADMIN[1]}
     back = requests.post(urllib.parse.urljoin(authorization_url, "/authorize"), data=form, timeout=TIMEOUT_S,
-                         allow_redirects=False)
+                         allow_redirects=False, verify=verify)
     assert back.status_code == 302, back.text
     return back.headers["Location"]
 
@@ -93,6 +111,23 @@ def test_no_token_gets_the_challenge_that_leads_to_the_metadata(served):
     assert metadata["resource"] == resource_of(served)
     assert metadata["authorization_servers"] == [served.url("")]
     assert metadata["scopes_supported"] == [SCOPE]
+
+
+def test_the_typescript_sdk_reaches_the_demo_over_tls(served_over_tls):
+    """As docs/mcp.md tells a user to run a Node client against `make run`'s TLS listener."""
+    server, cert = served_over_tls
+    outcome = run_node({"server": server, "user": list(ADMIN), "redirect_uri": CALLBACK}, script="mcp_client.mjs",
+                       env={"NODE_EXTRA_CA_CERTS": str(cert)})
+    assert outcome["ok"], outcome
+    assert outcome["result"]["echo"] == ["through the gateway"]
+    assert outcome["result"]["authorization"]["resource"] == server
+
+
+def test_the_python_sdk_reaches_the_demo_over_tls(served_over_tls):
+    server, cert = served_over_tls
+    seen = anyio.run(python_sdk_session, server, cert)
+    assert seen["echo"] == ["through the gateway"]
+    assert seen["authorization"]["resource"] == server
 
 
 def test_the_typescript_sdk_registers_signs_in_and_calls_tools(served):
@@ -147,15 +182,16 @@ class MemoryStorage:
         self.client = client_info
 
 
-async def python_sdk_session(server_url: str) -> dict:
+async def python_sdk_session(server_url: str, cafile: Path | None = None) -> dict:
     """The Python SDK's OAuthClientProvider on its streamable HTTP client: the redirect
-    handler plays the user, the callback handler hands back the code and state."""
+    handler plays the user, the callback handler hands back the code and state. With `cafile`,
+    that certificate is the one trusted (the TLS listener's)."""
     storage = MemoryStorage()
     seen: dict = {"sent": []}
 
     async def redirect_handler(authorization_url: str) -> None:
         seen["authorization"] = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(authorization_url).query))
-        seen["callback"] = await anyio.to_thread.run_sync(sign_in, authorization_url)
+        seen["callback"] = await anyio.to_thread.run_sync(sign_in, authorization_url, cafile)
 
     async def callback_handler() -> AuthorizationCodeResult:
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(seen["callback"]).query))
@@ -179,7 +215,9 @@ async def python_sdk_session(server_url: str) -> dict:
         redirect_handler=redirect_handler,
         callback_handler=callback_handler,
     )
-    async with httpx2.AsyncClient(auth=provider, timeout=TIMEOUT_S, event_hooks={"request": [record]}) as http:
+    verify = ssl.create_default_context(cafile=str(cafile)) if cafile else True
+    async with httpx2.AsyncClient(auth=provider, timeout=TIMEOUT_S, verify=verify,
+                                  event_hooks={"request": [record]}) as http:
         async with streamable_http_client(server_url, http_client=http) as (read, write, *_):
             async with ClientSession(read, write) as session:
                 initialized = await session.initialize()
