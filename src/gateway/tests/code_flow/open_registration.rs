@@ -305,3 +305,21 @@ fn open_registrations_are_subscribed_to_the_apis_the_policy_names() {
     let outcome = subscribed.call_with_token("POST", "/mcp", &mcp_token(&subscribed));
     assert_eq!(status_of(&outcome), 200, "{outcome:?}");
 }
+
+/// The policy's subscriptions are for open registrations only: an application an
+/// administrator registered is subscribed by an administrator, as before.
+#[test]
+fn an_administrators_registration_is_not_given_the_open_subscriptions() {
+    let rig = Rig::with_config(&with_mcp_api(serde_json::json!([{ "api": "Mcp" }])));
+    let basic = format!("Basic {}", encode_basic_credentials("alice", "wonderland"));
+    let metadata =
+        r#"{"client_name":"batch job","grant_types":["client_credentials"],"scope":"orders:read"}"#;
+    let registered = rig.endpoint("POST", "/register", Some(&basic), Some("application/json"), metadata);
+    assert_eq!(registered.0.status, 201, "{}", registered.text());
+    let body = "grant_type=client_credentials&resource=https%3A%2F%2F127.0.0.1%3A8243%2Fmcp";
+    let tokens =
+        rig.post_as(&registered.field("client_id"), &registered.field("client_secret"), "/token", body);
+    assert_eq!(tokens.0.status, 200, "{}", tokens.text());
+    let refused = rig.call_with_token("POST", "/mcp", &tokens.field("access_token"));
+    assert_eq!(status_of(&refused), 403);
+}
