@@ -1,4 +1,4 @@
-"""`make run`'s runner: the demo upstream, the API console's file server and Envoy with
+"""`make run`'s runner: the demo upstream, the demo MCP server, the API console's file server and Envoy with
 envoy/envoy.yaml (web/envoy-console.yaml merged in), all at once, while the console's
 browser package builds in the background.
 
@@ -32,10 +32,12 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import envoy_launcher as launcher  # noqa: E402  (every runner's Envoy command and stop)
 HOST = "127.0.0.1"
-# Listener (plain), listener (TLS), admin, demo upstream, console server, sandbox upstream.
+# Listener (plain), listener (TLS), admin, demo upstream, console server, sandbox upstream,
+# demo MCP server.
 PORTS = [(8080, "the gateway"), (8243, "the gateway's TLS listener"), (9901, "Envoy's admin"),
-         (8081, "the demo upstream"), (8082, "the console server"), (8083, "the sandbox upstream")]
-UPSTREAM_PORT, CONSOLE_PORT, SANDBOX_PORT = 8081, 8082, 8083
+         (8081, "the demo upstream"), (8082, "the console server"), (8083, "the sandbox upstream"),
+         (8084, "the demo MCP server")]
+UPSTREAM_PORT, CONSOLE_PORT, SANDBOX_PORT, MCP_PORT = 8081, 8082, 8083, 8084
 BUILD_LOG = REPO / "target" / "console" / "build.log"
 INVALID = "invalid configuration:"
 WHERE = "in the plugin configuration of envoy/envoy.yaml (the JSON under configuration.value)"
@@ -160,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
                                 stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     sandbox = subprocess.Popen([python, str(REPO / "envoy" / "demo_upstream.py"), str(SANDBOX_PORT), "sandbox"],
                                stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    # The MCP server needs the `mcp` package (.venv, `make tools`); it is protected only with a
+    # plugin configuration that has an API at /mcp (make run CONFIG=envoy/mcp.json, docs/mcp.md).
+    mcp = subprocess.Popen([python, str(REPO / "envoy" / "mcp_server.py"), str(MCP_PORT)],
+                           stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     console = subprocess.Popen([python, str(REPO / "web" / "serve_console.py"), str(CONSOLE_PORT),
                                 "--build-log", str(BUILD_LOG)], stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     build = None
@@ -172,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         if build is not None and build.poll() is None:
             say("stopping the console's build (the next `make run` picks it up where it stopped)")
         launcher.stop(build, group=True)
-        for server in (console, sandbox, upstream):
+        for server in (console, mcp, sandbox, upstream):
             launcher.stop(server)
 
 

@@ -8,9 +8,10 @@ use foldhash::{HashMap, HashMapExt};
 
 use super::error::{problem, ConfigError};
 use super::parts::{Api, Application, Subscription, SubscriptionState, Tier, TierUnit};
-use super::raw::{RawApi, RawSubscription, RawTier};
+use super::raw::{RawApi, RawOpenSubscription, RawSubscription, RawTier};
 use crate::oauth::resource_indicator::{is_resource_uri, MAX_RESOURCE_URI_BYTES};
 use crate::oauth::RESOURCE_METADATA_PATH;
+use crate::state::registry::{RegisteredState, RegisteredSubscription};
 
 /// The subscriptions with a rate, each counting in its own window counter (a gauge per
 /// subscription, defined when the filter is configured): bounded, so stats stay bounded.
@@ -305,4 +306,33 @@ impl SubscriptionState {
             SubscriptionState::ProdOnlyBlocked => "prod_only_blocked",
         }
     }
+}
+
+/// `registration.open.subscriptions`: each names an API of `apis` once, with a known tier.
+/// They are kept by name, like an administrator's subscriptions of a registered application,
+/// and count in the registered applications' window counters.
+pub(super) fn open_subscriptions(
+    raw: Vec<RawOpenSubscription>,
+    apis: &[Api],
+    tiers: &HashMap<String, Tier>,
+) -> Result<Vec<RegisteredSubscription>, ConfigError> {
+    let mut list: Vec<RegisteredSubscription> = Vec::with_capacity(raw.len());
+    for (i, subscription) in raw.into_iter().enumerate() {
+        let at = format!("registration.open.subscriptions[{i}]");
+        if !apis.iter().any(|api| api.name == subscription.api) {
+            return Err(problem(format!("{at}.api"), "no API of this name in apis"));
+        }
+        if !tiers.contains_key(&subscription.tier) {
+            return Err(problem(format!("{at}.tier"), "no tier of this name (built in or in tiers)"));
+        }
+        if list.iter().any(|taken| taken.api == subscription.api) {
+            return Err(problem(format!("{at}.api"), "subscribed to twice"));
+        }
+        list.push(RegisteredSubscription {
+            api: subscription.api,
+            tier: subscription.tier,
+            state: RegisteredState::Unblocked,
+        });
+    }
+    Ok(list)
 }

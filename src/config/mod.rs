@@ -133,10 +133,17 @@ impl Config {
         )?;
         let login_page = login_page::login_page(raw.login_page)?;
         let users = sections::users(raw.users, &mut catalog)?;
-        let registration = match raw.registration {
+        let open_subscriptions =
+            (raw.registration.as_mut().and_then(|registration| registration.open.as_mut()))
+                .map(|open| std::mem::take(&mut open.subscriptions))
+                .unwrap_or_default();
+        let mut registration = match raw.registration {
             Some(registration) => Some(sections::registration(registration, &users, &mut catalog)?),
             None => None,
         };
+        if let Some(open) = registration.as_mut().and_then(|registration| registration.open.as_mut()) {
+            open.subscriptions = apis::open_subscriptions(open_subscriptions, &api_list, &tiers)?;
+        }
         let routes = sections::routes(resources(raw.resources, raw.apis), &endpoints, &mut catalog)?;
         let fleet = raw.fleet.map(sections::fleet).transpose()?;
         let signing = raw.signing.map(signing::signing).transpose()?;

@@ -7,6 +7,7 @@ use crate::oauth::grant_type::{GrantType, GrantTypes};
 use crate::oauth::redirect_uri::ApplicationType;
 use crate::oauth::scope::ScopeSet;
 use crate::state::grants::{KeyType, NEVER_EXPIRES};
+use crate::state::registry::RegisteredSubscription;
 
 /// How long a token lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +162,10 @@ pub struct OpenRegistration {
     /// An open registration unused (no `/authorize`, `/token` or `/revoke`) for this long
     /// expires: refused, and its slot reclaimed.
     pub expire_unused_after_secs: u32,
+    /// The APIs (by name, with their tiers) every open registration is subscribed to, as if
+    /// an administrator had subscribed it: an MCP client that registered itself can call
+    /// the MCP server's API without anyone's step in between.
+    pub subscriptions: Vec<RegisteredSubscription>,
 }
 
 impl RegistrationConfig {

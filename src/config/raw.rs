@@ -201,6 +201,18 @@ pub(super) struct RawOpenRegistration {
     pub(super) max_registrations: u32,
     #[serde(default = "default_open_unused_secs")]
     pub(super) expire_unused_after_secs: u32,
+    /// The APIs every open registration is subscribed to (it has no administrator to
+    /// subscribe it through the admin endpoint).
+    #[serde(default)]
+    pub(super) subscriptions: Vec<RawOpenSubscription>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOpenSubscription {
+    pub(super) api: String,
+    #[serde(default = "default_tier")]
+    pub(super) tier: String,
 }
 
 #[derive(Deserialize)]

@@ -471,6 +471,8 @@ fn open_registration(
         max_per_source: raw.max_per_source,
         max_registrations: raw.max_registrations,
         expire_unused_after_secs: raw.expire_unused_after_secs,
+        // Checked against apis and tiers, which this section does not see (apis.rs).
+        subscriptions: Vec::new(),
     })
 }
 

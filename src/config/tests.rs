@@ -924,6 +924,48 @@ fn open_registration_is_off_by_default_and_bounded_when_on() {
     assert!(message.contains("registration.open: registers public clients"), "{message}");
 }
 
+/// `registration.open.subscriptions`: each names an API of `apis` once, with a known tier
+/// (Unlimited when omitted); they are the open registrations' subscriptions.
+#[test]
+fn open_registration_subscriptions_name_known_apis_and_tiers() {
+    let with_subscriptions = |subscriptions: serde_json::Value| {
+        demo_with(|v| {
+            v["users"][0]["admin"] = true.into();
+            v["apis"] = serde_json::json!([{ "name": "Mcp", "version": "1", "context": "/mcp",
+                "resources": [{ "methods": ["POST"], "path": "/", "scopes": ["orders:read"] }] }]);
+            v["registration"] = serde_json::json!({
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scopes": ["orders:read"],
+                "open": { "scopes": ["orders:read"], "subscriptions": subscriptions }
+            });
+        })
+    };
+    let config = with_subscriptions(serde_json::json!([{ "api": "Mcp" }]));
+    let open = Config::from_json(config.as_bytes()).unwrap().registration.unwrap().open.unwrap();
+    let names: Vec<_> = open.subscriptions.iter().map(|s| (s.api.as_str(), s.tier.as_str())).collect();
+    assert_eq!(names, [("Mcp", "Unlimited")]);
+
+    let table = [
+        (
+            serde_json::json!([{ "api": "Orders" }]),
+            "registration.open.subscriptions[0].api: no API of this name",
+        ),
+        (
+            serde_json::json!([{ "api": "Mcp", "tier": "Platinum" }]),
+            "registration.open.subscriptions[0].tier: no tier of this name",
+        ),
+        (
+            serde_json::json!([{ "api": "Mcp" }, { "api": "Mcp", "tier": "Gold" }]),
+            "registration.open.subscriptions[1].api: subscribed to twice",
+        ),
+        (serde_json::json!([{ "api": "Mcp", "state": "BLOCKED" }]), "unknown field `state`"),
+    ];
+    for (subscriptions, expected) in table {
+        let message = error_of(&with_subscriptions(subscriptions));
+        assert!(message.contains(expected), "got: {message}\n  want: {expected}");
+    }
+}
+
 /// RFC 8707 §2 and RFC 9728 §3.1: each API's resource identifier is an absolute URI without a
 /// fragment, names one API only, and gives its metadata a URL of its own.
 #[test]

@@ -319,7 +319,7 @@ impl<'a> Gateway<'a> {
         let scopes = Self::registered_scopes(&record, scopes);
         let public = record.is_public();
         let allowed = self.config.registration.as_ref().map(|r| r.grant_types);
-        let subscriptions = self.registered_subscriptions(&record.client_id, &record.subscriptions);
+        let subscriptions = self.registered_subscriptions(&record.client_id, &self.subscriptions_of(&record));
         let grant_types: GrantTypes = record
             .registration
             .grant_types
@@ -363,6 +363,22 @@ impl<'a> Gateway<'a> {
             key_type: KeyType::Production,
             subscriptions,
         }
+    }
+
+    /// What a registered application is subscribed to: its own subscriptions, and for an open
+    /// registration those `registration.open.subscriptions` gives every open registration
+    /// (an API it holds a subscription of its own to keeps that one, blocked or not).
+    fn subscriptions_of<'r>(&'r self, record: &'r ClientRecord) -> Cow<'r, [RegisteredSubscription]> {
+        let policy = (self.config.registration.as_ref())
+            .and_then(|registration| registration.open.as_ref())
+            .filter(|_| record.open.is_some())
+            .map_or(&[][..], |open| open.subscriptions.as_slice());
+        let own = &record.subscriptions;
+        if policy.is_empty() {
+            return Cow::Borrowed(own.as_slice());
+        }
+        let given = policy.iter().filter(|given| !own.iter().any(|held| held.api == given.api));
+        Cow::Owned(own.iter().chain(given).cloned().collect())
     }
 
     /// A registered application's subscriptions as the current config knows them: those to

@@ -34,6 +34,7 @@ ENVOY_YAML = REPO / "envoy" / "envoy.yaml"
 DYNAMIC_BOOTSTRAP = REPO / "envoy" / "dynamic" / "envoy.yaml"
 DYNAMIC_LDS = REPO / "envoy" / "dynamic" / "lds.yaml"
 DEMO_UPSTREAM = REPO / "envoy" / "demo_upstream.py"
+MCP_SERVER = REPO / "envoy" / "mcp_server.py"
 WASM_FILTER_NAME = "envoy.filters.http.wasm"
 # The path envoy.yaml must name, relative to the repository root (Envoy's cwd).
 DEMO_WASM_PATH = "target/wasm32-wasip1/release/tokengate.wasm"
@@ -150,10 +151,13 @@ def with_changes(base: dict, **top_level: Any) -> dict:
     return cfg
 
 
-def point_clusters(cfg: dict, upstream_port: int, sandbox_port: int | None = None) -> None:
+def point_clusters(cfg: dict, upstream_port: int, sandbox_port: int | None = None,
+                   mcp_port: int | None = None) -> None:
     """The demo upstream's cluster at `upstream_port`; the sandbox cluster at `sandbox_port`
-    (by default the same upstream: tests that do not look at sandbox routing need one server)."""
-    ports = {"demo_upstream": upstream_port, "sandbox_upstream": sandbox_port or upstream_port}
+    and the MCP server's at `mcp_port` (by default the same upstream: tests that do not look at
+    sandbox routing or the MCP server need one server)."""
+    ports = {"demo_upstream": upstream_port, "sandbox_upstream": sandbox_port or upstream_port,
+             "mcp_upstream": mcp_port or upstream_port}
     for cluster in cfg["static_resources"]["clusters"]:
         endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
         endpoint["address"]["socket_address"]["port_value"] = ports[cluster["name"]]
@@ -170,6 +174,7 @@ def render_envoy_config(
     listener_port: int = 0,
     tls: tuple[Path, Path] | None = None,
     sandbox_port: int | None = None,
+    mcp_port: int | None = None,
 ) -> dict:
     """envoy/envoy.yaml with free ports, the module under test and a plugin config.
 
@@ -189,7 +194,7 @@ def render_envoy_config(
         listeners.append(secure)
     cfg["static_resources"]["listeners"] = listeners
     cfg["admin"]["address"]["socket_address"]["port_value"] = 0
-    point_clusters(cfg, upstream_port, sandbox_port)
+    point_clusters(cfg, upstream_port, sandbox_port, mcp_port)
     _set_plugin(wasm_filter(cfg), plugin_config)
     return cfg
 
@@ -262,6 +267,13 @@ class Upstream(LoopbackServer):
 
     def __init__(self, name: str = "") -> None:
         super().__init__(DEMO_UPSTREAM, *([name] if name else []))
+
+
+class McpServer(LoopbackServer):
+    """envoy/mcp_server.py (the demo MCP server, docs/mcp.md) on a free loopback port."""
+
+    def __init__(self) -> None:
+        super().__init__(MCP_SERVER)
 
 
 @dataclass(eq=False)

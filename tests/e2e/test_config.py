@@ -121,7 +121,7 @@ def test_demo_config_shape():
     assert wasm["vm_config"]["code"]["local"]["filename"] == harness.DEMO_WASM_PATH
     assert wasm["configuration"]["@type"] == "type.googleapis.com/google.protobuf.StringValue"
     cluster = harness.demo_cluster(cfg)
-    assert [c["name"] for c in cfg["static_resources"]["clusters"]] == ["demo_upstream", "sandbox_upstream"]
+    assert [c["name"] for c in cfg["static_resources"]["clusters"]] == ["demo_upstream", "sandbox_upstream", "mcp_upstream"]
     address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
     assert address == {"address": "127.0.0.1", "port_value": 8081}
     plugin = harness.demo_plugin_config()

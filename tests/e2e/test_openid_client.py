@@ -14,6 +14,7 @@ demo listens on plain http on loopback, so the script passes it.
 """
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -37,13 +38,15 @@ def served(upstream, tmp_path_factory):
         yield gw
 
 
-def run_node(command: dict) -> dict:
+def run_node(command: dict, script: str = SCRIPT.name, env: dict | None = None) -> dict:
+    """Runs tests/e2e/node/`script` with `command` as its JSON argument (and `env` added to the
+    environment); returns what it printed."""
     node = shutil.which("node")
     assert node, "node is not installed"
     assert (NODE_DIR / "node_modules" / "openid-client").is_dir(), (
         "openid-client is not installed: cd tests/e2e/node && npm ci (make test-e2e does it)")
-    done = subprocess.run([node, str(SCRIPT), json.dumps(command)], cwd=NODE_DIR, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run([node, str(NODE_DIR / script), json.dumps(command)], cwd=NODE_DIR, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **(env or {})})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

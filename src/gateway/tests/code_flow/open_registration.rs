@@ -263,3 +263,63 @@ fn an_open_registrations_localhost_redirect_uri_takes_any_port() {
     assert_eq!(tokens.0.status, 200, "{}", tokens.text());
     assert_eq!(tokens.json()["scope"], "orders:read");
 }
+
+/// An MCP server's API that open registrations are subscribed to by the policy, at /mcp.
+fn with_mcp_api(subscriptions: serde_json::Value) -> String {
+    config_with(OPEN, |v| {
+        v["apis"] = serde_json::json!([{ "name": "Mcp", "version": "1", "context": "/mcp",
+            "require_audience": true,
+            "resources": [{ "methods": ["POST"], "path": "/", "scopes": ["orders:read"] }] }]);
+        v["registration"]["open"]["subscriptions"] = subscriptions;
+    })
+}
+
+/// An openly registered client's token for the MCP API, through the code flow with
+/// `resource` (what an MCP client does once it has registered).
+fn mcp_token(rig: &Rig) -> String {
+    let client_id = rig.register_openly("192.0.2.1:40000", MCP_CLIENT).field("client_id");
+    let resource = "resource=https%3A%2F%2F127.0.0.1%3A8243%2Fmcp";
+    let redirect_uri = "http://localhost:8090/callback";
+    let page = rig.authorize(&format!("{}&{resource}", Rig::good_query(&client_id, redirect_uri)));
+    let back = rig.sign_in(&page.handle(), "alice", "wonderland");
+    let code = back.callback().get("code").unwrap().to_owned();
+    let body = format!(
+        "grant_type=authorization_code&client_id={client_id}&code={code}\
+         &redirect_uri=http%3A%2F%2Flocalhost%3A8090%2Fcallback&code_verifier={VERIFIER}&{resource}"
+    );
+    let tokens = rig.request("POST", "/token", None, &body);
+    assert_eq!(tokens.0.status, 200, "{}", tokens.text());
+    tokens.field("access_token")
+}
+
+/// An open registration has no administrator to subscribe it to an API, so without
+/// `registration.open.subscriptions` its token is refused on every API (403
+/// subscription_required); with it, the token reaches the APIs the policy names.
+#[test]
+fn open_registrations_are_subscribed_to_the_apis_the_policy_names() {
+    let unsubscribed = Rig::with_config(&with_mcp_api(serde_json::json!([])));
+    let refused = unsubscribed.call_with_token("POST", "/mcp", &mcp_token(&unsubscribed));
+    assert_eq!(status_of(&refused), 403);
+
+    let subscribed = Rig::with_config(&with_mcp_api(serde_json::json!([{ "api": "Mcp", "tier": "Gold" }])));
+    let outcome = subscribed.call_with_token("POST", "/mcp", &mcp_token(&subscribed));
+    assert_eq!(status_of(&outcome), 200, "{outcome:?}");
+}
+
+/// The policy's subscriptions are for open registrations only: an application an
+/// administrator registered is subscribed by an administrator, as before.
+#[test]
+fn an_administrators_registration_is_not_given_the_open_subscriptions() {
+    let rig = Rig::with_config(&with_mcp_api(serde_json::json!([{ "api": "Mcp" }])));
+    let basic = format!("Basic {}", encode_basic_credentials("alice", "wonderland"));
+    let metadata =
+        r#"{"client_name":"batch job","grant_types":["client_credentials"],"scope":"orders:read"}"#;
+    let registered = rig.endpoint("POST", "/register", Some(&basic), Some("application/json"), metadata);
+    assert_eq!(registered.0.status, 201, "{}", registered.text());
+    let body = "grant_type=client_credentials&resource=https%3A%2F%2F127.0.0.1%3A8243%2Fmcp";
+    let tokens =
+        rig.post_as(&registered.field("client_id"), &registered.field("client_secret"), "/token", body);
+    assert_eq!(tokens.0.status, 200, "{}", tokens.text());
+    let refused = rig.call_with_token("POST", "/mcp", &tokens.field("access_token"));
+    assert_eq!(status_of(&refused), 403);
+}
