@@ -97,6 +97,41 @@ async function run() {
              tokens: { access_token: tokens.access_token, scope: tokens.scope, refresh_token: tokens.refresh_token ? "(a string)" : null },
              renewed: { access_token: renewed.access_token, rotated: renewed.refresh_token !== tokens.refresh_token } };
   }
+  if (command.action === "oidc_sign_in") {
+    // OpenID Connect: discovery from /.well-known/openid-configuration (openid-client's default
+    // algorithm), a public client whose ID tokens are signed with the configured key's alg
+    // (id_token_signed_response_alg, OpenID Connect Registration §2), the code flow with PKCE and
+    // a nonce, the ID token's signature checked against jwks_uri (enableNonRepudiationChecks),
+    // then UserInfo with the subject the ID token named.
+    const fetchImpl = recordingFetch();
+    const config = await client.discovery(issuer, command.client_id,
+                                          { id_token_signed_response_alg: command.alg }, client.None(),
+                                          { execute: [client.allowInsecureRequests], [client.customFetch]: fetchImpl });
+    client.enableNonRepudiationChecks(config);
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: command.redirect_uri, scope: command.scope, state, nonce, max_age: "300",
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256",
+    });
+    const page = await fetch(url, { redirect: "manual" });
+    const handle = /name="handle" value="([^"]+)"/.exec(await page.text())?.[1];
+    if (page.status !== 200 || !handle) throw new Error(`login page: ${page.status}`);
+    const back = await fetch(new URL("/authorize", issuer), {
+      method: "POST", redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ handle, username: command.user[0], password: command.user[1] }).toString(),
+    });
+    const location = back.headers.get("location");
+    if (back.status !== 302 || !location) throw new Error(`login form: ${back.status}`);
+    const tokens = await client.authorizationCodeGrant(config, new URL(location),
+      { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, maxAge: 300 });
+    const claims = tokens.claims();
+    const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+    return { metadata: config.serverMetadata(), claims, nonce_matches: claims.nonce === nonce,
+             userinfo, id_token: tokens.id_token, access_token: tokens.access_token };
+  }
   throw new Error(`unknown action ${command.action}`);
 }
 
