@@ -3,9 +3,9 @@
 //
 // The gateway's demo listens on plain http on loopback: openid-client v6 refuses http unless
 // the documented `allowInsecureRequests` execute option is given, which every call here does.
-// Discovery uses RFC 8414's /.well-known/oauth-authorization-server (`algorithm: "oauth2"`;
-// the default would ask for OpenID Connect's openid-configuration, which the gateway does not
-// serve). Every request is recorded (method, URL, whether it had an Authorization header and
+// The OAuth actions discover from RFC 8414's /.well-known/oauth-authorization-server
+// (`algorithm: "oauth2"`); `oidc_sign_in` uses openid-client's default, OpenID Connect's
+// /.well-known/openid-configuration, served when signing keys and the issuer are configured. Every request is recorded (method, URL, whether it had an Authorization header and
 // which scheme, and the form body's parameter names), never its credentials.
 import * as client from "openid-client";
 
