@@ -165,6 +165,8 @@ fn every_default_endpoint_is_on_its_page() {
     assert!(endpoints.len() >= 6, "raw.rs was not read: {endpoints:?}");
     endpoints.push("/.well-known/oauth-authorization-server".to_owned());
     assert!(read("src/oauth/mod.rs").contains("\"/.well-known/oauth-authorization-server\""));
+    endpoints.push("/.well-known/openid-configuration".to_owned());
+    assert!(read("src/oauth/mod.rs").contains("\"/.well-known/openid-configuration\""));
     let pages = [
         ("/token", "docs/token-endpoint.md"),
         ("/revoke", "docs/revocation-introspection.md"),
@@ -174,6 +176,8 @@ fn every_default_endpoint_is_on_its_page() {
         ("/register", "docs/registration.md"),
         ("/.well-known/oauth-authorization-server", "docs/metadata.md"),
         ("/oauth2/jwks", "docs/tokens-and-keys.md"),
+        ("/oauth2/userinfo", "docs/openid-connect.md"),
+        ("/.well-known/openid-configuration", "docs/openid-connect.md"),
     ];
     for endpoint in &endpoints {
         let (_, page) = pages

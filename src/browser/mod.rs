@@ -484,6 +484,7 @@ pub fn read_token_response(body: &impl JsonObject, now_ms: u64) -> Result<TokenS
         },
         refresh_token: optional_string(body, "refresh_token", "refresh_token is not a string")?,
         scope: optional_string(body, "scope", "scope is not a string")?,
+        id_token: optional_string(body, "id_token", "id_token is not a string")?,
     };
     TokenSet::from_response(response, now_ms)
 }
@@ -678,8 +679,15 @@ mod tests {
             expires_in: Some(3600),
             refresh_token: Some("AgAA".to_owned()),
             scope: Some("a b".to_owned()),
+            id_token: Some("eyJ.eyJ.sig".to_owned()),
         };
-        let sparse = TokenResponse { expires_in: None, refresh_token: None, scope: None, ..full.clone() };
+        let sparse = TokenResponse {
+            expires_in: None,
+            refresh_token: None,
+            scope: None,
+            id_token: None,
+            ..full.clone()
+        };
         for response in [full, sparse] {
             let json = serde_json::to_string(&response).unwrap();
             let set = parse_token_response(&json, 5_000).unwrap();

@@ -35,7 +35,7 @@ pub use error::ConfigError;
 pub use login_page::{LoginPageLook, Logo};
 pub use parts::{
     Api, Application, AuthorizationConfig, EtcdLogin, EtcdPassword, FleetConfig, OpenRegistration,
-    RegistrationConfig, Subscription, SubscriptionState, Tier, TierUnit, User, Validity,
+    RegistrationConfig, Subscription, SubscriptionState, Tier, TierUnit, User, UserClaims, Validity,
 };
 use raw::RawConfig;
 use scope_catalog::ScopeCatalog;

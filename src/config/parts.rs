@@ -81,6 +81,18 @@ pub struct User {
     pub is_admin: bool,
     /// Manages every registered application, not only its own (implies `is_admin`).
     pub is_super_admin: bool,
+    /// What `/userinfo` may release about the user (OpenID Connect Core §5.1).
+    pub claims: UserClaims,
+}
+
+/// A user's OpenID Connect claims (Core §5.1), each optional, as the configuration gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserClaims {
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
 }
 
 /// Fleet mode, when configured: the tables that must agree across Envoys live in etcd.

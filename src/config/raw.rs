@@ -94,6 +94,22 @@ pub(super) struct RawSigning {
     pub(super) retired_keys: Vec<PublicJwk>,
     #[serde(default = "default_jwks_endpoint")]
     pub(super) jwks_endpoint: String,
+    /// OpenID Connect's UserInfo endpoint (Core §5.3).
+    #[serde(default = "default_userinfo_endpoint")]
+    pub(super) userinfo_endpoint: String,
+    /// How long an ID token is good for (Core §2 `exp`).
+    #[serde(default = "default_id_token_lifetime")]
+    pub(super) id_token_lifetime_secs: u64,
+}
+
+/// WSO2 API Manager's path for its UserInfo endpoint.
+pub(super) fn default_userinfo_endpoint() -> String {
+    "/oauth2/userinfo".to_owned()
+}
+
+/// Five minutes: an ID token is read once, when the client signs the user in.
+pub(super) fn default_id_token_lifetime() -> u64 {
+    300
 }
 
 /// WSO2 API Manager's path for its JWKS.
@@ -313,6 +329,14 @@ pub(super) struct RawUser {
     /// An admin who may manage every registered application, and register for any owner.
     #[serde(default)]
     pub(super) super_admin: bool,
+    /// OpenID Connect claims (Core §5.1), released by the `profile` scope.
+    pub(super) name: Option<String>,
+    pub(super) given_name: Option<String>,
+    pub(super) family_name: Option<String>,
+    /// Released by the `email` scope, with `email_verified`.
+    pub(super) email: Option<String>,
+    #[serde(default)]
+    pub(super) email_verified: bool,
 }
 
 #[derive(Deserialize)]

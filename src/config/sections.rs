@@ -6,7 +6,7 @@ use foldhash::{HashMap, HashMapExt};
 use super::error::{problem, ConfigError};
 use super::parts::{
     Application, AuthorizationConfig, EtcdLogin, EtcdPassword, FleetConfig, OpenRegistration,
-    RegistrationConfig, User, Validity,
+    RegistrationConfig, User, UserClaims, Validity,
 };
 use super::raw::{
     RawApplication, RawAuthorization, RawConfig, RawFleet, RawKeyPair, RawOpenRegistration, RawRegistration,
@@ -19,7 +19,7 @@ use crate::oauth::grant_type::{refresh_token_unobtainable, GrantType, GrantTypes
 use crate::oauth::redirect_uri::{self, ApplicationType, RedirectUriError};
 use crate::oauth::routes::{Access, PathTemplate, RouteRule, RouteTable};
 use crate::oauth::scope::ScopeSet;
-use crate::oauth::{METADATA_PATH, RESOURCE_METADATA_PATH};
+use crate::oauth::{METADATA_PATH, OPENID_CONFIGURATION_PATH, RESOURCE_METADATA_PATH};
 use crate::state::grants::KeyType;
 use crate::state::lockout::{LockoutPolicy, NAMES_PER_BUCKET};
 
@@ -98,6 +98,10 @@ fn configured_path(raw: &RawConfig, kind: EndpointKind) -> Option<String> {
         // identifier have no document: the gateway answers 404).
         EndpointKind::ResourceMetadata => (!raw.apis.is_empty()).then(|| RESOURCE_METADATA_PATH.to_owned()),
         EndpointKind::Jwks => raw.signing.as_ref().map(|signing| signing.jwks_endpoint.clone()),
+        EndpointKind::Userinfo => raw.signing.as_ref().map(|signing| signing.userinfo_endpoint.clone()),
+        EndpointKind::OpenIdConfiguration => {
+            raw.signing.as_ref().map(|_| OPENID_CONFIGURATION_PATH.to_owned())
+        }
     }
 }
 
@@ -396,6 +400,13 @@ pub(super) fn users(
             scopes,
             is_admin: user.admin || user.super_admin,
             is_super_admin: user.super_admin,
+            claims: UserClaims {
+                name: user.name,
+                given_name: user.given_name,
+                family_name: user.family_name,
+                email: user.email,
+                email_verified: user.email_verified,
+            },
         };
         if users.insert(user.username, entry).is_some() {
             return Err(problem(format!("{at}.username"), "the same username appears twice"));

@@ -18,6 +18,10 @@ pub struct SigningConfig {
     pub jwks: String,
     /// Where the JWKS is served.
     pub jwks_endpoint: String,
+    /// Where OpenID Connect's UserInfo is served (Core §5.3).
+    pub userinfo_endpoint: String,
+    /// How long an ID token is good for, in seconds.
+    pub id_token_lifetime_secs: u64,
 }
 
 impl SigningConfig {
@@ -31,6 +35,9 @@ impl SigningConfig {
         self.keys.iter().find(|key| key.algorithm() == alg)
     }
 }
+
+/// A day: an ID token is read once, at sign-in; a longer one only widens a stolen one's use.
+const MAX_ID_TOKEN_LIFETIME_SECS: u64 = 86_400;
 
 /// Every key parses, its public members are those of its `d`, no `kid` repeats across
 /// active and retired keys, and at least one key can sign.
@@ -64,5 +71,18 @@ pub(super) fn signing(raw: RawSigning) -> Result<SigningConfig, ConfigError> {
     }
     let key_set = KeySet::new(verifying).map_err(|error| problem("signing", error))?;
     let jwks = key_set.to_jwks_json();
-    Ok(SigningConfig { keys, key_set, jwks, jwks_endpoint: raw.jwks_endpoint })
+    if raw.id_token_lifetime_secs == 0 || raw.id_token_lifetime_secs > MAX_ID_TOKEN_LIFETIME_SECS {
+        return Err(problem(
+            "signing.id_token_lifetime_secs",
+            format!("must be 1 to {MAX_ID_TOKEN_LIFETIME_SECS} seconds"),
+        ));
+    }
+    Ok(SigningConfig {
+        keys,
+        key_set,
+        jwks,
+        jwks_endpoint: raw.jwks_endpoint,
+        userinfo_endpoint: raw.userinfo_endpoint,
+        id_token_lifetime_secs: raw.id_token_lifetime_secs,
+    })
 }

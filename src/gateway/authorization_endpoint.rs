@@ -14,6 +14,7 @@ use super::{split_path, EndpointRequest, Gateway};
 use crate::config::{Application, AuthorizationConfig};
 use crate::oauth::form::FormParams;
 use crate::oauth::grant_type::GrantType;
+use crate::oauth::openid::{check_max_age, is_openid, Prompt, PromptError};
 use crate::oauth::pkce::{ChallengeError, CodeChallenge};
 use crate::oauth::redirect_uri;
 use crate::oauth::resource_indicator::Audience;
@@ -77,7 +78,15 @@ impl<'a> Gateway<'a> {
             return self.redirect_error(&callback, "invalid_request", "state is too long");
         }
         let callback = Callback { redirect_uri, state };
+        let prompt = match check_openid_request(&params) {
+            Ok(prompt) => prompt,
+            Err((code, description)) => return self.redirect_error(&callback, code, description),
+        };
         match self.check_authorization_request(&app, &params) {
+            // Core §3.1.2.1: the user may not be asked, and no session could sign them in.
+            Ok(_) if prompt == Prompt::None => {
+                self.redirect_error(&callback, "login_required", "prompt=none: there is no sign-in session")
+            }
             Ok((scope, challenge, audience)) => {
                 let ticket = Ticket {
                     audience,
@@ -87,6 +96,8 @@ impl<'a> Gateway<'a> {
                     state: state.map(str::to_owned),
                     challenge: challenge.as_str().to_owned(),
                     username: String::new(),
+                    nonce: params.get("nonce").map(str::to_owned),
+                    auth_time: None,
                 };
                 let form = LoginForm { ticket: &ticket, expires_at: None, username: "", message: None };
                 self.login_page_for(flow, &app, &form, 200)
@@ -241,7 +252,10 @@ impl<'a> Gateway<'a> {
         let scope = ScopeSet::from_names(ticket.scope.split(' ').filter(|n| !n.is_empty()))
             .intersection(user_scopes)
             .to_string();
-        let ticket = Ticket { scope, state: None, username: username.to_owned(), ..ticket };
+        // Core §2 `auth_time`: now, when the password was checked; kept for `openid` codes only,
+        // so the records of other codes keep their bytes of before (docs/upgrading.md).
+        let auth_time = is_openid(&scope).then_some(now / 1000);
+        let ticket = Ticket { scope, state: None, username: username.to_owned(), auth_time, ..ticket };
         match table.issue_code(ticket, now, now.saturating_add(flow.code_lifetime_ms)) {
             Ok(code) => redirect(self.callback_url(&callback, &[("code", &code)])),
             Err(_) => self.redirect_error(&callback, "temporarily_unavailable", "try again later"),
@@ -290,6 +304,19 @@ struct LoginForm<'f> {
     /// Kept in the username field after a failed attempt (never the password).
     username: &'f str,
     message: Option<&'f str>,
+}
+
+/// OpenID Connect's parameters (Core §3.1.2.1), whose errors go back to the client: `prompt`
+/// known values only, `max_age` a number, `nonce` no longer than `state` may be. `nonce` is
+/// optional: Core requires it for the implicit and hybrid flows only, and this is the code
+/// flow. `id_token_hint` is ignored: there is no session for it to name.
+fn check_openid_request(params: &FormParams) -> Result<Prompt, (&'static str, &'static str)> {
+    let prompt = Prompt::parse(params.get("prompt")).map_err(|PromptError(why)| ("invalid_request", why))?;
+    check_max_age(params.get("max_age")).map_err(|PromptError(why)| ("invalid_request", why))?;
+    if params.get("nonce").is_some_and(|nonce| nonce.len() > MAX_STATE_BYTES) {
+        return Err(("invalid_request", "nonce is too long"));
+    }
+    Ok(prompt)
 }
 
 /// The presented redirect URI when it matches a registered one (a loopback one's port may

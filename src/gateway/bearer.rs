@@ -337,7 +337,7 @@ impl<'a> Gateway<'a> {
     }
 
     /// RFC 6750 §3: no credentials, so no error code, just the challenge.
-    fn bearer_challenge(&self, hints: &ChallengeHints) -> Response {
+    pub(super) fn bearer_challenge(&self, hints: &ChallengeHints) -> Response {
         let mut challenge = format!("Bearer realm=\"{}\"", self.config.realm);
         hints.append_to(&mut challenge);
         Response { status: 401, headers: vec![("www-authenticate", challenge)], body: Vec::new() }
@@ -345,7 +345,7 @@ impl<'a> Gateway<'a> {
 
     /// An error challenge (RFC 6750 §3.1); `scope` is the one a 403 `insufficient_scope`
     /// names, in the challenge and the body.
-    fn bearer_error(
+    pub(super) fn bearer_error(
         &self,
         status: u16,
         code: &str,
@@ -368,7 +368,7 @@ impl<'a> Gateway<'a> {
 
 /// The parameters a challenge on an API adds after the error's.
 #[derive(Default)]
-struct ChallengeHints<'c> {
+pub(super) struct ChallengeHints<'c> {
     /// RFC 9728 §5.1: the URL of the API's protected resource metadata.
     resource_metadata: Option<&'c str>,
     /// RFC 6750 §3: the scopes the resource needs (an `insufficient_scope` names its own).

@@ -8,6 +8,7 @@ use crate::config::RegistrationConfig;
 use crate::oauth::endpoints::EndpointKind;
 use crate::oauth::grant_type::{GrantType, GrantTypes};
 use crate::oauth::messages::ErrorResponse;
+use crate::oauth::openid::CLAIMS_SUPPORTED;
 use crate::oauth::scope::ScopeSet;
 
 #[derive(Serialize)]
@@ -38,6 +39,17 @@ struct Metadata<'a> {
     /// RFC 9207 §3, when the code flow is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     authorization_response_iss_parameter_supported: Option<bool>,
+    /// OpenID Connect Discovery §3, when OpenID Connect is on (`issuer` and `signing`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    userinfo_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject_types_supported: Option<[&'static str; 1]>,
+    /// The algorithm of the key that signs (the first of `signing.keys`): RS256 is not among
+    /// them, although Discovery §3 says it MUST be (docs/openid-connect.md says why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token_signing_alg_values_supported: Option<[&'static str; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claims_supported: Option<&'static [&'static str]>,
 }
 
 /// With public clients (RFC 6749 §2.1), `none` too (at `/token` and `/revoke`).
@@ -49,12 +61,29 @@ const CLIENT_AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_po
 impl<'a> Gateway<'a> {
     /// `GET /.well-known/oauth-authorization-server`, served when `issuer` is configured.
     pub(super) fn metadata_endpoint(&self, request: &EndpointRequest) -> Response {
-        let Some(issuer) = self.config.issuer.as_deref() else {
+        self.metadata_document(request, EndpointKind::Metadata, self.config.issuer.as_deref())
+    }
+
+    /// `GET /.well-known/openid-configuration` (Discovery §4), served when OpenID Connect is
+    /// on: the same document as RFC 8414's, which carries Discovery's fields then (RFC 8414 §5
+    /// names OpenID Connect's metadata as valid in it).
+    pub(super) fn openid_configuration_endpoint(&self, request: &EndpointRequest) -> Response {
+        let issuer = self.openid_provider().map(|(issuer, _)| issuer);
+        self.metadata_document(request, EndpointKind::OpenIdConfiguration, issuer)
+    }
+
+    fn metadata_document(
+        &self,
+        request: &EndpointRequest,
+        kind: EndpointKind,
+        issuer: Option<&str>,
+    ) -> Response {
+        let Some(issuer) = issuer else {
             return json_response(404, Vec::new(), ErrorResponse::bare("not_found").to_json());
         };
         if request.method != "GET" && request.method != "HEAD" {
             let body = ErrorResponse::bare("method_not_allowed").to_json();
-            let allow = EndpointKind::Metadata.spec().methods;
+            let allow = kind.spec().methods;
             return json_response(405, vec![("allow", allow.to_owned())], body);
         }
         let config = self.config;
@@ -77,6 +106,9 @@ impl<'a> Gateway<'a> {
         // A configured public client, or registration that may register one.
         let has_public = config.applications.values().any(|app| app.public)
             || registration.is_some_and(RegistrationConfig::admits_public_clients);
+        let openid = self.openid_provider().filter(|_| flow.is_some());
+        let signing_alg =
+            openid.and_then(|(_, signing)| signing.active_key()).map(|key| [key.algorithm().name()]);
         let metadata = Metadata {
             issuer,
             authorization_endpoint: self.endpoint_url(issuer, EndpointKind::Authorization),
@@ -102,6 +134,10 @@ impl<'a> Gateway<'a> {
             response_types_supported: if flow.is_some() { &["code"] } else { &[] },
             code_challenge_methods_supported: flow.map(|_| [crate::oauth::pkce::S256]),
             authorization_response_iss_parameter_supported: flow.map(|_| true),
+            userinfo_endpoint: openid.and_then(|_| self.endpoint_url(issuer, EndpointKind::Userinfo)),
+            subject_types_supported: openid.map(|_| ["public"]),
+            id_token_signing_alg_values_supported: signing_alg,
+            claims_supported: openid.map(|_| &CLAIMS_SUPPORTED[..]),
         };
         json_response(200, Vec::new(), serde_json::to_vec(&metadata).unwrap_or_default())
     }

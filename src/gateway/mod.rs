@@ -15,7 +15,8 @@
 //! One file per endpoint: `token.rs` (RFC 6749 §3.2; one handler per grant in `grants/`),
 //! `authorization_endpoint.rs` (RFC 6749 §3.1, the login page in `login_page.rs`),
 //! `bearer.rs` (RFC 6750), `revocation.rs` (RFC 7009), `introspection.rs` (RFC 7662),
-//! `metadata.rs` (RFC 8414), `resource_metadata.rs` (RFC 9728), `jwks.rs` (RFC 7517's JWK Set), `wso2_registration.rs` (WSO2's v0.17 dynamic client
+//! `metadata.rs` (RFC 8414), `resource_metadata.rs` (RFC 9728), `jwks.rs` (RFC 7517's JWK Set), `openid.rs` (OpenID Connect: ID tokens,
+//! UserInfo, Discovery), `wso2_registration.rs` (WSO2's v0.17 dynamic client
 //! registration), `rfc7591_registration.rs` (RFC 7591, 7592), `subscriptions.rs` (a
 //! registered application's subscriptions). Shared rooms: `reply.rs` (responses and typed
 //! errors), `authentication.rs` (who is calling), `standing.rs` (whether a grant's owner still
@@ -30,6 +31,7 @@ mod introspection;
 mod jwks;
 mod login_page;
 mod metadata;
+mod openid;
 mod reply;
 mod resource_metadata;
 mod revocation;
@@ -46,7 +48,7 @@ use std::cell::Cell;
 use crate::host::metrics::Metric;
 use crate::host::{Clock, Connection, Coordination, Metrics, Randomness, SharedStore, StoreError};
 use crate::oauth::endpoints::EndpointKind;
-use crate::oauth::{METADATA_PATH, RESOURCE_METADATA_PATH};
+use crate::oauth::{METADATA_PATH, OPENID_CONFIGURATION_PATH, RESOURCE_METADATA_PATH};
 use crate::state::authorization::AuthorizationTable;
 use crate::state::credential_changes::CredentialChanges;
 use crate::state::grants::{GrantRecord, TokenStore};
@@ -91,6 +93,10 @@ pub enum Endpoint {
     ResourceMetadata(String),
     /// The JWK Set of the signing keys.
     Jwks,
+    /// OpenID Connect's UserInfo (Core §5.3).
+    Userinfo,
+    /// OpenID Connect Discovery's provider metadata (Discovery §4).
+    OpenIdConfiguration,
 }
 
 impl Endpoint {
@@ -109,6 +115,8 @@ impl Endpoint {
             Endpoint::Rfc7591Registration | Endpoint::Rfc7592Client(_) => EndpointKind::Rfc7591Registration,
             Endpoint::ResourceMetadata(_) => EndpointKind::ResourceMetadata,
             Endpoint::Jwks => EndpointKind::Jwks,
+            Endpoint::Userinfo => EndpointKind::Userinfo,
+            Endpoint::OpenIdConfiguration => EndpointKind::OpenIdConfiguration,
         }
     }
 
@@ -126,6 +134,8 @@ impl Endpoint {
                 EndpointKind::Rfc7591Registration => Endpoint::Rfc7591Registration,
                 EndpointKind::ResourceMetadata => Endpoint::ResourceMetadata(String::new()),
                 EndpointKind::Jwks => Endpoint::Jwks,
+                EndpointKind::Userinfo => Endpoint::Userinfo,
+                EndpointKind::OpenIdConfiguration => Endpoint::OpenIdConfiguration,
             });
         }
         // A resource's path, '/' included: the metadata answers for it or says 404.
@@ -308,6 +318,10 @@ impl<'a> Gateway<'a> {
                 config.apis.iter().any(|api| api.resource.is_some()).then_some(RESOURCE_METADATA_PATH)
             }
             EndpointKind::Jwks => config.signing.as_ref().map(|signing| signing.jwks_endpoint.as_str()),
+            EndpointKind::Userinfo => {
+                config.signing.as_ref().map(|signing| signing.userinfo_endpoint.as_str())
+            }
+            EndpointKind::OpenIdConfiguration => config.signing.as_ref().map(|_| OPENID_CONFIGURATION_PATH),
         }
     }
 
@@ -349,6 +363,8 @@ impl<'a> Gateway<'a> {
             Endpoint::Rfc7592Client(client_id) => self.rfc7592_client_endpoint(request, client_id),
             Endpoint::ResourceMetadata(suffix) => self.resource_metadata_endpoint(request, suffix),
             Endpoint::Jwks => self.jwks_endpoint(request),
+            Endpoint::Userinfo => self.userinfo_endpoint(request),
+            Endpoint::OpenIdConfiguration => self.openid_configuration_endpoint(request),
         }
     }
 

@@ -139,6 +139,24 @@ endpoints! {
         metadata_field: Some("jwks_uri"),
         serves_below: false,
     }
+    /// OpenID Connect's UserInfo (Core §5.3), when `signing` is configured: called by browser
+    /// apps with the access token, so CORS is on.
+    Userinfo {
+        config_field: "signing.userinfo_endpoint",
+        methods: "GET, POST",
+        cors: true,
+        metadata_field: Some("userinfo_endpoint"),
+        serves_below: false,
+    }
+    /// OpenID Connect Discovery §4, at [`super::OPENID_CONFIGURATION_PATH`] (not
+    /// configurable), when `signing` is configured: public, read by browser apps, so CORS is on.
+    OpenIdConfiguration {
+        config_field: "openid configuration endpoint",
+        methods: "GET, HEAD",
+        cors: true,
+        metadata_field: None,
+        serves_below: false,
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// OpenID Connect Core §3.1.3.3: for a grant whose scope holds `openid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 /// Without the tokens, so that a debug print cannot leak them.
@@ -27,6 +30,7 @@ impl std::fmt::Debug for TokenResponse {
             .field("expires_in", &self.expires_in)
             .field("has_refresh_token", &self.refresh_token.is_some())
             .field("scope", &self.scope)
+            .field("has_id_token", &self.id_token.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -12,6 +12,8 @@
 //! - [`redirect_uri`]: registrable redirect URIs and their exact match (RFC 9700 §4.1.3, RFC 8252 §7.3).
 //! - [`messages`]: the token and error responses (§5.1, §5.2), shared with the browser package.
 //! - [`resource_indicator`]: the `resource` parameter (RFC 8707) and a grant's audience.
+//! - [`openid`]: OpenID Connect's rules: ID token claims and `at_hash`, `prompt`, the
+//!   claims each scope releases.
 //!
 //! Nothing here touches state or the host.
 
@@ -22,11 +24,15 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 /// without a path, this path followed by the identifier's path otherwise (§3.1).
 pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
+/// Where OpenID Connect Discovery's provider metadata is served (Discovery §4).
+pub const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
+
 pub mod credentials;
 pub mod endpoints;
 pub mod form;
 pub mod grant_type;
 pub mod messages;
+pub mod openid;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod resource_indicator;

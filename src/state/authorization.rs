@@ -21,7 +21,7 @@ use base64::Engine;
 
 use crate::host::{RandomUnavailable, Randomness, SharedStore, StoreError};
 use crate::oauth::resource_indicator::Audience;
-use crate::state::buckets::{put_audience, BucketTable, Reader, Record};
+use crate::state::buckets::{put_audience, BucketTable, Reader, Record, AUDIENCE_MARK};
 use crate::state::grants::GrantLocation;
 use crate::state::keys;
 use crate::state::token::hash_prefix;
@@ -34,6 +34,11 @@ pub fn code_bucket_count_for(capacity: u32) -> u32 {
     capacity.div_ceil(SLOTS_PER_BUCKET as u32).max(1)
 }
 const SECRET_BYTES: usize = 32;
+
+/// The mark that starts the OpenID Connect fields (`auth_time`, `nonce`) appended after a
+/// code's or a login handle's audience. Greater than [`AUDIENCE_MARK`], so a module that
+/// knows only the audience keeps these bytes as a newer module's fields (docs/upgrading.md).
+const OPENID_MARK: u8 = AUDIENCE_MARK + 1;
 
 /// A pending sign-in or an issued code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +55,11 @@ pub struct Ticket {
     pub username: String,
     /// The resources asked for (RFC 8707 §2.1); unbound without `resource`.
     pub audience: Audience,
+    /// OpenID Connect's `nonce` (Core §3.1.2.1), echoed in the ID token.
+    pub nonce: Option<String>,
+    /// When the user signed in at the login page, in seconds since the epoch: the ID token's
+    /// `auth_time` (Core §2). Set on the codes of `openid` requests only.
+    pub auth_time: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +148,8 @@ impl<'h> AuthorizationTable<'h> {
             challenge: String::new(),
             username: String::new(),
             audience: Audience::default(),
+            nonce: None,
+            auth_time: None,
         };
         let used = Entry {
             hash,
@@ -284,7 +296,40 @@ impl Ticket {
             challenge: read_text(r)?,
             username: String::new(),
             audience: Audience::default(),
+            nonce: None,
+            auth_time: None,
         })
+    }
+
+    /// Appends the OpenID Connect fields behind [`OPENID_MARK`] (after the audience), or
+    /// nothing when there are none: a request without them keeps its bytes of before.
+    pub(super) fn encode_openid(&self, out: &mut Vec<u8>) {
+        if self.nonce.is_none() && self.auth_time.is_none() {
+            return;
+        }
+        out.push(OPENID_MARK);
+        out.extend_from_slice(&self.auth_time.unwrap_or(0).to_be_bytes());
+        match &self.nonce {
+            Some(nonce) => {
+                out.push(1);
+                put_text(out, nonce);
+            }
+            None => out.push(0),
+        }
+    }
+
+    /// Reads what [`Self::encode_openid`] wrote, if the next byte is its mark.
+    pub(super) fn decode_openid(&mut self, r: &mut Reader) -> Option<()> {
+        if r.peek() != Some(OPENID_MARK) {
+            return Some(());
+        }
+        r.u8()?;
+        self.auth_time = Some(r.u64()?).filter(|&secs| secs != 0);
+        self.nonce = match r.u8()? {
+            0 => None,
+            _ => Some(read_text(r)?),
+        };
+        Some(())
     }
 }
 
@@ -305,6 +350,7 @@ impl Record for Entry {
         let mut ticket = Ticket::decode_request(&mut r)?;
         ticket.username = read_text(&mut r)?;
         ticket.audience = r.audience()?;
+        ticket.decode_openid(&mut r)?;
         Some(Entry { hash, expires_at, status, grant, ticket, newer_fields: r.0.to_vec() })
     }
 
@@ -327,6 +373,7 @@ impl Record for Entry {
         self.ticket.encode_request(out);
         put_text(out, &self.ticket.username);
         put_audience(out, &self.ticket.audience);
+        self.ticket.encode_openid(out);
         out.extend_from_slice(&self.newer_fields);
     }
 
@@ -352,6 +399,8 @@ pub(crate) mod tests {
             challenge: crate::oauth::pkce::APPENDIX_B_CHALLENGE.to_owned(),
             audience: Audience::default(),
             username: String::new(),
+            nonce: None,
+            auth_time: None,
         }
     }
 
@@ -411,6 +460,45 @@ pub(crate) mod tests {
         let entries = decode_bucket::<Entry>(&shared.get(&key).unwrap().unwrap().0);
         assert_eq!((entries[0].status, &entries[0].ticket), (Status::Spent, &bound));
         assert_eq!(entries[0].newer_fields, vec![0x7E, 0x01]);
+    }
+
+    /// An `openid` code carries `auth_time` and `nonce` behind their own mark after the
+    /// audience; a newer module's field after them survives; a code without them is written
+    /// byte for byte as before, so a module that predates them reads it unchanged.
+    #[test]
+    fn a_codes_openid_fields_round_trip_and_only_openid_codes_carry_them() {
+        let (shared, random) = (MemoryStore::default(), SystemRandomness);
+        let table = AuthorizationTable::new(&shared, &random, 1);
+        table.initialize().unwrap();
+        let audience = Audience::parse(["https://api.example/mcp"]).unwrap();
+        let openid =
+            Ticket { nonce: Some("n-0S6".to_owned()), auth_time: Some(1_700_000_000), audience, ..ticket() };
+        let code = table.issue_code(openid.clone(), 0, 60_000).unwrap();
+        let key = table.bucket_keys().next().unwrap();
+        let mut entries = decode_bucket::<Entry>(&shared.get(&key).unwrap().unwrap().0);
+        entries[0].newer_fields = vec![0x7E, 0x01];
+        shared.set(&key, &encode_bucket(&entries), 0).unwrap();
+        assert_eq!(table.redeem(&code, 1, any).unwrap(), Redeemed::Fresh(openid.clone()));
+        let entries = decode_bucket::<Entry>(&shared.get(&key).unwrap().unwrap().0);
+        assert_eq!(entries[0].newer_fields, vec![0x7E, 0x01]);
+
+        let plain = Entry {
+            hash: [1; 16],
+            expires_at: 5,
+            status: Status::Fresh,
+            grant: None,
+            ticket: ticket(),
+            newer_fields: Vec::new(),
+        };
+        let mut bytes = Vec::new();
+        plain.encode_into(&mut bytes);
+        let mut before = Vec::new();
+        before.extend_from_slice(&plain.hash);
+        before.extend_from_slice(&plain.expires_at.to_be_bytes());
+        before.extend_from_slice(&[0, 0]);
+        plain.ticket.encode_request(&mut before);
+        put_text(&mut before, &plain.ticket.username);
+        assert_eq!(bytes, before, "the bytes a code had before OpenID Connect");
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub fn seal(key: &HandleKey, ticket: &Ticket, expires_at: u64, nonce: [u8; NONCE
     bytes.extend_from_slice(&nonce);
     ticket.encode_request(&mut bytes);
     put_audience(&mut bytes, &ticket.audience);
+    ticket.encode_openid(&mut bytes);
     let tag = key.mac().chain_update(&bytes).finalize().into_bytes();
     bytes.extend_from_slice(&tag);
     URL_SAFE_NO_PAD.encode(bytes)
@@ -117,6 +118,7 @@ pub fn open(key: &HandleKey, handle: &str, now: u64) -> Option<OpenedHandle> {
     r.take(NONCE_BYTES)?;
     let mut ticket = Ticket::decode_request(&mut r)?;
     ticket.audience = r.audience()?;
+    ticket.decode_openid(&mut r)?;
     if !r.0.is_empty() {
         return None;
     }

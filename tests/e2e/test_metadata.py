@@ -66,6 +66,12 @@ def test_metadata_document(served):
         "authorization_response_iss_parameter_supported": True,
         # The demo's signing keys' JWK Set (RFC 8414 §2).
         "jwks_uri": f"{issuer}/oauth2/jwks",
+        # OpenID Connect Discovery §3: on with the issuer, the demo's key and the code flow.
+        "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "name",
+                             "given_name", "family_name", "preferred_username", "email", "email_verified"],
     }
     # §3.3: the issuer plus the well-known suffix is where the document came from.
     assert served.url(WELL_KNOWN) == doc["issuer"] + WELL_KNOWN

@@ -8,6 +8,7 @@
 
 use super::{owner, TokenRequest};
 use crate::config::Application;
+use crate::gateway::openid::SignIn;
 use crate::gateway::reply::{ErrorKind, OAuthError};
 use crate::gateway::Gateway;
 use crate::host::metrics::Metric;
@@ -51,12 +52,19 @@ pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<
     // presentation after its checks.
     let audience = ticket.audience.narrowed_to(&request.audience).ok_or(NOT_REQUESTED_AT_AUTHORIZE)?;
     let refresh_expires_at = gateway.refresh_expiry_for(app, now);
-    let (body, grant) =
+    let (mut body, grant) =
         gateway.issue_grant(app, owner(app, Some(user)), &scopes, audience, refresh_expires_at, now)?;
     if table.remember_grant(code, grant, now)? {
         // The code came back while this grant was being issued: it goes too.
         gateway.store.revoke_grant(grant, now)?;
         return Err(INVALID_CODE);
+    }
+    let sign_in =
+        SignIn { username: &ticket.username, auth_time: ticket.auth_time, nonce: ticket.nonce.as_deref() };
+    if let Err(error) = gateway.add_id_token(&mut body, app, &scopes, &sign_in, now) {
+        // No grant without the ID token its `openid` scope promised.
+        gateway.store.revoke_grant(grant, now)?;
+        return Err(error);
     }
     Ok(body)
 }

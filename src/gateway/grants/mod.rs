@@ -138,5 +138,6 @@ fn token_body(issued: IssuedTokens, scopes: &ScopeSet, access_expires_at: u64, n
         refresh_token: issued.refresh_token,
         // An empty scope is not a valid scope string (§3.3): leave the field out.
         scope: (!scopes.is_empty()).then(|| scopes.to_string()),
+        id_token: None,
     }
 }

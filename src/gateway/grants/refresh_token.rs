@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use super::{token_body, TokenRequest};
+use crate::gateway::openid::SignIn;
 use crate::gateway::reply::{ErrorKind, OAuthError, STORE_UNAVAILABLE};
 use crate::gateway::Gateway;
 use crate::host::metrics::Metric;
@@ -18,6 +19,7 @@ pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<
     let asked_audience = &request.audience;
     let invalid_grant = ErrorKind::InvalidGrant.because("the refresh token is invalid, expired or revoked");
     let mut granted = ScopeSet::default();
+    let mut username: Option<String> = None;
     let access_expires_at = app.access_validity.expires_at(now);
     let refresh_expires_at = gateway.config.refresh_expires_at(now);
     let decide = |record: &GrantRecord| -> Result<RefreshPlan, RefreshRefusal> {
@@ -48,11 +50,21 @@ pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<
             refresh_expires_at,
         };
         granted = access_scopes;
+        username = record.owner.user.as_ref().map(|(name, _)| name.clone());
         Ok(plan)
     };
     match gateway.store.refresh(token, &app.consumer_key, now, gateway.config.refresh_reuse_grace_ms, decide)
     {
-        Ok(issued) => Ok(token_body(issued, &granted, access_expires_at, now)),
+        Ok(issued) => {
+            let mut body = token_body(issued, &granted, access_expires_at, now);
+            // Core §12.2: a new ID token for the same user, without `nonce`; the grant does
+            // not keep when the user signed in, so without `auth_time` too.
+            if let Some(username) = username.as_deref() {
+                let sign_in = SignIn { username, auth_time: None, nonce: None };
+                gateway.add_id_token(&mut body, app, &granted, &sign_in, now)?;
+            }
+            Ok(body)
+        }
         Err(RefreshError::Refused(RefreshRefusal::InvalidScope)) => {
             Err(ErrorKind::InvalidScope.because("the scope exceeds the grant's scope"))
         }

@@ -3,9 +3,9 @@
 //
 // The gateway's demo listens on plain http on loopback: openid-client v6 refuses http unless
 // the documented `allowInsecureRequests` execute option is given, which every call here does.
-// Discovery uses RFC 8414's /.well-known/oauth-authorization-server (`algorithm: "oauth2"`;
-// the default would ask for OpenID Connect's openid-configuration, which the gateway does not
-// serve). Every request is recorded (method, URL, whether it had an Authorization header and
+// The OAuth actions discover from RFC 8414's /.well-known/oauth-authorization-server
+// (`algorithm: "oauth2"`); `oidc_sign_in` uses openid-client's default, OpenID Connect's
+// /.well-known/openid-configuration, served when signing keys and the issuer are configured. Every request is recorded (method, URL, whether it had an Authorization header and
 // which scheme, and the form body's parameter names), never its credentials.
 import * as client from "openid-client";
 
@@ -96,6 +96,41 @@ async function run() {
              callback: location.split("?")[0],
              tokens: { access_token: tokens.access_token, scope: tokens.scope, refresh_token: tokens.refresh_token ? "(a string)" : null },
              renewed: { access_token: renewed.access_token, rotated: renewed.refresh_token !== tokens.refresh_token } };
+  }
+  if (command.action === "oidc_sign_in") {
+    // OpenID Connect: discovery from /.well-known/openid-configuration (openid-client's default
+    // algorithm), a public client whose ID tokens are signed with the configured key's alg
+    // (id_token_signed_response_alg, OpenID Connect Registration §2), the code flow with PKCE and
+    // a nonce, the ID token's signature checked against jwks_uri (enableNonRepudiationChecks),
+    // then UserInfo with the subject the ID token named.
+    const fetchImpl = recordingFetch();
+    const config = await client.discovery(issuer, command.client_id,
+                                          { id_token_signed_response_alg: command.alg }, client.None(),
+                                          { execute: [client.allowInsecureRequests], [client.customFetch]: fetchImpl });
+    client.enableNonRepudiationChecks(config);
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: command.redirect_uri, scope: command.scope, state, nonce, max_age: "300",
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256",
+    });
+    const page = await fetch(url, { redirect: "manual" });
+    const handle = /name="handle" value="([^"]+)"/.exec(await page.text())?.[1];
+    if (page.status !== 200 || !handle) throw new Error(`login page: ${page.status}`);
+    const back = await fetch(new URL("/authorize", issuer), {
+      method: "POST", redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ handle, username: command.user[0], password: command.user[1] }).toString(),
+    });
+    const location = back.headers.get("location");
+    if (back.status !== 302 || !location) throw new Error(`login form: ${back.status}`);
+    const tokens = await client.authorizationCodeGrant(config, new URL(location),
+      { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, maxAge: 300 });
+    const claims = tokens.claims();
+    const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+    return { metadata: config.serverMetadata(), claims, nonce_matches: claims.nonce === nonce,
+             userinfo, id_token: tokens.id_token, access_token: tokens.access_token };
   }
   throw new Error(`unknown action ${command.action}`);
 }

@@ -129,5 +129,6 @@ mod cors;
 mod exchange;
 mod login_form;
 mod open_registration;
+mod openid;
 mod registered_clients;
 mod resources;
