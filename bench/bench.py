@@ -21,7 +21,7 @@ Envoy with fleet mode added, against a real 1-member etcd that each scenario sta
 
 Scenarios, for BENCH_ONLY: envoy_alone, noop_wasm, noop_wasm_trimmed, api_key_auth_10k, lua_table_10k,
 jwt_authn_hs256_cache, jwt_authn_hs256_no_cache, tokengate_bearer_10k, tokengate_bearer_tier_10k,
-tokengate_bearer_sandbox_10k, tokengate_token, tokengate_authorize (callgrind only),
+tokengate_bearer_sandbox_10k, tokengate_bearer_backend_jwt_10k, tokengate_token, tokengate_authorize (callgrind only),
 tokengate_bearer_1m, fleet_bearer_hit, fleet_bearer_miss, fleet_token, fleet_etcd_size.
 
 Environment knobs (all optional): BENCH_SECONDS (wrk duration, 5), BENCH_REQUESTS (callgrind
@@ -146,7 +146,8 @@ def pool_of_static_tokens() -> list[Request]:
 COLD_TOKENS = REQUESTS
 
 
-def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool = False, cold: bool = False) -> Scenario:
+def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool = False, cold: bool = False,
+                     backend_jwt: bool = False) -> Scenario:
     """tokengate validating Bearer tokens with `tokens` live grants in the store.
 
     Natively the store really is filled with `tokens` grants through /token. Under callgrind,
@@ -166,7 +167,7 @@ def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool =
         else:
             validity = BIG_VALIDITY.get("secs", 3600) if stand_in else 3600
             plugin = cfg.tokengate_config(capacity_for(tokens), validity_secs=validity, tier=tier or sandbox,
-                                          sandbox=sandbox)
+                                          sandbox=sandbox, backend_jwt=backend_jwt)
         filters = [cfg.wasm_filter(str(FILTER_WASM), "tokengate", plugin)]
         return cfg.envoy_config(listener_port, admin_port, filters, sandbox_route=sandbox)
 
@@ -306,6 +307,7 @@ SCENARIOS = [
     tokengate_bearer("tokengate_bearer_10k", SMALL_TOKENS, cold=True),
     tokengate_bearer("tokengate_bearer_tier_10k", SMALL_TOKENS, tier=True),
     tokengate_bearer("tokengate_bearer_sandbox_10k", SMALL_TOKENS, sandbox=True),
+    tokengate_bearer("tokengate_bearer_backend_jwt_10k", SMALL_TOKENS, tier=True, backend_jwt=True),
     token_endpoint(),
     authorize_endpoint(),
     tokengate_bearer("tokengate_bearer_1m", BIG_TOKENS),

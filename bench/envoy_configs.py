@@ -129,10 +129,19 @@ def pbkdf2_hash(password: str, iterations: int) -> str:
     return f"pbkdf2-sha256${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
+# RFC 8037 Appendix A.1's Ed25519 key: published, for the bench only.
+RFC8037_TEST_KEY = {
+    "kty": "OKP", "crv": "Ed25519", "kid": "rfc8037", "alg": "EdDSA",
+    "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+    "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
+}
+
+
 def tokengate_config(
     capacity: int, password_iterations: int = 0, validity_secs: int = 3600, extra_keys_capacity: int = 0,
     tier: bool = False,
     sandbox: bool = False,
+    backend_jwt: bool = False,
 ) -> str:
     """Plugin JSON for the tokengate rows.
 
@@ -148,7 +157,9 @@ def tokengate_config(
     application is subscribed to with a rated tier too big to throttle: the subscription and
     tier checks on top of a Bearer hit. `sandbox` (with `tier`) makes CLIENT_ID the
     application's sandbox pair and gives the API a sandbox upstream: the tokens the bench issues
-    are sandbox tokens, and every hit sets the routing header.
+    are sandbox tokens, and every hit sets the routing header. `backend_jwt` (with `tier`) turns
+    on the API's backend JWT: every hit also carries a signed `X-JWT-Assertion` (a warm hit
+    reuses the one its worker signed), signed with RFC 8037's published Ed25519 test key.
     """
     user = {"username": USERNAME, "scopes": [API_SCOPE, "orders:write"]}
     if extra_keys_capacity:
@@ -169,8 +180,12 @@ def tokengate_config(
         subscribed = {
             "tiers": [{"name": "Bench", "requests": 4_000_000_000, "per": "day"}],
             "apis": [{"name": "Orders", "version": "1", "context": "/api", "resources": api_orders,
-                      **({"sandbox_upstream": "sandbox"} if sandbox else {})}],
+                      **({"sandbox_upstream": "sandbox"} if sandbox else {}),
+                      **({"backend_jwt": {}} if backend_jwt else {})}],
         }
+        if backend_jwt:
+            subscribed["issuer"] = "http://127.0.0.1"
+            subscribed["signing"] = {"keys": [RFC8037_TEST_KEY]}
         orders = []
     return json.dumps(
         {

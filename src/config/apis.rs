@@ -7,8 +7,8 @@
 use foldhash::{HashMap, HashMapExt};
 
 use super::error::{problem, ConfigError};
-use super::parts::{Api, Application, Subscription, SubscriptionState, Tier, TierUnit};
-use super::raw::{RawApi, RawOpenSubscription, RawSubscription, RawTier};
+use super::parts::{Api, Application, BackendJwt, Subscription, SubscriptionState, Tier, TierUnit};
+use super::raw::{RawApi, RawBackendJwt, RawOpenSubscription, RawSubscription, RawTier};
 use crate::oauth::resource_indicator::{is_resource_uri, MAX_RESOURCE_URI_BYTES};
 use crate::oauth::RESOURCE_METADATA_PATH;
 use crate::state::registry::{RegisteredState, RegisteredSubscription};
@@ -88,8 +88,9 @@ pub(super) fn tiers(raw: Vec<RawTier>) -> Result<HashMap<String, Tier>, ConfigEr
 }
 
 /// The APIs, and each one's resources with their paths under its context; each API's resource
-/// identifier is its own or one derived from `issuer` ([`derived_resource`]).
-pub(super) fn apis(raw: &[RawApi], issuer: Option<&str>) -> Result<Vec<Api>, ConfigError> {
+/// identifier is its own or one derived from `issuer` ([`derived_resource`]). `can_sign`: the
+/// config has `signing` keys, which a backend JWT needs.
+pub(super) fn apis(raw: &[RawApi], issuer: Option<&str>, can_sign: bool) -> Result<Vec<Api>, ConfigError> {
     if raw.len() > MAX_APIS {
         return Err(problem("apis", format!("at most {MAX_APIS} APIs")));
     }
@@ -135,6 +136,12 @@ pub(super) fn apis(raw: &[RawApi], issuer: Option<&str>) -> Result<Vec<Api>, Con
             }
         }
         let resource = resource_identifier(&at, api, issuer, &apis)?;
+        let backend_jwt = match &api.backend_jwt {
+            Some(raw) if raw.enabled => {
+                Some(backend_jwt(&at, raw, issuer, can_sign, resource.as_deref().unwrap_or(context))?)
+            }
+            _ => None,
+        };
         apis.push(Api {
             name: api.name.clone(),
             version: api.version.clone(),
@@ -144,9 +151,40 @@ pub(super) fn apis(raw: &[RawApi], issuer: Option<&str>) -> Result<Vec<Api>, Con
             resource_metadata_url: resource.as_deref().and_then(resource_metadata_url),
             resource,
             require_audience: api.require_audience,
+            backend_jwt,
         });
     }
     Ok(apis)
+}
+
+/// Shortest and longest backend JWT lifetimes: an assertion is reused until
+/// `BACKEND_JWT_REUSE_MARGIN_SECS` (`gateway/backend_jwt.rs`) before its `exp`, so a shorter one would
+/// be signed on nearly every request; a longer one would outlive a revoked token by too much.
+const BACKEND_JWT_LIFETIMES: std::ops::RangeInclusive<u64> = 60..=3600;
+
+/// An enabled backend JWT: it is signed (so `signing` is needed), names its issuer (RFC 7519
+/// §4.1.1, so `issuer` is needed) and has `audience` (the API's resource, else its context).
+fn backend_jwt(
+    at: &str,
+    raw: &RawBackendJwt,
+    issuer: Option<&str>,
+    can_sign: bool,
+    audience: &str,
+) -> Result<BackendJwt, ConfigError> {
+    let field = format!("{at}.backend_jwt");
+    if !can_sign {
+        return Err(problem(field, "needs signing keys (the signing section) to sign the assertion"));
+    }
+    if issuer.is_none() {
+        return Err(problem(field, "needs an issuer, which the assertion names as its iss"));
+    }
+    if !BACKEND_JWT_LIFETIMES.contains(&raw.lifetime_seconds) {
+        return Err(problem(
+            format!("{field}.lifetime_seconds"),
+            format!("must be {} to {} seconds", BACKEND_JWT_LIFETIMES.start(), BACKEND_JWT_LIFETIMES.end()),
+        ));
+    }
+    Ok(BackendJwt { audience: audience.to_owned(), lifetime_secs: raw.lifetime_seconds })
 }
 
 /// The API's resource identifier: the configured one, or the issuer's scheme and authority

@@ -34,8 +34,9 @@ use error::problem;
 pub use error::ConfigError;
 pub use login_page::{LoginPageLook, Logo};
 pub use parts::{
-    Api, Application, AuthorizationConfig, EtcdLogin, EtcdPassword, FleetConfig, OpenRegistration,
-    RegistrationConfig, Subscription, SubscriptionState, Tier, TierUnit, User, UserClaims, Validity,
+    Api, Application, AuthorizationConfig, BackendJwt, EtcdLogin, EtcdPassword, FleetConfig,
+    OpenRegistration, RegistrationConfig, Subscription, SubscriptionState, Tier, TierUnit, User, UserClaims,
+    Validity,
 };
 use raw::RawConfig;
 use scope_catalog::ScopeCatalog;
@@ -116,7 +117,7 @@ impl Config {
         let lockout = sections::limits(&raw)?;
         let mut catalog = ScopeCatalog::default();
         let tiers = apis::tiers(std::mem::take(&mut raw.tiers))?;
-        let api_list = apis::apis(&raw.apis, raw.issuer.as_deref())?;
+        let api_list = apis::apis(&raw.apis, raw.issuer.as_deref(), raw.signing.is_some())?;
         let subscriptions: Vec<_> = (raw.applications.iter_mut().enumerate())
             .map(|(i, app)| (i, app.consumer_key.clone(), std::mem::take(&mut app.subscriptions)))
             .collect();

@@ -259,6 +259,17 @@ pub struct Api {
     pub resource_metadata_url: Option<String>,
     /// Refuse tokens issued without `resource` (unbound) here, not only those bound elsewhere.
     pub require_audience: bool,
+    /// The signed assertion forwarded requests carry (`gateway/backend_jwt.rs`); `None`: none.
+    pub backend_jwt: Option<BackendJwt>,
+}
+
+/// An API's backend JWT, validated: `signing` and `issuer` are configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendJwt {
+    /// The assertion's `aud`: the API's resource identifier, or its context without one.
+    pub audience: String,
+    /// From `iat` to `exp`.
+    pub lifetime_secs: u64,
 }
 
 /// An application's subscription to an API (an index into `Config::apis`).

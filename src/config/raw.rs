@@ -171,6 +171,29 @@ pub(super) struct RawApi {
     /// Refuse tokens issued without `resource` here (RFC 8707), not only those bound elsewhere.
     #[serde(default)]
     pub(super) require_audience: bool,
+    /// A signed assertion of the caller for the upstream (WSO2's backend JWT); absent: none.
+    pub(super) backend_jwt: Option<RawBackendJwt>,
+}
+
+/// An API's backend JWT: present and `enabled` (the default), each forwarded request carries
+/// `X-JWT-Assertion`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackendJwt {
+    #[serde(default = "enabled_by_default")]
+    pub(super) enabled: bool,
+    #[serde(default = "default_backend_jwt_lifetime")]
+    pub(super) lifetime_seconds: u64,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// Five minutes: long enough to be reused across a client's burst of requests, short enough
+/// that a captured assertion soon means nothing.
+fn default_backend_jwt_lifetime() -> u64 {
+    300
 }
 
 #[derive(Deserialize)]

@@ -1,5 +1,6 @@
 //! Bearer checks on every request that is not for one of the gateway's endpoints (RFC 6750).
 
+use super::backend_jwt::{Caller, ASSERTION_HEADER};
 use super::reply::{
     json_response, Denial, Forward, Response, API_HEADER, CLIENT_ID_HEADER, SCOPE_HEADER, TIER_HEADER,
     UPSTREAM_HEADER, USERNAME_HEADER,
@@ -27,24 +28,27 @@ const REWRITE_URL: &str = "x-rewrite-url";
 /// the identity headers always (the gateway sets them), the token unless it is forwarded
 /// (by default it is not), the method overrides unless they are kept (by default they are not).
 /// Static lists: the filter removes only those the request has, so the list costs no host call.
-/// A client's copy of the routing header goes too: nobody picks an upstream by sending it.
+/// A client's copy of the routing header goes too: nobody picks an upstream by sending it; and
+/// of the backend JWT's header, on every API, so that no upstream meets a forged assertion.
 #[rustfmt::skip]
 const STRIP_ALL: &[&str] = &[
-    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, UPSTREAM_HEADER,
+    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, UPSTREAM_HEADER, ASSERTION_HEADER,
     "authorization", OVERRIDE, METHOD, METHOD_OVERRIDE, ORIGINAL_URL, REWRITE_URL,
 ];
 #[rustfmt::skip]
 const STRIP_KEEPING_AUTHORIZATION: &[&str] = &[
-    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, UPSTREAM_HEADER,
+    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, UPSTREAM_HEADER, ASSERTION_HEADER,
     OVERRIDE, METHOD, METHOD_OVERRIDE, ORIGINAL_URL, REWRITE_URL,
 ];
 #[rustfmt::skip]
 const STRIP_KEEPING_OVERRIDES: &[&str] = &[
-    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, UPSTREAM_HEADER,
+    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, UPSTREAM_HEADER, ASSERTION_HEADER,
     "authorization",
 ];
-const STRIP_IDENTITY_ONLY: &[&str] =
-    &[CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, UPSTREAM_HEADER];
+#[rustfmt::skip]
+const STRIP_IDENTITY_ONLY: &[&str] = &[
+    CLIENT_ID_HEADER, USERNAME_HEADER, SCOPE_HEADER, API_HEADER, TIER_HEADER, UPSTREAM_HEADER, ASSERTION_HEADER,
+];
 
 /// What an allowed request that needed a token carries upstream.
 struct Identity<'s> {
@@ -56,6 +60,8 @@ struct Identity<'s> {
     upstream: Option<&'s str>,
     /// What is left of a rated tier's window, for the client (IETF ratelimit headers).
     quota: Vec<(&'static str, String)>,
+    /// The backend JWT, on an API that has one.
+    assertion: Option<String>,
 }
 
 impl<'a> Gateway<'a> {
@@ -161,16 +167,30 @@ impl<'a> Gateway<'a> {
             return Err(Denial::new(DenyReason::InsufficientScope, response));
         }
         let scopes = held.join(" ");
-        let (api, quota) = match subscription {
+        let (api, quota, assertion) = match subscription {
             Some(subscription) => {
                 let (api, tier, quota) = self
                     .throttle(subscription, now)
                     .map_err(counted(subscription.api, ApiStat::Throttled))?;
-                (Some((api, tier)), quota)
+                let assertion = match self.config.apis.get(subscription.api) {
+                    Some(config) => {
+                        let caller = Caller {
+                            token,
+                            owner: &grant.owner,
+                            scopes: &scopes,
+                            api_index: subscription.api,
+                            api: config,
+                            tier,
+                        };
+                        self.backend_assertion(&caller, now).map_err(|_| Denial::unavailable())?
+                    }
+                    None => None,
+                };
+                (Some((api, tier)), quota, assertion)
             }
-            None => (None, Vec::new()),
+            None => (None, Vec::new(), None),
         };
-        Ok(self.forward(Some(Identity { owner: grant.owner, scopes, api, upstream, quota })))
+        Ok(self.forward(Some(Identity { owner: grant.owner, scopes, api, upstream, quota, assertion })))
     }
 
     fn presented_token<'r>(
@@ -312,9 +332,9 @@ impl<'a> Gateway<'a> {
             (false, true) => STRIP_KEEPING_OVERRIDES,
             (true, true) => STRIP_IDENTITY_ONLY,
         };
-        let mut set_headers = Vec::with_capacity(6);
+        let mut set_headers = Vec::with_capacity(7);
         let mut response_headers = Vec::new();
-        if let Some(Identity { owner, scopes, api, upstream, quota }) = identity {
+        if let Some(Identity { owner, scopes, api, upstream, quota, assertion }) = identity {
             response_headers = quota;
             set_headers.push((CLIENT_ID_HEADER, owner.client_id));
             if let Some((username, _)) = owner.user {
@@ -331,6 +351,9 @@ impl<'a> Gateway<'a> {
             }
             if let Some(cluster) = upstream {
                 set_headers.push((UPSTREAM_HEADER, cluster.to_owned()));
+            }
+            if let Some(assertion) = assertion {
+                set_headers.push((ASSERTION_HEADER, assertion));
             }
         }
         Forward { remove_headers, set_headers, response_headers }

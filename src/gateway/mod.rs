@@ -24,6 +24,7 @@
 
 mod authentication;
 mod authorization_endpoint;
+mod backend_jwt;
 mod bearer;
 mod cors;
 mod grants;

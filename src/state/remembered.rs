@@ -71,6 +71,19 @@ pub fn recall_key(token: &[u8]) -> Option<TokenHash> {
     recall_key_of(&[token])
 }
 
+/// [`recall_key`] of several fields of any length, each written after its length, so that no
+/// two different lists of fields hash the same bytes (`["ab", "c"]` is not `["a", "bc"]`).
+pub fn recall_key_of_fields(fields: &[&[u8]]) -> Option<TokenHash> {
+    RECALL_KEY.with(|key| {
+        let mut hasher = *key.as_ref()?;
+        for field in fields {
+            hasher.write_usize(field.len());
+            hasher.write(field);
+        }
+        Some(u128::from(hasher.finish128()).to_le_bytes())
+    })
+}
+
 /// [`recall_key`] of parts: each but the last must have a fixed length, so that the
 /// concatenation is unambiguous.
 fn recall_key_of(parts: &[&[u8]]) -> Option<TokenHash> {
@@ -163,6 +176,14 @@ mod tests {
         let password = SecretVerifier::hash_pbkdf2("pw", b"salt-salt-salt", 1_000).unwrap();
         assert!(verify_remembering(&password, "pw") && !verify_remembering(&password, "pW"));
         VERIFIED.with(|memory| assert_eq!(memory.borrow().len(), 2, "PBKDF2 passwords are not remembered"));
+    }
+
+    #[test]
+    fn fields_are_keyed_with_their_boundaries() {
+        let key = recall_key_of_fields(&[b"ab", b"c"]).unwrap();
+        assert_eq!(recall_key_of_fields(&[b"ab", b"c"]), Some(key));
+        assert_ne!(recall_key_of_fields(&[b"a", b"bc"]), Some(key), "another split of the same bytes");
+        assert_ne!(recall_key(b"abc"), Some(key));
     }
 
     #[test]

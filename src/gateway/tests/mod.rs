@@ -189,6 +189,7 @@ fn register(rig: &Rig, who: (&str, &str), content_type: &str, body: &str) -> Rep
 }
 
 mod audience;
+mod backend_jwt;
 mod bearer;
 mod code_flow;
 mod credential_rotation;
