@@ -6,7 +6,7 @@
 //! those checks changes nothing: a public client's code stolen without its verifier can
 //! neither be burnt before the client redeems it nor used to revoke what it produced.
 
-use super::{owner, TokenRequest};
+use super::{owner, Principal, TokenRequest};
 use crate::config::Application;
 use crate::gateway::reply::{ErrorKind, OAuthError};
 use crate::gateway::Gateway;
@@ -51,8 +51,14 @@ pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<
     // presentation after its checks.
     let audience = ticket.audience.narrowed_to(&request.audience).ok_or(NOT_REQUESTED_AT_AUTHORIZE)?;
     let refresh_expires_at = gateway.refresh_expiry_for(app, now);
-    let (body, grant) =
-        gateway.issue_grant(app, owner(app, Some(user)), &scopes, audience, refresh_expires_at, now)?;
+    let (body, grant) = gateway.issue_grant(
+        app,
+        Principal { owner: owner(app, Some(user)), auth_time: None },
+        &scopes,
+        audience,
+        refresh_expires_at,
+        now,
+    )?;
     if table.remember_grant(code, grant, now)? {
         // The code came back while this grant was being issued: it goes too.
         gateway.store.revoke_grant(grant, now)?;
