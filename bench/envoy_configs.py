@@ -129,10 +129,19 @@ def pbkdf2_hash(password: str, iterations: int) -> str:
     return f"pbkdf2-sha256${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
+# RFC 8037 Appendix A.1's Ed25519 key: published, for measuring only, never one to deploy.
+RFC8037_TEST_KEY = {
+    "kty": "OKP", "crv": "Ed25519", "kid": "rfc8037", "alg": "EdDSA",
+    "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+    "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
+}
+
+
 def tokengate_config(
     capacity: int, password_iterations: int = 0, validity_secs: int = 3600, extra_keys_capacity: int = 0,
     tier: bool = False,
     sandbox: bool = False,
+    jwt: bool = False,
 ) -> str:
     """Plugin JSON for the tokengate rows.
 
@@ -172,10 +181,14 @@ def tokengate_config(
                       **({"sandbox_upstream": "sandbox"} if sandbox else {})}],
         }
         orders = []
+    # `jwt`: the application's access tokens are JWTs (RFC 9068) signed with a published test key.
+    signed = {"issuer": "http://127.0.0.1", "signing": {"keys": [RFC8037_TEST_KEY]}, "token_format": "jwt",
+              "jwt_access_token_validity_secs": validity_secs} if jwt else {}
     return json.dumps(
         {
             **registration,
             **subscribed,
+            **signed,
             "access_token_validity_secs": validity_secs,
             "store": {"capacity": capacity, "max_grants_per_application": capacity},
             "applications": [
