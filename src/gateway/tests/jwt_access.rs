@@ -203,3 +203,24 @@ fn opaque_applications_keep_opaque_tokens_next_to_jwt_ones() {
     assert_eq!(opaque.field("access_token").len(), 39);
     assert_eq!(opaque.json()["expires_in"], 3600);
 }
+
+#[test]
+fn a_registered_application_takes_the_default_format_and_its_lifetime() {
+    let rig = Rig::with_config(&config_with(&crate::config::tests::demo_with_lifecycle(), |v| {
+        v["signing"] = serde_json::json!({ "keys": [crate::config::tests::rfc8037_signing_key()] });
+        v["token_format"] = "jwt".into();
+        v["jwt_access_token_validity_secs"] = 120.into();
+    }));
+    let body = r#"{"clientName":"mesh","owner":"admin","grantType":"client_credentials"}"#;
+    let registered = register(&rig, ("admin", "admin"), "application/json", body);
+    assert_eq!(registered.0.status, 201, "{}", registered.text());
+    let (key, secret) = (registered.field("clientId"), registered.field("clientSecret"));
+    let reply = rig.post_as(&key, &secret, "/token", "grant_type=client_credentials");
+    assert_eq!(reply.0.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["expires_in"], 120);
+    let claims = verified_claims(&rig, &reply.field("access_token"));
+    assert_eq!(
+        (claims["sub"].as_str(), claims["client_id"].as_str()),
+        (Some(key.as_str()), Some(key.as_str()))
+    );
+}
