@@ -5,6 +5,8 @@ against the JWKS the gateway serves and reads its claims; the gateway takes the 
 Bearer, introspects and revokes it, and refuses it at once once revoked. A second Envoy runs
 Envoy's own `jwt_authn` filter with `remote_jwks` pointing at the gateway's JWKS: it accepts the
 gateway's JWT and refuses a tampered one, an expired one and one signed by another issuer's key.
+A key rotation (the old key retired, a new one active) leaves old tokens verifiable through the
+JWKS and signs new ones with the new key's `kid`.
 """
 
 import base64
@@ -14,6 +16,7 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from jwt.algorithms import OKPAlgorithm
 
 import harness
 from client import ANY, DEMO_APP, Req, call, client_token, expect, forwarded, form, invalid_token, send, token_req
@@ -180,3 +183,31 @@ def test_envoys_jwt_authn_refuses_tampered_other_issuer_and_expired_jwts(gateway
     # Wait for the clock to pass exp (not an assertion: the refusal below is).
     time.sleep(max(0.0, expires_at + CLOCK_SKEW_S + 1.1 - time.time()))
     assert call(mesh, "/api/orders", short_token).status_code == 401, "expired"
+
+
+def new_ed25519_jwk(kid: str) -> dict:
+    """A private Ed25519 JWK made by PyJWT's side, as `signing.keys` takes it."""
+    jwk = OKPAlgorithm.to_jwk(ed25519.Ed25519PrivateKey.generate(), as_dict=True)
+    jwk.update(kid=kid, alg="EdDSA", use="sig")
+    return jwk
+
+
+def test_a_key_rotation_keeps_old_tokens_verifiable_and_signs_new_ones_with_the_new_key(upstream, tmp_path):
+    before = harness.demo_plugin_config()
+    before["applications"][0]["token_format"] = "jwt"
+    old_key = before["signing"]["keys"][0]
+    new_key = new_ed25519_jwk("rotated-in")
+    after = harness.with_changes(before, signing={
+        "keys": [new_key],
+        "retired_keys": [{name: value for name, value in old_key.items() if name != "d"}],
+    })
+    with harness.DynamicGateway("jwt-rotation", tmp_path, before, upstream.port) as gw:
+        old_token = client_token(gw, scope_out="orders:read", scope="orders:read")
+        assert jwt.get_unverified_header(old_token)["kid"] == old_key["kid"]
+        gw.update(after)
+        new_token = client_token(gw, scope_out="orders:read", scope="orders:read")
+        assert jwt.get_unverified_header(new_token)["kid"] == "rotated-in"
+        # Both verify against the JWKS served after the rotation: the retired key is still in it.
+        assert verified(gw, old_token)["sub"] == verified(gw, new_token)["sub"] == "demo-app"
+        forwarded(call(gw, "/api/orders", old_token))
+        forwarded(call(gw, "/api/orders", new_token))
