@@ -21,7 +21,8 @@ Envoy with fleet mode added, against a real 1-member etcd that each scenario sta
 
 Scenarios, for BENCH_ONLY: envoy_alone, noop_wasm, noop_wasm_trimmed, api_key_auth_10k, lua_table_10k,
 jwt_authn_hs256_cache, jwt_authn_hs256_no_cache, tokengate_bearer_10k, tokengate_bearer_tier_10k,
-tokengate_bearer_sandbox_10k, tokengate_bearer_backend_jwt_10k, tokengate_token, tokengate_authorize (callgrind only),
+tokengate_bearer_sandbox_10k, tokengate_bearer_backend_jwt_10k, tokengate_bearer_jwt_10k, tokengate_token,
+tokengate_token_jwt, tokengate_authorize (callgrind only),
 tokengate_bearer_1m, fleet_bearer_hit, fleet_bearer_miss, fleet_token, fleet_etcd_size.
 
 Environment knobs (all optional): BENCH_SECONDS (wrk duration, 5), BENCH_REQUESTS (callgrind
@@ -147,7 +148,7 @@ COLD_TOKENS = REQUESTS
 
 
 def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool = False, cold: bool = False,
-                     backend_jwt: bool = False) -> Scenario:
+                     backend_jwt: bool = False, jwt: bool = False) -> Scenario:
     """tokengate validating Bearer tokens with `tokens` live grants in the store.
 
     Natively the store really is filled with `tokens` grants through /token. Under callgrind,
@@ -167,7 +168,7 @@ def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool =
         else:
             validity = BIG_VALIDITY.get("secs", 3600) if stand_in else 3600
             plugin = cfg.tokengate_config(capacity_for(tokens), validity_secs=validity, tier=tier or sandbox,
-                                          sandbox=sandbox, backend_jwt=backend_jwt)
+                                          sandbox=sandbox, backend_jwt=backend_jwt, jwt=jwt)
         filters = [cfg.wasm_filter(str(FILTER_WASM), "tokengate", plugin)]
         return cfg.envoy_config(listener_port, admin_port, filters, sandbox_route=sandbox)
 
@@ -208,22 +209,26 @@ HOSTCALLS: dict = {}
 STARTUP_INSTRUCTIONS: dict = {}
 
 
-def token_endpoint() -> Scenario:
+def token_endpoint(jwt: bool = False) -> Scenario:
+    """/token; with `jwt`, the application's access tokens are signed JWTs (RFC 9068)."""
+    suffix = "_jwt" if jwt else ""
     def config(listener_port: int, admin_port: int, callgrind: bool) -> dict:
         # Room for every grant a 5 s wrk run issues, so no row measures a full store's 503.
         # Under callgrind a few thousand grants are issued: a small store keeps its sweeper's
         # background work (which scales with capacity) from drowning the measurement.
         capacity = capacity_for(SMALL_TOKENS) if callgrind else 400_000
-        plugin = cfg.tokengate_config(capacity, password_iterations=PBKDF2_ITERATIONS)
+        plugin = cfg.tokengate_config(capacity, password_iterations=PBKDF2_ITERATIONS, jwt=jwt)
         return cfg.envoy_config(listener_port, admin_port, [cfg.wasm_filter(str(FILTER_WASM), "tokengate", plugin)])
 
     def prepare(_envoy: Envoy, _cg: bool) -> list[Row]:
+        if jwt:  # the password grant's cost is PBKDF2's, measured once by the opaque rows
+            return [Row("tokengate_token_client_credentials_jwt", [CLIENT_CREDENTIALS])]
         return [
             Row("tokengate_token_client_credentials", [CLIENT_CREDENTIALS]),
             Row(f"tokengate_token_password_pbkdf2_{PBKDF2_ITERATIONS // 1000}k", [PASSWORD_GRANT], warmup=1, count=2),
         ]
 
-    return Scenario("tokengate_token", config, prepare)
+    return Scenario("tokengate_token" + suffix, config, prepare)
 
 
 AUTHORIZE_QUERY = (
@@ -308,7 +313,9 @@ SCENARIOS = [
     tokengate_bearer("tokengate_bearer_tier_10k", SMALL_TOKENS, tier=True),
     tokengate_bearer("tokengate_bearer_sandbox_10k", SMALL_TOKENS, sandbox=True),
     tokengate_bearer("tokengate_bearer_backend_jwt_10k", SMALL_TOKENS, tier=True, backend_jwt=True),
+    tokengate_bearer("tokengate_bearer_jwt_10k", SMALL_TOKENS, jwt=True),
     token_endpoint(),
+    token_endpoint(jwt=True),
     authorize_endpoint(),
     tokengate_bearer("tokengate_bearer_1m", BIG_TOKENS),
 ]

@@ -129,7 +129,7 @@ def pbkdf2_hash(password: str, iterations: int) -> str:
     return f"pbkdf2-sha256${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
-# RFC 8037 Appendix A.1's Ed25519 key: published, for the bench only.
+# RFC 8037 Appendix A.1's Ed25519 key: published, for measuring only, never one to deploy.
 RFC8037_TEST_KEY = {
     "kty": "OKP", "crv": "Ed25519", "kid": "rfc8037", "alg": "EdDSA",
     "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
@@ -142,6 +142,7 @@ def tokengate_config(
     tier: bool = False,
     sandbox: bool = False,
     backend_jwt: bool = False,
+    jwt: bool = False,
 ) -> str:
     """Plugin JSON for the tokengate rows.
 
@@ -187,10 +188,14 @@ def tokengate_config(
             subscribed["issuer"] = "http://127.0.0.1"
             subscribed["signing"] = {"keys": [RFC8037_TEST_KEY]}
         orders = []
+    # `jwt`: the application's access tokens are JWTs (RFC 9068) signed with a published test key.
+    signed = {"issuer": "http://127.0.0.1", "signing": {"keys": [RFC8037_TEST_KEY]}, "token_format": "jwt",
+              "jwt_access_token_validity_secs": validity_secs} if jwt else {}
     return json.dumps(
         {
             **registration,
             **subscribed,
+            **signed,
             "access_token_validity_secs": validity_secs,
             "store": {"capacity": capacity, "max_grants_per_application": capacity},
             "applications": [

@@ -44,6 +44,10 @@ def capacity_for(tokens: int) -> int:
 
 
 def bucket_of(token: str) -> int:
+    """The bucket an opaque token names, or a JWT access token's `jti` (docs/tokens-and-keys.md)."""
+    if "." in token:
+        claims = token.split(".")[1]
+        token = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["jti"]
     raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     return int.from_bytes(raw[1:5], "big")
 

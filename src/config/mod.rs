@@ -35,8 +35,8 @@ pub use error::ConfigError;
 pub use login_page::{LoginPageLook, Logo};
 pub use parts::{
     Api, Application, AuthorizationConfig, BackendJwt, EtcdLogin, EtcdPassword, FleetConfig,
-    OpenRegistration, RegistrationConfig, Subscription, SubscriptionState, Tier, TierUnit, User, UserClaims,
-    Validity,
+    OpenRegistration, RegistrationConfig, Subscription, SubscriptionState, Tier, TierUnit, TokenFormat, User,
+    UserClaims, Validity,
 };
 use raw::RawConfig;
 use scope_catalog::ScopeCatalog;
@@ -61,6 +61,10 @@ pub struct Config {
     pub signing: Option<SigningConfig>,
     /// Access token lifetime for registered applications.
     pub default_access_validity: Validity,
+    /// The access token format of registered applications.
+    pub default_token_format: TokenFormat,
+    /// The lifetime of JWT access tokens of applications that set none (registered ones too).
+    pub jwt_access_validity: Validity,
     pub refresh_validity_secs: u64,
     /// How long the refresh token just replaced counts as a lost race, not a reuse.
     pub refresh_reuse_grace_ms: u64,
@@ -122,7 +126,7 @@ impl Config {
             .map(|(i, app)| (i, app.consumer_key.clone(), std::mem::take(&mut app.subscriptions)))
             .collect();
         let (mut applications, sandbox_pairs) =
-            sections::applications(raw.applications, lifetimes.access, &mut catalog)?;
+            sections::applications(raw.applications, &lifetimes, &mut catalog)?;
         let window_counters = apis::subscribe(&mut applications, subscriptions, &api_list, &tiers)?;
         sections::add_sandbox_pairs(&mut applications, sandbox_pairs)?;
         let authorization = sections::authorization(
@@ -148,6 +152,12 @@ impl Config {
         let routes = sections::routes(resources(raw.resources, raw.apis), &endpoints, &mut catalog)?;
         let fleet = raw.fleet.map(sections::fleet).transpose()?;
         let signing = raw.signing.map(signing::signing).transpose()?;
+        sections::check_token_formats(
+            &applications,
+            lifetimes.format,
+            signing.is_some(),
+            raw.issuer.is_some(),
+        )?;
         let registered_window_counters = match &registration {
             Some(registration) if !api_list.is_empty() => apis::registered_counters(registration.capacity),
             _ => 0,
@@ -175,6 +185,8 @@ impl Config {
             fleet,
             signing,
             default_access_validity: lifetimes.access,
+            default_token_format: lifetimes.format,
+            jwt_access_validity: lifetimes.jwt_access,
             refresh_validity_secs: lifetimes.refresh_secs,
             refresh_reuse_grace_ms: raw.refresh_token_reuse_grace_ms,
             max_body_bytes: raw.max_body_bytes,

@@ -31,6 +31,17 @@ impl Validity {
     }
 }
 
+/// What an application's access tokens are (see `docs/tokens-and-keys.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    /// A random string that means something only to the gateway.
+    #[default]
+    Opaque,
+    /// A JWT access token (RFC 9068) signed with the active `signing` key.
+    Jwt,
+}
+
 #[derive(Clone)]
 pub struct Application {
     pub consumer_key: String,
@@ -55,6 +66,8 @@ pub struct Application {
     /// Which key pair this consumer key is: a sandbox pair is an entry of its own, with the
     /// production entry's grants, scopes and subscriptions (WSO2's one application, two keys).
     pub key_type: KeyType,
+    /// Opaque or JWT access tokens; refresh tokens are always opaque.
+    pub token_format: TokenFormat,
 }
 
 /// The authorization code flow, when some application uses it.

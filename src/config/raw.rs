@@ -5,13 +5,15 @@
 
 use serde::Deserialize;
 
-use super::parts::{SubscriptionState, TierUnit};
+use super::parts::{SubscriptionState, TierUnit, TokenFormat};
 use crate::jose::{PrivateJwk, PublicJwk};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::redirect_uri::ApplicationType;
 
 const DEFAULT_ACCESS_VALIDITY_SECS: i64 = 3600;
 const DEFAULT_REFRESH_VALIDITY_SECS: i64 = 86400;
+/// Short: an upstream that verifies a JWT offline accepts it until `exp`, revoked or not.
+const DEFAULT_JWT_ACCESS_VALIDITY_SECS: i64 = 300;
 const DEFAULT_MAX_BODY_BYTES: usize = 8192;
 const DEFAULT_STORE_CAPACITY: u32 = 10_000;
 const DEFAULT_MAX_GRANTS_PER_APPLICATION: u32 = 1_000;
@@ -34,6 +36,12 @@ pub(super) struct RawConfig {
     pub(super) access_token_validity_secs: i64,
     #[serde(default = "default_refresh_validity")]
     pub(super) refresh_token_validity_secs: i64,
+    /// The format of applications that name none, registered ones included.
+    #[serde(default)]
+    pub(super) token_format: TokenFormat,
+    /// Lifetime of JWT access tokens of applications that set no `access_token_validity_secs`.
+    #[serde(default = "default_jwt_access_validity")]
+    pub(super) jwt_access_token_validity_secs: i64,
     #[serde(default = "default_refresh_reuse_grace")]
     pub(super) refresh_token_reuse_grace_ms: u64,
     #[serde(default = "default_max_body_bytes")]
@@ -289,6 +297,9 @@ impl Default for RawStore {
     }
 }
 
+fn default_jwt_access_validity() -> i64 {
+    DEFAULT_JWT_ACCESS_VALIDITY_SECS
+}
 fn default_store_capacity() -> u32 {
     DEFAULT_STORE_CAPACITY
 }
@@ -307,6 +318,8 @@ pub(super) struct RawApplication {
     #[serde(default)]
     pub(super) scopes: Vec<String>,
     pub(super) access_token_validity_secs: Option<i64>,
+    /// `opaque` or `jwt`; the top-level `token_format` when absent.
+    pub(super) token_format: Option<TokenFormat>,
     /// May introspect any token (a resource server), not only its own.
     #[serde(default)]
     pub(super) introspect: bool,

@@ -6,7 +6,7 @@ use foldhash::{HashMap, HashMapExt};
 use super::error::{problem, ConfigError};
 use super::parts::{
     Application, AuthorizationConfig, EtcdLogin, EtcdPassword, FleetConfig, OpenRegistration,
-    RegistrationConfig, User, UserClaims, Validity,
+    RegistrationConfig, TokenFormat, User, UserClaims, Validity,
 };
 use super::raw::{
     RawApplication, RawAuthorization, RawConfig, RawFleet, RawKeyPair, RawOpenRegistration, RawRegistration,
@@ -31,10 +31,13 @@ const MAX_NAME_BYTES: usize = 255;
 /// The gateway's own paths, by the field that sets each.
 pub(super) type Endpoints = Vec<(&'static str, String)>;
 
-/// Token lifetimes, validated.
+/// Token lifetimes and the default format, validated.
 pub(super) struct Lifetimes {
     pub(super) access: Validity,
     pub(super) refresh_secs: u64,
+    /// JWT access tokens' lifetime where an application sets none: always finite.
+    pub(super) jwt_access: Validity,
+    pub(super) format: TokenFormat,
 }
 
 /// `realm` goes into `WWW-Authenticate` quoted; `issuer` must be an RFC 8414 issuer.
@@ -115,7 +118,33 @@ pub(super) fn lifetimes(raw: &RawConfig) -> Result<Lifetimes, ConfigError> {
     if raw.refresh_token_reuse_grace_ms > 60_000 {
         return Err(problem("refresh_token_reuse_grace_ms", "must be at most 60000"));
     }
-    Ok(Lifetimes { access, refresh_secs })
+    let jwt_access = match raw.jwt_access_token_validity_secs {
+        secs if secs > 0 => Validity::Seconds(secs.unsigned_abs()),
+        _ => return Err(problem("jwt_access_token_validity_secs", JWT_MUST_EXPIRE)),
+    };
+    Ok(Lifetimes { access, refresh_secs, jwt_access, format: raw.token_format })
+}
+
+/// RFC 9068 §2.2: `exp` is required, so a JWT access token has a finite lifetime.
+const JWT_MUST_EXPIRE: &str = "must be a positive number of seconds: a JWT access token carries exp";
+
+/// A `jwt` format (an application's, or the default registered ones take) signs with the
+/// active `signing` key and names the `issuer` in `iss` (RFC 9068 §2.2): both must be there.
+pub(super) fn check_token_formats<'a>(
+    applications: impl IntoIterator<Item = (&'a String, &'a Application)>,
+    default_format: TokenFormat,
+    has_signing: bool,
+    has_issuer: bool,
+) -> Result<(), ConfigError> {
+    if has_signing && has_issuer {
+        return Ok(());
+    }
+    let at = match applications.into_iter().find(|(_, app)| app.token_format == TokenFormat::Jwt) {
+        _ if default_format == TokenFormat::Jwt => "token_format".to_owned(),
+        Some((key, _)) => format!("applications[consumer_key={key}].token_format"),
+        None => return Ok(()),
+    };
+    Err(problem(at, "jwt needs a signing section and an issuer"))
 }
 
 /// The size limits: body, token store, and the brute-force lockout.
@@ -158,7 +187,7 @@ pub(super) struct SandboxPair {
 /// pairs come back apart, for [`add_sandbox_pairs`] once subscriptions are known.
 pub(super) fn applications(
     raw: Vec<RawApplication>,
-    default_validity: Validity,
+    lifetimes: &Lifetimes,
     catalog: &mut ScopeCatalog,
 ) -> Result<(HashMap<String, Application>, Vec<SandboxPair>), ConfigError> {
     if raw.is_empty() {
@@ -181,9 +210,14 @@ pub(super) fn applications(
         let name = app.name.unwrap_or_else(|| app.consumer_key.clone());
         check_name(&format!("{at}.name"), &name)?;
         let scopes = catalog.register_grantable(&format!("{at}.scopes"), &app.scopes)?;
-        let access_validity = match app.access_token_validity_secs {
-            Some(secs) => validity(&format!("{at}.access_token_validity_secs"), secs)?,
-            None => default_validity,
+        let token_format = app.token_format.unwrap_or(lifetimes.format);
+        let access_validity = match (app.access_token_validity_secs, token_format) {
+            (Some(secs), TokenFormat::Jwt) if secs <= 0 => {
+                return Err(problem(format!("{at}.access_token_validity_secs"), JWT_MUST_EXPIRE))
+            }
+            (Some(secs), _) => validity(&format!("{at}.access_token_validity_secs"), secs)?,
+            (None, TokenFormat::Opaque) => lifetimes.access,
+            (None, TokenFormat::Jwt) => lifetimes.jwt_access,
         };
         let application = Application {
             fingerprint: verifier.fingerprint(&app.consumer_key),
@@ -200,6 +234,7 @@ pub(super) fn applications(
             // Filled in once the APIs and tiers are known (`apis::subscribe`).
             subscriptions: Vec::new(),
             key_type: KeyType::Production,
+            token_format,
         };
         if applications.insert(app.consumer_key, application).is_some() {
             return Err(problem(format!("{at}.consumer_key"), "the same consumer_key appears twice"));

@@ -1163,3 +1163,81 @@ fn signing_keys_are_checked_and_errors_name_the_member_never_the_key() {
     }
     assert_refused(cases);
 }
+
+/// `token_format`: per application or as the default of the others (registered ones included);
+/// a JWT is signed by the active key, names the issuer, and always expires (RFC 9068 §2.2).
+#[test]
+fn token_formats_need_keys_an_issuer_and_a_finite_lifetime() {
+    let signed = |change: &dyn Fn(&mut serde_json::Value)| {
+        demo_with(|v| {
+            v["issuer"] = "http://127.0.0.1:8080".into();
+            v["signing"] = serde_json::json!({"keys": [rfc8037_signing_key()]});
+            change(v);
+        })
+    };
+    let config =
+        Config::from_json(signed(&|v| v["applications"][0]["token_format"] = "jwt".into()).as_bytes())
+            .unwrap();
+    let app = &config.applications["demo-app"];
+    assert_eq!(app.token_format, TokenFormat::Jwt);
+    assert_eq!(app.access_validity, Validity::Seconds(300), "the JWT default, not the opaque one");
+    assert_eq!(config.default_token_format, TokenFormat::Opaque);
+    let config = Config::from_json(
+        signed(&|v| {
+            v["token_format"] = "jwt".into();
+            v["jwt_access_token_validity_secs"] = 60.into();
+            v["applications"][0]["access_token_validity_secs"] = 120.into();
+        })
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(config.default_token_format, TokenFormat::Jwt);
+    assert_eq!(config.jwt_access_validity, Validity::Seconds(60));
+    assert_eq!(config.applications["demo-app"].access_validity, Validity::Seconds(120));
+    assert_eq!(config.applications["demo-app"].token_format, TokenFormat::Jwt);
+
+    let table: Vec<(String, &str)> = vec![
+        (
+            demo_with(|v| v["applications"][0]["token_format"] = "jwt".into()),
+            "applications[consumer_key=demo-app].token_format: jwt needs a signing section and an issuer",
+        ),
+        (
+            demo_with(|v| v["token_format"] = "jwt".into()),
+            "token_format: jwt needs a signing section and an issuer",
+        ),
+        (
+            signed(&|v| {
+                v.as_object_mut().unwrap().remove("issuer");
+            }),
+            "",
+        ),
+        (
+            signed(&|v| {
+                v["applications"][0]["token_format"] = "jwt".into();
+                v["applications"][0]["access_token_validity_secs"] = (-1).into();
+            }),
+            "applications[0].access_token_validity_secs: must be a positive number of seconds",
+        ),
+        (
+            signed(&|v| v["jwt_access_token_validity_secs"] = 0.into()),
+            "jwt_access_token_validity_secs: must be",
+        ),
+        (demo_with(|v| v["token_format"] = "signed".into()), "token_format: unknown variant"),
+    ];
+    for (json, expected) in table {
+        let result = Config::from_json(json.as_bytes());
+        match expected {
+            "" => assert!(result.is_ok(), "an opaque default needs no issuer"),
+            expected => {
+                let error = result.err().map(|error| error.to_string()).unwrap_or_default();
+                assert!(error.starts_with(expected), "{error:?} should start with {expected:?}");
+            }
+        }
+    }
+    let without_issuer = signed(&|v| {
+        v.as_object_mut().unwrap().remove("issuer");
+        v["applications"][0]["token_format"] = "jwt".into();
+    });
+    let error = Config::from_json(without_issuer.as_bytes()).err().unwrap().to_string();
+    assert!(error.contains("jwt needs a signing section and an issuer"), "{error}");
+}

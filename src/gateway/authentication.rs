@@ -7,7 +7,7 @@ use super::reply::{
     locked_out, ErrorKind, OAuthError, CLIENT_AUTH_FAILED, CLIENT_POST_AUTH_FAILED, SIGN_IN_BUSY,
 };
 use super::{split_path, EndpointRequest, Gateway};
-use crate::config::{registered_counter, Application, Subscription, SubscriptionState, User};
+use crate::config::{registered_counter, Application, Subscription, SubscriptionState, TokenFormat, User};
 use crate::host::metrics::Metric;
 use crate::host::StoreError;
 use crate::oauth::credentials::{parse_basic_authorization, ClientCredentials, SecretVerifier};
@@ -354,7 +354,13 @@ impl<'a> Gateway<'a> {
             consumer_key: record.client_id,
             verifier,
             scopes,
-            access_validity: self.config.default_access_validity,
+            // The registration endpoints do not set a format yet: registered applications
+            // take the configured default (see docs/tokens-and-keys.md).
+            access_validity: match self.config.default_token_format {
+                TokenFormat::Opaque => self.config.default_access_validity,
+                TokenFormat::Jwt => self.config.jwt_access_validity,
+            },
+            token_format: self.config.default_token_format,
             can_introspect: false,
             public,
             redirect_uris,

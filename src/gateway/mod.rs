@@ -22,6 +22,7 @@
 //! errors), `authentication.rs` (who is calling), `standing.rs` (whether a grant's owner still
 //! stands), `cors.rs` (which origins), `throttle.rs` (tier windows).
 
+mod access_jwt;
 mod authentication;
 mod authorization_endpoint;
 mod backend_jwt;

@@ -10,6 +10,14 @@
 //! tokens. The refresh token carries its grant id so that presenting an old, rotated refresh
 //! token of a live grant can be recognised as reuse (RFC 9700 §4.14.2) without remembering
 //! every used token; only holders of one of the grant's refresh tokens ever see the grant id.
+//!
+//! A JWT access token (RFC 9068, see `docs/tokens-and-keys.md`) is found the same way: its
+//! `jti` is `0x03 ‖ bucket ‖ 24 random bytes` in base64url, the first claim of every JWT the
+//! gateway signs, so the bucket is read from a fixed 64-character prefix of the claims part
+//! without parsing JSON. The store keys the **whole compact JWT** by its hash, as it keys an
+//! opaque token: another encoding of the same signature (ECDSA's high-S twin, RFC 9068 §4) is
+//! another string and is not found, and a `jti` alone is of another kind, never an access
+//! token. A crafted `jti` only points the lookup at a bucket where the token's hash is absent.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -19,6 +27,11 @@ use crate::host::{RandomUnavailable, Randomness};
 
 const ACCESS_KIND: u8 = 0x01;
 const REFRESH_KIND: u8 = 0x02;
+const JWT_ID_KIND: u8 = 0x03;
+/// `{"jti":"` + the 39-character id + `"`: 48 bytes, so exactly the claims part's first 64
+/// base64url characters (RFC 4648 §5) decode to it.
+const JWT_ID_PREFIX_CHARS: usize = 64;
+const JWT_ID_CLAIM_OPENING: &[u8] = b"{\"jti\":\"";
 const ACCESS_RANDOM_BYTES: usize = 24;
 const GRANT_ID_BYTES: usize = 16;
 const REFRESH_SECRET_BYTES: usize = 16;
@@ -84,26 +97,72 @@ fn bucket_of(raw: &[u8]) -> Option<u32> {
 
 /// An access token's decoded bytes, not yet hashed: a worker that remembers the token finds
 /// it without the SHA-256 (see [`crate::state::remembered`]).
-pub struct AccessToken {
-    raw: [u8; ACCESS_LEN],
+pub struct AccessToken<'t> {
+    raw: AccessBytes<'t>,
     pub bucket: u32,
 }
 
-impl AccessToken {
-    /// Decodes an access token string; `None` for anything else (refresh tokens included).
-    pub fn decode(text: &str) -> Option<AccessToken> {
-        let raw: [u8; ACCESS_LEN] = decode_kind(text, ACCESS_KIND)?;
-        Some(AccessToken { bucket: bucket_of(&raw)?, raw })
+enum AccessBytes<'t> {
+    Opaque([u8; ACCESS_LEN]),
+    /// The whole compact JWT, as presented: its text is what the store's hash covers.
+    Jwt(&'t str),
+}
+
+impl<'t> AccessToken<'t> {
+    /// Decodes an access token string, opaque or JWT; `None` for anything else (refresh
+    /// tokens and bare `jti`s included).
+    pub fn decode(text: &'t str) -> Option<AccessToken<'t>> {
+        if text.len() <= 64 {
+            let raw: [u8; ACCESS_LEN] = decode_kind(text, ACCESS_KIND)?;
+            return Some(AccessToken { bucket: bucket_of(&raw)?, raw: AccessBytes::Opaque(raw) });
+        }
+        if text.len() > crate::jose::MAX_TOKEN_BYTES {
+            return None;
+        }
+        let mut parts = text.split('.');
+        let (_header, claims, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let bucket = jwt_id_bucket(claims.get(..JWT_ID_PREFIX_CHARS)?)?;
+        Some(AccessToken { bucket, raw: AccessBytes::Jwt(text) })
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.raw
+        match &self.raw {
+            AccessBytes::Opaque(raw) => raw,
+            AccessBytes::Jwt(text) => text.as_bytes(),
+        }
     }
 
     /// The store's key for this token.
     pub fn hash(&self) -> TokenHash {
-        hash_prefix(b"token\0", &self.raw)
+        hash_prefix(b"token\0", self.bytes())
     }
+}
+
+/// The bucket named by the `jti` in the first 64 characters of a JWT's claims part.
+fn jwt_id_bucket(claims_prefix: &str) -> Option<u32> {
+    let mut opening = [0u8; 48];
+    let len = URL_SAFE_NO_PAD.decode_slice(claims_prefix, &mut opening).ok()?;
+    let id = opening.get(..len)?.strip_prefix(JWT_ID_CLAIM_OPENING)?.strip_suffix(b"\"")?;
+    let raw: [u8; ACCESS_LEN] = decode_kind(std::str::from_utf8(id).ok()?, JWT_ID_KIND)?;
+    bucket_of(&raw)
+}
+
+/// A JWT access token's id (its `jti`): a token of its own kind, so never a Bearer token.
+pub fn mint_jwt_id(bucket: u32, random: &dyn Randomness) -> Result<String, RandomUnavailable> {
+    let mut raw = [0u8; ACCESS_LEN];
+    raw[0] = JWT_ID_KIND;
+    raw[1..5].copy_from_slice(&bucket.to_be_bytes());
+    random.fill(&mut raw[5..])?;
+    Ok(URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// The token for a signed JWT: its text and the hash of the whole of it.
+pub fn jwt_token(text: String) -> MintedToken {
+    let hash = hash_prefix(b"token\0", text.as_bytes());
+    MintedToken { text, hash }
 }
 
 /// A freshly minted token: the string for the client, the hash for the store.
@@ -189,6 +248,48 @@ mod tests {
             "a".repeat(200).as_str(),
         ] {
             assert!(AccessToken::decode(foreign).is_none(), "{foreign:?}");
+        }
+    }
+
+    /// A JWT whose claims part starts with `{"jti":"<id>"`, as the gateway signs them; the
+    /// header and signature are never read here (the whole text's hash is the store's key).
+    fn jwt_with_id(id: &str) -> String {
+        let claims = format!(r#"{{"jti":"{id}","iss":"https://gateway.example"}}"#);
+        format!("eyJhbGciOiJFZERTQSJ9.{}.c2ln", URL_SAFE_NO_PAD.encode(claims))
+    }
+
+    #[test]
+    fn a_jwt_access_token_names_its_bucket_in_its_jti_and_is_keyed_by_its_whole_text() {
+        let id = mint_jwt_id(1234, &SystemRandomness).unwrap();
+        assert_eq!(id.len(), 39);
+        let jwt = jwt_with_id(&id);
+        let token = AccessToken::decode(&jwt).unwrap();
+        assert_eq!(token.bucket, 1234);
+        assert_eq!(token.hash(), jwt_token(jwt.clone()).hash);
+        assert_eq!(ParsedToken::parse(&jwt), Some(ParsedToken::Access { bucket: 1234, hash: token.hash() }));
+        let resigned = format!("{}.c2lo", jwt.rsplit_once('.').unwrap().0);
+        assert_ne!(
+            AccessToken::decode(&resigned).unwrap().hash(),
+            token.hash(),
+            "another spelling, another key"
+        );
+    }
+
+    #[test]
+    fn a_jti_is_not_an_access_token_nor_is_a_jwt_without_one_first() {
+        let id = mint_jwt_id(5, &SystemRandomness).unwrap();
+        let opaque = mint_access_token(5, &SystemRandomness).unwrap().text;
+        let claims_without_id = URL_SAFE_NO_PAD.encode(format!(r#"{{"iss":"x","jti":"{id}"}}"#));
+        for foreign in [
+            id.clone(),
+            jwt_with_id(&opaque),
+            format!("eyJhbGciOiJFZERTQSJ9.{claims_without_id}.c2ln"),
+            format!("{}.extra", jwt_with_id(&id)),
+            jwt_with_id(&id).replace('.', ""),
+            format!("{}{}", jwt_with_id(&id), "A".repeat(crate::jose::MAX_TOKEN_BYTES)),
+        ] {
+            assert!(AccessToken::decode(&foreign).is_none(), "{foreign:?}");
+            assert_eq!(ParsedToken::parse(&foreign), None, "{foreign:?}");
         }
     }
 

@@ -6,7 +6,7 @@
 //! those checks changes nothing: a public client's code stolen without its verifier can
 //! neither be burnt before the client redeems it nor used to revoke what it produced.
 
-use super::{owner, TokenRequest};
+use super::{owner, Principal, TokenRequest};
 use crate::config::Application;
 use crate::gateway::openid::SignIn;
 use crate::gateway::reply::{ErrorKind, OAuthError};
@@ -52,8 +52,15 @@ pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<
     // presentation after its checks.
     let audience = ticket.audience.narrowed_to(&request.audience).ok_or(NOT_REQUESTED_AT_AUTHORIZE)?;
     let refresh_expires_at = gateway.refresh_expiry_for(app, now);
-    let (mut body, grant) =
-        gateway.issue_grant(app, owner(app, Some(user)), &scopes, audience, refresh_expires_at, now)?;
+    let (mut body, grant) = gateway.issue_grant(
+        app,
+        // When the user signed in, known for the codes of `openid` requests (the code record keeps it).
+        Principal { owner: owner(app, Some(user)), auth_time: ticket.auth_time },
+        &scopes,
+        audience,
+        refresh_expires_at,
+        now,
+    )?;
     if table.remember_grant(code, grant, now)? {
         // The code came back while this grant was being issued: it goes too.
         gateway.store.revoke_grant(grant, now)?;

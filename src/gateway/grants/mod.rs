@@ -25,7 +25,13 @@ use crate::oauth::grant_type::{GrantType, TokenParam};
 use crate::oauth::messages::TokenResponse;
 use crate::oauth::resource_indicator::Audience;
 use crate::oauth::scope::ScopeSet;
-use crate::state::grants::{GrantLocation, GrantOwner, IssueError, IssuedTokens, NewGrant, NEVER_EXPIRES};
+use crate::state::grants::{
+    AccessFacts, AccessSigner, GrantLocation, GrantOwner, IssueError, IssuedTokens, NewGrant, NEVER_EXPIRES,
+};
+
+/// The access token could not be signed: a server error (RFC 6749 §5.2 has no code for it).
+pub(super) const SIGNING_FAILED: OAuthError =
+    ErrorKind::Unavailable.because("the access token could not be signed");
 
 /// A `/token` request its grant's handler may act on: the client is authenticated and may use
 /// the grant, and every parameter the grant requires is present.
@@ -81,22 +87,39 @@ fn owner(app: &Application, user: Option<&crate::config::User>) -> GrantOwner {
     }
 }
 
+/// Whom a grant is for, and when a user proved who they are with this request (a password
+/// grant: `auth_time`, RFC 9068 §2.2.1). A code's user signed in at the login page, which the
+/// code does not record: no `auth_time` then.
+struct Principal {
+    owner: GrantOwner,
+    auth_time: Option<u64>,
+}
+
 impl<'a> Gateway<'a> {
     /// Issues a grant: the token response, and where the grant lives (the code grant keeps it,
     /// to revoke the grant if its code is replayed).
     fn issue_grant(
         &self,
         app: &Application,
-        owner: GrantOwner,
+        who: Principal,
         scopes: &ScopeSet,
         audience: Audience,
         refresh_expires_at: Option<u64>,
         now: u64,
     ) -> Result<(TokenResponse, GrantLocation), OAuthError> {
+        let signer = self.access_token_signer(app, who.auth_time);
+        let signer = signer.as_ref().map(|signer| move |facts: &AccessFacts<'_>| signer.sign(facts));
         let access_expires_at = app.access_validity.expires_at(now);
         let scopes_ids = self.config.scope_ids(scopes);
-        let grant = NewGrant { owner, scopes: scopes_ids, access_expires_at, refresh_expires_at, audience };
-        let issued = self.store.issue(grant, now).map_err(|error| match error {
+        let grant = NewGrant {
+            owner: who.owner,
+            scopes: scopes_ids,
+            access_expires_at,
+            refresh_expires_at,
+            audience,
+        };
+        let signer = signer.as_ref().map(|sign| sign as AccessSigner<'_>);
+        let issued = self.store.issue_signed(grant, now, signer).map_err(|error| match error {
             IssueError::Full => {
                 self.metrics.add(Metric::StoreFull, 1);
                 ErrorKind::Unavailable.because("the token store is full; try again later")
@@ -107,6 +130,7 @@ impl<'a> Gateway<'a> {
                     .because("this client holds too many live tokens; revoke some or try again later")
             }
             IssueError::Random | IssueError::Store(_) => STORE_UNAVAILABLE,
+            IssueError::Signing => SIGNING_FAILED,
         })?;
         let location = issued.location;
         Ok((token_body(issued, scopes, access_expires_at, now), location))

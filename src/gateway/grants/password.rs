@@ -2,7 +2,7 @@
 //! username and password, checked under the lockout policy; the scope is within what both the
 //! application and the user hold.
 
-use super::{narrow, owner, TokenRequest};
+use super::{narrow, owner, Principal, TokenRequest};
 use crate::gateway::reply::{ErrorKind, OAuthError};
 use crate::gateway::Gateway;
 use crate::oauth::grant_type::TokenParam;
@@ -18,5 +18,14 @@ pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<
     let scopes = narrow(requested, &held)?;
     // A refresh token only for applications allowed to use it.
     let refresh_expires_at = gateway.refresh_expiry_for(app, now);
-    Ok(gateway.issue_grant(app, owner(app, Some(user)), &scopes, audience, refresh_expires_at, now)?.0)
+    Ok(gateway
+        .issue_grant(
+            app,
+            Principal { owner: owner(app, Some(user)), auth_time: Some(now) },
+            &scopes,
+            audience,
+            refresh_expires_at,
+            now,
+        )?
+        .0)
 }

@@ -11,7 +11,9 @@ use crate::host::metrics::Metric;
 use crate::oauth::grant_type::TokenParam;
 use crate::oauth::messages::TokenResponse;
 use crate::oauth::scope::ScopeSet;
-use crate::state::grants::{GrantRecord, RefreshError, RefreshPlan, RefreshRefusal};
+use crate::state::grants::{
+    AccessFacts, AccessSigner, GrantRecord, RefreshError, RefreshPlan, RefreshRefusal,
+};
 
 pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
     let token = request.param(TokenParam::RefreshToken)?;
@@ -53,8 +55,12 @@ pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<
         username = record.owner.user.as_ref().map(|(name, _)| name.clone());
         Ok(plan)
     };
-    match gateway.store.refresh(token, &app.consumer_key, now, gateway.config.refresh_reuse_grace_ms, decide)
-    {
+    // A refresh proves the grant, not the user: no `auth_time` on its JWT.
+    let signer = gateway.access_token_signer(app, None);
+    let signer = signer.as_ref().map(|signer| move |facts: &AccessFacts<'_>| signer.sign(facts));
+    let signer = signer.as_ref().map(|sign| sign as AccessSigner<'_>);
+    let grace = gateway.config.refresh_reuse_grace_ms;
+    match gateway.store.refresh_signed(token, &app.consumer_key, now, grace, decide, signer) {
         Ok(issued) => {
             let mut body = token_body(issued, &granted, access_expires_at, now);
             // Core §12.2: a new ID token for the same user, without `nonce`; the grant does
@@ -79,5 +85,6 @@ pub(super) fn issue(gateway: &Gateway<'_>, request: TokenRequest<'_>) -> Result<
             Err(invalid_grant)
         }
         Err(RefreshError::Random | RefreshError::Store(_)) => Err(STORE_UNAVAILABLE),
+        Err(RefreshError::Signing) => Err(super::SIGNING_FAILED),
     }
 }

@@ -309,3 +309,18 @@ fn each_api_has_its_protected_resource_metadata_rfc9728_3() {
     }));
     assert!(without.gateway().endpoint("/.well-known/oauth-protected-resource/mcp").is_none());
 }
+
+#[test]
+fn a_jwt_access_token_names_the_grants_resources_as_its_audience_rfc9068_3() {
+    let rig = Rig::with_config(&config_with(CONFIG, |v| {
+        v["signing"] = serde_json::json!({ "keys": [crate::config::tests::rfc8037_signing_key()] });
+        v["token_format"] = "jwt".into();
+    }));
+    let audience_of = |resources_asked: &[&str]| {
+        let token = rig.access_token(&format!("grant_type=client_credentials{}", resources(resources_asked)));
+        crate::jose::decode_unverified(&token).unwrap().claims["aud"].clone()
+    };
+    assert_eq!(audience_of(&[ORDERS]), ORDERS);
+    assert_eq!(audience_of(&[ORDERS, MCP]), serde_json::json!([ORDERS, MCP]));
+    assert_eq!(audience_of(&[]), "demo-app", "unbound: the client, as WSO2 does");
+}

@@ -196,6 +196,7 @@ mod credential_rotation;
 mod grant_lifecycle;
 mod host_failures;
 mod jwks;
+mod jwt_access;
 mod lockout_and_sweep;
 mod revocation_introspection;
 mod rfc7591_registration;

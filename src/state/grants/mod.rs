@@ -21,8 +21,8 @@ use crate::state::buckets::{is_bucket, records_of, BucketTable, Reader, Record, 
 use crate::state::keys;
 use crate::state::remembered::{recall_key, RememberedGrants};
 use crate::state::token::{
-    grant_tag, mint_access_token, mint_refresh_token, new_grant_id, AccessToken, GrantTag, ParsedToken,
-    TokenHash,
+    grant_tag, jwt_token, mint_access_token, mint_jwt_id, mint_refresh_token, new_grant_id, AccessToken,
+    GrantTag, MintedToken, ParsedToken, TokenHash,
 };
 use record::GrantView;
 pub use record::{
@@ -125,6 +125,8 @@ pub enum IssueError {
     /// many as its share of the table allows (see [`TokenStore::with_share_per_owner`]).
     OwnerFull,
     Random,
+    /// The access token could not be signed.
+    Signing,
     Store(StoreError),
 }
 
@@ -150,6 +152,22 @@ pub struct NewGrant {
     /// The resources asked for (RFC 8707); unbound without `resource`.
     pub audience: Audience,
 }
+
+/// What a JWT access token says (RFC 9068 §2.2), handed to the caller that signs it: the
+/// store knows no keys and no issuer, the caller knows no buckets.
+pub struct AccessFacts<'a> {
+    /// The token's `jti`: names its bucket (see [`crate::state::token`]).
+    pub jti: &'a str,
+    pub owner: &'a GrantOwner,
+    pub scopes: &'a [ScopeId],
+    pub audience: &'a Audience,
+    pub issued_at: u64,
+    pub expires_at: u64,
+}
+
+/// Signs a JWT access token for its facts; `None` when it cannot. Without one, access tokens
+/// are opaque.
+pub type AccessSigner<'s> = &'s dyn Fn(&AccessFacts<'_>) -> Option<String>;
 
 pub struct IssuedTokens {
     pub access_token: String,
@@ -185,6 +203,8 @@ pub enum RefreshError {
     /// The caller's decision refused it: passed back unchanged, nothing stored changes.
     Refused(RefreshRefusal),
     Random,
+    /// The access token could not be signed.
+    Signing,
     Store(StoreError),
 }
 
@@ -384,6 +404,16 @@ impl<'h> TokenStore<'h> {
 
     /// Stores a new grant in a random bucket with room and returns its tokens.
     pub fn issue(&self, grant: NewGrant, now: u64) -> Result<IssuedTokens, IssueError> {
+        self.issue_signed(grant, now, None)
+    }
+
+    /// [`TokenStore::issue`], with a JWT access token signed by `signer` when there is one.
+    pub fn issue_signed(
+        &self,
+        grant: NewGrant,
+        now: u64,
+        signer: Option<AccessSigner<'_>>,
+    ) -> Result<IssuedTokens, IssueError> {
         // A refresh token carries its grant's id, and the store finds the grant by the id's
         // hash. A grant without one is only ever found by its access tokens' hashes, so its
         // tag can be drawn at random: no id to keep, and no SHA-256 to pay on every issue.
@@ -407,7 +437,21 @@ impl<'h> TokenStore<'h> {
             self.random.fill(&mut pick)?;
             let offset = u32::from_be_bytes(pick) % self.owner_buckets.max(1);
             let bucket = ((u64::from(first) + u64::from(offset)) % u64::from(count)) as u32;
-            let access = mint_access_token(bucket, self.random)?;
+            let access = match signer {
+                None => mint_access_token(bucket, self.random)?,
+                Some(sign) => {
+                    let jti = mint_jwt_id(bucket, self.random)?;
+                    let facts = AccessFacts {
+                        jti: &jti,
+                        owner: &grant.owner,
+                        scopes: &grant.scopes,
+                        audience: &grant.audience,
+                        issued_at: now,
+                        expires_at: grant.access_expires_at,
+                    };
+                    jwt_token(sign(&facts).ok_or(IssueError::Signing)?)
+                }
+            };
             let refresh = match &refresh_grant {
                 Some((grant_id, expires_at)) => {
                     Some((mint_refresh_token(bucket, grant_id, self.random)?, *expires_at))
@@ -470,13 +514,34 @@ impl<'h> TokenStore<'h> {
         client_id: &str,
         now: u64,
         reuse_grace: u64,
+        decide: impl FnMut(&GrantRecord) -> Result<RefreshPlan, RefreshRefusal>,
+    ) -> Result<IssuedTokens, RefreshError> {
+        self.refresh_signed(token, client_id, now, reuse_grace, decide, None)
+    }
+
+    /// [`TokenStore::refresh`], with a JWT access token signed by `signer` when there is one
+    /// (signed once the plan is known, inside the compare-and-swap: a retry signs again).
+    pub fn refresh_signed(
+        &self,
+        token: &str,
+        client_id: &str,
+        now: u64,
+        reuse_grace: u64,
         mut decide: impl FnMut(&GrantRecord) -> Result<RefreshPlan, RefreshRefusal>,
+        signer: Option<AccessSigner<'_>>,
     ) -> Result<IssuedTokens, RefreshError> {
         let Some(ParsedToken::Refresh { bucket, grant_id, hash }) = ParsedToken::parse(token) else {
             return Err(RefreshError::InvalidGrant);
         };
         let tag = grant_tag(&grant_id);
-        let access = mint_access_token(bucket, self.random).map_err(|_| RefreshError::Random)?;
+        let mut access = match signer {
+            None => mint_access_token(bucket, self.random).map_err(|_| RefreshError::Random)?,
+            Some(_) => MintedToken { text: String::new(), hash: TokenHash::default() },
+        };
+        let jti = match signer {
+            Some(_) => Some(mint_jwt_id(bucket, self.random).map_err(|_| RefreshError::Random)?),
+            None => None,
+        };
         let refresh = mint_refresh_token(bucket, &grant_id, self.random).map_err(|_| RefreshError::Random)?;
         let outcome = self.update(bucket, now, |records| {
             let position =
@@ -496,6 +561,17 @@ impl<'h> TokenStore<'h> {
                 return Ok(Err(RefreshError::ReuseDetected));
             }
             let plan = decide(&*record).map_err(RefreshError::Refused)?;
+            if let (Some(sign), Some(jti)) = (signer, &jti) {
+                let facts = AccessFacts {
+                    jti,
+                    owner: &record.owner,
+                    scopes: plan.access_scopes.as_deref().unwrap_or(&record.scopes),
+                    audience: &plan.audience,
+                    issued_at: now,
+                    expires_at: plan.access_expires_at,
+                };
+                access = jwt_token(sign(&facts).ok_or(RefreshError::Signing)?);
+            }
             record.refresh = Some(RefreshEntry {
                 hash: refresh.hash,
                 issued_at: now,
