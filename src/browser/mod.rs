@@ -8,6 +8,7 @@
 //! gateway can never disagree on the wire format.
 
 pub mod challenge;
+pub mod id_token;
 pub mod sign_in;
 #[cfg(feature = "web")]
 pub mod web;
@@ -18,6 +19,7 @@ use crate::oauth::messages::{ErrorResponse, TokenResponse};
 use crate::oauth::pkce;
 use crate::oauth::scope::MALFORMED_SCOPE;
 use crate::oauth::scope::{is_scope_token, ScopeSet};
+use id_token::IdTokenError;
 use sign_in::SignInError;
 
 /// The content type of a `/token` request body.
@@ -55,6 +57,8 @@ pub enum ClientError {
     /// A step of the authorization code flow: building the `/authorize` URL, reading the
     /// callback (whose server errors come back here too, with the server's code).
     SignIn(SignInError),
+    /// A JWT that cannot be read, or an ID token that does not verify (see [`id_token`]).
+    IdToken(IdTokenError),
 }
 
 impl ClientError {
@@ -80,6 +84,7 @@ impl ClientError {
             ClientError::UnsupportedTokenType => "unsupported_token_type",
             ClientError::Server(response) => &response.error,
             ClientError::SignIn(error) => error.code(),
+            ClientError::IdToken(error) => error.code(),
         }
     }
 
@@ -123,6 +128,7 @@ impl ClientError {
             ClientError::UnsupportedTokenType => "the token type is not Bearer".to_owned(),
             ClientError::Server(response) => response.refusal(),
             ClientError::SignIn(error) => error.message(),
+            ClientError::IdToken(error) => error.message(),
         }
     }
 }
@@ -405,6 +411,9 @@ pub struct TokenSet {
     /// The granted scope; `None` when the server left it out (RFC 6749 §5.1 allows that when
     /// it equals the requested scope; tokengate always sends it).
     pub scope: Option<ScopeSet>,
+    /// The OpenID Connect ID token, when the server sent one (scope `openid`): not verified
+    /// here; [`id_token::verify_id_token`] does that against the issuer's JWKS.
+    pub id_token: Option<String>,
 }
 
 /// One member of a parsed JSON object, as a client needs to tell them apart.
@@ -486,7 +495,8 @@ pub fn read_token_response(body: &impl JsonObject, now_ms: u64) -> Result<TokenS
         scope: optional_string(body, "scope", "scope is not a string")?,
         id_token: optional_string(body, "id_token", "id_token is not a string")?,
     };
-    TokenSet::from_response(response, now_ms)
+    let id_token = optional_string(body, "id_token", "id_token is not a string")?;
+    Ok(TokenSet { id_token, ..TokenSet::from_response(response, now_ms)? })
 }
 
 /// 2^53: the largest integer up to which every integer is exact in an f64 (and a JS number).
@@ -529,6 +539,7 @@ impl TokenSet {
             expires_in: response.expires_in,
             refresh_token: response.refresh_token,
             scope,
+            id_token: None,
         })
     }
 

@@ -131,6 +131,10 @@ pub struct AuthorizationInput<'a> {
     pub redirect_uri: Option<&'a str>,
     /// Space-separated; absent or empty: the application's default.
     pub scope: Option<&'a str>,
+    /// OpenID Connect Core §3.1.2.1: a value the ID token must carry back, binding it to this
+    /// sign-in (replay protection); left out when absent or empty. A server without OpenID
+    /// Connect ignores it (RFC 6749 §3.1: unrecognized parameters are ignored).
+    pub nonce: Option<&'a str>,
 }
 
 /// The URL to send the user to, and what the app must keep until the callback (in
@@ -149,7 +153,8 @@ fn present<'a>(value: Option<&'a str>, what: &'static str) -> Result<&'a str, Si
 }
 
 /// RFC 6749 §4.1.1 with RFC 7636 §4.3: `response_type=code`, `client_id`, `redirect_uri`,
-/// `scope`, `state`, `code_challenge` and `code_challenge_method=S256`, added to the
+/// `scope`, `state`, `code_challenge` and `code_challenge_method=S256` (and OpenID Connect's
+/// `nonce` when given), added to the
 /// endpoint's own query if it has one (§3.1: it must be kept).
 pub fn authorization_request(
     input: &AuthorizationInput,
@@ -183,6 +188,7 @@ pub fn authorization_request(
         ("state", Some(state.as_str())),
         ("code_challenge", Some(pkce.challenge.as_str())),
         ("code_challenge_method", Some(S256)),
+        ("nonce", input.nonce.filter(|nonce| !nonce.is_empty())),
     ];
     for (index, (name, value)) in
         params.iter().filter_map(|(name, value)| Some((*name, (*value)?))).enumerate()

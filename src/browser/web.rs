@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::browser::challenge;
+use crate::browser::id_token;
 use crate::browser::sign_in::{self, AuthorizationInput, Pkce, RANDOM_BYTES};
 use crate::browser::{self, ClientError, GrantRequest, GrantRequestInput, JsonField, ScopeInput};
 use crate::oauth::scope::ScopeSet;
@@ -49,6 +50,8 @@ export interface AuthorizeUrlInput {
   scope?: string | string[];
   state?: string;
   codeVerifier?: string;
+  /** OpenID Connect's nonce; made at random when absent, and always sent. */
+  nonce?: string;
 }
 
 /** Where to send the user, and what to keep (e.g. in sessionStorage) until the callback. */
@@ -57,6 +60,8 @@ export interface AuthorizationRequest {
   state: string;
   codeVerifier: string;
   redirectUri: string;
+  /** Pass it to `verifyIdToken` with the ID token the code brings back. */
+  nonce: string;
 }
 
 /** A callback that carried a code. */
@@ -76,6 +81,50 @@ export interface TokenRequestBody {
 export interface Credentials {
   consumerKey: string;
   consumerSecret: string;
+}
+
+/** A JWT's protected header, as the token spells it. */
+export interface JwtHeader {
+  alg: string;
+  kid?: string;
+  typ?: string;
+}
+
+/** What `decodeJwtUnverified` returns: NOT verified, anyone could have written it. */
+export interface UnverifiedJwt {
+  header: JwtHeader;
+  claims: Record<string, unknown>;
+}
+
+/** The claims of an ID token that `verifyIdToken` checked (OpenID Connect Core §2), and any
+ * others the issuer added (`name`, `email`, …). */
+export interface IdTokenClaims {
+  iss: string;
+  sub: string;
+  aud: string | string[];
+  exp: number;
+  iat: number;
+  nonce?: string;
+  azp?: string;
+  auth_time?: number;
+  name?: string;
+  email?: string;
+  [claim: string]: unknown;
+}
+
+/** What an ID token must match. */
+export interface VerifyIdTokenOptions {
+  /** The issuer identifier, compared exactly (the metadata's `issuer`). */
+  issuer: string;
+  clientId: string;
+  /** The nonce sent to `/authorize`; leave it out only if none was sent (a token with one is then refused). */
+  nonce?: string;
+  /** Milliseconds since the epoch; `Date.now()` when absent. */
+  nowMs?: number;
+  /** The `max_age` sent to `/authorize`, in seconds: `auth_time` must then be that recent. */
+  maxAge?: number;
+  /** Seconds of clock difference tolerated on `exp`, `iat` and `auth_time` (default 30). */
+  leewaySeconds?: number;
 }
 
 /** What every function throws: a real `Error` with a stable `code`. Server errors (RFC 6749 §5.2)
@@ -104,6 +153,12 @@ extern "C" {
     pub type AuthorizationRequestObject;
     #[wasm_bindgen(typescript_type = "CallbackResult")]
     pub type CallbackResult;
+    #[wasm_bindgen(typescript_type = "UnverifiedJwt")]
+    pub type UnverifiedJwtObject;
+    #[wasm_bindgen(typescript_type = "IdTokenClaims")]
+    pub type IdTokenClaims;
+    #[wasm_bindgen(typescript_type = "VerifyIdTokenOptions")]
+    pub type VerifyIdTokenOptions;
 }
 
 /// The one error type: a JS `Error` named `TokengateError` with a `code` property.
@@ -445,6 +500,12 @@ impl TokenSet {
         self.0.refresh_token.clone()
     }
 
+    /// The OpenID Connect ID token, when the server sent one; not verified: `verifyIdToken`.
+    #[wasm_bindgen(getter, js_name = idToken)]
+    pub fn id_token(&self) -> Option<String> {
+        self.0.id_token.clone()
+    }
+
     /// The granted scope names, sorted; empty when the server did not list them.
     #[wasm_bindgen(getter)]
     pub fn scopes(&self) -> Vec<String> {
@@ -536,8 +597,8 @@ pub fn create_pkce() -> Result<PkceObject, Error> {
 /// `malformed_code_verifier`, `randomness_unavailable` or `invalid_argument`.
 #[wasm_bindgen(js_name = authorizeUrl)]
 pub fn authorize_url(input: &AuthorizeUrlInput) -> Result<AuthorizationRequestObject, Error> {
-    const FIELDS: [&str; 6] =
-        ["authorizationEndpoint", "clientId", "redirectUri", "scope", "state", "codeVerifier"];
+    const FIELDS: [&str; 7] =
+        ["authorizationEndpoint", "clientId", "redirectUri", "scope", "state", "codeVerifier", "nonce"];
     options_object(input, "authorizeUrl", &FIELDS)?;
     let endpoint = optional_string(input, "authorizationEndpoint")?;
     let client_id = optional_string(input, "clientId")?;
@@ -554,12 +615,19 @@ pub fn authorize_url(input: &AuthorizeUrlInput) -> Result<AuthorizationRequestOb
         Some(state) => state,
         None => sign_in::state_from_random(&random_bytes()?),
     };
+    // Always sent: it costs nothing, and an ID token (if the server issues one) is then bound
+    // to this sign-in for `verifyIdToken`.
+    let nonce = match optional_string(input, "nonce")?.filter(|nonce| !nonce.is_empty()) {
+        Some(nonce) => nonce,
+        None => sign_in::state_from_random(&random_bytes()?),
+    };
     let request = sign_in::authorization_request(
         &AuthorizationInput {
             authorization_endpoint: endpoint.as_deref(),
             client_id: client_id.as_deref(),
             redirect_uri: redirect_uri.as_deref(),
             scope: scope.as_deref(),
+            nonce: Some(&nonce),
         },
         pkce,
         state,
@@ -569,6 +637,7 @@ pub fn authorize_url(input: &AuthorizeUrlInput) -> Result<AuthorizationRequestOb
     set(&object, "state", &request.state.into());
     set(&object, "codeVerifier", &request.code_verifier.into());
     set(&object, "redirectUri", &request.redirect_uri.into());
+    set(&object, "nonce", &nonce.into());
     Ok(object.unchecked_into())
 }
 
@@ -595,6 +664,106 @@ pub fn parse_callback(
         set(&object, "iss", &issuer.into());
     }
     Ok(object.unchecked_into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// JWTs and ID tokens
+
+/// The header and claims of a JWT, **without verifying its signature** (the name says so):
+/// for showing what a token says, never for trusting it. Throws `malformed_jwt`.
+#[wasm_bindgen(js_name = decodeJwtUnverified)]
+pub fn decode_jwt_unverified(
+    #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
+) -> Result<UnverifiedJwtObject, Error> {
+    let token = string_arg(&token, "token")?;
+    let jwt = id_token::decode_jwt_unverified(&token).map_err(ClientError::IdToken)?;
+    let header = Object::new();
+    set(&header, "alg", &jwt.header.alg.into());
+    if let Some(kid) = jwt.header.kid {
+        set(&header, "kid", &kid.into());
+    }
+    if let Some(typ) = jwt.header.typ {
+        set(&header, "typ", &typ.into());
+    }
+    let object = Object::new();
+    set(&object, "header", &header);
+    set(&object, "claims", &json_object_to_js(&jwt.claims));
+    Ok(object.unchecked_into())
+}
+
+/// The claims of an OpenID Connect ID token once its signature verifies with a key of `jwks`
+/// (the issuer's `jwks_uri` document, as text or parsed) and its `iss`, `aud`, `azp`, `exp`,
+/// `iat`, `nonce` and `auth_time` meet `options`. Throws `malformed_jwt`, `unsecured_jwt`,
+/// `unsupported_jwt_algorithm`, `unknown_signing_key`, `bad_jwt_signature`, `invalid_jwks`,
+/// `missing_claim`, `wrong_issuer`, `wrong_audience`, `wrong_authorized_party`,
+/// `id_token_expired`, `issued_in_the_future`, `wrong_nonce` or `authentication_too_old`.
+#[wasm_bindgen(js_name = verifyIdToken)]
+pub fn verify_id_token(
+    #[wasm_bindgen(js_name = idToken, unchecked_param_type = "string")] id_token: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string | { keys: object[] }")] jwks: JsValue,
+    options: &VerifyIdTokenOptions,
+) -> Result<IdTokenClaims, Error> {
+    let token = string_arg(&id_token, "idToken")?;
+    let jwks = match jwks.as_string() {
+        Some(text) => text,
+        None => js_sys::JSON::stringify(&jwks)
+            .ok()
+            .and_then(|text| text.as_string())
+            .ok_or_else(|| Error::argument("jwks must be a string or a JSON object"))?,
+    };
+    let expected = id_token_expectations(options)?;
+    let claims = id_token::verify_id_token(&token, &jwks, &expected).map_err(ClientError::IdToken)?;
+    Ok(json_object_to_js(&claims).unchecked_into())
+}
+
+fn id_token_expectations(options: &JsValue) -> Result<id_token::IdTokenExpectations, Error> {
+    const FIELDS: &[&str] = &["issuer", "clientId", "nonce", "nowMs", "maxAge", "leewaySeconds"];
+    options_object(options, "verifyIdToken", FIELDS)?;
+    let required = |name: &str| {
+        optional_string(options, name)?.ok_or_else(|| Error::argument(&format!("{name} is required")))
+    };
+    let seconds = |name: &str| -> Result<Option<u64>, Error> {
+        let value = Reflect::get(options, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
+        if value.is_undefined() || value.is_null() {
+            return Ok(None);
+        }
+        match value.as_f64() {
+            Some(secs) if secs.fract() == 0.0 && (0.0..=browser::MAX_EXACT_F64).contains(&secs) => {
+                Ok(Some(secs as u64))
+            }
+            _ => Err(Error::argument(&format!("{name} must be a whole non-negative number of seconds"))),
+        }
+    };
+    let now_ms = Reflect::get(options, &JsValue::from_str("nowMs")).ok().and_then(|value| value.as_f64());
+    Ok(id_token::IdTokenExpectations {
+        issuer: required("issuer")?,
+        client_id: required("clientId")?,
+        nonce: optional_string(options, "nonce")?,
+        now: millis_arg(now_ms, "nowMs")? / 1000,
+        max_age: seconds("maxAge")?,
+        leeway: seconds("leewaySeconds")?.unwrap_or(id_token::DEFAULT_LEEWAY_SECONDS),
+    })
+}
+
+/// A JSON object as a plain JS object (what `JSON.parse` would give for its text).
+fn json_object_to_js(object: &serde_json::Map<String, serde_json::Value>) -> JsValue {
+    let target = Object::new();
+    for (name, value) in object {
+        set(&target, name, &json_to_js(value));
+    }
+    target.into()
+}
+
+fn json_to_js(value: &serde_json::Value) -> JsValue {
+    use serde_json::Value;
+    match value {
+        Value::Null => JsValue::NULL,
+        Value::Bool(flag) => JsValue::from_bool(*flag),
+        Value::Number(number) => number.as_f64().map_or(JsValue::NULL, JsValue::from_f64),
+        Value::String(text) => JsValue::from_str(text),
+        Value::Array(items) => items.iter().map(json_to_js).collect::<Array>().into(),
+        Value::Object(members) => json_object_to_js(members),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

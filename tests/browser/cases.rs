@@ -187,6 +187,20 @@ pub const PACKAGE_CODES: &[&str] = &[
     "state_mismatch",
     "issuer_mismatch",
     "randomness_unavailable",
+    "malformed_jwt",
+    "unsecured_jwt",
+    "unsupported_jwt_algorithm",
+    "unknown_signing_key",
+    "bad_jwt_signature",
+    "invalid_jwks",
+    "missing_claim",
+    "wrong_issuer",
+    "wrong_audience",
+    "wrong_authorized_party",
+    "id_token_expired",
+    "issued_in_the_future",
+    "wrong_nonce",
+    "authentication_too_old",
 ];
 
 pub const OAUTH_CODES: &[&str] = &[
@@ -551,7 +565,9 @@ pub fn error_descriptions_are_unescaped() {
     assert_eq!(all[0].error_description(), Some(r#"say "hi" \ bye"#));
 }
 
+mod id_tokens;
 mod signing_in;
+pub use id_tokens::*;
 pub use signing_in::*;
 
 /// Runs every case above as a test, with the attribute of the runner (`test` natively,
@@ -585,6 +601,13 @@ macro_rules! shared_cases {
             callbacks_follow_the_table,
             code_token_requests_are_what_the_gateway_parses,
             incomplete_code_token_requests_are_refused,
+            id_token_claims_follow_the_table,
+            a_verified_id_token_gives_its_claims,
+            the_fixed_ed25519_id_token_is_signed_and_verified_alike,
+            forged_id_tokens_are_refused,
+            unusable_jwks_are_refused,
+            decoding_without_verifying_reads_any_signer,
+            a_token_response_keeps_its_id_token,
         );
     };
     (@each $attr:meta; $($name:ident),* $(,)?) => {

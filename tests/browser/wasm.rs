@@ -493,3 +493,111 @@ fn randomness_comes_from_crypto_get_random_values() {
     let crypto = get(&js_sys::global(), "crypto");
     assert!(get(&crypto, "getRandomValues").is_function());
 }
+
+// ---------------------------------------------------------------------------------------------
+// JWTs and ID tokens from JavaScript
+
+fn verify_options(json: &str) -> web::VerifyIdTokenOptions {
+    parse(json).unchecked_into()
+}
+
+/// The options matching `cases::expectations()`, with `nowMs` in milliseconds.
+fn valid_options() -> String {
+    format!(
+        r#"{{"issuer":"{}","clientId":"{}","nonce":"{}","nowMs":{},"leewaySeconds":0}}"#,
+        cases::ID_ISSUER,
+        cases::CLIENT,
+        cases::NONCE,
+        cases::NOW * 1000
+    )
+}
+
+#[wasm_bindgen_test]
+fn verify_id_token_gives_the_claims_as_a_plain_object() {
+    let token = s(cases::FIXED_ED25519_ID_TOKEN);
+    // The JWKS as text and as the object `response.json()` gives.
+    for jwks in [s(cases::JWKS), parse(cases::JWKS)] {
+        let claims = JsValue::from(
+            web::verify_id_token(token.clone(), jwks, &verify_options(&valid_options())).ok().unwrap(),
+        );
+        assert_eq!(
+            JSON::stringify(&claims).unwrap(),
+            JSON::stringify(&parse(&cases::id_claims().to_string())).unwrap()
+        );
+        assert_eq!(get_string(&claims, "sub").as_deref(), Some("admin"));
+        assert_eq!(get(&claims, "exp").as_f64(), Some((cases::NOW + 300) as f64));
+    }
+}
+
+#[wasm_bindgen_test]
+fn verify_id_token_throws_the_documented_codes() {
+    let token = || s(cases::FIXED_ED25519_ID_TOKEN);
+    let jwks = || s(cases::JWKS);
+    // A repeated member: JSON.parse keeps the last, so the row's value counts.
+    let with = |field: &str| verify_options(&format!("{},{field}}}", valid_options().trim_end_matches('}')));
+    let rows: &[(&str, web::VerifyIdTokenOptions, &str)] = &[
+        ("another nonce", with(r#""nonce":"other""#), "wrong_nonce"),
+        ("another client", with(r#""clientId":"other-app""#), "wrong_audience"),
+        ("another issuer", with(r#""issuer":"https://evil.example""#), "wrong_issuer"),
+        ("an hour later", with(&format!(r#""nowMs":{}"#, (cases::NOW + 3600) * 1000)), "id_token_expired"),
+        (
+            "the clock now, years after the token",
+            verify_options(&valid_options().replace(r#""nowMs":1700000000000,"#, "")),
+            "id_token_expired",
+        ),
+        ("max_age passed", with(r#""maxAge":5"#), "authentication_too_old"),
+    ];
+    for (name, options, code) in rows {
+        assert_eq!(thrown(web::verify_id_token(token(), jwks(), options)), *code, "{name}");
+    }
+    let options = verify_options(&valid_options());
+    assert_eq!(thrown(web::verify_id_token(token(), s("{}"), &options)), "invalid_jwks");
+    assert_eq!(thrown(web::verify_id_token(s("a.b"), jwks(), &options)), "malformed_jwt");
+    assert_eq!(thrown(web::verify_id_token(JsValue::UNDEFINED, jwks(), &options)), "invalid_argument");
+    for bad in [
+        r#"{"issuer":"x"}"#,
+        r#"{"issuer":"x","clientId":"y","client_id":"y"}"#,
+        r#"{"issuer":"x","clientId":"y","maxAge":-1}"#,
+        r#"{"issuer":"x","clientId":"y","leewaySeconds":1.5}"#,
+    ] {
+        assert_eq!(
+            thrown(web::verify_id_token(token(), jwks(), &verify_options(bad))),
+            "invalid_argument",
+            "{bad}"
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+fn decode_jwt_unverified_gives_header_and_claims() {
+    let decoded = JsValue::from(web::decode_jwt_unverified(s(cases::FIXED_ED25519_ID_TOKEN)).ok().unwrap());
+    let header = get(&decoded, "header");
+    assert_eq!(get_string(&header, "alg").as_deref(), Some("EdDSA"));
+    assert_eq!(get_string(&header, "kid").as_deref(), Some("rfc8037"));
+    assert_eq!(get_string(&header, "typ").as_deref(), Some("JWT"));
+    assert_eq!(get_string(&get(&decoded, "claims"), "email").as_deref(), Some("admin@example.com"));
+    assert_eq!(thrown(web::decode_jwt_unverified(s("e30.e30"))), "malformed_jwt");
+    assert_eq!(thrown(web::decode_jwt_unverified(JsValue::NULL)), "invalid_argument");
+}
+
+#[wasm_bindgen_test]
+fn a_token_set_from_js_keeps_its_id_token() {
+    let body = r#"{"access_token":"a","token_type":"Bearer","id_token":"h.c.s"}"#;
+    let set = web::parse_token_response(s(body), Some(0.0)).ok().unwrap();
+    assert_eq!(set.id_token().as_deref(), Some("h.c.s"));
+}
+
+#[wasm_bindgen_test]
+fn authorize_url_always_sends_a_nonce_and_returns_it() {
+    let base = r#""authorizationEndpoint":"/authorize","clientId":"demo-spa","redirectUri":"http://127.0.0.1:8080/console/callback""#;
+    let drawn = JsValue::from(authorize_url(&format!("{{{base}}}")).ok().unwrap());
+    let nonce = get_string(&drawn, "nonce").unwrap();
+    assert_eq!(nonce.len(), 43, "256 random bits, base64url");
+    let url = get_string(&drawn, "url").unwrap();
+    assert_eq!(cases::query_of(&url).get("nonce"), Some(nonce.as_str()));
+    let again = JsValue::from(authorize_url(&format!("{{{base}}}")).ok().unwrap());
+    assert_ne!(get_string(&again, "nonce"), Some(nonce));
+    let given = JsValue::from(authorize_url(&format!(r#"{{{base},"nonce":"mine"}}"#)).ok().unwrap());
+    assert_eq!(get_string(&given, "nonce").as_deref(), Some("mine"));
+    assert_eq!(cases::query_of(&get_string(&given, "url").unwrap()).get("nonce"), Some("mine"));
+}

@@ -13,6 +13,7 @@ import init, {
   parseTokenResponse,
   revocationRequest,
   tokenRequest,
+  verifyIdToken,
   version,
 } from "./pkg/tokengate.js";
 
@@ -121,6 +122,10 @@ function showSignedIn(yes) {
   signedIn = yes;
   $("signed-in").hidden = !yes;
   $("signed-in").textContent = yes ? `Signed in through ${SIGN_IN_CLIENT}: the token below is the user's.` : "";
+  if (!yes) {
+    $("signed-in-user").hidden = true;
+    $("signed-in-user").textContent = "";
+  }
 }
 
 function adopt(set, viaSignIn = false) {
@@ -455,12 +460,13 @@ async function authorizationServer() {
     if (response.ok) {
       const metadata = await response.json();
       const endpoint = metadata.authorization_endpoint ? new URL(metadata.authorization_endpoint).pathname : "/authorize";
-      return { endpoint, issuer: metadata.issuer };
+      const jwksPath = metadata.jwks_uri ? new URL(metadata.jwks_uri).pathname : undefined;
+      return { endpoint, issuer: metadata.issuer, jwksPath };
     }
   } catch {
     // no metadata: the default endpoint, and iss is not checked
   }
-  return { endpoint: "/authorize", issuer: undefined };
+  return { endpoint: "/authorize", issuer: undefined, jwksPath: undefined };
 }
 
 /** "Sign in": keep the state and verifier for the callback, then go to the login page. */
@@ -482,7 +488,14 @@ async function signIn() {
     }
     return;
   }
-  const pending = { state: request.state, codeVerifier: request.codeVerifier, redirectUri: request.redirectUri, issuer: server.issuer };
+  const pending = {
+    state: request.state,
+    codeVerifier: request.codeVerifier,
+    redirectUri: request.redirectUri,
+    nonce: request.nonce,
+    issuer: server.issuer,
+    jwksPath: server.jwksPath,
+  };
   sessionStorage.setItem(SIGN_IN_STORAGE, JSON.stringify(pending));
   location.assign(request.url);
 }
@@ -519,6 +532,27 @@ async function finishSignIn() {
       }),
     true,
   );
+  if (signedIn && tokenSet?.idToken) await showUser(tokenSet.idToken, pending);
+}
+
+/** OpenID Connect: the user an ID token names, shown only once the package has verified it
+ * against the gateway's JWKS (signature, iss, aud, exp, iat, and the nonce this sign-in sent). */
+async function showUser(idToken, pending) {
+  const line = $("signed-in-user");
+  line.hidden = false;
+  try {
+    if (!pending.jwksPath) throw new Error("the gateway's metadata names no jwks_uri");
+    const response = await fetch(pending.jwksPath, { cache: "no-store", credentials: "omit" });
+    const claims = verifyIdToken(idToken, await response.text(), {
+      issuer: pending.issuer,
+      clientId: SIGN_IN_CLIENT,
+      nonce: pending.nonce,
+    });
+    const details = [claims.name, claims.email].filter((value) => typeof value === "string");
+    line.textContent = `User: ${claims.sub}${details.length ? ` (${details.join(", ")})` : ""}, from a verified ID token.`;
+  } catch (error) {
+    line.textContent = `The ID token was refused: ${error.message}${error.code ? ` [${error.code}]` : ""}`;
+  }
 }
 
 // ------------------------------------------------------------------------------------------

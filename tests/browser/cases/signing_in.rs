@@ -44,6 +44,7 @@ fn spa_input(scope: Option<&'static str>) -> AuthorizationInput<'static> {
         client_id: Some("demo-spa"),
         redirect_uri: Some(SPA_REDIRECT),
         scope,
+        nonce: None,
     }
 }
 
@@ -78,6 +79,13 @@ pub fn authorization_urls_carry_every_parameter() {
     let pair = Pkce::from_random(&APPENDIX_B_OCTETS);
     let bare = sign_in::authorization_request(&spa_input(Some("")), pair, "s".to_owned()).unwrap();
     assert!(!query_of(&bare.url).was_sent("scope"));
+    assert!(!query_of(&bare.url).was_sent("nonce"));
+    // OpenID Connect's nonce goes along when given, encoded as any other value.
+    let input = AuthorizationInput { nonce: Some("n 1+&"), ..spa_input(None) };
+    let with_nonce =
+        sign_in::authorization_request(&input, Pkce::from_random(&APPENDIX_B_OCTETS), "s".to_owned())
+            .unwrap();
+    assert_eq!(query_of(&with_nonce.url).get("nonce"), Some("n 1+&"));
 }
 
 pub fn authorization_urls_keep_the_endpoints_query() {

@@ -27,8 +27,9 @@ test("the declarations refuse misuse", () => {
   const result = tsc("misuse.ts");
   assert.notEqual(result.status, 0);
   const errors = result.stdout.split("\n").filter((line) => line.includes("error TS"));
-  assert.equal(errors.length, 3, result.stdout);
+  assert.equal(errors.length, 4, result.stdout);
   assert.match(result.stdout, /redirectUri/);
   assert.match(result.stdout, /"implicit"/);
   assert.match(result.stdout, /redirect_uri/);
+  assert.match(result.stdout, /client_id/);
 });

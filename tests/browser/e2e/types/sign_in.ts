@@ -3,11 +3,15 @@
 import init, {
   authorizeUrl,
   createPkce,
+  decodeJwtUnverified,
   parseCallback,
   parseTokenResponse,
   revocationRequest,
   tokenRequest,
+  verifyIdToken,
   type AuthorizationRequest,
+  type IdTokenClaims,
+  type UnverifiedJwt,
   type CallbackResult,
   type Pkce,
   type TokengateError,
@@ -44,5 +48,20 @@ export async function signInFlow(href: string): Promise<string> {
   // The optional arguments may be left out.
   tokens.refreshRequest();
   parseCallback(href, request.state);
-  return [refresh.body, revoke.body, callback.iss ?? ""].join("\n");
+  return [refresh.body, revoke.body, callback.iss ?? "", signedInUser(tokens.idToken, request.nonce)].join("\n");
+}
+
+/** OpenID Connect: the user of a verified ID token. */
+function signedInUser(idToken: string | undefined, nonce: string): string {
+  if (!idToken) return "";
+  const shown: UnverifiedJwt = decodeJwtUnverified(idToken);
+  const alg: string = shown.header.alg;
+  const claims: IdTokenClaims = verifyIdToken(idToken, { keys: [] }, {
+    issuer: "https://127.0.0.1:8243",
+    clientId: "demo-spa",
+    nonce,
+    maxAge: 600,
+  });
+  const exp: number = claims.exp;
+  return `${claims.sub} ${claims.name ?? ""} ${claims.email ?? ""} ${exp} ${alg}`;
 }
