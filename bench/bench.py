@@ -21,8 +21,9 @@ Envoy with fleet mode added, against a real 1-member etcd that each scenario sta
 
 Scenarios, for BENCH_ONLY: envoy_alone, noop_wasm, noop_wasm_trimmed, api_key_auth_10k, lua_table_10k,
 jwt_authn_hs256_cache, jwt_authn_hs256_no_cache, tokengate_bearer_10k, tokengate_bearer_tier_10k,
-tokengate_bearer_sandbox_10k, tokengate_bearer_backend_jwt_10k, tokengate_bearer_jwt_10k, tokengate_token,
-tokengate_token_jwt, tokengate_authorize (callgrind only),
+tokengate_bearer_sandbox_10k, tokengate_bearer_backend_jwt_10k, tokengate_bearer_jwt_10k,
+tokengate_bearer_audience_10k, tokengate_token, tokengate_token_jwt, tokengate_token_resource,
+tokengate_authorize (callgrind only),
 tokengate_bearer_1m, fleet_bearer_hit, fleet_bearer_miss, fleet_token, fleet_etcd_size.
 
 Environment knobs (all optional): BENCH_SECONDS (wrk duration, 5), BENCH_REQUESTS (callgrind
@@ -62,6 +63,7 @@ from measure import (  # noqa: E402
 )
 from workload import (  # noqa: E402
     CLIENT_CREDENTIALS,
+    CLIENT_CREDENTIALS_WITH_RESOURCE,
     CONNECTIONS,
     FILTER_WASM,
     OUT,
@@ -148,7 +150,7 @@ COLD_TOKENS = REQUESTS
 
 
 def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool = False, cold: bool = False,
-                     backend_jwt: bool = False, jwt: bool = False) -> Scenario:
+                     backend_jwt: bool = False, jwt: bool = False, audience: bool = False) -> Scenario:
     """tokengate validating Bearer tokens with `tokens` live grants in the store.
 
     Natively the store really is filled with `tokens` grants through /token. Under callgrind,
@@ -159,7 +161,11 @@ def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool =
     (client registration's bucket table, sized like the big store, lives in the same map and is
     never swept). Envoy's map lookup costs the same at any size; only cache misses, which
     callgrind does not count and wrk does see, grow with the real store.
+
+    `audience` (with `tier`): the API requires its own audience and every token is issued with
+    `resource` naming it (RFC 8707), so each hit also checks the token's audience.
     """
+    grant = CLIENT_CREDENTIALS_WITH_RESOURCE if audience else CLIENT_CREDENTIALS
     stand_in = tokens > SMALL_TOKENS
 
     def config(listener_port: int, admin_port: int, callgrind: bool) -> dict:
@@ -168,7 +174,7 @@ def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool =
         else:
             validity = BIG_VALIDITY.get("secs", 3600) if stand_in else 3600
             plugin = cfg.tokengate_config(capacity_for(tokens), validity_secs=validity, tier=tier or sandbox,
-                                          sandbox=sandbox, backend_jwt=backend_jwt, jwt=jwt)
+                                          sandbox=sandbox, backend_jwt=backend_jwt, jwt=jwt, audience=audience)
         filters = [cfg.wasm_filter(str(FILTER_WASM), "tokengate", plugin)]
         return cfg.envoy_config(listener_port, admin_port, filters, sandbox_route=sandbox)
 
@@ -176,8 +182,8 @@ def tokengate_bearer(name: str, tokens: int, tier: bool = False, sandbox: bool =
         fill = SMALL_TOKENS if (callgrind or not stand_in) else tokens
         memory_before = None if callgrind else envoy.memory()
         cold_pool = COLD_TOKENS if cold else 0
-        issued, seconds = fill_store(envoy.listener_port, fill - POOL - cold_pool, timeout=1800)
-        pool = issue_tokens(envoy.listener_port, POOL)
+        issued, seconds = fill_store(envoy.listener_port, fill - POOL - cold_pool, timeout=1800, request=grant)
+        pool = issue_tokens(envoy.listener_port, POOL, grant)
         cold_tokens = issue_tokens(envoy.listener_port, cold_pool) if cold else []
         issued += len(pool) + len(cold_tokens)
         pass_name = "callgrind" if callgrind else "native"
@@ -229,6 +235,22 @@ def token_endpoint(jwt: bool = False) -> Scenario:
         ]
 
     return Scenario("tokengate_token" + suffix, config, prepare)
+
+
+def token_endpoint_with_resource() -> Scenario:
+    """/token client_credentials on a config whose API has a resource identifier, with and
+    without RFC 8707's `resource`: the same Envoy, so the two rows differ only by the parameter
+    (checked against the APIs' resources, remembered in the grant)."""
+    def config(listener_port: int, admin_port: int, callgrind: bool) -> dict:
+        capacity = capacity_for(SMALL_TOKENS) if callgrind else 400_000  # as token_endpoint's
+        plugin = cfg.tokengate_config(capacity, tier=True, audience=True)
+        return cfg.envoy_config(listener_port, admin_port, [cfg.wasm_filter(str(FILTER_WASM), "tokengate", plugin)])
+
+    def prepare(_envoy: Envoy, _cg: bool) -> list[Row]:
+        return [Row("tokengate_token_client_credentials_api", [CLIENT_CREDENTIALS]),
+                Row("tokengate_token_client_credentials_resource", [CLIENT_CREDENTIALS_WITH_RESOURCE])]
+
+    return Scenario("tokengate_token_resource", config, prepare)
 
 
 AUTHORIZE_QUERY = (
@@ -314,8 +336,10 @@ SCENARIOS = [
     tokengate_bearer("tokengate_bearer_sandbox_10k", SMALL_TOKENS, sandbox=True),
     tokengate_bearer("tokengate_bearer_backend_jwt_10k", SMALL_TOKENS, tier=True, backend_jwt=True),
     tokengate_bearer("tokengate_bearer_jwt_10k", SMALL_TOKENS, jwt=True),
+    tokengate_bearer("tokengate_bearer_audience_10k", SMALL_TOKENS, tier=True, audience=True),
     token_endpoint(),
     token_endpoint(jwt=True),
+    token_endpoint_with_resource(),
     authorize_endpoint(),
     tokengate_bearer("tokengate_bearer_1m", BIG_TOKENS),
 ]
@@ -558,9 +582,13 @@ ORDER_LABELS = {
     "tokengate_bearer_tier_10k_miss": "tokengate Bearer, subscribed, rated tier, 10k tokens, miss (401)",
     "tokengate_bearer_sandbox_10k_hit": "tokengate Bearer, sandbox token, rated tier, 10k tokens, hit (200)",
     "tokengate_bearer_sandbox_10k_miss": "tokengate Bearer, sandbox token, rated tier, 10k tokens, miss (401)",
+    "tokengate_bearer_audience_10k_hit": "tokengate Bearer, audience-bound token (RFC 8707), rated tier, 10k tokens, hit (200)",
+    "tokengate_bearer_audience_10k_miss": "tokengate Bearer, audience required, rated tier, 10k tokens, miss (401)",
     "tokengate_bearer_1m_hit": "tokengate Bearer, 1M tokens, hit (200)",
     "tokengate_bearer_1m_miss": "tokengate Bearer, 1M tokens, miss (401)",
     "tokengate_token_client_credentials": "tokengate /token client_credentials",
+    "tokengate_token_client_credentials_api": "tokengate /token client_credentials, API with a resource, no `resource`",
+    "tokengate_token_client_credentials_resource": "tokengate /token client_credentials with `resource` (RFC 8707)",
     "fleet_token_client_credentials": "fleet /token client_credentials",
 }
 # Each fleet row beside the local row it is compared with.

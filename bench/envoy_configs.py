@@ -18,6 +18,8 @@ import time
 API_PATH = "/api/orders"
 API_SCOPE = "orders:read"
 TOKEN_PATH = "/token"
+# RFC 8707: the bench API's resource identifier, for the rows whose tokens are bound to it.
+API_RESOURCE = "https://127.0.0.1/api"
 
 # The bench application (client_credentials) and the bench user (password grant).
 CLIENT_ID = "bench-app"
@@ -143,6 +145,7 @@ def tokengate_config(
     sandbox: bool = False,
     backend_jwt: bool = False,
     jwt: bool = False,
+    audience: bool = False,
 ) -> str:
     """Plugin JSON for the tokengate rows.
 
@@ -161,6 +164,8 @@ def tokengate_config(
     are sandbox tokens, and every hit sets the routing header. `backend_jwt` (with `tier`) turns
     on the API's backend JWT: every hit also carries a signed `X-JWT-Assertion` (a warm hit
     reuses the one its worker signed), signed with RFC 8037's published Ed25519 test key.
+    `audience` (with `tier`) gives the API the resource identifier API_RESOURCE and
+    `require_audience`: the Bearer check then compares the token's audience (RFC 8707) with it.
     """
     user = {"username": USERNAME, "scopes": [API_SCOPE, "orders:write"]}
     if extra_keys_capacity:
@@ -182,7 +187,8 @@ def tokengate_config(
             "tiers": [{"name": "Bench", "requests": 4_000_000_000, "per": "day"}],
             "apis": [{"name": "Orders", "version": "1", "context": "/api", "resources": api_orders,
                       **({"sandbox_upstream": "sandbox"} if sandbox else {}),
-                      **({"backend_jwt": {}} if backend_jwt else {})}],
+                      **({"backend_jwt": {}} if backend_jwt else {}),
+                      **({"resource": API_RESOURCE, "require_audience": True} if audience else {})}],
         }
         if backend_jwt:
             subscribed["issuer"] = "http://127.0.0.1"

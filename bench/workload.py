@@ -8,6 +8,7 @@ import json
 import os
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import envoy_configs as cfg
 from measure import BenchError, Client, Envoy, LoadResult, Request, run_h2load, run_wrk
@@ -30,6 +31,11 @@ TOKEN_HEADERS = {
     "content-type": "application/x-www-form-urlencoded",
 }
 CLIENT_CREDENTIALS = Request("POST", cfg.TOKEN_PATH, TOKEN_HEADERS, b"grant_type=client_credentials")
+# The same grant bound by RFC 8707 §2 to the bench API's resource (an API configured `audience`).
+CLIENT_CREDENTIALS_WITH_RESOURCE = Request(
+    "POST", cfg.TOKEN_PATH, TOKEN_HEADERS,
+    b"grant_type=client_credentials&resource=" + quote(cfg.API_RESOURCE, safe="").encode(),
+)
 
 
 def log(message: str) -> None:
@@ -56,14 +62,14 @@ def bearer(token: str, expect_status: int = 200) -> Request:
     return Request("GET", cfg.API_PATH, {"authorization": f"Bearer {token}"}, expect_status=expect_status)
 
 
-def issue_tokens(port: int, count: int) -> list[str]:
-    """`count` access tokens through /token, sequentially (for the request pools)."""
+def issue_tokens(port: int, count: int, request: Request = CLIENT_CREDENTIALS) -> list[str]:
+    """`count` access tokens through /token with `request`, sequentially (for the request pools)."""
     client = Client(port)
     tokens = []
     refused = 0
     try:
         while len(tokens) < count:
-            status, body = client.send(CLIENT_CREDENTIALS)
+            status, body = client.send(request)
             # 503: the random buckets tried were full (the store runs at 80 %); try again.
             if status == 503 and refused < count:
                 refused += 1
@@ -76,8 +82,9 @@ def issue_tokens(port: int, count: int) -> list[str]:
     return tokens
 
 
-def fill_store(port: int, tokens: int, timeout: float) -> tuple[int, float]:
-    """Issues `tokens` client_credentials grants through /token with h2load (32 concurrent
+def fill_store(port: int, tokens: int, timeout: float,
+               request: Request = CLIENT_CREDENTIALS) -> tuple[int, float]:
+    """Issues `tokens` client_credentials grants (`request`) through /token with h2load (32 concurrent
     connections); retries what the store refused (503 when the random buckets tried were
     full). Returns (grants issued, seconds taken)."""
     started = time.monotonic()
@@ -89,7 +96,7 @@ def fill_store(port: int, tokens: int, timeout: float) -> tuple[int, float]:
         left = timeout - (time.monotonic() - started)
         if left <= 0:
             break
-        counts = run_h2load(port, CLIENT_CREDENTIALS, remaining, clients=min(32, remaining), timeout=left)
+        counts = run_h2load(port, request, remaining, clients=min(32, remaining), timeout=left)
         issued += counts["2xx"]
         if counts["4xx"]:
             raise BenchError(f"filling the store: {counts['4xx']} client errors from /token")
